@@ -1,0 +1,52 @@
+# tokforge — the README's commands. Every target is idempotent: stamps skip work already done.
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.stamps
+SOURCES := $(shell find rust python -type f \( -name '*.rs' -o -name '*.py' -o -name '*.pyi' \) 2>/dev/null) Cargo.toml pyproject.toml
+export CARGO_TERM_COLOR := never
+
+.PHONY: help demo test test-rust test-python lint bench dist clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP)/venv:
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q "maturin>=1.9,<2" "numpy>=1.21"
+	@mkdir -p $(STAMP) && touch $@
+
+$(STAMP)/dev: $(STAMP)/venv pyproject.toml
+	$(VPY) -m pip install -q "pytest>=8" "hypothesis>=6" "tokenizers==0.23.3" "tiktoken==0.14.0" regex ruff
+	@touch $@
+
+$(STAMP)/build: $(STAMP)/venv $(SOURCES)
+	cd $(CURDIR) && VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH maturin develop --release -q
+	@touch $@
+
+demo: $(STAMP)/build  ## train a BPE tokenizer on corpora/ and print a report
+	$(VPY) -m tokforge train --vocab-size 8000 -o runs/demo/tokenizer.json
+	$(VPY) -m tokforge analyze -t runs/demo/tokenizer.json
+
+test-rust:  ## cargo test (no Python needed)
+	cargo test --release -q
+
+test-python: $(STAMP)/build $(STAMP)/dev
+	$(VPY) -m pytest
+
+lint: $(STAMP)/dev  ## fmt, clippy, ruff
+	cargo fmt --check
+	cargo clippy --release -q --all-targets -- -D warnings
+	$(VENV)/bin/ruff check python tests benches corpora
+
+test: test-rust test-python  ## build, cargo test, pytest
+
+bench: $(STAMP)/build $(STAMP)/dev  ## benchmarks against the peers (long)
+	$(VPY) benches/train.py
+
+dist: $(STAMP)/venv  ## build the abi3 wheel into dist/
+	$(VENV)/bin/maturin build --release -o dist
+
+clean:
+	rm -rf $(VENV) target runs

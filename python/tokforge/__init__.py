@@ -1,0 +1,36 @@
+"""tokforge: byte-level BPE training and encoding, exactly compatible with ``tokenizers`` and
+``tiktoken``.
+
+>>> from tokforge import Tokenizer
+>>> tok = Tokenizer.train(texts=["hello world " * 20], vocab_size=260, pattern="gpt2")
+>>> tok.decode(tok.encode_ordinary("hello world"))
+'hello world'
+"""
+
+from ._core import __version__ as __version__
+from ._core import preset_pattern as preset_pattern
+from .corpora import corpus_dir as corpus_dir
+from .corpora import corpus_files as corpus_files
+from .errors import FormatError as FormatError
+from .errors import InputError as InputError
+from .errors import InterruptedError as InterruptedError
+from .errors import PatternError as PatternError
+from .errors import TokforgeError as TokforgeError
+from .errors import TrainingError as TrainingError
+from .errors import VocabError as VocabError
+from .tokenizer import Tokenizer as Tokenizer
+
+__all__ = [
+    "__version__",
+    "Tokenizer",
+    "preset_pattern",
+    "corpus_dir",
+    "corpus_files",
+    "TokforgeError",
+    "FormatError",
+    "InputError",
+    "InterruptedError",
+    "PatternError",
+    "TrainingError",
+    "VocabError",
+]

@@ -1,0 +1,152 @@
+"""The ``tokforge`` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .corpora import corpus_files
+from .errors import TokforgeError
+from .report import compression_report, format_report
+from .tokenizer import Tokenizer, expand_files
+
+SAMPLE = "Tokenizers turn text into ids: héllo wörld, 12345 tokens!\n\tdef f(x): return x ** 2"
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (redrawn on a terminal, one line per stage otherwise)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.stage = ""
+        self.last = 0.0
+        self.start = time.monotonic()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        new_stage = stage != self.stage
+        if new_stage and self.stage and self.tty:
+            sys.stderr.write("\n")
+        if not new_stage and now - self.last < 0.1 and done != total:
+            return
+        self.stage, self.last = stage, now
+        unit = "MB" if stage == "count" else ""
+        scale = 1e6 if stage == "count" else 1
+        if total:
+            frac = min(done / total, 1.0)
+            bar = "#" * int(frac * 30)
+            msg = f"{stage:>6} [{bar:<30}] {done / scale:,.1f}/{total / scale:,.1f}{unit}"
+        else:
+            msg = f"{stage:>6} {done / scale:,.1f}{unit}"
+        msg += f"  {now - self.start:.1f}s"
+        if self.tty:
+            sys.stderr.write("\r" + msg)
+            sys.stderr.flush()
+        elif new_stage:
+            sys.stderr.write(msg + "\n")
+
+    def close(self) -> None:
+        if self.enabled and self.tty and self.stage:
+            sys.stderr.write("\n")
+
+
+def _inputs(files: list[str]) -> list[Path]:
+    return expand_files(files) if files else list(corpus_files().values())
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    out = Path(a.output)
+    if out.exists() and not a.force:
+        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    paths = _inputs(a.files)
+    bar = ProgressBar(enabled=not a.quiet)
+    t0 = time.perf_counter()
+    try:
+        tok = Tokenizer.train(
+            paths,
+            vocab_size=a.vocab_size,
+            pattern=a.pattern,
+            special_tokens=a.special,
+            min_frequency=a.min_frequency,
+            tie_order=a.tie_order,
+            errors=a.errors,
+            progress=bar,
+            num_threads=a.threads,
+        )
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    tok.save(out, overwrite=True)
+    info = {
+        "output": str(out),
+        "vocab_size": tok.vocab_size,
+        "merges": len(tok.merges),
+        "files": len(paths),
+        "bytes": sum(p.stat().st_size for p in paths),
+        "seconds": round(seconds, 3),
+    }
+    if a.json:
+        print(json.dumps(info))
+    else:
+        print(
+            f"trained {info['merges']} merges (vocab {info['vocab_size']}) on {info['files']} "
+            f"files, {info['bytes']:,} bytes, in {seconds:.2f}s -> {out}"
+        )
+    return 0
+
+
+def cmd_analyze(a: argparse.Namespace) -> int:
+    tok = Tokenizer.from_file(a.tokenizer)
+    files = {p.stem: p for p in expand_files(a.files)} if a.files else corpus_files()
+    stats = compression_report(tok, files)
+    if a.json:
+        for s in stats:
+            print(json.dumps(s.to_dict(), ensure_ascii=False))
+    else:
+        print(format_report(tok, stats, a.sample))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tokforge", description=__doc__)
+    p.add_argument("--version", action="version", version=f"tokforge {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a byte-level BPE tokenizer (default input: corpora/)")
+    t.add_argument("files", nargs="*", help="text files or directories (default: corpora/)")
+    t.add_argument("--vocab-size", type=int, required=True)
+    t.add_argument("--pattern", default="cl100k", help="gpt2 | cl100k | o200k | REGEX")
+    t.add_argument("--special", nargs="*", default=[], metavar="TOKEN", help="special tokens")
+    t.add_argument("--min-frequency", type=int, default=0)
+    t.add_argument("--tie-order", choices=["hf", "bytes"], default="hf")
+    t.add_argument("--errors", choices=["strict", "replace", "ignore"], default="strict")
+    t.add_argument("--threads", type=int, default=None)
+    t.add_argument("-o", "--output", default="tokenizer.json")
+    t.add_argument("--force", action="store_true", help="overwrite the output file")
+    t.add_argument("--json", action="store_true", help="print a JSON summary")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    an = sub.add_parser("analyze", help="bytes per token of a tokenizer on each file")
+    an.add_argument("files", nargs="*", help="text files (default: corpora/)")
+    an.add_argument("-t", "--tokenizer", required=True, help="tokenizer.json")
+    an.add_argument("--sample", default=SAMPLE, help="text to show tokenized")
+    an.add_argument("--json", action="store_true", help="one JSON line per file")
+    an.set_defaults(func=cmd_analyze)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (TokforgeError, OSError) as e:
+        print(f"tokforge: error: {e}", file=sys.stderr)
+        return 2

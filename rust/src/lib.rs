@@ -1,0 +1,20 @@
+//! # tokforge core
+//!
+//! Byte-level BPE as GPT-2/GPT-4/Llama-3 use it: pre-tokenize ([`pretokenize`]), count unique
+//! pieces and learn merges ([`bpe::train`]), save and load HF `tokenizer.json` and `.tiktoken`
+//! files ([`formats`]). The core has no Python in it: the PyO3 bindings live in `python/`,
+//! behind the `python` feature, so `cargo test` needs no interpreter.
+
+pub mod bpe;
+pub mod byte_level;
+pub mod error;
+pub mod formats;
+pub mod pretokenize;
+pub mod progress;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use bpe::Bpe;
+pub use error::{Error, Result};
+pub use pretokenize::{Preset, Pretokenizer};

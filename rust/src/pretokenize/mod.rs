@@ -1,0 +1,225 @@
+//! Pre-tokenization: split text into pieces that BPE merges never cross.
+//!
+//! Three presets (`gpt2`, `cl100k`, `o200k`) are scanned by hand in [`presets`], piece-for-piece
+//! identical to the regexes tiktoken uses (tested against `fancy-regex`); any other pattern runs on
+//! `fancy-regex` with HF `Split(behavior="Isolated")` semantics: text between matches becomes a
+//! piece of its own, so no byte is ever dropped.
+//!
+//! [`Pretokenizer::segments`] cuts long text into independent segments for parallel work at
+//! positions where every preset is known to put a piece boundary and where the pieces on either
+//! side cannot depend on the other side (see [`is_safe_cut`]). Cost: linear in the text.
+
+pub mod presets;
+
+use crate::error::{Error, Result};
+pub use presets::Preset;
+
+/// A compiled pre-tokenizer.
+#[derive(Debug, Clone)]
+pub struct Pretokenizer {
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Preset(Preset),
+    Custom {
+        pattern: String,
+        regex: Box<fancy_regex::Regex>,
+    },
+}
+
+impl Pretokenizer {
+    /// `spec` is a preset name (`gpt2`, `cl100k`, `o200k`) or a regex.
+    pub fn new(spec: &str) -> Result<Self> {
+        if let Some(p) = Preset::from_name(spec) {
+            return Ok(Self {
+                kind: Kind::Preset(p),
+            });
+        }
+        // A regex spelled exactly like a preset uses the fast scanner.
+        for p in [Preset::Gpt2, Preset::Cl100k, Preset::O200k] {
+            if p.pattern() == spec {
+                return Ok(Self {
+                    kind: Kind::Preset(p),
+                });
+            }
+        }
+        if spec.is_empty() {
+            return Err(Error::Regex {
+                pattern: String::new(),
+                message: "the pattern is empty; use gpt2, cl100k, o200k or a regex".into(),
+            });
+        }
+        let regex = fancy_regex::Regex::new(spec).map_err(|e| Error::Regex {
+            pattern: spec.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            kind: Kind::Custom {
+                pattern: spec.to_string(),
+                regex: Box::new(regex),
+            },
+        })
+    }
+
+    pub fn preset(&self) -> Option<Preset> {
+        match &self.kind {
+            Kind::Preset(p) => Some(*p),
+            Kind::Custom { .. } => None,
+        }
+    }
+
+    /// The regex string this pre-tokenizer implements.
+    pub fn pattern(&self) -> &str {
+        match &self.kind {
+            Kind::Preset(p) => p.pattern(),
+            Kind::Custom { pattern, .. } => pattern,
+        }
+    }
+
+    /// Short name: the preset name, or `custom`.
+    pub fn name(&self) -> &str {
+        match &self.kind {
+            Kind::Preset(p) => p.name(),
+            Kind::Custom { .. } => "custom",
+        }
+    }
+
+    /// Call `f` on every piece of `text`, in order. The pieces concatenate to `text`.
+    pub fn for_each_piece<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) -> Result<()> {
+        match &self.kind {
+            Kind::Preset(p) => {
+                for piece in presets::pieces(*p, text) {
+                    f(piece);
+                }
+                Ok(())
+            }
+            Kind::Custom { pattern, regex } => {
+                let mut last = 0;
+                for m in regex.find_iter(text) {
+                    let m = m.map_err(|e| Error::Regex {
+                        pattern: pattern.clone(),
+                        message: format!("matching failed: {e}"),
+                    })?;
+                    if m.start() > last {
+                        f(&text[last..m.start()]);
+                    }
+                    if m.end() > m.start() {
+                        f(m.as_str());
+                    }
+                    last = m.end();
+                }
+                if last < text.len() {
+                    f(&text[last..]);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The pieces of `text` as a vector (convenience for tests and small inputs).
+    pub fn pieces<'t>(&self, text: &'t str) -> Result<Vec<&'t str>> {
+        let mut out = Vec::new();
+        self.for_each_piece(text, |p| out.push(p))?;
+        Ok(out)
+    }
+
+    /// Cut `text` into segments of about `target` bytes that can be pre-tokenized independently
+    /// with exactly the same pieces as the whole. Custom patterns are never cut (their
+    /// look-arounds may see across any position).
+    pub fn segments<'t>(&self, text: &'t str, target: usize) -> Vec<&'t str> {
+        if self.preset().is_none() || text.len() <= target {
+            return vec![text];
+        }
+        let mut out = Vec::new();
+        let mut start = 0;
+        while text.len() - start > target {
+            match find_safe_cut(text, start + target) {
+                Some(cut) => {
+                    out.push(&text[start..cut]);
+                    start = cut;
+                }
+                None => break,
+            }
+        }
+        out.push(&text[start..]);
+        out
+    }
+
+    /// Longest prefix of `text` (ending at a safe cut) whose pieces do not depend on what
+    /// follows `text`; `None` if there is no safe cut at or after `from`. Used for streaming files.
+    pub fn last_safe_cut(&self, text: &str) -> Option<usize> {
+        let b = text.as_bytes();
+        (2..b.len()).rev().find(|&p| is_safe_cut(text, p))
+    }
+}
+
+/// First safe cut at or after byte `from`.
+fn find_safe_cut(text: &str, from: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    (from.max(2)..b.len()).find(|&p| is_safe_cut(text, p))
+}
+
+/// `p` is a safe cut for all three presets when either
+/// (a) `text[p-1]` is an ASCII letter, `text[p]` is a space and `text[p+1]` an ASCII letter: the
+///     letter run ends at `p` in every preset, and a space cannot extend any alternative that
+///     failed at the end of the left part; or
+/// (b) `text[p-1]` is `\n` preceded by a non-whitespace character, and `text[p]` is neither
+///     whitespace nor `/` (o200k's punctuation piece swallows trailing `[\r\n/]`): the `\n` ends
+///     a piece (alone, or as cl100k/o200k's punctuation tail) whatever follows.
+///
+/// No preset looks behind, so the right part scans the same from `p`. Tested by comparing the
+/// pieces of whole texts with those of their segments.
+fn is_safe_cut(text: &str, p: usize) -> bool {
+    let b = text.as_bytes();
+    if p < 2 || p + 1 >= b.len() || !text.is_char_boundary(p) {
+        return false;
+    }
+    if b[p] == b' ' {
+        return b[p - 1].is_ascii_alphabetic() && b[p + 1].is_ascii_alphabetic();
+    }
+    if b[p - 1] != b'\n' || b[p] == b'/' {
+        return false;
+    }
+    let next = text[p..].chars().next();
+    let prev = text[..p - 1].chars().next_back();
+    matches!((prev, next), (Some(a), Some(c)) if !a.is_whitespace() && !c.is_whitespace())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_give_the_same_pieces_as_the_whole() {
+        let text = "Hello world.\nThe  quick brown fox's tail\n\n  jumps!\n/etc over 12345 lazy\ndogs' \
+                    名前は\n「東京」です。\nاللغة العربية\n  x \n";
+        let text = text.repeat(40);
+        for name in ["gpt2", "cl100k", "o200k"] {
+            let p = Pretokenizer::new(name).unwrap();
+            let whole = p.pieces(&text).unwrap();
+            for target in [1, 7, 64, 500] {
+                let segs = p.segments(&text, target);
+                assert!(segs.len() > 1);
+                let mut parts = Vec::new();
+                for s in segs {
+                    parts.extend(p.pieces(s).unwrap());
+                }
+                assert_eq!(parts, whole, "{name} target {target}");
+            }
+        }
+    }
+
+    #[test]
+    fn custom_regex_keeps_the_gaps_as_pieces() {
+        let p = Pretokenizer::new(r"\d+").unwrap();
+        assert_eq!(p.pieces("ab12cd3").unwrap(), vec!["ab", "12", "cd", "3"]);
+    }
+
+    #[test]
+    fn bad_regex_is_an_error_naming_the_pattern() {
+        let e = Pretokenizer::new("(unclosed").unwrap_err().to_string();
+        assert!(e.contains("(unclosed"), "{e}");
+    }
+}
