@@ -1,0 +1,27 @@
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "tokforge",
+    max_examples=int(os.environ.get("TOKFORGE_MAX_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("tokforge")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def corpora_dir() -> Path:
+    d = Path(os.environ.get("TOKFORGE_CORPORA", ROOT / "corpora"))
+    assert (d / "MANIFEST.json").is_file(), "corpora/ is missing: the repo ships it"
+    return d
+
+
+@pytest.fixture(scope="session")
+def corpus_docs(corpora_dir) -> dict[str, str]:
+    return {p.stem: p.read_text(encoding="utf-8") for p in sorted(corpora_dir.glob("*.txt"))}

@@ -1,0 +1,55 @@
+"""The CLI is a thin layer over the API: run it as a user would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tokforge import Tokenizer
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tokforge", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def test_train_then_analyze_on_given_files(tmp_path, corpora_dir):
+    out = tmp_path / "tok.json"
+    files = [str(corpora_dir / "en.txt"), str(corpora_dir / "ru.txt")]
+    r = run("train", "--vocab-size", "600", "--pattern", "gpt2", "--special", "<|endoftext|>",
+            "-o", str(out), "--json", *files)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["vocab_size"] == 600 and info["files"] == 2
+    tok = Tokenizer.from_file(out)
+    assert tok.special_tokens == {"<|endoftext|>": 0}
+    r = run("analyze", "-t", str(out), "--json", *files)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["name"] for row in rows] == ["en", "ru"]
+    assert all(row["bytes_per_token"] > 1.0 for row in rows)
+
+
+def test_train_defaults_to_the_shipped_corpora(tmp_path, corpora_dir):
+    out = tmp_path / "t.json"
+    r = run("train", "--vocab-size", "300", "-q", "-o", str(out), "--json",
+            cwd=corpora_dir.parent)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["files"] == len(list(corpora_dir.glob("*.txt")))
+
+
+def test_train_refuses_to_overwrite(tmp_path, corpora_dir):
+    out = tmp_path / "keep.json"
+    out.write_text("precious")
+    r = run("train", "--vocab-size", "300", "-o", str(out), str(corpora_dir / "en.txt"))
+    assert r.returncode == 2 and "exists" in r.stderr
+    assert out.read_text() == "precious"
+
+
+def test_errors_are_one_line_not_tracebacks(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe")
+    r = run("train", "--vocab-size", "300", "-o", str(tmp_path / "o.json"), str(bad))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "byte offset 0" in r.stderr
