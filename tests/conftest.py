@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def corpora_dir() -> Path:
-    d = Path(os.environ.get("TOKFORGE_CORPORA", ROOT / "corpora"))
+    d = Path(os.environ.get("TOKFORGE_CORPORA") or ROOT / "corpora")
     assert (d / "MANIFEST.json").is_file(), "corpora/ is missing: the repo ships it"
     return d
 

@@ -23,7 +23,7 @@ def hf_train(docs, pattern, vocab_size, specials=(), min_frequency=0):
     ht = HFTokenizer(models.BPE())
     ht.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+            pre_tokenizers.Split(Regex(tokforge.hf_pattern(pattern)), behavior="isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
@@ -46,7 +46,7 @@ def model_json(tok_json: str) -> dict:
 def test_merges_equal_hf_trainer_on_full_corpora(corpus_docs, preset):
     docs = list(corpus_docs.values())
     specials = ["<|endoftext|>", "<|pad|>"]
-    ht = hf_train(docs, tokforge.preset_pattern(preset), 8000, specials)
+    ht = hf_train(docs, preset, 8000, specials)
     tok = Tokenizer.train(texts=docs, vocab_size=8000, pattern=preset, special_tokens=specials)
     ours, theirs = model_json(tok.to_json()), model_json(ht.to_str())
     assert len(ours["merges"]) == len(theirs["merges"]) > 5000
@@ -56,8 +56,7 @@ def test_merges_equal_hf_trainer_on_full_corpora(corpus_docs, preset):
 
 def test_min_frequency_stops_like_hf(corpus_docs):
     docs = [corpus_docs["en"], corpus_docs["de"]]
-    pat = tokforge.preset_pattern("cl100k")
-    ht = hf_train(docs, pat, 5000, min_frequency=5)
+    ht = hf_train(docs, "cl100k", 5000, min_frequency=5)
     tok = Tokenizer.train(texts=docs, vocab_size=5000, pattern="cl100k", min_frequency=5)
     assert model_json(tok.to_json())["merges"] == model_json(ht.to_str())["merges"]
     assert min(tok.merge_counts) >= 5
@@ -87,7 +86,12 @@ def test_merges_equal_reference_on_random_documents(docs, preset, extra, tie):
     assert tok.merges == want
 
 
-@given(text=st.text(min_size=1, max_size=200), preset=st.sampled_from(PRESETS))
+# Characters assigned in this Python's Unicode version: newer ones may be classified differently
+# by the `regex` module (the reference) and by regex-syntax (the tables tiktoken uses too).
+assigned = st.characters(exclude_categories=("Cs", "Cn"))
+
+
+@given(text=st.text(assigned, min_size=1, max_size=200), preset=st.sampled_from(PRESETS))
 def test_merges_equal_reference_on_any_unicode(text, preset):
     pat = tokforge.preset_pattern(preset)
     want = bpe_train.train([text], pat, 270)
@@ -168,6 +172,7 @@ def test_saved_tokenizer_loads_in_hf_with_identical_ids(corpus_docs, preset, tmp
     path = tok.save(tmp_path / "tokenizer.json")
     ht = HFTokenizer.from_file(str(path))
     for name, text in corpus_docs.items():
-        assert ht.encode(text, add_special_tokens=False).ids == tok.encode_ordinary(text), name
+        # HF always splits out added tokens: tiktoken's allowed_special="all"
+        assert ht.encode(text, add_special_tokens=False).ids == tok.encode(text, allowed_special="all"), name
     back = Tokenizer.from_file(path)
     assert back.merges == tok.merges and back.special_tokens == tok.special_tokens

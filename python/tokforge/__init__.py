@@ -8,6 +8,7 @@
 """
 
 from ._core import __version__ as __version__
+from ._core import hf_pattern as hf_pattern
 from ._core import preset_pattern as preset_pattern
 from .corpora import corpus_dir as corpus_dir
 from .corpora import corpus_files as corpus_files
@@ -24,6 +25,7 @@ __all__ = [
     "__version__",
     "Tokenizer",
     "preset_pattern",
+    "hf_pattern",
     "corpus_dir",
     "corpus_files",
     "TokforgeError",

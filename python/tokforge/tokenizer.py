@@ -14,7 +14,32 @@ from .errors import FormatError, InputError
 PathLike = Union[str, "os.PathLike[str]"]
 ProgressCallback = Callable[[str, int, int], Optional[bool]]
 
-__all__ = ["Tokenizer", "expand_files"]
+__all__ = ["Tokenizer", "expand_files", "TIKTOKEN_PRESETS"]
+
+#: Pre-tokenizer and special tokens of OpenAI's rank files, as ``tiktoken_ext.openai_public``
+#: defines them (the files themselves carry neither). Keyed by the file's stem.
+TIKTOKEN_PRESETS: dict[str, tuple[str, dict[str, int]]] = {
+    "gpt2": ("gpt2", {"<|endoftext|>": 50256}),
+    "r50k_base": ("gpt2", {"<|endoftext|>": 50256}),
+    "cl100k_base": (
+        "cl100k",
+        {
+            "<|endoftext|>": 100257,
+            "<|fim_prefix|>": 100258,
+            "<|fim_middle|>": 100259,
+            "<|fim_suffix|>": 100260,
+            "<|endofprompt|>": 100276,
+        },
+    ),
+    "o200k_base": ("o200k", {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}),
+}
+
+SpecialSet = Union[str, "set[str]", "frozenset[str]", Sequence[str]]
+
+
+def _fix_surrogates(text: str) -> str:
+    """Lone surrogates cannot be UTF-8: replace them by U+FFFD, as tiktoken does."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def expand_files(files: PathLike | Iterable[PathLike]) -> list[Path]:
@@ -106,16 +131,61 @@ class Tokenizer:
 
     # ---- files ----------------------------------------------------------------------------
     @classmethod
-    def from_file(cls, path: PathLike) -> Tokenizer:
-        """Load a tokenizer file; the format is detected (HF ``tokenizer.json``)."""
+    def from_file(
+        cls,
+        path: PathLike,
+        *,
+        pattern: str | None = None,
+        special_tokens: dict[str, int] | None = None,
+    ) -> Tokenizer:
+        """Load a tokenizer file, detecting its format: HF ``tokenizer.json`` (a JSON object) or a
+        tiktoken rank file (``base64 rank`` lines; see :meth:`from_tiktoken`)."""
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such file")
         with p.open("rb") as fh:
-            head = fh.read(64).lstrip()
+            head = fh.read(256).lstrip()
         if head.startswith(b"{"):
+            if pattern is not None or special_tokens is not None:
+                raise InputError("pattern/special_tokens apply to .tiktoken files, not tokenizer.json")
             return cls(_core.BpeModel.from_json_file(str(p)))
-        raise FormatError(f"{p}: not a tokenizer.json (a JSON object was expected)")
+        first = head.split(b"\n", 1)[0].split(b" ")
+        if len(first) == 2 and first[1].strip().isdigit():
+            return cls.from_tiktoken(p, pattern=pattern, special_tokens=special_tokens)
+        raise FormatError(f"{p}: neither a tokenizer.json nor a .tiktoken rank file")
+
+    @classmethod
+    def from_tiktoken(
+        cls,
+        path: PathLike,
+        *,
+        pattern: str | None = None,
+        special_tokens: dict[str, int] | None = None,
+    ) -> Tokenizer:
+        """Load a tiktoken ``.tiktoken`` rank file (ids = ranks; tiktoken's encoding rules).
+
+        The file has no pattern and no special tokens: give them, or name the file like
+        OpenAI's (``gpt2``, ``r50k_base``, ``cl100k_base``, ``o200k_base``) to use theirs.
+        """
+        p = Path(path)
+        preset = TIKTOKEN_PRESETS.get(p.stem.split(".")[0])
+        if pattern is None:
+            if preset is None:
+                raise InputError(
+                    f"{p}: a .tiktoken file carries no pre-tokenization pattern; pass pattern="
+                    "'gpt2' | 'cl100k' | 'o200k' | REGEX"
+                )
+            pattern = preset[0]
+        if special_tokens is None:
+            special_tokens = preset[1] if preset is not None else {}
+        model = _core.BpeModel.from_tiktoken_file(str(p), pattern, sorted(special_tokens.items()))
+        return cls(model)
+
+    def save_tiktoken(self, path: PathLike, *, overwrite: bool = False) -> Path:
+        """Write the regular tokens as a ``.tiktoken`` rank file (rank = id). The format has
+        no room for the pattern or special tokens: keep :attr:`pattern` and
+        :attr:`special_tokens` with it."""
+        return _write_atomic(Path(path), self._model.to_tiktoken(), overwrite)
 
     def to_json(self) -> str:
         """The tokenizer as HF ``tokenizer.json`` text (loadable by ``tokenizers``)."""
@@ -123,20 +193,7 @@ class Tokenizer:
 
     def save(self, path: PathLike, *, overwrite: bool = False) -> Path:
         """Write ``tokenizer.json`` atomically. An existing file is kept unless ``overwrite``."""
-        p = Path(path)
-        if p.exists() and not overwrite:
-            raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        text = self.to_json()
-        fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return p
+        return _write_atomic(Path(path), self.to_json(), overwrite)
 
     # ---- vocabulary -----------------------------------------------------------------------
     @property
@@ -163,6 +220,16 @@ class Tokenizer:
         """Pair frequency of each merge when it was learned (empty for loaded tokenizers)."""
         return list(self._merge_counts)
 
+    @property
+    def n_vocab(self) -> int:
+        """tiktoken's name for :attr:`vocab_size`."""
+        return self.vocab_size
+
+    @property
+    def eot_token(self) -> int | None:
+        """Id of ``<|endoftext|>``, if the tokenizer has it."""
+        return self.special_tokens.get("<|endoftext|>")
+
     def id_to_token(self, id: int) -> bytes:
         return self._model.token_bytes(id)
 
@@ -174,16 +241,153 @@ class Tokenizer:
         return _core.pretokenize(self.pattern, text)
 
     # ---- encoding -------------------------------------------------------------------------
+    def _allowed_ids(self, allowed_special: SpecialSet, disallowed_special: SpecialSet, texts):
+        """tiktoken's special-token policy: ids allowed in the text; raise on disallowed ones."""
+        specials = self.special_tokens
+        allowed = set(specials) if allowed_special == "all" else set(allowed_special)
+        unknown = allowed - set(specials)
+        if unknown:
+            raise InputError(f"allowed_special names unknown special tokens: {sorted(unknown)}")
+        if disallowed_special == "all":
+            disallowed = set(specials) - allowed
+        else:
+            disallowed = set(disallowed_special)
+        if disallowed:
+            ids = [specials[t] for t in sorted(disallowed) if t in specials]
+            for i, text in enumerate(texts):
+                hit = self._model.find_special(text, ids)
+                if hit is not None:
+                    token = self._model.token_bytes(hit[1]).decode("utf-8", "replace")
+                    where = f"text {i}, " if len(texts) > 1 else ""
+                    raise InputError(
+                        f"encountered the special token {token!r} ({where}character {hit[0]}), "
+                        "which is disallowed. Pass allowed_special={...} or 'all' to encode it as "
+                        "a special token, or disallowed_special=() to encode it as plain text."
+                    )
+        return sorted(specials[t] for t in allowed)
+
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: SpecialSet = frozenset(),
+        disallowed_special: SpecialSet = "all",
+    ) -> list[int]:
+        """Token ids of ``text`` with tiktoken's special-token rules: special-token text raises
+        :class:`InputError` unless allowed (then it becomes its id) or not disallowed (then it
+        is plain text).
+
+        >>> tok = Tokenizer.train(texts=["a b"], vocab_size=258, special_tokens=["<|eot|>"])
+        >>> tok.encode("a<|eot|>", allowed_special="all")[-1]
+        0
+        """
+        try:
+            ids = self._allowed_ids(allowed_special, disallowed_special, [text])
+            return self._model.encode(text, ids)
+        except UnicodeEncodeError:
+            return self.encode(
+                _fix_surrogates(text),
+                allowed_special=allowed_special,
+                disallowed_special=disallowed_special,
+            )
+
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of ``text``; special-token text is encoded as plain text."""
-        return self._model.encode_ordinary(text)
+        try:
+            return self._model.encode_ordinary(text)
+        except UnicodeEncodeError:
+            return self._model.encode_ordinary(_fix_surrogates(text))
+
+    def encode_batch(
+        self,
+        texts: Sequence[str],
+        *,
+        allowed_special: SpecialSet = frozenset(),
+        disallowed_special: SpecialSet = "all",
+        num_threads: int | None = None,
+    ) -> list[list[int]]:
+        """:meth:`encode` of many texts, in parallel with the GIL released."""
+        texts = [_fix_surrogates(t) for t in texts]
+        ids = self._allowed_ids(allowed_special, disallowed_special, texts)
+        return self._model.encode_batch(texts, ids, num_threads)
+
+    def encode_batch_numpy(
+        self,
+        texts: Sequence[str],
+        *,
+        allowed_special: SpecialSet = frozenset(),
+        disallowed_special: SpecialSet = "all",
+        num_threads: int | None = None,
+    ):
+        """Encode many texts into one flat ``uint32`` array and ``int64`` offsets, so that
+        ``ids[offsets[i]:offsets[i + 1]]`` are the ids of ``texts[i]``. No Python object is made
+        per token: made for feeding training pipelines."""
+        texts = [_fix_surrogates(t) for t in texts]
+        ids = self._allowed_ids(allowed_special, disallowed_special, texts)
+        return self._model.encode_batch_numpy(texts, ids, num_threads)
+
+    def encode_with_offsets(
+        self,
+        text: str,
+        *,
+        unit: str = "bytes",
+        allowed_special: SpecialSet = frozenset(),
+        disallowed_special: SpecialSet = "all",
+    ) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids and the ``[start, end)`` span of each token in ``text``.
+
+        ``unit="bytes"`` gives offsets into ``text.encode()``; ``unit="chars"`` into the str. A
+        token that ends inside a multi-byte character ends after that character, and one that
+        starts inside it starts at it (so spans of adjacent tokens may share a character).
+        """
+        if unit not in ("bytes", "chars"):
+            raise InputError(f"unit={unit!r} is not 'bytes' or 'chars'")
+        text = _fix_surrogates(text)
+        allowed = self._allowed_ids(allowed_special, disallowed_special, [text])
+        ids, spans = self._model.encode_with_spans(text, allowed)
+        if unit == "chars":
+            data = text.encode("utf-8")
+            # char index of every byte offset (continuation bytes belong to their character)
+            char_at = [0] * (len(data) + 1)
+            c = -1
+            for i, b in enumerate(data):
+                if b & 0xC0 != 0x80:
+                    c += 1
+                char_at[i] = c
+            char_at[len(data)] = len(text)
+            spans = [
+                (char_at[s], char_at[e - 1] + 1 if e > s else char_at[s]) for s, e in spans
+            ]
+        return ids, spans
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
+        """Bytes of ``ids`` (special tokens give their text)."""
         return self._model.decode_bytes(list(ids))
 
     def decode(self, ids: Sequence[int], errors: str = "replace") -> str:
         """Text of ``ids``; ``errors`` applies to invalid UTF-8 (``strict|replace|ignore``)."""
+        if errors not in ("strict", "replace", "ignore", "backslashreplace"):
+            raise InputError(f"errors={errors!r} is not strict, replace, ignore or backslashreplace")
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
+
+    def decode_batch(self, batch: Sequence[Sequence[int]], errors: str = "replace") -> list[str]:
+        return [self.decode(ids, errors) for ids in batch]
 
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={self.vocab_size}, pattern={self._model.pattern_name!r})"
+
+
+def _write_atomic(p: Path, text: str, overwrite: bool) -> Path:
+    """Write ``text`` to ``p`` via a temporary file; never clobber ``p`` unless ``overwrite``."""
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p

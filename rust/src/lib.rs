@@ -5,8 +5,11 @@
 //! files ([`formats`]). The core has no Python in it: the PyO3 bindings live in `python/`,
 //! behind the `python` feature, so `cargo test` needs no interpreter.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod bpe;
 pub mod byte_level;
+pub mod dynamic;
 pub mod error;
 pub mod formats;
 pub mod pretokenize;

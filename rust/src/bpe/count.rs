@@ -102,7 +102,11 @@ impl PieceCounts {
     }
 
     /// Pre-tokenize and count a batch of documents in parallel. Pieces never cross documents.
-    pub fn add_docs<S: AsRef<str> + Sync>(&mut self, pretok: &Pretokenizer, docs: &[S]) -> Result<()> {
+    pub fn add_docs<S: AsRef<str> + Sync>(
+        &mut self,
+        pretok: &Pretokenizer,
+        docs: &[S],
+    ) -> Result<()> {
         let segments: Vec<&str> = docs
             .iter()
             .flat_map(|d| pretok.segments(d.as_ref(), SEGMENT))
@@ -254,14 +258,18 @@ mod tests {
     use crate::progress::Silent;
 
     fn sorted(c: PieceCounts) -> Vec<(Vec<u8>, u64)> {
-        c.into_sorted().into_iter().map(|(k, v)| (k.into_vec(), v)).collect()
+        c.into_sorted()
+            .into_iter()
+            .map(|(k, v)| (k.into_vec(), v))
+            .collect()
     }
 
     #[test]
     fn file_blocks_count_like_the_whole_text() {
         let dir = std::env::temp_dir().join(format!("tokforge-count-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let text = "Hello  world's end\n\n  x\nAnd then 12345 apples. 日本語の\n文章です。\n".repeat(5000);
+        let text =
+            "Hello  world's end\n\n  x\nAnd then 12345 apples. 日本語の\n文章です。\n".repeat(5000);
         let path = dir.join("t.txt");
         std::fs::write(&path, &text).unwrap();
         for name in ["gpt2", "cl100k", "o200k"] {

@@ -1,21 +1,75 @@
-//! Encoding with a [`Bpe`] model: pre-tokenize, then BPE each piece.
+//! Encoding with a [`Bpe`] model: split out allowed special tokens, pre-tokenize, BPE each piece.
 //!
 //! Per piece: if `ignore_merges` and the piece is a token, emit it (tiktoken, Llama-3). Otherwise
-//! start from single bytes and repeatedly apply the merge of lowest priority among adjacent
-//! pairs, leftmost on ties (HF `BPE::merge_word`, and tiktoken's rule for rank files converted as
-//! in spec 5.3(a)). Short pieces use tiktoken's linear scan (O(n^2) on tiny n, cache friendly);
-//! long pieces a heap over pair positions with a linked list, O(n log n), so `"a" * 100000` is
-//! fast.
+//! start from single bytes and repeatedly apply the adjacent merge of lowest priority, leftmost on
+//! ties (HF `BPE::merge_word`; tiktoken's `byte_pair_merge` when priority is the rank of the
+//! concatenation). Short pieces use tiktoken's linear scan (O(n^2) on tiny n, cache friendly);
+//! pieces over [`HEAP_THRESHOLD`] bytes use a heap with a linked list, O(n log n), so
+//! `"a" * 100000` stays fast.
+//!
+//! Special tokens: a leftmost-longest Aho-Corasick automaton over the allowed special texts
+//! splits the text; the parts between matches are encoded as ordinary text (tiktoken's
+//! `allowed_special`). Checking for disallowed specials is [`SpecialMatcher::find`].
 
-use super::Bpe;
+use super::{pair_key, Bpe};
+use crate::error::{Error, Result};
+use aho_corasick::{AhoCorasick, MatchKind};
 
 /// Pieces longer than this many bytes use the heap (tiktoken switches at 100 as well).
 const HEAP_THRESHOLD: usize = 100;
 
+/// Finds a chosen set of special tokens in text.
+#[derive(Debug, Clone)]
+pub struct SpecialMatcher {
+    ac: AhoCorasick,
+    ids: Vec<u32>,
+}
+
+impl SpecialMatcher {
+    /// First (leftmost-longest) occurrence at or after `from`: `(start, end, id)`.
+    pub fn find(&self, text: &str, from: usize) -> Option<(usize, usize, u32)> {
+        let m = self.ac.find(&text[from..])?;
+        Some((
+            from + m.start(),
+            from + m.end(),
+            self.ids[m.pattern().as_usize()],
+        ))
+    }
+}
+
+/// Where each token of an encoding came from, in bytes of the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
 impl Bpe {
     #[inline]
     fn pair(&self, l: u32, r: u32) -> Option<(u32, u32)> {
-        self.pairs.get(&(((l as u64) << 32) | r as u64)).copied()
+        self.pairs.get(&pair_key(l, r)).copied()
+    }
+
+    /// A matcher for the special tokens with the given ids (`None` if the list is empty).
+    pub fn special_matcher(&self, ids: &[u32]) -> Result<Option<SpecialMatcher>> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let mut texts = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if !self.is_special(id) {
+                return Err(Error::Vocab(format!("id {id} is not a special token")));
+            }
+            texts.push(self.tokens[id as usize].clone());
+        }
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&texts)
+            .map_err(|e| Error::Input(format!("cannot index special tokens: {e}")))?;
+        Ok(Some(SpecialMatcher {
+            ac,
+            ids: ids.to_vec(),
+        }))
     }
 
     /// Append the ids of one piece to `out`.
@@ -90,7 +144,9 @@ impl Bpe {
             if !alive[i] || j >= n || sym[i] != l || sym[j] != rt {
                 continue;
             }
-            let Some((r2, new)) = self.pair(l, rt) else { continue };
+            let Some((r2, new)) = self.pair(l, rt) else {
+                continue;
+            };
             if r2 != r {
                 continue;
             }
@@ -120,39 +176,117 @@ impl Bpe {
         }
     }
 
-    /// Ids of `text`, treating special-token text as ordinary text.
-    pub fn encode_ordinary(&self, text: &str) -> crate::Result<Vec<u32>> {
-        let mut out = Vec::with_capacity(text.len() / 3);
+    /// Encode ordinary text (no special-token handling), appending to `out`.
+    pub fn encode_ordinary_into(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
         self.pretokenizer
-            .for_each_piece(text, |p| self.encode_piece(p.as_bytes(), &mut out))?;
+            .for_each_piece(text, |p| self.encode_piece(p.as_bytes(), out))
+    }
+
+    /// Ids of `text`, treating special-token text as ordinary text.
+    pub fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(text.len() / 3);
+        self.encode_ordinary_into(text, &mut out)?;
         Ok(out)
     }
 
-    /// Concatenated bytes of `ids` (special tokens give their text); `None` for an unknown id.
-    pub fn decode_bytes(&self, ids: &[u32]) -> Option<Vec<u8>> {
-        let mut out = Vec::with_capacity(ids.len() * 4);
-        for &id in ids {
-            out.extend_from_slice(self.token_bytes(id)?);
+    /// Ids of `text`; occurrences of the specials in `allowed` become their ids.
+    pub fn encode(&self, text: &str, allowed: Option<&SpecialMatcher>) -> Result<Vec<u32>> {
+        let Some(m) = allowed else {
+            return self.encode_ordinary(text);
+        };
+        let mut out = Vec::with_capacity(text.len() / 3);
+        let mut pos = 0;
+        while let Some((s, e, id)) = m.find(text, pos) {
+            self.encode_ordinary_into(&text[pos..s], &mut out)?;
+            out.push(id);
+            pos = e;
         }
-        Some(out)
+        self.encode_ordinary_into(&text[pos..], &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`Bpe::encode`], with the byte span of every token. A token that is part of a piece
+    /// gets the span of its bytes in the input.
+    pub fn encode_with_spans(
+        &self,
+        text: &str,
+        allowed: Option<&SpecialMatcher>,
+    ) -> Result<(Vec<u32>, Vec<Span>)> {
+        let mut ids = Vec::new();
+        let mut spans = Vec::new();
+        let emit =
+            |part: &str, base: usize, ids: &mut Vec<u32>, spans: &mut Vec<Span>| -> Result<()> {
+                let mut off = base;
+                self.pretokenizer.for_each_piece(part, |p| {
+                    let before = ids.len();
+                    self.encode_piece(p.as_bytes(), ids);
+                    let mut s = off;
+                    for &id in &ids[before..] {
+                        let len = self.tokens[id as usize].len();
+                        spans.push(Span {
+                            start: s,
+                            end: s + len,
+                        });
+                        s += len;
+                    }
+                    off += p.len();
+                })
+            };
+        let mut pos = 0;
+        if let Some(m) = allowed {
+            while let Some((s, e, id)) = m.find(text, pos) {
+                emit(&text[pos..s], pos, &mut ids, &mut spans)?;
+                ids.push(id);
+                spans.push(Span { start: s, end: e });
+                pos = e;
+            }
+        }
+        emit(&text[pos..], pos, &mut ids, &mut spans)?;
+        Ok((ids, spans))
+    }
+
+    /// Concatenated bytes of `ids` (special tokens give their text); `Err` names the first id
+    /// that is unknown or unused.
+    pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(ids.len() * 4);
+        for (k, &id) in ids.iter().enumerate() {
+            let t = self.token_bytes(id).ok_or_else(|| {
+                Error::Vocab(format!(
+                    "ids[{k}] = {id} is outside the vocabulary of {} (or an unused id)",
+                    self.vocab_size()
+                ))
+            })?;
+            out.extend_from_slice(t);
+        }
+        Ok(out)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use crate::bpe::count::PieceCounts;
     use crate::bpe::train::{train, TieOrder, TrainConfig};
     use crate::pretokenize::Pretokenizer;
     use crate::progress::Silent;
 
-    #[test]
-    fn heap_and_linear_agree_and_round_trip() {
+    fn small() -> Bpe {
         let p = Pretokenizer::new("gpt2").unwrap();
         let mut c = PieceCounts::new();
         let doc = "aaaaaaaa abababab banana bandana ".repeat(50);
         c.add_docs(&p, &[doc.as_str()]).unwrap();
-        let cfg = TrainConfig { vocab_size: 300, min_frequency: 0, special_tokens: vec![], tie_order: TieOrder::Hf };
-        let bpe = train(c, p, &cfg, &Silent).unwrap().bpe;
+        let cfg = TrainConfig {
+            vocab_size: 300,
+            min_frequency: 0,
+            special_tokens: vec!["<|eot|>".into()],
+            tie_order: TieOrder::Hf,
+        };
+        train(c, p, &cfg, &Silent).unwrap().bpe
+    }
+
+    #[test]
+    fn heap_and_linear_agree_and_round_trip() {
+        let bpe = small();
         for piece in ["a".repeat(150), "ab".repeat(77), "banana".repeat(30)] {
             let (mut x, mut y) = (Vec::new(), Vec::new());
             bpe.merge_linear(piece.as_bytes(), &mut x);
@@ -160,8 +294,47 @@ mod tests {
             assert_eq!(x, y);
             assert_eq!(bpe.decode_bytes(&x).unwrap(), piece.as_bytes());
         }
-        let ids = bpe.encode_ordinary(&doc).unwrap();
-        assert_eq!(bpe.decode_bytes(&ids).unwrap(), doc.as_bytes());
-        assert!(ids.len() < doc.len() / 3);
+    }
+
+    #[test]
+    fn specials_split_only_when_allowed() {
+        let bpe = small();
+        let text = "banana<|eot|>bandana";
+        let m = bpe.special_matcher(&[0]).unwrap();
+        let ids = bpe.encode(text, m.as_ref()).unwrap();
+        assert!(ids.contains(&0));
+        let plain = bpe.encode(text, None).unwrap();
+        assert!(!plain.contains(&0));
+        assert_eq!(bpe.decode_bytes(&ids).unwrap(), text.as_bytes());
+        let (ids2, spans) = bpe.encode_with_spans(text, m.as_ref()).unwrap();
+        assert_eq!(ids2, ids);
+        let k = ids.iter().position(|&i| i == 0).unwrap();
+        assert_eq!(spans[k], Span { start: 6, end: 13 });
+        assert_eq!(spans.last().unwrap().end, text.len());
+        assert!(bpe.special_matcher(&[5]).is_err());
+    }
+
+    /// TV4 of the spec: toy ranks a=0 b=1 c=2 ab=3 cb=4 ac=5 bb=6 cbb=7 acbb=8 (plus the other
+    /// bytes after them), whole string one piece.
+    #[test]
+    fn tv4_rank_semantics() {
+        let mut ranks: Vec<(Vec<u8>, u32)> = ["a", "b", "c", "ab", "cb", "ac", "bb", "cbb", "acbb"]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_bytes().to_vec(), i as u32))
+            .collect();
+        let mut next = 9;
+        for b in 0..=255u8 {
+            if !b"abc".contains(&b) {
+                ranks.push((vec![b], next));
+                next += 1;
+            }
+        }
+        let bpe = Bpe::from_ranks(ranks, vec![], Pretokenizer::new(r"[\s\S]+").unwrap()).unwrap();
+        let enc = |s: &str| bpe.encode_ordinary(s).unwrap();
+        assert_eq!(enc("abacb"), vec![3, 0, 4]);
+        assert_eq!(enc("abacbb"), vec![3, 8]);
+        assert_eq!(enc("bbb"), vec![6, 1]);
+        assert_eq!(enc("aaa"), vec![0, 0, 0]);
     }
 }

@@ -18,7 +18,7 @@
 //! count overflows).
 
 use super::count::PieceCounts;
-use super::Bpe;
+use super::{pair_key, Bpe};
 use crate::byte_level::byte_rank;
 use crate::error::{Error, Result};
 use crate::pretokenize::Pretokenizer;
@@ -42,7 +42,9 @@ impl TieOrder {
         match s {
             "hf" => Ok(Self::Hf),
             "bytes" => Ok(Self::Bytes),
-            _ => Err(Error::Input(format!("tie_order={s:?} is not one of \"hf\", \"bytes\""))),
+            _ => Err(Error::Input(format!(
+                "tie_order={s:?} is not one of \"hf\", \"bytes\""
+            ))),
         }
     }
 }
@@ -95,11 +97,6 @@ impl PartialOrd for Job {
     }
 }
 
-#[inline]
-fn pair_key(a: u32, b: u32) -> u64 {
-    ((a as u64) << 32) | b as u64
-}
-
 /// Unique pieces as symbol runs in one flat array.
 struct Words {
     syms: Vec<u32>,
@@ -120,10 +117,14 @@ pub fn validate(cfg: &TrainConfig) -> Result<()> {
     let mut seen = FxHashSet::default();
     for t in &cfg.special_tokens {
         if t.is_empty() {
-            return Err(Error::Training("a special token is the empty string".into()));
+            return Err(Error::Training(
+                "a special token is the empty string".into(),
+            ));
         }
         if !seen.insert(t.as_str()) {
-            return Err(Error::Training(format!("special token {t:?} is given twice")));
+            return Err(Error::Training(format!(
+                "special token {t:?} is given twice"
+            )));
         }
     }
     let floor = 256 + cfg.special_tokens.len();
@@ -135,7 +136,10 @@ pub fn validate(cfg: &TrainConfig) -> Result<()> {
         )));
     }
     if cfg.vocab_size > u32::MAX as usize / 2 {
-        return Err(Error::Training(format!("vocab_size={} is too large", cfg.vocab_size)));
+        return Err(Error::Training(format!(
+            "vocab_size={} is too large",
+            cfg.vocab_size
+        )));
     }
     Ok(())
 }
@@ -409,15 +413,24 @@ mod tests {
     }
 
     fn m(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn tv1_tie_rules_give_hf_and_rustbpe_orders() {
         let hf = run("ab ab cd cd", "gpt2", 260, &[], TieOrder::Hf);
-        assert_eq!(merges(&hf), m(&[("a", "b"), ("c", "d"), (" ", "cd"), (" ", "ab")]));
+        assert_eq!(
+            merges(&hf),
+            m(&[("a", "b"), ("c", "d"), (" ", "cd"), (" ", "ab")])
+        );
         let rb = run("ab ab cd cd", "gpt2", 260, &[], TieOrder::Bytes);
-        assert_eq!(merges(&rb), m(&[(" ", "c"), ("a", "b"), (" c", "d"), (" ", "ab")]));
+        assert_eq!(
+            merges(&rb),
+            m(&[(" ", "c"), ("a", "b"), (" c", "d"), (" ", "ab")])
+        );
     }
 
     const TV2: &str = "low low low low low lower lower newest newest newest newest newest newest widest widest widest";
@@ -428,7 +441,14 @@ mod tests {
         let got = merges(&t);
         assert_eq!(
             &got[..6],
-            &m(&[("e", "s"), ("es", "t"), ("l", "o"), ("lo", "w"), ("e", "w"), ("n", "ew")])[..]
+            &m(&[
+                ("e", "s"),
+                ("es", "t"),
+                ("l", "o"),
+                ("lo", "w"),
+                ("e", "w"),
+                ("n", "ew")
+            ])[..]
         );
         assert_eq!(t.log[0].count, 9);
         assert_eq!(t.log[4].count, 6);
@@ -453,8 +473,14 @@ mod tests {
     #[test]
     fn thread_count_does_not_change_merges() {
         let doc = "the cat sat on the mat; the dog's 123 bones 4567!\n\n".repeat(300) + TV2;
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let two = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
         let a = one.install(|| merges(&run(&doc, "cl100k", 400, &[], TieOrder::Hf)));
         let b = two.install(|| merges(&run(&doc, "cl100k", 400, &[], TieOrder::Hf)));
         assert_eq!(a, b);

@@ -16,6 +16,9 @@ use serde_json::{json, Map, Value};
 pub fn to_string(bpe: &Bpe) -> Result<String> {
     let mut vocab = Map::new();
     for (id, t) in bpe.tokens().iter().enumerate() {
+        if t.is_empty() {
+            continue; // an unused id
+        }
         let spelling = if bpe.is_special(id as u32) {
             String::from_utf8_lossy(t).into_owned()
         } else {
@@ -46,7 +49,7 @@ pub fn to_string(bpe: &Bpe) -> Result<String> {
         "pre_tokenizer": {
             "type": "Sequence",
             "pretokenizers": [
-                {"type": "Split", "pattern": {"Regex": bpe.pretokenizer().pattern()},
+                {"type": "Split", "pattern": {"Regex": bpe.pretokenizer().hf_pattern()},
                  "behavior": "Isolated", "invert": false},
                 {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
                  "use_regex": false}
@@ -150,17 +153,34 @@ pub fn from_str(text: &str, path: &str) -> Result<Bpe> {
     let doc: Value = serde_json::from_str(text)
         .map_err(|e| fmt_err(path, format!("not valid JSON: {e} (line {})", e.line())))?;
     if !doc.get("normalizer").is_none_or(Value::is_null) {
-        let t = doc["normalizer"].get("type").and_then(Value::as_str).unwrap_or("?");
-        return Err(fmt_err(path, format!("normalizer {t:?} is not supported (expected null)")));
+        let t = doc["normalizer"]
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        return Err(fmt_err(
+            path,
+            format!("normalizer {t:?} is not supported (expected null)"),
+        ));
     }
     let model = field(&doc, "model", path, "top level")?;
     let mtype = model.get("type").and_then(Value::as_str).unwrap_or("BPE");
     if mtype != "BPE" {
-        return Err(fmt_err(path, format!("model type {mtype:?} is not supported (expected BPE)")));
+        return Err(fmt_err(
+            path,
+            format!("model type {mtype:?} is not supported (expected BPE)"),
+        ));
     }
-    for key in ["continuing_subword_prefix", "end_of_word_suffix", "dropout", "unk_token"] {
+    for key in [
+        "continuing_subword_prefix",
+        "end_of_word_suffix",
+        "dropout",
+        "unk_token",
+    ] {
         if !model.get(key).is_none_or(Value::is_null) {
-            return Err(fmt_err(path, format!("model.{key} is set; tokforge supports only null")));
+            return Err(fmt_err(
+                path,
+                format!("model.{key} is set; tokforge supports only null"),
+            ));
         }
     }
     if !is_false(model.get("byte_fallback")) {
@@ -170,7 +190,10 @@ pub fn from_str(text: &str, path: &str) -> Result<Bpe> {
     if let Some(d) = doc.get("decoder").filter(|d| !d.is_null()) {
         let t = d.get("type").and_then(Value::as_str).unwrap_or("?");
         if t != "ByteLevel" {
-            return Err(fmt_err(path, format!("decoder {t:?} is not supported (expected ByteLevel)")));
+            return Err(fmt_err(
+                path,
+                format!("decoder {t:?} is not supported (expected ByteLevel)"),
+            ));
         }
     }
     let pretok = parse_pretokenizer(doc.get("pre_tokenizer").unwrap_or(&Value::Null), path)?;
@@ -181,7 +204,10 @@ pub fn from_str(text: &str, path: &str) -> Result<Bpe> {
             let content = t.get("content").and_then(Value::as_str);
             let id = t.get("id").and_then(Value::as_u64);
             let (Some(content), Some(id)) = (content, id) else {
-                return Err(fmt_err(path, format!("added_tokens[{i}] lacks content or id")));
+                return Err(fmt_err(
+                    path,
+                    format!("added_tokens[{i}] lacks content or id"),
+                ));
             };
             specials.push((content.to_string(), id as u32));
         }
@@ -200,26 +226,28 @@ pub fn from_str(text: &str, path: &str) -> Result<Bpe> {
         tokens[*id as usize] = Some(text.as_bytes().to_vec());
     }
     for (spelling, id) in vocab {
-        let id = id
-            .as_u64()
-            .ok_or_else(|| fmt_err(path, format!("model.vocab[{spelling:?}] is not an integer id")))?
-            as usize;
+        let id = id.as_u64().ok_or_else(|| {
+            fmt_err(
+                path,
+                format!("model.vocab[{spelling:?}] is not an integer id"),
+            )
+        })? as usize;
         if specials.iter().any(|(_, s)| *s as usize == id) {
             continue;
         }
         let bytes = byte_level::decode_str(spelling).ok_or_else(|| {
-            fmt_err(path, format!("model.vocab token {spelling:?} is not spelled in the byte-level alphabet"))
+            fmt_err(
+                path,
+                format!("model.vocab token {spelling:?} is not spelled in the byte-level alphabet"),
+            )
         })?;
         if tokens[id].is_some() {
             return Err(fmt_err(path, format!("model.vocab id {id} is used twice")));
         }
         tokens[id] = Some(bytes);
     }
-    let tokens: Vec<Vec<u8>> = tokens
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| t.ok_or_else(|| fmt_err(path, format!("no token has id {i} (ids must be 0..{n})"))))
-        .collect::<Result<_>>()?;
+    // ids no token uses stay unused (empty), as in tiktoken-derived vocabularies
+    let tokens: Vec<Vec<u8>> = tokens.into_iter().map(Option::unwrap_or_default).collect();
     let lookup: rustc_hash::FxHashMap<&str, u32> = vocab
         .iter()
         .filter_map(|(s, id)| id.as_u64().map(|i| (s.as_str(), i as u32)))
@@ -236,19 +264,27 @@ pub fn from_str(text: &str, path: &str) -> Result<Bpe> {
                 .ok_or_else(|| fmt_err(path, format!("model.merges[{k}] {s:?} is not \"a b\"")))?,
             Value::Array(a) if a.len() == 2 => match (&a[0], &a[1]) {
                 (Value::String(x), Value::String(y)) => (x.clone(), y.clone()),
-                _ => return Err(fmt_err(path, format!("model.merges[{k}] is not two strings"))),
+                _ => {
+                    return Err(fmt_err(
+                        path,
+                        format!("model.merges[{k}] is not two strings"),
+                    ))
+                }
             },
             _ => return Err(fmt_err(path, format!("model.merges[{k}] is not a pair"))),
         };
         let id = |s: &str| {
-            lookup
-                .get(s)
-                .copied()
-                .ok_or_else(|| fmt_err(path, format!("model.merges[{k}] names {s:?}, which is not in model.vocab")))
+            lookup.get(s).copied().ok_or_else(|| {
+                fmt_err(
+                    path,
+                    format!("model.merges[{k}] names {s:?}, which is not in model.vocab"),
+                )
+            })
         };
         merges.push((id(&l)?, id(&r)?));
     }
-    Bpe::new(tokens, specials, merges, pretok, ignore_merges).map_err(|e| fmt_err(path, e.to_string()))
+    Bpe::new(tokens, specials, merges, pretok, ignore_merges)
+        .map_err(|e| fmt_err(path, e.to_string()))
 }
 
 #[cfg(test)]
@@ -262,7 +298,8 @@ mod tests {
     fn written_file_reads_back_identically() {
         let p = Pretokenizer::new("cl100k").unwrap();
         let mut c = PieceCounts::new();
-        c.add_docs(&p, &["hello hello world, héllo 世界 world\n\n  x"]).unwrap();
+        c.add_docs(&p, &["hello hello world, héllo 世界 world\n\n  x"])
+            .unwrap();
         let cfg = TrainConfig {
             vocab_size: 270,
             min_frequency: 0,
@@ -275,7 +312,10 @@ mod tests {
         assert_eq!(back.tokens(), t.bpe.tokens());
         assert_eq!(back.merges(), t.bpe.merges());
         assert_eq!(back.specials(), t.bpe.specials());
-        assert_eq!(back.pretokenizer().pattern(), t.bpe.pretokenizer().pattern());
+        assert_eq!(
+            back.pretokenizer().pattern(),
+            t.bpe.pretokenizer().pattern()
+        );
     }
 
     #[test]

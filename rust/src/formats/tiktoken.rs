@@ -20,8 +20,13 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<(Vec<u8>, u32)>> {
         let (tok, rank) = line
             .split_once(' ')
             .ok_or_else(|| err("expected `base64 rank`"))?;
-        let bytes = b64.decode(tok).map_err(|e| err(&format!("bad base64: {e}")))?;
-        let rank: u32 = rank.trim().parse().map_err(|_| err("rank is not an integer"))?;
+        let bytes = b64
+            .decode(tok)
+            .map_err(|e| err(&format!("bad base64: {e}")))?;
+        let rank: u32 = rank
+            .trim()
+            .parse()
+            .map_err(|_| err("rank is not an integer"))?;
         out.push((bytes, rank));
     }
     out.sort_by_key(|(_, r)| *r);
@@ -61,7 +66,10 @@ mod tests {
         let s = to_string(&ranks);
         assert_eq!(s, "YQ== 0\nIGI= 1\n");
         assert_eq!(parse(&s, "m").unwrap(), ranks);
-        assert!(parse("YQ== x\n", "f").unwrap_err().to_string().contains("line 1"));
+        assert!(parse("YQ== x\n", "f")
+            .unwrap_err()
+            .to_string()
+            .contains("line 1"));
         assert!(parse("YQ== 0\nYg== 0\n", "f").is_err());
     }
 }

@@ -37,9 +37,12 @@ impl Pretokenizer {
                 kind: Kind::Preset(p),
             });
         }
-        // A regex spelled exactly like a preset uses the fast scanner.
-        for p in [Preset::Gpt2, Preset::Cl100k, Preset::O200k] {
-            if p.pattern() == spec {
+        // A regex spelled like a preset (tiktoken's or HF's spelling) uses the fast scanner.
+        for p in Preset::ALL {
+            if p.pattern() == spec
+                || hf_spelling(p) == spec
+                || (p == Preset::Gpt2 && spec == HF_GPT2)
+            {
                 return Ok(Self {
                     kind: Kind::Preset(p),
                 });
@@ -75,6 +78,17 @@ impl Pretokenizer {
         match &self.kind {
             Kind::Preset(p) => p.pattern(),
             Kind::Custom { pattern, .. } => pattern,
+        }
+    }
+
+    /// The pattern spelled for HF `tokenizers`, whose Oniguruma engine reads `{1,3}+` as a
+    /// repeated counted group rather than a possessive one (so `"12345"` would stay one piece).
+    /// The possessive mark is redundant there under backtracking semantics, so dropping it
+    /// gives the same pieces in both engines.
+    pub fn hf_pattern(&self) -> String {
+        match &self.kind {
+            Kind::Preset(p) => hf_spelling(*p),
+            Kind::Custom { pattern, .. } => pattern.clone(),
         }
     }
 
@@ -155,6 +169,14 @@ impl Pretokenizer {
     }
 }
 
+/// The GPT-2 pattern as HF's `ByteLevel(use_regex=true)` spells it; same pieces as the preset.
+pub const HF_GPT2: &str =
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+
+fn hf_spelling(p: Preset) -> String {
+    p.pattern().replace("{1,3}+", "{1,3}")
+}
+
 /// First safe cut at or after byte `from`.
 fn find_safe_cut(text: &str, from: usize) -> Option<usize> {
     let b = text.as_bytes();
@@ -193,7 +215,8 @@ mod tests {
 
     #[test]
     fn segments_give_the_same_pieces_as_the_whole() {
-        let text = "Hello world.\nThe  quick brown fox's tail\n\n  jumps!\n/etc over 12345 lazy\ndogs' \
+        let text =
+            "Hello world.\nThe  quick brown fox's tail\n\n  jumps!\n/etc over 12345 lazy\ndogs' \
                     名前は\n「東京」です。\nاللغة العربية\n  x \n";
         let text = text.repeat(40);
         for name in ["gpt2", "cl100k", "o200k"] {

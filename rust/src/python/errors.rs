@@ -1,16 +1,53 @@
 //! One mapping from [`crate::Error`] to Python exceptions, all under `TokforgeError(ValueError)`.
 
 use crate::error::Error;
-use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyValueError};
+use pyo3::exceptions::{
+    PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyValueError,
+};
 use pyo3::prelude::*;
 
-pyo3::create_exception!(tokforge, TokforgeError, PyValueError, "Base class of tokforge's errors.");
-pyo3::create_exception!(tokforge, FormatError, TokforgeError, "A tokenizer file that tokforge cannot read exactly.");
-pyo3::create_exception!(tokforge, PatternError, TokforgeError, "A pre-tokenization regex that does not compile or run.");
-pyo3::create_exception!(tokforge, TrainingError, TokforgeError, "Training settings or input that cannot work.");
-pyo3::create_exception!(tokforge, VocabError, TokforgeError, "An inconsistent vocabulary, or an id/token it does not have.");
-pyo3::create_exception!(tokforge, InputError, TokforgeError, "Input text or arguments that cannot be used (e.g. invalid UTF-8).");
-pyo3::create_exception!(tokforge, InterruptedError, TokforgeError, "Work stopped by the progress callback.");
+pyo3::create_exception!(
+    tokforge,
+    TokforgeError,
+    PyValueError,
+    "Base class of tokforge's errors."
+);
+pyo3::create_exception!(
+    tokforge,
+    FormatError,
+    TokforgeError,
+    "A tokenizer file that tokforge cannot read exactly."
+);
+pyo3::create_exception!(
+    tokforge,
+    PatternError,
+    TokforgeError,
+    "A pre-tokenization regex that does not compile or run."
+);
+pyo3::create_exception!(
+    tokforge,
+    TrainingError,
+    TokforgeError,
+    "Training settings or input that cannot work."
+);
+pyo3::create_exception!(
+    tokforge,
+    VocabError,
+    TokforgeError,
+    "An inconsistent vocabulary, or an id/token it does not have."
+);
+pyo3::create_exception!(
+    tokforge,
+    InputError,
+    TokforgeError,
+    "Input text or arguments that cannot be used (e.g. invalid UTF-8)."
+);
+pyo3::create_exception!(
+    tokforge,
+    InterruptedError,
+    TokforgeError,
+    "Work stopped by the progress callback."
+);
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();

@@ -1,5 +1,6 @@
 //! PyO3 bindings: convert arguments, release the GIL for heavy work, map errors. No algorithms.
 
+mod dynamic;
 mod errors;
 mod model;
 mod train;
@@ -15,6 +16,8 @@ fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train::train_bpe, m)?)?;
     m.add_function(wrap_pyfunction!(model::pretokenize, m)?)?;
     m.add_function(wrap_pyfunction!(model::preset_pattern, m)?)?;
+    m.add_function(wrap_pyfunction!(model::hf_pattern, m)?)?;
+    dynamic::register(m)?;
     Ok(())
 }
 
@@ -23,7 +26,9 @@ pub(crate) fn pool(n: Option<usize>) -> PyResult<rayon::ThreadPool> {
     let mut b = rayon::ThreadPoolBuilder::new();
     if let Some(n) = n {
         if n == 0 {
-            return Err(errors::InputError::new_err("num_threads must be at least 1"));
+            return Err(errors::InputError::new_err(
+                "num_threads must be at least 1",
+            ));
         }
         b = b.num_threads(n);
     }

@@ -1,18 +1,23 @@
 //! `BpeModel`: an immutable, thread-safe handle on a [`Bpe`] for Python.
 
-use crate::bpe::Bpe;
+use crate::bpe::encode::SpecialMatcher;
+use crate::bpe::{Bpe, Priority};
 use crate::formats::{hf_json, tiktoken};
 use crate::pretokenize::{Preset, Pretokenizer};
+use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use super::errors::{InputError, VocabError};
 
 #[pyclass(frozen, module = "tokforge._core")]
 pub struct BpeModel {
     pub(crate) inner: Arc<Bpe>,
+    matcher_cache: Mutex<Option<(Vec<u32>, Arc<SpecialMatcher>)>>,
 }
 
 #[pymethods]
@@ -25,13 +30,13 @@ impl BpeModel {
             let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
             hf_json::from_str(&text, &name)
         })?;
-        Ok(Self { inner: Arc::new(bpe) })
+        Ok(Self::wrap(bpe))
     }
 
     /// Load from `tokenizer.json` text.
     #[staticmethod]
     fn from_json_str(text: &str) -> PyResult<Self> {
-        Ok(Self { inner: Arc::new(hf_json::from_str(text, "<string>")?) })
+        Ok(Self::wrap(hf_json::from_str(text, "<string>")?))
     }
 
     /// The model as `tokenizer.json` text.
@@ -41,15 +46,7 @@ impl BpeModel {
 
     /// `.tiktoken` text: regular tokens with rank = id. Special tokens are not part of the format.
     fn to_tiktoken(&self) -> String {
-        let ranks: Vec<(Vec<u8>, u32)> = self
-            .inner
-            .tokens()
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !self.inner.is_special(*i as u32))
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
-        tiktoken::to_string(&ranks)
+        tiktoken::to_string(&self.inner.regular_tokens())
     }
 
     #[getter]
@@ -84,7 +81,12 @@ impl BpeModel {
         let t = u32::try_from(id)
             .ok()
             .and_then(|i| self.inner.token_bytes(i))
-            .ok_or_else(|| VocabError::new_err(format!("id {id} is outside the vocabulary of {}", self.inner.vocab_size())))?;
+            .ok_or_else(|| {
+                VocabError::new_err(format!(
+                    "id {id} is outside the vocabulary of {}",
+                    self.inner.vocab_size()
+                ))
+            })?;
         Ok(PyBytes::new(py, t))
     }
 
@@ -111,10 +113,102 @@ impl BpeModel {
         self.inner.ignore_merges()
     }
 
+    /// Whether merge priority is the merge-list order (`"merges"`, HF) or the rank of the
+    /// concatenation (`"ranks"`, tiktoken).
+    #[getter]
+    fn priority(&self) -> &'static str {
+        match self.inner.priority() {
+            Priority::MergeOrder => "merges",
+            Priority::Rank => "ranks",
+        }
+    }
+
     /// Ids of `text`; special-token text is encoded as ordinary text.
     fn encode_ordinary(&self, py: Python<'_>, text: &str) -> PyResult<Vec<u32>> {
         let bpe = &self.inner;
         Ok(py.detach(|| bpe.encode_ordinary(text))?)
+    }
+
+    /// Ids of `text`; the special tokens in `allowed` (ids) are recognised in the text.
+    fn encode(&self, py: Python<'_>, text: &str, allowed: Vec<u32>) -> PyResult<Vec<u32>> {
+        let m = self.matcher(&allowed)?;
+        let bpe = &self.inner;
+        Ok(py.detach(|| bpe.encode(text, m.as_deref()))?)
+    }
+
+    /// First occurrence of one of the special tokens `ids` in `text`: `(char_start, id)`.
+    fn find_special(&self, text: &str, ids: Vec<u32>) -> PyResult<Option<(usize, u32)>> {
+        let m = self.matcher(&ids)?;
+        Ok(m.and_then(|m| m.find(text, 0))
+            .map(|(s, _, id)| (text[..s].chars().count(), id)))
+    }
+
+    /// Ids with the byte span `[start, end)` of each token in the UTF-8 text.
+    fn encode_with_spans(
+        &self,
+        py: Python<'_>,
+        text: &str,
+        allowed: Vec<u32>,
+    ) -> PyResult<(Vec<u32>, Vec<(usize, usize)>)> {
+        let m = self.matcher(&allowed)?;
+        let bpe = &self.inner;
+        let (ids, spans) = py.detach(|| bpe.encode_with_spans(text, m.as_deref()))?;
+        Ok((ids, spans.into_iter().map(|s| (s.start, s.end)).collect()))
+    }
+
+    /// Encode many texts in parallel (GIL released): one list of ids per text.
+    #[pyo3(signature = (texts, allowed, num_threads=None))]
+    fn encode_batch(
+        &self,
+        py: Python<'_>,
+        texts: Vec<String>,
+        allowed: Vec<u32>,
+        num_threads: Option<usize>,
+    ) -> PyResult<Vec<Vec<u32>>> {
+        let m = self.matcher(&allowed)?;
+        let pool = super::pool(num_threads)?;
+        let bpe = &self.inner;
+        Ok(py.detach(|| {
+            pool.install(|| {
+                texts
+                    .par_iter()
+                    .map(|t| bpe.encode(t, m.as_deref()))
+                    .collect::<crate::Result<Vec<_>>>()
+            })
+        })?)
+    }
+
+    /// Encode many texts in parallel into one flat `uint32` array plus `int64` offsets
+    /// (`ids[offsets[i]:offsets[i+1]]` belong to text `i`): no Python object per token.
+    #[pyo3(signature = (texts, allowed, num_threads=None))]
+    fn encode_batch_numpy<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        allowed: Vec<u32>,
+        num_threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
+        let m = self.matcher(&allowed)?;
+        let pool = super::pool(num_threads)?;
+        let bpe = &self.inner;
+        let (flat, offsets) = py.detach(|| -> crate::Result<(Vec<u32>, Vec<i64>)> {
+            let parts = pool.install(|| {
+                texts
+                    .par_iter()
+                    .map(|t| bpe.encode(t, m.as_deref()))
+                    .collect::<crate::Result<Vec<_>>>()
+            })?;
+            let mut offsets = Vec::with_capacity(parts.len() + 1);
+            offsets.push(0i64);
+            let total: usize = parts.iter().map(Vec::len).sum();
+            let mut flat = Vec::with_capacity(total);
+            for p in parts {
+                flat.extend_from_slice(&p);
+                offsets.push(flat.len() as i64);
+            }
+            Ok((flat, offsets))
+        })?;
+        Ok((flat.into_pyarray(py), offsets.into_pyarray(py)))
     }
 
     /// Bytes of a sequence of ids.
@@ -123,12 +217,74 @@ impl BpeModel {
         let mut v = Vec::with_capacity(ids.len());
         for (k, &id) in ids.iter().enumerate() {
             match u32::try_from(id) {
-                Ok(i) if (i as usize) < n => v.push(i),
-                _ => return Err(VocabError::new_err(format!("ids[{k}] = {id} is outside the vocabulary of {n}"))),
+                Ok(i) => v.push(i),
+                _ => {
+                    return Err(VocabError::new_err(format!(
+                        "ids[{k}] = {id} is outside the vocabulary of {n}"
+                    )))
+                }
             }
         }
-        let bytes = self.inner.decode_bytes(&v).unwrap_or_default();
+        let bpe = &self.inner;
+        let bytes = py.detach(|| bpe.decode_bytes(&v))?;
         Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Load a tiktoken rank file; `special_tokens` maps text to id.
+    #[staticmethod]
+    fn from_tiktoken_file(
+        py: Python<'_>,
+        path: PathBuf,
+        pattern: &str,
+        special_tokens: Vec<(String, u32)>,
+    ) -> PyResult<Self> {
+        let name = path.display().to_string();
+        let pretok = Pretokenizer::new(pattern)?;
+        let bpe = py.detach(|| -> crate::Result<Bpe> {
+            let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
+            let ranks = tiktoken::parse(&text, &name)?;
+            Bpe::from_ranks(ranks, special_tokens, pretok)
+        })?;
+        Ok(Self::wrap(bpe))
+    }
+
+    /// A tiktoken-style model from `(bytes, rank)` pairs.
+    #[staticmethod]
+    fn from_ranks(
+        ranks: Vec<(Vec<u8>, u32)>,
+        pattern: &str,
+        special_tokens: Vec<(String, u32)>,
+    ) -> PyResult<Self> {
+        let pretok = Pretokenizer::new(pattern)?;
+        Ok(Self::wrap(Bpe::from_ranks(ranks, special_tokens, pretok)?))
+    }
+}
+
+impl BpeModel {
+    pub(crate) fn wrap(bpe: Bpe) -> Self {
+        Self {
+            inner: Arc::new(bpe),
+            matcher_cache: Mutex::new(None),
+        }
+    }
+
+    /// The special-token matcher for `ids`, cached for the last set asked for.
+    fn matcher(&self, ids: &[u32]) -> PyResult<Option<Arc<SpecialMatcher>>> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        if let Ok(cache) = self.matcher_cache.lock() {
+            if let Some((k, m)) = cache.as_ref() {
+                if k == ids {
+                    return Ok(Some(m.clone()));
+                }
+            }
+        }
+        let m = self.inner.special_matcher(ids)?.map(Arc::new);
+        if let (Some(m), Ok(mut cache)) = (&m, self.matcher_cache.lock()) {
+            *cache = Some((ids.to_vec(), m.clone()));
+        }
+        Ok(m)
     }
 }
 
@@ -136,14 +292,26 @@ impl BpeModel {
 #[pyfunction]
 pub fn pretokenize(py: Python<'_>, pattern: &str, text: &str) -> PyResult<Vec<String>> {
     let p = Pretokenizer::new(pattern)?;
-    let pieces = py.detach(|| p.pieces(text).map(|v| v.into_iter().map(str::to_string).collect::<Vec<_>>()))?;
+    let pieces = py.detach(|| {
+        p.pieces(text)
+            .map(|v| v.into_iter().map(str::to_string).collect::<Vec<_>>())
+    })?;
     Ok(pieces)
+}
+
+/// `pattern` (a preset name or a regex) spelled for HF `tokenizers`' Oniguruma engine so that it
+/// gives the same pieces there.
+#[pyfunction]
+pub fn hf_pattern(pattern: &str) -> PyResult<String> {
+    Ok(Pretokenizer::new(pattern)?.hf_pattern())
 }
 
 /// The exact regex of a preset (`gpt2`, `cl100k`, `o200k`).
 #[pyfunction]
 pub fn preset_pattern(name: &str) -> PyResult<&'static str> {
-    Preset::from_name(name)
-        .map(Preset::pattern)
-        .ok_or_else(|| InputError::new_err(format!("unknown preset {name:?}; expected gpt2, cl100k or o200k")))
+    Preset::from_name(name).map(Preset::pattern).ok_or_else(|| {
+        InputError::new_err(format!(
+            "unknown preset {name:?}; expected gpt2, cl100k or o200k"
+        ))
+    })
 }

@@ -66,7 +66,9 @@ pub fn train_bpe(
     num_threads: Option<usize>,
 ) -> PyResult<(BpeModel, Vec<u64>)> {
     if vocab_size < 0 || min_frequency < 0 {
-        return Err(InputError::new_err("vocab_size and min_frequency must be non-negative"));
+        return Err(InputError::new_err(
+            "vocab_size and min_frequency must be non-negative",
+        ));
     }
     let cfg = TrainConfig {
         vocab_size: vocab_size as usize,
@@ -78,8 +80,13 @@ pub fn train_bpe(
     let policy = Utf8Policy::parse(&errors)?;
     let pretok = Pretokenizer::new(&pattern)?;
     let pool = super::pool(num_threads)?;
-    let prog = Arc::new(PyProgress { cb: progress, error: Mutex::new(None) });
-    let fail = |e: crate::Error, prog: &PyProgress| -> PyErr { prog.take_error().unwrap_or_else(|| e.into()) };
+    let prog = Arc::new(PyProgress {
+        cb: progress,
+        error: Mutex::new(None),
+    });
+    let fail = |e: crate::Error, prog: &PyProgress| -> PyErr {
+        prog.take_error().unwrap_or_else(|| e.into())
+    };
 
     let mut counts = PieceCounts::new();
     for f in files.unwrap_or_default() {
@@ -88,7 +95,9 @@ pub fn train_bpe(
     }
     if let Some(texts) = texts {
         if texts.is_instance_of::<PyString>() {
-            return Err(PyTypeError::new_err("texts must be an iterable of str, not a single str (wrap it in a list)"));
+            return Err(PyTypeError::new_err(
+                "texts must be an iterable of str, not a single str (wrap it in a list)",
+            ));
         }
         let mut it = texts.try_iter()?;
         let mut index = 0usize;
@@ -100,7 +109,10 @@ pub fn train_bpe(
                 let s = item.cast::<PyString>().map_err(|_| {
                     PyTypeError::new_err(format!(
                         "texts[{index}] is {}, not str",
-                        item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                        item.get_type()
+                            .name()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default()
                     ))
                 })?;
                 let s = match s.to_cow() {
@@ -124,7 +136,9 @@ pub fn train_bpe(
             }
             py.detach(|| pool.install(|| counts.add_docs(&pretok, &batch)))?;
             if !prog.report("count", counts.bytes, 0) {
-                return Err(prog.take_error().unwrap_or_else(|| super::errors::InterruptedError::new_err("stopped by the progress callback")));
+                return Err(prog.take_error().unwrap_or_else(|| {
+                    super::errors::InterruptedError::new_err("stopped by the progress callback")
+                }));
             }
         }
     }
@@ -132,5 +146,5 @@ pub fn train_bpe(
         .detach(|| pool.install(|| train(counts, pretok, &cfg, &*prog)))
         .map_err(|e| fail(e, &prog))?;
     let counts = trained.log.iter().map(|m| m.count).collect();
-    Ok((BpeModel { inner: Arc::new(trained.bpe) }, counts))
+    Ok((BpeModel::wrap(trained.bpe), counts))
 }

@@ -1,0 +1,229 @@
+"""Helpers shared by the benchmark scripts: child processes with their own wall time and peak
+RSS, thread settings for the Rust thread pools, peer installation, and table / JSON output.
+
+Only the standard library is used, so any bench script can import this without new deps:
+
+    from common import run_child, thread_env, format_table
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+MIB = 1 << 20
+
+
+# ---- processes, time, memory ---------------------------------------------------------------
+@dataclasses.dataclass
+class ChildResult:
+    """How one child process went. ``peak_rss_mb`` is that child's own peak resident set (from
+    ``wait4``), not the maximum over all children so far as ``RUSAGE_CHILDREN`` would give."""
+
+    returncode: int
+    wall_s: float
+    peak_rss_mb: float
+    user_s: float
+    sys_s: float
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+
+
+def run_child(cmd: Sequence[str], *, env: Mapping[str, str] | None = None,
+              timeout: float | None = None, cwd: str | Path | None = None) -> ChildResult:
+    """Run ``cmd`` to the end; its output is captured through temporary files (no pipe can
+    fill up). On timeout the child's process group is killed and ``timed_out`` is set."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=dict(env) if env else None,
+                                cwd=cwd, start_new_session=True)
+        deadline = None if timeout is None else t0 + timeout
+        timed_out = False
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid == proc.pid:
+                break
+            if deadline is not None and time.perf_counter() > deadline:
+                timed_out = True
+                os.killpg(proc.pid, 9)
+                pid, status, ru = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.02)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return ChildResult(
+            returncode=proc.returncode,
+            wall_s=wall,
+            peak_rss_mb=maxrss_to_mb(ru.ru_maxrss),
+            user_s=ru.ru_utime,
+            sys_s=ru.ru_stime,
+            stdout=out.read(),
+            stderr=err.read(),
+            timed_out=timed_out,
+        )
+
+
+def maxrss_to_mb(maxrss: int) -> float:
+    """``ru_maxrss`` in MiB (Linux reports KiB, macOS bytes)."""
+    return maxrss / MIB if sys.platform == "darwin" else maxrss / 1024
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far, in MiB."""
+    return maxrss_to_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+class StageTimer:
+    """A ``progress(stage, done, total)`` callback that notes when each stage was first and last
+    reported, relative to ``start()``; ``spans()`` gives ``{stage: seconds}``, where a stage runs
+    from the previous stage's end (or the start) to its own last report."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.first: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+        self.order: list[str] = []
+        self.calls = 0
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __call__(self, stage: str, done: int, total: int) -> bool:
+        t = time.perf_counter() - self.t0
+        self.calls += 1
+        if stage not in self.first:
+            self.first[stage] = t
+            self.order.append(stage)
+        self.last[stage] = t
+        return True
+
+    def spans(self, end: float | None = None) -> dict[str, float]:
+        out: dict[str, float] = {}
+        prev = 0.0
+        for stage in self.order:
+            out[stage] = self.last[stage] - prev
+            prev = self.last[stage]
+        if end is not None:
+            out["finish"] = end - prev
+        return out
+
+
+# ---- threads -------------------------------------------------------------------------------
+def thread_env(threads: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment that holds every Rust / native thread pool the peers use to ``threads``:
+    rayon (``RAYON_NUM_THREADS``), HF tokenizers (``RAYON_RS_NUM_THREADS`` and
+    ``TOKENIZERS_PARALLELISM``), OpenMP / BLAS."""
+    env = dict(os.environ if base is None else base)
+    n = str(threads)
+    env.update(
+        RAYON_NUM_THREADS=n,
+        RAYON_RS_NUM_THREADS=n,
+        TOKENIZERS_PARALLELISM="true" if threads > 1 else "false",
+        OMP_NUM_THREADS=n,
+        OPENBLAS_NUM_THREADS=n,
+        MKL_NUM_THREADS=n,
+    )
+    return env
+
+
+# ---- packages ------------------------------------------------------------------------------
+def installed_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def ensure_packages(pins: Mapping[str, str], *, log: Callable[[str], None] = print) -> dict:
+    """``pip install dist==version`` into this interpreter for each pin that is missing or at
+    another version. A pin that cannot be installed is reported, not raised: returns
+    ``{dist: installed version or None}``."""
+    out = {}
+    for dist, version in pins.items():
+        if installed_version(dist) != version:
+            log(f"installing {dist}=={version}")
+            r = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                                f"{dist}=={version}"], capture_output=True, text=True)
+            if r.returncode != 0:
+                log(f"  could not install {dist}=={version}: "
+                    f"{(r.stderr.strip().splitlines() or ['?'])[-1]}")
+        out[dist] = installed_version(dist)
+    return out
+
+
+# ---- machine -------------------------------------------------------------------------------
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = round(int(line.split()[1]) / MIB, 1)
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "mem_gib": mem,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+# ---- output --------------------------------------------------------------------------------
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
+                 align: str | None = None) -> str:
+    """A plain-text table; ``align`` has one ``l`` or ``r`` per column (default: numbers right,
+    text left)."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, v in enumerate(row):
+            widths[i] = max(widths[i], len(v))
+    if align is None:
+        align = "".join(
+            "r" if rows and all(isinstance(r[i], (int, float)) or r[i] in ("-", None)
+                                for r in rows) else "l"
+            for i in range(len(headers))
+        )
+
+    def line(vals):
+        return "  ".join(v.rjust(w) if a == "r" else v.ljust(w)
+                         for v, w, a in zip(vals, widths, align)).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), sep, *(line(r) for r in cells)])
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
+def json_line(obj: Mapping[str, Any]) -> str:
+    return json.dumps(obj, sort_keys=False, ensure_ascii=False)

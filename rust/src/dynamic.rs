@@ -1,0 +1,1193 @@
+//! # Batch-level dynamic merging ("dynamic tokenization")
+//!
+//! Feher, Vulić, Minixhofer, *Retrofitting (Large) Language Models with Dynamic Tokenization*
+//! (arXiv 2411.18553, ACL 2025), sections 3-4 as written down in `shared/specs/dynamic_merging.md`
+//! (spec sections 3-4 and 8). A batch already tokenized by a model's own subword tokenizer is
+//! re-segmented *inside the batch*: count every adjacent pair of units across all sequences,
+//! merge the most frequent pair everywhere, repeat; merges never cross word boundaries.
+//!
+//! Semantics (spec 3.1, exactly those of the naive reference `tests/reference/dynamic_ref.py`):
+//! - a pair occurrence is two adjacent units of one sequence with equal word id `!= -1`
+//!   (and, with `max_unit_constituents`, a merged span no longer than that many base tokens);
+//! - `count(p)` counts overlapping occurrences (`x x x` has two `(x, x)`), like a `Counter`;
+//! - ties go to the pair whose leftmost occurrence is earliest in (sequence, start) order;
+//! - a merge is applied left to right in each sequence, never reusing a unit consumed by the
+//!   previous occurrence (`x x x -> xx x`);
+//! - stop rules, checked before each merge: `max_merges`, length target (`L <= T`), `count <
+//!   min_count`, no pair left.
+//!
+//! Data structures (spec 4.1): flat arrays over all base positions (`unit`, `next`, `prev`, `end`,
+//! `alive`); a unit is named by its *left* node, which never moves, so node order is (sequence,
+//! start) order. Per pair an ordered set of the left nodes of its occurrences (`count = len`,
+//! tie-break position = `first`), and a max-heap of `(count, Reverse(first), pair)` with lazy
+//! invalidation (an entry is fresh iff it matches the pair's set).
+//!
+//! Complexity: every applied occurrence removes one node and touches O(1) pairs at O(log N), and
+//! at most `N - B` occurrences are ever applied, so a whole run is O(N log N) time and O(N +
+//! distinct pairs) memory, independent of the number of merges (the reference is O(M N)).
+//!
+//! Invariants (checked with `debug_assert!`): a pair's set holds exactly the left nodes `i` with
+//! `alive[i]`, `(unit[i], unit[next[i]]) == pair` and a valid boundary; linked lists never join two
+//! sequences; after a merge of `p` the set of `p` is empty (a merged key is strictly longer than
+//! both parts, so no new occurrence of `p` can appear while it is applied). Determinism: keys
+//! are interned in first-use order and the heap order is total, so no result depends on hash
+//! order; `per_sample` runs samples in parallel and combines them in sample order.
+
+use crate::bpe::Bpe;
+use crate::error::{Error, Result};
+use crate::pretokenize::Pretokenizer;
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+
+/// "No node": end of a linked list.
+const NONE: u32 = u32::MAX;
+
+/// Largest base id accepted (outputs are `int32`).
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+/// When to stop merging because the batch (or sample) is short enough (spec 3.1 rule b).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// Absolute reduction `r` in `[0, 1]`: stop once `L <= (1 - r) * L0`.
+    Abs(f64),
+    /// Reduction relative to word level, `r` in `[0, 1]`: stop once `L <= L0 - r * (L0 - Lw)`.
+    RelWord(f64),
+    /// Stop once `L <= n` units.
+    Len(usize),
+}
+
+impl Target {
+    fn threshold(self, l0: usize, lw: usize) -> f64 {
+        match self {
+            Target::Abs(r) => (1.0 - r) * l0 as f64,
+            Target::RelWord(r) => l0 as f64 - r * (l0 - lw) as f64,
+            Target::Len(n) => n as f64,
+        }
+    }
+}
+
+/// What makes two units "the same unit" (spec 4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// The tuple of base ids (exactly invertible).
+    Ids,
+    /// The byte string (the reference's behaviour; needs token bytes). Special tokens stay
+    /// distinct from ordinary units with the same bytes.
+    Bytes,
+}
+
+/// Options of [`merge_batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeConfig {
+    /// At most this many merges (per sample with `per_sample`); `None` = unlimited.
+    pub max_merges: Option<usize>,
+    /// Stop when the best pair occurs fewer times (at least 1).
+    pub min_count: u32,
+    pub target: Option<Target>,
+    /// Run the loop independently on each sequence (spec 3.2).
+    pub per_sample: bool,
+    /// Forbid units made of more base tokens than this (the hypernetwork's maxlen).
+    pub max_unit_constituents: Option<usize>,
+    pub identity: Identity,
+}
+
+impl Default for MergeConfig {
+    fn default() -> Self {
+        MergeConfig {
+            max_merges: None,
+            min_count: 1,
+            target: None,
+            per_sample: false,
+            max_unit_constituents: None,
+            identity: Identity::Ids,
+        }
+    }
+}
+
+impl MergeConfig {
+    fn validate(&self) -> Result<()> {
+        if self.min_count == 0 {
+            return Err(Error::Input("min_count must be at least 1".into()));
+        }
+        if self.max_unit_constituents == Some(0) {
+            return Err(Error::Input(
+                "max_unit_constituents must be at least 1".into(),
+            ));
+        }
+        match self.target {
+            Some(Target::Abs(r)) | Some(Target::RelWord(r)) if !(0.0..=1.0).contains(&r) => {
+                Err(Error::Input(format!(
+                    "target reduction must be a number in [0, 1], got {r}"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Bytes of token ids, for unit strings and `Identity::Bytes`.
+pub trait TokenSource: Sync {
+    /// Bytes of `id` (`None` if the vocabulary has no such id).
+    fn token_bytes(&self, id: u32) -> Option<&[u8]>;
+    /// Whether `id` is a special (control) token.
+    fn is_special(&self, id: u32) -> bool;
+}
+
+impl TokenSource for Bpe {
+    fn token_bytes(&self, id: u32) -> Option<&[u8]> {
+        Bpe::token_bytes(self, id)
+    }
+    fn is_special(&self, id: u32) -> bool {
+        Bpe::is_special(self, id)
+    }
+}
+
+/// A plain id -> bytes table (tiktoken, HF, ...). `None` entries are holes in the vocabulary.
+#[derive(Debug, Clone, Default)]
+pub struct TokenTable {
+    pub tokens: Vec<Option<Vec<u8>>>,
+    pub special: Vec<bool>,
+}
+
+impl TokenSource for TokenTable {
+    fn token_bytes(&self, id: u32) -> Option<&[u8]> {
+        self.tokens.get(id as usize).and_then(|t| t.as_deref())
+    }
+    fn is_special(&self, id: u32) -> bool {
+        self.special.get(id as usize).copied().unwrap_or(false)
+    }
+}
+
+/// One merge of the log: keys index [`MergeResult::key_offsets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MergeStep {
+    pub left: u32,
+    pub right: u32,
+    pub new: u32,
+    /// `count(p)` when chosen (overlapping occurrences counted).
+    pub count: u32,
+    /// Occurrences actually merged (the length drop).
+    pub applied: u32,
+    /// The sample this merge belongs to (`per_sample`), else `None`.
+    pub sample: Option<u32>,
+}
+
+/// Output of [`merge_batch`] (spec 5): flat arrays plus offsets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MergeResult {
+    /// Batch-local unit index of each output position.
+    pub unit_ids: Vec<u32>,
+    /// `B + 1` offsets of the sequences in `unit_ids`.
+    pub seq_offsets: Vec<usize>,
+    /// `[start, end)` of each output position in its sequence's base positions.
+    pub spans: Vec<[u32; 2]>,
+    /// Word id of each output position.
+    pub word_ids: Vec<i32>,
+    /// Per unit (ordered by first appearance): its key, its base ids (of its first appearance),
+    /// and the base id when it is a single base token (else -1).
+    pub unit_key: Vec<u32>,
+    pub unit_offsets: Vec<usize>,
+    pub unit_constituents: Vec<u32>,
+    pub unit_base_id: Vec<i32>,
+    /// Every key interned during the run (base units, then merged units in creation order); base
+    /// ids of its first creation.
+    pub key_offsets: Vec<usize>,
+    pub key_constituents: Vec<u32>,
+    /// Bytes of each key when token bytes were given.
+    pub key_bytes: Option<Vec<Vec<u8>>>,
+    pub merges: Vec<MergeStep>,
+    pub len_initial: usize,
+    pub len_final: usize,
+    pub len_word_level: usize,
+}
+
+impl MergeResult {
+    /// Base ids of the whole batch again, from the unit table (the inverse of the merge; exact
+    /// with `Identity::Ids`, equal bytes with `Identity::Bytes`).
+    pub fn expand(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for &u in &self.unit_ids {
+            let u = u as usize;
+            out.extend_from_slice(
+                &self.unit_constituents[self.unit_offsets[u]..self.unit_offsets[u + 1]],
+            );
+        }
+        out
+    }
+
+    /// Number of merges applied.
+    pub fn num_merges(&self) -> usize {
+        self.merges.len()
+    }
+}
+
+/// Check the flat batch layout and convert nothing: offsets start at 0, never decrease, end at
+/// `n`; word ids are `>= -1` and as many as ids; ids fit `int32` (and the vocabulary, if given).
+fn validate_batch(
+    ids: &[u32],
+    offsets: &[usize],
+    word_ids: &[i32],
+    tokens: Option<&dyn TokenSource>,
+) -> Result<()> {
+    let n = ids.len();
+    if n >= NONE as usize {
+        return Err(Error::Input(format!(
+            "a batch holds at most {} tokens, got {n}",
+            NONE - 1
+        )));
+    }
+    match (offsets.first(), offsets.last()) {
+        (Some(0), Some(&last)) if last == n => {}
+        _ => {
+            return Err(Error::Input(format!(
+                "offsets must start at 0 and end at the number of ids ({n}); got {} offsets from {:?} to {:?}",
+                offsets.len(),
+                offsets.first(),
+                offsets.last()
+            )))
+        }
+    }
+    if let Some(s) = offsets.windows(2).position(|w| w[1] < w[0]) {
+        return Err(Error::Input(format!(
+            "offsets decrease at sequence {s}: {} > {}",
+            offsets[s],
+            offsets[s + 1]
+        )));
+    }
+    if word_ids.len() != n {
+        return Err(Error::Input(format!(
+            "word ids must have one entry per id: {} ids, {} word ids",
+            n,
+            word_ids.len()
+        )));
+    }
+    if let Some(i) = word_ids.iter().position(|&w| w < -1) {
+        return Err(Error::Input(format!(
+            "word id {} at flat position {i} is below -1 (-1 = never merge)",
+            word_ids[i]
+        )));
+    }
+    if let Some(i) = ids.iter().position(|&x| x > MAX_ID) {
+        return Err(Error::Input(format!(
+            "id {} at flat position {i} does not fit int32",
+            ids[i]
+        )));
+    }
+    if let Some(t) = tokens {
+        if let Some(i) = ids.iter().position(|&x| t.token_bytes(x).is_none()) {
+            return Err(Error::Vocab(format!(
+                "id {} at flat position {i} is not in the vocabulary",
+                ids[i]
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Key of a unit: `special` keeps special tokens apart from ordinary units with equal bytes.
+type Key = (bool, Box<[u8]>);
+
+/// Interned keys of one run, with the flat base span of each key's first creation.
+#[derive(Default)]
+struct Interner {
+    map: FxHashMap<Key, u32>,
+    keys: Vec<Key>,
+    prov: Vec<(u32, u32)>,
+}
+
+impl Interner {
+    fn intern(&mut self, key: Key, prov: (u32, u32)) -> u32 {
+        if let Some(&k) = self.map.get(&key) {
+            return k;
+        }
+        let k = self.keys.len() as u32;
+        self.map.insert(key.clone(), k);
+        self.keys.push(key);
+        self.prov.push(prov);
+        k
+    }
+}
+
+#[inline]
+fn pair_key(a: u32, b: u32) -> u64 {
+    ((a as u64) << 32) | b as u64
+}
+
+/// Result of one run (the whole batch, or one sample) before keys are made batch-global.
+struct RunOut {
+    interner: Interner,
+    /// `(flat start, flat end, local key)` of each final unit, in order.
+    units: Vec<(u32, u32, u32)>,
+    merges: Vec<MergeStep>,
+    l0: usize,
+    lw: usize,
+}
+
+/// The linked-list state of one run over the flat positions `base..base + n` (whole sequences).
+struct Run<'a> {
+    base: u32,
+    wid: &'a [i32],
+    maxlen: u32,
+    unit: Vec<u32>,
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    end: Vec<u32>,
+    alive: Vec<bool>,
+    pairs: FxHashMap<u64, BTreeSet<u32>>,
+    heap: BinaryHeap<(u32, Reverse<u32>, u64)>,
+    touched: Vec<u64>,
+}
+
+impl<'a> Run<'a> {
+    #[inline]
+    fn valid(&self, x: u32, y: u32) -> bool {
+        let (w, v) = (self.wid[x as usize], self.wid[y as usize]);
+        w != -1 && w == v && self.end[y as usize] - x <= self.maxlen
+    }
+
+    /// Record the pair starting at node `x`, if any and valid.
+    fn add_occ(&mut self, x: u32) {
+        let y = self.next[x as usize];
+        if y != NONE && self.valid(x, y) {
+            let p = pair_key(self.unit[x as usize], self.unit[y as usize]);
+            self.pairs.entry(p).or_default().insert(x);
+            self.touched.push(p);
+        }
+    }
+
+    /// Forget the pair starting at node `x`, if it is recorded.
+    fn remove_occ(&mut self, x: u32) {
+        let y = self.next[x as usize];
+        if y == NONE {
+            return;
+        }
+        let p = pair_key(self.unit[x as usize], self.unit[y as usize]);
+        if let Some(set) = self.pairs.get_mut(&p) {
+            if set.remove(&x) {
+                if set.is_empty() {
+                    self.pairs.remove(&p);
+                }
+                self.touched.push(p);
+            }
+        }
+    }
+
+    /// Push a fresh heap entry for every pair touched since the last call.
+    fn flush_touched(&mut self) {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for &p in &touched {
+            if let Some(set) = self.pairs.get(&p) {
+                if let Some(&first) = set.first() {
+                    self.heap.push((set.len() as u32, Reverse(first), p));
+                }
+            }
+        }
+        touched.clear();
+        self.touched = touched;
+    }
+
+    /// Pop until the top entry describes the pair's current state; `None` when no pair is left.
+    fn pop_best(&mut self) -> Option<(u32, u32, u64)> {
+        while let Some((c, Reverse(f), p)) = self.heap.pop() {
+            if let Some(set) = self.pairs.get(&p) {
+                if set.len() as u32 == c && set.first() == Some(&f) {
+                    return Some((c, f, p));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Merge the sequences `offsets` (local, starting at 0) of the flat slice starting at `base`.
+fn run(
+    ids: &[u32],
+    wid: &[i32],
+    offsets: &[usize],
+    base: u32,
+    cfg: &MergeConfig,
+    tokens: Option<&dyn TokenSource>,
+    sample: Option<u32>,
+) -> Result<RunOut> {
+    let n = ids.len();
+    let mut interner = Interner::default();
+    let mut unit = Vec::with_capacity(n);
+    for (i, &id) in ids.iter().enumerate() {
+        let key: Key = match (cfg.identity, tokens) {
+            (Identity::Ids, _) => (false, Box::from(id.to_le_bytes())),
+            (Identity::Bytes, Some(t)) => {
+                let b = t.token_bytes(id).unwrap_or_default();
+                if b.is_empty() && wid[i] != -1 {
+                    return Err(Error::Input(format!(
+                        "token {id} has no bytes, so identity=\"bytes\" cannot tell its units apart; \
+                         use identity=\"ids\" or mark the position as never-merge (word id -1)"
+                    )));
+                }
+                (t.is_special(id), Box::from(b))
+            }
+            (Identity::Bytes, None) => {
+                return Err(Error::Input(
+                    "identity=\"bytes\" needs token bytes (a tokenizer or a token table)".into(),
+                ))
+            }
+        };
+        let g = base + i as u32;
+        unit.push(interner.intern(key, (g, g + 1)));
+    }
+    let mut next = vec![NONE; n];
+    let mut prev = vec![NONE; n];
+    let mut lw = 0usize;
+    for w in offsets.windows(2) {
+        for i in w[0]..w[1] {
+            if i + 1 < w[1] {
+                next[i] = (i + 1) as u32;
+            }
+            if i > w[0] {
+                prev[i] = (i - 1) as u32;
+            }
+            if wid[i] == -1 || i == w[0] || wid[i] != wid[i - 1] {
+                lw += 1;
+            }
+        }
+    }
+    let maxlen = cfg
+        .max_unit_constituents
+        .map_or(u32::MAX, |m| m.min(u32::MAX as usize) as u32);
+    let mut r = Run {
+        base,
+        wid,
+        maxlen,
+        unit,
+        next,
+        prev,
+        end: (1..=n as u32).collect(),
+        alive: vec![true; n],
+        pairs: FxHashMap::default(),
+        heap: BinaryHeap::new(),
+        touched: Vec::new(),
+    };
+    for i in 0..n as u32 {
+        r.add_occ(i);
+    }
+    r.flush_touched();
+
+    let l0 = n;
+    let mut len = n;
+    let threshold = cfg.target.map(|t| t.threshold(l0, lw));
+    let mut merges = Vec::new();
+    let mut occ: Vec<u32> = Vec::new();
+    loop {
+        if cfg.max_merges.is_some_and(|m| merges.len() >= m) {
+            break;
+        }
+        if threshold.is_some_and(|t| len as f64 <= t) {
+            break;
+        }
+        let Some((count, first, p)) = r.pop_best() else {
+            break;
+        };
+        if count < cfg.min_count {
+            break;
+        }
+        let (a, b) = ((p >> 32) as u32, p as u32);
+        let j0 = r.next[first as usize];
+        let prov = (base + first, base + r.end[j0 as usize]);
+        let ka = &interner.keys[a as usize];
+        let kb = &interner.keys[b as usize];
+        debug_assert!(!ka.0 && !kb.0, "special tokens never merge");
+        let mut bytes = Vec::with_capacity(ka.1.len() + kb.1.len());
+        bytes.extend_from_slice(&ka.1);
+        bytes.extend_from_slice(&kb.1);
+        let new = interner.intern((false, bytes.into_boxed_slice()), prov);
+        debug_assert!(new != a && new != b);
+
+        occ.clear();
+        if let Some(set) = r.pairs.get(&p) {
+            occ.extend(set.iter().copied());
+        }
+        let mut applied = 0u32;
+        for &i in &occ {
+            if !r.pairs.get(&p).is_some_and(|s| s.contains(&i)) {
+                continue; // consumed by the previous occurrence (x x x)
+            }
+            let iu = i as usize;
+            let j = r.next[iu];
+            let h = r.prev[iu];
+            debug_assert!(r.alive[iu] && j != NONE && r.unit[iu] == a && r.unit[j as usize] == b);
+            let k = r.next[j as usize];
+            if h != NONE {
+                r.remove_occ(h);
+            }
+            r.remove_occ(j);
+            r.remove_occ(i);
+            r.unit[iu] = new;
+            r.end[iu] = r.end[j as usize];
+            r.alive[j as usize] = false;
+            r.next[iu] = k;
+            r.next[j as usize] = NONE;
+            if k != NONE {
+                r.prev[k as usize] = i;
+            }
+            if h != NONE {
+                r.add_occ(h);
+            }
+            r.add_occ(i);
+            applied += 1;
+        }
+        debug_assert!(!r.pairs.contains_key(&p));
+        r.flush_touched();
+        len -= applied as usize;
+        merges.push(MergeStep {
+            left: a,
+            right: b,
+            new,
+            count,
+            applied,
+            sample,
+        });
+    }
+
+    let mut units = Vec::with_capacity(len);
+    for w in offsets.windows(2) {
+        let mut i = w[0];
+        while i < w[1] {
+            units.push((r.base + i as u32, r.base + r.end[i], r.unit[i]));
+            i = r.end[i] as usize;
+        }
+    }
+    debug_assert_eq!(units.len(), len);
+    Ok(RunOut {
+        interner,
+        units,
+        merges,
+        l0,
+        lw,
+    })
+}
+
+/// Merge the most frequent adjacent pairs of a batch (spec 3-5).
+///
+/// `ids` holds all sequences back to back, sequence `s` at `ids[offsets[s]..offsets[s+1]]`;
+/// `word_ids[i]` is the word of position `i` (`-1` = never merge). `tokens` supplies bytes for
+/// `Identity::Bytes` and for [`MergeResult::key_bytes`].
+pub fn merge_batch(
+    ids: &[u32],
+    offsets: &[usize],
+    word_ids: &[i32],
+    cfg: &MergeConfig,
+    tokens: Option<&dyn TokenSource>,
+) -> Result<MergeResult> {
+    cfg.validate()?;
+    validate_batch(ids, offsets, word_ids, tokens)?;
+    let runs: Vec<RunOut> = if cfg.per_sample {
+        offsets
+            .par_windows(2)
+            .enumerate()
+            .map(|(s, w)| {
+                let (lo, hi) = (w[0], w[1]);
+                run(
+                    &ids[lo..hi],
+                    &word_ids[lo..hi],
+                    &[0, hi - lo],
+                    lo as u32,
+                    cfg,
+                    tokens,
+                    Some(s as u32),
+                )
+            })
+            .collect::<Result<_>>()?
+    } else {
+        vec![run(ids, word_ids, offsets, 0, cfg, tokens, None)?]
+    };
+    Ok(assemble(ids, offsets, word_ids, runs, tokens))
+}
+
+/// Make keys batch-global (first-use order over runs in sample order) and build the unit table.
+fn assemble(
+    ids: &[u32],
+    offsets: &[usize],
+    word_ids: &[i32],
+    runs: Vec<RunOut>,
+    tokens: Option<&dyn TokenSource>,
+) -> MergeResult {
+    let mut global = Interner::default();
+    let mut out = MergeResult::default();
+    let mut final_units: Vec<(u32, u32, u32)> = Vec::new();
+    for r in runs {
+        let map: Vec<u32> = r
+            .interner
+            .keys
+            .into_iter()
+            .zip(r.interner.prov)
+            .map(|(k, prov)| global.intern(k, prov))
+            .collect();
+        out.merges.extend(r.merges.into_iter().map(|m| MergeStep {
+            left: map[m.left as usize],
+            right: map[m.right as usize],
+            new: map[m.new as usize],
+            ..m
+        }));
+        final_units.extend(r.units.into_iter().map(|(s, e, k)| (s, e, map[k as usize])));
+        out.len_initial += r.l0;
+        out.len_word_level += r.lw;
+    }
+    out.len_final = final_units.len();
+
+    out.key_offsets.push(0);
+    for &(s, e) in &global.prov {
+        out.key_constituents
+            .extend_from_slice(&ids[s as usize..e as usize]);
+        out.key_offsets.push(out.key_constituents.len());
+    }
+    if let Some(t) = tokens {
+        out.key_bytes = Some(
+            global
+                .prov
+                .iter()
+                .map(|&(s, e)| {
+                    ids[s as usize..e as usize]
+                        .iter()
+                        .flat_map(|&x| t.token_bytes(x).unwrap_or_default())
+                        .copied()
+                        .collect()
+                })
+                .collect(),
+        );
+    }
+
+    let mut local = vec![NONE; global.keys.len()];
+    out.unit_offsets.push(0);
+    out.seq_offsets.push(0);
+    let mut it = final_units.into_iter().peekable();
+    for w in offsets.windows(2) {
+        while let Some(&(s, e, k)) = it.peek() {
+            if s as usize >= w[1] {
+                break;
+            }
+            it.next();
+            if local[k as usize] == NONE {
+                local[k as usize] = out.unit_key.len() as u32;
+                out.unit_key.push(k);
+                let c = &ids[s as usize..e as usize];
+                out.unit_constituents.extend_from_slice(c);
+                out.unit_offsets.push(out.unit_constituents.len());
+                out.unit_base_id
+                    .push(if c.len() == 1 { c[0] as i32 } else { -1 });
+            }
+            out.unit_ids.push(local[k as usize]);
+            out.spans.push([s - w[0] as u32, e - w[0] as u32]);
+            out.word_ids.push(word_ids[s as usize]);
+        }
+        out.seq_offsets.push(out.unit_ids.len());
+    }
+    out
+}
+
+/// Which positions share a word (spec 3.2), for [`word_ids`].
+pub enum WordMode<'a> {
+    /// Word = pre-tokenization piece of the decoded text (the `word` boundary mode).
+    Pieces(&'a Pretokenizer),
+    /// Every non-special position of a sequence is in word 0 (the `none` mode).
+    None,
+}
+
+/// Word id of every position: the index (per sequence, from 0) of the piece holding the token's
+/// first byte, or -1 for special tokens and tokens in `frozen`. Runs of ordinary tokens between
+/// specials are decoded and pre-tokenized separately; bytes that are not UTF-8 form pieces of
+/// their own. Cost: one pre-tokenization of the decoded batch, O(N + bytes).
+pub fn word_ids(
+    ids: &[u32],
+    offsets: &[usize],
+    tokens: &dyn TokenSource,
+    mode: WordMode<'_>,
+) -> Result<Vec<i32>> {
+    validate_batch(ids, offsets, &vec![0; ids.len()], Some(tokens))?;
+    let seqs: Vec<(usize, usize)> = offsets.windows(2).map(|w| (w[0], w[1])).collect();
+    let parts: Vec<Vec<i32>> = seqs
+        .par_iter()
+        .map(|&(lo, hi)| seq_word_ids(&ids[lo..hi], tokens, &mode))
+        .collect::<Result<_>>()?;
+    Ok(parts.concat())
+}
+
+fn seq_word_ids(ids: &[u32], tokens: &dyn TokenSource, mode: &WordMode<'_>) -> Result<Vec<i32>> {
+    let mut out = vec![-1i32; ids.len()];
+    let pretok = match mode {
+        WordMode::None => {
+            for (o, &id) in out.iter_mut().zip(ids) {
+                if !tokens.is_special(id) {
+                    *o = 0;
+                }
+            }
+            return Ok(out);
+        }
+        WordMode::Pieces(p) => p,
+    };
+    let mut next_word: i32 = 0;
+    let mut i = 0;
+    let mut text: Vec<u8> = Vec::new();
+    let mut starts: Vec<usize> = Vec::new();
+    let mut piece_starts: Vec<usize> = Vec::new();
+    while i < ids.len() {
+        if tokens.is_special(ids[i]) {
+            i += 1;
+            continue;
+        }
+        // a run of ordinary tokens [i, j)
+        let mut j = i;
+        text.clear();
+        starts.clear();
+        while j < ids.len() && !tokens.is_special(ids[j]) {
+            starts.push(text.len());
+            text.extend_from_slice(tokens.token_bytes(ids[j]).unwrap_or_default());
+            j += 1;
+        }
+        piece_starts.clear();
+        let mut at = 0usize;
+        for chunk in text.utf8_chunks() {
+            let valid = chunk.valid();
+            pretok.for_each_piece(valid, |p| {
+                piece_starts.push(at + (p.as_ptr() as usize - valid.as_ptr() as usize))
+            })?;
+            at += valid.len();
+            if !chunk.invalid().is_empty() {
+                piece_starts.push(at);
+                at += chunk.invalid().len();
+            }
+        }
+        // word of a token = last piece starting at or before its first byte
+        let mut piece = 0usize;
+        for (k, &s) in starts.iter().enumerate() {
+            while piece + 1 < piece_starts.len() && piece_starts[piece + 1] <= s {
+                piece += 1;
+            }
+            out[i + k] = next_word + piece as i32;
+        }
+        next_word += piece_starts.len().max(1) as i32;
+        i = j;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UN: u32 = 0;
+    const BELIEV: u32 = 1;
+    const ABLE: u32 = 2;
+    const THE: u32 = 3;
+    const RE: u32 = 4;
+    const DO: u32 = 5;
+    const DO2: u32 = 6;
+
+    /// Spec section 9.
+    fn example() -> (Vec<u32>, Vec<usize>, Vec<i32>) {
+        let ids = vec![
+            UN, BELIEV, ABLE, THE, RE, DO, RE, DO, UN, BELIEV, ABLE, DO2, ABLE, THE,
+        ];
+        let words = vec![0, 0, 0, 1, 2, 2, 0, 0, 1, 1, 1, 0, 0, 1];
+        (ids, vec![0, 6, 11, 14], words)
+    }
+
+    fn go(cfg: &MergeConfig) -> MergeResult {
+        let (ids, off, w) = example();
+        merge_batch(&ids, &off, &w, cfg, None).expect("valid input")
+    }
+
+    fn keys(r: &MergeResult, k: u32) -> Vec<u32> {
+        r.key_constituents[r.key_offsets[k as usize]..r.key_offsets[k as usize + 1]].to_vec()
+    }
+
+    #[test]
+    fn worked_example_full_merge() {
+        let r = go(&MergeConfig::default());
+        assert_eq!((r.len_initial, r.len_word_level, r.len_final), (14, 7, 7));
+        let log: Vec<(Vec<u32>, Vec<u32>, u32)> = r
+            .merges
+            .iter()
+            .map(|m| (keys(&r, m.left), keys(&r, m.right), m.count))
+            .collect();
+        assert_eq!(
+            log,
+            vec![
+                (vec![UN], vec![BELIEV], 2),
+                (vec![UN, BELIEV], vec![ABLE], 2),
+                (vec![RE], vec![DO], 2),
+                (vec![DO2], vec![ABLE], 1),
+            ]
+        );
+        assert_eq!(r.unit_ids, vec![0, 1, 2, 2, 0, 3, 1]);
+        assert_eq!(r.seq_offsets, vec![0, 3, 5, 7]);
+        assert_eq!(
+            r.spans,
+            vec![[0, 3], [3, 4], [4, 6], [0, 2], [2, 5], [0, 2], [2, 3]]
+        );
+        assert_eq!(r.unit_offsets, vec![0, 3, 4, 6, 8]);
+        assert_eq!(
+            r.unit_constituents,
+            vec![UN, BELIEV, ABLE, THE, RE, DO, DO2, ABLE]
+        );
+        assert_eq!(r.unit_base_id, vec![-1, THE as i32, -1, -1]);
+        assert_eq!(r.expand(), example().0);
+    }
+
+    #[test]
+    fn worked_example_stop_rules() {
+        let r = go(&MergeConfig {
+            min_count: 2,
+            ..Default::default()
+        });
+        assert_eq!((r.merges.len(), r.len_final), (3, 8));
+        let r = go(&MergeConfig {
+            target: Some(Target::RelWord(0.4)),
+            ..Default::default()
+        });
+        assert_eq!((r.merges.len(), r.len_final), (2, 10));
+        let r = go(&MergeConfig {
+            target: Some(Target::Abs(0.25)),
+            ..Default::default()
+        });
+        assert_eq!((r.merges.len(), r.len_final), (2, 10));
+        let r = go(&MergeConfig {
+            max_merges: Some(0),
+            ..Default::default()
+        });
+        assert_eq!(
+            (r.merges.len(), r.len_final, r.unit_offsets.len()),
+            (0, 14, 8)
+        );
+        assert_eq!(r.expand(), example().0);
+    }
+
+    #[test]
+    fn runs_of_one_token_merge_left_to_right() {
+        let one = |n: usize| {
+            let r = merge_batch(
+                &vec![7; n],
+                &[0, n],
+                &vec![0; n],
+                &MergeConfig::default(),
+                None,
+            )
+            .expect("ok");
+            let log: Vec<(u32, u32)> = r.merges.iter().map(|m| (m.count, m.applied)).collect();
+            (log, r.len_final)
+        };
+        assert_eq!(one(3), (vec![(2, 1), (1, 1)], 1));
+        assert_eq!(one(4), (vec![(3, 2), (1, 1)], 1));
+    }
+
+    #[test]
+    fn ties_go_to_the_earliest_occurrence() {
+        // [[c,d],[a,b]] each one word -> (c,d) first
+        let r = merge_batch(
+            &[3, 4, 1, 2],
+            &[0, 2, 4],
+            &[0, 0, 0, 0],
+            &MergeConfig::default(),
+            None,
+        )
+        .expect("ok");
+        assert_eq!(keys(&r, r.merges[0].new), vec![3, 4]);
+    }
+
+    #[test]
+    fn specials_never_merge() {
+        let r = merge_batch(
+            &[1, 9, 1, 1, 9, 1],
+            &[0, 3, 6],
+            &[0, -1, 0, 0, -1, 0],
+            &MergeConfig::default(),
+            None,
+        )
+        .expect("ok");
+        assert!(r.merges.is_empty());
+        assert_eq!(r.len_word_level, 6);
+    }
+
+    #[test]
+    fn max_unit_constituents_blocks_long_units() {
+        let cfg = MergeConfig {
+            max_unit_constituents: Some(2),
+            ..Default::default()
+        };
+        let r = merge_batch(&[5; 5], &[0, 5], &[0; 5], &cfg, None).expect("ok");
+        assert_eq!(r.len_final, 3);
+        assert!(r.spans.iter().all(|s| s[1] - s[0] <= 2));
+    }
+
+    #[test]
+    fn bytes_identity_joins_equal_strings() {
+        let table = TokenTable {
+            tokens: vec![
+                Some(b"a".to_vec()),
+                Some(b"b".to_vec()),
+                Some(b"ab".to_vec()),
+                Some(b"<s>".to_vec()),
+            ],
+            special: vec![false, false, false, true],
+        };
+        let cfg = MergeConfig {
+            identity: Identity::Bytes,
+            ..Default::default()
+        };
+        // "ab" as [a, b] in two words merges to the same unit as token "ab"
+        let r = merge_batch(
+            &[0, 1, 2, 3, 0, 1],
+            &[0, 6],
+            &[0, 0, 1, -1, 2, 2],
+            &cfg,
+            Some(&table),
+        )
+        .expect("ok");
+        assert_eq!(r.unit_ids, vec![0, 0, 1, 0]);
+        assert_eq!(r.unit_constituents, vec![0, 1, 3]);
+        let kb = r.key_bytes.expect("bytes given");
+        assert_eq!(kb[r.unit_key[0] as usize], b"ab");
+    }
+
+    #[test]
+    fn per_sample_runs_each_sequence_alone() {
+        let cfg = MergeConfig {
+            per_sample: true,
+            max_merges: Some(1),
+            ..Default::default()
+        };
+        let r = merge_batch(
+            &[1, 2, 1, 2, 3, 4],
+            &[0, 4, 6],
+            &[0, 0, 1, 1, 0, 0],
+            &cfg,
+            None,
+        )
+        .expect("ok");
+        assert_eq!(r.merges.len(), 2);
+        assert_eq!(r.merges[1].sample, Some(1));
+        assert_eq!(r.len_final, 3);
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let cfg = MergeConfig::default();
+        assert!(merge_batch(&[1, 2], &[0, 3], &[0, 0], &cfg, None).is_err());
+        assert!(merge_batch(&[1, 2], &[0, 2], &[0], &cfg, None).is_err());
+        assert!(merge_batch(&[1, 2], &[1, 2], &[0, 0], &cfg, None).is_err());
+        assert!(merge_batch(&[1, 2], &[0, 2, 1, 2], &[0, 0], &cfg, None).is_err());
+        assert!(merge_batch(&[1, 2], &[0, 2], &[0, -2], &cfg, None).is_err());
+        assert!(merge_batch(&[u32::MAX, 2], &[0, 2], &[0, 0], &cfg, None).is_err());
+        assert!(merge_batch(&[1], &[], &[0], &cfg, None).is_err());
+        let bad = MergeConfig {
+            min_count: 0,
+            ..Default::default()
+        };
+        assert!(merge_batch(&[1], &[0, 1], &[0], &bad, None).is_err());
+        let bad = MergeConfig {
+            target: Some(Target::Abs(f64::NAN)),
+            ..Default::default()
+        };
+        assert!(merge_batch(&[1], &[0, 1], &[0], &bad, None).is_err());
+        let bad = MergeConfig {
+            identity: Identity::Bytes,
+            ..Default::default()
+        };
+        assert!(merge_batch(&[1], &[0, 1], &[0], &bad, None).is_err());
+    }
+
+    #[test]
+    fn empty_batches_and_sequences() {
+        let r = merge_batch(&[], &[0], &[], &MergeConfig::default(), None).expect("ok");
+        assert_eq!((r.len_initial, r.seq_offsets.clone()), (0, vec![0]));
+        let r = merge_batch(
+            &[1, 1],
+            &[0, 0, 2, 2],
+            &[0, 0],
+            &MergeConfig::default(),
+            None,
+        )
+        .expect("ok");
+        assert_eq!(r.seq_offsets, vec![0, 0, 1, 1]);
+    }
+
+    #[test]
+    fn word_ids_follow_pretokenization_and_specials() {
+        let pre = Pretokenizer::new("gpt2").expect("preset");
+        let table = TokenTable {
+            tokens: ["he", "llo", " wor", "ld", "<s>", "\u{e9}"]
+                .iter()
+                .map(|s| Some(s.as_bytes().to_vec()))
+                .chain([Some(vec![0xc3]), Some(vec![0xa9])])
+                .collect(),
+            special: vec![false, false, false, false, true, false, false, false],
+        };
+        let w = word_ids(
+            &[0, 1, 2, 3, 4, 0, 6, 7, 2],
+            &[0, 9],
+            &table,
+            WordMode::Pieces(&pre),
+        )
+        .expect("ok");
+        assert_eq!(w, vec![0, 0, 1, 1, -1, 2, 2, 2, 3]);
+        let w = word_ids(&[0, 1, 4, 2], &[0, 4], &table, WordMode::None).expect("ok");
+        assert_eq!(w, vec![0, 0, -1, 0]);
+        assert!(word_ids(&[99], &[0, 1], &table, WordMode::None).is_err());
+    }
+
+    type Pair = (Vec<u32>, Vec<u32>);
+    type Log = Vec<(Vec<u32>, Vec<u32>, u32)>;
+
+    /// Naive reference (spec 3.1): recount all pairs after each merge.
+    fn naive(seqs: &[Vec<(u32, i32)>], cfg: &MergeConfig) -> (Vec<Vec<Vec<u32>>>, Log) {
+        let mut units: Vec<Vec<(Vec<u32>, i32)>> = seqs
+            .iter()
+            .map(|s| s.iter().map(|&(x, w)| (vec![x], w)).collect())
+            .collect();
+        let mut log = Vec::new();
+        let maxlen = cfg.max_unit_constituents.unwrap_or(usize::MAX);
+        let l0: usize = seqs.iter().map(Vec::len).sum();
+        let lw: usize = seqs
+            .iter()
+            .map(|s| {
+                (0..s.len())
+                    .filter(|&i| s[i].1 == -1 || i == 0 || s[i].1 != s[i - 1].1)
+                    .count()
+            })
+            .sum();
+        let threshold = cfg.target.map(|t| t.threshold(l0, lw));
+        let ok = |a: &(Vec<u32>, i32), b: &(Vec<u32>, i32)| {
+            a.1 != -1 && a.1 == b.1 && a.0.len() + b.0.len() <= maxlen
+        };
+        loop {
+            if cfg.max_merges.is_some_and(|m| log.len() >= m) {
+                break;
+            }
+            let len: usize = units.iter().map(Vec::len).sum();
+            if threshold.is_some_and(|t| len as f64 <= t) {
+                break;
+            }
+            let mut order: Vec<Pair> = Vec::new();
+            let mut counts: FxHashMap<Pair, u32> = FxHashMap::default();
+            for s in &units {
+                for w in s.windows(2) {
+                    if ok(&w[0], &w[1]) {
+                        let p = (w[0].0.clone(), w[1].0.clone());
+                        let c = counts.entry(p.clone()).or_insert(0);
+                        if *c == 0 {
+                            order.push(p);
+                        }
+                        *c += 1;
+                    }
+                }
+            }
+            let mut best: Option<(&Pair, u32)> = None;
+            for p in &order {
+                let c = counts[p];
+                if best.is_none_or(|(_, bc)| c > bc) {
+                    best = Some((p, c));
+                }
+            }
+            let Some(((a, b), c)) = best else { break };
+            if c < cfg.min_count {
+                break;
+            }
+            let (a, b) = (a.clone(), b.clone());
+            for s in units.iter_mut() {
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < s.len() {
+                    if i + 1 < s.len() && s[i].0 == a && s[i + 1].0 == b && ok(&s[i], &s[i + 1]) {
+                        out.push(([a.clone(), b.clone()].concat(), s[i].1));
+                        i += 2;
+                    } else {
+                        out.push(s[i].clone());
+                        i += 1;
+                    }
+                }
+                *s = out;
+            }
+            log.push((a, b, c));
+        }
+        (
+            units
+                .into_iter()
+                .map(|s| s.into_iter().map(|u| u.0).collect())
+                .collect(),
+            log,
+        )
+    }
+
+    #[test]
+    fn equals_naive_reference_on_random_batches() {
+        // xorshift, fixed seed: deterministic
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rnd = |m: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % m
+        };
+        for _ in 0..2000 {
+            let b = rnd(4) as usize;
+            let mut seqs = Vec::new();
+            for _ in 0..b {
+                let len = rnd(16) as usize;
+                let mut w = 0i32;
+                let s: Vec<(u32, i32)> = (0..len)
+                    .map(|_| {
+                        if rnd(4) == 0 {
+                            w += 1;
+                        }
+                        (rnd(3) as u32, if rnd(10) == 0 { -1 } else { w })
+                    })
+                    .collect();
+                seqs.push(s);
+            }
+            let cfg = MergeConfig {
+                max_merges: if rnd(2) == 0 {
+                    None
+                } else {
+                    Some(rnd(6) as usize)
+                },
+                min_count: 1 + rnd(2) as u32,
+                max_unit_constituents: if rnd(3) == 0 {
+                    Some(1 + rnd(4) as usize)
+                } else {
+                    None
+                },
+                ..Default::default()
+            };
+            let ids: Vec<u32> = seqs.iter().flatten().map(|x| x.0).collect();
+            let wid: Vec<i32> = seqs.iter().flatten().map(|x| x.1).collect();
+            let mut off = vec![0];
+            for s in &seqs {
+                off.push(off[off.len() - 1] + s.len());
+            }
+            let r = merge_batch(&ids, &off, &wid, &cfg, None).expect("ok");
+            let (want_units, want_log) = naive(&seqs, &cfg);
+            let log: Vec<(Vec<u32>, Vec<u32>, u32)> = r
+                .merges
+                .iter()
+                .map(|m| (keys(&r, m.left), keys(&r, m.right), m.count))
+                .collect();
+            assert_eq!(log, want_log, "{seqs:?} {cfg:?}");
+            let got: Vec<Vec<Vec<u32>>> = off
+                .windows(2)
+                .enumerate()
+                .map(|(s, _)| {
+                    (r.seq_offsets[s]..r.seq_offsets[s + 1])
+                        .map(|q| {
+                            let u = r.unit_ids[q] as usize;
+                            r.unit_constituents[r.unit_offsets[u]..r.unit_offsets[u + 1]].to_vec()
+                        })
+                        .collect()
+                })
+                .collect();
+            assert_eq!(got, want_units, "{seqs:?} {cfg:?}");
+            assert_eq!(r.expand(), ids);
+        }
+    }
+}
