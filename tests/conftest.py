@@ -25,3 +25,17 @@ def corpora_dir() -> Path:
 @pytest.fixture(scope="session")
 def corpus_docs(corpora_dir) -> dict[str, str]:
     return {p.stem: p.read_text(encoding="utf-8") for p in sorted(corpora_dir.glob("*.txt"))}
+
+
+@pytest.fixture(scope="session")
+def gpt2_file() -> Path:
+    from vocabularies import fetch
+
+    return fetch("gpt2.tiktoken")
+
+
+@pytest.fixture(scope="session")
+def cl100k_file() -> Path:
+    from vocabularies import fetch
+
+    return fetch("cl100k_base.tiktoken")

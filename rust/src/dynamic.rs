@@ -1158,6 +1158,12 @@ mod tests {
                 } else {
                     None
                 },
+                target: match rnd(4) {
+                    0 => Some(Target::Abs(rnd(11) as f64 / 10.0)),
+                    1 => Some(Target::RelWord(rnd(11) as f64 / 10.0)),
+                    2 => Some(Target::Len(rnd(20) as usize)),
+                    _ => None,
+                },
                 ..Default::default()
             };
             let ids: Vec<u32> = seqs.iter().flatten().map(|x| x.0).collect();

