@@ -14,9 +14,21 @@
 use super::{pair_key, Bpe};
 use crate::error::{Error, Result};
 use aho_corasick::{AhoCorasick, MatchKind};
+use rustc_hash::FxHashMap;
+use std::cell::RefCell;
 
 /// Pieces longer than this many bytes use the heap (tiktoken switches at 100 as well).
 const HEAP_THRESHOLD: usize = 100;
+/// Pieces up to this length that need merging are remembered per thread (most repeat).
+const CACHE_MAX_PIECE: usize = 48;
+/// Entries per thread before the cache is cleared: 32k pieces, ~2 MB; bounded memory.
+const CACHE_CAP: usize = 1 << 15;
+
+thread_local! {
+    /// (model serial, piece -> ids) for the merge path; cleared when another model uses the thread
+    static PIECE_CACHE: RefCell<(u64, FxHashMap<Box<[u8]>, Box<[u32]>>)> =
+        RefCell::new((u64::MAX, FxHashMap::default()));
+}
 
 /// Finds a chosen set of special tokens in text.
 #[derive(Debug, Clone)]
@@ -84,27 +96,50 @@ impl Bpe {
                 return;
             }
         }
-        if piece.len() <= HEAP_THRESHOLD {
+        if piece.len() > HEAP_THRESHOLD {
+            self.merge_heap(piece, out);
+        } else if piece.len() > CACHE_MAX_PIECE {
             self.merge_linear(piece, out);
         } else {
-            self.merge_heap(piece, out);
+            PIECE_CACHE.with(|c| {
+                let mut c = c.borrow_mut();
+                if c.0 != self.serial {
+                    c.0 = self.serial;
+                    c.1.clear();
+                }
+                if let Some(ids) = c.1.get(piece) {
+                    out.extend_from_slice(ids);
+                    return;
+                }
+                let start = out.len();
+                self.merge_linear(piece, out);
+                if c.1.len() >= CACHE_CAP {
+                    c.1.clear();
+                }
+                c.1.insert(piece.into(), out[start..].into());
+            });
         }
     }
 
+    /// tiktoken's linear scan on fixed-size stack arrays (no allocation): `syms[i]` are the
+    /// current tokens, `ranks[i]` the (priority, merged id) of joining `syms[i]` and `syms[i+1]`.
     fn merge_linear(&self, piece: &[u8], out: &mut Vec<u32>) {
-        let mut syms: Vec<u32> = piece.iter().map(|&b| self.byte_ids[b as usize]).collect();
-        let rank = |s: &[u32], i: usize| -> (u32, u32) {
-            if i + 1 < s.len() {
-                self.pair(s[i], s[i + 1]).unwrap_or((u32::MAX, 0))
-            } else {
-                (u32::MAX, 0)
-            }
-        };
-        let mut ranks: Vec<(u32, u32)> = (0..syms.len()).map(|i| rank(&syms, i)).collect();
+        debug_assert!(piece.len() <= HEAP_THRESHOLD);
+        const NONE: (u32, u32) = (u32::MAX, 0);
+        let mut syms = [0u32; HEAP_THRESHOLD];
+        let mut ranks = [NONE; HEAP_THRESHOLD];
+        let mut n = piece.len();
+        for (i, &b) in piece.iter().enumerate() {
+            syms[i] = self.byte_ids[b as usize];
+        }
+        for i in 0..n - 1 {
+            ranks[i] = self.pair(syms[i], syms[i + 1]).unwrap_or(NONE);
+        }
+        ranks[n - 1] = NONE;
         loop {
             let mut best = u32::MAX;
             let mut at = usize::MAX;
-            for (i, &(r, _)) in ranks.iter().enumerate() {
+            for (i, &(r, _)) in ranks[..n - 1].iter().enumerate() {
                 if r < best {
                     best = r;
                     at = i;
@@ -114,14 +149,22 @@ impl Bpe {
                 break;
             }
             syms[at] = ranks[at].1;
-            syms.remove(at + 1);
-            ranks.remove(at + 1);
-            ranks[at] = rank(&syms, at);
+            syms.copy_within(at + 2..n, at + 1);
+            ranks.copy_within(at + 2..n, at + 1);
+            n -= 1;
+            ranks[at] = if at + 1 < n {
+                self.pair(syms[at], syms[at + 1]).unwrap_or(NONE)
+            } else {
+                NONE
+            };
             if at > 0 {
-                ranks[at - 1] = rank(&syms, at - 1);
+                ranks[at - 1] = self.pair(syms[at - 1], syms[at]).unwrap_or(NONE);
+            }
+            if n == 1 {
+                break;
             }
         }
-        out.extend_from_slice(&syms);
+        out.extend_from_slice(&syms[..n]);
     }
 
     fn merge_heap(&self, piece: &[u8], out: &mut Vec<u32>) {

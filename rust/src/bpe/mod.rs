@@ -31,7 +31,7 @@ pub enum Priority {
 }
 
 /// A byte-level BPE tokenizer model.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Bpe {
     /// bytes of each id; for a special token, its text; empty for an unused id
     tokens: Vec<Vec<u8>>,
@@ -49,7 +49,11 @@ pub struct Bpe {
     pairs: FxHashMap<u64, (u32, u32)>,
     /// id of each single byte
     byte_ids: [u32; 256],
+    /// unique per constructed model: keys the per-thread piece cache of the encoder
+    serial: u64,
 }
+
+static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 #[inline]
 pub(crate) fn pair_key(a: u32, b: u32) -> u64 {
@@ -218,6 +222,7 @@ impl Bpe {
             ignore_merges,
             pairs,
             byte_ids,
+            serial: NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
