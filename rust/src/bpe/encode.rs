@@ -330,12 +330,17 @@ mod tests {
     #[test]
     fn heap_and_linear_agree_and_round_trip() {
         let bpe = small();
-        for piece in ["a".repeat(150), "ab".repeat(77), "banana".repeat(30)] {
+        for piece in ["a".repeat(100), "ab".repeat(49), "banana".repeat(16), "bandana".repeat(3)] {
             let (mut x, mut y) = (Vec::new(), Vec::new());
             bpe.merge_linear(piece.as_bytes(), &mut x);
             bpe.merge_heap(piece.as_bytes(), &mut y);
             assert_eq!(x, y);
             assert_eq!(bpe.decode_bytes(&x).unwrap(), piece.as_bytes());
+        }
+        for piece in ["a".repeat(1001), "banana".repeat(300)] {
+            let mut y = Vec::new();
+            bpe.merge_heap(piece.as_bytes(), &mut y);
+            assert_eq!(bpe.decode_bytes(&y).unwrap(), piece.as_bytes());
         }
     }
 
