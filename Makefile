@@ -25,8 +25,10 @@ $(STAMP)/build: $(STAMP)/venv $(SOURCES)
 	cd $(CURDIR) && VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH maturin develop --release -q
 	@touch $@
 
-demo: $(STAMP)/build  ## train a BPE tokenizer on corpora/ and print a report
-	$(VPY) -m tokforge train --vocab-size 8000 -o runs/demo/tokenizer.json
+runs/demo/tokenizer.json: $(STAMP)/build $(wildcard corpora/*.txt)
+	$(VPY) -m tokforge train --vocab-size 8000 --special "<|endoftext|>" --force -o $@
+
+demo: runs/demo/tokenizer.json  ## train a BPE tokenizer on corpora/ and print a report
 	$(VPY) -m tokforge analyze -t runs/demo/tokenizer.json
 
 test-rust:  ## cargo test (no Python needed)

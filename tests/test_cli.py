@@ -53,3 +53,28 @@ def test_errors_are_one_line_not_tracebacks(tmp_path):
     r = run("train", "--vocab-size", "300", "-o", str(tmp_path / "o.json"), str(bad))
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "byte offset 0" in r.stderr
+
+
+def test_tokenize_streams_files_with_the_ids_of_the_whole(tmp_path, corpora_dir, gpt2_file):
+    f = tmp_path / "big.txt"
+    text = "".join((corpora_dir / n).read_text() for n in ["code-rust.txt", "ja.txt", "en.txt"])
+    f.write_text(text * 2)
+    r = run("tokenize", "-t", str(gpt2_file), str(f))
+    assert r.returncode == 0, r.stderr
+    ids = [int(x) for x in r.stdout.split()]
+    assert ids == Tokenizer.from_file(gpt2_file).encode_ordinary(text * 2)
+
+
+def test_tokenize_json_and_pieces_from_stdin(gpt2_file):
+    r = subprocess.run([sys.executable, "-m", "tokforge", "tokenize", "-t", str(gpt2_file),
+                        "--json", "--pieces", "--allow-special", "-"],
+                       input="<|endoftext|>hello world", capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["ids"] == [50256, 31373, 995]
+    assert rec["pieces"] == ["<|endoftext|>", "hello", " world"]
+
+
+def test_tokenize_unknown_tokenizer_is_a_clear_error():
+    r = run("tokenize", "-t", "no-such-run")
+    assert r.returncode == 2 and "no-such-run" in r.stderr

@@ -187,3 +187,13 @@ def test_tiktoken_file_without_known_name_needs_a_pattern(gpt2_file, tmp_path):
         Tokenizer.from_file(p)
     tok = Tokenizer.from_file(p, pattern="gpt2", special_tokens={"<|endoftext|>": 50256})
     assert tok.encode("hello world") == [31373, 995]
+
+
+@given(cuts=st.lists(st.integers(0, 4000), max_size=12))
+def test_encode_stream_equals_whole_text(pair, corpus_docs, cuts):
+    ours, _ = pair
+    text = corpus_docs["code-go"][:2000] + corpus_docs["th"][:1000] + "\n\n  x  \n" + corpus_docs["fr"][:1000]
+    bounds = sorted({0, len(text), *[c % (len(text) + 1) for c in cuts]})
+    chunks = [text[a:b] for a, b in zip(bounds, bounds[1:])]
+    got = [i for ids in ours.encode_stream(chunks, min_chunk=64) for i in ids]
+    assert got == ours.encode_ordinary(text)

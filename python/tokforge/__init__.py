@@ -7,6 +7,7 @@
 'hello world'
 """
 
+from . import dynamic as dynamic
 from ._core import __version__ as __version__
 from ._core import hf_pattern as hf_pattern
 from ._core import preset_pattern as preset_pattern
@@ -35,4 +36,5 @@ __all__ = [
     "PatternError",
     "TrainingError",
     "VocabError",
+    "dynamic",
 ]

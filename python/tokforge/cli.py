@@ -114,6 +114,61 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_DIR = Path("runs")
+
+
+def load_tokenizer(spec: str, pattern: str | None = None) -> Tokenizer:
+    """``-t``: a tokenizer.json, a .tiktoken file, or the name of a trained run (``demo`` ->
+    ``runs/demo/tokenizer.json``)."""
+    p = Path(spec)
+    if not p.exists() and (DEMO_DIR / spec / "tokenizer.json").is_file():
+        p = DEMO_DIR / spec / "tokenizer.json"
+    if not p.exists():
+        raise FileNotFoundError(
+            f"{spec}: no such tokenizer file or run (runs are looked up as {DEMO_DIR}/NAME/)"
+        )
+    return Tokenizer.from_file(p, pattern=pattern) if pattern else Tokenizer.from_file(p)
+
+
+def _read_chunks(fh, size: int = 1 << 16):
+    while True:
+        block = fh.read(size)
+        if not block:
+            return
+        yield block
+
+
+def cmd_tokenize(a: argparse.Namespace) -> int:
+    tok = load_tokenizer(a.tokenizer, a.pattern)
+    allowed = "all" if a.allow_special else frozenset()
+    out = sys.stdout
+    for name in a.files or ["-"]:
+        if name == "-":
+            fh = sys.stdin
+        else:
+            fh = open(name, encoding="utf-8", errors=a.errors)  # noqa: SIM115
+        try:
+            first = True
+            for ids in tok.encode_stream(_read_chunks(fh), allowed_special=allowed):
+                if a.json:
+                    rec = {"file": name, "ids": ids}
+                    if a.pieces:
+                        rec["pieces"] = [tok.decode([i]) for i in ids]
+                    out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    continue
+                items = [repr(tok.decode([i]))[1:-1] for i in ids] if a.pieces else map(str, ids)
+                sep = " | " if a.pieces else " "
+                if ids:
+                    out.write(("" if first else sep) + sep.join(items))
+                    first = False
+            if not a.json:
+                out.write("\n")
+        finally:
+            if fh is not sys.stdin:
+                fh.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tokforge", description=__doc__)
     p.add_argument("--version", action="version", version=f"tokforge {__version__}")
@@ -140,6 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--sample", default=SAMPLE, help="text to show tokenized")
     an.add_argument("--json", action="store_true", help="one JSON line per file")
     an.set_defaults(func=cmd_analyze)
+    tk = sub.add_parser("tokenize", help="print token ids (or pieces) of files or stdin")
+    tk.add_argument("files", nargs="*", help="text files; - or nothing for stdin")
+    tk.add_argument("-t", "--tokenizer", default="demo",
+                    help="tokenizer.json, .tiktoken file, or a run name (default: demo)")
+    tk.add_argument("--pattern", default=None, help="pattern for a .tiktoken file")
+    tk.add_argument("--pieces", action="store_true", help="print token strings, not ids")
+    tk.add_argument("--json", action="store_true", help="JSON lines: {file, ids[, pieces]}")
+    tk.add_argument("--allow-special", action="store_true",
+                    help="encode special-token text as special tokens (default: plain text)")
+    tk.add_argument("--errors", choices=["strict", "replace", "ignore"], default="strict")
+    tk.set_defaults(func=cmd_tokenize)
     return p
 
 
@@ -147,6 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (TokforgeError, OSError) as e:
+    except (TokforgeError, OSError, UnicodeDecodeError) as e:
         print(f"tokforge: error: {e}", file=sys.stderr)
         return 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -359,6 +359,35 @@ class Tokenizer:
                 (char_at[s], char_at[e - 1] + 1 if e > s else char_at[s]) for s, e in spans
             ]
         return ids, spans
+
+    def encode_stream(
+        self, chunks: Iterable[str], *, allowed_special: SpecialSet = frozenset(),
+        min_chunk: int = 1 << 16,
+    ) -> Iterator[list[int]]:
+        """Encode text that arrives in pieces (lines of a large file, a socket...) with bounded
+        memory. The ids, concatenated, equal ``encode(''.join(chunks))``: text is held back
+        until a point where pre-tokenization cannot depend on what follows.
+
+        Special tokens in ``allowed_special`` are recognised; other special-token text is
+        encoded as plain text.
+        """
+        allowed = self._allowed_ids(allowed_special, (), [])
+        longest = max((len(t) for t in self.special_tokens), default=1)
+        buf = ""
+        for chunk in chunks:
+            buf += chunk
+            if len(buf) < min_chunk:
+                continue
+            cut = self._model.stream_cut(buf)
+            # never cut through a special token: hold back the last few characters too
+            if allowed:
+                cut = min(cut, max(0, len(buf) - longest))
+                cut = self._model.stream_cut(buf[:cut]) if cut else 0
+            if cut:
+                yield self._model.encode(_fix_surrogates(buf[:cut]), allowed)
+                buf = buf[cut:]
+        if buf:
+            yield self._model.encode(_fix_surrogates(buf), allowed)
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
         """Bytes of ``ids`` (special tokens give their text)."""

@@ -123,6 +123,15 @@ impl BpeModel {
         }
     }
 
+    /// Length in characters of the longest prefix of `text` whose pieces cannot depend on what
+    /// follows it (0 if none): lets a stream be encoded in chunks with the ids of the whole.
+    fn stream_cut(&self, text: &str) -> usize {
+        match self.inner.pretokenizer().last_safe_cut(text) {
+            Some(b) => text[..b].chars().count(),
+            None => 0,
+        }
+    }
+
     /// Ids of `text`; special-token text is encoded as ordinary text.
     fn encode_ordinary(&self, py: Python<'_>, text: &str) -> PyResult<Vec<u32>> {
         let bpe = &self.inner;
