@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 import tokforge
 from tokforge import Tokenizer
 
@@ -89,7 +88,10 @@ def test_save_never_overwrites_without_asking(tmp_path):
     [
         ('{"normalizer": {"type": "NFKC"}, "model": {"type": "BPE"}}', "NFKC"),
         ('{"normalizer": null, "model": {"type": "WordPiece"}}', "WordPiece"),
-        ('{"normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "model": {"type": "BPE", "vocab": {}, "merges": []}}', "Whitespace"),
+        (
+            '{"normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "model": {"type": "BPE", "vocab": {}, "merges": []}}',
+            "Whitespace",
+        ),
         ("{not json", "JSON"),
     ],
 )

@@ -10,15 +10,27 @@ from tokforge import Tokenizer
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "tokforge", *args], capture_output=True,
-                          text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "tokforge", *args], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def test_train_then_analyze_on_given_files(tmp_path, corpora_dir):
     out = tmp_path / "tok.json"
     files = [str(corpora_dir / "en.txt"), str(corpora_dir / "ru.txt")]
-    r = run("train", "--vocab-size", "600", "--pattern", "gpt2", "--special", "<|endoftext|>",
-            "-o", str(out), "--json", *files)
+    r = run(
+        "train",
+        "--vocab-size",
+        "600",
+        "--pattern",
+        "gpt2",
+        "--special",
+        "<|endoftext|>",
+        "-o",
+        str(out),
+        "--json",
+        *files,
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["vocab_size"] == 600 and info["files"] == 2
@@ -33,8 +45,7 @@ def test_train_then_analyze_on_given_files(tmp_path, corpora_dir):
 
 def test_train_defaults_to_the_shipped_corpora(tmp_path, corpora_dir):
     out = tmp_path / "t.json"
-    r = run("train", "--vocab-size", "300", "-q", "-o", str(out), "--json",
-            cwd=corpora_dir.parent)
+    r = run("train", "--vocab-size", "300", "-q", "-o", str(out), "--json", cwd=corpora_dir.parent)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["files"] == len(list(corpora_dir.glob("*.txt")))
 
@@ -66,9 +77,23 @@ def test_tokenize_streams_files_with_the_ids_of_the_whole(tmp_path, corpora_dir,
 
 
 def test_tokenize_json_and_pieces_from_stdin(gpt2_file):
-    r = subprocess.run([sys.executable, "-m", "tokforge", "tokenize", "-t", str(gpt2_file),
-                        "--json", "--pieces", "--allow-special", "-"],
-                       input="<|endoftext|>hello world", capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tokforge",
+            "tokenize",
+            "-t",
+            str(gpt2_file),
+            "--json",
+            "--pieces",
+            "--allow-special",
+            "-",
+        ],
+        input="<|endoftext|>hello world",
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)
     assert rec["ids"] == [50256, 31373, 995]

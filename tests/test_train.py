@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import tokforge
 from hypothesis import given
 from hypothesis import strategies as st
-from tokenizers import Regex
-from tokenizers import Tokenizer as HFTokenizer
-from tokenizers import models, pre_tokenizers, trainers
-
-import tokforge
-from tokforge import Tokenizer
-
 from reference import bpe_train
+from tokenizers import Regex, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer as HFTokenizer
+from tokforge import Tokenizer
 
 PRESETS = ["gpt2", "cl100k", "o200k"]
 
@@ -63,7 +60,9 @@ def test_min_frequency_stops_like_hf(corpus_docs):
     assert tok.vocab_size < 5000
 
 
-words = st.sampled_from(["low", "lower", "newest", "widest", "aaa", "ab", "ba", "é", "世界", "12", "'s"])
+words = st.sampled_from(
+    ["low", "lower", "newest", "widest", "aaa", "ab", "ba", "é", "世界", "12", "'s"]
+)
 seps = st.sampled_from([" ", "  ", "\n", " \n ", "\t", ", "])
 
 
@@ -77,8 +76,12 @@ def documents(draw):
     return docs
 
 
-@given(docs=documents(), preset=st.sampled_from(PRESETS), extra=st.integers(1, 40),
-       tie=st.sampled_from(["hf", "bytes"]))
+@given(
+    docs=documents(),
+    preset=st.sampled_from(PRESETS),
+    extra=st.integers(1, 40),
+    tie=st.sampled_from(["hf", "bytes"]),
+)
 def test_merges_equal_reference_on_random_documents(docs, preset, extra, tie):
     pat = tokforge.preset_pattern(preset)
     want = bpe_train.train(docs, pat, 256 + extra, tie=tie)
@@ -100,7 +103,12 @@ def test_merges_equal_reference_on_any_unicode(text, preset):
 
 def test_reference_reproduces_spec_tie_vectors():
     pat = tokforge.preset_pattern("gpt2")
-    assert bpe_train.train(["ab ab cd cd"], pat, 260) == [(b"a", b"b"), (b"c", b"d"), (b" ", b"cd"), (b" ", b"ab")]
+    assert bpe_train.train(["ab ab cd cd"], pat, 260) == [
+        (b"a", b"b"),
+        (b"c", b"d"),
+        (b" ", b"cd"),
+        (b" ", b"ab"),
+    ]
     assert bpe_train.train(["ab ab cd cd"], pat, 260, tie="bytes")[0] == (b" ", b"c")
 
 
@@ -133,8 +141,9 @@ def test_texts_are_streamed_from_a_generator():
 
 
 def test_special_tokens_take_the_first_ids_and_are_never_merged():
-    tok = Tokenizer.train(texts=["<|x|> <|x|> <|x|> hello"] * 10, vocab_size=300,
-                          special_tokens=["<|x|>", "<|y|>"])
+    tok = Tokenizer.train(
+        texts=["<|x|> <|x|> <|x|> hello"] * 10, vocab_size=300, special_tokens=["<|x|>", "<|y|>"]
+    )
     assert tok.special_tokens == {"<|x|>": 0, "<|y|>": 1}
     assert tok.id_to_token(2) == b"!"
     assert all(b"<|x|>" != a + b for a, b in tok.merges)
@@ -142,8 +151,11 @@ def test_special_tokens_take_the_first_ids_and_are_never_merged():
 
 def test_progress_reports_count_and_merge_stages(corpus_docs):
     seen = []
-    Tokenizer.train(texts=list(corpus_docs.values()), vocab_size=1000,
-                    progress=lambda stage, done, total: seen.append((stage, done, total)))
+    Tokenizer.train(
+        texts=list(corpus_docs.values()),
+        vocab_size=1000,
+        progress=lambda stage, done, total: seen.append((stage, done, total)),
+    )
     stages = {s for s, _, _ in seen}
     assert stages == {"count", "merge"}
     last_merge = [x for x in seen if x[0] == "merge"][-1]
@@ -152,8 +164,11 @@ def test_progress_reports_count_and_merge_stages(corpus_docs):
 
 def test_progress_callback_can_stop_training(corpus_docs):
     with pytest.raises(tokforge.InterruptedError):
-        Tokenizer.train(texts=list(corpus_docs.values()), vocab_size=5000,
-                        progress=lambda stage, done, total: stage != "merge" or done < 100)
+        Tokenizer.train(
+            texts=list(corpus_docs.values()),
+            vocab_size=5000,
+            progress=lambda stage, done, total: stage != "merge" or done < 100,
+        )
 
     class Boom(Exception):
         pass
@@ -168,11 +183,15 @@ def test_progress_callback_can_stop_training(corpus_docs):
 @pytest.mark.parametrize("preset", PRESETS)
 def test_saved_tokenizer_loads_in_hf_with_identical_ids(corpus_docs, preset, tmp_path):
     docs = list(corpus_docs.values())
-    tok = Tokenizer.train(texts=docs, vocab_size=4000, pattern=preset, special_tokens=["<|endoftext|>"])
+    tok = Tokenizer.train(
+        texts=docs, vocab_size=4000, pattern=preset, special_tokens=["<|endoftext|>"]
+    )
     path = tok.save(tmp_path / "tokenizer.json")
     ht = HFTokenizer.from_file(str(path))
     for name, text in corpus_docs.items():
         # HF always splits out added tokens: tiktoken's allowed_special="all"
-        assert ht.encode(text, add_special_tokens=False).ids == tok.encode(text, allowed_special="all"), name
+        assert ht.encode(text, add_special_tokens=False).ids == tok.encode(
+            text, allowed_special="all"
+        ), name
     back = Tokenizer.from_file(path)
     assert back.merges == tok.merges and back.special_tokens == tok.special_tokens

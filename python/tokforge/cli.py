@@ -146,7 +146,7 @@ def cmd_tokenize(a: argparse.Namespace) -> int:
         if name == "-":
             fh = sys.stdin
         else:
-            fh = open(name, encoding="utf-8", errors=a.errors)  # noqa: SIM115
+            fh = open(name, encoding="utf-8", errors=a.errors)
         try:
             first = True
             for ids in tok.encode_stream(_read_chunks(fh), allowed_special=allowed):
@@ -197,13 +197,20 @@ def build_parser() -> argparse.ArgumentParser:
     an.set_defaults(func=cmd_analyze)
     tk = sub.add_parser("tokenize", help="print token ids (or pieces) of files or stdin")
     tk.add_argument("files", nargs="*", help="text files; - or nothing for stdin")
-    tk.add_argument("-t", "--tokenizer", default="demo",
-                    help="tokenizer.json, .tiktoken file, or a run name (default: demo)")
+    tk.add_argument(
+        "-t",
+        "--tokenizer",
+        default="demo",
+        help="tokenizer.json, .tiktoken file, or a run name (default: demo)",
+    )
     tk.add_argument("--pattern", default=None, help="pattern for a .tiktoken file")
     tk.add_argument("--pieces", action="store_true", help="print token strings, not ids")
     tk.add_argument("--json", action="store_true", help="JSON lines: {file, ids[, pieces]}")
-    tk.add_argument("--allow-special", action="store_true",
-                    help="encode special-token text as special tokens (default: plain text)")
+    tk.add_argument(
+        "--allow-special",
+        action="store_true",
+        help="encode special-token text as special tokens (default: plain text)",
+    )
     tk.add_argument("--errors", choices=["strict", "replace", "ignore"], default="strict")
     tk.set_defaults(func=cmd_tokenize)
     return p

@@ -147,7 +147,9 @@ class Tokenizer:
             head = fh.read(256).lstrip()
         if head.startswith(b"{"):
             if pattern is not None or special_tokens is not None:
-                raise InputError("pattern/special_tokens apply to .tiktoken files, not tokenizer.json")
+                raise InputError(
+                    "pattern/special_tokens apply to .tiktoken files, not tokenizer.json"
+                )
             return cls(_core.BpeModel.from_json_file(str(p)))
         first = head.split(b"\n", 1)[0].split(b" ")
         if len(first) == 2 and first[1].strip().isdigit():
@@ -355,13 +357,14 @@ class Tokenizer:
                     c += 1
                 char_at[i] = c
             char_at[len(data)] = len(text)
-            spans = [
-                (char_at[s], char_at[e - 1] + 1 if e > s else char_at[s]) for s, e in spans
-            ]
+            spans = [(char_at[s], char_at[e - 1] + 1 if e > s else char_at[s]) for s, e in spans]
         return ids, spans
 
     def encode_stream(
-        self, chunks: Iterable[str], *, allowed_special: SpecialSet = frozenset(),
+        self,
+        chunks: Iterable[str],
+        *,
+        allowed_special: SpecialSet = frozenset(),
         min_chunk: int = 1 << 16,
     ) -> Iterator[list[int]]:
         """Encode text that arrives in pieces (lines of a large file, a socket...) with bounded
@@ -396,7 +399,9 @@ class Tokenizer:
     def decode(self, ids: Sequence[int], errors: str = "replace") -> str:
         """Text of ``ids``; ``errors`` applies to invalid UTF-8 (``strict|replace|ignore``)."""
         if errors not in ("strict", "replace", "ignore", "backslashreplace"):
-            raise InputError(f"errors={errors!r} is not strict, replace, ignore or backslashreplace")
+            raise InputError(
+                f"errors={errors!r} is not strict, replace, ignore or backslashreplace"
+            )
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
 
     def decode_batch(self, batch: Sequence[Sequence[int]], errors: str = "replace") -> list[str]:
