@@ -40,6 +40,19 @@ impl Progress for PyProgress {
     }
 }
 
+/// Shifts per-file byte counts into one count over all files.
+struct Offset<'a> {
+    inner: &'a dyn Progress,
+    base: u64,
+    total: u64,
+}
+
+impl Progress for Offset<'_> {
+    fn report(&self, stage: &str, done: u64, _total: u64) -> bool {
+        self.inner.report(stage, self.base + done, self.total)
+    }
+}
+
 impl PyProgress {
     fn take_error(&self) -> Option<PyErr> {
         self.error.lock().ok().and_then(|mut s| s.take())
@@ -89,9 +102,22 @@ pub fn train_bpe(
     };
 
     let mut counts = PieceCounts::new();
-    for f in files.unwrap_or_default() {
-        py.detach(|| pool.install(|| counts.add_file(&pretok, &f, policy, &*prog)))
+    let files = files.unwrap_or_default();
+    // one "count" bar over all files: bytes read so far of the bytes of all files
+    let grand_total: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let mut done_before = 0u64;
+    for f in &files {
+        let offset = Offset {
+            inner: &*prog,
+            base: done_before,
+            total: grand_total,
+        };
+        py.detach(|| pool.install(|| counts.add_file(&pretok, f, policy, &offset)))
             .map_err(|e| fail(e, &prog))?;
+        done_before = counts.bytes;
     }
     if let Some(texts) = texts {
         if texts.is_instance_of::<PyString>() {
