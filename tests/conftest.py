@@ -39,3 +39,10 @@ def cl100k_file() -> Path:
     from vocabularies import fetch
 
     return fetch("cl100k_base.tiktoken")
+
+
+@pytest.fixture(scope="session")
+def tekken_file() -> Path:
+    from vocabularies import fetch
+
+    return fetch("tekken_240911.json")

@@ -220,3 +220,35 @@ def test_encode_stream_equals_whole_text(pair, corpus_docs, cuts):
     chunks = [text[a:b] for a, b in zip(bounds, bounds[1:])]
     got = [i for ids in ours.encode_stream(chunks, min_chunk=64) for i in ids]
     assert got == ours.encode_ordinary(text)
+
+
+@pytest.fixture(scope="session")
+def tekken(tekken_file):
+    """tokforge's tekken loader and the tiktoken encoding mistral-common builds from the file."""
+    import base64
+    import json
+
+    doc = json.loads(tekken_file.read_text(encoding="utf-8"))
+    cfg = doc["config"]
+    n_special = cfg["default_num_special_tokens"]
+    n_regular = cfg["default_vocab_size"] - n_special
+    ranks = {base64.b64decode(t["token_bytes"]): t["rank"] for t in doc["vocab"][:n_regular]}
+    enc = tiktoken.Encoding(
+        name="tekken", pat_str=cfg["pattern"], mergeable_ranks=ranks, special_tokens={}
+    )
+    return Tokenizer.from_file(tekken_file), enc, n_special
+
+
+def test_tekken_ids_equal_mistral_numbering(tekken, corpus_docs):
+    ours, enc, n_special = tekken
+    assert ours.vocab_size == 131072 and ours.special_tokens["</s>"] == 2
+    for name, text in corpus_docs.items():
+        assert ours.encode_ordinary(text) == [i + n_special for i in enc.encode_ordinary(text)], (
+            name
+        )
+
+
+@given(text=hard_text)
+def test_tekken_ids_on_any_text(tekken, text):
+    ours, enc, n_special = tekken
+    assert ours.encode_ordinary(text) == [i + n_special for i in enc.encode_ordinary(text)]

@@ -26,6 +26,12 @@ SOURCES = {
         "tiktoken_ext/data/cl100k_base.tiktoken",
         "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
     ),
+    "tekken_240911.json": (
+        "mistral-common==1.13.1",
+        False,
+        "mistral_common/data/tekken_240911.json",
+        "1948e2d48b0e7377f1bb5f1210f1ae5f984934e75713fc07e2452729b8365316",
+    ),
 }
 
 

@@ -34,6 +34,14 @@ TIKTOKEN_PRESETS: dict[str, tuple[str, dict[str, int]]] = {
     "o200k_base": ("o200k", {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}),
 }
 
+#: Special tokens of Mistral's tekken files that do not list their own (mistral-common's
+#: ``Tekkenizer.DEPRECATED_SPECIAL_TOKENS``); the remaining ids are ``<SPECIAL_{id}>``.
+TEKKEN_LEGACY_SPECIALS = (
+    "<unk> <s> </s> [INST] [/INST] [AVAILABLE_TOOLS] [/AVAILABLE_TOOLS] [TOOL_RESULTS] "
+    "[/TOOL_RESULTS] [TOOL_CALLS] [IMG] <pad> [IMG_BREAK] [IMG_END] [PREFIX] [MIDDLE] [SUFFIX] "
+    "[SYSTEM_PROMPT] [/SYSTEM_PROMPT] [TOOL_CONTENT]"
+).split()
+
 SpecialSet = Union[str, "set[str]", "frozenset[str]", Sequence[str]]
 
 
@@ -145,6 +153,8 @@ class Tokenizer:
             raise FileNotFoundError(f"{p}: no such file")
         with p.open("rb") as fh:
             head = fh.read(256).lstrip()
+        if head.startswith(b"{") and b'"config"' in head:
+            return cls.from_tekken(p)
         if head.startswith(b"{"):
             if pattern is not None or special_tokens is not None:
                 raise InputError(
@@ -182,6 +192,33 @@ class Tokenizer:
             special_tokens = preset[1] if preset is not None else {}
         model = _core.BpeModel.from_tiktoken_file(str(p), pattern, sorted(special_tokens.items()))
         return cls(model)
+
+    @classmethod
+    def from_tekken(cls, path: PathLike) -> Tokenizer:
+        """Load a Mistral "tekken" JSON file (``mistral_common/data/tekken_*.json``): tiktoken
+        ranks with special tokens in front, so regular ids are ``rank + num_special``, as
+        mistral-common's ``Tekkenizer`` numbers them."""
+        import base64
+        import json
+
+        p = Path(path)
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+            cfg = doc["config"]
+            n_special = int(cfg["default_num_special_tokens"])
+            n_regular = int(cfg["default_vocab_size"]) - n_special
+            vocab = doc["vocab"][:n_regular]
+            ranks = [(base64.b64decode(t["token_bytes"]), t["rank"] + n_special) for t in vocab]
+            pattern = cfg["pattern"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise FormatError(f"{p}: not a tekken tokenizer file ({e!r})") from None
+        listed = doc.get("special_tokens")
+        if listed:
+            names = {int(t["rank"]): t["token_str"] for t in listed}
+        else:
+            names = dict(enumerate(TEKKEN_LEGACY_SPECIALS))
+        specials = [(names.get(i, f"<SPECIAL_{i}>"), i) for i in range(n_special)]
+        return cls(_core.BpeModel.from_ranks(ranks, pattern, specials))
 
     def save_tiktoken(self, path: PathLike, *, overwrite: bool = False) -> Path:
         """Write the regular tokens as a ``.tiktoken`` rank file (rank = id). The format has
