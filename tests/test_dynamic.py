@@ -9,11 +9,11 @@ import os
 
 import numpy as np
 import pytest
+import tokforge
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import tokforge
-from tokforge import InputError, TokforgeError, Tokenizer
+from reference import bpe_train, dynamic_ref
+from tokforge import InputError, Tokenizer, TokforgeError
 from tokforge.dynamic import (
     MergeResult,
     UnitEmbedder,
@@ -22,8 +22,6 @@ from tokforge.dynamic import (
     merge_batch_texts,
     token_table,
 )
-
-from reference import bpe_train, dynamic_ref
 
 MAX = settings(max_examples=int(os.environ.get("TOKFORGE_MAX_EXAMPLES", 200)), deadline=None)
 
@@ -227,7 +225,7 @@ def test_expand_inverts_the_merge_and_spans_partition_each_sequence(batch, opts)
     seqs, words = batch
     r = merge_batch(seqs, word_ids=words, **api_options(opts))
     assert [x.tolist() for x in r.expand()] == seqs
-    for s, seq in enumerate(r.sequences()):
+    for s in range(r.num_sequences):
         sp = r.spans[r.seq_offsets[s]:r.seq_offsets[s + 1]].tolist()
         assert [a for a, _ in sp] == ([0] + [b for _, b in sp[:-1]] if sp else [])
         assert (sp[-1][1] if sp else 0) == len(seqs[s])
@@ -354,12 +352,31 @@ def test_tiktoken_encoding_gives_the_same_result_as_tokforge(tok):
         b.surface_matrix(8, -1, surface="retokenize")[0].tolist()
 
 
+def test_cl100k_with_tiktoken_and_tokforge_gives_identical_merges(cl100k_file, corpora_dir):
+    tiktoken = pytest.importorskip("tiktoken")
+    from tiktoken.load import load_tiktoken_bpe
+
+    ours = Tokenizer.from_tiktoken(cl100k_file)
+    enc = tiktoken.Encoding("cl100k_base", pat_str=ours.pattern,
+                            mergeable_ranks=load_tiktoken_bpe(str(cl100k_file)),
+                            special_tokens={"<|endoftext|>": 100257})
+    lines = [ln for ln in (corpora_dir / "de.txt").read_text(encoding="utf-8").splitlines()
+             if ln.strip()][:32]
+    a = merge_batch_texts(lines, ours)
+    b = merge_batch_texts(lines, enc)
+    assert a.merges == b.merges and a.strings() == b.strings()
+    assert ["".join(s) for s in a.strings()] == lines
+    assert a.len_word_level < a.len_final < a.len_initial
+
+
 def test_hf_encodings_give_word_ids(tok):
     tokenizers = pytest.importorskip("tokenizers")
     hf = tokenizers.Tokenizer.from_str(tok.to_json())
     lines = ["the cat sat on the mat", "the mat sat on the cat"]
     ids, wids = from_hf_encodings(hf.encode_batch(lines))
     assert ids == [tok.encode_ordinary(t) for t in lines]
+    ours = merge_batch(ids, tokenizer=tok, max_merges=0)  # word ids from tokforge's pieces
+    assert wids == [x.tolist() for x in np.split(ours.word_ids, ours.seq_offsets[1:-1])]
     a = merge_batch_texts(lines, hf, min_count=1)
     b = merge_batch_texts(lines, tok, min_count=1)
     assert a.merges == b.merges and a.strings() == b.strings()
@@ -414,7 +431,7 @@ def test_result_repr_and_package_export():
 
 # ---- bad input ------------------------------------------------------------------------------
 BAD = [
-    ({"batch": [[1, -2]]}, "ids\\[1\\] = -2"),
+    ({"batch": [[1, 2], [1, -2]]}, "batch\\[1\\]\\[1\\] = -2"),
     ({"batch": [[1.5, 2.0]]}, "integers"),
     ({"batch": [[2**31]]}, "2\\*\\*31"),
     ({"batch": [[2**70]]}, "integers"),

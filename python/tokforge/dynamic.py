@@ -195,6 +195,11 @@ def _flatten(seqs: Sequence[Any], what: str) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum([len(p) for p in parts], out=offsets[1:])
     flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    bad = np.flatnonzero((flat < 0) | (flat >= 2**31))
+    if len(bad):
+        i = int(bad[0])
+        s = int(np.searchsorted(offsets, i, side="right")) - 1
+        raise InputError(f"{what}[{s}][{i - offsets[s]}] = {flat[i]}: ids must be in [0, 2**31)")
     return flat, offsets
 
 
