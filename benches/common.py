@@ -40,16 +40,27 @@ class ChildResult:
     timed_out: bool = False
 
 
-def run_child(cmd: Sequence[str], *, env: Mapping[str, str] | None = None,
-              timeout: float | None = None, cwd: str | Path | None = None) -> ChildResult:
+def run_child(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    cwd: str | Path | None = None,
+) -> ChildResult:
     """Run ``cmd`` to the end; its output is captured through temporary files (no pipe can
     fill up). On timeout the child's process group is killed and ``timed_out`` is set."""
     import tempfile
 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=dict(env) if env else None,
-                                cwd=cwd, start_new_session=True)
+        proc = subprocess.Popen(
+            list(cmd),
+            stdout=out,
+            stderr=err,
+            env=dict(env) if env else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
         deadline = None if timeout is None else t0 + timeout
         timed_out = False
         while True:
@@ -157,11 +168,17 @@ def ensure_packages(pins: Mapping[str, str], *, log: Callable[[str], None] = pri
     for dist, version in pins.items():
         if installed_version(dist) != version:
             log(f"installing {dist}=={version}")
-            r = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                                f"{dist}=={version}"], capture_output=True, text=True)
+            r = subprocess.run(
+                [sys.executable, "-m", "pip", "install", "-q", f"{dist}=={version}"],
+                check=False,
+                capture_output=True,
+                text=True,
+            )
             if r.returncode != 0:
-                log(f"  could not install {dist}=={version}: "
-                    f"{(r.stderr.strip().splitlines() or ['?'])[-1]}")
+                log(
+                    f"  could not install {dist}=={version}: "
+                    f"{(r.stderr.strip().splitlines() or ['?'])[-1]}"
+                )
         out[dist] = installed_version(dist)
     return out
 
@@ -193,8 +210,9 @@ def machine_info() -> dict[str, Any]:
 
 
 # ---- output --------------------------------------------------------------------------------
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
-                 align: str | None = None) -> str:
+def format_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None
+) -> str:
     """A plain-text table; ``align`` has one ``l`` or ``r`` per column (default: numbers right,
     text left)."""
     cells = [[_cell(v) for v in row] for row in rows]
@@ -204,14 +222,16 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
             widths[i] = max(widths[i], len(v))
     if align is None:
         align = "".join(
-            "r" if rows and all(isinstance(r[i], (int, float)) or r[i] in ("-", None)
-                                for r in rows) else "l"
+            "r"
+            if rows and all(isinstance(r[i], (int, float)) or r[i] in ("-", None) for r in rows)
+            else "l"
             for i in range(len(headers))
         )
 
     def line(vals):
-        return "  ".join(v.rjust(w) if a == "r" else v.ljust(w)
-                         for v, w, a in zip(vals, widths, align)).rstrip()
+        return "  ".join(
+            v.rjust(w) if a == "r" else v.ljust(w) for v, w, a in zip(vals, widths, align)
+        ).rstrip()
 
     sep = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), sep, *(line(r) for r in cells)])

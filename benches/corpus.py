@@ -78,8 +78,28 @@ PACKAGES: dict[str, str] = {
     "node-typescript": "4.8.4+ds1-2",
 }
 
-_MAN = (".1", ".2", ".3", ".4", ".5", ".6", ".7", ".8", ".1p", ".3p", ".3pm", ".3type", ".3const",
-        ".3head", ".2type", ".1ssl", ".3ssl", ".5ssl", ".7ssl", ".8ssl")
+_MAN = (
+    ".1",
+    ".2",
+    ".3",
+    ".4",
+    ".5",
+    ".6",
+    ".7",
+    ".8",
+    ".1p",
+    ".3p",
+    ".3pm",
+    ".3type",
+    ".3const",
+    ".3head",
+    ".2type",
+    ".1ssl",
+    ".3ssl",
+    ".5ssl",
+    ".7ssl",
+    ".8ssl",
+)
 _SRC_GO = (".go", ".s")
 _SRC_RUST = (".rs", ".md")
 _SRC_CPP = (".hpp", ".ipp", ".h")
@@ -91,18 +111,34 @@ _SRC_TS = (".ts", ".js", ".lcl")
 # source per language, so that each language weighs the same as one Debian Reference language.
 SOURCES: list[tuple[str, str, str, tuple[str, ...], str]] = [
     *[
-        (f"debian-reference-{lang}", f"debian-reference-{lang}", "usr/share/debian-reference",
-         (".txt",), "text")
+        (
+            f"debian-reference-{lang}",
+            f"debian-reference-{lang}",
+            "usr/share/debian-reference",
+            (".txt",),
+            "text",
+        )
         for lang in ("de", "en", "es", "fr", "it", "ja", "pt", "zh-cn", "zh-tw")
     ],
-    ("debian-handbook", "debian-handbook", "usr/share/doc/debian-handbook/html/*",
-     (".html",), "html"),
+    (
+        "debian-handbook",
+        "debian-handbook",
+        "usr/share/doc/debian-handbook/html/*",
+        (".html",),
+        "html",
+    ),
     *[
         (name, name, "usr/share/man", _MAN, "man")
-        for name in sorted(PACKAGES) if name.startswith("manpages")
+        for name in sorted(PACKAGES)
+        if name.startswith("manpages")
     ],
-    ("python3.11-doc", "python3.11-doc", "usr/share/doc/python3.11/html/_sources", (".txt",),
-     "text"),
+    (
+        "python3.11-doc",
+        "python3.11-doc",
+        "usr/share/doc/python3.11/html/_sources",
+        (".txt",),
+        "text",
+    ),
     ("go-src", "golang-1.19-src", "usr/share/go-1.19/src", _SRC_GO, "text"),
     ("rust-library", "rust-src", "usr/src/rustc-1.63.0/library", _SRC_RUST, "text"),
     ("rust-compiler", "rust-src", "usr/src/rustc-1.63.0/compiler", _SRC_RUST, "text"),
@@ -113,8 +149,15 @@ SOURCES: list[tuple[str, str, str, tuple[str, ...], str]] = [
 
 # Relative share of a source (default 1): the code sources get twice a language's share, so that
 # about a quarter of the corpus is source code.
-WEIGHTS = {"go-src": 2, "rust-library": 2, "rust-compiler": 2, "boost": 2, "perl": 2,
-           "typescript": 2, "python3.11-doc": 2}
+WEIGHTS = {
+    "go-src": 2,
+    "rust-library": 2,
+    "rust-compiler": 2,
+    "boost": 2,
+    "perl": 2,
+    "typescript": 2,
+    "python3.11-doc": 2,
+}
 
 MAX_DOC_BYTES = 256 * 1024  # longer files become several documents (see _split_long)
 RECIPE_VERSION = 1  # bump when the text extraction changes (the corpus bytes change with it)
@@ -126,15 +169,13 @@ class CorpusError(RuntimeError):
 
 # ---- fetching ------------------------------------------------------------------------------
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, text=True, capture_output=True, **kw)
+    return subprocess.run(cmd, check=False, text=True, capture_output=True, **kw)
 
 
 def _deb_path(debs: Path, name: str, version: str) -> Path | None:
     for p in sorted(debs.glob(f"{name}_*.deb")):
         r = _run(["dpkg-deb", "-f", str(p), "Package", "Version"])
-        fields = dict(
-            line.split(": ", 1) for line in r.stdout.splitlines() if ": " in line
-        )
+        fields = dict(line.split(": ", 1) for line in r.stdout.splitlines() if ": " in line)
         if fields.get("Package") == name and fields.get("Version") == version:
             return p
     return None
@@ -159,8 +200,9 @@ def fetch_packages(cache: Path, *, log=print) -> dict[str, Path]:
         # -o APT::Sandbox::User=root: the cache folder need not be readable by _apt.
         cmd = ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", *specs]
         r = _run(cmd, cwd=debs)
-        if r.returncode != 0 and ("Unable to locate" in r.stderr or "not found" in r.stderr
-                                  or "Can't select" in r.stderr):
+        if r.returncode != 0 and (
+            "Unable to locate" in r.stderr or "not found" in r.stderr or "Can't select" in r.stderr
+        ):
             log("corpus: apt-get download failed; running apt-get update once")
             _run(["apt-get", "update", "-q"])
             r = _run(cmd, cwd=debs)
@@ -168,10 +210,19 @@ def fetch_packages(cache: Path, *, log=print) -> dict[str, Path]:
             gone = []
             for n in missing:
                 if PACKAGES[n] not in _available_versions(n):
-                    gone.append(f"  {n}={PACKAGES[n]} (the archive has: "
-                                f"{', '.join(_available_versions(n)) or 'nothing'})")
-            detail = ("\npinned versions no longer in the archive:\n" + "\n".join(gone)
-                      + "\nupdate PACKAGES in benches/corpus.py") if gone else ""
+                    gone.append(
+                        f"  {n}={PACKAGES[n]} (the archive has: "
+                        f"{', '.join(_available_versions(n)) or 'nothing'})"
+                    )
+            detail = (
+                (
+                    "\npinned versions no longer in the archive:\n"
+                    + "\n".join(gone)
+                    + "\nupdate PACKAGES in benches/corpus.py"
+                )
+                if gone
+                else ""
+            )
             raise CorpusError(f"apt-get download failed:\n{r.stderr.strip()}{detail}")
         have = {n: _deb_path(debs, n, v) for n, v in PACKAGES.items()}
         still = [n for n, p in have.items() if p is None]
@@ -200,9 +251,38 @@ def extract_packages(cache: Path, debs: dict[str, Path], *, log=print) -> dict[s
 
 
 # ---- text extraction -----------------------------------------------------------------------
-_BLOCK = {"p", "div", "br", "li", "ul", "ol", "dl", "dt", "dd", "tr", "table", "pre", "h1", "h2",
-          "h3", "h4", "h5", "h6", "section", "article", "header", "footer", "blockquote", "hr",
-          "title", "figure", "figcaption", "td", "th", "nav"}
+_BLOCK = {
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "tr",
+    "table",
+    "pre",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "blockquote",
+    "hr",
+    "title",
+    "figure",
+    "figcaption",
+    "td",
+    "th",
+    "nav",
+}
 _SKIP = {"script", "style", "head", "noscript", "svg"}
 
 
@@ -249,7 +329,7 @@ def html_to_text(src: str) -> str:
 def man_to_text(src: str) -> str:
     # roff source as it is (a benchmark corpus needs no rendering), minus comment lines
     return "\n".join(
-        line for line in src.split("\n") if not line.startswith(('.\\"', "'\\\"", '.\\#'))
+        line for line in src.split("\n") if not line.startswith(('.\\"', "'\\\"", ".\\#"))
     )
 
 
@@ -311,8 +391,7 @@ def _source_files(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
     for p in root.rglob("*"):
         if not p.is_file() or p.is_symlink():
             continue
-        name = p.name[:-3] if p.name.endswith(".gz") else p.name
-        if name.endswith(suffixes):
+        if p.name.removesuffix(".gz").endswith(suffixes):
             out.append(p)
     # sorted by the path's bytes below the source root: the same order on every system
     return sorted(out, key=lambda q: q.relative_to(root).as_posix().encode("utf-8"))
@@ -346,8 +425,7 @@ def _docs(files: list[Path], kind: str) -> Iterator[bytes]:
 
 
 def _recipe_id() -> str:
-    blob = json.dumps([RECIPE_VERSION, PACKAGES, SOURCES, WEIGHTS, MAX_DOC_BYTES],
-                      sort_keys=True)
+    blob = json.dumps([RECIPE_VERSION, PACKAGES, SOURCES, WEIGHTS, MAX_DOC_BYTES], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -359,9 +437,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def build_corpus(dest_dir: str | Path = DEFAULT_DATA_DIR, min_mb: float = 60, *,
-                 cache_dir: str | Path | None = None, force: bool = False,
-                 log=print) -> Path:
+def build_corpus(
+    dest_dir: str | Path = DEFAULT_DATA_DIR,
+    min_mb: float = 60,
+    *,
+    cache_dir: str | Path | None = None,
+    force: bool = False,
+    log=print,
+) -> Path:
     """Write ``dest_dir/bench-corpus.txt`` of at least ``min_mb`` MiB and return its path.
 
     Reuses an existing corpus built by the same recipe at the same size (its SHA-256 is
@@ -379,10 +462,16 @@ def build_corpus(dest_dir: str | Path = DEFAULT_DATA_DIR, min_mb: float = 60, *,
             meta = json.loads(meta_path.read_text())
         except ValueError:
             meta = {}
-        if (meta.get("recipe") == _recipe_id() and meta.get("min_mb") == min_mb
-                and meta.get("bytes") == out.stat().st_size and _sha256(out) == meta.get("sha256")):
-            log(f"corpus: reusing {out} ({meta['bytes'] / MIB:.1f} MiB, "
-                f"{meta['documents']} documents) sha256 {meta['sha256']}")
+        if (
+            meta.get("recipe") == _recipe_id()
+            and meta.get("min_mb") == min_mb
+            and meta.get("bytes") == out.stat().st_size
+            and _sha256(out) == meta.get("sha256")
+        ):
+            log(
+                f"corpus: reusing {out} ({meta['bytes'] / MIB:.1f} MiB, "
+                f"{meta['documents']} documents) sha256 {meta['sha256']}"
+            )
             return out
 
     debs = fetch_packages(cache, log=log)
@@ -395,11 +484,11 @@ def build_corpus(dest_dir: str | Path = DEFAULT_DATA_DIR, min_mb: float = 60, *,
     heapq.heapify(heap)
     total = docs = 0
     h = hashlib.sha256()
-    tmp = tempfile.NamedTemporaryFile("wb", dir=dest, prefix=".corpus.", delete=False)
+    fd, tmp_name = tempfile.mkstemp(dir=dest, prefix=".corpus.")
     try:
-        with tmp:
+        with open(fd, "wb") as tmp:
             while heap and total < target:
-                used, i = heapq.heappop(heap)
+                _, i = heapq.heappop(heap)
                 doc = next(iters[i], None)
                 if doc is None:
                     continue  # source exhausted
@@ -414,11 +503,12 @@ def build_corpus(dest_dir: str | Path = DEFAULT_DATA_DIR, min_mb: float = 60, *,
             h.update(b"\n")
             total += 1
         if total < target:
-            raise CorpusError(f"all sources together give only {total / MIB:.1f} MiB "
-                              f"(< {min_mb} MiB requested)")
-        Path(tmp.name).replace(out)
+            raise CorpusError(
+                f"all sources together give only {total / MIB:.1f} MiB (< {min_mb} MiB requested)"
+            )
+        Path(tmp_name).replace(out)
     except BaseException:
-        Path(tmp.name).unlink(missing_ok=True)
+        Path(tmp_name).unlink(missing_ok=True)
         raise
     digest = h.hexdigest()
     meta = {
@@ -430,18 +520,25 @@ def build_corpus(dest_dir: str | Path = DEFAULT_DATA_DIR, min_mb: float = 60, *,
         "sources": {name: n for (name, _, _), n in zip(sources, per_source) if n},
     }
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
-    log(f"corpus: wrote {out} ({total / MIB:.1f} MiB, {docs} documents from "
-        f"{len(meta['sources'])} sources) sha256 {digest}")
+    log(
+        f"corpus: wrote {out} ({total / MIB:.1f} MiB, {docs} documents from "
+        f"{len(meta['sources'])} sources) sha256 {digest}"
+    )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=60, help="minimum size in MiB (default 60)")
-    ap.add_argument("--dest", type=Path, default=DEFAULT_DATA_DIR,
-                    help="output folder (default benches/data)")
-    ap.add_argument("--cache", type=Path, default=None,
-                    help="where packages are downloaded and unpacked (default: --dest)")
+    ap.add_argument(
+        "--dest", type=Path, default=DEFAULT_DATA_DIR, help="output folder (default benches/data)"
+    )
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="where packages are downloaded and unpacked (default: --dest)",
+    )
     ap.add_argument("--force", action="store_true", help="rebuild even if up to date")
     ap.add_argument("--sources", action="store_true", help="print bytes per source")
     args = ap.parse_args(argv)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import (  # noqa: E402
+from common import (
     StageTimer,
     ensure_packages,
     format_table,
@@ -58,13 +57,16 @@ TRAINERS: dict[str, tuple[str, str, str]] = {
     "rustbpe": ("cl100k", "iter", "rustbpe.Tokenizer().train_from_iterator(paragraphs)"),
     "hf": ("cl100k", "iter", "tokenizers BpeTrainer, train_from_iterator(paragraphs)"),
     "tokforge-gpt2": ("gpt2", "iter", "Tokenizer.train(texts=lines, pattern='gpt2')"),
+    "tokforge-gpt2-files": ("gpt2", "files", "Tokenizer.train([path], pattern='gpt2')"),
     "gigabpe": ("gpt2", "files", "gigabpe.train_bpe([path], pretokenizer='bytelevel')"),
     "hf-gpt2": ("gpt2", "files", "tokenizers ByteLevel BpeTrainer, train([path])"),
 }
 # the tokforge row that each row's time is divided into (by input mode), and the row whose
 # merges each row must equal
-TOKFORGE_FOR = {"cl100k": {"files": "tokforge", "iter": "tokforge-iter"},
-                "gpt2": {"files": None, "iter": "tokforge-gpt2"}}
+TOKFORGE_FOR = {
+    "cl100k": {"files": "tokforge", "iter": "tokforge-iter"},
+    "gpt2": {"files": "tokforge-gpt2-files", "iter": "tokforge-gpt2"},
+}
 PARITY = {
     "tokforge": ["hf"],
     "tokforge-iter": ["hf", "tokforge"],
@@ -72,10 +74,13 @@ PARITY = {
     "rustbpe": ["tokforge-bytes"],
     "hf": ["tokforge"],
     "tokforge-gpt2": ["hf-gpt2", "gigabpe"],
+    # the whole file is one document here, the others read lines: the GPT-2 regex's
+    # \s+(?!\S) joins a line's leading spaces to the newline before it, so merges differ a bit
+    "tokforge-gpt2-files": [],
     "gigabpe": ["hf-gpt2", "tokforge-gpt2"],
     "hf-gpt2": ["tokforge-gpt2"],
 }
-
+NO_PARITY = {"tokforge-gpt2-files": "not compared (file = 1 document)"}
 
 # ---- documents -----------------------------------------------------------------------------
 _PARA_END = re.compile(r"(?<=\n\n)(?=\S)")
@@ -114,8 +119,11 @@ def hf_safe_pattern(pattern: str) -> str:
 
 # ---- byte-level strings --------------------------------------------------------------------
 def _byte_decoder() -> dict[str, int]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1))
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -138,15 +146,16 @@ def merged_tokens(pairs: list[list[str]]) -> list[str]:
 
 # ---- the child: one trainer ----------------------------------------------------------------
 def child(name: str, corpus: str, vocab: int, threads: int, out: str, extra: dict) -> None:
-    workload, mode, _ = TRAINERS[name]
     result: dict = {"name": name}
     stages = None
     if name.startswith("tokforge"):
         import tokforge
 
-        kw = dict(vocab_size=vocab, num_threads=threads)
+        kw: dict = {"vocab_size": vocab, "num_threads": threads}
         if name == "tokforge-gpt2":
             kw.update(texts=lines(corpus), pattern="gpt2")
+        elif name == "tokforge-gpt2-files":
+            kw.update(files=[corpus], pattern="gpt2")
         elif name == "tokforge-iter":
             kw.update(texts=paragraphs(corpus), pattern="cl100k")
         else:
@@ -167,14 +176,19 @@ def child(name: str, corpus: str, vocab: int, threads: int, out: str, extra: dic
         from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
 
         tok = Tokenizer(models.BPE())
-        trainer = trainers.BpeTrainer(vocab_size=vocab, show_progress=False,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab,
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        )
         result["rss_base_mb"] = peak_rss_mb()
         if name == "hf":
-            tok.pre_tokenizer = pre_tokenizers.Sequence([
-                pre_tokenizers.Split(Regex(extra["hf_pattern"]), behavior="isolated"),
-                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-            ])
+            tok.pre_tokenizer = pre_tokenizers.Sequence(
+                [
+                    pre_tokenizers.Split(Regex(extra["hf_pattern"]), behavior="isolated"),
+                    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+                ]
+            )
             t0 = time.perf_counter()
             tok.train_from_iterator(paragraphs(corpus), trainer=trainer)
         else:
@@ -236,32 +250,50 @@ def compare(a: dict, b: dict) -> tuple[bool, str]:
         return True, f"= {b['name']}"
     i = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
     return False, f"!= {b['name']} from #{i}" + (
-        f" ({len(x)} vs {len(y)} merges)" if len(x) != len(y) else "")
+        f" ({len(x)} vs {len(y)} merges)" if len(x) != len(y) else ""
+    )
 
 
 def first_difference(a: dict, b: dict, context: int = 2) -> str:
     x, y = a.get("merges") or a["merged"], b.get("merges") or b["merged"]
     i = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
     lo = max(0, i - context)
-    return (f"first difference {a['name']} vs {b['name']} at merge #{i}:\n"
-            f"  {a['name']}: {x[lo:i + context + 1]}\n  {b['name']}: {y[lo:i + context + 1]}")
+    return (
+        f"first difference {a['name']} vs {b['name']} at merge #{i}:\n"
+        f"  {a['name']}: {x[lo : i + context + 1]}\n  {b['name']}: {y[lo : i + context + 1]}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=60, help="corpus size in MiB (default 60)")
     ap.add_argument("--corpus", type=Path, help="train on this file instead of building one")
-    ap.add_argument("--data", type=Path, default=HERE / "data",
-                    help="corpus and package cache folder (default benches/data)")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=HERE / "data",
+        help="corpus and package cache folder (default benches/data)",
+    )
     ap.add_argument("--vocab", type=int, default=32768)
     ap.add_argument("--threads", default="2", help="thread counts, e.g. 2 or 1,2 (default 2)")
-    ap.add_argument("--only", help="comma-separated trainers to run (default all): "
-                    + ",".join(TRAINERS))
+    ap.add_argument(
+        "--only", help="comma-separated trainers to run (default all): " + ",".join(TRAINERS)
+    )
     ap.add_argument("--skip", default="", help="comma-separated trainers to leave out")
-    ap.add_argument("--json", action="store_true",
-                    help="JSON lines on stdout (one per run, then a summary); table to stderr")
+    ap.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON lines on stdout (one per run, then a summary); table to stderr",
+    )
     ap.add_argument("--no-install", action="store_true", help="do not pip-install peers")
-    ap.add_argument("--timeout", type=float, default=3600, help="seconds per trainer")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of each trainer; the table shows the median wall time and the "
+        "largest peak RSS (default 3)",
+    )
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds per trainer run")
     ap.add_argument("--keep", type=Path, help="keep each trainer's merges JSON in this folder")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -270,8 +302,14 @@ def main(argv: list[str] | None = None) -> int:
     threads_list = [int(t) for t in str(args.threads).split(",") if t.strip()]
 
     if args.child:
-        child(args.child, str(args.corpus), args.vocab, threads_list[0], args.out,
-              json.loads(args.extra))
+        child(
+            args.child,
+            str(args.corpus),
+            args.vocab,
+            threads_list[0],
+            args.out,
+            json.loads(args.extra),
+        )
         return 0
 
     def log(msg: str) -> None:
@@ -312,28 +350,38 @@ def main(argv: list[str] | None = None) -> int:
     import tokforge
 
     pattern = tokforge.preset_pattern("cl100k")
-    extra = {"pattern": pattern, "hf_pattern": hf_safe_pattern(pattern),
-             "distinct_bytes": _distinct_bytes(corpus)}
+    extra = {
+        "pattern": pattern,
+        "hf_pattern": hf_safe_pattern(pattern),
+        "distinct_bytes": _distinct_bytes(corpus),
+    }
     notes = []
     if extra["hf_pattern"] != pattern:
         try:
             from tokenizers import Regex, pre_tokenizers
 
             probe = "in 1234567 ways"
-            verbatim = [p for p, _ in pre_tokenizers.Split(Regex(pattern), "isolated")
-                        .pre_tokenize_str(probe)]
+            verbatim = [
+                p
+                for p, _ in pre_tokenizers.Split(Regex(pattern), "isolated").pre_tokenize_str(probe)
+            ]
             if verbatim != tokforge._core.pretokenize(pattern, probe):
                 notes.append(
                     "HF runs use the cl100k preset with \\p{N}{1,3} for \\p{N}{1,3}+: given the "
                     f"preset verbatim, HF's Oniguruma splits {probe!r} as {verbatim} "
-                    f"(tokforge: {tokforge._core.pretokenize(pattern, probe)})")
-        except Exception as e:  # noqa: BLE001 - only a note
+                    f"(tokforge: {tokforge._core.pretokenize(pattern, probe)})"
+                )
+        except Exception as e:
             notes.append(f"could not probe HF's reading of the pattern: {e}")
 
     info = machine_info()
+    load0 = _loadavg()
+    if load0 and float(load0.split()[0]) > 0.5:
+        log(f"warning: load average {load0}: other work on this machine skews the times")
     log(f"corpus {corpus} ({size / (1 << 20):.1f} MiB){' sha256 ' + sha if sha else ''}")
-    log(f"machine: {info['cpu']}, {info['cores']} cores; vocab {args.vocab}; "
-        f"threads {threads_list}")
+    log(
+        f"machine: {info['cpu']}, {info['cores']} cores; vocab {args.vocab}; threads {threads_list}"
+    )
 
     runs: dict[tuple[str, int], dict] = {}
     tmpdir = Path(tempfile.mkdtemp(prefix="tokforge-bench-"))
@@ -341,44 +389,90 @@ def main(argv: list[str] | None = None) -> int:
         for threads in threads_list:
             for name in names:
                 out = tmpdir / f"{name}-{threads}.json"
-                cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name,
-                       "--corpus", str(corpus), "--vocab", str(args.vocab),
-                       "--threads", str(threads), "--out", str(out),
-                       "--extra", json.dumps(extra)]
-                log(f"[{threads} thr] {name}: {TRAINERS[name][2]} ...")
-                r = run_child(cmd, env=thread_env(threads), timeout=args.timeout)
-                if r.returncode != 0 or not out.exists():
-                    why = "timed out" if r.timed_out else f"exit {r.returncode}"
-                    log(f"  {name} failed ({why}):\n{r.stderr[-3000:]}")
-                    runs[(name, threads)] = {"name": name, "error": why}
-                    continue
-                res = json.loads(out.read_text())
-                res.update(threads=threads, process_wall_s=r.wall_s, peak_rss_mb=r.peak_rss_mb,
-                           cpu_s=r.user_s + r.sys_s)
-                runs[(name, threads)] = res
-                st = res.get("stages")
-                log(f"  {res['train_s']:.2f} s, peak RSS {r.peak_rss_mb:.0f} MiB, "
-                    f"{res['n_merges']} merges"
-                    + (" | " + ", ".join(f"{k} {v:.2f} s" for k, v in st.items()) if st else ""))
-                if args.keep:
-                    args.keep.mkdir(parents=True, exist_ok=True)
-                    (args.keep / out.name).write_text(out.read_text())
+                cmd = [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--child",
+                    name,
+                    "--corpus",
+                    str(corpus),
+                    "--vocab",
+                    str(args.vocab),
+                    "--threads",
+                    str(threads),
+                    "--out",
+                    str(out),
+                    "--extra",
+                    json.dumps(extra),
+                ]
+                log(f"[{threads} thr] {name}: {TRAINERS[name][2]}")
+                tries = []
+                for k in range(max(1, args.repeat)):
+                    out.unlink(missing_ok=True)
+                    r = run_child(cmd, env=thread_env(threads), timeout=args.timeout)
+                    if r.returncode != 0 or not out.exists():
+                        why = "timed out" if r.timed_out else f"exit {r.returncode}"
+                        log(f"  {name} failed ({why}):\n{r.stderr[-3000:]}")
+                        tries = []
+                        runs[(name, threads)] = {"name": name, "error": why}
+                        break
+                    res = json.loads(out.read_text())
+                    res.update(
+                        threads=threads,
+                        process_wall_s=r.wall_s,
+                        peak_rss_mb=r.peak_rss_mb,
+                        cpu_s=r.user_s + r.sys_s,
+                    )
+                    st = res.get("stages")
+                    log(
+                        f"  run {k + 1}: {res['train_s']:.2f} s, peak RSS {r.peak_rss_mb:.0f} MiB, "
+                        f"{res['n_merges']} merges"
+                        + (" | " + ", ".join(f"{a} {b:.2f} s" for a, b in st.items()) if st else "")
+                    )
+                    if tries and (res["merged"] != tries[0]["merged"]):
+                        log(f"  {name}: run {k + 1} learned other merges than run 1")
+                        res["unstable"] = True
+                    if tries:  # keep the merge lists of the first run only
+                        res.pop("merges", None)
+                        res.pop("merged", None)
+                    tries.append(res)
+                    if args.keep and k == 0:
+                        args.keep.mkdir(parents=True, exist_ok=True)
+                        (args.keep / out.name).write_text(out.read_text())
+                if tries:
+                    runs[(name, threads)] = _combine(tries)
     finally:
         for f in tmpdir.iterdir():
             f.unlink()
         tmpdir.rmdir()
 
     # ---- table ---------------------------------------------------------------------------
-    headers = ["trainer", "workload", "input", "thr", "wall s", "peak RSS MiB",
-               "tf(files)/peer", "tf(iter)/peer", "merges"]
+    headers = [
+        "trainer",
+        "workload",
+        "input",
+        "thr",
+        "wall s",
+        "peak RSS MiB",
+        "tf(files)/peer",
+        "tf(iter)/peer",
+        "merges",
+    ]
     rows = []
     records = []
     details = []
     for (name, threads), res in runs.items():
         workload, mode, desc = TRAINERS[name]
-        rec = {"trainer": name, "workload": workload, "input": mode, "threads": threads,
-               "vocab": args.vocab, "corpus_bytes": size, "corpus_sha256": sha,
-               "call": desc}
+        rec = {
+            "trainer": name,
+            "workload": workload,
+            "input": mode,
+            "threads": threads,
+            "vocab": args.vocab,
+            "corpus_bytes": size,
+            "corpus_sha256": sha,
+            "call": desc,
+        }
         if "error" in res:
             rec["error"] = res["error"]
             records.append(rec)
@@ -398,40 +492,73 @@ def main(argv: list[str] | None = None) -> int:
                 rec[f"identical_to_{other}"] = same
                 if not same and name < other:
                     details.append(first_difference(res, o))
-        rec.update(wall_s=round(res["train_s"], 3), process_wall_s=round(res["process_wall_s"], 3),
-                   peak_rss_mb=round(res["peak_rss_mb"], 1),
-                   rss_before_training_mb=round(res.get("rss_base_mb", 0), 1),
-                   cpu_s=round(res["cpu_s"], 2), n_merges=res["n_merges"],
-                   version=res.get("version"),
-                   tokforge_files_over_peer=_r(ratios.get("files")),
-                   tokforge_iter_over_peer=_r(ratios.get("iter")))
+        rec.update(
+            wall_s=round(res["train_s"], 3),
+            runs_wall_s=res["all_train_s"],
+            process_wall_s=round(res["process_wall_s"], 3),
+            peak_rss_mb=round(res["peak_rss_mb"], 1),
+            rss_before_training_mb=round(res.get("rss_base_mb", 0), 1),
+            cpu_s=round(res["cpu_s"], 2),
+            n_merges=res["n_merges"],
+            version=res.get("version"),
+            merges_same_every_run=not res["unstable"],
+            tokforge_files_over_peer=_r(ratios.get("files")),
+            tokforge_iter_over_peer=_r(ratios.get("iter")),
+        )
         if res.get("stages"):
             rec["stages_s"] = {k: round(v, 3) for k, v in res["stages"].items()}
         records.append(rec)
-        rows.append([name, workload, mode, threads, res["train_s"], round(res["peak_rss_mb"]),
-                     _fmt_ratio(ratios.get("files")), _fmt_ratio(ratios.get("iter")),
-                     "; ".join(parity) or "-"])
+        rows.append(
+            [
+                name,
+                workload,
+                mode,
+                threads,
+                res["train_s"],
+                round(res["peak_rss_mb"]),
+                _fmt_ratio(ratios.get("files")),
+                _fmt_ratio(ratios.get("iter")),
+                "; ".join(parity) or NO_PARITY.get(name, "-"),
+            ]
+        )
 
     table = format_table(headers, rows, align="llllrrrrl")
     out_lines = [
         f"BPE training, vocab {args.vocab}, corpus {corpus.name} {size / (1 << 20):.1f} MiB"
-        + (f" (sha256 {sha[:16]})" if sha else "") + f", {info['cpu']}, {info['cores']} cores",
+        + (f" (sha256 {sha[:16]})" if sha else "")
+        + f", {info['cpu']}, {info['cores']} cores",
         "",
         table,
         "",
-        "wall s: the training call alone (reading the input included); peak RSS: the trainer's "
-        "own process; tf/peer: tokforge's wall s over the peer's, same workload and threads "
-        "(< 1: tokforge faster).",
+        (
+            "wall s: the training call alone (reading the input included), median of "
+            f"{max(1, args.repeat)} run(s); peak RSS: the trainer's own process, largest of "
+            "the runs; tf/peer: tokforge's wall s over the peer's, same workload and threads "
+            f"(< 1: tokforge faster). Load average before/after: {load0} / {_loadavg()}."
+        ),
     ]
     for rec in records:
         if rec.get("stages_s"):
-            out_lines.append(f"  {rec['trainer']} [{rec['threads']} thr] stages: " + ", ".join(
-                f"{k} {v:.2f} s" for k, v in rec["stages_s"].items()))
+            out_lines.append(
+                f"  {rec['trainer']} [{rec['threads']} thr] stages: "
+                + ", ".join(f"{k} {v:.2f} s" for k, v in rec["stages_s"].items())
+            )
     out_lines += [f"note: {n}" for n in notes] + details
     text = "\n".join(out_lines)
-    summary = {"summary": True, "machine": info, "versions": versions, "corpus": str(corpus),
-               "corpus_bytes": size, "corpus_sha256": sha, "vocab": args.vocab,
-               "threads": threads_list, "notes": notes}
+    summary = {
+        "summary": True,
+        "machine": info,
+        "versions": versions,
+        "corpus": str(corpus),
+        "corpus_bytes": size,
+        "corpus_sha256": sha,
+        "vocab": args.vocab,
+        "threads": threads_list,
+        "repeat": args.repeat,
+        "loadavg_before": load0,
+        "loadavg_after": _loadavg(),
+        "notes": notes,
+    }
     if args.json:
         print(text, file=sys.stderr)
         for rec in records:
@@ -440,6 +567,29 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(text)
     return 0 if all("error" not in r for r in runs.values()) else 1
+
+
+def _combine(tries: list[dict]) -> dict:
+    """One record from repeated runs: the median run's times (its stages too), the largest
+    peak RSS, every run's wall time, the first run's merges."""
+    order = sorted(range(len(tries)), key=lambda i: tries[i]["train_s"])
+    med = tries[order[(len(order) - 1) // 2]]
+    res = dict(tries[0])
+    for key in ("train_s", "process_wall_s", "cpu_s", "stages"):
+        if key in med:
+            res[key] = med[key]
+    res["peak_rss_mb"] = max(t["peak_rss_mb"] for t in tries)
+    res["rss_base_mb"] = max(t.get("rss_base_mb", 0) for t in tries)
+    res["all_train_s"] = [round(t["train_s"], 3) for t in tries]
+    res["unstable"] = any(t.get("unstable") for t in tries)
+    return res
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return ""
 
 
 def _r(x):

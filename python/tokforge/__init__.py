@@ -7,10 +7,14 @@
 'hello world'
 """
 
+from . import byte_probs as byte_probs
 from . import dynamic as dynamic
+from . import lib_model as lib_model
 from ._core import __version__ as __version__
 from ._core import hf_pattern as hf_pattern
 from ._core import preset_pattern as preset_pattern
+from .byte_probs import ByteEnsemble as ByteEnsemble
+from .byte_probs import ByteLM as ByteLM
 from .corpora import corpus_dir as corpus_dir
 from .corpora import corpus_files as corpus_files
 from .errors import FormatError as FormatError
@@ -37,4 +41,8 @@ __all__ = [
     "TrainingError",
     "VocabError",
     "dynamic",
+    "lib_model",
+    "byte_probs",
+    "ByteLM",
+    "ByteEnsemble",
 ]

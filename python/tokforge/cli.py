@@ -66,6 +66,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     if out.exists() and not a.force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
     paths = _inputs(a.files)
+    if a.algorithm == "lib":
+        return _train_lib(a, out, paths)
+    if a.vocab_size is None:
+        raise TokforgeError("--vocab-size is required for --algorithm bpe")
     bar = ProgressBar(enabled=not a.quiet)
     t0 = time.perf_counter()
     try:
@@ -98,6 +102,68 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(
             f"trained {info['merges']} merges (vocab {info['vocab_size']}) on {info['files']} "
             f"files, {info['bytes']:,} bytes, in {seconds:.2f}s -> {out}"
+        )
+    return 0
+
+
+def _train_lib(a: argparse.Namespace, out: Path, paths: list[Path]) -> int:
+    """``train --algorithm lib``: LiB with a bar showing steps, lexicon size and tokens/byte."""
+    from .lib_model import LibConfig, LibStep
+    from .lib_model import train as train_lib
+
+    cfg = LibConfig(
+        steps=a.lib_steps,
+        epochs=a.lib_epochs,
+        in_rate=a.lib_in_rate,
+        out_rate=a.lib_out_rate,
+        life=a.lib_life,
+        article_len=a.lib_article_len,
+        max_chunk_len=a.lib_max_chunk_len or None,
+        seed=a.lib_seed,
+        pretokenize=a.lib_pretokenize,
+    )
+    start = time.monotonic()
+    tty = sys.stderr.isatty()
+
+    def on_step(st: LibStep) -> None:
+        if a.quiet:
+            return
+        frac = st.step / st.steps if st.steps else 1.0
+        msg = (
+            f"   lib [{'#' * int(frac * 30):<30}] step {st.step}/{st.steps}  |L|={st.lexicon_size:,}"
+            f"  tok/B={st.tokens_per_byte:.3f}  {time.monotonic() - start:.1f}s"
+        )
+        if tty:
+            sys.stderr.write("\r" + msg)
+            sys.stderr.flush()
+        elif st.step == st.steps:
+            sys.stderr.write(msg + "\n")
+
+    t0 = time.perf_counter()
+    try:
+        tok, info = train_lib(
+            paths, vocab_size=a.vocab_size, special_tokens=a.special, config=cfg, on_step=on_step
+        )
+    finally:
+        if tty and not a.quiet:
+            sys.stderr.write("\n")
+    seconds = time.perf_counter() - t0
+    tok.save(out, overwrite=True)
+    info.update(
+        output=str(out),
+        algorithm="lib",
+        vocab_size=tok.vocab_size,
+        files=len(paths),
+        bytes=sum(p.stat().st_size for p in paths),
+        seconds=round(seconds, 3),
+    )
+    if a.json:
+        print(json.dumps(info))
+    else:
+        print(
+            f"trained LiB: {info['units']} units (vocab {tok.vocab_size}; {info['clean_size']} "
+            f"survived, {100 * info['multiword_share']:.1f}% multiword) on {info['files']} files, "
+            f"{info['bytes']:,} bytes, in {seconds:.2f}s -> {out}"
         )
     return 0
 
@@ -169,6 +235,74 @@ def cmd_tokenize(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fim(a: argparse.Namespace) -> int:
+    """Complete a prefix that may stop inside a token: naive token-level greedy, token healing
+    and byte-level greedy (``tokforge.byte_probs``), with n-gram LMs trained on the fly; with
+    ``--vocab-size-b`` (or ``-t2``) also the byte-level ensemble of two vocabularies."""
+    from .byte_probs import (
+        ByteEnsemble,
+        ByteLM,
+        NGramLM,
+        complete_bytes,
+        complete_naive,
+        complete_token_healing,
+    )
+
+    files = [Path(f) for f in a.train] if a.train else list(corpus_files("code").values())
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in files]
+    prefix = Path(a.prefix_file).read_bytes() if a.prefix_file else a.prefix.encode("utf-8")
+
+    def model(spec: str | None, vocab: int) -> tuple[str, ByteLM]:
+        tok = (
+            load_tokenizer(spec)
+            if spec
+            else Tokenizer.train(texts=texts, vocab_size=vocab, pattern=a.pattern)
+        )
+        eos = tok.eot_token if tok.eot_token is not None else tok.vocab_size
+        docs = [d for t in texts for d in t.split("\n\n") if d.strip()]
+        lm = NGramLM(vocab_size=max(tok.vocab_size, eos + 1), eos_id=eos, order=a.order)
+        lm.fit(tok.encode_ordinary(d) for d in docs)
+        return f"{spec or 'trained'} ({tok.vocab_size} ids)", ByteLM(lm, tok, mode=a.mode)
+
+    models = [model(a.tokenizer, a.vocab_size)]
+    if a.tokenizer_b or a.vocab_size_b:
+        models.append(model(a.tokenizer_b, a.vocab_size_b or a.vocab_size))
+    rows = []
+    for name, blm in models:
+        ids = blm.index.encode(prefix)
+        last = blm.tokenizer.model.token_bytes(ids[-1]) if ids else b""
+        rows.append(
+            {
+                "model": name,
+                "last_prompt_token": last.decode("utf-8", "replace"),
+                "naive": complete_naive(blm, prefix, a.max_bytes),
+                "token_healing": complete_token_healing(blm, prefix, a.max_bytes),
+                "byte_level": complete_bytes(blm, prefix, a.max_bytes),
+            }
+        )
+    if len(models) == 2:
+        ens = ByteEnsemble([m for _, m in models])
+        st = ens.start(prefix)
+        out = bytearray()
+        for _ in range(a.max_bytes):
+            p = ens.next_byte_probs(st)
+            b = int(p.argmax())
+            if b == 256:
+                break
+            out.append(b)
+            st = ens.advance(st, b)
+        rows.append({"model": "ensemble (byte level)", "byte_level": bytes(out)})
+    for r in rows:
+        r = {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v for k, v in r.items()}
+        if a.json:
+            print(json.dumps(r, ensure_ascii=False))
+            continue
+        print(f"{r.pop('model')}:")
+        for k, v in r.items():
+            print(f"  {k:18} {v!r}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tokforge", description=__doc__)
     p.add_argument("--version", action="version", version=f"tokforge {__version__}")
@@ -176,7 +310,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a byte-level BPE tokenizer (default input: corpora/)")
     t.add_argument("files", nargs="*", help="text files or directories (default: corpora/)")
-    t.add_argument("--vocab-size", type=int, required=True)
+    t.add_argument(
+        "--vocab-size",
+        type=int,
+        default=None,
+        help="final vocabulary size (required for bpe; lib: omit to keep the emergent lexicon)",
+    )
+    t.add_argument(
+        "--algorithm",
+        choices=["bpe", "lib"],
+        default="bpe",
+        help="bpe, or lib (Less-is-Better: subwords, words and multiword units in one lexicon)",
+    )
+    lg = t.add_argument_group("LiB options (--algorithm lib)")
+    lg.add_argument("--lib-steps", type=int, default=None, help="articles to read")
+    lg.add_argument("--lib-epochs", type=float, default=20.0, help="passes if no --lib-steps")
+    lg.add_argument("--lib-article-len", type=int, default=200, help="lines per article")
+    lg.add_argument("--lib-in-rate", type=float, default=0.25, help="alpha: memorising chance")
+    lg.add_argument("--lib-out-rate", type=float, default=0.0001, help="omega: tail on probation")
+    lg.add_argument("--lib-life", type=int, default=10, help="articles a probation lasts")
+    lg.add_argument("--lib-max-chunk-len", type=int, default=16, help="0 = unbounded")
+    lg.add_argument("--lib-seed", type=int, default=0)
+    lg.add_argument(
+        "--lib-pretokenize",
+        default=None,
+        metavar="PATTERN",
+        help="no multiword units: keep units inside these pieces (gpt2 | cl100k | o200k | REGEX)",
+    )
     t.add_argument("--pattern", default="cl100k", help="gpt2 | cl100k | o200k | REGEX")
     t.add_argument("--special", nargs="*", default=[], metavar="TOKEN", help="special tokens")
     t.add_argument("--min-frequency", type=int, default=0)
@@ -213,6 +373,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tk.add_argument("--errors", choices=["strict", "replace", "ignore"], default="strict")
     tk.set_defaults(func=cmd_tokenize)
+
+    fm = sub.add_parser(
+        "fim",
+        help="complete a prefix that stops mid-token: naive vs token healing vs byte-level",
+    )
+    src = fm.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prefix", help="the text before the hole (the LM sees only this)")
+    src.add_argument("--prefix-file", help="read the prefix from a file (bytes as they are)")
+    fm.add_argument(
+        "-t",
+        "--tokenizer",
+        default=None,
+        help="tokenizer file or run (default: train one on --train)",
+    )
+    fm.add_argument(
+        "-t2",
+        "--tokenizer-b",
+        default=None,
+        help="second tokenizer: also show the byte-level ensemble",
+    )
+    fm.add_argument("--vocab-size", type=int, default=2048, help="when training (default 2048)")
+    fm.add_argument(
+        "--vocab-size-b",
+        type=int,
+        default=None,
+        help="train a second tokenizer of this size for the ensemble",
+    )
+    fm.add_argument("--pattern", default="cl100k", help="pre-tokenizer when training")
+    fm.add_argument(
+        "--train",
+        nargs="*",
+        default=None,
+        help="text files for the tokenizers and n-gram LMs (default: corpora code)",
+    )
+    fm.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
+    fm.add_argument("--mode", choices=["exact", "mask", "fast"], default="exact")
+    fm.add_argument("--max-bytes", type=int, default=24)
+    fm.add_argument("--json", action="store_true", help="one JSON line per model")
+    fm.set_defaults(func=cmd_fim)
     return p
 
 

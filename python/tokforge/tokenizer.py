@@ -6,10 +6,13 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from . import _core
 from .errors import FormatError, InputError
+
+if TYPE_CHECKING:
+    from .lib_model import LibConfig
 
 PathLike = Union[str, "os.PathLike[str]"]
 ProgressCallback = Callable[[str, int, int], Optional[bool]]
@@ -80,7 +83,9 @@ class Tokenizer:
     'lowest low'
     """
 
-    def __init__(self, model: _core.BpeModel, *, merge_counts: Sequence[int] = ()) -> None:
+    def __init__(
+        self, model: _core.BpeModel | _core.LibModel, *, merge_counts: Sequence[int] = ()
+    ) -> None:
         self._model = model
         self._merge_counts = list(merge_counts)
 
@@ -91,7 +96,9 @@ class Tokenizer:
         files: PathLike | Iterable[PathLike] | None = None,
         *,
         texts: Iterable[str] | None = None,
-        vocab_size: int,
+        vocab_size: int | None,
+        algorithm: str = "bpe",
+        lib: LibConfig | None = None,
         pattern: str = "cl100k",
         special_tokens: Sequence[str] = (),
         min_frequency: int = 0,
@@ -119,9 +126,38 @@ class Tokenizer:
             progress: called as ``progress(stage, done, total)`` with stage ``"count"`` (bytes
                 read) or ``"merge"`` (merges done); return ``False`` or raise to stop.
             num_threads: worker threads (default: all cores). Results do not depend on it.
+            algorithm: ``"bpe"`` or ``"lib"`` (Less-is-Better, see :mod:`tokforge.lib_model`:
+                one lexicon of subwords, words and multiword units; ``lib`` holds its
+                :class:`~tokforge.lib_model.LibConfig`; ``vocab_size=None`` keeps LiB's
+                emergent lexicon; ``pattern``, ``min_frequency``, ``tie_order`` and
+                ``num_threads`` do not apply, LiB reads lines and trains on one thread).
+
+        >>> from tokforge.lib_model import LibConfig
+        >>> tok = Tokenizer.train(texts=["of the cat, of the dog"] * 30, vocab_size=None,
+        ...                       algorithm="lib", lib=LibConfig(steps=40))
+        >>> tok.decode(tok.encode("of the bird")) == "of the bird"
+        True
         """
         if files is None and texts is None:
             raise InputError("give files=... or texts=... to train on")
+        if algorithm == "lib":
+            from .lib_model import train as train_lib
+
+            tok, _ = train_lib(
+                files,
+                texts=texts,
+                vocab_size=vocab_size,
+                special_tokens=special_tokens,
+                config=lib,
+                progress=progress,
+            )
+            return tok
+        if algorithm != "bpe":
+            raise InputError(f"algorithm={algorithm!r} is not 'bpe' or 'lib'")
+        if lib is not None:
+            raise InputError("lib=LibConfig(...) applies to algorithm='lib' only")
+        if vocab_size is None:
+            raise InputError("BPE needs a vocab_size (None is for algorithm='lib')")
         paths = [str(p) for p in expand_files(files)] if files is not None else None
         model, counts = _core.train_bpe(
             files=paths,
@@ -153,6 +189,8 @@ class Tokenizer:
             raise FileNotFoundError(f"{p}: no such file")
         with p.open("rb") as fh:
             head = fh.read(256).lstrip()
+        if head.startswith(b"{") and b'"tokforge-lib"' in head:
+            return cls(_core.LibModel.from_json_file(str(p)))
         if head.startswith(b"{") and b'"config"' in head:
             return cls.from_tekken(p)
         if head.startswith(b"{"):
@@ -227,7 +265,8 @@ class Tokenizer:
         return _write_atomic(Path(path), self._model.to_tiktoken(), overwrite)
 
     def to_json(self) -> str:
-        """The tokenizer as HF ``tokenizer.json`` text (loadable by ``tokenizers``)."""
+        """The tokenizer as HF ``tokenizer.json`` text (loadable by ``tokenizers``); a LiB
+        tokenizer gives tokforge's LiB JSON (its segmentation has no ``tokenizer.json`` form)."""
         return self._model.to_json()
 
     def save(self, path: PathLike, *, overwrite: bool = False) -> Path:

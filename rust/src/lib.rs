@@ -9,9 +9,11 @@
 
 pub mod bpe;
 pub mod byte_level;
+pub mod byte_probs;
 pub mod dynamic;
 pub mod error;
 pub mod formats;
+pub mod lib_model;
 pub mod pretokenize;
 pub mod progress;
 

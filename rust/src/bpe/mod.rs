@@ -17,6 +17,7 @@
 
 pub mod count;
 pub mod encode;
+pub mod inspect;
 pub mod train;
 
 use crate::error::{Error, Result};

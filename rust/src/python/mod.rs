@@ -1,7 +1,9 @@
 //! PyO3 bindings: convert arguments, release the GIL for heavy work, map errors. No algorithms.
 
+mod byte_probs;
 mod dynamic;
 mod errors;
+mod lib_model;
 mod model;
 mod train;
 
@@ -18,6 +20,8 @@ fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(model::preset_pattern, m)?)?;
     m.add_function(wrap_pyfunction!(model::hf_pattern, m)?)?;
     dynamic::register(m)?;
+    byte_probs::register(m)?;
+    lib_model::register(m)?;
     Ok(())
 }
 

@@ -1,0 +1,576 @@
+"""Exact next-byte probabilities from a token-level LM: cover sets, a one-LM-call-per-byte
+sampler, fill-in-the-middle and ensembles across vocabularies.
+
+Method: Phan et al., "Exact Byte-Level Probabilities from Tokenized Language Models for
+FIM-Tasks and Model Ensembles" (arXiv 2410.09303); spec ``shared/specs/byte_probs.md``. A token
+LM induces a distribution over byte strings; the Byte-Token Representation lemma writes the
+probability that the text starts with ``x`` as a sum over the *cover encodings* of ``x``
+(canonical token sequences whose last token reaches past the end of ``x``). :class:`ByteLM`
+keeps the cover set in incremental form and gives ``Q(b | x)`` for all 256 bytes and the end of
+string, with exactly one LM call per byte after start-up. The trie, the validity rows and the
+range sums run in Rust (``rust/src/byte_probs/``) with the GIL released; Python only calls the
+LM. The brute-force twin is ``tests/reference/byte_probs_ref.py``.
+
+Where it is exact, and where not:
+
+- Tokenizers whose pre-tokenizer does not split (one piece per string, merge-list BPE) are
+  prefix-closed; validity is the exact BPE pair rule and ``mode="exact"`` reproduces the
+  brute-force distribution to 1e-12 (tests P1-P13).
+- Regex pre-tokenizers (GPT-2, cl100k, o200k patterns) are not prefix-closed (``\\s+(?!\\S)``
+  look-ahead) and their pieces depend on left context. ``validity="window"`` (chosen
+  automatically) judges a candidate on the tokens of the last pre-token piece with probe
+  continuations, and the state keeps every empty-overhang cover that passes (usually one; two
+  inside whitespace runs, then the one LM call per byte carries two prefixes). This is an
+  approximation: next-byte distributions stay normalised, but they are not certified equal to
+  the induced byte process. Start-up uses canonical stems only.
+- tiktoken-style whole-piece look-up (``ignore_merges``) also breaks the pair rule inside a
+  piece; the window rule only sees the last piece.
+
+Applications: ``tokforge fim`` (complete a prefix that stops inside a token: naive, token
+healing, byte level, and a two-vocabulary byte-level ensemble) and ``benches/byte_probs.py
+--demo`` (mid-token completion accuracy and bits per byte of two models and their ensemble).
+
+Section 10 of the spec, where tokenizing ``"ab"`` and asking for the next token gives byte
+``c`` probability 0 although its true probability is 5/6:
+
+>>> from tokforge import _core
+>>> from tokforge.lm import TableLM
+>>> ranks = [(bytes([b]), b) for b in range(256)] + [(b"bc", 256), (b"abc", 257)]
+>>> model = _core.BpeModel.from_ranks(ranks, r"[\\s\\S]+", [("<eos>", 258)])
+>>> a, b, c, bc, abc, eos = 97, 98, 99, 256, 257, 258
+>>> rows = {(): {a: .2, b: .1, c: .1, bc: .1, abc: .4, eos: .1},
+...         (a,): {a: .2, b: .4, c: .1, abc: .1, eos: .2},
+...         (b,): {a: .3, b: .1, bc: .2, abc: .2, eos: .2}}
+>>> rest = {a: .2, b: .2, c: .2, bc: .1, abc: .1, eos: .2}
+>>> lm = TableLM(lambda k: rows.get(k, rest), vocab_size=259, eos_id=eos, bos_id=None,
+...              order=1)
+>>> blm = ByteLM(lm, model)
+>>> p = blm.next_byte_probs(blm.start(b"ab"))
+>>> [round(float(p[i]), 4) for i in (a, b, c, END)]
+[0.0833, 0.05, 0.8333, 0.0333]
+>>> naive_next_byte_probs(blm, b"ab")[[a, b, c, END]].round(4).tolist()
+[0.5, 0.3, 0.0, 0.2]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import _core
+from .errors import InputError
+from .lm import CachedLM, LlamaCppLM, NGramLM, TableLM, TokenLM, TransformersLM
+
+__all__ = [
+    "END",
+    "ByteLM",
+    "ByteState",
+    "ByteEnsemble",
+    "TokenizerAdapter",
+    "TokenLM",
+    "TableLM",
+    "NGramLM",
+    "CachedLM",
+    "TransformersLM",
+    "LlamaCppLM",
+    "naive_next_byte_probs",
+    "healing_next_byte_probs",
+    "complete_naive",
+    "complete_token_healing",
+    "complete_bytes",
+]
+
+#: Index of the end-of-string entry in a next-byte distribution.
+END = 256
+
+Bytesish = Union[bytes, bytearray, str]
+
+
+def _b(x: Bytesish) -> bytes:
+    return x.encode("utf-8") if isinstance(x, str) else bytes(x)
+
+
+class TokenizerAdapter:
+    """A byte-level BPE tokenizer seen as the byte sampler needs it: token bytes, canonical
+    encoding of arbitrary bytes, special ids, and which validity rule applies.
+
+    Built from a tokforge :class:`~tokforge.Tokenizer`, a ``_core.BpeModel``, a ``tiktoken``
+    ``Encoding`` (its ranks and pattern are copied into tokforge's encoder), or a HF
+    ``tokenizers.Tokenizer`` / ``transformers`` fast tokenizer whose ``tokenizer.json`` is
+    byte-level BPE (SentencePiece models are not supported). ``anchor`` is always 0: correct
+    for every pre-tokenizer, at the cost of up to ``Lmax`` stems.
+    """
+
+    def __init__(self, model: _core.BpeModel) -> None:
+        self.model = model
+
+    @classmethod
+    def from_any(cls, tok: Any) -> TokenizerAdapter:
+        if isinstance(tok, TokenizerAdapter):
+            return tok
+        if isinstance(tok, _core.BpeModel):
+            return cls(tok)
+        if isinstance(getattr(tok, "_model", None), _core.BpeModel):  # tokforge.Tokenizer
+            return cls(tok._model)
+        if hasattr(tok, "_mergeable_ranks") and hasattr(tok, "_pat_str"):  # tiktoken.Encoding
+            specials = sorted((s, int(i)) for s, i in tok._special_tokens.items())
+            ranks = [(bytes(t), int(r)) for t, r in tok._mergeable_ranks.items()]
+            return cls(_core.BpeModel.from_ranks(ranks, tok._pat_str, specials))
+        backend = getattr(tok, "backend_tokenizer", tok)  # transformers fast tokenizer
+        if hasattr(backend, "to_str"):  # tokenizers.Tokenizer
+            return cls(_core.BpeModel.from_json_str(backend.to_str()))
+        raise InputError(
+            f"cannot use {type(tok).__name__} as a tokenizer: pass a tokforge Tokenizer, a "
+            "tiktoken Encoding or a HF byte-level BPE tokenizer"
+        )
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.vocab_size
+
+    def token_bytes(self) -> list[Optional[bytes]]:
+        """Bytes of every id; ``None`` for special and unused ids."""
+        out: list[Optional[bytes]] = []
+        for i in range(self.model.vocab_size):
+            if self.model.is_special(i):
+                out.append(None)
+                continue
+            try:
+                out.append(self.model.token_bytes(i))
+            except ValueError:
+                out.append(None)
+        return out
+
+    def special_ids(self) -> dict[str, int]:
+        return dict(self.model.special_tokens)
+
+    def anchor(self, data: bytes) -> int:
+        return 0
+
+    def single_piece(self) -> bool:
+        """Whether the pre-tokenizer keeps a mixed probe text in one piece (then BPE is
+        prefix-closed and the exact pair rule applies)."""
+        probe = "ab =_p\t\t}0 x\n\n  y\u00e9."
+        return len(_core.pretokenize(self.model.pattern, probe)) == 1
+
+
+class ByteState:
+    """The cover set of a byte prefix (immutable apart from a memo of the LM row after
+    ``encode(x)``, so asking twice costs one LM call). ``text`` is the bytes since ``start``,
+    ``log_q`` is ``log Q(text[len(prompt):] | prompt)``."""
+
+    __slots__ = ("_rows", "core", "ctx_len", "text")
+
+    def __init__(self, core: _core.CoverState, text: bytes, ctx_len: int) -> None:
+        self.core = core
+        self.text = text
+        self.ctx_len = ctx_len
+        self._rows: Optional[list[_core.LMRow]] = None
+
+    @property
+    def tokens(self) -> list[int]:
+        """The heaviest empty-overhang cover (``encode(text)`` for prefix-closed tokenizers),
+        without the token context."""
+        stars = self.core.stars
+        return stars[0][self.ctx_len :] if stars else []
+
+    @property
+    def log_q(self) -> float:
+        return self.core.log_q
+
+    def __repr__(self) -> str:
+        return f"ByteState(text={self.text[-20:]!r}, stars={len(self.core.stars)}, groups={self.core.n_groups})"
+
+
+class ByteLM:
+    """A token LM + its tokenizer as a distribution over bytes (spec section 9).
+
+    Args:
+        lm: any :class:`~tokforge.lm.TokenLM` (``vocab_size``, ``eos_id``, ``next_logprobs``).
+        tokenizer: the LM's tokenizer (see :class:`TokenizerAdapter`).
+        mode: ``"exact"`` (mask invalid continuations and renormalise every token
+            distribution; BTR holds exactly), ``"mask"`` (mask, renormalise only the byte
+            distributions) or ``"fast"`` (no masking).
+        validity: ``"pair"``: the exact BPE local rule (a token's validity depends on the
+            previous token only), right for tokenizers whose pre-tokenizer does not split
+            (then BPE is prefix-closed); ``"window"``: for regex pre-tokenizers, whose pieces
+            depend on context and look-ahead, a candidate is checked on the last tokens
+            covering ``context_bytes`` bytes with probe continuations (an approximation; the
+            spec's exactness claims hold for ``"pair"`` tokenizers). ``"auto"`` picks by
+            pre-tokenizing a probe text.
+        row_cache: validity rows kept (``vocab_size / 8`` bytes each).
+
+    >>> from tokforge import Tokenizer
+    >>> tok = Tokenizer.train(texts=["abab abba baab " * 30], vocab_size=270, pattern="gpt2")
+    >>> ids = [tok.encode_ordinary(s) for s in ["abab abba", "baab ab", "abba baab"]]
+    >>> lm = NGramLM(vocab_size=tok.vocab_size + 1, eos_id=tok.vocab_size, order=2).fit(ids)
+    >>> blm = ByteLM(lm, tok)
+    >>> st = blm.start(b"ab")
+    >>> p = blm.next_byte_probs(st)
+    >>> bool(abs(p.sum() - 1) < 1e-12), p.argmax() in (ord("a"), ord("b"))
+    (True, True)
+    >>> blm.logprob(b"abab") < 0
+    True
+    """
+
+    def __init__(
+        self,
+        lm: TokenLM,
+        tokenizer: Any,
+        *,
+        mode: str = "exact",
+        validity: str = "auto",
+        context_bytes: int = 16,
+        row_cache: int = 1024,
+    ) -> None:
+        self.lm = lm
+        self.tokenizer = TokenizerAdapter.from_any(tokenizer)
+        self.mode = mode
+        if validity == "auto":
+            validity = "pair" if self.tokenizer.single_piece() else "window"
+        self._index = _core.ByteIndex(
+            self.tokenizer.model,
+            int(lm.vocab_size),
+            int(lm.eos_id),
+            mode,
+            validity,
+            context_bytes,
+            row_cache,
+        )
+
+    @property
+    def validity(self) -> str:
+        """``"pair"`` (exact BPE local rule) or ``"window"`` (regex pre-tokenizers: left
+        context window with probe continuations; approximate)."""
+        return self._index.validity
+
+    @property
+    def lmax(self) -> int:
+        """Longest token in bytes."""
+        return self._index.lmax
+
+    @property
+    def index(self) -> _core.ByteIndex:
+        return self._index
+
+    def start(self, prompt: Bytesish = b"", *, context: Sequence[int] = ()) -> ByteState:
+        """Cover set of ``prompt``. ``context``: token ids before it (e.g. ending with a FIM
+        sentinel); it must end at a guaranteed token boundary. One batched LM call for the
+        stems (none for an empty prompt). Raises ``InputError`` if ``Q(prompt) = 0``."""
+        data = _b(prompt)
+        ctx = [int(i) for i in context]
+        plan = self._index.plan(data)
+        stems = plan.stems
+        rows: list[np.ndarray] = []
+        if stems:
+            prefixes: dict[tuple[int, ...], int] = {}
+            for s in stems:
+                for k in range(plan.common, len(s) + 1):
+                    prefixes.setdefault(tuple(ctx + s[:k]), len(prefixes))
+            got = np.asarray(self.lm.next_logprobs([list(p) for p in prefixes]), dtype=np.float64)
+            for s in stems:
+                idx = [prefixes[tuple(ctx + s[:k])] for k in range(plan.common, len(s) + 1)]
+                rows.append(np.ascontiguousarray(got[idx]))
+        core = self._index.start(plan, ctx, rows)
+        return ByteState(core, data, len(ctx))
+
+    def _rows(self, st: ByteState) -> list[_core.LMRow]:
+        """Prepared LM rows after each empty-overhang cover: one LM call (usually one row)."""
+        if st._rows is None:
+            stars = st.core.stars
+            rows = []
+            if stars:
+                lp = np.asarray(self.lm.next_logprobs(stars), dtype=np.float64)
+                for s, r in zip(stars, lp):
+                    rows.append(self._index.prepare(np.ascontiguousarray(r), s[-8:]))
+            st._rows = rows
+        return st._rows
+
+    def next_byte_probs(self, st: ByteState) -> np.ndarray:
+        """``float64[257]``: ``Q(b | x)`` for bytes ``0..255`` and ``Q(⊥ | x)`` at
+        :data:`END`. One LM call (memoised in the state)."""
+        p, total = self._index.next_byte_probs(st.core, self._rows(st))
+        if not total > 0:
+            raise InputError(f"the prefix {st.text[-40:]!r} has no continuation under the model")
+        return p
+
+    def advance(self, st: ByteState, b: int) -> ByteState:
+        """State after byte ``b`` (0..255); raises ``InputError`` if ``Q(b | x) = 0``."""
+        if not 0 <= int(b) <= 255:
+            raise InputError(f"a byte is 0..255, got {b}")
+        core = self._index.advance(st.core, self._rows(st), int(b))
+        return ByteState(core, st.text + bytes([int(b)]), st.ctx_len)
+
+    def feed(self, st: ByteState, data: Bytesish) -> ByteState:
+        """Advance through several bytes."""
+        for b in _b(data):
+            st = self.advance(st, b)
+        return st
+
+    def logprob(self, text: Bytesish, *, eos: bool = True, context: Sequence[int] = ()) -> float:
+        """``log Q(text⊥)`` (or ``log Q(text)`` with ``eos=False``), natural log, one LM call
+        per byte."""
+        st = self.feed(self.start(b"", context=context), text)
+        lq = st.log_q
+        if eos:
+            pe = self.next_byte_probs(st)[END]
+            lq += math.log(pe) if pe > 0 else -math.inf
+        return lq
+
+    def covers(self, st: ByteState) -> list[tuple[list[int], bytes, float]]:
+        """``[(token ids, overhang bytes, probability)]`` of the state's covers, ``encode(x)``
+        first (its overhang is empty). Probabilities are normalised by ``Q(x)``."""
+        return [(ids, bytes(o), p) for ids, o, p in self._index.covers(st.core, st.ctx_len)]
+
+    def generate(
+        self,
+        prompt: Bytesish = b"",
+        max_bytes: int = 64,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        rng: Optional[np.random.Generator] = None,
+        context: Sequence[int] = (),
+        stop: Optional[bytes] = None,
+    ) -> bytes:
+        """Sample up to ``max_bytes`` bytes after ``prompt`` (stops at end of string or when
+        the output ends with ``stop``). Temperature acts on byte probabilities (``p^(1/T)``;
+        greedy when ``T < 0.1``), then nucleus ``top_p``."""
+        rng = rng if rng is not None else np.random.default_rng()
+        st = self.start(prompt, context=context)
+        out = bytearray()
+        for _ in range(max_bytes):
+            b = _sample(self.next_byte_probs(st), temperature, top_p, rng)
+            if b == END:
+                break
+            out.append(b)
+            if stop and out.endswith(stop):
+                break
+            st = self.advance(st, b)
+        return bytes(out)
+
+
+def _sample(p: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator) -> int:
+    if temperature < 0.1:
+        return int(np.argmax(p))
+    q = np.power(p, 1.0 / temperature)
+    q /= q.sum()
+    if top_p < 1.0:
+        order = np.argsort(-q, kind="stable")
+        cum = np.cumsum(q[order])
+        keep = order[: int(np.searchsorted(cum, top_p)) + 1]
+        r = np.zeros_like(q)
+        r[keep] = q[keep]
+        q = r / r.sum()
+    return int(rng.choice(len(q), p=q))
+
+
+class ByteEnsemble:
+    """Average of byte-level models with different vocabularies: ``Q(b|x) = Σ w_m Q_m(b|x)``.
+
+    Each model keeps its own state; all advance with the same byte. A model whose state
+    becomes impossible (``Q_m(x) = 0``) is dropped and the weights renormalised. With
+    ``posterior=True`` the weights are ``w_m ∝ prior_m Q_m(generated | prompt)``, which makes
+    the ensemble a mixture of string distributions rather than a per-step average.
+
+    >>> from tokforge import Tokenizer
+    >>> texts = ["abab abba baab " * 30]
+    >>> tok_a = Tokenizer.train(texts=texts, vocab_size=262, pattern="gpt2")
+    >>> tok_b = Tokenizer.train(texts=texts, vocab_size=270, pattern="gpt2")
+    >>> def model(tok):
+    ...     ids = [tok.encode_ordinary(t) for t in texts]
+    ...     lm = NGramLM(vocab_size=tok.vocab_size + 1, eos_id=tok.vocab_size).fit(ids)
+    ...     return ByteLM(lm, tok)
+    >>> ens = ByteEnsemble([model(tok_a), model(tok_b)])
+    >>> p = ens.next_byte_probs(ens.start(b"ab"))
+    >>> bool(abs(p.sum() - 1) < 1e-12)
+    True
+    """
+
+    def __init__(
+        self,
+        models: Sequence[ByteLM],
+        weights: Optional[Sequence[float]] = None,
+        *,
+        posterior: bool = False,
+    ) -> None:
+        if not models:
+            raise InputError("an ensemble needs at least one model")
+        w = np.ones(len(models)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(models),) or (w < 0).any() or w.sum() <= 0:
+            raise InputError("weights: one non-negative number per model, not all zero")
+        self.models = list(models)
+        self.weights = w / w.sum()
+        self.posterior = posterior
+
+    def start(
+        self, prompt: Bytesish = b"", *, contexts: Optional[Sequence[Sequence[int]]] = None
+    ) -> list[Optional[ByteState]]:
+        out: list[Optional[ByteState]] = []
+        for i, m in enumerate(self.models):
+            try:
+                out.append(m.start(prompt, context=contexts[i] if contexts else ()))
+            except InputError:
+                out.append(None)
+        if all(s is None for s in out):
+            raise InputError("the prompt has probability 0 under every model")
+        return out
+
+    def _weights(self, states: Sequence[Optional[ByteState]]) -> np.ndarray:
+        w = np.array([wm if s is not None else 0.0 for wm, s in zip(self.weights, states)])
+        if self.posterior:
+            lq = np.array([s.log_q if s is not None else -np.inf for s in states])
+            with np.errstate(divide="ignore"):
+                lw = np.log(w) + lq
+            lw -= lw.max()
+            w = np.exp(lw)
+        return w / w.sum()
+
+    def next_byte_probs(self, states: Sequence[Optional[ByteState]]) -> np.ndarray:
+        w = self._weights(states)
+        p = np.zeros(257)
+        for wm, m, s in zip(w, self.models, states):
+            if s is not None and wm > 0:
+                p += wm * m.next_byte_probs(s)
+        return p / p.sum()
+
+    def advance(self, states: Sequence[Optional[ByteState]], b: int) -> list[Optional[ByteState]]:
+        out: list[Optional[ByteState]] = []
+        for m, s in zip(self.models, states):
+            if s is None:
+                out.append(None)
+                continue
+            try:
+                out.append(m.advance(s, b))
+            except InputError:
+                out.append(None)
+        if all(s is None for s in out):
+            raise InputError(f"byte {b} has probability 0 under every model")
+        return out
+
+    def logprob(self, text: Bytesish, *, eos: bool = True) -> float:
+        """``Σ log Q_ens(b | x)`` over ``text`` (plus the end of string with ``eos``)."""
+        states = self.start(b"")
+        total = 0.0
+        for b in _b(text):
+            p = self.next_byte_probs(states)
+            total += math.log(p[b]) if p[b] > 0 else -math.inf
+            states = self.advance(states, b)
+        if eos:
+            total += math.log(max(self.next_byte_probs(states)[END], 1e-300))
+        return total
+
+    def generate(
+        self,
+        prompt: Bytesish = b"",
+        max_bytes: int = 64,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        rng: Optional[np.random.Generator] = None,
+    ) -> bytes:
+        rng = rng if rng is not None else np.random.default_rng()
+        states = self.start(prompt)
+        out = bytearray()
+        for _ in range(max_bytes):
+            b = _sample(self.next_byte_probs(states), temperature, top_p, rng)
+            if b == END:
+                break
+            out.append(b)
+            states = self.advance(states, b)
+        return bytes(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Baselines: the naive next-token reading and token healing (spec sections 2 and 8)
+
+
+def _token_table(tok: TokenizerAdapter) -> list[Optional[bytes]]:
+    cache = getattr(tok, "_table", None)
+    if cache is None:
+        cache = tok.token_bytes()
+        tok._table = cache  # type: ignore[attr-defined]
+    return cache
+
+
+def naive_next_byte_probs(
+    blm: ByteLM, prompt: Bytesish, *, context: Sequence[int] = ()
+) -> np.ndarray:
+    """Naive next-byte distribution: tokenize the prompt, take the next-token distribution
+    and read off each token's first byte (EOS -> :data:`END`; other specials dropped)."""
+    ids = list(context) + blm.index.encode(_b(prompt))
+    p = np.exp(np.asarray(blm.lm.next_logprobs([ids])[0], dtype=np.float64))
+    out = np.zeros(257)
+    for i, t in enumerate(_token_table(blm.tokenizer)):
+        if t:
+            out[t[0]] += p[i]
+    out[END] += p[blm.lm.eos_id]
+    return out / out.sum()
+
+
+def healing_next_byte_probs(
+    blm: ByteLM, prompt: Bytesish, *, context: Sequence[int] = ()
+) -> np.ndarray:
+    """Token-healing next-byte distribution: drop the prompt's last token ``u``, keep the
+    tokens that start with ``bytes(u)`` (weighted by the LM after the shortened prompt) and
+    read the byte after ``bytes(u)``; the token ``u`` itself continues with the naive
+    distribution after the full prompt."""
+    data = _b(prompt)
+    ids = list(context) + blm.index.encode(data)
+    if len(ids) == len(context):
+        return naive_next_byte_probs(blm, data, context=context)
+    u = blm.tokenizer.model.token_bytes(ids[-1])
+    p = np.exp(np.asarray(blm.lm.next_logprobs([ids[:-1]])[0], dtype=np.float64))
+    out = np.zeros(257)
+    for i, t in enumerate(_token_table(blm.tokenizer)):
+        if t and len(t) > len(u) and t.startswith(u):
+            out[t[len(u)]] += p[i]
+    out += p[ids[-1]] * naive_next_byte_probs(blm, data, context=context)
+    return out / out.sum()
+
+
+def _greedy_tokens(blm: ByteLM, ids: list[int], n: int, first_prefix: bytes = b"") -> bytes:
+    lm = blm.lm
+    table = _token_table(blm.tokenizer)
+    out = bytearray()
+    need = first_prefix
+    while len(out) < n:
+        lp = np.asarray(lm.next_logprobs([ids])[0], dtype=np.float64)
+        if need:
+            ok = np.zeros(len(lp), dtype=bool)
+            ok[: len(table)] = [t is not None and t.startswith(need) for t in table]
+            lp = np.where(ok, lp, -np.inf)
+            if not np.isfinite(lp).any():
+                break
+        t = int(np.argmax(lp))
+        if t == lm.eos_id or t >= len(table) or table[t] is None:
+            break
+        out += table[t][len(need) :]
+        need = b""
+        ids = ids + [t]
+    return bytes(out[:n])
+
+
+def complete_naive(blm: ByteLM, prompt: Bytesish, n: int, *, context: Sequence[int] = ()) -> bytes:
+    """Greedy completion of ``n`` bytes at the token level from ``encode(prompt)``."""
+    return _greedy_tokens(blm, list(context) + blm.index.encode(_b(prompt)), n)
+
+
+def complete_token_healing(
+    blm: ByteLM, prompt: Bytesish, n: int, *, context: Sequence[int] = ()
+) -> bytes:
+    """Token healing: drop the prompt's last token and force the first generated token to
+    start with its bytes (greedy); then continue greedily."""
+    ids = blm.index.encode(_b(prompt))
+    if not ids:
+        return _greedy_tokens(blm, list(context), n)
+    last = blm.tokenizer.model.token_bytes(ids[-1])
+    return _greedy_tokens(blm, list(context) + ids[:-1], n, first_prefix=last)
+
+
+def complete_bytes(blm: ByteLM, prompt: Bytesish, n: int, *, context: Sequence[int] = ()) -> bytes:
+    """Greedy byte-level completion (argmax of ``Q(b | x)``), stopping at the end of string."""
+    return blm.generate(prompt, n, temperature=0.0, context=context)

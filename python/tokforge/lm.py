@@ -1,0 +1,423 @@
+"""Token-level language models behind one small protocol, for :mod:`tokforge.byte_probs`.
+
+A :class:`TokenLM` answers "log-probabilities of the next token after each of these prefixes"
+for a batch of prefixes. Backends here:
+
+- :class:`TableLM`: an explicit table (or function) prefix -> distribution; test vectors.
+- :class:`NGramLM`: a real, trainable n-gram model (Witten-Bell interpolation down to an add-k
+  unigram), fully vectorised over the batch with numpy; trains on token ids from any tokforge
+  tokenizer in a second.
+- :class:`CachedLM`: an LRU over another LM with ``calls`` / ``rows`` / ``hits`` counters.
+- :class:`TransformersLM` and :class:`LlamaCppLM`: adapters for HF ``transformers`` and
+  ``llama-cpp-python`` models. Their packages are optional and imported lazily; they are not
+  installed in tokforge's test environment, so these two adapters are untested there.
+
+>>> lm = NGramLM(vocab_size=5, eos_id=4, order=2).fit([[0, 1, 2], [0, 1, 3]])
+>>> lp = lm.next_logprobs([[0], []])
+>>> lp.shape, bool(abs(np.exp(lp).sum(axis=1) - 1).max() < 1e-12)
+((2, 5), True)
+>>> int(lp[0].argmax())
+1
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Optional, Protocol, Union, runtime_checkable
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = [
+    "TokenLM",
+    "TableLM",
+    "NGramLM",
+    "CachedLM",
+    "TransformersLM",
+    "LlamaCppLM",
+]
+
+
+@runtime_checkable
+class TokenLM(Protocol):
+    """Any next-token model. ``next_logprobs`` returns ``[B, vocab_size]`` log-probabilities
+    (each row log-normalised) after each prefix; BOS, if the model has one, is added by the
+    adapter, not by the caller."""
+
+    vocab_size: int
+    eos_id: int
+    bos_id: Optional[int]
+
+    def next_logprobs(self, prefixes: Sequence[Sequence[int]]) -> np.ndarray: ...
+
+
+Dist = Union[Mapping[int, float], Sequence[float], np.ndarray]
+
+
+def _dense(dist: Dist, vocab_size: int) -> np.ndarray:
+    if isinstance(dist, Mapping):
+        p = np.zeros(vocab_size, dtype=np.float64)
+        for k, v in dist.items():
+            p[int(k)] = float(v)
+    else:
+        p = np.asarray(dist, dtype=np.float64)
+        if p.shape != (vocab_size,):
+            raise InputError(f"a distribution has shape {p.shape}, expected ({vocab_size},)")
+    if (p < 0).any() or abs(p.sum() - 1.0) > 1e-9:
+        raise InputError(f"a distribution must be non-negative and sum to 1 (sums to {p.sum()})")
+    return p
+
+
+class TableLM:
+    """An LM given as a table ``{context tuple: distribution}`` or a function of the prefix.
+
+    With ``order=k`` the key is the last ``k`` ids of ``(bos_id,) + prefix`` (``bos_id`` only
+    when given); without, the whole (BOS-prefixed) prefix. Distributions are dicts
+    ``{id: prob}`` or dense vectors; they must sum to 1. Zero probabilities become ``-inf``.
+
+    >>> lm = TableLM({(9,): {0: .5, 1: .5}, (0,): {1: 1.0}, (1,): {2: 1.0}},
+    ...              vocab_size=3, eos_id=2, bos_id=9, order=1)
+    >>> np.exp(lm.next_logprobs([[], [0]])).round(3).tolist()
+    [[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]]
+    """
+
+    def __init__(
+        self,
+        table: Union[Mapping[tuple[int, ...], Dist], Callable[[tuple[int, ...]], Dist]],
+        *,
+        vocab_size: int,
+        eos_id: int,
+        bos_id: Optional[int] = None,
+        order: Optional[int] = None,
+        default: Optional[Dist] = None,
+    ) -> None:
+        self.vocab_size = int(vocab_size)
+        self.eos_id = int(eos_id)
+        self.bos_id = bos_id
+        self._order = order
+        self._fn = table if callable(table) else None
+        self._table: dict[tuple[int, ...], np.ndarray] = {}
+        if not callable(table):
+            for k, v in table.items():
+                self._table[tuple(int(i) for i in k)] = _dense(v, self.vocab_size)
+        self._default = None if default is None else _dense(default, self.vocab_size)
+        self._memo: dict[tuple[int, ...], np.ndarray] = {}
+
+    def _key(self, prefix: Sequence[int]) -> tuple[int, ...]:
+        seq = ((self.bos_id,) if self.bos_id is not None else ()) + tuple(int(i) for i in prefix)
+        return seq[-self._order :] if self._order else seq
+
+    def _row(self, prefix: Sequence[int]) -> np.ndarray:
+        key = self._key(prefix)
+        if self._fn is not None:
+            row = self._memo.get(key)
+            if row is None:
+                row = _dense(self._fn(key), self.vocab_size)
+                self._memo[key] = row
+            return row
+        row = self._table.get(key, self._default)
+        if row is None:
+            raise InputError(f"TableLM has no distribution for context {key}")
+        return row
+
+    def next_logprobs(self, prefixes: Sequence[Sequence[int]]) -> np.ndarray:
+        rows = (
+            np.stack([self._row(p) for p in prefixes])
+            if len(prefixes)
+            else np.zeros((0, self.vocab_size))
+        )
+        with np.errstate(divide="ignore"):
+            return np.log(rows)
+
+
+class NGramLM:
+    """An n-gram token LM: Witten-Bell interpolation of orders ``order-1 .. 1`` down to an
+    add-``k`` unigram, so every id (and EOS) has positive probability.
+
+    ``p_m(w|h) = (c(h,w) + T(h) p_{m-1}(w|h')) / (c(h) + T(h))`` with ``T(h)`` the number of
+    distinct ids seen after ``h``. Sequences are padded with a start symbol (``bos_id`` or an
+    internal one) and end with ``eos_id``. ``next_logprobs`` is vectorised over the batch: one
+    dense ``[B, V]`` array and one scatter-add per order.
+
+    >>> lm = NGramLM(vocab_size=4, eos_id=3, order=3).fit([[0, 1, 2]] * 5)
+    >>> round(float(np.exp(lm.next_logprobs([[0, 1]])[0, 2])), 3)
+    0.979
+    """
+
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        eos_id: int,
+        order: int = 3,
+        k: float = 0.01,
+        bos_id: Optional[int] = None,
+    ) -> None:
+        if order < 1:
+            raise InputError("order must be at least 1")
+        if not 0 <= eos_id < vocab_size:
+            raise InputError(f"eos_id {eos_id} is outside vocab_size {vocab_size}")
+        self.vocab_size = int(vocab_size)
+        self.eos_id = int(eos_id)
+        self.bos_id = bos_id
+        self.order = int(order)
+        self.k = float(k)
+        self._start = -1 if bos_id is None else int(bos_id)
+        self._unigram = np.full(self.vocab_size, 1.0 / self.vocab_size)
+        # per context length m >= 1: context -> (ids, counts, total, types)
+        self._tables: list[dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, float, int]]] = [
+            {} for _ in range(self.order)
+        ]
+
+    def fit(self, sequences: Iterable[Sequence[int]]) -> NGramLM:
+        """Count n-grams of token-id sequences (each gets EOS appended). Returns ``self``."""
+        uni = np.zeros(self.vocab_size, dtype=np.float64)
+        grams: list[Counter] = [Counter() for _ in range(self.order)]
+        pad = (self._start,) * (self.order - 1)
+        for seq in sequences:
+            s = pad + tuple(int(i) for i in seq) + (self.eos_id,)
+            body = np.asarray(s[len(pad) :], dtype=np.int64)
+            if body.size and (body.min() < 0 or body.max() >= self.vocab_size):
+                raise InputError("a training sequence has ids outside vocab_size")
+            np.add.at(uni, body, 1.0)
+            for m in range(1, self.order):
+                c = grams[m]
+                for i in range(len(pad), len(s)):
+                    c[s[i - m : i + 1]] += 1
+        self._unigram = (uni + self.k) / (uni.sum() + self.k * self.vocab_size)
+        for m in range(1, self.order):
+            by_ctx: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+            for g, n in grams[m].items():
+                by_ctx.setdefault(g[:-1], []).append((g[-1], n))
+            table = {}
+            for ctx, items in by_ctx.items():
+                ids = np.fromiter((i for i, _ in items), dtype=np.int64, count=len(items))
+                cnt = np.fromiter((n for _, n in items), dtype=np.float64, count=len(items))
+                table[ctx] = (ids, cnt, float(cnt.sum()), len(items))
+            self._tables[m] = table
+        return self
+
+    def next_logprobs(self, prefixes: Sequence[Sequence[int]]) -> np.ndarray:
+        B = len(prefixes)
+        P = np.tile(self._unigram, (B, 1))
+        pad = (self._start,) * (self.order - 1)
+        padded = [
+            pad + tuple(int(i) for i in p[-(self.order - 1) :]) if self.order > 1 else ()
+            for p in prefixes
+        ]
+        for m in range(1, self.order):
+            table = self._tables[m]
+            factor = np.ones(B)
+            rows, ids, vals = [], [], []
+            for b, ctx in enumerate(padded):
+                hit = table.get(ctx[len(ctx) - m :])
+                if hit is None:
+                    continue
+                tid, cnt, tot, types = hit
+                factor[b] = types / (tot + types)
+                rows.append(np.full(tid.size, b))
+                ids.append(tid)
+                vals.append(cnt / (tot + types))
+            P *= factor[:, None]
+            if rows:
+                P[np.concatenate(rows), np.concatenate(ids)] += np.concatenate(vals)
+        return np.log(P)
+
+    def logprobs_along(self, seq: Sequence[int]) -> np.ndarray:
+        """Rows after ``seq[:i]`` for ``i = 0..len(seq)``."""
+        return self.next_logprobs([seq[:i] for i in range(len(seq) + 1)])
+
+
+class CachedLM:
+    """LRU cache over another LM, keyed by the prefix; duplicate prefixes inside one batch are
+    sent once. ``max_rows=0`` turns the cache off (still de-duplicating within a batch).
+
+    Counters: ``calls`` (``next_logprobs`` calls received), ``rows`` (prefixes forwarded to the
+    inner LM), ``hits`` (prefixes served from the cache).
+
+    >>> inner = NGramLM(vocab_size=3, eos_id=2, order=2).fit([[0, 1]])
+    >>> lm = CachedLM(inner, max_rows=10)
+    >>> _ = lm.next_logprobs([[0], [0], [1]]); _ = lm.next_logprobs([[0]])
+    >>> (lm.calls, lm.rows, lm.hits)
+    (2, 2, 2)
+    """
+
+    def __init__(self, inner: Any, max_rows: int = 4096) -> None:
+        self.inner = inner
+        self.vocab_size = inner.vocab_size
+        self.eos_id = inner.eos_id
+        self.bos_id = getattr(inner, "bos_id", None)
+        self.max_rows = int(max_rows)
+        self._cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self.calls = 0
+        self.rows = 0
+        self.hits = 0
+
+    def reset_counters(self) -> None:
+        self.calls = self.rows = self.hits = 0
+
+    def next_logprobs(self, prefixes: Sequence[Sequence[int]]) -> np.ndarray:
+        self.calls += 1
+        keys = [tuple(int(i) for i in p) for p in prefixes]
+        out: dict[tuple[int, ...], np.ndarray] = {}
+        missing: list[tuple[int, ...]] = []
+        seen: set[tuple[int, ...]] = set()
+        for k in keys:
+            if k in seen:
+                self.hits += 1
+                continue
+            seen.add(k)
+            row = self._cache.get(k)
+            if row is not None:
+                self._cache.move_to_end(k)
+                out[k] = row
+                self.hits += 1
+            else:
+                missing.append(k)
+        if missing:
+            got = np.asarray(self.inner.next_logprobs([list(k) for k in missing]), dtype=np.float64)
+            self.rows += len(missing)
+            for k, row in zip(missing, got):
+                out[k] = row
+                if self.max_rows > 0:
+                    self._cache[k] = row
+                    if len(self._cache) > self.max_rows:
+                        self._cache.popitem(last=False)
+        if not keys:
+            return np.zeros((0, self.vocab_size))
+        return np.stack([out[k] for k in keys])
+
+
+def _need(module: str, extra: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:  # pragma: no cover - optional dependency
+        raise ImportError(
+            f"this adapter needs the optional package {module!r}: pip install 'tokforge[{extra}]' "
+            f"(or pip install {module})"
+        ) from e
+
+
+class TransformersLM:  # pragma: no cover - needs torch + transformers (not installed in tests)
+    """A HF ``transformers`` causal LM as a :class:`TokenLM`.
+
+    Batches are right-padded with an attention mask and explicit position ids; the row of each
+    prefix is the log-softmax (float64) of its last real position. With ``kv_cache=True``,
+    single-prefix queries (the sampler's one call per byte) reuse a prefix KV cache cropped to
+    the longest common prefix with the previous query. ``vocab_size`` is the model's logit
+    width; ``eos_id``/``bos_id`` default to the model config. Untested here (no torch).
+
+    Example (not run in tests): ``TransformersLM(AutoModelForCausalLM.from_pretrained("gpt2"))``.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        eos_id: Optional[int] = None,
+        bos_id: Optional[int] = None,
+        device: Optional[str] = None,
+        kv_cache: bool = True,
+    ) -> None:
+        self._torch = _need("torch", "torch")
+        _need("transformers", "hf")
+        self.model = model.eval()
+        cfg = model.config
+        self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
+        self.eos_id = int(eos_id if eos_id is not None else cfg.eos_token_id)
+        self.bos_id = bos_id if bos_id is not None else getattr(cfg, "bos_token_id", None)
+        self.device = device or next(model.parameters()).device
+        self.kv_cache = kv_cache
+        self._past: Any = None
+        self._past_ids: list[int] = []
+
+    def _full(self, p: Sequence[int]) -> list[int]:
+        ids = ([self.bos_id] if self.bos_id is not None else []) + [int(i) for i in p]
+        if not ids:
+            raise InputError("an empty prefix needs a model with a BOS token (bos_id)")
+        return ids
+
+    def next_logprobs(self, prefixes: Sequence[Sequence[int]]) -> np.ndarray:
+        torch = self._torch
+        seqs = [self._full(p) for p in prefixes]
+        if self.kv_cache and len(seqs) == 1:
+            return self._cached(seqs[0])[None, :]
+        L = max(len(s) for s in seqs)
+        ids = torch.zeros((len(seqs), L), dtype=torch.long)
+        mask = torch.zeros((len(seqs), L), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
+        pos = torch.arange(L).unsqueeze(0).expand(len(seqs), L)
+        with torch.no_grad():
+            out = self.model(
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                position_ids=pos.to(self.device),
+            )
+        last = torch.tensor([len(s) - 1 for s in seqs], device=out.logits.device)
+        logits = out.logits[torch.arange(len(seqs)), last].double()
+        return torch.log_softmax(logits, dim=-1).cpu().numpy()
+
+    def _cached(self, seq: list[int]) -> np.ndarray:
+        torch = self._torch
+        lcp = 0
+        for a, b in zip(seq, self._past_ids):
+            if a != b:
+                break
+            lcp += 1
+        lcp = min(lcp, len(seq) - 1)  # always run at least one token
+        past = self._past
+        if past is not None and lcp > 0:
+            past.crop(lcp)
+        else:
+            past, lcp = None, 0
+        new = torch.tensor([seq[lcp:]], device=self.device)
+        pos = torch.arange(lcp, len(seq), device=self.device).unsqueeze(0)
+        with torch.no_grad():
+            out = self.model(input_ids=new, past_key_values=past, position_ids=pos, use_cache=True)
+        self._past, self._past_ids = out.past_key_values, list(seq)
+        return torch.log_softmax(out.logits[0, -1].double(), dim=-1).cpu().numpy()
+
+
+class LlamaCppLM:  # pragma: no cover - needs llama-cpp-python (not installed in tests)
+    """A ``llama_cpp.Llama`` model as a :class:`TokenLM`: one KV sequence; each query keeps the
+    cached tokens of the longest common prefix, evaluates the rest and log-softmaxes the last
+    logits in float64. Untested here (no llama-cpp-python).
+
+    Example (not run in tests): ``LlamaCppLM(llama_cpp.Llama("model.gguf", n_ctx=4096))``.
+    """
+
+    def __init__(
+        self, llama: Any, *, eos_id: Optional[int] = None, bos_id: Optional[int] = None
+    ) -> None:
+        _need("llama_cpp", "llama")
+        self.llama = llama
+        self.vocab_size = int(llama.n_vocab())
+        self.eos_id = int(eos_id if eos_id is not None else llama.token_eos())
+        self.bos_id = bos_id if bos_id is not None else llama.token_bos()
+        self._ids: list[int] = []
+
+    def next_logprobs(self, prefixes: Sequence[Sequence[int]]) -> np.ndarray:
+        return np.stack([self._one(p) for p in prefixes])
+
+    def _one(self, p: Sequence[int]) -> np.ndarray:
+        seq = ([self.bos_id] if self.bos_id is not None else []) + [int(i) for i in p]
+        if not seq:
+            raise InputError("an empty prefix needs a model with a BOS token (bos_id)")
+        lcp = 0
+        for a, b in zip(seq, self._ids):
+            if a != b:
+                break
+            lcp += 1
+        lcp = min(lcp, len(seq) - 1)
+        self.llama.n_tokens = lcp  # eval() removes cached KV entries from n_tokens on
+        self.llama.eval(seq[lcp:])
+        self._ids = list(seq)
+        logits = np.asarray(self.llama.scores[self.llama.n_tokens - 1], dtype=np.float64)
+        m = logits.max()
+        return logits - (m + np.log(np.exp(logits - m).sum()))

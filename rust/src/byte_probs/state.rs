@@ -1,0 +1,158 @@
+//! Cover groups and next-byte masses: the incremental sampler of spec byte_probs.md section 7.
+//!
+//! A state for prefix `x` holds `τ* = encode(x)` with its weight `w*` and at most `Lmax` cover
+//! groups `(stem, w, row, node)`: the covers `stem ∘ t` for `t` strictly below trie node `node`
+//! (`depth(node)` bytes of `t` already matched), weighted by `w = Pbar(stem)/Q(x)` times the
+//! stem-end conditional `row`. Weights are renormalised after every byte, so they stay O(1).
+//!
+//! `U(b) = Σ_g w_g · mass(row_g, child(node_g, b)) + w* · mass(row*, child(root, b))`,
+//! `U(⊥) = w* · row*(EOS)`; each term is one range sum on a cumulative row.
+//! Cost per byte: `O(Σ_g children(node_g) + 256)` range look-ups plus one [`Row`] (`O(|V|)`).
+//! Invariants: groups have nodes with children (zero-weight groups are kept: `encode(x)` may
+//! extend one even when it has no mass); in `exact` mode
+//! `Σ_b U(b) + U(⊥) = 1` up to rounding.
+
+use super::trie::VocabTrie;
+use std::sync::Arc;
+
+/// How leaked mass on invalid continuations is handled (section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// mask invalid tokens and renormalise every token distribution
+    Exact,
+    /// mask invalid tokens, renormalise only the next-byte distributions
+    Mask,
+    /// no masking
+    Fast,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "exact" => Some(Mode::Exact),
+            "mask" => Some(Mode::Mask),
+            "fast" => Some(Mode::Fast),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Exact => "exact",
+            Mode::Mask => "mask",
+            Mode::Fast => "fast",
+        }
+    }
+}
+
+/// One mode-adjusted next-token distribution, cumulated in trie (DFS) order.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// `cum[k]` = raw mass of DFS positions `< k` (length `|trie| + 1`)
+    pub(crate) cum: Vec<f64>,
+    /// multiply raw masses by this (`1/Z` in exact mode, else 1)
+    pub(crate) scale: f64,
+    /// EOS probability (scaled)
+    pub(crate) eos: f64,
+    /// `Z`: valid mass (regular tokens that passed the mask, plus EOS) before scaling
+    pub(crate) z: f64,
+}
+
+impl Row {
+    /// Mass of DFS positions `[lo, hi)`.
+    #[inline]
+    pub fn range(&self, lo: usize, hi: usize) -> f64 {
+        (self.cum[hi] - self.cum[lo]) * self.scale
+    }
+    /// Mass of all tokens below `node` (inclusive).
+    #[inline]
+    pub fn node_mass(&self, trie: &VocabTrie, node: u32) -> f64 {
+        let (lo, hi) = trie.range(node);
+        self.range(lo, hi)
+    }
+    /// Mass below `node`, excluding the node's own token.
+    #[inline]
+    pub fn below_mass(&self, trie: &VocabTrie, node: u32) -> f64 {
+        let (lo, hi) = trie.range(node);
+        let lo = if trie.terminal(node).is_some() {
+            lo + 1
+        } else {
+            lo
+        };
+        if lo >= hi {
+            0.0
+        } else {
+            self.range(lo, hi)
+        }
+    }
+    pub fn eos(&self) -> f64 {
+        self.eos
+    }
+    pub fn z(&self) -> f64 {
+        self.z
+    }
+}
+
+/// Covers `stem ∘ t`, `t` strictly below `node`.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub(crate) stem: Arc<[u32]>,
+    pub(crate) w: f64,
+    pub(crate) row: Arc<Row>,
+    pub(crate) node: u32,
+}
+
+/// A cover with empty overhang (`decode(stem) == x`): it continues with a whole next token.
+#[derive(Debug, Clone)]
+pub struct Star {
+    pub(crate) stem: Arc<[u32]>,
+    pub(crate) w: f64,
+}
+
+/// Cover set of a byte prefix, in incremental form.
+#[derive(Debug, Clone)]
+pub struct CoverState {
+    pub(crate) groups: Vec<Group>,
+    /// empty-overhang covers (context included), largest weight first. Exactly one, `encode(x)`,
+    /// for prefix-closed tokenizers; regex look-ahead can keep a second split alive
+    pub(crate) stars: Vec<Star>,
+    /// `Σ log Q(b | x)` over the bytes advanced since `start`
+    pub(crate) log_q: f64,
+    /// bytes consumed since `start` (the prompt included)
+    pub(crate) n_bytes: usize,
+}
+
+impl CoverState {
+    /// Empty-overhang covers `(ids, weight)`; their LM rows are what the next byte needs.
+    pub fn stars(&self) -> impl Iterator<Item = (&[u32], f64)> {
+        self.stars.iter().map(|s| (&s.stem[..], s.w))
+    }
+    pub fn n_stars(&self) -> usize {
+        self.stars.len()
+    }
+    pub fn log_q(&self) -> f64 {
+        self.log_q
+    }
+    pub fn n_bytes(&self) -> usize {
+        self.n_bytes
+    }
+    pub fn n_groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Unnormalised `U[0..256]` and `U[256] = U(⊥)`, given one row per star (the row after it).
+    pub fn masses(&self, trie: &VocabTrie, star_rows: &[Arc<Row>]) -> [f64; 257] {
+        let mut u = [0.0f64; 257];
+        for g in &self.groups {
+            for (b, c) in trie.children(g.node) {
+                u[b as usize] += g.w * g.row.node_mass(trie, c);
+            }
+        }
+        for (s, row) in self.stars.iter().zip(star_rows) {
+            for (b, c) in trie.children(VocabTrie::ROOT) {
+                u[b as usize] += s.w * row.node_mass(trie, c);
+            }
+            u[256] += s.w * row.eos;
+        }
+        u
+    }
+}

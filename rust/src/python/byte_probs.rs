@@ -1,0 +1,280 @@
+//! Bindings of [`crate::byte_probs`]: numpy rows in, numpy distributions out, GIL released for
+//! every per-vocabulary loop. The LM calls and the API live in `tokforge.byte_probs`.
+
+use crate::byte_probs::{ByteModel, CoverState as CoreState, Mode, Plan, Row, Rule};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::sync::Arc;
+
+use super::errors::InputError;
+use super::model::BpeModel;
+
+/// Trie, validity rows and mode for one tokenizer + LM vocabulary.
+#[pyclass(frozen, module = "tokforge._core")]
+pub struct ByteIndex {
+    inner: Arc<ByteModel>,
+}
+
+/// Stems of a prompt, from `ByteIndex.plan`.
+#[pyclass(frozen, module = "tokforge._core")]
+pub struct StartPlan {
+    inner: Plan,
+}
+
+/// One LM row, masked and cumulated in trie order.
+#[pyclass(frozen, module = "tokforge._core")]
+pub struct LMRow {
+    inner: Arc<Row>,
+}
+
+/// Cover set of a byte prefix (immutable; `advance` returns a new one).
+#[pyclass(frozen, module = "tokforge._core")]
+pub struct CoverState {
+    inner: CoreState,
+}
+
+#[pymethods]
+impl StartPlan {
+    #[getter]
+    fn stems(&self) -> Vec<Vec<u32>> {
+        self.inner.stems.iter().map(|(s, _)| s.clone()).collect()
+    }
+    #[getter]
+    fn common(&self) -> usize {
+        self.inner.common
+    }
+    #[getter]
+    fn star(&self) -> Vec<u32> {
+        self.inner.star.clone()
+    }
+}
+
+#[pymethods]
+impl LMRow {
+    #[getter]
+    fn z(&self) -> f64 {
+        self.inner.z()
+    }
+    #[getter]
+    fn eos(&self) -> f64 {
+        self.inner.eos()
+    }
+}
+
+#[pymethods]
+impl CoverState {
+    /// Empty-overhang covers (context included), largest weight first; their LM rows are what
+    /// `next_byte_probs` / `advance` take, in this order.
+    #[getter]
+    fn stars(&self) -> Vec<Vec<u32>> {
+        self.inner.stars().map(|(s, _)| s.to_vec()).collect()
+    }
+    /// Normalised weights of the stars.
+    #[getter]
+    fn star_weights(&self) -> Vec<f64> {
+        self.inner.stars().map(|(_, w)| w).collect()
+    }
+    #[getter]
+    fn log_q(&self) -> f64 {
+        self.inner.log_q()
+    }
+    #[getter]
+    fn n_bytes(&self) -> usize {
+        self.inner.n_bytes()
+    }
+    #[getter]
+    fn n_groups(&self) -> usize {
+        self.inner.n_groups()
+    }
+}
+
+fn arcs(rows: &[PyRef<'_, LMRow>]) -> Vec<Arc<Row>> {
+    rows.iter().map(|r| r.inner.clone()).collect()
+}
+
+#[pymethods]
+impl ByteIndex {
+    /// `validity`: `"pair"` (exact BPE local rule; prefix-closed tokenizers) or `"window"`
+    /// (regex pre-tokenizers: a left-context window of `context_bytes` bytes with probes).
+    #[new]
+    #[pyo3(signature = (model, vocab_size, eos_id, mode = "exact", validity = "pair", context_bytes = 16, row_cache = 1024))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        model: PyRef<'_, BpeModel>,
+        vocab_size: usize,
+        eos_id: u32,
+        mode: &str,
+        validity: &str,
+        context_bytes: usize,
+        row_cache: usize,
+    ) -> PyResult<Self> {
+        let mode = Mode::parse(mode).ok_or_else(|| {
+            InputError::new_err(format!(
+                "mode must be \"exact\", \"mask\" or \"fast\", got {mode:?}"
+            ))
+        })?;
+        let rule = match validity {
+            "pair" => Rule::Pair,
+            "window" => Rule::Window(context_bytes.max(1)),
+            _ => {
+                return Err(InputError::new_err(format!(
+                    "validity must be \"pair\" or \"window\", got {validity:?}"
+                )))
+            }
+        };
+        let bpe = model.inner.clone();
+        let inner = py.detach(|| ByteModel::new(bpe, vocab_size, eos_id, mode, rule, row_cache))?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    #[getter]
+    fn validity(&self) -> &'static str {
+        match self.inner.validity().rule() {
+            Rule::Pair => "pair",
+            Rule::Window(_) => "window",
+        }
+    }
+
+    #[getter]
+    fn lmax(&self) -> usize {
+        self.inner.trie().lmax()
+    }
+    #[getter]
+    fn n_tokens(&self) -> usize {
+        self.inner.trie().len()
+    }
+    #[getter]
+    fn mode(&self) -> &'static str {
+        self.inner.mode().name()
+    }
+    #[getter]
+    fn cached_rows(&self) -> usize {
+        self.inner.validity().cached_rows()
+    }
+
+    /// Canonical ids of arbitrary bytes.
+    fn encode(&self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<u32>> {
+        let m = self.inner.clone();
+        let data = data.to_vec();
+        Ok(py.detach(move || m.bpe().encode_bytes(&data))?)
+    }
+
+    /// Validity of a token sequence: local BPE rule, or the full re-encode check.
+    #[pyo3(signature = (ids, full = false))]
+    fn is_valid(&self, py: Python<'_>, ids: Vec<u32>, full: bool) -> PyResult<bool> {
+        let m = self.inner.clone();
+        Ok(py.detach(move || {
+            if full {
+                m.validity().is_valid_full(&ids)
+            } else {
+                m.validity().is_valid_local(&ids)
+            }
+        })?)
+    }
+
+    /// Stems of `prompt`.
+    fn plan(&self, py: Python<'_>, prompt: &[u8]) -> PyResult<StartPlan> {
+        let m = self.inner.clone();
+        let prompt = prompt.to_vec();
+        let inner = py.detach(move || m.plan(&prompt))?;
+        Ok(StartPlan { inner })
+    }
+
+    /// State of the plan's prompt; `rows[i]` = LM rows of stem `i` from `plan.common` on.
+    fn start(
+        &self,
+        py: Python<'_>,
+        plan: PyRef<'_, StartPlan>,
+        context: Vec<u32>,
+        rows: Vec<PyReadonlyArray2<'_, f64>>,
+    ) -> PyResult<CoverState> {
+        let mut slices: Vec<&[f64]> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            slices.push(
+                r.as_slice().map_err(|_| {
+                    InputError::new_err("LM rows must be C-contiguous float64 arrays")
+                })?,
+            );
+        }
+        let m = &self.inner;
+        let p = &plan.inner;
+        let inner = py.detach(|| m.start(&context, p, &slices))?;
+        Ok(CoverState { inner })
+    }
+
+    /// Prepare one LM row (log-probabilities) that follows the token sequence `stem` (its last
+    /// 8 tokens are enough).
+    fn prepare(
+        &self,
+        py: Python<'_>,
+        logprobs: PyReadonlyArray1<'_, f64>,
+        stem: Vec<u32>,
+    ) -> PyResult<LMRow> {
+        let lp = logprobs
+            .as_slice()
+            .map_err(|_| InputError::new_err("an LM row must be a contiguous float64 array"))?;
+        let m = &self.inner;
+        let row = py.detach(|| m.prepare(lp, &stem))?;
+        Ok(LMRow {
+            inner: Arc::new(row),
+        })
+    }
+
+    /// Mode-adjusted probability of token `id` in a prepared row.
+    fn token_prob(&self, row: PyRef<'_, LMRow>, id: u32) -> f64 {
+        self.inner.token_prob(&row.inner, id)
+    }
+
+    /// `(probs[257], total)`: normalised next-byte distribution and the raw mass; `rows[i]` is
+    /// the prepared row after `state.stars[i]`.
+    fn next_byte_probs<'py>(
+        &self,
+        py: Python<'py>,
+        state: PyRef<'py, CoverState>,
+        rows: Vec<PyRef<'py, LMRow>>,
+    ) -> PyResult<(Bound<'py, PyArray1<f64>>, f64)> {
+        let (d, total) = self.inner.dist(&state.inner, &arcs(&rows))?;
+        Ok((d.to_vec().into_pyarray(py), total))
+    }
+
+    /// State after byte `b`; `rows` as in `next_byte_probs`.
+    fn advance(
+        &self,
+        py: Python<'_>,
+        state: PyRef<'_, CoverState>,
+        rows: Vec<PyRef<'_, LMRow>>,
+        b: u8,
+    ) -> PyResult<CoverState> {
+        let m = &self.inner;
+        let st = &state.inner;
+        let r = arcs(&rows);
+        let inner = py.detach(|| m.advance(st, &r, b))?;
+        Ok(CoverState { inner })
+    }
+
+    /// `[(ids after the context, overhang, probability)]`, `τ*` first.
+    fn covers<'py>(
+        &self,
+        py: Python<'py>,
+        state: PyRef<'py, CoverState>,
+        ctx_len: usize,
+    ) -> Vec<(Vec<u32>, Bound<'py, PyBytes>, f64)> {
+        self.inner
+            .covers(&state.inner, ctx_len)
+            .into_iter()
+            .map(|(ids, over, p)| (ids, PyBytes::new(py, &over), p))
+            .collect()
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ByteIndex>()?;
+    m.add_class::<StartPlan>()?;
+    m.add_class::<LMRow>()?;
+    m.add_class::<CoverState>()?;
+    Ok(())
+}

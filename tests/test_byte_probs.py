@@ -1,0 +1,630 @@
+"""Exact byte-level probabilities (spec byte_probs.md): the worked example of section 10 as
+exact vectors (P13), and properties P1-P12 on random tiny BPE vocabularies and random
+length-capped LMs against the brute-force reference ``tests/reference/byte_probs_ref.py``."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from reference.byte_probs_ref import (
+    ToyBPE,
+    ToyLM,
+    conditional,
+    covers_from_scratch,
+    next_byte_probs_from_scratch,
+    prefix_mass,
+    prefix_prob,
+    string_probs,
+)
+from tokforge import ByteEnsemble, ByteLM, InputError, Tokenizer, _core
+from tokforge.byte_probs import (
+    END,
+    CachedLM,
+    NGramLM,
+    TableLM,
+    complete_bytes,
+    complete_naive,
+    complete_token_healing,
+    healing_next_byte_probs,
+    naive_next_byte_probs,
+)
+
+TOL = 1e-12
+MAX = int(os.environ.get("TOKFORGE_MAX_EXAMPLES", "100"))
+FEW = max(5, MAX // 4)
+
+a, b, c = 97, 98, 99
+
+
+def close(got, want, tol=TOL):
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= tol, f"{got.tolist()} != {want.tolist()}"
+
+
+def toy_model(merged: list[bytes], eos_name: str = "<eos>") -> _core.BpeModel:
+    """Rank-based toy (tiktoken semantics) as in spec section 10."""
+    ranks = [(bytes([i]), i) for i in range(256)] + [(t, 256 + k) for k, t in enumerate(merged)]
+    return _core.BpeModel.from_ranks(ranks, r"[\s\S]+", [(eos_name, 256 + len(merged))])
+
+
+def _byte_chars() -> list[str]:
+    """GPT-2's byte -> printable character table (tokenizer.json spelling)."""
+    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    cs = bs[:]
+    n = 0
+    for x in range(256):
+        if x not in bs:
+            bs.append(x)
+            cs.append(256 + n)
+            n += 1
+    table = dict(zip(bs, cs))
+    return [chr(table[x]) for x in range(256)]
+
+
+CH = _byte_chars()
+
+
+def merge_model(merges: list[tuple[bytes, bytes]]) -> _core.BpeModel:
+    """Merge-list toy (HF semantics, no whole-piece look-up, one piece per string): byte ``b``
+    is id ``b``, merge ``k`` makes id ``256 + k``, ``<eos>`` comes last."""
+    spell = lambda t: "".join(CH[x] for x in t)  # noqa: E731
+    vocab = {CH[x]: x for x in range(256)}
+    for k, (left, right) in enumerate(merges):
+        vocab[spell(left + right)] = 256 + k
+    eos = 256 + len(merges)
+    vocab["<eos>"] = eos
+    doc = {
+        "version": "1.0",
+        "added_tokens": [
+            {
+                "id": eos,
+                "content": "<eos>",
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "special": True,
+            }
+        ],
+        "normalizer": None,
+        "pre_tokenizer": {
+            "type": "Sequence",
+            "pretokenizers": [
+                {
+                    "type": "Split",
+                    "pattern": {"Regex": "[\\s\\S]+"},
+                    "behavior": "Isolated",
+                    "invert": False,
+                },
+                {
+                    "type": "ByteLevel",
+                    "add_prefix_space": False,
+                    "trim_offsets": True,
+                    "use_regex": False,
+                },
+            ],
+        },
+        "post_processor": None,
+        "decoder": {
+            "type": "ByteLevel",
+            "add_prefix_space": True,
+            "trim_offsets": True,
+            "use_regex": True,
+        },
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "ignore_merges": False,
+            "vocab": vocab,
+            "merges": [[spell(x), spell(y)] for x, y in merges],
+        },
+    }
+    return _core.BpeModel.from_json_str(json.dumps(doc))
+
+
+# ---------------------------------------------------------------------------------------------
+# P13: section 10
+
+BC, ABC, EOS = 256, 257, 258
+
+
+def section10_lm(leaky: bool = False) -> TableLM:
+    rows = {
+        (): {a: 0.2, b: 0.1, c: 0.1, BC: 0.1, ABC: 0.4, EOS: 0.1},
+        (a,): {a: 0.2, b: 0.4, c: 0.1, ABC: 0.1, EOS: 0.2},
+        (b,): {a: 0.3, b: 0.1, BC: 0.2, ABC: 0.2, EOS: 0.2},
+    }
+    if leaky:
+        rows[(a,)] = {a: 0.2, b: 0.4, c: 0.1, BC: 0.1, ABC: 0.1, EOS: 0.1}
+    rest = {a: 0.2, b: 0.2, c: 0.2, BC: 0.1, ABC: 0.1, EOS: 0.2}
+    return TableLM(lambda k: rows.get(k, rest), vocab_size=259, eos_id=EOS, order=1)
+
+
+@pytest.fixture(scope="module")
+def s10_model():
+    return toy_model([b"bc", b"abc"])
+
+
+def abce(p):
+    return [p[a], p[b], p[c], p[END]]
+
+
+def dist_by_start_and_path(blm: ByteLM, x: bytes):
+    """The distribution after ``x`` from ``start(x)`` and from ``start("")`` + advances; both
+    must agree (P5) and sum to 1 (P1)."""
+    p1 = blm.next_byte_probs(blm.start(x))
+    s = blm.start(b"")
+    for ch in x:
+        s = blm.advance(s, ch)
+    p2 = blm.next_byte_probs(s)
+    close(p1, p2)
+    assert abs(p1.sum() - 1) < TOL
+    return p1
+
+
+@pytest.mark.parametrize(
+    "x,want",
+    [
+        (b"", [0.6, 0.2, 0.1, 0.1]),
+        (b"a", [1 / 10, 4 / 5, 1 / 30, 1 / 15]),
+        (b"ab", [1 / 12, 1 / 20, 5 / 6, 1 / 30]),
+        (b"abc", [0.3, 0.3, 0.2, 0.2]),
+    ],
+)
+@pytest.mark.parametrize("mode", ["exact", "mask", "fast"])
+def test_section10_next_byte_vectors_all_modes_agree_without_leak(s10_model, x, want, mode):
+    blm = ByteLM(section10_lm(), s10_model, mode=mode)
+    close(abce(dist_by_start_and_path(blm, x)), want)
+
+
+def test_section10_naive_and_token_healing_miss_the_abc_cover(s10_model):
+    blm = ByteLM(section10_lm(), s10_model)
+    close(abce(naive_next_byte_probs(blm, b"ab")), [0.5, 0.3, 0, 0.2])
+    close(abce(healing_next_byte_probs(blm, b"ab")), [0.5, 0.3, 0, 0.2])
+    close(abce(blm.next_byte_probs(blm.start(b"ab"))), [1 / 12, 1 / 20, 5 / 6, 1 / 30])
+
+
+def test_section10_chain_rule_covers_and_group_weights(s10_model):
+    blm = ByteLM(section10_lm(), s10_model)
+    assert abs(math.exp(blm.logprob(b"ab", eos=False)) - 0.48) < TOL
+    assert abs(math.exp(blm.logprob(b"abc")) - 0.08) < TOL
+    st_a = blm.start(b"a")
+    cov = {tuple(ids): (o, p) for ids, o, p in blm.covers(st_a)}
+    assert set(cov) == {(a,), (ABC,)}
+    close([cov[(a,)][1], cov[(ABC,)][1]], [0.2 / 0.6, 0.4 / 0.6])
+    assert cov[(ABC,)][0] == b"bc"
+    for st_ab in (blm.start(b"ab"), blm.feed(blm.start(b""), b"ab")):
+        cov = blm.covers(st_ab)
+        assert st_ab.core.stars == [[a, b]]
+        assert cov[0][0] == [a, b] and cov[0][1] == b""
+        got = {tuple(ids): (o, p) for ids, o, p in cov}
+        assert set(got) == {(a, b), (ABC,)}
+        close([got[(ABC,)][1], got[(a, b)][1]], [5 / 6, 1 / 6])
+        assert got[(ABC,)][0] == b"c"
+
+
+@pytest.mark.parametrize(
+    "mode,want_a,want_ab",
+    [
+        ("exact", [1 / 9, 22 / 27, 1 / 27, 1 / 27], [1 / 11, 3 / 55, 9 / 11, 2 / 55]),
+        ("mask", [3 / 29, 24 / 29, 1 / 29, 1 / 29], [1 / 12, 1 / 20, 5 / 6, 1 / 30]),
+        ("fast", [1 / 10, 5 / 6, 1 / 30, 1 / 30], [2 / 25, 6 / 125, 21 / 25, 4 / 125]),
+    ],
+)
+def test_section10_leaky_lm_mode_vectors(s10_model, mode, want_a, want_ab):
+    blm = ByteLM(section10_lm(leaky=True), s10_model, mode=mode)
+    close(abce(dist_by_start_and_path(blm, b"a")), want_a)
+    close(abce(dist_by_start_and_path(blm, b"ab")), want_ab)
+    if mode == "exact":
+        assert abs(math.exp(blm.logprob(b"ab", eos=False)) - 22 / 45) < TOL
+
+
+def test_section10_second_vocabulary_bias_with_one_token():
+    model = toy_model([b"aa", b"ab"])
+    AA, AB, E = 256, 257, 258
+    uniform = {a: 0.2, b: 0.2, AA: 0.2, AB: 0.2, E: 0.2}
+    rows = {(): {a: 0.1, b: 0.2, AA: 0.3, AB: 0.3, E: 0.1}, (a,): {E: 1.0}}
+    lm = TableLM(lambda k: rows.get(k, uniform), vocab_size=259, eos_id=E, order=1)
+    blm = ByteLM(lm, model)
+    close(dist_by_start_and_path(blm, b"a")[[a, b, END]], [3 / 7, 3 / 7, 1 / 7])
+    close(naive_next_byte_probs(blm, b"a")[[a, b, END]], [0, 0, 1])
+    close(dist_by_start_and_path(blm, b"aa")[[a, b, END]], [0.6, 0.2, 0.2])
+    st3 = blm.start(b"aaa")
+    close(blm.next_byte_probs(st3)[[a, b, END]], [1 / 3, 1 / 3, 1 / 3])
+    got = sorted((tuple(ids), p) for ids, _, p in blm.covers(st3))
+    assert [g[0] for g in got] == [(AA, a), (AA, AA), (AA, AB)]
+    close([g[1] for g in got], [1 / 3] * 3)
+    assert abs(math.exp(blm.logprob(b"aaa")) - 3 / 50) < TOL
+
+
+# ---------------------------------------------------------------------------------------------
+# random tiny vocabularies and LMs
+
+
+@st.composite
+def vocabularies(draw):
+    """(alphabet, merges): 2-8 merges of existing tokens into new tokens of at most 4 bytes."""
+    alphabet = draw(st.sampled_from([b"ab", b"abc"]))
+    toks = [bytes([x]) for x in alphabet]
+    merges: list[tuple[bytes, bytes]] = []
+    for _ in range(draw(st.integers(2, 8))):
+        left = draw(st.sampled_from(toks))
+        right = draw(st.sampled_from(toks))
+        if len(left + right) <= 4 and left + right not in toks:
+            merges.append((left, right))
+            toks.append(left + right)
+    return alphabet, merges
+
+
+class Case:
+    def __init__(self, alphabet, merges, seed, max_tokens=3, zero_invalid=False):
+        self.alphabet = alphabet
+        self.ref = ToyBPE(merges)
+        self.model = merge_model(merges)
+        self.V = 256 + len(merges)
+        support = list(alphabet) + list(range(256, self.V))
+        self.lm = ToyLM(
+            support,
+            vocab_size=self.V + 1,
+            eos_id=self.V,
+            max_tokens=max_tokens,
+            seed=seed,
+            tok=self.ref,
+            zero_invalid=zero_invalid,
+        )
+
+    def blm(self, mode="exact", lm=None):
+        return ByteLM(lm or self.lm, self.model, mode=mode)
+
+    def strings(self, n):
+        for k in range(n + 1):
+            for x in itertools.product(self.alphabet, repeat=k):
+                yield bytes(x)
+
+
+cases = st.builds(lambda v, seed: Case(v[0], v[1], seed), vocabularies(), st.integers(0, 2**31 - 1))
+
+
+@settings(max_examples=FEW)
+@given(cases)
+def test_p2_p3_btr_and_chain_rule_equal_brute_force(case):
+    blm = case.blm()
+    strings = string_probs(case.lm, case.ref)
+    for x in case.strings(3):
+        q = prefix_prob(strings, x)
+        if q == 0:
+            with pytest.raises(InputError):
+                blm.feed(blm.start(b""), x)
+            continue
+        s = blm.feed(blm.start(b""), x)
+        assert abs(math.exp(s.log_q) - q) < 1e-12  # P2 (BTR) + P3 (chain rule)
+        q_end = math.exp(s.log_q) * blm.next_byte_probs(s)[END]
+        assert abs(q_end - strings.get(x, 0.0)) < 1e-12  # P3: Q(x⊥)
+        star = case.ref.encode(x)
+        pc = prefix_mass(case.lm, case.ref, star, "exact")
+        pc *= conditional(case.lm, case.ref, star, "exact")[case.lm.eos_id]
+        assert abs(q_end - pc) < 1e-12
+
+
+@settings(max_examples=FEW)
+@given(cases, st.sampled_from(["exact", "mask", "fast"]), st.data())
+def test_p1_p5_incremental_equals_scratch_and_reference_all_modes(case, mode, data):
+    blm = case.blm(mode)
+    s = blm.start(b"")
+    x = b""
+    for _ in range(5):
+        p = blm.next_byte_probs(s)
+        assert abs(p.sum() - 1) < TOL  # P1
+        close(p, blm.next_byte_probs(blm.start(x)))  # P5: incremental == start(x)
+        close(p, next_byte_probs_from_scratch(case.lm, case.ref, x, mode))
+        choices = [int(ch) for ch in np.nonzero(p[:256])[0]]
+        if not choices:
+            break
+        ch = data.draw(st.sampled_from(choices))
+        s = blm.advance(s, ch)
+        x += bytes([ch])
+        assert s.core.stars in ([], [case.ref.encode(x)])  # P10: at most one, encode(x)
+
+
+@settings(max_examples=FEW)
+@given(cases)
+def test_p4_length_n_sums(case):
+    blm = case.blm()
+    q: dict[bytes, float] = {}
+    ends: dict[bytes, float] = {}
+    frontier = {b"": blm.start(b"")}
+    for n in range(4):
+        total = 0.0
+        nxt = {}
+        for x, s in frontier.items():
+            q[x] = math.exp(s.log_q)
+            p = blm.next_byte_probs(s)
+            ends[x] = q[x] * p[END]
+            total += q[x]
+            if n < 3:
+                for ch in case.alphabet:
+                    if p[ch] > 0:
+                        nxt[x + bytes([ch])] = blm.advance(s, ch)
+        shorter = sum(v for k, v in ends.items() if len(k) < n)
+        assert abs(total - (1 - shorter)) < 1e-12
+        frontier = nxt
+
+
+@settings(max_examples=FEW)
+@given(vocabularies(), st.integers(0, 2**31 - 1))
+def test_p6_modes_agree_when_lm_has_no_invalid_mass(v, seed):
+    case = Case(v[0], v[1], seed)
+    case.lm.zero_invalid = True
+    ms = {m: case.blm(m) for m in ("exact", "mask", "fast")}
+    for x in list(case.strings(2)):
+        try:
+            ps = {m: blm.next_byte_probs(blm.start(x)) for m, blm in ms.items()}
+        except InputError:
+            continue
+        close(ps["exact"], ps["mask"])
+        close(ps["exact"], ps["fast"])
+
+
+@settings(max_examples=FEW)
+@given(cases, st.data())
+def test_p7_token_agreement_on_valid_sequences(case, data):
+    blm = case.blm()
+    x = data.draw(
+        st.binary(min_size=0, max_size=4).map(
+            lambda s: bytes(case.alphabet[ch % len(case.alphabet)] for ch in s)
+        )
+    )
+    tau = case.ref.encode(x)
+    if len(tau) >= case.lm.max_tokens + 1:
+        return
+    want = prefix_mass(case.lm, case.ref, tau, "exact")
+    want *= conditional(case.lm, case.ref, tau, "exact")[case.lm.eos_id]
+    if want == 0:
+        return
+    assert abs(math.exp(blm.logprob(x)) - want) < 1e-12
+
+
+@settings(max_examples=MAX)
+@given(vocabularies(), st.data())
+def test_p8_p9_local_rule_equals_full_check_and_prefix_closure(v, data):
+    alphabet, merges = v
+    ref = ToyBPE(merges)
+    model = merge_model(merges)
+    idx = _core.ByteIndex(model, 256 + len(merges) + 1, 256 + len(merges))
+    ids = list(alphabet) + list(range(256, 256 + len(merges)))
+    seq = data.draw(st.lists(st.sampled_from(ids), min_size=1, max_size=5))
+    full = idx.is_valid(seq, full=True)
+    assert idx.is_valid(seq) == full == ref.is_valid(seq)  # P8
+    x = data.draw(st.lists(st.sampled_from(list(alphabet)), max_size=12).map(bytes))
+    enc = idx.encode(x)
+    assert enc == ref.encode(x)
+    for k in range(len(enc) + 1):  # P9
+        assert idx.is_valid(enc[:k], full=True)
+
+
+@settings(max_examples=FEW)
+@given(cases, st.sampled_from(["exact", "mask"]))
+def test_p10_one_empty_overhang_cover_and_covers_match_reference(case, mode):
+    blm = case.blm(mode)
+    for x in case.strings(3):
+        try:
+            s = blm.start(x)
+        except InputError:
+            continue
+        cov = blm.covers(s)
+        keys = [tuple(ids) for ids, _, _ in cov]
+        assert len(keys) == len(set(keys))
+        empty = [ids for ids, o, p in cov if o == b"" and p > 0]
+        assert empty in ([], [case.ref.encode(x)])
+        ref = [
+            (tuple(i), o, m)
+            for i, o, m in covers_from_scratch(case.lm, case.ref, x, mode)
+            if o or i == case.ref.encode(x)
+        ]
+        total = sum(m for _, _, m in ref)
+        want = {k: (o, m / total) for k, o, m in ref if m > 0}
+        got = {k: (o, p) for k, (_, o, p) in zip(keys, cov) if p > 0}
+        assert set(got) == set(want)
+        for k in got:
+            assert got[k][0] == want[k][0]
+            assert abs(got[k][1] - want[k][1]) < 1e-12
+
+
+@settings(max_examples=FEW)
+@given(cases, st.data())
+def test_p11_one_lm_call_per_byte_after_start(case, data):
+    case.lm.max_tokens = 50
+    lm = CachedLM(case.lm, max_rows=0)
+    blm = case.blm(lm=lm)
+    prompt = data.draw(st.lists(st.sampled_from(list(case.alphabet)), max_size=6).map(bytes))
+    plan = blm.index.plan(prompt)
+    assert len(plan.stems) <= min(blm.lmax, len(prompt))
+    s = blm.start(prompt)
+    assert lm.calls <= 1
+    lm.reset_counters()
+    k = data.draw(st.integers(1, 8))
+    for _ in range(k):
+        p = blm.next_byte_probs(s)
+        blm.next_byte_probs(s)  # memoised: no second call
+        ch = int(np.argmax(p[:256]))
+        s = blm.advance(s, ch)
+    assert lm.calls == k and lm.rows == k
+
+
+@settings(max_examples=FEW)
+@given(cases, cases)
+def test_p12_ensembles_copies_weights_and_dropped_models(c1, c2):
+    m1, m1b, m2 = c1.blm(), c1.blm(), c2.blm()
+    ens = ByteEnsemble([m1, m1b])
+    x = b""
+    s_ens, s1 = ens.start(x), m1.start(x)
+    for _ in range(3):
+        p = ens.next_byte_probs(s_ens)
+        close(p, m1.next_byte_probs(s1))
+        ch = int(np.argmax(p[:256]))
+        if p[ch] == 0:
+            break
+        s_ens, s1 = ens.advance(s_ens, ch), m1.advance(s1, ch)
+    ens2 = ByteEnsemble([m1, m2], weights=[0.25, 0.75])
+    st2 = ens2.start(b"")
+    want = 0.25 * m1.next_byte_probs(m1.start(b"")) + 0.75 * m2.next_byte_probs(m2.start(b""))
+    close(ens2.next_byte_probs(st2), want)
+    # a byte impossible for one model drops it
+    zero = [
+        ch
+        for ch in range(256)
+        if m1.next_byte_probs(m1.start(b""))[ch] == 0 and m2.next_byte_probs(m2.start(b""))[ch] > 0
+    ]
+    if zero:
+        after = ens2.advance(st2, zero[0])
+        assert after[0] is None and after[1] is not None
+        close(ens2.next_byte_probs(after), m2.next_byte_probs(after[1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# real tokenizers
+
+
+@pytest.fixture(scope="module")
+def code_setup(corpus_docs):
+    text = corpus_docs["code-python"]
+    train, held = text[: len(text) * 9 // 10], text[len(text) * 9 // 10 :]
+    tok = Tokenizer.train(texts=[train], vocab_size=600, pattern="gpt2")
+    docs = [d for d in train.split("\n\n") if d.strip()]
+    ids = [tok.encode_ordinary(d) for d in docs]
+    lm = NGramLM(vocab_size=tok.vocab_size + 1, eos_id=tok.vocab_size, order=3).fit(ids)
+    return tok, lm, held
+
+
+def test_local_rule_equals_full_check_on_trained_gpt2_pattern_tokenizer(code_setup):
+    tok, lm, held = code_setup
+    idx = ByteLM(lm, tok).index
+    rng = np.random.default_rng(0)
+    chunk = held[:3000]
+    canon = idx.encode(chunk.encode())
+    for _ in range(300):
+        i = int(rng.integers(0, len(canon) - 4))
+        seq = list(canon[i : i + 3])
+        if rng.random() < 0.7:  # perturb: random token in the middle
+            seq[1] = int(rng.integers(0, tok.vocab_size))
+        assert idx.is_valid(seq) == idx.is_valid(seq, full=True), seq
+
+
+def test_ngram_byte_lm_on_code_normalises_and_matches_token_level(code_setup):
+    tok, lm, held = code_setup
+    blm = ByteLM(lm, tok)
+    text = held[100:160].encode()
+    s = blm.start(b"")
+    for ch in text:
+        p = blm.next_byte_probs(s)
+        assert abs(p.sum() - 1) < 1e-9
+        s = blm.advance(s, ch)
+    assert s.tokens == blm.index.encode(text)
+    # P7 on a real tokenizer: exact-mode log Q(text) >= the unmasked token-level log-prob
+    ids = blm.index.encode(text)
+    token_level = sum(lm.next_logprobs([ids[:i]])[0][t] for i, t in enumerate(ids))
+    assert s.log_q >= token_level - 1e-9
+    # start(prefix) continues like the incremental state
+    mid = text[:37]
+    close(
+        blm.next_byte_probs(blm.start(mid)),
+        blm.next_byte_probs(blm.feed(blm.start(b""), mid)),
+        tol=1e-9,
+    )
+
+
+def test_completion_baselines_run_and_byte_level_completes_mid_token(code_setup):
+    tok, lm, _ = code_setup
+    blm = ByteLM(lm, tok)
+    prompt = b"    def __init__(se"
+    for f in (complete_naive, complete_token_healing, complete_bytes):
+        out = f(blm, prompt, 8)
+        assert isinstance(out, bytes) and len(out) <= 8
+    assert complete_bytes(blm, prompt, 2) == b"lf"
+
+
+def test_bad_inputs_raise_input_error(s10_model):
+    with pytest.raises(InputError):
+        ByteLM(section10_lm(), s10_model, mode="sloppy")
+    with pytest.raises(InputError):
+        ByteLM(TableLM({(): {0: 1.0}}, vocab_size=10, eos_id=0), s10_model)
+    blm = ByteLM(section10_lm(), s10_model)
+    with pytest.raises(InputError):
+        blm.start(b"zz")  # Q = 0 under the model
+    with pytest.raises(InputError):
+        blm.advance(blm.start(b"abc"), ord("z"))
+    with pytest.raises(InputError):
+        blm.advance(blm.start(b""), 300)
+
+
+def test_cli_fim_prints_three_methods_and_the_ensemble(tmp_path, corpus_docs, capsys):
+    from tokforge.cli import main
+
+    train = tmp_path / "train.py"
+    train.write_text(corpus_docs["code-python"][:40000], encoding="utf-8")
+    argv = [
+        "fim",
+        "--prefix",
+        "import numpy as np\n\ndef main(argv):\n    parser = argp",
+        "--train",
+        str(train),
+        "--vocab-size",
+        "400",
+        "--vocab-size-b",
+        "800",
+        "--max-bytes",
+        "6",
+        "--json",
+    ]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 3
+    assert {"naive", "token_healing", "byte_level"} <= set(rows[0])
+    assert rows[2]["model"].startswith("ensemble") and len(rows[2]["byte_level"]) <= 6
+
+
+def test_tokenizer_adapters_accept_tiktoken_and_hf_tokenizers(code_setup):
+    import tiktoken
+    import tokenizers
+    from tokforge.byte_probs import TokenizerAdapter
+
+    tok, _, held = code_setup
+    text = held[:500]
+    want = tok.encode_ordinary(text)
+    hf = tokenizers.Tokenizer.from_str(tok.to_json())
+    ranks = {tok.id_to_token(i): i for i in range(tok.vocab_size)}
+    enc = tiktoken.Encoding("toy", pat_str=tok.pattern, mergeable_ranks=ranks, special_tokens={})
+    for other in (hf, enc, tok, tok._model):
+        model = TokenizerAdapter.from_any(other).model
+        assert model.encode_ordinary(text) == want
+    with pytest.raises(InputError):
+        TokenizerAdapter.from_any(object())
+
+
+def test_generate_top_p_near_zero_is_greedy_and_sampling_is_seeded(code_setup):
+    tok, lm, _ = code_setup
+    blm = ByteLM(lm, tok)
+    prompt = b"for i in ra"
+    greedy = blm.generate(prompt, 6, temperature=0.0)
+    assert blm.generate(prompt, 6, top_p=1e-9, rng=np.random.default_rng(1)) == greedy
+    s1 = blm.generate(prompt, 6, temperature=0.8, top_p=0.9, rng=np.random.default_rng(7))
+    s2 = blm.generate(prompt, 6, temperature=0.8, top_p=0.9, rng=np.random.default_rng(7))
+    assert s1 == s2
