@@ -38,6 +38,8 @@ class ChildResult:
     stdout: str
     stderr: str
     timed_out: bool = False
+    #: cores that other processes kept busy while the child ran (from /proc/stat), or None
+    others_busy: float | None = None
 
 
 def run_child(
@@ -52,6 +54,7 @@ def run_child(
     import tempfile
 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        busy0, own0 = cpu_busy_s(), time.process_time()
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             list(cmd),
@@ -74,6 +77,11 @@ def run_child(
                 break
             time.sleep(0.02)
         wall = time.perf_counter() - t0
+        busy1, own1 = cpu_busy_s(), time.process_time()
+        others = None
+        if busy0 is not None and busy1 is not None and wall > 0:
+            child_cpu = ru.ru_utime + ru.ru_stime
+            others = max(0.0, (busy1 - busy0 - child_cpu - (own1 - own0)) / wall)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -86,6 +94,7 @@ def run_child(
             stdout=out.read(),
             stderr=err.read(),
             timed_out=timed_out,
+            others_busy=others,
         )
 
 
@@ -132,6 +141,38 @@ class StageTimer:
         if end is not None:
             out["finish"] = end - prev
         return out
+
+
+def cpu_busy_s() -> float | None:
+    """Seconds of CPU time all cores have spent busy since boot (``/proc/stat``), or None."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        ticks = [int(x) for x in fields]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    busy = sum(ticks[:8]) - idle  # guest time is already in user
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def others_busy(seconds: float = 1.0) -> float | None:
+    """How many cores other processes keep busy, measured over ``seconds``."""
+    a, c0 = cpu_busy_s(), time.process_time()
+    time.sleep(seconds)
+    b = cpu_busy_s()
+    if a is None or b is None:
+        return None
+    return max(0.0, (b - a - (time.process_time() - c0)) / seconds)
+
+
+def wait_idle(budget: float, limit: float = 0.2) -> float | None:
+    """Wait up to ``budget`` seconds until other processes keep fewer than ``limit`` cores
+    busy; returns the last reading (None where ``/proc/stat`` is missing)."""
+    t_end = time.monotonic() + budget
+    busy = others_busy(0.5)
+    while busy is not None and busy > limit and time.monotonic() < t_end:
+        busy = others_busy(2.0)
+    return busy
 
 
 # ---- threads -------------------------------------------------------------------------------

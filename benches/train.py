@@ -34,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import (
+from common import (  # noqa: E402
     StageTimer,
     ensure_packages,
     format_table,
@@ -44,6 +44,7 @@ from common import (
     peak_rss_mb,
     run_child,
     thread_env,
+    wait_idle,
 )
 
 # Peers, pinned: installed into this interpreter at the start when missing.
@@ -294,6 +295,13 @@ def main(argv: list[str] | None = None) -> int:
         "largest peak RSS (default 3)",
     )
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per trainer run")
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=60,
+        help="before each run, wait up to this many seconds for other processes to leave the "
+        "cores idle (< 0.2 busy); 0: do not wait (default 60)",
+    )
     ap.add_argument("--keep", type=Path, help="keep each trainer's merges JSON in this folder")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -409,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
                 tries = []
                 for k in range(max(1, args.repeat)):
                     out.unlink(missing_ok=True)
+                    if args.wait_idle > 0:
+                        busy = wait_idle(args.wait_idle)
+                        if busy is not None and busy > 0.2:
+                            log(f"  (still {busy:.1f} cores busy after {args.wait_idle:.0f} s)")
                     r = run_child(cmd, env=thread_env(threads), timeout=args.timeout)
                     if r.returncode != 0 or not out.exists():
                         why = "timed out" if r.timed_out else f"exit {r.returncode}"
@@ -418,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
                         break
                     res = json.loads(out.read_text())
                     res.update(
+                        others_busy=r.others_busy,
                         threads=threads,
                         process_wall_s=r.wall_s,
                         peak_rss_mb=r.peak_rss_mb,
@@ -427,6 +440,11 @@ def main(argv: list[str] | None = None) -> int:
                     log(
                         f"  run {k + 1}: {res['train_s']:.2f} s, peak RSS {r.peak_rss_mb:.0f} MiB, "
                         f"{res['n_merges']} merges"
+                        + (
+                            f", others kept {r.others_busy:.2f} cores busy"
+                            if r.others_busy is not None
+                            else ""
+                        )
                         + (" | " + ", ".join(f"{a} {b:.2f} s" for a, b in st.items()) if st else "")
                     )
                     if tries and (res["merged"] != tries[0]["merged"]):
@@ -502,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
             n_merges=res["n_merges"],
             version=res.get("version"),
             merges_same_every_run=not res["unstable"],
+            others_busy_cores_max=res.get("others_busy"),
             tokforge_files_over_peer=_r(ratios.get("files")),
             tokforge_iter_over_peer=_r(ratios.get("iter")),
         )
@@ -534,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
             "wall s: the training call alone (reading the input included), median of "
             f"{max(1, args.repeat)} run(s); peak RSS: the trainer's own process, largest of "
             "the runs; tf/peer: tokforge's wall s over the peer's, same workload and threads "
-            f"(< 1: tokforge faster). Load average before/after: {load0} / {_loadavg()}."
+            f"(< 1: tokforge faster). Load average before/after: {load0} / {_loadavg()}; "
+            f"other processes kept at most {_max_busy(runs)} cores busy during a run."
         ),
     ]
     for rec in records:
@@ -582,7 +602,14 @@ def _combine(tries: list[dict]) -> dict:
     res["rss_base_mb"] = max(t.get("rss_base_mb", 0) for t in tries)
     res["all_train_s"] = [round(t["train_s"], 3) for t in tries]
     res["unstable"] = any(t.get("unstable") for t in tries)
+    busy = [t["others_busy"] for t in tries if t.get("others_busy") is not None]
+    res["others_busy"] = round(max(busy), 2) if busy else None
     return res
+
+
+def _max_busy(runs: dict) -> str:
+    busy = [r["others_busy"] for r in runs.values() if r.get("others_busy") is not None]
+    return f"{max(busy):.2f}" if busy else "?"
 
 
 def _loadavg() -> str:

@@ -573,6 +573,16 @@ def test_bad_inputs_raise_input_error(s10_model):
         blm.advance(blm.start(b"abc"), ord("z"))
     with pytest.raises(InputError):
         blm.advance(blm.start(b""), 300)
+    # rows and states of another index are refused, not indexed out of bounds
+    other = ByteLM(
+        TableLM({(): {97: 0.5, 257: 0.5}}, vocab_size=258, eos_id=257, order=1, default={257: 1}),
+        toy_model([b"bc"]),
+    )
+    st_o = other.start(b"a")
+    with pytest.raises(InputError):
+        blm.index.advance(blm.start(b"a").core, other._rows(st_o), 97)
+    with pytest.raises(InputError):
+        blm.index.next_byte_probs(blm.start(b"").core, other._rows(other.start(b"")))
 
 
 def test_cli_fim_prints_three_methods_and_the_ensemble(tmp_path, corpus_docs, capsys):
@@ -613,8 +623,9 @@ def test_tokenizer_adapters_accept_tiktoken_and_hf_tokenizers(code_setup):
     ranks = {tok.id_to_token(i): i for i in range(tok.vocab_size)}
     enc = tiktoken.Encoding("toy", pat_str=tok.pattern, mergeable_ranks=ranks, special_tokens={})
     for other in (hf, enc, tok, tok._model):
-        model = TokenizerAdapter.from_any(other).model
-        assert model.encode_ordinary(text) == want
+        adapter = TokenizerAdapter.from_any(other)
+        assert adapter.model.encode_ordinary(text) == want
+        assert adapter.encode(text.encode()) == want
     with pytest.raises(InputError):
         TokenizerAdapter.from_any(object())
 
@@ -628,3 +639,21 @@ def test_generate_top_p_near_zero_is_greedy_and_sampling_is_seeded(code_setup):
     s1 = blm.generate(prompt, 6, temperature=0.8, top_p=0.9, rng=np.random.default_rng(7))
     s2 = blm.generate(prompt, 6, temperature=0.8, top_p=0.9, rng=np.random.default_rng(7))
     assert s1 == s2
+
+
+def test_fim_context_ending_in_a_sentinel_acts_as_the_anchor():
+    ranks = [(bytes([i]), i) for i in range(256)] + [(b"bc", BC), (b"abc", ABC)]
+    model = _core.BpeModel.from_ranks(ranks, r"[\s\S]+", [("<eos>", EOS), ("<fim>", 259)])
+    base = section10_lm()
+
+    def row(key):
+        d = base._fn(() if key == (259,) else key)
+        return {**d, 259: 0.0}
+
+    lm = TableLM(row, vocab_size=260, eos_id=EOS, order=1)
+    blm = ByteLM(lm, model)
+    p = blm.next_byte_probs(blm.start(b"ab", context=[259]))
+    close(abce(p), [1 / 12, 1 / 20, 5 / 6, 1 / 30])
+    st = blm.feed(blm.start(b"", context=[259]), b"ab")
+    close(abce(blm.next_byte_probs(st)), [1 / 12, 1 / 20, 5 / 6, 1 / 30])
+    assert st.tokens == [a, b] and st.core.stars[0][0] == 259

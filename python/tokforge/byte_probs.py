@@ -144,6 +144,15 @@ class TokenizerAdapter:
                 out.append(None)
         return out
 
+    def encode(self, data: Bytesish) -> list[int]:
+        """Canonical ids of arbitrary bytes (not necessarily valid UTF-8)."""
+        idx = getattr(self, "_index", None)
+        if idx is None:
+            n = self.model.vocab_size
+            idx = _core.ByteIndex(self.model, n + 1, n, "fast", "pair", 16, 1)
+            self._index = idx
+        return idx.encode(_b(data))
+
     def special_ids(self) -> dict[str, int]:
         return dict(self.model.special_tokens)
 

@@ -241,6 +241,9 @@ impl ByteModel {
         // (log weight of stem, end row, node, stem)
         let mut parts: Vec<(f64, Arc<Row>, u32, Arc<[u32]>)> = Vec::new();
         for ((stem, node), r) in plan.stems.iter().zip(rows) {
+            if *node as usize >= self.trie.n_nodes() || plan.common > stem.len() {
+                return Err(Error::Input("the plan comes from another ByteIndex".into()));
+            }
             let k = stem.len() + 1 - plan.common;
             if r.len() != k * v {
                 return Err(Error::Input(format!(
@@ -320,7 +323,7 @@ impl ByteModel {
     /// Normalised next-byte distribution (`[256]` = end of string) and the raw total mass;
     /// `star_rows[i]` is the prepared row after star `i`.
     pub fn dist(&self, st: &CoverState, star_rows: &[Arc<Row>]) -> Result<([f64; 257], f64)> {
-        check_rows(st, star_rows)?;
+        self.check_rows(st, star_rows)?;
         let mut u = st.masses(&self.trie, star_rows);
         let total: f64 = u.iter().sum();
         if total > 0.0 {
@@ -333,7 +336,7 @@ impl ByteModel {
 
     /// State after byte `b`; `star_rows` as in [`ByteModel::dist`].
     pub fn advance(&self, st: &CoverState, star_rows: &[Arc<Row>], b: u8) -> Result<CoverState> {
-        check_rows(st, star_rows)?;
+        self.check_rows(st, star_rows)?;
         let u = st.masses(&self.trie, star_rows);
         let total: f64 = u.iter().sum();
         let ub = u[b as usize];
@@ -380,9 +383,45 @@ impl ByteModel {
         })
     }
 
+    /// One row per star, each from this model (a row of another model would index past its
+    /// trie).
+    fn check_rows(&self, st: &CoverState, rows: &[Arc<Row>]) -> Result<()> {
+        if rows.len() != st.stars.len() {
+            return Err(Error::Input(format!(
+                "the state has {} empty-overhang covers but {} LM rows were given",
+                st.stars.len(),
+                rows.len()
+            )));
+        }
+        self.check_state(st)?;
+        let n = self.trie.len() + 1;
+        if rows.iter().any(|r| r.cum.len() != n) {
+            return Err(Error::Input(
+                "a row or state comes from another ByteIndex (vocabulary sizes differ)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The state's groups point into this model's trie and rows.
+    fn check_state(&self, st: &CoverState) -> Result<()> {
+        let n = self.trie.len() + 1;
+        if st
+            .groups
+            .iter()
+            .any(|g| g.row.cum.len() != n || g.node as usize >= self.trie.n_nodes())
+        {
+            return Err(Error::Input(
+                "the state comes from another ByteIndex (vocabulary sizes differ)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// All covers of the state with their normalised probabilities (stars first, empty
     /// overhang); tokens returned after the first `ctx_len` ids. For tests: `O(|covers|)`.
-    pub fn covers(&self, st: &CoverState, ctx_len: usize) -> Vec<Cover> {
+    pub fn covers(&self, st: &CoverState, ctx_len: usize) -> Result<Vec<Cover>> {
+        self.check_state(st)?;
         let mut out: Vec<Cover> = st
             .stars
             .iter()
@@ -414,23 +453,12 @@ impl ByteModel {
                 out.push((ids, bytes.get(depth..).unwrap_or(&[]).to_vec(), p));
             }
         }
-        out
+        Ok(out)
     }
 }
 
 fn sort_stars(stars: &mut [Star]) {
     stars.sort_by(|a, b| b.w.total_cmp(&a.w).then_with(|| a.stem.cmp(&b.stem)));
-}
-
-fn check_rows(st: &CoverState, rows: &[Arc<Row>]) -> Result<()> {
-    if rows.len() != st.stars.len() {
-        return Err(Error::Input(format!(
-            "the state has {} empty-overhang covers but {} LM rows were given",
-            st.stars.len(),
-            rows.len()
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -513,7 +541,7 @@ mod tests {
         }
         close(abce(&m, &st), want_ab);
         assert!((st.log_q() - 0.48f64.ln()).abs() < 1e-12);
-        let covers = m.covers(&st, 0);
+        let covers = m.covers(&st, 0).unwrap();
         assert_eq!(covers[0].0, vec![97, 98]);
         assert!((covers[0].2 - 1.0 / 6.0).abs() < 1e-12);
         assert_eq!(covers.len(), 2);

@@ -122,6 +122,10 @@ impl VocabTrie {
     pub fn is_empty(&self) -> bool {
         self.perm.is_empty()
     }
+    /// Number of trie nodes (node ids are `0..n_nodes()`).
+    pub fn n_nodes(&self) -> usize {
+        self.nodes.len()
+    }
     /// Longest token in bytes.
     pub fn lmax(&self) -> usize {
         self.lmax

@@ -262,12 +262,13 @@ impl ByteIndex {
         py: Python<'py>,
         state: PyRef<'py, CoverState>,
         ctx_len: usize,
-    ) -> Vec<(Vec<u32>, Bound<'py, PyBytes>, f64)> {
-        self.inner
-            .covers(&state.inner, ctx_len)
+    ) -> PyResult<Vec<(Vec<u32>, Bound<'py, PyBytes>, f64)>> {
+        Ok(self
+            .inner
+            .covers(&state.inner, ctx_len)?
             .into_iter()
             .map(|(ids, over, p)| (ids, PyBytes::new(py, &over), p))
-            .collect()
+            .collect())
     }
 }
 
