@@ -37,12 +37,13 @@ test-rust:  ## cargo test (no Python needed)
 test-python: $(STAMP)/build $(STAMP)/dev
 	$(VPY) -m pytest
 
-lint: $(STAMP)/dev  ## fmt, clippy, ruff
+lint: $(STAMP)/dev  ## fmt, clippy (core and bindings), ruff
 	cargo fmt --check
 	cargo clippy --release -q --all-targets -- -D warnings
+	cargo clippy --release -q --features python -- -D warnings
 	$(VENV)/bin/ruff check python tests benches corpora
 
-test: test-rust test-python  ## build, cargo test, pytest
+test: lint test-rust test-python  ## lint, build, cargo test, pytest
 
 bench: $(STAMP)/build $(STAMP)/dev  ## benchmarks against the peers (long)
 	$(VPY) benches/train.py

@@ -399,15 +399,18 @@ def child(spec: dict) -> None:
     gc.collect()
     rss_base = rss_now_mb()
     peak = rss_peak_mb()  # loading
-    walls, cpus, pass_digests, tokens = [], [], [], 0
+    walls, cpus, busys, pass_digests, tokens = [], [], [], [], 0
     for _ in range(1 + spec["repeat"]):
         gc.collect()
         can_reset = reset_peak()
+        b0 = cpu_busy_s()
         c0 = time.process_time()
         t0 = time.perf_counter()
         out = fn(docs)
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
+        b1 = cpu_busy_s()
+        busys.append(None if b0 is None or b1 is None else b1 - b0)
         peak = max(peak, rss_peak_mb())
         ds, tokens = digests(out, kind)
         del out
@@ -429,6 +432,7 @@ def child(spec: dict) -> None:
         "load_s": load_s,
         "walls": walls,
         "cpus": cpus,
+        "busys": busys,
         "tokens": tokens,
         "rss_docs_mb": rss_docs,
         "rss_base_mb": rss_base,
@@ -438,6 +442,25 @@ def child(spec: dict) -> None:
         "special_probe": probe,
     }
     print("@@RESULT " + json.dumps(result))
+
+
+def _others_in_passes(stdout: str) -> float | None:
+    """Cores that other processes kept busy in a child's timed passes: the larger of the cold
+    pass's figure and the warm passes' together (machine-wide busy CPU minus the child's)."""
+    for line in stdout.splitlines():
+        if line.startswith("@@RESULT "):
+            res = json.loads(line[len("@@RESULT ") :])
+            break
+    else:
+        return None
+    busys, cpus, walls = res.get("busys") or [], res["cpus"], res["walls"]
+    if not busys or any(b is None for b in busys):
+        return None
+    cold = (busys[0] - cpus[0]) / walls[0]
+    if len(walls) == 1:
+        return max(0.0, cold)
+    warm = (sum(busys[1:]) - sum(cpus[1:])) / sum(walls[1:])
+    return max(0.0, cold, warm)
 
 
 # ---- the parent ----------------------------------------------------------------------------
@@ -520,6 +543,11 @@ def main(argv: list[str] | None = None) -> int:
     from tokforge.tokenizer import TIKTOKEN_PRESETS
 
     versions["tokforge"] = tokforge.__version__
+    core = Path(tokforge._core.__file__)
+    build = (
+        f"{core.name} sha256 {hashlib.sha256(core.read_bytes()).hexdigest()[:12]}, built "
+        + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(core.stat().st_mtime))
+    )
     for dist in PEER_PINS:
         versions.setdefault(dist, installed_version(dist))
 
@@ -595,11 +623,9 @@ def main(argv: list[str] | None = None) -> int:
                         timeout=args.timeout,
                     )
                     busy1 = cpu_busy_s()
-                    o1 = (
-                        None
-                        if busy0 is None or busy1 is None
-                        else max(0.0, (busy1 - busy0 - r1.user_s - r1.sys_s) / r1.wall_s)
-                    )
+                    o1 = _others_in_passes(r1.stdout)
+                    if o1 is None and busy0 is not None and busy1 is not None:
+                        o1 = max(0.0, (busy1 - busy0 - r1.user_s - r1.sys_s) / r1.wall_s)
                     if r is None or (o1 is not None and others is not None and o1 < others):
                         r, others = r1, o1
                     if r1.returncode != 0 or others is None or others <= DISTURBED:
@@ -819,7 +845,8 @@ def main(argv: list[str] | None = None) -> int:
         "str documents, the tokenizer, one pass's output); +enc: that peak minus the RSS after "
         "loading the tokenizer. cpu/wall: the child's CPU time / wall time in the warm passes. "
         "others: cores that other processes (and the hypervisor's steal) kept busy on average "
-        f"while the row ran (/proc/stat minus the child's CPU): above {DISTURBED} the row was "
+        "in the row's timed passes (/proc/stat minus the child's CPU; the larger of the cold "
+        f"pass's and the warm passes'): above {DISTURBED} the row was "
         f"disturbed and was run again (up to {args.retries} times; the least disturbed run is "
         "shown). "
         "ids: '=' every pass gives the same ids as tokforge single ('ref') on every document."
@@ -836,7 +863,7 @@ def main(argv: list[str] | None = None) -> int:
     mi = machine_info()
     load1 = _loadavg()
     out.append(
-        f"versions: {vs}. machine: {mi['cpu']}, {mi['cores']} cores, Python {mi['python']}. "
+        f"versions: {vs} ({build}). machine: {mi['cpu']}, {mi['cores']} cores, Python {mi['python']}. "
         f"load average before/after: {load0} / {load1}."
     )
     out.extend(notes)
@@ -854,6 +881,7 @@ def main(argv: list[str] | None = None) -> int:
                     "threads": args.threads,
                     "repeat": args.repeat,
                     "versions": versions,
+                    "tokforge_build": build,
                     "machine": mi,
                     "loadavg_before": load0,
                     "loadavg_after": load1,

@@ -330,7 +330,12 @@ mod tests {
     #[test]
     fn heap_and_linear_agree_and_round_trip() {
         let bpe = small();
-        for piece in ["a".repeat(100), "ab".repeat(49), "banana".repeat(16), "bandana".repeat(3)] {
+        for piece in [
+            "a".repeat(100),
+            "ab".repeat(49),
+            "banana".repeat(16),
+            "bandana".repeat(3),
+        ] {
             let (mut x, mut y) = (Vec::new(), Vec::new());
             bpe.merge_linear(piece.as_bytes(), &mut x);
             bpe.merge_heap(piece.as_bytes(), &mut y);
