@@ -27,8 +27,12 @@ MIB = 1 << 20
 # ---- processes, time, memory ---------------------------------------------------------------
 @dataclasses.dataclass
 class ChildResult:
-    """How one child process went. ``peak_rss_mb`` is that child's own peak resident set (from
-    ``wait4``), not the maximum over all children so far as ``RUSAGE_CHILDREN`` would give."""
+    """How one child process went.
+
+    ``peak_rss_mb`` is the child's ``ru_maxrss`` from ``wait4`` (its own, not the maximum over all
+    children as ``RUSAGE_CHILDREN`` would give), but Linux starts a child's ``ru_maxrss`` at the
+    parent's resident size when it forked, so a large parent inflates it: for the child's own
+    peak, let the child report :func:`peak_rss_mb` itself."""
 
     returncode: int
     wall_s: float
@@ -103,8 +107,27 @@ def maxrss_to_mb(maxrss: int) -> float:
     return maxrss / MIB if sys.platform == "darwin" else maxrss / 1024
 
 
+def vm_hwm_mb(pid: int | str = "self") -> float | None:
+    """Peak resident set (``VmHWM``) of a live process's memory since its last ``exec``, in
+    MiB; None where ``/proc`` does not tell."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def peak_rss_mb() -> float:
-    """This process's peak resident set so far, in MiB."""
+    """This process's peak resident set so far, in MiB: ``VmHWM`` where Linux gives it, else
+    ``ru_maxrss``. The difference matters in a child process: Linux carries the forking
+    parent's resident size into the child's ``ru_maxrss`` (across ``exec`` too), while ``VmHWM``
+    counts the child's own memory only. Child scripts should measure themselves with this."""
+    hwm = vm_hwm_mb()
+    if hwm is not None:
+        return hwm
     return maxrss_to_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 

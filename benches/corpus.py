@@ -10,9 +10,10 @@ Every package is pinned to an exact version and fetched with ``apt-get download 
 into a cache folder, then unpacked with ``dpkg-deb -x``. Files are read in sorted order, decoded
 as strict UTF-8 (files that are not UTF-8, or hold NUL bytes, are skipped), normalized to ``\\n``
 line ends, and interleaved across the sources by a byte-balanced round robin (always the source
-that has contributed the fewest bytes for its weight so far, ties by the fixed source order), so that any size
-gets the same mix (the code sources get a double share). Documents are separated by one blank line. The same size gives the same bytes
-on every run; the SHA-256 is printed and kept beside the corpus.
+that has contributed the fewest bytes for its weight so far, ties by the fixed source order), so
+that any size gets the same mix (the code sources get a double share). Documents are separated by
+one blank line. The same size gives the same bytes on every run; the SHA-256 is printed and kept
+beside the corpus.
 
     python benches/corpus.py --mb 60          # writes benches/data/bench-corpus.txt
 

@@ -424,7 +424,8 @@ def child(spec: dict) -> None:
             fn([sdoc])
             probe = "ok"
         except Exception as e:
-            probe = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+            first = (str(e).splitlines() or [""])[0]
+            probe = f"{type(e).__name__}: {first.split(';')[0][:200]}"
     result = {
         "peer": peer,
         "mode": mode,

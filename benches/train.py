@@ -169,6 +169,7 @@ def child(name: str, corpus: str, vocab: int, threads: int, out: str, extra: dic
         t0 = time.perf_counter()
         tok = tokforge.Tokenizer.train(progress=stages, **kw)
         train_s = time.perf_counter() - t0
+        result["rss_train_peak_mb"] = peak_rss_mb()  # before the merges are exported
         pairs = _norm_merges(json.loads(tok.to_json())["model"]["merges"])
         result["stages"] = stages.spans(end=train_s)
         result["version"] = tokforge.__version__
@@ -197,6 +198,7 @@ def child(name: str, corpus: str, vocab: int, threads: int, out: str, extra: dic
             t0 = time.perf_counter()
             tok.train([corpus], trainer=trainer)
         train_s = time.perf_counter() - t0
+        result["rss_train_peak_mb"] = peak_rss_mb()  # before the merges are exported
         pairs = _norm_merges(json.loads(tok.to_str())["model"]["merges"])
         result["version"] = tokenizers.__version__
     elif name == "rustbpe":
@@ -207,6 +209,7 @@ def child(name: str, corpus: str, vocab: int, threads: int, out: str, extra: dic
         t0 = time.perf_counter()
         tok.train_from_iterator(paragraphs(corpus), vocab, pattern=extra["pattern"])
         train_s = time.perf_counter() - t0
+        result["rss_train_peak_mb"] = peak_rss_mb()  # before the merges are exported
         ranks = sorted(tok.get_mergeable_ranks(), key=lambda kv: kv[1])
         result["merged"] = [bytes(k).hex() for k, v in ranks if v >= 256]
         pairs = None
@@ -221,6 +224,7 @@ def child(name: str, corpus: str, vocab: int, threads: int, out: str, extra: dic
         t0 = time.perf_counter()
         _, merges = gigabpe.train_bpe([corpus], gvocab, pretokenizer="bytelevel", threads=threads)
         train_s = time.perf_counter() - t0
+        result["rss_train_peak_mb"] = peak_rss_mb()  # before the merges are exported
         pairs = _norm_merges(merges)
         result["version"] = gigabpe.__version__
     else:
@@ -433,12 +437,16 @@ def main(argv: list[str] | None = None) -> int:
                         others_busy=r.others_busy,
                         threads=threads,
                         process_wall_s=r.wall_s,
-                        peak_rss_mb=r.peak_rss_mb,
+                        # the child's own peak (VmHWM) when training ended; wait4's ru_maxrss
+                        # would also count this parent's RSS, which the child inherits at fork
+                        peak_rss_mb=res.get("rss_train_peak_mb", r.peak_rss_mb),
+                        wait4_maxrss_mb=r.peak_rss_mb,
                         cpu_s=r.user_s + r.sys_s,
                     )
                     st = res.get("stages")
                     log(
-                        f"  run {k + 1}: {res['train_s']:.2f} s, peak RSS {r.peak_rss_mb:.0f} MiB, "
+                        f"  run {k + 1}: {res['train_s']:.2f} s, "
+                        f"peak RSS {res['peak_rss_mb']:.0f} MiB, "
                         f"{res['n_merges']} merges"
                         + (
                             f", others kept {r.others_busy:.2f} cores busy"

@@ -8,6 +8,7 @@ mod model;
 mod train;
 
 use pyo3::prelude::*;
+use std::sync::{Arc, Mutex};
 
 #[pymodule]
 #[pyo3(name = "_core")]
@@ -25,17 +26,26 @@ fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// A rayon pool with `n` threads (or the global pool's size when `None`).
-pub(crate) fn pool(n: Option<usize>) -> PyResult<rayon::ThreadPool> {
-    let mut b = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = n {
-        if n == 0 {
-            return Err(errors::InputError::new_err(
-                "num_threads must be at least 1",
-            ));
-        }
-        b = b.num_threads(n);
+/// A rayon pool with `n` threads (default: one per core). Pools are kept and reused, so worker
+/// threads (and their per-thread encoder caches) survive from one call to the next.
+pub(crate) fn pool(n: Option<usize>) -> PyResult<Arc<rayon::ThreadPool>> {
+    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+    let n = match n {
+        Some(0) => return Err(errors::InputError::new_err("num_threads must be at least 1")),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |p| p.get()),
+    };
+    let mut pools = POOLS
+        .lock()
+        .map_err(|_| errors::TokforgeError::new_err("thread pool registry is poisoned"))?;
+    if let Some((_, p)) = pools.iter().find(|(k, _)| *k == n) {
+        return Ok(p.clone());
     }
-    b.build()
-        .map_err(|e| errors::TokforgeError::new_err(format!("cannot start threads: {e}")))
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .map_err(|e| errors::TokforgeError::new_err(format!("cannot start threads: {e}")))?;
+    let p = Arc::new(p);
+    pools.push((n, p.clone()));
+    Ok(p)
 }

@@ -6,7 +6,7 @@ use crate::formats::{hf_json, tiktoken};
 use crate::pretokenize::{Preset, Pretokenizer};
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList};
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -165,26 +165,49 @@ impl BpeModel {
         Ok((ids, spans.into_iter().map(|s| (s.start, s.end)).collect()))
     }
 
-    /// Encode many texts in parallel (GIL released): one list of ids per text.
+    /// Encode many texts in parallel: one list of ids per text. Worker threads encode while this
+    /// thread (holding the GIL only for that) turns finished texts into Python lists, so list
+    /// building overlaps encoding instead of following it.
     #[pyo3(signature = (texts, allowed, num_threads=None))]
-    fn encode_batch(
+    fn encode_batch<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         texts: Vec<String>,
         allowed: Vec<u32>,
         num_threads: Option<usize>,
-    ) -> PyResult<Vec<Vec<u32>>> {
+    ) -> PyResult<Bound<'py, PyList>> {
         let m = self.matcher(&allowed)?;
         let pool = super::pool(num_threads)?;
-        let bpe = &self.inner;
-        Ok(py.detach(|| {
-            pool.install(|| {
-                texts
-                    .par_iter()
-                    .map(|t| bpe.encode(t, m.as_deref()))
-                    .collect::<crate::Result<Vec<_>>>()
-            })
-        })?)
+        let n = texts.len();
+        let texts = Arc::new(texts);
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, crate::Result<Vec<u32>>)>();
+        {
+            let (bpe, texts, m) = (self.inner.clone(), texts.clone(), m.clone());
+            pool.spawn(move || {
+                (0..n).into_par_iter().for_each_with(tx, |tx, i| {
+                    // a closed receiver means the caller already failed: nothing to report to
+                    let _ = tx.send((i, bpe.encode(&texts[i], m.as_deref())));
+                });
+            });
+        }
+        let rx = Mutex::new(rx); // so that waiting can happen with the GIL released
+        let stopped = || super::errors::TokforgeError::new_err("encoding workers stopped");
+        let mut lists: Vec<Option<Bound<'py, PyList>>> = (0..n).map(|_| None).collect();
+        let mut done = 0;
+        while done < n {
+            // wait (GIL released) for at least one text, then take every text already finished
+            let ready = py.detach(|| -> Option<Vec<(usize, crate::Result<Vec<u32>>)>> {
+                let rx = rx.lock().ok()?;
+                let mut got = vec![rx.recv().ok()?];
+                got.extend(rx.try_iter());
+                Some(got)
+            });
+            for (i, ids) in ready.ok_or_else(stopped)? {
+                lists[i] = Some(PyList::new(py, ids?)?);
+                done += 1;
+            }
+        }
+        PyList::new(py, lists.into_iter().flatten())
     }
 
     /// Encode many texts in parallel into one flat `uint32` array plus `int64` offsets
