@@ -18,6 +18,9 @@ use super::errors::{InputError, VocabError};
 pub struct BpeModel {
     pub(crate) inner: Arc<Bpe>,
     matcher_cache: Mutex<Option<(Vec<u32>, Arc<SpecialMatcher>)>>,
+    /// one Python int per id, made on first use: lists of ids are then built by reference
+    /// instead of allocating an int per token (measured: the batch encoder's serial part)
+    ints: std::sync::OnceLock<Vec<Py<PyAny>>>,
 }
 
 #[pymethods]
@@ -133,16 +136,18 @@ impl BpeModel {
     }
 
     /// Ids of `text`; special-token text is encoded as ordinary text.
-    fn encode_ordinary(&self, py: Python<'_>, text: &str) -> PyResult<Vec<u32>> {
+    fn encode_ordinary<'py>(&self, py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyList>> {
         let bpe = &self.inner;
-        Ok(py.detach(|| bpe.encode_ordinary(text))?)
+        let ids = py.detach(|| bpe.encode_ordinary(text))?;
+        self.id_list(py, &ids)
     }
 
     /// Ids of `text`; the special tokens in `allowed` (ids) are recognised in the text.
-    fn encode(&self, py: Python<'_>, text: &str, allowed: Vec<u32>) -> PyResult<Vec<u32>> {
+    fn encode<'py>(&self, py: Python<'py>, text: &str, allowed: Vec<u32>) -> PyResult<Bound<'py, PyList>> {
         let m = self.matcher(&allowed)?;
         let bpe = &self.inner;
-        Ok(py.detach(|| bpe.encode(text, m.as_deref()))?)
+        let ids = py.detach(|| bpe.encode(text, m.as_deref()))?;
+        self.id_list(py, &ids)
     }
 
     /// First occurrence of one of the special tokens `ids` in `text`: `(char_start, id)`.
@@ -203,7 +208,7 @@ impl BpeModel {
                 Some(got)
             });
             for (i, ids) in ready.ok_or_else(stopped)? {
-                lists[i] = Some(PyList::new(py, ids?)?);
+                lists[i] = Some(self.id_list(py, &ids?)?);
                 done += 1;
             }
         }
@@ -297,7 +302,21 @@ impl BpeModel {
         Self {
             inner: Arc::new(bpe),
             matcher_cache: Mutex::new(None),
+            ints: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A Python list of ids, sharing one int object per id.
+    fn id_list<'py>(&self, py: Python<'py>, ids: &[u32]) -> PyResult<Bound<'py, PyList>> {
+        let ints = self.ints.get_or_init(|| {
+            (0..self.inner.vocab_size() as u32)
+                .map(|i| match i.into_pyobject(py) {
+                    Ok(o) => o.into_any().unbind(),
+                    Err(never) => match never {},
+                })
+                .collect()
+        });
+        PyList::new(py, ids.iter().map(|&i| ints[i as usize].bind(py)))
     }
 
     /// The special-token matcher for `ids`, cached for the last set asked for.
