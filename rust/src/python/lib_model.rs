@@ -255,31 +255,13 @@ impl LibModel {
         let m = &self.inner;
         let (flat, offsets) = py.detach(|| -> crate::Result<(Vec<u32>, Vec<i64>)> {
             let parts = pool.install(|| m.encode_batch(&texts, mm.as_deref()))?;
-            let mut offsets = Vec::with_capacity(parts.len() + 1);
-            offsets.push(0i64);
-            let mut flat = Vec::with_capacity(parts.iter().map(Vec::len).sum());
-            for p in parts {
-                flat.extend_from_slice(&p);
-                offsets.push(flat.len() as i64);
-            }
-            Ok((flat, offsets))
+            Ok(super::convert::flatten(parts))
         })?;
         Ok((flat.into_pyarray(py), offsets.into_pyarray(py)))
     }
 
     fn decode_bytes<'py>(&self, py: Python<'py>, ids: Vec<i64>) -> PyResult<Bound<'py, PyBytes>> {
-        let n = self.inner.vocab_size();
-        let mut v = Vec::with_capacity(ids.len());
-        for (k, &id) in ids.iter().enumerate() {
-            match u32::try_from(id) {
-                Ok(i) => v.push(i),
-                _ => {
-                    return Err(VocabError::new_err(format!(
-                        "ids[{k}] = {id} is outside the vocabulary of {n}"
-                    )))
-                }
-            }
-        }
+        let v = super::convert::ids_to_u32(&ids, self.inner.vocab_size())?;
         let m = &self.inner;
         let bytes = py.detach(|| m.decode_bytes(&v))?;
         Ok(PyBytes::new(py, &bytes))

@@ -1,6 +1,7 @@
 //! PyO3 bindings: convert arguments, release the GIL for heavy work, map errors. No algorithms.
 
 mod byte_probs;
+mod convert;
 mod dynamic;
 mod errors;
 mod lib_model;
@@ -31,7 +32,11 @@ fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
 pub(crate) fn pool(n: Option<usize>) -> PyResult<Arc<rayon::ThreadPool>> {
     static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
     let n = match n {
-        Some(0) => return Err(errors::InputError::new_err("num_threads must be at least 1")),
+        Some(0) => {
+            return Err(errors::InputError::new_err(
+                "num_threads must be at least 1",
+            ))
+        }
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |p| p.get()),
     };

@@ -143,7 +143,12 @@ impl BpeModel {
     }
 
     /// Ids of `text`; the special tokens in `allowed` (ids) are recognised in the text.
-    fn encode<'py>(&self, py: Python<'py>, text: &str, allowed: Vec<u32>) -> PyResult<Bound<'py, PyList>> {
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        text: &str,
+        allowed: Vec<u32>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let m = self.matcher(&allowed)?;
         let bpe = &self.inner;
         let ids = py.detach(|| bpe.encode(text, m.as_deref()))?;
@@ -235,33 +240,14 @@ impl BpeModel {
                     .map(|t| bpe.encode(t, m.as_deref()))
                     .collect::<crate::Result<Vec<_>>>()
             })?;
-            let mut offsets = Vec::with_capacity(parts.len() + 1);
-            offsets.push(0i64);
-            let total: usize = parts.iter().map(Vec::len).sum();
-            let mut flat = Vec::with_capacity(total);
-            for p in parts {
-                flat.extend_from_slice(&p);
-                offsets.push(flat.len() as i64);
-            }
-            Ok((flat, offsets))
+            Ok(super::convert::flatten(parts))
         })?;
         Ok((flat.into_pyarray(py), offsets.into_pyarray(py)))
     }
 
     /// Bytes of a sequence of ids.
     fn decode_bytes<'py>(&self, py: Python<'py>, ids: Vec<i64>) -> PyResult<Bound<'py, PyBytes>> {
-        let n = self.inner.vocab_size();
-        let mut v = Vec::with_capacity(ids.len());
-        for (k, &id) in ids.iter().enumerate() {
-            match u32::try_from(id) {
-                Ok(i) => v.push(i),
-                _ => {
-                    return Err(VocabError::new_err(format!(
-                        "ids[{k}] = {id} is outside the vocabulary of {n}"
-                    )))
-                }
-            }
-        }
+        let v = super::convert::ids_to_u32(&ids, self.inner.vocab_size())?;
         let bpe = &self.inner;
         let bytes = py.detach(|| bpe.decode_bytes(&v))?;
         Ok(PyBytes::new(py, &bytes))
