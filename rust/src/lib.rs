@@ -16,6 +16,7 @@ pub mod formats;
 pub mod lib_model;
 pub mod pretokenize;
 pub mod progress;
+pub mod special;
 
 #[cfg(feature = "python")]
 mod python;

@@ -13,7 +13,7 @@
 
 use super::{pair_key, Bpe};
 use crate::error::{Error, Result};
-use aho_corasick::{AhoCorasick, MatchKind};
+pub use crate::special::SpecialMatcher;
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 
@@ -28,25 +28,6 @@ thread_local! {
     /// (model serial, piece -> ids) for the merge path; cleared when another model uses the thread
     static PIECE_CACHE: RefCell<(u64, FxHashMap<Box<[u8]>, Box<[u32]>>)> =
         RefCell::new((u64::MAX, FxHashMap::default()));
-}
-
-/// Finds a chosen set of special tokens in text.
-#[derive(Debug, Clone)]
-pub struct SpecialMatcher {
-    ac: AhoCorasick,
-    ids: Vec<u32>,
-}
-
-impl SpecialMatcher {
-    /// First (leftmost-longest) occurrence at or after `from`: `(start, end, id)`.
-    pub fn find(&self, text: &str, from: usize) -> Option<(usize, usize, u32)> {
-        let m = self.ac.find(&text[from..])?;
-        Some((
-            from + m.start(),
-            from + m.end(),
-            self.ids[m.pattern().as_usize()],
-        ))
-    }
 }
 
 /// Where each token of an encoding came from, in bytes of the input.
@@ -67,21 +48,14 @@ impl Bpe {
         if ids.is_empty() {
             return Ok(None);
         }
-        let mut texts = Vec::with_capacity(ids.len());
+        let mut tokens = Vec::with_capacity(ids.len());
         for &id in ids {
             if !self.is_special(id) {
                 return Err(Error::Vocab(format!("id {id} is not a special token")));
             }
-            texts.push(self.tokens[id as usize].clone());
+            tokens.push((self.tokens[id as usize].clone(), id));
         }
-        let ac = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&texts)
-            .map_err(|e| Error::Input(format!("cannot index special tokens: {e}")))?;
-        Ok(Some(SpecialMatcher {
-            ac,
-            ids: ids.to_vec(),
-        }))
+        SpecialMatcher::new(tokens)
     }
 
     /// Append the ids of one piece to `out`.

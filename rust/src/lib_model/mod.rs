@@ -27,7 +27,7 @@ pub mod segment;
 
 use crate::error::{Error, Result};
 use crate::pretokenize::Pretokenizer;
-use aho_corasick::{AhoCorasick, MatchKind};
+pub use crate::special::SpecialMatcher;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
@@ -52,24 +52,6 @@ pub struct LibModel {
     training: Value,
     /// "No-supra" mode: each pre-tokenization piece is segmented on its own.
     pretok: Option<Pretokenizer>,
-}
-
-/// Finds allowed special tokens in text (leftmost-longest).
-pub struct SpecialMatcher {
-    ac: AhoCorasick,
-    ids: Vec<u32>,
-}
-
-impl SpecialMatcher {
-    /// First occurrence at or after byte `from`: `(start, end, id)`.
-    pub fn find(&self, text: &str, from: usize) -> Option<(usize, usize, u32)> {
-        let m = self.ac.find(&text[from..])?;
-        Some((
-            from + m.start(),
-            from + m.end(),
-            self.ids[m.pattern().as_usize()],
-        ))
-    }
 }
 
 impl LibModel {
@@ -195,21 +177,14 @@ impl LibModel {
         if ids.is_empty() {
             return Ok(None);
         }
-        let mut texts = Vec::with_capacity(ids.len());
+        let mut tokens = Vec::with_capacity(ids.len());
         for &id in ids {
             if !self.is_special(id) {
                 return Err(Error::Vocab(format!("id {id} is not a special token")));
             }
-            texts.push(self.specials[id as usize].0.clone());
+            tokens.push((self.specials[id as usize].0.clone().into_bytes(), id));
         }
-        let ac = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&texts)
-            .map_err(|e| Error::Input(format!("cannot index special tokens: {e}")))?;
-        Ok(Some(SpecialMatcher {
-            ac,
-            ids: ids.to_vec(),
-        }))
+        SpecialMatcher::new(tokens)
     }
 
     /// Pieces of one line (no `\n`) appended to `out`, offsets relative to the line.

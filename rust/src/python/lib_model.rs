@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 #[pyclass(frozen, module = "tokforge._core")]
 pub struct LibModel {
     inner: Arc<lm::LibModel>,
-    matcher_cache: Mutex<Option<(Vec<u32>, Arc<lm::SpecialMatcher>)>>,
+    matcher_cache: super::convert::MatcherCache,
 }
 
 fn not_bpe(what: &str) -> PyErr {
@@ -29,26 +29,13 @@ impl LibModel {
     fn wrap(m: lm::LibModel) -> Self {
         LibModel {
             inner: Arc::new(m),
-            matcher_cache: Mutex::new(None),
+            matcher_cache: Default::default(),
         }
     }
 
     fn matcher(&self, ids: &[u32]) -> PyResult<Option<Arc<lm::SpecialMatcher>>> {
-        if ids.is_empty() {
-            return Ok(None);
-        }
-        if let Ok(cache) = self.matcher_cache.lock() {
-            if let Some((k, m)) = cache.as_ref() {
-                if k == ids {
-                    return Ok(Some(m.clone()));
-                }
-            }
-        }
-        let m = self.inner.special_matcher(ids)?.map(Arc::new);
-        if let (Some(m), Ok(mut cache)) = (&m, self.matcher_cache.lock()) {
-            *cache = Some((ids.to_vec(), m.clone()));
-        }
-        Ok(m)
+        self.matcher_cache
+            .get(ids, |ids| self.inner.special_matcher(ids))
     }
 }
 

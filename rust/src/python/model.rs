@@ -17,7 +17,7 @@ use super::errors::{InputError, VocabError};
 #[pyclass(frozen, module = "tokforge._core")]
 pub struct BpeModel {
     pub(crate) inner: Arc<Bpe>,
-    matcher_cache: Mutex<Option<(Vec<u32>, Arc<SpecialMatcher>)>>,
+    matcher_cache: super::convert::MatcherCache,
     /// one Python int per id, made on first use: lists of ids are then built by reference
     /// instead of allocating an int per token (measured: the batch encoder's serial part)
     ints: std::sync::OnceLock<Vec<Py<PyAny>>>,
@@ -287,7 +287,7 @@ impl BpeModel {
     pub(crate) fn wrap(bpe: Bpe) -> Self {
         Self {
             inner: Arc::new(bpe),
-            matcher_cache: Mutex::new(None),
+            matcher_cache: Default::default(),
             ints: std::sync::OnceLock::new(),
         }
     }
@@ -307,21 +307,8 @@ impl BpeModel {
 
     /// The special-token matcher for `ids`, cached for the last set asked for.
     fn matcher(&self, ids: &[u32]) -> PyResult<Option<Arc<SpecialMatcher>>> {
-        if ids.is_empty() {
-            return Ok(None);
-        }
-        if let Ok(cache) = self.matcher_cache.lock() {
-            if let Some((k, m)) = cache.as_ref() {
-                if k == ids {
-                    return Ok(Some(m.clone()));
-                }
-            }
-        }
-        let m = self.inner.special_matcher(ids)?.map(Arc::new);
-        if let (Some(m), Ok(mut cache)) = (&m, self.matcher_cache.lock()) {
-            *cache = Some((ids.to_vec(), m.clone()));
-        }
-        Ok(m)
+        self.matcher_cache
+            .get(ids, |ids| self.inner.special_matcher(ids))
     }
 }
 
