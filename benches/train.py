@@ -119,30 +119,15 @@ def hf_safe_pattern(pattern: str) -> str:
 
 
 # ---- byte-level strings --------------------------------------------------------------------
-def _byte_decoder() -> dict[str, int]:
-    bs = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
-
-
 def _norm_merges(merges) -> list[list[str]]:
     return [m.split(" ", 1) if isinstance(m, str) else list(m) for m in merges]
 
 
 def merged_tokens(pairs: list[list[str]]) -> list[str]:
     """Hex of the bytes of each merge's new token (what rustbpe's ranks give)."""
-    dec = _byte_decoder()
-    return [bytes(dec[c] for c in a + b).hex() for a, b in pairs]
+    from tokforge import _core
+
+    return [_core.byte_level_decode(a + b).hex() for a, b in pairs]
 
 
 # ---- the child: one trainer ----------------------------------------------------------------

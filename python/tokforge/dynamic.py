@@ -95,20 +95,6 @@ class _Vocab:
 _VOCABS: OrderedDict[int, tuple[Any, _Vocab]] = OrderedDict()
 
 
-def _bytes_to_unicode() -> dict[str, int]:
-    """GPT-2's byte -> printable char table, inverted (HF byte-level vocabularies)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
-
-
 def token_table(tokens: Sequence[Optional[bytes]], special_ids: Sequence[int] = ()) -> Any:
     """An id -> bytes table for vocabularies that are not tokforge tokenizers; pass it as
     ``tokenizer=`` together with precomputed ``word_ids``/``word_boundaries``, or let
@@ -157,14 +143,13 @@ def _make_vocab(tok: Any) -> _Vocab:
         retok = (lambda units: [list(single(u)) for u in units]) if single else None
         return _Vocab(_core.TokenTable(table, specials), tok._pat_str, retok)
     if hasattr(tok, "id_to_token") and hasattr(tok, "get_vocab_size"):  # HF tokenizers
-        byte_of = _bytes_to_unicode()
         table = []
         for i in range(tok.get_vocab_size(with_added_tokens=True)):
             t = tok.id_to_token(i)
             if t is None:
                 table.append(None)
-            elif all(c in byte_of for c in t):
-                table.append(bytes(byte_of[c] for c in t))
+            elif (spelled := _core.byte_level_decode(t)) is not None:
+                table.append(spelled)
             elif len(t) == 6 and t.startswith("<0x") and t.endswith(">"):
                 table.append(bytes([int(t[3:5], 16)]))
             else:

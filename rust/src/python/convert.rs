@@ -19,6 +19,18 @@ pub fn ids_to_u32(ids: &[i64], vocab_size: usize) -> PyResult<Vec<u32>> {
         .collect()
 }
 
+/// What `lookup` gives for a Python id, or a `VocabError` if the id is negative, too large or
+/// unknown.
+pub fn token_of<T>(
+    id: i64,
+    vocab_size: usize,
+    lookup: impl FnOnce(u32) -> Option<T>,
+) -> PyResult<T> {
+    u32::try_from(id).ok().and_then(lookup).ok_or_else(|| {
+        VocabError::new_err(format!("id {id} is outside the vocabulary of {vocab_size}"))
+    })
+}
+
 /// Per-text id lists as one flat array plus offsets (`ids[off[i]..off[i+1]]` is text `i`).
 pub fn flatten(parts: Vec<Vec<u32>>) -> (Vec<u32>, Vec<i64>) {
     let mut offsets = Vec::with_capacity(parts.len() + 1);

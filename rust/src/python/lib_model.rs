@@ -2,7 +2,7 @@
 //! `tokforge.Tokenizer` drives either), `train_lib`, and the raw learner `lib_learn` /
 //! `lib_apply` used by the golden tests and the benchmark. Training and encoding release the GIL.
 
-use super::errors::{InputError, TokforgeError, VocabError};
+use super::errors::{InputError, TokforgeError};
 use crate::lib_model::{self as lm, LearnConfig, Learner, Rule, Segmenter, TrainOptions};
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
@@ -148,15 +148,8 @@ impl LibModel {
     }
 
     fn token_bytes<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyBytes>> {
-        let t = u32::try_from(id)
-            .ok()
-            .and_then(|i| self.inner.token_bytes(i))
-            .ok_or_else(|| {
-                VocabError::new_err(format!(
-                    "id {id} is outside the vocabulary of {}",
-                    self.inner.vocab_size()
-                ))
-            })?;
+        let t =
+            super::convert::token_of(id, self.inner.vocab_size(), |i| self.inner.token_bytes(i))?;
         Ok(PyBytes::new(py, &t))
     }
 

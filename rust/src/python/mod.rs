@@ -21,6 +21,7 @@ fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(model::pretokenize, m)?)?;
     m.add_function(wrap_pyfunction!(model::preset_pattern, m)?)?;
     m.add_function(wrap_pyfunction!(model::hf_pattern, m)?)?;
+    m.add_function(wrap_pyfunction!(model::byte_level_decode, m)?)?;
     dynamic::register(m)?;
     byte_probs::register(m)?;
     lib_model::register(m)?;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 
-use super::errors::{InputError, VocabError};
+use super::errors::InputError;
 
 #[pyclass(frozen, module = "tokforge._core")]
 pub struct BpeModel {
@@ -81,15 +81,8 @@ impl BpeModel {
 
     /// Bytes of token `id`.
     fn token_bytes<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyBytes>> {
-        let t = u32::try_from(id)
-            .ok()
-            .and_then(|i| self.inner.token_bytes(i))
-            .ok_or_else(|| {
-                VocabError::new_err(format!(
-                    "id {id} is outside the vocabulary of {}",
-                    self.inner.vocab_size()
-                ))
-            })?;
+        let t =
+            super::convert::token_of(id, self.inner.vocab_size(), |i| self.inner.token_bytes(i))?;
         Ok(PyBytes::new(py, t))
     }
 
@@ -328,6 +321,13 @@ pub fn pretokenize(py: Python<'_>, pattern: &str, text: &str) -> PyResult<Vec<St
 #[pyfunction]
 pub fn hf_pattern(pattern: &str) -> PyResult<String> {
     Ok(Pretokenizer::new(pattern)?.hf_pattern())
+}
+
+/// Bytes a GPT-2 byte-level spelling stands for (as in HF `tokenizer.json` vocabularies), or
+/// `None` if a character is outside that alphabet.
+#[pyfunction]
+pub fn byte_level_decode<'py>(py: Python<'py>, text: &str) -> Option<Bound<'py, PyBytes>> {
+    crate::byte_level::decode_str(text).map(|v| PyBytes::new(py, &v))
 }
 
 /// The exact regex of a preset (`gpt2`, `cl100k`, `o200k`).
