@@ -111,6 +111,14 @@ impl PieceCounts {
             .iter()
             .flat_map(|d| pretok.segments(d.as_ref(), SEGMENT))
             .collect();
+        self.count_segments(pretok, &segments)?;
+        self.docs += docs.len() as u64;
+        self.bytes += docs.iter().map(|d| d.as_ref().len() as u64).sum::<u64>();
+        Ok(())
+    }
+
+    /// Count the pieces of independent segments in parallel (totals are the caller's).
+    fn count_segments(&mut self, pretok: &Pretokenizer, segments: &[&str]) -> Result<()> {
         let local = segments
             .par_iter()
             .try_fold(LocalMap::default, |mut m, seg| {
@@ -122,8 +130,6 @@ impl PieceCounts {
         for (k, v) in local {
             self.add_piece(k, v);
         }
-        self.docs += docs.len() as u64;
-        self.bytes += docs.iter().map(|d| d.as_ref().len() as u64).sum::<u64>();
         Ok(())
     }
 
@@ -168,7 +174,8 @@ impl PieceCounts {
                 }
             };
             if cut > 0 {
-                self.add_docs_no_totals(pretok, &carry[..cut])?;
+                let segments = pretok.segments(&carry[..cut], SEGMENT);
+                self.count_segments(pretok, &segments)?;
                 carry.drain(..cut);
             }
             if !progress.report("count", read_total, total) {
@@ -180,14 +187,6 @@ impl PieceCounts {
         }
         self.docs += 1;
         self.bytes += read_total;
-        Ok(())
-    }
-
-    fn add_docs_no_totals(&mut self, pretok: &Pretokenizer, text: &str) -> Result<()> {
-        let (d, b) = (self.docs, self.bytes);
-        self.add_docs(pretok, &[text])?;
-        self.docs = d;
-        self.bytes = b;
         Ok(())
     }
 }
