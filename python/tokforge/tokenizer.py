@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Union
@@ -44,6 +45,9 @@ TEKKEN_LEGACY_SPECIALS = (
     "[/TOOL_RESULTS] [TOOL_CALLS] [IMG] <pad> [IMG_BREAK] [IMG_END] [PREFIX] [MIDDLE] [SUFFIX] "
     "[SYSTEM_PROMPT] [/SYSTEM_PROMPT] [TOOL_CONTENT]"
 ).split()
+
+#: foreign tokenizer objects adapted by :meth:`Tokenizer.coerce`: id -> (object, Tokenizer)
+_ADAPTED: OrderedDict[int, tuple[object, Tokenizer]] = OrderedDict()
 
 SpecialSet = Union[str, "set[str]", "frozenset[str]", Sequence[str]]
 
@@ -172,6 +176,94 @@ class Tokenizer:
             num_threads=num_threads,
         )
         return cls(model, merge_counts=counts)
+
+    # ---- adapting other tokenizers --------------------------------------------------------
+    @property
+    def model(self) -> _core.BpeModel | _core.LibModel:
+        """The native model behind this tokenizer (immutable, thread-safe): what tokforge's
+        native functions take. Use the :class:`Tokenizer` methods for everything else."""
+        return self._model
+
+    @classmethod
+    def from_ranks(
+        cls,
+        ranks: dict[bytes, int] | Iterable[tuple[bytes, int]],
+        *,
+        pattern: str,
+        special_tokens: dict[str, int] | None = None,
+    ) -> Tokenizer:
+        """A tiktoken-style tokenizer from ``bytes -> rank`` (id = rank; whole pieces looked up
+        first, any split of a token may merge with the token's rank as priority)."""
+        items = ranks.items() if isinstance(ranks, dict) else ranks
+        pairs = [(bytes(t), int(r)) for t, r in items]
+        specials = sorted((str(s), int(i)) for s, i in (special_tokens or {}).items())
+        return cls(_core.BpeModel.from_ranks(pairs, pattern, specials))
+
+    @classmethod
+    def from_tiktoken_encoding(cls, encoding) -> Tokenizer:
+        """The same tokenizer as a ``tiktoken.Encoding`` (ranks, pattern and special tokens
+        copied; ids identical)."""
+        try:
+            ranks = encoding._mergeable_ranks
+            pattern = encoding._pat_str
+            specials = encoding._special_tokens
+        except AttributeError:
+            raise InputError(
+                f"{type(encoding).__name__} is not a tiktoken Encoding"
+            ) from None
+        return cls.from_ranks(ranks, pattern=pattern, special_tokens=specials)
+
+    @classmethod
+    def from_hf(cls, tokenizer) -> Tokenizer:
+        """The same tokenizer as a HF ``tokenizers.Tokenizer`` (or a ``transformers`` fast
+        tokenizer), through its ``tokenizer.json``; parts tokforge cannot reproduce exactly
+        raise :class:`FormatError` naming them."""
+        backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+        to_str = getattr(backend, "to_str", None)
+        if to_str is None:
+            raise InputError(f"{type(tokenizer).__name__} is not a HF tokenizers.Tokenizer")
+        return cls.from_json_str(to_str())
+
+    @classmethod
+    def from_json_str(cls, text: str) -> Tokenizer:
+        """Load from ``tokenizer.json`` text."""
+        return cls(_core.BpeModel.from_json_str(text))
+
+    @classmethod
+    def coerce(cls, obj) -> Tokenizer:
+        """A :class:`Tokenizer` for anything tokforge can use as one: a ``Tokenizer`` (returned
+        as is), a path to a tokenizer file (see :meth:`from_file`), a ``tiktoken.Encoding``, a HF
+        ``tokenizers.Tokenizer`` or ``transformers`` fast tokenizer. Every module that takes a
+        tokenizer goes through here; adapted foreign objects are cached (8 most recent).
+
+        >>> tok = Tokenizer.train(texts=["ab ab"], vocab_size=257, pattern="gpt2")
+        >>> Tokenizer.coerce(tok) is tok
+        True
+        """
+        if isinstance(obj, Tokenizer):
+            return obj
+        if isinstance(obj, (_core.BpeModel, _core.LibModel)):
+            return cls(obj)
+        if isinstance(obj, (str, os.PathLike)):
+            return cls.from_file(obj)
+        key = id(obj)
+        hit = _ADAPTED.get(key)
+        if hit is not None and hit[0] is obj:
+            _ADAPTED.move_to_end(key)
+            return hit[1]
+        if hasattr(obj, "_mergeable_ranks") and hasattr(obj, "_pat_str"):
+            tok = cls.from_tiktoken_encoding(obj)
+        elif hasattr(getattr(obj, "backend_tokenizer", obj), "to_str"):
+            tok = cls.from_hf(obj)
+        else:
+            raise InputError(
+                f"cannot use {type(obj).__name__} as a tokenizer: pass a tokforge Tokenizer, a "
+                "path to a tokenizer file, a tiktoken Encoding or a HF tokenizers.Tokenizer"
+            )
+        _ADAPTED[key] = (obj, tok)
+        while len(_ADAPTED) > 8:
+            _ADAPTED.popitem(last=False)
+        return tok
 
     # ---- files ----------------------------------------------------------------------------
     @classmethod
