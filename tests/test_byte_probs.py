@@ -54,10 +54,10 @@ def close(got, want, tol=TOL):
     assert np.abs(got - want).max() <= tol, f"{got.tolist()} != {want.tolist()}"
 
 
-def toy_model(merged: list[bytes], eos_name: str = "<eos>") -> _core.BpeModel:
+def toy_model(merged: list[bytes], eos_name: str = "<eos>") -> _core.TokenModel:
     """Rank-based toy (tiktoken semantics) as in spec section 10."""
     ranks = [(bytes([i]), i) for i in range(256)] + [(t, 256 + k) for k, t in enumerate(merged)]
-    return _core.BpeModel.from_ranks(ranks, r"[\s\S]+", [(eos_name, 256 + len(merged))])
+    return _core.TokenModel.from_ranks(ranks, r"[\s\S]+", [(eos_name, 256 + len(merged))])
 
 
 def _byte_chars() -> list[str]:
@@ -77,7 +77,7 @@ def _byte_chars() -> list[str]:
 CH = _byte_chars()
 
 
-def merge_model(merges: list[tuple[bytes, bytes]]) -> _core.BpeModel:
+def merge_model(merges: list[tuple[bytes, bytes]]) -> _core.TokenModel:
     """Merge-list toy (HF semantics, no whole-piece look-up, one piece per string): byte ``b``
     is id ``b``, merge ``k`` makes id ``256 + k``, ``<eos>`` comes last."""
     spell = lambda t: "".join(CH[x] for x in t)  # noqa: E731
@@ -137,7 +137,7 @@ def merge_model(merges: list[tuple[bytes, bytes]]) -> _core.BpeModel:
             "merges": [[spell(x), spell(y)] for x, y in merges],
         },
     }
-    return _core.BpeModel.from_json_str(json.dumps(doc))
+    return _core.TokenModel.from_json_str(json.dumps(doc))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -643,7 +643,7 @@ def test_generate_top_p_near_zero_is_greedy_and_sampling_is_seeded(code_setup):
 
 def test_fim_context_ending_in_a_sentinel_acts_as_the_anchor():
     ranks = [(bytes([i]), i) for i in range(256)] + [(b"bc", BC), (b"abc", ABC)]
-    model = _core.BpeModel.from_ranks(ranks, r"[\s\S]+", [("<eos>", EOS), ("<fim>", 259)])
+    model = _core.TokenModel.from_ranks(ranks, r"[\s\S]+", [("<eos>", EOS), ("<fim>", 259)])
     base = section10_lm()
 
     def row(key):

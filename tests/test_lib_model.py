@@ -19,7 +19,7 @@ from reference.lib_ref import LibRef, read_sentences
 from tokforge import (
     FormatError,
     InputError,
-    InterruptedError,
+    StoppedError,
     Tokenizer,
     TokforgeError,
     TrainingError,
@@ -152,13 +152,16 @@ def test_protected_characters_are_never_forgotten_and_units_respect_max_len(sent
 @pytest.fixture(scope="module")
 def tok(corpus_docs) -> Tokenizer:
     texts = [corpus_docs["en"], corpus_docs["de"]]
-    t, info = lib_model.train(
+    model, info = lib_model.train(
         texts=texts,
         vocab_size=None,
         special_tokens=["<|endoftext|>", "<|pad|>"],
         config=LibConfig(steps=200, article_len=20),
     )
-    assert info["units"] == t.vocab_size - 258
+    t = Tokenizer(model)
+    assert info.units == t.vocab_size - 258 == len(model.units)
+    assert info.sentences == len(lib_model.read_sentences(texts=texts))
+    assert t.kind == "lib" and model.merges is None
     return t
 
 
@@ -213,8 +216,8 @@ def test_training_is_deterministic_for_a_seed(corpus_docs):
         vocab_size=None,
         config=LibConfig(steps=60, article_len=10, seed=8),
     )
-    assert a._model.units == b._model.units
-    assert a._model.units != c._model.units
+    assert a.units == b.units
+    assert a.units != c.units
 
 
 def test_fixed_vocab_size_keeps_the_first_units_by_priority(corpus_docs):
@@ -222,7 +225,7 @@ def test_fixed_vocab_size_keeps_the_first_units_by_priority(corpus_docs):
     full, _ = lib_model.train(texts=[corpus_docs["en"]], vocab_size=None, config=cfg)
     cut, _ = lib_model.train(texts=[corpus_docs["en"]], vocab_size=256 + 300, config=cfg)
     assert cut.vocab_size == 556
-    assert cut._model.units == full._model.units[:300]
+    assert cut.units == full.units[:300]
     with pytest.raises(TrainingError, match="fewer than"):
         lib_model.train(texts=[corpus_docs["en"]], vocab_size=256 + 10**6, config=cfg)
 
@@ -256,7 +259,7 @@ def test_tokenizer_train_dispatches_to_lib_with_progress(corpus_docs):
     )
     assert seen[-1] == ("lib", 30, 30)
     assert t.decode(t.encode("Tutti gli esseri umani")) == "Tutti gli esseri umani"
-    with pytest.raises(InterruptedError):
+    with pytest.raises(StoppedError):
         Tokenizer.train(
             texts=[corpus_docs["it"]], vocab_size=None, algorithm="lib",
             lib=LibConfig(steps=30, article_len=10), progress=lambda *a: False,
@@ -292,11 +295,11 @@ def test_no_supra_mode_keeps_every_token_inside_one_piece(no_supra, text):
 @pytest.fixture(scope="module")
 def no_supra(corpus_docs) -> Tokenizer:
     cfg = LibConfig(steps=100, article_len=20, pretokenize="gpt2")
-    t, info = lib_model.train(texts=[corpus_docs["en"]], vocab_size=None, config=cfg)
-    assert info["multiword_share"] == 0.0
-    assert t._model.pretokenize == "gpt2"
-    assert all(" " not in u.lstrip(" ") for u in t._model.units)
-    return t
+    model, info = lib_model.train(texts=[corpus_docs["en"]], vocab_size=None, config=cfg)
+    assert info.multiword_share == 0.0 == lib_model.multiword_share(model)
+    assert model.pretokenize == "gpt2"
+    assert all(" " not in u.lstrip(" ") for u in model.units)
+    return Tokenizer(model)
 
 
 def test_no_supra_mode_survives_save_and_load(no_supra, tmp_path):
@@ -309,7 +312,7 @@ def test_no_supra_mode_survives_save_and_load(no_supra, tmp_path):
 
 
 def test_segmenters_differ_only_by_the_quirk():
-    ref = tokforge._core.LibModel.from_units(["ab", "x"], segmenter="reference")
+    ref = tokforge._core.TokenModel.from_units(["ab", "x"], segmenter="reference")
     fixed = ref.with_segmenter("lib")
     assert Tokenizer(fixed).encode("abx") == [256, 257]
     assert Tokenizer(ref).encode("abx") == [ord("a"), ord("b"), 257]
@@ -325,9 +328,9 @@ def test_bad_input_raises_tokforge_errors():
     with pytest.raises(InputError):
         lib_model.apply(["a"], ["a"], segmenter="nope")
     with pytest.raises(FormatError):
-        tokforge._core.LibModel.from_json_str('{"format": "tokforge-lib", "version": 99}')
+        tokforge._core.TokenModel.from_json_str('{"format": "tokforge-lib", "version": 99}')
     with pytest.raises(TokforgeError):
-        tokforge._core.LibModel.from_units(["a", "a"])
+        tokforge._core.TokenModel.from_units(["a", "a"])
     with pytest.raises(InputError):
         lib_model.train(texts=["\n\n"], vocab_size=None)
     with pytest.raises(TrainingError):

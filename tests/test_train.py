@@ -163,7 +163,7 @@ def test_progress_reports_count_and_merge_stages(corpus_docs):
 
 
 def test_progress_callback_can_stop_training(corpus_docs):
-    with pytest.raises(tokforge.InterruptedError):
+    with pytest.raises(tokforge.StoppedError):
         Tokenizer.train(
             texts=list(corpus_docs.values()),
             vocab_size=5000,

@@ -19,7 +19,7 @@ from .corpora import corpus_dir as corpus_dir
 from .corpora import corpus_files as corpus_files
 from .errors import FormatError as FormatError
 from .errors import InputError as InputError
-from .errors import InterruptedError as InterruptedError
+from .errors import StoppedError as StoppedError
 from .errors import PatternError as PatternError
 from .errors import TokforgeError as TokforgeError
 from .errors import TrainingError as TrainingError
@@ -36,7 +36,7 @@ __all__ = [
     "TokforgeError",
     "FormatError",
     "InputError",
-    "InterruptedError",
+    "StoppedError",
     "PatternError",
     "TrainingError",
     "VocabError",

@@ -11,54 +11,104 @@ class PatternError(TokforgeError): ...
 class TrainingError(TokforgeError): ...
 class VocabError(TokforgeError): ...
 class InputError(TokforgeError): ...
-class InterruptedError(TokforgeError): ...
+class StoppedError(TokforgeError):
+    """Work stopped by the progress callback (it returned False)."""
 
-class BpeModel:
+class TokenModel:
+    """A tokenizer model: byte-level BPE or LiB behind one set of methods (rust/src/model.rs).
+    Immutable and thread-safe; encoding releases the GIL. Members of one family are ``None``
+    on the other (``merges``, ``units``...) or raise :class:`InputError` (``to_tiktoken``,
+    ``with_segmenter``). ``tokforge.Tokenizer`` wraps it; ``Tokenizer.model`` returns it."""
+
     @staticmethod
-    def from_json_file(path: str) -> BpeModel: ...
+    def from_json_file(path: str) -> TokenModel:
+        """Load a JSON model file: HF ``tokenizer.json`` (BPE) or tokforge's LiB JSON."""
     @staticmethod
-    def from_json_str(text: str) -> BpeModel: ...
-    def to_json(self) -> str: ...
-    def to_tiktoken(self) -> str: ...
-    @property
-    def vocab_size(self) -> int: ...
-    @property
-    def pattern(self) -> str: ...
-    @property
-    def pattern_name(self) -> str: ...
-    @property
-    def special_tokens(self) -> list[tuple[str, int]]: ...
-    @property
-    def merges(self) -> list[tuple[int, int]]: ...
-    @property
-    def ignore_merges(self) -> bool: ...
-    def token_bytes(self, id: int) -> bytes: ...
-    def token_id(self, token: bytes | str) -> Optional[int]: ...
-    def is_special(self, id: int) -> bool: ...
-    @property
-    def priority(self) -> str: ...
-    def stream_cut(self, text: str) -> int: ...
-    def encode_ordinary(self, text: str) -> list[int]: ...
-    def encode(self, text: str, allowed: list[int]) -> list[int]: ...
-    def find_special(self, text: str, ids: list[int]) -> Optional[tuple[int, int]]: ...
-    def encode_with_spans(
-        self, text: str, allowed: list[int]
-    ) -> tuple[list[int], list[tuple[int, int]]]: ...
-    def encode_batch(
-        self, texts: list[str], allowed: list[int], num_threads: Optional[int] = None
-    ) -> list[list[int]]: ...
-    def encode_batch_numpy(
-        self, texts: list[str], allowed: list[int], num_threads: Optional[int] = None
-    ) -> tuple[Any, Any]: ...
+    def from_json_str(text: str) -> TokenModel:
+        """Load from JSON text: HF ``tokenizer.json`` (BPE) or tokforge's LiB JSON."""
     @staticmethod
     def from_tiktoken_file(
         path: str, pattern: str, special_tokens: list[tuple[str, int]]
-    ) -> BpeModel: ...
+    ) -> TokenModel:
+        """Load a tiktoken rank file (BPE, ids = ranks); ``special_tokens`` are ``(text, id)``."""
     @staticmethod
     def from_ranks(
         ranks: list[tuple[bytes, int]], pattern: str, special_tokens: list[tuple[str, int]]
-    ) -> BpeModel: ...
-    def decode_bytes(self, ids: list[int]) -> bytes: ...
+    ) -> TokenModel:
+        """A tiktoken-style BPE model from ``(bytes, rank)`` pairs."""
+    @staticmethod
+    def from_units(
+        units: list[str], special_tokens: list[str] = ..., segmenter: str = "lib"
+    ) -> TokenModel:
+        """A LiB model from units in priority order (ids: specials, 256 bytes, units)."""
+    def to_json(self) -> str:
+        """HF ``tokenizer.json`` text (BPE) or tokforge's LiB JSON."""
+    def to_tiktoken(self) -> str:
+        """``.tiktoken`` text, rank = id (BPE only; :class:`InputError` for LiB)."""
+    @property
+    def kind(self) -> str:
+        """``"bpe"`` or ``"lib"``."""
+    @property
+    def vocab_size(self) -> int: ...
+    @property
+    def pattern(self) -> str:
+        """The regex whose pieces are encoded independently (LiB: lines and newlines)."""
+    @property
+    def pattern_name(self) -> str:
+        """A preset name, ``"custom"`` or ``"lib"``."""
+    @property
+    def pretokenize(self) -> Optional[str]:
+        """The pre-tokenizer (preset name or regex): BPE's, or LiB's "no-supra" mode."""
+    @property
+    def special_tokens(self) -> list[tuple[str, int]]:
+        """``(text, id)`` of the special tokens, by id."""
+    @property
+    def merges(self) -> Optional[list[tuple[int, int]]]:
+        """BPE: ``(left_id, right_id)`` in priority order; LiB: ``None``."""
+    @property
+    def ignore_merges(self) -> Optional[bool]:
+        """BPE: whether a piece that is a token is emitted whole; LiB: ``None``."""
+    @property
+    def priority(self) -> Optional[str]:
+        """BPE: ``"merges"`` (HF) or ``"ranks"`` (tiktoken); LiB: ``None``."""
+    @property
+    def units(self) -> Optional[list[str]]:
+        """LiB: units in id order; BPE: ``None``."""
+    @property
+    def segmenter(self) -> Optional[str]:
+        """LiB: ``"lib"``, ``"reference"`` or ``"greedy"``; BPE: ``None``."""
+    @property
+    def training(self) -> Optional[str]:
+        """LiB: the training settings stored with the model (JSON text); BPE: ``None``."""
+    def with_segmenter(self, segmenter: str) -> TokenModel:
+        """The same LiB units with another segmentation rule (LiB only)."""
+    def token_bytes(self, id: int) -> bytes:
+        """Bytes of ``id`` (a special token's text); :class:`VocabError` if unknown."""
+    def token_id(self, token: bytes | str) -> Optional[int]:
+        """Id of a regular token (bytes) or of a special token (str, else its UTF-8 bytes)."""
+    def is_special(self, id: int) -> bool: ...
+    def stream_cut(self, text: str) -> int:
+        """Characters of the longest prefix whose ids cannot depend on what follows (0: none)."""
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Ids of ``text``; special-token text is plain text."""
+    def encode(self, text: str, allowed: list[int]) -> list[int]:
+        """Ids of ``text``; the special tokens with ids in ``allowed`` are recognised."""
+    def find_special(self, text: str, ids: list[int]) -> Optional[tuple[int, int]]:
+        """First ``(char_start, id)`` of one of the special tokens ``ids`` in ``text``."""
+    def encode_with_spans(
+        self, text: str, allowed: list[int]
+    ) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids and the UTF-8 byte span ``(start, end)`` of each."""
+    def encode_batch(
+        self, texts: list[str], allowed: list[int], num_threads: Optional[int] = None
+    ) -> list[list[int]]:
+        """:meth:`encode` of each text, in parallel; lists built while workers encode."""
+    def encode_batch_numpy(
+        self, texts: list[str], allowed: list[int], num_threads: Optional[int] = None
+    ) -> tuple[Any, Any]:
+        """Flat ``uint32`` ids and ``int64`` offsets of each text's ids, in parallel."""
+    def decode_bytes(self, ids: list[int]) -> bytes:
+        """Concatenated bytes of ``ids``; :class:`VocabError` names an unknown id."""
 
 def train_bpe(
     *,
@@ -72,7 +122,8 @@ def train_bpe(
     errors: str = "strict",
     progress: Optional[Callable[[str, int, int], Any]] = None,
     num_threads: Optional[int] = None,
-) -> tuple[BpeModel, list[int]]: ...
+) -> tuple[TokenModel, list[int]]:
+    """Train a byte-level BPE model; returns it and the pair count of each merge."""
 def pretokenize(pattern: str, text: str) -> list[str]: ...
 def preset_pattern(name: str) -> str: ...
 def hf_pattern(pattern: str) -> str: ...
@@ -94,68 +145,48 @@ def merge_batch(
     per_sample: bool = False,
     max_unit_constituents: Optional[int] = None,
     identity: str = "ids",
-    tokens: Optional[BpeModel | TokenTable] = None,
+    tokens: Optional[TokenModel | TokenTable] = None,
     num_threads: Optional[int] = None,
 ) -> dict[str, Any]: ...
 def word_ids(
     ids: Any,
     offsets: Any,
-    tokens: BpeModel | TokenTable,
+    tokens: TokenModel | TokenTable,
     *,
     mode: str = "pieces",
     pattern: Optional[str] = None,
     num_threads: Optional[int] = None,
 ) -> Any: ...
-def retokenize(model: BpeModel, units: list[bytes]) -> tuple[Any, Any]: ...
+def retokenize(model: TokenModel, units: list[bytes]) -> tuple[Any, Any]: ...
 
 # ---- LiB, Less-is-Better (rust/src/python/lib_model.rs) -------------------------------------
-class LibModel:
-    @staticmethod
-    def from_json_file(path: str) -> LibModel: ...
-    @staticmethod
-    def from_json_str(text: str) -> LibModel: ...
-    @staticmethod
-    def from_units(
-        units: list[str], special_tokens: list[str] = ..., segmenter: str = "lib"
-    ) -> LibModel: ...
-    def to_json(self) -> str: ...
-    def to_tiktoken(self) -> str: ...
+class LibTrainSummary:
+    """What a LiB training run did (returned by :func:`train_lib` with the model)."""
+
     @property
-    def merges(self) -> list[tuple[int, int]]: ...
+    def steps(self) -> int:
+        """Articles read."""
     @property
-    def vocab_size(self) -> int: ...
+    def sentences(self) -> int:
+        """Training sentences (lines) read."""
     @property
-    def pattern(self) -> str: ...
+    def lexicon_size(self) -> int:
+        """Size of the lexicon at the end, probation included."""
     @property
-    def pattern_name(self) -> str: ...
+    def probation_size(self) -> int:
+        """Units on probation at the end."""
     @property
-    def segmenter(self) -> str: ...
+    def clean_size(self) -> int:
+        """Units after the clean-up (before cutting to the vocabulary size)."""
     @property
-    def pretokenize(self) -> Optional[str]: ...
-    def with_segmenter(self, segmenter: str) -> LibModel: ...
+    def units(self) -> int:
+        """Units kept in the model."""
     @property
-    def units(self) -> list[str]: ...
+    def unused_on_train(self) -> int:
+        """Kept units the model never emits on the training sentences."""
     @property
-    def training(self) -> str: ...
-    @property
-    def special_tokens(self) -> list[tuple[str, int]]: ...
-    def token_bytes(self, id: int) -> bytes: ...
-    def token_id(self, token: bytes | str) -> Optional[int]: ...
-    def is_special(self, id: int) -> bool: ...
-    def stream_cut(self, text: str) -> int: ...
-    def encode_ordinary(self, text: str) -> list[int]: ...
-    def encode(self, text: str, allowed: list[int]) -> list[int]: ...
-    def find_special(self, text: str, ids: list[int]) -> Optional[tuple[int, int]]: ...
-    def encode_with_spans(
-        self, text: str, allowed: list[int]
-    ) -> tuple[list[int], list[tuple[int, int]]]: ...
-    def encode_batch(
-        self, texts: list[str], allowed: list[int], num_threads: Optional[int] = None
-    ) -> list[list[int]]: ...
-    def encode_batch_numpy(
-        self, texts: list[str], allowed: list[int], num_threads: Optional[int] = None
-    ) -> tuple[Any, Any]: ...
-    def decode_bytes(self, ids: list[int]) -> bytes: ...
+    def multiword_share(self) -> float:
+        """Share of kept units with whitespace inside."""
 
 def train_lib(
     *,
@@ -175,7 +206,9 @@ def train_lib(
     segmenter: str = "lib",
     pretokenize: Optional[str] = None,
     progress: Optional[Callable[[int, int, int, int, float], Any]] = None,
-) -> tuple[LibModel, dict[str, Any]]: ...
+) -> tuple[TokenModel, LibTrainSummary]:
+    """Train a LiB model on sentences (lines without ``\\n``); ``progress(step, steps,
+    lexicon_size, probation_size, tokens_per_byte)`` may return ``False`` to stop."""
 def lib_learn(
     *,
     sentences: list[str],
@@ -194,6 +227,10 @@ def lib_learn(
 def lib_apply(
     units: list[str], sentences: list[str], *, segmenter: str = "reference"
 ) -> list[list[str]]: ...
+def is_multiword(unit: str) -> bool:
+    """Whether ``unit`` has whitespace (Unicode ``White_Space``) strictly inside."""
+def multiword_share(units: list[str]) -> float:
+    """Share of ``units`` that are multiword (0.0 for none)."""
 
 # byte_probs (rust/src/python/byte_probs.rs)
 class StartPlan:
@@ -225,7 +262,7 @@ class CoverState:
 class ByteIndex:
     def __init__(
         self,
-        model: BpeModel,
+        model: TokenModel,
         vocab_size: int,
         eos_id: int,
         mode: str = ...,

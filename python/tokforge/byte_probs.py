@@ -36,7 +36,7 @@ Section 10 of the spec, where tokenizing ``"ab"`` and asking for the next token 
 >>> from tokforge import _core
 >>> from tokforge.lm import TableLM
 >>> ranks = [(bytes([b]), b) for b in range(256)] + [(b"bc", 256), (b"abc", 257)]
->>> model = _core.BpeModel.from_ranks(ranks, r"[\\s\\S]+", [("<eos>", 258)])
+>>> model = _core.TokenModel.from_ranks(ranks, r"[\\s\\S]+", [("<eos>", 258)])
 >>> a, b, c, bc, abc, eos = 97, 98, 99, 256, 257, 258
 >>> rows = {(): {a: .2, b: .1, c: .1, bc: .1, abc: .4, eos: .1},
 ...         (a,): {a: .2, b: .4, c: .1, abc: .1, eos: .2},
@@ -97,31 +97,31 @@ class TokenizerAdapter:
     """A byte-level BPE tokenizer seen as the byte sampler needs it: token bytes, canonical
     encoding of arbitrary bytes, special ids, and which validity rule applies.
 
-    Built from a tokforge :class:`~tokforge.Tokenizer`, a ``_core.BpeModel``, a ``tiktoken``
+    Built from a tokforge :class:`~tokforge.Tokenizer`, a ``_core.TokenModel``, a ``tiktoken``
     ``Encoding`` (its ranks and pattern are copied into tokforge's encoder), or a HF
     ``tokenizers.Tokenizer`` / ``transformers`` fast tokenizer whose ``tokenizer.json`` is
     byte-level BPE (SentencePiece models are not supported). ``anchor`` is always 0: correct
     for every pre-tokenizer, at the cost of up to ``Lmax`` stems.
     """
 
-    def __init__(self, model: _core.BpeModel) -> None:
+    def __init__(self, model: _core.TokenModel) -> None:
         self.model = model
 
     @classmethod
     def from_any(cls, tok: Any) -> TokenizerAdapter:
         if isinstance(tok, TokenizerAdapter):
             return tok
-        if isinstance(tok, _core.BpeModel):
+        if isinstance(tok, _core.TokenModel):
             return cls(tok)
-        if isinstance(getattr(tok, "_model", None), _core.BpeModel):  # tokforge.Tokenizer
+        if isinstance(getattr(tok, "_model", None), _core.TokenModel):  # tokforge.Tokenizer
             return cls(tok._model)
         if hasattr(tok, "_mergeable_ranks") and hasattr(tok, "_pat_str"):  # tiktoken.Encoding
             specials = sorted((s, int(i)) for s, i in tok._special_tokens.items())
             ranks = [(bytes(t), int(r)) for t, r in tok._mergeable_ranks.items()]
-            return cls(_core.BpeModel.from_ranks(ranks, tok._pat_str, specials))
+            return cls(_core.TokenModel.from_ranks(ranks, tok._pat_str, specials))
         backend = getattr(tok, "backend_tokenizer", tok)  # transformers fast tokenizer
         if hasattr(backend, "to_str"):  # tokenizers.Tokenizer
-            return cls(_core.BpeModel.from_json_str(backend.to_str()))
+            return cls(_core.TokenModel.from_json_str(backend.to_str()))
         raise InputError(
             f"cannot use {type(tok).__name__} as a tokenizer: pass a tokforge Tokenizer, a "
             "tiktoken Encoding or a HF byte-level BPE tokenizer"

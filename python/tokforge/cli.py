@@ -11,8 +11,11 @@ from pathlib import Path
 from . import __version__
 from .corpora import corpus_files
 from .errors import TokforgeError
+from .inputs import expand_files
+from .lib_model import LibConfig, LibStep
+from .lib_model import train as train_lib
 from .report import compression_report, format_report
-from .tokenizer import Tokenizer, expand_files
+from .tokenizer import Tokenizer
 
 SAMPLE = "Tokenizers turn text into ids: héllo wörld, 12345 tokens!\n\tdef f(x): return x ** 2"
 
@@ -108,9 +111,6 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def _train_lib(a: argparse.Namespace, out: Path, paths: list[Path]) -> int:
     """``train --algorithm lib``: LiB with a bar showing steps, lexicon size and tokens/byte."""
-    from .lib_model import LibConfig, LibStep
-    from .lib_model import train as train_lib
-
     cfg = LibConfig(
         steps=a.lib_steps,
         epochs=a.lib_epochs,
@@ -141,14 +141,20 @@ def _train_lib(a: argparse.Namespace, out: Path, paths: list[Path]) -> int:
 
     t0 = time.perf_counter()
     try:
-        tok, info = train_lib(
+        model, summary = train_lib(
             paths, vocab_size=a.vocab_size, special_tokens=a.special, config=cfg, on_step=on_step
         )
     finally:
         if tty and not a.quiet:
             sys.stderr.write("\n")
     seconds = time.perf_counter() - t0
+    tok = Tokenizer(model)
     tok.save(out, overwrite=True)
+    info = {
+        k: getattr(summary, k)
+        for k in ("steps", "sentences", "lexicon_size", "probation_size", "clean_size", "units",
+                  "unused_on_train", "multiword_share")
+    }  # fmt: skip
     info.update(
         output=str(out),
         algorithm="lib",

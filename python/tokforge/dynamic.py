@@ -82,7 +82,7 @@ class Merge(NamedTuple):
 
 # ---- tokenizer adapters -------------------------------------------------------------------
 class _Vocab:
-    """What merging needs from a tokenizer: token bytes (a ``BpeModel`` or ``TokenTable``), a
+    """What merging needs from a tokenizer: token bytes (a BPE ``TokenModel`` or ``TokenTable``), a
     pre-tokenization pattern (``None`` = the model's own), and optionally a retokenizer."""
 
     def __init__(self, tokens: Any, pattern: str | None,
@@ -126,7 +126,7 @@ def _make_vocab(tok: Any) -> _Vocab:
     if isinstance(tok, _core.TokenTable):
         return _Vocab(tok, None, None)
     model = getattr(tok, "_model", None)
-    if isinstance(model, _core.BpeModel):  # tokforge.Tokenizer
+    if isinstance(model, _core.TokenModel) and model.kind == "bpe":  # tokforge.Tokenizer
         def retok(units: list[bytes]) -> list[list[int]]:
             flat, off = _core.retokenize(model, units)
             return [flat[off[i]:off[i + 1]].tolist() for i in range(len(units))]
@@ -364,7 +364,7 @@ def _word_ids(flat: np.ndarray, offs: np.ndarray, boundaries: WordBoundaries,
             w = _core.word_ids(flat, offs, vocab.tokens, mode="none", num_threads=num_threads)
         else:
             pattern = vocab.pattern if boundaries == "word" else BOUNDARY_PATTERNS[boundaries]
-            if pattern is None and not isinstance(vocab.tokens, _core.BpeModel):
+            if pattern is None and not isinstance(vocab.tokens, _core.TokenModel):
                 raise InputError(
                     "this tokenizer's pre-tokenizer is not available to tokforge: use "
                     "merge_batch_texts(texts, tokenizer) or from_hf_encodings(...), or pass "
@@ -419,7 +419,7 @@ def merge_batch_texts(texts: Sequence[str], tokenizer: Any, **options: Any) -> M
     if isinstance(texts, str):
         raise InputError("texts must be a sequence of strings, not one string")
     model = getattr(tokenizer, "_model", None)
-    if isinstance(model, _core.BpeModel):
+    if isinstance(model, _core.TokenModel) and model.kind == "bpe":
         ids = [tokenizer.encode_ordinary(t) for t in texts]
     elif hasattr(tokenizer, "encode_ordinary_batch"):  # tiktoken
         ids = tokenizer.encode_ordinary_batch(list(texts))

@@ -6,7 +6,7 @@ same classes.
 
 from ._core import FormatError as FormatError
 from ._core import InputError as InputError
-from ._core import InterruptedError as InterruptedError
+from ._core import StoppedError as StoppedError
 from ._core import PatternError as PatternError
 from ._core import TokforgeError as TokforgeError
 from ._core import TrainingError as TrainingError
@@ -16,7 +16,7 @@ __all__ = [
     "TokforgeError",
     "FormatError",
     "InputError",
-    "InterruptedError",
+    "StoppedError",
     "PatternError",
     "TrainingError",
     "VocabError",

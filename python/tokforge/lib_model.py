@@ -8,16 +8,17 @@ v2023 reference loop in Rust (``shared/specs/lib.md``; byte-for-byte the referen
 then 256 byte tokens (fallback, so every string encodes and decodes losslessly), then the
 units by priority.
 
->>> from tokforge import lib_model
+>>> from tokforge import Tokenizer, lib_model
 >>> texts = ["the cat sat on the mat", "the dog sat on the log"] * 20
->>> tok, info = lib_model.train(texts=texts, vocab_size=None, config=LibConfig(steps=50))
->>> tok.decode(tok.encode("the cat sat on the log")) == "the cat sat on the log"
-True
->>> info["units"] == tok.vocab_size - 256
+>>> tok = Tokenizer.train(texts=texts, vocab_size=None, algorithm="lib", lib=LibConfig(steps=50))
+>>> tok.kind, tok.decode(tok.encode("the cat sat on the log")) == "the cat sat on the log"
+('lib', True)
+>>> model, summary = lib_model.train(texts=texts, vocab_size=None, config=LibConfig(steps=50))
+>>> summary.units == model.vocab_size - 256 == len(model.units)
 True
 
-Entry points: :func:`train` (returns a :class:`~tokforge.Tokenizer` and a summary),
-``Tokenizer.train(..., algorithm="lib", lib=LibConfig(...))``,
+Entry points: ``Tokenizer.train(..., algorithm="lib", lib=LibConfig(...))``, :func:`train`
+(the native model, which :class:`~tokforge.Tokenizer` wraps, and a :class:`LibTrainSummary`),
 ``tokforge train --algorithm lib [--lib-steps N --lib-article-len N ...]``, :func:`learn` (the
 raw learner: lexicon, probation, cleaned lexicon) and :func:`apply` (segmentation rules).
 
@@ -43,7 +44,7 @@ What is implemented (spec sections):
   ``vocab_size=None`` keeps the emergent size. Lines are segmented independently (units never
   contain ``\\n``; training lines are stripped, empty lines dropped). ``pretokenize=`` gives
   the "no-supra" mode: units stay inside pre-tokenization pieces, in training and encoding. After training, the
-  training sentences are re-segmented and ``summary["unused_on_train"]`` counts kept units the
+  training sentences are re-segmented and ``summary.unused_on_train`` counts kept units the
   segmenter never emits (the spec asks for a held-out sample; the training text is used).
 - Segmentation (4): ``"lib"`` = v2023 ``apply`` (rollout of default and alternative path, fewer
   pieces then smaller rank sum); ``"reference"`` keeps its quirk (a lone multi-character match
@@ -54,9 +55,9 @@ What is implemented (spec sections):
   flag, specials, units in id order, training settings and seed); ``Tokenizer.from_file``
   detects it. There is no HF ``tokenizer.json`` or ``.tiktoken`` export: larger-first
   segmentation with a counterfactual comparison is neither BPE nor WordPiece, so neither format
-  can express it (spec 8); ``merges`` and ``save_tiktoken`` raise
-  :class:`~tokforge.TokforgeError`. Not done: the WordPiece export of the greedy rule and the
-  GPT-2 byte-alphabet mode of spec 8.
+  can express it (spec 8); ``Tokenizer.merges`` and ``Tokenizer.save_tiktoken`` raise
+  :class:`~tokforge.InputError` (``TokenModel.merges`` is ``None``). Not done: the WordPiece
+  export of the greedy rule and the GPT-2 byte-alphabet mode of spec 8.
 
 Measured (``benches/lib_model.py``; 2-core shared machine, CPython 3.11):
 
@@ -82,25 +83,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 from . import _core
+from ._core import LibTrainSummary
 from .errors import InputError
-
-if TYPE_CHECKING:
-    from .tokenizer import PathLike, Tokenizer
+from .inputs import PathLike, expand_files
 
 __all__ = [
     "LibConfig",
     "LibStep",
+    "LibTrainSummary",
     "read_sentences",
     "train",
     "learn",
     "apply",
-    "corpus_stats",
     "is_multiword",
     "multiword_share",
 ]
@@ -186,8 +185,6 @@ def read_sentences(
     >>> read_sentences(texts=["a b\\n\\n  c d  "])
     ['a b', 'c d']
     """
-    from .tokenizer import expand_files
-
     out: list[str] = []
     if files is not None:
         for p in expand_files(files):
@@ -213,9 +210,10 @@ def train(
     config: LibConfig | None = None,
     progress: Callable[[str, int, int], Optional[bool]] | None = None,
     on_step: Callable[[LibStep], Optional[bool]] | None = None,
-) -> tuple[Tokenizer, dict[str, Any]]:
-    """Train a LiB tokenizer; returns it and a summary (lexicon sizes, multiword share, units
-    unused on the training text).
+) -> tuple[_core.TokenModel, LibTrainSummary]:
+    """Train a LiB model; returns it (``Tokenizer(model)`` is the tokenizer; or call
+    ``Tokenizer.train(..., algorithm="lib")``) and a :class:`LibTrainSummary` (lexicon sizes,
+    multiword share, units unused on the training text).
 
     Args:
         files, texts: the corpus (see :func:`read_sentences`); or ``sentences`` as they are.
@@ -229,8 +227,6 @@ def train(
         on_step: called with a :class:`LibStep` (lexicon size, tokens per byte of the last
             article) about 200 times; return ``False`` to stop.
     """
-    from .tokenizer import Tokenizer
-
     cfg = config or LibConfig()
     if sentences is None:
         if files is None and texts is None:
@@ -248,7 +244,7 @@ def train(
             ok = False
         return ok
 
-    model, info = _core.train_lib(
+    return _core.train_lib(
         sentences=sentences,
         steps=cfg.steps_for(len(sentences)),
         vocab_size=vocab_size,
@@ -258,8 +254,6 @@ def train(
         progress=cb if (progress is not None or on_step is not None) else None,
         **cfg.learner_kwargs(),
     )
-    info["sentences"] = len(sentences)
-    return Tokenizer(model), info
 
 
 def learn(
@@ -295,39 +289,19 @@ def apply(
 
 
 def is_multiword(unit: str) -> bool:
-    """A unit with whitespace strictly inside: a multiword expression.
+    """A unit with whitespace strictly inside: a multiword expression. Whitespace is Unicode
+    ``White_Space`` (the core's test; unlike :meth:`str.isspace`, U+001C..U+001F are not).
 
-    >>> is_multiword("of the"), is_multiword(" the ")
-    (True, False)
+    >>> is_multiword("of the"), is_multiword(" the "), is_multiword("a\\x1fb")
+    (True, False, False)
     """
-    return any(ch.isspace() for ch in unit.strip())
+    return _core.is_multiword(unit)
 
 
-def corpus_stats(tok: Tokenizer, texts: Sequence[str]) -> dict[str, Any]:
-    """Tokens, types used, bytes and tokens per byte of ``tok`` on ``texts`` (each text encoded
-    on its own, special-token text as plain text)."""
-    ids = tok._model.encode_batch(list(texts), [], None)
-    counts: Counter[int] = Counter()
-    for row in ids:
-        counts.update(row)
-    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
-    n_tok = sum(counts.values())
-    return {
-        "tokens": n_tok,
-        "types": len(counts),
-        "bytes": n_bytes,
-        "tokens_per_byte": n_tok / n_bytes if n_bytes else 0.0,
-    }
-
-
-def _units(tok: Tokenizer) -> list[str]:
-    units = getattr(tok._model, "units", None)
+def multiword_share(model: _core.TokenModel) -> float:
+    """Share of a LiB model's units (``Tokenizer.model``) that are multiword
+    (:func:`is_multiword`); :class:`~tokforge.InputError` for a BPE model."""
+    units = model.units
     if units is None:
-        raise InputError("not a LiB tokenizer")
-    return list(units)
-
-
-def multiword_share(tok: Tokenizer) -> float:
-    """Share of a LiB tokenizer's units that are multiword (:func:`is_multiword`)."""
-    units = _units(tok)
-    return sum(map(is_multiword, units)) / len(units) if units else 0.0
+        raise InputError(f"multiword_share needs a LiB model; this one is {model.kind!r}")
+    return _core.multiword_share(units)

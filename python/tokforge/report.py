@@ -1,10 +1,14 @@
-"""Compression report of a tokenizer over a set of files (bytes per token, per file)."""
+"""Compression report of a tokenizer over a corpus: bytes, tokens and token types per file or
+per set of texts. One counting function for every tokenizer (BPE, LiB or foreign)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import Union
 
+from .errors import InputError
 from .tokenizer import Tokenizer
 
 __all__ = ["FileStats", "compression_report", "format_report", "sample_tokenization"]
@@ -12,6 +16,8 @@ __all__ = ["FileStats", "compression_report", "format_report", "sample_tokenizat
 
 @dataclass(frozen=True)
 class FileStats:
+    """Counts of one corpus entry: UTF-8 bytes, tokens, and distinct ids used."""
+
     name: str
     bytes: int
     tokens: int
@@ -21,17 +27,43 @@ class FileStats:
     def bytes_per_token(self) -> float:
         return self.bytes / self.tokens if self.tokens else 0.0
 
+    @property
+    def tokens_per_byte(self) -> float:
+        return self.tokens / self.bytes if self.bytes else 0.0
+
     def to_dict(self) -> dict:
         return {**asdict(self), "bytes_per_token": round(self.bytes_per_token, 4)}
 
 
-def compression_report(tok: Tokenizer, files: dict[str, Path]) -> list[FileStats]:
-    """Encode each file (as one document) and count bytes, tokens and distinct ids."""
+Source = Union["os.PathLike[str]", Sequence[str]]
+
+
+def compression_report(tok: object, corpus: Mapping[str, Source]) -> list[FileStats]:
+    """Count bytes, tokens and distinct ids of ``tok`` (anything :meth:`Tokenizer.coerce`
+    takes) on each entry of ``corpus``: a path (the file is one document) or a sequence of
+    texts (each encoded on its own, in parallel). Special-token text counts as plain text.
+
+    >>> tok = Tokenizer.train(texts=["ab ab ab"], vocab_size=258, pattern="gpt2")
+    >>> [stats] = compression_report(tok, {"t": ["ab ab", "b"]})  # "ab", " ab" | "b"
+    >>> stats.bytes, stats.tokens, stats.types
+    (6, 3, 3)
+    """
+    tok = Tokenizer.coerce(tok)
     out = []
-    for name, path in files.items():
-        text = path.read_text(encoding="utf-8")
-        ids = tok.encode_ordinary(text)
-        out.append(FileStats(name, len(text.encode("utf-8")), len(ids), len(set(ids))))
+    for name, source in corpus.items():
+        if isinstance(source, os.PathLike):
+            with open(source, encoding="utf-8") as fh:
+                texts = [fh.read()]
+        elif isinstance(source, str):
+            raise InputError(
+                f"corpus[{name!r}] is a str: give a pathlib.Path for a file or a list of texts"
+            )
+        else:
+            texts = list(source)
+        rows = tok.encode_batch(texts, disallowed_special=())
+        n_bytes = sum(len(t.encode("utf-8")) for t in texts)
+        types = set().union(*rows) if rows else set()
+        out.append(FileStats(name, n_bytes, sum(map(len, rows)), len(types)))
     return out
 
 
@@ -49,7 +81,7 @@ def sample_tokenization(tok: Tokenizer, text: str) -> list[str]:
 
 def format_report(tok: Tokenizer, stats: list[FileStats], sample: str) -> str:
     lines = [
-        f"vocab size: {tok.vocab_size}  pattern: {tok._model.pattern_name}  "
+        f"vocab size: {tok.vocab_size}  pattern: {tok.pattern_name}  "
         f"special tokens: {len(tok.special_tokens)}",
         "",
         f"{'file':<18}{'bytes':>10}{'tokens':>10}{'bytes/token':>13}{'types':>8}",

@@ -1,4 +1,5 @@
-"""The :class:`Tokenizer` users hold: train, save, load, encode, decode."""
+"""The :class:`Tokenizer` users hold: train, save, load, encode, decode; and the adapter that
+turns foreign tokenizers (tiktoken, HF) into one."""
 
 from __future__ import annotations
 
@@ -7,18 +8,16 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
-from . import _core
+from . import _core, lib_model
 from .errors import FormatError, InputError
+from .inputs import PathLike, expand_files
+from .lib_model import LibConfig
 
-if TYPE_CHECKING:
-    from .lib_model import LibConfig
-
-PathLike = Union[str, "os.PathLike[str]"]
 ProgressCallback = Callable[[str, int, int], Optional[bool]]
 
-__all__ = ["Tokenizer", "expand_files", "TIKTOKEN_PRESETS"]
+__all__ = ["Tokenizer", "TIKTOKEN_PRESETS"]
 
 #: Pre-tokenizer and special tokens of OpenAI's rank files, as ``tiktoken_ext.openai_public``
 #: defines them (the files themselves carry neither). Keyed by the file's stem.
@@ -57,39 +56,30 @@ def _fix_surrogates(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def expand_files(files: PathLike | Iterable[PathLike]) -> list[Path]:
-    """Paths from a path or an iterable of paths; a directory stands for its ``*.txt`` files
-    (recursively, sorted). Missing paths raise :class:`FileNotFoundError` before any work."""
-    if isinstance(files, (str, os.PathLike)):
-        files = [files]
-    out: list[Path] = []
-    for f in files:
-        p = Path(f)
-        if p.is_dir():
-            found = sorted(q for q in p.rglob("*.txt") if q.is_file())
-            if not found:
-                raise InputError(f"{p}: the directory has no *.txt files")
-            out.extend(found)
-        elif p.exists():
-            out.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such file or directory")
-    return out
-
-
 class Tokenizer:
-    """A byte-level BPE tokenizer (GPT-2 / GPT-4 / Llama-3 style).
+    """The one tokenizer type of tokforge, whatever the model behind it: byte-level BPE
+    (GPT-2 / GPT-4 / Llama-3 style: trained here, or loaded from ``tokenizer.json``,
+    ``.tiktoken`` and tekken files) or LiB (Less-is-Better, :mod:`tokforge.lib_model`);
+    :attr:`kind` tells which. It is also the adapter for foreign tokenizers:
+    :meth:`coerce` turns a ``tiktoken.Encoding`` or a HF tokenizer into one, with identical
+    ids, and every tokforge function that takes a tokenizer goes through it.
+
+    Encoding follows tiktoken's special-token rules; the native model (:attr:`model`, a
+    ``tokforge._core.TokenModel``) does the work with the GIL released.
 
     >>> tok = Tokenizer.train(texts=["low lower lowest " * 50], vocab_size=262, pattern="gpt2")
-    >>> tok.vocab_size
-    262
+    >>> tok.kind, tok.vocab_size
+    ('bpe', 262)
     >>> tok.decode(tok.encode_ordinary("lowest low"))
     'lowest low'
     """
 
-    def __init__(
-        self, model: _core.BpeModel | _core.LibModel, *, merge_counts: Sequence[int] = ()
-    ) -> None:
+    def __init__(self, model: _core.TokenModel, *, merge_counts: Sequence[int] = ()) -> None:
+        if not isinstance(model, _core.TokenModel):
+            raise InputError(
+                f"Tokenizer(model) takes a tokforge._core.TokenModel, not {type(model).__name__}; "
+                "use Tokenizer.coerce(...) for other tokenizers and files"
+            )
         self._model = model
         self._merge_counts = list(merge_counts)
 
@@ -111,7 +101,7 @@ class Tokenizer:
         progress: ProgressCallback | None = None,
         num_threads: int | None = None,
     ) -> Tokenizer:
-        """Learn a byte-level BPE vocabulary.
+        """Learn a vocabulary: byte-level BPE (default) or LiB (``algorithm="lib"``).
 
         Args:
             files: text files (UTF-8) or directories of ``*.txt`` files, read in blocks; each
@@ -136,7 +126,6 @@ class Tokenizer:
                 emergent lexicon; ``pattern``, ``min_frequency``, ``tie_order`` and
                 ``num_threads`` do not apply, LiB reads lines and trains on one thread).
 
-        >>> from tokforge.lib_model import LibConfig
         >>> tok = Tokenizer.train(texts=["of the cat, of the dog"] * 30, vocab_size=None,
         ...                       algorithm="lib", lib=LibConfig(steps=40))
         >>> tok.decode(tok.encode("of the bird")) == "of the bird"
@@ -145,9 +134,7 @@ class Tokenizer:
         if files is None and texts is None:
             raise InputError("give files=... or texts=... to train on")
         if algorithm == "lib":
-            from .lib_model import train as train_lib
-
-            tok, _ = train_lib(
+            model, _ = lib_model.train(
                 files,
                 texts=texts,
                 vocab_size=vocab_size,
@@ -155,7 +142,7 @@ class Tokenizer:
                 config=lib,
                 progress=progress,
             )
-            return tok
+            return cls(model)
         if algorithm != "bpe":
             raise InputError(f"algorithm={algorithm!r} is not 'bpe' or 'lib'")
         if lib is not None:
@@ -179,10 +166,16 @@ class Tokenizer:
 
     # ---- adapting other tokenizers --------------------------------------------------------
     @property
-    def model(self) -> _core.BpeModel | _core.LibModel:
+    def model(self) -> _core.TokenModel:
         """The native model behind this tokenizer (immutable, thread-safe): what tokforge's
         native functions take. Use the :class:`Tokenizer` methods for everything else."""
         return self._model
+
+    @property
+    def kind(self) -> str:
+        """``"bpe"`` or ``"lib"``: the model family (BPE-only members such as :attr:`merges`
+        raise :class:`InputError` on a LiB tokenizer)."""
+        return self._model.kind
 
     @classmethod
     def from_ranks(
@@ -197,7 +190,7 @@ class Tokenizer:
         items = ranks.items() if isinstance(ranks, dict) else ranks
         pairs = [(bytes(t), int(r)) for t, r in items]
         specials = sorted((str(s), int(i)) for s, i in (special_tokens or {}).items())
-        return cls(_core.BpeModel.from_ranks(pairs, pattern, specials))
+        return cls(_core.TokenModel.from_ranks(pairs, pattern, specials))
 
     @classmethod
     def from_tiktoken_encoding(cls, encoding) -> Tokenizer:
@@ -226,8 +219,9 @@ class Tokenizer:
 
     @classmethod
     def from_json_str(cls, text: str) -> Tokenizer:
-        """Load from ``tokenizer.json`` text."""
-        return cls(_core.BpeModel.from_json_str(text))
+        """Load from JSON text: HF ``tokenizer.json`` or tokforge's LiB JSON (what
+        :meth:`to_json` writes)."""
+        return cls(_core.TokenModel.from_json_str(text))
 
     @classmethod
     def coerce(cls, obj) -> Tokenizer:
@@ -242,7 +236,7 @@ class Tokenizer:
         """
         if isinstance(obj, Tokenizer):
             return obj
-        if isinstance(obj, (_core.BpeModel, _core.LibModel)):
+        if isinstance(obj, _core.TokenModel):
             return cls(obj)
         if isinstance(obj, (str, os.PathLike)):
             return cls.from_file(obj)
@@ -281,8 +275,6 @@ class Tokenizer:
             raise FileNotFoundError(f"{p}: no such file")
         with p.open("rb") as fh:
             head = fh.read(256).lstrip()
-        if head.startswith(b"{") and b'"tokforge-lib"' in head:
-            return cls(_core.LibModel.from_json_file(str(p)))
         if head.startswith(b"{") and b'"config"' in head:
             return cls.from_tekken(p)
         if head.startswith(b"{"):
@@ -290,7 +282,7 @@ class Tokenizer:
                 raise InputError(
                     "pattern/special_tokens apply to .tiktoken files, not tokenizer.json"
                 )
-            return cls(_core.BpeModel.from_json_file(str(p)))
+            return cls(_core.TokenModel.from_json_file(str(p)))
         first = head.split(b"\n", 1)[0].split(b" ")
         if len(first) == 2 and first[1].strip().isdigit():
             return cls.from_tiktoken(p, pattern=pattern, special_tokens=special_tokens)
@@ -320,7 +312,9 @@ class Tokenizer:
             pattern = preset[0]
         if special_tokens is None:
             special_tokens = preset[1] if preset is not None else {}
-        model = _core.BpeModel.from_tiktoken_file(str(p), pattern, sorted(special_tokens.items()))
+        model = _core.TokenModel.from_tiktoken_file(
+            str(p), pattern, sorted(special_tokens.items())
+        )
         return cls(model)
 
     @classmethod
@@ -348,12 +342,13 @@ class Tokenizer:
         else:
             names = dict(enumerate(TEKKEN_LEGACY_SPECIALS))
         specials = [(names.get(i, f"<SPECIAL_{i}>"), i) for i in range(n_special)]
-        return cls(_core.BpeModel.from_ranks(ranks, pattern, specials))
+        return cls(_core.TokenModel.from_ranks(ranks, pattern, specials))
 
     def save_tiktoken(self, path: PathLike, *, overwrite: bool = False) -> Path:
-        """Write the regular tokens as a ``.tiktoken`` rank file (rank = id). The format has
-        no room for the pattern or special tokens: keep :attr:`pattern` and
+        """Write the regular tokens as a ``.tiktoken`` rank file (rank = id; BPE only). The
+        format has no room for the pattern or special tokens: keep :attr:`pattern` and
         :attr:`special_tokens` with it."""
+        self._need_bpe("a .tiktoken rank file")
         return _write_atomic(Path(path), self._model.to_tiktoken(), overwrite)
 
     def to_json(self) -> str:
@@ -362,7 +357,8 @@ class Tokenizer:
         return self._model.to_json()
 
     def save(self, path: PathLike, *, overwrite: bool = False) -> Path:
-        """Write ``tokenizer.json`` atomically. An existing file is kept unless ``overwrite``."""
+        """Write :meth:`to_json` atomically (``tokenizer.json`` for BPE, tokforge's LiB JSON for
+        LiB). An existing file is kept unless ``overwrite``."""
         return _write_atomic(Path(path), self.to_json(), overwrite)
 
     # ---- vocabulary -----------------------------------------------------------------------
@@ -372,8 +368,14 @@ class Tokenizer:
 
     @property
     def pattern(self) -> str:
-        """The pre-tokenization regex."""
+        """The pre-tokenization regex (LiB: lines and newlines, segmented independently)."""
         return self._model.pattern
+
+    @property
+    def pattern_name(self) -> str:
+        """Short name of :attr:`pattern`: a preset (``gpt2``, ``cl100k``, ``o200k``),
+        ``"custom"`` or ``"lib"``."""
+        return self._model.pattern_name
 
     @property
     def special_tokens(self) -> dict[str, int]:
@@ -381,9 +383,21 @@ class Tokenizer:
 
     @property
     def merges(self) -> list[tuple[bytes, bytes]]:
-        """Merges in priority order, as byte strings."""
+        """Merges in priority order, as byte strings (BPE only)."""
+        merges = self._model.merges
+        if merges is None:
+            self._need_bpe("a merge list")
         tb = self._model.token_bytes
-        return [(tb(a), tb(b)) for a, b in self._model.merges]
+        return [(tb(a), tb(b)) for a, b in merges]
+
+    def _need_bpe(self, what: str) -> None:
+        """The one error for BPE-only members of a LiB tokenizer."""
+        if self.kind != "bpe":
+            raise InputError(
+                f"{what} exists only for BPE tokenizers, and this is a {self.kind!r} tokenizer "
+                "(LiB chooses units by larger-first segmentation, not merges); save() writes it "
+                "as tokforge's LiB JSON"
+            )
 
     @property
     def merge_counts(self) -> list[int]:
@@ -576,7 +590,10 @@ class Tokenizer:
         return [self.decode(ids, errors) for ids in batch]
 
     def __repr__(self) -> str:
-        return f"Tokenizer(vocab_size={self.vocab_size}, pattern={self._model.pattern_name!r})"
+        return (
+            f"Tokenizer(kind={self.kind!r}, vocab_size={self.vocab_size}, "
+            f"pattern={self.pattern_name!r})"
+        )
 
 
 def _write_atomic(p: Path, text: str, overwrite: bool) -> Path:

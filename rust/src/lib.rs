@@ -2,8 +2,11 @@
 //!
 //! Byte-level BPE as GPT-2/GPT-4/Llama-3 use it: pre-tokenize ([`pretokenize`]), count unique
 //! pieces and learn merges ([`bpe::train`]), save and load HF `tokenizer.json` and `.tiktoken`
-//! files ([`formats`]). The core has no Python in it: the PyO3 bindings live in `python/`,
-//! behind the `python` feature, so `cargo test` needs no interpreter.
+//! files ([`formats`]). LiB ([`lib_model`]) is the second model family; both implement
+//! [`TokenModel`] ([`model`]), the one interface encoding, analysis and the bindings use.
+//!
+//! The core has no Python in it: the PyO3 bindings live in `python/`, behind the `python`
+//! feature, so `cargo test` needs no interpreter.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -14,6 +17,7 @@ pub mod dynamic;
 pub mod error;
 pub mod formats;
 pub mod lib_model;
+pub mod model;
 pub mod pretokenize;
 pub mod progress;
 pub mod special;
@@ -23,4 +27,6 @@ mod python;
 
 pub use bpe::Bpe;
 pub use error::{Error, Result};
+pub use lib_model::LibModel;
+pub use model::{ModelKind, TokenModel};
 pub use pretokenize::{Preset, Pretokenizer};

@@ -37,6 +37,20 @@ pub use segment::{Piece, Rule, Segmenter};
 
 use lexicon::NONE;
 
+/// The pieces a LiB model segments independently: lines and newlines.
+pub const LINE_PATTERN: &str = "[^\\n]+|\\n";
+
+/// Byte `b` at index `b`: the bytes of the 256 byte tokens, borrowed by [`LibModel::token_bytes`].
+static ALL_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i as u8;
+        i += 1;
+    }
+    t
+};
+
 /// Name written in the `"format"` field of tokforge's LiB JSON.
 pub const FORMAT: &str = "tokforge-lib";
 /// Version of that JSON layout.
@@ -150,15 +164,15 @@ impl LibModel {
     }
 
     /// Bytes of token `id` (special tokens: their text; byte tokens: one byte).
-    pub fn token_bytes(&self, id: u32) -> Option<Vec<u8>> {
+    pub fn token_bytes(&self, id: u32) -> Option<&[u8]> {
         let s = self.n_special();
         if id < s {
-            return Some(self.specials[id as usize].0.as_bytes().to_vec());
+            return Some(self.specials[id as usize].0.as_bytes());
         }
         if id < s + 256 {
-            return Some(vec![(id - s) as u8]);
+            return Some(std::slice::from_ref(&ALL_BYTES[(id - s) as usize]));
         }
-        self.units.get((id - s - 256) as usize).cloned()
+        self.units.get((id - s - 256) as usize).map(Vec::as_slice)
     }
 
     /// Id of a unit given by its bytes, else of the byte token for a single byte.
@@ -495,6 +509,8 @@ pub struct TrainSummary {
     pub unused_on_train: usize,
     /// Share of kept units with an inner space (multiword units).
     pub multiword_share: f64,
+    /// Training sentences read.
+    pub sentences: usize,
 }
 
 /// Train a LiB tokenizer on `sentences` (one line each; `\n` never occurs inside a unit).
@@ -609,7 +625,6 @@ pub fn train<S: AsRef<str> + Sync>(
             || vec![false; kept],
             |a, b| Ok(a.iter().zip(&b).map(|(x, y)| *x || *y).collect()),
         )?;
-    let multi = model.units.iter().filter(|u| is_multiword(u)).count();
     let summary = TrainSummary {
         steps: opts.steps,
         lexicon: learner.lexicon().len(),
@@ -617,20 +632,27 @@ pub fn train<S: AsRef<str> + Sync>(
         clean,
         kept,
         unused_on_train: used.iter().filter(|u| !**u).count(),
-        multiword_share: if kept > 0 {
-            multi as f64 / kept as f64
-        } else {
-            0.0
-        },
+        multiword_share: multiword_share(&model.units),
+        sentences: sentences.len(),
     };
     Ok((model, summary))
 }
 
-/// A unit with a space strictly inside (not only at its ends): a multiword unit.
+/// A unit with whitespace (Unicode `White_Space`, [`char::is_whitespace`]) strictly inside, not
+/// only at its ends: a multiword unit. Invalid UTF-8 is never multiword.
 pub fn is_multiword(u: &[u8]) -> bool {
     let t = std::str::from_utf8(u).unwrap_or("");
     let t = t.trim_matches(|c: char| c.is_whitespace());
     t.chars().any(char::is_whitespace)
+}
+
+/// Share of `units` that are multiword ([`is_multiword`]); 0 for no units.
+pub fn multiword_share<U: AsRef<[u8]>>(units: &[U]) -> f64 {
+    if units.is_empty() {
+        return 0.0;
+    }
+    let multi = units.iter().filter(|u| is_multiword(u.as_ref())).count();
+    multi as f64 / units.len() as f64
 }
 
 #[cfg(test)]
@@ -785,5 +807,12 @@ mod tests {
         assert!(is_multiword(b"of the"));
         assert!(!is_multiword(b" the "));
         assert!(!is_multiword(b"the"));
+        // U+001C..U+001F are not White_Space (Python's str.isspace says they are)
+        for c in ['\u{1c}', '\u{1d}', '\u{1e}', '\u{1f}'] {
+            assert!(!is_multiword(format!("a{c}b").as_bytes()));
+        }
+        assert!(is_multiword("a\u{a0}b".as_bytes()));
+        assert_eq!(multiword_share(&[b"of the".to_vec(), b"the".to_vec()]), 0.5);
+        assert_eq!(multiword_share::<Vec<u8>>(&[]), 0.0);
     }
 }

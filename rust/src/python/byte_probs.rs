@@ -8,7 +8,7 @@ use pyo3::types::PyBytes;
 use std::sync::Arc;
 
 use super::errors::InputError;
-use super::model::BpeModel;
+use super::model::PyTokenModel;
 
 /// Trie, validity rows and mode for one tokenizer + LM vocabulary.
 #[pyclass(frozen, module = "tokforge._core")]
@@ -102,7 +102,7 @@ impl ByteIndex {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        model: PyRef<'_, BpeModel>,
+        model: PyRef<'_, PyTokenModel>,
         vocab_size: usize,
         eos_id: u32,
         mode: &str,
@@ -124,7 +124,7 @@ impl ByteIndex {
                 )))
             }
         };
-        let bpe = model.inner.clone();
+        let bpe = model.bpe("byte probabilities")?;
         let inner = py.detach(|| ByteModel::new(bpe, vocab_size, eos_id, mode, rule, row_cache))?;
         Ok(Self {
             inner: Arc::new(inner),

@@ -1,4 +1,4 @@
-//! Conversions shared by the native tokenizer classes (`BpeModel`, `LibModel`).
+//! Conversions shared by the native tokenizer classes (`TokenModel`).
 
 use super::errors::VocabError;
 use crate::special::SpecialMatcher;

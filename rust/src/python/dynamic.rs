@@ -2,7 +2,7 @@
 //! The Python class `tokforge.dynamic.MergeResult` owns the API and the docstrings.
 
 use super::errors::InputError;
-use super::model::BpeModel;
+use super::model::PyTokenModel;
 use crate::dynamic::{self, Identity, MergeConfig, Target, TokenSource, WordMode};
 use crate::error::Error;
 use crate::pretokenize::Pretokenizer;
@@ -54,14 +54,14 @@ enum Source {
 
 impl Source {
     fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
-        if let Ok(m) = obj.cast::<BpeModel>() {
-            return Ok(Source::Model(m.get().inner.clone()));
+        if let Ok(m) = obj.cast::<PyTokenModel>() {
+            return Ok(Source::Model(m.get().bpe("dynamic merging")?));
         }
         if let Ok(t) = obj.cast::<TokenTable>() {
             return Ok(Source::Table(t.get().inner.clone()));
         }
         Err(InputError::new_err(
-            "tokens must be a tokforge BpeModel or a TokenTable",
+            "tokens must be a tokforge TokenModel or a TokenTable",
         ))
     }
 
@@ -307,10 +307,10 @@ pub fn word_ids<'py>(
 #[pyfunction]
 pub fn retokenize<'py>(
     py: Python<'py>,
-    model: PyRef<'py, BpeModel>,
+    model: PyRef<'py, PyTokenModel>,
     units: Vec<Vec<u8>>,
-) -> (Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<i64>>) {
-    let bpe = model.inner.clone();
+) -> PyResult<(Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<i64>>)> {
+    let bpe = model.bpe("retokenize")?;
     let (flat, offsets) = py.detach(|| {
         let mut flat = Vec::new();
         let mut offsets = vec![0i64];
@@ -322,10 +322,10 @@ pub fn retokenize<'py>(
         }
         (flat, offsets)
     });
-    (
+    Ok((
         PyArray1::from_vec(py, as_i32(flat)),
         PyArray1::from_vec(py, offsets),
-    )
+    ))
 }
 
 /// Add this module's class and functions to `tokforge._core`.

@@ -44,9 +44,9 @@ pyo3::create_exception!(
 );
 pyo3::create_exception!(
     tokforge,
-    InterruptedError,
+    StoppedError,
     TokforgeError,
-    "Work stopped by the progress callback."
+    "Work stopped by the progress callback (it returned False)."
 );
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -57,7 +57,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TrainingError", py.get_type::<TrainingError>())?;
     m.add("VocabError", py.get_type::<VocabError>())?;
     m.add("InputError", py.get_type::<InputError>())?;
-    m.add("InterruptedError", py.get_type::<InterruptedError>())?;
+    m.add("StoppedError", py.get_type::<StoppedError>())?;
     Ok(())
 }
 
@@ -70,7 +70,7 @@ impl From<Error> for PyErr {
             Error::Regex { .. } => PatternError::new_err(msg),
             Error::Training(_) => TrainingError::new_err(msg),
             Error::Vocab(_) => VocabError::new_err(msg),
-            Error::Interrupted(_) => InterruptedError::new_err(msg),
+            Error::Interrupted(_) => StoppedError::new_err(msg),
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
                 std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),

@@ -1,250 +1,51 @@
-//! Bindings of [`crate::lib_model`]: `LibModel` (the same encoding methods as `BpeModel`, so
-//! `tokforge.Tokenizer` drives either), `train_lib`, and the raw learner `lib_learn` /
-//! `lib_apply` used by the golden tests and the benchmark. Training and encoding release the GIL.
+//! Bindings of [`crate::lib_model`] beyond the model itself (a LiB model is a
+//! `tokforge._core.TokenModel`, see `model.rs`): `train_lib` and its typed summary, the raw
+//! learner `lib_learn` / `lib_apply` used by the golden tests and the benchmark, and the
+//! multiword test. Training releases the GIL.
 
-use super::errors::{InputError, TokforgeError};
+use super::errors::InputError;
+use super::model::PyTokenModel;
 use crate::lib_model::{self as lm, LearnConfig, Learner, Rule, Segmenter, TrainOptions};
-use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
 use rayon::prelude::*;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-#[pyclass(frozen, module = "tokforge._core")]
-pub struct LibModel {
-    inner: Arc<lm::LibModel>,
-    matcher_cache: super::convert::MatcherCache,
-}
-
-fn not_bpe(what: &str) -> PyErr {
-    TokforgeError::new_err(format!(
-        "{what} exists only for BPE tokenizers; this is a LiB tokenizer (units chosen by \
-         larger-first segmentation with comparison, not merges). Save it with Tokenizer.save(), \
-         which writes tokforge's LiB JSON."
-    ))
-}
-
-impl LibModel {
-    fn wrap(m: lm::LibModel) -> Self {
-        LibModel {
-            inner: Arc::new(m),
-            matcher_cache: Default::default(),
-        }
-    }
-
-    fn matcher(&self, ids: &[u32]) -> PyResult<Option<Arc<lm::SpecialMatcher>>> {
-        self.matcher_cache
-            .get(ids, |ids| self.inner.special_matcher(ids))
-    }
+/// What a LiB training run did (returned by `train_lib` with the model).
+#[pyclass(frozen, get_all, module = "tokforge._core")]
+pub struct LibTrainSummary {
+    /// Articles read.
+    steps: u64,
+    /// Training sentences (lines) read.
+    sentences: usize,
+    /// Size of the lexicon at the end, probation included.
+    lexicon_size: usize,
+    /// Units on probation at the end.
+    probation_size: usize,
+    /// Units after the clean-up (before cutting to the vocabulary size).
+    clean_size: usize,
+    /// Units kept in the model.
+    units: usize,
+    /// Kept units the model never emits on the training sentences.
+    unused_on_train: usize,
+    /// Share of kept units with whitespace inside (multiword units).
+    multiword_share: f64,
 }
 
 #[pymethods]
-impl LibModel {
-    /// Load tokforge's LiB JSON from a file.
-    #[staticmethod]
-    fn from_json_file(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let name = path.display().to_string();
-        let m = py.detach(|| -> crate::Result<lm::LibModel> {
-            let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
-            lm::LibModel::from_json(&text, &name)
-        })?;
-        Ok(Self::wrap(m))
-    }
-
-    /// Load tokforge's LiB JSON from text.
-    #[staticmethod]
-    fn from_json_str(text: &str) -> PyResult<Self> {
-        Ok(Self::wrap(lm::LibModel::from_json(text, "<string>")?))
-    }
-
-    /// A model from units in priority order (ids follow specials and the 256 byte tokens).
-    #[staticmethod]
-    #[pyo3(signature = (units, special_tokens=Vec::new(), segmenter="lib"))]
-    fn from_units(
-        units: Vec<String>,
-        special_tokens: Vec<String>,
-        segmenter: &str,
-    ) -> PyResult<Self> {
-        let rule = Rule::parse(segmenter)?;
-        let units = units.into_iter().map(String::into_bytes).collect();
-        Ok(Self::wrap(lm::LibModel::new(
-            units,
-            special_tokens,
-            rule,
-            serde_json::Value::Null,
-        )?))
-    }
-
-    /// The model as tokforge's LiB JSON.
-    fn to_json(&self) -> PyResult<String> {
-        Ok(self.inner.to_json()?)
-    }
-
-    fn to_tiktoken(&self) -> PyResult<String> {
-        Err(not_bpe("a .tiktoken rank file"))
-    }
-
-    #[getter]
-    fn merges(&self) -> PyResult<Vec<(u32, u32)>> {
-        Err(not_bpe("a merge list"))
-    }
-
-    #[getter]
-    fn vocab_size(&self) -> usize {
-        self.inner.vocab_size()
-    }
-
-    /// Pieces LiB segments independently: lines and newlines.
-    #[getter]
-    fn pattern(&self) -> &'static str {
-        "[^\\n]+|\\n"
-    }
-
-    #[getter]
-    fn pattern_name(&self) -> &'static str {
-        "lib"
-    }
-
-    /// The "no-supra" pre-tokenizer (preset name or regex), or `None`.
-    #[getter]
-    fn pretokenize(&self) -> Option<String> {
-        self.inner.pretokenizer().map(|p| match p.preset() {
-            Some(pr) => pr.name().to_string(),
-            None => p.pattern().to_string(),
-        })
-    }
-
-    /// `"lib"`, `"reference"` or `"greedy"`.
-    #[getter]
-    fn segmenter(&self) -> &'static str {
-        self.inner.rule().name()
-    }
-
-    /// The same units with another segmentation rule.
-    fn with_segmenter(&self, segmenter: &str) -> PyResult<Self> {
-        Ok(Self::wrap(self.inner.with_rule(Rule::parse(segmenter)?)?))
-    }
-
-    /// Units in id order (ids start after the special and byte tokens).
-    #[getter]
-    fn units(&self) -> Vec<String> {
-        self.inner
-            .units()
-            .iter()
-            .map(|u| String::from_utf8_lossy(u).into_owned())
-            .collect()
-    }
-
-    /// The training settings stored with the model, as JSON text.
-    #[getter]
-    fn training(&self) -> String {
-        self.inner.training().to_string()
-    }
-
-    #[getter]
-    fn special_tokens(&self) -> Vec<(String, u32)> {
-        self.inner.specials().to_vec()
-    }
-
-    fn token_bytes<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyBytes>> {
-        let t =
-            super::convert::token_of(id, self.inner.vocab_size(), |i| self.inner.token_bytes(i))?;
-        Ok(PyBytes::new(py, &t))
-    }
-
-    /// Id of a unit (bytes or str), of a special token (str), or of a byte token (one byte).
-    fn token_id(&self, token: &Bound<'_, PyAny>) -> PyResult<Option<u32>> {
-        if let Ok(b) = token.cast::<PyBytes>() {
-            return Ok(self.inner.id_of(b.as_bytes()));
-        }
-        if let Ok(s) = token.extract::<String>() {
-            if let Some((_, id)) = self.inner.specials().iter().find(|(t, _)| *t == s) {
-                return Ok(Some(*id));
-            }
-            return Ok(self.inner.id_of(s.as_bytes()));
-        }
-        Err(InputError::new_err("token must be bytes or str"))
-    }
-
-    fn is_special(&self, id: u32) -> bool {
-        self.inner.is_special(id)
-    }
-
-    /// Characters up to and including the last newline: lines are segmented independently, so
-    /// a stream can be cut there.
-    fn stream_cut(&self, text: &str) -> usize {
-        match text.rfind('\n') {
-            Some(b) => text[..=b].chars().count(),
-            None => 0,
-        }
-    }
-
-    fn encode_ordinary(&self, py: Python<'_>, text: &str) -> PyResult<Vec<u32>> {
-        let m = &self.inner;
-        Ok(py.detach(|| m.encode_ordinary(text))?)
-    }
-
-    fn encode(&self, py: Python<'_>, text: &str, allowed: Vec<u32>) -> PyResult<Vec<u32>> {
-        let mm = self.matcher(&allowed)?;
-        let m = &self.inner;
-        Ok(py.detach(|| m.encode(text, mm.as_deref()))?)
-    }
-
-    fn find_special(&self, text: &str, ids: Vec<u32>) -> PyResult<Option<(usize, u32)>> {
-        let m = self.matcher(&ids)?;
-        Ok(m.and_then(|m| m.find(text, 0))
-            .map(|(s, _, id)| (text[..s].chars().count(), id)))
-    }
-
-    fn encode_with_spans(
-        &self,
-        py: Python<'_>,
-        text: &str,
-        allowed: Vec<u32>,
-    ) -> PyResult<(Vec<u32>, Vec<(usize, usize)>)> {
-        let mm = self.matcher(&allowed)?;
-        let m = &self.inner;
-        Ok(py.detach(|| m.encode_with_spans(text, mm.as_deref()))?)
-    }
-
-    #[pyo3(signature = (texts, allowed, num_threads=None))]
-    fn encode_batch(
-        &self,
-        py: Python<'_>,
-        texts: Vec<String>,
-        allowed: Vec<u32>,
-        num_threads: Option<usize>,
-    ) -> PyResult<Vec<Vec<u32>>> {
-        let mm = self.matcher(&allowed)?;
-        let pool = super::pool(num_threads)?;
-        let m = &self.inner;
-        Ok(py.detach(|| pool.install(|| m.encode_batch(&texts, mm.as_deref())))?)
-    }
-
-    #[pyo3(signature = (texts, allowed, num_threads=None))]
-    fn encode_batch_numpy<'py>(
-        &self,
-        py: Python<'py>,
-        texts: Vec<String>,
-        allowed: Vec<u32>,
-        num_threads: Option<usize>,
-    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
-        let mm = self.matcher(&allowed)?;
-        let pool = super::pool(num_threads)?;
-        let m = &self.inner;
-        let (flat, offsets) = py.detach(|| -> crate::Result<(Vec<u32>, Vec<i64>)> {
-            let parts = pool.install(|| m.encode_batch(&texts, mm.as_deref()))?;
-            Ok(super::convert::flatten(parts))
-        })?;
-        Ok((flat.into_pyarray(py), offsets.into_pyarray(py)))
-    }
-
-    fn decode_bytes<'py>(&self, py: Python<'py>, ids: Vec<i64>) -> PyResult<Bound<'py, PyBytes>> {
-        let v = super::convert::ids_to_u32(&ids, self.inner.vocab_size())?;
-        let m = &self.inner;
-        let bytes = py.detach(|| m.decode_bytes(&v))?;
-        Ok(PyBytes::new(py, &bytes))
+impl LibTrainSummary {
+    fn __repr__(&self) -> String {
+        format!(
+            "LibTrainSummary(steps={}, sentences={}, lexicon_size={}, probation_size={}, \
+             clean_size={}, units={}, unused_on_train={}, multiword_share={})",
+            self.steps,
+            self.sentences,
+            self.lexicon_size,
+            self.probation_size,
+            self.clean_size,
+            self.units,
+            self.unused_on_train,
+            self.multiword_share
+        )
     }
 }
 
@@ -284,15 +85,15 @@ fn learn_config(
 
 /// Train a LiB tokenizer on sentences (lines without `\n`). `progress(step, steps,
 /// lexicon_size, probation_size, tokens_per_byte)` is called about 200 times; return `False` or
-/// raise to stop. Returns the model and a summary dict.
+/// raise to stop. Returns the model and a [`LibTrainSummary`].
 #[pyfunction]
 #[pyo3(signature = (*, sentences, steps, vocab_size=None, special_tokens=Vec::new(), in_rate=0.25,
                     out_rate=0.0001, life=10, update_rate=0.1, max_chunk_len=Some(16),
                     inspect_context=true, article_len=200, seed=0, protect_chars=true,
                     segmenter="lib".to_string(), pretokenize=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
-pub fn train_lib<'py>(
-    py: Python<'py>,
+pub fn train_lib(
+    py: Python<'_>,
     sentences: Vec<String>,
     steps: i64,
     vocab_size: Option<i64>,
@@ -309,7 +110,7 @@ pub fn train_lib<'py>(
     segmenter: String,
     pretokenize: Option<String>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<(LibModel, Bound<'py, PyDict>)> {
+) -> PyResult<(PyTokenModel, LibTrainSummary)> {
     let steps = u64::try_from(steps)
         .map_err(|_| InputError::new_err(format!("steps must be >= 0, got {steps}")))?;
     let vocab_size = vocab_size
@@ -366,15 +167,17 @@ pub fn train_lib<'py>(
             return Err(e.into());
         }
     };
-    let d = PyDict::new(py);
-    d.set_item("steps", s.steps)?;
-    d.set_item("lexicon_size", s.lexicon)?;
-    d.set_item("probation_size", s.probation)?;
-    d.set_item("clean_size", s.clean)?;
-    d.set_item("units", s.kept)?;
-    d.set_item("unused_on_train", s.unused_on_train)?;
-    d.set_item("multiword_share", s.multiword_share)?;
-    Ok((LibModel::wrap(model), d))
+    let summary = LibTrainSummary {
+        steps: s.steps,
+        sentences: s.sentences,
+        lexicon_size: s.lexicon,
+        probation_size: s.probation,
+        clean_size: s.clean,
+        units: s.kept,
+        unused_on_train: s.unused_on_train,
+        multiword_share: s.multiword_share,
+    };
+    Ok((PyTokenModel::new(model), summary))
 }
 
 /// The raw learner (spec section 3): run `steps` articles and return `(L, P, clean L)` as
@@ -463,10 +266,25 @@ pub fn lib_apply(
     }))
 }
 
+/// Whether `unit` has whitespace strictly inside (a multiword unit); whitespace is Unicode
+/// `White_Space`, as Rust's `char::is_whitespace` (U+001C..U+001F are not whitespace).
+#[pyfunction]
+pub fn is_multiword(unit: &str) -> bool {
+    lm::is_multiword(unit.as_bytes())
+}
+
+/// Share of `units` that are multiword (see `is_multiword`); 0.0 for none.
+#[pyfunction]
+pub fn multiword_share(units: Vec<String>) -> f64 {
+    lm::multiword_share(&units)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<LibModel>()?;
+    m.add_class::<LibTrainSummary>()?;
     m.add_function(wrap_pyfunction!(train_lib, m)?)?;
     m.add_function(wrap_pyfunction!(lib_learn, m)?)?;
     m.add_function(wrap_pyfunction!(lib_apply, m)?)?;
+    m.add_function(wrap_pyfunction!(is_multiword, m)?)?;
+    m.add_function(wrap_pyfunction!(multiword_share, m)?)?;
     Ok(())
 }

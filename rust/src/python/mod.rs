@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
-    m.add_class::<model::BpeModel>()?;
+    m.add_class::<model::PyTokenModel>()?;
     m.add_function(wrap_pyfunction!(train::train_bpe, m)?)?;
     m.add_function(wrap_pyfunction!(model::pretokenize, m)?)?;
     m.add_function(wrap_pyfunction!(model::preset_pattern, m)?)?;

@@ -1,55 +1,198 @@
-//! `BpeModel`: an immutable, thread-safe handle on a [`Bpe`] for Python.
+//! `TokenModel`: the one Python class over every tokforge model ([`crate::TokenModel`]: BPE or
+//! LiB), immutable and thread-safe. Encoding releases the GIL; `encode_batch` builds the Python
+//! lists while worker threads still encode; lists of ids share one Python int per id.
+//! Capabilities of one family (merges, units) are `None` on the other, or raise `InputError`.
 
-use crate::bpe::encode::SpecialMatcher;
 use crate::bpe::{Bpe, Priority};
 use crate::formats::{hf_json, tiktoken};
+use crate::lib_model::{self as lm, Rule};
+use crate::model::{ModelKind, TokenModel};
 use crate::pretokenize::{Preset, Pretokenizer};
+use crate::special::SpecialMatcher;
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use rayon::prelude::*;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::errors::InputError;
 
-#[pyclass(frozen, module = "tokforge._core")]
-pub struct BpeModel {
-    pub(crate) inner: Arc<Bpe>,
+/// A tokenizer model: byte-level BPE or LiB, behind one set of methods.
+#[pyclass(frozen, name = "TokenModel", module = "tokforge._core")]
+pub struct PyTokenModel {
+    inner: Arc<dyn TokenModel>,
     matcher_cache: super::convert::MatcherCache,
     /// one Python int per id, made on first use: lists of ids are then built by reference
     /// instead of allocating an int per token (measured: the batch encoder's serial part)
-    ints: std::sync::OnceLock<Vec<Py<PyAny>>>,
+    ints: OnceLock<Vec<Py<PyAny>>>,
+}
+
+impl PyTokenModel {
+    pub(crate) fn new(model: impl TokenModel + 'static) -> Self {
+        Self {
+            inner: Arc::new(model),
+            matcher_cache: Default::default(),
+            ints: OnceLock::new(),
+        }
+    }
+
+    /// The BPE model, or an `InputError` saying that `what` needs one.
+    pub(crate) fn bpe(&self, what: &str) -> PyResult<Arc<Bpe>> {
+        self.inner
+            .clone()
+            .into_bpe()
+            .ok_or_else(|| wrong_kind(what, ModelKind::Bpe))
+    }
+
+    /// The LiB model, or an `InputError` saying that `what` needs one.
+    fn lib(&self, what: &str) -> PyResult<&lm::LibModel> {
+        self.inner
+            .as_lib()
+            .ok_or_else(|| wrong_kind(what, ModelKind::Lib))
+    }
+
+    /// A Python list of ids, sharing one int object per id.
+    fn id_list<'py>(&self, py: Python<'py>, ids: &[u32]) -> PyResult<Bound<'py, PyList>> {
+        let ints = self.ints.get_or_init(|| {
+            (0..self.inner.vocab_size() as u32)
+                .map(|i| match i.into_pyobject(py) {
+                    Ok(o) => o.into_any().unbind(),
+                    Err(never) => match never {},
+                })
+                .collect()
+        });
+        PyList::new(py, ids.iter().map(|&i| ints[i as usize].bind(py)))
+    }
+
+    /// The special-token matcher for `ids`, cached for the last set asked for.
+    fn matcher(&self, ids: &[u32]) -> PyResult<Option<Arc<SpecialMatcher>>> {
+        self.matcher_cache
+            .get(ids, |ids| self.inner.special_matcher(ids))
+    }
+}
+
+/// The one message for a capability asked of the other model family.
+fn wrong_kind(what: &str, needed: ModelKind) -> PyErr {
+    InputError::new_err(match needed {
+        ModelKind::Bpe => format!(
+            "{what} exists only for BPE tokenizers, and this is a LiB tokenizer (units chosen by \
+             larger-first segmentation, not merges); Tokenizer.save() writes it as tokforge's \
+             LiB JSON"
+        ),
+        ModelKind::Lib => format!(
+            "{what} exists only for LiB tokenizers, and this is a BPE tokenizer (Tokenizer.kind \
+             tells them apart)"
+        ),
+    })
+}
+
+/// Whether `text` is tokforge's LiB JSON (its `"format"` field comes first) rather than HF
+/// `tokenizer.json`.
+fn is_lib_json(text: &str) -> bool {
+    let mut head = text.len().min(1024);
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    text[..head].contains(&format!("\"{}\"", lm::FORMAT))
+}
+
+/// A model from JSON text of either family's format; `name` is used in error messages.
+fn from_json(text: &str, name: &str) -> crate::Result<PyTokenModel> {
+    Ok(if is_lib_json(text) {
+        PyTokenModel::new(lm::LibModel::from_json(text, name)?)
+    } else {
+        PyTokenModel::new(hf_json::from_str(text, name)?)
+    })
 }
 
 #[pymethods]
-impl BpeModel {
-    /// Load an HF `tokenizer.json`.
+impl PyTokenModel {
+    // ---- constructors -------------------------------------------------------------------
+    /// Load a JSON model file: HF `tokenizer.json` (BPE) or tokforge's LiB JSON.
     #[staticmethod]
     fn from_json_file(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let name = path.display().to_string();
+        Ok(py.detach(|| {
+            let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
+            from_json(&text, &name)
+        })?)
+    }
+
+    /// Load from JSON text: HF `tokenizer.json` (BPE) or tokforge's LiB JSON.
+    #[staticmethod]
+    fn from_json_str(py: Python<'_>, text: &str) -> PyResult<Self> {
+        Ok(py.detach(|| from_json(text, "<string>"))?)
+    }
+
+    /// Load a tiktoken rank file (BPE, ids = ranks); `special_tokens` maps text to id.
+    #[staticmethod]
+    fn from_tiktoken_file(
+        py: Python<'_>,
+        path: PathBuf,
+        pattern: &str,
+        special_tokens: Vec<(String, u32)>,
+    ) -> PyResult<Self> {
+        let name = path.display().to_string();
+        let pretok = Pretokenizer::new(pattern)?;
         let bpe = py.detach(|| -> crate::Result<Bpe> {
             let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
-            hf_json::from_str(&text, &name)
+            let ranks = tiktoken::parse(&text, &name)?;
+            Bpe::from_ranks(ranks, special_tokens, pretok)
         })?;
-        Ok(Self::wrap(bpe))
+        Ok(Self::new(bpe))
     }
 
-    /// Load from `tokenizer.json` text.
+    /// A tiktoken-style BPE model from `(bytes, rank)` pairs.
     #[staticmethod]
-    fn from_json_str(text: &str) -> PyResult<Self> {
-        Ok(Self::wrap(hf_json::from_str(text, "<string>")?))
+    fn from_ranks(
+        py: Python<'_>,
+        ranks: Vec<(Vec<u8>, u32)>,
+        pattern: &str,
+        special_tokens: Vec<(String, u32)>,
+    ) -> PyResult<Self> {
+        let pretok = Pretokenizer::new(pattern)?;
+        let bpe = py.detach(|| Bpe::from_ranks(ranks, special_tokens, pretok))?;
+        Ok(Self::new(bpe))
     }
 
-    /// The model as `tokenizer.json` text.
-    fn to_json(&self) -> PyResult<String> {
-        Ok(hf_json::to_string(&self.inner)?)
+    /// A LiB model from units in priority order (ids follow specials and the 256 byte tokens).
+    #[staticmethod]
+    #[pyo3(signature = (units, special_tokens=Vec::new(), segmenter="lib"))]
+    fn from_units(
+        units: Vec<String>,
+        special_tokens: Vec<String>,
+        segmenter: &str,
+    ) -> PyResult<Self> {
+        let rule = Rule::parse(segmenter)?;
+        let units = units.into_iter().map(String::into_bytes).collect();
+        Ok(Self::new(lm::LibModel::new(
+            units,
+            special_tokens,
+            rule,
+            serde_json::Value::Null,
+        )?))
     }
 
-    /// `.tiktoken` text: regular tokens with rank = id. Special tokens are not part of the format.
-    fn to_tiktoken(&self) -> String {
-        tiktoken::to_string(&self.inner.regular_tokens())
+    // ---- files --------------------------------------------------------------------------
+    /// The model in its own format: HF `tokenizer.json` text (BPE) or tokforge's LiB JSON.
+    fn to_json(&self, py: Python<'_>) -> PyResult<String> {
+        let m = &self.inner;
+        Ok(py.detach(|| m.to_json())?)
+    }
+
+    /// `.tiktoken` text: regular tokens with rank = id (BPE only). Special tokens are not part
+    /// of the format.
+    fn to_tiktoken(&self) -> PyResult<String> {
+        let bpe = self.bpe("a .tiktoken rank file")?;
+        Ok(tiktoken::to_string(&bpe.regular_tokens()))
+    }
+
+    // ---- description --------------------------------------------------------------------
+    /// `"bpe"` or `"lib"`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.inner.kind().name()
     }
 
     #[getter]
@@ -57,14 +200,26 @@ impl BpeModel {
         self.inner.vocab_size()
     }
 
+    /// The regex whose pieces are encoded independently (LiB: lines and newlines).
     #[getter]
     fn pattern(&self) -> &str {
-        self.inner.pretokenizer().pattern()
+        self.inner.pattern()
     }
 
+    /// Short name of `pattern`: a preset name, `"custom"` or `"lib"`.
     #[getter]
     fn pattern_name(&self) -> &str {
-        self.inner.pretokenizer().name()
+        self.inner.pattern_name()
+    }
+
+    /// The pre-tokenizer applied before the model, as a preset name or regex: BPE's, or LiB's
+    /// "no-supra" mode; `None` for LiB without it.
+    #[getter]
+    fn pretokenize(&self) -> Option<String> {
+        self.inner.pretokenizer().map(|p| match p.preset() {
+            Some(pr) => pr.name().to_string(),
+            None => p.pattern().to_string(),
+        })
     }
 
     /// `[(text, id)]` of the special tokens, by id.
@@ -73,29 +228,85 @@ impl BpeModel {
         self.inner.specials().to_vec()
     }
 
-    /// The merges as `(left_id, right_id)`, in priority order.
+    /// BPE: the merges as `(left_id, right_id)` in priority order; LiB: `None`.
     #[getter]
-    fn merges(&self) -> Vec<(u32, u32)> {
-        self.inner.merges().to_vec()
+    fn merges(&self) -> Option<Vec<(u32, u32)>> {
+        self.inner.merges().map(<[_]>::to_vec)
     }
 
-    /// Bytes of token `id`.
+    /// BPE: whether a piece that is a token is emitted whole before merging; LiB: `None`.
+    #[getter]
+    fn ignore_merges(&self) -> Option<bool> {
+        self.inner.as_bpe().map(Bpe::ignore_merges)
+    }
+
+    /// BPE: whether merge priority is the merge-list order (`"merges"`, HF) or the rank of the
+    /// concatenation (`"ranks"`, tiktoken); LiB: `None`.
+    #[getter]
+    fn priority(&self) -> Option<&'static str> {
+        self.inner.as_bpe().map(|b| match b.priority() {
+            Priority::MergeOrder => "merges",
+            Priority::Rank => "ranks",
+        })
+    }
+
+    /// LiB: units in id order (ids start after the special and byte tokens); BPE: `None`.
+    #[getter]
+    fn units(&self) -> Option<Vec<String>> {
+        self.inner.as_lib().map(|m| {
+            m.units()
+                .iter()
+                .map(|u| String::from_utf8_lossy(u).into_owned())
+                .collect()
+        })
+    }
+
+    /// LiB: the segmentation rule, `"lib"`, `"reference"` or `"greedy"`; BPE: `None`.
+    #[getter]
+    fn segmenter(&self) -> Option<&'static str> {
+        self.inner.as_lib().map(|m| m.rule().name())
+    }
+
+    /// LiB: the training settings stored with the model, as JSON text; BPE: `None`.
+    #[getter]
+    fn training(&self) -> Option<String> {
+        self.inner.as_lib().map(|m| m.training().to_string())
+    }
+
+    /// The same LiB units with another segmentation rule (LiB only).
+    fn with_segmenter(&self, segmenter: &str) -> PyResult<Self> {
+        let m = self.lib("with_segmenter")?;
+        Ok(Self::new(m.with_rule(Rule::parse(segmenter)?)?))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "TokenModel(kind={:?}, vocab_size={}, pattern={:?})",
+            self.kind(),
+            self.vocab_size(),
+            self.pattern_name()
+        )
+    }
+
+    // ---- vocabulary ---------------------------------------------------------------------
+    /// Bytes of token `id` (a special token's text).
     fn token_bytes<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyBytes>> {
         let t =
             super::convert::token_of(id, self.inner.vocab_size(), |i| self.inner.token_bytes(i))?;
         Ok(PyBytes::new(py, t))
     }
 
-    /// Id of a regular token given by its bytes, or of a special token given by its text.
+    /// Id of a regular token given by its bytes, or of a special token given by its text
+    /// (a str that is not a special token is looked up by its UTF-8 bytes).
     fn token_id(&self, token: &Bound<'_, PyAny>) -> PyResult<Option<u32>> {
         if let Ok(b) = token.cast::<PyBytes>() {
             return Ok(self.inner.id_of(b.as_bytes()));
         }
         if let Ok(s) = token.extract::<String>() {
-            if let Some((_, id)) = self.inner.specials().iter().find(|(t, _)| *t == s) {
-                return Ok(Some(*id));
-            }
-            return Ok(self.inner.id_of(s.as_bytes()));
+            return Ok(self
+                .inner
+                .special_id(&s)
+                .or_else(|| self.inner.id_of(s.as_bytes())));
         }
         Err(InputError::new_err("token must be bytes or str"))
     }
@@ -104,34 +315,17 @@ impl BpeModel {
         self.inner.is_special(id)
     }
 
-    #[getter]
-    fn ignore_merges(&self) -> bool {
-        self.inner.ignore_merges()
-    }
-
-    /// Whether merge priority is the merge-list order (`"merges"`, HF) or the rank of the
-    /// concatenation (`"ranks"`, tiktoken).
-    #[getter]
-    fn priority(&self) -> &'static str {
-        match self.inner.priority() {
-            Priority::MergeOrder => "merges",
-            Priority::Rank => "ranks",
-        }
-    }
-
-    /// Length in characters of the longest prefix of `text` whose pieces cannot depend on what
+    // ---- encoding -----------------------------------------------------------------------
+    /// Length in characters of the longest prefix of `text` whose ids cannot depend on what
     /// follows it (0 if none): lets a stream be encoded in chunks with the ids of the whole.
     fn stream_cut(&self, text: &str) -> usize {
-        match self.inner.pretokenizer().last_safe_cut(text) {
-            Some(b) => text[..b].chars().count(),
-            None => 0,
-        }
+        text[..self.inner.stream_cut(text)].chars().count()
     }
 
     /// Ids of `text`; special-token text is encoded as ordinary text.
     fn encode_ordinary<'py>(&self, py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyList>> {
-        let bpe = &self.inner;
-        let ids = py.detach(|| bpe.encode_ordinary(text))?;
+        let m = &self.inner;
+        let ids = py.detach(|| m.encode_ordinary(text))?;
         self.id_list(py, &ids)
     }
 
@@ -142,9 +336,9 @@ impl BpeModel {
         text: &str,
         allowed: Vec<u32>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let m = self.matcher(&allowed)?;
-        let bpe = &self.inner;
-        let ids = py.detach(|| bpe.encode(text, m.as_deref()))?;
+        let sm = self.matcher(&allowed)?;
+        let m = &self.inner;
+        let ids = py.detach(|| m.encode(text, sm.as_deref()))?;
         self.id_list(py, &ids)
     }
 
@@ -162,10 +356,9 @@ impl BpeModel {
         text: &str,
         allowed: Vec<u32>,
     ) -> PyResult<(Vec<u32>, Vec<(usize, usize)>)> {
-        let m = self.matcher(&allowed)?;
-        let bpe = &self.inner;
-        let (ids, spans) = py.detach(|| bpe.encode_with_spans(text, m.as_deref()))?;
-        Ok((ids, spans.into_iter().map(|s| (s.start, s.end)).collect()))
+        let sm = self.matcher(&allowed)?;
+        let m = &self.inner;
+        Ok(py.detach(|| m.encode_with_spans(text, sm.as_deref()))?)
     }
 
     /// Encode many texts in parallel: one list of ids per text. Worker threads encode while this
@@ -179,17 +372,17 @@ impl BpeModel {
         allowed: Vec<u32>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let m = self.matcher(&allowed)?;
+        let sm = self.matcher(&allowed)?;
         let pool = super::pool(num_threads)?;
         let n = texts.len();
         let texts = Arc::new(texts);
         let (tx, rx) = std::sync::mpsc::channel::<(usize, crate::Result<Vec<u32>>)>();
         {
-            let (bpe, texts, m) = (self.inner.clone(), texts.clone(), m.clone());
+            let (m, texts, sm) = (self.inner.clone(), texts.clone(), sm.clone());
             pool.spawn(move || {
                 (0..n).into_par_iter().for_each_with(tx, |tx, i| {
                     // a closed receiver means the caller already failed: nothing to report to
-                    let _ = tx.send((i, bpe.encode(&texts[i], m.as_deref())));
+                    let _ = tx.send((i, m.encode(&texts[i], sm.as_deref())));
                 });
             });
         }
@@ -223,16 +416,12 @@ impl BpeModel {
         allowed: Vec<u32>,
         num_threads: Option<usize>,
     ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
-        let m = self.matcher(&allowed)?;
+        let sm = self.matcher(&allowed)?;
         let pool = super::pool(num_threads)?;
-        let bpe = &self.inner;
+        let m = &self.inner;
         let (flat, offsets) = py.detach(|| -> crate::Result<(Vec<u32>, Vec<i64>)> {
-            let parts = pool.install(|| {
-                texts
-                    .par_iter()
-                    .map(|t| bpe.encode(t, m.as_deref()))
-                    .collect::<crate::Result<Vec<_>>>()
-            })?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let parts = pool.install(|| m.encode_batch(&refs, sm.as_deref()))?;
             Ok(super::convert::flatten(parts))
         })?;
         Ok((flat.into_pyarray(py), offsets.into_pyarray(py)))
@@ -241,67 +430,9 @@ impl BpeModel {
     /// Bytes of a sequence of ids.
     fn decode_bytes<'py>(&self, py: Python<'py>, ids: Vec<i64>) -> PyResult<Bound<'py, PyBytes>> {
         let v = super::convert::ids_to_u32(&ids, self.inner.vocab_size())?;
-        let bpe = &self.inner;
-        let bytes = py.detach(|| bpe.decode_bytes(&v))?;
+        let m = &self.inner;
+        let bytes = py.detach(|| m.decode_bytes(&v))?;
         Ok(PyBytes::new(py, &bytes))
-    }
-
-    /// Load a tiktoken rank file; `special_tokens` maps text to id.
-    #[staticmethod]
-    fn from_tiktoken_file(
-        py: Python<'_>,
-        path: PathBuf,
-        pattern: &str,
-        special_tokens: Vec<(String, u32)>,
-    ) -> PyResult<Self> {
-        let name = path.display().to_string();
-        let pretok = Pretokenizer::new(pattern)?;
-        let bpe = py.detach(|| -> crate::Result<Bpe> {
-            let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
-            let ranks = tiktoken::parse(&text, &name)?;
-            Bpe::from_ranks(ranks, special_tokens, pretok)
-        })?;
-        Ok(Self::wrap(bpe))
-    }
-
-    /// A tiktoken-style model from `(bytes, rank)` pairs.
-    #[staticmethod]
-    fn from_ranks(
-        ranks: Vec<(Vec<u8>, u32)>,
-        pattern: &str,
-        special_tokens: Vec<(String, u32)>,
-    ) -> PyResult<Self> {
-        let pretok = Pretokenizer::new(pattern)?;
-        Ok(Self::wrap(Bpe::from_ranks(ranks, special_tokens, pretok)?))
-    }
-}
-
-impl BpeModel {
-    pub(crate) fn wrap(bpe: Bpe) -> Self {
-        Self {
-            inner: Arc::new(bpe),
-            matcher_cache: Default::default(),
-            ints: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// A Python list of ids, sharing one int object per id.
-    fn id_list<'py>(&self, py: Python<'py>, ids: &[u32]) -> PyResult<Bound<'py, PyList>> {
-        let ints = self.ints.get_or_init(|| {
-            (0..self.inner.vocab_size() as u32)
-                .map(|i| match i.into_pyobject(py) {
-                    Ok(o) => o.into_any().unbind(),
-                    Err(never) => match never {},
-                })
-                .collect()
-        });
-        PyList::new(py, ids.iter().map(|&i| ints[i as usize].bind(py)))
-    }
-
-    /// The special-token matcher for `ids`, cached for the last set asked for.
-    fn matcher(&self, ids: &[u32]) -> PyResult<Option<Arc<SpecialMatcher>>> {
-        self.matcher_cache
-            .get(ids, |ids| self.inner.special_matcher(ids))
     }
 }
 

@@ -2,7 +2,7 @@
 //! while counting), then learn merges (GIL released).
 
 use super::errors::InputError;
-use super::model::BpeModel;
+use super::model::PyTokenModel;
 use crate::bpe::count::{PieceCounts, Utf8Policy};
 use crate::bpe::train::{train, validate, TieOrder, TrainConfig};
 use crate::pretokenize::Pretokenizer;
@@ -77,7 +77,7 @@ pub fn train_bpe(
     errors: String,
     progress: Option<Py<PyAny>>,
     num_threads: Option<usize>,
-) -> PyResult<(BpeModel, Vec<u64>)> {
+) -> PyResult<(PyTokenModel, Vec<u64>)> {
     if vocab_size < 0 || min_frequency < 0 {
         return Err(InputError::new_err(
             "vocab_size and min_frequency must be non-negative",
@@ -163,7 +163,7 @@ pub fn train_bpe(
             py.detach(|| pool.install(|| counts.add_docs(&pretok, &batch)))?;
             if !prog.report("count", counts.bytes, 0) {
                 return Err(prog.take_error().unwrap_or_else(|| {
-                    super::errors::InterruptedError::new_err("stopped by the progress callback")
+                    super::errors::StoppedError::new_err("stopped by the progress callback")
                 }));
             }
         }
@@ -172,5 +172,5 @@ pub fn train_bpe(
         .detach(|| pool.install(|| train(counts, pretok, &cfg, &*prog)))
         .map_err(|e| fail(e, &prog))?;
     let counts = trained.log.iter().map(|m| m.count).collect();
-    Ok((BpeModel::wrap(trained.bpe), counts))
+    Ok((PyTokenModel::new(trained.bpe), counts))
 }

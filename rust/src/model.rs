@@ -1,0 +1,426 @@
+//! # One interface over every tokenizer model: [`TokenModel`]
+//!
+//! tokforge has two model families: byte-level BPE ([`Bpe`]: merges applied inside
+//! pre-tokenization pieces, docs/bpe.md) and LiB ([`LibModel`]: larger-first segmentation of
+//! lines with a counterfactual comparison, docs/lib.md). Everything that only *uses* a tokenizer
+//! (the Python `TokenModel` class, batch encoding, analysis) goes through this trait, so it is
+//! written once for both. Capabilities that need one family's internals (BPE merges for dynamic
+//! merging and byte probabilities, LiB units and segmenter) ask for it with [`TokenModel::as_bpe`]
+//! / [`TokenModel::as_lib`] (or [`TokenModel::into_bpe`] for a shared handle) and say clearly
+//! when the model is of the other kind.
+//!
+//! Each method delegates to the model's own implementation: the trait adds no algorithm and no
+//! cost beyond one virtual call per text (ids are exactly those of the concrete methods).
+//! Complexity is the model's: BPE O(n log n) worst case per piece, O(n) typical with the
+//! per-thread piece cache; LiB O(n x match depth).
+//!
+//! Invariants every implementation keeps (tested below for both models, through `dyn
+//! TokenModel`):
+//! - ids are `0..vocab_size()`; [`TokenModel::token_bytes`] is `Some` for every id an encoder
+//!   emits, and `decode_bytes(encode(t, m)) == t` as bytes for every text `t` (both families
+//!   are byte-level: every string encodes, nothing is lost);
+//! - `encode(t, None) == encode_ordinary(t)`; `encode_with_spans(t, m).0 == encode(t, m)` and
+//!   the spans are in order, tile `t`'s bytes and each is the bytes of its id;
+//! - `encode_batch(ts, m)[i] == encode(ts[i], m)` for any rayon thread count;
+//! - `is_special(id)` holds exactly for the ids in [`TokenModel::specials`]; for a byte string
+//!   `b`, `id_of(b) == Some(id)` implies `token_bytes(id) == Some(b)`;
+//! - for `c = stream_cut(t)` (a char boundary, 0 = none): `encode_ordinary(&t[..c])` followed by
+//!   the ids of any continuation of `&t[c..]` equals the ids of the whole (what lets
+//!   `Tokenizer.encode_stream` hold text back only after the cut).
+
+use crate::bpe::Bpe;
+use crate::error::Result;
+use crate::lib_model::LibModel;
+use crate::pretokenize::Pretokenizer;
+use crate::special::SpecialMatcher;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// The family of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// Byte-level BPE ([`Bpe`]).
+    Bpe,
+    /// Less-is-Better ([`LibModel`]).
+    Lib,
+}
+
+impl ModelKind {
+    /// `"bpe"` or `"lib"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Bpe => "bpe",
+            ModelKind::Lib => "lib",
+        }
+    }
+}
+
+/// What every tokforge tokenizer model can do; see the module docs for the invariants.
+pub trait TokenModel: Send + Sync {
+    /// Which family this model is.
+    fn kind(&self) -> ModelKind;
+
+    // ---- vocabulary --------------------------------------------------------------------
+    /// Number of ids (one more than the largest id).
+    fn vocab_size(&self) -> usize;
+    /// Bytes of `id` (a special token's text); `None` for an unknown or unused id.
+    fn token_bytes(&self, id: u32) -> Option<&[u8]>;
+    /// Id of a regular token given by its bytes.
+    fn id_of(&self, bytes: &[u8]) -> Option<u32>;
+
+    // ---- special tokens ----------------------------------------------------------------
+    /// `(text, id)` of the special tokens, by id.
+    fn specials(&self) -> &[(String, u32)];
+    /// Whether `id` is a special token.
+    fn is_special(&self, id: u32) -> bool;
+    /// A matcher for the special tokens with these ids (`None` if `ids` is empty); an id that
+    /// is not special is a [`crate::Error::Vocab`].
+    fn special_matcher(&self, ids: &[u32]) -> Result<Option<SpecialMatcher>>;
+    /// Id of the special token spelled `text`.
+    fn special_id(&self, text: &str) -> Option<u32> {
+        self.specials()
+            .iter()
+            .find(|(t, _)| t == text)
+            .map(|(_, id)| *id)
+    }
+
+    // ---- encoding ----------------------------------------------------------------------
+    /// Ids of `text`; special-token text is ordinary text.
+    fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>>;
+    /// Ids of `text`; the special tokens `allowed` matches become their ids.
+    fn encode(&self, text: &str, allowed: Option<&SpecialMatcher>) -> Result<Vec<u32>>;
+    /// Ids with the byte span `(start, end)` of each in `text`.
+    fn encode_with_spans(
+        &self,
+        text: &str,
+        allowed: Option<&SpecialMatcher>,
+    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)>;
+    /// [`TokenModel::encode`] of each text, in parallel on the current rayon pool; the same
+    /// result for any thread count.
+    fn encode_batch(
+        &self,
+        texts: &[&str],
+        allowed: Option<&SpecialMatcher>,
+    ) -> Result<Vec<Vec<u32>>> {
+        texts.par_iter().map(|t| self.encode(t, allowed)).collect()
+    }
+    /// Concatenated bytes of `ids`; an unknown id is a [`crate::Error::Vocab`] naming it.
+    fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>>;
+    /// Byte length of the longest prefix of `text` whose ids cannot depend on what follows
+    /// (0 if none); always a char boundary.
+    fn stream_cut(&self, text: &str) -> usize;
+
+    // ---- structure ---------------------------------------------------------------------
+    /// The regex pre-tokenizer applied before the model, if any (BPE: always; LiB: in its
+    /// "no-supra" mode only).
+    fn pretokenizer(&self) -> Option<&Pretokenizer>;
+    /// The regex whose pieces are encoded independently of each other.
+    fn pattern(&self) -> &str;
+    /// Short name of [`TokenModel::pattern`]: a preset name, `"custom"` or `"lib"`.
+    fn pattern_name(&self) -> &str;
+    /// The merge list `(left, right)` in priority order; `None` for models without merges.
+    fn merges(&self) -> Option<&[(u32, u32)]> {
+        None
+    }
+    /// The model in its own file format: HF `tokenizer.json` for BPE, tokforge's LiB JSON for
+    /// LiB (see [`crate::formats`]).
+    fn to_json(&self) -> Result<String>;
+
+    // ---- downcasts ---------------------------------------------------------------------
+    /// The BPE model, if this is one.
+    fn as_bpe(&self) -> Option<&Bpe> {
+        None
+    }
+    /// The LiB model, if this is one.
+    fn as_lib(&self) -> Option<&LibModel> {
+        None
+    }
+    /// A shared handle on the BPE model, if this is one (for structures that keep it).
+    fn into_bpe(self: Arc<Self>) -> Option<Arc<Bpe>> {
+        None
+    }
+}
+
+impl TokenModel for Bpe {
+    fn kind(&self) -> ModelKind {
+        ModelKind::Bpe
+    }
+    fn vocab_size(&self) -> usize {
+        Bpe::vocab_size(self)
+    }
+    fn token_bytes(&self, id: u32) -> Option<&[u8]> {
+        Bpe::token_bytes(self, id)
+    }
+    fn id_of(&self, bytes: &[u8]) -> Option<u32> {
+        Bpe::id_of(self, bytes)
+    }
+    fn specials(&self) -> &[(String, u32)] {
+        Bpe::specials(self)
+    }
+    fn is_special(&self, id: u32) -> bool {
+        Bpe::is_special(self, id)
+    }
+    fn special_matcher(&self, ids: &[u32]) -> Result<Option<SpecialMatcher>> {
+        Bpe::special_matcher(self, ids)
+    }
+    fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {
+        Bpe::encode_ordinary(self, text)
+    }
+    fn encode(&self, text: &str, allowed: Option<&SpecialMatcher>) -> Result<Vec<u32>> {
+        Bpe::encode(self, text, allowed)
+    }
+    fn encode_with_spans(
+        &self,
+        text: &str,
+        allowed: Option<&SpecialMatcher>,
+    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+        let (ids, spans) = Bpe::encode_with_spans(self, text, allowed)?;
+        Ok((ids, spans.into_iter().map(|s| (s.start, s.end)).collect()))
+    }
+    fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
+        Bpe::decode_bytes(self, ids)
+    }
+    fn stream_cut(&self, text: &str) -> usize {
+        Bpe::pretokenizer(self).last_safe_cut(text).unwrap_or(0)
+    }
+    fn pretokenizer(&self) -> Option<&Pretokenizer> {
+        Some(Bpe::pretokenizer(self))
+    }
+    fn pattern(&self) -> &str {
+        Bpe::pretokenizer(self).pattern()
+    }
+    fn pattern_name(&self) -> &str {
+        Bpe::pretokenizer(self).name()
+    }
+    fn merges(&self) -> Option<&[(u32, u32)]> {
+        Some(Bpe::merges(self))
+    }
+    fn to_json(&self) -> Result<String> {
+        crate::formats::hf_json::to_string(self)
+    }
+    fn as_bpe(&self) -> Option<&Bpe> {
+        Some(self)
+    }
+    fn into_bpe(self: Arc<Self>) -> Option<Arc<Bpe>> {
+        Some(self)
+    }
+}
+
+impl TokenModel for LibModel {
+    fn kind(&self) -> ModelKind {
+        ModelKind::Lib
+    }
+    fn vocab_size(&self) -> usize {
+        LibModel::vocab_size(self)
+    }
+    fn token_bytes(&self, id: u32) -> Option<&[u8]> {
+        LibModel::token_bytes(self, id)
+    }
+    fn id_of(&self, bytes: &[u8]) -> Option<u32> {
+        LibModel::id_of(self, bytes)
+    }
+    fn specials(&self) -> &[(String, u32)] {
+        LibModel::specials(self)
+    }
+    fn is_special(&self, id: u32) -> bool {
+        LibModel::is_special(self, id)
+    }
+    fn special_matcher(&self, ids: &[u32]) -> Result<Option<SpecialMatcher>> {
+        LibModel::special_matcher(self, ids)
+    }
+    fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {
+        LibModel::encode_ordinary(self, text)
+    }
+    fn encode(&self, text: &str, allowed: Option<&SpecialMatcher>) -> Result<Vec<u32>> {
+        LibModel::encode(self, text, allowed)
+    }
+    fn encode_with_spans(
+        &self,
+        text: &str,
+        allowed: Option<&SpecialMatcher>,
+    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+        LibModel::encode_with_spans(self, text, allowed)
+    }
+    fn encode_batch(
+        &self,
+        texts: &[&str],
+        allowed: Option<&SpecialMatcher>,
+    ) -> Result<Vec<Vec<u32>>> {
+        LibModel::encode_batch(self, texts, allowed)
+    }
+    fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
+        LibModel::decode_bytes(self, ids)
+    }
+    /// Lines are segmented independently: a stream can be cut after its last newline.
+    fn stream_cut(&self, text: &str) -> usize {
+        text.rfind('\n').map_or(0, |b| b + 1)
+    }
+    fn pretokenizer(&self) -> Option<&Pretokenizer> {
+        LibModel::pretokenizer(self)
+    }
+    fn pattern(&self) -> &str {
+        crate::lib_model::LINE_PATTERN
+    }
+    fn pattern_name(&self) -> &str {
+        "lib"
+    }
+    fn to_json(&self) -> Result<String> {
+        LibModel::to_json(self)
+    }
+    fn as_lib(&self) -> Option<&LibModel> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpe::count::PieceCounts;
+    use crate::bpe::train::{train, TieOrder, TrainConfig};
+    use crate::lib_model::Rule;
+    use crate::progress::Silent;
+
+    const TEXTS: [&str; 6] = [
+        "the cat sat on the mat<|eot|>the dog",
+        "",
+        "\n\nlow lower lowest\r\n",
+        "ünïcödé 🙂 the\ncat <|eot|>",
+        "<|eot|><|eot|>",
+        "a",
+    ];
+
+    fn bpe() -> Bpe {
+        let pretok = Pretokenizer::new("gpt2").unwrap();
+        let mut counts = PieceCounts::new();
+        let docs = ["the cat sat on the mat, the dog sat on the log; low lower lowest"; 4];
+        counts.add_docs(&pretok, &docs).unwrap();
+        let cfg = TrainConfig {
+            vocab_size: 300,
+            min_frequency: 0,
+            special_tokens: vec!["<|eot|>".into()],
+            tie_order: TieOrder::Hf,
+        };
+        train(counts, pretok, &cfg, &Silent).unwrap().bpe
+    }
+
+    fn lib() -> LibModel {
+        let units = ["the ", "cat", " sat", "the", "lo", "low", "ow"];
+        LibModel::new(
+            units.iter().map(|u| u.as_bytes().to_vec()).collect(),
+            vec!["<|eot|>".into()],
+            Rule::Fixed,
+            serde_json::Value::Null,
+        )
+        .unwrap()
+    }
+
+    fn models() -> Vec<Arc<dyn TokenModel>> {
+        vec![Arc::new(bpe()), Arc::new(lib())]
+    }
+
+    #[test]
+    fn round_trip_spans_and_batch_agree_through_the_trait() {
+        for m in models() {
+            let eot = m.special_id("<|eot|>").unwrap();
+            assert!(m.is_special(eot));
+            let matcher = m.special_matcher(&[eot]).unwrap();
+            for allowed in [None, matcher.as_ref()] {
+                let batch = m.encode_batch(&TEXTS, allowed).unwrap();
+                for (t, from_batch) in TEXTS.iter().zip(&batch) {
+                    let ids = m.encode(t, allowed).unwrap();
+                    assert_eq!(&ids, from_batch, "{:?} {t:?}", m.kind());
+                    assert_eq!(m.decode_bytes(&ids).unwrap(), t.as_bytes());
+                    let (ids2, spans) = m.encode_with_spans(t, allowed).unwrap();
+                    assert_eq!(ids2, ids);
+                    let mut at = 0;
+                    for (&id, &(s, e)) in ids.iter().zip(&spans) {
+                        assert_eq!(s, at);
+                        assert_eq!(&t.as_bytes()[s..e], m.token_bytes(id).unwrap());
+                        at = e;
+                    }
+                    assert_eq!(at, t.len());
+                    if allowed.is_none() {
+                        assert_eq!(m.encode_ordinary(t).unwrap(), ids);
+                    }
+                }
+            }
+            assert!(m.special_matcher(&[eot + 1]).is_err());
+        }
+    }
+
+    #[test]
+    fn the_trait_gives_the_concrete_models_ids() {
+        let (b, l) = (bpe(), lib());
+        for t in TEXTS {
+            assert_eq!(
+                TokenModel::encode_ordinary(&b, t).unwrap(),
+                b.encode_ordinary(t).unwrap()
+            );
+            assert_eq!(
+                TokenModel::encode_ordinary(&l, t).unwrap(),
+                l.encode_ordinary(t).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn vocabulary_lookups_agree() {
+        for m in models() {
+            for id in 0..m.vocab_size() as u32 {
+                let Some(b) = m.token_bytes(id) else { continue };
+                assert_eq!(m.is_special(id), m.specials().iter().any(|s| s.1 == id));
+                if let Some(j) = m.id_of(b) {
+                    assert_eq!(m.token_bytes(j), Some(b));
+                }
+            }
+            assert_eq!(m.token_bytes(m.vocab_size() as u32), None);
+            assert!(m.decode_bytes(&[m.vocab_size() as u32]).is_err());
+        }
+    }
+
+    #[test]
+    fn stream_cut_prefix_encodes_alone() {
+        let text = "the cat sat on the mat\nthe dog sat on the log\nlow lower lowest and the";
+        for m in models() {
+            let cut = m.stream_cut(text);
+            assert!(cut > 0 && text.is_char_boundary(cut), "{:?}", m.kind());
+            let mut ids = m.encode_ordinary(&text[..cut]).unwrap();
+            ids.extend(m.encode_ordinary(&text[cut..]).unwrap());
+            assert_eq!(ids, m.encode_ordinary(text).unwrap());
+        }
+    }
+
+    #[test]
+    fn downcasts_name_the_family() {
+        let [b, l]: [Arc<dyn TokenModel>; 2] = [Arc::new(bpe()), Arc::new(lib())];
+        assert_eq!(b.kind().name(), "bpe");
+        assert_eq!(l.kind().name(), "lib");
+        assert!(b.as_bpe().is_some() && b.as_lib().is_none() && b.merges().is_some());
+        assert!(l.as_lib().is_some() && l.as_bpe().is_none() && l.merges().is_none());
+        assert!(l.pretokenizer().is_none());
+        assert_eq!(l.pattern_name(), "lib");
+        assert_eq!(b.pattern_name(), "gpt2");
+        assert!(b.clone().into_bpe().is_some());
+        assert!(l.into_bpe().is_none());
+    }
+
+    #[test]
+    fn to_json_writes_each_familys_format() {
+        let b: Arc<dyn TokenModel> = Arc::new(bpe());
+        let l: Arc<dyn TokenModel> = Arc::new(lib());
+        let bj = b.to_json().unwrap();
+        let b2 = crate::formats::hf_json::from_str(&bj, "x").unwrap();
+        let lj = l.to_json().unwrap();
+        let l2 = LibModel::from_json(&lj, "x").unwrap();
+        for t in TEXTS {
+            assert_eq!(
+                b2.encode_ordinary(t).unwrap(),
+                b.encode_ordinary(t).unwrap()
+            );
+            assert_eq!(
+                l2.encode_ordinary(t).unwrap(),
+                l.encode_ordinary(t).unwrap()
+            );
+        }
+    }
+}
