@@ -27,7 +27,6 @@ import hashlib
 import json
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +36,7 @@ import tokforge  # noqa: E402
 from reference.lib_ref import LibRef, read_sentences  # noqa: E402
 from tokforge import Tokenizer, lib_model  # noqa: E402
 from tokforge.lib_model import LibConfig  # noqa: E402
+from tokforge.report import compression_report  # noqa: E402
 
 GOLDEN = {
     "TV6-A": dict(out_rate=0.01, life=3),
@@ -93,10 +93,9 @@ def split(path: Path) -> tuple[list[str], list[str]]:
 
 
 def use(tok: Tokenizer, lines: list[str]) -> tuple[int, int]:
-    counts: Counter[int] = Counter()
-    for ids in tok.encode_batch(lines):
-        counts.update(ids)
-    return sum(counts.values()), len(counts)
+    """Tokens and token types of ``tok`` on ``lines`` (each encoded alone)."""
+    [stats] = compression_report(tok, {"test": lines})
+    return stats.tokens, stats.types
 
 
 def compare(args) -> list[dict]:
@@ -108,7 +107,7 @@ def compare(args) -> list[dict]:
             steps=args.steps, article_len=args.article_len, pretokenize=args.pretokenize
         )
         _, info = lib_model.train(sentences=train_lines, vocab_size=None, config=cfg)
-        k_emergent = info["units"]
+        k_emergent = info.units
         for label, k in (("256+256", 256), ("256+512", 512), ("emergent", k_emergent)):
             v = 256 + k
             row = {"lang": lang, "size": label, "vocab": v, "test_bytes": test_bytes}
@@ -116,7 +115,7 @@ def compare(args) -> list[dict]:
                 row.update(lib_tokens="saturated", lib_types="", bpe_tokens="", bpe_types="")
                 rows.append(row)
                 continue
-            lib, _ = lib_model.train(sentences=train_lines, vocab_size=v, config=cfg)
+            lib = Tokenizer(lib_model.train(sentences=train_lines, vocab_size=v, config=cfg)[0])
             pattern = args.pretokenize or "cl100k"
             bpe = Tokenizer.train(texts=["\n".join(train_lines)], vocab_size=v, pattern=pattern)
             lt, ly = use(lib, test_lines)
@@ -128,7 +127,7 @@ def compare(args) -> list[dict]:
                 lib_types=ly,
                 bpe_types=by,
                 bpe_vocab=bpe.vocab_size,
-                lib_mwe=f"{100 * lib_model.multiword_share(lib):.1f}%",
+                lib_mwe=f"{100 * lib_model.multiword_share(lib.model):.1f}%",
                 fewer_tokens="LiB" if lt < bt else "BPE" if bt < lt else "tie",
                 fewer_types="LiB" if ly < by else "BPE" if by < ly else "tie",
             )

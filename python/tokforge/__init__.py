@@ -1,5 +1,5 @@
 """tokforge: byte-level BPE training and encoding, exactly compatible with ``tokenizers`` and
-``tiktoken``.
+``tiktoken``, and LiB (Less-is-Better) tokenizers, behind one :class:`Tokenizer`.
 
 >>> from tokforge import Tokenizer
 >>> tok = Tokenizer.train(texts=["hello world " * 20], vocab_size=260, pattern="gpt2")
@@ -19,8 +19,8 @@ from .corpora import corpus_dir as corpus_dir
 from .corpora import corpus_files as corpus_files
 from .errors import FormatError as FormatError
 from .errors import InputError as InputError
-from .errors import StoppedError as StoppedError
 from .errors import PatternError as PatternError
+from .errors import StoppedError as StoppedError
 from .errors import TokforgeError as TokforgeError
 from .errors import TrainingError as TrainingError
 from .errors import VocabError as VocabError

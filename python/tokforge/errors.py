@@ -6,8 +6,8 @@ same classes.
 
 from ._core import FormatError as FormatError
 from ._core import InputError as InputError
-from ._core import StoppedError as StoppedError
 from ._core import PatternError as PatternError
+from ._core import StoppedError as StoppedError
 from ._core import TokforgeError as TokforgeError
 from ._core import TrainingError as TrainingError
 from ._core import VocabError as VocabError

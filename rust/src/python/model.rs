@@ -281,7 +281,7 @@ impl PyTokenModel {
 
     fn __repr__(&self) -> String {
         format!(
-            "TokenModel(kind={:?}, vocab_size={}, pattern={:?})",
+            "TokenModel(kind='{}', vocab_size={}, pattern='{}')",
             self.kind(),
             self.vocab_size(),
             self.pattern_name()
