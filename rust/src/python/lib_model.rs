@@ -47,7 +47,7 @@ impl LibModel {
         let name = path.display().to_string();
         let m = py.detach(|| -> crate::Result<lm::LibModel> {
             let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
-            lm::LibModel::from_json(&text, &name)
+            crate::formats::lib_json::from_str(&text, &name)
         })?;
         Ok(Self::wrap(m))
     }
@@ -55,7 +55,9 @@ impl LibModel {
     /// Load tokforge's LiB JSON from text.
     #[staticmethod]
     fn from_json_str(text: &str) -> PyResult<Self> {
-        Ok(Self::wrap(lm::LibModel::from_json(text, "<string>")?))
+        Ok(Self::wrap(crate::formats::lib_json::from_str(
+            text, "<string>",
+        )?))
     }
 
     /// A model from units in priority order (ids follow specials and the 256 byte tokens).
@@ -78,7 +80,7 @@ impl LibModel {
 
     /// The model as tokforge's LiB JSON.
     fn to_json(&self) -> PyResult<String> {
-        Ok(self.inner.to_json()?)
+        Ok(crate::formats::lib_json::to_string(&self.inner)?)
     }
 
     fn to_tiktoken(&self) -> PyResult<String> {
