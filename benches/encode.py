@@ -541,7 +541,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_install:
         versions = ensure_packages(PEER_PINS, log=log)
     import tokforge
-    from tokforge.tokenizer import TIKTOKEN_PRESETS
 
     versions["tokforge"] = tokforge.__version__
     core = Path(tokforge._core.__file__)
@@ -561,11 +560,11 @@ def main(argv: list[str] | None = None) -> int:
     for v in vocabs:
         fname, preset, _ = VOCABS[v]
         path = fetch(fname)
-        stem = fname.split(".")[0]
-        specials = dict(TIKTOKEN_PRESETS[stem][1])
+        tok = tokforge.Tokenizer.from_file(path)  # OpenAI's pattern and specials, by file name
+        specials = tok.special_tokens
         specials_all |= set(specials)
         hf_json = WORK / f"{v}.tokenizer.json"
-        hf_json.write_text(tokforge.Tokenizer.from_file(path).to_json(), encoding="utf-8")
+        hf_json.write_text(tok.to_json(), encoding="utf-8")
         vspec[v] = {
             "vocab": v,
             "vocab_path": str(path),

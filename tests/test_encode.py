@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import tiktoken
@@ -9,26 +11,34 @@ import tokforge
 from hypothesis import given
 from hypothesis import strategies as st
 from tiktoken.load import load_tiktoken_bpe
+from tiktoken_ext import openai_public
 from tokenizers import Tokenizer as HFTokenizer
 from tokforge import Tokenizer
-from tokforge.tokenizer import TIKTOKEN_PRESETS
+
+#: tiktoken's own definition of each rank file (``tiktoken_ext.openai_public``); gpt2.tiktoken
+#: is r50k_base's rank file (same sha256)
+OPENAI_DEFINITION = {"gpt2": openai_public.r50k_base, "cl100k_base": openai_public.cl100k_base}
 
 
 def tiktoken_encoding(path) -> tiktoken.Encoding:
-    stem = path.name.split(".")[0]
-    preset, specials = TIKTOKEN_PRESETS[stem]
-    return tiktoken.Encoding(
-        name=stem,
-        pat_str=tokforge.preset_pattern(preset),
-        mergeable_ranks=load_tiktoken_bpe(str(path)),
-        special_tokens=specials,
-    )
+    """The peer as tiktoken defines it (name, pattern, special tokens), ranks read from ``path``
+    instead of downloaded."""
+    ranks = load_tiktoken_bpe(str(path))
+    with mock.patch.object(openai_public, "load_tiktoken_bpe", lambda *a, **k: ranks):
+        definition = OPENAI_DEFINITION[path.name.split(".")[0]]()
+    return tiktoken.Encoding(**definition)
 
 
 @pytest.fixture(scope="session", params=["gpt2", "cl100k"])
 def pair(request, gpt2_file, cl100k_file):
     path = gpt2_file if request.param == "gpt2" else cl100k_file
     return Tokenizer.from_file(path), tiktoken_encoding(path)
+
+
+def test_openai_rank_files_load_with_tiktokens_pattern_and_special_tokens(pair):
+    ours, theirs = pair
+    assert ours.special_tokens == theirs._special_tokens
+    assert ours.pattern == theirs._pat_str
 
 
 @pytest.fixture(scope="session")

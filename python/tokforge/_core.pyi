@@ -21,16 +21,17 @@ class TokenModel:
     ``with_segmenter``). ``tokforge.Tokenizer`` wraps it; ``Tokenizer.model`` returns it."""
 
     @staticmethod
-    def from_json_file(path: str) -> TokenModel:
-        """Load a JSON model file: HF ``tokenizer.json`` (BPE) or tokforge's LiB JSON."""
+    def from_file(
+        path: str,
+        pattern: Optional[str] = None,
+        special_tokens: Optional[list[tuple[str, int]]] = None,
+    ) -> TokenModel:
+        """Load a tokenizer file, its format detected from the content: HF ``tokenizer.json``,
+        ``.tiktoken`` (``pattern`` / ``special_tokens`` for it, else OpenAI's by file name),
+        tekken JSON or tokforge's LiB JSON."""
     @staticmethod
     def from_json_str(text: str) -> TokenModel:
-        """Load from JSON text: HF ``tokenizer.json`` (BPE) or tokforge's LiB JSON."""
-    @staticmethod
-    def from_tiktoken_file(
-        path: str, pattern: str, special_tokens: list[tuple[str, int]]
-    ) -> TokenModel:
-        """Load a tiktoken rank file (BPE, ids = ranks); ``special_tokens`` are ``(text, id)``."""
+        """Load from JSON text: HF ``tokenizer.json``, tekken JSON or tokforge's LiB JSON."""
     @staticmethod
     def from_ranks(
         ranks: list[tuple[bytes, int]], pattern: str, special_tokens: list[tuple[str, int]]

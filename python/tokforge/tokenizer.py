@@ -11,39 +11,13 @@ from pathlib import Path
 from typing import Callable, Optional, Union
 
 from . import _core, lib_model
-from .errors import FormatError, InputError
+from .errors import InputError
 from .inputs import PathLike, expand_files
 from .lib_model import LibConfig
 
 ProgressCallback = Callable[[str, int, int], Optional[bool]]
 
-__all__ = ["Tokenizer", "TIKTOKEN_PRESETS"]
-
-#: Pre-tokenizer and special tokens of OpenAI's rank files, as ``tiktoken_ext.openai_public``
-#: defines them (the files themselves carry neither). Keyed by the file's stem.
-TIKTOKEN_PRESETS: dict[str, tuple[str, dict[str, int]]] = {
-    "gpt2": ("gpt2", {"<|endoftext|>": 50256}),
-    "r50k_base": ("gpt2", {"<|endoftext|>": 50256}),
-    "cl100k_base": (
-        "cl100k",
-        {
-            "<|endoftext|>": 100257,
-            "<|fim_prefix|>": 100258,
-            "<|fim_middle|>": 100259,
-            "<|fim_suffix|>": 100260,
-            "<|endofprompt|>": 100276,
-        },
-    ),
-    "o200k_base": ("o200k", {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}),
-}
-
-#: Special tokens of Mistral's tekken files that do not list their own (mistral-common's
-#: ``Tekkenizer.DEPRECATED_SPECIAL_TOKENS``); the remaining ids are ``<SPECIAL_{id}>``.
-TEKKEN_LEGACY_SPECIALS = (
-    "<unk> <s> </s> [INST] [/INST] [AVAILABLE_TOOLS] [/AVAILABLE_TOOLS] [TOOL_RESULTS] "
-    "[/TOOL_RESULTS] [TOOL_CALLS] [IMG] <pad> [IMG_BREAK] [IMG_END] [PREFIX] [MIDDLE] [SUFFIX] "
-    "[SYSTEM_PROMPT] [/SYSTEM_PROMPT] [TOOL_CONTENT]"
-).split()
+__all__ = ["Tokenizer"]
 
 #: foreign tokenizer objects adapted by :meth:`Tokenizer.coerce`: id -> (object, Tokenizer)
 _ADAPTED: OrderedDict[int, tuple[object, Tokenizer]] = OrderedDict()
@@ -268,25 +242,18 @@ class Tokenizer:
         pattern: str | None = None,
         special_tokens: dict[str, int] | None = None,
     ) -> Tokenizer:
-        """Load a tokenizer file, detecting its format: HF ``tokenizer.json`` (a JSON object) or a
-        tiktoken rank file (``base64 rank`` lines; see :meth:`from_tiktoken`)."""
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such file")
-        with p.open("rb") as fh:
-            head = fh.read(256).lstrip()
-        if head.startswith(b"{") and b'"config"' in head:
-            return cls.from_tekken(p)
-        if head.startswith(b"{"):
-            if pattern is not None or special_tokens is not None:
-                raise InputError(
-                    "pattern/special_tokens apply to .tiktoken files, not tokenizer.json"
-                )
-            return cls(_core.TokenModel.from_json_file(str(p)))
-        first = head.split(b"\n", 1)[0].split(b" ")
-        if len(first) == 2 and first[1].strip().isdigit():
-            return cls.from_tiktoken(p, pattern=pattern, special_tokens=special_tokens)
-        raise FormatError(f"{p}: neither a tokenizer.json nor a .tiktoken rank file")
+        """Load a tokenizer file, its format detected from the content: HF ``tokenizer.json``,
+        a tiktoken ``.tiktoken`` rank file, a Mistral tekken JSON file or tokforge's LiB JSON.
+
+        Rank files carry no pattern and no special tokens: give them (``pattern`` = a preset
+        name or a regex, ``special_tokens`` = ``{text: id}``), or name the file like OpenAI's
+        (``gpt2``, ``r50k_base``, ``cl100k_base``, ``o200k_base``) to use theirs. Ids of a rank
+        file are its ranks; tekken ids are ``rank + num_special`` (special tokens first), as
+        mistral-common's ``Tekkenizer`` numbers them. Giving ``pattern`` or ``special_tokens``
+        for another format raises :class:`InputError`.
+        """
+        specials = None if special_tokens is None else sorted(special_tokens.items())
+        return cls(_core.TokenModel.from_file(os.fspath(path), pattern, specials))
 
     @classmethod
     def from_tiktoken(
@@ -296,53 +263,14 @@ class Tokenizer:
         pattern: str | None = None,
         special_tokens: dict[str, int] | None = None,
     ) -> Tokenizer:
-        """Load a tiktoken ``.tiktoken`` rank file (ids = ranks; tiktoken's encoding rules).
-
-        The file has no pattern and no special tokens: give them, or name the file like
-        OpenAI's (``gpt2``, ``r50k_base``, ``cl100k_base``, ``o200k_base``) to use theirs.
-        """
-        p = Path(path)
-        preset = TIKTOKEN_PRESETS.get(p.stem.split(".")[0])
-        if pattern is None:
-            if preset is None:
-                raise InputError(
-                    f"{p}: a .tiktoken file carries no pre-tokenization pattern; pass pattern="
-                    "'gpt2' | 'cl100k' | 'o200k' | REGEX"
-                )
-            pattern = preset[0]
-        if special_tokens is None:
-            special_tokens = preset[1] if preset is not None else {}
-        model = _core.TokenModel.from_tiktoken_file(
-            str(p), pattern, sorted(special_tokens.items())
-        )
-        return cls(model)
+        """Load a tiktoken ``.tiktoken`` rank file: :meth:`from_file` under tiktoken's name."""
+        return cls.from_file(path, pattern=pattern, special_tokens=special_tokens)
 
     @classmethod
     def from_tekken(cls, path: PathLike) -> Tokenizer:
-        """Load a Mistral "tekken" JSON file (``mistral_common/data/tekken_*.json``): tiktoken
-        ranks with special tokens in front, so regular ids are ``rank + num_special``, as
-        mistral-common's ``Tekkenizer`` numbers them."""
-        import base64
-        import json
-
-        p = Path(path)
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-            cfg = doc["config"]
-            n_special = int(cfg["default_num_special_tokens"])
-            n_regular = int(cfg["default_vocab_size"]) - n_special
-            vocab = doc["vocab"][:n_regular]
-            ranks = [(base64.b64decode(t["token_bytes"]), t["rank"] + n_special) for t in vocab]
-            pattern = cfg["pattern"]
-        except (KeyError, TypeError, ValueError) as e:
-            raise FormatError(f"{p}: not a tekken tokenizer file ({e!r})") from None
-        listed = doc.get("special_tokens")
-        if listed:
-            names = {int(t["rank"]): t["token_str"] for t in listed}
-        else:
-            names = dict(enumerate(TEKKEN_LEGACY_SPECIALS))
-        specials = [(names.get(i, f"<SPECIAL_{i}>"), i) for i in range(n_special)]
-        return cls(_core.TokenModel.from_ranks(ranks, pattern, specials))
+        """Load a Mistral tekken JSON file (``mistral_common/data/tekken_*.json``):
+        :meth:`from_file` under mistral-common's name."""
+        return cls.from_file(path)
 
     def save_tiktoken(self, path: PathLike, *, overwrite: bool = False) -> Path:
         """Write the regular tokens as a ``.tiktoken`` rank file (rank = id; BPE only). The

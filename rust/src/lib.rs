@@ -1,9 +1,12 @@
 //! # tokforge core
 //!
 //! Byte-level BPE as GPT-2/GPT-4/Llama-3 use it: pre-tokenize ([`pretokenize`]), count unique
-//! pieces and learn merges ([`bpe::train`]), save and load HF `tokenizer.json` and `.tiktoken`
-//! files ([`formats`]). LiB ([`lib_model`]) is the second model family; both implement
-//! [`TokenModel`] ([`model`]), the one interface encoding, analysis and the bindings use.
+//! pieces and learn merges ([`bpe::train`]); LiB vocabularies ([`lib_model`]). Every tokenizer
+//! file format lives in [`formats`]: HF `tokenizer.json`, `.tiktoken` rank files (with OpenAI's
+//! presets), Mistral tekken JSON and tokforge's LiB JSON, read and, where the format allows,
+//! written; [`formats::detect::load_file`] loads any of them, telling them apart by content.
+//! LiB is the second model family; both implement [`TokenModel`] ([`model`]), the one
+//! interface encoding, analysis and the bindings use.
 //!
 //! The core has no Python in it: the PyO3 bindings live in `python/`, behind the `python`
 //! feature, so `cargo test` needs no interpreter.

@@ -265,7 +265,7 @@ impl TokenModel for LibModel {
         "lib"
     }
     fn to_json(&self) -> Result<String> {
-        LibModel::to_json(self)
+        crate::formats::lib_json::to_string(self)
     }
     fn as_lib(&self) -> Option<&LibModel> {
         Some(self)
@@ -411,7 +411,7 @@ mod tests {
         let bj = b.to_json().unwrap();
         let b2 = crate::formats::hf_json::from_str(&bj, "x").unwrap();
         let lj = l.to_json().unwrap();
-        let l2 = LibModel::from_json(&lj, "x").unwrap();
+        let l2 = crate::formats::lib_json::from_str(&lj, "x").unwrap();
         for t in TEXTS {
             assert_eq!(
                 b2.encode_ordinary(t).unwrap(),

@@ -54,6 +54,11 @@ pub struct Bpe {
     serial: u64,
 }
 
+/// Most ids a vocabulary may leave unused (holes) beyond its tokens. Ids are allocated densely,
+/// so a file or caller naming id 4e9 must be refused rather than allocated. OpenAI's files leave
+/// at most 20 (cl100k: 100256 ranks, special tokens up to 100276); 65536 is generous.
+pub const MAX_UNUSED_IDS: usize = 1 << 16;
+
 static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 #[inline]
@@ -95,6 +100,14 @@ impl Bpe {
             .chain(specials.iter().map(|(_, id)| *id as usize + 1))
             .max()
             .unwrap_or(0);
+        let entries = ranks.len() + specials.len();
+        if n > entries + MAX_UNUSED_IDS {
+            return Err(Error::Vocab(format!(
+                "ids go up to {} for {entries} tokens: more than {MAX_UNUSED_IDS} ids would be \
+                 unused (ranks must be roughly 0..n)",
+                n - 1
+            )));
+        }
         let mut tokens = vec![Vec::new(); n];
         for (t, r) in ranks {
             if t.is_empty() {

@@ -221,6 +221,17 @@ pub fn from_str(text: &str, path: &str) -> Result<Bpe> {
         .chain(specials.iter().map(|(_, id)| *id as u64))
         .max()
         .map_or(0, |m| m as usize + 1);
+    let entries = vocab.len() + specials.len();
+    if n > entries + crate::bpe::MAX_UNUSED_IDS {
+        return Err(fmt_err(
+            path,
+            format!(
+                "ids go up to {} for {entries} tokens: more than {} ids would be unused",
+                n - 1,
+                crate::bpe::MAX_UNUSED_IDS
+            ),
+        ));
+    }
     let mut tokens: Vec<Option<Vec<u8>>> = vec![None; n];
     for (text, id) in &specials {
         tokens[*id as usize] = Some(text.as_bytes().to_vec());
@@ -326,5 +337,14 @@ mod tests {
         assert!(e.to_string().contains("Unigram"), "{e}");
         let e = from_str("{", "x.json").unwrap_err();
         assert!(e.to_string().contains("x.json"), "{e}");
+    }
+
+    #[test]
+    fn far_ids_are_refused_not_allocated() {
+        let doc = r#"{"model": {"type": "BPE", "vocab": {"a": 4000000000}, "merges": []},
+                      "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}}"#;
+        let e = from_str(doc, "x.json").unwrap_err();
+        assert!(matches!(e, Error::Format { .. }), "{e}");
+        assert!(e.to_string().contains("unused"), "{e}");
     }
 }

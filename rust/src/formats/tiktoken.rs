@@ -1,8 +1,42 @@
-//! tiktoken rank files: one `base64(token) rank` line per token (spec bpe.md 5.1). They carry no
-//! pattern and no special tokens; those come from the caller.
+//! tiktoken rank files: one `base64(token) rank` line per token (docs/bpe.md). They carry no
+//! pattern and no special tokens; those come from the caller, or from [`preset_for_stem`] for
+//! OpenAI's own files (named `gpt2`, `r50k_base`, `cl100k_base`, `o200k_base`).
+//!
+//! Parsing is linear in the file (plus a sort by rank). Invariants of a parsed file: ranks are
+//! unique and span at most [`MAX_UNUSED_IDS`] more ids than the file has lines.
 
+use crate::bpe::MAX_UNUSED_IDS;
 use crate::error::{Error, Result};
 use base64::Engine;
+
+/// Pre-tokenizer preset name and special tokens of OpenAI's rank files, as
+/// `tiktoken_ext.openai_public` defines them (the files carry neither), keyed by the file's stem
+/// (the name up to its first `.`).
+pub fn preset_for_stem(stem: &str) -> Option<(&'static str, Vec<(String, u32)>)> {
+    let (pattern, specials): (&str, &[(&str, u32)]) = match stem {
+        "gpt2" | "r50k_base" => ("gpt2", &[("<|endoftext|>", 50256)]),
+        "cl100k_base" => (
+            "cl100k",
+            &[
+                ("<|endoftext|>", 100257),
+                ("<|fim_prefix|>", 100258),
+                ("<|fim_middle|>", 100259),
+                ("<|fim_suffix|>", 100260),
+                ("<|endofprompt|>", 100276),
+            ],
+        ),
+        "o200k_base" => (
+            "o200k",
+            &[("<|endoftext|>", 199999), ("<|endofprompt|>", 200018)],
+        ),
+        _ => return None,
+    };
+    let specials = specials
+        .iter()
+        .map(|&(t, id)| (t.to_string(), id))
+        .collect();
+    Some((pattern, specials))
+}
 
 /// Parse a `.tiktoken` file into `(bytes, rank)` pairs sorted by rank. Ranks must be unique.
 pub fn parse(text: &str, path: &str) -> Result<Vec<(Vec<u8>, u32)>> {
@@ -35,6 +69,17 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<(Vec<u8>, u32)>> {
             return Err(Error::Format {
                 path: path.to_string(),
                 message: format!("rank {} appears twice", w[0].1),
+            });
+        }
+    }
+    if let Some(&(_, last)) = out.last() {
+        if last as usize >= out.len() + MAX_UNUSED_IDS {
+            return Err(Error::Format {
+                path: path.to_string(),
+                message: format!(
+                    "rank {last} for {} tokens: more than {MAX_UNUSED_IDS} ids would be unused",
+                    out.len()
+                ),
             });
         }
     }
@@ -71,5 +116,44 @@ mod tests {
             .to_string()
             .contains("line 1"));
         assert!(parse("YQ== 0\nYg== 0\n", "f").is_err());
+    }
+
+    #[test]
+    fn far_ranks_are_refused_not_allocated() {
+        let e = parse("YQ== 4000000000\n", "f").unwrap_err();
+        assert!(matches!(e, Error::Format { .. }), "{e}");
+        assert!(e.to_string().contains("unused"), "{e}");
+        // a few holes, as in OpenAI's files, are fine
+        assert_eq!(parse("YQ== 20\n", "f").unwrap(), vec![(b"a".to_vec(), 20)]);
+    }
+
+    #[test]
+    fn openai_presets_match_tiktoken_ext() {
+        let (p, s) = preset_for_stem("cl100k_base").unwrap();
+        assert_eq!(p, "cl100k");
+        assert_eq!(s.len(), 5);
+        assert!(s.contains(&("<|endofprompt|>".to_string(), 100276)));
+        for stem in ["gpt2", "r50k_base"] {
+            assert_eq!(
+                preset_for_stem(stem).unwrap(),
+                ("gpt2", vec![("<|endoftext|>".to_string(), 50256)])
+            );
+        }
+        let (p, s) = preset_for_stem("o200k_base").unwrap();
+        assert_eq!(p, "o200k");
+        assert_eq!(
+            s,
+            vec![
+                ("<|endoftext|>".to_string(), 199999),
+                ("<|endofprompt|>".to_string(), 200018)
+            ]
+        );
+        assert!(preset_for_stem("p50k_base").is_none());
+        assert!(preset_for_stem("cl100k_base.tiktoken").is_none());
+        // every preset name is a pattern preset
+        for stem in ["gpt2", "r50k_base", "cl100k_base", "o200k_base"] {
+            let (p, _) = preset_for_stem(stem).unwrap();
+            assert!(crate::pretokenize::Preset::from_name(p).is_some());
+        }
     }
 }

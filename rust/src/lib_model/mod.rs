@@ -13,8 +13,9 @@
 //! - [`LibModel`] (this file): the tokenizer (spec section 8): ids = special tokens, then the 256
 //!   byte tokens `<0x00>..<0xFF>` (fallback for characters no unit covers, so every string
 //!   encodes and `decode(encode(s)) == s`), then the units by priority. Lines are segmented
-//!   independently (units never cross `\n`). Saved as tokforge's own JSON: the larger-first
-//!   segmentation with counterfactual comparison is not BPE and has no HF `tokenizer.json` form.
+//!   independently (units never cross `\n`). Saved as tokforge's own JSON
+//!   ([`crate::formats::lib_json`]): the larger-first segmentation with counterfactual
+//!   comparison is not BPE and has no HF `tokenizer.json` form.
 //!
 //! Complexity: training O(bytes read x match depth + rewards x step) per article, sequential;
 //! encoding O(n x match depth), lines of a batch in parallel (rayon), results independent of
@@ -50,11 +51,6 @@ static ALL_BYTES: [u8; 256] = {
     }
     t
 };
-
-/// Name written in the `"format"` field of tokforge's LiB JSON.
-pub const FORMAT: &str = "tokforge-lib";
-/// Version of that JSON layout.
-pub const FORMAT_VERSION: u64 = 1;
 
 /// A trained LiB tokenizer.
 #[derive(Clone)]
@@ -112,14 +108,6 @@ impl LibModel {
     /// The pre-tokenizer of the "no-supra" mode, if any.
     pub fn pretokenizer(&self) -> Option<&Pretokenizer> {
         self.pretok.as_ref()
-    }
-
-    /// Spec of the pre-tokenizer as `Pretokenizer::new` takes it (preset name or regex).
-    fn pretok_spec(&self) -> Option<String> {
-        self.pretok.as_ref().map(|p| match p.preset() {
-            Some(pr) => pr.name().to_string(),
-            None => p.pattern().to_string(),
-        })
     }
 
     #[inline]
@@ -356,115 +344,6 @@ impl LibModel {
             }
         }
         Ok(out)
-    }
-
-    /// tokforge's LiB JSON.
-    pub fn to_json(&self) -> Result<String> {
-        let units: Vec<&str> = self
-            .units
-            .iter()
-            .map(|u| std::str::from_utf8(u).map_err(|_| Error::Vocab("a unit is not UTF-8".into())))
-            .collect::<Result<_>>()?;
-        let specials: Vec<Value> = self
-            .specials
-            .iter()
-            .map(|(t, id)| json!({"id": id, "content": t}))
-            .collect();
-        let doc = json!({
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "model": "LiB",
-            "segmenter": self.seg.rule().name(),
-            "pretokenize": self.pretok_spec(),
-            "byte_fallback": true,
-            "id_layout": "special tokens, then 256 byte tokens <0x00>..<0xFF>, then units by priority",
-            "special_tokens": specials,
-            "units": units,
-            "training": self.training,
-        });
-        serde_json::to_string_pretty(&doc)
-            .map_err(|e| Error::Input(format!("cannot write JSON: {e}")))
-    }
-
-    /// Read tokforge's LiB JSON; `name` is used in error messages.
-    pub fn from_json(text: &str, name: &str) -> Result<Self> {
-        let bad = |m: String| Error::Format {
-            path: name.to_string(),
-            message: m,
-        };
-        let doc: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
-        if doc.get("format").and_then(Value::as_str) != Some(FORMAT) {
-            return Err(bad(format!(
-                "not a tokforge LiB file (expected \"format\": \"{FORMAT}\")"
-            )));
-        }
-        let version = doc.get("version").and_then(Value::as_u64).unwrap_or(0);
-        if version != FORMAT_VERSION {
-            return Err(bad(format!(
-                "unsupported version {version} (this tokforge reads {FORMAT_VERSION})"
-            )));
-        }
-        let rule = Rule::parse(
-            doc.get("segmenter")
-                .and_then(Value::as_str)
-                .unwrap_or("lib"),
-        )
-        .map_err(|e| bad(e.to_string()))?;
-        let units = doc
-            .get("units")
-            .and_then(Value::as_array)
-            .ok_or_else(|| bad("missing \"units\" list".into()))?
-            .iter()
-            .enumerate()
-            .map(|(i, u)| {
-                u.as_str()
-                    .map(|s| s.as_bytes().to_vec())
-                    .ok_or_else(|| bad(format!("units[{i}] is not a string")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut specials: Vec<(u64, String)> = Vec::new();
-        for (i, s) in doc
-            .get("special_tokens")
-            .and_then(Value::as_array)
-            .map(|v| v.as_slice())
-            .unwrap_or(&[])
-            .iter()
-            .enumerate()
-        {
-            let id = s.get("id").and_then(Value::as_u64);
-            let content = s.get("content").and_then(Value::as_str);
-            match (id, content) {
-                (Some(id), Some(c)) => specials.push((id, c.to_string())),
-                _ => {
-                    return Err(bad(format!(
-                        "special_tokens[{i}] needs \"id\" and \"content\""
-                    )))
-                }
-            }
-        }
-        specials.sort();
-        for (k, (id, _)) in specials.iter().enumerate() {
-            if *id != k as u64 {
-                return Err(bad(format!(
-                    "special token ids must be 0..{} in order",
-                    specials.len()
-                )));
-            }
-        }
-        let training = doc.get("training").cloned().unwrap_or(Value::Null);
-        let pretok = match doc.get("pretokenize") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(p)) => Some(Pretokenizer::new(p).map_err(|e| bad(e.to_string()))?),
-            Some(_) => return Err(bad("\"pretokenize\" must be a string or null".into())),
-        };
-        Ok(LibModel::new(
-            units,
-            specials.into_iter().map(|(_, s)| s).collect(),
-            rule,
-            training,
-        )
-        .map_err(|e| bad(e.to_string()))?
-        .with_pretokenizer(pretok))
     }
 }
 
@@ -715,21 +594,6 @@ mod tests {
     }
 
     #[test]
-    fn json_round_trip_keeps_ids() {
-        let (m, _) = small();
-        let j = m.to_json().unwrap();
-        let m2 = LibModel::from_json(&j, "x").unwrap();
-        assert_eq!(m2.units(), m.units());
-        let t = "the dog and the cat";
-        assert_eq!(
-            m.encode_ordinary(t).unwrap(),
-            m2.encode_ordinary(t).unwrap()
-        );
-        assert!(LibModel::from_json("{}", "x").is_err());
-        assert!(LibModel::from_json("[", "x").is_err());
-    }
-
-    #[test]
     fn vocab_size_cuts_to_k_units_or_reports_saturation() {
         let sents = ["the cat sat on the mat", "the dog sat on the log"];
         let mut opts = TrainOptions {
@@ -783,7 +647,8 @@ mod tests {
                 "{u:?}"
             );
         }
-        let m2 = LibModel::from_json(&m.to_json().unwrap(), "x").unwrap();
+        let json = crate::formats::lib_json::to_string(&m).unwrap();
+        let m2 = crate::formats::lib_json::from_str(&json, "x").unwrap();
         assert!(m2.pretokenizer().is_some());
         let t = "of the cat sat on the log";
         assert_eq!(

@@ -4,7 +4,8 @@
 //! Capabilities of one family (merges, units) are `None` on the other, or raise `InputError`.
 
 use crate::bpe::{Bpe, Priority};
-use crate::formats::{hf_json, tiktoken};
+use crate::formats::detect::{self, LoadOptions, Loaded};
+use crate::formats::tiktoken;
 use crate::lib_model::{self as lm, Rule};
 use crate::model::{ModelKind, TokenModel};
 use crate::pretokenize::{Preset, Pretokenizer};
@@ -87,60 +88,44 @@ fn wrong_kind(what: &str, needed: ModelKind) -> PyErr {
     })
 }
 
-/// Whether `text` is tokforge's LiB JSON (its `"format"` field comes first) rather than HF
-/// `tokenizer.json`.
-fn is_lib_json(text: &str) -> bool {
-    let mut head = text.len().min(1024);
-    while !text.is_char_boundary(head) {
-        head -= 1;
+impl From<Loaded> for PyTokenModel {
+    fn from(l: Loaded) -> Self {
+        match l {
+            Loaded::Bpe(b) => Self::new(b),
+            Loaded::Lib(m) => Self::new(m),
+        }
     }
-    text[..head].contains(&format!("\"{}\"", lm::FORMAT))
-}
-
-/// A model from JSON text of either family's format; `name` is used in error messages.
-fn from_json(text: &str, name: &str) -> crate::Result<PyTokenModel> {
-    Ok(if is_lib_json(text) {
-        PyTokenModel::new(lm::LibModel::from_json(text, name)?)
-    } else {
-        PyTokenModel::new(hf_json::from_str(text, name)?)
-    })
 }
 
 #[pymethods]
 impl PyTokenModel {
     // ---- constructors -------------------------------------------------------------------
-    /// Load a JSON model file: HF `tokenizer.json` (BPE) or tokforge's LiB JSON.
+    /// Load a tokenizer file of any format tokforge reads, detected from its content: HF
+    /// `tokenizer.json`, a `.tiktoken` rank file, Mistral tekken JSON (BPE) or tokforge's LiB
+    /// JSON. `pattern` and `special_tokens` (`(text, id)`) are for rank files, which carry
+    /// neither (OpenAI's own files, named `gpt2`, `r50k_base`, `cl100k_base`, `o200k_base`, get
+    /// OpenAI's); given for another format they are an `InputError`.
     #[staticmethod]
-    fn from_json_file(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let name = path.display().to_string();
-        Ok(py.detach(|| {
-            let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
-            from_json(&text, &name)
-        })?)
-    }
-
-    /// Load from JSON text: HF `tokenizer.json` (BPE) or tokforge's LiB JSON.
-    #[staticmethod]
-    fn from_json_str(py: Python<'_>, text: &str) -> PyResult<Self> {
-        Ok(py.detach(|| from_json(text, "<string>"))?)
-    }
-
-    /// Load a tiktoken rank file (BPE, ids = ranks); `special_tokens` maps text to id.
-    #[staticmethod]
-    fn from_tiktoken_file(
+    #[pyo3(signature = (path, pattern=None, special_tokens=None))]
+    fn from_file(
         py: Python<'_>,
         path: PathBuf,
-        pattern: &str,
-        special_tokens: Vec<(String, u32)>,
+        pattern: Option<String>,
+        special_tokens: Option<Vec<(String, u32)>>,
     ) -> PyResult<Self> {
-        let name = path.display().to_string();
-        let pretok = Pretokenizer::new(pattern)?;
-        let bpe = py.detach(|| -> crate::Result<Bpe> {
-            let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
-            let ranks = tiktoken::parse(&text, &name)?;
-            Bpe::from_ranks(ranks, special_tokens, pretok)
-        })?;
-        Ok(Self::new(bpe))
+        let opts = LoadOptions {
+            pattern,
+            special_tokens,
+        };
+        Ok(py.detach(|| detect::load_file(&path, &opts))?.into())
+    }
+
+    /// Load from JSON text: HF `tokenizer.json`, Mistral tekken JSON or tokforge's LiB JSON.
+    #[staticmethod]
+    fn from_json_str(py: Python<'_>, text: &str) -> PyResult<Self> {
+        Ok(py
+            .detach(|| detect::load_str(text, "<string>", &LoadOptions::default()))?
+            .into())
     }
 
     /// A tiktoken-style BPE model from `(bytes, rank)` pairs.

@@ -1,0 +1,390 @@
+//! Loading a tokenizer file whose format is not given: the format is detected from the content
+//! (never from the extension), then read by its module.
+//!
+//! Detection looks at the first 256 bytes, leading ASCII whitespace stripped ([`detect`]):
+//! - a JSON object naming `"tokforge-lib"` -> tokforge's LiB JSON ([`super::lib_json`]);
+//! - a JSON object naming `"config"` -> a Mistral tekken file ([`super::tekken`]);
+//! - any other JSON object -> HF `tokenizer.json` ([`super::hf_json`]);
+//! - a first line `TOKEN RANK` (two fields, the second all digits) -> a `.tiktoken` rank file
+//!   ([`super::tiktoken`]). It has no pattern and no special tokens: they come from
+//!   [`LoadOptions`], else from the OpenAI preset of the file's stem
+//!   ([`super::tiktoken::preset_for_stem`]).
+//!
+//! Options apply to rank files only; given for another format they are an [`Error::Input`]
+//! rather than silently ignored. Cost: detection O(1), then the cost of the reader.
+
+use super::{hf_json, lib_json, tekken, tiktoken};
+use crate::bpe::Bpe;
+use crate::error::{Error, Result};
+use crate::lib_model::LibModel;
+use crate::pretokenize::Pretokenizer;
+use std::path::Path;
+
+/// A loaded tokenizer model: BPE (tokenizer.json, .tiktoken, tekken) or LiB.
+// made once per file load and moved into its owner right away: the size difference is moot
+#[allow(clippy::large_enum_variant)]
+pub enum Loaded {
+    Bpe(Bpe),
+    Lib(LibModel),
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Loaded::Bpe(b) => write!(f, "Loaded::Bpe(vocab_size={})", b.vocab_size()),
+            Loaded::Lib(m) => write!(f, "Loaded::Lib(vocab_size={})", m.vocab_size()),
+        }
+    }
+}
+
+/// What a `.tiktoken` rank file does not carry.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Pre-tokenizer: preset name (`gpt2`, `cl100k`, `o200k`) or regex.
+    pub pattern: Option<String>,
+    /// `(text, id)` of the special tokens.
+    pub special_tokens: Option<Vec<(String, u32)>>,
+}
+
+/// The formats [`detect`] tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// tokforge's LiB JSON.
+    LibJson,
+    /// Mistral tekken JSON.
+    Tekken,
+    /// HF `tokenizer.json`.
+    HfJson,
+    /// tiktoken `base64 rank` lines.
+    Tiktoken,
+}
+
+impl Kind {
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::LibJson => "tokforge LiB JSON",
+            Kind::Tekken => "tekken JSON",
+            Kind::HfJson => "tokenizer.json",
+            Kind::Tiktoken => ".tiktoken files",
+        }
+    }
+}
+
+/// Bytes Python's `bytes.strip()` removes (ASCII whitespace, vertical tab included).
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The format of a file from its first bytes (see the module docs); `None` if none fits.
+pub fn detect(data: &[u8]) -> Option<Kind> {
+    let head = &data[..data.len().min(256)];
+    let start = head
+        .iter()
+        .position(|&b| !is_space(b))
+        .unwrap_or(head.len());
+    let head = &head[start..];
+    if head.first() == Some(&b'{') {
+        return Some(if contains(head, b"\"tokforge-lib\"") {
+            Kind::LibJson
+        } else if contains(head, b"\"config\"") {
+            Kind::Tekken
+        } else {
+            Kind::HfJson
+        });
+    }
+    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let mut fields = first.split(|&b| b == b' ');
+    if let (Some(_), Some(rank), None) = (fields.next(), fields.next(), fields.next()) {
+        let a = rank
+            .iter()
+            .position(|&b| !is_space(b))
+            .unwrap_or(rank.len());
+        let b = rank
+            .iter()
+            .rposition(|&b| !is_space(b))
+            .map_or(a, |i| i + 1);
+        let rank = &rank[a..b];
+        if !rank.is_empty() && rank.iter().all(u8::is_ascii_digit) {
+            return Some(Kind::Tiktoken);
+        }
+    }
+    None
+}
+
+/// Load a tokenizer file of any format tokforge reads (see the module docs).
+///
+/// Errors: [`Error::Io`] if the file cannot be read; [`Error::Format`] if it is none of the
+/// formats or not UTF-8 text; otherwise those of [`load_str`].
+pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
+    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let name = path.display().to_string();
+    let kind = detect(&data).ok_or_else(|| neither(&name))?;
+    let text = String::from_utf8(data).map_err(|e| Error::Format {
+        path: name.clone(),
+        message: format!(
+            "not UTF-8 text (byte offset {})",
+            e.utf8_error().valid_up_to()
+        ),
+    })?;
+    load_kind(kind, &text, &name, opts)
+}
+
+/// Load tokenizer text of any format tokforge reads; `name` stands for the file in messages,
+/// and its stem (up to the first `.`) selects the OpenAI preset of a rank file.
+///
+/// Errors: [`Error::Format`] if the text is none of the formats or the reader rejects it;
+/// [`Error::Input`] if options are given for a format other than a rank file, or a rank file
+/// has neither a `pattern` nor a known stem; [`Error::Regex`] / [`Error::Vocab`] from the
+/// model's constructor.
+pub fn load_str(text: &str, name: &str, opts: &LoadOptions) -> Result<Loaded> {
+    let kind = detect(text.as_bytes()).ok_or_else(|| neither(name))?;
+    load_kind(kind, text, name, opts)
+}
+
+fn neither(name: &str) -> Error {
+    Error::Format {
+        path: name.to_string(),
+        message: "neither a tokenizer.json nor a .tiktoken rank file".into(),
+    }
+}
+
+fn load_kind(kind: Kind, text: &str, name: &str, opts: &LoadOptions) -> Result<Loaded> {
+    if kind != Kind::Tiktoken && (opts.pattern.is_some() || opts.special_tokens.is_some()) {
+        return Err(Error::Input(format!(
+            "pattern/special_tokens apply to .tiktoken files, not {}",
+            kind.describe()
+        )));
+    }
+    match kind {
+        Kind::LibJson => lib_json::from_str(text, name).map(Loaded::Lib),
+        Kind::Tekken => tekken::from_str(text, name).map(Loaded::Bpe),
+        Kind::HfJson => hf_json::from_str(text, name).map(Loaded::Bpe),
+        Kind::Tiktoken => load_tiktoken(text, name, opts).map(Loaded::Bpe),
+    }
+}
+
+fn load_tiktoken(text: &str, name: &str, opts: &LoadOptions) -> Result<Bpe> {
+    let file_name = Path::new(name)
+        .file_name()
+        .map(|f| f.to_string_lossy())
+        .unwrap_or_default();
+    let stem = file_name.split('.').next().unwrap_or_default();
+    let preset = tiktoken::preset_for_stem(stem);
+    let pattern = match (&opts.pattern, &preset) {
+        (Some(p), _) => p.as_str(),
+        (None, Some((p, _))) => p,
+        (None, None) => {
+            return Err(Error::Input(format!(
+                "{name}: a .tiktoken file carries no pre-tokenization pattern; pass pattern=\
+                 'gpt2' | 'cl100k' | 'o200k' | REGEX"
+            )))
+        }
+    };
+    let pretok = Pretokenizer::new(pattern)?;
+    let specials = match (&opts.special_tokens, preset) {
+        (Some(s), _) => s.clone(),
+        (None, Some((_, s))) => s,
+        (None, None) => Vec::new(),
+    };
+    let ranks = tiktoken::parse(text, name)?;
+    Bpe::from_ranks(ranks, specials, pretok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lib_model::Rule;
+    use base64::Engine;
+    use serde_json::json;
+
+    /// A byte-level rank file with the 256 bytes and `extra` tokens, ranks in order.
+    fn rank_file(extra: &[&[u8]]) -> String {
+        let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        for (i, t) in extra.iter().enumerate() {
+            ranks.push((t.to_vec(), 256 + i as u32));
+        }
+        tiktoken::to_string(&ranks)
+    }
+
+    fn bpe(l: Result<Loaded>) -> Bpe {
+        match l {
+            Ok(Loaded::Bpe(b)) => b,
+            Ok(Loaded::Lib(_)) => panic!("expected BPE, got LiB"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn tekken_doc() -> String {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let vocab: Vec<_> = (0..=255u8)
+            .map(|b| json!({"rank": b, "token_bytes": b64.encode([b])}))
+            .collect();
+        json!({"config": {"pattern": "gpt2", "default_vocab_size": 258,
+                          "default_num_special_tokens": 2},
+               "vocab": vocab})
+        .to_string()
+    }
+
+    #[test]
+    fn each_format_is_detected_by_content() {
+        let no = LoadOptions::default();
+        // LiB JSON
+        let lib = LibModel::new(vec![b"ab".to_vec()], vec![], Rule::Fixed, json!(null)).unwrap();
+        let text = lib_json::to_string(&lib).unwrap();
+        assert_eq!(detect(text.as_bytes()), Some(Kind::LibJson));
+        match load_str(&text, "x.tiktoken", &no) {
+            Ok(Loaded::Lib(m)) => assert_eq!(m.units(), lib.units()),
+            _ => panic!("not loaded as LiB"),
+        }
+        // tekken
+        let text = tekken_doc();
+        assert_eq!(detect(text.as_bytes()), Some(Kind::Tekken));
+        let b = bpe(load_str(&text, "tokenizer.json", &no));
+        assert_eq!(b.id_of(b"a"), Some(2 + 97));
+        assert_eq!(b.specials()[1].0, "<s>");
+        // HF tokenizer.json
+        let hf = hf_json::to_string(&b).unwrap();
+        let padded = format!(" \n\t{hf}");
+        assert_eq!(detect(padded.as_bytes()), Some(Kind::HfJson));
+        let back = bpe(load_str(&padded, "model.tiktoken", &no));
+        assert_eq!(back.tokens(), b.tokens());
+        // rank file, pattern and special tokens given
+        let text = rank_file(&[b"ab"]);
+        assert_eq!(detect(text.as_bytes()), Some(Kind::Tiktoken));
+        let opts = LoadOptions {
+            pattern: Some("cl100k".into()),
+            special_tokens: Some(vec![("<|eot|>".into(), 257)]),
+        };
+        let b = bpe(load_str(&text, "vocab.json", &opts));
+        assert_eq!(b.vocab_size(), 258);
+        assert_eq!(b.encode_ordinary("ab").unwrap(), vec![256]);
+        assert_eq!(b.pretokenizer().name(), "cl100k");
+        assert_eq!(b.specials(), &[("<|eot|>".to_string(), 257)]);
+    }
+
+    #[test]
+    fn rank_files_named_like_openai_use_their_presets() {
+        // gpt2's <|endoftext|> is id 50256: fill the ranks up to it
+        let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        for i in 256..50256u32 {
+            ranks.push((format!("t{i}").into_bytes(), i));
+        }
+        let text = tiktoken::to_string(&ranks);
+        for name in ["gpt2.tiktoken", "/some/dir/r50k_base.tiktoken.v2", "gpt2"] {
+            let b = bpe(load_str(&text, name, &LoadOptions::default()));
+            assert_eq!(b.pretokenizer().name(), "gpt2", "{name}");
+            assert_eq!(b.specials(), &[("<|endoftext|>".to_string(), 50256)]);
+        }
+        // an explicit pattern keeps the preset's special tokens; explicit specials replace them
+        let opts = LoadOptions {
+            pattern: Some("o200k".into()),
+            special_tokens: None,
+        };
+        let b = bpe(load_str(&text, "gpt2.tiktoken", &opts));
+        assert_eq!(b.pretokenizer().name(), "o200k");
+        assert_eq!(b.specials().len(), 1);
+        let opts = LoadOptions {
+            pattern: None,
+            special_tokens: Some(vec![]),
+        };
+        assert!(bpe(load_str(&text, "gpt2.tiktoken", &opts))
+            .specials()
+            .is_empty());
+    }
+
+    #[test]
+    fn errors_have_the_right_kind_and_message() {
+        let no = LoadOptions::default();
+        // a rank file without pattern or known stem
+        let e = load_str(&rank_file(&[]), "dir/mine.tiktoken", &no).unwrap_err();
+        assert!(matches!(e, Error::Input(_)), "{e}");
+        assert!(e.to_string().contains("pass pattern="), "{e}");
+        assert!(e.to_string().starts_with("dir/mine.tiktoken: "), "{e}");
+        // options for JSON formats
+        let with_pattern = LoadOptions {
+            pattern: Some("gpt2".into()),
+            special_tokens: None,
+        };
+        let hf = hf_json::to_string(&bpe(load_str(&tekken_doc(), "t", &no))).unwrap();
+        let e = load_str(&hf, "t.json", &with_pattern).unwrap_err();
+        assert!(matches!(e, Error::Input(_)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "pattern/special_tokens apply to .tiktoken files, not tokenizer.json"
+        );
+        let with_specials = LoadOptions {
+            pattern: None,
+            special_tokens: Some(vec![]),
+        };
+        for text in [tekken_doc(), hf] {
+            assert!(matches!(
+                load_str(&text, "t.json", &with_specials),
+                Err(Error::Input(_))
+            ));
+        }
+        // neither format
+        for text in ["", "hello world\n", "YQ== x\n", "[1, 2]", "a b c\n"] {
+            let e = load_str(text, "f.bin", &no).unwrap_err();
+            assert!(matches!(e, Error::Format { .. }), "{text:?}: {e}");
+            assert_eq!(
+                e.to_string(),
+                "f.bin: neither a tokenizer.json nor a .tiktoken rank file"
+            );
+        }
+        // a bad pattern is a regex error, a bad rank line a format error naming the line
+        let bad_pattern = LoadOptions {
+            pattern: Some("(".into()),
+            special_tokens: None,
+        };
+        assert!(matches!(
+            load_str(&rank_file(&[]), "m.tiktoken", &bad_pattern),
+            Err(Error::Regex { .. })
+        ));
+        let e = load_str("YQ== 0\nYg== x\n", "gpt2.tiktoken", &no).unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn detection_follows_the_first_256_bytes() {
+        assert_eq!(detect(b"\x0b\x0c {}"), Some(Kind::HfJson));
+        assert_eq!(detect(b"YQ== 12\r\nrest"), Some(Kind::Tiktoken));
+        assert_eq!(detect(b"YQ== 12 \r\nrest"), None);
+        assert_eq!(detect(b"YQ== \n"), None);
+        // a marker beyond the head does not count
+        let late = format!("{{\"pad\": \"{}\", \"config\": {{}}}}", "x".repeat(300));
+        assert_eq!(detect(late.as_bytes()), Some(Kind::HfJson));
+        // a first line cut by the head is judged by what fits
+        let long = format!("{} 0\n", "A".repeat(300));
+        assert_eq!(detect(long.as_bytes()), None);
+    }
+
+    #[test]
+    fn files_are_read_and_problems_named() {
+        let dir = std::env::temp_dir().join(format!("tokforge-detect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("cl100k_base.tiktoken");
+        // cl100k's specials start at 100257: fill the ranks up to there
+        let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        for i in 256..100256u32 {
+            ranks.push((format!("t{i}").into_bytes(), i));
+        }
+        std::fs::write(&p, tiktoken::to_string(&ranks)).unwrap();
+        let b = bpe(load_file(&p, &LoadOptions::default()));
+        assert_eq!(b.pretokenizer().name(), "cl100k");
+        assert_eq!(b.vocab_size(), 100277);
+        let missing = dir.join("missing.json");
+        assert!(matches!(
+            load_file(&missing, &LoadOptions::default()),
+            Err(Error::Io { .. })
+        ));
+        let binary = dir.join("b.json");
+        std::fs::write(&binary, b"{\"model\": \"\xff\"}").unwrap();
+        let e = load_file(&binary, &LoadOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
