@@ -135,6 +135,15 @@ def test_spec_vectors_tv5(gpt2, cl100k_file):
     ]
 
 
+def test_preset_patterns_are_tiktokens_pattern_strings(monkeypatch):
+    from tiktoken_ext import openai_public
+
+    # the constructors download their rank files; only their pattern strings are needed here
+    monkeypatch.setattr(openai_public, "load_tiktoken_bpe", lambda *a, **k: {})
+    for preset, ctor in [("gpt2", "r50k_base"), ("cl100k", "cl100k_base"), ("o200k", "o200k_base")]:
+        assert tokforge.preset_pattern(preset) == getattr(openai_public, ctor)()["pat_str"]
+
+
 def test_special_tokens_follow_tiktoken_rules(gpt2):
     assert gpt2.encode("<|endoftext|>hi", allowed_special="all") == [50256, 5303]
     assert gpt2.encode("<|endoftext|>hi", allowed_special={"<|endoftext|>"}) == [50256, 5303]
