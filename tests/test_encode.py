@@ -145,6 +145,15 @@ def test_spec_vectors_tv5(gpt2, cl100k_file):
     ]
 
 
+def test_preset_patterns_are_tiktokens_pattern_strings(monkeypatch):
+    from tiktoken_ext import openai_public
+
+    # the constructors download their rank files; only their pattern strings are needed here
+    monkeypatch.setattr(openai_public, "load_tiktoken_bpe", lambda *a, **k: {})
+    for preset, ctor in [("gpt2", "r50k_base"), ("cl100k", "cl100k_base"), ("o200k", "o200k_base")]:
+        assert tokforge.preset_pattern(preset) == getattr(openai_public, ctor)()["pat_str"]
+
+
 def test_special_tokens_follow_tiktoken_rules(gpt2):
     assert gpt2.encode("<|endoftext|>hi", allowed_special="all") == [50256, 5303]
     assert gpt2.encode("<|endoftext|>hi", allowed_special={"<|endoftext|>"}) == [50256, 5303]
@@ -262,3 +271,114 @@ def test_tekken_ids_equal_mistral_numbering(tekken, corpus_docs):
 def test_tekken_ids_on_any_text(tekken, text):
     ours, enc, n_special = tekken
     assert ours.encode_ordinary(text) == [i + n_special for i in enc.encode_ordinary(text)]
+
+
+# ---- encode_stream: chunked encoding equals encoding the whole text -------------------------
+#: custom pre-tokenizers with look-aheads, look-behinds, alternations, anchors and pieces that
+#: span anything; the preset regexes passed as text (recognised as the presets); and one close
+#: to a preset but not equal to it (so it runs as a custom regex)
+STREAM_PATTERNS = [
+    r"\s+(?!\S)|\S+",
+    r"\s+(?!\S)|\s+|\w+|[^\w\s]+",
+    r".+",
+    r"[\s\S]+",
+    r"a|ab|abc|\w+| ?[^\s\w]+|\s",
+    r"(?<=\s)\w+|\w+|\s+",
+    r"\b\w\w|\B\w|\s+$|\s+|.",
+    r"^\w+|\w+$|\w+|\W",
+    r"(?i:the)\s+\w+|\d{1,2}|\p{L}+|\s*\n|\s+(?!\S)|\s+",
+    tokforge.preset_pattern("gpt2"),
+    tokforge.preset_pattern("cl100k"),
+    tokforge.preset_pattern("o200k"),
+    tokforge.preset_pattern("gpt2").replace(r"\s++$|", ""),
+    "gpt2",
+    "cl100k",
+    "o200k",
+]
+
+_STREAM_TOKS: dict[str, Tokenizer] = {}
+
+
+def stream_tokenizer(pattern: str) -> Tokenizer:
+    """A small BPE trained with ``pattern`` (merges across spaces when the pattern allows them,
+    so a wrong cut changes ids, not only pieces)."""
+    if pattern not in _STREAM_TOKS:
+        texts = ["the cat  sat\non the mat,  the dog\n\n ate 12 345 bones.\t " * 4,
+                 "abc ab a abcabc  ab\n c " * 6]
+        _STREAM_TOKS[pattern] = Tokenizer.train(
+            texts=texts, vocab_size=330, pattern=pattern, special_tokens=["<|eot|>"]
+        )
+    return _STREAM_TOKS[pattern]
+
+
+stream_text = st.lists(
+    st.one_of(
+        st.sampled_from(
+            ["the", "cat", " ", "  ", "\n", "\n\n", "\t", "ab", "abc", "a", "c", "12", "345",
+             ",", ".", " x", "é", "名前", "\r\n", "/", "'s", "The", "<|eot|>", "<|eo"]
+        ),
+        st.text(st.sampled_from(list("ab c\n\t1.é'")), max_size=6),
+    ),
+    max_size=60,
+).map("".join)
+
+
+def _chunks(text: str, cuts: list[int]) -> list[str]:
+    bounds = sorted({0, len(text), *[c % (len(text) + 1) for c in cuts]})
+    return [text[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+@pytest.mark.parametrize("pattern", STREAM_PATTERNS)
+@given(
+    text=stream_text,
+    cuts=st.lists(st.integers(0, 10_000), max_size=20),
+    min_chunk=st.integers(1, 24),
+)
+def test_encode_stream_equals_encode_for_custom_patterns_and_presets(
+    pattern, text, cuts, min_chunk
+):
+    tok = stream_tokenizer(pattern)
+    chunks = _chunks(text, cuts)
+    got = [i for ids in tok.encode_stream(chunks, min_chunk=min_chunk) for i in ids]
+    assert got == tok.encode(text, disallowed_special=())
+    got = [
+        i
+        for ids in tok.encode_stream(chunks, allowed_special="all", min_chunk=min_chunk)
+        for i in ids
+    ]
+    assert got == tok.encode(text, allowed_special="all")
+
+
+@pytest.mark.parametrize("pattern", STREAM_PATTERNS)
+def test_encode_stream_of_corpus_lines_equals_encode(pattern, corpus_docs):
+    tok = stream_tokenizer(pattern)
+    text = corpus_docs["en"][:3000] + corpus_docs["code-python"][:3000] + corpus_docs["ja"][:1000]
+    lines = text.splitlines(keepends=True)
+    got = [i for ids in tok.encode_stream(lines, min_chunk=32) for i in ids]
+    assert got == tok.encode_ordinary(text)
+
+
+_STREAM_LIB: dict[str | None, Tokenizer] = {}
+
+
+@pytest.mark.parametrize("pretokenize", [None, "gpt2", r".+", r"\s+(?!\S)|\S+"])
+@given(
+    text=stream_text,
+    cuts=st.lists(st.integers(0, 10_000), max_size=20),
+    min_chunk=st.integers(1, 24),
+)
+def test_encode_stream_equals_encode_for_lib_tokenizers(pretokenize, text, cuts, min_chunk):
+    from tokforge.lib_model import LibConfig
+
+    if pretokenize not in _STREAM_LIB:
+        _STREAM_LIB[pretokenize] = Tokenizer.train(
+            texts=["the cat  sat\non the mat,  the dog\n ate 12 345 bones.\t "] * 8,
+            vocab_size=None,
+            algorithm="lib",
+            lib=LibConfig(steps=30, article_len=4, pretokenize=pretokenize),
+            special_tokens=["<|eot|>"],
+        )
+    tok = _STREAM_LIB[pretokenize]
+    chunks = _chunks(text, cuts)
+    got = [i for ids in tok.encode_stream(chunks, min_chunk=min_chunk) for i in ids]
+    assert got == tok.encode(text, disallowed_special=())

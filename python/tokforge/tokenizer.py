@@ -477,12 +477,24 @@ class Tokenizer:
         allowed_special: SpecialSet = frozenset(),
         min_chunk: int = 1 << 16,
     ) -> Iterator[list[int]]:
-        """Encode text that arrives in pieces (lines of a large file, a socket...) with bounded
-        memory. The ids, concatenated, equal ``encode(''.join(chunks))``: text is held back
-        until a point where pre-tokenization cannot depend on what follows.
+        """Encode text that arrives in pieces (lines of a large file, a socket...). The ids,
+        concatenated, equal ``encode(''.join(chunks))``: text is held back until a point where
+        pre-tokenization cannot depend on what follows.
+
+        Memory is bounded (about ``min_chunk`` characters plus the longest run without such a
+        point) for the ``gpt2``, ``cl100k`` and ``o200k`` patterns, including a regex spelled
+        exactly like one of them, and for LiB tokenizers (which cut after a newline). A custom
+        regex has no provably safe cut (look-arounds, matches such as ``.+`` that span
+        anything), so with one the whole text is held and encoded at the end.
 
         Special tokens in ``allowed_special`` are recognised; other special-token text is
         encoded as plain text.
+
+        >>> tok = Tokenizer.train(texts=["the cat sat on the mat"] * 9, vocab_size=270)
+        >>> chunks = ["the c", "at sat ", "on the", " mat"]
+        >>> [i for ids in tok.encode_stream(chunks, min_chunk=4) for i in ids] == tok.encode(
+        ...     "".join(chunks))
+        True
         """
         allowed = self._allowed_ids(allowed_special, (), [])
         longest = max((len(t) for t in self.special_tokens), default=1)

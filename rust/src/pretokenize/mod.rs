@@ -5,9 +5,17 @@
 //! `fancy-regex` with HF `Split(behavior="Isolated")` semantics: text between matches becomes a
 //! piece of its own, so no byte is ever dropped.
 //!
-//! [`Pretokenizer::segments`] cuts long text into independent segments for parallel work at
-//! positions where every preset is known to put a piece boundary and where the pieces on either
-//! side cannot depend on the other side (see [`is_safe_cut`]). Cost: linear in the text.
+//! [`Pretokenizer::segments`] cuts long text into independent segments for parallel work, and
+//! [`Pretokenizer::last_safe_cut`] finds where a stream may be cut, at positions where every
+//! preset is known to put a piece boundary and where the pieces on either side cannot depend on
+//! the other side (see [`is_safe_cut`]). Cost: linear in the text.
+//!
+//! Only the presets have such cuts. A custom regex may look behind or ahead any distance
+//! (`(?<=...)`, `\s+(?!\S)`, `$`) or match across any character (`.+`, `[\s\S]+`), so no
+//! position is provably safe for it: custom patterns are never cut, and a stream (or a training
+//! file) pre-tokenized with one is held whole, memory O(text). A custom pattern spelled exactly
+//! like a preset (tiktoken's or HF's spelling) is recognised as that preset and keeps bounded
+//! memory.
 
 pub mod presets;
 
@@ -162,8 +170,12 @@ impl Pretokenizer {
     }
 
     /// Longest prefix of `text` (ending at a safe cut) whose pieces do not depend on what
-    /// follows `text`; `None` if there is no safe cut at or after `from`. Used for streaming files.
+    /// follows `text`, so that pre-tokenizing the prefix and the rest separately gives the pieces
+    /// of the whole, whatever follows; `None` if there is none. Used for streaming (training
+    /// files, `encode_stream`). Always `None` for a custom regex: there is no provable safe cut
+    /// for an arbitrary pattern (see the module header), so streams of it are held whole.
     pub fn last_safe_cut(&self, text: &str) -> Option<usize> {
+        self.preset()?;
         let b = text.as_bytes();
         (2..b.len()).rev().find(|&p| is_safe_cut(text, p))
     }
@@ -232,6 +244,34 @@ mod tests {
                 assert_eq!(parts, whole, "{name} target {target}");
             }
         }
+    }
+
+    #[test]
+    fn stream_cuts_give_the_pieces_of_the_whole_for_presets_only() {
+        let text = "the cat sat\non the mat\n  the dog  ate\nbones".repeat(3);
+        for name in ["gpt2", "cl100k", "o200k"] {
+            let p = Pretokenizer::new(name).unwrap();
+            let whole = p.pieces(&text).unwrap();
+            for end in 1..=text.len() {
+                if !text.is_char_boundary(end) {
+                    continue;
+                }
+                if let Some(cut) = p.last_safe_cut(&text[..end]) {
+                    let mut parts = p.pieces(&text[..cut]).unwrap();
+                    parts.extend(p.pieces(&text[cut..]).unwrap());
+                    assert_eq!(parts, whole, "{name} cut {cut}");
+                }
+            }
+            assert!(p.last_safe_cut(&text).is_some(), "{name}");
+        }
+        // `.+` makes one piece per line, so the preset cut "the| cat" would change the pieces;
+        // a preset spelled as a regex is the preset and keeps its cuts
+        for custom in [r".+", r"\s+(?!\S)|\S+", r"(?<=\s)\w+|\w+|\s+"] {
+            let p = Pretokenizer::new(custom).unwrap();
+            assert_eq!(p.last_safe_cut(&text), None, "{custom}");
+        }
+        let spelled = Pretokenizer::new(Preset::Cl100k.pattern()).unwrap();
+        assert!(spelled.last_safe_cut(&text).is_some());
     }
 
     #[test]
