@@ -1,8 +1,8 @@
 //! # One interface over every tokenizer model: [`TokenModel`]
 //!
 //! tokforge has two model families: byte-level BPE ([`Bpe`]: merges applied inside
-//! pre-tokenization pieces, docs/bpe.md) and LiB ([`LibModel`]: larger-first segmentation of
-//! lines with a counterfactual comparison, docs/lib.md). Everything that only *uses* a tokenizer
+//! pre-tokenization pieces, docs/bpe.md §4) and LiB ([`LibModel`]: larger-first segmentation of
+//! lines with a counterfactual comparison, docs/lib.md §4 and §8). Everything that only *uses* a tokenizer
 //! (the Python `TokenModel` class, batch encoding, analysis) goes through this trait, so it is
 //! written once for both. Capabilities that need one family's internals (BPE merges for dynamic
 //! merging and byte probabilities, LiB units and segmenter) ask for it with [`TokenModel::as_bpe`]
@@ -26,7 +26,8 @@
 //!   `b`, `id_of(b) == Some(id)` implies `token_bytes(id) == Some(b)`;
 //! - for `c = stream_cut(t)` (a char boundary, 0 = none): `encode_ordinary(&t[..c])` followed by
 //!   the ids of any continuation of `&t[c..]` equals the ids of the whole (what lets
-//!   `Tokenizer.encode_stream` hold text back only after the cut).
+//!   `Tokenizer.encode_stream` hold text back only after the cut; docs/bpe.md §2.3: BPE with a
+//!   custom pattern never cuts; docs/lib.md §8.3: LiB cuts after a newline).
 
 use crate::bpe::Bpe;
 use crate::error::Result;

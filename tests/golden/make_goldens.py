@@ -250,11 +250,13 @@ def lib_tokenizer(name: str):
 def case_lib_tokenizer(name: str) -> dict[str, Any]:
     """A trained LiB tokenizer: its tokens by id, its file, its ids on every corpora file."""
     from tokforge import lib_model
+    from tokforge.report import compression_report
 
     tok = lib_tokenizer(name)
     names = corpus_names()
     texts = [corpus_text(n) for n in names]
     mixed = special_text(corpus_text("en"), corpus_text("ru"), SPECIAL)
+    [stats] = compression_report(tok, {"first six": texts[:6]})
     return {
         "vocab_size": tok.vocab_size,
         "vocab": [hexs(tok.id_to_token(i)) for i in range(tok.vocab_size)],
@@ -266,8 +268,13 @@ def case_lib_tokenizer(name: str) -> dict[str, Any]:
         "spans_sha256": ids_digest(
             x for se in tok.encode_with_offsets(corpus_text("en"))[1] for x in se
         ),
-        "multiword_share": round(lib_model.multiword_share(tok), PROB_ROUND),
-        "corpus_stats": lib_model.corpus_stats(tok, texts[:6]),
+        "multiword_share": round(lib_model.multiword_share(tok.model), PROB_ROUND),
+        "corpus_stats": {
+            "tokens": stats.tokens,
+            "types": stats.types,
+            "bytes": stats.bytes,
+            "tokens_per_byte": stats.tokens_per_byte,
+        },
     }
 
 
