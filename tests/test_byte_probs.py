@@ -657,3 +657,28 @@ def test_fim_context_ending_in_a_sentinel_acts_as_the_anchor():
     st = blm.feed(blm.start(b"", context=[259]), b"ab")
     close(abce(blm.next_byte_probs(st)), [1 / 12, 1 / 20, 5 / 6, 1 / 30])
     assert st.tokens == [a, b] and st.core.stars[0][0] == 259
+
+
+def test_byte_probs_equal_goldens_saved_before_the_refactor(corpora_dir):
+    """Distributions, ``log Q`` and covers on held-out code equal those saved by
+    ``tests/golden/make_byte_probs.py`` before the engine and its bindings were renamed."""
+    from golden.make_byte_probs import OUT, record
+
+    want = json.loads(OUT.read_text(encoding="utf-8"))
+    got = record(corpora_dir)
+    assert got["text"] == want["text"] and set(got["runs"]) == set(want["runs"])
+
+    def same(g, w):
+        assert [b for b, _ in g["top"]] == [b for b, _ in w["top"]]
+        close([p for _, p in g["top"]] + [g["end"]], [p for _, p in w["top"]] + [w["end"]])
+
+    for key, w in want["runs"].items():
+        g = got["runs"][key]
+        assert g["validity"] == w["validity"], key
+        assert len(g["steps"]) == len(w["steps"]), key
+        for gs, ws in zip(g["steps"], w["steps"]):
+            same(gs, ws)
+            assert abs(gs["log_q"] - ws["log_q"]) < 1e-9, key
+        same(g["start_mid"], w["start_mid"])
+        assert [c[:2] for c in g["covers_mid"]] == [c[:2] for c in w["covers_mid"]], key
+        close([c[2] for c in g["covers_mid"]], [c[2] for c in w["covers_mid"]])
