@@ -1,4 +1,4 @@
-"""Exact byte-level probabilities (spec byte_probs.md): the worked example of section 10 as
+"""Exact byte-level probabilities (docs/byte_probs.md): the worked example of section 10 as
 exact vectors (P13), and properties P1-P12 on random tiny BPE vocabularies and random
 length-capped LMs against the brute-force reference ``tests/reference/byte_probs_ref.py``."""
 
@@ -55,7 +55,7 @@ def close(got, want, tol=TOL):
 
 
 def toy_tokenizer(merged: list[bytes], eos_name: str = "<eos>") -> Tokenizer:
-    """Rank-based toy (tiktoken semantics) as in spec section 10."""
+    """Rank-based toy (tiktoken semantics) as in docs/byte_probs.md §10."""
     ranks = [(bytes([i]), i) for i in range(256)] + [(t, 256 + k) for k, t in enumerate(merged)]
     return Tokenizer.from_ranks(
         ranks, pattern=r"[\s\S]+", special_tokens={eos_name: 256 + len(merged)}
@@ -569,8 +569,10 @@ def test_completion_baselines_run_and_byte_level_completes_mid_token(code_setup)
 
 
 def test_bad_inputs_raise_input_error(s10_tok):
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="mode must be"):
         ByteLM(section10_lm(), s10_tok, mode="sloppy")
+    with pytest.raises(InputError, match="validity must be"):
+        ByteLM(section10_lm(), s10_tok, validity="loose")
     with pytest.raises(InputError):
         ByteLM(TableLM({(): {0: 1.0}}, vocab_size=10, eos_id=0), s10_tok)
     blm = ByteLM(section10_lm(), s10_tok)
@@ -580,6 +582,11 @@ def test_bad_inputs_raise_input_error(s10_tok):
         blm.advance(blm.start(b"abc"), ord("z"))
     with pytest.raises(InputError):
         blm.advance(blm.start(b""), 300)
+    ens = ByteEnsemble([blm])
+    with pytest.raises(InputError, match="one per model"):
+        ens.start(b"a", contexts=[[], []])
+    with pytest.raises(InputError, match="one context per model"):
+        complete_bytes(ens, b"a", 2, context=[EOS])
     # rows and states of another index are refused, not indexed out of bounds
     other = ByteLM(
         TableLM({(): {97: 0.5, 257: 0.5}}, vocab_size=258, eos_id=257, order=1, default={257: 1}),

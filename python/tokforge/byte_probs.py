@@ -2,7 +2,7 @@
 sampler, fill-in-the-middle and ensembles across vocabularies.
 
 Method: Phan et al., "Exact Byte-Level Probabilities from Tokenized Language Models for
-FIM-Tasks and Model Ensembles" (arXiv 2410.09303); spec ``shared/specs/byte_probs.md``. A token
+FIM-Tasks and Model Ensembles" (arXiv 2410.09303); design notes ``docs/byte_probs.md``. A token
 LM induces a distribution over byte strings; the Byte-Token Representation lemma writes the
 probability that the text starts with ``x`` as a sum over the *cover encodings* of ``x``
 (canonical token sequences whose last token reaches past the end of ``x``). :class:`ByteLM`
@@ -35,7 +35,7 @@ Applications: ``tokforge fim`` (complete a prefix that stops inside a token: nai
 healing, byte level, and a two-vocabulary byte-level ensemble) and ``benches/byte_probs.py
 --demo`` (mid-token completion accuracy and bits per byte of two models and their ensemble).
 
-Section 10 of the spec, where tokenizing ``"ab"`` and asking for the next token gives byte
+Section 10 of ``docs/byte_probs.md``, where tokenizing ``"ab"`` and asking for the next token gives byte
 ``c`` probability 0 although its true probability is 5/6:
 
 >>> from tokforge import Tokenizer
@@ -133,7 +133,7 @@ class ByteState:
 
 
 class ByteLM:
-    """A token LM + its tokenizer as a distribution over bytes (spec section 9).
+    """A token LM + its tokenizer as a distribution over bytes (docs/byte_probs.md §9).
 
     Args:
         lm: any :class:`~tokforge.lm.TokenLM` (``vocab_size``, ``eos_id``, ``next_logprobs``).
@@ -148,8 +148,8 @@ class ByteLM:
             (then BPE is prefix-closed); ``"window"``: for regex pre-tokenizers, whose pieces
             depend on context and look-ahead, a candidate is checked on the last tokens
             covering ``context_bytes`` bytes with probe continuations (an approximation; the
-            spec's exactness claims hold for ``"pair"`` tokenizers). ``"auto"`` picks by
-            pre-tokenizing a probe text.
+            exactness claims of docs/byte_probs.md §4.2 hold for ``"pair"`` tokenizers).
+            ``"auto"`` picks by pre-tokenizing a probe text.
         row_cache: validity rows kept (``vocab_size / 8`` bytes each).
 
     >>> from tokforge import Tokenizer
@@ -465,7 +465,7 @@ class ByteEnsemble:
 
 
 # ---------------------------------------------------------------------------------------------
-# Baselines: the naive next-token reading and token healing (spec sections 2 and 8)
+# Baselines: the naive next-token reading and token healing (docs/byte_probs.md §2, §8)
 
 
 def naive_next_byte_probs(

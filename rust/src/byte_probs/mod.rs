@@ -1,4 +1,4 @@
-//! Exact next-byte probabilities from a token-level LM (spec `byte_probs.md`; Phan et al.,
+//! Exact next-byte probabilities from a token-level LM (docs/byte_probs.md; Phan et al.,
 //! "Exact Byte-Level Probabilities from Tokenized Language Models for FIM-Tasks and Model
 //! Ensembles", arXiv 2410.09303, BTR lemma and cover encodings).
 //!

@@ -1,4 +1,4 @@
-//! Cover groups and next-byte masses: the incremental sampler of spec byte_probs.md section 7.
+//! Cover groups and next-byte masses: the incremental sampler of docs/byte_probs.md §7.
 //!
 //! A state for prefix `x` holds `τ* = encode(x)` with its weight `w*` and at most `Lmax` cover
 //! groups `(stem, w, row, node)`: the covers `stem ∘ t` for `t` strictly below trie node `node`

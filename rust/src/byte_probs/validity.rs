@@ -1,4 +1,4 @@
-//! Which token sequences a BPE tokenizer can produce (spec byte_probs.md section 4).
+//! Which token sequences a BPE tokenizer can produce (docs/byte_probs.md §4).
 //!
 //! Pure BPE (one piece per string, or pre-tokenizers whose pieces do not depend on context) is
 //! prefix-closed, and the BPE local rule is exact (property P8): `τ` is valid iff every token
