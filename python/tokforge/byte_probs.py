@@ -35,8 +35,8 @@ Applications: ``tokforge fim`` (complete a prefix that stops inside a token: nai
 healing, byte level, and a two-vocabulary byte-level ensemble) and ``benches/byte_probs.py
 --demo`` (mid-token completion accuracy and bits per byte of two models and their ensemble).
 
-Section 10 of ``docs/byte_probs.md``, where tokenizing ``"ab"`` and asking for the next token gives byte
-``c`` probability 0 although its true probability is 5/6:
+Section 10 of ``docs/byte_probs.md``, where tokenizing ``"ab"`` and asking for the next token
+gives byte ``c`` probability 0 although its true probability is 5/6:
 
 >>> from tokforge import Tokenizer
 >>> from tokforge.lm import TableLM
