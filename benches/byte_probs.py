@@ -109,15 +109,6 @@ def code_split():
     return train, held
 
 
-def fit_ngram(tok: Tokenizer, texts, order: int) -> NGramLM:
-    eos = tok.eot_token
-    vocab = tok.vocab_size if eos is not None else tok.vocab_size + 1
-    eos = eos if eos is not None else tok.vocab_size
-    docs = [d for t in texts for d in t.split("\n\n") if d.strip()]
-    ids = [tok.encode_ordinary(d) for d in docs]
-    return NGramLM(vocab_size=vocab, eos_id=eos, order=order).fit(ids)
-
-
 def emit(rows, as_json, title):
     if as_json:
         for r in rows:
@@ -156,7 +147,7 @@ def cost(args):
     prompt_text = held["code-python"]
     rows = []
     for name, tok in tokenizers.items():
-        lm0 = fit_ngram(tok, train.values(), order=3)
+        lm0 = NGramLM.from_texts(tok, train.values(), order=3)
         for mode in args.modes.split(","):
             timed = TimedLM(lm0)
             lm = CachedLM(timed, max_rows=0)
@@ -204,7 +195,7 @@ def cost(args):
 
 def mid_token_positions(tok: Tokenizer, text: str) -> list[int]:
     """Byte offsets strictly inside a token of ``tok``'s encoding of ``text``."""
-    _, spans = tok._model.encode_with_spans(text, [])
+    _, spans = tok.encode_with_offsets(text)
     inside = set()
     for s, e in spans:
         inside.update(range(s + 1, e))
@@ -220,7 +211,7 @@ def demo(args):
         "A": Tokenizer.train(texts=texts, vocab_size=args.vocab_a, pattern="cl100k"),
         "B": Tokenizer.train(texts=texts, vocab_size=args.vocab_b, pattern="cl100k"),
     }
-    lms = {k: fit_ngram(t, texts, order=args.order) for k, t in toks.items()}
+    lms = {k: NGramLM.from_texts(t, texts, order=args.order) for k, t in toks.items()}
     models = {k: ByteLM(lms[k], toks[k]) for k in toks}
     print(f"trained tokenizers + n-grams in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
@@ -251,17 +242,8 @@ def demo(args):
             ):
                 got = f(blm, prompt, args.k)
                 hits.setdefault((key, method), []).append(got == want)
-        ens = ByteEnsemble(list(models.values()))
-        st = ens.start(prompt)
-        out = bytearray()
-        for _ in range(args.k):
-            q = ens.next_byte_probs(st)
-            b = int(np.argmax(q))
-            if b == 256:
-                break
-            out.append(b)
-            st = ens.advance(st, b)
-        hits.setdefault(("A+B", "byte-level"), []).append(bytes(out) == want)
+        got = complete_bytes(ByteEnsemble(list(models.values())), prompt, args.k)
+        hits.setdefault(("A+B", "byte-level"), []).append(got == want)
     fim_rows = []
     for key in ("A", "B", "A+B"):
         row = {

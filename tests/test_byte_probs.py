@@ -1,4 +1,4 @@
-"""Exact byte-level probabilities (spec byte_probs.md): the worked example of section 10 as
+"""Exact byte-level probabilities (docs/byte_probs.md): the worked example of section 10 as
 exact vectors (P13), and properties P1-P12 on random tiny BPE vocabularies and random
 length-capped LMs against the brute-force reference ``tests/reference/byte_probs_ref.py``."""
 
@@ -54,10 +54,12 @@ def close(got, want, tol=TOL):
     assert np.abs(got - want).max() <= tol, f"{got.tolist()} != {want.tolist()}"
 
 
-def toy_model(merged: list[bytes], eos_name: str = "<eos>") -> _core.TokenModel:
-    """Rank-based toy (tiktoken semantics) as in spec section 10."""
+def toy_tokenizer(merged: list[bytes], eos_name: str = "<eos>") -> Tokenizer:
+    """Rank-based toy (tiktoken semantics) as in docs/byte_probs.md §10."""
     ranks = [(bytes([i]), i) for i in range(256)] + [(t, 256 + k) for k, t in enumerate(merged)]
-    return _core.TokenModel.from_ranks(ranks, r"[\s\S]+", [(eos_name, 256 + len(merged))])
+    return Tokenizer.from_ranks(
+        ranks, pattern=r"[\s\S]+", special_tokens={eos_name: 256 + len(merged)}
+    )
 
 
 def _byte_chars() -> list[str]:
@@ -77,7 +79,7 @@ def _byte_chars() -> list[str]:
 CH = _byte_chars()
 
 
-def merge_model(merges: list[tuple[bytes, bytes]]) -> _core.TokenModel:
+def merge_tokenizer(merges: list[tuple[bytes, bytes]]) -> Tokenizer:
     """Merge-list toy (HF semantics, no whole-piece look-up, one piece per string): byte ``b``
     is id ``b``, merge ``k`` makes id ``256 + k``, ``<eos>`` comes last."""
     spell = lambda t: "".join(CH[x] for x in t)  # noqa: E731
@@ -137,7 +139,7 @@ def merge_model(merges: list[tuple[bytes, bytes]]) -> _core.TokenModel:
             "merges": [[spell(x), spell(y)] for x, y in merges],
         },
     }
-    return _core.TokenModel.from_json_str(json.dumps(doc))
+    return Tokenizer.from_json_str(json.dumps(doc))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,7 +148,8 @@ def merge_model(merges: list[tuple[bytes, bytes]]) -> _core.TokenModel:
 BC, ABC, EOS = 256, 257, 258
 
 
-def section10_lm(leaky: bool = False) -> TableLM:
+def section10_dist(key: tuple[int, ...], leaky: bool = False) -> dict[int, float]:
+    """The section 10 bigram: next-token distribution after the last token ``key``."""
     rows = {
         (): {a: 0.2, b: 0.1, c: 0.1, BC: 0.1, ABC: 0.4, EOS: 0.1},
         (a,): {a: 0.2, b: 0.4, c: 0.1, ABC: 0.1, EOS: 0.2},
@@ -155,12 +158,16 @@ def section10_lm(leaky: bool = False) -> TableLM:
     if leaky:
         rows[(a,)] = {a: 0.2, b: 0.4, c: 0.1, BC: 0.1, ABC: 0.1, EOS: 0.1}
     rest = {a: 0.2, b: 0.2, c: 0.2, BC: 0.1, ABC: 0.1, EOS: 0.2}
-    return TableLM(lambda k: rows.get(k, rest), vocab_size=259, eos_id=EOS, order=1)
+    return rows.get(key, rest)
+
+
+def section10_lm(leaky: bool = False) -> TableLM:
+    return TableLM(lambda k: section10_dist(k, leaky), vocab_size=259, eos_id=EOS, order=1)
 
 
 @pytest.fixture(scope="module")
-def s10_model():
-    return toy_model([b"bc", b"abc"])
+def s10_tok():
+    return toy_tokenizer([b"bc", b"abc"])
 
 
 def abce(p):
@@ -190,20 +197,20 @@ def dist_by_start_and_path(blm: ByteLM, x: bytes):
     ],
 )
 @pytest.mark.parametrize("mode", ["exact", "mask", "fast"])
-def test_section10_next_byte_vectors_all_modes_agree_without_leak(s10_model, x, want, mode):
-    blm = ByteLM(section10_lm(), s10_model, mode=mode)
+def test_section10_next_byte_vectors_all_modes_agree_without_leak(s10_tok, x, want, mode):
+    blm = ByteLM(section10_lm(), s10_tok, mode=mode)
     close(abce(dist_by_start_and_path(blm, x)), want)
 
 
-def test_section10_naive_and_token_healing_miss_the_abc_cover(s10_model):
-    blm = ByteLM(section10_lm(), s10_model)
+def test_section10_naive_and_token_healing_miss_the_abc_cover(s10_tok):
+    blm = ByteLM(section10_lm(), s10_tok)
     close(abce(naive_next_byte_probs(blm, b"ab")), [0.5, 0.3, 0, 0.2])
     close(abce(healing_next_byte_probs(blm, b"ab")), [0.5, 0.3, 0, 0.2])
     close(abce(blm.next_byte_probs(blm.start(b"ab"))), [1 / 12, 1 / 20, 5 / 6, 1 / 30])
 
 
-def test_section10_chain_rule_covers_and_group_weights(s10_model):
-    blm = ByteLM(section10_lm(), s10_model)
+def test_section10_chain_rule_covers_and_group_weights(s10_tok):
+    blm = ByteLM(section10_lm(), s10_tok)
     assert abs(math.exp(blm.logprob(b"ab", eos=False)) - 0.48) < TOL
     assert abs(math.exp(blm.logprob(b"abc")) - 0.08) < TOL
     st_a = blm.start(b"a")
@@ -229,8 +236,8 @@ def test_section10_chain_rule_covers_and_group_weights(s10_model):
         ("fast", [1 / 10, 5 / 6, 1 / 30, 1 / 30], [2 / 25, 6 / 125, 21 / 25, 4 / 125]),
     ],
 )
-def test_section10_leaky_lm_mode_vectors(s10_model, mode, want_a, want_ab):
-    blm = ByteLM(section10_lm(leaky=True), s10_model, mode=mode)
+def test_section10_leaky_lm_mode_vectors(s10_tok, mode, want_a, want_ab):
+    blm = ByteLM(section10_lm(leaky=True), s10_tok, mode=mode)
     close(abce(dist_by_start_and_path(blm, b"a")), want_a)
     close(abce(dist_by_start_and_path(blm, b"ab")), want_ab)
     if mode == "exact":
@@ -238,12 +245,12 @@ def test_section10_leaky_lm_mode_vectors(s10_model, mode, want_a, want_ab):
 
 
 def test_section10_second_vocabulary_bias_with_one_token():
-    model = toy_model([b"aa", b"ab"])
+    tok = toy_tokenizer([b"aa", b"ab"])
     AA, AB, E = 256, 257, 258
     uniform = {a: 0.2, b: 0.2, AA: 0.2, AB: 0.2, E: 0.2}
     rows = {(): {a: 0.1, b: 0.2, AA: 0.3, AB: 0.3, E: 0.1}, (a,): {E: 1.0}}
     lm = TableLM(lambda k: rows.get(k, uniform), vocab_size=259, eos_id=E, order=1)
-    blm = ByteLM(lm, model)
+    blm = ByteLM(lm, tok)
     close(dist_by_start_and_path(blm, b"a")[[a, b, END]], [3 / 7, 3 / 7, 1 / 7])
     close(naive_next_byte_probs(blm, b"a")[[a, b, END]], [0, 0, 1])
     close(dist_by_start_and_path(blm, b"aa")[[a, b, END]], [0.6, 0.2, 0.2])
@@ -278,7 +285,7 @@ class Case:
     def __init__(self, alphabet, merges, seed, max_tokens=3, zero_invalid=False):
         self.alphabet = alphabet
         self.ref = ToyBPE(merges)
-        self.model = merge_model(merges)
+        self.tok = merge_tokenizer(merges)
         self.V = 256 + len(merges)
         support = list(alphabet) + list(range(256, self.V))
         self.lm = ToyLM(
@@ -292,7 +299,7 @@ class Case:
         )
 
     def blm(self, mode="exact", lm=None):
-        return ByteLM(lm or self.lm, self.model, mode=mode)
+        return ByteLM(lm or self.lm, self.tok, mode=mode)
 
     def strings(self, n):
         for k in range(n + 1):
@@ -407,8 +414,8 @@ def test_p7_token_agreement_on_valid_sequences(case, data):
 def test_p8_p9_local_rule_equals_full_check_and_prefix_closure(v, data):
     alphabet, merges = v
     ref = ToyBPE(merges)
-    model = merge_model(merges)
-    idx = _core.ByteIndex(model, 256 + len(merges) + 1, 256 + len(merges))
+    tok = merge_tokenizer(merges)
+    idx = _core.CoverIndex(tok.model, 256 + len(merges) + 1, 256 + len(merges))
     ids = list(alphabet) + list(range(256, 256 + len(merges)))
     seq = data.draw(st.lists(st.sampled_from(ids), min_size=1, max_size=5))
     full = idx.is_valid(seq, full=True)
@@ -561,73 +568,98 @@ def test_completion_baselines_run_and_byte_level_completes_mid_token(code_setup)
     assert complete_bytes(blm, prompt, 2) == b"lf"
 
 
-def test_bad_inputs_raise_input_error(s10_model):
+def test_bad_inputs_raise_input_error(s10_tok):
+    with pytest.raises(InputError, match="mode must be"):
+        ByteLM(section10_lm(), s10_tok, mode="sloppy")
+    with pytest.raises(InputError, match="validity must be"):
+        ByteLM(section10_lm(), s10_tok, validity="loose")
     with pytest.raises(InputError):
-        ByteLM(section10_lm(), s10_model, mode="sloppy")
-    with pytest.raises(InputError):
-        ByteLM(TableLM({(): {0: 1.0}}, vocab_size=10, eos_id=0), s10_model)
-    blm = ByteLM(section10_lm(), s10_model)
+        ByteLM(TableLM({(): {0: 1.0}}, vocab_size=10, eos_id=0), s10_tok)
+    blm = ByteLM(section10_lm(), s10_tok)
     with pytest.raises(InputError):
         blm.start(b"zz")  # Q = 0 under the model
     with pytest.raises(InputError):
         blm.advance(blm.start(b"abc"), ord("z"))
     with pytest.raises(InputError):
         blm.advance(blm.start(b""), 300)
+    ens = ByteEnsemble([blm])
+    with pytest.raises(InputError, match="one per model"):
+        ens.start(b"a", contexts=[[], []])
+    with pytest.raises(InputError, match="one context per model"):
+        complete_bytes(ens, b"a", 2, context=[EOS])
     # rows and states of another index are refused, not indexed out of bounds
     other = ByteLM(
         TableLM({(): {97: 0.5, 257: 0.5}}, vocab_size=258, eos_id=257, order=1, default={257: 1}),
-        toy_model([b"bc"]),
+        toy_tokenizer([b"bc"]),
     )
-    st_o = other.start(b"a")
+
+    def rows_of_other(st):
+        lp = other.lm.next_logprobs(st.core.stars)
+        return [other.index.prepare(np.ascontiguousarray(r), s) for s, r in zip(st.core.stars, lp)]
+
     with pytest.raises(InputError):
-        blm.index.advance(blm.start(b"a").core, other._rows(st_o), 97)
+        blm.index.advance(blm.start(b"a").core, rows_of_other(other.start(b"a")), 97)
     with pytest.raises(InputError):
-        blm.index.next_byte_probs(blm.start(b"").core, other._rows(other.start(b"")))
+        blm.index.next_byte_probs(blm.start(b"").core, rows_of_other(other.start(b"")))
 
 
-def test_cli_fim_prints_three_methods_and_the_ensemble(tmp_path, corpus_docs, capsys):
+def test_cli_fim_output_equals_the_library_completions(tmp_path, corpus_docs, capsys):
     from tokforge.cli import main
 
+    text = corpus_docs["code-python"][:40000]
     train = tmp_path / "train.py"
-    train.write_text(corpus_docs["code-python"][:40000], encoding="utf-8")
-    argv = [
-        "fim",
-        "--prefix",
-        "import numpy as np\n\ndef main(argv):\n    parser = argp",
-        "--train",
-        str(train),
-        "--vocab-size",
-        "400",
-        "--vocab-size-b",
-        "800",
-        "--max-bytes",
-        "6",
-        "--json",
-    ]
+    train.write_text(text, encoding="utf-8")
+    prefix = "import numpy as np\n\ndef main(argv):\n    parser = argp"
+    argv = ["fim", "--prefix", prefix, "--train", str(train), "--vocab-size", "400"]
+    argv += ["--vocab-size-b", "800", "--max-bytes", "6", "--json"]
     assert main(argv) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(rows) == 3
-    assert {"naive", "token_healing", "byte_level"} <= set(rows[0])
-    assert rows[2]["model"].startswith("ensemble") and len(rows[2]["byte_level"]) <= 6
+
+    texts = [train.read_text(encoding="utf-8")]
+    models = []
+    for vocab in (400, 800):
+        tok = Tokenizer.train(texts=texts, vocab_size=vocab, pattern="cl100k")
+        models.append(ByteLM(NGramLM.from_texts(tok, texts, order=3), tok, mode="exact"))
+    data = prefix.encode()
+    want = []
+    for vocab, blm in zip((400, 800), models):
+        last = blm.tokenizer.id_to_token(blm.index.encode(data)[-1])
+        want.append(
+            {
+                "model": f"trained ({vocab} ids)",
+                "last_prompt_token": last.decode("utf-8", "replace"),
+                "naive": complete_naive(blm, data, 6).decode("utf-8", "replace"),
+                "token_healing": complete_token_healing(blm, data, 6).decode("utf-8", "replace"),
+                "byte_level": complete_bytes(blm, data, 6).decode("utf-8", "replace"),
+            }
+        )
+    ens = complete_bytes(ByteEnsemble(models), data, 6)
+    want.append({"model": "ensemble (byte level)", "byte_level": ens.decode("utf-8", "replace")})
+    assert rows == want
+    assert len(ens) == 6  # the n-grams know how this line goes on: nothing ends early
 
 
-def test_tokenizer_adapters_accept_tiktoken_and_hf_tokenizers(code_setup):
+def test_byte_lm_takes_tiktoken_hf_and_native_tokenizers_through_coerce(code_setup):
     import tiktoken
     import tokenizers
-    from tokforge.byte_probs import TokenizerAdapter
 
-    tok, _, held = code_setup
+    tok, lm, held = code_setup
     text = held[:500]
     want = tok.encode_ordinary(text)
     hf = tokenizers.Tokenizer.from_str(tok.to_json())
     ranks = {tok.id_to_token(i): i for i in range(tok.vocab_size)}
     enc = tiktoken.Encoding("toy", pat_str=tok.pattern, mergeable_ranks=ranks, special_tokens={})
-    for other in (hf, enc, tok, tok._model):
-        adapter = TokenizerAdapter.from_any(other)
-        assert adapter.model.encode_ordinary(text) == want
-        assert adapter.encode(text.encode()) == want
+    ref = ByteLM(lm, tok)
+    p_ref = ref.next_byte_probs(ref.start(text[:40].encode()))
+    for other in (hf, enc, tok, tok.model):
+        blm = ByteLM(lm, other)
+        assert blm.tokenizer.encode_ordinary(text) == want
+        assert blm.index.encode(text.encode()) == want
+        assert blm.validity == ref.validity == "window"
+        close(blm.next_byte_probs(blm.start(text[:40].encode())), p_ref)
+    assert ByteLM(lm, tok).tokenizer is tok
     with pytest.raises(InputError):
-        TokenizerAdapter.from_any(object())
+        ByteLM(lm, object())
 
 
 def test_generate_top_p_near_zero_is_greedy_and_sampling_is_seeded(code_setup):
@@ -643,17 +675,42 @@ def test_generate_top_p_near_zero_is_greedy_and_sampling_is_seeded(code_setup):
 
 def test_fim_context_ending_in_a_sentinel_acts_as_the_anchor():
     ranks = [(bytes([i]), i) for i in range(256)] + [(b"bc", BC), (b"abc", ABC)]
-    model = _core.TokenModel.from_ranks(ranks, r"[\s\S]+", [("<eos>", EOS), ("<fim>", 259)])
-    base = section10_lm()
+    tok = Tokenizer.from_ranks(
+        ranks, pattern=r"[\s\S]+", special_tokens={"<eos>": EOS, "<fim>": 259}
+    )
 
     def row(key):
-        d = base._fn(() if key == (259,) else key)
-        return {**d, 259: 0.0}
+        return {**section10_dist(() if key == (259,) else key), 259: 0.0}
 
     lm = TableLM(row, vocab_size=260, eos_id=EOS, order=1)
-    blm = ByteLM(lm, model)
+    blm = ByteLM(lm, tok)
     p = blm.next_byte_probs(blm.start(b"ab", context=[259]))
     close(abce(p), [1 / 12, 1 / 20, 5 / 6, 1 / 30])
     st = blm.feed(blm.start(b"", context=[259]), b"ab")
     close(abce(blm.next_byte_probs(st)), [1 / 12, 1 / 20, 5 / 6, 1 / 30])
     assert st.tokens == [a, b] and st.core.stars[0][0] == 259
+
+
+def test_byte_probs_equal_goldens_saved_before_the_refactor(corpora_dir):
+    """Distributions, ``log Q`` and covers on held-out code equal those saved by
+    ``tests/golden/make_byte_probs.py`` before the engine and its bindings were renamed."""
+    from golden.make_byte_probs import OUT, record
+
+    want = json.loads(OUT.read_text(encoding="utf-8"))
+    got = record(corpora_dir)
+    assert got["text"] == want["text"] and set(got["runs"]) == set(want["runs"])
+
+    def same(g, w):
+        assert [b for b, _ in g["top"]] == [b for b, _ in w["top"]]
+        close([p for _, p in g["top"]] + [g["end"]], [p for _, p in w["top"]] + [w["end"]])
+
+    for key, w in want["runs"].items():
+        g = got["runs"][key]
+        assert g["validity"] == w["validity"], key
+        assert len(g["steps"]) == len(w["steps"]), key
+        for gs, ws in zip(g["steps"], w["steps"]):
+            same(gs, ws)
+            assert abs(gs["log_q"] - ws["log_q"]) < 1e-9, key
+        same(g["start_mid"], w["start_mid"])
+        assert [c[:2] for c in g["covers_mid"]] == [c[:2] for c in w["covers_mid"]], key
+        close([c[2] for c in g["covers_mid"]], [c[2] for c in w["covers_mid"]])

@@ -233,24 +233,33 @@ def is_multiword(unit: str) -> bool:
 def multiword_share(units: list[str]) -> float:
     """Share of ``units`` that are multiword (0.0 for none)."""
 
-# byte_probs (rust/src/python/byte_probs.rs)
+# byte_probs (rust/src/python/byte_probs.rs): the engine under tokforge.ByteLM
 class StartPlan:
+    """Stems of a prompt (``CoverIndex.plan``): canonical encodings of the prompt's prefixes
+    whose remaining bytes start some token."""
     @property
     def stems(self) -> list[list[int]]: ...
     @property
-    def common(self) -> int: ...
+    def common(self) -> int:
+        """Longest common prefix (in tokens) of all stems: LM rows start there."""
     @property
-    def star(self) -> list[int]: ...
+    def star(self) -> list[int]:
+        """``encode(prompt)``."""
 
 class LMRow:
+    """One LM row of log-probabilities, masked by the mode and cumulated in trie order."""
     @property
-    def z(self) -> float: ...
+    def z(self) -> float:
+        """Valid mass (regular tokens that passed the mask, plus EOS) before scaling."""
     @property
     def eos(self) -> float: ...
 
 class CoverState:
+    """Cover set of a byte prefix (immutable; ``CoverIndex.advance`` returns a new one)."""
     @property
-    def stars(self) -> list[list[int]]: ...
+    def stars(self) -> list[list[int]]:
+        """Empty-overhang covers (context included), largest weight first; their LM rows are
+        what ``next_byte_probs`` / ``advance`` take, in this order."""
     @property
     def star_weights(self) -> list[float]: ...
     @property
@@ -260,7 +269,13 @@ class CoverState:
     @property
     def n_groups(self) -> int: ...
 
-class ByteIndex:
+class CoverIndex:
+    """Trie, validity rows and mode for one tokenizer and one LM vocabulary.
+
+    ``mode``: ``"exact"`` | ``"mask"`` | ``"fast"``; ``validity``: ``"pair"`` (exact BPE local
+    rule) or ``"window"`` (regex pre-tokenizers: a left-context window of ``context_bytes``
+    bytes with probe continuations); bad values raise :class:`tokforge.InputError`.
+    """
     def __init__(
         self,
         model: TokenModel,
@@ -281,7 +296,8 @@ class ByteIndex:
     def mode(self) -> str: ...
     @property
     def cached_rows(self) -> int: ...
-    def encode(self, data: bytes) -> list[int]: ...
+    def encode(self, data: bytes) -> list[int]:
+        """Canonical ids of arbitrary bytes."""
     def is_valid(self, ids: list[int], full: bool = ...) -> bool: ...
     def plan(self, prompt: bytes) -> StartPlan: ...
     def start(self, plan: StartPlan, context: list[int], rows: list[Any]) -> CoverState: ...

@@ -2,7 +2,7 @@
 sampler, fill-in-the-middle and ensembles across vocabularies.
 
 Method: Phan et al., "Exact Byte-Level Probabilities from Tokenized Language Models for
-FIM-Tasks and Model Ensembles" (arXiv 2410.09303); spec ``shared/specs/byte_probs.md``. A token
+FIM-Tasks and Model Ensembles" (arXiv 2410.09303); design notes ``docs/byte_probs.md``. A token
 LM induces a distribution over byte strings; the Byte-Token Representation lemma writes the
 probability that the text starts with ``x`` as a sum over the *cover encodings* of ``x``
 (canonical token sequences whose last token reaches past the end of ``x``). :class:`ByteLM`
@@ -10,6 +10,11 @@ keeps the cover set in incremental form and gives ``Q(b | x)`` for all 256 bytes
 string, with exactly one LM call per byte after start-up. The trie, the validity rows and the
 range sums run in Rust (``rust/src/byte_probs/``) with the GIL released; Python only calls the
 LM. The brute-force twin is ``tests/reference/byte_probs_ref.py``.
+
+Layers (docs/byte_probs.md): :class:`ByteLM` (here: the LM calls and the API) over the native
+``_core.CoverIndex`` (Rust ``byte_probs::CoverIndex``: trie, validity rows, covers) built from
+the tokenizer's native model; any tokenizer goes through :meth:`Tokenizer.coerce
+<tokforge.Tokenizer.coerce>` first.
 
 Where it is exact, and where not:
 
@@ -30,13 +35,13 @@ Applications: ``tokforge fim`` (complete a prefix that stops inside a token: nai
 healing, byte level, and a two-vocabulary byte-level ensemble) and ``benches/byte_probs.py
 --demo`` (mid-token completion accuracy and bits per byte of two models and their ensemble).
 
-Section 10 of the spec, where tokenizing ``"ab"`` and asking for the next token gives byte
-``c`` probability 0 although its true probability is 5/6:
+Section 10 of ``docs/byte_probs.md``, where tokenizing ``"ab"`` and asking for the next token
+gives byte ``c`` probability 0 although its true probability is 5/6:
 
->>> from tokforge import _core
+>>> from tokforge import Tokenizer
 >>> from tokforge.lm import TableLM
 >>> ranks = [(bytes([b]), b) for b in range(256)] + [(b"bc", 256), (b"abc", 257)]
->>> model = _core.TokenModel.from_ranks(ranks, r"[\\s\\S]+", [("<eos>", 258)])
+>>> tok = Tokenizer.from_ranks(ranks, pattern=r"[\\s\\S]+", special_tokens={"<eos>": 258})
 >>> a, b, c, bc, abc, eos = 97, 98, 99, 256, 257, 258
 >>> rows = {(): {a: .2, b: .1, c: .1, bc: .1, abc: .4, eos: .1},
 ...         (a,): {a: .2, b: .4, c: .1, abc: .1, eos: .2},
@@ -44,7 +49,7 @@ Section 10 of the spec, where tokenizing ``"ab"`` and asking for the next token 
 >>> rest = {a: .2, b: .2, c: .2, bc: .1, abc: .1, eos: .2}
 >>> lm = TableLM(lambda k: rows.get(k, rest), vocab_size=259, eos_id=eos, bos_id=None,
 ...              order=1)
->>> blm = ByteLM(lm, model)
+>>> blm = ByteLM(lm, tok)
 >>> p = blm.next_byte_probs(blm.start(b"ab"))
 >>> [round(float(p[i]), 4) for i in (a, b, c, END)]
 [0.0833, 0.05, 0.8333, 0.0333]
@@ -63,13 +68,13 @@ import numpy as np
 from . import _core
 from .errors import InputError
 from .lm import CachedLM, LlamaCppLM, NGramLM, TableLM, TokenLM, TransformersLM
+from .tokenizer import Tokenizer
 
 __all__ = [
     "END",
     "ByteLM",
     "ByteState",
     "ByteEnsemble",
-    "TokenizerAdapter",
     "TokenLM",
     "TableLM",
     "NGramLM",
@@ -93,77 +98,10 @@ def _b(x: Bytesish) -> bytes:
     return x.encode("utf-8") if isinstance(x, str) else bytes(x)
 
 
-class TokenizerAdapter:
-    """A byte-level BPE tokenizer seen as the byte sampler needs it: token bytes, canonical
-    encoding of arbitrary bytes, special ids, and which validity rule applies.
-
-    Built from a tokforge :class:`~tokforge.Tokenizer`, a ``_core.TokenModel``, a ``tiktoken``
-    ``Encoding`` (its ranks and pattern are copied into tokforge's encoder), or a HF
-    ``tokenizers.Tokenizer`` / ``transformers`` fast tokenizer whose ``tokenizer.json`` is
-    byte-level BPE (SentencePiece models are not supported). ``anchor`` is always 0: correct
-    for every pre-tokenizer, at the cost of up to ``Lmax`` stems.
-    """
-
-    def __init__(self, model: _core.TokenModel) -> None:
-        self.model = model
-
-    @classmethod
-    def from_any(cls, tok: Any) -> TokenizerAdapter:
-        if isinstance(tok, TokenizerAdapter):
-            return tok
-        if isinstance(tok, _core.TokenModel):
-            return cls(tok)
-        if isinstance(getattr(tok, "_model", None), _core.TokenModel):  # tokforge.Tokenizer
-            return cls(tok._model)
-        if hasattr(tok, "_mergeable_ranks") and hasattr(tok, "_pat_str"):  # tiktoken.Encoding
-            specials = sorted((s, int(i)) for s, i in tok._special_tokens.items())
-            ranks = [(bytes(t), int(r)) for t, r in tok._mergeable_ranks.items()]
-            return cls(_core.TokenModel.from_ranks(ranks, tok._pat_str, specials))
-        backend = getattr(tok, "backend_tokenizer", tok)  # transformers fast tokenizer
-        if hasattr(backend, "to_str"):  # tokenizers.Tokenizer
-            return cls(_core.TokenModel.from_json_str(backend.to_str()))
-        raise InputError(
-            f"cannot use {type(tok).__name__} as a tokenizer: pass a tokforge Tokenizer, a "
-            "tiktoken Encoding or a HF byte-level BPE tokenizer"
-        )
-
-    @property
-    def vocab_size(self) -> int:
-        return self.model.vocab_size
-
-    def token_bytes(self) -> list[Optional[bytes]]:
-        """Bytes of every id; ``None`` for special and unused ids."""
-        out: list[Optional[bytes]] = []
-        for i in range(self.model.vocab_size):
-            if self.model.is_special(i):
-                out.append(None)
-                continue
-            try:
-                out.append(self.model.token_bytes(i))
-            except ValueError:
-                out.append(None)
-        return out
-
-    def encode(self, data: Bytesish) -> list[int]:
-        """Canonical ids of arbitrary bytes (not necessarily valid UTF-8)."""
-        idx = getattr(self, "_index", None)
-        if idx is None:
-            n = self.model.vocab_size
-            idx = _core.ByteIndex(self.model, n + 1, n, "fast", "pair", 16, 1)
-            self._index = idx
-        return idx.encode(_b(data))
-
-    def special_ids(self) -> dict[str, int]:
-        return dict(self.model.special_tokens)
-
-    def anchor(self, data: bytes) -> int:
-        return 0
-
-    def single_piece(self) -> bool:
-        """Whether the pre-tokenizer keeps a mixed probe text in one piece (then BPE is
-        prefix-closed and the exact pair rule applies)."""
-        probe = "ab =_p\t\t}0 x\n\n  y\u00e9."
-        return len(_core.pretokenize(self.model.pattern, probe)) == 1
+#: A mixed text (letters, punctuation, tabs, blank lines, digits, non-ASCII) that the preset
+#: regexes split: a pre-tokenizer that keeps it in one piece is taken to keep every text whole,
+#: so BPE is prefix-closed and ``validity="auto"`` picks the exact pair rule.
+_SPLIT_PROBE = "ab =_p\t\t}0 x\n\n  y\u00e9."
 
 
 class ByteState:
@@ -195,11 +133,13 @@ class ByteState:
 
 
 class ByteLM:
-    """A token LM + its tokenizer as a distribution over bytes (spec section 9).
+    """A token LM + its tokenizer as a distribution over bytes (docs/byte_probs.md §9).
 
     Args:
         lm: any :class:`~tokforge.lm.TokenLM` (``vocab_size``, ``eos_id``, ``next_logprobs``).
-        tokenizer: the LM's tokenizer (see :class:`TokenizerAdapter`).
+        tokenizer: the LM's tokenizer: a :class:`~tokforge.Tokenizer` or anything
+            :meth:`Tokenizer.coerce <tokforge.Tokenizer.coerce>` accepts (a tokenizer file, a
+            ``tiktoken.Encoding``, a HF byte-level BPE tokenizer); kept as :attr:`tokenizer`.
         mode: ``"exact"`` (mask invalid continuations and renormalise every token
             distribution; BTR holds exactly), ``"mask"`` (mask, renormalise only the byte
             distributions) or ``"fast"`` (no masking).
@@ -208,8 +148,8 @@ class ByteLM:
             (then BPE is prefix-closed); ``"window"``: for regex pre-tokenizers, whose pieces
             depend on context and look-ahead, a candidate is checked on the last tokens
             covering ``context_bytes`` bytes with probe continuations (an approximation; the
-            spec's exactness claims hold for ``"pair"`` tokenizers). ``"auto"`` picks by
-            pre-tokenizing a probe text.
+            exactness claims of docs/byte_probs.md §4.2 hold for ``"pair"`` tokenizers).
+            ``"auto"`` picks by pre-tokenizing a probe text.
         row_cache: validity rows kept (``vocab_size / 8`` bytes each).
 
     >>> from tokforge import Tokenizer
@@ -236,11 +176,13 @@ class ByteLM:
         row_cache: int = 1024,
     ) -> None:
         self.lm = lm
-        self.tokenizer = TokenizerAdapter.from_any(tokenizer)
+        self.tokenizer = Tokenizer.coerce(tokenizer)
         self.mode = mode
         if validity == "auto":
-            validity = "pair" if self.tokenizer.single_piece() else "window"
-        self._index = _core.ByteIndex(
+            single = len(self.tokenizer.pretokenize(_SPLIT_PROBE)) == 1
+            validity = "pair" if single else "window"
+        self._table: Optional[list[Optional[bytes]]] = None
+        self._index = _core.CoverIndex(
             self.tokenizer.model,
             int(lm.vocab_size),
             int(lm.eos_id),
@@ -262,8 +204,24 @@ class ByteLM:
         return self._index.lmax
 
     @property
-    def index(self) -> _core.ByteIndex:
+    def index(self) -> _core.CoverIndex:
+        """The native engine (trie, validity rows, covers); ``index.encode(data)`` gives the
+        canonical ids of arbitrary bytes."""
         return self._index
+
+    @property
+    def token_table(self) -> list[Optional[bytes]]:
+        """Bytes of every tokenizer id; ``None`` for special and unused ids (built once)."""
+        if self._table is None:
+            specials = set(self.tokenizer.special_tokens.values())
+            table: list[Optional[bytes]] = []
+            for i in range(self.tokenizer.vocab_size):
+                try:
+                    table.append(None if i in specials else self.tokenizer.id_to_token(i))
+                except ValueError:  # an id the vocabulary does not use
+                    table.append(None)
+            self._table = table
+        return self._table
 
     def start(self, prompt: Bytesish = b"", *, context: Sequence[int] = ()) -> ByteState:
         """Cover set of ``prompt``. ``context``: token ids before it (e.g. ending with a FIM
@@ -348,18 +306,31 @@ class ByteLM:
         """Sample up to ``max_bytes`` bytes after ``prompt`` (stops at end of string or when
         the output ends with ``stop``). Temperature acts on byte probabilities (``p^(1/T)``;
         greedy when ``T < 0.1``), then nucleus ``top_p``."""
-        rng = rng if rng is not None else np.random.default_rng()
         st = self.start(prompt, context=context)
-        out = bytearray()
-        for _ in range(max_bytes):
-            b = _sample(self.next_byte_probs(st), temperature, top_p, rng)
-            if b == END:
-                break
-            out.append(b)
-            if stop and out.endswith(stop):
-                break
-            st = self.advance(st, b)
-        return bytes(out)
+        return _generate(self, st, max_bytes, temperature, top_p, rng, stop)
+
+
+def _generate(
+    model: Union[ByteLM, ByteEnsemble],
+    state: Any,
+    max_bytes: int,
+    temperature: float,
+    top_p: float,
+    rng: Optional[np.random.Generator],
+    stop: Optional[bytes],
+) -> bytes:
+    """The sampling loop of :meth:`ByteLM.generate` and :meth:`ByteEnsemble.generate`."""
+    rng = rng if rng is not None else np.random.default_rng()
+    out = bytearray()
+    for _ in range(max_bytes):
+        b = _sample(model.next_byte_probs(state), temperature, top_p, rng)
+        if b == END:
+            break
+        out.append(b)
+        if stop and out.endswith(stop):
+            break
+        state = model.advance(state, b)
+    return bytes(out)
 
 
 def _sample(p: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator) -> int:
@@ -418,6 +389,10 @@ class ByteEnsemble:
     def start(
         self, prompt: Bytesish = b"", *, contexts: Optional[Sequence[Sequence[int]]] = None
     ) -> list[Optional[ByteState]]:
+        """One state per model (``None`` where the prompt has probability 0); ``contexts``:
+        one token context per model (see :meth:`ByteLM.start`)."""
+        if contexts is not None and len(contexts) != len(self.models):
+            raise InputError(f"contexts: one per model ({len(self.models)}), got {len(contexts)}")
         out: list[Optional[ByteState]] = []
         for i, m in enumerate(self.models):
             try:
@@ -480,29 +455,17 @@ class ByteEnsemble:
         temperature: float = 1.0,
         top_p: float = 1.0,
         rng: Optional[np.random.Generator] = None,
+        contexts: Optional[Sequence[Sequence[int]]] = None,
+        stop: Optional[bytes] = None,
     ) -> bytes:
-        rng = rng if rng is not None else np.random.default_rng()
-        states = self.start(prompt)
-        out = bytearray()
-        for _ in range(max_bytes):
-            b = _sample(self.next_byte_probs(states), temperature, top_p, rng)
-            if b == END:
-                break
-            out.append(b)
-            states = self.advance(states, b)
-        return bytes(out)
+        """As :meth:`ByteLM.generate`, from the ensemble's distribution; ``contexts`` holds
+        one token context per model."""
+        states = self.start(prompt, contexts=contexts)
+        return _generate(self, states, max_bytes, temperature, top_p, rng, stop)
 
 
 # ---------------------------------------------------------------------------------------------
-# Baselines: the naive next-token reading and token healing (spec sections 2 and 8)
-
-
-def _token_table(tok: TokenizerAdapter) -> list[Optional[bytes]]:
-    cache = getattr(tok, "_table", None)
-    if cache is None:
-        cache = tok.token_bytes()
-        tok._table = cache  # type: ignore[attr-defined]
-    return cache
+# Baselines: the naive next-token reading and token healing (docs/byte_probs.md §2, §8)
 
 
 def naive_next_byte_probs(
@@ -513,7 +476,7 @@ def naive_next_byte_probs(
     ids = list(context) + blm.index.encode(_b(prompt))
     p = np.exp(np.asarray(blm.lm.next_logprobs([ids])[0], dtype=np.float64))
     out = np.zeros(257)
-    for i, t in enumerate(_token_table(blm.tokenizer)):
+    for i, t in enumerate(blm.token_table):
         if t:
             out[t[0]] += p[i]
     out[END] += p[blm.lm.eos_id]
@@ -531,10 +494,10 @@ def healing_next_byte_probs(
     ids = list(context) + blm.index.encode(data)
     if len(ids) == len(context):
         return naive_next_byte_probs(blm, data, context=context)
-    u = blm.tokenizer.model.token_bytes(ids[-1])
+    u = blm.tokenizer.id_to_token(ids[-1])
     p = np.exp(np.asarray(blm.lm.next_logprobs([ids[:-1]])[0], dtype=np.float64))
     out = np.zeros(257)
-    for i, t in enumerate(_token_table(blm.tokenizer)):
+    for i, t in enumerate(blm.token_table):
         if t and len(t) > len(u) and t.startswith(u):
             out[t[len(u)]] += p[i]
     out += p[ids[-1]] * naive_next_byte_probs(blm, data, context=context)
@@ -543,7 +506,7 @@ def healing_next_byte_probs(
 
 def _greedy_tokens(blm: ByteLM, ids: list[int], n: int, first_prefix: bytes = b"") -> bytes:
     lm = blm.lm
-    table = _token_table(blm.tokenizer)
+    table = blm.token_table
     out = bytearray()
     need = first_prefix
     while len(out) < n:
@@ -576,10 +539,22 @@ def complete_token_healing(
     ids = blm.index.encode(_b(prompt))
     if not ids:
         return _greedy_tokens(blm, list(context), n)
-    last = blm.tokenizer.model.token_bytes(ids[-1])
+    last = blm.tokenizer.id_to_token(ids[-1])
     return _greedy_tokens(blm, list(context) + ids[:-1], n, first_prefix=last)
 
 
-def complete_bytes(blm: ByteLM, prompt: Bytesish, n: int, *, context: Sequence[int] = ()) -> bytes:
-    """Greedy byte-level completion (argmax of ``Q(b | x)``), stopping at the end of string."""
-    return blm.generate(prompt, n, temperature=0.0, context=context)
+def complete_bytes(
+    model: Union[ByteLM, ByteEnsemble],
+    prompt: Bytesish,
+    n: int,
+    *,
+    context: Sequence[int] = (),
+) -> bytes:
+    """Greedy byte-level completion (argmax of ``Q(b | x)``), stopping at the end of string;
+    ``model`` is one :class:`ByteLM` or a :class:`ByteEnsemble` (whose models see no token
+    context: give per-model contexts to :meth:`ByteEnsemble.generate`)."""
+    if isinstance(model, ByteEnsemble):
+        if context:
+            raise InputError("an ensemble takes one context per model: use generate(contexts=...)")
+        return model.generate(prompt, n, temperature=0.0)
+    return model.generate(prompt, n, temperature=0.0, context=context)

@@ -264,10 +264,7 @@ def cmd_fim(a: argparse.Namespace) -> int:
             if spec
             else Tokenizer.train(texts=texts, vocab_size=vocab, pattern=a.pattern)
         )
-        eos = tok.eot_token if tok.eot_token is not None else tok.vocab_size
-        docs = [d for t in texts for d in t.split("\n\n") if d.strip()]
-        lm = NGramLM(vocab_size=max(tok.vocab_size, eos + 1), eos_id=eos, order=a.order)
-        lm.fit(tok.encode_ordinary(d) for d in docs)
+        lm = NGramLM.from_texts(tok, texts, order=a.order)
         return f"{spec or 'trained'} ({tok.vocab_size} ids)", ByteLM(lm, tok, mode=a.mode)
 
     models = [model(a.tokenizer, a.vocab_size)]
@@ -276,7 +273,7 @@ def cmd_fim(a: argparse.Namespace) -> int:
     rows = []
     for name, blm in models:
         ids = blm.index.encode(prefix)
-        last = blm.tokenizer.model.token_bytes(ids[-1]) if ids else b""
+        last = blm.tokenizer.id_to_token(ids[-1]) if ids else b""
         rows.append(
             {
                 "model": name,
@@ -288,16 +285,8 @@ def cmd_fim(a: argparse.Namespace) -> int:
         )
     if len(models) == 2:
         ens = ByteEnsemble([m for _, m in models])
-        st = ens.start(prefix)
-        out = bytearray()
-        for _ in range(a.max_bytes):
-            p = ens.next_byte_probs(st)
-            b = int(p.argmax())
-            if b == 256:
-                break
-            out.append(b)
-            st = ens.advance(st, b)
-        rows.append({"model": "ensemble (byte level)", "byte_level": bytes(out)})
+        out = complete_bytes(ens, prefix, a.max_bytes)
+        rows.append({"model": "ensemble (byte level)", "byte_level": out})
     for r in rows:
         r = {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v for k, v in r.items()}
         if a.json:

@@ -29,6 +29,7 @@ from typing import Any, Optional, Protocol, Union, runtime_checkable
 import numpy as np
 
 from .errors import InputError
+from .tokenizer import Tokenizer
 
 __all__ = [
     "TokenLM",
@@ -170,6 +171,34 @@ class NGramLM:
         self._tables: list[dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, float, int]]] = [
             {} for _ in range(self.order)
         ]
+
+    @classmethod
+    def from_texts(
+        cls,
+        tokenizer: Any,
+        texts: Iterable[str],
+        *,
+        order: int = 3,
+        k: float = 0.01,
+        doc_sep: Optional[str] = "\n\n",
+    ) -> NGramLM:
+        """An n-gram LM over a tokenizer's ids, fitted on ``texts`` cut into documents at
+        ``doc_sep`` (blank lines; ``None`` keeps each text whole), each encoded with
+        ``encode_ordinary`` and ended by EOS. EOS is the tokenizer's ``<|endoftext|>`` if it
+        has one, else the new id ``vocab_size``. ``tokenizer``: anything
+        :meth:`Tokenizer.coerce <tokforge.Tokenizer.coerce>` accepts.
+
+        >>> from tokforge import Tokenizer
+        >>> tok = Tokenizer.train(texts=["ab ba ab"], vocab_size=258, pattern="gpt2")
+        >>> lm = NGramLM.from_texts(tok, ["ab ba\\n\\nba ab"], order=2)
+        >>> (lm.vocab_size, lm.eos_id)
+        (259, 258)
+        """
+        tok = Tokenizer.coerce(tokenizer)
+        eos = tok.eot_token if tok.eot_token is not None else tok.vocab_size
+        docs = [d for t in texts for d in (t.split(doc_sep) if doc_sep else [t]) if d.strip()]
+        lm = cls(vocab_size=max(tok.vocab_size, eos + 1), eos_id=eos, order=order, k=k)
+        return lm.fit(tok.encode_ordinary(d) for d in docs)
 
     def fit(self, sequences: Iterable[Sequence[int]]) -> NGramLM:
         """Count n-grams of token-id sequences (each gets EOS appended). Returns ``self``."""

@@ -1,4 +1,4 @@
-//! Cover groups and next-byte masses: the incremental sampler of spec byte_probs.md section 7.
+//! Cover groups and next-byte masses: the incremental sampler of docs/byte_probs.md §7.
 //!
 //! A state for prefix `x` holds `τ* = encode(x)` with its weight `w*` and at most `Lmax` cover
 //! groups `(stem, w, row, node)`: the covers `stem ∘ t` for `t` strictly below trie node `node`
@@ -7,12 +7,13 @@
 //!
 //! `U(b) = Σ_g w_g · mass(row_g, child(node_g, b)) + w* · mass(row*, child(root, b))`,
 //! `U(⊥) = w* · row*(EOS)`; each term is one range sum on a cumulative row.
-//! Cost per byte: `O(Σ_g children(node_g) + 256)` range look-ups plus one [`Row`] (`O(|V|)`).
+//! Cost per byte: `O(Σ_g children(node_g) + 256)` range look-ups plus one [`LmRow`] (`O(|V|)`).
 //! Invariants: groups have nodes with children (zero-weight groups are kept: `encode(x)` may
 //! extend one even when it has no mass); in `exact` mode
 //! `Σ_b U(b) + U(⊥) = 1` up to rounding.
 
 use super::trie::VocabTrie;
+use crate::error::{Error, Result};
 use std::sync::Arc;
 
 /// How leaked mass on invalid continuations is handled (section 5).
@@ -27,12 +28,15 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn parse(s: &str) -> Option<Self> {
+    /// The mode named `s` (`"exact"`, `"mask"` or `"fast"`).
+    pub fn parse(s: &str) -> Result<Self> {
         match s {
-            "exact" => Some(Mode::Exact),
-            "mask" => Some(Mode::Mask),
-            "fast" => Some(Mode::Fast),
-            _ => None,
+            "exact" => Ok(Mode::Exact),
+            "mask" => Ok(Mode::Mask),
+            "fast" => Ok(Mode::Fast),
+            _ => Err(Error::Input(format!(
+                "mode must be \"exact\", \"mask\" or \"fast\", got {s:?}"
+            ))),
         }
     }
     pub fn name(self) -> &'static str {
@@ -46,7 +50,7 @@ impl Mode {
 
 /// One mode-adjusted next-token distribution, cumulated in trie (DFS) order.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub struct LmRow {
     /// `cum[k]` = raw mass of DFS positions `< k` (length `|trie| + 1`)
     pub(crate) cum: Vec<f64>,
     /// multiply raw masses by this (`1/Z` in exact mode, else 1)
@@ -57,7 +61,7 @@ pub struct Row {
     pub(crate) z: f64,
 }
 
-impl Row {
+impl LmRow {
     /// Mass of DFS positions `[lo, hi)`.
     #[inline]
     pub fn range(&self, lo: usize, hi: usize) -> f64 {
@@ -97,7 +101,7 @@ impl Row {
 pub struct Group {
     pub(crate) stem: Arc<[u32]>,
     pub(crate) w: f64,
-    pub(crate) row: Arc<Row>,
+    pub(crate) row: Arc<LmRow>,
     pub(crate) node: u32,
 }
 
@@ -140,7 +144,7 @@ impl CoverState {
     }
 
     /// Unnormalised `U[0..256]` and `U[256] = U(⊥)`, given one row per star (the row after it).
-    pub fn masses(&self, trie: &VocabTrie, star_rows: &[Arc<Row>]) -> [f64; 257] {
+    pub fn masses(&self, trie: &VocabTrie, star_rows: &[Arc<LmRow>]) -> [f64; 257] {
         let mut u = [0.0f64; 257];
         for g in &self.groups {
             for (b, c) in trie.children(g.node) {

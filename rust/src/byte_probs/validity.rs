@@ -1,4 +1,4 @@
-//! Which token sequences a BPE tokenizer can produce (spec byte_probs.md section 4).
+//! Which token sequences a BPE tokenizer can produce (docs/byte_probs.md §4).
 //!
 //! Pure BPE (one piece per string, or pre-tokenizers whose pieces do not depend on context) is
 //! prefix-closed, and the BPE local rule is exact (property P8): `τ` is valid iff every token
@@ -26,7 +26,7 @@
 //! `single_ok` applies.
 
 use crate::bpe::Bpe;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
@@ -41,6 +41,26 @@ pub enum Rule {
     Pair,
     /// left-context window of at least this many bytes, with probe continuations
     Window(usize),
+}
+
+impl Rule {
+    /// The rule named `name` (`"pair"` or `"window"`); a window spans at least
+    /// `context_bytes` bytes (0 counts as 1).
+    pub fn parse(name: &str, context_bytes: usize) -> Result<Self> {
+        match name {
+            "pair" => Ok(Rule::Pair),
+            "window" => Ok(Rule::Window(context_bytes.max(1))),
+            _ => Err(Error::Input(format!(
+                "validity must be \"pair\" or \"window\", got {name:?}"
+            ))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Pair => "pair",
+            Rule::Window(_) => "window",
+        }
+    }
 }
 
 /// Longest window in tokens (bounds the key and the encode per candidate).

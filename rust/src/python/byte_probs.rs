@@ -1,7 +1,9 @@
 //! Bindings of [`crate::byte_probs`]: numpy rows in, numpy distributions out, GIL released for
-//! every per-vocabulary loop. The LM calls and the API live in `tokforge.byte_probs`.
+//! every per-vocabulary loop. The LM calls and the API live in `tokforge.byte_probs`
+//! (`ByteLM`). Each class wraps the core type of the same Python name: `CoverIndex`,
+//! `StartPlan`, `LMRow` ([`LmRow`]) and `CoverState`.
 
-use crate::byte_probs::{ByteModel, CoverState as CoreState, Mode, Plan, Row, Rule};
+use crate::byte_probs::{CoverIndex, CoverState, LmRow, Mode, Rule, StartPlan};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -11,31 +13,31 @@ use super::errors::InputError;
 use super::model::PyTokenModel;
 
 /// Trie, validity rows and mode for one tokenizer + LM vocabulary.
-#[pyclass(frozen, module = "tokforge._core")]
-pub struct ByteIndex {
-    inner: Arc<ByteModel>,
+#[pyclass(frozen, name = "CoverIndex", module = "tokforge._core")]
+pub struct PyCoverIndex {
+    inner: Arc<CoverIndex>,
 }
 
-/// Stems of a prompt, from `ByteIndex.plan`.
-#[pyclass(frozen, module = "tokforge._core")]
-pub struct StartPlan {
-    inner: Plan,
+/// Stems of a prompt, from `CoverIndex.plan`.
+#[pyclass(frozen, name = "StartPlan", module = "tokforge._core")]
+pub struct PyStartPlan {
+    inner: StartPlan,
 }
 
 /// One LM row, masked and cumulated in trie order.
-#[pyclass(frozen, module = "tokforge._core")]
-pub struct LMRow {
-    inner: Arc<Row>,
+#[pyclass(frozen, name = "LMRow", module = "tokforge._core")]
+pub struct PyLmRow {
+    inner: Arc<LmRow>,
 }
 
 /// Cover set of a byte prefix (immutable; `advance` returns a new one).
-#[pyclass(frozen, module = "tokforge._core")]
-pub struct CoverState {
-    inner: CoreState,
+#[pyclass(frozen, name = "CoverState", module = "tokforge._core")]
+pub struct PyCoverState {
+    inner: CoverState,
 }
 
 #[pymethods]
-impl StartPlan {
+impl PyStartPlan {
     #[getter]
     fn stems(&self) -> Vec<Vec<u32>> {
         self.inner.stems.iter().map(|(s, _)| s.clone()).collect()
@@ -51,7 +53,7 @@ impl StartPlan {
 }
 
 #[pymethods]
-impl LMRow {
+impl PyLmRow {
     #[getter]
     fn z(&self) -> f64 {
         self.inner.z()
@@ -63,7 +65,7 @@ impl LMRow {
 }
 
 #[pymethods]
-impl CoverState {
+impl PyCoverState {
     /// Empty-overhang covers (context included), largest weight first; their LM rows are what
     /// `next_byte_probs` / `advance` take, in this order.
     #[getter]
@@ -89,12 +91,12 @@ impl CoverState {
     }
 }
 
-fn arcs(rows: &[PyRef<'_, LMRow>]) -> Vec<Arc<Row>> {
+fn arcs(rows: &[PyRef<'_, PyLmRow>]) -> Vec<Arc<LmRow>> {
     rows.iter().map(|r| r.inner.clone()).collect()
 }
 
 #[pymethods]
-impl ByteIndex {
+impl PyCoverIndex {
     /// `validity`: `"pair"` (exact BPE local rule; prefix-closed tokenizers) or `"window"`
     /// (regex pre-tokenizers: a left-context window of `context_bytes` bytes with probes).
     #[new]
@@ -110,22 +112,11 @@ impl ByteIndex {
         context_bytes: usize,
         row_cache: usize,
     ) -> PyResult<Self> {
-        let mode = Mode::parse(mode).ok_or_else(|| {
-            InputError::new_err(format!(
-                "mode must be \"exact\", \"mask\" or \"fast\", got {mode:?}"
-            ))
-        })?;
-        let rule = match validity {
-            "pair" => Rule::Pair,
-            "window" => Rule::Window(context_bytes.max(1)),
-            _ => {
-                return Err(InputError::new_err(format!(
-                    "validity must be \"pair\" or \"window\", got {validity:?}"
-                )))
-            }
-        };
+        let mode = Mode::parse(mode)?;
+        let rule = Rule::parse(validity, context_bytes)?;
         let bpe = model.bpe("byte probabilities")?;
-        let inner = py.detach(|| ByteModel::new(bpe, vocab_size, eos_id, mode, rule, row_cache))?;
+        let inner =
+            py.detach(|| CoverIndex::new(bpe, vocab_size, eos_id, mode, rule, row_cache))?;
         Ok(Self {
             inner: Arc::new(inner),
         })
@@ -133,10 +124,7 @@ impl ByteIndex {
 
     #[getter]
     fn validity(&self) -> &'static str {
-        match self.inner.validity().rule() {
-            Rule::Pair => "pair",
-            Rule::Window(_) => "window",
-        }
+        self.inner.validity().rule().name()
     }
 
     #[getter]
@@ -177,21 +165,21 @@ impl ByteIndex {
     }
 
     /// Stems of `prompt`.
-    fn plan(&self, py: Python<'_>, prompt: &[u8]) -> PyResult<StartPlan> {
+    fn plan(&self, py: Python<'_>, prompt: &[u8]) -> PyResult<PyStartPlan> {
         let m = self.inner.clone();
         let prompt = prompt.to_vec();
         let inner = py.detach(move || m.plan(&prompt))?;
-        Ok(StartPlan { inner })
+        Ok(PyStartPlan { inner })
     }
 
     /// State of the plan's prompt; `rows[i]` = LM rows of stem `i` from `plan.common` on.
     fn start(
         &self,
         py: Python<'_>,
-        plan: PyRef<'_, StartPlan>,
+        plan: PyRef<'_, PyStartPlan>,
         context: Vec<u32>,
         rows: Vec<PyReadonlyArray2<'_, f64>>,
-    ) -> PyResult<CoverState> {
+    ) -> PyResult<PyCoverState> {
         let mut slices: Vec<&[f64]> = Vec::with_capacity(rows.len());
         for r in &rows {
             slices.push(
@@ -203,7 +191,7 @@ impl ByteIndex {
         let m = &self.inner;
         let p = &plan.inner;
         let inner = py.detach(|| m.start(&context, p, &slices))?;
-        Ok(CoverState { inner })
+        Ok(PyCoverState { inner })
     }
 
     /// Prepare one LM row (log-probabilities) that follows the token sequence `stem` (its last
@@ -213,19 +201,19 @@ impl ByteIndex {
         py: Python<'_>,
         logprobs: PyReadonlyArray1<'_, f64>,
         stem: Vec<u32>,
-    ) -> PyResult<LMRow> {
+    ) -> PyResult<PyLmRow> {
         let lp = logprobs
             .as_slice()
             .map_err(|_| InputError::new_err("an LM row must be a contiguous float64 array"))?;
         let m = &self.inner;
         let row = py.detach(|| m.prepare(lp, &stem))?;
-        Ok(LMRow {
+        Ok(PyLmRow {
             inner: Arc::new(row),
         })
     }
 
     /// Mode-adjusted probability of token `id` in a prepared row.
-    fn token_prob(&self, row: PyRef<'_, LMRow>, id: u32) -> f64 {
+    fn token_prob(&self, row: PyRef<'_, PyLmRow>, id: u32) -> f64 {
         self.inner.token_prob(&row.inner, id)
     }
 
@@ -234,8 +222,8 @@ impl ByteIndex {
     fn next_byte_probs<'py>(
         &self,
         py: Python<'py>,
-        state: PyRef<'py, CoverState>,
-        rows: Vec<PyRef<'py, LMRow>>,
+        state: PyRef<'py, PyCoverState>,
+        rows: Vec<PyRef<'py, PyLmRow>>,
     ) -> PyResult<(Bound<'py, PyArray1<f64>>, f64)> {
         let (d, total) = self.inner.dist(&state.inner, &arcs(&rows))?;
         Ok((d.to_vec().into_pyarray(py), total))
@@ -245,22 +233,22 @@ impl ByteIndex {
     fn advance(
         &self,
         py: Python<'_>,
-        state: PyRef<'_, CoverState>,
-        rows: Vec<PyRef<'_, LMRow>>,
+        state: PyRef<'_, PyCoverState>,
+        rows: Vec<PyRef<'_, PyLmRow>>,
         b: u8,
-    ) -> PyResult<CoverState> {
+    ) -> PyResult<PyCoverState> {
         let m = &self.inner;
         let st = &state.inner;
         let r = arcs(&rows);
         let inner = py.detach(|| m.advance(st, &r, b))?;
-        Ok(CoverState { inner })
+        Ok(PyCoverState { inner })
     }
 
     /// `[(ids after the context, overhang, probability)]`, `τ*` first.
     fn covers<'py>(
         &self,
         py: Python<'py>,
-        state: PyRef<'py, CoverState>,
+        state: PyRef<'py, PyCoverState>,
         ctx_len: usize,
     ) -> PyResult<Vec<(Vec<u32>, Bound<'py, PyBytes>, f64)>> {
         Ok(self
@@ -273,9 +261,9 @@ impl ByteIndex {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<ByteIndex>()?;
-    m.add_class::<StartPlan>()?;
-    m.add_class::<LMRow>()?;
-    m.add_class::<CoverState>()?;
+    m.add_class::<PyCoverIndex>()?;
+    m.add_class::<PyStartPlan>()?;
+    m.add_class::<PyLmRow>()?;
+    m.add_class::<PyCoverState>()?;
     Ok(())
 }
