@@ -1,4 +1,4 @@
-//! The vocabulary index of spec byte_probs.md section 6: a byte trie over the regular tokens
+//! The vocabulary index of docs/byte_probs.md §6: a byte trie over the regular tokens
 //! with children in byte order, tokens numbered in DFS (= lexicographic byte) order.
 //!
 //! Every node `p` owns the contiguous range `[lo(p), hi(p))` of that order (all tokens that start
