@@ -1,9 +1,10 @@
 """LiB (Less-is-Better) benchmarks, one script, two questions.
 
 ``speed``: training time of tokforge's Rust learner vs the pure-Python reference loop
-(``tests/reference/lib_ref.py``, a line-by-line reading of the v2023 code) on the spec's golden
-runs (TV6: ``corpora/en.txt`` = UDHR English, 300 articles of 20 lines, reference settings). The
-two lexicons must be identical (checked, with their sha256) before a time counts.
+(``tests/reference/lib_ref.py``, a line-by-line reading of the v2023 code) on the two golden runs
+TV6 A and B of docs/lib.md §11 (``corpora/en.txt`` = UDHR English, 300 articles of 20 lines,
+reference settings). The two lexicons must be identical (checked, with their sha256) before a
+time counts.
 
 ``compare``: LiB vs byte-level BPE at EQUAL vocabulary sizes on every natural-language corpus in
 ``corpora/``: train on the first 80% of the lines of a file, count tokens and token types used
@@ -38,6 +39,7 @@ from tokforge import Tokenizer, lib_model  # noqa: E402
 from tokforge.lib_model import LibConfig  # noqa: E402
 from tokforge.report import compression_report  # noqa: E402
 
+# The runs TV6 A and B of docs/lib.md §11 (with LibConfig.reference(article_len=20), 300 steps).
 GOLDEN = {
     "TV6-A": dict(out_rate=0.01, life=3),
     "TV6-B": dict(out_rate=0.0001, life=10),

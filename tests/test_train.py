@@ -102,6 +102,7 @@ def test_merges_equal_reference_on_any_unicode(text, preset):
 
 
 def test_reference_reproduces_spec_tie_vectors():
+    """TV1 of docs/bpe.md §6: the pure-Python trainer gives HF's order and rustbpe's first merge."""
     pat = tokforge.preset_pattern("gpt2")
     assert bpe_train.train(["ab ab cd cd"], pat, 260) == [
         (b"a", b"b"),

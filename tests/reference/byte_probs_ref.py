@@ -1,16 +1,18 @@
-"""Brute-force reference for ``tokforge.byte_probs`` (spec byte_probs.md): slow and obviously
-correct, for tiny vocabularies only.
+"""Brute-force reference for ``tokforge.byte_probs`` (docs/byte_probs.md): slow and obviously
+correct, for tiny vocabularies only; the properties of docs/byte_probs.md §11 are checked
+against it.
 
 - :class:`ToyBPE`: a merge-list byte-level BPE in pure Python (HF semantics, no whole-piece
   look-up), one piece per string: repeatedly merge the adjacent pair that comes first in the
   merge list, leftmost on ties. Ids: byte ``b`` is id ``b``; merge ``k`` makes id ``256 + k``.
-- Validity by re-encoding: ``encode(decode(τ)) == τ``.
+- Validity by re-encoding, the full check of docs/byte_probs.md §4.1: ``encode(decode(τ)) == τ``.
 - :class:`ToyLM`: a random, length-capped token LM (EOS forced after ``max_tokens`` tokens),
   deterministic per prefix, with mass only on the alphabet's tokens and EOS.
 - :func:`string_probs`: every complete string and its probability under ``Pc`` (the exact-mode
   masked and renormalised LM), by enumerating all token sequences.
-- :func:`next_byte_probs_from_scratch`: the section 6 formula with the cover set recomputed
-  from scratch (stems ``encode(x[:j])`` and every token ``t`` extending ``x[j:]``), any mode.
+- :func:`next_byte_probs_from_scratch`: the formula of docs/byte_probs.md §6 with the cover set
+  recomputed from scratch (stems ``encode(x[:j])`` and every token ``t`` extending ``x[j:]``),
+  any mode.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class ToyLM:
 
 
 def conditional(lm: ToyLM, tok: ToyBPE, prefix: Sequence[int], mode: str) -> np.ndarray:
-    """Mode-adjusted next-token distribution ``Pm(. | prefix)`` (section 5)."""
+    """Mode-adjusted next-token distribution ``Pm(. | prefix)`` (docs/byte_probs.md §5)."""
     p = lm.probs(prefix).copy()
     if mode == "fast":
         return p
@@ -169,7 +171,7 @@ def covers_from_scratch(
 
 
 def next_byte_probs_from_scratch(lm: ToyLM, tok: ToyBPE, x: bytes, mode: str) -> np.ndarray:
-    """Section 6: ``U(b)`` from the covers with non-empty overhang plus ``τ* = encode(x)``."""
+    """``U(b)`` of docs/byte_probs.md §6: covers with non-empty overhang plus ``τ* = encode(x)``."""
     star = tok.encode(x)
     u = np.zeros(257)
     w_star = 0.0

@@ -1,6 +1,6 @@
 """Reference batch-level dynamic merging: slow, obviously correct, read in one sitting.
 
-Spec section 3.1 (shared/specs/dynamic_merging.md) taken literally: after every merge, recount
+docs/dynamic_merging.md §3.1 (ties: §3.1.1) taken literally: after every merge, recount
 all valid adjacent pairs with a ``Counter`` fed sequence by sequence, position by position;
 take the pair with the highest count (``max`` keeps the first-inserted pair among equal counts:
 the one whose leftmost occurrence comes first); merge it left to right in every sequence

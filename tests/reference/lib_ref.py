@@ -1,9 +1,10 @@
 """LiB (Less-is-Better) v2023 training and segmentation in plain Python: the readable reference.
 
-Written from ``shared/specs/lib.md`` sections 2-4 (Yang 2024, code of 2023-07-14), loop for loop,
-with Python's own ``random`` (MT19937) and dicts, so that it reproduces the spec's golden vectors
-(TV5, TV6) byte for byte. tokforge's Rust trainer (``rust/src/lib_model/``) must give the same
-lexicon in ``mode="reference"``; ``benches/lib_model.py`` times the two.
+Written from docs/lib.md §2-§4 (Yang 2024, code of 2023-07-14), loop for loop, with Python's own
+``random`` (MT19937) and dicts, so that it reproduces the golden vectors TV5 and TV6 of
+docs/lib.md §11 byte for byte. tokforge's Rust trainer (``rust/src/lib_model/``) must give the
+same lexicon with ``LibConfig.reference()`` settings (protection off, docs/lib.md §8.2);
+``benches/lib_model.py`` times the two.
 
 Cost: re-ranking and rank sums use ``list.index``, O(|L|) each, as the original does.
 
@@ -46,7 +47,7 @@ class LibRef:
         self.R: list[tuple[str, int]] = []
         self.cursor = 0
 
-    # ---- primitives (section 2) -----------------------------------------------------------
+    # ---- primitives (docs/lib.md §2) -------------------------------------------------------
     def prefixes(self, s: str) -> list[str]:
         """Entries of L that are prefixes of s, shortest first."""
         return [s[:k] for k in range(1, len(s) + 1) if s[:k] in self.Lset]
@@ -73,7 +74,7 @@ class LibRef:
             self.Lset.add(x)
             self.P[x] = [self.life, context]
 
-    # ---- reading (section 3) --------------------------------------------------------------
+    # ---- reading (docs/lib.md §3) ----------------------------------------------------------
     def evaluate(self, E: dict, sent: str, loc: int) -> None:
         for c in list(E):
             alt_end, D, A = E[c]
@@ -187,7 +188,7 @@ class LibRef:
         """The lexicon without the units still on probation (the reference demo's last step)."""
         return [u for u in self.L if u not in self.P]
 
-    # ---- segmentation (section 4) ---------------------------------------------------------
+    # ---- segmentation (docs/lib.md §4) -----------------------------------------------------
     def apply(self, sent: str, *, lexicon: list[str] | None = None) -> list[str]:
         """Segment ``sent`` with the larger-first rule and counterfactual comparison (quirk
         of the reference kept: a lone multi-character match whose first char is unknown emits

@@ -341,8 +341,8 @@ mod tests {
         assert!(bpe.special_matcher(&[5]).is_err());
     }
 
-    /// TV4 of the spec: toy ranks a=0 b=1 c=2 ab=3 cb=4 ac=5 bb=6 cbb=7 acbb=8 (plus the other
-    /// bytes after them), whole string one piece.
+    /// TV4 of docs/bpe.md §6: toy ranks a=0 b=1 c=2 ab=3 cb=4 ac=5 bb=6 cbb=7 acbb=8 (plus the
+    /// other bytes after them), whole string one piece.
     #[test]
     fn tv4_rank_semantics() {
         let mut ranks: Vec<(Vec<u8>, u32)> = ["a", "b", "c", "ab", "cb", "ac", "bb", "cbb", "acbb"]

@@ -1,5 +1,6 @@
-//! Read-only helpers on a [`Bpe`] for code outside `bpe/` (byte-level probabilities, spec
-//! byte_probs.md section 4): encoding of arbitrary bytes, which need not be valid UTF-8.
+//! Read-only helpers on a [`Bpe`] for code outside `bpe/` (the validity checks of byte-level
+//! probabilities, docs/byte_probs.md §4): encoding of arbitrary bytes, which need not be valid
+//! UTF-8 (docs/bpe.md §4.5).
 //!
 //! The encoder proper takes `&str`; intermediate states of a byte sampler end inside a character.
 //! [`Bpe::encode_bytes_into`] splits the input into maximal valid-UTF-8 runs, pre-tokenizes each

@@ -1,7 +1,7 @@
 //! The byte-level BPE model: an id-indexed vocabulary of byte strings, the merge table, special
 //! tokens and the pre-tokenizer that goes with them.
 //!
-//! Two views of merge priority exist in the wild (spec bpe.md 1 and 5.3):
+//! Two views of merge priority exist in the wild (docs/bpe.md §1 and §5.3):
 //! - [`Priority::MergeOrder`] (HF `tokenizer.json`, tokforge training): a pair `(l, r)` may merge
 //!   if it is in the merge list; its priority is its position there.
 //! - [`Priority::Rank`] (tiktoken rank files): any adjacent pair whose concatenation is a token may

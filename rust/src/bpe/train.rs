@@ -1,5 +1,5 @@
 //! BPE training: learn merges from piece counts (Sennrich et al. 2016, byte-level as in GPT-2),
-//! with the incremental algorithm of HF `BpeTrainer` / rustbpe (spec bpe.md 3.2).
+//! with the incremental algorithm of HF `BpeTrainer` / rustbpe (docs/bpe.md §3.2).
 //!
 //! State: every unique piece ("word") as a run of symbol ids in one flat array, its count, the
 //! current count of every adjacent pair, and a max-heap of jobs `(count, pair, words)`. A popped
@@ -7,11 +7,11 @@
 //! only fall, so the first popped job with a fresh count is the true maximum). Merging a pair
 //! rewrites only the words listed in its job and adjusts the counts of the neighbouring pairs.
 //!
-//! Tie rule (needed for merge lists identical to HF): among pairs with the highest count the
-//! smallest `(left id, right id)` wins, in HF's id space: bytes in GPT-2 alphabet order (the
-//! OpenAI byte-rank order, `!` first), then merged tokens in creation order. `TieOrder::Bytes`
-//! uses byte values as ids instead (rustbpe's rule). Special tokens come first in the final
-//! vocabulary (as in HF) and never take part in merges.
+//! Tie rule (docs/bpe.md §3.3; needed for merge lists identical to HF): among pairs with the
+//! highest count the smallest `(left id, right id)` wins, in HF's id space: bytes in GPT-2
+//! alphabet order (the OpenAI byte-rank order, `!` first), then merged tokens in creation order.
+//! `TieOrder::Bytes` uses byte values as ids instead (rustbpe's rule). Special tokens come first
+//! in the final vocabulary (as in HF) and never take part in merges.
 //!
 //! Cost: building pairs O(total symbols); each merge O(occurrences touched) hash updates plus
 //! O(log heap) per pushed job. Counts are u64 (HF uses i32 pair counts; results agree while no HF
@@ -419,6 +419,7 @@ mod tests {
             .collect()
     }
 
+    /// TV1 of docs/bpe.md §6: the two tie rules resolve a leading-space tie oppositely.
     #[test]
     fn tv1_tie_rules_give_hf_and_rustbpe_orders() {
         let hf = run("ab ab cd cd", "gpt2", 260, &[], TieOrder::Hf);
@@ -433,8 +434,10 @@ mod tests {
         );
     }
 
+    /// The TV2 document of docs/bpe.md §6 (also used by TV3).
     const TV2: &str = "low low low low low lower lower newest newest newest newest newest newest widest widest widest";
 
+    /// TV2 of docs/bpe.md §6.
     #[test]
     fn tv2_fifth_merge_is_the_hf_tie_winner() {
         let t = run(TV2, "gpt2", 262, &[], TieOrder::Hf);
@@ -456,6 +459,7 @@ mod tests {
         assert_eq!(merges(&rb)[4], (" ".to_string(), "n".to_string()));
     }
 
+    /// TV3 of docs/bpe.md §6: `vocab_size` counts the special token and the 256 bytes (§3.4).
     #[test]
     fn tv3_vocab_size_counts_specials_and_bytes() {
         let t = run(TV2, "cl100k", 260, &["<|endoftext|>"], TieOrder::Hf);

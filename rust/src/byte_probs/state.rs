@@ -8,15 +8,15 @@
 //! `U(b) = Σ_g w_g · mass(row_g, child(node_g, b)) + w* · mass(row*, child(root, b))`,
 //! `U(⊥) = w* · row*(EOS)`; each term is one range sum on a cumulative row.
 //! Cost per byte: `O(Σ_g children(node_g) + 256)` range look-ups plus one [`LmRow`] (`O(|V|)`).
-//! Invariants: groups have nodes with children (zero-weight groups are kept: `encode(x)` may
-//! extend one even when it has no mass); in `exact` mode
+//! Invariants: a group has positive weight and a node with children that carry mass in its row
+//! (a group without mass is dropped: no cover it holds can occur); in `exact` mode
 //! `Σ_b U(b) + U(⊥) = 1` up to rounding.
 
 use super::trie::VocabTrie;
 use crate::error::{Error, Result};
 use std::sync::Arc;
 
-/// How leaked mass on invalid continuations is handled (section 5).
+/// How leaked mass on invalid continuations is handled (docs/byte_probs.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// mask invalid tokens and renormalise every token distribution

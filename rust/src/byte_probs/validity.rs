@@ -1,21 +1,21 @@
 //! Which token sequences a BPE tokenizer can produce (docs/byte_probs.md §4).
 //!
 //! Pure BPE (one piece per string, or pre-tokenizers whose pieces do not depend on context) is
-//! prefix-closed, and the BPE local rule is exact (property P8): `τ` is valid iff every token
-//! is valid alone and every adjacent pair is (`encode(bytes(u)+bytes(v)) == [u, v]`). Rows
-//! `pair_ok(u, ·)` are keyed by the previous token.
+//! prefix-closed, and the BPE local rule of docs/byte_probs.md §4.2 is exact (property P8 of §11):
+//! `τ` is valid iff every token is valid alone and every adjacent pair is
+//! (`encode(bytes(u)+bytes(v)) == [u, v]`). Rows `pair_ok(u, ·)` are keyed by the previous token.
 //!
-//! Regex pre-tokenizers break both assumptions. Look-ahead (`\s+(?!\S)` in GPT-2/cl100k/o200k)
-//! breaks prefix closure: `[\t, \t]` is not canonical (`"\t\t"` is one piece) but
-//! `[\t, \t, }]` is; and pieces depend on left context (`"_p"` is one piece, `"=_p"` is
+//! Regex pre-tokenizers break both assumptions (docs/byte_probs.md §4.3). Look-ahead (`\s+(?!\S)`
+//! in GPT-2/cl100k/o200k) breaks prefix closure: `[\t, \t]` is not canonical (`"\t\t"` is one
+//! piece) but `[\t, \t, }]` is; and pieces depend on left context (`"_p"` is one piece, `"=_p"` is
 //! `"=_"`, `"p"`), so a pair alone is not enough. For these tokenizers ([`Rule::Window`]) a
 //! candidate `t` after a stem `s` is judged on a window: the last tokens `w` of `s` covering at
-//! least `ctx_bytes` bytes, and `w ∘ t` must be a prefix of `encode(decode(w ∘ t) + y)` for
-//! some probe continuation `y` in [`PROBES`] (nothing, a letter, a digit, a space, a newline,
-//! punctuation; tried only when the text ends in whitespace, where look-ahead re-splits).
-//! Only the last two tokens must sit at their byte offsets (the window's start may fall inside
-//! a piece and re-encode differently). This is an approximation (measured against the full check in the tests), not
-//! the exact rule; rows are keyed by the tokens that reach into the window's last pre-token
+//! least `ctx_bytes` bytes, and `w ∘ t` must be a prefix of `encode(decode(w ∘ t) + y)` for some
+//! probe continuation `y` in [`PROBES`] (nothing, a letter, a digit, a space, a newline,
+//! punctuation; tried only when the text ends in whitespace, where look-ahead re-splits). Only the
+//! last two tokens must sit at their byte offsets (the window's start may fall inside a piece and
+//! re-encode differently). This is an approximation (measured against the full check in the tests),
+//! not the exact rule; rows are keyed by the tokens that reach into the window's last pre-token
 //! piece, so they repeat across positions (whitespace, punctuation, repeated words).
 //!
 //! Cost: `single_ok` once at construction (`|V|` short encodes, parallel); a row is `|V|` short

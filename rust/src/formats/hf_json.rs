@@ -1,4 +1,4 @@
-//! HF `tokenizers` `tokenizer.json`, byte-level BPE subset (spec bpe.md 5.2).
+//! HF `tokenizers` `tokenizer.json`, byte-level BPE subset (docs/bpe.md §5.2).
 //!
 //! Written files use `Split(pattern, "Isolated")` + `ByteLevel(use_regex=false)` pre-tokenizers,
 //! a ByteLevel decoder, no normalizer, and list special tokens in `added_tokens` (and in the

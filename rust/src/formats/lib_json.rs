@@ -1,4 +1,4 @@
-//! tokforge's own JSON for LiB tokenizers (`"format": "tokforge-lib"`, docs/lib.md): LiB's
+//! tokforge's own JSON for LiB tokenizers (`"format": "tokforge-lib"`, docs/lib.md §8.5): LiB's
 //! larger-first segmentation with counterfactual comparison is not BPE and has no HF
 //! `tokenizer.json` form.
 //!

@@ -1,6 +1,6 @@
 //! Mistral "tekken" JSON files (`mistral_common/data/tekken_*.json`): tiktoken ranks with the
 //! special tokens in front, so a regular token's id is `rank + default_num_special_tokens`, as
-//! mistral-common's `Tekkenizer` numbers them (docs/bpe.md).
+//! mistral-common's `Tekkenizer` numbers them (docs/bpe.md §5.4).
 //!
 //! Read: `config.pattern` (the pre-tokenizer regex), `config.default_vocab_size` (ids in all),
 //! `config.default_num_special_tokens` (ids `0..k` are special), the first

@@ -1,4 +1,4 @@
-//! tiktoken rank files: one `base64(token) rank` line per token (docs/bpe.md). They carry no
+//! tiktoken rank files: one `base64(token) rank` line per token (docs/bpe.md §5.1). They carry no
 //! pattern and no special tokens; those come from the caller, or from [`preset_for_stem`] for
 //! OpenAI's own files (named `gpt2`, `r50k_base`, `cl100k_base`, `o200k_base`).
 //!

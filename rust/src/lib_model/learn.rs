@@ -1,20 +1,21 @@
 //! LiB training: the memorizer/forgetter loop of Yang (2024) as the v2023 reference code runs it
-//! (spec lib.md section 3; sections 2-3 of the 2022 paper for the names).
+//! (docs/lib.md §3; sections 2-3 of the 2022 paper for the names).
 //!
 //! One step reads one article (the next `article_len` sentences from a cursor that wraps):
 //! for every position, the longest known prefix `c` is read (larger-first), a pending
-//! counterfactual comparison is opened against the second-longest `c2` (3.1), units on
-//! probation are checked against their stored context (3.2), and with probability `in_rate` the
+//! counterfactual comparison is opened against the second-longest `c2` (§3.1), units on
+//! probation are checked against their stored context (§3.2), and with probability `in_rate` the
 //! join `prev + c` is memorised; unknown characters are memorised at once. At the end of the
 //! article, probation lives run down (passive forgetting), rewards move units up or down the
 //! list (demotion past the end = active forgetting), and the tail of the list is put on
-//! probation (3.3).
+//! probation (§3.3).
 //!
 //! Determinism: one CPython-compatible MT19937 draw per known chunk ([`super::rng`]),
 //! insertion-ordered maps with Python `dict` semantics for probation and pending comparisons,
 //! f64 for the tail formula. With `protect_chars = false` the unit list is byte-for-byte the
-//! reference's (golden vectors TV5 and TV6 in the tests); with protection on, single characters
-//! are never forgotten (spec section 8), which may change later choices.
+//! reference's (golden vectors TV5 and TV6 of docs/lib.md §11, checked in the tests); with
+//! protection on, single characters are never forgotten (docs/lib.md §8.2), which may change
+//! later choices.
 //!
 //! Complexity per article: O(bytes x match depth) trie lookups for reading, O(step) per reward
 //! ([`super::lexicon`]), O(|L| + |P|) for forgetting. The loop is sequential by nature (each
@@ -25,7 +26,7 @@ use super::rng::PyRandom;
 use crate::error::{Error, Result};
 use crate::pretokenize::Pretokenizer;
 
-/// LiB hyperparameters (spec section 6; defaults = v2023 defaults except where noted).
+/// LiB hyperparameters (docs/lib.md §6; defaults = v2023 defaults except where noted).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LearnConfig {
     /// α: probability of memorising `prev + c` at each known chunk.
@@ -38,7 +39,7 @@ pub struct LearnConfig {
     pub update_rate: f64,
     /// Longest unit in characters (`None` = unbounded, as the reference).
     pub max_chunk_len: Option<usize>,
-    /// The context rule of section 3.2.
+    /// The context rule of docs/lib.md §3.2.
     pub inspect_context: bool,
     /// Sentences per article.
     pub article_len: usize,
@@ -152,14 +153,14 @@ pub struct Learner {
     last: ArticleStats,
     /// Compact the trie when it has this many nodes (see [`Learner::maybe_compact`]).
     compact_at: usize,
-    /// "No-supra" mode (spec section 8): units must lie inside one pre-tokenization piece.
+    /// "No-supra" mode (docs/lib.md §8.3): units must lie inside one pre-tokenization piece.
     pretok: Option<Pretokenizer>,
     /// Piece index of every byte of the sentence being read (only with `pretok`).
     piece_of: Vec<u32>,
 }
 
 /// Smallest trie (nodes) worth compacting: 16k nodes (~0.4 MB); a rebuild of the live lexicon
-/// (1.5k units of ~16 bytes in TV6-B) takes well under a millisecond.
+/// (1.5k units of ~16 bytes in TV6 B, docs/lib.md §11) takes well under a millisecond.
 const COMPACT_MIN: usize = 1 << 14;
 
 impl Learner {
@@ -185,7 +186,7 @@ impl Learner {
         })
     }
 
-    /// Restrict units to the pieces of a pre-tokenizer (spec section 8, "no-supra" mode):
+    /// Restrict units to the pieces of a pre-tokenizer (docs/lib.md §8.3, "no-supra" mode):
     /// nothing that crosses a piece boundary is memorised. Off by default (supra-word units).
     pub fn with_pretokenizer(mut self, pretok: Option<Pretokenizer>) -> Self {
         self.pretok = pretok;
@@ -309,7 +310,7 @@ impl Learner {
             .sum()
     }
 
-    /// Section 3.1: extend pending alternatives up to `loc` and settle those that end there.
+    /// docs/lib.md §3.1: extend pending alternatives up to `loc` and settle those that end there.
     fn evaluate(&mut self, sent: &[u8], loc: usize) {
         let mut pending = std::mem::take(&mut self.pending);
         pending.retain_mut(|e| {
@@ -359,7 +360,7 @@ impl Learner {
         self.pending = pending;
     }
 
-    /// Section 3.2: the reader meets `c` (= `sent[loc..loc+clen]`) while it is on probation.
+    /// docs/lib.md §3.2: the reader meets `c` (= `sent[loc..loc+clen]`) while it is on probation.
     fn probation_check(
         &mut self,
         c: u32,
@@ -406,7 +407,7 @@ impl Learner {
         }
     }
 
-    /// Read one sentence (section 3, `read_article` body).
+    /// Read one sentence (docs/lib.md §3, the loop body of v2023 `read_article`).
     fn read_sentence(&mut self, sent: &[u8]) {
         self.pending.clear();
         self.memo.clear();
@@ -477,7 +478,7 @@ impl Learner {
         self.pending.clear();
     }
 
-    /// Section 3.3: passive forgetting, re-ranking, tail probation.
+    /// docs/lib.md §3.3: passive forgetting, re-ranking, tail probation.
     fn end_of_article(&mut self) {
         let protect = self.cfg.protect_chars;
         let mut forget = Vec::new();
@@ -584,7 +585,7 @@ pub fn sentences(text: &str) -> Vec<&str> {
 
 #[cfg(test)]
 pub(crate) mod tests_support {
-    /// Final lexicon of golden vector TV5 (spec lib.md section 11), in order.
+    /// Final lexicon of golden vector TV5 (docs/lib.md §11), in order.
     pub const TV5_L: [&str; 24] = [
         "the cat ",
         "the ",
@@ -647,6 +648,7 @@ mod tests {
 
     use super::tests_support::TV5_L;
 
+    /// TV5 of docs/lib.md §11: 24 units, 12 on probation, the first 12 after cleaning.
     #[test]
     fn tv5_tiny_golden_lexicon_equals_reference() {
         let l = tv5();
@@ -655,9 +657,10 @@ mod tests {
         assert_eq!(s(l.clean_units()), TV5_L[..12]);
     }
 
+    /// TV6 A and B of docs/lib.md §11: lexicon size, probation and cleaned counts.
     #[test]
     fn tv6_udhr_golden_counts() {
-        // corpora/en.txt is the spec's shared/data/udhr/en.txt (same sha256)
+        // corpora/en.txt is the TV6 corpus of docs/lib.md §11 (sha256 given there)
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/corpora/en.txt");
         let text = std::fs::read_to_string(path).unwrap();
         let sents = sentences(&text);

@@ -1,5 +1,5 @@
 //! The LiB lexicon `L` during training: an ordered list of distinct units (index = priority,
-//! 0 = best) with a byte trie for prefix matching (spec lib.md section 2, v2023 `TrieList`).
+//! 0 = best) with a byte trie for prefix matching (docs/lib.md §2, v2023 `TrieList`).
 //!
 //! - Units are UTF-8 strings; the trie walks bytes, and units always end on a character
 //!   boundary, so byte-level prefix matches are exactly the reference's character-level ones.
@@ -291,7 +291,7 @@ impl Lexicon {
         }
     }
 
-    /// The reference's `move` (spec 3.3 step 2): promote (`promote = true`) by
+    /// The reference's `move` (docs/lib.md §3.3, item 2): promote (`promote = true`) by
     /// `floor(i * rate) + 1` places, or demote by as many; the head never moves; a demotion past
     /// the end deletes the unit unless `keep` (then it goes to the end). Returns `false` if the
     /// unit was deleted.
@@ -367,8 +367,9 @@ impl Lexicon {
     }
 }
 
-/// Number of units put on tail probation: `|L| - floor((1 - out_rate) * |L|)` in f64, as the
-/// reference computes it (TV3).
+/// Start of the tail put on probation, `floor((1 - out_rate) * |L|)` in f64 (so
+/// `|L| - tail_start` units), as the reference computes it (docs/lib.md §3.3, item 3; vector TV3
+/// of §11).
 pub fn tail_start(len: usize, out_rate: f64) -> usize {
     ((1.0 - out_rate) * len as f64).floor() as usize
 }
@@ -393,6 +394,7 @@ mod tests {
             .collect()
     }
 
+    /// TV1 of docs/lib.md §11.
     #[test]
     fn tv1_match2_returns_second_longest_and_longest_prefix() {
         let l = lex(&["t", "h", "e", "th", "the", "there", "r"]);
@@ -406,6 +408,7 @@ mod tests {
         assert_eq!(m("xyz"), ("".into(), "".into()));
     }
 
+    /// TV2 of docs/lib.md §11.
     #[test]
     fn tv2_moves_follow_the_reference() {
         let w: Vec<String> = (0..12).map(|i| format!("w{i}")).collect();
@@ -457,6 +460,7 @@ mod tests {
         assert!(!l.move_unit(b, false, 1e300, false));
     }
 
+    /// TV3 of docs/lib.md §11.
     #[test]
     fn tv3_tail_count() {
         for (n, w, k) in [

@@ -2,15 +2,15 @@
 //!
 //! Yang, Frank & van den Bosch (2020, CogALex), Yang, van den Bosch & Frank (2022, Frontiers in
 //! AI), Yang (2024, arXiv 2403.00417); normative behaviour = the v2023 reference code as
-//! `shared/specs/lib.md` describes it. A learner reads the corpus article by article, keeps one
+//! docs/lib.md describes it. A learner reads the corpus article by article, keeps one
 //! ordered lexicon of subwords, words and multiword expressions, memorises joins of adjacent
 //! chunks, promotes units that save tokens and forgets those that do not pay their way.
 //!
-//! - [`learn`]: the training loop (spec section 3), deterministic for a seed, byte-for-byte the
-//!   reference's lexicon with `protect_chars = false` (golden vectors TV5/TV6).
+//! - [`learn`]: the training loop (docs/lib.md §3), deterministic for a seed, byte-for-byte the
+//!   reference's lexicon with `protect_chars = false` (golden vectors TV5/TV6, docs/lib.md §11).
 //! - [`lexicon`]: the ordered list + byte trie it works on; [`rng`]: CPython's MT19937.
-//! - [`segment`]: segmenting new text with a fixed lexicon (spec section 4).
-//! - [`LibModel`] (this file): the tokenizer (spec section 8): ids = special tokens, then the 256
+//! - [`segment`]: segmenting new text with a fixed lexicon (docs/lib.md §4).
+//! - [`LibModel`] (this file): the tokenizer (docs/lib.md §8): ids = special tokens, then the 256
 //!   byte tokens `<0x00>..<0xFF>` (fallback for characters no unit covers, so every string
 //!   encodes and `decode(encode(s)) == s`), then the units by priority. Lines are segmented
 //!   independently (units never cross `\n`). Saved as tokforge's own JSON

@@ -1,5 +1,6 @@
 //! Python-compatible Mersenne Twister (MT19937), so that a LiB run with a seed draws exactly the
-//! numbers CPython's `random.seed(n); random.random()` draws (spec lib.md section 8, TV4).
+//! numbers CPython's `random.seed(n); random.random()` draws (docs/lib.md §3.4;
+//! vector TV4 of §11).
 //!
 //! - `seed(n)`: `init_by_array` over the 32-bit little-endian words of `|n|` (`[0]` for 0), as
 //!   CPython's `random_seed` does for an int.
@@ -110,6 +111,7 @@ impl PyRandom {
 mod tests {
     use super::*;
 
+    /// TV4 of docs/lib.md §11.
     #[test]
     fn tv4_seed_0_first_random_equals_cpython() {
         let mut r = PyRandom::new(0);

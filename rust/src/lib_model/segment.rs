@@ -1,4 +1,4 @@
-//! Segmenting new text with a learned LiB lexicon (spec lib.md section 4, v2023 `apply`).
+//! Segmenting new text with a learned LiB lexicon (docs/lib.md §4, v2023 `apply`).
 //!
 //! At each position the trie gives the longest unit `c` and the second-longest `c2` that prefix
 //! the rest of the line. If both exist, two greedy paths are rolled out, the default starting
@@ -230,6 +230,7 @@ mod tests {
             .collect()
     }
 
+    /// TV5 of docs/lib.md §11: `apply` with the reference segmenter.
     #[test]
     fn tv5_apply_equals_reference() {
         let units = crate::lib_model::learn::tests_support::TV5_L;
