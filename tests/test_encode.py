@@ -382,3 +382,36 @@ def test_encode_stream_equals_encode_for_lib_tokenizers(pretokenize, text, cuts,
     chunks = _chunks(text, cuts)
     got = [i for ids in tok.encode_stream(chunks, min_chunk=min_chunk) for i in ids]
     assert got == tok.encode(text, disallowed_special=())
+
+
+_SPACED_SPECIALS = ["<|end of text|>", "a b", "the cat", "\n\n"]
+_SPACED_TOKS: dict[str, Tokenizer] = {}
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "cl100k", "o200k"])
+@given(
+    parts=st.lists(
+        st.one_of(st.sampled_from(_SPACED_SPECIALS + ["<|end of", " text|>", "a", " b", "the"]),
+                  st.text(st.sampled_from(list("ab c\n!t")), max_size=5)),
+        max_size=40,
+    ),
+    cuts=st.lists(st.integers(0, 10_000), max_size=20),
+    min_chunk=st.integers(1, 24),
+)
+def test_encode_stream_never_cuts_inside_an_allowed_special(pattern, parts, cuts, min_chunk):
+    """Special tokens whose text holds a safe pre-tokenizer cut (a space between letters, a
+    blank line) are still recognised whole when the stream is cut."""
+    if pattern not in _SPACED_TOKS:
+        _SPACED_TOKS[pattern] = Tokenizer.train(
+            texts=["the cat sat on the mat! a b\n\n"] * 5, vocab_size=300, pattern=pattern,
+            special_tokens=_SPACED_SPECIALS,
+        )
+    tok = _SPACED_TOKS[pattern]
+    text = "".join(parts)
+    chunks = _chunks(text, cuts)
+    got = [
+        i
+        for ids in tok.encode_stream(chunks, allowed_special="all", min_chunk=min_chunk)
+        for i in ids
+    ]
+    assert got == tok.encode(text, allowed_special="all")

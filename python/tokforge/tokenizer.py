@@ -497,22 +497,39 @@ class Tokenizer:
         True
         """
         allowed = self._allowed_ids(allowed_special, (), [])
-        longest = max((len(t) for t in self.special_tokens), default=1)
         buf = ""
         for chunk in chunks:
             buf += chunk
             if len(buf) < min_chunk:
                 continue
-            cut = self._model.stream_cut(buf)
-            # never cut through a special token: hold back the last few characters too
-            if allowed:
-                cut = min(cut, max(0, len(buf) - longest))
-                cut = self._model.stream_cut(buf[:cut]) if cut else 0
+            cut = self._stream_cut(buf, allowed)
             if cut:
                 yield self._model.encode(_fix_surrogates(buf[:cut]), allowed)
                 buf = buf[cut:]
         if buf:
             yield self._model.encode(_fix_surrogates(buf), allowed)
+
+    def _stream_cut(self, buf: str, allowed: list[int]) -> int:
+        """Characters of ``buf`` that can be encoded now with the ids of the whole stream.
+
+        Text is split at allowed special tokens before pre-tokenization, so the end of a special
+        token is always a safe cut, and inside the text after it the pre-tokenizer's own rule
+        applies. A special token that starts at or before ``len(buf) - longest`` cannot grow or
+        be replaced by one that reaches past the buffer; later text may still begin one, so it
+        is held back."""
+        if not allowed:
+            return self._model.stream_cut(buf)
+        length = {i: len(t) for t, i in self.special_tokens.items() if i in allowed}
+        limit = len(buf) - max(length.values()) + 1  # a match starting before this is final
+        seg_start = pos = 0
+        while pos < limit:
+            hit = self._model.find_special(buf[pos:], allowed)
+            if hit is None or pos + hit[0] >= limit:
+                break
+            pos = seg_start = pos + hit[0] + length[hit[1]]
+        if limit <= seg_start:
+            return seg_start
+        return seg_start + self._model.stream_cut(buf[seg_start:limit])
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
         """Bytes of ``ids`` (special tokens give their text)."""
