@@ -62,7 +62,7 @@ impl Source {
     }
 }
 
-/// Per-sequence values from Python: `(flat int64 values, int64 length of each sequence's)`.
+/// Per-sequence values from Python: `(flat int64 values, int64 count of values per sequence)`.
 type PyRagged<'py> = (PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, i64>);
 
 fn ragged<'a>(r: &'a PyRagged<'_>) -> PyResult<Ragged<'a>> {
