@@ -64,10 +64,14 @@ def train_tokenizer(files: dict[str, Path], vocab: int) -> tokforge.Tokenizer:
     return tokforge.Tokenizer.train(list(files.values()), vocab_size=vocab)
 
 
+def word_ids_of(tok: tokforge.Tokenizer, batch, offsets=None) -> np.ndarray:
+    """Flat word ids of every position (no merge: one output position per input position)."""
+    return merge_batch(batch, offsets=offsets, tokenizer=tok, max_merges=0).word_ids
+
+
 def flat_word_ids(tok: tokforge.Tokenizer, seqs: list[list[int]]) -> list[list[int]]:
-    off = np.zeros(len(seqs) + 1, dtype=np.int64)
-    np.cumsum([len(s) for s in seqs], out=off[1:])
-    w = _core.word_ids(np.concatenate(seqs).astype(np.int64), off, tok._model)
+    w = word_ids_of(tok, seqs)
+    off = np.cumsum([0] + [len(s) for s in seqs])
     return [w[off[i]:off[i + 1]].tolist() for i in range(len(seqs))]
 
 
@@ -144,11 +148,12 @@ def speed(args: argparse.Namespace) -> None:
         reps = -(-need // len(allids))
         flat = np.tile(allids, reps)[:need] if reps > 1 else allids[:need]
         off = np.arange(0, need + 1, n, dtype=np.int64)
-        w = _core.word_ids(flat, off, tok._model)
+        w = word_ids_of(tok, flat, off)
         r = merge_batch(flat, offsets=off, word_ids=[w[off[i]:off[i + 1]] for i in range(b)],
                         min_count=1)
-        w64 = w.astype(np.int64)
-        t = best_of(lambda f=flat, o=off, w=w64: _core.merge_batch(f, o, w, min_count=1),
+        words = (w.astype(np.int64), np.diff(off))
+        t = best_of(lambda f=flat, o=off, w=words: _core.merge_batch(f, o, word_ids=w,
+                                                                     min_count=1),
                     args.repeat)
         wl_rows.append([f"{b} x {n}", need, len(r.merges), f"{need} -> {r.len_final}",
                         t * 1e3, round(t * 1e6 / need, 3)])

@@ -4,6 +4,8 @@ boundaries; model-input helpers; bad input raises TokforgeError subclasses, neve
 
 from __future__ import annotations
 
+import ast
+import inspect
 import math
 import os
 
@@ -13,7 +15,7 @@ import tokforge
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import bpe_train, dynamic_ref
-from tokforge import InputError, Tokenizer, TokforgeError
+from tokforge import FormatError, InputError, Tokenizer, VocabError, _core
 from tokforge.dynamic import (
     MergeResult,
     UnitEmbedder,
@@ -429,53 +431,299 @@ def test_result_repr_and_package_export():
     assert tokforge.dynamic.merge_batch is merge_batch
 
 
-# ---- bad input ------------------------------------------------------------------------------
+# ---- the native result and the one adapter -------------------------------------------------
+def test_the_native_result_is_frozen_typed_and_matches_the_wrapper():
+    flat = np.concatenate(EX_IDS).astype(np.int64)
+    lengths = np.array([len(s) for s in EX_IDS], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    words = np.concatenate(EX_WORDS).astype(np.int64)
+    native = _core.merge_batch(flat, offsets, word_ids=(words, lengths), min_count=1)
+    assert isinstance(native, _core.MergeResult)
+    r = ex()
+    for name in ("unit_ids", "seq_offsets", "spans", "word_ids", "unit_key", "unit_offsets",
+                 "unit_constituents", "unit_base_id"):
+        assert getattr(native, name).tolist() == getattr(r, name).tolist(), name
+    with pytest.raises(AttributeError):
+        native.len_final = 0
+    with pytest.raises(TypeError):
+        _core.MergeResult()
+    dtypes = {"unit_ids": np.int32, "seq_offsets": np.int64, "spans": np.int32,
+              "word_ids": np.int32, "unit_key": np.int32, "unit_offsets": np.int64,
+              "unit_constituents": np.int32, "unit_base_id": np.int32, "key_offsets": np.int64,
+              "key_constituents": np.int32, "merge_log": np.int64}
+    for name, dtype in dtypes.items():
+        arr = getattr(native, name)
+        assert arr.dtype == dtype, name
+        assert getattr(native, name) is not arr  # a new array each time: the result stays intact
+    assert native.spans.shape == (7, 2) and native.merge_log.shape == (4, 6)
+    assert native.merge_log[:, 3:].tolist() == [[2, 2, -1], [2, 2, -1], [2, 2, -1], [1, 1, -1]]
+    assert native.key_bytes is None and native.num_merges == 4
+    assert (native.len_initial, native.len_final, native.len_word_level) == (14, 7, 7)
+    assert repr(native) == "MergeResult(sequences=3, merges=4, length 14 -> 7)"
+
+
+def test_tokenizer_file_paths_and_models_are_coerced_like_the_tokenizer(tok, tmp_path):
+    lines = ["the cat sat on the mat", "the mat sat on the cat"]
+    ids = [tok.encode_ordinary(t) for t in lines]
+    path = tok.save(tmp_path / "tokenizer.json")
+    a = merge_batch(ids, tokenizer=tok, min_count=1)
+    for other in (path, str(path), tok.model):
+        b = merge_batch(ids, tokenizer=other, min_count=1)
+        assert a.merges == b.merges and a.strings() == b.strings()
+        assert a.surface_matrix(4, -1, surface="retokenize")[0].tolist() == \
+            b.surface_matrix(4, -1, surface="retokenize")[0].tolist()
+
+
+def test_a_token_table_gives_strings_but_no_pre_tokenizer_and_no_merges(tok):
+    ids = [tok.encode_ordinary("the cat, the cat")]
+    tt = token_table([tok.id_to_token(i) for i in range(tok.vocab_size)])
+    a = merge_batch(ids, tokenizer=tok, word_boundaries="whitespace", min_count=1)
+    b = merge_batch(ids, tokenizer=tt, word_boundaries="whitespace", min_count=1)
+    assert a.merges == b.merges and a.strings() == b.strings() == [["the", " cat,", " the",
+                                                                    " cat"]]
+    with pytest.raises(InputError, match="needs the base tokenizer's merges"):
+        b.surface_matrix(4, -1, surface="retokenize")
+
+
+def sentencepiece_style_hf():
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    hf = tokenizers.Tokenizer(models.BPE())
+    hf.pre_tokenizer = pre_tokenizers.Metaspace()
+    hf.decoder = decoders.Metaspace()
+    hf.train_from_iterator(["the cat sat on the mat"] * 5, trainers.BpeTrainer(vocab_size=40))
+    return hf
+
+
+def test_a_sentencepiece_style_hf_tokenizer_raises_the_adapters_format_error():
+    hf = sentencepiece_style_hf()
+    want = '<string>: decoder "Metaspace" is not supported (expected ByteLevel)'
+    ids = [e.ids for e in hf.encode_batch(["the cat", "the mat"])]
+    for call in (lambda: merge_batch(ids, tokenizer=hf, min_count=1),
+                 lambda: merge_batch_texts(["the cat", "the mat"], hf),
+                 lambda: Tokenizer.coerce(hf)):
+        with pytest.raises(FormatError) as e:
+            call()
+        assert str(e.value) == want
+
+
+def test_a_lib_tokenizer_is_refused_with_a_clear_message():
+    from tokforge.lib_model import LibConfig
+
+    lib = Tokenizer.train(texts=["of the cat, of the dog"] * 30, vocab_size=None,
+                          algorithm="lib", lib=LibConfig(steps=20))
+    with pytest.raises(InputError) as e:
+        merge_batch_texts(["of the cat"], lib)
+    assert str(e.value).startswith("dynamic merging exists only for BPE tokenizers, and this "
+                                   "is a LiB tokenizer")
+
+
+def test_dynamic_reads_no_private_attribute_of_another_object():
+    tree = ast.parse(inspect.getsource(tokforge.dynamic))
+    private = [n.attr for n in ast.walk(tree)
+               if isinstance(n, ast.Attribute) and n.attr.startswith("_")
+               and not (n.attr.startswith("__") and n.attr.endswith("__"))
+               and not (isinstance(n.value, ast.Name) and n.value.id == "self")]
+    assert private == []
+
+
+# ---- conversions moved into the core: properties ----------------------------------------------
+def flags_to_word_ids(flags: list[list[bool]]) -> list[list[int]]:
+    """Word ids numbered from 0 per sequence; the first token always starts a word."""
+    out = []
+    for f in flags:
+        w, row = -1, []
+        for i, x in enumerate(f):
+            w += 1 if (x or i == 0) else 0
+            row.append(w)
+        out.append(row)
+    return out
+
+
+@st.composite
+def batches_with_flags(draw):
+    seqs, _ = draw(batches())
+    flags = [draw(st.lists(st.booleans(), min_size=len(s), max_size=len(s))) for s in seqs]
+    return seqs, flags
+
+
+@MAX
+@given(batches_with_flags(), options)
+def test_word_start_flags_equal_their_word_ids(batch, opts):
+    seqs, flags = batch
+    a = merge_batch(seqs, word_boundaries=flags, **api_options(opts))
+    b = merge_batch(seqs, word_ids=flags_to_word_ids(flags), **api_options(opts))
+    assert a.merges == b.merges and a.word_ids.tolist() == b.word_ids.tolist()
+    assert a.unit_ids.tolist() == b.unit_ids.tolist()
+    c = merge_batch(seqs, word_boundaries=[np.array(f, dtype=np.int8) for f in flags],
+                    **api_options(opts))
+    assert c.merges == a.merges
+
+
+@MAX
+@given(batches(), st.integers(0, 30), st.data())
+def test_keep_last_equals_never_merge_word_ids(batch, k, data):
+    seqs, words = batch
+    per_seq = data.draw(st.lists(st.integers(0, 30), min_size=len(seqs), max_size=len(seqs)))
+    for keep in (k, per_seq):
+        ks = [keep] * len(seqs) if isinstance(keep, int) else keep
+        frozen = [w[:max(0, len(w) - n)] + [-1] * min(n, len(w)) for w, n in zip(words, ks)]
+        a = merge_batch(seqs, word_ids=words, keep_last=keep, min_count=1)
+        b = merge_batch(seqs, word_ids=frozen, min_count=1)
+        assert a.merges == b.merges and a.word_ids.tolist() == b.word_ids.tolist()
+        assert [x.tolist() for x in a.sequences()] == [x.tolist() for x in b.sequences()]
+
+
+@MAX
+@given(batches(), options)
+def test_flat_input_with_offsets_equals_nested_input_on_random_batches(batch, opts):
+    seqs, words = batch
+    flat = np.array([x for s in seqs for x in s], dtype=np.int64)
+    offs = np.cumsum([0] + [len(s) for s in seqs])
+    a = merge_batch(seqs, word_ids=words, **api_options(opts))
+    b = merge_batch(flat, offsets=offs, word_ids=words, **api_options(opts))
+    assert a.merges == b.merges and a.unit_ids.tolist() == b.unit_ids.tolist()
+    assert a.spans.tolist() == b.spans.tolist()
+
+
+def test_numpy_integer_options_equal_python_ints():
+    a = ex(min_count=np.int64(2), max_merges=np.int32(2), keep_last=np.int8(1))
+    b = ex(min_count=2, max_merges=2, keep_last=1)
+    assert a.merges == b.merges and a.word_ids.tolist() == b.word_ids.tolist()
+
+
+def test_hf_word_ids_with_none_and_a_2d_array_batch():
+    r = merge_batch(np.array([[1, 2, 1, 2], [1, 2, 3, 3]]),
+                    word_ids=[[None, 0, 0, None], np.array([0, 0, 1, 1])], min_count=1)
+    assert r.word_ids.tolist() == [-1, 0, -1, 0, 1]  # per output unit
+    assert seq_units(r) == [[(1,), (2, 1), (2,)], [(1, 2), (3, 3)]]
+
+
+# ---- bad input: one message per problem, from one place ------------------------------------------
+BATCH_ARGS = {"batch": EX_IDS, "word_ids": EX_WORDS}
 BAD = [
-    ({"batch": [[1, 2], [1, -2]]}, "batch\\[1\\]\\[1\\] = -2"),
-    ({"batch": [[1.5, 2.0]]}, "integers"),
-    ({"batch": [[2**31]]}, "2\\*\\*31"),
-    ({"batch": [[2**70]]}, "integers"),
-    ({"batch": "abc"}, "sequence"),
-    ({"word_boundaries": [[True, False]]}, "one entry per sequence"),
-    ({"word_boundaries": [[True], [True], [True]]}, "has 1 entries"),
-    ({"word_boundaries": [[2] * 6, [0] * 5, [0] * 3]}, "flags"),
-    ({"word_ids": [[0] * 6, [0] * 5, [0] * 2]}, "has 2 entries"),
-    ({"word_ids": [[-2] * 6, [0] * 5, [0] * 3]}, "below -1|word ids must be"),
-    ({"word_boundaries": "sentences"}, "not one of"),
-    ({"word_boundaries": "word", "word_ids": None}, "needs tokenizer"),
-    ({"min_count": 0}, "min_count"),
-    ({"min_count": 1.5}, "min_count"),
-    ({"max_merges": -1}, "max_merges"),
-    ({"max_unit_constituents": 0}, "max_unit_constituents"),
-    ({"target_reduction": 1.5}, "target_reduction"),
-    ({"target_reduction": math.nan}, "target_reduction"),
-    ({"target_reduction": 0.5, "target_length": 3}, "at most one"),
-    ({"relative_to": "words"}, "relative_to"),
-    ({"identity": "strings"}, "identity"),
-    ({"identity": "bytes"}, "token bytes|tokenizer"),
-    ({"keep_last": -1}, "non-negative"),
-    ({"keep_last": [1, 2]}, "one int per sequence"),
-    ({"offsets": [0, 3, 2]}, "offsets"),
-    ({"tokenizer": object()}, "not supported"),
-    ({"tokenizer": token_table([b"a"] * 3)}, "not in the vocabulary"),
+    # converted in Python (types)
+    ({"batch": [[1.5, 2.0]]}, InputError,
+     "batch[0] must be a 1-D sequence of integers, got dtype float64 and shape (2,)"),
+    ({"batch": [[2**70]]}, InputError,
+     "batch[0] must be a 1-D sequence of integers, got dtype object and shape (1,)"),
+    ({"batch": [np.array([2**64 - 1], dtype=np.uint64)]}, InputError,
+     "batch[0] holds 18446744073709551615, which does not fit int64"),
+    ({"batch": "abc"}, InputError, "batch must be a sequence with one entry per sequence (of "
+     "token ids, or a flat array with offsets=)"),
+    ({"word_boundaries": [[0.5] * 6, [0] * 5, [0] * 3]}, InputError,
+     "word_boundaries[0] must be word-start flags: a 1-D sequence of bools (or 0/1)"),
+    ({"word_boundaries": 7}, InputError, "word_boundaries must be a sequence with one entry per "
+     "sequence (a mode name, a callable or word-start flags)"),
+    ({"min_count": 1.5}, InputError, "min_count must be an integer, got 1.5"),
+    ({"min_count": None}, InputError, "min_count must be an integer, got None"),
+    ({"max_merges": True}, InputError, "max_merges must be an integer or None, got True"),
+    ({"max_merges": 2**70}, InputError,
+     "max_merges = 1180591620717411303424 does not fit a 64-bit integer"),
+    ({"target_reduction": "half"}, InputError,
+     "target_reduction must be a number or None, got 'half'"),
+    ({"identity": 5}, InputError, "identity must be a string, got 5"),
+    ({"keep_last": 1.5}, InputError,
+     "keep_last must be a 1-D sequence of integers, got dtype float64 and shape ()"),
+    ({"tokenizer": object()}, InputError, "cannot use object as a tokenizer: pass a tokforge "
+     "Tokenizer, a path to a tokenizer file, a tiktoken Encoding or a HF tokenizers.Tokenizer"),
+    # checked in Rust (values)
+    ({"batch": [[1, 2], [1, -2]]}, InputError, "batch[1][1] = -2: ids must be in [0, 2**31)"),
+    ({"batch": [[2**31]]}, InputError, "batch[0][0] = 2147483648: ids must be in [0, 2**31)"),
+    ({"offsets": [0, 3, 2]}, InputError,
+     "offsets must start at 0 and end at the number of ids (14); got 3 offsets from 0 to 2"),
+    ({"offsets": [0, 6, 5, 14]}, InputError, "offsets decrease at sequence 1: 6 > 5"),
+    ({"offsets": [0, -1, 14]}, InputError, "offsets[1] = -1 is negative"),
+    ({"offsets": []}, InputError, "offsets must start at 0 and end at the number of ids (14); "
+     "got no offsets (a batch of B sequences has B + 1)"),
+    ({"word_boundaries": [[True, False]]}, InputError,
+     "word_boundaries must have one entry per sequence: 3 sequences, 1 entries"),
+    ({"word_boundaries": [[True], [True], [True]]}, InputError,
+     "word_boundaries[0] has 1 entries but sequence 0 has 6 tokens"),
+    ({"word_boundaries": [[1] * 6, [0, 0, 2, 0, 0], [0] * 3]}, InputError,
+     "word_boundaries[1][2] = 2: word-start flags must be booleans (or 0/1)"),
+    ({"word_ids": [[0] * 6, [0] * 5, [0] * 2]}, InputError,
+     "word_ids[2] has 2 entries but sequence 2 has 3 tokens"),
+    ({"word_ids": [[0] * 6]}, InputError,
+     "word_ids must have one entry per sequence: 3 sequences, 1 entries"),
+    ({"word_ids": [[0] * 6, [0, -2, 0, 0, 0], [0] * 3]}, InputError,
+     "word_ids[1][1] = -2: word ids must be in [-1, 2**31) (-1 = never merge)"),
+    ({"word_ids": [[2**31] * 6, [0] * 5, [0] * 3]}, InputError,
+     "word_ids[0][0] = 2147483648: word ids must be in [-1, 2**31) (-1 = never merge)"),
+    ({"word_ids": EX_WORDS, "word_boundaries": "none"}, InputError,
+     "give word_ids or word_boundaries, not both"),
+    ({"word_boundaries": "sentences"}, InputError, "word_boundaries=\"sentences\" is not one of "
+     "'word', 'whitespace', 'whitespace_hyphen', 'none', word-start flags or a callable"),
+    ({"word_boundaries": "word"}, InputError, "word_boundaries=\"word\" needs tokenizer=...; or "
+     "pass word-start flags, word_ids=..., or word_boundaries='none' to merge across words"),
+    ({"word_boundaries": "word", "tokenizer": token_table([b"a"] * 7)}, InputError,
+     "word_boundaries='word' needs the tokenizer's pre-tokenizer and a token table has none: "
+     "pass word_ids=... or word-start flags, or use 'whitespace' or 'whitespace_hyphen'"),
+    ({"min_count": 0}, InputError, "min_count must be an integer >= 1, got 0"),
+    ({"max_merges": -1}, InputError, "max_merges must be an integer >= 0, got -1"),
+    ({"max_unit_constituents": 0}, InputError,
+     "max_unit_constituents must be an integer >= 1, got 0"),
+    ({"target_length": -3}, InputError, "target_length must be an integer >= 0, got -3"),
+    ({"target_reduction": 1.5}, InputError,
+     "target_reduction must be a number in [0, 1], got 1.5"),
+    ({"target_reduction": math.nan}, InputError,
+     "target_reduction must be a number in [0, 1], got NaN"),
+    ({"target_reduction": 0.5, "target_length": 3}, InputError,
+     "give at most one of target_reduction and target_length"),
+    ({"relative_to": "words"}, InputError, "relative_to=\"words\" is not 'input' or 'word_level'"),
+    ({"identity": "strings"}, InputError, "identity=\"strings\" is not 'ids' or 'bytes'"),
+    ({"identity": "bytes"}, InputError, "identity=\"bytes\" needs token bytes: pass "
+     "tokenizer=... (a tokenizer or a token_table)"),
+    ({"keep_last": -1}, InputError, "keep_last must be non-negative, got -1"),
+    ({"keep_last": [0, -1, 0]}, InputError, "keep_last must be non-negative, got -1 for "
+     "sequence 1"),
+    ({"keep_last": [1, 2]}, InputError,
+     "keep_last must be an int or one int per sequence (3), got 2"),
+    ({"tokenizer": token_table([b"a"] * 3)}, VocabError,
+     "batch[0][3] = 3 is not in the vocabulary"),
+    ({"num_threads": 0}, InputError, "num_threads must be at least 1"),
 ]
 
 
-@pytest.mark.parametrize("kw, message", BAD)
-def test_bad_input_raises_a_tokforge_error(kw, message):
-    args = {"batch": EX_IDS, "word_ids": EX_WORDS}
-    args.update(kw)
+def bad_call(kw: dict) -> None:
+    args = dict(BATCH_ARGS)
     if "batch" in kw:
         args.update(word_ids=None, word_boundaries="none")
-    if "word_boundaries" in kw and "word_ids" not in kw:
-        del args["word_ids"]
-    if kw.get("word_ids", 0) is None:
-        del args["word_ids"]
+    if "word_boundaries" in kw:
+        args["word_ids"] = None
     if "offsets" in kw:
         args["batch"] = np.concatenate(EX_IDS)
-    batch = args.pop("batch")
-    with pytest.raises(TokforgeError, match=message):
-        merge_batch(batch, **args)
+    args.update(kw)
+    merge_batch(args.pop("batch"), **args)
+
+
+@pytest.mark.parametrize("kw, error, message", BAD, ids=[str(sorted(kw)) for kw, _, _ in BAD])
+def test_each_bad_argument_raises_its_one_message(kw, error, message):
+    with pytest.raises(error) as e:
+        bad_call(kw)
+    assert str(e.value) == message
+
+
+def test_each_problem_has_its_own_message():
+    messages = [m for _, _, m in BAD]
+    assert len(set(messages)) == len(messages)
+
+
+def test_a_bad_id_gets_the_same_message_from_nested_and_flat_input():
+    seqs = [[1, 2], [3, -4, 5]]
+    for call in (lambda: merge_batch(seqs, word_boundaries="none"),
+                 lambda: merge_batch([1, 2, 3, -4, 5], offsets=[0, 2, 5],
+                                     word_boundaries="none")):
+        with pytest.raises(InputError) as e:
+            call()
+        assert str(e.value) == "batch[1][1] = -4: ids must be in [0, 2**31)"
+
+
+def test_a_bad_special_id_of_a_token_table_names_the_table_size():
+    with pytest.raises(InputError) as e:
+        token_table([b"a", b"b", b"c"], special_ids=[5])
+    assert str(e.value) == "special id 5 is outside the table of 3 tokens"
 
 
 def test_bad_input_to_result_helpers_raises_input_error():

@@ -3,6 +3,9 @@
 from collections.abc import Iterable
 from typing import Any, Callable, Optional
 
+import numpy as np
+from numpy.typing import NDArray
+
 __version__: str
 
 class TokforgeError(ValueError): ...
@@ -131,34 +134,94 @@ def hf_pattern(pattern: str) -> str: ...
 def byte_level_decode(text: str) -> Optional[bytes]: ...
 
 # ---- dynamic merging (rust/src/python/dynamic.rs) ------------------------------------------
+BOUNDARY_PATTERNS: dict[str, str]
+"""Regexes of the boundary modes ``whitespace`` and ``whitespace_hyphen``."""
+
 class TokenTable:
-    def __init__(self, tokens: list[Optional[bytes]], special_ids: list[int] = ...) -> None: ...
+    """An id -> bytes table for vocabularies tokforge cannot load as a tokenizer."""
+
+    def __init__(self, tokens: list[Optional[bytes]], special_ids: list[int] = ...) -> None:
+        """``tokens[id]`` = bytes of ``id`` (``None`` for a hole); ``special_ids`` never merge
+        (each must be an id of the table)."""
     def __len__(self) -> int: ...
 
+class MergeResult:
+    """Output of :func:`merge_batch`: immutable; each array getter returns a new array.
+    ``tokforge.dynamic.MergeResult`` wraps it."""
+
+    @property
+    def unit_ids(self) -> NDArray[np.int32]:
+        """``int32[N']`` batch-local unit index of each output position."""
+    @property
+    def seq_offsets(self) -> NDArray[np.int64]:
+        """``int64[B+1]`` offsets of the sequences in ``unit_ids``."""
+    @property
+    def spans(self) -> NDArray[np.int32]:
+        """``int32[N', 2]`` ``[start, end)`` of each output position in its sequence."""
+    @property
+    def word_ids(self) -> NDArray[np.int32]:
+        """``int32[N']`` word id of each output position (``-1`` = never merged)."""
+    @property
+    def unit_key(self) -> NDArray[np.int32]:
+        """``int32[U]`` key of each unit (an index into ``key_offsets``)."""
+    @property
+    def unit_offsets(self) -> NDArray[np.int64]:
+        """``int64[U+1]`` offsets of each unit's base ids in ``unit_constituents``."""
+    @property
+    def unit_constituents(self) -> NDArray[np.int32]:
+        """Base ids of each unit (of its first appearance)."""
+    @property
+    def unit_base_id(self) -> NDArray[np.int32]:
+        """``int32[U]`` the base id of a single-token unit, else ``-1``."""
+    @property
+    def key_offsets(self) -> NDArray[np.int64]:
+        """``int64[K+1]`` offsets of each key's base ids in ``key_constituents``."""
+    @property
+    def key_constituents(self) -> NDArray[np.int32]:
+        """Base ids of each key (of its first creation)."""
+    @property
+    def key_bytes(self) -> Optional[list[bytes]]:
+        """Bytes of each key; ``None`` when no token bytes were given."""
+    @property
+    def merge_log(self) -> NDArray[np.int64]:
+        """``int64[M, 6]``: left key, right key, new key, count, applied, sample (-1 unless
+        ``per_sample``) of each merge, in order."""
+    @property
+    def num_merges(self) -> int: ...
+    @property
+    def len_initial(self) -> int: ...
+    @property
+    def len_final(self) -> int: ...
+    @property
+    def len_word_level(self) -> int: ...
+
 def merge_batch(
-    ids: Any,
-    offsets: Any,
-    word_ids: Any,
+    ids: NDArray[np.int64],
+    offsets: NDArray[np.int64],
     *,
+    word_boundaries: Optional[str | tuple[NDArray[np.int64], NDArray[np.int64]]] = None,
+    word_ids: Optional[tuple[NDArray[np.int64], NDArray[np.int64]]] = None,
+    keep_last: Optional[int | NDArray[np.int64]] = None,
     max_merges: Optional[int] = None,
     min_count: int = 2,
-    target: Optional[tuple[str, float]] = None,
+    target_reduction: Optional[float] = None,
+    relative_to: str = "input",
+    target_length: Optional[int] = None,
     per_sample: bool = False,
     max_unit_constituents: Optional[int] = None,
     identity: str = "ids",
     tokens: Optional[TokenModel | TokenTable] = None,
     num_threads: Optional[int] = None,
-) -> dict[str, Any]: ...
-def word_ids(
-    ids: Any,
-    offsets: Any,
-    tokens: TokenModel | TokenTable,
-    *,
-    mode: str = "pieces",
-    pattern: Optional[str] = None,
-    num_threads: Optional[int] = None,
-) -> Any: ...
-def retokenize(model: TokenModel, units: list[bytes]) -> tuple[Any, Any]: ...
+) -> MergeResult:
+    """Merge a flat batch (``tokforge.dynamic.merge_batch`` converts its arguments into
+    these): ``word_boundaries`` is a mode name or ``(flags, lengths)``, ``word_ids`` is
+    ``(values, lengths)``, one length per sequence. Every value is checked in Rust."""
+
+def retokenize(
+    model: TokenModel, units: list[bytes]
+) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
+    """Each byte string encoded with the model's merges only (no pre-tokenizer), as
+    ``(flat ids, offsets)``."""
 
 # ---- LiB, Less-is-Better (rust/src/python/lib_model.rs) -------------------------------------
 class LibTrainSummary:

@@ -5,8 +5,9 @@ the most frequent adjacent pair of units across all sequences is merged everywhe
 again, never across a word boundary. The new units (mostly whole words of this batch) get
 embeddings from a hypernetwork; the sequences get shorter. The algorithm runs in Rust
 (``rust/src/dynamic.rs``: linked lists, pair occurrence sets, lazy heap, O(N log N), GIL
-released); this module owns the argument handling and the result type. The obviously-correct
-twin is ``tests/reference/dynamic_ref.py``; the spec is ``shared/specs/dynamic_merging.md``.
+released), which also checks every argument; this module converts the arguments and owns the
+result type. The obviously-correct twin is ``tests/reference/dynamic_ref.py``; the design notes
+are ``docs/dynamic_merging.md``.
 
 >>> from tokforge.dynamic import merge_batch
 >>> r = merge_batch([[0, 1, 2, 3, 4, 5], [4, 5, 0, 1, 2], [6, 2, 3]],
@@ -20,7 +21,8 @@ twin is ``tests/reference/dynamic_ref.py``; the spec is ``shared/specs/dynamic_m
 >>> [x.tolist() for x in r.expand()][2]
 [6, 2, 3]
 
-With a tokenizer, word boundaries come from its pre-tokenization and units get strings:
+With a tokenizer (anything :meth:`tokforge.Tokenizer.coerce` accepts), word boundaries come
+from its pre-tokenization and units get strings:
 
 >>> from tokforge import Tokenizer
 >>> tok = Tokenizer.train(texts=["the unbelievable redo, the doable"] * 5, vocab_size=270)
@@ -33,12 +35,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import numpy as np
 
 from . import _core
 from .errors import InputError
+from .tokenizer import Tokenizer
 
 __all__ = [
     "BOUNDARY_PATTERNS",
@@ -52,14 +56,11 @@ __all__ = [
 ]
 
 #: Pre-tokenization regexes of the boundary modes that do not use the tokenizer's own
-#: (spec 3.2). ``whitespace``: a word is an optional whitespace char plus a run of
-#: non-whitespace (punctuation stays in the word). ``whitespace_hyphen``: as ``whitespace``,
-#: but punctuation is a word of its own except ``-`` between letters (``well-known`` is one).
-BOUNDARY_PATTERNS = {
-    "whitespace": r"\s?\S+|\s+(?!\S)|\s+",
-    "whitespace_hyphen": r"\s?[^\s\p{P}]+(?:-[^\s\p{P}]+)*|\s?\p{P}+|\s+(?!\S)|\s+",
-}
-_MODES = ("word", "whitespace", "whitespace_hyphen", "none")
+#: (docs/dynamic_merging.md, boundary modes). ``whitespace``: a word is an optional whitespace
+#: char plus a run of non-whitespace (punctuation stays in the word). ``whitespace_hyphen``: as
+#: ``whitespace``, but punctuation is a word of its own except ``-`` between letters
+#: (``well-known`` is one). Defined in Rust (``dynamic::BOUNDARY_PATTERNS``).
+BOUNDARY_PATTERNS: dict[str, str] = dict(_core.BOUNDARY_PATTERNS)
 
 Key = Union[tuple[int, ...], bytes]
 WordBoundaries = Union[str, Sequence[Sequence[bool]], Callable[[np.ndarray], Sequence[bool]]]
@@ -80,89 +81,19 @@ class Merge(NamedTuple):
     sample: int
 
 
-# ---- tokenizer adapters -------------------------------------------------------------------
-class _Vocab:
-    """What merging needs from a tokenizer: token bytes (a BPE ``TokenModel`` or ``TokenTable``), a
-    pre-tokenization pattern (``None`` = the model's own), and optionally a retokenizer."""
-
-    def __init__(self, tokens: Any, pattern: str | None,
-                 retokenize: Callable[[list[bytes]], list[list[int]]] | None) -> None:
-        self.tokens = tokens
-        self.pattern = pattern
-        self.retokenize = retokenize
-
-
-_VOCABS: OrderedDict[int, tuple[Any, _Vocab]] = OrderedDict()
-
-
 def token_table(tokens: Sequence[Optional[bytes]], special_ids: Sequence[int] = ()) -> Any:
-    """An id -> bytes table for vocabularies that are not tokforge tokenizers; pass it as
-    ``tokenizer=`` together with precomputed ``word_ids``/``word_boundaries``, or let
-    :func:`merge_batch` build one from a tiktoken ``Encoding`` or HF ``Tokenizer``.
+    """An id -> bytes table, built by hand, for a vocabulary that tokforge cannot load as a
+    :class:`~tokforge.Tokenizer`; pass it as ``tokenizer=`` with precomputed ``word_ids`` or
+    word-start flags (it has no pre-tokenizer). ``None`` marks an id with no token.
 
     >>> t = token_table([b"a", b"b", None, b"<s>"], special_ids=[3])
     >>> len(t)
     4
     """
-    return _core.TokenTable(list(tokens), list(special_ids))
+    return _core.TokenTable(list(tokens), [int(i) for i in special_ids])
 
 
-def _vocab(tokenizer: Any) -> _Vocab:
-    """Adapter for a tokforge ``Tokenizer``, a tiktoken ``Encoding``, an HF ``tokenizers``
-    ``Tokenizer`` or a :func:`token_table`; cached per object (8 most recent)."""
-    key = id(tokenizer)
-    hit = _VOCABS.get(key)
-    if hit is not None and hit[0] is tokenizer:
-        _VOCABS.move_to_end(key)
-        return hit[1]
-    v = _make_vocab(tokenizer)
-    _VOCABS[key] = (tokenizer, v)
-    while len(_VOCABS) > 8:
-        _VOCABS.popitem(last=False)
-    return v
-
-
-def _make_vocab(tok: Any) -> _Vocab:
-    if isinstance(tok, _core.TokenTable):
-        return _Vocab(tok, None, None)
-    model = getattr(tok, "_model", None)
-    if isinstance(model, _core.TokenModel) and model.kind == "bpe":  # tokforge.Tokenizer
-        def retok(units: list[bytes]) -> list[list[int]]:
-            flat, off = _core.retokenize(model, units)
-            return [flat[off[i]:off[i + 1]].tolist() for i in range(len(units))]
-        return _Vocab(model, None, retok)
-    if hasattr(tok, "decode_single_token_bytes") and hasattr(tok, "_pat_str"):  # tiktoken
-        table: list[Optional[bytes]] = []
-        for i in range(tok.n_vocab):
-            try:
-                table.append(tok.decode_single_token_bytes(i))
-            except KeyError:
-                table.append(None)
-        specials = sorted(getattr(tok, "_special_tokens", {}).values())
-        single = getattr(tok, "_encode_single_piece", None)
-        retok = (lambda units: [list(single(u)) for u in units]) if single else None
-        return _Vocab(_core.TokenTable(table, specials), tok._pat_str, retok)
-    if hasattr(tok, "id_to_token") and hasattr(tok, "get_vocab_size"):  # HF tokenizers
-        table = []
-        for i in range(tok.get_vocab_size(with_added_tokens=True)):
-            t = tok.id_to_token(i)
-            if t is None:
-                table.append(None)
-            elif (spelled := _core.byte_level_decode(t)) is not None:
-                table.append(spelled)
-            elif len(t) == 6 and t.startswith("<0x") and t.endswith(">"):
-                table.append(bytes([int(t[3:5], 16)]))
-            else:
-                table.append(t.replace("\u2581", " ").encode("utf-8"))
-        added = getattr(tok, "get_added_tokens_decoder", lambda: {})()
-        specials = sorted(i for i, a in added.items() if getattr(a, "special", False))
-        return _Vocab(_core.TokenTable(table, specials), None, None)
-    raise InputError(
-        f"tokenizer of type {type(tok).__name__} is not supported: pass a tokforge Tokenizer, a "
-        "tiktoken Encoding, a tokenizers.Tokenizer or a tokforge.dynamic.token_table(...)")
-
-
-# ---- input conversion ---------------------------------------------------------------------
+# ---- argument conversion (the values are checked in Rust) ---------------------------------
 def _as_int_array(x: Any, what: str) -> np.ndarray:
     a = np.asarray(x)
     if a.size == 0:
@@ -170,49 +101,16 @@ def _as_int_array(x: Any, what: str) -> np.ndarray:
     if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
         raise InputError(f"{what} must be a 1-D sequence of integers, got dtype {a.dtype} and "
                          f"shape {a.shape}")
+    if a.dtype == np.uint64 and a.max() > np.iinfo(np.int64).max:
+        raise InputError(f"{what} holds {a.max()}, which does not fit int64")
     return np.ascontiguousarray(a, dtype=np.int64)
-
-
-def _flatten(seqs: Sequence[Any], what: str) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(seqs, (str, bytes)) or not hasattr(seqs, "__len__"):
-        raise InputError(f"{what} must be a sequence of sequences of integers")
-    parts = [_as_int_array(s, f"{what}[{i}]") for i, s in enumerate(seqs)]
-    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum([len(p) for p in parts], out=offsets[1:])
-    flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-    bad = np.flatnonzero((flat < 0) | (flat >= 2**31))
-    if len(bad):
-        i = int(bad[0])
-        s = int(np.searchsorted(offsets, i, side="right")) - 1
-        raise InputError(f"{what}[{s}][{i - offsets[s]}] = {flat[i]}: ids must be in [0, 2**31)")
-    return flat, offsets
-
-
-def _per_seq(values: Sequence[Any], offsets: np.ndarray, what: str,
-             convert: Callable[[Any, str], np.ndarray]) -> np.ndarray:
-    """Concatenate one array per sequence, checking each has the sequence's length."""
-    b = len(offsets) - 1
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != b:
-        n = len(values) if hasattr(values, "__len__") else "?"
-        raise InputError(f"{what} must have one entry per sequence: {b} sequences, {n} entries")
-    parts = []
-    for s in range(b):
-        a = convert(values[s], f"{what}[{s}]")
-        want = int(offsets[s + 1] - offsets[s])
-        if len(a) != want:
-            raise InputError(f"{what}[{s}] has {len(a)} entries but sequence {s} has {want} tokens")
-        parts.append(a)
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _as_flags(x: Any, what: str) -> np.ndarray:
     a = np.asarray(x)
-    if a.size == 0:
-        return np.zeros(0, dtype=bool)
-    if a.ndim != 1 or not (a.dtype == bool or np.issubdtype(a.dtype, np.integer)) or (
-            a.dtype != bool and not np.isin(a, (0, 1)).all()):
+    if a.size and (a.ndim != 1 or not (a.dtype == bool or np.issubdtype(a.dtype, np.integer))):
         raise InputError(f"{what} must be word-start flags: a 1-D sequence of bools (or 0/1)")
-    return a.astype(bool)
+    return _as_int_array(a.astype(np.int64) if a.dtype == bool else a, what)
 
 
 def _as_word_ids(x: Any, what: str) -> np.ndarray:
@@ -221,26 +119,75 @@ def _as_word_ids(x: Any, what: str) -> np.ndarray:
     return _as_int_array(x, what)
 
 
-def _flags_to_word_ids(flags: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Word ids numbered from 0 in each sequence; the first token of a sequence starts a word."""
-    f = flags.astype(np.int64)
-    starts = offsets[:-1][offsets[:-1] < offsets[1:]]
-    f[starts] = 1
-    c = np.cumsum(f)
-    lens = np.diff(offsets)
-    first = np.repeat(c[offsets[:-1][lens > 0]], lens[lens > 0])
-    return c - first
+def _ragged(seqs: Any, what: str, kind: str, convert: Callable[[Any, str], np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """``(flat int64 values, int64 length of each entry)`` of one entry per sequence."""
+    if isinstance(seqs, (str, bytes)) or not hasattr(seqs, "__len__"):
+        raise InputError(f"{what} must be a sequence with one entry per sequence ({kind})")
+    parts = [convert(s, f"{what}[{i}]") for i, s in enumerate(seqs)]
+    lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
+    flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return flat, lengths
 
 
-def _check_option(value: Any, name: str, *, lo: float, integer: bool, allow_none: bool = True):
-    if value is None and allow_none:
+def _int(value: Any, name: str, *, optional: bool = True) -> int | None:
+    if value is None and optional:
         return None
-    ok = isinstance(value, (int, np.integer)) if integer else isinstance(
-        value, (int, float, np.integer, np.floating))
-    if isinstance(value, bool) or not ok or not value >= lo:
-        kind = "an integer" if integer else "a number"
-        raise InputError(f"{name} must be {kind} >= {lo}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"{name} must be an integer{' or None' if optional else ''}, "
+                         f"got {value!r}")
+    if not -(2**63) <= value < 2**63:
+        raise InputError(f"{name} = {value} does not fit a 64-bit integer")
+    return int(value)
+
+
+def _float(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(f"{name} must be a number or None, got {value!r}")
+    return float(value)
+
+
+def _str(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise InputError(f"{name} must be a string, got {value!r}")
     return value
+
+
+def _positive_int(value: Any, name: str) -> int:
+    """For the Python-only helpers below (no native counterpart checks these)."""
+    v = _int(value, name, optional=False)
+    if v is None or v < 1:
+        raise InputError(f"{name} must be an integer >= 1, got {value!r}")
+    return v
+
+
+def _boundaries(b: WordBoundaries, flat: np.ndarray, offs: np.ndarray
+                ) -> str | tuple[np.ndarray, np.ndarray]:
+    """A mode name as is, or ``(flags, lengths)`` from flags or a callable."""
+    if isinstance(b, str):
+        return b
+    if callable(b):
+        b = [b(flat[offs[s]:offs[s + 1]]) for s in range(len(offs) - 1)]
+    return _ragged(b, "word_boundaries", "a mode name, a callable or word-start flags",
+                   _as_flags)
+
+
+def _keep_last(k: int | Sequence[int]) -> int | np.ndarray:
+    if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+        return _int(k, "keep_last", optional=False)  # type: ignore[return-value]
+    return _as_int_array(k, "keep_last")
+
+
+def _source(tokenizer: Any) -> tuple[Tokenizer | None, Any]:
+    """``(the Tokenizer, or None for a token table, what the native code takes)``."""
+    if tokenizer is None:
+        return None, None
+    if isinstance(tokenizer, _core.TokenTable):
+        return None, tokenizer
+    tok = Tokenizer.coerce(tokenizer)
+    return tok, tok.model
 
 
 # ---- the API ------------------------------------------------------------------------------
@@ -276,9 +223,11 @@ def merge_batch(
             ``f(ids: np.ndarray) -> flags`` called per sequence. Special tokens of
             ``tokenizer`` never merge.
         word_ids: instead of boundaries, the word of each token (``-1`` or ``None`` = never
-            merge), e.g. HF ``encoding.word_ids``; used as given.
-        tokenizer: a tokforge ``Tokenizer``, tiktoken ``Encoding``, HF ``tokenizers.Tokenizer``
-            or :func:`token_table`: gives boundaries, unit strings and ``identity="bytes"``.
+            merge), e.g. HF ``encoding.word_ids`` (see :func:`from_hf_encodings`); used as
+            given.
+        tokenizer: anything :meth:`tokforge.Tokenizer.coerce` accepts (a ``Tokenizer``, a
+            tokenizer file, a tiktoken ``Encoding``, a HF tokenizer), or a :func:`token_table`:
+            gives boundaries, unit strings and ``identity="bytes"``.
         max_merges: stop after this many merges (per sequence with ``per_sample``).
         target_reduction: stop once the length is reduced by this fraction, of the input
             length (``relative_to="input"``) or of the way to word level
@@ -300,115 +249,46 @@ def merge_batch(
     Stop rules are checked before each merge, in the reference's order: ``max_merges``, the
     target, ``min_count``, no pair left. Ties between pairs go to the one whose leftmost
     occurrence comes first (sequence, then position). Raises :class:`tokforge.InputError`
-    for inputs that cannot be used.
+    for inputs that cannot be used (:class:`tokforge.VocabError` for ids the tokenizer does
+    not have; :class:`tokforge.FormatError` for a tokenizer tokforge cannot load).
 
     >>> r = merge_batch([[5, 5, 5, 5]], word_boundaries="none")
     >>> r.sequences()[0].tolist(), r.units
     ([0, 0], [(5, 5)])
     """
-    if offsets is not None:
-        flat = _as_int_array(batch, "batch")
-        offs = _as_int_array(offsets, "offsets")
+    if offsets is None:
+        flat, lengths = _ragged(batch, "batch", "of token ids, or a flat array with offsets=",
+                                _as_int_array)
+        offs = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offs[1:])
     else:
-        flat, offs = _flatten(batch, "batch")
-    if identity not in ("ids", "bytes"):
-        raise InputError(f"identity={identity!r} is not 'ids' or 'bytes'")
-    if relative_to not in ("input", "word_level"):
-        raise InputError(f"relative_to={relative_to!r} is not 'input' or 'word_level'")
-    _check_option(max_merges, "max_merges", lo=0, integer=True)
-    _check_option(max_unit_constituents, "max_unit_constituents", lo=1, integer=True)
-    _check_option(target_length, "target_length", lo=0, integer=True)
-    _check_option(min_count, "min_count", lo=1, integer=True, allow_none=False)
-    if target_reduction is not None:
-        _check_option(target_reduction, "target_reduction", lo=0.0, integer=False)
-        if not target_reduction <= 1.0:
-            raise InputError(f"target_reduction must be in [0, 1], got {target_reduction!r}")
-    if target_reduction is not None and target_length is not None:
-        raise InputError("give at most one of target_reduction and target_length")
-    target = None
-    if target_reduction is not None:
-        target = ("absolute" if relative_to == "input" else "word_level", float(target_reduction))
-    elif target_length is not None:
-        target = ("length", float(target_length))
-    if len(offs) == 0 or offs[0] != 0 or offs[-1] != len(flat) or (np.diff(offs) < 0).any():
-        raise InputError("offsets must start at 0, never decrease and end at len(batch)")
-
-    vocab = _vocab(tokenizer) if tokenizer is not None else None
-    wid = _word_ids(flat, offs, word_boundaries, word_ids, vocab, num_threads)
-    wid = _apply_keep_last(wid, offs, keep_last)
-    raw = _core.merge_batch(
-        flat, offs, wid, max_merges=max_merges, min_count=int(min_count), target=target,
-        per_sample=bool(per_sample), max_unit_constituents=max_unit_constituents,
-        identity=identity, tokens=None if vocab is None else vocab.tokens,
+        flat, offs = _as_int_array(batch, "batch"), _as_int_array(offsets, "offsets")
+    tok, tokens = _source(tokenizer)
+    native = _core.merge_batch(
+        flat, offs,
+        word_boundaries=_boundaries(word_boundaries, flat, offs),
+        word_ids=None if word_ids is None else _ragged(word_ids, "word_ids", "of word ids",
+                                                       _as_word_ids),
+        keep_last=_keep_last(keep_last),
+        max_merges=_int(max_merges, "max_merges"),
+        min_count=_int(min_count, "min_count", optional=False),
+        target_reduction=_float(target_reduction, "target_reduction"),
+        relative_to=_str(relative_to, "relative_to"),
+        target_length=_int(target_length, "target_length"),
+        per_sample=bool(per_sample),
+        max_unit_constituents=_int(max_unit_constituents, "max_unit_constituents"),
+        identity=_str(identity, "identity"),
+        tokens=tokens,
         num_threads=num_threads)
-    return MergeResult(raw, identity=identity, vocab=vocab)
-
-
-def _word_ids(flat: np.ndarray, offs: np.ndarray, boundaries: WordBoundaries,
-              word_ids: Any, vocab: _Vocab | None, num_threads: int | None) -> np.ndarray:
-    if word_ids is not None:
-        if not (isinstance(boundaries, str) and boundaries == "word"):
-            raise InputError("give word_ids or word_boundaries, not both")
-        return _per_seq(word_ids, offs, "word_ids", _as_word_ids)
-    if isinstance(boundaries, str):
-        if boundaries not in _MODES:
-            raise InputError(f"word_boundaries={boundaries!r} is not one of {_MODES}, "
-                             "word-start flags or a callable")
-        if vocab is None:
-            if boundaries == "none":
-                return np.zeros(len(flat), dtype=np.int64)
-            raise InputError(
-                f"word_boundaries={boundaries!r} needs tokenizer=...; or pass word-start flags, "
-                "word_ids=..., or word_boundaries='none' to merge across words")
-        if boundaries == "none":
-            w = _core.word_ids(flat, offs, vocab.tokens, mode="none", num_threads=num_threads)
-        else:
-            pattern = vocab.pattern if boundaries == "word" else BOUNDARY_PATTERNS[boundaries]
-            if pattern is None and not isinstance(vocab.tokens, _core.TokenModel):
-                raise InputError(
-                    "this tokenizer's pre-tokenizer is not available to tokforge: use "
-                    "merge_batch_texts(texts, tokenizer) or from_hf_encodings(...), or pass "
-                    "word_ids=... / word-start flags")
-            w = _core.word_ids(flat, offs, vocab.tokens, mode="pieces", pattern=pattern,
-                               num_threads=num_threads)
-        return w.astype(np.int64)
-    if callable(boundaries):
-        seqs = [flat[offs[s]:offs[s + 1]] for s in range(len(offs) - 1)]
-        flags = _per_seq([boundaries(x) for x in seqs], offs, "word_boundaries", _as_flags)
-    else:
-        flags = _per_seq(boundaries, offs, "word_boundaries", _as_flags)
-    w = _flags_to_word_ids(flags, offs)
-    if vocab is not None:  # specials never merge
-        none = _core.word_ids(flat, offs, vocab.tokens, mode="none", num_threads=num_threads)
-        w[none == -1] = -1
-    return w
-
-
-def _apply_keep_last(wid: np.ndarray, offs: np.ndarray, keep_last: int | Sequence[int]
-                     ) -> np.ndarray:
-    b = len(offs) - 1
-    if isinstance(keep_last, (int, np.integer)) and not isinstance(keep_last, bool):
-        ks = np.full(b, int(keep_last), dtype=np.int64)
-    else:
-        ks = _as_int_array(keep_last, "keep_last")
-        if len(ks) != b:
-            raise InputError(f"keep_last must be an int or one int per sequence ({b}), "
-                             f"got {len(ks)}")
-    if (ks < 0).any():
-        raise InputError("keep_last must be non-negative")
-    if not ks.any():
-        return wid
-    wid = wid.copy()
-    for s in np.nonzero(ks)[0]:
-        lo = max(int(offs[s]), int(offs[s + 1] - ks[s]))
-        wid[lo:offs[s + 1]] = -1
-    return wid
+    return MergeResult(native, identity=identity, tokenizer=tok)
 
 
 def merge_batch_texts(texts: Sequence[str], tokenizer: Any, **options: Any) -> MergeResult:
-    """Tokenize ``texts`` with ``tokenizer`` (tokforge, tiktoken or HF ``tokenizers``), then
-    :func:`merge_batch` with word boundaries from its pre-tokenization. Options are those of
-    :func:`merge_batch`. HF encodings give their own ``word_ids`` (and their special tokens).
+    """Tokenize ``texts`` with ``tokenizer`` (anything :meth:`tokforge.Tokenizer.coerce`
+    accepts: tokforge, tiktoken, HF ``tokenizers``, a tokenizer file) as
+    :meth:`~tokforge.Tokenizer.encode_ordinary` does, then :func:`merge_batch` with word
+    boundaries from its pre-tokenization. Options are those of :func:`merge_batch`. To keep a
+    HF tokenizer's template tokens, encode with it and pass ``from_hf_encodings(...)``.
 
     >>> from tokforge import Tokenizer
     >>> tok = Tokenizer.train(texts=["a cat, a hat"] * 3, vocab_size=260)
@@ -418,26 +298,14 @@ def merge_batch_texts(texts: Sequence[str], tokenizer: Any, **options: Any) -> M
     """
     if isinstance(texts, str):
         raise InputError("texts must be a sequence of strings, not one string")
-    model = getattr(tokenizer, "_model", None)
-    if isinstance(model, _core.TokenModel) and model.kind == "bpe":
-        ids = [tokenizer.encode_ordinary(t) for t in texts]
-    elif hasattr(tokenizer, "encode_ordinary_batch"):  # tiktoken
-        ids = tokenizer.encode_ordinary_batch(list(texts))
-    elif hasattr(tokenizer, "encode_batch") and hasattr(tokenizer, "id_to_token"):  # HF
-        encs = tokenizer.encode_batch(list(texts))
-        ids, wids = from_hf_encodings(encs)
-        mode = options.get("word_boundaries", "word")
-        if options.get("word_ids") is None and isinstance(mode, str) and mode == "word":
-            options = {**options, "word_ids": wids}
-    else:
-        raise InputError(f"tokenizer of type {type(tokenizer).__name__} cannot encode texts here")
-    return merge_batch(ids, tokenizer=tokenizer, **options)
+    tok = Tokenizer.coerce(tokenizer)
+    return merge_batch([tok.encode_ordinary(t) for t in texts], tokenizer=tok, **options)
 
 
 def from_hf_encodings(encodings: Any) -> tuple[list[list[int]], list[list[int]]]:
     """``(ids, word_ids)`` from HF ``tokenizers`` encodings (a list, or a ``BatchEncoding``
     of ``transformers``): ``word_ids`` has ``-1`` for special tokens and padding. Pass them
-    as ``merge_batch(ids, word_ids=word_ids)``."""
+    as ``merge_batch(ids, word_ids=word_ids, tokenizer=hf_tokenizer)``."""
     encs = getattr(encodings, "encodings", None) or encodings
     ids, wids = [], []
     for e in encs:
@@ -448,7 +316,8 @@ def from_hf_encodings(encodings: Any) -> tuple[list[list[int]], list[list[int]]]
 
 
 class MergeResult:
-    """Output of :func:`merge_batch` (spec 5). Arrays are numpy, flat with offsets.
+    """Output of :func:`merge_batch`: the merged batch, its unit table and the merge log.
+    Arrays are numpy, flat with offsets, read once from the native result.
 
     Attributes:
         unit_ids: ``int32[N']`` batch-local unit index of each output position.
@@ -457,27 +326,57 @@ class MergeResult:
         word_ids: ``int32[N']`` word of each position (``-1`` = special / kept).
         unit_constituents, unit_offsets: base ids of each unit (of its first appearance);
             units are ordered by first appearance.
+        unit_key: ``int32[U]`` key of each unit in the merge log's numbering.
         unit_base_id: ``int32[U]`` the base id of a single-token unit, else ``-1``.
         merges: the merge log, a list of :class:`Merge`.
         len_initial, len_final, len_word_level: total lengths before, after, and at word level.
+        identity: ``"ids"`` or ``"bytes"``, as merged.
     """
 
-    def __init__(self, raw: dict, *, identity: str, vocab: _Vocab | None) -> None:
-        self.unit_ids: np.ndarray = raw["unit_ids"]
-        self.seq_offsets: np.ndarray = raw["seq_offsets"]
-        self.spans: np.ndarray = raw["spans"]
-        self.word_ids: np.ndarray = raw["word_ids"]
-        self.unit_key: np.ndarray = raw["unit_key"]
-        self.unit_offsets: np.ndarray = raw["unit_offsets"]
-        self.unit_constituents: np.ndarray = raw["unit_constituents"]
-        self.unit_base_id: np.ndarray = raw["unit_base_id"]
-        self.len_initial: int = raw["len_initial"]
-        self.len_final: int = raw["len_final"]
-        self.len_word_level: int = raw["len_word_level"]
+    def __init__(self, native: _core.MergeResult, *, identity: str,
+                 tokenizer: Tokenizer | None = None) -> None:
+        self._native = native
+        self._tokenizer = tokenizer
         self.identity = identity
-        self._raw = raw
-        self._vocab = vocab
-        self._merges: list[Merge] | None = None
+        self.len_initial: int = native.len_initial
+        self.len_final: int = native.len_final
+        self.len_word_level: int = native.len_word_level
+
+    @cached_property
+    def unit_ids(self) -> np.ndarray:
+        return self._native.unit_ids
+
+    @cached_property
+    def seq_offsets(self) -> np.ndarray:
+        return self._native.seq_offsets
+
+    @cached_property
+    def spans(self) -> np.ndarray:
+        return self._native.spans
+
+    @cached_property
+    def word_ids(self) -> np.ndarray:
+        return self._native.word_ids
+
+    @cached_property
+    def unit_key(self) -> np.ndarray:
+        return self._native.unit_key
+
+    @cached_property
+    def unit_offsets(self) -> np.ndarray:
+        return self._native.unit_offsets
+
+    @cached_property
+    def unit_constituents(self) -> np.ndarray:
+        return self._native.unit_constituents
+
+    @cached_property
+    def unit_base_id(self) -> np.ndarray:
+        return self._native.unit_base_id
+
+    @cached_property
+    def _key_bytes(self) -> list[bytes] | None:
+        return self._native.key_bytes
 
     # ---- sizes ------------------------------------------------------------------------------
     @property
@@ -521,7 +420,7 @@ class MergeResult:
     @property
     def unit_bytes(self) -> list[bytes] | None:
         """Bytes of each unit (``None`` without a tokenizer)."""
-        kb = self._raw["key_bytes"]
+        kb = self._key_bytes
         return None if kb is None else [kb[k] for k in self.unit_key.tolist()]
 
     @property
@@ -537,23 +436,21 @@ class MergeResult:
             raise InputError("unit strings need tokenizer=... in merge_batch")
         return [[us[u] for u in seq.tolist()] for seq in self.sequences()]
 
-    def _key(self, k: int) -> Key:
-        if self.identity == "bytes":
-            return self._raw["key_bytes"][k]
-        o = self._raw["key_offsets"]
-        return tuple(self._raw["key_constituents"][o[k]:o[k + 1]].tolist())
-
-    @property
+    @cached_property
     def merges(self) -> list[Merge]:
         """The merge log in order."""
-        if self._merges is None:
-            r = self._raw
-            cols = zip(r["merge_left"].tolist(), r["merge_right"].tolist(),
-                       r["merge_new"].tolist(), r["merge_count"].tolist(),
-                       r["merge_applied"].tolist(), r["merge_sample"].tolist())
-            self._merges = [Merge(self._key(a), self._key(b), self._key(n), c, ap, s)
-                            for a, b, n, c, ap, s in cols]
-        return self._merges
+        key: Callable[[int], Key]
+        if self.identity == "bytes":
+            key = self._key_bytes.__getitem__  # type: ignore[union-attr]
+        else:
+            c = self._native.key_constituents.tolist()
+            o = self._native.key_offsets.tolist()
+
+            def key(k: int) -> Key:
+                return tuple(c[o[k]:o[k + 1]])
+
+        return [Merge(key(a), key(b), key(n), count, applied, sample)
+                for a, b, n, count, applied, sample in self._native.merge_log.tolist()]
 
     # ---- inverse ----------------------------------------------------------------------------
     def expand(self, units: Sequence[Sequence[int]] | None = None) -> list[np.ndarray]:
@@ -562,7 +459,9 @@ class MergeResult:
         if units is None:
             flat, offs = self.unit_ids.astype(np.int64), self.seq_offsets
         else:
-            flat, offs = _flatten(units, "units")
+            flat, lengths = _ragged(units, "units", "of unit ids", _as_int_array)
+            offs = np.zeros(len(lengths) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offs[1:])
         if len(flat) and (flat.min() < 0 or flat.max() >= self.num_units):
             raise InputError(f"unit ids must be in [0, {self.num_units})")
         starts = self.unit_offsets[flat]
@@ -630,13 +529,17 @@ class MergeResult:
         hypernetwork, padded with ``pad_id``, truncated to ``maxlen``. ``surface="provenance"``
         uses the constituents; ``"retokenize"`` re-encodes the unit's bytes with the base
         model's merges and no pre-tokenizer (the reference, zett ``get_surface_form_matrix``)."""
-        _check_option(maxlen, "maxlen", lo=1, integer=True, allow_none=False)
+        _positive_int(maxlen, "maxlen")
+        decomp: Sequence[Sequence[int]]
         if surface == "provenance":
             decomp = self.units
         elif surface == "retokenize":
-            if self._vocab is None or self._vocab.retokenize is None or self.unit_bytes is None:
-                raise InputError("surface='retokenize' needs a tokforge or tiktoken tokenizer")
-            decomp = self._vocab.retokenize(self.unit_bytes)
+            unit_bytes = self.unit_bytes
+            if self._tokenizer is None or unit_bytes is None:
+                raise InputError("surface='retokenize' needs the base tokenizer's merges: pass "
+                                 "tokenizer=... (not a token table) to merge_batch")
+            flat, off = _core.retokenize(self._tokenizer.model, unit_bytes)
+            decomp = [flat[off[i]:off[i + 1]].tolist() for i in range(len(unit_bytes))]
         else:
             raise InputError(f"surface={surface!r} is not 'provenance' or 'retokenize'")
         out = np.full((len(decomp), maxlen), pad_id, dtype=np.int32)
@@ -648,7 +551,7 @@ class MergeResult:
 
     def __repr__(self) -> str:
         return (f"MergeResult(sequences={self.num_sequences}, units={self.num_units}, "
-                f"merges={len(self._raw['merge_new'])}, length {self.len_initial} -> "
+                f"merges={self._native.num_merges}, length {self.len_initial} -> "
                 f"{self.len_final} (word level {self.len_word_level}))")
 
 
@@ -671,7 +574,7 @@ class UnitEmbedder:
                  pad_id: int, base_embeddings: np.ndarray | None = None,
                  special_ids: Sequence[int] = (), keep_base_embeddings: bool = False,
                  cache_size: int = 5000, surface: str = "provenance") -> None:
-        _check_option(cache_size, "cache_size", lo=1, integer=True, allow_none=False)
+        _positive_int(cache_size, "cache_size")
         if (special_ids or keep_base_embeddings) and base_embeddings is None:
             raise InputError("special_ids / keep_base_embeddings need base_embeddings")
         self.hypernet = hypernet

@@ -16,6 +16,12 @@
 //! - stop rules, checked before each merge: `max_merges`, length target (`L <= T`), `count <
 //!   min_count`, no pair left.
 //!
+//! Entry points: [`merge_batch`] takes Rust types (a [`MergeConfig`], word ids per position);
+//! [`merge_input`] takes the Python API's arguments as given ([`BatchInput`],
+//! [`MergeOptions`]: signed integers, names of modes), checks each of them once with one
+//! message per problem, derives the word ids from the boundaries (docs/dynamic_merging.md,
+//! boundary modes) and merges. The bindings only convert types.
+//!
 //! Data structures (spec 4.1): flat arrays over all base positions (`unit`, `next`, `prev`, `end`,
 //! `alive`); a unit is named by its *left* node, which never moves, so node order is (sequence,
 //! start) order. Per pair an ordered set of the left nodes of its occurrences (`OccSet`:
@@ -113,32 +119,150 @@ impl Default for MergeConfig {
 }
 
 impl MergeConfig {
-    fn validate(&self) -> Result<()> {
+    /// Check a config built in Rust (the bindings go through [`MergeOptions::config`]).
+    fn validate(&self, has_tokens: bool) -> Result<()> {
         if self.min_count == 0 {
-            return Err(Error::Input("min_count must be at least 1".into()));
+            return Err(too_small("min_count", 0, 1));
         }
         if self.max_unit_constituents == Some(0) {
-            return Err(Error::Input(
-                "max_unit_constituents must be at least 1".into(),
-            ));
+            return Err(too_small("max_unit_constituents", 0, 1));
         }
-        match self.target {
-            Some(Target::Abs(r)) | Some(Target::RelWord(r)) if !(0.0..=1.0).contains(&r) => {
-                Err(Error::Input(format!(
-                    "target reduction must be a number in [0, 1], got {r}"
-                )))
+        if let Some(Target::Abs(r) | Target::RelWord(r)) = self.target {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(reduction_out_of_range(r));
             }
-            _ => Ok(()),
+        }
+        if self.identity == Identity::Bytes && !has_tokens {
+            return Err(bytes_need_tokens());
+        }
+        Ok(())
+    }
+}
+
+/// [`merge_batch`] options as the Python API names them, before any check: what the bindings
+/// fill in. [`MergeOptions::config`] checks each one, once, and gives the [`MergeConfig`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MergeOptions<'a> {
+    /// At least 0; `None` = unlimited.
+    pub max_merges: Option<i64>,
+    /// At least 1.
+    pub min_count: i64,
+    /// In `[0, 1]`; at most one of `target_reduction` and `target_length`.
+    pub target_reduction: Option<f64>,
+    /// What `target_reduction` is relative to: `"input"` or `"word_level"`.
+    pub relative_to: &'a str,
+    /// At least 0.
+    pub target_length: Option<i64>,
+    pub per_sample: bool,
+    /// At least 1.
+    pub max_unit_constituents: Option<i64>,
+    /// `"ids"` or `"bytes"` (needs token bytes).
+    pub identity: &'a str,
+}
+
+impl Default for MergeOptions<'_> {
+    /// The Python API's defaults.
+    fn default() -> Self {
+        MergeOptions {
+            max_merges: None,
+            min_count: 2,
+            target_reduction: None,
+            relative_to: "input",
+            target_length: None,
+            per_sample: false,
+            max_unit_constituents: None,
+            identity: "ids",
         }
     }
 }
 
-/// Bytes of token ids, for unit strings and `Identity::Bytes`.
+impl MergeOptions<'_> {
+    /// The checked config; `has_tokens` says whether token bytes will be given.
+    pub fn config(&self, has_tokens: bool) -> Result<MergeConfig> {
+        let count = |name: &str, x: i64, lo: i64| -> Result<usize> {
+            if x < lo {
+                return Err(too_small(name, x, lo));
+            }
+            Ok(usize::try_from(x).unwrap_or(usize::MAX))
+        };
+        let identity = match self.identity {
+            "ids" => Identity::Ids,
+            "bytes" if has_tokens => Identity::Bytes,
+            "bytes" => return Err(bytes_need_tokens()),
+            other => {
+                return Err(Error::Input(format!(
+                    "identity={other:?} is not 'ids' or 'bytes'"
+                )))
+            }
+        };
+        let relative_to_words = match self.relative_to {
+            "input" => false,
+            "word_level" => true,
+            other => {
+                return Err(Error::Input(format!(
+                    "relative_to={other:?} is not 'input' or 'word_level'"
+                )))
+            }
+        };
+        let target = match (self.target_reduction, self.target_length) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Input(
+                    "give at most one of target_reduction and target_length".into(),
+                ))
+            }
+            (Some(r), None) if !(0.0..=1.0).contains(&r) => return Err(reduction_out_of_range(r)),
+            (Some(r), None) if relative_to_words => Some(Target::RelWord(r)),
+            (Some(r), None) => Some(Target::Abs(r)),
+            (None, Some(n)) => Some(Target::Len(count("target_length", n, 0)?)),
+            (None, None) => None,
+        };
+        Ok(MergeConfig {
+            max_merges: self
+                .max_merges
+                .map(|m| count("max_merges", m, 0))
+                .transpose()?,
+            // a count never reaches u32::MAX (a batch holds fewer positions), so saturating
+            // keeps the meaning "never merge"
+            min_count: u32::try_from(count("min_count", self.min_count, 1)?).unwrap_or(u32::MAX),
+            target,
+            per_sample: self.per_sample,
+            max_unit_constituents: self
+                .max_unit_constituents
+                .map(|m| count("max_unit_constituents", m, 1))
+                .transpose()?,
+            identity,
+        })
+    }
+}
+
+fn too_small(name: &str, value: impl std::fmt::Display, lo: i64) -> Error {
+    Error::Input(format!("{name} must be an integer >= {lo}, got {value}"))
+}
+
+fn reduction_out_of_range(r: f64) -> Error {
+    Error::Input(format!(
+        "target_reduction must be a number in [0, 1], got {r}"
+    ))
+}
+
+fn bytes_need_tokens() -> Error {
+    Error::Input(
+        "identity=\"bytes\" needs token bytes: pass tokenizer=... (a tokenizer or a token_table)"
+            .into(),
+    )
+}
+
+/// Bytes of token ids, for unit strings and `Identity::Bytes`; the pre-tokenizer, for word
+/// boundaries.
 pub trait TokenSource: Sync {
     /// Bytes of `id` (`None` if the vocabulary has no such id).
     fn token_bytes(&self, id: u32) -> Option<&[u8]>;
     /// Whether `id` is a special (control) token.
     fn is_special(&self, id: u32) -> bool;
+    /// The tokenizer's own pre-tokenizer (the `word` boundary mode), if it has one.
+    fn pretokenizer(&self) -> Option<&Pretokenizer> {
+        None
+    }
 }
 
 impl TokenSource for Bpe {
@@ -148,13 +272,45 @@ impl TokenSource for Bpe {
     fn is_special(&self, id: u32) -> bool {
         Bpe::is_special(self, id)
     }
+    fn pretokenizer(&self) -> Option<&Pretokenizer> {
+        Some(Bpe::pretokenizer(self))
+    }
 }
 
-/// A plain id -> bytes table (tiktoken, HF, ...). `None` entries are holes in the vocabulary.
+/// A plain id -> bytes table, for vocabularies tokforge cannot load as a tokenizer. `None`
+/// entries are holes in the vocabulary. It has no pre-tokenizer.
 #[derive(Debug, Clone, Default)]
 pub struct TokenTable {
     pub tokens: Vec<Option<Vec<u8>>>,
     pub special: Vec<bool>,
+}
+
+impl TokenTable {
+    /// `tokens[id]` = bytes of `id`; `special_ids` never merge and must be ids of the table.
+    pub fn new(tokens: Vec<Option<Vec<u8>>>, special_ids: &[i64]) -> Result<Self> {
+        let mut special = vec![false; tokens.len()];
+        for &id in special_ids {
+            match usize::try_from(id).ok().and_then(|i| special.get_mut(i)) {
+                Some(s) => *s = true,
+                None => {
+                    return Err(Error::Input(format!(
+                        "special id {id} is outside the table of {} tokens",
+                        tokens.len()
+                    )))
+                }
+            }
+        }
+        Ok(TokenTable { tokens, special })
+    }
+
+    /// Number of ids (holes included).
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
 }
 
 impl TokenSource for TokenTable {
@@ -229,15 +385,125 @@ impl MergeResult {
     }
 }
 
-/// Check the flat batch layout and convert nothing: offsets start at 0, never decrease, end at
-/// `n`; word ids are `>= -1` and as many as ids; ids fit `int32` (and the vocabulary, if given).
-fn validate_batch(
-    ids: &[u32],
-    offsets: &[usize],
-    word_ids: &[i32],
+// ---- what callers give: one check, one message per problem --------------------------------
+
+/// Per-sequence values given flat: sequence `s`'s values follow those of `0..s`, and
+/// `lengths[s]` says how many it has (checked against the batch's sequences).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ragged<'a> {
+    pub values: &'a [i64],
+    pub lengths: &'a [i64],
+}
+
+/// Where words start, as the Python API's `word_boundaries` gives it (docs/dynamic_merging.md,
+/// boundary modes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Boundaries<'a> {
+    /// `"word"` (the tokenizer's pre-tokenization pieces), `"whitespace"`,
+    /// `"whitespace_hyphen"` (see [`BOUNDARY_PATTERNS`]) or `"none"` (one word per sequence).
+    Mode(&'a str),
+    /// Word-start flags (0 or 1) of every position; a sequence's first position always
+    /// starts a word. With token bytes, special tokens never merge.
+    Starts(Ragged<'a>),
+}
+
+/// The last positions of each sequence that never merge (the decoder-prefill variant).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KeepLast<'a> {
+    /// The same count for every sequence.
+    Each(i64),
+    /// One count per sequence.
+    PerSequence(&'a [i64]),
+}
+
+/// A batch and its word boundaries as a caller outside Rust gives them, before any check:
+/// [`merge_input`] checks and converts it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchInput<'a> {
+    /// All base ids back to back; sequence `s` is `ids[offsets[s]..offsets[s + 1]]`.
+    pub ids: &'a [i64],
+    pub offsets: &'a [i64],
+    pub boundaries: Boundaries<'a>,
+    /// The word of every position (`-1` = never merge), instead of `boundaries` (which must
+    /// then be the default `Mode("word")`).
+    pub word_ids: Option<Ragged<'a>>,
+    pub keep_last: KeepLast<'a>,
+}
+
+impl Default for BatchInput<'_> {
+    fn default() -> Self {
+        BatchInput {
+            ids: &[],
+            offsets: &[0],
+            boundaries: Boundaries::Mode("word"),
+            word_ids: None,
+            keep_last: KeepLast::Each(0),
+        }
+    }
+}
+
+/// Regexes of the boundary modes that do not use the tokenizer's own pre-tokenizer.
+/// `whitespace`: a word is an optional whitespace char plus a run of non-whitespace
+/// (punctuation stays in the word). `whitespace_hyphen`: as `whitespace`, but punctuation is a
+/// word of its own except `-` between letters (`well-known` is one word).
+pub const BOUNDARY_PATTERNS: [(&str, &str); 2] = [
+    ("whitespace", r"\s?\S+|\s+(?!\S)|\s+"),
+    (
+        "whitespace_hyphen",
+        r"\s?[^\s\p{P}]+(?:-[^\s\p{P}]+)*|\s?\p{P}+|\s+(?!\S)|\s+",
+    ),
+];
+
+/// Check `input`, `opts` and the ids against `tokens`, derive the word ids, then
+/// [`merge_batch`]. Every check of the Python API's arguments happens here, once.
+pub fn merge_input(
+    input: &BatchInput<'_>,
+    opts: &MergeOptions<'_>,
     tokens: Option<&dyn TokenSource>,
-) -> Result<()> {
-    let n = ids.len();
+) -> Result<MergeResult> {
+    let cfg = opts.config(tokens.is_some())?;
+    let offsets = offsets_from(input.offsets, input.ids.len())?;
+    let ids = ids_from(input.ids, &offsets)?;
+    if let Some(t) = tokens {
+        check_vocab(&ids, &offsets, t)?;
+    }
+    let mut word_ids = match (input.word_ids, input.boundaries) {
+        (Some(w), Boundaries::Mode("word")) => given_word_ids(w, &offsets)?,
+        (Some(_), _) => {
+            return Err(Error::Input(
+                "give word_ids or word_boundaries, not both".into(),
+            ))
+        }
+        (None, Boundaries::Starts(flags)) => {
+            let mut w = word_ids_from_starts(flags, &offsets)?;
+            if let Some(t) = tokens {
+                for (w, &id) in w.iter_mut().zip(&ids) {
+                    if t.is_special(id) {
+                        *w = -1;
+                    }
+                }
+            }
+            w
+        }
+        (None, Boundaries::Mode(mode)) => mode_word_ids(mode, &ids, &offsets, tokens)?,
+    };
+    apply_keep_last(&mut word_ids, &offsets, input.keep_last)?;
+    merge_checked(&ids, &offsets, &word_ids, &cfg, tokens)
+}
+
+/// `(sequence, position in it)` of flat position `i` (offsets checked).
+fn locate(offsets: &[usize], i: usize) -> (usize, usize) {
+    let s = offsets.partition_point(|&o| o <= i).saturating_sub(1);
+    (s, i - offsets[s])
+}
+
+fn bad_id(offsets: &[usize], i: usize, x: impl std::fmt::Display) -> Error {
+    let (s, k) = locate(offsets, i);
+    Error::Input(format!("batch[{s}][{k}] = {x}: ids must be in [0, 2**31)"))
+}
+
+/// Offsets start at 0, never decrease and end at `n`, which fits the node type.
+fn check_layout(n: usize, offsets: &[usize]) -> Result<()> {
     if n >= NONE as usize {
         return Err(Error::Input(format!(
             "a batch holds at most {} tokens, got {n}",
@@ -246,10 +512,10 @@ fn validate_batch(
     }
     match (offsets.first(), offsets.last()) {
         (Some(0), Some(&last)) if last == n => {}
-        _ => {
+        (first, last) => {
             return Err(Error::Input(format!(
                 "offsets must start at 0 and end at the number of ids ({n}); got {}",
-                match (offsets.first(), offsets.last()) {
+                match (first, last) {
                     (Some(a), Some(b)) => format!("{} offsets from {a} to {b}", offsets.len()),
                     _ => "no offsets (a batch of B sequences has B + 1)".to_string(),
                 }
@@ -263,6 +529,202 @@ fn validate_batch(
             offsets[s + 1]
         )));
     }
+    Ok(())
+}
+
+// The conversions below find the first bad value, then cast: a plain `map` that vectorizes
+// (collecting `Result`s per element cost 67 instructions per token, measured with cachegrind).
+fn offsets_from(raw: &[i64], n: usize) -> Result<Vec<usize>> {
+    if let Some(i) = raw.iter().position(|&x| x < 0) {
+        return Err(Error::Input(format!(
+            "offsets[{i}] = {} is negative",
+            raw[i]
+        )));
+    }
+    let offsets: Vec<usize> = raw.iter().map(|&x| x as usize).collect();
+    check_layout(n, &offsets)?;
+    Ok(offsets)
+}
+
+fn ids_from(raw: &[i64], offsets: &[usize]) -> Result<Vec<u32>> {
+    if let Some(i) = raw
+        .iter()
+        .position(|&x| !(0..=i64::from(MAX_ID)).contains(&x))
+    {
+        return Err(bad_id(offsets, i, raw[i]));
+    }
+    Ok(raw.iter().map(|&x| x as u32).collect())
+}
+
+fn check_vocab(ids: &[u32], offsets: &[usize], tokens: &dyn TokenSource) -> Result<()> {
+    match ids.iter().position(|&x| tokens.token_bytes(x).is_none()) {
+        Some(i) => {
+            let (s, k) = locate(offsets, i);
+            Err(Error::Vocab(format!(
+                "batch[{s}][{k}] = {} is not in the vocabulary",
+                ids[i]
+            )))
+        }
+        None => Ok(()),
+    }
+}
+
+/// One entry per sequence, each as long as its sequence.
+fn check_ragged(r: Ragged<'_>, offsets: &[usize], name: &str) -> Result<()> {
+    let b = offsets.len() - 1;
+    if r.lengths.len() != b {
+        return Err(Error::Input(format!(
+            "{name} must have one entry per sequence: {b} sequences, {} entries",
+            r.lengths.len()
+        )));
+    }
+    for (s, (&got, w)) in r.lengths.iter().zip(offsets.windows(2)).enumerate() {
+        let want = w[1] - w[0];
+        if usize::try_from(got).ok() != Some(want) {
+            return Err(Error::Input(format!(
+                "{name}[{s}] has {got} entries but sequence {s} has {want} tokens"
+            )));
+        }
+    }
+    if r.values.len() != offsets[b] {
+        return Err(Error::Input(format!(
+            "{name} holds {} values but its lengths add up to {}",
+            r.values.len(),
+            offsets[b]
+        )));
+    }
+    Ok(())
+}
+
+fn given_word_ids(w: Ragged<'_>, offsets: &[usize]) -> Result<Vec<i32>> {
+    check_ragged(w, offsets, "word_ids")?;
+    if let Some(i) = w
+        .values
+        .iter()
+        .position(|&x| !(-1..=i64::from(i32::MAX)).contains(&x))
+    {
+        let (s, k) = locate(offsets, i);
+        return Err(Error::Input(format!(
+            "word_ids[{s}][{k}] = {}: word ids must be in [-1, 2**31) (-1 = never merge)",
+            w.values[i]
+        )));
+    }
+    Ok(w.values.iter().map(|&x| x as i32).collect())
+}
+
+/// Word ids numbered from 0 in each sequence: one more at every start flag.
+fn word_ids_from_starts(flags: Ragged<'_>, offsets: &[usize]) -> Result<Vec<i32>> {
+    check_ragged(flags, offsets, "word_boundaries")?;
+    let mut out = Vec::with_capacity(flags.values.len());
+    for (s, w) in offsets.windows(2).enumerate() {
+        let mut word: i32 = -1;
+        for (k, &f) in flags.values[w[0]..w[1]].iter().enumerate() {
+            if f != 0 && f != 1 {
+                return Err(Error::Input(format!(
+                    "word_boundaries[{s}][{k}] = {f}: word-start flags must be booleans (or 0/1)"
+                )));
+            }
+            if k == 0 || f == 1 {
+                word = word.checked_add(1).ok_or_else(|| {
+                    Error::Input(format!("sequence {s} has more than 2**31 words"))
+                })?;
+            }
+            out.push(word);
+        }
+    }
+    Ok(out)
+}
+
+fn mode_word_ids(
+    mode: &str,
+    ids: &[u32],
+    offsets: &[usize],
+    tokens: Option<&dyn TokenSource>,
+) -> Result<Vec<i32>> {
+    let own = match mode {
+        "word" | "none" => None,
+        _ => match BOUNDARY_PATTERNS.iter().find(|(m, _)| *m == mode) {
+            Some((_, p)) => Some(Pretokenizer::new(p)?),
+            None => {
+                return Err(Error::Input(format!(
+                    "word_boundaries={mode:?} is not one of 'word', 'whitespace', \
+                     'whitespace_hyphen', 'none', word-start flags or a callable"
+                )))
+            }
+        },
+    };
+    let Some(t) = tokens else {
+        if mode == "none" {
+            return Ok(vec![0; ids.len()]);
+        }
+        return Err(Error::Input(format!(
+            "word_boundaries={mode:?} needs tokenizer=...; or pass word-start flags, \
+             word_ids=..., or word_boundaries='none' to merge across words"
+        )));
+    };
+    let word_mode =
+        match (&own, t.pretokenizer()) {
+            _ if mode == "none" => WordMode::None,
+            (Some(p), _) | (None, Some(p)) => WordMode::Pieces(p),
+            (None, None) => return Err(Error::Input(
+                "word_boundaries='word' needs the tokenizer's pre-tokenizer and a token table has \
+                 none: pass word_ids=... or word-start flags, or use 'whitespace' or \
+                 'whitespace_hyphen'"
+                    .into(),
+            )),
+        };
+    word_ids_checked(ids, offsets, t, word_mode)
+}
+
+fn apply_keep_last(word_ids: &mut [i32], offsets: &[usize], keep: KeepLast<'_>) -> Result<()> {
+    let b = offsets.len() - 1;
+    match keep {
+        KeepLast::Each(k) if k < 0 => {
+            return Err(Error::Input(format!(
+                "keep_last must be non-negative, got {k}"
+            )))
+        }
+        KeepLast::PerSequence(ks) if ks.len() != b => {
+            return Err(Error::Input(format!(
+                "keep_last must be an int or one int per sequence ({b}), got {}",
+                ks.len()
+            )))
+        }
+        KeepLast::PerSequence(ks) => {
+            if let Some(s) = ks.iter().position(|&k| k < 0) {
+                return Err(Error::Input(format!(
+                    "keep_last must be non-negative, got {} for sequence {s}",
+                    ks[s]
+                )));
+            }
+        }
+        KeepLast::Each(_) => {}
+    }
+    for (s, w) in offsets.windows(2).enumerate() {
+        let k = match keep {
+            KeepLast::Each(k) => k,
+            KeepLast::PerSequence(ks) => ks[s],
+        };
+        let lo = w[1]
+            .saturating_sub(usize::try_from(k).unwrap_or(usize::MAX))
+            .max(w[0]);
+        word_ids[lo..w[1]].fill(-1);
+    }
+    Ok(())
+}
+
+/// Check a batch given in Rust types (what [`merge_batch`] and [`word_ids`] take).
+fn validate_batch(
+    ids: &[u32],
+    offsets: &[usize],
+    word_ids: &[i32],
+    tokens: Option<&dyn TokenSource>,
+) -> Result<()> {
+    let n = ids.len();
+    check_layout(n, offsets)?;
+    if let Some(i) = ids.iter().position(|&x| x > MAX_ID) {
+        return Err(bad_id(offsets, i, ids[i]));
+    }
     if word_ids.len() != n {
         return Err(Error::Input(format!(
             "word ids must have one entry per id: {} ids, {} word ids",
@@ -271,29 +733,18 @@ fn validate_batch(
         )));
     }
     if let Some(i) = word_ids.iter().position(|&w| w < -1) {
+        let (s, k) = locate(offsets, i);
         return Err(Error::Input(format!(
-            "word id {} at flat position {i} is below -1 (-1 = never merge)",
+            "word_ids[{s}][{k}] = {}: word ids must be in [-1, 2**31) (-1 = never merge)",
             word_ids[i]
         )));
     }
-    if let Some(i) = ids.iter().position(|&x| x > MAX_ID) {
-        return Err(Error::Input(format!(
-            "id {} at flat position {i} does not fit int32",
-            ids[i]
-        )));
-    }
     if let Some(t) = tokens {
-        if let Some(i) = ids.iter().position(|&x| t.token_bytes(x).is_none()) {
-            return Err(Error::Vocab(format!(
-                "id {} at flat position {i} is not in the vocabulary",
-                ids[i]
-            )));
-        }
+        check_vocab(ids, offsets, t)?;
     }
     Ok(())
 }
 
-/// Key of a unit: `special` keeps special tokens apart from ordinary units with equal bytes.
 /// Key of a unit: a tag byte (1 for a special token, so that it stays apart from ordinary units
 /// with the same bytes; 0 otherwise) followed by the payload (ids as little-endian `u32`s, or
 /// bytes). Concatenating two units' payloads gives the merged unit's.
@@ -518,13 +969,14 @@ impl<'a> Run<'a> {
 }
 
 /// Merge the sequences `offsets` (local, starting at 0) of the flat slice starting at `base`.
+/// `bytes` is given for `Identity::Bytes` only: units are then keyed by their bytes.
 fn run(
     ids: &[u32],
     wid: &[i32],
     offsets: &[usize],
     base: u32,
     cfg: &MergeConfig,
-    tokens: Option<&dyn TokenSource>,
+    bytes: Option<&dyn TokenSource>,
     sample: Option<u32>,
 ) -> Result<RunOut> {
     let n = ids.len();
@@ -543,12 +995,12 @@ fn run(
             }
         }
         key.clear();
-        match (cfg.identity, tokens) {
-            (Identity::Ids, _) => {
+        match bytes {
+            None => {
                 key.push(0);
                 key.extend_from_slice(&id.to_le_bytes());
             }
-            (Identity::Bytes, Some(t)) => {
+            Some(t) => {
                 let b = t.token_bytes(id).unwrap_or_default();
                 if b.is_empty() && wid[i] != -1 {
                     return Err(Error::Input(format!(
@@ -558,11 +1010,6 @@ fn run(
                 }
                 key.push(u8::from(t.is_special(id)));
                 key.extend_from_slice(b);
-            }
-            (Identity::Bytes, None) => {
-                return Err(Error::Input(
-                    "identity=\"bytes\" needs token bytes (a tokenizer or a token table)".into(),
-                ))
             }
         }
         let k = interner.intern(&key, (g, g + 1));
@@ -702,7 +1149,8 @@ fn run(
 ///
 /// `ids` holds all sequences back to back, sequence `s` at `ids[offsets[s]..offsets[s+1]]`;
 /// `word_ids[i]` is the word of position `i` (`-1` = never merge). `tokens` supplies bytes for
-/// `Identity::Bytes` and for [`MergeResult::key_bytes`].
+/// `Identity::Bytes` and for [`MergeResult::key_bytes`]. Callers outside Rust use
+/// [`merge_input`], which checks their arguments and derives the word ids.
 pub fn merge_batch(
     ids: &[u32],
     offsets: &[usize],
@@ -710,8 +1158,24 @@ pub fn merge_batch(
     cfg: &MergeConfig,
     tokens: Option<&dyn TokenSource>,
 ) -> Result<MergeResult> {
-    cfg.validate()?;
+    cfg.validate(tokens.is_some())?;
     validate_batch(ids, offsets, word_ids, tokens)?;
+    merge_checked(ids, offsets, word_ids, cfg, tokens)
+}
+
+/// [`merge_batch`] on arguments already checked.
+fn merge_checked(
+    ids: &[u32],
+    offsets: &[usize],
+    word_ids: &[i32],
+    cfg: &MergeConfig,
+    tokens: Option<&dyn TokenSource>,
+) -> Result<MergeResult> {
+    let bytes = match cfg.identity {
+        Identity::Ids => None,
+        Identity::Bytes => tokens,
+    };
+    debug_assert!(cfg.identity == Identity::Ids || bytes.is_some());
     let runs: Vec<RunOut> = if cfg.per_sample {
         offsets
             .par_windows(2)
@@ -724,13 +1188,13 @@ pub fn merge_batch(
                     &[0, hi - lo],
                     lo as u32,
                     cfg,
-                    tokens,
+                    bytes,
                     Some(s as u32),
                 )
             })
             .collect::<Result<_>>()?
     } else {
-        vec![run(ids, word_ids, offsets, 0, cfg, tokens, None)?]
+        vec![run(ids, word_ids, offsets, 0, cfg, bytes, None)?]
     };
     Ok(assemble(ids, offsets, word_ids, runs, tokens))
 }
@@ -825,7 +1289,7 @@ pub enum WordMode<'a> {
 }
 
 /// Word id of every position: the index (per sequence, from 0) of the piece holding the token's
-/// first byte, or -1 for special tokens and tokens in `frozen`. Runs of ordinary tokens between
+/// first byte, or -1 for special tokens. Runs of ordinary tokens between
 /// specials are decoded and pre-tokenized separately; bytes that are not UTF-8 form pieces of
 /// their own. Cost: one pre-tokenization of the decoded batch, O(N + bytes).
 pub fn word_ids(
@@ -835,6 +1299,16 @@ pub fn word_ids(
     mode: WordMode<'_>,
 ) -> Result<Vec<i32>> {
     validate_batch(ids, offsets, &vec![0; ids.len()], Some(tokens))?;
+    word_ids_checked(ids, offsets, tokens, mode)
+}
+
+/// [`word_ids`] on arguments already checked.
+fn word_ids_checked(
+    ids: &[u32],
+    offsets: &[usize],
+    tokens: &dyn TokenSource,
+    mode: WordMode<'_>,
+) -> Result<Vec<i32>> {
     let seqs: Vec<(usize, usize)> = offsets.windows(2).map(|w| (w[0], w[1])).collect();
     let parts: Vec<Vec<i32>> = seqs
         .par_iter()
@@ -1323,6 +1797,317 @@ mod tests {
                 .collect();
             assert_eq!(got, want_units, "{seqs:?} {cfg:?}");
             assert_eq!(r.expand(), ids);
+        }
+    }
+
+    // ---- merge_input: the Python API's arguments ------------------------------------------
+
+    fn input_example() -> (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>) {
+        let (ids, off, w) = example();
+        let ids = ids.into_iter().map(i64::from).collect();
+        let off: Vec<i64> = off.into_iter().map(|o| o as i64).collect();
+        let lens = off.windows(2).map(|w| w[1] - w[0]).collect();
+        (ids, off, w.into_iter().map(i64::from).collect(), lens)
+    }
+
+    #[test]
+    fn merge_input_with_word_ids_equals_merge_batch() {
+        let (ids, off, w, lens) = input_example();
+        let input = BatchInput {
+            ids: &ids,
+            offsets: &off,
+            word_ids: Some(Ragged {
+                values: &w,
+                lengths: &lens,
+            }),
+            ..Default::default()
+        };
+        for min_count in [1, 2] {
+            let opts = MergeOptions {
+                min_count,
+                ..Default::default()
+            };
+            let cfg = MergeConfig {
+                min_count: min_count as u32,
+                ..Default::default()
+            };
+            assert_eq!(merge_input(&input, &opts, None).unwrap(), go(&cfg));
+        }
+    }
+
+    #[test]
+    fn start_flags_number_words_from_zero_and_keep_specials_apart() {
+        let table =
+            TokenTable::new(vec![Some(b"a".to_vec()), Some(b"<s>".to_vec())], &[1]).unwrap();
+        let ids = [0, 0, 1, 0, 0, 0];
+        let flags = [0, 0, 0, 0, 1, 0];
+        let input = BatchInput {
+            ids: &ids,
+            offsets: &[0, 4, 6],
+            boundaries: Boundaries::Starts(Ragged {
+                values: &flags,
+                lengths: &[4, 2],
+            }),
+            ..Default::default()
+        };
+        let opts = MergeOptions {
+            max_merges: Some(0),
+            ..Default::default()
+        };
+        let r = merge_input(&input, &opts, Some(&table)).unwrap();
+        assert_eq!(r.word_ids, vec![0, 0, -1, 0, 0, 0]);
+        let r = merge_input(&input, &opts, None).unwrap();
+        assert_eq!(r.word_ids, vec![0, 0, 0, 0, 0, 0]);
+        let flags = [1, 0, 1, 1, 1, 1];
+        let input = BatchInput {
+            boundaries: Boundaries::Starts(Ragged {
+                values: &flags,
+                lengths: &[4, 2],
+            }),
+            ..input
+        };
+        assert_eq!(
+            merge_input(&input, &opts, None).unwrap().word_ids,
+            vec![0, 0, 1, 2, 0, 1]
+        );
+    }
+
+    #[test]
+    fn keep_last_marks_the_last_positions_never_merge() {
+        let ids = [1i64; 5];
+        let opts = MergeOptions {
+            max_merges: Some(0),
+            ..Default::default()
+        };
+        let base = BatchInput {
+            ids: &ids,
+            offsets: &[0, 3, 3, 5],
+            boundaries: Boundaries::Mode("none"),
+            ..Default::default()
+        };
+        let wid = |keep| {
+            merge_input(
+                &BatchInput {
+                    keep_last: keep,
+                    ..base
+                },
+                &opts,
+                None,
+            )
+            .unwrap()
+            .word_ids
+        };
+        assert_eq!(wid(KeepLast::Each(0)), vec![0; 5]);
+        assert_eq!(wid(KeepLast::Each(2)), vec![0, -1, -1, -1, -1]);
+        assert_eq!(wid(KeepLast::Each(i64::MAX)), vec![-1; 5]);
+        assert_eq!(wid(KeepLast::PerSequence(&[1, 7, 0])), vec![0, 0, -1, 0, 0]);
+    }
+
+    #[test]
+    fn boundary_modes_come_from_the_tokens() {
+        let table = TokenTable::new(
+            ["well", "-", "known", " x", ",", "<s>"]
+                .iter()
+                .map(|t| Some(t.as_bytes().to_vec()))
+                .collect(),
+            &[5],
+        )
+        .unwrap();
+        let ids = [0, 1, 2, 3, 4, 5, 3];
+        let opts = MergeOptions {
+            max_merges: Some(0),
+            ..Default::default()
+        };
+        let wid = |mode| {
+            let input = BatchInput {
+                ids: &ids,
+                offsets: &[0, 7],
+                boundaries: Boundaries::Mode(mode),
+                ..Default::default()
+            };
+            merge_input(&input, &opts, Some(&table)).map(|r| r.word_ids)
+        };
+        assert_eq!(wid("whitespace").unwrap(), vec![0, 0, 0, 1, 1, -1, 2]);
+        assert_eq!(
+            wid("whitespace_hyphen").unwrap(),
+            vec![0, 0, 0, 1, 2, -1, 3]
+        );
+        assert_eq!(wid("none").unwrap(), vec![0, 0, 0, 0, 0, -1, 0]);
+        let e = wid("word").unwrap_err().to_string();
+        assert!(e.contains("a token table has none"), "{e}");
+    }
+
+    /// Every bad argument of the Python API fails in `merge_input` with its own message.
+    #[test]
+    fn each_bad_argument_has_one_message() {
+        let (ids, off, w, lens) = input_example();
+        let table = TokenTable::new(vec![Some(b"a".to_vec()); 3], &[]).unwrap();
+        let good = BatchInput {
+            ids: &ids,
+            offsets: &off,
+            word_ids: Some(Ragged {
+                values: &w,
+                lengths: &lens,
+            }),
+            ..Default::default()
+        };
+        let opts = MergeOptions::default();
+        let err = |input: BatchInput<'_>, o: MergeOptions<'_>, t: Option<&dyn TokenSource>| {
+            merge_input(&input, &o, t).unwrap_err().to_string()
+        };
+        let bad_ids = [1, 2, -2];
+        let wrong_lens = [6, 5, 2];
+        let bad_w = [-2; 14];
+        let flags = [2i64; 14];
+        let cases: Vec<(String, &str)> = vec![
+            (
+                err(BatchInput { ids: &bad_ids, offsets: &[0, 1, 3], word_ids: None, boundaries: Boundaries::Mode("none"), ..good }, opts, None),
+                "batch[1][1] = -2: ids must be in [0, 2**31)",
+            ),
+            (
+                err(BatchInput { ids: &[1 << 31], offsets: &[0, 1], word_ids: None, boundaries: Boundaries::Mode("none"), ..good }, opts, None),
+                "batch[0][0] = 2147483648: ids must be in [0, 2**31)",
+            ),
+            (
+                err(BatchInput { offsets: &[0, 6, 5, 14], ..good }, opts, None),
+                "offsets decrease at sequence 1: 6 > 5",
+            ),
+            (
+                err(BatchInput { offsets: &[0, -6, 14], ..good }, opts, None),
+                "offsets[1] = -6 is negative",
+            ),
+            (
+                err(BatchInput { offsets: &[], ..good }, opts, None),
+                "offsets must start at 0 and end at the number of ids (14); got no offsets (a batch of B sequences has B + 1)",
+            ),
+            (
+                err(BatchInput { word_ids: Some(Ragged { values: &w, lengths: &lens[..1] }), ..good }, opts, None),
+                "word_ids must have one entry per sequence: 3 sequences, 1 entries",
+            ),
+            (
+                err(BatchInput { word_ids: Some(Ragged { values: &w, lengths: &wrong_lens }), ..good }, opts, None),
+                "word_ids[2] has 2 entries but sequence 2 has 3 tokens",
+            ),
+            (
+                err(BatchInput { word_ids: Some(Ragged { values: &bad_w, lengths: &lens }), ..good }, opts, None),
+                "word_ids[0][0] = -2: word ids must be in [-1, 2**31) (-1 = never merge)",
+            ),
+            (
+                err(BatchInput { word_ids: None, boundaries: Boundaries::Starts(Ragged { values: &flags, lengths: &lens }), ..good }, opts, None),
+                "word_boundaries[0][0] = 2: word-start flags must be booleans (or 0/1)",
+            ),
+            (
+                err(BatchInput { boundaries: Boundaries::Mode("none"), ..good }, opts, None),
+                "give word_ids or word_boundaries, not both",
+            ),
+            (
+                err(BatchInput { word_ids: None, boundaries: Boundaries::Mode("sentences"), ..good }, opts, None),
+                "word_boundaries=\"sentences\" is not one of 'word', 'whitespace', 'whitespace_hyphen', 'none', word-start flags or a callable",
+            ),
+            (
+                err(BatchInput { word_ids: None, ..good }, opts, None),
+                "word_boundaries=\"word\" needs tokenizer=...; or pass word-start flags, word_ids=..., or word_boundaries='none' to merge across words",
+            ),
+            (
+                err(BatchInput { keep_last: KeepLast::Each(-1), ..good }, opts, None),
+                "keep_last must be non-negative, got -1",
+            ),
+            (
+                err(BatchInput { keep_last: KeepLast::PerSequence(&[1, 2]), ..good }, opts, None),
+                "keep_last must be an int or one int per sequence (3), got 2",
+            ),
+            (
+                err(good, MergeOptions { min_count: 0, ..opts }, None),
+                "min_count must be an integer >= 1, got 0",
+            ),
+            (
+                err(good, MergeOptions { max_merges: Some(-1), ..opts }, None),
+                "max_merges must be an integer >= 0, got -1",
+            ),
+            (
+                err(good, MergeOptions { max_unit_constituents: Some(0), ..opts }, None),
+                "max_unit_constituents must be an integer >= 1, got 0",
+            ),
+            (
+                err(good, MergeOptions { target_length: Some(-3), ..opts }, None),
+                "target_length must be an integer >= 0, got -3",
+            ),
+            (
+                err(good, MergeOptions { target_reduction: Some(f64::NAN), ..opts }, None),
+                "target_reduction must be a number in [0, 1], got NaN",
+            ),
+            (
+                err(good, MergeOptions { target_reduction: Some(0.5), target_length: Some(3), ..opts }, None),
+                "give at most one of target_reduction and target_length",
+            ),
+            (
+                err(good, MergeOptions { relative_to: "words", ..opts }, None),
+                "relative_to=\"words\" is not 'input' or 'word_level'",
+            ),
+            (
+                err(good, MergeOptions { identity: "strings", ..opts }, None),
+                "identity=\"strings\" is not 'ids' or 'bytes'",
+            ),
+            (
+                err(good, MergeOptions { identity: "bytes", ..opts }, None),
+                "identity=\"bytes\" needs token bytes: pass tokenizer=... (a tokenizer or a token_table)",
+            ),
+            (
+                err(good, opts, Some(&table)),
+                "batch[0][3] = 3 is not in the vocabulary",
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
+        // the typed path says the same for the same problems
+        let bad = MergeConfig {
+            min_count: 0,
+            ..Default::default()
+        };
+        let e = merge_batch(&[1], &[0, 1], &[0], &bad, None).unwrap_err();
+        assert_eq!(e.to_string(), "min_count must be an integer >= 1, got 0");
+        let e = merge_batch(
+            &[1, u32::MAX],
+            &[0, 1, 2],
+            &[0, 0],
+            &MergeConfig::default(),
+            None,
+        );
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "batch[1][0] = 4294967295: ids must be in [0, 2**31)"
+        );
+        assert!(TokenTable::new(vec![None], &[1]).is_err());
+        assert!(TokenTable::new(vec![None], &[-1]).is_err());
+    }
+
+    #[test]
+    fn merge_input_never_panics_on_inconsistent_ragged_input() {
+        let ids = [1i64, 2, 3];
+        for (values, lengths) in [
+            (&[0i64, 0][..], &[3i64][..]),
+            (&[0, 0, 0, 0][..], &[3][..]),
+            (&[0, 0, 0][..], &[-1][..]),
+            (&[0, 0, 0][..], &[i64::MAX][..]),
+        ] {
+            let r = Ragged { values, lengths };
+            for input in [
+                BatchInput {
+                    ids: &ids,
+                    offsets: &[0, 3],
+                    word_ids: Some(r),
+                    ..Default::default()
+                },
+                BatchInput {
+                    ids: &ids,
+                    offsets: &[0, 3],
+                    boundaries: Boundaries::Starts(r),
+                    ..Default::default()
+                },
+            ] {
+                assert!(merge_input(&input, &MergeOptions::default(), None).is_err());
+            }
         }
     }
 }
