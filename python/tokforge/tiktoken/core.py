@@ -21,8 +21,8 @@ import bisect
 import functools
 import os
 import re
-from collections.abc import Collection, Iterable, Sequence
-from typing import TYPE_CHECKING, AbstractSet, Literal, NoReturn, Optional, Union
+from collections.abc import Collection, Iterable, Sequence, Set
+from typing import TYPE_CHECKING, Literal, NoReturn, Optional, Union
 
 from ..tokenizer import Tokenizer
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Encoding", "raise_disallowed_special_token"]
 
-AllowedSpecial = Union[Literal["all"], AbstractSet[str]]
+AllowedSpecial = Union[Literal["all"], Set[str]]
 DisallowedSpecial = Union[Literal["all"], Collection[str]]
 
 #: Characters with the Unicode ``White_Space`` property (Rust's ``char::is_whitespace``, which
@@ -123,10 +123,20 @@ class Encoding:
             assert self.max_token_value == explicit_n_vocab - 1
         self._special_token_values = set(special_tokens.values())
         self._specials = dict(special_tokens)
-        self._special_names = {i: s for s, i in self._specials.items()}
+        # Two names may share an id (o200k_harmony: <|endofprompt|> and <|reserved_200018|>).
+        # The native model knows the first name of each id (the one tiktoken decodes to); the
+        # other names, aliases, are matched here.
+        self._special_names: dict[int, str] = {}
+        for text, i in self._specials.items():
+            self._special_names.setdefault(i, text)
+        self._aliases = frozenset(
+            t for t, i in self._specials.items() if self._special_names[i] != t
+        )
         self._all_special_ids = sorted(self._special_token_values)
         self._tokenizer = Tokenizer.from_ranks(
-            mergeable_ranks, pattern=pat_str, special_tokens=self._specials
+            mergeable_ranks,
+            pattern=pat_str,
+            special_tokens={t: i for i, t in self._special_names.items()},
         )
         self._model = self._tokenizer.model
         self._policies: dict[frozenset[str], object] = {}
@@ -142,43 +152,51 @@ class Encoding:
 
     # ---- the special-token policy ---------------------------------------------------------
     def _finder(self, disallowed: frozenset[str]):
-        """A function text -> the first disallowed special-token text in it, or ``None``."""
+        """A function text -> the first disallowed text in it (``None`` if there is none)."""
         finder = self._policies.get(disallowed)
         if finder is not None:
             return finder
-        if disallowed <= self._specials.keys():
-            ids = sorted({self._specials[t] for t in disallowed})
-            names = self._special_names
-            find = self._model.find_special
-            slow = self._regex_finder(disallowed)
+        native = {t for t in disallowed if t in self._specials and t not in self._aliases}
+        others = disallowed - native
+        slow = self._regex_finder(disallowed)
+        ids = sorted({self._specials[t] for t in native})
+        names = self._special_names
+        find = self._model.find_special
+        fallback = self._regex_finder(others) if others else None
 
-            def finder(text: str) -> Optional[str]:
-                try:
-                    hit = find(text, ids)
-                except UnicodeEncodeError:
-                    return slow(text)
+        def finder(text: str) -> Optional[str]:
+            try:
+                hit = find(text, ids) if ids else None
+            except UnicodeEncodeError:
+                return slow(text)
+            if fallback is None:
                 return None if hit is None else names[hit[1]]
+            other = fallback(text, start=True)
+            if hit is None or (other is not None and other[0] < hit[0]):
+                return None if other is None else other[1]
+            return names[hit[1]]
 
-        else:
-            finder = self._regex_finder(disallowed)
         if len(self._policies) >= _POLICY_CACHE:
             self._policies.clear()
         self._policies[disallowed] = finder
         return finder
 
     @staticmethod
-    def _regex_finder(disallowed: frozenset[str]):
-        # longest first: at one position, the longest disallowed text is reported
-        alternatives = sorted(disallowed, key=lambda t: (-len(t), t))
+    def _regex_finder(texts: frozenset[str]):
+        """Leftmost occurrence of any of ``texts`` (the longest one at that position), as its
+        text, or ``(character index, text)`` with ``start=True``."""
+        alternatives = sorted(texts, key=lambda t: (-len(t), t))
         regex = re.compile("|".join(re.escape(t) for t in alternatives))
 
-        def finder(text: str) -> Optional[str]:
+        def finder(text: str, start: bool = False):
             m = regex.search(text)
-            return None if m is None else m.group()
+            if m is None:
+                return None
+            return (m.start(), m.group()) if start else m.group()
 
         return finder
 
-    def _allowed_ids(self, allowed: AbstractSet[str]) -> list[int]:
+    def _allowed_ids(self, allowed: Set[str]) -> list[int]:
         """Ids of the special tokens in ``allowed`` (other strings never match: ignored)."""
         if not allowed:
             return []
@@ -251,9 +269,30 @@ class Encoding:
         """
         ids = self._policy((text,), allowed_special, disallowed_special)
         try:
-            return self._model.encode(text, ids)
+            return self._encode(text, ids, allowed_special)
         except UnicodeEncodeError:
-            return self._model.encode(_fix_surrogates(text), ids)
+            return self._encode(_fix_surrogates(text), ids, allowed_special)
+
+    def _encode(self, text: str, ids: list[int], allowed_special: AllowedSpecial) -> list[int]:
+        """Native encode, unless allowed alias names of special tokens occur in ``text``: then
+        the text is cut at every allowed special-token text and the parts encoded apart."""
+        if not self._aliases or not allowed_special:
+            return self._model.encode(text, ids)
+        allowed = self._specials.keys() if allowed_special == "all" else allowed_special
+        aliases = [a for a in self._aliases if a in allowed and a in text]
+        if not aliases:
+            return self._model.encode(text, ids)
+        find = self._regex_finder(frozenset(t for t in allowed if t in self._specials))
+        out: list[int] = []
+        while True:
+            hit = find(text, start=True)
+            if hit is None:
+                out.extend(self._model.encode_ordinary(text))
+                return out
+            at, special = hit
+            out.extend(self._model.encode_ordinary(text[:at]))
+            out.append(self._specials[special])
+            text = text[at + len(special) :]
 
     def encode_to_numpy(
         self,
@@ -264,6 +303,13 @@ class Encoding:
     ) -> npt.NDArray[np.uint32]:
         """:meth:`encode` into a ``uint32`` numpy array (no Python int per token)."""
         ids = self._policy((text,), allowed_special, disallowed_special)
+        if self._aliases and allowed_special:
+            import numpy as np
+
+            return np.asarray(
+                self.encode(text, allowed_special=allowed_special, disallowed_special=()),
+                dtype=np.uint32,
+            )
         try:
             return self._model.encode_batch_numpy([text], ids, 1)[0]
         except UnicodeEncodeError:
@@ -276,7 +322,9 @@ class Encoding:
         except UnicodeEncodeError:
             return self._model.encode_batch([_fix_surrogates(t) for t in texts], ids, threads)
 
-    def encode_ordinary_batch(self, text: Sequence[str], *, num_threads: int = 8) -> list[list[int]]:
+    def encode_ordinary_batch(
+        self, text: Sequence[str], *, num_threads: int = 8
+    ) -> list[list[int]]:
         """:meth:`encode_ordinary` of each text, in parallel (native threads, GIL released)."""
         return self._encode_many(list(text), [], num_threads)
 
@@ -291,6 +339,11 @@ class Encoding:
         """:meth:`encode` of each text, in parallel (native threads, GIL released)."""
         texts = list(text)
         ids = self._policy(texts, allowed_special, disallowed_special)
+        if self._aliases and allowed_special:
+            return [
+                self.encode(t, allowed_special=allowed_special, disallowed_special=())
+                for t in texts
+            ]
         return self._encode_many(texts, ids, num_threads)
 
     def encode_single_token(self, text_or_bytes: Union[str, bytes]) -> int:
@@ -353,11 +406,15 @@ class Encoding:
         """The same ranks over Latin-1 text, one piece per text: BPE of arbitrary bytes (even
         invalid UTF-8) through the str-only native encoder. Byte ``b`` becomes ``chr(b)``; each
         such character's UTF-8 bytes merge first (ranks 0..255 = the byte values), then token
-        ``t`` has rank ``256 + rank(t)``, so the merges and their order are those of ``t``."""
+        ``t`` has rank ``256 + rank(t)``, so the merges and their order are those of ``t``.
+        The raw bytes 0x80..0xFF are tokens too (the native model needs all 256), ranked last:
+        they never survive, every one is half of a character that merges first."""
         ranks = {}
         for token, rank in self._sorted_tokens[1].items():
             key = token.decode("latin-1").encode("utf-8")
             ranks[key] = token[0] if len(token) == 1 else 256 + rank
+        top = max(ranks.values()) + 1
+        ranks.update({bytes([b]): top + b for b in range(0x80, 0x100)})
         return Tokenizer.from_ranks(ranks, pattern=r"(?s).+")
 
     def _bpe_bytes(self, data: bytes) -> list[int]:

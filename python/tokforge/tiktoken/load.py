@@ -30,6 +30,7 @@ __all__ = [
     "data_gym_to_mergeable_bpe_ranks",
     "dump_tiktoken_bpe",
     "load_tiktoken_bpe",
+    "p50k_from_r50k",
     "read_file",
     "read_file_cached",
 ]
@@ -125,15 +126,21 @@ def _read_packaged(path: Path) -> bytes:
     return gzip.decompress(data) if path.suffix == ".gz" else data
 
 
+def p50k_from_r50k(r50k: bytes) -> bytes:
+    """``p50k_base.tiktoken`` from ``r50k_base.tiktoken``: the same lines, then ids
+    50257..50280 for runs of 2..25 spaces. The result has the SHA-256 tiktoken expects for
+    p50k_base (checked by :func:`read_file_cached` and by the tests)."""
+    extra = b"".join(
+        base64.b64encode(b" " * n) + b" %d\n" % (50257 + i) for i, n in enumerate(P50K_SPACE_RUNS)
+    )
+    return r50k + extra
+
+
 def _derived(name: str) -> Optional[bytes]:
     """Files that are exactly another file plus known lines: ``p50k_base`` from ``r50k_base``."""
     if name != "p50k_base.tiktoken":
         return None
-    base = read_file_cached(BASE_URL + "r50k_base.tiktoken", R50K_SHA256)
-    extra = b"".join(
-        base64.b64encode(b" " * n) + b" %d\n" % (50257 + i) for i, n in enumerate(P50K_SPACE_RUNS)
-    )
-    return base + extra
+    return p50k_from_r50k(read_file_cached(BASE_URL + "r50k_base.tiktoken", R50K_SHA256))
 
 
 def read_file_cached(blobpath: str, expected_hash: Optional[str] = None) -> bytes:
@@ -201,7 +208,9 @@ def _missing_message(url: str, name: str, cached: Optional[str], rejected: list[
     return "\n".join(lines)
 
 
-def load_tiktoken_bpe(tiktoken_bpe_file: str, expected_hash: Optional[str] = None) -> dict[bytes, int]:
+def load_tiktoken_bpe(
+    tiktoken_bpe_file: str, expected_hash: Optional[str] = None
+) -> dict[bytes, int]:
     """``{token bytes: rank}`` from a ``.tiktoken`` file (``base64 rank`` per line)."""
     contents = read_file_cached(tiktoken_bpe_file, expected_hash)
     ranks: dict[bytes, int] = {}

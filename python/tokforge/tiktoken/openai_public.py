@@ -12,8 +12,13 @@ from typing import Any, Callable
 
 from .._core import preset_pattern
 from ..tokenizer import TIKTOKEN_PRESETS
-from .load import BASE_URL, R50K_SHA256, RankFileNotFoundError
-from .load import data_gym_to_mergeable_bpe_ranks, load_tiktoken_bpe
+from .load import (
+    BASE_URL,
+    R50K_SHA256,
+    RankFileNotFoundError,
+    data_gym_to_mergeable_bpe_ranks,
+    load_tiktoken_bpe,
+)
 
 ENDOFTEXT = "<|endoftext|>"
 FIM_PREFIX = "<|fim_prefix|>"
@@ -126,6 +131,7 @@ def o200k_harmony_special_tokens() -> dict[str, int]:
         "<|message|>": 200008,
         "<|call|>": 200012,
     }
+    # as in tiktoken, <|reserved_200018|> names the id of <|endofprompt|> too
     reserved = [200000, 200001, 200004, 200009, 200010, 200011, *range(200013, 201088)]
     specials = dict(TIKTOKEN_PRESETS["o200k_base"][1])
     specials.update(named)

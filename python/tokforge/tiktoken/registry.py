@@ -54,7 +54,9 @@ def _find_constructors() -> dict[str, Callable[[], dict[str, Any]]]:
                 raise
             constructors = getattr(mod, "ENCODING_CONSTRUCTORS", None)
             if constructors is None:
-                raise ValueError(f"tiktoken plugin {mod_name} does not define ENCODING_CONSTRUCTORS")
+                raise ValueError(
+                    f"tiktoken plugin {mod_name} does not define ENCODING_CONSTRUCTORS"
+                )
             for enc_name, constructor in constructors.items():
                 if enc_name in found:
                     raise ValueError(
