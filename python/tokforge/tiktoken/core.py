@@ -512,9 +512,9 @@ class Encoding:
         return ids
 
     # ---- decoding -------------------------------------------------------------------------
-    def _decode_error(self, tokens: Iterable[int]) -> Exception:
+    def _decode_error(self, tokens: Iterable[int], *, single: bool = False) -> Exception:
         """tiktoken's error for ids it cannot decode: OverflowError for ids that are not u32,
-        else KeyError naming the first unknown id."""
+        else KeyError naming the first unknown id (the bare id for a single token)."""
         tokens = list(tokens)
         for t in tokens:
             if not 0 <= t <= _MAX_ID:
@@ -523,7 +523,7 @@ class Encoding:
             try:
                 self._model.token_bytes(t)
             except (ValueError, OverflowError):
-                return KeyError(f"Invalid token for decoding: {t}")
+                return KeyError(str(t) if single else f"Invalid token for decoding: {t}")
         return TypeError(f"cannot decode {type(tokens).__name__} as token ids")
 
     def decode_bytes(self, tokens: Sequence[int]) -> bytes:
@@ -549,7 +549,7 @@ class Encoding:
         try:
             return self._model.token_bytes(token)
         except (ValueError, OverflowError):
-            raise self._decode_error([token]) from None
+            raise self._decode_error([token], single=True) from None
 
     def decode_tokens_bytes(self, tokens: Sequence[int]) -> list[bytes]:
         """Bytes of each token (to see how a text was cut)."""
