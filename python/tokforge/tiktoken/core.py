@@ -181,6 +181,10 @@ class Encoding:
         self._policies[disallowed] = finder
         return finder
 
+    @functools.cached_property
+    def _default_finder(self):
+        return self._finder(frozenset(self._specials))
+
     @staticmethod
     def _regex_finder(texts: frozenset[str]):
         """Leftmost occurrence of any of ``texts`` (the longest one at that position), as its
@@ -219,13 +223,18 @@ class Encoding:
     ) -> list[int]:
         """tiktoken's rules: raise on disallowed special-token text in ``texts`` (the first
         text, in order, that has any); return the ids of the allowed special tokens."""
+        if disallowed_special == "all" and not allowed_special:
+            # the default call: every special token is disallowed, none allowed
+            finder = self._default_finder
+            for text in texts:
+                token = finder(text)
+                if token is not None:
+                    raise_disallowed_special_token(token)
+            return []
         if allowed_special == "all":
             allowed_special = self.special_tokens_set
         if disallowed_special == "all":
-            if not allowed_special:
-                disallowed_special = frozenset(self._specials)
-            else:
-                disallowed_special = self.special_tokens_set - allowed_special
+            disallowed_special = self.special_tokens_set - allowed_special
         if disallowed_special:
             if not isinstance(disallowed_special, frozenset):
                 disallowed_special = frozenset(disallowed_special)
@@ -267,6 +276,14 @@ class Encoding:
         >>> enc.encode("a<|eot|>", disallowed_special=())[:3]
         [97, 60, 124]
         """
+        if disallowed_special == "all" and not allowed_special:  # the default, inlined
+            token = self._default_finder(text)
+            if token is not None:
+                raise_disallowed_special_token(token)
+            try:
+                return self._model.encode_ordinary(text)
+            except UnicodeEncodeError:
+                return self._model.encode_ordinary(_fix_surrogates(text))
         ids = self._policy((text,), allowed_special, disallowed_special)
         try:
             return self._encode(text, ids, allowed_special)
@@ -542,7 +559,12 @@ class Encoding:
 
     def decode(self, tokens: Sequence[int], errors: str = "replace") -> str:
         """Text of ``tokens``. ``errors`` handles invalid UTF-8 (default ``"replace"``: lossy)."""
-        return self.decode_bytes(tokens).decode("utf-8", errors=errors)
+        ids = tokens if isinstance(tokens, list) else list(tokens)
+        try:
+            data = self._model.decode_bytes(ids)
+        except (ValueError, OverflowError):
+            raise self._decode_error(ids) from None
+        return data.decode("utf-8", errors=errors)
 
     def decode_single_token_bytes(self, token: int) -> bytes:
         """Bytes of one token, special tokens included. Raises :class:`KeyError` if unknown."""
