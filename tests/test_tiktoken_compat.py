@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tiktoken
+import tokforge.tiktoken as tt
 from hypothesis import given
 from hypothesis import strategies as st
 from tiktoken_env import FILES, data_gym_files, tiktoken_cache
-
-import tokforge.tiktoken as tt
 from tokforge.tiktoken import load, openai_public
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +35,15 @@ OFFLINE = {
     "NO_PROXY": "",
     "no_proxy": "",
 }
-NAMES = ["gpt2", "r50k_base", "p50k_base", "p50k_edit", "cl100k_base", "o200k_base", "o200k_harmony"]
+NAMES = [
+    "gpt2",
+    "r50k_base",
+    "p50k_base",
+    "p50k_edit",
+    "cl100k_base",
+    "o200k_base",
+    "o200k_harmony",
+]
 # one encoding per rank file and pattern, for the slower checks
 MAIN = ["r50k_base", "p50k_base", "cl100k_base", "o200k_base"]
 
@@ -95,7 +102,11 @@ def test_vocabulary_facts_equal_tiktokens(name):
     assert b._pat_str == a._pat_str
     assert b._mergeable_ranks == a._mergeable_ranks
     assert b._special_tokens == a._special_tokens
-    assert (b.n_vocab, b.max_token_value, b.eot_token) == (a.n_vocab, a.max_token_value, a.eot_token)
+    assert (b.n_vocab, b.max_token_value, b.eot_token) == (
+        a.n_vocab,
+        a.max_token_value,
+        a.eot_token,
+    )
     assert b.special_tokens_set == a.special_tokens_set
     assert b.token_byte_values() == a.token_byte_values()
     for t in [0, 255, a.eot_token, a.max_token_value, a.max_token_value + 1]:
@@ -113,7 +124,9 @@ def test_ids_equal_tiktoken_on_corpora(name, corpus_docs):
         assert b.encode_ordinary(doc) == ids
         assert b.encode(doc, allowed_special="all") == a.encode(doc, allowed_special="all")
         assert b.decode(ids) == doc
-    assert b.encode_batch(docs, disallowed_special=()) == a.encode_batch(docs, disallowed_special=())
+    assert b.encode_batch(docs, disallowed_special=()) == a.encode_batch(
+        docs, disallowed_special=()
+    )
     assert b.encode_ordinary_batch(docs, num_threads=2) == a.encode_ordinary_batch(docs)
     assert b.decode_batch(a.encode_ordinary_batch(docs)) == docs
     arr = b.encode_to_numpy(docs[0])
@@ -168,7 +181,17 @@ def test_encode_bytes_equals_tiktoken_on_random_bytes(name, data):
 @pytest.mark.parametrize("name", ["r50k_base", "cl100k_base"])
 @pytest.mark.parametrize(
     "text",
-    ["hello fanta", "hello ", "hello\n", "x = 1\n\n", " 실", "def f(", "naïve", "", "a<|endoftext|>"],
+    [
+        "hello fanta",
+        "hello ",
+        "hello\n",
+        "x = 1\n\n",
+        " 실",
+        "def f(",
+        "naïve",
+        "",
+        "a<|endoftext|>",
+    ],
 )
 def test_encode_with_unstable_equals_tiktoken(name, text):
     a, b = pair(name)
@@ -249,7 +272,9 @@ def test_harmony_alias_special_token_encodes_as_tiktoken():
         {"disallowed_special": {"<|reserved_200018|>"}},
     ]:
         assert outcome(b.encode, text, **kwargs) == outcome(a.encode, text, **kwargs)
-        assert outcome(b.encode_batch, [text], **kwargs) == outcome(a.encode_batch, [text], **kwargs)
+        assert outcome(b.encode_batch, [text], **kwargs) == outcome(
+            a.encode_batch, [text], **kwargs
+        )
     assert b.decode([200018]) == a.decode([200018])
 
 
@@ -302,8 +327,9 @@ def test_gpt2_data_gym_files_rebuilt_from_r50k_have_tiktokens_hashes():
     vocab_bpe, encoder_json = data_gym_files(r50k)
     assert hashlib.sha256(vocab_bpe).hexdigest() == openai_public.GPT2_VOCAB_BPE_SHA256
     assert hashlib.sha256(encoder_json).hexdigest() == openai_public.GPT2_ENCODER_JSON_SHA256
-    assert hashlib.sha256(load.p50k_from_r50k(r50k)).hexdigest() == (
-        openai_public.SHA256["p50k_base.tiktoken"]
+    assert (
+        hashlib.sha256(load.p50k_from_r50k(r50k)).hexdigest()
+        == (openai_public.SHA256["p50k_base.tiktoken"])
     )
 
 
