@@ -38,6 +38,7 @@ test-python: $(STAMP)/build $(STAMP)/dev
 	$(VPY) -m pytest
 
 test-tiktoken: $(STAMP)/build $(STAMP)/dev  ## tiktoken 0.14's own test suite on tiktoken and on tokforge.tiktoken
+	$(VPY) tests/tiktoken_suite.py --minimal
 	$(VPY) tests/tiktoken_suite.py
 
 lint: $(STAMP)/dev  ## fmt, clippy (core and bindings), ruff

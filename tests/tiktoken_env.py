@@ -84,8 +84,9 @@ def data_gym_files(r50k: bytes) -> tuple[bytes, bytes]:
     return vocab_bpe, json.dumps(encoder).encode()
 
 
-def tiktoken_cache(folder: Path) -> Path:
-    """Fill ``folder`` as tiktoken's cache (set ``TIKTOKEN_CACHE_DIR`` to it); idempotent."""
+def tiktoken_cache(folder: Path, names: tuple[str, ...] = tuple(FILES)) -> Path:
+    """Fill ``folder`` as tiktoken's cache (set ``TIKTOKEN_CACHE_DIR`` to it) with the files
+    ``names`` (keys of :data:`FILES`; default all); idempotent."""
     folder.mkdir(parents=True, exist_ok=True)
 
     def entry(name: str) -> Path:
@@ -110,9 +111,9 @@ def tiktoken_cache(folder: Path) -> Path:
         ("o200k_base", lambda: fetch("o200k_base.tiktoken").read_bytes()),
         ("p50k_base", lambda: load.p50k_from_r50k(r50k)),
     ):
-        if not ok(name):
+        if name in names and not ok(name):
             put(name, data())
-    if not (ok("vocab.bpe") and ok("encoder.json")):
+    if "vocab.bpe" in names and not (ok("vocab.bpe") and ok("encoder.json")):
         vocab_bpe, encoder_json = data_gym_files(r50k)
         put("vocab.bpe", vocab_bpe)
         put("encoder.json", encoder_json)

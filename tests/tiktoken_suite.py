@@ -2,7 +2,7 @@
 ``tokforge.tiktoken`` — in the same offline environment, print a pass/fail table, and fail if a
 test that passes on tiktoken does not pass on tokforge.
 
-    python tests/tiktoken_suite.py [--max-examples N]
+    python tests/tiktoken_suite.py [--max-examples N] [--minimal]
 
 The sdist comes from PyPI through pip (cached in ``.cache/tiktoken-suite``); only its
 ``tests/`` folder is used. Offline means: the rank files sit in a tiktoken cache folder
@@ -179,20 +179,32 @@ def run(impl: str, suite: Path, cache: Path, max_examples: int) -> tuple[dict[st
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--max-examples", type=int, default=100, help="hypothesis examples per test")
+    ap.add_argument(
+        "--minimal",
+        action="store_true",
+        help="cache only r50k, cl100k and o200k (no p50k, no GPT-2 data-gym files)",
+    )
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(HERE))
     from tiktoken_env import tiktoken_cache
 
     suite = sdist_tests()
-    cache = tiktoken_cache(WORK / "cache")
+    if args.minimal:
+        cache = tiktoken_cache(WORK / "cache-minimal", ("r50k_base", "cl100k_base", "o200k_base"))
+    else:
+        cache = tiktoken_cache(WORK / "cache")
     results, times = {}, {}
     for impl in ("tiktoken", "tokforge"):
         results[impl], times[impl] = run(impl, suite, cache, args.max_examples)
 
     names = sorted(set(results["tiktoken"]) | set(results["tokforge"]))
     width = max(len(n) for n in names)
-    print(f"tiktoken {VERSION} test suite, offline (TIKTOKEN_MAX_EXAMPLES={args.max_examples})")
+    files = "r50k, cl100k, o200k" if args.minimal else "r50k, p50k, cl100k, o200k, GPT-2 data-gym"
+    print(
+        f"tiktoken {VERSION} test suite, offline (cache: {files}; "
+        f"TIKTOKEN_MAX_EXAMPLES={args.max_examples})"
+    )
     print(f"{'test':<{width}}  {'tiktoken':<8}  tokforge")
     regressions = []
     for n in names:

@@ -249,10 +249,7 @@ class Encoding:
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of ``text``, special-token text encoded as plain text (as
         ``encode(text, disallowed_special=())``, faster)."""
-        try:
-            return self._model.encode_ordinary(text)
-        except UnicodeEncodeError:
-            return self._model.encode_ordinary(_fix_surrogates(text))
+        return self._tokenizer.encode_ordinary(text)
 
     def encode(
         self,
@@ -280,10 +277,7 @@ class Encoding:
             token = self._default_finder(text)
             if token is not None:
                 raise_disallowed_special_token(token)
-            try:
-                return self._model.encode_ordinary(text)
-            except UnicodeEncodeError:
-                return self._model.encode_ordinary(_fix_surrogates(text))
+            return self._tokenizer.encode_ordinary(text)
         ids = self._policy((text,), allowed_special, disallowed_special)
         try:
             return self._encode(text, ids, allowed_special)
