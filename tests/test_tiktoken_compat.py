@@ -390,3 +390,26 @@ def test_packaged_copy_is_found_without_importing_the_package(tmp_path, monkeypa
     importlib.invalidate_caches()
     assert openai_public.r50k_base()["mergeable_ranks"][b"hello"] == 31373
     assert "whisper" not in sys.modules
+
+
+def test_tiktoken_ext_plugins_are_registered_after_openais(tmp_path, monkeypatch):
+    from tokforge.tiktoken import registry
+
+    plugin = tmp_path / "tiktoken_ext"
+    plugin.mkdir()
+    (plugin / "toy_plugin.py").write_text(
+        "def toy():\n"
+        "    ranks = {bytes([b]): b for b in range(256)}\n"
+        "    ranks[b'ab'] = 256\n"
+        "    return {'name': 'toy', 'pat_str': r'\\S+|\\s+', 'mergeable_ranks': ranks,\n"
+        "            'special_tokens': {'<|end|>': 257}}\n"
+        "ENCODING_CONSTRUCTORS = {'toy': toy}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    monkeypatch.setattr(registry, "ENCODING_CONSTRUCTORS", None)
+    monkeypatch.setattr(registry, "ENCODINGS", {})
+    assert registry.list_encoding_names() == [*NAMES, "toy"]
+    enc = tt.get_encoding("toy")
+    assert enc.encode("abab <|end|>", allowed_special="all") == [256, 256, 32, 257]
+    assert tt.get_encoding("toy") is enc
