@@ -262,6 +262,16 @@ def test_surrogates_are_replaced_as_tiktoken_does():
         )
 
 
+def test_encoding_without_special_tokens_encodes_any_text_as_tiktoken():
+    a0, _ = pair("cl100k_base")
+    kwargs = {"pat_str": a0._pat_str, "mergeable_ranks": a0._mergeable_ranks, "special_tokens": {}}
+    a, b = tiktoken.Encoding("bare", **kwargs), tt.Encoding("bare", **kwargs)
+    for text in ["a\ud83d", "<|endoftext|>", ""]:
+        assert b.encode(text) == a.encode(text)
+        assert b.encode_batch([text]) == a.encode_batch([text])
+    assert outcome(lambda: b.eot_token) == outcome(lambda: a.eot_token)
+
+
 def test_harmony_alias_special_token_encodes_as_tiktoken():
     a, b = pair("o200k_harmony")
     text = "<|reserved_200018|> hi <|endofprompt|><|start|>"

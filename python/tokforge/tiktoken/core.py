@@ -189,11 +189,11 @@ class Encoding:
     def _regex_finder(texts: frozenset[str]):
         """Leftmost occurrence of any of ``texts`` (the longest one at that position), as its
         text, or ``(character index, text)`` with ``start=True``."""
-        alternatives = sorted(texts, key=lambda t: (-len(t), t))
-        regex = re.compile("|".join(re.escape(t) for t in alternatives))
+        alternatives = sorted((t for t in texts if t), key=lambda t: (-len(t), t))
+        regex = re.compile("|".join(re.escape(t) for t in alternatives)) if alternatives else None
 
         def finder(text: str, start: bool = False):
-            m = regex.search(text)
+            m = regex.search(text) if regex is not None else None
             if m is None:
                 return None
             return (m.start(), m.group()) if start else m.group()
