@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run time: tiktoken {times['tiktoken']:.1f} s, tokforge {times['tokforge']:.1f} s")
     for impl in ("tiktoken", "tokforge"):
         passed = sum(v == "passed" for v in results[impl].values())
-        print(f"{impl}: {passed} passed, {len(results[impl]) - passed} failed")
+        print(f"{impl}: {passed} of {len(results[impl])} tests pass")
     if not any(v == "passed" for v in results["tiktoken"].values()):
         print("tiktoken passed no test: the environment is broken")
         return 1
