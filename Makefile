@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.stamps
 SOURCES := $(shell find rust python -type f \( -name '*.rs' -o -name '*.py' -o -name '*.pyi' \) 2>/dev/null) Cargo.toml pyproject.toml
 export CARGO_TERM_COLOR := never
 
-.PHONY: help demo test test-rust test-python lint bench dist clean
+.PHONY: help demo test test-rust test-python test-tiktoken lint bench dist clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,17 +37,22 @@ test-rust:  ## cargo test (no Python needed)
 test-python: $(STAMP)/build $(STAMP)/dev
 	$(VPY) -m pytest
 
+test-tiktoken: $(STAMP)/build $(STAMP)/dev  ## tiktoken 0.14's own test suite on tiktoken and on tokforge.tiktoken
+	$(VPY) tests/tiktoken_suite.py --minimal
+	$(VPY) tests/tiktoken_suite.py
+
 lint: $(STAMP)/dev  ## fmt, clippy (core and bindings), ruff
 	cargo fmt --check
 	cargo clippy --release -q --all-targets -- -D warnings
 	cargo clippy --release -q --features python -- -D warnings
 	$(VENV)/bin/ruff check python tests benches corpora
 
-test: lint test-rust test-python  ## lint, build, cargo test, pytest
+test: lint test-rust test-python test-tiktoken  ## lint, build, cargo test, pytest, tiktoken's suite
 
 bench: $(STAMP)/build $(STAMP)/dev  ## benchmarks against the peers (long: ~10 min)
 	$(VPY) benches/train.py --mb 60 --threads 1,2
 	$(VPY) benches/encode.py
+	$(VPY) benches/tiktoken_compat.py
 
 dist: $(STAMP)/venv  ## build the abi3 wheel into dist/
 	$(VENV)/bin/maturin build --release -o dist

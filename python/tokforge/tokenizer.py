@@ -212,6 +212,8 @@ class Tokenizer:
             return obj
         if isinstance(obj, _core.TokenModel):
             return cls(obj)
+        if isinstance(getattr(obj, "tokenizer", None), Tokenizer):  # tokforge.tiktoken.Encoding
+            return obj.tokenizer
         if isinstance(obj, (str, os.PathLike)):
             return cls.from_file(obj)
         key = id(obj)

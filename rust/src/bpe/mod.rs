@@ -56,8 +56,10 @@ pub struct Bpe {
 
 /// Most ids a vocabulary may leave unused (holes) beyond its tokens. Ids are allocated densely,
 /// so a file or caller naming id 4e9 must be refused rather than allocated. OpenAI's files leave
-/// at most 20 (cl100k: 100256 ranks, special tokens up to 100276); 65536 is generous.
-pub const MAX_UNUSED_IDS: usize = 1 << 16;
+/// at most 20 (cl100k: 100256 ranks, special tokens up to 100276), but tiktoken users place
+/// special tokens freely (e.g. id 200000 over cl100k's ranks). 2^20 holes cost ~25 MB of empty
+/// slots: generous, and still bounded.
+pub const MAX_UNUSED_IDS: usize = 1 << 20;
 
 static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 

@@ -20,6 +20,7 @@ fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train::train_bpe, m)?)?;
     m.add_function(wrap_pyfunction!(model::pretokenize, m)?)?;
     m.add_function(wrap_pyfunction!(model::preset_pattern, m)?)?;
+    m.add_function(wrap_pyfunction!(model::tiktoken_preset, m)?)?;
     m.add_function(wrap_pyfunction!(model::hf_pattern, m)?)?;
     m.add_function(wrap_pyfunction!(model::byte_level_decode, m)?)?;
     dynamic::register(m)?;

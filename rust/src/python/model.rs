@@ -446,6 +446,14 @@ pub fn byte_level_decode<'py>(py: Python<'py>, text: &str) -> Option<Bound<'py, 
     crate::byte_level::decode_str(text).map(|v| PyBytes::new(py, &v))
 }
 
+/// Pre-tokenizer preset and special tokens of one of OpenAI's rank files, by file stem
+/// (`gpt2`, `r50k_base`, `cl100k_base`, `o200k_base`), as `(preset, [(text, id)])`; `None`
+/// for other stems. The one table `.tiktoken` loading and `tokforge.tiktoken` use.
+#[pyfunction]
+pub fn tiktoken_preset(stem: &str) -> Option<(&'static str, Vec<(String, u32)>)> {
+    crate::formats::tiktoken::preset_for_stem(stem)
+}
+
 /// The exact regex of a preset (`gpt2`, `cl100k`, `o200k`).
 #[pyfunction]
 pub fn preset_pattern(name: &str) -> PyResult<&'static str> {
