@@ -13,6 +13,7 @@ Demo (``--demo``): two tokforge BPE tokenizers of different sizes trained on the
 (b) bits per byte of each model alone (exact-mode byte probabilities) and of their byte-level
     ensemble (uniform per-step average, and posterior-weighted mixture).
 Numbers are measured, not asserted. No downloads for the demo.
+The method, the targets and the last measured numbers: docs/byte_probs.md §7, §13 and §15.
 
     python benches/byte_probs.py                 # cost table, 32k and 100k
     python benches/byte_probs.py --demo          # FIM + ensemble table

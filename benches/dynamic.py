@@ -9,7 +9,7 @@ tokenizer's pre-tokenization) by tokforge and by ``tests/reference/dynamic_ref.p
 logs and outputs must be identical. tokforge is timed on the merge alone (word ids given,
 best of ``--repeat``) and end to end (``tokenizer=``: boundaries derived in Rust); the reference
 once. A second table times tokforge alone merging all the way to word level (``min_count=1``),
-including the spec's budget case of 32 x 4096 tokens.
+including the budget case of docs/dynamic_merging.md §10 (item 8): 32 x 4096 tokens.
 
     .venv/bin/python benches/dynamic.py                    # speed tables (about 2 minutes)
     .venv/bin/python benches/dynamic.py --sizes 8,16 --repeat 3
@@ -162,7 +162,8 @@ def speed(args: argparse.Namespace) -> None:
                              "merges": len(r.merges), "len_final": r.len_final,
                              "tokforge_ms": t * 1e3, "tiled": reps > 1}))
     print("\nmin_count=1 (to word level), tokforge only, native call, best of "
-          f"{args.repeat} (32 x 4096 tiles the corpus: the spec's budget is < 50 ms)", file=out)
+          f"{args.repeat} (32 x 4096 tiles the corpus: the budget of docs/dynamic_merging.md "
+          "§10 is < 50 ms)", file=out)
     print(format_table(["batch", "tokens", "merges", "L0 -> L", "tokforge ms", "ms / 1k tok"],
                        wl_rows), file=out)
     log(f"machine: {machine_info()}")

@@ -1,6 +1,7 @@
-"""Exact byte-level probabilities (docs/byte_probs.md): the worked example of section 10 as
-exact vectors (P13), and properties P1-P12 on random tiny BPE vocabularies and random
-length-capped LMs against the brute-force reference ``tests/reference/byte_probs_ref.py``."""
+"""Exact byte-level probabilities (docs/byte_probs.md): the worked example of docs/byte_probs.md §10
+as exact vectors (P13), and properties P1-P12 of docs/byte_probs.md §11 on random tiny BPE
+vocabularies and random length-capped LMs against the brute-force reference
+``tests/reference/byte_probs_ref.py``."""
 
 from __future__ import annotations
 
@@ -143,13 +144,13 @@ def merge_tokenizer(merges: list[tuple[bytes, bytes]]) -> Tokenizer:
 
 
 # ---------------------------------------------------------------------------------------------
-# P13: section 10
+# P13: the worked example of docs/byte_probs.md §10
 
 BC, ABC, EOS = 256, 257, 258
 
 
 def section10_dist(key: tuple[int, ...], leaky: bool = False) -> dict[int, float]:
-    """The section 10 bigram: next-token distribution after the last token ``key``."""
+    """The bigram of docs/byte_probs.md §10: next-token distribution after the last token ``key``."""
     rows = {
         (): {a: 0.2, b: 0.1, c: 0.1, BC: 0.1, ABC: 0.4, EOS: 0.1},
         (a,): {a: 0.2, b: 0.4, c: 0.1, ABC: 0.1, EOS: 0.2},
@@ -162,6 +163,7 @@ def section10_dist(key: tuple[int, ...], leaky: bool = False) -> dict[int, float
 
 
 def section10_lm(leaky: bool = False) -> TableLM:
+    """The bigram of docs/byte_probs.md §10 as a :class:`TableLM`."""
     return TableLM(lambda k: section10_dist(k, leaky), vocab_size=259, eos_id=EOS, order=1)
 
 
@@ -198,11 +200,13 @@ def dist_by_start_and_path(blm: ByteLM, x: bytes):
 )
 @pytest.mark.parametrize("mode", ["exact", "mask", "fast"])
 def test_section10_next_byte_vectors_all_modes_agree_without_leak(s10_tok, x, want, mode):
+    """The next-byte vectors of docs/byte_probs.md §10 (no leaked mass: all modes agree, P6)."""
     blm = ByteLM(section10_lm(), s10_tok, mode=mode)
     close(abce(dist_by_start_and_path(blm, x)), want)
 
 
 def test_section10_naive_and_token_healing_miss_the_abc_cover(s10_tok):
+    """docs/byte_probs.md §10 and §2: naive and token healing give ``c`` after ``ab`` probability 0."""
     blm = ByteLM(section10_lm(), s10_tok)
     close(abce(naive_next_byte_probs(blm, b"ab")), [0.5, 0.3, 0, 0.2])
     close(abce(healing_next_byte_probs(blm, b"ab")), [0.5, 0.3, 0, 0.2])
@@ -210,6 +214,7 @@ def test_section10_naive_and_token_healing_miss_the_abc_cover(s10_tok):
 
 
 def test_section10_chain_rule_covers_and_group_weights(s10_tok):
+    """docs/byte_probs.md §10: chain rule, covers and their weights after ``a`` and ``ab``."""
     blm = ByteLM(section10_lm(), s10_tok)
     assert abs(math.exp(blm.logprob(b"ab", eos=False)) - 0.48) < TOL
     assert abs(math.exp(blm.logprob(b"abc")) - 0.08) < TOL
@@ -237,6 +242,7 @@ def test_section10_chain_rule_covers_and_group_weights(s10_tok):
     ],
 )
 def test_section10_leaky_lm_mode_vectors(s10_tok, mode, want_a, want_ab):
+    """docs/byte_probs.md §10 with a leaky LM: the three modes (§5) give the vectors listed there."""
     blm = ByteLM(section10_lm(leaky=True), s10_tok, mode=mode)
     close(abce(dist_by_start_and_path(blm, b"a")), want_a)
     close(abce(dist_by_start_and_path(blm, b"ab")), want_ab)
@@ -245,6 +251,7 @@ def test_section10_leaky_lm_mode_vectors(s10_tok, mode, want_a, want_ab):
 
 
 def test_section10_second_vocabulary_bias_with_one_token():
+    """The second vocabulary of docs/byte_probs.md §10 (bias with one token)."""
     tok = toy_tokenizer([b"aa", b"ab"])
     AA, AB, E = 256, 257, 258
     uniform = {a: 0.2, b: 0.2, AA: 0.2, AB: 0.2, E: 0.2}

@@ -1,6 +1,6 @@
-"""Dynamic batch-level merging: the Rust fast path equals the naive reference (merge log and
-output) on random batches; the spec's worked examples; the inverse; tokenizer-derived word
-boundaries; model-input helpers; bad input raises TokforgeError subclasses, never panics."""
+"""Dynamic batch-level merging: the Rust fast path equals the naive reference (merge log and output)
+on random batches; the worked examples of docs/dynamic_merging.md §9; the inverse; tokenizer-derived
+word boundaries; model-input helpers; bad input raises TokforgeError subclasses, never panics."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from tokforge.dynamic import (
 
 MAX = settings(max_examples=int(os.environ.get("TOKFORGE_MAX_EXAMPLES", 200)), deadline=None)
 
-# spec section 9
+# the worked example of docs/dynamic_merging.md §9
 UN, BELIEV, ABLE, THE, RE, DO, DO2 = range(7)
 EX_IDS = [[UN, BELIEV, ABLE, THE, RE, DO], [RE, DO, UN, BELIEV, ABLE], [DO2, ABLE, THE]]
 EX_WORDS = [[0, 0, 0, 1, 2, 2], [0, 0, 1, 1, 1], [0, 0, 1]]
@@ -46,7 +46,7 @@ def seq_units(r: MergeResult) -> list[list[tuple[int, ...]]]:
     return [[units[u] for u in s.tolist()] for s in r.sequences()]
 
 
-# ---- the spec's worked examples -------------------------------------------------------------
+# ---- the worked examples (docs/dynamic_merging.md §9) ----------------------------------------
 def test_worked_example_merges_to_word_level_in_four_merges():
     r = ex()
     assert log(r) == [((UN,), (BELIEV,), 2), ((UN, BELIEV), (ABLE,), 2), ((RE,), (DO,), 2),

@@ -128,6 +128,7 @@ def _fix(text):
 
 
 def test_spec_vectors_tv5(gpt2, cl100k_file):
+    """TV5 of docs/bpe.md §6: ids of the real gpt2 and cl100k files."""
     cl = Tokenizer.from_file(cl100k_file)
     assert gpt2.encode("hello world") == [31373, 995]
     assert cl.encode("hello world") == [15339, 1917]

@@ -1,5 +1,5 @@
 """LiB (Less-is-Better): the Rust learner equals the v2023 reference (golden vectors TV5/TV6 of
-``shared/specs/lib.md`` and the Python reference on random corpora); the tokenizer round-trips
+docs/lib.md §11, and the Python reference on random corpora); the tokenizer round-trips
 every string, is deterministic, saves/loads, and refuses BPE-only operations clearly."""
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ def ref_learner(cfg: LibConfig, sentences, steps) -> LibRef:
     return m
 
 
-# ---- golden vectors (spec section 11) ------------------------------------------------------
+# ---- golden vectors (docs/lib.md §11) -------------------------------------------------------
 def test_tv5_tiny_golden_lexicon_equals_reference_code():
+    """TV5 of docs/lib.md §11: the final lexicon, probation and cleaned lexicon, in order."""
     L, P, clean = lib_model.learn(TV5_SENTS, steps=30, config=TV5_CFG)
     assert L == TV5_L
     assert len(P) == 12
@@ -65,6 +66,7 @@ def test_tv5_tiny_golden_lexicon_equals_reference_code():
 
 
 def test_tv5_apply_equals_reference_segmentation():
+    """TV5 of docs/lib.md §11: the reference segmenter's output."""
     assert lib_model.apply(TV5_L, ["the cat sat on the log"]) == [
         ["the cat sat o", "n", " the ", "log"]
     ]
@@ -92,6 +94,7 @@ def test_tv5_apply_equals_reference_segmentation():
 def test_tv6_udhr_golden_hash_and_segmentation(
     corpora_dir, out_rate, life, size, on_probation, digest, pieces, clean
 ):
+    """TV6 A and B of docs/lib.md §11: sizes, sha256 and segmentation on UDHR English."""
     raw = (corpora_dir / "en.txt").read_bytes()
     assert hashlib.sha256(raw).hexdigest().startswith("36bd2dc2"), "corpora/en.txt is the UDHR"
     sents = read_sentences(raw.decode("utf-8"))
@@ -104,7 +107,7 @@ def test_tv6_udhr_golden_hash_and_segmentation(
     assert len(cl) == clean
 
 
-# ---- Rust learner == Python reference on random input (TV7) --------------------------------
+# ---- Rust learner == Python reference on random input (TV7, docs/lib.md §11) ---------------
 words = st.sampled_from(["the", "cat", "sat", "on", "a", "mat", "dog", "log", "é", "日本", "of"])
 sentence = st.lists(words, min_size=1, max_size=8).map(" ".join)
 

@@ -11,32 +11,33 @@ string, with exactly one LM call per byte after start-up. The trie, the validity
 range sums run in Rust (``rust/src/byte_probs/``) with the GIL released; Python only calls the
 LM. The brute-force twin is ``tests/reference/byte_probs_ref.py``.
 
-Layers (docs/byte_probs.md): :class:`ByteLM` (here: the LM calls and the API) over the native
-``_core.CoverIndex`` (Rust ``byte_probs::CoverIndex``: trie, validity rows, covers) built from
-the tokenizer's native model; any tokenizer goes through :meth:`Tokenizer.coerce
+Layers (docs/byte_probs.md §14): :class:`ByteLM` (here: the LM calls and the API) over the native
+``_core.CoverIndex`` (Rust ``byte_probs::CoverIndex``: trie, validity rows, covers) built from the
+tokenizer's native model; any tokenizer goes through :meth:`Tokenizer.coerce
 <tokforge.Tokenizer.coerce>` first.
 
 Where it is exact, and where not:
 
 - Tokenizers whose pre-tokenizer does not split (one piece per string, merge-list BPE) are
-  prefix-closed; validity is the exact BPE pair rule and ``mode="exact"`` reproduces the
-  brute-force distribution to 1e-12 (tests P1-P13).
+  prefix-closed; validity is the exact BPE pair rule and ``mode="exact"`` reproduces the brute-force
+  distribution to 1e-12 (properties P1-P13 of docs/byte_probs.md §11).
 - Regex pre-tokenizers (GPT-2, cl100k, o200k patterns) are not prefix-closed (``\\s+(?!\\S)``
-  look-ahead) and their pieces depend on left context. ``validity="window"`` (chosen
-  automatically) judges a candidate on the tokens of the last pre-token piece with probe
-  continuations, and the state keeps every empty-overhang cover that passes (usually one; two
-  inside whitespace runs, then the one LM call per byte carries two prefixes). This is an
-  approximation: next-byte distributions stay normalised, but they are not certified equal to
-  the induced byte process. Start-up uses canonical stems only.
-- tiktoken-style whole-piece look-up (``ignore_merges``) also breaks the pair rule inside a
-  piece; the window rule only sees the last piece.
+  look-ahead) and their pieces depend on left context. ``validity="window"`` (chosen automatically)
+  judges a candidate on the tokens of the last pre-token piece with probe continuations, and the
+  state keeps every empty-overhang cover that passes (usually one; two inside whitespace runs, then
+  the one LM call per byte carries two prefixes). This is an approximation (docs/byte_probs.md §4.3,
+  §15): next-byte distributions stay normalised, but they are not certified equal to the induced
+  byte process. Start-up uses canonical stems only.
+- tiktoken-style whole-piece look-up (``ignore_merges``) also breaks the pair rule inside a piece;
+  the window rule only sees the last piece.
 
-Applications: ``tokforge fim`` (complete a prefix that stops inside a token: naive, token
-healing, byte level, and a two-vocabulary byte-level ensemble) and ``benches/byte_probs.py
---demo`` (mid-token completion accuracy and bits per byte of two models and their ensemble).
+Applications (docs/byte_probs.md §8): ``tokforge fim`` (complete a prefix that stops inside a token:
+naive, token healing, byte level, and a two-vocabulary byte-level ensemble) and
+``benches/byte_probs.py --demo`` (mid-token completion accuracy and bits per byte of two models and
+their ensemble).
 
-Section 10 of ``docs/byte_probs.md``, where tokenizing ``"ab"`` and asking for the next token
-gives byte ``c`` probability 0 although its true probability is 5/6:
+The worked example of docs/byte_probs.md §10, where tokenizing ``"ab"`` and asking for the next
+token gives byte ``c`` probability 0 although its true probability is 5/6:
 
 >>> from tokforge import Tokenizer
 >>> from tokforge.lm import TableLM

@@ -7,7 +7,7 @@ embeddings from a hypernetwork; the sequences get shorter. The algorithm runs in
 (``rust/src/dynamic.rs``: linked lists, pair occurrence sets, lazy heap, O(N log N), GIL
 released), which also checks every argument; this module converts the arguments and owns the
 result type. The obviously-correct twin is ``tests/reference/dynamic_ref.py``; the design notes
-are ``docs/dynamic_merging.md``.
+are docs/dynamic_merging.md (semantics §3, the fast implementation §4, the output §5).
 
 >>> from tokforge.dynamic import merge_batch
 >>> r = merge_batch([[0, 1, 2, 3, 4, 5], [4, 5, 0, 1, 2], [6, 2, 3]],
@@ -56,10 +56,10 @@ __all__ = [
 ]
 
 #: Pre-tokenization regexes of the boundary modes that do not use the tokenizer's own
-#: (docs/dynamic_merging.md, boundary modes). ``whitespace``: a word is an optional whitespace
-#: char plus a run of non-whitespace (punctuation stays in the word). ``whitespace_hyphen``: as
-#: ``whitespace``, but punctuation is a word of its own except ``-`` between letters
-#: (``well-known`` is one). Defined in Rust (``dynamic::BOUNDARY_PATTERNS``).
+#: (docs/dynamic_merging.md §3.2). ``whitespace``: a word is an optional whitespace char plus a run
+#: of non-whitespace (punctuation stays in the word). ``whitespace_hyphen``: as ``whitespace``, but
+#: punctuation is a word of its own except ``-`` between letters (``well-known`` is one). Defined in
+#: Rust (``dynamic::BOUNDARY_PATTERNS``).
 BOUNDARY_PATTERNS: dict[str, str] = dict(_core.BOUNDARY_PATTERNS)
 
 Key = Union[tuple[int, ...], bytes]
@@ -316,8 +316,9 @@ def from_hf_encodings(encodings: Any) -> tuple[list[list[int]], list[list[int]]]
 
 
 class MergeResult:
-    """Output of :func:`merge_batch`: the merged batch, its unit table and the merge log.
-    Arrays are numpy, flat with offsets, read once from the native result.
+    """Output of :func:`merge_batch`: the merged batch, its unit table and the merge log
+    (docs/dynamic_merging.md §5). Arrays are numpy, flat with offsets, read once from the native
+    result.
 
     Attributes:
         unit_ids: ``int32[N']`` batch-local unit index of each output position.
@@ -556,7 +557,8 @@ class MergeResult:
 
 
 class UnitEmbedder:
-    """Input embeddings for merged units from a hypernetwork, with an LRU cache (spec 5).
+    """Input embeddings for merged units from a hypernetwork, with an LRU cache
+    (docs/dynamic_merging.md §5).
 
     ``hypernet(surface: int32[k, maxlen]) -> float[k, d]`` predicts rows for units not in the
     cache (it closes over the source embeddings and language, as ZeTT's hypernetwork takes

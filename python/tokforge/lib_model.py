@@ -3,7 +3,7 @@
 LiB reads the corpus article by article and keeps ONE ordered lexicon of subwords, words and
 multiword expressions: it memorises joins of adjacent chunks, promotes units that save tokens in
 a counterfactual comparison, and forgets units that do not pay their way. tokforge runs the
-v2023 reference loop in Rust (``shared/specs/lib.md``; byte-for-byte the reference's lexicon in
+v2023 reference loop in Rust (design notes: docs/lib.md; byte-for-byte the reference's lexicon in
 :meth:`LibConfig.reference` settings) and turns the lexicon into a tokenizer: special tokens,
 then 256 byte tokens (fallback, so every string encodes and decodes losslessly), then the
 units by priority.
@@ -22,49 +22,49 @@ Entry points: ``Tokenizer.train(..., algorithm="lib", lib=LibConfig(...))``, :fu
 ``tokforge train --algorithm lib [--lib-steps N --lib-article-len N ...]``, :func:`learn` (the
 raw learner: lexicon, probation, cleaned lexicon) and :func:`apply` (segmentation rules).
 
-What is implemented (spec sections):
+What is implemented, by section of docs/lib.md:
 
-- Training (3, 3.1-3.3): larger-first reading, counterfactual comparison against the
-  second-longest prefix, probation with context extension, passive and active forgetting,
-  tail probation, ``clean_lexicon``; CPython-compatible MT19937 (8); Python ``dict`` order
-  semantics. ``LibConfig.reference()`` + ``protect_chars=False`` reproduces the golden vectors
-  TV5/TV6 (lexicon sha256, probation size, ``apply`` output) and equals
-  ``tests/reference/lib_ref.py`` on random corpora (hypothesis). There is one Rust loop: it
-  is the spec's "fast" mode (trie with live-branch counts, O(step) moves with exact position
-  tracking, memoised alternative paths, periodic trie compaction) and gives the "reference"
-  output. Training is single-threaded: each position depends on the lexicon the previous one
-  left. The spec's optional "parallel" mode (articles against a frozen snapshot) is NOT
-  implemented.
-- Protection (8): with ``protect_chars=True`` (default) single characters seen in training are
-  never forgotten (neither by probation expiry nor by demotion past the end, nor by the clean
-  up); byte and special tokens live outside the lexicon and cannot be forgotten.
-- Tokenizer (8): ids = specials, ``<0x00>..<0xFF>``, units by priority; ``vocab_size`` keeps
-  the first ``vocab_size - 256 - specials`` units of the cleaned lexicon and raises
-  :class:`~tokforge.TrainingError` when LiB saturated below that (it never pads);
+- Training (docs/lib.md §3, §3.1-§3.3): larger-first reading, counterfactual comparison against the
+  second-longest prefix, probation with context extension, passive and active forgetting, tail
+  probation, ``clean_lexicon``; CPython-compatible MT19937; Python ``dict`` order semantics
+  (docs/lib.md §3.4). ``LibConfig.reference()`` + ``protect_chars=False`` reproduces the golden
+  vectors TV5/TV6 of docs/lib.md §11 (lexicon sha256, probation size, ``apply`` output) and equals
+  ``tests/reference/lib_ref.py`` on random corpora (hypothesis). There is one Rust loop, the fast
+  one of docs/lib.md §9 (trie with live-branch counts, O(step) moves with exact position tracking,
+  memoised alternative paths, periodic trie compaction), and it gives the "reference" output.
+  Training is single-threaded: each position depends on the lexicon the previous one left. The
+  optional "parallel" mode (articles against a frozen snapshot) is NOT implemented (docs/lib.md
+  §13).
+- Protection (docs/lib.md §8.2): with ``protect_chars=True`` (default) single characters seen in
+  training are never forgotten (neither by probation expiry nor by demotion past the end, nor by the
+  clean up); byte and special tokens live outside the lexicon and cannot be forgotten.
+- Tokenizer (docs/lib.md §8.1, §8.4): ids = specials, ``<0x00>..<0xFF>``, units by priority;
+  ``vocab_size`` keeps the first ``vocab_size - 256 - specials`` units of the cleaned lexicon and
+  raises :class:`~tokforge.TrainingError` when LiB saturated below that (it never pads);
   ``vocab_size=None`` keeps the emergent size. Lines are segmented independently (units never
-  contain ``\\n``; training lines are stripped, empty lines dropped). ``pretokenize=`` gives
-  the "no-supra" mode: units stay inside pre-tokenization pieces, in training and encoding. After training, the
-  training sentences are re-segmented and ``summary.unused_on_train`` counts kept units the
-  segmenter never emits (the spec asks for a held-out sample; the training text is used).
-- Segmentation (4): ``"lib"`` = v2023 ``apply`` (rollout of default and alternative path, fewer
-  pieces then smaller rank sum); ``"reference"`` keeps its quirk (a lone multi-character match
-  whose first character is not a unit emits that character); ``"greedy"`` = longest match.
-  The optional ``seg_deeper`` split is not implemented. Encoding runs on a byte trie, batches
-  in parallel (rayon) with the GIL released.
-- Files: tokforge's own JSON (``"format": "tokforge-lib"``: version, segmenter, byte-fallback
-  flag, specials, units in id order, training settings and seed); ``Tokenizer.from_file``
-  detects it. There is no HF ``tokenizer.json`` or ``.tiktoken`` export: larger-first
-  segmentation with a counterfactual comparison is neither BPE nor WordPiece, so neither format
-  can express it (spec 8); ``Tokenizer.merges`` and ``Tokenizer.save_tiktoken`` raise
-  :class:`~tokforge.InputError` (``TokenModel.merges`` is ``None``). Not done: the WordPiece
-  export of the greedy rule and the GPT-2 byte-alphabet mode of spec 8.
+  contain ``\\n``; training lines are stripped, empty lines dropped). ``pretokenize=`` gives the
+  "no-supra" mode: units stay inside pre-tokenization pieces, in training and encoding (§8.3). After
+  training, the training sentences are re-segmented and ``summary.unused_on_train`` counts kept
+  units the segmenter never emits (the training text, not a held-out sample: docs/lib.md §8.4, §13).
+- Segmentation (docs/lib.md §4): ``"lib"`` = v2023 ``apply`` (rollout of default and alternative
+  path, fewer pieces then smaller rank sum); ``"reference"`` keeps its quirk (a lone multi-character
+  match whose first character is not a unit emits that character); ``"greedy"`` = longest match. The
+  optional ``seg_deeper`` split is not implemented. Encoding runs on a byte trie, batches in
+  parallel (rayon) with the GIL released.
+- Files (docs/lib.md §8.5): tokforge's own JSON (``"format": "tokforge-lib"``: version, segmenter,
+  byte-fallback flag, specials, units in id order, training settings and seed);
+  ``Tokenizer.from_file`` detects it. There is no HF ``tokenizer.json`` or ``.tiktoken`` export:
+  larger-first segmentation with a counterfactual comparison is neither BPE nor WordPiece, so
+  neither format can express it; ``Tokenizer.merges`` and ``Tokenizer.save_tiktoken`` raise
+  :class:`~tokforge.InputError` (``TokenModel.merges`` is ``None``). Not done: the WordPiece export
+  of the greedy rule and a GPT-2 byte-alphabet mode (docs/lib.md §13).
 
-Measured (``benches/lib_model.py``; 2-core shared machine, CPython 3.11):
+Measured (``benches/lib_model.py``, docs/lib.md §9 and §10; 2-core shared machine, CPython 3.11):
 
-- Training speed vs the pure-Python reference at identical output (TV6, UDHR English,
-  300 articles of 20 lines, sha256 of both lexicons checked): 153x (TV6-A, 5.84 s vs 0.038 s)
-  and 84x (TV6-B, 2.64 s vs 0.032 s). Encoding: ~33 M chars/s on one thread (the spec measured
-  ~1.2 M chars/s for the reference ``apply``).
+- Training speed vs the pure-Python reference at identical output (TV6, UDHR English, 300 articles
+  of 20 lines, sha256 of both lexicons checked): 153x (TV6-A, 5.84 s vs 0.038 s) and 84x (TV6-B,
+  2.64 s vs 0.032 s). Encoding: ~33 M chars/s on one thread (the reference ``apply``: ~1.2 M
+  chars/s).
 - LiB vs BPE (cl100k pattern) at equal vocabulary sizes on the 30 UDHR corpora, trained on the
   first 80% of lines, counted on the last 20% (each line encoded alone). At LiB's emergent size
   (828-1219 ids) and where BPE could reach that size (26 languages; in bn, hi, ta, vi it runs
@@ -107,8 +107,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LibConfig:
-    """LiB hyperparameters (spec section 6). Defaults: v2023's, except ``max_chunk_len=16``
-    (spec section 8), ``article_len=200`` (v2023 demo) and ``protect_chars=True``.
+    """LiB hyperparameters (docs/lib.md §6). Defaults: v2023's, except ``max_chunk_len=16``,
+    ``article_len=200`` (v2023 demo) and ``protect_chars=True``.
 
     Args:
         steps: articles to read; ``None`` = ``epochs`` passes over the sentences.
@@ -118,13 +118,13 @@ class LibConfig:
         life: τ0, articles a unit survives on probation.
         update_rate: Δ, promotion/demotion step as a share of the index.
         max_chunk_len: longest unit in characters (``None`` = unbounded, as the reference).
-        inspect_context: grow units that keep the same neighbour (section 3.2).
+        inspect_context: grow units that keep the same neighbour (docs/lib.md §3.2).
         article_len: sentences (lines) per article.
         seed: seed of the CPython-compatible Mersenne Twister.
         protect_chars: never forget single characters (tokforge; the reference forgets them).
-        segmenter: ``"lib"`` (v2023 ``apply``), ``"reference"`` (with its quirk, see spec
-            section 4) or ``"greedy"`` (longest match).
-        pretokenize: "no-supra" mode (spec section 8): a preset (``"gpt2"``, ``"cl100k"``,
+        segmenter: ``"lib"`` (v2023 ``apply``), ``"reference"`` (with its quirk, see
+            docs/lib.md §4) or ``"greedy"`` (longest match).
+        pretokenize: "no-supra" mode (docs/lib.md §8.3): a preset (``"gpt2"``, ``"cl100k"``,
             ``"o200k"``) or regex; units never cross its pieces, in training and encoding.
             ``None`` (default) allows multiword units.
 
@@ -262,7 +262,7 @@ def learn(
     """The raw learner: ``(L, P, clean L)`` after ``steps`` articles, as lists of str.
 
     With :meth:`LibConfig.reference` settings this equals the v2023 code's state (golden
-    vectors TV5 and TV6 of the spec).
+    vectors TV5 and TV6, docs/lib.md §11).
 
     >>> L, P, clean = learn(["ab ab ab"], steps=3, config=LibConfig.reference(article_len=1))
     >>> set(clean) <= set(L)
@@ -277,7 +277,7 @@ def learn(
 def apply(
     units: Sequence[str], sentences: Sequence[str], *, segmenter: str = "reference"
 ) -> list[list[str]]:
-    """Segment sentences with a lexicon (priority order) by a rule (spec section 4).
+    """Segment sentences with a lexicon (priority order) by a rule (docs/lib.md §4).
 
     >>> units = ["e ", "th", "the", "cat", " "]  # "th" + "e " outranks "the" + " "
     >>> apply(units, ["the cat"], segmenter="lib")

@@ -1,12 +1,12 @@
 //! # Batch-level dynamic merging ("dynamic tokenization")
 //!
 //! Feher, Vulić, Minixhofer, *Retrofitting (Large) Language Models with Dynamic Tokenization*
-//! (arXiv 2411.18553, ACL 2025), sections 3-4 as written down in `shared/specs/dynamic_merging.md`
-//! (spec sections 3-4 and 8). A batch already tokenized by a model's own subword tokenizer is
+//! (arXiv 2411.18553, ACL 2025), sections 3-4, as written down in docs/dynamic_merging.md §3, §4
+//! and §8. A batch already tokenized by a model's own subword tokenizer is
 //! re-segmented *inside the batch*: count every adjacent pair of units across all sequences,
 //! merge the most frequent pair everywhere, repeat; merges never cross word boundaries.
 //!
-//! Semantics (spec 3.1, exactly those of the naive reference `tests/reference/dynamic_ref.py`):
+//! Semantics (docs/dynamic_merging.md §3.1, exactly those of the naive reference `tests/reference/dynamic_ref.py`):
 //! - a pair occurrence is two adjacent units of one sequence with equal word id `!= -1`
 //!   (and, with `max_unit_constituents`, a merged span no longer than that many base tokens);
 //! - `count(p)` counts overlapping occurrences (`x x x` has two `(x, x)`), like a `Counter`;
@@ -19,10 +19,10 @@
 //! Entry points: [`merge_batch`] takes Rust types (a [`MergeConfig`], word ids per position);
 //! [`merge_input`] takes the Python API's arguments as given ([`BatchInput`],
 //! [`MergeOptions`]: signed integers, names of modes), checks each of them once with one
-//! message per problem, derives the word ids from the boundaries (docs/dynamic_merging.md,
-//! boundary modes) and merges. The bindings only convert types.
+//! message per problem, derives the word ids from the boundaries (docs/dynamic_merging.md
+//! §3.2) and merges. The bindings only convert types.
 //!
-//! Data structures (spec 4.1): flat arrays over all base positions (`unit`, `next`, `prev`, `end`,
+//! Data structures (docs/dynamic_merging.md §4.1): flat arrays over all base positions (`unit`, `next`, `prev`, `end`,
 //! `alive`); a unit is named by its *left* node, which never moves, so node order is (sequence,
 //! start) order. Per pair an ordered set of the left nodes of its occurrences (`OccSet`:
 //! inline up to 4, else a `BTreeSet`; `count = len`, tie-break position = `first`), and a
@@ -59,7 +59,7 @@ const NONE: u32 = u32::MAX;
 /// Largest base id accepted (outputs are `int32`).
 pub const MAX_ID: u32 = i32::MAX as u32;
 
-/// When to stop merging because the batch (or sample) is short enough (spec 3.1 rule b).
+/// When to stop merging because the batch (or sample) is short enough (docs/dynamic_merging.md §3.1.2).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Target {
     /// Absolute reduction `r` in `[0, 1]`: stop once `L <= (1 - r) * L0`.
@@ -80,7 +80,7 @@ impl Target {
     }
 }
 
-/// What makes two units "the same unit" (spec 4.3).
+/// What makes two units "the same unit" (docs/dynamic_merging.md §4.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Identity {
     /// The tuple of base ids (exactly invertible).
@@ -98,7 +98,7 @@ pub struct MergeConfig {
     /// Stop when the best pair occurs fewer times (at least 1).
     pub min_count: u32,
     pub target: Option<Target>,
-    /// Run the loop independently on each sequence (spec 3.2).
+    /// Run the loop independently on each sequence (docs/dynamic_merging.md §3.3).
     pub per_sample: bool,
     /// Forbid units made of more base tokens than this (the hypernetwork's maxlen).
     pub max_unit_constituents: Option<usize>,
@@ -336,7 +336,7 @@ pub struct MergeStep {
     pub sample: Option<u32>,
 }
 
-/// Output of [`merge_batch`] (spec 5): flat arrays plus offsets.
+/// Output of [`merge_batch`] (docs/dynamic_merging.md §5): flat arrays plus offsets.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MergeResult {
     /// Batch-local unit index of each output position.
@@ -395,8 +395,8 @@ pub struct Ragged<'a> {
     pub lengths: &'a [i64],
 }
 
-/// Where words start, as the Python API's `word_boundaries` gives it (docs/dynamic_merging.md,
-/// boundary modes).
+/// Where words start, as the Python API's `word_boundaries` gives it (docs/dynamic_merging.md
+/// §3.2).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Boundaries<'a> {
     /// `"word"` (the tokenizer's pre-tokenization pieces), `"whitespace"`,
@@ -1145,7 +1145,7 @@ fn run(
     })
 }
 
-/// Merge the most frequent adjacent pairs of a batch (spec 3-5).
+/// Merge the most frequent adjacent pairs of a batch (docs/dynamic_merging.md §3-§5).
 ///
 /// `ids` holds all sequences back to back, sequence `s` at `ids[offsets[s]..offsets[s+1]]`;
 /// `word_ids[i]` is the word of position `i` (`-1` = never merge). `tokens` supplies bytes for
@@ -1280,7 +1280,7 @@ fn assemble(
     out
 }
 
-/// Which positions share a word (spec 3.2), for [`word_ids`].
+/// Which positions share a word (docs/dynamic_merging.md §3.2), for [`word_ids`].
 pub enum WordMode<'a> {
     /// Word = pre-tokenization piece of the decoded text (the `word` boundary mode).
     Pieces(&'a Pretokenizer),
@@ -1388,7 +1388,7 @@ mod tests {
     const DO: u32 = 5;
     const DO2: u32 = 6;
 
-    /// Spec section 9.
+    /// The worked example of docs/dynamic_merging.md §9.
     fn example() -> (Vec<u32>, Vec<usize>, Vec<i32>) {
         let ids = vec![
             UN, BELIEV, ABLE, THE, RE, DO, RE, DO, UN, BELIEV, ABLE, DO2, ABLE, THE,
@@ -1643,7 +1643,7 @@ mod tests {
     type Pair = (Vec<u32>, Vec<u32>);
     type Log = Vec<(Vec<u32>, Vec<u32>, u32)>;
 
-    /// Naive reference (spec 3.1): recount all pairs after each merge.
+    /// Naive reference (docs/dynamic_merging.md §3.1): recount all pairs after each merge.
     fn naive(seqs: &[Vec<(u32, i32)>], cfg: &MergeConfig) -> (Vec<Vec<Vec<u32>>>, Log) {
         let mut units: Vec<Vec<(Vec<u32>, i32)>> = seqs
             .iter()

@@ -180,7 +180,7 @@ pub fn train_lib(
     Ok((PyTokenModel::new(model), summary))
 }
 
-/// The raw learner (spec section 3): run `steps` articles and return `(L, P, clean L)` as
+/// The raw learner (docs/lib.md §3): run `steps` articles and return `(L, P, clean L)` as
 /// lists of str. With `protect_chars=False` this is the v2023 reference's state exactly.
 #[pyfunction]
 #[pyo3(signature = (*, sentences, steps, in_rate=0.25, out_rate=0.0001, life=10,
