@@ -14,6 +14,7 @@ pub mod dynamic;
 pub mod error;
 pub mod formats;
 pub mod lib_model;
+pub mod mixture;
 pub mod pretokenize;
 pub mod progress;
 pub mod special;
