@@ -173,7 +173,7 @@ pub fn violated_rows(
         .collect();
     let mut out = Vec::new();
     let mut heap = BinaryHeap::new();
-    for t in 0..counts.num_steps() {
+    for (t, &vt) in v_step.iter().enumerate() {
         let chosen: f64 = counts
             .cats
             .iter()
@@ -182,7 +182,7 @@ pub fn violated_rows(
             .sum();
         let any = counts.cats.iter().any(|c| c.chosen[t] > 0);
         if any && cfg.k > 0 {
-            let cut = chosen + v_step[t] + cfg.tol;
+            let cut = chosen + vt + cfg.tol;
             let m = counts.merge_pair[t];
             let mut got = 0;
             tree.above(cut, &mut heap, |p| {
