@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,9 +146,13 @@ def _merges_of(tokenizer: Any, pattern: str | None) -> tuple[list[tuple[bytes, b
             out.append(tuple(x.encode("utf-8") if isinstance(x, str) else bytes(x) for x in m))
         return out, pattern
     tok = Tokenizer.coerce(tokenizer)
-    if tok.model.merges is None:
-        raise InputError("mixture inference needs a BPE tokenizer (this one has no merges)")
-    return tok.merges, pattern if pattern is not None else tok.pattern
+    try:
+        merges = tok.merges
+    except TokforgeError as e:
+        raise InputError(f"mixture inference needs a BPE tokenizer: {e}") from None
+    if not merges:
+        raise InputError("mixture inference needs a BPE tokenizer with merges")
+    return merges, pattern if pattern is not None else tok.pattern
 
 
 def _sample_args(name: str, sample: SampleLike) -> tuple[str, Optional[str], list[str], int]:
@@ -216,11 +221,6 @@ def replay(
         progress=progress,
         num_threads=num_threads,
     )
-    empty = [n for n, t in zip(counts.categories, counts.pairs_total) if t == 0]
-    if empty:
-        raise InputError(
-            f"categories with no adjacent byte pair (every piece is a single byte): {empty}"
-        )
     return counts
 
 
@@ -248,6 +248,11 @@ class _LP:
     """The LP over a growing set of rows: columns alpha (n), then v_t and v_p as rows need them."""
 
     def __init__(self, counts: _core.MixtureCounts) -> None:
+        empty = [n for n, t in zip(counts.categories, counts.pairs_total) if t == 0]
+        if empty:
+            raise InputError(
+                f"categories with no adjacent byte pair (every piece is a single byte): {empty}"
+            )
         self.counts = counts
         self.chosen = counts.chosen.astype(np.float64)  # (n, T)
         self.norm = SCALE / counts.pairs_total.astype(np.float64)  # (n,)
@@ -306,11 +311,31 @@ def _solve_highs(coef, st_col, pa_col, n, n_cols) -> tuple[np.ndarray, float]:
     return np.asarray(res.x), float(res.fun)
 
 
+def _cbc_command(pulp: Any) -> Any:
+    """CBC through ``pulp``: the ``cbcbox`` binary (``pulp[cbc]``), a CBC on the PATH, or the
+    binary older PuLP bundles."""
+    try:
+        import cbcbox
+
+        return pulp.COIN_CMD(msg=False, path=cbcbox.cbc_bin_path())
+    except ImportError:
+        pass
+    cmd = pulp.COIN_CMD(msg=False)
+    if cmd.available():
+        return cmd
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return pulp.PULP_CBC_CMD(msg=False)
+
+
 def _solve_cbc(coef, st_col, pa_col, n, n_cols) -> tuple[np.ndarray, float]:
     import pulp
 
     prob = pulp.LpProblem("mixture", pulp.LpMinimize)
-    x = [pulp.LpVariable(f"x{j}", lowBound=0) for j in range(n_cols)]
+    if hasattr(prob, "add_variable"):  # PuLP >= 3.3; LpVariable(...) is deprecated there
+        x = [prob.add_variable(f"x{j}", lowBound=0) for j in range(n_cols)]
+    else:  # pragma: no cover - older PuLP
+        x = [pulp.LpVariable(f"x{j}", lowBound=0) for j in range(n_cols)]
     n_st = int(st_col.max()) + 1
     prob += pulp.lpSum(x[n:])
     prob += pulp.lpSum(x[:n]) == 1
@@ -318,7 +343,7 @@ def _solve_cbc(coef, st_col, pa_col, n, n_cols) -> tuple[np.ndarray, float]:
         terms = [(x[j], float(coef[i, j])) for j in range(n) if coef[i, j] != 0]
         terms += [(x[n + st_col[i]], 1.0), (x[n + n_st + pa_col[i]], 1.0)]
         prob += pulp.LpAffineExpression(terms) >= 0
-    status = prob.solve(pulp.PULP_CBC_CMD(msg=False))
+    status = prob.solve(_cbc_command(pulp))
     if pulp.LpStatus[status] != "Optimal":
         raise TokforgeError(f"the CBC solver failed: status {pulp.LpStatus[status]}")
     vals = np.array([v.value() or 0.0 for v in x])

@@ -198,14 +198,14 @@ impl MixtureCounts {
         steps: PyReadonlyArray1<'py, i64>,
         pairs: PyReadonlyArray1<'py, i64>,
     ) -> PyResult<Bound<'py, PyArray2<u32>>> {
-        let (steps, pairs) = (steps.as_slice()?, pairs.as_slice()?);
+        let (steps, pairs) = (steps.as_array().to_vec(), pairs.as_array().to_vec());
         if steps.len() != pairs.len() {
             return Err(InputError::new_err("steps and pairs differ in length"));
         }
         let c = &self.inner;
         let q: Vec<(usize, u32)> = steps
             .iter()
-            .zip(pairs)
+            .zip(&pairs)
             .map(|(&t, &p)| {
                 Ok((
                     id_u32(t, "step", c.num_steps() + 1)? as usize,
@@ -270,19 +270,22 @@ impl MixtureCounts {
         max_add: usize,
     ) -> PyResult<Bound<'py, PyArray2<i64>>> {
         let c = &self.inner;
-        let (ids, vals) = (v_pair_ids.as_slice()?, v_pair_values.as_slice()?);
-        let (rs, rp) = (row_steps.as_slice()?, row_pairs.as_slice()?);
+        let (ids, vals) = (
+            v_pair_ids.as_array().to_vec(),
+            v_pair_values.as_array().to_vec(),
+        );
+        let (rs, rp) = (row_steps.as_array().to_vec(), row_pairs.as_array().to_vec());
         if ids.len() != vals.len() || rs.len() != rp.len() {
             return Err(InputError::new_err("paired arrays differ in length"));
         }
         let v_pair = ids
             .iter()
-            .zip(vals)
+            .zip(&vals)
             .map(|(&p, &v)| Ok((id_u32(p, "pair id", c.num_pairs())?, v)))
             .collect::<PyResult<Vec<_>>>()?;
         let rows = rs
             .iter()
-            .zip(rp)
+            .zip(&rp)
             .map(|(&t, &p)| {
                 Ok((
                     id_u32(t, "step", c.num_steps())?,
