@@ -96,8 +96,8 @@ def test_replay_of_own_corpus_reproduces_tokforge_trainer_counts(corpus_docs):
 
 
 def test_replay_matches_hf_trainer_counts(corpus_docs):
-    from tokenizers import Regex, models, pre_tokenizers, trainers
     from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import models, pre_tokenizers, trainers
 
     docs = [corpus_docs["de"], corpus_docs["code-go"]]
     ht = HFTokenizer(models.BPE())
