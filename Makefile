@@ -14,11 +14,11 @@ help:  ## list targets
 $(STAMP)/venv:
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q "maturin>=1.9,<2" "numpy>=1.21"
+	$(VPY) -m pip install -q "maturin>=1.9,<2" "numpy>=1.21" "scipy>=1.9"
 	@mkdir -p $(STAMP) && touch $@
 
 $(STAMP)/dev: $(STAMP)/venv pyproject.toml
-	$(VPY) -m pip install -q "pytest>=8" "hypothesis>=6" "tokenizers==0.23.3" "tiktoken==0.14.0" regex ruff
+	$(VPY) -m pip install -q "pytest>=8" "hypothesis>=6" "tokenizers==0.23.3" "tiktoken==0.14.0" regex ruff "scipy>=1.9" "pulp[cbc]>=2.7"
 	@touch $@
 
 $(STAMP)/build: $(STAMP)/venv $(SOURCES)

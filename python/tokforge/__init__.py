@@ -10,6 +10,7 @@
 from . import byte_probs as byte_probs
 from . import dynamic as dynamic
 from . import lib_model as lib_model
+from . import mixture as mixture
 from ._core import __version__ as __version__
 from ._core import hf_pattern as hf_pattern
 from ._core import preset_pattern as preset_pattern
@@ -42,6 +43,7 @@ __all__ = [
     "VocabError",
     "dynamic",
     "lib_model",
+    "mixture",
     "byte_probs",
     "ByteLM",
     "ByteEnsemble",

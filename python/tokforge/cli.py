@@ -298,6 +298,69 @@ def cmd_fim(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---- infer-mixture ---------------------------------------------------------------------------
+def cmd_infer_mixture(a: argparse.Namespace) -> int:
+    """Infer the training mixture of a BPE tokenizer from category samples (tokforge.mixture)."""
+    from .mixture import infer, load_samples
+
+    tok = load_tokenizer(a.tokenizer, a.pattern)
+    samples = load_samples(a.category) if a.category else dict(corpus_files())
+    bar = ProgressBar(enabled=not a.quiet and not a.json)
+    try:
+        r = infer(
+            tok,
+            samples,
+            a.merges,
+            solver=a.solver,
+            max_add=a.max_add,
+            min_sample_bytes=a.min_sample_bytes,
+            errors=a.errors,
+            progress=bar,
+            num_threads=a.threads,
+        )
+    finally:
+        bar.close()
+    if a.json:
+        print(json.dumps(r.to_dict(), ensure_ascii=False))
+        return 0
+    width = max(len(k) for k in r)
+    for name, share in sorted(r.items(), key=lambda kv: -kv[1]):
+        print(f"{name:<{width}}  {share:7.2%}  {'#' * round(share * 40)}")
+    d = r.to_dict()
+    t = d["timing"]
+    print(
+        f"merges {d['merges_used']} (dropped {d['merges_dropped']}, missing {d['missing_merges']})"
+        f"  objective {d['objective']:.4g}  rounds {d['rounds']}  rows {d['constraints']}"
+        f"  replay {t['replay']:.1f}s  solve {t['solve'] + t['separate']:.1f}s"
+    )
+    return 0
+
+
+def _add_infer_mixture(sub) -> None:
+    im = sub.add_parser(
+        "infer-mixture",
+        help="estimate the mix of categories a BPE tokenizer was trained on (Hayase et al.)",
+    )
+    im.add_argument("-t", "--tokenizer", required=True, help="tokenizer.json, .tiktoken, tekken")
+    im.add_argument(
+        "--category",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a category's sample: a text file or a directory of *.txt (default: corpora/)",
+    )
+    im.add_argument("--merges", type=int, default=None, help="merges to use (default 30000)")
+    im.add_argument("--pattern", default=None, help="pattern for a .tiktoken file")
+    im.add_argument("--solver", choices=["highs", "cbc"], default="highs")
+    im.add_argument("--max-add", type=int, default=10_000, help="rows added per LP round")
+    im.add_argument("--min-sample-bytes", type=int, default=1000)
+    im.add_argument("--errors", choices=["strict", "replace", "ignore"], default="strict")
+    im.add_argument("--threads", type=int, default=None)
+    im.add_argument("--json", action="store_true", help="one JSON object with shares")
+    im.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    im.set_defaults(func=cmd_infer_mixture)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tokforge", description=__doc__)
     p.add_argument("--version", action="version", version=f"tokforge {__version__}")
@@ -368,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tk.add_argument("--errors", choices=["strict", "replace", "ignore"], default="strict")
     tk.set_defaults(func=cmd_tokenize)
+    _add_infer_mixture(sub)
 
     fm = sub.add_parser(
         "fim",

@@ -6,7 +6,9 @@
 //! presets), Mistral tekken JSON and tokforge's LiB JSON, read and, where the format allows,
 //! written; [`formats::detect::load_file`] loads any of them, telling them apart by content.
 //! LiB is the second model family; both implement [`TokenModel`] ([`model`]), the one
-//! interface encoding, analysis and the bindings use.
+//! interface encoding, analysis and the bindings use. [`mixture`] replays a merge list over
+//! category samples for data-mixture inference; [`dynamic`] merges across a batch;
+//! [`byte_probs`] turns a token LM into exact next-byte distributions.
 //!
 //! The core has no Python in it: the PyO3 bindings live in `python/`, behind the `python`
 //! feature, so `cargo test` needs no interpreter.
@@ -20,6 +22,7 @@ pub mod dynamic;
 pub mod error;
 pub mod formats;
 pub mod lib_model;
+pub mod mixture;
 pub mod model;
 pub mod pretokenize;
 pub mod progress;

@@ -5,6 +5,7 @@ mod convert;
 mod dynamic;
 mod errors;
 mod lib_model;
+mod mixture;
 mod model;
 mod train;
 
@@ -26,6 +27,7 @@ fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     dynamic::register(m)?;
     byte_probs::register(m)?;
     lib_model::register(m)?;
+    mixture::register(m)?;
     Ok(())
 }
 

@@ -20,7 +20,7 @@ const BATCH_BYTES: usize = 32 << 20;
 
 /// Adapts an optional Python callable `(stage, done, total) -> bool | None` to [`Progress`].
 /// An exception in the callback stops the work and is re-raised.
-struct PyProgress {
+pub(crate) struct PyProgress {
     cb: Option<Py<PyAny>>,
     error: Mutex<Option<PyErr>>,
 }
@@ -54,7 +54,14 @@ impl Progress for Offset<'_> {
 }
 
 impl PyProgress {
-    fn take_error(&self) -> Option<PyErr> {
+    pub(crate) fn new(cb: Option<Py<PyAny>>) -> Self {
+        Self {
+            cb,
+            error: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn take_error(&self) -> Option<PyErr> {
         self.error.lock().ok().and_then(|mut s| s.take())
     }
 }
