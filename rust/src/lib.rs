@@ -17,6 +17,7 @@ pub mod dynamic;
 pub mod error;
 pub mod formats;
 pub mod lib_model;
+pub mod metrics;
 pub mod pretokenize;
 pub mod progress;
 pub mod special;

@@ -5,6 +5,7 @@ mod convert;
 mod dynamic;
 mod errors;
 mod lib_model;
+mod metrics;
 mod model;
 mod train;
 
@@ -25,6 +26,7 @@ fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     dynamic::register(m)?;
     byte_probs::register(m)?;
     lib_model::register(m)?;
+    metrics::register(m)?;
     Ok(())
 }
 

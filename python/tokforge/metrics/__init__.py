@@ -1,0 +1,2 @@
+"""Tokenizer-quality metrics (docs/metrics.md)."""
+from .qtok import qtok as qtok
