@@ -118,14 +118,15 @@ def _read(p: Path) -> str:
 
 
 def _corpora(corpora: Any) -> dict[str, list[str]]:
-    """``{language: [documents]}`` from a directory, files, or ``{language: path | text |
-    [texts]}`` (a file's language is its stem: ``tr.txt`` -> ``tr``)."""
+    """``{language: [documents]}`` from a directory, files, or ``{language: Path | text |
+    [texts]}`` (a ``str`` value is text, a ``Path`` a file; a file's language is its stem:
+    ``tr.txt`` -> ``tr``)."""
     if corpora is None:
         return {name: [_read(p)] for name, p in corpus_files().items()}
     if isinstance(corpora, Mapping):
         out: dict[str, list[str]] = {}
         for lang, v in corpora.items():
-            if isinstance(v, os.PathLike) or (isinstance(v, str) and Path(v).is_file()):
+            if isinstance(v, os.PathLike):
                 out[str(lang)] = [_read(p) for p in expand_files(v)]
             elif isinstance(v, str):
                 out[str(lang)] = [v]
@@ -163,7 +164,7 @@ def analyze(
     Args:
         tokenizers: ``{name: tokenizer}`` or a list (names from file names); each item is
             anything :meth:`Tokenizer.coerce` takes.
-        corpora: a directory of ``<lang>.txt`` files, a list of files, ``{lang: path | text |
+        corpora: a directory of ``<lang>.txt`` files, a list of files, ``{lang: Path | text |
             [texts]}``, or ``None`` for the shipped ``corpora/`` (the UDHR in 30 languages,
             parallel, and source code).
         metrics: names from :data:`ALL_METRICS` (default: :data:`CORPUS_METRICS`).

@@ -47,6 +47,7 @@ __all__ = [
     "classify",
     "qtok",
     "qtok_reference",
+    "reference_vocabularies",
     "normalise_tokenizer_json",
     "vocab_overlap",
 ]
@@ -101,21 +102,22 @@ def _script(ch: str) -> str:
     return name.split(None, 1)[0] if name else _NO_NAME
 
 
-def classify(token: str, *, byte_chars: bool = True) -> tuple[str, Optional[str]]:
+def classify(token: str, *, heuristics: bool = True) -> tuple[str, Optional[str]]:
     """Category of a normalised token and, for the ``*_alpha`` ones, its script (qtok's rules:
     a leading ``" "`` marks a spaced token; the first matching rule wins).
 
-    ``byte_chars=True`` is qtok's rule that any single character of the GPT-2 byte alphabet
-    (``a``, ``é``, ``Ā``, ...) is ``pure_unicode``, since qtok cannot tell a byte token from a
-    character; tokforge mode knows the bytes and passes ``False``.
+    ``heuristics=True`` keeps the two rules qtok needs because it sees only strings: any single
+    character of the GPT-2 byte alphabet (``a``, ``é``, ``Ā``, ...) is ``pure_unicode``, and
+    bracketed tokens (``<s>``, ``[CLS]``) are control tokens. tokforge mode knows the bytes and
+    the special tokens, and passes ``False``.
 
     >>> classify("ing"), classify("[CLS]"), classify("\\n\\n")
     (('inner_alpha', 'LATIN'), ('control_tokens', None), ('inner_errors', None))
-    >>> classify("é"), classify("é", byte_chars=False)
+    >>> classify("é"), classify("é", heuristics=False)
     (('pure_unicode', None), ('char_alpha', 'LATIN'))
     """
     if len(token) == 1:
-        if byte_chars and token in _C2B:
+        if heuristics and token in _C2B:
             return "pure_unicode", None
         s = _script(token)
         if s is _NO_NAME:
@@ -133,8 +135,9 @@ def classify(token: str, *, byte_chars: bool = True) -> tuple[str, Optional[str]
             if s in SCRIPTS:
                 return "spaced_alpha", s
         return "spaced_other", None
-    if (token[0] == "<" and token[-1] == ">" and "<0y" not in token) or (
-        token[0] == "[" and token[-1] == "]"
+    if heuristics and (
+        (token[0] == "<" and token[-1] == ">" and "<0y" not in token)
+        or (token[0] == "[" and token[-1] == "]")
     ):
         if token[1:-1].lower().replace("/", "") not in _HTML_TAGS:
             return "control_tokens", None
@@ -432,7 +435,7 @@ def qtok(
                 collisions.append((text, first[text], i))
                 continue
             first[text] = i
-            meta[text] = (forced, None) if forced else classify(text, byte_chars=False)
+            meta[text] = (forced, None) if forced else classify(text, heuristics=False)
     else:
         raise InputError(f"mode={mode!r} is not 'tokforge' or 'compat'")
     if not meta:
@@ -469,22 +472,36 @@ def qtok(
     )
 
 
+def reference_vocabularies() -> dict[str, set[str]]:
+    """The 13 reference vocabularies bundled with the ``qtok`` package, as normalised token
+    sets (``data/token2hits_tok.json``: each token lists its rank + 1 in each, 0 = absent).
+
+    Needs ``pip install 'tokforge[metrics]'``.
+    """
+    hits = _qtok_table("token2hits_tok")
+    names = list(_qtok_table("model2vocab_tok"))
+    out: dict[str, set[str]] = {name: set() for name in names}
+    sets = list(out.values())
+    for t, ranks in hits.items():
+        for k, r in enumerate(ranks[: len(sets)]):
+            if r:
+                sets[k].add(t)
+    return out
+
+
 def qtok_reference(*, languages: bool = True) -> dict[str, QtokResult]:
     """Qtok results of the 13 reference vocabularies bundled with the ``qtok`` package (already
     normalised by its authors), plus ``"Qtok"``, their union.
 
     Needs ``pip install 'tokforge[metrics]'``.
     """
-    hits = _qtok_table("token2hits_tok")
-    names = list(_qtok_table("model2vocab_tok"))
+    vocabs = reference_vocabularies()
+    union = list(_qtok_table("token2hits_tok"))
     lat = _qtok_table("tokens2natural_lat") if languages else {}
     cyr = _qtok_table("tokens2natural_cyr") if languages else {}
-    meta = {t: classify(t) for t in hits}
-    members: dict[str, list[str]] = {"Qtok": list(hits)}
-    for k, name in enumerate(names):
-        members[name] = [t for t, ranks in hits.items() if k < len(ranks) and ranks[k]]
+    meta = {t: classify(t) for t in union}
     out = {}
-    for name, toks in members.items():
+    for name, toks in {"Qtok": union, **vocabs}.items():
         sub = {t: meta[t] for t in toks}
         counts = dict.fromkeys(CATEGORIES, 0)
         script_counts: dict[tuple[str, str], int] = {}
