@@ -228,6 +228,11 @@ def test_category_counts_equal_the_qtok_package_on_real_vocabularies(
     ours = qtok(path, mode="compat")
     assert ours.counts == theirs
     assert set(ours.tokens) == set(vocab)
+    if name == "cl100k":  # the paper notebook's dbrx row (dbrx uses cl100k's vocabulary)
+        dbrx = {"pure_unicode": 0.18, "char_alpha": 1.04, "spaced_alpha": 42.48}
+        dbrx.update({"inner_alpha": 28.55, "inner_other": 22.14})
+        for cat, share in dbrx.items():
+            assert ours.shares[cat] == pytest.approx(share, abs=0.015), cat
     # unicode_stats.tsv and latin/cyrillic_stats.tsv: compare by label, never by position
     unicode = dict(zip(*get_unicode_tables({"x": vocab}, vocab, meta)[:2]))
     for (cat, script), share in ours.scripts.items():

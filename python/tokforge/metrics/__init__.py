@@ -255,6 +255,18 @@ def analyze(
         notes.append(
             f"{', '.join(no_space)}: written without spaces, fertility is tokens per character"
         )
+    sparse = sorted(
+        {
+            lang
+            for (_, lang), st in stats.items()
+            if lang not in NO_SPACE_LANGUAGES and st.words and st.chars / st.words > 15
+        }
+    )
+    if sparse and "fertility" in corpus_wanted:
+        notes.append(
+            f"{', '.join(sparse)}: few whitespace-separated words (over 15 characters each; "
+            "Amharic separates words with ፡): fertility and PCW count whitespace words"
+        )
     if "premium" in corpus_wanted and stats and reference_language not in texts:
         notes.append(f"no premium: no {reference_language!r} corpus to compare with")
     if "qtok" in wanted:

@@ -71,6 +71,13 @@ def _num(v: Optional[float]) -> Optional[float]:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
+def _fmt(v: Optional[float]) -> str:
+    v = _num(v)
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+
 class Report:
     """Rows plus notes (warnings such as "fertility per character for zh")."""
 
@@ -170,19 +177,27 @@ class Report:
             raise InputError("plots need matplotlib: pip install 'tokforge[plot]'") from None
         figs: list[tuple[str, str, bytes]] = []
 
-        def bars(name: str, title: str, data: dict[str, dict[str, Optional[float]]], ylabel: str):
+        def bars(
+            name: str,
+            title: str,
+            data: dict[str, dict[str, Optional[float]]],
+            ylabel: str,
+            log: bool = False,
+        ):
             groups = list(dict.fromkeys(k for d in data.values() for k in d))
             series = list(data)
             if not groups or not series:
                 return
-            fig, ax = plt.subplots(
-                figsize=(max(6.0, 0.45 * len(groups) * max(1, len(series))), 3.6)
-            )
+            width_in = min(15.0, max(6.0, 0.12 * len(groups) * len(series) + 2.0))
+            fig, ax = plt.subplots(figsize=(width_in, 3.8))
             width = 0.8 / len(series)
             for i, s in enumerate(series):
                 xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
                 ys = [_num(data[s].get(g)) or 0.0 for g in groups]
                 ax.bar(xs, ys, width=width, label=s)
+            vals = sorted(v for d in data.values() for v in map(_num, d.values()) if v)
+            if log and vals and vals[-1] > 10 * vals[len(vals) // 2]:
+                ax.set_yscale("log")  # an outlier (a script without spaces) must not hide the rest
             ax.set_xticks(range(len(groups)))
             ax.set_xticklabels(groups, rotation=60 if len(groups) > 8 else 0, fontsize=8)
             ax.set_ylabel(ylabel)
@@ -203,13 +218,8 @@ class Report:
         ):
             data = {t: v for t, v in self.pivot(metric).items() if t != "*"}
             if data:
-                bars(metric, title, data, ylabel)
-        qt = {
-            r.tokenizer: r
-            for r in self.rows
-            if r.metric.startswith("qtok.") and not r.metric.startswith("qtok.script.")
-        }
-        if qt:
+                bars(metric, title, data, ylabel, log=True)
+        if any(r.metric.startswith("qtok.") for r in self.rows):
             data: dict[str, dict[str, Optional[float]]] = {}
             for r in self.rows:
                 if r.metric.startswith("qtok.") and r.metric.count(".") == 1:
@@ -270,18 +280,17 @@ class Report:
         for metric in self.metrics:
             piv = self.pivot(metric)
             langs = list(dict.fromkeys(lang for d in piv.values() for lang in d))
-            params = next((r.params for r in self.rows if r.metric == metric), {})
-            ptxt = ", ".join(f"{k}={v}" for k, v in params.items() if k != "count")
+            # parameters that every row of the metric shares (alpha, reference, ...)
+            plist = [r.params for r in self.rows if r.metric == metric]
+            common = {k: v for k, v in plist[0].items() if all(p.get(k) == v for p in plist)}
+            ptxt = ", ".join(f"{k}={v}" for k, v in common.items())
             parts.append(f"<h3>{html.escape(metric)}</h3>")
             if ptxt:
                 parts.append(f"<p><small>{html.escape(ptxt)}</small></p>")
             parts.append("<table><tr><th>tokenizer</th>")
             parts.append("".join(f"<th>{html.escape(lang)}</th>" for lang in langs) + "</tr>")
             for t, vals in piv.items():
-                cells = "".join(
-                    "<td>-</td>" if _num(vals.get(lang)) is None else f"<td>{vals[lang]:.4g}</td>"
-                    for lang in langs
-                )
+                cells = "".join(f"<td>{_fmt(vals.get(lang))}</td>" for lang in langs)
                 parts.append(f"<tr><td>{html.escape(t)}</td>{cells}</tr>")
             parts.append("</table>")
         parts.append("</body></html>")
