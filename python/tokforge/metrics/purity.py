@@ -45,7 +45,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..tokenizer import Tokenizer
-from .qtok import _script
+from .qtok import script_of
 
 __all__ = [
     "TURKISH_AFFIXES",
@@ -131,7 +131,7 @@ def normalise(token: str, lang: str) -> str:
 def _skip(key: str, scripts: frozenset[str]) -> bool:
     """No letter at all, or a letter outside the language's scripts."""
     letters = [c for c in key if c.isalpha()]
-    return not letters or any(_script(c) not in scripts for c in letters)
+    return not letters or any(script_of(c) not in scripts for c in letters)
 
 
 # ---- word lists -----------------------------------------------------------------------------

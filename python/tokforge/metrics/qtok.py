@@ -45,6 +45,7 @@ __all__ = [
     "SCRIPTS",
     "QtokResult",
     "classify",
+    "script_of",
     "qtok",
     "qtok_reference",
     "reference_vocabularies",
@@ -95,11 +96,29 @@ assert len(_C2B) == 256
 _NO_NAME = "\0"  # script_of() result for characters without a Unicode name
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _script(ch: str) -> str:
-    """First word of the character's Unicode name (qtok's "script"); ``_NO_NAME`` if none."""
-    name = unicodedata.name(ch, None)
-    return name.split(None, 1)[0] if name else _NO_NAME
+class _Scripts(dict):
+    """char -> first word of its Unicode name (qtok's "script"), ``_NO_NAME`` if it has none;
+    filled on first use, so lookups in the hot loop are C-level ``dict`` hits."""
+
+    def __missing__(self, ch: str) -> str:
+        name = unicodedata.name(ch, None)
+        s = name.split(None, 1)[0] if name else _NO_NAME
+        self[ch] = s
+        return s
+
+
+_SCRIPT = _Scripts()
+
+
+def script_of(ch: str) -> Optional[str]:
+    """First word of the character's Unicode name (what Qtok calls its script: ``LATIN``,
+    ``CJK``, ``SPACE``...), ``None`` for characters without a name (controls, unassigned).
+
+    >>> script_of("ı"), script_of("\n")
+    ('LATIN', None)
+    """
+    s = _SCRIPT[ch]
+    return None if s == _NO_NAME else s
 
 
 def classify(token: str, *, heuristics: bool = True) -> tuple[str, Optional[str]]:
@@ -119,17 +138,16 @@ def classify(token: str, *, heuristics: bool = True) -> tuple[str, Optional[str]
     if len(token) == 1:
         if heuristics and token in _C2B:
             return "pure_unicode", None
-        s = _script(token)
-        if s is _NO_NAME:
+        s = _SCRIPT[token]
+        if s == _NO_NAME:
             return "char_errors", None
         return ("char_alpha", s) if s in SCRIPTS else ("char_other", None)
     if not token:
         return "inner_other", None
     if token[0] == " ":
-        scripts = {_script(c) for c in token}
-        if _NO_NAME in scripts:
+        rest = set(map(_SCRIPT.__getitem__, token[1:]))
+        if _NO_NAME in rest:
             return "spaced_errors", None
-        rest = {_script(c) for c in token[1:]}
         if len(rest) == 1:
             (s,) = rest
             if s in SCRIPTS:
@@ -143,7 +161,7 @@ def classify(token: str, *, heuristics: bool = True) -> tuple[str, Optional[str]
             return "control_tokens", None
     if token.startswith("<0y"):
         return "unicode_flanks", None
-    scripts = {_script(c) for c in token}
+    scripts = set(map(_SCRIPT.__getitem__, token))
     if _NO_NAME in scripts:
         return "inner_errors", None
     if len(scripts) == 1:
