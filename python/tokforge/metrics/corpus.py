@@ -18,9 +18,11 @@ Cost: the encoder's, plus O(bytes) numpy work and O(words · log tokens) for the
 
 >>> from tokforge import Tokenizer
 >>> tok = Tokenizer.train(texts=["the cats sat"] * 50, vocab_size=262, pattern="gpt2")
+>>> [tok.id_to_token(i) for i in tok.encode_ordinary("the cats sat")]
+[b'the', b' cat', b's', b' ', b'sat']
 >>> st = measure(tok, ["the cats sat"])
->>> st.tokens, st.words, st.bytes_per_token == 12 / st.tokens
-(2, 3, True)
+>>> st.tokens, st.words, st.continued_words, st.bytes_per_token
+(5, 3, 1, 2.4)
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def script_of(ch: str) -> Optional[str]:
     """First word of the character's Unicode name (what Qtok calls its script: ``LATIN``,
     ``CJK``, ``SPACE``...), ``None`` for characters without a name (controls, unassigned).
 
-    >>> script_of("ı"), script_of("\n")
+    >>> script_of("ı"), script_of("\\n")
     ('LATIN', None)
     """
     s = _SCRIPT[ch]

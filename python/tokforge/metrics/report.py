@@ -165,6 +165,24 @@ class Report:
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
+    def markdown(self, metric: str, languages: Optional[Sequence[str]] = None) -> str:
+        """One metric as a Markdown table: tokenizers × languages.
+
+        >>> print(Report([Row("a", "en", "pcw", 0.25, {})]).markdown("pcw"))
+        | tokenizer | en |
+        | --- | ---: |
+        | a | 0.25 |
+        """
+        piv = self.pivot(metric)
+        langs = list(languages or dict.fromkeys(lang for d in piv.values() for lang in d))
+        lines = [
+            "| tokenizer | " + " | ".join(langs) + " |",
+            "| --- |" + " ---: |" * len(langs),
+        ]
+        for t, vals in piv.items():
+            lines.append(f"| {t} | " + " | ".join(_fmt(vals.get(lang)) for lang in langs) + " |")
+        return "\n".join(lines)
+
     # ---- plots ----------------------------------------------------------------------------
     def _figures(self) -> list[tuple[str, str, bytes]]:
         """``(name, title, PNG bytes)`` of every plot the rows allow."""
