@@ -205,18 +205,21 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         print(rep.to_json())
         return 0
     print(rep.table())
-    vocab_rows = [r for r in rep.rows if r.language == "*" and r.metric.startswith("qtok.")]
-    if vocab_rows:
-        cats = ("control_tokens", "pure_unicode", "char_alpha", "spaced_alpha", "inner_alpha")
-        cats += ("inner_other", "unicode_flanks")
-        print("\nQtok (% of vocabulary): " + "  ".join(c.replace("_", " ") for c in cats))
+    if any(r.metric.startswith("qtok.") for r in rep.rows):
+        cats = ["control_tokens", "pure_unicode", "char_alpha", "spaced_alpha", "inner_alpha"]
+        cats += ["spaced_other", "inner_other", "unicode_flanks"]
+        short = ["ctrl", "pure", "char_α", "spaced_α", "inner_α", "spaced_o", "inner_o", "flanks"]
+        print(f"\nQtok, % of vocabulary\n{'':<16}" + "".join(f"{c:>9}" for c in short))
         for name in toks:
-            vals = [rep.value(name, "*", f"qtok.{c}") for c in cats]
-            print(f"  {name:<16}" + "".join(f"{v:>9.2f}" for v in vals))
-    for r in rep.rows:
-        if r.metric in ("tr_pct", "pure_pct"):
-            v = "-" if r.value is None else f"{r.value:.2f}"
-            print(f"{r.metric.replace('_pct', ''):>4} {r.tokenizer} {r.language}: {v}")
+            vals = [rep.value(name, "*", f"qtok.{c}") or 0.0 for c in cats]
+            print(f"{name:<16}" + "".join(f"{v:>9.2f}" for v in vals))
+    purity_rows = [r for r in rep.rows if r.metric == "tr_pct"]
+    if purity_rows:
+        print(f"\n%TR / %Pure (type-weighted)\n{'':<16}{'lang':>6}{'%TR':>9}{'%Pure':>9}")
+        for r in purity_rows:
+            pure = rep.value(r.tokenizer, r.language, "pure_pct")
+            cells = ["-" if v is None else f"{v:.2f}" for v in (r.value, pure)]
+            print(f"{r.tokenizer:<16}{r.language:>6}{cells[0]:>9}{cells[1]:>9}")
     if a.out:
         print(f"\nwrote {a.out}/report.csv, report.json, report.html")
     return 0

@@ -265,7 +265,8 @@ def analyze(
     if sparse and "fertility" in corpus_wanted:
         notes.append(
             f"{', '.join(sparse)}: few whitespace-separated words (over 15 characters each; "
-            "Amharic separates words with ፡): fertility and PCW count whitespace words"
+            "Amharic separates words with U+1361 ETHIOPIC WORDSPACE): fertility and PCW count "
+            "whitespace words"
         )
     if "premium" in corpus_wanted and stats and reference_language not in texts:
         notes.append(f"no premium: no {reference_language!r} corpus to compare with")
