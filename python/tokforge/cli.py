@@ -168,14 +168,9 @@ def _train_lib(a: argparse.Namespace, out: Path, paths: list[Path]) -> int:
 def cmd_analyze(a: argparse.Namespace) -> int:
     """Compare tokenizers over corpora (``tokforge.metrics.analyze``): a terminal table, and
     CSV / JSON / HTML in ``--out``."""
-    from .metrics import CORPUS_METRICS, analyze
+    from .metrics import CORPUS_METRICS, analyze, tokenizer_names
 
-    toks: dict[str, Tokenizer] = {}
-    for spec in a.tokenizer:
-        name = Path(spec).name.removesuffix(".json").removesuffix(".tiktoken")
-        while name in toks:
-            name += "'"
-        toks[name] = load_tokenizer(spec)
+    toks = {n: load_tokenizer(s) for n, s in zip(tokenizer_names(a.tokenizer), a.tokenizer)}
     if a.corpus and a.files:
         raise TokforgeError("give FILES or --corpus DIR, not both")
     corpora = a.corpus or (a.files or None)

@@ -38,6 +38,7 @@ from .report import Report, Row
 
 __all__ = [
     "analyze",
+    "tokenizer_names",
     "Report",
     "Row",
     "CORPUS_METRICS",
@@ -81,31 +82,41 @@ CorpusLike = Union[str, "os.PathLike[str]", Sequence[str]]
 Progress = Callable[[str, int, int], Optional[bool]]
 
 
-def _name_of(obj: Any, i: int) -> str:
-    if isinstance(obj, (str, os.PathLike)):
-        name = Path(obj).name
-        for suffix in (".json", ".tiktoken"):
-            name = name[: -len(suffix)] if name.endswith(suffix) else name
-        return name
-    return f"tokenizer{i + 1}"
+def tokenizer_names(tokenizers: Sequence[Any]) -> list[str]:
+    """Report names for a list of tokenizers: a file's name without ``.json`` / ``.tiktoken``
+    (a run name as given), ``tokenizerN`` for objects; repeated names get a ``'``.
+
+    >>> tokenizer_names(["a/gpt2.tiktoken", "b/gpt2.tiktoken", "demo", object()])
+    ['gpt2', "gpt2'", 'demo', 'tokenizer4']
+    """
+    out: list[str] = []
+    for i, obj in enumerate(tokenizers):
+        if isinstance(obj, (str, os.PathLike)):
+            name = Path(obj).name
+            for suffix in (".json", ".tiktoken"):
+                name = name[: -len(suffix)] if name.endswith(suffix) else name
+        else:
+            name = f"tokenizer{i + 1}"
+        while name in out:
+            name += "'"
+        out.append(name)
+    return out
 
 
 def _tokenizers(tokenizers: Any) -> dict[str, Tokenizer]:
     if isinstance(tokenizers, Mapping):
-        items = list(tokenizers.items())
-    elif isinstance(tokenizers, (str, os.PathLike, Tokenizer)) or not isinstance(
-        tokenizers, Iterable
-    ):
-        items = [(_name_of(tokenizers, 0), tokenizers)]
+        items = [(str(k), v) for k, v in tokenizers.items()]
     else:
-        items = [(_name_of(t, i), t) for i, t in enumerate(tokenizers)]
+        if isinstance(tokenizers, (str, os.PathLike, Tokenizer)) or not isinstance(
+            tokenizers, Iterable
+        ):
+            tokenizers = [tokenizers]
+        tokenizers = list(tokenizers)
+        items = list(zip(tokenizer_names(tokenizers), tokenizers))
     if not items:
         raise InputError("no tokenizer to analyze")
     out: dict[str, Tokenizer] = {}
     for name, obj in items:
-        name = str(name)
-        while name in out:
-            name += "'"
         tok = Tokenizer.coerce(obj)
         if tok.vocab_size == 0:
             raise InputError(f"tokenizer {name!r} has no vocabulary")

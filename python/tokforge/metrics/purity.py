@@ -198,8 +198,12 @@ class Analyser(Protocol):
         ...
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """Raised by the alarm inside zeyrek: a BaseException, so its own handlers let it through."""
+
+
+#: Version of :meth:`TurkishAnalyser._analyse`'s rules; bump it when they change (cache key).
+_VERDICT_RULES = 1
 
 
 def _cache_dir() -> Path:
@@ -209,14 +213,14 @@ def _cache_dir() -> Path:
 
 class TurkishAnalyser:
     """``zeyrek``'s Turkish morphological analyser, one word at a time: verdicts are cached
-    (in memory and in ``<cache>/tokforge/zeyrek-<version>.json``), each call is time-limited
+    (in memory and in ``<cache>/tokforge/zeyrek-<version>-verdicts<N>.json``), each call is time-limited
     (on the main thread, via ``SIGALRM``), and failures and timeouts are counted, never raised.
 
     zeyrek tokenises its input with NLTK's punkt data, which is not installed offline; this
     class hands it single words, so the tokeniser is replaced by a whitespace split.
     """
 
-    def __init__(self, *, timeout: float = 2.0, cache: bool = True) -> None:
+    def __init__(self, *, timeout: float = 10.0, cache: bool = True) -> None:
         try:
             self.version = importlib.metadata.version("zeyrek")
         except importlib.metadata.PackageNotFoundError:
@@ -226,7 +230,9 @@ class TurkishAnalyser:
         self.timeout = timeout
         self._lock = threading.Lock()
         self._analyzer: Any = None
-        self._cache_file = _cache_dir() / f"zeyrek-{self.version}.json" if cache else None
+        # the file name carries zeyrek's version and the version of the verdict rules below
+        name = f"zeyrek-{self.version}-verdicts{_VERDICT_RULES}.json"
+        self._cache_file = _cache_dir() / name if cache else None
         self._memo: dict[str, Optional[tuple[bool, bool]]] = {}
         self._dirty = False
         if self._cache_file is not None and self._cache_file.is_file():
@@ -404,6 +410,8 @@ def purity_of_tokens(
     an = analyser_for(lang) if analyser == "auto" else analyser
     if isinstance(an, str):
         raise InputError(f"analyser={an!r} is not 'auto', None or an analyser object")
+    stats = getattr(an, "stats", None)
+    before = stats() if callable(stats) else {}
     counts = Counter(tokens) if not isinstance(tokens, Mapping) else Counter(dict(tokens))
     scripts = _SCRIPTS.get(lang, _LATIN)
     weights: Counter[str] = Counter()
@@ -430,9 +438,12 @@ def purity_of_tokens(
     if callable(save):
         save()
     params: dict[str, Any] = {"words": wl.source, **wl.params, "affixes": len(affix_set)}
-    stats = getattr(an, "stats", None)
-    if callable(stats):
-        params.update(stats())
+    if callable(stats):  # this call's share of the analyser's counters
+        after = stats()
+        for k, v in after.items():
+            if k in ("calls", "failures", "timeouts", "seconds"):
+                v = round(v - before.get(k, 0), 3)
+            params[k] = v
     if total == 0:
         reason = "no token of the language's script"
         return PurityResult(
