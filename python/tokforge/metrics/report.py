@@ -156,6 +156,9 @@ class Report:
                 v = _num(vals.get(m))
                 line += f"{'-':>9}" if v is None else f"{v:>9.3f}"
             lines.append(line)
+        renyi = next((r for r in self.rows if r.metric == "renyi_efficiency"), None)
+        if renyi is not None and "renyi_efficiency" in metrics:
+            lines.append(f"Rényi: alpha={renyi.params.get('alpha')}, V = {renyi.params.get('V')}")
         vocab = [r for r in self.rows if r.language == "*" and r.metric == "vocab_size"]
         if vocab:
             lines += [
