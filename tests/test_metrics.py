@@ -35,8 +35,9 @@ from tokforge.metrics.purity import (
 )
 from tokforge.metrics.qtok import (
     CATEGORIES,
+    language_shares,
     normalise_tokenizer_json,
-    reference_vocabularies,
+    qtok_reference,
     vocab_overlap,
 )
 from tokforge.metrics.renyi import counts_of, renyi_efficiency, renyi_entropy
@@ -279,11 +280,35 @@ def test_spaced_word_extension_splits_spaced_alpha(gpt2):
     assert r.tokens[" the"][0] == "spaced_alpha" and " the"[1:] in words
 
 
-def test_overlap_of_qtoks_bundled_vocabularies_matches_the_spec():
-    vocabs = reference_vocabularies()
-    ov = vocab_overlap(vocabs)
-    assert len(vocabs) == 13 and ov["union"] == 437906
+#: The paper notebook's category shares (% of vocabulary): control, pure, char α, spaced α,
+#: inner α, inner other.
+PAPER_QTOK = {
+    "Qtok": (0.68, 0.06, 4.38, 44.96, 38.55, 7.06),
+    "llama-2": (0.05, 0.80, 5.09, 50.15, 38.66, 3.25),
+    "pythia": (0.01, 0.37, 1.37, 54.30, 33.83, 5.58),
+    "yi-34b": (0.30, 0.40, 6.57, 37.35, 52.43, 2.21),
+    "falcon": (0.01, 0.26, 1.84, 61.26, 31.65, 3.14),
+    "dbrx": (0.03, 0.18, 1.04, 42.48, 28.55, 22.14),
+    "llama-3": (0.21, 0.16, 2.80, 43.23, 30.47, 18.04),
+    "qwen": (0.01, 0.17, 9.63, 33.62, 36.21, 14.37),
+    "command-r": (0.02, 0.08, 2.31, 57.24, 36.14, 1.78),
+    "gemma": (0.06, 0.10, 6.14, 48.23, 40.18, 2.63),
+}
+
+
+def test_qtoks_bundled_vocabularies_reproduce_the_papers_tables():
+    ref = qtok_reference(languages=False)
+    ov = vocab_overlap({name: r for name, r in ref.items() if name != "Qtok"})
+    assert len(ref) == 14 and ov["union"] == ref["Qtok"].size == 437906
     assert (ov["in_all"], ov["in_one"]) == (16311, 204903)
+    cats = ("control_tokens", "pure_unicode", "char_alpha", "spaced_alpha", "inner_alpha")
+    for name, paper in PAPER_QTOK.items():
+        ours = tuple(round(ref[name].shares[c], 2) for c in (*cats, "inner_other"))
+        assert ours == paper, name
+    shares, _ = language_shares(ref["Qtok"])
+    lat, cyr = shares["latin"], shares["cyrillic"]
+    assert [round(lat[k], 2) for k in ("en", "de", "es")] == [25.26, 9.78, 6.64]
+    assert [round(cyr[k], 2) for k in ("ru", "bg", "uk")] == [19.09, 7.99, 7.88]
 
 
 # ---- Rényi ----------------------------------------------------------------------------------

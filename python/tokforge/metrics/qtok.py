@@ -49,6 +49,7 @@ __all__ = [
     "qtok",
     "qtok_reference",
     "reference_vocabularies",
+    "language_shares",
     "normalise_tokenizer_json",
     "vocab_overlap",
 ]
@@ -385,6 +386,20 @@ def _language_shares(
     return dict(sorted(shares.items(), key=lambda kv: -kv[1])), unseen
 
 
+def language_shares(
+    tokens: Mapping[str, tuple[str, Optional[str]]] | QtokResult,
+) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+    """qtok's Latin and Cyrillic language tables for classified tokens (``{token: (category,
+    script)}`` or a :class:`QtokResult`): ``({"latin": {lang: %}, "cyrillic": ...}, {"latin":
+    unseen, ...})``. Needs ``pip install 'tokforge[metrics]'``."""
+    meta = tokens.tokens if isinstance(tokens, QtokResult) else tokens
+    langs: dict[str, dict[str, float]] = {}
+    unseen: dict[str, int] = {}
+    for name, table in (("latin", "tokens2natural_lat"), ("cyrillic", "tokens2natural_cyr")):
+        langs[name], unseen[name] = _language_shares(meta.items(), _qtok_table(table))
+    return langs, unseen
+
+
 def _tokenizer_json_text(obj: Any) -> str:
     """``tokenizer.json`` text for compat mode: the file itself when given a path to one, else
     the tokenizer's own export (a minimal ``{"model": {"vocab": ...}}`` if it has none)."""
@@ -458,18 +473,6 @@ def qtok(
         raise InputError(f"mode={mode!r} is not 'tokforge' or 'compat'")
     if not meta:
         raise InputError("the tokenizer has no vocabulary")
-    counts = dict.fromkeys(CATEGORIES, 0)
-    script_counts: dict[tuple[str, str], int] = {}
-    for cat, script in meta.values():
-        counts[cat] += 1
-        if script is not None:
-            key = (cat, script)
-            script_counts[key] = script_counts.get(key, 0) + 1
-    langs: dict[str, dict[str, float]] = {}
-    unseen: dict[str, int] = {}
-    if languages:
-        for name, table in (("latin", "tokens2natural_lat"), ("cyrillic", "tokens2natural_cyr")):
-            langs[name], unseen[name] = _language_shares(meta.items(), _qtok_table(table))
     extension: dict[str, int] = {}
     if words is not None:
         lexicon = {w.casefold() for w in words}
@@ -478,6 +481,25 @@ def qtok(
             if cat == "spaced_alpha":
                 whole = t[1:].casefold() in lexicon
                 extension["spaced_word" if whole else "spaced_fragment"] += 1
+    return _result(mode, meta, languages, collisions, extension)
+
+
+def _result(
+    mode: str,
+    meta: dict[str, tuple[str, Optional[str]]],
+    languages: bool,
+    collisions: list[tuple[str, int, int]] = [],  # noqa: B006 (never mutated)
+    extension: Optional[dict[str, int]] = None,
+) -> QtokResult:
+    """Counts, script counts and (``languages``) qtok's language shares of classified tokens."""
+    counts = dict.fromkeys(CATEGORIES, 0)
+    script_counts: dict[tuple[str, str], int] = {}
+    for cat, script in meta.values():
+        counts[cat] += 1
+        if script is not None:
+            key = (cat, script)
+            script_counts[key] = script_counts.get(key, 0) + 1
+    langs, unseen = language_shares(meta) if languages else ({}, {})
     return QtokResult(
         mode=mode,
         tokens=meta,
@@ -485,8 +507,8 @@ def qtok(
         script_counts=script_counts,
         languages=langs,
         unseen=unseen,
-        collisions=collisions,
-        extension=extension,
+        collisions=list(collisions),
+        extension=extension or {},
     )
 
 
@@ -507,32 +529,22 @@ def reference_vocabularies() -> dict[str, set[str]]:
     return out
 
 
-def qtok_reference(*, languages: bool = True) -> dict[str, QtokResult]:
+def qtok_reference(
+    *, languages: bool = True, names: Optional[Iterable[str]] = None
+) -> dict[str, QtokResult]:
     """Qtok results of the 13 reference vocabularies bundled with the ``qtok`` package (already
-    normalised by its authors), plus ``"Qtok"``, their union.
+    normalised by its authors), plus ``"Qtok"``, their union; ``names`` keeps only some.
 
     Needs ``pip install 'tokforge[metrics]'``.
     """
-    vocabs = reference_vocabularies()
-    union = list(_qtok_table("token2hits_tok"))
-    lat = _qtok_table("tokens2natural_lat") if languages else {}
-    cyr = _qtok_table("tokens2natural_cyr") if languages else {}
-    meta = {t: classify(t) for t in union}
-    out = {}
-    for name, toks in {"Qtok": union, **vocabs}.items():
-        sub = {t: meta[t] for t in toks}
-        counts = dict.fromkeys(CATEGORIES, 0)
-        script_counts: dict[tuple[str, str], int] = {}
-        for cat, script in sub.values():
-            counts[cat] += 1
-            if script is not None:
-                script_counts[(cat, script)] = script_counts.get((cat, script), 0) + 1
-        langs, unseen = {}, {}
-        if languages:
-            langs["latin"], unseen["latin"] = _language_shares(sub.items(), lat)
-            langs["cyrillic"], unseen["cyrillic"] = _language_shares(sub.items(), cyr)
-        out[name] = QtokResult("reference", sub, counts, script_counts, langs, unseen)
-    return out
+    vocabs: dict[str, Iterable[str]] = {"Qtok": _qtok_table("token2hits_tok")}
+    vocabs.update(reference_vocabularies())
+    keep = list(vocabs) if names is None else list(names)
+    unknown = [n for n in keep if n not in vocabs]
+    if unknown:
+        raise InputError(f"no reference vocabulary {unknown}; qtok has {list(vocabs)}")
+    meta = {t: classify(t) for n in keep for t in vocabs[n]}
+    return {n: _result("reference", {t: meta[t] for t in vocabs[n]}, languages) for n in keep}
 
 
 def vocab_overlap(results: Mapping[str, QtokResult | Iterable[str]]) -> dict[str, Any]:
