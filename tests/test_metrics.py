@@ -24,7 +24,7 @@ from qtok.qtoklib.tables import get_language_table, get_stats_table, get_unicode
 from qtok.qtoklib.tokenizer import load_vocab
 from reference.corpus_metrics_ref import counts as ref_counts
 from tokforge import InputError, Tokenizer, TokforgeError
-from tokforge.metrics import CORPUS_METRICS, Report, analyze, classify, qtok
+from tokforge.metrics import CORPUS_METRICS, Report, Row, analyze, classify, qtok
 from tokforge.metrics.corpus import measure, premium, premium_mean
 from tokforge.metrics.purity import (
     TURKISH_AFFIXES,
@@ -620,3 +620,19 @@ def test_cli_compares_several_tokenizers_and_writes_the_report(tmp_path, gpt2_fi
 
 def test_categories_are_qtoks_twelve():
     assert len(CATEGORIES) == 12 and CATEGORIES[0] == "control_tokens"
+
+
+def test_correlation_with_downstream_scores_reproduces_the_papers_r():
+    tr = {"gemma-2": 48.63, "llama-3.1": 45.80, "qwen2.5": 40.33, "aya": 50.67}
+    pure = {"gemma-2": 37.05, "llama-3.1": 30.91, "qwen2.5": 30.15, "aya": 32.96}
+    mmlu = {"gemma-2": 72.10, "llama-3.1": 70.42, "qwen2.5": 61.68, "aya": 70.66}
+    rows = [Row(t, "tr", "tr_pct", v, {}) for t, v in tr.items()]
+    rows += [Row(t, "tr", "pure_pct", v, {}) for t, v in pure.items()]
+    rep = Report(rows)
+    assert rep.correlation("tr_pct", mmlu) == pytest.approx(
+        np.corrcoef(list(tr.values()), list(mmlu.values()))[0, 1]
+    )
+    assert round(rep.correlation("tr_pct", mmlu), 2) == 0.90
+    assert round(rep.correlation("pure_pct", mmlu, language="tr"), 2) == 0.68
+    with pytest.raises(InputError, match="3 or more"):
+        rep.correlation("tr_pct", {"aya": 1.0, "gemma-2": 2.0})

@@ -113,6 +113,40 @@ class Report:
                 out.setdefault(r.tokenizer, {})[r.language] = r.value
         return out
 
+    def correlation(
+        self, metric: str, scores: dict[str, float], *, language: Optional[str] = None
+    ) -> float:
+        """Pearson r between a metric and a downstream score per tokenizer (``scores``), over
+        the tokenizers that have both (one language: ``language``, or the only one there is).
+
+        >>> rows = [Row(t, "tr", "tr_pct", v, {}) for t, v in
+        ...         [("gemma-2", 48.63), ("llama-3.1", 45.80), ("qwen2.5", 40.33), ("aya", 50.67)]]
+        >>> mmlu = {"gemma-2": 72.10, "llama-3.1": 70.42, "qwen2.5": 61.68, "aya": 70.66}
+        >>> round(Report(rows).correlation("tr_pct", mmlu), 2)
+        0.9
+        """
+        piv = self.pivot(metric)
+        pairs = []
+        for tok, score in scores.items():
+            vals = piv.get(tok, {})
+            if language is None and len(vals) > 1:
+                raise InputError(f"{metric} has several languages {list(vals)}: pass language=")
+            v = _num(
+                vals.get(language) if language is not None else next(iter(vals.values()), None)
+            )
+            if v is not None:
+                pairs.append((v, float(score)))
+        if len(pairs) < 3:
+            raise InputError(f"a correlation needs 3 or more tokenizers with {metric} and a score")
+        xs, ys = zip(*pairs)
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        sxy = sum((x - mx) * (y - my) for x, y in pairs)
+        sxx = sum((x - mx) ** 2 for x in xs)
+        syy = sum((y - my) ** 2 for y in ys)
+        if sxx == 0 or syy == 0:
+            raise InputError("a correlation needs values that vary")
+        return sxy / math.sqrt(sxx * syy)
+
     # ---- text formats ---------------------------------------------------------------------
     def to_csv(self) -> str:
         """CSV with a header; ``params`` as compact JSON."""
