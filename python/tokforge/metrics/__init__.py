@@ -183,11 +183,13 @@ def analyze(
         reference_language: premium is ``N_L / N_ref`` against this corpus (parallel text).
         reference_tokenizer: NSL is ``N_T / N_ref`` against this tokenizer (default: the first).
         alpha: Rényi exponent (the paper's 2.5 by default; tokenization-scorer's default is 3).
-        purity_langs: languages for %TR / %Pure when ``"purity"`` is in ``metrics``.
+        purity_langs: languages for %TR / %Pure when ``"purity"`` is in ``metrics`` (measured
+            on that language's corpus, or the shipped one when ``corpora`` has none).
         weighting: %TR / %Pure weighting, ``"type"`` or ``"token"``.
         qtok_mode: ``"tokforge"`` or ``"compat"`` (see :func:`tokforge.metrics.qtok.qtok`).
         num_threads: encoder threads.
-        progress: ``progress(stage, done, total)`` after each tokenizer × corpus.
+        progress: ``progress(stage, done, total)`` after each step (stage ``"corpus"``: one
+            tokenizer × corpus; ``"qtok"``, ``"purity"``: one tokenizer); ``False`` stops.
     """
     wanted = list(dict.fromkeys(metrics))
     unknown = [m for m in wanted if m not in ALL_METRICS]
@@ -231,7 +233,7 @@ def analyze(
         for lang, docs in texts.items():
             st = measure(tok, docs, language=lang, num_threads=num_threads, info=info)
             stats[(name, lang)] = st
-            tick(f"{name}/{lang}")
+            tick("corpus")
     for (name, lang), st in stats.items():
         row = _corpus_rows(name, lang, st, corpus_wanted, alpha)
         if "nsl" in corpus_wanted and (ref_tok, lang) in stats:
@@ -287,7 +289,7 @@ def analyze(
             res = qtok(tok, mode=qtok_mode)
             results[name] = res
             rows.extend(_qtok_rows(name, res))
-            tick(f"{name}/qtok")
+            tick("qtok")
         if len(results) > 1:
             ov = vocab_overlap(results)
             rows.append(Row("*", "*", "overlap.union", float(ov["union"]), {}))
@@ -322,7 +324,7 @@ def analyze(
                         {**base, "reason": pr.pure_reason} if pr.pure is None else base,
                     )
                 )
-            tick(f"{name}/purity")
+            tick("purity")
     return Report(rows, notes)
 
 

@@ -255,15 +255,6 @@ def normalise_tokenizer_json(
     return list(out.items()), collisions
 
 
-def _kind(tok: Tokenizer) -> str:
-    """``"bpe"`` or ``"lib"``: the native model's ``kind`` (older models: by their API)."""
-    model = tok.model
-    kind = getattr(model, "kind", None)
-    if kind is None:
-        kind = "lib" if hasattr(model, "units") else "bpe"
-    return str(kind)
-
-
 def token_table(tok: Tokenizer) -> list[tuple[int, Optional[bytes], bool]]:
     """``(id, bytes, is_special)`` of every id below ``vocab_size`` (``None`` for ids that the
     vocabulary skips, like cl100k's 100256)."""
