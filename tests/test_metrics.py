@@ -389,8 +389,8 @@ def test_worked_example_premium_10_vs_17_tokens():
         max_size=3,
     ).filter(lambda ds: any(ds))
 )
-def test_native_counts_equal_the_reference(docs, gpt2_file):
-    tok = _gpt2_cached(gpt2_file)
+def test_native_counts_equal_the_reference(docs, gpt2):
+    tok = gpt2
     docs = [d for d in docs if d]
     s = measure(tok, docs)
     pieces = [[tok.id_to_token(i) for i in tok.encode_ordinary(d)] for d in docs]
@@ -401,15 +401,6 @@ def test_native_counts_equal_the_reference(docs, gpt2_file):
     assert s.line_tokens.tolist() == ref["line_tokens"]
     assert s.words == sum(len(d.split()) for d in docs)
     assert s.tokens == sum(len(p) for p in pieces)
-
-
-_CACHE: dict = {}
-
-
-def _gpt2_cached(path):
-    if path not in _CACHE:
-        _CACHE[path] = Tokenizer.from_file(path)
-    return _CACHE[path]
 
 
 def test_measure_equals_whole_document_encoding_across_chunks(cl100k, corpus_docs, monkeypatch):
