@@ -53,6 +53,7 @@ test: lint test-rust test-python  ## lint, build, cargo test, pytest
 bench: $(STAMP)/build $(STAMP)/dev  ## benchmarks against the peers (long: ~10 min)
 	$(VPY) benches/train.py --mb 60 --threads 1,2
 	$(VPY) benches/encode.py
+	$(VPY) benches/metrics.py
 
 dist: $(STAMP)/venv  ## build the abi3 wheel into dist/
 	$(VENV)/bin/maturin build --release -o dist
