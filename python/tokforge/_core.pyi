@@ -440,5 +440,5 @@ def replay_merges(
 
 # ---- corpus metrics (rust/src/python/metrics.rs) --------------------------------------------
 def stream_counts(
-    text: bytes, doc_lens: list[int], ids: Any, lengths: Any, flags: Any
+    text: bytes, doc_chars: list[int], ids: Any, lengths: Any, flags: Any
 ) -> dict[str, Any]: ...

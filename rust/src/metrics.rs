@@ -63,6 +63,36 @@ fn seq_len(lead: u8) -> usize {
     }
 }
 
+/// Byte lengths of the documents concatenated in `text`, given their lengths in characters
+/// (code points: Python's `len`), so the caller need not encode each document on its own.
+pub fn doc_byte_lens(text: &[u8], doc_chars: &[usize]) -> Result<Vec<usize>> {
+    let mut out = Vec::with_capacity(doc_chars.len());
+    let mut p = 0usize;
+    for &chars in doc_chars {
+        let start = p;
+        for _ in 0..chars {
+            if p >= text.len() {
+                return Err(Error::Input(format!(
+                    "the documents have more characters than the text ({} bytes)",
+                    text.len()
+                )));
+            }
+            p += 1;
+            while p < text.len() && text[p] & 0xC0 == 0x80 {
+                p += 1;
+            }
+        }
+        out.push(p - start);
+    }
+    if p != text.len() {
+        return Err(Error::Input(format!(
+            "the documents have fewer characters than the text: {p} of {} bytes used",
+            text.len()
+        )));
+    }
+    Ok(out)
+}
+
 /// Count words, continued words, split characters and per-line tokens (module header).
 ///
 /// `doc_lens` are the byte lengths of the documents concatenated in `text`; `lengths[id]` is the
@@ -267,6 +297,17 @@ mod tests {
             (2, 0, 3, 0)
         );
         assert_eq!(c.line_tokens, vec![3]);
+    }
+
+    #[test]
+    fn document_characters_become_bytes() {
+        let text = "aé中😀bc".as_bytes();
+        assert_eq!(
+            doc_byte_lens(text, &[2, 0, 2, 2]).unwrap(),
+            vec![3, 0, 7, 2]
+        );
+        assert!(doc_byte_lens(text, &[2, 2]).is_err());
+        assert!(doc_byte_lens(text, &[2, 2, 3]).is_err());
     }
 
     #[test]

@@ -68,10 +68,10 @@ class VocabInfo:
         n = tok.vocab_size
         if n == 0:
             raise InputError("the tokenizer has no vocabulary")
-        lengths = np.zeros(n, dtype=np.uint32)
-        flags = np.zeros(n, dtype=np.uint8)
-        special = np.zeros(n, dtype=bool)
-        present = np.zeros(n, dtype=bool)
+        lengths = [0] * n
+        flags = [0] * n
+        special = [False] * n
+        present = [False] * n
         unk = None
         for i, data, is_special in token_table(tok):
             if data is None:
@@ -81,13 +81,22 @@ class VocabInfo:
             special[i] = is_special
             if is_special and unk is None and data.decode("utf-8", "replace") in _UNK_NAMES:
                 unk = i
-            if len(data) == 1 and data[0] >= 0x80:
-                flags[i] |= 2
+            if data.isascii():
+                continue
+            if len(data) == 1:
+                flags[i] = 3  # one non-ASCII byte: byte fallback, and not a whole character
+                continue
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError:
-                flags[i] |= 1
-        return cls(lengths, flags, special, present, unk)
+                flags[i] = 1
+        return cls(
+            np.array(lengths, dtype=np.uint32),
+            np.array(flags, dtype=np.uint8),
+            np.array(special, dtype=bool),
+            np.array(present, dtype=bool),
+            unk,
+        )
 
     @property
     def regular_size(self) -> int:
@@ -206,13 +215,14 @@ def nsl(stats: CorpusStats, reference: CorpusStats) -> float:
     return stats.tokens / reference.tokens
 
 
-def _utf8(text: str) -> tuple[str, bytes]:
-    """The text (lone surrogates replaced by U+FFFD, as the encoder does) and its UTF-8."""
+def _utf8(texts: list[str]) -> tuple[bytes, list[str]]:
+    """The documents' UTF-8, concatenated, and the documents (lone surrogates replaced by
+    U+FFFD, as the encoder does)."""
     try:
-        return text, text.encode("utf-8")
+        return "".join(texts).encode("utf-8"), texts
     except UnicodeEncodeError:
-        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return text, text.encode("utf-8")
+        texts = [t.encode("utf-16", "surrogatepass").decode("utf-16", "replace") for t in texts]
+        return "".join(texts).encode("utf-8"), texts
 
 
 def _chunks(tok: Tokenizer, doc: str, size: int) -> list[str]:
@@ -256,8 +266,13 @@ def measure(
         raise InputError("empty corpus: no text to measure")
     info = info if info is not None else VocabInfo.of(tok)
     t0 = time.perf_counter()
-    texts, raw = zip(*(_utf8(t) for t in texts))
-    chunks = [c for t in texts for c in _chunks(tok, t, CHUNK_CHARS)]
+    data, texts = _utf8(texts)
+    chunks: list[str] = []
+    for t in texts:
+        if len(t) <= CHUNK_CHARS:
+            chunks.append(t)
+        else:
+            chunks.extend(_chunks(tok, t, CHUNK_CHARS))
     t1 = time.perf_counter()
     # the model's own batch call: the text is already valid, no special tokens are allowed
     ids, _ = tok.model.encode_batch_numpy(chunks, [], num_threads)
@@ -265,13 +280,13 @@ def measure(
     n = len(ids)
     if n == 0:
         raise InputError("empty corpus: the text encodes to no tokens")
-    c = _core.stream_counts(b"".join(raw), [len(r) for r in raw], ids, info.lengths, info.flags)
+    c = _core.stream_counts(data, [len(t) for t in texts], ids, info.lengths, info.flags)
     counts = np.bincount(ids, minlength=len(info.lengths))
     return CorpusStats(
         language=language,
         tokens=n,
         words=c["words"],
-        bytes=sum(len(r) for r in raw),
+        bytes=len(data),
         chars=c["chars"],
         continued_words=c["continued_words"],
         partial_tokens=c["partial_tokens"],

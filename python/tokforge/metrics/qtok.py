@@ -258,11 +258,12 @@ def normalise_tokenizer_json(
 def token_table(tok: Tokenizer) -> list[tuple[int, Optional[bytes], bool]]:
     """``(id, bytes, is_special)`` of every id below ``vocab_size`` (``None`` for ids that the
     vocabulary skips, like cl100k's 100256)."""
-    model = tok.model
+    token_bytes = tok.model.token_bytes
+    specials = set(tok.special_tokens.values())
     out: list[tuple[int, Optional[bytes], bool]] = []
     for i in range(tok.vocab_size):
         try:
-            out.append((i, model.token_bytes(i), model.is_special(i)))
+            out.append((i, token_bytes(i), i in specials))
         except ValueError:
             out.append((i, None, False))
     return out

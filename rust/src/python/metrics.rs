@@ -6,13 +6,14 @@ use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-/// One pass over `text` and the ids of its encoding: words, continued words, characters, split
-/// characters, partial / byte-fallback tokens and tokens per non-empty line.
+/// One pass over `text` (documents concatenated, UTF-8; `doc_chars` their lengths in code
+/// points) and the ids of its encoding: words, continued words, characters, split characters,
+/// partial / byte-fallback tokens and tokens per non-empty line.
 #[pyfunction]
 pub fn stream_counts<'py>(
     py: Python<'py>,
     text: &Bound<'py, PyBytes>,
-    doc_lens: Vec<usize>,
+    doc_chars: Vec<usize>,
     ids: PyReadonlyArray1<'py, u32>,
     lengths: PyReadonlyArray1<'py, u32>,
     flags: PyReadonlyArray1<'py, u8>,
@@ -21,7 +22,10 @@ pub fn stream_counts<'py>(
     let ids = ids.as_slice()?;
     let lengths = lengths.as_slice()?;
     let flags = flags.as_slice()?;
-    let c = py.detach(|| metrics::stream_counts(text, &doc_lens, ids, lengths, flags))?;
+    let c = py.detach(|| {
+        let doc_lens = metrics::doc_byte_lens(text, &doc_chars)?;
+        metrics::stream_counts(text, &doc_lens, ids, lengths, flags)
+    })?;
     let d = PyDict::new(py);
     d.set_item("words", c.words)?;
     d.set_item("continued_words", c.continued_words)?;
