@@ -682,7 +682,7 @@ BAD = [
      "keep_last must be an int or one int per sequence (3), got 2"),
     ({"tokenizer": token_table([b"a"] * 3)}, VocabError,
      "batch[0][3] = 3 is not in the vocabulary"),
-    ({"num_threads": 0}, InputError, "num_threads must be at least 1"),
+    ({"num_threads": 0}, InputError, "num_threads must be at least 1, got 0"),
 ]
 
 

@@ -543,3 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     except (TokforgeError, OSError, UnicodeDecodeError) as e:
         print(f"tokforge: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # the work stopped where it was; outputs are written atomically, so none is partial
+        print("tokforge: interrupted", file=sys.stderr)
+        return 130

@@ -1,5 +1,12 @@
-"""Where training and analysis text comes from: paths of files and directories.
+"""Where training and analysis text comes from (paths of files and directories), and the one
+check of every argument that is a list of strings (texts, special tokens, units).
 
+>>> str_list(["<s>", "</s>"], "special_tokens")
+['<s>', '</s>']
+>>> str_list("<s>", "special_tokens")
+Traceback (most recent call last):
+...
+tokforge.InputError: special_tokens must be a list of str, not one str (write ['<s>'])
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
 >>> _ = (d / "b.txt").write_text("b"); _ = (d / "a.txt").write_text("a")
@@ -18,7 +25,27 @@ from .errors import InputError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-__all__ = ["PathLike", "expand_files"]
+__all__ = ["PathLike", "expand_files", "str_list"]
+
+
+def str_list(value: Iterable[str], name: str) -> list[str]:
+    """``value`` as a list of str, or :class:`InputError` naming ``name``: a single str (or
+    bytes) is refused rather than split into characters, and a non-str element is named by its
+    index."""
+    if isinstance(value, (str, bytes, bytearray)):
+        raise InputError(
+            f"{name} must be a list of str, not one {type(value).__name__} (write [{value!r}])"
+        )
+    try:
+        out = list(value)
+    except TypeError:
+        raise InputError(
+            f"{name} must be a list of str, not {type(value).__name__}"
+        ) from None
+    for i, v in enumerate(out):
+        if not isinstance(v, str):
+            raise InputError(f"{name}[{i}] is {type(v).__name__}, not str")
+    return out
 
 
 def expand_files(files: PathLike | Iterable[PathLike]) -> list[Path]:

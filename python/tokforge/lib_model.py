@@ -90,7 +90,7 @@ from typing import Any, Callable, Optional
 from . import _core
 from ._core import LibTrainSummary
 from .errors import InputError
-from .inputs import PathLike, expand_files
+from .inputs import PathLike, expand_files, str_list
 
 __all__ = [
     "LibConfig",
@@ -157,7 +157,15 @@ class LibConfig:
         """Articles to read for ``n_sentences`` sentences."""
         if self.steps is not None:
             return self.steps
-        return max(1, math.ceil(self.epochs * n_sentences / self.article_len))
+        if not isinstance(self.article_len, int) or self.article_len < 1:
+            return 1  # the native learner rejects article_len, naming it
+        steps = self.epochs * n_sentences / self.article_len
+        if not math.isfinite(steps) or steps < 0:
+            raise InputError(
+                f"epochs={self.epochs!r} gives no number of steps; give a finite epochs >= 0 "
+                "or steps="
+            )
+        return max(1, math.ceil(steps))
 
     def learner_kwargs(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -191,11 +199,7 @@ def read_sentences(
             with open(p, encoding="utf-8") as fh:
                 out.extend(s for s in (line.strip() for line in fh) if s)
     if texts is not None:
-        if isinstance(texts, str):
-            raise TypeError(
-                "texts must be an iterable of str, not a single str (wrap it in a list)"
-            )
-        for t in texts:
+        for t in str_list(texts, "texts"):
             out.extend(s for s in (line.strip() for line in t.split("\n")) if s)
     return out
 
@@ -227,12 +231,12 @@ def train(
         on_step: called with a :class:`LibStep` (lexicon size, tokens per byte of the last
             article) about 200 times; return ``False`` to stop.
     """
-    cfg = config or LibConfig()
+    cfg = _config(config, LibConfig())
     if sentences is None:
         if files is None and texts is None:
             raise InputError("give files=..., texts=... or sentences=... to train on")
         sentences = read_sentences(files, texts=texts)
-    sentences = list(sentences)
+    sentences = str_list(sentences, "sentences")
     if not sentences:
         raise InputError("no non-empty line to train on")
 
@@ -248,12 +252,20 @@ def train(
         sentences=sentences,
         steps=cfg.steps_for(len(sentences)),
         vocab_size=vocab_size,
-        special_tokens=list(special_tokens),
+        special_tokens=str_list(special_tokens, "special_tokens"),
         segmenter=cfg.segmenter,
         pretokenize=cfg.pretokenize,
         progress=cb if (progress is not None or on_step is not None) else None,
         **cfg.learner_kwargs(),
     )
+
+
+def _config(config: LibConfig | None, default: LibConfig) -> LibConfig:
+    if config is None:
+        return default
+    if not isinstance(config, LibConfig):
+        raise InputError(f"config must be a LibConfig, not {type(config).__name__}")
+    return config
 
 
 def learn(
@@ -268,9 +280,9 @@ def learn(
     >>> set(clean) <= set(L)
     True
     """
-    cfg = config or LibConfig.reference()
+    cfg = _config(config, LibConfig.reference())
     return _core.lib_learn(
-        sentences=list(sentences), steps=steps, pretokenize=cfg.pretokenize, **cfg.learner_kwargs()
+        sentences=str_list(sentences, "sentences"), steps=steps, pretokenize=cfg.pretokenize, **cfg.learner_kwargs()
     )
 
 
@@ -285,7 +297,9 @@ def apply(
     >>> apply(units, ["the cat"])  # the reference's quirk: "cat" has no shorter unit under it
     [['th', 'e ', 'c', 'a', 't']]
     """
-    return _core.lib_apply(list(units), list(sentences), segmenter=segmenter)
+    return _core.lib_apply(
+        str_list(units, "units"), str_list(sentences, "sentences"), segmenter=segmenter
+    )
 
 
 def is_multiword(unit: str) -> bool:

@@ -4,7 +4,8 @@ turns foreign tokenizers (tiktoken, HF) into one."""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Callable, Optional, Union
 
 from . import _core, lib_model
 from .errors import InputError
-from .inputs import PathLike, expand_files
+from .inputs import PathLike, expand_files, str_list
 from .lib_model import LibConfig
 
 ProgressCallback = Callable[[str, int, int], Optional[bool]]
@@ -129,7 +130,7 @@ class Tokenizer:
             texts=texts,
             vocab_size=vocab_size,
             min_frequency=min_frequency,
-            special_tokens=list(special_tokens),
+            special_tokens=str_list(special_tokens, "special_tokens"),
             pattern=pattern,
             tie_order=tie_order,
             errors=errors,
@@ -162,8 +163,8 @@ class Tokenizer:
         """A tiktoken-style tokenizer from ``bytes -> rank`` (id = rank; whole pieces looked up
         first, any split of a token may merge with the token's rank as priority)."""
         items = ranks.items() if isinstance(ranks, dict) else ranks
-        pairs = [(bytes(t), int(r)) for t, r in items]
-        specials = sorted((str(s), int(i)) for s, i in (special_tokens or {}).items())
+        pairs = [(bytes(t), r) for t, r in items]
+        specials = _special_dict(special_tokens or {})
         return cls(_core.TokenModel.from_ranks(pairs, pattern, specials))
 
     @classmethod
@@ -254,7 +255,7 @@ class Tokenizer:
         mistral-common's ``Tekkenizer`` numbers them. Giving ``pattern`` or ``special_tokens``
         for another format raises :class:`InputError`.
         """
-        specials = None if special_tokens is None else sorted(special_tokens.items())
+        specials = None if special_tokens is None else _special_dict(special_tokens)
         return cls(_core.TokenModel.from_file(os.fspath(path), pattern, specials))
 
     @classmethod
@@ -358,14 +359,17 @@ class Tokenizer:
     def _allowed_ids(self, allowed_special: SpecialSet, disallowed_special: SpecialSet, texts):
         """tiktoken's special-token policy: ids allowed in the text; raise on disallowed ones."""
         specials = self.special_tokens
-        allowed = set(specials) if allowed_special == "all" else set(allowed_special)
+        if allowed_special == "all":
+            allowed = set(specials)
+        else:
+            allowed = _special_set(allowed_special, "allowed_special")
         unknown = allowed - set(specials)
         if unknown:
             raise InputError(f"allowed_special names unknown special tokens: {sorted(unknown)}")
         if disallowed_special == "all":
             disallowed = set(specials) - allowed
         else:
-            disallowed = set(disallowed_special)
+            disallowed = _special_set(disallowed_special, "disallowed_special")
         if disallowed:
             ids = [specials[t] for t in sorted(disallowed) if t in specials]
             for i, text in enumerate(texts):
@@ -421,7 +425,7 @@ class Tokenizer:
         num_threads: int | None = None,
     ) -> list[list[int]]:
         """:meth:`encode` of many texts, in parallel with the GIL released."""
-        texts = [_fix_surrogates(t) for t in texts]
+        texts = [_fix_surrogates(t) for t in str_list(texts, "texts")]
         ids = self._allowed_ids(allowed_special, disallowed_special, texts)
         return self._model.encode_batch(texts, ids, num_threads)
 
@@ -436,7 +440,7 @@ class Tokenizer:
         """Encode many texts into one flat ``uint32`` array and ``int64`` offsets, so that
         ``ids[offsets[i]:offsets[i + 1]]`` are the ids of ``texts[i]``. No Python object is made
         per token: made for feeding training pipelines."""
-        texts = [_fix_surrogates(t) for t in texts]
+        texts = [_fix_surrogates(t) for t in str_list(texts, "texts")]
         ids = self._allowed_ids(allowed_special, disallowed_special, texts)
         return self._model.encode_batch_numpy(texts, ids, num_threads)
 
@@ -555,17 +559,55 @@ class Tokenizer:
         )
 
 
+def _special_set(value: SpecialSet, name: str) -> set[str]:
+    """``allowed_special`` / ``disallowed_special`` other than ``"all"``: a collection of special
+    token texts. A str is refused (``set("<s>")`` would be its characters)."""
+    return set(str_list(value, name))
+
+
+def _special_dict(value: dict[str, int]) -> list[tuple[str, int]]:
+    """``special_tokens={text: id}`` as sorted pairs (the ids are checked natively)."""
+    if not isinstance(value, dict):
+        raise InputError(
+            f"special_tokens must be a dict {{text: id}}, not {type(value).__name__}"
+        )
+    return sorted(zip(str_list(value.keys(), "special_tokens"), value.values()))
+
+
 def _write_atomic(p: Path, text: str, overwrite: bool) -> Path:
-    """Write ``text`` to ``p`` via a temporary file; never clobber ``p`` unless ``overwrite``."""
-    if p.exists() and not overwrite:
+    """Write ``text`` to ``p`` atomically: a temporary file in the same directory, flushed to
+    disk, then renamed over ``p``, so a reader (or a crash) sees the old file or the new one,
+    never a part. ``p`` is never clobbered unless ``overwrite``.
+
+    The file gets the mode a new file gets (``0o666`` less the umask), or keeps the mode of the
+    file it replaces. A symlink is written through (its target is replaced); a path that exists
+    and is not a regular file (a directory, a FIFO, a device) is an :class:`InputError`: renaming
+    over it would replace it by a regular file."""
+    if os.path.lexists(p) and not overwrite:
         raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
+    target = Path(os.path.realpath(p))
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise InputError(
+            f"{p} is not a regular file; tokforge writes tokenizers to regular files only "
+            "(use to_json() to send one elsewhere)"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    # O_EXCL: never follow or reuse a name someone else made; 0o666 lets the umask decide
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            if st is not None:
+                os.fchmod(fh.fileno(), stat.S_IMODE(st.st_mode))
             fh.write(text)
-        os.replace(tmp, p)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return p

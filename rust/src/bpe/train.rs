@@ -183,7 +183,9 @@ pub fn train(
     progress.report("merge", 0, target_merges as u64);
 
     let min_count = cfg.min_frequency.max(1);
-    let mut log: Vec<MergeRecord> = Vec::with_capacity(target_merges);
+    // each merge removes at least one symbol occurrence: the corpus bounds the merges, and
+    // `vocab_size` (the user's, up to 2^31) must not size an allocation
+    let mut log: Vec<MergeRecord> = Vec::with_capacity(target_merges.min(words.syms.len()));
     let mut n_syms = 256usize;
     while n_syms < 256 + target_merges {
         let Some(mut job) = heap.pop() else { break };
@@ -466,6 +468,14 @@ mod tests {
         assert_eq!(merges(&t), m(&[("e", "s"), ("es", "t"), ("l", "o")]));
         assert_eq!(t.bpe.vocab_size(), 260);
         assert_eq!(t.bpe.specials()[0], ("<|endoftext|>".to_string(), 0));
+    }
+
+    #[test]
+    fn a_huge_vocab_size_costs_what_the_corpus_allows() {
+        // 10^9 merges asked of a 3-byte corpus: 2 merges, no 24 GB merge log up front
+        let t = run("aaa", "gpt2", 1_000_000_000, &[], TieOrder::Hf);
+        assert_eq!(merges(&t), m(&[("a", "a"), ("aa", "a")]));
+        assert_eq!(t.bpe.vocab_size(), 258);
     }
 
     #[test]

@@ -117,9 +117,18 @@ pub fn detect(data: &[u8]) -> Option<Kind> {
 
 /// Load a tokenizer file of any format tokforge reads (see the module docs).
 ///
-/// Errors: [`Error::Io`] if the file cannot be read; [`Error::Format`] if it is none of the
-/// formats or not UTF-8 text; otherwise those of [`load_str`].
+/// Errors: [`Error::Io`] if the file cannot be read; [`Error::Input`] for a pipe or a device;
+/// [`Error::Format`] if it is none of the formats or not UTF-8 text; otherwise those of
+/// [`load_str`].
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
+    // a FIFO without a writer would block forever, a device such as /dev/zero never ends
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(Error::Input(format!(
+            "{}: not a regular file (a pipe or a device); copy the tokenizer to a file first",
+            path.display()
+        )));
+    }
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let name = path.display().to_string();
     let kind = detect(&data).ok_or_else(|| neither(&name))?;

@@ -139,7 +139,7 @@ fn parse_pretokenizer(v: &Value, path: &str) -> Result<Pretokenizer> {
                 (_, Some(Value::String(s))) => fancy_regex::escape(s).into_owned(),
                 _ => return Err(fmt_err(path, "pre_tokenizer Split pattern is neither Regex nor String")),
             };
-            Pretokenizer::new(&regex)
+            Pretokenizer::from_regex(&regex)
         }
         other => Err(fmt_err(
             path,
@@ -209,25 +209,33 @@ pub fn from_str(text: &str, path: &str) -> Result<Bpe> {
                     format!("added_tokens[{i}] lacks content or id"),
                 ));
             };
-            specials.push((content.to_string(), id as u32));
+            let id = u32::try_from(id).map_err(|_| {
+                fmt_err(
+                    path,
+                    format!("added_tokens[{i}].id = {id} is not a token id (< 2^32)"),
+                )
+            })?;
+            specials.push((content.to_string(), id));
         }
     }
     let vocab = field(model, "vocab", path, "model")?
         .as_object()
         .ok_or_else(|| fmt_err(path, "model.vocab is not an object"))?;
-    let n = vocab
+    let max_id = vocab
         .values()
         .filter_map(Value::as_u64)
         .chain(specials.iter().map(|(_, id)| *id as u64))
-        .max()
-        .map_or(0, |m| m as usize + 1);
+        .max();
+    let n = max_id.map_or(0, |m| {
+        usize::try_from(m).map_or(usize::MAX, |m| m.saturating_add(1))
+    });
     let entries = vocab.len() + specials.len();
     if n > entries + crate::bpe::MAX_UNUSED_IDS {
         return Err(fmt_err(
             path,
             format!(
                 "ids go up to {} for {entries} tokens: more than {} ids would be unused",
-                n - 1,
+                max_id.unwrap_or(0),
                 crate::bpe::MAX_UNUSED_IDS
             ),
         ));
@@ -341,10 +349,23 @@ mod tests {
 
     #[test]
     fn far_ids_are_refused_not_allocated() {
-        let doc = r#"{"model": {"type": "BPE", "vocab": {"a": 4000000000}, "merges": []},
-                      "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}}"#;
+        for id in ["4000000000", "18446744073709551615"] {
+            let doc = format!(
+                r#"{{"model": {{"type": "BPE", "vocab": {{"a": {id}}}, "merges": []}},
+                    "pre_tokenizer": {{"type": "ByteLevel", "add_prefix_space": false}}}}"#
+            );
+            let e = from_str(&doc, "x.json").unwrap_err();
+            assert!(matches!(e, Error::Format { .. }), "{e}");
+            assert!(e.to_string().contains("unused"), "{e}");
+        }
+        // a special token id of 2^32 is refused, not truncated to 0
+        let doc = r#"{"added_tokens": [{"id": 4294967296, "content": "<s>"}],
+                      "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false},
+                      "model": {"type": "BPE", "vocab": {}, "merges": []}}"#;
         let e = from_str(doc, "x.json").unwrap_err();
-        assert!(matches!(e, Error::Format { .. }), "{e}");
-        assert!(e.to_string().contains("unused"), "{e}");
+        assert!(
+            e.to_string().contains("added_tokens[0].id = 4294967296"),
+            "{e}"
+        );
     }
 }

@@ -88,7 +88,8 @@ pub fn from_str(text: &str, path: &str) -> Result<Bpe> {
         path: path.to_string(),
         message: format!("not a tekken tokenizer file ({m})"),
     };
-    let file: TekkenFile = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let file: TekkenFile =
+        serde_json::from_str(text).map_err(|e| bad(diagnose(text).unwrap_or(e.to_string())))?;
     let cfg = &file.config;
     let n_special = cfg.default_num_special_tokens;
     if n_special > cfg.default_vocab_size {
@@ -145,8 +146,96 @@ pub fn from_str(text: &str, path: &str) -> Result<Bpe> {
             (name, i as u32)
         })
         .collect();
-    let pretok = Pretokenizer::new(&cfg.pattern)?;
+    let pretok = Pretokenizer::from_regex(&cfg.pattern)?;
     Bpe::from_ranks(ranks, specials, pretok)
+}
+
+/// The field at fault in a file the typed reader refused, e.g. `"vocab[7].rank is a string, not
+/// an integer >= 0"` (serde's own message names only a line and column). Runs on the error path
+/// only; `None` if the file is not JSON at all (serde's message then says where).
+fn diagnose(text: &str) -> Option<String> {
+    use serde_json::Value;
+    let doc: Value = serde_json::from_str(text).ok()?;
+    fn kind(v: &Value) -> &'static str {
+        match v {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(n) if n.is_u64() => "an integer",
+            Value::Number(n) if n.is_i64() => "a negative integer",
+            Value::Number(_) => "a non-integer number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "a list",
+            Value::Object(_) => "an object",
+        }
+    }
+    let check = |v: Option<&Value>, at: &str, want: &str| -> Option<String> {
+        let ok = match (v, want) {
+            (Some(Value::Object(_)), "an object") => true,
+            (Some(Value::Array(_)), "a list") => true,
+            (Some(Value::String(_)), "a string") => true,
+            (Some(Value::Number(n)), "an integer >= 0") => n.is_u64(),
+            _ => false,
+        };
+        if ok {
+            return None;
+        }
+        Some(match v {
+            None => format!("{at} is missing ({want} expected)"),
+            Some(v) => format!("{at} is {}, not {want}", kind(v)),
+        })
+    };
+    if !doc.is_object() {
+        return Some(format!("the file is {}, not an object", kind(&doc)));
+    }
+    let cfg = doc.get("config");
+    if let Some(m) = check(cfg, "config", "an object") {
+        return Some(m);
+    }
+    for (key, want) in [
+        ("pattern", "a string"),
+        ("default_vocab_size", "an integer >= 0"),
+        ("default_num_special_tokens", "an integer >= 0"),
+    ] {
+        let v = cfg.and_then(|c| c.get(key));
+        if let Some(m) = check(v, &format!("config.{key}"), want) {
+            return Some(m);
+        }
+    }
+    let lists = [
+        (
+            "vocab",
+            [("rank", "an integer >= 0"), ("token_bytes", "a string")],
+        ),
+        (
+            "special_tokens",
+            [("rank", "an integer >= 0"), ("token_str", "a string")],
+        ),
+    ];
+    for (list, fields) in lists {
+        let v = doc.get(list);
+        if list == "special_tokens" && v.is_none_or(Value::is_null) {
+            continue;
+        }
+        if let Some(m) = check(v, list, "a list") {
+            return Some(m);
+        }
+        for (i, e) in v
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if let Some(m) = check(Some(e), &format!("{list}[{i}]"), "an object") {
+                return Some(m);
+            }
+            for (key, want) in fields {
+                if let Some(m) = check(e.get(key), &format!("{list}[{i}].{key}"), want) {
+                    return Some(m);
+                }
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -240,6 +329,56 @@ mod tests {
         let mut v = doc(3, &[], &[]);
         v["config"]["default_vocab_size"] = json!(2);
         assert!(matches!(load(&v), Err(Error::Format { .. })));
+    }
+
+    #[test]
+    fn malformed_files_name_the_field() {
+        let cases: [(&dyn Fn(&mut Value), &str); 8] = [
+            (
+                &|v| v["config"]["default_num_special_tokens"] = json!(-1),
+                "config.default_num_special_tokens is a negative integer, not an integer >= 0",
+            ),
+            (
+                &|v| v["config"]["default_vocab_size"] = json!("3"),
+                "config.default_vocab_size is a string, not an integer >= 0",
+            ),
+            (
+                &|v| v["config"]["default_vocab_size"] = json!(1e30),
+                "config.default_vocab_size is a non-integer number",
+            ),
+            (
+                &|v| {
+                    v["config"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("pattern")
+                        .map(drop)
+                        .unwrap_or(())
+                },
+                "config.pattern is missing (a string expected)",
+            ),
+            (&|v| v["vocab"] = json!(null), "vocab is null, not a list"),
+            (
+                &|v| v["vocab"][3]["rank"] = json!(1.5),
+                "vocab[3].rank is a non-integer number",
+            ),
+            (
+                &|v| v["vocab"][4] = json!(7),
+                "vocab[4] is an integer, not an object",
+            ),
+            (
+                &|v| v["special_tokens"] = json!([{"rank": 0}]),
+                "special_tokens[0].token_str is missing (a string expected)",
+            ),
+        ];
+        for (edit, says) in cases {
+            let mut v = doc(3, &[], &[]);
+            edit(&mut v);
+            let e = load(&v).unwrap_err();
+            assert!(matches!(e, Error::Format { .. }), "{e}");
+            assert!(e.to_string().contains(says), "{e}");
+            assert!(e.to_string().starts_with("t.json: "), "{e}");
+        }
     }
 
     #[test]

@@ -38,13 +38,41 @@ enum Kind {
 }
 
 impl Pretokenizer {
-    /// `spec` is a preset name (`gpt2`, `cl100k`, `o200k`) or a regex.
+    /// `spec` is a preset name (`gpt2`, `cl100k`, `o200k`) or a regex, as a user names it.
+    ///
+    /// A spec that looks like a name (ASCII letters, digits, `_`, `-`, `.`, starting with a
+    /// letter) must be a preset: `"gpt4"` or `"cl100k_base"` is an [`Error::Regex`] listing the
+    /// presets, never a regex that matches the literal word (which would pre-tokenize every
+    /// text wrongly without a word of warning). Such a regex is written as a group:
+    /// `"(?:gpt4)"`. Regexes read from files go through [`Pretokenizer::from_regex`].
     pub fn new(spec: &str) -> Result<Self> {
         if let Some(p) = Preset::from_name(spec) {
             return Ok(Self {
                 kind: Kind::Preset(p),
             });
         }
+        if looks_like_a_name(spec) {
+            let hint = Preset::ALL
+                .iter()
+                .find(|p| spec.starts_with(p.name()))
+                .map(|p| format!(" (did you mean {:?}?)", p.name()))
+                .unwrap_or_default();
+            return Err(Error::Regex {
+                pattern: spec.to_string(),
+                message: format!(
+                    "unknown preset name{hint}; the presets are \"gpt2\" (GPT-2, r50k/p50k), \
+                     \"cl100k\" (GPT-3.5/GPT-4) and \"o200k\" (GPT-4o); to match the literal \
+                     text, write the regex as a group, e.g. \"(?:{spec})\""
+                ),
+            });
+        }
+        Self::from_regex(spec)
+    }
+
+    /// A pre-tokenizer for `regex` as a file holds it (HF `Split` pattern, tekken `pattern`):
+    /// always a regex, never a preset name. A regex spelled exactly like a preset (tiktoken's or
+    /// HF's spelling) is that preset.
+    pub fn from_regex(spec: &str) -> Result<Self> {
         // A regex spelled like a preset (tiktoken's or HF's spelling) uses the fast scanner.
         for p in Preset::ALL {
             if p.pattern() == spec
@@ -181,6 +209,15 @@ impl Pretokenizer {
     }
 }
 
+/// Whether a pattern given by a user is meant as a preset name: ASCII letters, digits, `_`,
+/// `-` and `.`, starting with a letter (`gpt4`, `cl100k_base`, `gpt-3.5`).
+fn looks_like_a_name(spec: &str) -> bool {
+    spec.starts_with(|c: char| c.is_ascii_alphabetic())
+        && spec
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 /// The GPT-2 pattern as HF's `ByteLevel(use_regex=true)` spells it; same pieces as the preset.
 pub const HF_GPT2: &str =
     r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
@@ -278,6 +315,39 @@ mod tests {
     fn custom_regex_keeps_the_gaps_as_pieces() {
         let p = Pretokenizer::new(r"\d+").unwrap();
         assert_eq!(p.pieces("ab12cd3").unwrap(), vec!["ab", "12", "cd", "3"]);
+    }
+
+    #[test]
+    fn unknown_preset_names_are_errors_not_literal_regexes() {
+        for name in [
+            "gpt4",
+            "cl100k_base",
+            "o200k-base",
+            "gpt-3.5",
+            "GPT2",
+            "llama3",
+        ] {
+            let e = Pretokenizer::new(name).unwrap_err();
+            assert!(matches!(e, Error::Regex { .. }), "{name}: {e}");
+            assert!(e.to_string().contains("unknown preset name"), "{e}");
+        }
+        let e = Pretokenizer::new("cl100k_base").unwrap_err().to_string();
+        assert!(e.contains("did you mean \"cl100k\""), "{e}");
+        // written as a group, or read from a file, the word is a regex
+        let p = Pretokenizer::new("(?:gpt4)").unwrap();
+        assert_eq!(p.pieces("a gpt4 b").unwrap(), vec!["a ", "gpt4", " b"]);
+        let p = Pretokenizer::from_regex("gpt4").unwrap();
+        assert_eq!(p.pieces("a gpt4 b").unwrap(), vec!["a ", "gpt4", " b"]);
+        // regexes and presets are unaffected
+        for ok in [r"\w+", "a|b", "[a-z]+", "cl100k", "_x"] {
+            assert!(Pretokenizer::new(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            Pretokenizer::from_regex(Preset::O200k.pattern())
+                .unwrap()
+                .preset(),
+            Some(Preset::O200k)
+        );
     }
 
     #[test]

@@ -1,20 +1,119 @@
-//! Conversions shared by the native tokenizer classes (`TokenModel`).
+//! Conversions shared by the bindings: Python ints checked against the ranges the core needs
+//! ([`Int`]: one place, so every size, count and id names the argument and the value instead of
+//! pyo3's bare `OverflowError`), ids, flat arrays and the special-token matcher cache.
 
-use super::errors::VocabError;
+use super::errors::{InputError, VocabError};
 use crate::special::SpecialMatcher;
+use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
+use std::fmt::Display;
 use std::sync::{Arc, Mutex};
 
-/// Python ids (any int) as `u32`, or a `VocabError` naming the first bad position.
-pub fn ids_to_u32(ids: &[i64], vocab_size: usize) -> PyResult<Vec<u32>> {
-    ids.iter()
-        .enumerate()
-        .map(|(k, &id)| {
-            u32::try_from(id).map_err(|_| {
+/// A Python int as given: its value when it fits `i64`, else its decimal text. Range checks
+/// ([`Int::within`], [`Int::id`]) then raise a tokforge error naming the argument and the value.
+/// Non-int arguments stay a `TypeError` naming the argument (pyo3's).
+#[derive(Debug, Clone)]
+pub struct Int(std::result::Result<i64, Box<str>>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Int {
+    type Error = PyErr;
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        match obj.extract::<i64>() {
+            Ok(v) => Ok(Int(Ok(v))),
+            Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => {
+                Ok(Int(Err(obj.str()?.to_string().into_boxed_str())))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Display for Int {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Ok(v) => write!(f, "{v}"),
+            Err(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<i64> for Int {
+    fn from(v: i64) -> Self {
+        Int(Ok(v))
+    }
+}
+
+impl Int {
+    /// The value if `lo <= value <= hi`, else an `InputError` "`name`=value is ...".
+    pub fn within(&self, name: &str, lo: i64, hi: i64) -> PyResult<i64> {
+        match self.0 {
+            Ok(v) if (lo..=hi).contains(&v) => Ok(v),
+            _ => Err(InputError::new_err(format!(
+                "{name}={self} is out of range: expected {lo} <= {name} <= {hi}"
+            ))),
+        }
+    }
+
+    /// Whether the value is below `lo` (a huge value is below when negative).
+    pub fn below(&self, lo: i64) -> bool {
+        match &self.0 {
+            Ok(v) => *v < lo,
+            Err(s) => s.starts_with('-'),
+        }
+    }
+
+    /// The value as a `usize` in `lo..=hi` (see [`Int::within`]).
+    pub fn size(&self, name: &str, lo: usize, hi: usize) -> PyResult<usize> {
+        let v = self.within(name, to_i64(lo), to_i64(hi))?;
+        Ok(usize::try_from(v).unwrap_or(usize::MAX))
+    }
+
+    /// A token id (`0..2^32`): a `VocabError` naming `what` (e.g. `ids[3]`) otherwise.
+    pub fn id(&self, what: impl Display, vocab_size: usize) -> PyResult<u32> {
+        self.0
+            .as_ref()
+            .ok()
+            .and_then(|&v| u32::try_from(v).ok())
+            .ok_or_else(|| {
                 VocabError::new_err(format!(
-                    "ids[{k}] = {id} is outside the vocabulary of {vocab_size}"
+                    "{what} = {self} is outside the vocabulary of {vocab_size}"
                 ))
             })
+    }
+
+    /// A token id or rank in a table being built (`0..2^32`): an `InputError` naming `what`.
+    pub fn new_id(&self, what: impl Display) -> PyResult<u32> {
+        self.0
+            .as_ref()
+            .ok()
+            .and_then(|&v| u32::try_from(v).ok())
+            .ok_or_else(|| {
+                InputError::new_err(format!(
+                    "{what} = {self} is not a token id (ids are 0 <= id < 2**32)"
+                ))
+            })
+    }
+}
+
+fn to_i64(v: usize) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Python ids as `u32`, or a `VocabError` naming the first bad position (`what[k]`).
+pub fn ids_to_u32(ids: &[Int], what: &str, vocab_size: usize) -> PyResult<Vec<u32>> {
+    ids.iter()
+        .enumerate()
+        .map(|(k, id)| id.id(format_args!("{what}[{k}]"), vocab_size))
+        .collect()
+}
+
+/// `(text, id)` pairs with ids checked (`InputError` naming `what[text]`).
+pub fn named_ids(pairs: Vec<(String, Int)>, what: &str) -> PyResult<Vec<(String, u32)>> {
+    pairs
+        .into_iter()
+        .map(|(t, id)| {
+            let id = id.new_id(format_args!("{what}[{t:?}]"))?;
+            Ok((t, id))
         })
         .collect()
 }
@@ -22,13 +121,16 @@ pub fn ids_to_u32(ids: &[i64], vocab_size: usize) -> PyResult<Vec<u32>> {
 /// What `lookup` gives for a Python id, or a `VocabError` if the id is negative, too large or
 /// unknown.
 pub fn token_of<T>(
-    id: i64,
+    id: &Int,
     vocab_size: usize,
     lookup: impl FnOnce(u32) -> Option<T>,
 ) -> PyResult<T> {
-    u32::try_from(id).ok().and_then(lookup).ok_or_else(|| {
-        VocabError::new_err(format!("id {id} is outside the vocabulary of {vocab_size}"))
-    })
+    id.id(format_args!("id"), vocab_size)
+        .ok()
+        .and_then(lookup)
+        .ok_or_else(|| {
+            VocabError::new_err(format!("id {id} is outside the vocabulary of {vocab_size}"))
+        })
 }
 
 /// Per-text id lists as one flat array plus offsets (`ids[off[i]..off[i+1]]` is text `i`).

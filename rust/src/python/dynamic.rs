@@ -110,7 +110,7 @@ pub fn merge_batch<'py>(
     max_unit_constituents: Option<i64>,
     identity: &str,
     tokens: Option<Bound<'py, PyAny>>,
-    num_threads: Option<usize>,
+    num_threads: Option<super::convert::Int>,
 ) -> PyResult<PyMergeResult> {
     let source = tokens.as_ref().map(Source::from_py).transpose()?;
     let pool = super::pool(num_threads)?;

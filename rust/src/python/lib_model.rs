@@ -3,6 +3,7 @@
 //! learner `lib_learn` / `lib_apply` used by the golden tests and the benchmark, and the
 //! multiword test. Training releases the GIL.
 
+use super::convert::Int;
 use super::errors::InputError;
 use super::model::PyTokenModel;
 use crate::lib_model::{self as lm, LearnConfig, Learner, Rule, Segmenter, TrainOptions};
@@ -53,30 +54,32 @@ impl LibTrainSummary {
 fn learn_config(
     in_rate: f64,
     out_rate: f64,
-    life: i64,
+    life: Int,
     update_rate: f64,
-    max_chunk_len: Option<i64>,
+    max_chunk_len: Option<Int>,
     inspect_context: bool,
-    article_len: i64,
-    seed: i64,
+    article_len: Int,
+    seed: Int,
     protect_chars: bool,
 ) -> PyResult<LearnConfig> {
-    let pos = |name: &str, v: i64| -> PyResult<usize> {
-        usize::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| {
-            InputError::new_err(format!("{name} must be a positive integer, got {v}"))
-        })
-    };
+    let pos = |name: &str, v: &Int| v.size(name, 1, usize::MAX);
     let cfg = LearnConfig {
         in_rate,
         out_rate,
-        life: u32::try_from(pos("life", life)?)
-            .map_err(|_| InputError::new_err("life is too large"))?,
+        life: u32::try_from(pos("life", &life)?).map_err(|_| {
+            InputError::new_err(format!(
+                "life={life} is out of range: expected 1 <= life <= {}",
+                u32::MAX
+            ))
+        })?,
         update_rate,
-        max_chunk_len: max_chunk_len.map(|m| pos("max_chunk_len", m)).transpose()?,
+        max_chunk_len: max_chunk_len
+            .map(|m| pos("max_chunk_len", &m))
+            .transpose()?,
         inspect_context,
-        article_len: pos("article_len", article_len)?,
+        article_len: pos("article_len", &article_len)?,
         // CPython seeds with |n|
-        seed: seed.unsigned_abs(),
+        seed: seed.within("seed", -i64::MAX, i64::MAX)?.unsigned_abs(),
         protect_chars,
     };
     cfg.validate()?;
@@ -88,36 +91,33 @@ fn learn_config(
 /// raise to stop. Returns the model and a [`LibTrainSummary`].
 #[pyfunction]
 #[pyo3(signature = (*, sentences, steps, vocab_size=None, special_tokens=Vec::new(), in_rate=0.25,
-                    out_rate=0.0001, life=10, update_rate=0.1, max_chunk_len=Some(16),
-                    inspect_context=true, article_len=200, seed=0, protect_chars=true,
+                    out_rate=0.0001, life=Int::from(10), update_rate=0.1, max_chunk_len=Some(Int::from(16)),
+                    inspect_context=true, article_len=Int::from(200), seed=Int::from(0), protect_chars=true,
                     segmenter="lib".to_string(), pretokenize=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn train_lib(
     py: Python<'_>,
     sentences: Vec<String>,
-    steps: i64,
-    vocab_size: Option<i64>,
+    steps: Int,
+    vocab_size: Option<Int>,
     special_tokens: Vec<String>,
     in_rate: f64,
     out_rate: f64,
-    life: i64,
+    life: Int,
     update_rate: f64,
-    max_chunk_len: Option<i64>,
+    max_chunk_len: Option<Int>,
     inspect_context: bool,
-    article_len: i64,
-    seed: i64,
+    article_len: Int,
+    seed: Int,
     protect_chars: bool,
     segmenter: String,
     pretokenize: Option<String>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<(PyTokenModel, LibTrainSummary)> {
-    let steps = u64::try_from(steps)
-        .map_err(|_| InputError::new_err(format!("steps must be >= 0, got {steps}")))?;
+    let steps = steps.within("steps", 0, i64::MAX)? as u64;
+    // ids are u32: a larger vocabulary cannot exist
     let vocab_size = vocab_size
-        .map(|v| {
-            usize::try_from(v)
-                .map_err(|_| InputError::new_err(format!("vocab_size must be positive, got {v}")))
-        })
+        .map(|v| v.size("vocab_size", 0, u32::MAX as usize))
         .transpose()?;
     let opts = TrainOptions {
         learn: learn_config(
@@ -183,22 +183,22 @@ pub fn train_lib(
 /// The raw learner (docs/lib.md §3): run `steps` articles and return `(L, P, clean L)` as
 /// lists of str. With `protect_chars=False` this is the v2023 reference's state exactly.
 #[pyfunction]
-#[pyo3(signature = (*, sentences, steps, in_rate=0.25, out_rate=0.0001, life=10,
-                    update_rate=0.1, max_chunk_len=None, inspect_context=true, article_len=500,
-                    seed=0, protect_chars=false, pretokenize=None))]
+#[pyo3(signature = (*, sentences, steps, in_rate=0.25, out_rate=0.0001, life=Int::from(10),
+                    update_rate=0.1, max_chunk_len=None, inspect_context=true, article_len=Int::from(500),
+                    seed=Int::from(0), protect_chars=false, pretokenize=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn lib_learn(
     py: Python<'_>,
     sentences: Vec<String>,
-    steps: i64,
+    steps: Int,
     in_rate: f64,
     out_rate: f64,
-    life: i64,
+    life: Int,
     update_rate: f64,
-    max_chunk_len: Option<i64>,
+    max_chunk_len: Option<Int>,
     inspect_context: bool,
-    article_len: i64,
-    seed: i64,
+    article_len: Int,
+    seed: Int,
     protect_chars: bool,
     pretokenize: Option<String>,
 ) -> PyResult<(Vec<String>, Vec<String>, Vec<String>)> {
@@ -217,9 +217,7 @@ pub fn lib_learn(
         seed,
         protect_chars,
     )?;
-    if steps < 0 {
-        return Err(InputError::new_err("steps must be >= 0"));
-    }
+    let steps = steps.within("steps", 0, i64::MAX)?;
     if sentences.iter().any(|s| s.contains('\n')) {
         return Err(InputError::new_err("sentences must not contain '\\n'"));
     }

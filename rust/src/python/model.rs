@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::convert::{ids_to_u32, named_ids, Int};
 use super::errors::InputError;
 
 /// A tokenizer model: byte-level BPE or LiB, behind one set of methods.
@@ -66,10 +67,12 @@ impl PyTokenModel {
         PyList::new(py, ids.iter().map(|&i| ints[i as usize].bind(py)))
     }
 
-    /// The special-token matcher for `ids`, cached for the last set asked for.
-    fn matcher(&self, ids: &[u32]) -> PyResult<Option<Arc<SpecialMatcher>>> {
+    /// The special-token matcher for `ids` (the argument `what`), cached for the last set asked
+    /// for.
+    fn matcher(&self, ids: &[Int], what: &str) -> PyResult<Option<Arc<SpecialMatcher>>> {
+        let ids = ids_to_u32(ids, what, self.inner.vocab_size())?;
         self.matcher_cache
-            .get(ids, |ids| self.inner.special_matcher(ids))
+            .get(&ids, |ids| self.inner.special_matcher(ids))
     }
 }
 
@@ -111,11 +114,13 @@ impl PyTokenModel {
         py: Python<'_>,
         path: PathBuf,
         pattern: Option<String>,
-        special_tokens: Option<Vec<(String, u32)>>,
+        special_tokens: Option<Vec<(String, Int)>>,
     ) -> PyResult<Self> {
         let opts = LoadOptions {
             pattern,
-            special_tokens,
+            special_tokens: special_tokens
+                .map(|s| named_ids(s, "special_tokens"))
+                .transpose()?,
         };
         Ok(py.detach(|| detect::load_file(&path, &opts))?.into())
     }
@@ -132,10 +137,20 @@ impl PyTokenModel {
     #[staticmethod]
     fn from_ranks(
         py: Python<'_>,
-        ranks: Vec<(Vec<u8>, u32)>,
+        ranks: Vec<(Vec<u8>, Int)>,
         pattern: &str,
-        special_tokens: Vec<(String, u32)>,
+        special_tokens: Vec<(String, Int)>,
     ) -> PyResult<Self> {
+        let ranks = ranks
+            .into_iter()
+            .enumerate()
+            .map(|(k, (t, r))| {
+                let what = format_args!("ranks[{k}] (rank of {:?})", String::from_utf8_lossy(&t));
+                let r = r.new_id(what)?;
+                Ok((t, r))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let special_tokens = named_ids(special_tokens, "special_tokens")?;
         let pretok = Pretokenizer::new(pattern)?;
         let bpe = py.detach(|| Bpe::from_ranks(ranks, special_tokens, pretok))?;
         Ok(Self::new(bpe))
@@ -275,9 +290,9 @@ impl PyTokenModel {
 
     // ---- vocabulary ---------------------------------------------------------------------
     /// Bytes of token `id` (a special token's text).
-    fn token_bytes<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyBytes>> {
+    fn token_bytes<'py>(&self, py: Python<'py>, id: Int) -> PyResult<Bound<'py, PyBytes>> {
         let t =
-            super::convert::token_of(id, self.inner.vocab_size(), |i| self.inner.token_bytes(i))?;
+            super::convert::token_of(&id, self.inner.vocab_size(), |i| self.inner.token_bytes(i))?;
         Ok(PyBytes::new(py, t))
     }
 
@@ -296,8 +311,9 @@ impl PyTokenModel {
         Err(InputError::new_err("token must be bytes or str"))
     }
 
-    fn is_special(&self, id: u32) -> bool {
-        self.inner.is_special(id)
+    /// Whether `id` is a special token (`False` for any int that is not an id).
+    fn is_special(&self, id: Int) -> bool {
+        id.id("id", 0).is_ok_and(|i| self.inner.is_special(i))
     }
 
     // ---- encoding -----------------------------------------------------------------------
@@ -319,17 +335,17 @@ impl PyTokenModel {
         &self,
         py: Python<'py>,
         text: &str,
-        allowed: Vec<u32>,
+        allowed: Vec<Int>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let sm = self.matcher(&allowed)?;
+        let sm = self.matcher(&allowed, "allowed")?;
         let m = &self.inner;
         let ids = py.detach(|| m.encode(text, sm.as_deref()))?;
         self.id_list(py, &ids)
     }
 
     /// First occurrence of one of the special tokens `ids` in `text`: `(char_start, id)`.
-    fn find_special(&self, text: &str, ids: Vec<u32>) -> PyResult<Option<(usize, u32)>> {
-        let m = self.matcher(&ids)?;
+    fn find_special(&self, text: &str, ids: Vec<Int>) -> PyResult<Option<(usize, u32)>> {
+        let m = self.matcher(&ids, "ids")?;
         Ok(m.and_then(|m| m.find(text, 0))
             .map(|(s, _, id)| (text[..s].chars().count(), id)))
     }
@@ -339,9 +355,9 @@ impl PyTokenModel {
         &self,
         py: Python<'_>,
         text: &str,
-        allowed: Vec<u32>,
+        allowed: Vec<Int>,
     ) -> PyResult<(Vec<u32>, Vec<(usize, usize)>)> {
-        let sm = self.matcher(&allowed)?;
+        let sm = self.matcher(&allowed, "allowed")?;
         let m = &self.inner;
         Ok(py.detach(|| m.encode_with_spans(text, sm.as_deref()))?)
     }
@@ -354,10 +370,10 @@ impl PyTokenModel {
         &self,
         py: Python<'py>,
         texts: Vec<String>,
-        allowed: Vec<u32>,
-        num_threads: Option<usize>,
+        allowed: Vec<Int>,
+        num_threads: Option<Int>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let sm = self.matcher(&allowed)?;
+        let sm = self.matcher(&allowed, "allowed")?;
         let pool = super::pool(num_threads)?;
         let n = texts.len();
         let texts = Arc::new(texts);
@@ -398,10 +414,10 @@ impl PyTokenModel {
         &self,
         py: Python<'py>,
         texts: Vec<String>,
-        allowed: Vec<u32>,
-        num_threads: Option<usize>,
+        allowed: Vec<Int>,
+        num_threads: Option<Int>,
     ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
-        let sm = self.matcher(&allowed)?;
+        let sm = self.matcher(&allowed, "allowed")?;
         let pool = super::pool(num_threads)?;
         let m = &self.inner;
         let (flat, offsets) = py.detach(|| -> crate::Result<(Vec<u32>, Vec<i64>)> {
@@ -413,8 +429,8 @@ impl PyTokenModel {
     }
 
     /// Bytes of a sequence of ids.
-    fn decode_bytes<'py>(&self, py: Python<'py>, ids: Vec<i64>) -> PyResult<Bound<'py, PyBytes>> {
-        let v = super::convert::ids_to_u32(&ids, self.inner.vocab_size())?;
+    fn decode_bytes<'py>(&self, py: Python<'py>, ids: Vec<Int>) -> PyResult<Bound<'py, PyBytes>> {
+        let v = ids_to_u32(&ids, "ids", self.inner.vocab_size())?;
         let m = &self.inner;
         let bytes = py.detach(|| m.decode_bytes(&v))?;
         Ok(PyBytes::new(py, &bytes))

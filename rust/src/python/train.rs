@@ -1,13 +1,13 @@
 //! `train_bpe`: stream files or a Python iterator of strings into piece counts (GIL released
 //! while counting), then learn merges (GIL released).
 
+use super::convert::Int;
 use super::errors::InputError;
 use super::model::PyTokenModel;
 use crate::bpe::count::{PieceCounts, Utf8Policy};
 use crate::bpe::train::{train, validate, TieOrder, TrainConfig};
 use crate::pretokenize::Pretokenizer;
 use crate::progress::Progress;
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use std::path::PathBuf;
@@ -68,7 +68,7 @@ impl PyProgress {
 
 /// Train a byte-level BPE model. Returns the model and the count of each merge.
 #[pyfunction]
-#[pyo3(signature = (*, files=None, texts=None, vocab_size, min_frequency=0, special_tokens=Vec::new(),
+#[pyo3(signature = (*, files=None, texts=None, vocab_size, min_frequency=Int::from(0), special_tokens=Vec::new(),
                     pattern="cl100k".to_string(), tie_order="hf".to_string(), errors="strict".to_string(),
                     progress=None, num_threads=None))]
 #[allow(clippy::too_many_arguments)]
@@ -76,23 +76,19 @@ pub fn train_bpe(
     py: Python<'_>,
     files: Option<Vec<PathBuf>>,
     texts: Option<Bound<'_, PyAny>>,
-    vocab_size: i64,
-    min_frequency: i64,
+    vocab_size: Int,
+    min_frequency: Int,
     special_tokens: Vec<String>,
     pattern: String,
     tie_order: String,
     errors: String,
     progress: Option<Py<PyAny>>,
-    num_threads: Option<usize>,
+    num_threads: Option<Int>,
 ) -> PyResult<(PyTokenModel, Vec<u64>)> {
-    if vocab_size < 0 || min_frequency < 0 {
-        return Err(InputError::new_err(
-            "vocab_size and min_frequency must be non-negative",
-        ));
-    }
     let cfg = TrainConfig {
-        vocab_size: vocab_size as usize,
-        min_frequency: min_frequency as u64,
+        // the upper bound of vocab_size is the core's (`validate`), which says why
+        vocab_size: vocab_size.size("vocab_size", 0, usize::MAX)?,
+        min_frequency: min_frequency.within("min_frequency", 0, i64::MAX)? as u64,
         special_tokens,
         tie_order: TieOrder::parse(&tie_order)?,
     };
@@ -128,7 +124,7 @@ pub fn train_bpe(
     }
     if let Some(texts) = texts {
         if texts.is_instance_of::<PyString>() {
-            return Err(PyTypeError::new_err(
+            return Err(InputError::new_err(
                 "texts must be an iterable of str, not a single str (wrap it in a list)",
             ));
         }
@@ -140,7 +136,7 @@ pub fn train_bpe(
             for item in it.by_ref() {
                 let item = item?;
                 let s = item.cast::<PyString>().map_err(|_| {
-                    PyTypeError::new_err(format!(
+                    InputError::new_err(format!(
                         "texts[{index}] is {}, not str",
                         item.get_type()
                             .name()
