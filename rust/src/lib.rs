@@ -23,6 +23,7 @@ pub mod lib_model;
 pub mod model;
 pub mod pretokenize;
 pub mod progress;
+pub mod sentencepiece;
 pub mod special;
 
 #[cfg(feature = "python")]
@@ -33,3 +34,4 @@ pub use error::{Error, Result};
 pub use lib_model::LibModel;
 pub use model::{ModelKind, TokenModel};
 pub use pretokenize::{Preset, Pretokenizer};
+pub use sentencepiece::SpBpe;

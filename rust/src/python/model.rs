@@ -81,9 +81,10 @@ fn wrong_kind(what: &str, needed: ModelKind) -> PyErr {
              larger-first segmentation, not merges); Tokenizer.save() writes it as tokforge's \
              LiB JSON"
         ),
-        ModelKind::Lib => format!(
-            "{what} exists only for LiB tokenizers, and this is a BPE tokenizer (Tokenizer.kind \
-             tells them apart)"
+        ModelKind::Lib | ModelKind::SentencePiece => format!(
+            "{what} exists only for {} tokenizers, and this is another kind (Tokenizer.kind \
+             tells them apart)",
+            needed.name()
         ),
     })
 }
@@ -93,6 +94,7 @@ impl From<Loaded> for PyTokenModel {
         match l {
             Loaded::Bpe(b) => Self::new(b),
             Loaded::Lib(m) => Self::new(m),
+            Loaded::SentencePiece(m) => Self::new(m),
         }
     }
 }
