@@ -18,7 +18,7 @@ $(STAMP)/venv:
 	@mkdir -p $(STAMP) && touch $@
 
 $(STAMP)/dev: $(STAMP)/venv pyproject.toml
-	$(VPY) -m pip install -q "pytest>=8" "hypothesis>=6" "tokenizers==0.23.3" "tiktoken==0.14.0" regex ruff
+	$(VPY) -m pip install -q "pytest>=8" "hypothesis>=6" "tokenizers==0.23.3" "tiktoken==0.14.0" "sentencepiece==0.2.1" regex ruff
 	@touch $@
 
 $(STAMP)/build: $(STAMP)/venv $(SOURCES)

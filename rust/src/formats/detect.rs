@@ -163,7 +163,8 @@ pub fn load_str(text: &str, name: &str, opts: &LoadOptions) -> Result<Loaded> {
 fn neither(name: &str) -> Error {
     Error::Format {
         path: name.to_string(),
-        message: "neither a tokenizer.json, a .tiktoken rank file nor a SentencePiece .model file".into(),
+        message: "neither a tokenizer.json, a .tiktoken rank file nor a SentencePiece .model file"
+            .into(),
     }
 }
 

@@ -57,12 +57,17 @@ fn parse_normalizer(v: &Value, path: &str, out: &mut Vec<Norm>) -> Result<()> {
         "NFKC" => out.push(Norm::Nfkc),
         "NFKD" => out.push(Norm::Nfkd),
         "Lowercase" => out.push(Norm::Lowercase),
-        "Prepend" => out.push(Norm::Prepend(
-            s("prepend").ok_or_else(|| fmt_err(path, "normalizer Prepend without prepend"))?,
-        )),
+        "Prepend" => {
+            out.push(Norm::Prepend(s("prepend").ok_or_else(|| {
+                fmt_err(path, "normalizer Prepend without prepend")
+            })?))
+        }
         "Strip" => out.push(Norm::Strip {
             left: v.get("strip_left").and_then(Value::as_bool).unwrap_or(true),
-            right: v.get("strip_right").and_then(Value::as_bool).unwrap_or(true),
+            right: v
+                .get("strip_right")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
         }),
         "Replace" => {
             let from = v
@@ -107,7 +112,12 @@ fn parse_metaspace(v: &Value, path: &str) -> Result<Metaspace> {
         Some("always") => PrependScheme::Always,
         Some("first") => PrependScheme::First,
         Some("never") => PrependScheme::Never,
-        Some(o) => return Err(fmt_err(path, format!("Metaspace prepend_scheme {o:?} is unknown"))),
+        Some(o) => {
+            return Err(fmt_err(
+                path,
+                format!("Metaspace prepend_scheme {o:?} is unknown"),
+            ))
+        }
         None => match v.get("add_prefix_space").and_then(Value::as_bool) {
             Some(false) => PrependScheme::Never,
             _ => PrependScheme::Always,
@@ -156,7 +166,11 @@ fn parse_decoder(v: &Value, path: &str) -> Result<(bool, Vec<(String, String)>, 
                         format!("decoder Strip content={content:?} stop={stop} is not supported (only leading spaces)"),
                     ));
                 }
-                strip = d.get("start").and_then(Value::as_u64).unwrap_or(0).min(1 << 16) as usize;
+                strip = d
+                    .get("start")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    .min(1 << 16) as usize;
             }
             "Metaspace" => {
                 let m = parse_metaspace(d, path)?;
@@ -164,7 +178,6 @@ fn parse_decoder(v: &Value, path: &str) -> Result<(bool, Vec<(String, String)>, 
                 if m.prepend != PrependScheme::Never {
                     strip = 1;
                 }
-                fallback = true;
             }
             other => {
                 return Err(fmt_err(
@@ -224,21 +237,21 @@ pub fn from_value(doc: &Value, path: &str) -> Result<SpBpe> {
             ))
         }
     };
-    let (dec_fallback, replace, strip_leading) = match doc.get("decoder").filter(|d| !d.is_null())
-    {
+    let (dec_fallback, replace, strip_leading) = match doc.get("decoder").filter(|d| !d.is_null()) {
         Some(d) => parse_decoder(d, path)?,
-        None => {
-            return Err(fmt_err(
-                path,
-                "decoder is null: HF then joins tokens with spaces, which tokforge does not reproduce",
-            ))
-        }
+        None => return Err(fmt_err(
+            path,
+            "decoder is null: HF then joins tokens with spaces, which tokforge does not reproduce",
+        )),
     };
     if replace
         .iter()
         .any(|(f, t)| !(f == &MARKER.to_string() && t == " "))
     {
-        return Err(fmt_err(path, "decoder Replace other than ▁ -> space is not supported"));
+        return Err(fmt_err(
+            path,
+            "decoder Replace other than ▁ -> space is not supported",
+        ));
     }
     let vocab = model
         .get("vocab")
@@ -250,7 +263,10 @@ pub fn from_value(doc: &Value, path: &str) -> Result<SpBpe> {
             let content = t.get("content").and_then(Value::as_str);
             let id = t.get("id").and_then(Value::as_u64);
             let (Some(content), Some(id)) = (content, id) else {
-                return Err(fmt_err(path, format!("added_tokens[{i}] lacks content or id")));
+                return Err(fmt_err(
+                    path,
+                    format!("added_tokens[{i}] lacks content or id"),
+                ));
             };
             for k in ["lstrip", "rstrip", "single_word"] {
                 if t.get(k).and_then(Value::as_bool) == Some(true) {
@@ -295,7 +311,7 @@ pub fn from_value(doc: &Value, path: &str) -> Result<SpBpe> {
             return Err(fmt_err(path, format!("model.vocab id {id} is used twice")));
         }
         let kind = match byte_piece(p) {
-            Some(b) if dec_fallback => PieceKind::Byte(b),
+            Some(b) if dec_fallback || flag("byte_fallback") => PieceKind::Byte(b),
             _ => PieceKind::Normal,
         };
         pieces[id] = Some((p.clone(), kind));
@@ -315,7 +331,12 @@ pub fn from_value(doc: &Value, path: &str) -> Result<SpBpe> {
                 .and_then(Value::as_u64)
                 .map(|i| i as u32)
                 .or_else(|| specials.iter().find(|s| s.0 == u).map(|s| s.1))
-                .ok_or_else(|| fmt_err(path, format!("model.unk_token {u:?} is not in the vocabulary")))?,
+                .ok_or_else(|| {
+                    fmt_err(
+                        path,
+                        format!("model.unk_token {u:?} is not in the vocabulary"),
+                    )
+                })?,
         ),
     };
     let lookup = |s: &str, k: usize| -> Result<u32> {
@@ -323,7 +344,12 @@ pub fn from_value(doc: &Value, path: &str) -> Result<SpBpe> {
             .get(s)
             .and_then(Value::as_u64)
             .map(|i| i as u32)
-            .ok_or_else(|| fmt_err(path, format!("model.merges[{k}] names {s:?}, which is not in model.vocab")))
+            .ok_or_else(|| {
+                fmt_err(
+                    path,
+                    format!("model.merges[{k}] names {s:?}, which is not in model.vocab"),
+                )
+            })
     };
     let raw = model
         .get("merges")
@@ -337,7 +363,12 @@ pub fn from_value(doc: &Value, path: &str) -> Result<SpBpe> {
                 .ok_or_else(|| fmt_err(path, format!("model.merges[{k}] {s:?} is not \"a b\"")))?,
             Value::Array(a) if a.len() == 2 => match (a[0].as_str(), a[1].as_str()) {
                 (Some(x), Some(y)) => (x, y),
-                _ => return Err(fmt_err(path, format!("model.merges[{k}] is not two strings"))),
+                _ => {
+                    return Err(fmt_err(
+                        path,
+                        format!("model.merges[{k}] is not two strings"),
+                    ))
+                }
             },
             _ => return Err(fmt_err(path, format!("model.merges[{k}] is not a pair"))),
         };
@@ -350,6 +381,7 @@ pub fn from_value(doc: &Value, path: &str) -> Result<SpBpe> {
         unk,
         fuse_unk: flag("fuse_unk"),
         byte_fallback: flag("byte_fallback"),
+        byte_decode: dec_fallback,
         normalizers,
         metaspace,
         strip_leading,
@@ -402,7 +434,9 @@ pub fn to_string(m: &SpBpe) -> Result<String> {
     let normalizer = match cfg.normalizers.as_slice() {
         [] => Value::Null,
         [one] => norm_json(one),
-        many => json!({"type": "Sequence", "normalizers": many.iter().map(norm_json).collect::<Vec<_>>()}),
+        many => {
+            json!({"type": "Sequence", "normalizers": many.iter().map(norm_json).collect::<Vec<_>>()})
+        }
     };
     let pre = cfg.metaspace.as_ref().map_or(Value::Null, |ms| {
         json!({"type": "Metaspace", "replacement": ms.replacement.to_string(),
@@ -410,11 +444,14 @@ pub fn to_string(m: &SpBpe) -> Result<String> {
     });
     let mut decoders = vec![
         json!({"type": "Replace", "pattern": {"String": MARKER.to_string()}, "content": " "}),
-        json!({"type": "ByteFallback"}),
         json!({"type": "Fuse"}),
     ];
+    if cfg.byte_decode {
+        decoders.insert(1, json!({"type": "ByteFallback"}));
+    }
     if cfg.strip_leading > 0 {
-        decoders.push(json!({"type": "Strip", "content": " ", "start": cfg.strip_leading, "stop": 0}));
+        decoders
+            .push(json!({"type": "Strip", "content": " ", "start": cfg.strip_leading, "stop": 0}));
     }
     let unk = cfg.unk.map(|u| cfg.pieces[u as usize].clone());
     let doc = json!({
@@ -478,18 +515,48 @@ mod tests {
         assert_eq!(m.decode_bytes(&ids).unwrap(), b"ab ab");
         let back: Value = serde_json::from_str(&to_string(&m).unwrap()).unwrap();
         let m2 = from_value(&back, "back.json").unwrap();
-        assert_eq!(m2.encode_spans("ab ab é", None, None).unwrap(), m.encode_spans("ab ab é", None, None).unwrap());
+        assert_eq!(
+            m2.encode_spans("ab ab é", None, None).unwrap(),
+            m.encode_spans("ab ab é", None, None).unwrap()
+        );
         assert_eq!(m2.config().normalizers, m.config().normalizers);
     }
 
     #[test]
     fn unsupported_parts_are_named() {
         let bad = [
-            (doc(json!({"type": "BertNormalizer"}), Value::Null, llama_decoder()), "BertNormalizer"),
-            (doc(Value::Null, json!({"type": "Whitespace"}), llama_decoder()), "Whitespace"),
-            (doc(Value::Null, Value::Null, json!({"type": "WordPiece"})), "WordPiece"),
-            (doc(json!({"type": "Replace", "pattern": {"Regex": " +"}, "content": "▁"}), Value::Null, llama_decoder()), "Regex"),
-            (doc(Value::Null, json!({"type": "Metaspace", "prepend_scheme": "sometimes"}), llama_decoder()), "sometimes"),
+            (
+                doc(
+                    json!({"type": "BertNormalizer"}),
+                    Value::Null,
+                    llama_decoder(),
+                ),
+                "BertNormalizer",
+            ),
+            (
+                doc(Value::Null, json!({"type": "Whitespace"}), llama_decoder()),
+                "Whitespace",
+            ),
+            (
+                doc(Value::Null, Value::Null, json!({"type": "WordPiece"})),
+                "WordPiece",
+            ),
+            (
+                doc(
+                    json!({"type": "Replace", "pattern": {"Regex": " +"}, "content": "▁"}),
+                    Value::Null,
+                    llama_decoder(),
+                ),
+                "Regex",
+            ),
+            (
+                doc(
+                    Value::Null,
+                    json!({"type": "Metaspace", "prepend_scheme": "sometimes"}),
+                    llama_decoder(),
+                ),
+                "sometimes",
+            ),
         ];
         for (d, name) in bad {
             let e = from_value(&d, "t.json").unwrap_err();

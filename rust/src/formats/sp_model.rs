@@ -85,7 +85,9 @@ impl<'a> Reader<'a> {
     fn take(&mut self, n: u64) -> Result<&'a [u8]> {
         let left = (self.data.len() - self.pos) as u64;
         if n > left {
-            return Err(self.err(&format!("is truncated: a field of {n} bytes with {left} left")));
+            return Err(self.err(&format!(
+                "is truncated: a field of {n} bytes with {left} left"
+            )));
         }
         let s = &self.data[self.pos..self.pos + n as usize];
         self.pos += n as usize;
@@ -165,9 +167,10 @@ pub fn from_bytes(data: &[u8], path: &str) -> Result<SpBpe> {
                 while let Some((n, f)) = r.next()? {
                     match (n, f) {
                         (1, Field::Bytes(s, _)) => {
-                            piece = Some(String::from_utf8(s.to_vec()).map_err(|_| {
-                                r.err(&format!("{} is not UTF-8", pieces.len()))
-                            })?)
+                            piece =
+                                Some(String::from_utf8(s.to_vec()).map_err(|_| {
+                                    r.err(&format!("{} is not UTF-8", pieces.len()))
+                                })?)
                         }
                         (2, Field::Fixed32(v)) => score = f32::from_bits(v),
                         (3, Field::Varint(v)) => ty = v,
@@ -267,6 +270,7 @@ pub fn from_bytes(data: &[u8], path: &str) -> Result<SpBpe> {
         unk,
         fuse_unk: true,
         byte_fallback,
+        byte_decode: true,
         normalizers,
         metaspace: None,
         strip_leading: usize::from(add_dummy_prefix),
@@ -316,7 +320,11 @@ pub(crate) mod tests {
     }
 
     /// A `.model` file with these `(piece, score, type)` entries.
-    pub(crate) fn model_file(pieces: &[(&str, f32, u64)], model_type: u64, byte_fallback: bool) -> Vec<u8> {
+    pub(crate) fn model_file(
+        pieces: &[(&str, f32, u64)],
+        model_type: u64,
+        byte_fallback: bool,
+    ) -> Vec<u8> {
         let mut out = Vec::new();
         for (p, s, t) in pieces {
             let mut m = Vec::new();
@@ -385,7 +393,10 @@ pub(crate) mod tests {
             assert!(matches!(e, Error::Format { .. }), "{e}");
             // a cut between two pieces leaves a valid message without a trainer_spec
             let at_boundary = e.to_string().contains("type is Unigram");
-            assert!(at_boundary || e.to_string().contains("byte offset"), "{cut}: {e}");
+            assert!(
+                at_boundary || e.to_string().contains("byte offset"),
+                "{cut}: {e}"
+            );
         }
         let e = from_bytes(&[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f], "big.model").unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");

@@ -122,6 +122,17 @@ impl PyTokenModel {
         Ok(py.detach(|| detect::load_file(&path, &opts))?.into())
     }
 
+    /// Load a SentencePiece `.model` file of type BPE (no `sentencepiece` needed).
+    #[staticmethod]
+    fn from_sentencepiece(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let name = path.display().to_string();
+        let m = py.detach(|| -> crate::Result<_> {
+            let data = std::fs::read(&path).map_err(|e| crate::Error::io(&path, e))?;
+            crate::formats::sp_model::from_bytes(&data, &name)
+        })?;
+        Ok(Self::new(m))
+    }
+
     /// Load from JSON text: HF `tokenizer.json`, Mistral tekken JSON or tokforge's LiB JSON.
     #[staticmethod]
     fn from_json_str(py: Python<'_>, text: &str) -> PyResult<Self> {
@@ -176,7 +187,7 @@ impl PyTokenModel {
     }
 
     // ---- description --------------------------------------------------------------------
-    /// `"bpe"` or `"lib"`.
+    /// `"bpe"`, `"lib"` or `"sentencepiece"`.
     #[getter]
     fn kind(&self) -> &'static str {
         self.inner.kind().name()

@@ -94,6 +94,8 @@ pub struct SpConfig {
     pub unk: Option<u32>,
     pub fuse_unk: bool,
     pub byte_fallback: bool,
+    /// byte pieces decode to their byte (HF `ByteFallback` decoder), else to their spelling
+    pub byte_decode: bool,
     pub normalizers: Vec<Norm>,
     pub metaspace: Option<Metaspace>,
     /// leading spaces the decoder removes
@@ -160,7 +162,11 @@ impl SpBpe {
                 }
                 PieceKind::Byte(b) => {
                     byte_slots[b as usize] = id;
-                    surface.push(vec![b]);
+                    surface.push(if cfg.byte_decode {
+                        vec![b]
+                    } else {
+                        p.as_bytes().to_vec()
+                    });
                 }
                 PieceKind::Normal => {
                     if p.is_empty() {
@@ -202,7 +208,8 @@ impl SpBpe {
             MergeSource::List(list) => {
                 let mut pairs = FxHashMap::default();
                 for (rank, &(l, r)) in list.iter().enumerate() {
-                    let (Some(a), Some(b)) = (cfg.pieces.get(l as usize), cfg.pieces.get(r as usize))
+                    let (Some(a), Some(b)) =
+                        (cfg.pieces.get(l as usize), cfg.pieces.get(r as usize))
                     else {
                         return Err(vocab_err(format!("merge {rank} names an id beyond {n}")));
                     };
@@ -579,6 +586,7 @@ mod tests {
             unk: Some(0),
             fuse_unk: true,
             byte_fallback: true,
+            byte_decode: true,
             normalizers,
             metaspace,
             strip_leading: 1,
@@ -634,7 +642,13 @@ mod tests {
         let m = model(MergeSource::List(vec![]), ms(PrependScheme::First, true));
         let s = m.special_matcher(&[1]).unwrap();
         let got = m.encode_spans("a<s>a", s.as_ref(), None).unwrap();
-        assert_eq!(got, ids(&m, &["▁", "a"]).into_iter().chain([1, m.piece_id("a").unwrap()]).collect::<Vec<_>>());
+        assert_eq!(
+            got,
+            ids(&m, &["▁", "a"])
+                .into_iter()
+                .chain([1, m.piece_id("a").unwrap()])
+                .collect::<Vec<_>>()
+        );
         let m = model(MergeSource::List(vec![]), ms(PrependScheme::Never, true));
         assert_eq!(m.encode_spans("a", None, None).unwrap(), ids(&m, &["a"]));
         assert!(m.special_matcher(&[5]).is_err());

@@ -26,11 +26,17 @@ pub enum Norm {
     Nfkd,
     Lowercase,
     /// Replace every occurrence of a literal string (left to right, non-overlapping).
-    Replace { from: String, to: String },
+    Replace {
+        from: String,
+        to: String,
+    },
     /// Prepend a string to non-empty text.
     Prepend(String),
     /// Remove leading / trailing whitespace (`char::is_whitespace`, as HF's `Strip`).
-    Strip { left: bool, right: bool },
+    Strip {
+        left: bool,
+        right: bool,
+    },
     /// SentencePiece's `remove_extra_whitespaces`: drop leading and trailing spaces (U+0020)
     /// and collapse runs of them into one.
     CollapseSpaces,
@@ -137,8 +143,7 @@ impl Norm {
                         }
                     }
                     out.text.push(c);
-                    out.align
-                        .extend_from_slice(&n.align[i..i + c.len_utf8()]);
+                    out.align.extend_from_slice(&n.align[i..i + c.len_utf8()]);
                 }
                 out
             }
