@@ -12,7 +12,6 @@ import sentencepiece as spm
 import tokenizers
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tokforge import FormatError, Tokenizer
 
 TEXT = st.text(
@@ -35,9 +34,6 @@ def llama2_file():
 def llama2(llama2_file):
     return Tokenizer.from_file(llama2_file), tokenizers.Tokenizer.from_file(str(llama2_file))
 
-
-def _all_specials(tok: Tokenizer) -> set[str]:
-    return set(tok.special_tokens)
 
 
 def test_llama2_ids_equal_hf_on_every_corpus_file(llama2, corpus_docs):

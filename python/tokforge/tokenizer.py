@@ -274,7 +274,7 @@ class Tokenizer:
         """Load a SentencePiece ``.model`` file of type BPE (Llama-2, Mistral), read without the
         ``sentencepiece`` package; ids equal ``SentencePieceProcessor.encode``. Unigram models
         and precompiled normalization maps raise :class:`FormatError` naming them. See
-        docs/bpe.md, section "SentencePiece-style BPE"."""
+        docs/bpe.md §11."""
         return cls(_core.TokenModel.from_sentencepiece(os.fspath(path)))
 
     @classmethod

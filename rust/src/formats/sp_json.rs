@@ -1,5 +1,5 @@
 //! HF `tokenizer.json`, SentencePiece-style BPE subset (Llama-2, Mistral-v1, Gemma-style
-//! files; docs/bpe.md, section "SentencePiece-style BPE"), read and written.
+//! files; docs/bpe.md §11), read and written.
 //!
 //! Read: `model` BPE with `unk_token`, `fuse_unk`, `byte_fallback`, `ignore_merges`;
 //! `normalizer` null or NFC / NFD / NFKC / NFKD / Lowercase / Replace (literal pattern) /

@@ -1,5 +1,5 @@
 //! SentencePiece `.model` files (a `ModelProto` protobuf), BPE type, read without the
-//! `sentencepiece` library (docs/bpe.md, section "SentencePiece-style BPE").
+//! `sentencepiece` library (docs/bpe.md §11).
 //!
 //! A hand-written protobuf reader takes the fields that define encoding: `pieces` (1: piece
 //! string 1, score 2, type 3), `trainer_spec` (2: `model_type` 3, `byte_fallback` 35) and

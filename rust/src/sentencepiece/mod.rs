@@ -1,5 +1,5 @@
 //! SentencePiece-style BPE: the model of Llama-2, Mistral-v1 and SentencePiece `.model` BPE
-//! vocabularies (docs/bpe.md, section "SentencePiece-style BPE").
+//! vocabularies (docs/bpe.md §11).
 //!
 //! Pipeline for each stretch of text between special tokens:
 //! 1. normalize ([`normalize`]: NFC/NFKC/.., Lowercase, Replace, Prepend, Strip, SentencePiece's

@@ -3,7 +3,7 @@
 //! The steps HF `tokenizers` offers for BPE vocabularies (NFC, NFD, NFKC, NFKD, Lowercase,
 //! Replace with a literal pattern, Prepend, Strip) and SentencePiece's own
 //! `remove_extra_whitespaces` ([`Norm::CollapseSpaces`]), applied in order as a `Sequence` does
-//! (docs/bpe.md, section "SentencePiece-style BPE").
+//! (docs/bpe.md §11).
 //!
 //! Every step maps a [`Normalized`] string to another and keeps `align`: for each output byte,
 //! the byte offset in the original text it came from (an inserted string takes the offset of
