@@ -171,6 +171,7 @@ def test_model_file_exports_to_tokenizer_json_hf_agrees_with(sp_model, corpus_do
     hf = tokenizers.Tokenizer.from_str(tok.to_json())
     text = corpus_docs["en"][:4000] + corpus_docs["zh"][:500]
     assert hf.encode(text, add_special_tokens=False).ids == sp.encode(text)
+    assert Tokenizer.from_json_str(tok.to_json()).encode_ordinary(text) == sp.encode(text)
 
 
 def test_bad_model_files_are_format_errors(tmp_path):

@@ -42,6 +42,10 @@ pub fn is_sentencepiece(doc: &Value) -> bool {
 
 fn parse_normalizer(v: &Value, path: &str, out: &mut Vec<Norm>) -> Result<()> {
     let s = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+    if *v == norm_json(&Norm::CollapseSpaces) {
+        out.push(Norm::CollapseSpaces); // what to_string writes for it
+        return Ok(());
+    }
     match tname(v) {
         "Sequence" => {
             let list = v
@@ -520,6 +524,17 @@ mod tests {
             m.encode_spans("ab ab é", None, None).unwrap()
         );
         assert_eq!(m2.config().normalizers, m.config().normalizers);
+        // SentencePiece's whitespace collapsing is written as two regex Replaces, read back
+        let mut cfg = m.config().clone();
+        cfg.normalizers.insert(0, Norm::CollapseSpaces);
+        let m3 = SpBpe::new(cfg).unwrap();
+        let back: Value = serde_json::from_str(&to_string(&m3).unwrap()).unwrap();
+        let m4 = from_value(&back, "back.json").unwrap();
+        assert_eq!(m4.config().normalizers, m3.config().normalizers);
+        assert_eq!(
+            m4.encode_spans("  ab   ab ", None, None).unwrap(),
+            vec![261, 261]
+        );
     }
 
     #[test]
