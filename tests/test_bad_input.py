@@ -86,7 +86,7 @@ def test_save_never_overwrites_without_asking(tmp_path):
 @pytest.mark.parametrize(
     "doc, part",
     [
-        ('{"normalizer": {"type": "NFKC"}, "model": {"type": "BPE"}}', "NFKC"),
+        ('{"normalizer": {"type": "BertNormalizer"}, "model": {"type": "BPE", "vocab": {}, "merges": []}, "decoder": {"type": "Fuse"}}', "BertNormalizer"),
         ('{"normalizer": null, "model": {"type": "WordPiece"}}', "WordPiece"),
         (
             '{"normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "model": {"type": "BPE", "vocab": {}, "merges": []}}',

@@ -43,14 +43,14 @@ impl PyTokenModel {
         self.inner
             .clone()
             .into_bpe()
-            .ok_or_else(|| wrong_kind(what, ModelKind::Bpe))
+            .ok_or_else(|| wrong_kind(what, ModelKind::Bpe, self.inner.kind()))
     }
 
     /// The LiB model, or an `InputError` saying that `what` needs one.
     fn lib(&self, what: &str) -> PyResult<&lm::LibModel> {
         self.inner
             .as_lib()
-            .ok_or_else(|| wrong_kind(what, ModelKind::Lib))
+            .ok_or_else(|| wrong_kind(what, ModelKind::Lib, self.inner.kind()))
     }
 
     /// A Python list of ids, sharing one int object per id.
@@ -73,18 +73,26 @@ impl PyTokenModel {
     }
 }
 
-/// The one message for a capability asked of the other model family.
-fn wrong_kind(what: &str, needed: ModelKind) -> PyErr {
-    InputError::new_err(match needed {
-        ModelKind::Bpe => format!(
+/// The one message for a capability asked of another model family.
+fn wrong_kind(what: &str, needed: ModelKind, actual: ModelKind) -> PyErr {
+    InputError::new_err(match (needed, actual) {
+        (ModelKind::Bpe, ModelKind::Lib) => format!(
             "{what} exists only for BPE tokenizers, and this is a LiB tokenizer (units chosen by \
              larger-first segmentation, not merges); Tokenizer.save() writes it as tokforge's \
              LiB JSON"
         ),
-        ModelKind::Lib | ModelKind::SentencePiece => format!(
-            "{what} exists only for {} tokenizers, and this is another kind (Tokenizer.kind \
-             tells them apart)",
-            needed.name()
+        (ModelKind::Bpe, _) => format!(
+            "{what} exists only for byte-level BPE tokenizers, and this is a SentencePiece-style \
+             BPE tokenizer (kind 'sentencepiece': merges over the characters of normalized text, \
+             not bytes; docs/bpe.md §11)"
+        ),
+        (_, ModelKind::SentencePiece) => format!(
+            "{what} exists only for LiB tokenizers, and this is a SentencePiece-style BPE \
+             tokenizer (Tokenizer.kind tells them apart)"
+        ),
+        _ => format!(
+            "{what} exists only for LiB tokenizers, and this is a BPE tokenizer (Tokenizer.kind \
+             tells them apart)"
         ),
     })
 }
