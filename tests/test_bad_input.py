@@ -265,8 +265,10 @@ def _catalogue_files(tok_: Tokenizer, lib_: Tokenizer) -> list[tuple[str, bytes 
          r"not UTF-8 text \(byte offset 11\)"),
         ("tokenizer.json", "{not json", FormatError, r"not valid JSON"),
         ("tokenizer.json", "", FormatError, r"neither a tokenizer\.json nor"),
-        ("tokenizer.json", '{"normalizer": {"type": "NFKC"}, "model": {"type": "BPE"}}',
-         FormatError, r"NFKC"),
+        ("tokenizer.json", '{"normalizer": {"type": "BertNormalizer"}, "model": {"type": "BPE", '
+         '"vocab": {}, "merges": []}, "decoder": {"type": "Fuse"}}', FormatError, r"BertNormalizer"),
+        ("tokenizer.json", '{"normalizer": null, "model": {"type": "WordPiece"}}', FormatError,
+         r"WordPiece"),
         # .tiktoken
         ("x.tiktoken", _rank_file("YWI= 4294967295\n"), FormatError,
          r"rank 4294967295 for 257 tokens: more than 1048576 ids would be unused"),

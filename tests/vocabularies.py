@@ -40,6 +40,32 @@ SOURCES = {
         "mistral_common/data/tekken_240911.json",
         "1948e2d48b0e7377f1bb5f1210f1ae5f984934e75713fc07e2452729b8365316",
     ),
+    # Llama-2's SentencePiece-style BPE tokenizer.json (Prepend + Replace, byte fallback)
+    "llama2_tokenizer.json": (
+        "wordllama==0.4.0.post1",
+        False,
+        "wordllama/tokenizers/l2_supercat_tokenizer_config.json",
+        "93248f2a9ec36c7b35f700a033d5f36228aae48db61aee31007fa49062cdeb68",
+    ),
+    # SentencePiece BPE .model files (Mistral v1 = the Llama-2-style 32,000 vocabulary)
+    "mistral_v1.model": (
+        "mistral-common==1.13.1",
+        False,
+        "mistral_common/data/tokenizer.model.v1",
+        "dadfd56d766715c61d2ef780a525ab43b8e6da4de6865bda3d95fdef5e134055",
+    ),
+    "mistral_v3.model": (
+        "mistral-common==1.13.1",
+        False,
+        "mistral_common/data/mistral_instruct_tokenizer_240323.model.v3",
+        "9addc8bdce5988448ae81b729336f43a81262160ae8da760674badab9d4c7d33",
+    ),
+    "mistral_v7.model": (
+        "mistral-common==1.13.1",
+        False,
+        "mistral_common/data/mistral_instruct_tokenizer_241114.model.v7",
+        "1b968b8dc352f42192367337c78ccc61e1eaddc6d641a579372d4f20694beb7a",
+    ),
 }
 
 

@@ -18,7 +18,7 @@ class StoppedError(TokforgeError):
     """Work stopped by the progress callback (it returned False)."""
 
 class TokenModel:
-    """A tokenizer model: byte-level BPE or LiB behind one set of methods (rust/src/model.rs).
+    """A tokenizer model: byte-level BPE, SentencePiece-style BPE or LiB behind one set of methods (rust/src/model.rs).
     Immutable and thread-safe; encoding releases the GIL. Members of one family are ``None``
     on the other (``merges``, ``units``...) or raise :class:`InputError` (``to_tiktoken``,
     ``with_segmenter``). ``tokforge.Tokenizer`` wraps it; ``Tokenizer.model`` returns it."""
@@ -32,6 +32,9 @@ class TokenModel:
         """Load a tokenizer file, its format detected from the content: HF ``tokenizer.json``,
         ``.tiktoken`` (``pattern`` / ``special_tokens`` for it, else OpenAI's by file name),
         tekken JSON or tokforge's LiB JSON."""
+    @staticmethod
+    def from_sentencepiece(path: str) -> TokenModel:
+        """Load a SentencePiece ``.model`` file of type BPE (no ``sentencepiece`` needed)."""
     @staticmethod
     def from_json_str(text: str) -> TokenModel:
         """Load from JSON text: HF ``tokenizer.json``, tekken JSON or tokforge's LiB JSON."""
@@ -51,7 +54,7 @@ class TokenModel:
         """``.tiktoken`` text, rank = id (BPE only; :class:`InputError` for LiB)."""
     @property
     def kind(self) -> str:
-        """``"bpe"`` or ``"lib"``."""
+        """``"bpe"``, ``"lib"`` or ``"sentencepiece"`` (SentencePiece-style BPE)."""
     @property
     def vocab_size(self) -> int: ...
     @property

@@ -245,8 +245,9 @@ class Tokenizer:
         pattern: str | None = None,
         special_tokens: dict[str, int] | None = None,
     ) -> Tokenizer:
-        """Load a tokenizer file, its format detected from the content: HF ``tokenizer.json``,
-        a tiktoken ``.tiktoken`` rank file, a Mistral tekken JSON file or tokforge's LiB JSON.
+        """Load a tokenizer file, its format detected from the content: HF ``tokenizer.json``
+        (byte-level or SentencePiece-style BPE), a tiktoken ``.tiktoken`` rank file, a Mistral
+        tekken JSON file, a SentencePiece ``.model`` file (BPE) or tokforge's LiB JSON.
 
         Rank files carry no pattern and no special tokens: give them (``pattern`` = a preset
         name or a regex, ``special_tokens`` = ``{text: id}``), or name the file like OpenAI's
@@ -268,6 +269,14 @@ class Tokenizer:
     ) -> Tokenizer:
         """Load a tiktoken ``.tiktoken`` rank file: :meth:`from_file` under tiktoken's name."""
         return cls.from_file(path, pattern=pattern, special_tokens=special_tokens)
+
+    @classmethod
+    def from_sentencepiece(cls, path: PathLike) -> Tokenizer:
+        """Load a SentencePiece ``.model`` file of type BPE (Llama-2, Mistral), read without the
+        ``sentencepiece`` package; ids equal ``SentencePieceProcessor.encode``. Unigram models
+        and precompiled normalization maps raise :class:`FormatError` naming them. See
+        docs/bpe.md §11."""
+        return cls(_core.TokenModel.from_sentencepiece(os.fspath(path)))
 
     @classmethod
     def from_tekken(cls, path: PathLike) -> Tokenizer:

@@ -27,6 +27,7 @@ pub mod mixture;
 pub mod model;
 pub mod pretokenize;
 pub mod progress;
+pub mod sentencepiece;
 pub mod special;
 
 #[cfg(feature = "python")]
@@ -37,3 +38,4 @@ pub use error::{Error, Result};
 pub use lib_model::LibModel;
 pub use model::{ModelKind, TokenModel};
 pub use pretokenize::{Preset, Pretokenizer};
+pub use sentencepiece::SpBpe;

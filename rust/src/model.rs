@@ -33,6 +33,7 @@ use crate::bpe::Bpe;
 use crate::error::Result;
 use crate::lib_model::LibModel;
 use crate::pretokenize::Pretokenizer;
+use crate::sentencepiece::SpBpe;
 use crate::special::SpecialMatcher;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub enum ModelKind {
     Bpe,
     /// Less-is-Better ([`LibModel`]).
     Lib,
+    /// SentencePiece-style BPE ([`SpBpe`]: `▁` word marker, byte fallback, normalizers).
+    SentencePiece,
 }
 
 impl ModelKind {
@@ -52,6 +55,7 @@ impl ModelKind {
         match self {
             ModelKind::Bpe => "bpe",
             ModelKind::Lib => "lib",
+            ModelKind::SentencePiece => "sentencepiece",
         }
     }
 }
@@ -134,6 +138,10 @@ pub trait TokenModel: Send + Sync {
     }
     /// The LiB model, if this is one.
     fn as_lib(&self) -> Option<&LibModel> {
+        None
+    }
+    /// The SentencePiece-style BPE model, if this is one.
+    fn as_sentencepiece(&self) -> Option<&SpBpe> {
         None
     }
     /// A shared handle on the BPE model, if this is one (for structures that keep it).
@@ -269,6 +277,77 @@ impl TokenModel for LibModel {
         crate::formats::lib_json::to_string(self)
     }
     fn as_lib(&self) -> Option<&LibModel> {
+        Some(self)
+    }
+}
+
+/// SentencePiece-style BPE: text is normalized before merging, so the byte-level invariants of
+/// the module docs hold only for lossless normalization (see [`crate::sentencepiece`]).
+impl TokenModel for SpBpe {
+    fn kind(&self) -> ModelKind {
+        ModelKind::SentencePiece
+    }
+    fn vocab_size(&self) -> usize {
+        SpBpe::vocab_size(self)
+    }
+    fn token_bytes(&self, id: u32) -> Option<&[u8]> {
+        SpBpe::token_bytes(self, id)
+    }
+    fn id_of(&self, bytes: &[u8]) -> Option<u32> {
+        SpBpe::id_of(self, bytes)
+    }
+    fn specials(&self) -> &[(String, u32)] {
+        SpBpe::specials(self)
+    }
+    fn is_special(&self, id: u32) -> bool {
+        SpBpe::is_special(self, id)
+    }
+    fn special_matcher(&self, ids: &[u32]) -> Result<Option<SpecialMatcher>> {
+        SpBpe::special_matcher(self, ids)
+    }
+    fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {
+        self.encode_spans(text, None, None)
+    }
+    fn encode(&self, text: &str, allowed: Option<&SpecialMatcher>) -> Result<Vec<u32>> {
+        self.encode_spans(text, allowed, None)
+    }
+    fn encode_with_spans(
+        &self,
+        text: &str,
+        allowed: Option<&SpecialMatcher>,
+    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+        let mut spans = Vec::new();
+        let ids = self.encode_spans(text, allowed, Some(&mut spans))?;
+        Ok((ids, spans))
+    }
+    fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
+        SpBpe::decode_bytes(self, ids)
+    }
+    /// Words may span the whole text (no pre-tokenizer): no cut is safe.
+    fn stream_cut(&self, _text: &str) -> usize {
+        0
+    }
+    fn pretokenizer(&self) -> Option<&Pretokenizer> {
+        None
+    }
+    /// What is merged independently, on the normalized text: `▁`-words with a splitting
+    /// Metaspace, else the whole text.
+    fn pattern(&self) -> &str {
+        match &self.config().metaspace {
+            Some(m) if m.split => "▁?[^▁]+|▁",
+            _ => "(?s).+",
+        }
+    }
+    fn pattern_name(&self) -> &str {
+        "sentencepiece"
+    }
+    fn merges(&self) -> Option<&[(u32, u32)]> {
+        Some(SpBpe::merges(self))
+    }
+    fn to_json(&self) -> Result<String> {
+        crate::formats::sp_json::to_string(self)
+    }
+    fn as_sentencepiece(&self) -> Option<&SpBpe> {
         Some(self)
     }
 }

@@ -13,11 +13,12 @@
 //! Options apply to rank files only; given for another format they are an [`Error::Input`]
 //! rather than silently ignored. Cost: detection O(1), then the cost of the reader.
 
-use super::{hf_json, lib_json, tekken, tiktoken};
+use super::{hf_json, lib_json, sp_json, sp_model, tekken, tiktoken};
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};
 use crate::lib_model::LibModel;
 use crate::pretokenize::Pretokenizer;
+use crate::sentencepiece::SpBpe;
 use std::path::Path;
 
 /// A loaded tokenizer model: BPE (tokenizer.json, .tiktoken, tekken) or LiB.
@@ -26,6 +27,7 @@ use std::path::Path;
 pub enum Loaded {
     Bpe(Bpe),
     Lib(LibModel),
+    SentencePiece(SpBpe),
 }
 
 impl std::fmt::Debug for Loaded {
@@ -33,6 +35,9 @@ impl std::fmt::Debug for Loaded {
         match self {
             Loaded::Bpe(b) => write!(f, "Loaded::Bpe(vocab_size={})", b.vocab_size()),
             Loaded::Lib(m) => write!(f, "Loaded::Lib(vocab_size={})", m.vocab_size()),
+            Loaded::SentencePiece(m) => {
+                write!(f, "Loaded::SentencePiece(vocab_size={})", m.vocab_size())
+            }
         }
     }
 }
@@ -57,6 +62,8 @@ pub enum Kind {
     HfJson,
     /// tiktoken `base64 rank` lines.
     Tiktoken,
+    /// SentencePiece `.model` protobuf.
+    SpModel,
 }
 
 impl Kind {
@@ -66,6 +73,7 @@ impl Kind {
             Kind::Tekken => "tekken JSON",
             Kind::HfJson => "tokenizer.json",
             Kind::Tiktoken => ".tiktoken files",
+            Kind::SpModel => "SentencePiece .model files",
         }
     }
 }
@@ -81,6 +89,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// The format of a file from its first bytes (see the module docs); `None` if none fits.
 pub fn detect(data: &[u8]) -> Option<Kind> {
+    if sp_model::looks_like(data) {
+        return Some(Kind::SpModel);
+    }
     let head = &data[..data.len().min(256)];
     let start = head
         .iter()
@@ -132,6 +143,10 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let name = path.display().to_string();
     let kind = detect(&data).ok_or_else(|| neither(&name))?;
+    if kind == Kind::SpModel {
+        no_options(kind, opts)?;
+        return sp_model::from_bytes(&data, &name).map(Loaded::SentencePiece);
+    }
     let text = String::from_utf8(data).map_err(|e| Error::Format {
         path: name.clone(),
         message: format!(
@@ -157,21 +172,35 @@ pub fn load_str(text: &str, name: &str, opts: &LoadOptions) -> Result<Loaded> {
 fn neither(name: &str) -> Error {
     Error::Format {
         path: name.to_string(),
-        message: "neither a tokenizer.json nor a .tiktoken rank file".into(),
+        message: "neither a tokenizer.json, a .tiktoken rank file nor a SentencePiece .model file"
+            .into(),
     }
 }
 
-fn load_kind(kind: Kind, text: &str, name: &str, opts: &LoadOptions) -> Result<Loaded> {
+fn no_options(kind: Kind, opts: &LoadOptions) -> Result<()> {
     if kind != Kind::Tiktoken && (opts.pattern.is_some() || opts.special_tokens.is_some()) {
         return Err(Error::Input(format!(
             "pattern/special_tokens apply to .tiktoken files, not {}",
             kind.describe()
         )));
     }
+    Ok(())
+}
+
+fn load_kind(kind: Kind, text: &str, name: &str, opts: &LoadOptions) -> Result<Loaded> {
+    no_options(kind, opts)?;
     match kind {
+        Kind::SpModel => sp_model::from_bytes(text.as_bytes(), name).map(Loaded::SentencePiece),
         Kind::LibJson => lib_json::from_str(text, name).map(Loaded::Lib),
         Kind::Tekken => tekken::from_str(text, name).map(Loaded::Bpe),
-        Kind::HfJson => hf_json::from_str(text, name).map(Loaded::Bpe),
+        Kind::HfJson => {
+            let doc = hf_json::parse(text, name)?;
+            if sp_json::is_sentencepiece(&doc) {
+                sp_json::from_value(&doc, name).map(Loaded::SentencePiece)
+            } else {
+                hf_json::from_value(&doc, name).map(Loaded::Bpe)
+            }
+        }
         Kind::Tiktoken => load_tiktoken(text, name, opts).map(Loaded::Bpe),
     }
 }
@@ -223,6 +252,7 @@ mod tests {
         match l {
             Ok(Loaded::Bpe(b)) => b,
             Ok(Loaded::Lib(_)) => panic!("expected BPE, got LiB"),
+            Ok(Loaded::SentencePiece(_)) => panic!("expected BPE, got SentencePiece"),
             Err(e) => panic!("{e}"),
         }
     }
@@ -341,7 +371,7 @@ mod tests {
             assert!(matches!(e, Error::Format { .. }), "{text:?}: {e}");
             assert_eq!(
                 e.to_string(),
-                "f.bin: neither a tokenizer.json nor a .tiktoken rank file"
+                "f.bin: neither a tokenizer.json, a .tiktoken rank file nor a SentencePiece .model file"
             );
         }
         // a bad pattern is a regex error, a bad rank line a format error naming the line

@@ -150,8 +150,17 @@ fn parse_pretokenizer(v: &Value, path: &str) -> Result<Pretokenizer> {
 
 /// Parse `tokenizer.json` text; `path` is used in error messages.
 pub fn from_str(text: &str, path: &str) -> Result<Bpe> {
-    let doc: Value = serde_json::from_str(text)
-        .map_err(|e| fmt_err(path, format!("not valid JSON: {e} (line {})", e.line())))?;
+    from_value(&parse(text, path)?, path)
+}
+
+/// Parse JSON text; a syntax error is a [`Error::Format`] naming the line.
+pub fn parse(text: &str, path: &str) -> Result<Value> {
+    serde_json::from_str(text)
+        .map_err(|e| fmt_err(path, format!("not valid JSON: {e} (line {})", e.line())))
+}
+
+/// Read a parsed byte-level `tokenizer.json`.
+pub fn from_value(doc: &Value, path: &str) -> Result<Bpe> {
     if !doc.get("normalizer").is_none_or(Value::is_null) {
         let t = doc["normalizer"]
             .get("type")
@@ -162,7 +171,7 @@ pub fn from_str(text: &str, path: &str) -> Result<Bpe> {
             format!("normalizer {t:?} is not supported (expected null)"),
         ));
     }
-    let model = field(&doc, "model", path, "top level")?;
+    let model = field(doc, "model", path, "top level")?;
     let mtype = model.get("type").and_then(Value::as_str).unwrap_or("BPE");
     if mtype != "BPE" {
         return Err(fmt_err(

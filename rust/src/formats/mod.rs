@@ -4,6 +4,8 @@
 //! - [`hf_json`]: HF `tokenizer.json` (byte-level BPE subset), read and write.
 //! - [`tiktoken`]: `.tiktoken` rank files, read and write, and the pattern + special tokens of
 //!   OpenAI's own files ([`tiktoken::preset_for_stem`]).
+//! - [`sp_json`]: HF `tokenizer.json`, SentencePiece-style BPE subset, read and write.
+//! - [`sp_model`]: SentencePiece `.model` protobuf files of type BPE, read.
 //! - [`tekken`]: Mistral tekken JSON, read (ids = rank + number of special tokens).
 //! - [`lib_json`]: tokforge's LiB JSON (`"format": "tokforge-lib"`), read and write.
 //! - [`detect`]: load a file of any of these formats, told apart by content
@@ -12,5 +14,7 @@
 pub mod detect;
 pub mod hf_json;
 pub mod lib_json;
+pub mod sp_json;
+pub mod sp_model;
 pub mod tekken;
 pub mod tiktoken;

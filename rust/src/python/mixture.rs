@@ -360,7 +360,7 @@ pub fn replay_merges(
     top_k: usize,
     errors: &str,
     progress: Option<Py<PyAny>>,
-    num_threads: Option<usize>,
+    num_threads: Option<super::convert::Int>,
 ) -> PyResult<MixtureCounts> {
     let order = MergeOrder::parse(merge_order)?;
     let policy = Utf8Policy::parse(errors)?;

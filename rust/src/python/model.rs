@@ -44,14 +44,14 @@ impl PyTokenModel {
         self.inner
             .clone()
             .into_bpe()
-            .ok_or_else(|| wrong_kind(what, ModelKind::Bpe))
+            .ok_or_else(|| wrong_kind(what, ModelKind::Bpe, self.inner.kind()))
     }
 
     /// The LiB model, or an `InputError` saying that `what` needs one.
     fn lib(&self, what: &str) -> PyResult<&lm::LibModel> {
         self.inner
             .as_lib()
-            .ok_or_else(|| wrong_kind(what, ModelKind::Lib))
+            .ok_or_else(|| wrong_kind(what, ModelKind::Lib, self.inner.kind()))
     }
 
     /// A Python list of ids, sharing one int object per id.
@@ -76,15 +76,24 @@ impl PyTokenModel {
     }
 }
 
-/// The one message for a capability asked of the other model family.
-fn wrong_kind(what: &str, needed: ModelKind) -> PyErr {
-    InputError::new_err(match needed {
-        ModelKind::Bpe => format!(
+/// The one message for a capability asked of another model family.
+fn wrong_kind(what: &str, needed: ModelKind, actual: ModelKind) -> PyErr {
+    InputError::new_err(match (needed, actual) {
+        (ModelKind::Bpe, ModelKind::Lib) => format!(
             "{what} exists only for BPE tokenizers, and this is a LiB tokenizer (units chosen by \
              larger-first segmentation, not merges); Tokenizer.save() writes it as tokforge's \
              LiB JSON"
         ),
-        ModelKind::Lib => format!(
+        (ModelKind::Bpe, _) => format!(
+            "{what} exists only for byte-level BPE tokenizers, and this is a SentencePiece-style \
+             BPE tokenizer (kind 'sentencepiece': merges over the characters of normalized text, \
+             not bytes; docs/bpe.md §11)"
+        ),
+        (_, ModelKind::SentencePiece) => format!(
+            "{what} exists only for LiB tokenizers, and this is a SentencePiece-style BPE \
+             tokenizer (Tokenizer.kind tells them apart)"
+        ),
+        _ => format!(
             "{what} exists only for LiB tokenizers, and this is a BPE tokenizer (Tokenizer.kind \
              tells them apart)"
         ),
@@ -96,6 +105,7 @@ impl From<Loaded> for PyTokenModel {
         match l {
             Loaded::Bpe(b) => Self::new(b),
             Loaded::Lib(m) => Self::new(m),
+            Loaded::SentencePiece(m) => Self::new(m),
         }
     }
 }
@@ -123,6 +133,17 @@ impl PyTokenModel {
                 .transpose()?,
         };
         Ok(py.detach(|| detect::load_file(&path, &opts))?.into())
+    }
+
+    /// Load a SentencePiece `.model` file of type BPE (no `sentencepiece` needed).
+    #[staticmethod]
+    fn from_sentencepiece(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let name = path.display().to_string();
+        let m = py.detach(|| -> crate::Result<_> {
+            let data = std::fs::read(&path).map_err(|e| crate::Error::io(&path, e))?;
+            crate::formats::sp_model::from_bytes(&data, &name)
+        })?;
+        Ok(Self::new(m))
     }
 
     /// Load from JSON text: HF `tokenizer.json`, Mistral tekken JSON or tokforge's LiB JSON.
@@ -189,7 +210,7 @@ impl PyTokenModel {
     }
 
     // ---- description --------------------------------------------------------------------
-    /// `"bpe"` or `"lib"`.
+    /// `"bpe"`, `"lib"` or `"sentencepiece"`.
     #[getter]
     fn kind(&self) -> &'static str {
         self.inner.kind().name()
