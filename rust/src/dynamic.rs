@@ -1058,6 +1058,7 @@ fn run(
     let threshold = cfg.target.map(|t| t.threshold(l0, lw));
     let mut merges = Vec::new();
     loop {
+        crate::cancel::check()?;
         if cfg.max_merges.is_some_and(|m| merges.len() >= m) {
             break;
         }
@@ -1177,11 +1178,13 @@ fn merge_checked(
     };
     debug_assert!(cfg.identity == Identity::Ids || bytes.is_some());
     let runs: Vec<RunOut> = if cfg.per_sample {
+        let cancel = crate::cancel::current();
         offsets
             .par_windows(2)
             .enumerate()
             .map(|(s, w)| {
                 let (lo, hi) = (w[0], w[1]);
+                cancel.check()?;
                 run(
                     &ids[lo..hi],
                     &word_ids[lo..hi],

@@ -18,6 +18,7 @@
 pub mod bpe;
 pub mod byte_level;
 pub mod byte_probs;
+pub mod cancel;
 pub mod dynamic;
 pub mod error;
 pub mod formats;

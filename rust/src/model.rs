@@ -107,7 +107,11 @@ pub trait TokenModel: Send + Sync {
         texts: &[&str],
         allowed: Option<&SpecialMatcher>,
     ) -> Result<Vec<Vec<u32>>> {
-        texts.par_iter().map(|t| self.encode(t, allowed)).collect()
+        let cancel = crate::cancel::current();
+        texts
+            .par_iter()
+            .map(|t| crate::cancel::scope(&cancel, || self.encode(t, allowed)))
+            .collect()
     }
     /// Concatenated bytes of `ids`; an unknown id is a [`crate::Error::Vocab`] naming it.
     fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>>;

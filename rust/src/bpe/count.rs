@@ -119,10 +119,13 @@ impl PieceCounts {
 
     /// Count the pieces of independent segments in parallel (totals are the caller's).
     fn count_segments(&mut self, pretok: &Pretokenizer, segments: &[&str]) -> Result<()> {
+        let cancel = crate::cancel::current();
         let local = segments
             .par_iter()
             .try_fold(LocalMap::default, |mut m, seg| {
-                pretok.for_each_piece(seg, |p| *m.entry(p.as_bytes()).or_insert(0) += 1)?;
+                crate::cancel::scope(&cancel, || {
+                    pretok.for_each_piece(seg, |p| *m.entry(p.as_bytes()).or_insert(0) += 1)
+                })?;
                 Ok::<_, Error>(m)
             })
             .try_reduce(LocalMap::default, |a, b| Ok(merge_local(a, b)))?;
@@ -181,6 +184,7 @@ impl PieceCounts {
             if !progress.report("count", read_total, total) {
                 return Err(Error::Interrupted(format!("while reading {name}")));
             }
+            crate::cancel::check()?;
             if eof {
                 break;
             }

@@ -155,7 +155,13 @@ impl Bpe {
                 heap.push(Reverse((r, i, sym[i], sym[i + 1])));
             }
         }
+        let mut steps = 0u32;
         while let Some(Reverse((r, i, l, rt))) = heap.pop() {
+            steps = steps.wrapping_add(1);
+            // a piece of millions of bytes (one long word) takes seconds: let it be cancelled
+            if steps % (1 << 16) == 0 && crate::cancel::is_set() {
+                return;
+            }
             let j = next[i];
             // stale: a side was merged away or changed since this entry was pushed
             if !alive[i] || j >= n || sym[i] != l || sym[j] != rt {
@@ -193,10 +199,13 @@ impl Bpe {
         }
     }
 
-    /// Encode ordinary text (no special-token handling), appending to `out`.
+    /// Encode ordinary text (no special-token handling), appending to `out`. Stops with
+    /// [`crate::Error::Interrupted`] when the thread's [`crate::cancel`] handle is set.
     pub fn encode_ordinary_into(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
         self.pretokenizer
-            .for_each_piece(text, |p| self.encode_piece(p.as_bytes(), out))
+            .for_each_piece(text, |p| self.encode_piece(p.as_bytes(), out))?;
+        // a long piece stops early when cancelled (see `encode_piece`): its ids are not kept
+        crate::cancel::check()
     }
 
     /// Ids of `text`, treating special-token text as ordinary text.
@@ -259,6 +268,7 @@ impl Bpe {
             }
         }
         emit(&text[pos..], pos, &mut ids, &mut spans)?;
+        crate::cancel::check()?;
         Ok((ids, spans))
     }
 

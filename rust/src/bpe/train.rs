@@ -221,6 +221,7 @@ pub fn train(
             count: job.count,
         });
         apply_merge(&mut words, &mut pc, &mut heap, a, b, new, &job.words);
+        crate::cancel::check()?;
         if log.len() % 64 == 0
             && !progress.report("merge", (n_syms - 256) as u64, target_merges as u64)
         {

@@ -226,6 +226,9 @@ impl LibModel {
         let mut start = 0usize;
         // lines, then each newline on its own: units never cross '\n'
         for (k, part) in text.split('\n').enumerate() {
+            if k % 1024 == 0 {
+                crate::cancel::check()?;
+            }
             if k > 0 {
                 self.seg.segment_into(b"\n", &mut pieces, &mut paths);
                 if let Some(p) = pieces.last_mut() {
@@ -316,9 +319,10 @@ impl LibModel {
         texts: &[S],
         allowed: Option<&SpecialMatcher>,
     ) -> Result<Vec<Vec<u32>>> {
+        let cancel = crate::cancel::current();
         texts
             .par_iter()
-            .map(|t| self.encode(t.as_ref(), allowed))
+            .map(|t| crate::cancel::scope(&cancel, || self.encode(t.as_ref(), allowed)))
             .collect()
     }
 
@@ -427,6 +431,7 @@ pub fn train<S: AsRef<str> + Sync>(
     let mut learner = Learner::new(opts.learn.clone())?.with_pretokenizer(pretok.clone());
     let every = (opts.steps / 200).max(1);
     for step in 1..=opts.steps {
+        crate::cancel::check()?;
         learner.learn(sentences)?;
         if step % every == 0 || step == opts.steps {
             let a = learner.last_article();
@@ -485,11 +490,13 @@ pub fn train<S: AsRef<str> + Sync>(
     let model = LibModel::new(units, opts.special_tokens.clone(), opts.rule, training)?
         .with_pretokenizer(pretok);
     // verification pass: which kept units does the segmenter never emit on the training text?
+    let cancel = crate::cancel::current();
     let used = sentences
         .par_iter()
         .try_fold(
             || vec![false; kept],
             |mut used, s| -> Result<Vec<bool>> {
+                cancel.check()?;
                 let mut pieces = Vec::new();
                 model.segment_line(s.as_ref(), &mut pieces, &mut (Vec::new(), Vec::new()))?;
                 for p in pieces {

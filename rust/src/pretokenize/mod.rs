@@ -136,18 +136,26 @@ impl Pretokenizer {
         }
     }
 
-    /// Call `f` on every piece of `text`, in order. The pieces concatenate to `text`.
+    /// Call `f` on every piece of `text`, in order. The pieces concatenate to `text`. Stops
+    /// with [`Error::Interrupted`] when the thread's [`crate::cancel`] handle is set (checked
+    /// every 1024 pieces, from the first).
     pub fn for_each_piece<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) -> Result<()> {
         match &self.kind {
             Kind::Preset(p) => {
-                for piece in presets::pieces(*p, text) {
+                for (k, piece) in presets::pieces(*p, text).enumerate() {
+                    if k % 1024 == 0 {
+                        crate::cancel::check()?;
+                    }
                     f(piece);
                 }
                 Ok(())
             }
             Kind::Custom { pattern, regex } => {
                 let mut last = 0;
-                for m in regex.find_iter(text) {
+                for (k, m) in regex.find_iter(text).enumerate() {
+                    if k % 1024 == 0 {
+                        crate::cancel::check()?;
+                    }
                     let m = m.map_err(|e| Error::Regex {
                         pattern: pattern.clone(),
                         message: format!("matching failed: {e}"),

@@ -140,7 +140,7 @@ pub fn merge_batch<'py>(
         identity,
     };
     let tokens = source.as_ref().map(Source::get);
-    let inner = py.detach(|| pool.install(|| dynamic::merge_input(&input, &opts, tokens)))?;
+    let inner = super::interruptible(py, &pool, || dynamic::merge_input(&input, &opts, tokens))?;
     Ok(PyMergeResult { inner })
 }
 

@@ -138,7 +138,8 @@ pub fn train_lib(
         pretokenize,
     };
     let error: Mutex<Option<PyErr>> = Mutex::new(None);
-    let result = py.detach(|| {
+    // the training result is kept as is (an error may stand for one the callback raised)
+    let result = super::interruptible(py, &*super::pool(None)?, || {
         let mut cb = |r: &lm::StepReport| -> bool {
             let Some(cb) = &progress else { return true };
             Python::attach(|py| {
@@ -156,8 +157,8 @@ pub fn train_lib(
                 }
             })
         };
-        lm::train(&sentences, &opts, &mut cb)
-    });
+        Ok::<_, PyErr>(lm::train(&sentences, &opts, &mut cb))
+    })?;
     let (model, s) = match result {
         Ok(x) => x,
         Err(e) => {
@@ -226,9 +227,10 @@ pub fn lib_learn(
             .map(|u| String::from_utf8_lossy(&u).into_owned())
             .collect()
     };
-    let (l, p, c) = py.detach(|| -> crate::Result<_> {
+    let (l, p, c) = super::interruptible(py, &*super::pool(None)?, || -> crate::Result<_> {
         let mut learner = Learner::new(cfg)?.with_pretokenizer(pretok);
         for _ in 0..steps {
+            crate::cancel::check()?;
             learner.learn(&sentences)?;
         }
         Ok((

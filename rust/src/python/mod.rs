@@ -10,8 +10,11 @@ mod mixture;
 mod model;
 mod train;
 
+use crate::cancel::{self, Cancel};
 use pyo3::prelude::*;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[pymodule]
 #[pyo3(name = "_core")]
@@ -31,6 +34,64 @@ fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     mixture::register(m)?;
     metrics::register(m)?;
     Ok(())
+}
+
+/// How often a thread waiting for native work wakes to run Python's signal handlers: Ctrl-C
+/// stops a call within about this interval plus one [`crate::cancel`] check interval (measured
+/// by `benches/interrupt.py`). One GIL acquisition per wake-up costs nothing measurable.
+pub(crate) const POLL: Duration = Duration::from_millis(50);
+
+/// Texts shorter than this are encoded on the calling thread without polling for Ctrl-C: they
+/// take a few milliseconds at most, less than handing them to a worker would add.
+pub(crate) const INTERRUPTIBLE_BYTES: usize = 1 << 20;
+
+/// Run `work` on a worker of `pool` while this thread, with the GIL released, wakes every
+/// [`POLL`] to run Python's signal handlers (only the main thread can). When one raises (Ctrl-C:
+/// `KeyboardInterrupt`), the work is cancelled (it stops at its next [`cancel::check`]), this
+/// thread waits for it to stop, and the handler's exception is raised: nothing the work
+/// produced is returned. Called from a rayon worker (a Python callback inside native work),
+/// `work` runs in place instead, so a pool can never wait on itself.
+pub(crate) fn interruptible<T: Send, E: Into<PyErr> + Send>(
+    py: Python<'_>,
+    pool: &rayon::ThreadPool,
+    work: impl FnOnce() -> Result<T, E> + Send,
+) -> PyResult<T> {
+    if rayon::current_thread_index().is_some() {
+        return py.detach(work).map_err(Into::into);
+    }
+    let stop = Cancel::new();
+    let (tx, rx) = mpsc::channel();
+    let rx = Mutex::new(rx); // waited on with the GIL released, so shared with `detach`
+    let recv = |timeout: Option<Duration>| {
+        let rx = rx.lock().map_err(|_| RecvTimeoutError::Disconnected)?;
+        match timeout {
+            Some(t) => rx.recv_timeout(t),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        }
+    };
+    pool.in_place_scope(|s| {
+        let stop_w = stop.clone();
+        s.spawn(move |_| {
+            // a closed receiver means the caller gave up: nothing to report to
+            let _ = tx.send(cancel::scope(&stop_w, work));
+        });
+        loop {
+            match py.detach(|| recv(Some(POLL))) {
+                Ok(r) => return r.map_err(Into::into),
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(e) = py.check_signals() {
+                        stop.set();
+                        // wait (GIL released: the work may be calling back into Python)
+                        let _ = py.detach(|| recv(None));
+                        return Err(e);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(errors::TokforgeError::new_err("a worker thread stopped"))
+                }
+            }
+        }
+    })
 }
 
 /// Most threads a call may ask for: 4 per core, and at least 64. More cost start-up time and

@@ -4,6 +4,7 @@
 //! Capabilities of one family (merges, units) are `None` on the other, or raise `InputError`.
 
 use crate::bpe::{Bpe, Priority};
+use crate::cancel::{self, Cancel};
 use crate::formats::detect::{self, LoadOptions, Loaded};
 use crate::formats::tiktoken;
 use crate::lib_model::{self as lm, Rule};
@@ -15,6 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use rayon::prelude::*;
 use std::path::PathBuf;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::convert::{ids_to_u32, named_ids, Int};
@@ -347,7 +349,7 @@ impl PyTokenModel {
     /// Ids of `text`; special-token text is encoded as ordinary text.
     fn encode_ordinary<'py>(&self, py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyList>> {
         let m = &self.inner;
-        let ids = py.detach(|| m.encode_ordinary(text))?;
+        let ids = long_call(py, text, || m.encode_ordinary(text))?;
         self.id_list(py, &ids)
     }
 
@@ -360,7 +362,7 @@ impl PyTokenModel {
     ) -> PyResult<Bound<'py, PyList>> {
         let sm = self.matcher(&allowed, "allowed")?;
         let m = &self.inner;
-        let ids = py.detach(|| m.encode(text, sm.as_deref()))?;
+        let ids = long_call(py, text, || m.encode(text, sm.as_deref()))?;
         self.id_list(py, &ids)
     }
 
@@ -380,12 +382,13 @@ impl PyTokenModel {
     ) -> PyResult<(Vec<u32>, Vec<(usize, usize)>)> {
         let sm = self.matcher(&allowed, "allowed")?;
         let m = &self.inner;
-        Ok(py.detach(|| m.encode_with_spans(text, sm.as_deref()))?)
+        long_call(py, text, || m.encode_with_spans(text, sm.as_deref()))
     }
 
     /// Encode many texts in parallel: one list of ids per text. Worker threads encode while this
     /// thread (holding the GIL only for that) turns finished texts into Python lists, so list
-    /// building overlaps encoding instead of following it.
+    /// building overlaps encoding instead of following it. Ctrl-C (or an error) stops the
+    /// workers at their next check; no partial result is returned.
     #[pyo3(signature = (texts, allowed, num_threads=None))]
     fn encode_batch<'py>(
         &self,
@@ -398,32 +401,56 @@ impl PyTokenModel {
         let pool = super::pool(num_threads)?;
         let n = texts.len();
         let texts = Arc::new(texts);
+        let stop = Cancel::new();
         let (tx, rx) = std::sync::mpsc::channel::<(usize, crate::Result<Vec<u32>>)>();
         {
-            let (m, texts, sm) = (self.inner.clone(), texts.clone(), sm.clone());
+            let (m, texts, sm, stop) =
+                (self.inner.clone(), texts.clone(), sm.clone(), stop.clone());
             pool.spawn(move || {
                 (0..n).into_par_iter().for_each_with(tx, |tx, i| {
+                    if stop.is_set() {
+                        return;
+                    }
+                    let ids = cancel::scope(&stop, || m.encode(&texts[i], sm.as_deref()));
                     // a closed receiver means the caller already failed: nothing to report to
-                    let _ = tx.send((i, m.encode(&texts[i], sm.as_deref())));
+                    let _ = tx.send((i, ids));
                 });
             });
         }
         let rx = Mutex::new(rx); // so that waiting can happen with the GIL released
-        let stopped = || super::errors::TokforgeError::new_err("encoding workers stopped");
         let mut lists: Vec<Option<Bound<'py, PyList>>> = (0..n).map(|_| None).collect();
         let mut done = 0;
-        while done < n {
-            // wait (GIL released) for at least one text, then take every text already finished
-            let ready = py.detach(|| -> Option<Vec<(usize, crate::Result<Vec<u32>>)>> {
-                let rx = rx.lock().ok()?;
-                let mut got = vec![rx.recv().ok()?];
-                got.extend(rx.try_iter());
-                Some(got)
-            });
-            for (i, ids) in ready.ok_or_else(stopped)? {
-                lists[i] = Some(self.id_list(py, &ids?)?);
-                done += 1;
+        let result = (|| -> PyResult<()> {
+            while done < n {
+                // wait (GIL released) for at least one text, then take every text finished
+                let ready = py.detach(|| -> Result<Vec<_>, RecvTimeoutError> {
+                    let rx = rx.lock().map_err(|_| RecvTimeoutError::Disconnected)?;
+                    let mut got = vec![rx.recv_timeout(super::POLL)?];
+                    got.extend(rx.try_iter());
+                    Ok(got)
+                });
+                // results may stream in without a pause: check for Ctrl-C on every round
+                py.check_signals()?;
+                match ready {
+                    Ok(got) => {
+                        for (i, ids) in got {
+                            lists[i] = Some(self.id_list(py, &ids?)?);
+                            done += 1;
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        return Err(super::errors::TokforgeError::new_err(
+                            "encoding workers stopped",
+                        ))
+                    }
+                }
             }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            stop.set(); // the workers skip the texts left
+            return Err(e);
         }
         PyList::new(py, lists.into_iter().flatten())
     }
@@ -441,9 +468,9 @@ impl PyTokenModel {
         let sm = self.matcher(&allowed, "allowed")?;
         let pool = super::pool(num_threads)?;
         let m = &self.inner;
-        let (flat, offsets) = py.detach(|| -> crate::Result<(Vec<u32>, Vec<i64>)> {
+        let (flat, offsets) = super::interruptible(py, &pool, || -> crate::Result<_> {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let parts = pool.install(|| m.encode_batch(&refs, sm.as_deref()))?;
+            let parts = m.encode_batch(&refs, sm.as_deref())?;
             Ok(super::convert::flatten(parts))
         })?;
         Ok((flat.into_pyarray(py), offsets.into_pyarray(py)))
@@ -456,6 +483,19 @@ impl PyTokenModel {
         let bytes = py.detach(|| m.decode_bytes(&v))?;
         Ok(PyBytes::new(py, &bytes))
     }
+}
+
+/// `work` on `text`: on the calling thread for short texts, else on a worker while this thread
+/// polls for Ctrl-C ([`super::interruptible`]).
+fn long_call<T: Send>(
+    py: Python<'_>,
+    text: &str,
+    work: impl FnOnce() -> crate::Result<T> + Send,
+) -> PyResult<T> {
+    if text.len() < super::INTERRUPTIBLE_BYTES {
+        return Ok(py.detach(work)?);
+    }
+    super::interruptible(py, &*super::pool(None)?, work)
 }
 
 /// Split `text` into pre-tokenization pieces with a preset name or a regex.

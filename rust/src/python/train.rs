@@ -118,8 +118,11 @@ pub fn train_bpe(
             base: done_before,
             total: grand_total,
         };
-        py.detach(|| pool.install(|| counts.add_file(&pretok, f, policy, &offset)))
-            .map_err(|e| fail(e, &prog))?;
+        super::interruptible(py, &pool, || {
+            counts
+                .add_file(&pretok, f, policy, &offset)
+                .map_err(|e| fail(e, &prog))
+        })?;
         done_before = counts.bytes;
     }
     if let Some(texts) = texts {
@@ -163,7 +166,8 @@ pub fn train_bpe(
             if batch.is_empty() {
                 break;
             }
-            py.detach(|| pool.install(|| counts.add_docs(&pretok, &batch)))?;
+            py.check_signals()?; // a C-level iterator (a list) runs no signal handler itself
+            super::interruptible(py, &pool, || counts.add_docs(&pretok, &batch))?;
             if !prog.report("count", counts.bytes, 0) {
                 return Err(prog.take_error().unwrap_or_else(|| {
                     super::errors::StoppedError::new_err("stopped by the progress callback")
@@ -171,9 +175,9 @@ pub fn train_bpe(
             }
         }
     }
-    let trained = py
-        .detach(|| pool.install(|| train(counts, pretok, &cfg, &*prog)))
-        .map_err(|e| fail(e, &prog))?;
+    let trained = super::interruptible(py, &pool, || {
+        train(counts, pretok, &cfg, &*prog).map_err(|e| fail(e, &prog))
+    })?;
     let counts = trained.log.iter().map(|m| m.count).collect();
     Ok((PyTokenModel::new(trained.bpe), counts))
 }
