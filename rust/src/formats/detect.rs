@@ -147,8 +147,8 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
 ///
 /// Errors: [`Error::Format`] if the text is none of the formats or the reader rejects it;
 /// [`Error::Input`] if options are given for a format other than a rank file, or a rank file
-/// has neither a `pattern` nor a known stem; [`Error::Regex`] / [`Error::Vocab`] from the
-/// model's constructor.
+/// has neither a `pattern` nor a known stem; [`Error::Regex`] for a `pattern` option that does
+/// not compile.
 pub fn load_str(text: &str, name: &str, opts: &LoadOptions) -> Result<Loaded> {
     let kind = detect(text.as_bytes()).ok_or_else(|| neither(name))?;
     load_kind(kind, text, name, opts)
@@ -164,7 +164,7 @@ fn neither(name: &str) -> Error {
 fn load_kind(kind: Kind, text: &str, name: &str, opts: &LoadOptions) -> Result<Loaded> {
     if kind != Kind::Tiktoken && (opts.pattern.is_some() || opts.special_tokens.is_some()) {
         return Err(Error::Input(format!(
-            "pattern/special_tokens apply to .tiktoken files, not {}",
+            "{name}: pattern/special_tokens apply to .tiktoken files, not {}",
             kind.describe()
         )));
     }
@@ -200,7 +200,14 @@ fn load_tiktoken(text: &str, name: &str, opts: &LoadOptions) -> Result<Bpe> {
         (None, None) => Vec::new(),
     };
     let ranks = tiktoken::parse(text, name)?;
-    Bpe::from_ranks(ranks, specials, pretok)
+    // an inconsistent vocabulary (a missing byte, a duplicate token) is the file's fault
+    Bpe::from_ranks(ranks, specials, pretok).map_err(|e| match e {
+        Error::Vocab(message) => Error::Format {
+            path: name.to_string(),
+            message,
+        },
+        e => e,
+    })
 }
 
 #[cfg(test)]
@@ -323,7 +330,7 @@ mod tests {
         assert!(matches!(e, Error::Input(_)), "{e}");
         assert_eq!(
             e.to_string(),
-            "pattern/special_tokens apply to .tiktoken files, not tokenizer.json"
+            "t.json: pattern/special_tokens apply to .tiktoken files, not tokenizer.json"
         );
         let with_specials = LoadOptions {
             pattern: None,
