@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.stamps
 SOURCES := $(shell find rust python -type f \( -name '*.rs' -o -name '*.py' -o -name '*.pyi' \) 2>/dev/null) Cargo.toml pyproject.toml
 export CARGO_TERM_COLOR := never
 
-.PHONY: help demo test test-rust test-python test-tiktoken lint bench dist clean browser
+.PHONY: help demo test test-rust test-python test-tiktoken lint bench fuzz dist clean browser
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -59,6 +59,39 @@ bench: $(STAMP)/build $(STAMP)/dev  ## benchmarks against the peers (long: ~10 m
 	$(VPY) benches/encode.py
 	$(VPY) benches/tiktoken_compat.py
 	$(VPY) benches/metrics.py
+
+FUZZ_EXAMPLES ?= 3000
+FUZZ_SECONDS  ?= 600
+FUZZ_PKG      := .cache/fuzz/pkg/tokforge
+FUZZ_RUSTFLAGS := -C passes=sancov-module -C llvm-args=-sanitizer-coverage-level=3 \
+	-C llvm-args=-sanitizer-coverage-inline-8bit-counters -C llvm-args=-sanitizer-coverage-pc-table \
+	-C llvm-args=-sanitizer-coverage-trace-compares
+HOST := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+# libFuzzer's runtime (Debian: libclang-rt-14-dev); without it atheris sees only Python coverage
+LIBFUZZER_A := $(firstword $(wildcard /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a))
+
+# the native core with sanitizer coverage, in a copy of the package (the dev build is untouched)
+$(FUZZ_PKG)/_core.abi3.so: $(SOURCES)
+	PYO3_PYTHON=$(CURDIR)/$(VPY) RUSTFLAGS="$(FUZZ_RUSTFLAGS)" cargo build --release -q \
+		--features python --lib --target $(HOST) --target-dir target/fuzz
+	rm -rf $(FUZZ_PKG) && mkdir -p $(dir $(FUZZ_PKG)) && cp -r python/tokforge $(FUZZ_PKG)
+	rm -f $(FUZZ_PKG)/_core*.so && cp target/fuzz/$(HOST)/release/libtokforge.so $@
+
+.cache/fuzz/libfuzzer.so:
+	mkdir -p $(dir $@)
+	cc -shared -o $@ -Wl,--whole-archive $(LIBFUZZER_A) -Wl,--no-whole-archive -lstdc++ -lpthread -lm
+
+fuzz: $(STAMP)/build $(STAMP)/dev  ## long fuzzing: tests/test_fuzz.py with FUZZ_EXAMPLES, then atheris for FUZZ_SECONDS
+	TOKFORGE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VPY) -m pytest -p no:cacheprovider -q tests/test_fuzz.py
+	@$(VPY) -m pip install -q atheris || echo "atheris does not install here: the hypothesis run above is the fuzzing"
+	@if ! $(VPY) -c "import atheris" 2>/dev/null; then exit 0; fi; \
+	mkdir -p .cache/fuzz/crashes; \
+	if [ -n "$(LIBFUZZER_A)" ]; then \
+		$(MAKE) -s $(FUZZ_PKG)/_core.abi3.so .cache/fuzz/libfuzzer.so && \
+		export LD_PRELOAD=$(CURDIR)/.cache/fuzz/libfuzzer.so; \
+	else echo "no libFuzzer runtime (apt-get install libclang-rt-14-dev): Python coverage only"; fi; \
+	$(VPY) tests/fuzz_atheris.py -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=4096 \
+		-artifact_prefix=.cache/fuzz/crashes/
 
 dist: $(STAMP)/venv  ## build the abi3 wheel into dist/
 	$(VENV)/bin/maturin build --release -o dist

@@ -64,6 +64,23 @@ def _lib(**kw):
                            config=LibConfig(steps=steps, **kw))
 
 
+def _byte_lm(tok, *, eos_id=None, **kw):
+    import numpy as np
+    from tokforge.byte_probs import ByteLM
+
+    class Uniform:  # a token LM: uniform over the tokenizer's ids and EOS
+        vocab_size = tok.vocab_size + 1
+        eos_id = tok.vocab_size
+
+        def next_logprobs(self, prefixes):
+            return np.full((len(prefixes), self.vocab_size), -np.log(self.vocab_size))
+
+    lm = Uniform()
+    if eos_id is not None:
+        lm.eos_id = eos_id
+    return ByteLM(lm, tok, **kw)
+
+
 BYTES = {bytes([b]): b for b in range(256)}
 
 # ---- arguments of the Python API: (call, exception, message regex) -------------------------
@@ -165,6 +182,11 @@ CATALOGUE_ARGS = [
     (lambda t: Tokenizer.from_ranks({b"a": 0}, pattern="gpt2"), VocabError, r"byte 0x00"),
     (lambda t: Tokenizer.from_ranks(BYTES, pattern="cl100k_base"), PatternError,
      r'did you mean "cl100k"'),
+    # byte probabilities: the LM's sizes and the context ids
+    (lambda t: _byte_lm(t, eos_id=-1), InputError, r"eos_id = -1 is not a token id"),
+    (lambda t: _byte_lm(t, eos_id=2**40), InputError, r"eos_id = 1099511627776 is not a token id"),
+    (lambda t: _byte_lm(t, context_bytes=-1), InputError, r"context_bytes=-1 is out of range"),
+    (lambda t: _byte_lm(t).start(b"he", context=[-1]), VocabError, r"context\[0\] = -1"),
     # dynamic merging (its own arguments are checked by tokforge.dynamic; threads here)
     (lambda t: merge_batch([[1, 2, 3]], tokenizer=t, num_threads=10**6), InputError,
      r"num_threads=1000000 is more than"),
@@ -209,8 +231,9 @@ def test_out_of_range_values_are_never_bare_overflow_errors(tok):
 
 
 # ---- tokenizer files: (file name, content, exception, message regex) -----------------------
-def _hf(tok_: Tokenizer, edit) -> str:
-    d = json.loads(tok_.to_json())
+def _hf(tok_: Tokenizer | None, edit, text: str | None = None) -> str:
+    """A tokenizer's JSON (or `text`), edited."""
+    d = json.loads(text if tok_ is None else tok_.to_json())
     edit(d)
     return json.dumps(d)
 
@@ -260,7 +283,8 @@ def _catalogue_files(tok_: Tokenizer, lib_: Tokenizer) -> list[tuple[str, bytes 
          r"model\.merges is not a list"),
         ("tokenizer.json", _hf(tok_, _set(["model"], 5)), FormatError, r"model"),
         ("tokenizer.json", _hf(tok_, _set(["pre_tokenizer", "pretokenizers", 0, "pattern"],
-                                          {"Regex": "("})), PatternError, r"\("),
+                                          {"Regex": "("})), FormatError,
+         r"pre_tokenizer Split pattern: invalid pre-tokenization regex \"\(\""),
         ("tokenizer.json", '{"model": "\xff"}'.encode("latin-1"), FormatError,
          r"not UTF-8 text \(byte offset 11\)"),
         ("tokenizer.json", "{not json", FormatError, r"not valid JSON"),
@@ -296,7 +320,11 @@ def _catalogue_files(tok_: Tokenizer, lib_: Tokenizer) -> list[tuple[str, bytes 
         ("t.json", json.dumps({"config": {"pattern": "x", "default_vocab_size": 1,
                                           "default_num_special_tokens": 1}, "vocab": None}),
          FormatError, r"vocab is null, not a list"),
-        ("t.json", _tekken(pattern="("), PatternError, r"\("),
+        ("t.json", _tekken(pattern="("), FormatError, r"config\.pattern: invalid .* regex"),
+        ("t.json", _hf(None, lambda d: d["vocab"].pop(0), _tekken()), FormatError,
+         r"t\.json: not a tekken tokenizer file \(.*byte 0x00 is not a token|t\.json: byte 0x00"),
+        ("x.tiktoken", _rank_file().replace("AA== 0\n", ""), FormatError,
+         r"x\.tiktoken: byte 0x00 is not a token"),
         # LiB JSON
         ("lib.json", json.dumps({**good_lib, "units": [1]}), FormatError,
          r"units\[0\] is not a string"),
@@ -477,6 +505,19 @@ def test_empty_corpus_is_a_training_error(tmp_path):
 
 
 # ---- the CLI --------------------------------------------------------------------------------
+def test_cli_stops_quietly_when_its_reader_goes_away(tmp_path, tok):
+    """`tokforge tokenize big.txt | head`: exit status 141 (SIGPIPE's), nothing on stderr."""
+    tok.save(tmp_path / "t.json")
+    (tmp_path / "big.txt").write_text("hello world, the cat sat. " * 200_000)
+    with subprocess.Popen([sys.executable, "-m", "tokforge", "tokenize", "-t",
+                           str(tmp_path / "t.json"), str(tmp_path / "big.txt")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+        assert len(p.stdout.read(100)) == 100
+        p.stdout.close()
+        err = p.stderr.read()
+        assert p.wait(timeout=60) == 141 and err == b"", err
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -540,6 +541,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # the reader went away (`tokforge tokenize big.txt | head`): stop quietly, as Unix
+        # tools do, and keep Python from complaining when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (TokforgeError, OSError, UnicodeDecodeError) as e:
         print(f"tokforge: error: {e}", file=sys.stderr)
         return 2

@@ -144,7 +144,7 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
     let name = path.display().to_string();
     let kind = detect(&data).ok_or_else(|| neither(&name))?;
     if kind == Kind::SpModel {
-        no_options(kind, opts)?;
+        no_options(kind, &name, opts)?;
         return sp_model::from_bytes(&data, &name).map(Loaded::SentencePiece);
     }
     let text = String::from_utf8(data).map_err(|e| Error::Format {
@@ -162,8 +162,8 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
 ///
 /// Errors: [`Error::Format`] if the text is none of the formats or the reader rejects it;
 /// [`Error::Input`] if options are given for a format other than a rank file, or a rank file
-/// has neither a `pattern` nor a known stem; [`Error::Regex`] / [`Error::Vocab`] from the
-/// model's constructor.
+/// has neither a `pattern` nor a known stem; [`Error::Regex`] for a `pattern` option that does
+/// not compile.
 pub fn load_str(text: &str, name: &str, opts: &LoadOptions) -> Result<Loaded> {
     let kind = detect(text.as_bytes()).ok_or_else(|| neither(name))?;
     load_kind(kind, text, name, opts)
@@ -177,10 +177,10 @@ fn neither(name: &str) -> Error {
     }
 }
 
-fn no_options(kind: Kind, opts: &LoadOptions) -> Result<()> {
+fn no_options(kind: Kind, name: &str, opts: &LoadOptions) -> Result<()> {
     if kind != Kind::Tiktoken && (opts.pattern.is_some() || opts.special_tokens.is_some()) {
         return Err(Error::Input(format!(
-            "pattern/special_tokens apply to .tiktoken files, not {}",
+            "{name}: pattern/special_tokens apply to .tiktoken files, not {}",
             kind.describe()
         )));
     }
@@ -188,7 +188,7 @@ fn no_options(kind: Kind, opts: &LoadOptions) -> Result<()> {
 }
 
 fn load_kind(kind: Kind, text: &str, name: &str, opts: &LoadOptions) -> Result<Loaded> {
-    no_options(kind, opts)?;
+    no_options(kind, name, opts)?;
     match kind {
         Kind::SpModel => sp_model::from_bytes(text.as_bytes(), name).map(Loaded::SentencePiece),
         Kind::LibJson => lib_json::from_str(text, name).map(Loaded::Lib),
@@ -229,7 +229,14 @@ fn load_tiktoken(text: &str, name: &str, opts: &LoadOptions) -> Result<Bpe> {
         (None, None) => Vec::new(),
     };
     let ranks = tiktoken::parse(text, name)?;
-    Bpe::from_ranks(ranks, specials, pretok)
+    // an inconsistent vocabulary (a missing byte, a duplicate token) is the file's fault
+    Bpe::from_ranks(ranks, specials, pretok).map_err(|e| match e {
+        Error::Vocab(message) => Error::Format {
+            path: name.to_string(),
+            message,
+        },
+        e => e,
+    })
 }
 
 #[cfg(test)]
@@ -353,7 +360,7 @@ mod tests {
         assert!(matches!(e, Error::Input(_)), "{e}");
         assert_eq!(
             e.to_string(),
-            "pattern/special_tokens apply to .tiktoken files, not tokenizer.json"
+            "t.json: pattern/special_tokens apply to .tiktoken files, not tokenizer.json"
         );
         let with_specials = LoadOptions {
             pattern: None,

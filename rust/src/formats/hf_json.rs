@@ -14,17 +14,30 @@ use serde_json::{json, Map, Value};
 
 /// Serialize a model to `tokenizer.json` text.
 pub fn to_string(bpe: &Bpe) -> Result<String> {
+    // spellings in id order (None: an unused id); a special token is listed under its text,
+    // unless a regular token is spelled so (it stays in `added_tokens` only, where readers
+    // take special tokens from): one key for two ids would lose the regular token
+    let spellings: Vec<Option<String>> = (0..bpe.tokens().len() as u32)
+        .map(|id| match bpe.token_bytes(id).unwrap_or_default() {
+            [] => None,
+            t if bpe.is_special(id) => Some(String::from_utf8_lossy(t).into_owned()),
+            t => Some(byte_level::encode_bytes(t)),
+        })
+        .collect();
+    let regular: rustc_hash::FxHashSet<&str> = spellings
+        .iter()
+        .enumerate()
+        .filter(|(id, _)| !bpe.is_special(*id as u32))
+        .filter_map(|(_, s)| s.as_deref())
+        .collect();
     let mut vocab = Map::new();
-    for (id, t) in bpe.tokens().iter().enumerate() {
-        if t.is_empty() {
-            continue; // an unused id
+    for (id, s) in spellings.iter().enumerate() {
+        match s {
+            Some(s) if !(bpe.is_special(id as u32) && regular.contains(s.as_str())) => {
+                vocab.insert(s.clone(), json!(id));
+            }
+            _ => {}
         }
-        let spelling = if bpe.is_special(id as u32) {
-            String::from_utf8_lossy(t).into_owned()
-        } else {
-            byte_level::encode_bytes(t)
-        };
-        vocab.insert(spelling, json!(id));
     }
     let spell = |id: u32| byte_level::encode_bytes(bpe.token_bytes(id).unwrap_or_default());
     let merges: Vec<Value> = bpe
@@ -140,6 +153,7 @@ fn parse_pretokenizer(v: &Value, path: &str) -> Result<Pretokenizer> {
                 _ => return Err(fmt_err(path, "pre_tokenizer Split pattern is neither Regex nor String")),
             };
             Pretokenizer::from_regex(&regex)
+                .map_err(|e| fmt_err(path, format!("pre_tokenizer Split pattern: {e}")))
         }
         other => Err(fmt_err(
             path,
@@ -344,6 +358,21 @@ mod tests {
             back.pretokenizer().pattern(),
             t.bpe.pretokenizer().pattern()
         );
+    }
+
+    #[test]
+    fn a_special_token_spelled_like_a_regular_token_survives_the_round_trip() {
+        // found by tests/test_fuzz.py: special "(" next to the byte token "(" wrote one vocab
+        // key for both ids, and the file no longer loaded ("byte 0x28 is not a token")
+        let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        ranks.push((b"ab".to_vec(), 256));
+        let p = Pretokenizer::new("gpt2").unwrap();
+        let specials = vec![("(".to_string(), 257), ("<s>".to_string(), 258)];
+        let bpe = Bpe::from_ranks(ranks, specials, p).unwrap();
+        let back = from_str(&to_string(&bpe).unwrap(), "mem").unwrap();
+        assert_eq!(back.tokens(), bpe.tokens());
+        assert_eq!(back.specials(), bpe.specials());
+        assert_eq!(back.id_of(b"("), Some(b'(' as u32));
     }
 
     #[test]

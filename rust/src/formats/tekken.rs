@@ -80,9 +80,9 @@ struct Listed {
 
 /// Parse tekken JSON text into a rank-priority [`Bpe`]; `path` is used in error messages.
 ///
-/// Errors: [`Error::Format`] ("not a tekken tokenizer file (...)") for a malformed file or sizes
-/// out of bounds, [`Error::Regex`] for a pattern that does not compile, [`Error::Vocab`] for
-/// inconsistent tokens (a missing byte, a duplicate token).
+/// Errors: [`Error::Format`] naming the file and the field for everything: a malformed file,
+/// sizes out of bounds, a `config.pattern` that does not compile, inconsistent tokens (a
+/// missing byte, a duplicate token).
 pub fn from_str(text: &str, path: &str) -> Result<Bpe> {
     let bad = |m: String| Error::Format {
         path: path.to_string(),
@@ -146,8 +146,12 @@ pub fn from_str(text: &str, path: &str) -> Result<Bpe> {
             (name, i as u32)
         })
         .collect();
-    let pretok = Pretokenizer::from_regex(&cfg.pattern)?;
-    Bpe::from_ranks(ranks, specials, pretok)
+    let pretok =
+        Pretokenizer::from_regex(&cfg.pattern).map_err(|e| bad(format!("config.pattern: {e}")))?;
+    Bpe::from_ranks(ranks, specials, pretok).map_err(|e| Error::Format {
+        path: path.to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// The field at fault in a file the typed reader refused, e.g. `"vocab[7].rank is a string, not
@@ -402,12 +406,18 @@ mod tests {
             assert!(matches!(e, Error::Format { .. }), "{e}");
             assert!(e.to_string().starts_with("t.json: not a tekken"), "{e}");
         }
-        // inconsistent vocabularies and patterns keep their own kinds
+        // inconsistent vocabularies and patterns are the file's fault too: named
         let mut v = doc(3, &[], &[]);
         v["config"]["pattern"] = json!("(");
-        assert!(matches!(load(&v), Err(Error::Regex { .. })));
+        let e = load(&v).unwrap_err();
+        assert!(matches!(e, Error::Format { .. }), "{e}");
+        assert!(e
+            .to_string()
+            .contains("t.json: not a tekken tokenizer file (config.pattern: "));
         let mut v = doc(3, &[b"a"], &[]);
         v["config"]["default_vocab_size"] = json!(3 + 257);
-        assert!(matches!(load(&v), Err(Error::Vocab(_))));
+        let e = load(&v).unwrap_err();
+        assert!(matches!(e, Error::Format { .. }), "{e}");
+        assert!(e.to_string().starts_with("t.json: "), "{e}");
     }
 }

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::sync::Arc;
 
+use super::convert::{ids_to_u32, Int};
 use super::errors::InputError;
 use super::model::PyTokenModel;
 
@@ -100,18 +101,22 @@ impl PyCoverIndex {
     /// `validity`: `"pair"` (exact BPE local rule; prefix-closed tokenizers) or `"window"`
     /// (regex pre-tokenizers: a left-context window of `context_bytes` bytes with probes).
     #[new]
-    #[pyo3(signature = (model, vocab_size, eos_id, mode = "exact", validity = "pair", context_bytes = 16, row_cache = 1024))]
+    #[pyo3(signature = (model, vocab_size, eos_id, mode = "exact", validity = "pair", context_bytes = Int::from(16), row_cache = Int::from(1024)))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         model: PyRef<'_, PyTokenModel>,
-        vocab_size: usize,
-        eos_id: u32,
+        vocab_size: Int,
+        eos_id: Int,
         mode: &str,
         validity: &str,
-        context_bytes: usize,
-        row_cache: usize,
+        context_bytes: Int,
+        row_cache: Int,
     ) -> PyResult<Self> {
+        let vocab_size = vocab_size.size("vocab_size", 0, u32::MAX as usize)?;
+        let eos_id = eos_id.new_id("eos_id")?;
+        let context_bytes = context_bytes.size("context_bytes", 0, usize::MAX)?;
+        let row_cache = row_cache.size("row_cache", 0, usize::MAX)?;
         let mode = Mode::parse(mode)?;
         let rule = Rule::parse(validity, context_bytes)?;
         let bpe = model.bpe("byte probabilities")?;
@@ -153,7 +158,8 @@ impl PyCoverIndex {
 
     /// Validity of a token sequence: local BPE rule, or the full re-encode check.
     #[pyo3(signature = (ids, full = false))]
-    fn is_valid(&self, py: Python<'_>, ids: Vec<u32>, full: bool) -> PyResult<bool> {
+    fn is_valid(&self, py: Python<'_>, ids: Vec<Int>, full: bool) -> PyResult<bool> {
+        let ids = ids_to_u32(&ids, "ids", self.inner.trie().len())?;
         let m = self.inner.clone();
         Ok(py.detach(move || {
             if full {
@@ -177,9 +183,10 @@ impl PyCoverIndex {
         &self,
         py: Python<'_>,
         plan: PyRef<'_, PyStartPlan>,
-        context: Vec<u32>,
+        context: Vec<Int>,
         rows: Vec<PyReadonlyArray2<'_, f64>>,
     ) -> PyResult<PyCoverState> {
+        let context = ids_to_u32(&context, "context", self.inner.trie().len())?;
         let mut slices: Vec<&[f64]> = Vec::with_capacity(rows.len());
         for r in &rows {
             slices.push(
