@@ -151,6 +151,8 @@ class Split:
     train_inputs: list[list[list[int]]]
     truncated: int = 0
     ban_rates: list[float] = field(default_factory=list)
+    #: the whole held-out set ``H`` (``held_ids`` may be a subsample of it)
+    held_all: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def make_split(dec: Decomposer, *, held_out: float, seed: int, variants: int = 4,
@@ -165,7 +167,7 @@ def make_split(dec: Decomposer, *, held_out: float, seed: int, variants: int = 4
     rng = np.random.default_rng(seed)
     elig = eligible_ids(dec)
     perm = rng.permutation(elig)
-    n_held = int(round(held_out * len(elig)))
+    n_held = round(held_out * len(elig))
     held, train = np.sort(perm[:n_held]), np.sort(perm[n_held:])
     if len(held) == 0:
         raise InputError(
@@ -175,6 +177,7 @@ def make_split(dec: Decomposer, *, held_out: float, seed: int, variants: int = 4
     H = _Mask(dec.vocab_size, held)
     eval_held = held if max_held is None else np.sort(rng.choice(held, min(max_held, len(held)),
                                                                  replace=False))
+    train_all = train  # random bans S range over every training token, even when subsampled
     if max_train is not None and max_train < len(train):
         train = np.sort(rng.choice(train, max_train, replace=False))
     truncated = 0
@@ -196,7 +199,7 @@ def make_split(dec: Decomposer, *, held_out: float, seed: int, variants: int = 4
             q = float(rng.uniform(0.0, 0.5))
             rates.append(q)
             banned = _Mask(dec.vocab_size, held)
-            for t in train[rng.random(len(train)) < q]:
+            for t in train_all[rng.random(len(train_all)) < q]:
                 banned.bits[int(t)] = 1
         for j, t in enumerate(train):
             d = cut(dec.decompose(dec.token_bytes[t], banned=banned, extra=int(t)))
@@ -205,7 +208,34 @@ def make_split(dec: Decomposer, *, held_out: float, seed: int, variants: int = 4
     for d in [*held_inputs, *(d for ds in train_inputs for d in ds)]:
         if any(i in H for i in d):
             raise AssertionError("a held-out id leaked into an input decomposition")
-    return Split(eval_held, held_inputs, train, train_inputs, truncated, rates)
+    return Split(eval_held, held_inputs, train, train_inputs, truncated, rates, held)
+
+
+def held_out_inputs(dec: Decomposer, held_all: np.ndarray, held_ids: np.ndarray, *,
+                    max_len: int = 8) -> list[list[int]]:
+    """``D(t, H)`` for each ``t`` in ``held_ids`` (as :func:`make_split` builds them)."""
+    H = _Mask(dec.vocab_size, held_all)
+    return [dec.decompose(dec.token_bytes[int(t)], banned=H)[:max_len] for t in held_ids]
+
+
+def wordllama_files() -> tuple[str, str]:
+    """Paths of the WordLlama package's 32,000 x 256 embedding matrix and its Llama-2
+    SentencePiece-BPE ``tokenizer.json``, when ``wordllama`` is installed (``pip install
+    --no-deps wordllama==0.4.0.post1`` is enough: nothing is imported, only files are read)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("wordllama")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("the WordLlama files need the wordllama package: "
+                         "pip install --no-deps wordllama==0.4.0.post1")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    emb = root / "weights" / "l2_supercat_256.safetensors"
+    tok = root / "tokenizers" / "l2_supercat_tokenizer_config.json"
+    for f in (emb, tok):
+        if not f.is_file():
+            raise InputError(f"{f} is missing from the installed wordllama package")
+    return str(emb), str(tok)
 
 
 def buckets(decomps: Sequence[Sequence[int]]) -> dict[int, np.ndarray]:

@@ -31,8 +31,17 @@ import numpy as np
 from ..errors import InputError
 from ..tokenizer import Tokenizer
 from . import baselines, evaluate
-from .data import Decomposer, Split, epoch_batches, make_split
-from .model import AdamW, ModelShape, Params, backward, forward, init_params, loss_and_grad
+from .data import Decomposer, Split, epoch_batches, held_out_inputs, make_split
+from .model import (
+    AdamW,
+    ModelShape,
+    Params,
+    backward,
+    blas_threads,
+    forward,
+    init_params,
+    loss_and_grad,
+)
 
 #: ``progress(stage, done, total)``; stages "decompose", "identity", "train", "evaluate"
 Progress = Callable[[str, int, int], Optional[bool]]
@@ -64,6 +73,7 @@ class HypernetConfig:
     max_train: Optional[int] = None
     max_held: Optional[int] = None
     backend: str = "numpy"
+    blas_threads: Optional[int] = 1
 
     def __post_init__(self) -> None:
         for name in ("hidden", "ffn", "n_layers", "n_heads", "max_len", "batch_size", "variants"):
@@ -138,18 +148,16 @@ class Hypernetwork:
         ``held_out`` of the eligible tokens (seeded) for the report. Deterministic for a
         ``seed`` (and BLAS thread count)."""
         cfg = self.config
-        t_start = time.perf_counter()
         tok = Tokenizer.coerce(tokenizer)
-        E = _check_matrix(E, "E")
-        T = E
+        T = _check_matrix(E, "E")
         if U is not None:
             U = _check_matrix(U, "U")
-            if U.shape != E.shape:
-                raise InputError(f"U has shape {U.shape}, E has {E.shape}; they must match")
-            T = np.hstack([E, U])
-        if E.shape[0] != tok.vocab_size:
+            if U.shape != T.shape:
+                raise InputError(f"U has shape {U.shape}, E has {T.shape}; they must match")
+            T = np.hstack([T, U])
+        if T.shape[0] != tok.vocab_size:
             raise InputError(
-                f"the embedding matrix has {E.shape[0]} rows but the tokenizer has "
+                f"the embedding matrix has {T.shape[0]} rows but the tokenizer has "
                 f"{tok.vocab_size} tokens; pass the tokenizer the matrix was trained with")
         dec = Decomposer(tok)
         if progress:
@@ -159,25 +167,49 @@ class Hypernetwork:
         if progress:
             progress("decompose", 1, 1)
         self._setup(T, tok, dec)
+        with blas_threads(cfg.blas_threads):
+            return self._fit(split, seed, progress)
+
+    def fit_split(self, E: Any, split: Split, *, seed: int = 0,
+                  progress: Optional[Progress] = None) -> FitReport:
+        """Fit on decompositions given directly (rows of ``E`` as targets and pieces), e.g. a
+        synthetic composition task with no tokenizer; :meth:`predict` then needs
+        decompositions (:meth:`predict_decompositions`)."""
+        T = _check_matrix(E, "E")
+        ids = [split.held_ids, split.train_ids,
+               *(np.asarray(d) for ds in split.train_inputs for d in ds),
+               *(np.asarray(d) for d in split.held_inputs)]
+        if len(split.held_ids) == 0 or len(split.train_ids) == 0:
+            raise InputError("the split needs training and held-out tokens")
+        if any(len(a) and (a.min() < 0 or a.max() >= T.shape[0]) for a in ids):
+            raise InputError(f"the split has ids outside [0, {T.shape[0]})")
+        self._setup(T, None, None)
+        with blas_threads(self.config.blas_threads):
+            return self._fit(split, seed, progress)
+
+    def _fit(self, split: Split, seed: int, progress: Optional[Progress]) -> FitReport:
+        cfg = self.config
+        t_start = time.perf_counter()
         rng = np.random.default_rng(seed)
+        T = self.T
         self.shape = ModelShape(d_in=T.shape[1], d_out=T.shape[1], hidden=cfg.hidden,
                                 ffn=cfg.ffn, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
                                 max_len=cfg.max_len, pool=cfg.pool)
         self.params = init_params(self.shape, rng)
         self._fit_output_rescaler(split)
         self._fitted = True
+        self.split = split
         losses, t_loop = self._train(split, rng, progress)
         total = cfg.identity_steps + cfg.steps
         if progress:
             progress("evaluate", 0, 1)
         pred = self.predict_decompositions(split.held_inputs)
-        metrics = {"hypernetwork": evaluate.reconstruction(pred, E, split.held_ids,
+        metrics = {"hypernetwork": evaluate.reconstruction(pred, T, split.held_ids,
                                                            resamples=200, seed=seed),
-                   "fvt": evaluate.reconstruction(baselines.fvt(E, split.held_inputs), E,
+                   "fvt": evaluate.reconstruction(baselines.fvt(T, split.held_inputs), T,
                                                   split.held_ids, resamples=200, seed=seed)}
         if progress:
             progress("evaluate", 1, 1)
-        self.split = split
         return FitReport(
             steps=cfg.steps, identity_steps=cfg.identity_steps,
             n_params=int(sum(p.size for p in self.params.values())),
@@ -186,7 +218,41 @@ class Hypernetwork:
             seconds_per_step=t_loop / max(1, total), backend=cfg.backend, losses=losses,
             held_out=metrics)
 
-    def _setup(self, T: np.ndarray, tok: Tokenizer, dec: Decomposer) -> None:
+    def held_out_scores(self, *, focus_sequences: Optional[Sequence[Sequence[int]]] = None,
+                        resamples: int = 1000, seed: int = 0
+                        ) -> dict[str, dict[str, dict[str, float]]]:
+        """Reconstruction scores (:func:`tokforge.transfer.evaluate.reconstruction`) on the
+        held-out tokens of the fit, for the hypernetwork and every baseline on the same
+        decompositions ``D(t, H)``; ``focus_sequences`` (a corpus tokenized with the original
+        tokenizer) adds the FOCUS-style baseline, with its corpus coverage."""
+        self._need_fit()
+        split = self.split
+        ids, dec = split.held_ids, split.held_inputs
+        T = self.T
+        lens = [len(b) for b in self.decomposer.token_bytes] if self.decomposer else None
+        preds: dict[str, np.ndarray] = {
+            "hypernetwork": self.predict_decompositions(dec),
+            "fvt": baselines.fvt(T, dec),
+            "last_piece": baselines.last_piece(T, dec),
+            "random": baselines.random_rows(T, len(ids), seed=seed),
+        }
+        if lens is not None:
+            preds["length_weighted"] = baselines.length_weighted(T, dec, lens)
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        if focus_sequences is not None:
+            allowed = np.setdiff1d(np.arange(T.shape[0]), split.held_all)
+            if self.decomposer is not None:
+                allowed = np.setdiff1d(allowed, np.fromiter(self.decomposer.special_ids, int))
+            fs = baselines.FocusStyle(focus_sequences, T.shape[0], allowed=allowed)
+            preds["focus_style"], coverage = fs.predict(T, ids, dec)
+            out["focus_style_coverage"] = {"share": {"mean": coverage, "lo": coverage,
+                                                     "hi": coverage}}
+        for name, p in preds.items():
+            out[name] = evaluate.reconstruction(p, T, ids, resamples=resamples, seed=seed)
+        return out
+
+    def _setup(self, T: np.ndarray, tok: Optional[Tokenizer], dec: Optional[Decomposer]
+               ) -> None:
         self.tokenizer, self.decomposer = tok, dec
         self.T = T
         self.in_mu = T.mean(0)
@@ -197,7 +263,8 @@ class Hypernetwork:
     def _raw(self, ids: np.ndarray) -> tuple[np.ndarray, Any]:
         return forward(self.params, self.T_in[ids], self.shape)
 
-    def _residual(self, ids: np.ndarray) -> np.ndarray:
+    def residual(self, ids: np.ndarray) -> np.ndarray:
+        """The mean of the pieces' rows when ``residual_mean`` (else 0): added to the output."""
         return self.T[ids].mean(1) if self.config.residual_mean else 0.0  # type: ignore[return-value]
 
     def _fit_output_rescaler(self, split: Split) -> None:
@@ -211,7 +278,7 @@ class Hypernetwork:
         for _k, js in sorted(by_len.items()):
             ids = np.asarray([split.train_inputs[j][0] for j in js])
             ys.append(self._raw(ids)[0])
-            targets.append(self.T[split.train_ids[js]] - self._residual(ids))
+            targets.append(self.T[split.train_ids[js]] - self.residual(ids))
         y, t = np.concatenate(ys), np.concatenate(targets)
         self.out_s = (t.std(0) / np.maximum(y.std(0), 1e-8)).astype(np.float32)
         self.out_m = (t.mean(0) - y.mean(0) * self.out_s).astype(np.float32)
@@ -256,7 +323,7 @@ class Hypernetwork:
 
     def _numpy_step(self, ids: np.ndarray, tid: np.ndarray, opt: AdamW) -> float:
         y, cache = self._raw(ids)
-        pred = y * self.out_s + self.out_m + self._residual(ids)
+        pred = y * self.out_s + self.out_m + self.residual(ids)
         loss, dpred = loss_and_grad(pred, self.T[tid], norm=self.norm,
                                     cos_weight=self.config.cos_weight)
         grads = backward(self.params, dpred * self.out_s, cache, self.shape)
@@ -283,16 +350,20 @@ class Hypernetwork:
         by_len: dict[int, list[int]] = {}
         for i, d in enumerate(cut):
             by_len.setdefault(len(d), []).append(i)
-        for _k, idx in sorted(by_len.items()):
-            for s in range(0, len(idx), batch_size):
-                part = idx[s:s + batch_size]
-                ids = np.asarray([cut[i] for i in part])
-                out[part] = self._raw(ids)[0] * self.out_s + self.out_m + self._residual(ids)
+        with blas_threads(self.config.blas_threads):
+            for _k, idx in sorted(by_len.items()):
+                for s in range(0, len(idx), batch_size):
+                    part = idx[s:s + batch_size]
+                    ids = np.asarray([cut[i] for i in part])
+                    out[part] = self._raw(ids)[0] * self.out_s + self.out_m + self.residual(ids)
         return out
 
     def decompose(self, token: bytes | str) -> list[int]:
         """The decomposition the hypernetwork sees for a new token (no exclusions)."""
         self._need_fit()
+        if self.decomposer is None:
+            raise InputError("this Hypernetwork was fitted without a tokenizer: pass "
+                             "decompositions to predict_decompositions(...)")
         if isinstance(token, str):
             if self.decomposer.chars:
                 token = token.replace("\u2581", " ")  # SentencePiece's word marker
@@ -317,7 +388,7 @@ class Hypernetwork:
         else:
             new = Tokenizer.coerce(tokens)
             spelled = [new.id_to_token(i) for i in range(new.vocab_size)]
-            orig_special = self.tokenizer.special_tokens
+            orig_special = self.tokenizer.special_tokens if self.tokenizer else {}
             for text, i in new.special_tokens.items():
                 if text in orig_special:
                     specials[i] = orig_special[text]
@@ -326,7 +397,7 @@ class Hypernetwork:
         for i, t in enumerate(spelled):
             if i in copies:
                 continue
-            if copy_overlap:
+            if copy_overlap and self.tokenizer is not None:
                 b = t if isinstance(t, bytes) else self._bytes(t)
                 o = self.tokenizer.token_to_id(b)
                 if o is not None and o not in self.decomposer.special_ids:
@@ -370,12 +441,12 @@ class Hypernetwork:
         if p.suffix != ".npz":
             p = p.with_suffix(".npz")
         arrays = {f"param/{k}": v for k, v in self.params.items()}
-        arrays.update({"T": self.T, "in_mu": self.in_mu, "in_sd": self.in_sd,
-                       "out_s": self.out_s, "out_m": self.out_m})
+        arrays.update({"T": self.T, "out_s": self.out_s, "out_m": self.out_m,
+                       "held_all": self.split.held_all, "held_ids": self.split.held_ids})
         meta = {"format": "tokforge.transfer.Hypernetwork", "version": FORMAT_VERSION,
                 "config": dataclasses.asdict(self.config),
                 "shape": dataclasses.asdict(self.shape),
-                "tokenizer": self.tokenizer.to_json()}
+                "tokenizer": self.tokenizer.to_json() if self.tokenizer else None}
         _atomic(p, lambda fh: np.savez(fh, **arrays))
         _atomic(p.with_suffix(".json"),
                 lambda fh: fh.write(json.dumps(meta, ensure_ascii=False).encode("utf-8")))
@@ -399,8 +470,14 @@ class Hypernetwork:
             hn.params = {k[6:]: z[k] for k in z.files if k.startswith("param/")}
             T = z["T"]
             hn.out_s, hn.out_m = z["out_s"], z["out_m"]
-        tok = Tokenizer.from_json_str(meta["tokenizer"])
-        hn._setup(T, tok, Decomposer(tok))
+            held_all, held_ids = z["held_all"], z["held_ids"]
+        tok = Tokenizer.from_json_str(meta["tokenizer"]) if meta["tokenizer"] else None
+        dec = Decomposer(tok) if tok else None
+        hn._setup(T, tok, dec)
+        held_inputs = (held_out_inputs(dec, held_all, held_ids, max_len=hn.shape.max_len)
+                       if dec else [])
+        hn.split = Split(held_ids, held_inputs, np.zeros(0, dtype=np.int64), [],
+                         held_all=held_all)
         hn._fitted = True
         return hn
 

@@ -323,3 +323,53 @@ class AdamW:
                 p[name] *= 1 - rate * self.weight_decay
             p[name] -= rate * (m / c1) / (np.sqrt(v / c2) + self.eps)
         return norm
+
+
+# ---- BLAS threads ----------------------------------------------------------------------------
+def _openblas_handles() -> list[tuple[Any, Any]]:
+    """(get, set) thread-count functions of every OpenBLAS loaded in this process (Linux)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as fh:
+            paths = sorted({ln.split()[-1] for ln in fh if "openblas" in ln.lower()
+                            and ln.split()[-1].startswith("/")})
+    except OSError:
+        return []
+    out = []
+    for p in paths:
+        try:
+            lib = ctypes.CDLL(p)
+        except OSError:
+            continue
+        for get, set_ in (("openblas_get_num_threads", "openblas_set_num_threads"),
+                          ("scipy_openblas_get_num_threads64_",
+                           "scipy_openblas_set_num_threads64_"),
+                          ("openblas_get_num_threads64_", "openblas_set_num_threads64_")):
+            if hasattr(lib, get) and hasattr(lib, set_):
+                out.append((getattr(lib, get), getattr(lib, set_)))
+                break
+    return out
+
+
+class blas_threads:
+    """Run a block with OpenBLAS limited to ``n`` threads (``None``: unchanged). The
+    hypernetwork's matrices are small: on 2 shared cores one thread measured ~10x faster than
+    two for a 1536x128 @ 128x256 float32 product (2.6 ms vs 23.5 ms) because the threads spin
+    while waiting for each other; results are identical for a given thread count."""
+
+    def __init__(self, n: int | None) -> None:
+        self.n = n
+        self.saved: list[tuple[Any, int]] = []
+
+    def __enter__(self) -> blas_threads:
+        if self.n is not None:
+            for get, set_ in _openblas_handles():
+                self.saved.append((set_, int(get())))
+                set_(int(self.n))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for set_, n in self.saved:
+            set_(n)
+        self.saved.clear()
