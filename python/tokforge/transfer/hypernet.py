@@ -226,6 +226,11 @@ class Hypernetwork:
         decompositions ``D(t, H)``; ``focus_sequences`` (a corpus tokenized with the original
         tokenizer) adds the FOCUS-style baseline, with its corpus coverage."""
         self._need_fit()
+        with blas_threads(self.config.blas_threads):
+            return self._held_out_scores(focus_sequences, resamples, seed)
+
+    def _held_out_scores(self, focus_sequences: Optional[Sequence[Sequence[int]]],
+                         resamples: int, seed: int) -> dict[str, dict[str, dict[str, float]]]:
         split = self.split
         ids, dec = split.held_ids, split.held_inputs
         T = self.T
