@@ -408,3 +408,29 @@ def test_tokens_the_original_cannot_decompose_are_typed_errors(fitted):
         d.decompose(b"ax")
     with pytest.raises(InputError, match="empty token"):
         fitted.predict([b""])
+
+
+# ---- numpy vs PyTorch (opt-in: `pytest --torch -m torch`, needs torch installed) ---------------
+@pytest.mark.torch
+def test_torch_backend_matches_numpy_forward_gradients_and_one_adam_step(rng):
+    # a missing torch fails this opt-in test; it is never skipped
+    import torch
+    from tokforge.transfer import torch_backend
+
+    p = model.init_params(TINY, rng, dtype=np.float64)
+    for k in p:
+        p[k] += rng.normal(scale=0.3, size=p[k].shape)
+    x = rng.normal(size=(3, 3, 5))
+    dy = rng.normal(size=(3, 4))
+    y_np, cache = model.forward(p, x, TINY)
+    tp = {k: torch.tensor(v) for k, v in p.items()}
+    y_t = torch_backend.forward(tp, torch.tensor(x), TINY).numpy()
+    assert np.abs(y_np - y_t).max() < 1e-10
+    g_np = model.backward(p, dy, cache, TINY)
+    g_t = torch_backend.gradients(p, x, dy, TINY)
+    for k in p:
+        assert np.abs(g_np[k] - g_t[k]).max() < 1e-10, k
+    a, b = {k: v.copy() for k, v in p.items()}, {k: v.copy() for k, v in p.items()}
+    model.AdamW(warmup=1).step(a, g_np)
+    model.AdamW(warmup=1).step(b, g_t)
+    assert max(np.abs(a[k] - b[k]).max() for k in p) < 1e-8
