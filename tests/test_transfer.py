@@ -434,3 +434,22 @@ def test_torch_backend_matches_numpy_forward_gradients_and_one_adam_step(rng):
     model.AdamW(warmup=1).step(a, g_np)
     model.AdamW(warmup=1).step(b, g_t)
     assert max(np.abs(a[k] - b[k]).max() for k in p) < 1e-8
+
+
+def test_cli_fit_reads_the_installed_wordllama_files(tmp_path, monkeypatch, capsys):
+    # the package layout `pip install --no-deps wordllama==0.4.0.post1` gives (files only)
+    pkg = tmp_path / "site" / "wordllama"
+    (pkg / "weights").mkdir(parents=True)
+    (pkg / "tokenizers").mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "weights" / "l2_supercat_256.safetensors").symlink_to(
+        fetch("wordllama_l2_256.safetensors"))
+    (pkg / "tokenizers" / "l2_supercat_tokenizer_config.json").symlink_to(
+        fetch("llama2_tokenizer.json"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert main(["transfer", "fit", "--embeddings", "wordllama", "--out",
+                 str(tmp_path / "hn.npz"), "--steps", "3", "--identity-steps", "1",
+                 "--batch-size", "8", "--hidden", "16", "--layers", "1", "--max-train", "50",
+                 "-q", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_train"] == 50 and report["n_held"] == 4442
