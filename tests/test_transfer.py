@@ -260,7 +260,7 @@ def test_synthetic_composition_is_learned_in_order_not_as_the_mean():
                                      identity_steps=50, batch_size=128, warmup=50))
     r = hn.fit_split(T, split, seed=0)
     ours, fvt = r.held_out["hypernetwork"], r.held_out["fvt"]
-    # first green run (2 shared cores): hypernetwork 0.92, FVT 0.05
+    # first green run (2 shared cores): hypernetwork 0.92 (top-1 0.99), FVT 0.08; reversed 0.04
     assert ours["cosine"]["mean"] > 0.85 and fvt["cosine"]["mean"] < 0.2
     assert ours["top1"]["mean"] > 0.9
     # order matters: the same pieces reversed give a different (and wrong) row
