@@ -46,3 +46,20 @@ def tekken_file() -> Path:
     from vocabularies import fetch
 
     return fetch("tekken_240911.json")
+
+
+# ---- opt-in groups: `pytest --torch` runs the tests marked `torch` (numpy vs PyTorch parity of
+# tokforge.transfer, docs/transfer.md §8); without the flag they are deselected (reported as
+# such), never skipped; with it, a missing torch fails them
+def pytest_addoption(parser):
+    parser.addoption("--torch", action="store_true",
+                     help="run the tests marked torch (needs torch: pip install 'tokforge[torch]')")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--torch"):
+        return
+    drop = [it for it in items if "torch" in it.keywords]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [it for it in items if "torch" not in it.keywords]

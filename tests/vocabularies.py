@@ -47,6 +47,13 @@ SOURCES = {
         "wordllama/tokenizers/l2_supercat_tokenizer_config.json",
         "93248f2a9ec36c7b35f700a033d5f36228aae48db61aee31007fa49062cdeb68",
     ),
+    # WordLlama's 32,000 x 256 float16 token embeddings for that tokenizer (transfer tests)
+    "wordllama_l2_256.safetensors": (
+        "wordllama==0.4.0.post1",
+        False,
+        "wordllama/weights/l2_supercat_256.safetensors",
+        "64b47a2dc493cb8e85944076601189739852d7b64e0e1eedcb1937a251cd9fd5",
+    ),
     # SentencePiece BPE .model files (Mistral v1 = the Llama-2-style 32,000 vocabulary)
     "mistral_v1.model": (
         "mistral-common==1.13.1",

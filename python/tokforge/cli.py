@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cli_transfer
 from .corpora import corpus_files
 from .errors import TokforgeError
 from .inputs import expand_files
@@ -534,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     fm.add_argument("--max-bytes", type=int, default=24)
     fm.add_argument("--json", action="store_true", help="one JSON line per model")
     fm.set_defaults(func=cmd_fim)
+    cli_transfer.add_parser(sub)
     return p
 
 
