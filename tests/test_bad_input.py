@@ -288,7 +288,7 @@ def _catalogue_files(tok_: Tokenizer, lib_: Tokenizer) -> list[tuple[str, bytes 
         ("tokenizer.json", '{"model": "\xff"}'.encode("latin-1"), FormatError,
          r"not UTF-8 text \(byte offset 11\)"),
         ("tokenizer.json", "{not json", FormatError, r"not valid JSON"),
-        ("tokenizer.json", "", FormatError, r"neither a tokenizer\.json, a \.tiktoken rank file nor a SentencePiece"),
+        ("tokenizer.json", "", FormatError, r"neither a tokenizer\.json, a \.tiktoken rank file, a SentencePiece \.model file nor a GGUF"),
         ("tokenizer.json", '{"normalizer": {"type": "BertNormalizer"}, "model": {"type": "BPE", '
          '"vocab": {}, "merges": []}, "decoder": {"type": "Fuse"}}', FormatError, r"BertNormalizer"),
         ("tokenizer.json", '{"normalizer": null, "model": {"type": "WordPiece"}}', FormatError,
