@@ -80,6 +80,23 @@ def test_llama_cpp_test_vectors_give_llama_cpps_ids(name):
     assert tok.kind == ("sentencepiece" if name in ("llama-spm", "phi-3") else "bpe")
 
 
+@pytest.mark.parametrize("name", ["deepseek-llm", "deepseek-coder", "falcon", "llama-bpe",
+                                  "llama-spm", "starcoder"])
+def test_saved_tokenizer_json_gives_llama_cpps_ids_in_hf_and_tokforge(name):
+    """A GGUF tokenizer saved as tokenizer.json (a Split per regex of its sequence) loads in HF
+    ``tokenizers`` and back in tokforge with llama.cpp's ids."""
+    path = fetch_llama_cpp_vocab(name)
+    tok = Tokenizer.from_gguf(path)
+    text = tok.to_json()
+    hf = tokenizers.Tokenizer.from_str(text)
+    back = Tokenizer.from_json_str(text)
+    allowed = user_defined(path)
+    for case, want in cases(path):
+        assert llama_cpp_ids(back, allowed, case) == want, case
+        # HF matches every added token in text, control ones too; the vectors hold none
+        assert hf.encode(case, add_special_tokens=False).ids == want, case
+
+
 @pytest.mark.parametrize("name", WITH_VECTORS + WITHOUT_VECTORS)
 def test_gguf_vocabularies_load_by_detection_and_round_trip(name, corpora_dir):
     path = fetch_llama_cpp_vocab(name)
@@ -172,12 +189,13 @@ def _cut(name: str, **override: gguf_ref.Typed) -> dict[str, gguf_ref.Typed]:
 
 @pytest.mark.parametrize("version", [2, 3])
 def test_a_gguf_written_by_the_reference_writer_gives_the_same_ids(tmp_path, version):
-    src = fetch_llama_cpp_vocab("qwen2")
+    src = fetch_llama_cpp_vocab("deepseek-coder")
     p = tmp_path / "cut.gguf"
-    p.write_bytes(gguf_ref.write(_cut("qwen2"), version=version))
+    p.write_bytes(gguf_ref.write(_cut("deepseek-coder"), version=version))
     a, b = Tokenizer.from_gguf(src), Tokenizer.from_gguf(p)
+    allowed = user_defined(p)
     for text, want in cases(src):
-        assert llama_cpp_ids(b, user_defined(p), text) == want
+        assert llama_cpp_ids(b, allowed, text) == want
         assert a.encode(text, disallowed_special=()) == b.encode(text, disallowed_special=())
 
 
