@@ -34,9 +34,9 @@ import pytest
 import tokforge
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference import gguf_ref
 from tokforge import Tokenizer
 from tokforge.lib_model import LibConfig
-from reference import gguf_ref
 from vocabularies import fetch, fetch_llama_cpp_vocab
 
 EXAMPLES = int(os.environ.get("TOKFORGE_FUZZ_EXAMPLES", "200"))
