@@ -29,18 +29,18 @@ from vocabularies import fetch, fetch_llama_cpp_vocab
 SEP = "\n__ggml_vocab_test__\n"
 
 #: every vocabulary with test vectors whose model tokforge implements (byte-level BPE: gpt2;
-#: SentencePiece-style BPE: llama), with its ``tokenizer.ggml.pre``
+#: SentencePiece-style BPE: llama, gemma4)
 WITH_VECTORS = [
-    "command-r", "deepseek-coder", "deepseek-llm", "falcon", "gpt-2", "llama-bpe", "llama-spm",
-    "mpt", "phi-3", "qwen2", "qwen35", "refact", "starcoder",
+    "command-r", "deepseek-coder", "deepseek-llm", "falcon", "gemma-4", "gpt-2", "llama-bpe",
+    "llama-spm", "mpt", "phi-3", "qwen2", "qwen35", "refact", "starcoder",
 ]
+SENTENCEPIECE = ("gemma-4", "llama-spm", "phi-3")
 #: vocabularies without vectors that load all the same (no ``tokenizer.ggml.pre``: "default")
 WITHOUT_VECTORS = ["aquila", "baichuan", "gpt-neox"]
 #: (vocabulary, message): the models tokforge does not implement, each refused by name
 REFUSED = [
     ("bert-bge", r'"bert" is a WordPiece vocabulary'),
     ("nomic-bert-moe", r'"t5" is a Unigram vocabulary'),
-    ("gemma-4", r'tokenizer model "gemma4" is not supported'),
 ]
 
 
@@ -77,7 +77,7 @@ def test_llama_cpp_test_vectors_give_llama_cpps_ids(name):
     wrong = [(text, want, got) for text, want in vectors
              if (got := llama_cpp_ids(tok, allowed, text)) != want]
     assert not wrong, f"{len(wrong)}/{len(vectors)} cases differ, first: {wrong[0]}"
-    assert tok.kind == ("sentencepiece" if name in ("llama-spm", "phi-3") else "bpe")
+    assert tok.kind == ("sentencepiece" if name in SENTENCEPIECE else "bpe")
 
 
 @pytest.mark.parametrize("name", ["deepseek-llm", "deepseek-coder", "falcon", "llama-bpe",
@@ -171,7 +171,7 @@ def _llama2_hf():
 
 
 @pytest.mark.parametrize(("name", "message"), REFUSED)
-def test_wordpiece_unigram_and_unknown_models_are_refused_by_name(name, message):
+def test_wordpiece_and_unigram_models_are_refused_by_name(name, message):
     path = fetch_llama_cpp_vocab(name)
     with pytest.raises(FormatError, match=message) as e:
         Tokenizer.from_gguf(path)

@@ -283,16 +283,16 @@ class Tokenizer:
     def from_gguf(cls, path: PathLike) -> Tokenizer:
         """Load the tokenizer of a llama.cpp GGUF file, reading its metadata and never its
         tensors: ``tokenizer.ggml.model`` ``gpt2`` (byte-level BPE, split by llama.cpp's
-        regexes for ``tokenizer.ggml.pre``) or ``llama`` (SentencePiece-style BPE). Control
+        regexes for ``tokenizer.ggml.pre``), ``llama`` or ``gemma4`` (SentencePiece-style BPE). Control
         and user-defined tokens are special tokens; ``encode(text, allowed_special=USER_DEFINED)``
         gives llama.cpp's ``llama_tokenize(add_special=false, parse_special=false)``. WordPiece
         (``bert``), Unigram (``t5``) and unknown pre-tokenizer names raise :class:`FormatError`
         naming them. See docs/bpe.md §12.
 
-        >>> import tempfile, os
+        >>> import tempfile, pathlib
         >>> from tokforge.errors import FormatError
-        >>> path = os.path.join(tempfile.mkdtemp(), "empty.gguf")
-        >>> _ = open(path, "wb").write(b"GGUF" + bytes([3, 0, 0, 0]) + bytes(16))
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "empty.gguf"
+        >>> _ = path.write_bytes(b"GGUF" + bytes([3, 0, 0, 0]) + bytes(16))  # no keys at all
         >>> try:
         ...     Tokenizer.from_gguf(path)
         ... except FormatError as e:

@@ -25,6 +25,8 @@
 //! - `llama`: SentencePiece-style BPE ([`SpBpe`]) merging by `scores`, byte fallback through
 //!   the `<0xNN>` byte pieces, spaces as `▁` and, with `add_space_prefix` (default true), a `▁`
 //!   before the text and after each special token, as llama.cpp's SPM tokenizer does.
+//! - `gemma4`: SentencePiece-style BPE ranked by `merges` on raw UTF-8 pieces, spaces as `▁`,
+//!   words cut at runs of newlines, byte fallback (llama.cpp's `LLAMA_VOCAB_PRE_TYPE_GEMMA4`).
 //! - `bert` (WordPiece), `t5` (Unigram) and anything else: an [`Error::Format`] naming it.
 //!
 //! llama.cpp's `encode(add_special=false, parse_special=false)` is what `encode` reproduces
@@ -306,8 +308,8 @@ const BYTE: i64 = 6;
 /// llama.cpp's pre-tokenizer regexes for a `tokenizer.ggml.pre` name (`llama-vocab.cpp`,
 /// `llm_tokenizer_bpe`) and whether the name sets `ignore_merges`; `None` for a name tokforge
 /// does not know. Names whose splitting llama.cpp does in custom code rather than by regex
-/// (kimi-k2, afmoe, tiny_aya, superbpe) and the raw-UTF-8 ones (gemma4, sarvam-moe,
-/// whitespace) are not here.
+/// (kimi-k2, afmoe, tiny_aya, superbpe) and the raw-UTF-8 ones (sarvam-moe, whitespace) are not
+/// here; gemma4 is a model of its own ([`build`]).
 pub fn pre_regexes(name: &str) -> Option<(&'static [&'static str], bool)> {
     const GPT2: &str = LLAMA_CPP_GPT2;
     const PORO: &str = r" ?[^(\s|.,!?\x{2026}\x{3002}\x{FF0C}\x{3001}\x{964}\x{6D4}\x{60C})]+";
@@ -513,21 +515,24 @@ pub fn build(md: &Metadata, path: &str) -> Result<(GgufModel, GgufInfo)> {
     match model {
         "gpt2" => build_bpe(&f, pre),
         "llama" => build_spm(&f),
+        "gemma4" => build_gemma4(&f),
         "bert" => Err(f.err(
             MODEL,
             "\"bert\" is a WordPiece vocabulary, which tokforge does not implement (it reads \
-             the BPE ones: \"gpt2\" byte-level BPE and \"llama\" SentencePiece-style BPE)",
+             the BPE ones: \"gpt2\" byte-level BPE, \"llama\" and \"gemma4\" \
+             SentencePiece-style BPE)",
         )),
         "t5" => Err(f.err(
             MODEL,
             "\"t5\" is a Unigram vocabulary, which tokforge does not implement (it reads the \
-             BPE ones: \"gpt2\" byte-level BPE and \"llama\" SentencePiece-style BPE)",
+             BPE ones: \"gpt2\" byte-level BPE, \"llama\" and \"gemma4\" SentencePiece-style \
+             BPE)",
         )),
         other => Err(f.err(
             MODEL,
             format!(
                 "tokenizer model {other:?} is not supported (tokforge reads \"gpt2\" byte-level \
-                 BPE and \"llama\" SentencePiece-style BPE)"
+                 BPE, \"llama\" and \"gemma4\" SentencePiece-style BPE)"
             ),
         )),
     }
@@ -596,15 +601,7 @@ fn build_bpe(f: &Fields, pre: &str) -> Result<(GgufModel, GgufInfo)> {
     let raw = f.strings(MERGES)?;
     let mut merges = Vec::with_capacity(raw.len());
     for (k, m) in raw.iter().enumerate() {
-        // llama.cpp splits at the first space after the first byte
-        let cut = m
-            .as_bytes()
-            .iter()
-            .skip(1)
-            .position(|&b| b == b' ')
-            .map(|i| i + 1)
-            .ok_or_else(|| f.err(MERGES, format!("[{k}] {m:?} is not \"left right\"")))?;
-        let (l, r) = (&m[..cut], &m[cut + 1..]);
+        let (l, r) = split_merge(f, k, m)?;
         let unreachable = |s: &str| byte_level::decode_str(s).is_none();
         match (by_text.get(l), by_text.get(r)) {
             (Some(&a), Some(&b)) => merges.push((a, b)),
@@ -710,8 +707,105 @@ fn build_spm(f: &Fields) -> Result<(GgufModel, GgufInfo)> {
         metaspace: None,
         strip_leading: add_space_prefix as usize,
         ignore_merges: false,
+        split_newlines: false,
     };
     let info = info(f, n, true)?;
+    let m = SpBpe::new(cfg).map_err(|e| fmt_err(f.path, format!("GGUF tokenizer: {e}")))?;
+    Ok((GgufModel::SentencePiece(m), info))
+}
+
+/// Split a GGUF merge `"left right"` at the first space after the first byte, as llama.cpp does.
+fn split_merge<'m>(f: &Fields, k: usize, m: &'m str) -> Result<(&'m str, &'m str)> {
+    let cut = m
+        .as_bytes()
+        .iter()
+        .skip(1)
+        .position(|&b| b == b' ')
+        .map(|i| i + 1)
+        .ok_or_else(|| {
+            f.err(
+                "tokenizer.ggml.merges",
+                format!("[{k}] {m:?} is not \"left right\""),
+            )
+        })?;
+    Ok((&m[..cut], &m[cut + 1..]))
+}
+
+/// Gemma-4: SentencePiece-style BPE ranked by a merge list on raw UTF-8 pieces, spaces as `▁`
+/// (no prefix unless `add_space_prefix`), words cut at newline runs, byte fallback.
+fn build_gemma4(f: &Fields) -> Result<(GgufModel, GgufInfo)> {
+    const TOKENS: &str = "tokenizer.ggml.tokens";
+    const MERGES: &str = "tokenizer.ggml.merges";
+    let texts = f.strings(TOKENS)?;
+    let n = texts.len();
+    let types = f.token_types(n)?;
+    let mut kinds = Vec::with_capacity(n);
+    let mut seen = [false; 256];
+    for (id, (&t, &ty)) in texts.iter().zip(&types).enumerate() {
+        kinds.push(match ty {
+            CONTROL | USER_DEFINED | UNKNOWN => PieceKind::Special,
+            BYTE => {
+                let b = byte_piece(t).ok_or_else(|| {
+                    f.err(
+                        TOKENS,
+                        format!("[{id}] {t:?} has the byte type but is not <0xNN>"),
+                    )
+                })?;
+                seen[b as usize] = true;
+                PieceKind::Byte(b)
+            }
+            _ => PieceKind::Normal,
+        });
+    }
+    let by_text: FxHashMap<&str, u32> = texts
+        .iter()
+        .zip(&kinds)
+        .enumerate()
+        .filter(|(_, (_, k))| **k == PieceKind::Normal)
+        .map(|(id, (&t, _))| (t, id as u32))
+        .collect();
+    let raw = f.strings(MERGES)?;
+    let mut merges = Vec::with_capacity(raw.len());
+    for (k, m) in raw.iter().enumerate() {
+        let (l, r) = split_merge(f, k, m)?;
+        let id = |s: &str| {
+            by_text.get(s).copied().ok_or_else(|| {
+                f.err(
+                    MERGES,
+                    format!("[{k}] {m:?} names {s:?}, which is not a token"),
+                )
+            })
+        };
+        merges.push((id(l)?, id(r)?));
+    }
+    let add_space_prefix = f.bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(false);
+    let marker = MARKER.to_string();
+    let mut normalizers = vec![Norm::Replace {
+        from: " ".into(),
+        to: marker.clone(),
+    }];
+    if add_space_prefix {
+        normalizers.push(Norm::Prepend(marker));
+    }
+    let cfg = SpConfig {
+        pieces: texts.iter().map(|t| t.to_string()).collect(),
+        kinds,
+        merges: MergeSource::List(merges),
+        unk: f.id("tokenizer.ggml.unknown_token_id", n)?,
+        fuse_unk: false,
+        byte_fallback: seen.iter().all(|&s| s),
+        byte_decode: true,
+        normalizers,
+        metaspace: None,
+        strip_leading: add_space_prefix as usize,
+        ignore_merges: false,
+        split_newlines: true,
+    };
+    // llama.cpp always adds BOS for Gemma-4
+    let info = GgufInfo {
+        add_bos: true,
+        ..info(f, n, true)?
+    };
     let m = SpBpe::new(cfg).map_err(|e| fmt_err(f.path, format!("GGUF tokenizer: {e}")))?;
     Ok((GgufModel::SentencePiece(m), info))
 }

@@ -15,8 +15,8 @@ The text is the repo's ``corpora/*.txt`` (1.6 MB: 30 languages and 9 programming
 cut into paragraphs, encoded one call per paragraph on one thread; each timing is the median of
 ``--repeat`` passes after a warm-up pass. MB = 10^6 bytes of UTF-8 input.
 
-    .venv/bin/python benches/sentencepiece.py               # table on stderr
-    .venv/bin/python benches/sentencepiece.py --json        # JSON lines on stdout too
+    .venv/bin/python benches/sentencepiece_bpe.py               # table on stderr
+    .venv/bin/python benches/sentencepiece_bpe.py --json        # JSON lines on stdout too
 """
 
 from __future__ import annotations
@@ -34,10 +34,6 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# this file's own name hides the `sentencepiece` package while benches/ is on the path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-import sentencepiece  # noqa: E402
-
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -68,6 +64,7 @@ def gpt2_tiktoken():
 
 def rows():
     """(vocabulary, peer, tokforge encode, peer encode), each a function of one text."""
+    import sentencepiece
     import tokenizers
     from tokforge import Tokenizer
 
