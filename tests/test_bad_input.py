@@ -257,9 +257,95 @@ def _tekken(**config) -> str:
     return json.dumps({"config": cfg, "vocab": vocab})
 
 
+def _gguf(**override) -> bytes:
+    """A tiny vocab-only GGUF file (256 byte-level tokens, `ab`, a control token), with keys
+    replaced (a ``Typed``) or dropped (``None``)."""
+    from reference import gguf_ref as g
+    from reference.bpe_train import bytes_to_unicode
+
+    chars = bytes_to_unicode()
+    kv = {
+        "tokenizer.ggml.model": g.Typed(g.STRING, "gpt2"),
+        "tokenizer.ggml.pre": g.Typed(g.STRING, "gpt-2"),
+        "tokenizer.ggml.tokens": g.Typed(g.ARRAY, [chars[b] for b in range(256)] + ["ab", "<s>"],
+                                         g.STRING),
+        "tokenizer.ggml.token_type": g.Typed(g.ARRAY, [1] * 257 + [3], g.INT32),
+        "tokenizer.ggml.merges": g.Typed(g.ARRAY, ["a b"], g.STRING),
+        "tokenizer.ggml.bos_token_id": g.Typed(g.UINT32, 257),
+    }
+    for k, v in override.items():
+        key = "tokenizer.ggml." + k
+        if v is None:
+            kv.pop(key)
+        else:
+            kv[key] = v
+    return g.write(kv)
+
+
+def _gguf_rows() -> list[tuple[str, bytes | str, type, str]]:
+    import struct
+
+    from reference import gguf_ref as g
+
+    good = _gguf()
+    head = good[:16]  # magic, version, tensor count
+    k = struct.pack("<Q", 1) + struct.pack("<Q", 1) + b"k"  # one pair, key "k"
+    return [
+        ("m.gguf", good[:200], FormatError, r"GGUF metadata: key \"tokenizer\.ggml\.tokens\": "
+         r"array length of 258 cannot fit in the 44 bytes left \(byte offset 156\)"),
+        ("m.gguf", good[:2300], FormatError,
+         r"key \"tokenizer\.ggml\.tokens\": (truncated|string length of \d+ cannot fit)"),
+        ("m.gguf", good[:-2], FormatError, r"key \"tokenizer\.ggml\.bos_token_id\": truncated"),
+        ("m.gguf", head + struct.pack("<Q", 2**62), FormatError,
+         r"key/value count of 4611686018427387904 cannot fit in the 0 bytes left"),
+        ("m.gguf", head + k + struct.pack("<IIQ", 9, 8, 2**60), FormatError,
+         r"key \"k\": array length of 1152921504606846976 cannot fit"),
+        ("m.gguf", head + k + struct.pack("<IQ", 8, 2**40), FormatError,
+         r"key \"k\": string length of 1099511627776 cannot fit"),
+        ("m.gguf", head + k + struct.pack("<I", 13), FormatError, r"unknown value type 13"),
+        ("m.gguf", head + k + struct.pack("<I", 9) + struct.pack("<IQ", 9, 1) * 12, FormatError,
+         r"arrays nested deeper than 8"),
+        ("m.gguf", head + k + struct.pack("<IQ", 8, 1) + b"\xff", FormatError,
+         r"a string is not UTF-8"),
+        ("m.gguf", b"GGUF" + struct.pack("<IQQ", 1, 0, 0), FormatError,
+         r"GGUF version 1 is not supported"),
+        ("m.gguf", b"GGUF" + struct.pack(">IQQ", 3, 0, 0), FormatError, r"big-endian"),
+        ("m.gguf", _gguf(model=None), FormatError,
+         r"\"tokenizer\.ggml\.model\": missing: the file has no tokenizer"),
+        ("m.gguf", _gguf(model=g.Typed(g.STRING, "bert")), FormatError,
+         r"\"bert\" is a WordPiece vocabulary"),
+        ("m.gguf", _gguf(model=g.Typed(g.STRING, "t5")), FormatError,
+         r"\"t5\" is a Unigram vocabulary"),
+        ("m.gguf", _gguf(model=g.Typed(g.STRING, "rwkv")), FormatError,
+         r"tokenizer model \"rwkv\" is not supported"),
+        ("m.gguf", _gguf(model=g.Typed(g.UINT8, 1)), FormatError,
+         r"tokenizer\.ggml\.model\": is an unsigned integer, not a string"),
+        ("m.gguf", _gguf(pre=g.Typed(g.STRING, "kimi-k2")), FormatError,
+         r"tokenizer\.ggml\.pre\": pre-tokenizer \"kimi-k2\" is not one tokforge knows"),
+        ("m.gguf", _gguf(tokens=g.Typed(g.STRING, "abc")), FormatError,
+         r"tokenizer\.ggml\.tokens\": is a string, not an array"),
+        ("m.gguf", _gguf(tokens=None), FormatError,
+         r"tokenizer\.ggml\.tokens\": missing"),
+        ("m.gguf", _gguf(token_type=g.Typed(g.ARRAY, [1] * 3, g.INT32)), FormatError,
+         r"token_type\": 3 entries for 258 tokens"),
+        ("m.gguf", _gguf(token_type=g.Typed(g.ARRAY, [1] * 257 + [9], g.INT32)), FormatError,
+         r"token_type\": \[257\] = .* is not a token type"),
+        ("m.gguf", _gguf(merges=g.Typed(g.ARRAY, ["a zz"], g.STRING)), FormatError,
+         r"merges\": \[0\] \"a zz\" names \"zz\", which is not a token"),
+        ("m.gguf", _gguf(merges=g.Typed(g.ARRAY, ["ab"], g.STRING)), FormatError,
+         r"merges\": \[0\] \"ab\" is not \"left right\""),
+        ("m.gguf", _gguf(merges=g.Typed(g.ARRAY, ["b c"], g.STRING)), FormatError,
+         r"GGUF tokenizer: merge #0 gives \"bc\", which is not in the vocabulary"),
+        ("m.gguf", _gguf(bos_token_id=g.Typed(g.UINT32, 10**6)), FormatError,
+         r"bos_token_id\": id 1000000 is outside the vocabulary of 258"),
+        ("m.gguf", _gguf(model=g.Typed(g.STRING, "llama")), FormatError,
+         r"tokenizer\.ggml\.scores\": missing"),
+    ]
+
+
 def _catalogue_files(tok_: Tokenizer, lib_: Tokenizer) -> list[tuple[str, bytes | str, type, str]]:
     good_lib = json.loads(lib_.to_json())
-    return [
+    return _gguf_rows() + [
         # tokenizer.json
         ("tokenizer.json", _hf(tok_, lambda d: d["model"]["vocab"].update({"Ġzz": 2**32})),
          FormatError, r"ids go up to 4294967296 .* more than 1048576 ids would be unused"),
@@ -288,7 +374,7 @@ def _catalogue_files(tok_: Tokenizer, lib_: Tokenizer) -> list[tuple[str, bytes 
         ("tokenizer.json", '{"model": "\xff"}'.encode("latin-1"), FormatError,
          r"not UTF-8 text \(byte offset 11\)"),
         ("tokenizer.json", "{not json", FormatError, r"not valid JSON"),
-        ("tokenizer.json", "", FormatError, r"neither a tokenizer\.json, a \.tiktoken rank file nor a SentencePiece"),
+        ("tokenizer.json", "", FormatError, r"neither a tokenizer\.json, a \.tiktoken rank file, a SentencePiece \.model file nor a GGUF"),
         ("tokenizer.json", '{"normalizer": {"type": "BertNormalizer"}, "model": {"type": "BPE", '
          '"vocab": {}, "merges": []}, "decoder": {"type": "Fuse"}}', FormatError, r"BertNormalizer"),
         ("tokenizer.json", '{"normalizer": null, "model": {"type": "WordPiece"}}', FormatError,

@@ -114,3 +114,59 @@ def fetch(name: str) -> Path:
         raise RuntimeError(f"{name} from {req} has sha256 {_sha256(tmp)}, expected {sha}")
     tmp.replace(dest)
     return dest
+
+
+# ---- llama.cpp's vocab-only GGUF files and their test vectors ----------------------------------
+#: the llama-cpp-python sdist that vendors llama.cpp's ``models/ggml-vocab-*.gguf`` files with
+#: their ``.gguf.inp`` / ``.gguf.out`` tokenizer test vectors; fetched by URL from PyPI's JSON
+#: API (``pip download --no-binary`` would build the package's metadata with cmake)
+LLAMA_CPP_SDIST = (
+    "llama-cpp-python",
+    "0.3.36",
+    "llama_cpp_python-0.3.36.tar.gz",
+    "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e",
+)
+LLAMA_CPP_MODELS = "llama_cpp_python-0.3.36/vendor/llama.cpp/models/"
+
+
+def _llama_cpp_sdist() -> Path:
+    import json
+    import urllib.request
+
+    project, version, filename, sha = LLAMA_CPP_SDIST
+    dest = CACHE / "downloads" / filename
+    if dest.is_file() and _sha256(dest) == sha:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(f"https://pypi.org/pypi/{project}/json", timeout=60) as r:
+        meta = json.load(r)
+    urls = [u["url"] for u in meta["releases"].get(version, []) if u["filename"] == filename]
+    if not urls:
+        raise RuntimeError(f"PyPI lists no {filename} for {project} {version}")
+    tmp = dest.with_suffix(".part")
+    with urllib.request.urlopen(urls[0], timeout=600) as r, open(tmp, "wb") as out:
+        while chunk := r.read(1 << 20):
+            out.write(chunk)
+    if _sha256(tmp) != sha:
+        raise RuntimeError(f"{filename} has sha256 {_sha256(tmp)}, expected {sha}")
+    tmp.replace(dest)
+    return dest
+
+
+def fetch_llama_cpp_vocab(name: str) -> Path:
+    """Path of ``ggml-vocab-{name}.gguf`` from the pinned llama-cpp-python sdist (cached); its
+    ``.inp`` / ``.out`` test vectors, when llama.cpp has them, lie next to it."""
+    folder = CACHE / "llama-cpp"
+    dest = folder / f"ggml-vocab-{name}.gguf"
+    stamp = folder / ".extracted"
+    if not stamp.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(_llama_cpp_sdist()) as tf:
+            for m in tf.getmembers():
+                base = m.name.rsplit("/", 1)[-1]
+                if m.name.startswith(LLAMA_CPP_MODELS) and base.startswith("ggml-vocab-"):
+                    (folder / base).write_bytes(tf.extractfile(m).read())
+        stamp.write_text(LLAMA_CPP_SDIST[3])
+    if not dest.is_file():
+        raise RuntimeError(f"the llama-cpp-python sdist has no {dest.name}")
+    return dest

@@ -33,6 +33,9 @@ class TokenModel:
         ``.tiktoken`` (``pattern`` / ``special_tokens`` for it, else OpenAI's by file name),
         tekken JSON or tokforge's LiB JSON."""
     @staticmethod
+    def from_gguf(path: str) -> TokenModel:
+        """Load the tokenizer of a llama.cpp GGUF file (its metadata only, never the tensors)."""
+    @staticmethod
     def from_sentencepiece(path: str) -> TokenModel:
         """Load a SentencePiece ``.model`` file of type BPE (no ``sentencepiece`` needed)."""
     @staticmethod

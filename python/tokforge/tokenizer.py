@@ -247,7 +247,8 @@ class Tokenizer:
     ) -> Tokenizer:
         """Load a tokenizer file, its format detected from the content: HF ``tokenizer.json``
         (byte-level or SentencePiece-style BPE), a tiktoken ``.tiktoken`` rank file, a Mistral
-        tekken JSON file, a SentencePiece ``.model`` file (BPE) or tokforge's LiB JSON.
+        tekken JSON file, a SentencePiece ``.model`` file (BPE), a llama.cpp GGUF file
+        (:meth:`from_gguf`) or tokforge's LiB JSON.
 
         Rank files carry no pattern and no special tokens: give them (``pattern`` = a preset
         name or a regex, ``special_tokens`` = ``{text: id}``), or name the file like OpenAI's
@@ -277,6 +278,28 @@ class Tokenizer:
         and precompiled normalization maps raise :class:`FormatError` naming them. See
         docs/bpe.md §11."""
         return cls(_core.TokenModel.from_sentencepiece(os.fspath(path)))
+
+    @classmethod
+    def from_gguf(cls, path: PathLike) -> Tokenizer:
+        """Load the tokenizer of a llama.cpp GGUF file, reading its metadata and never its
+        tensors: ``tokenizer.ggml.model`` ``gpt2`` (byte-level BPE, split by llama.cpp's
+        regexes for ``tokenizer.ggml.pre``), ``llama`` or ``gemma4`` (SentencePiece-style BPE). Control
+        and user-defined tokens are special tokens; ``encode(text, allowed_special=USER_DEFINED)``
+        gives llama.cpp's ``llama_tokenize(add_special=false, parse_special=false)``. WordPiece
+        (``bert``), Unigram (``t5``) and unknown pre-tokenizer names raise :class:`FormatError`
+        naming them. See docs/bpe.md §12.
+
+        >>> import tempfile, pathlib
+        >>> from tokforge.errors import FormatError
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "empty.gguf"
+        >>> _ = path.write_bytes(b"GGUF" + bytes([3, 0, 0, 0]) + bytes(16))  # no keys at all
+        >>> try:
+        ...     Tokenizer.from_gguf(path)
+        ... except FormatError as e:
+        ...     print(str(e).split(": ", 1)[1])
+        GGUF key "tokenizer.ggml.model": missing: the file has no tokenizer
+        """
+        return cls(_core.TokenModel.from_gguf(os.fspath(path)))
 
     @classmethod
     def from_tekken(cls, path: PathLike) -> Tokenizer:

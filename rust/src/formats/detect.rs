@@ -2,6 +2,8 @@
 //! (never from the extension), then read by its module.
 //!
 //! Detection looks at the first 256 bytes, leading ASCII whitespace stripped ([`detect`]):
+//! - the magic `GGUF` -> a llama.cpp GGUF file, of which only the metadata is read
+//!   ([`super::gguf`]);
 //! - a JSON object naming `"tokforge-lib"` -> tokforge's LiB JSON ([`super::lib_json`]);
 //! - a JSON object naming `"config"` -> a Mistral tekken file ([`super::tekken`]);
 //! - any other JSON object -> HF `tokenizer.json` ([`super::hf_json`]);
@@ -13,7 +15,7 @@
 //! Options apply to rank files only; given for another format they are an [`Error::Input`]
 //! rather than silently ignored. Cost: detection O(1), then the cost of the reader.
 
-use super::{hf_json, lib_json, sp_json, sp_model, tekken, tiktoken};
+use super::{gguf, hf_json, lib_json, sp_json, sp_model, tekken, tiktoken};
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};
 use crate::lib_model::LibModel;
@@ -42,6 +44,15 @@ impl std::fmt::Debug for Loaded {
     }
 }
 
+impl From<gguf::GgufModel> for Loaded {
+    fn from(m: gguf::GgufModel) -> Self {
+        match m {
+            gguf::GgufModel::Bpe(b) => Loaded::Bpe(b),
+            gguf::GgufModel::SentencePiece(s) => Loaded::SentencePiece(s),
+        }
+    }
+}
+
 /// What a `.tiktoken` rank file does not carry.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
@@ -64,6 +75,8 @@ pub enum Kind {
     Tiktoken,
     /// SentencePiece `.model` protobuf.
     SpModel,
+    /// llama.cpp GGUF.
+    Gguf,
 }
 
 impl Kind {
@@ -74,6 +87,7 @@ impl Kind {
             Kind::HfJson => "tokenizer.json",
             Kind::Tiktoken => ".tiktoken files",
             Kind::SpModel => "SentencePiece .model files",
+            Kind::Gguf => "GGUF files",
         }
     }
 }
@@ -89,6 +103,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// The format of a file from its first bytes (see the module docs); `None` if none fits.
 pub fn detect(data: &[u8]) -> Option<Kind> {
+    if gguf::looks_like(data) {
+        return Some(Kind::Gguf);
+    }
     if sp_model::looks_like(data) {
         return Some(Kind::SpModel);
     }
@@ -140,8 +157,17 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
             path.display()
         )));
     }
-    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let name = path.display().to_string();
+    // a GGUF model may be gigabytes of tensors: read its metadata only
+    let mut magic = [0u8; 4];
+    let head = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut magic))
+        .map_err(|e| Error::io(path, e))?;
+    if gguf::looks_like(&magic[..head]) {
+        no_options(Kind::Gguf, &name, opts)?;
+        return gguf::load_file(path).map(|(m, _)| m.into());
+    }
+    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let kind = detect(&data).ok_or_else(|| neither(&name))?;
     if kind == Kind::SpModel {
         no_options(kind, &name, opts)?;
@@ -172,7 +198,8 @@ pub fn load_str(text: &str, name: &str, opts: &LoadOptions) -> Result<Loaded> {
 fn neither(name: &str) -> Error {
     Error::Format {
         path: name.to_string(),
-        message: "neither a tokenizer.json, a .tiktoken rank file nor a SentencePiece .model file"
+        message: "neither a tokenizer.json, a .tiktoken rank file, a SentencePiece .model file \
+                  nor a GGUF file"
             .into(),
     }
 }
@@ -190,6 +217,7 @@ fn no_options(kind: Kind, name: &str, opts: &LoadOptions) -> Result<()> {
 fn load_kind(kind: Kind, text: &str, name: &str, opts: &LoadOptions) -> Result<Loaded> {
     no_options(kind, name, opts)?;
     match kind {
+        Kind::Gguf => gguf::from_bytes(text.as_bytes(), name).map(|(m, _)| m.into()),
         Kind::SpModel => sp_model::from_bytes(text.as_bytes(), name).map(Loaded::SentencePiece),
         Kind::LibJson => lib_json::from_str(text, name).map(Loaded::Lib),
         Kind::Tekken => tekken::from_str(text, name).map(Loaded::Bpe),
@@ -378,7 +406,8 @@ mod tests {
             assert!(matches!(e, Error::Format { .. }), "{text:?}: {e}");
             assert_eq!(
                 e.to_string(),
-                "f.bin: neither a tokenizer.json, a .tiktoken rank file nor a SentencePiece .model file"
+                "f.bin: neither a tokenizer.json, a .tiktoken rank file, a SentencePiece .model \
+                 file nor a GGUF file"
             );
         }
         // a bad pattern is a regex error, a bad rank line a format error naming the line

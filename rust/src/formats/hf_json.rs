@@ -1,6 +1,7 @@
 //! HF `tokenizers` `tokenizer.json`, byte-level BPE subset (docs/bpe.md §5.2).
 //!
-//! Written files use `Split(pattern, "Isolated")` + `ByteLevel(use_regex=false)` pre-tokenizers,
+//! Written files use `Split(pattern, "Isolated")` (one per regex of a GGUF pre-tokenizer
+//! sequence) + `ByteLevel(use_regex=false)` pre-tokenizers,
 //! a ByteLevel decoder, no normalizer, and list special tokens in `added_tokens` (and in the
 //! vocab, as HF's trainer does). Read files may also use `ByteLevel(use_regex=true)` (the GPT-2
 //! pattern). Any other component is rejected with a [`Error::Format`] naming it: tokforge never
@@ -53,21 +54,27 @@ pub fn to_string(bpe: &Bpe) -> Result<String> {
                    "rstrip": false, "normalized": false, "special": true})
         })
         .collect();
+    // one Split per regex (a GGUF pre-tokenizer may be several, applied in turn), then ByteLevel
+    let regexes = match bpe.pretokenizer().sequence_patterns() {
+        Some(list) => list.into_iter().map(str::to_string).collect(),
+        None => vec![bpe.pretokenizer().hf_pattern()],
+    };
+    let mut pretokenizers: Vec<Value> = regexes
+        .into_iter()
+        .map(|r| {
+            json!({"type": "Split", "pattern": {"Regex": r}, "behavior": "Isolated",
+                        "invert": false})
+        })
+        .collect();
+    pretokenizers.push(json!({"type": "ByteLevel", "add_prefix_space": false,
+                              "trim_offsets": true, "use_regex": false}));
     let doc = json!({
         "version": "1.0",
         "truncation": null,
         "padding": null,
         "added_tokens": added,
         "normalizer": null,
-        "pre_tokenizer": {
-            "type": "Sequence",
-            "pretokenizers": [
-                {"type": "Split", "pattern": {"Regex": bpe.pretokenizer().hf_pattern()},
-                 "behavior": "Isolated", "invert": false},
-                {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
-                 "use_regex": false}
-            ]
-        },
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": pretokenizers},
         "post_processor": null,
         "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
                     "use_regex": true},
@@ -126,33 +133,37 @@ fn parse_pretokenizer(v: &Value, path: &str) -> Result<Pretokenizer> {
                 .get("pretokenizers")
                 .and_then(Value::as_array)
                 .ok_or_else(|| fmt_err(path, "pre_tokenizer Sequence without a pretokenizers list"))?;
-            let [split, bl] = parts.as_slice() else {
+            let Some((bl, splits)) = parts.split_last().filter(|(_, s)| !s.is_empty()) else {
                 return Err(fmt_err(
                     path,
-                    format!("pre_tokenizer Sequence of {} parts; tokforge reads [Split, ByteLevel]", parts.len()),
+                    format!("pre_tokenizer Sequence of {} parts; tokforge reads [Split, ..., ByteLevel]", parts.len()),
                 ));
             };
-            if split.get("type").and_then(Value::as_str) != Some("Split")
+            if splits.iter().any(|s| s.get("type").and_then(Value::as_str) != Some("Split"))
                 || bl.get("type").and_then(Value::as_str) != Some("ByteLevel")
             {
-                return Err(fmt_err(path, "pre_tokenizer Sequence is not [Split, ByteLevel]"));
+                return Err(fmt_err(path, "pre_tokenizer Sequence is not [Split, ..., ByteLevel]"));
             }
             bytelevel_ok(bl, false)?;
-            let behavior = split.get("behavior").and_then(Value::as_str).unwrap_or("");
-            if behavior != "Isolated" || !is_false(split.get("invert")) {
-                return Err(fmt_err(
-                    path,
-                    format!("pre_tokenizer Split behavior={behavior:?} invert={}: only Isolated, invert=false is supported",
-                        split.get("invert").unwrap_or(&Value::Null)),
-                ));
+            let mut regexes = Vec::with_capacity(splits.len());
+            for split in splits {
+                let behavior = split.get("behavior").and_then(Value::as_str).unwrap_or("");
+                if behavior != "Isolated" || !is_false(split.get("invert")) {
+                    return Err(fmt_err(
+                        path,
+                        format!("pre_tokenizer Split behavior={behavior:?} invert={}: only Isolated, invert=false is supported",
+                            split.get("invert").unwrap_or(&Value::Null)),
+                    ));
+                }
+                let pat = split.get("pattern").unwrap_or(&Value::Null);
+                regexes.push(match (pat.get("Regex"), pat.get("String")) {
+                    (Some(Value::String(r)), _) => r.clone(),
+                    (_, Some(Value::String(s))) => fancy_regex::escape(s).into_owned(),
+                    _ => return Err(fmt_err(path, "pre_tokenizer Split pattern is neither Regex nor String")),
+                });
             }
-            let pat = split.get("pattern").unwrap_or(&Value::Null);
-            let regex = match (pat.get("Regex"), pat.get("String")) {
-                (Some(Value::String(r)), _) => r.clone(),
-                (_, Some(Value::String(s))) => fancy_regex::escape(s).into_owned(),
-                _ => return Err(fmt_err(path, "pre_tokenizer Split pattern is neither Regex nor String")),
-            };
-            Pretokenizer::from_regex(&regex)
+            let regexes: Vec<&str> = regexes.iter().map(String::as_str).collect();
+            Pretokenizer::sequence(&regexes)
                 .map_err(|e| fmt_err(path, format!("pre_tokenizer Split pattern: {e}")))
         }
         other => Err(fmt_err(

@@ -390,6 +390,7 @@ pub fn from_value(doc: &Value, path: &str) -> Result<SpBpe> {
         metaspace,
         strip_leading,
         ignore_merges: flag("ignore_merges"),
+        split_newlines: false,
     })
     .map_err(|e| fmt_err(path, e.to_string()))
 }
@@ -418,6 +419,13 @@ fn norm_json(n: &Norm) -> Value {
 /// Serialize a SentencePiece-style model to `tokenizer.json` text.
 pub fn to_string(m: &SpBpe) -> Result<String> {
     let cfg = m.config();
+    if cfg.split_newlines {
+        return Err(Error::Input(
+            "this model splits words at newlines (llama.cpp's Gemma-4 tokenizer), which tokforge \
+             does not write as tokenizer.json yet"
+                .into(),
+        ));
+    }
     let mut vocab = Map::new();
     for (id, p) in cfg.pieces.iter().enumerate() {
         vocab.insert(p.clone(), json!(id));

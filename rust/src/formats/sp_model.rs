@@ -275,6 +275,7 @@ pub fn from_bytes(data: &[u8], path: &str) -> Result<SpBpe> {
         metaspace: None,
         strip_leading: usize::from(add_dummy_prefix),
         ignore_merges: false,
+        split_newlines: false,
     })
     .map_err(|e| fmt_err(path, e.to_string()))
 }

@@ -3,7 +3,10 @@
 //! Three presets (`gpt2`, `cl100k`, `o200k`) are scanned by hand in [`presets`], piece-for-piece
 //! identical to the regexes tiktoken uses (tested against `fancy-regex`); any other pattern runs on
 //! `fancy-regex` with HF `Split(behavior="Isolated")` semantics: text between matches becomes a
-//! piece of its own, so no byte is ever dropped.
+//! piece of its own, so no byte is ever dropped. A [`Pretokenizer::sequence`] of regexes splits
+//! with the first, then splits every piece with the second, and so on (llama.cpp's pre-tokenizers
+//! for GGUF vocabularies, docs/bpe.md §12; HF's `Sequence` of `Split`s): each regex sees one piece
+//! as its whole haystack, so `$` and look-arounds stop at the piece's ends.
 //!
 //! [`Pretokenizer::segments`] cuts long text into independent segments for parallel work, and
 //! [`Pretokenizer::last_safe_cut`] finds where a stream may be cut, at positions where every
@@ -35,6 +38,45 @@ enum Kind {
         pattern: String,
         regex: Box<fancy_regex::Regex>,
     },
+    /// Regexes applied one after the other, each to every piece of the previous; `pattern` is
+    /// their list, one per line.
+    Sequence {
+        pattern: String,
+        regexes: Vec<(String, fancy_regex::Regex)>,
+    },
+}
+
+/// Call `f` on the Isolated-split pieces of `text` by `regex` (the text between matches is a
+/// piece too, empty matches only cut); `count` counts pieces for the cancellation poll.
+fn split_isolated<'t>(
+    pattern: &str,
+    regex: &fancy_regex::Regex,
+    text: &'t str,
+    count: &mut usize,
+    f: &mut impl FnMut(&'t str),
+) -> Result<()> {
+    let mut last = 0;
+    for m in regex.find_iter(text) {
+        if *count % 1024 == 0 {
+            crate::cancel::check()?;
+        }
+        *count += 1;
+        let m = m.map_err(|e| Error::Regex {
+            pattern: pattern.to_string(),
+            message: format!("matching failed: {e}"),
+        })?;
+        if m.start() > last {
+            f(&text[last..m.start()]);
+        }
+        if m.end() > m.start() {
+            f(m.as_str());
+        }
+        last = m.end();
+    }
+    if last < text.len() {
+        f(&text[last..]);
+    }
+    Ok(())
 }
 
 impl Pretokenizer {
@@ -102,18 +144,56 @@ impl Pretokenizer {
         })
     }
 
-    pub fn preset(&self) -> Option<Preset> {
-        match &self.kind {
-            Kind::Preset(p) => Some(*p),
-            Kind::Custom { .. } => None,
+    /// Split with each regex in turn, every piece of one split by the next (see the module
+    /// docs). One regex is [`Pretokenizer::from_regex`]; none is an error.
+    pub fn sequence(specs: &[&str]) -> Result<Self> {
+        match specs {
+            [] => Err(Error::Regex {
+                pattern: String::new(),
+                message: "a sequence of regexes needs at least one".into(),
+            }),
+            [one] => Self::from_regex(one),
+            _ => {
+                let mut regexes = Vec::with_capacity(specs.len());
+                for spec in specs {
+                    let regex = fancy_regex::Regex::new(spec).map_err(|e| Error::Regex {
+                        pattern: spec.to_string(),
+                        message: e.to_string(),
+                    })?;
+                    regexes.push((spec.to_string(), regex));
+                }
+                Ok(Self {
+                    kind: Kind::Sequence {
+                        pattern: specs.join("\n"),
+                        regexes,
+                    },
+                })
+            }
         }
     }
 
-    /// The regex string this pre-tokenizer implements.
+    pub fn preset(&self) -> Option<Preset> {
+        match &self.kind {
+            Kind::Preset(p) => Some(*p),
+            Kind::Custom { .. } | Kind::Sequence { .. } => None,
+        }
+    }
+
+    /// The regexes of a sequence (see [`Pretokenizer::sequence`]); `None` for one pattern.
+    pub fn sequence_patterns(&self) -> Option<Vec<&str>> {
+        match &self.kind {
+            Kind::Sequence { regexes, .. } => {
+                Some(regexes.iter().map(|(p, _)| p.as_str()).collect())
+            }
+            _ => None,
+        }
+    }
+
+    /// The regex string this pre-tokenizer implements (a sequence: its regexes, one per line).
     pub fn pattern(&self) -> &str {
         match &self.kind {
             Kind::Preset(p) => p.pattern(),
-            Kind::Custom { pattern, .. } => pattern,
+            Kind::Custom { pattern, .. } | Kind::Sequence { pattern, .. } => pattern,
         }
     }
 
@@ -124,15 +204,16 @@ impl Pretokenizer {
     pub fn hf_pattern(&self) -> String {
         match &self.kind {
             Kind::Preset(p) => hf_spelling(*p),
-            Kind::Custom { pattern, .. } => pattern.clone(),
+            Kind::Custom { pattern, .. } | Kind::Sequence { pattern, .. } => pattern.clone(),
         }
     }
 
-    /// Short name: the preset name, or `custom`.
+    /// Short name: the preset name, `custom` or `sequence`.
     pub fn name(&self) -> &str {
         match &self.kind {
             Kind::Preset(p) => p.name(),
             Kind::Custom { .. } => "custom",
+            Kind::Sequence { .. } => "sequence",
         }
     }
 
@@ -150,27 +231,25 @@ impl Pretokenizer {
                 }
                 Ok(())
             }
-            Kind::Custom { pattern, regex } => {
-                let mut last = 0;
-                for (k, m) in regex.find_iter(text).enumerate() {
-                    if k % 1024 == 0 {
-                        crate::cancel::check()?;
+            Kind::Custom { pattern, regex } => split_isolated(pattern, regex, text, &mut 0, &mut f),
+            Kind::Sequence { regexes, .. } => {
+                let mut count = 0;
+                let (first, rest) = regexes.split_first().ok_or_else(|| Error::Regex {
+                    pattern: String::new(),
+                    message: "empty sequence".into(),
+                })?;
+                let mut pieces = Vec::new();
+                split_isolated(&first.0, &first.1, text, &mut count, &mut |p| {
+                    pieces.push(p)
+                })?;
+                for (pattern, regex) in rest {
+                    let mut next = Vec::with_capacity(pieces.len());
+                    for piece in pieces {
+                        split_isolated(pattern, regex, piece, &mut count, &mut |p| next.push(p))?;
                     }
-                    let m = m.map_err(|e| Error::Regex {
-                        pattern: pattern.clone(),
-                        message: format!("matching failed: {e}"),
-                    })?;
-                    if m.start() > last {
-                        f(&text[last..m.start()]);
-                    }
-                    if m.end() > m.start() {
-                        f(m.as_str());
-                    }
-                    last = m.end();
+                    pieces = next;
                 }
-                if last < text.len() {
-                    f(&text[last..]);
-                }
+                pieces.into_iter().for_each(f);
                 Ok(())
             }
         }

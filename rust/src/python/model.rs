@@ -137,6 +137,13 @@ impl PyTokenModel {
         Ok(py.detach(|| detect::load_file(&path, &opts))?.into())
     }
 
+    /// Load the tokenizer of a llama.cpp GGUF file (its metadata only, never the tensors).
+    #[staticmethod]
+    fn from_gguf(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let m = py.detach(|| crate::formats::gguf::load_file(&path))?;
+        Ok(detect::Loaded::from(m.0).into())
+    }
+
     /// Load a SentencePiece `.model` file of type BPE (no `sentencepiece` needed).
     #[staticmethod]
     fn from_sentencepiece(py: Python<'_>, path: PathBuf) -> PyResult<Self> {

@@ -102,6 +102,9 @@ pub struct SpConfig {
     pub strip_leading: usize,
     /// whole words that are pieces are emitted without merging (HF `ignore_merges`)
     pub ignore_merges: bool,
+    /// words are cut into runs of `\n` and runs of other characters, and a run of `\n` that is
+    /// a piece is emitted whole (llama.cpp's Gemma-4 tokenizer, docs/bpe.md §12.2)
+    pub split_newlines: bool,
 }
 
 /// A SentencePiece-style BPE model; see the module docs.
@@ -349,6 +352,20 @@ impl SpBpe {
                 }
             }
         }
+        if self.cfg.split_newlines {
+            let mut runs = Vec::with_capacity(words.len());
+            for (ws, we) in words {
+                let b = &n.text.as_bytes()[ws..we];
+                let mut s = 0;
+                for i in 1..=b.len() {
+                    if i == b.len() || (b[i] == b'\n') != (b[s] == b'\n') {
+                        runs.push((ws + s, ws + i));
+                        s = i;
+                    }
+                }
+            }
+            words = runs;
+        }
         let mut local: Vec<(usize, usize)> = Vec::new();
         for (ws, we) in words {
             if ws == we {
@@ -385,7 +402,8 @@ impl SpBpe {
             frozen: bool,
         }
         const NONE: usize = usize::MAX;
-        if self.cfg.ignore_merges {
+        let newlines = self.cfg.split_newlines && word.bytes().all(|b| b == b'\n');
+        if self.cfg.ignore_merges || newlines {
             if let Some(&id) = self.piece_ids.get(word) {
                 out.push(id);
                 if let Some(sp) = spans {
@@ -591,6 +609,7 @@ mod tests {
             metaspace,
             strip_leading: 1,
             ignore_merges: false,
+            split_newlines: false,
         })
         .unwrap()
     }
