@@ -131,6 +131,7 @@ LLAMA_CPP_MODELS = "llama_cpp_python-0.3.36/vendor/llama.cpp/models/"
 
 def _llama_cpp_sdist() -> Path:
     import json
+    import urllib.parse
     import urllib.request
 
     project, version, filename, sha = LLAMA_CPP_SDIST
@@ -138,9 +139,12 @@ def _llama_cpp_sdist() -> Path:
     if dest.is_file() and _sha256(dest) == sha:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with urllib.request.urlopen(f"https://pypi.org/pypi/{project}/json", timeout=60) as r:
+    index = f"https://pypi.org/pypi/{project}/json"
+    with urllib.request.urlopen(index, timeout=60) as r:
         meta = json.load(r)
-    urls = [u["url"] for u in meta["releases"].get(version, []) if u["filename"] == filename]
+    # a mirror may answer with URLs relative to the index page
+    urls = [urllib.parse.urljoin(index, u["url"])
+            for u in meta["releases"].get(version, []) if u["filename"] == filename]
     if not urls:
         raise RuntimeError(f"PyPI lists no {filename} for {project} {version}")
     tmp = dest.with_suffix(".part")
