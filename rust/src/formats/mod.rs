@@ -8,12 +8,14 @@
 //! - [`sp_model`]: SentencePiece `.model` protobuf files of type BPE, read.
 //! - [`tekken`]: Mistral tekken JSON, read (ids = rank + number of special tokens).
 //! - [`lib_json`]: tokforge's LiB JSON (`"format": "tokforge-lib"`), read and write.
+//! - [`piece_counts`]: tokforge's piece-count tables (`.tfpc`), read and write.
 //! - [`detect`]: load a file of any of these formats, told apart by content
 //!   ([`detect::load_file`], [`detect::load_str`]).
 
 pub mod detect;
 pub mod hf_json;
 pub mod lib_json;
+pub mod piece_counts;
 pub mod sp_json;
 pub mod sp_model;
 pub mod tekken;
