@@ -65,7 +65,7 @@ def test_corrupt_tables_are_format_errors_naming_the_file(tmp_path):
     }
     for what, blob in cases.items():
         bad.write_bytes(blob)
-        with pytest.raises(FormatError, match="bad.tfpc") as e:
+        with pytest.raises(FormatError, match=r"bad\.tfpc") as e:
             PieceCounts.load(bad)
         assert "piece-count table" in str(e.value), what
 
@@ -94,7 +94,7 @@ def test_the_memory_bound_errors_unless_pruning_is_allowed(corpus_docs):
 
 
 def _hf_file_trainer(pattern: str):
-    from tokenizers import models, trainers
+    from tokenizers import models
 
     ht = HFTokenizer(models.BPE())
     ht.pre_tokenizer = pre_tokenizers.Sequence([

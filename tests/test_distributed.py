@@ -197,3 +197,23 @@ def test_an_interrupted_encode_resumes_skipping_finished_shards(shards, tmp_path
     other = Tokenizer.train(shards["text"], vocab_size=400, pattern="gpt2")
     with pytest.raises(InputError, match="tokenizer_sha256"):
         td.encode(readers, other, out=out)
+
+
+def test_cli_train_ray_and_encode_dataset_pass_through(shards, tmp_path, capsys):
+    from tokforge.cli import main
+
+    paths = [str(p) for p in shards["text"] + shards["parquet"]]
+    out = tmp_path / "tok.json"
+    assert main(["train", *paths, "--ray", "--vocab-size", "600", "--pattern", "gpt2",
+                 "--documents", "line", "-o", str(out), "-q", "--json"]) == 0  # fmt: skip
+    local = Tokenizer.train(paths, vocab_size=600, pattern="gpt2", documents="line")
+    assert Tokenizer.from_file(out).merges == local.merges
+    capsys.readouterr()
+    args = ["encode-dataset", *paths, "-t", str(out), "-o", str(tmp_path / "enc"), "-q", "--json"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["shards_written"] == len(paths) and first["tokens"] > 0
+    assert main(args) == 0  # a second run finds everything done
+    again = json.loads(capsys.readouterr().out)
+    assert (again["shards_written"], again["shards_skipped"]) == (0, len(paths))
+    assert again["tokens"] == first["tokens"]
