@@ -105,7 +105,7 @@ def expand_shards(files: PathLike | Iterable[PathLike]) -> list[Path]:
                 if q.is_file() and (q.suffix in SHARD_FORMATS or q.suffix == ".txt")
             )  # fmt: skip
             if not found:
-                raise InputError(f"{p}: the directory has no *.txt, *.parquet or *.jsonl files")
+                raise InputError(f"{p}: the directory has no *.txt files (nor *.parquet, *.jsonl shards)")
             out.extend(found)
         else:
             out.extend(expand_files([p]))
@@ -176,7 +176,9 @@ def texts_of(items: Iterable[Any], *, column: str) -> Iterator[str]:
     ['a', 'b']
     """
     if isinstance(items, (str, bytes)):
-        raise InputError("texts must be an iterable of str or dicts, not one str (wrap it in a list)")
+        raise InputError(
+            "texts must be an iterable of str (or dicts), not a single str (wrap it in a list)"
+        )
     for i, item in enumerate(items):
         if isinstance(item, str):
             yield item
