@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,25 +137,32 @@ class CountStats:
     reduce_bytes: int = 0
     #: size of the final table in binary form
     final_bytes: int = 0
+    #: CPU seconds spent in counting tasks and in reduce tasks (the work, without Ray's
+    #: scheduling and the waiting a busy machine adds to wall time)
+    count_cpu_s: float = 0.0
+    reduce_cpu_s: float = 0.0
     shards: list[str] = field(default_factory=list)
 
 
-def _count_shard(shard: _Shard, opts: dict) -> tuple[bytes, int]:
-    """Ray task body: the table of one shard, as bytes (and its size, a small second return)."""
+def _count_shard(shard: _Shard, opts: dict) -> tuple[bytes, tuple[int, float]]:
+    """Ray task body: the table of one shard, as bytes (and a small second return: its size
+    and the CPU seconds the task took)."""
+    cpu = time.process_time()
     if shard.path is not None:
         table = count_pieces(shard.path, **opts)
     else:
         texts = shard.texts if shard.texts is not None else shard.reader()
         table = count_pieces(texts=texts, **opts)
     data = table.to_bytes()
-    return data, len(data)
+    return data, (len(data), time.process_time() - cpu)
 
 
-def _merge_tables(limit: dict, *blobs: bytes) -> tuple[bytes, int]:
+def _merge_tables(limit: dict, *blobs: bytes) -> tuple[bytes, tuple[int, float]]:
     """Ray task body: one table from many (same bound as counting)."""
+    cpu = time.process_time()
     tables = [PieceCounts.from_bytes(b, name="<reduce input>") for b in blobs]
     data = tables[0].merge(*tables[1:], **limit).to_bytes()
-    return data, len(data)
+    return data, (len(data), time.process_time() - cpu)
 
 
 def count(
@@ -222,12 +230,14 @@ def count(
         )
         for r in ready:
             kind, size_ref = running.pop(r)
-            n = _get(ray, size_ref)  # the task's error, after Ray's retries
+            n, cpu = _get(ray, size_ref)  # the task's error, after Ray's retries
             finished.append(r)
             if kind == "reduce":
                 st.reduce_bytes += n
+                st.reduce_cpu_s += cpu
                 continue
             st.table_bytes += n
+            st.count_cpu_s += cpu
             done += 1
             if progress is not None and progress("shards", done, total) is False:
                 raise StoppedError("stopped by the progress callback")

@@ -222,6 +222,12 @@ impl PieceCounts {
         }
     }
 
+    /// Insert a piece known to be absent (a reader of sorted unique pieces): one hash, one copy.
+    pub(crate) fn insert_new(&mut self, piece: &[u8], count: u64) {
+        debug_assert!(!self.map.contains_key(piece));
+        self.map.insert(piece.into(), count);
+    }
+
     /// Pre-tokenize and count a batch of documents in parallel. Pieces never cross documents.
     pub fn add_docs<S: AsRef<str> + Sync>(
         &mut self,

@@ -17,8 +17,8 @@
 //! end 8  FNV-1a 64 of every byte before it
 //! ```
 //! Sorted front-coded pieces make the bytes canonical (equal tables give equal files, whatever
-//! the order they were counted or merged in) and small: the corpora/ table of 0.4 M pieces takes
-//! about 9 bytes per piece (measured by benches/distributed.py).
+//! the order they were counted or merged in) and small: the cl100k table of the 98 MiB benchmark
+//! corpus, 0.58 M pieces of 8.8 MiB, takes 6.2 MiB, 11.2 bytes per piece (benches/distributed.py).
 //!
 //! Reading is bounded: every length is checked against the bytes left before anything is
 //! allocated, the checksum is checked first, and any inconsistency is an [`Error::Format`]
@@ -203,17 +203,18 @@ pub fn read(data: &[u8], name: &str) -> Result<(String, PieceCounts)> {
                 r.left()
             )));
         }
-        let mut piece = prev[..shared as usize].to_vec();
-        piece.extend_from_slice(r.take(suffix as usize, "piece")?);
-        if piece <= prev && i > 0 {
+        let tail = r.take(suffix as usize, "piece")?;
+        // the piece is prev[..shared] + tail: after prev iff tail sorts after prev[shared..]
+        if i > 0 && tail <= &prev[shared as usize..] {
             return Err(r.fail(format!("piece {i} is out of order")));
         }
+        prev.truncate(shared as usize);
+        prev.extend_from_slice(tail);
         let count = r.varint("count")?;
         if count == 0 {
             return Err(r.fail(format!("piece {i} has count 0")));
         }
-        counts.add_piece(&piece, count);
-        prev = piece;
+        counts.insert_new(&prev, count);
     }
     if r.left() != 0 {
         return Err(r.fail(format!("{} bytes after the last piece", r.left())));
