@@ -217,3 +217,14 @@ def test_cli_train_ray_and_encode_dataset_pass_through(shards, tmp_path, capsys)
     again = json.loads(capsys.readouterr().out)
     assert (again["shards_written"], again["shards_skipped"]) == (0, len(paths))
     assert again["tokens"] == first["tokens"]
+
+
+# Ray Data's own DataContext warns about its deprecated settings while it reads them
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
+def test_a_ray_data_dataset_counts_through_map_batches_like_local(shards):
+    ds = ray.data.read_parquet([str(p) for p in shards["parquet"]])
+    ds.context.enable_progress_bars = False
+    table = td.count(ds, pattern="o200k")
+    assert table == count_pieces(shards["parquet"], pattern="o200k")
+    one = td.count(ray.data.from_items([{"text": "a b a"}]), pattern="gpt2")
+    assert one == count_pieces(texts=["a b a"], pattern="gpt2")

@@ -157,10 +157,27 @@ def _count_shard(shard: _Shard, opts: dict) -> tuple[bytes, tuple[int, float]]:
     return data, (len(data), time.process_time() - cpu)
 
 
-def _merge_tables(limit: dict, *blobs: bytes) -> tuple[bytes, tuple[int, float]]:
-    """Ray task body: one table from many (same bound as counting)."""
+def _count_batch(batch, opts: dict):
+    """Ray Data ``map_batches`` body: a pyarrow batch of rows -> one row holding its table."""
+    import pyarrow as pa
+
+    column = opts["column"]
+    if column not in batch.column_names:
+        raise InputError(f"the dataset has no column {column!r} (columns: "
+                         f"{', '.join(batch.column_names)})")  # fmt: skip
+    texts = [t for t in batch.column(column).to_pylist() if t is not None]
+    table = count_pieces(texts=texts, **opts)
+    return pa.table({"tokforge_counts": [table.to_bytes()]})
+
+
+def _merge_tables(limit: dict, *blobs) -> tuple[bytes, tuple[int, float]]:
+    """Ray task body: one table from many (same bound as counting). An input is a table's
+    bytes, or a Ray Data block of them."""
     cpu = time.process_time()
-    tables = [PieceCounts.from_bytes(b, name="<reduce input>") for b in blobs]
+    data = []
+    for b in blobs:
+        data.extend([b] if isinstance(b, bytes) else b.column("tokforge_counts").to_pylist())
+    tables = [PieceCounts.from_bytes(b, name="<reduce input>") for b in data]
     data = tables[0].merge(*tables[1:], **limit).to_bytes()
     return data, (len(data), time.process_time() - cpu)
 
@@ -202,8 +219,19 @@ def count(
         num_cpus=1, num_returns=2, max_retries=max_retries
     )
     st = stats if stats is not None else CountStats()
-    shards = _shards(dataset)
-    if shards is None:
+    shards = None if _is_ray_dataset(dataset) else _shards(dataset)
+    if _is_ray_dataset(dataset):
+        # Ray Data reads and batches; map_batches runs the counter on each block
+        block_opts = {k: v for k, v in opts.items() if k != "column"}
+        counted = dataset.map_batches(
+            _count_batch, batch_format="pyarrow", batch_size=None,
+            fn_kwargs={"opts": {**block_opts, "column": column}},
+        )  # fmt: skip
+        source: Iterable[_Shard] = ()
+        total = 0
+        blocks = counted.to_arrow_refs()
+        st.tasks = len(blocks)
+    elif shards is None:
         if isinstance(dataset, (str, bytes)):
             raise InputError("a dataset is paths, shard readers or an iterable of texts")
         source: Iterable[_Shard] = (
@@ -261,6 +289,12 @@ def count(
             merge_groups(final=False)
         collect(block=False)
         merge_groups(final=False)
+    if _is_ray_dataset(dataset):
+        if len(blocks) == 1:  # a block holds the table's bytes: a reduce of one unpacks it
+            data, size = merge_task.remote(limit, blocks[0])
+            running[data] = ("reduce", size)
+        else:
+            finished.extend(blocks)
     if st.tasks == 0:
         raise InputError("the dataset is empty: no documents to count")
     if total == 0:
@@ -271,6 +305,10 @@ def count(
     data = _get(ray, finished[0])
     st.final_bytes = len(data)
     return PieceCounts.from_bytes(data, name="<distributed count>")
+
+
+def _is_ray_dataset(obj: Any) -> bool:
+    return type(obj).__module__.startswith("ray.data") and hasattr(obj, "map_batches")
 
 
 def _get(ray, ref):
