@@ -204,8 +204,9 @@ def test_cli_train_ray_and_encode_dataset_pass_through(shards, tmp_path, capsys)
 
     paths = [str(p) for p in shards["text"] + shards["parquet"]]
     out = tmp_path / "tok.json"
-    assert main(["train", *paths, "--ray", "--vocab-size", "600", "--pattern", "gpt2",
-                 "--documents", "line", "-o", str(out), "-q", "--json"]) == 0  # fmt: skip
+    # --ray right before a path: the path is an input, not an address
+    assert main(["train", "--ray", paths[0], *paths[1:], "--vocab-size", "600", "--pattern",
+                 "gpt2", "--documents", "line", "-o", str(out), "-q", "--json"]) == 0  # fmt: skip
     local = Tokenizer.train(paths, vocab_size=600, pattern="gpt2", documents="line")
     assert Tokenizer.from_file(out).merges == local.merges
     capsys.readouterr()
@@ -217,6 +218,12 @@ def test_cli_train_ray_and_encode_dataset_pass_through(shards, tmp_path, capsys)
     again = json.loads(capsys.readouterr().out)
     assert (again["shards_written"], again["shards_skipped"]) == (0, len(paths))
     assert again["tokens"] == first["tokens"]
+    # a directory of Parquet shards is its shards
+    out2 = tmp_path / "tok2.json"
+    assert main(["train", str(shards["parquet"][0].parent), "--ray", "--vocab-size", "400",
+                 "-o", str(out2), "-q"]) == 0  # fmt: skip
+    assert Tokenizer.from_file(out2).merges == Tokenizer.train(
+        _all(shards), vocab_size=400).merges
 
 
 # Ray Data's own DataContext warns about its deprecated settings while it reads them

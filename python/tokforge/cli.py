@@ -12,7 +12,7 @@ from pathlib import Path
 from . import __version__, cli_dataset
 from .corpora import corpus_files
 from .errors import TokforgeError
-from .inputs import expand_files
+from .inputs import expand_shards
 from .lib_model import LibConfig, LibStep
 from .lib_model import train as train_lib
 from .tokenizer import Tokenizer
@@ -59,7 +59,7 @@ class ProgressBar:
 
 
 def _inputs(files: list[str]) -> list[Path]:
-    return expand_files(files) if files else list(corpus_files().values())
+    return expand_shards(files) if files else list(corpus_files().values())
 
 
 def cmd_train(a: argparse.Namespace) -> int:
