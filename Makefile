@@ -60,6 +60,7 @@ bench: $(STAMP)/build $(STAMP)/dev  ## benchmarks against the peers (long: ~10 m
 	$(VPY) benches/encode.py
 	$(VPY) benches/tiktoken_compat.py
 	$(VPY) benches/metrics.py
+	$(VPY) benches/distributed.py
 
 FUZZ_EXAMPLES ?= 3000
 FUZZ_SECONDS  ?= 600

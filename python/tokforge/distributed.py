@@ -16,7 +16,9 @@ A dataset is a path or a list of paths and directories of shards (text files, Pa
 :func:`tokforge.inputs.expand_shards`), a list of *shard readers* (zero-argument callables that
 return an iterable of str or dict rows, for storage tokforge does not read itself), or, for
 :func:`count` and :func:`train`, any iterable of str or dict rows (HF ``datasets`` included,
-streaming too), which the driver cuts into batches of ``batch_docs``. Ray is the optional extra
+streaming too), which the driver cuts into batches of ``batch_docs`` (a *list* of str is read
+as paths: pass texts as an iterator or as dict rows), or a ``ray.data.Dataset`` (its blocks are
+counted by ``map_batches``). Ray is the optional extra
 ``tokforge[ray]``; without an initialised Ray, these functions start a local one (or connect to
 ``address``). Ray retries a task whose worker died (``max_retries``); an error raised by
 tokforge itself (bad UTF-8, a missing column) stops the run.

@@ -73,42 +73,31 @@ def str_list(value: Iterable[str], name: str) -> list[str]:
 def expand_files(files: PathLike | Iterable[PathLike]) -> list[Path]:
     """Paths from a path or an iterable of paths; a directory stands for its ``*.txt`` files
     (recursively, sorted). Missing paths raise :class:`FileNotFoundError` before any work."""
-    if isinstance(files, (str, os.PathLike)):
-        files = [files]
-    out: list[Path] = []
-    for f in files:
-        p = Path(f)
-        if p.is_dir():
-            found = sorted(q for q in p.rglob("*.txt") if q.is_file())
-            if not found:
-                raise InputError(f"{p}: the directory has no *.txt files")
-            out.extend(found)
-        elif p.exists():
-            out.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such file or directory")
-    return out
+    return _expand(files, (".txt",), "*.txt files")
 
 
 def expand_shards(files: PathLike | Iterable[PathLike]) -> list[Path]:
     """Like :func:`expand_files`, but a directory stands for its ``*.txt``, ``*.parquet``,
     ``*.jsonl`` and ``*.ndjson`` files (recursively, sorted): the inputs of counting and
     :mod:`tokforge.distributed`."""
+    return _expand(files, (".txt", *SHARD_FORMATS), "*.txt files (nor *.parquet, *.jsonl shards)")
+
+
+def _expand(files: PathLike | Iterable[PathLike], suffixes: tuple[str, ...], what: str) -> list[Path]:
     if isinstance(files, (str, os.PathLike)):
         files = [files]
     out: list[Path] = []
     for f in files:
         p = Path(f)
         if p.is_dir():
-            found = sorted(
-                q for q in p.rglob("*")
-                if q.is_file() and (q.suffix in SHARD_FORMATS or q.suffix == ".txt")
-            )  # fmt: skip
+            found = sorted(q for q in p.rglob("*") if q.suffix in suffixes and q.is_file())
             if not found:
-                raise InputError(f"{p}: the directory has no *.txt files (nor *.parquet, *.jsonl shards)")
+                raise InputError(f"{p}: the directory has no {what}")
             out.extend(found)
+        elif p.exists():
+            out.append(p)
         else:
-            out.extend(expand_files([p]))
+            raise FileNotFoundError(f"{p}: no such file or directory")
     return out
 
 

@@ -13,7 +13,7 @@
 //! `train([file])`. Memory bound ([`Limit`], docs/distributed.md §3): past `max_pieces` unique
 //! pieces counting stops with an error, or, only when the caller allows it, rare pieces are
 //! pruned (and [`PieceCounts::pruned_below`] records it). A table is written and read in a
-//! compact, versioned, checksummed binary format ([`PieceCounts::to_bytes`],
+//! compact, versioned, checksummed binary format (`crate::formats::piece_counts`,
 //! docs/distributed.md §2).
 
 use crate::error::{Error, Result};
