@@ -229,7 +229,9 @@ def test_cli_train_ray_and_encode_dataset_pass_through(shards, tmp_path, capsys)
 # Ray Data's own DataContext warns about its deprecated settings while it reads them
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
 def test_a_ray_data_dataset_counts_through_map_batches_like_local(shards):
-    ds = ray.data.read_parquet([str(p) for p in shards["parquet"]])
+    # blocks made in memory: in the full test run, Ray Data's own file listing (read_parquet)
+    # failed on fsspec's optional HTTP module (aiohttp is not installed); not tokforge's code
+    ds = ray.data.from_arrow([pq.read_table(p) for p in shards["parquet"]])
     ds.context.enable_progress_bars = False
     table = td.count(ds, pattern="o200k")
     assert table == count_pieces(shards["parquet"], pattern="o200k")
