@@ -224,11 +224,9 @@ def count(
     shards = None if _is_ray_dataset(dataset) else _shards(dataset)
     if _is_ray_dataset(dataset):
         # Ray Data reads and batches; map_batches runs the counter on each block
-        block_opts = {k: v for k, v in opts.items() if k != "column"}
         counted = dataset.map_batches(
-            _count_batch, batch_format="pyarrow", batch_size=None,
-            fn_kwargs={"opts": {**block_opts, "column": column}},
-        )  # fmt: skip
+            _count_batch, batch_format="pyarrow", batch_size=None, fn_kwargs={"opts": opts}
+        )
         source: Iterable[_Shard] = ()
         total = 0
         blocks = counted.to_arrow_refs()
@@ -236,9 +234,7 @@ def count(
     elif shards is None:
         if isinstance(dataset, (str, bytes)):
             raise InputError("a dataset is paths, shard readers or an iterable of texts")
-        source: Iterable[_Shard] = (
-            _Shard(i, texts=b) for i, b in enumerate(_batches(dataset, column, batch_docs))
-        )
+        source = (_Shard(i, texts=b) for i, b in enumerate(_batches(dataset, column, batch_docs)))
         total = 0
     else:
         if not shards:
