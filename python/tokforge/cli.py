@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, cli_transfer
+from . import __version__, cli_dataset, cli_transfer
 from .corpora import corpus_files
 from .errors import TokforgeError
-from .inputs import expand_files
+from .inputs import expand_shards
 from .lib_model import LibConfig, LibStep
 from .lib_model import train as train_lib
 from .tokenizer import Tokenizer
@@ -59,13 +59,14 @@ class ProgressBar:
 
 
 def _inputs(files: list[str]) -> list[Path]:
-    return expand_files(files) if files else list(corpus_files().values())
+    return expand_shards(files) if files else list(corpus_files().values())
 
 
 def cmd_train(a: argparse.Namespace) -> int:
     out = Path(a.output)
     if out.exists() and not a.force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    ray_train = cli_dataset.ray_trainer(a)  # --ray: tokforge.distributed.train
     paths = _inputs(a.files)
     if a.algorithm == "lib":
         return _train_lib(a, out, paths)
@@ -74,10 +75,12 @@ def cmd_train(a: argparse.Namespace) -> int:
     bar = ProgressBar(enabled=not a.quiet)
     t0 = time.perf_counter()
     try:
-        tok = Tokenizer.train(
+        tok = (ray_train or Tokenizer.train)(
             paths,
             vocab_size=a.vocab_size,
             pattern=a.pattern,
+            documents=a.documents,
+            column=a.column,
             special_tokens=a.special,
             min_frequency=a.min_frequency,
             tie_order=a.tie_order,
@@ -442,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tie-order", choices=["hf", "bytes"], default="hf")
     t.add_argument("--errors", choices=["strict", "replace", "ignore"], default="strict")
     t.add_argument("--threads", type=int, default=None)
+    cli_dataset.add_train_options(t)  # --documents, --column, --ray [ADDRESS]
     t.add_argument("-o", "--output", default="tokenizer.json")
     t.add_argument("--force", action="store_true", help="overwrite the output file")
     t.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -495,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--errors", choices=["strict", "replace", "ignore"], default="strict")
     tk.set_defaults(func=cmd_tokenize)
     _add_infer_mixture(sub)
+    cli_dataset.add_parser(sub)
 
     fm = sub.add_parser(
         "fim",

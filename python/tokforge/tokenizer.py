@@ -4,16 +4,16 @@ turns foreign tokenizers (tiktoken, HF) into one."""
 from __future__ import annotations
 
 import os
-import secrets
-import stat
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Callable, Optional, Union
 
 from . import _core, lib_model
+from .counts import PieceCounts, count_pieces
 from .errors import InputError
-from .inputs import PathLike, expand_files, str_list
+from .inputs import PathLike, str_list, write_atomic
+from .inputs import expand_files as expand_files  # re-exported for metrics, mixture
 from .lib_model import LibConfig
 
 ProgressCallback = Callable[[str, int, int], Optional[bool]]
@@ -69,6 +69,8 @@ class Tokenizer:
         algorithm: str = "bpe",
         lib: LibConfig | None = None,
         pattern: str = "cl100k",
+        documents: str = "file",
+        column: str = "text",
         special_tokens: Sequence[str] = (),
         min_frequency: int = 0,
         tie_order: str = "hf",
@@ -78,14 +80,23 @@ class Tokenizer:
     ) -> Tokenizer:
         """Learn a vocabulary: byte-level BPE (default) or LiB (``algorithm="lib"``).
 
+        BPE training is :func:`tokforge.counts.count_pieces` followed by
+        :meth:`train_from_counts` (docs/distributed.md §1); :mod:`tokforge.distributed` runs
+        the counting on a Ray cluster with the same result.
+
         Args:
-            files: text files (UTF-8) or directories of ``*.txt`` files, read in blocks; each
-                file is one document.
-            texts: any iterable of strings, consumed lazily in batches; each string is one
-                document (pieces never cross documents).
+            files: text files (UTF-8) or directories of them, read in blocks; Parquet and JSONL
+                shards (the ``column`` of strings; each row a document).
+            texts: any iterable of strings (or of dicts, ``row[column]``, e.g. HF ``datasets``
+                rows), consumed lazily in batches.
             vocab_size: final size, counting the 256 byte tokens and ``special_tokens``.
             pattern: ``"gpt2"``, ``"cl100k"``, ``"o200k"`` or any regex (``fancy-regex``
                 syntax; text between matches becomes pieces too, as HF ``Split("Isolated")``).
+            documents: ``"file"``: each file, row or string is one document (pieces never cross
+                documents); ``"line"``: each line (with its ``\\n``) is one, as HF
+                ``tokenizers``' ``train([file])`` reads files: use it to reproduce HF's merges
+                from files exactly.
+            column: the field of Parquet / JSONL shards and dict rows holding the text.
             special_tokens: given ids ``0..k-1`` in order (HF layout); never merged.
             min_frequency: stop when the best pair occurs fewer times.
             tie_order: ``"hf"`` (HF ``BpeTrainer``: smallest pair in GPT-2 alphabet order wins
@@ -98,8 +109,9 @@ class Tokenizer:
             algorithm: ``"bpe"`` or ``"lib"`` (Less-is-Better, see :mod:`tokforge.lib_model`:
                 one lexicon of subwords, words and multiword units; ``lib`` holds its
                 :class:`~tokforge.lib_model.LibConfig`; ``vocab_size=None`` keeps LiB's
-                emergent lexicon; ``pattern``, ``min_frequency``, ``tie_order`` and
-                ``num_threads`` do not apply, LiB reads lines and trains on one thread).
+                emergent lexicon; ``pattern``, ``documents``, ``column``, ``min_frequency``,
+                ``tie_order`` and ``num_threads`` do not apply, LiB reads lines and trains on
+                one thread).
 
         >>> tok = Tokenizer.train(texts=["of the cat, of the dog"] * 30, vocab_size=None,
         ...                       algorithm="lib", lib=LibConfig(steps=40))
@@ -124,20 +136,71 @@ class Tokenizer:
             raise InputError("lib=LibConfig(...) applies to algorithm='lib' only")
         if vocab_size is None:
             raise InputError("BPE needs a vocab_size (None is for algorithm='lib')")
-        paths = [str(p) for p in expand_files(files)] if files is not None else None
-        model, counts = _core.train_bpe(
-            files=paths,
-            texts=texts,
+        # settings first: a bad vocab_size fails before the corpus is read
+        _core.check_train_settings(
             vocab_size=vocab_size,
             min_frequency=min_frequency,
             special_tokens=str_list(special_tokens, "special_tokens"),
-            pattern=pattern,
             tie_order=tie_order,
+        )
+        table = count_pieces(
+            files,
+            texts=texts,
+            column=column,
+            pattern=pattern,
+            documents=documents,
             errors=errors,
             progress=progress,
             num_threads=num_threads,
         )
-        return cls(model, merge_counts=counts)
+        return cls.train_from_counts(
+            table,
+            vocab_size=vocab_size,
+            special_tokens=special_tokens,
+            min_frequency=min_frequency,
+            tie_order=tie_order,
+            progress=progress,
+            num_threads=num_threads,
+        )
+
+    @classmethod
+    def train_from_counts(
+        cls,
+        counts: PieceCounts,
+        *,
+        vocab_size: int,
+        special_tokens: Sequence[str] = (),
+        min_frequency: int = 0,
+        tie_order: str = "hf",
+        progress: ProgressCallback | None = None,
+        num_threads: int | None = None,
+    ) -> Tokenizer:
+        """Learn BPE merges from a piece-count table (:func:`tokforge.counts.count_pieces`,
+        :meth:`PieceCounts.load <tokforge.counts.PieceCounts.load>`, or tables merged from many
+        workers by :mod:`tokforge.distributed`); the pattern is the table's. Options as in
+        :meth:`train`; the merges equal :meth:`train`'s on the same documents.
+
+        >>> from tokforge.counts import count_pieces
+        >>> table = count_pieces(texts=["low lower lowest " * 50], pattern="gpt2")
+        >>> tok = Tokenizer.train_from_counts(table, vocab_size=262)
+        >>> tok.merges == Tokenizer.train(texts=["low lower lowest " * 50], vocab_size=262,
+        ...                               pattern="gpt2").merges
+        True
+        """
+        if not isinstance(counts, PieceCounts):
+            raise InputError(
+                f"counts must be a tokforge.counts.PieceCounts, not {type(counts).__name__}"
+            )
+        model, merge_counts = _core.train_from_counts(
+            counts.native,
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=str_list(special_tokens, "special_tokens"),
+            tie_order=tie_order,
+            progress=progress,
+            num_threads=num_threads,
+        )
+        return cls(model, merge_counts=merge_counts)
 
     # ---- adapting other tokenizers --------------------------------------------------------
     @property
@@ -312,7 +375,7 @@ class Tokenizer:
         format has no room for the pattern or special tokens: keep :attr:`pattern` and
         :attr:`special_tokens` with it."""
         self._need_bpe("a .tiktoken rank file")
-        return _write_atomic(Path(path), self._model.to_tiktoken(), overwrite)
+        return write_atomic(path, self._model.to_tiktoken(), overwrite)
 
     def to_json(self) -> str:
         """The tokenizer as HF ``tokenizer.json`` text (loadable by ``tokenizers``); a LiB
@@ -322,7 +385,7 @@ class Tokenizer:
     def save(self, path: PathLike, *, overwrite: bool = False) -> Path:
         """Write :meth:`to_json` atomically (``tokenizer.json`` for BPE, tokforge's LiB JSON for
         LiB). An existing file is kept unless ``overwrite``."""
-        return _write_atomic(Path(path), self.to_json(), overwrite)
+        return write_atomic(path, self.to_json(), overwrite)
 
     # ---- vocabulary -----------------------------------------------------------------------
     @property
@@ -604,42 +667,3 @@ def _special_dict(value: dict[str, int]) -> list[tuple[str, int]]:
             f"special_tokens must be a dict {{text: id}}, not {type(value).__name__}"
         )
     return sorted(zip(str_list(value.keys(), "special_tokens"), value.values()))
-
-
-def _write_atomic(p: Path, text: str, overwrite: bool) -> Path:
-    """Write ``text`` to ``p`` atomically: a temporary file in the same directory, flushed to
-    disk, then renamed over ``p``, so a reader (or a crash) sees the old file or the new one,
-    never a part. ``p`` is never clobbered unless ``overwrite``.
-
-    The file gets the mode a new file gets (``0o666`` less the umask), or keeps the mode of the
-    file it replaces. A symlink is written through (its target is replaced); a path that exists
-    and is not a regular file (a directory, a FIFO, a device) is an :class:`InputError`: renaming
-    over it would replace it by a regular file."""
-    if os.path.lexists(p) and not overwrite:
-        raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
-    target = Path(os.path.realpath(p))
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        st = None
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise InputError(
-            f"{p} is not a regular file; tokforge writes tokenizers to regular files only "
-            "(use to_json() to send one elsewhere)"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    # O_EXCL: never follow or reuse a name someone else made; 0o666 lets the umask decide
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            if st is not None:
-                os.fchmod(fh.fileno(), stat.S_IMODE(st.st_mode))
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return p

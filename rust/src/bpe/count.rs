@@ -1,11 +1,20 @@
 //! Counting unique pre-tokenized pieces ("words") with their frequencies: the map step of BPE
-//! training. Input arrives as batches of documents or as files read in blocks, so the corpus is
-//! never held as one string.
+//! training, a step of its own (docs/distributed.md §1). Input arrives as batches of documents
+//! or as files read in blocks, so the corpus is never held as one string.
 //!
 //! Parallelism: each document is cut into ~1 MiB segments at safe cuts
 //! ([`Pretokenizer::segments`]); rayon counts segments into thread-local maps keyed by borrowed
 //! slices, which are summed into one owned map. Sums are order-independent, so the result is the
-//! same for any thread count. Cost: O(bytes) for scanning and hashing; memory O(unique pieces).
+//! same for any thread count, any split of the corpus into tables and any order of
+//! [`PieceCounts::merge`]. Cost: O(bytes) for scanning and hashing; memory O(unique pieces).
+//!
+//! Documents ([`Documents`]): a whole file or string is one document (pieces never cross
+//! documents), or every line (with its `\n`) is one, as HF `tokenizers` reads files for
+//! `train([file])`. Memory bound ([`Limit`], docs/distributed.md §3): past `max_pieces` unique
+//! pieces counting stops with an error, or, only when the caller allows it, rare pieces are
+//! pruned (and [`PieceCounts::pruned_below`] records it). A table is written and read in a
+//! compact, versioned, checksummed binary format (`crate::formats::piece_counts`,
+//! docs/distributed.md §2).
 
 use crate::error::{Error, Result};
 use crate::pretokenize::Pretokenizer;
@@ -45,14 +54,50 @@ impl Utf8Policy {
     }
 }
 
+/// What one document is when counting: pieces never cross documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Documents {
+    /// a whole file, or a whole string of a batch
+    #[default]
+    File,
+    /// every line, ending after its `\n` (HF `tokenizers` `train([file])` reads files so)
+    Line,
+}
+
+impl Documents {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "file" => Ok(Self::File),
+            "line" => Ok(Self::Line),
+            _ => Err(Error::Input(format!(
+                "documents={s:?} is not one of \"file\", \"line\""
+            ))),
+        }
+    }
+}
+
+/// The memory bound of a table (docs/distributed.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// most unique pieces the table may hold
+    pub max_pieces: usize,
+    /// past the bound, drop the rarest pieces (approximate counts) instead of failing
+    pub prune: bool,
+}
+
 /// Frequencies of unique pieces, with totals.
 #[derive(Debug, Default)]
 pub struct PieceCounts {
     map: FxHashMap<Box<[u8]>, u64>,
-    /// documents (or files) added
+    /// documents (files, strings or lines) added
     pub docs: u64,
     /// bytes of text added
     pub bytes: u64,
+    /// 0, or the count below which pieces were dropped to keep within the [`Limit`]: counts are
+    /// then a lower bound and training on them is approximate
+    pub pruned_below: u64,
+    documents: Documents,
+    limit: Option<Limit>,
 }
 
 type LocalMap<'a> = FxHashMap<&'a [u8], u64>;
@@ -70,6 +115,82 @@ fn merge_local<'a>(mut a: LocalMap<'a>, mut b: LocalMap<'a>) -> LocalMap<'a> {
 impl PieceCounts {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty table that splits input into `documents` and keeps within `limit`.
+    pub fn with_options(documents: Documents, limit: Option<Limit>) -> Result<Self> {
+        if let Some(l) = limit {
+            if l.max_pieces == 0 {
+                return Err(Error::Input("max_pieces must be at least 1".into()));
+            }
+        }
+        Ok(Self {
+            documents,
+            limit,
+            ..Self::default()
+        })
+    }
+
+    /// Room for `n` more pieces.
+    pub fn reserve(&mut self, n: usize) {
+        self.map.reserve(n);
+    }
+
+    /// The count of `piece` (0 if absent).
+    pub fn get(&self, piece: &[u8]) -> u64 {
+        self.map.get(piece).copied().unwrap_or(0)
+    }
+
+    /// Pieces sorted by bytes, borrowed: the canonical order of [`Self::into_sorted`].
+    pub fn sorted(&self) -> Vec<(&[u8], u64)> {
+        let mut v: Vec<_> = self.iter().collect();
+        v.par_sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+
+    /// Add `other` into this table (sums counts and totals), then keep within this table's
+    /// limit. Addition commutes and associates, so any tree of merges gives the same table.
+    pub fn merge(&mut self, other: &PieceCounts) -> Result<()> {
+        self.map
+            .reserve(other.map.len().saturating_sub(self.map.len()));
+        for (k, &v) in &other.map {
+            self.add_piece(k, v);
+        }
+        self.docs += other.docs;
+        self.bytes += other.bytes;
+        self.pruned_below = self.pruned_below.max(other.pruned_below);
+        self.enforce()
+    }
+
+    /// Keep within the limit: an error naming the bound, or, when pruning is allowed, drop the
+    /// pieces seen fewer than `t` times for `t` = 2, 4, 8, ... (above any earlier threshold)
+    /// until at most half the bound is left, so pruning runs O(log) times per doubling of input.
+    fn enforce(&mut self) -> Result<()> {
+        let Some(limit) = self.limit else {
+            return Ok(());
+        };
+        if self.map.len() <= limit.max_pieces {
+            return Ok(());
+        }
+        if !limit.prune {
+            return Err(Error::Training(format!(
+                "more than max_pieces={} unique pieces after {} bytes of input; raise \
+                 max_pieces (memory is about 60 bytes plus the piece length per unique piece), \
+                 count fewer documents per table, or allow prune=True (drops rare pieces, so the \
+                 merges are no longer exact)",
+                limit.max_pieces, self.bytes
+            )));
+        }
+        let mut t = (self.pruned_below.max(1)).saturating_mul(2);
+        loop {
+            self.map.retain(|_, c| *c >= t);
+            self.pruned_below = t;
+            if self.map.len() <= limit.max_pieces / 2 || t == u64::MAX {
+                break;
+            }
+            t = t.saturating_mul(2);
+        }
+        Ok(())
     }
 
     /// Number of unique pieces.
@@ -101,20 +222,45 @@ impl PieceCounts {
         }
     }
 
+    /// Insert a piece known to be absent (a reader of sorted unique pieces): one hash, one copy.
+    pub(crate) fn insert_new(&mut self, piece: &[u8], count: u64) {
+        debug_assert!(!self.map.contains_key(piece));
+        self.map.insert(piece.into(), count);
+    }
+
     /// Pre-tokenize and count a batch of documents in parallel. Pieces never cross documents.
     pub fn add_docs<S: AsRef<str> + Sync>(
         &mut self,
         pretok: &Pretokenizer,
         docs: &[S],
     ) -> Result<()> {
-        let segments: Vec<&str> = docs
-            .iter()
-            .flat_map(|d| pretok.segments(d.as_ref(), SEGMENT))
-            .collect();
+        let mut segments: Vec<&str> = Vec::new();
+        let mut n = 0u64;
+        for d in docs {
+            n += self.split(pretok, d.as_ref(), &mut segments);
+        }
         self.count_segments(pretok, &segments)?;
-        self.docs += docs.len() as u64;
+        self.docs += n;
         self.bytes += docs.iter().map(|d| d.as_ref().len() as u64).sum::<u64>();
-        Ok(())
+        self.enforce()
+    }
+
+    /// Append the independent segments of `text` to `out`; returns the documents in it.
+    fn split<'a>(&self, pretok: &Pretokenizer, text: &'a str, out: &mut Vec<&'a str>) -> u64 {
+        match self.documents {
+            Documents::File => {
+                out.extend(pretok.segments(text, SEGMENT));
+                1
+            }
+            Documents::Line => {
+                let mut n = 0;
+                for line in text.split_inclusive('\n') {
+                    out.extend(pretok.segments(line, SEGMENT));
+                    n += 1;
+                }
+                n
+            }
+        }
     }
 
     /// Count the pieces of independent segments in parallel (totals are the caller's).
@@ -137,7 +283,8 @@ impl PieceCounts {
     }
 
     /// Stream a file in blocks, cutting between blocks only at safe cuts, so the counts equal
-    /// those of the whole file as one document.
+    /// those of the whole file as one document; in [`Documents::Line`] mode blocks end after a
+    /// `\n` and every line is a document (a line is held whole, however long).
     pub fn add_file(
         &mut self,
         pretok: &Pretokenizer,
@@ -168,6 +315,8 @@ impl PieceCounts {
             carry.push_str(&text);
             let cut = if eof {
                 carry.len()
+            } else if self.documents == Documents::Line {
+                carry.rfind('\n').map_or(0, |i| i + 1)
             } else {
                 let window = carry.len().saturating_sub(SEGMENT);
                 let start = floor_char_boundary(&carry, window);
@@ -177,9 +326,18 @@ impl PieceCounts {
                 }
             };
             if cut > 0 {
-                let segments = pretok.segments(&carry[..cut], SEGMENT);
+                let mut segments = Vec::new();
+                let n = match self.documents {
+                    Documents::File => {
+                        segments = pretok.segments(&carry[..cut], SEGMENT);
+                        0
+                    }
+                    Documents::Line => self.split(pretok, &carry[..cut], &mut segments),
+                };
                 self.count_segments(pretok, &segments)?;
+                self.docs += n;
                 carry.drain(..cut);
+                self.enforce()?;
             }
             if !progress.report("count", read_total, total) {
                 return Err(Error::Interrupted(format!("while reading {name}")));
@@ -189,7 +347,9 @@ impl PieceCounts {
                 break;
             }
         }
-        self.docs += 1;
+        if self.documents == Documents::File {
+            self.docs += 1;
+        }
         self.bytes += read_total;
         Ok(())
     }
@@ -305,6 +465,76 @@ mod tests {
             .map(|s| (s.as_bytes().to_vec(), 1))
             .collect();
         assert_eq!(sorted(c), want);
+    }
+
+    #[test]
+    fn line_mode_counts_every_line_alone_in_files_and_batches() {
+        let dir = std::env::temp_dir().join(format!("tokforge-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = "def f(x):\n\n    return x\n  \nend".repeat(3000);
+        let path = dir.join("l.txt");
+        std::fs::write(&path, &text).unwrap();
+        let p = Pretokenizer::new("gpt2").unwrap();
+        let mut want = PieceCounts::new();
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        want.add_docs(&p, &lines).unwrap();
+        let mut a = PieceCounts::with_options(Documents::Line, None).unwrap();
+        a.add_file(&p, &path, Utf8Policy::Strict, &Silent).unwrap();
+        let mut b = PieceCounts::with_options(Documents::Line, None).unwrap();
+        b.add_docs(&p, &[text.as_str()]).unwrap();
+        assert_eq!((a.docs, b.docs), (lines.len() as u64, lines.len() as u64));
+        // "\n" + next line's indentation never forms one piece across lines
+        assert_eq!(a.get(b"\n    "), 0);
+        let sa = sorted(a);
+        assert_eq!(sa, sorted(want));
+        assert_eq!(sorted(b), sa);
+    }
+
+    #[test]
+    fn merged_tables_equal_one_table_of_all_documents() {
+        let p = Pretokenizer::new("cl100k").unwrap();
+        let docs = ["a b c a", "b c d 12345", "the end's end"];
+        let mut all = PieceCounts::new();
+        all.add_docs(&p, &docs).unwrap();
+        let mut parts = PieceCounts::new();
+        for d in docs {
+            let mut one = PieceCounts::new();
+            one.add_docs(&p, &[d]).unwrap();
+            parts.merge(&one).unwrap();
+        }
+        assert_eq!((parts.docs, parts.bytes), (all.docs, all.bytes));
+        assert_eq!(sorted(parts), sorted(all));
+    }
+
+    #[test]
+    fn the_limit_errors_unless_pruning_is_allowed() {
+        let p = Pretokenizer::new("gpt2").unwrap();
+        let doc = "a a a a b b c d e f g";
+        let lim = |prune| {
+            Some(Limit {
+                max_pieces: 4,
+                prune,
+            })
+        };
+        let e = PieceCounts::with_options(Documents::File, lim(false))
+            .unwrap()
+            .add_docs(&p, &[doc])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("max_pieces=4") && e.contains("prune=True"),
+            "{e}"
+        );
+        let mut c = PieceCounts::with_options(Documents::File, lim(true)).unwrap();
+        c.add_docs(&p, &[doc]).unwrap();
+        assert_eq!(c.pruned_below, 2);
+        assert_eq!(
+            sorted(c),
+            vec![(b" a".to_vec(), 3), (b" b".to_vec(), 2), (b"a".to_vec(), 1)]
+                .into_iter()
+                .filter(|x| x.1 >= 2)
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

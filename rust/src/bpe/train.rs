@@ -144,15 +144,16 @@ pub fn validate(cfg: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
-/// Learn merges from `counts` until the vocabulary has `cfg.vocab_size` entries, no pair is
-/// left, or the best pair is rarer than `cfg.min_frequency`.
+/// Learn merges from `counts` (owned or borrowed) until the vocabulary has `cfg.vocab_size`
+/// entries, no pair is left, or the best pair is rarer than `cfg.min_frequency`.
 pub fn train(
-    counts: PieceCounts,
+    counts: impl std::borrow::Borrow<PieceCounts>,
     pretokenizer: Pretokenizer,
     cfg: &TrainConfig,
     progress: &dyn Progress,
 ) -> Result<Trained> {
     validate(cfg)?;
+    let counts = counts.borrow();
     if counts.is_empty() {
         return Err(Error::Training(
             "the corpus is empty: no text to learn merges from".into(),
@@ -254,8 +255,8 @@ pub fn train(
     Ok(Trained { bpe, log })
 }
 
-fn build_words(counts: PieceCounts, byte_sym: &dyn Fn(u8) -> u32) -> Words {
-    let sorted = counts.into_sorted();
+fn build_words(counts: &PieceCounts, byte_sym: &dyn Fn(u8) -> u32) -> Words {
+    let sorted = counts.sorted();
     let total: usize = sorted.iter().map(|(w, _)| w.len()).sum();
     let mut words = Words {
         syms: Vec::with_capacity(total),

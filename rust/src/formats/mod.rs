@@ -9,6 +9,7 @@
 //! - [`gguf`]: GGUF files (llama.cpp), the tokenizer in the metadata, read (tensors never).
 //! - [`tekken`]: Mistral tekken JSON, read (ids = rank + number of special tokens).
 //! - [`lib_json`]: tokforge's LiB JSON (`"format": "tokforge-lib"`), read and write.
+//! - [`piece_counts`]: tokforge's piece-count tables (`.tfpc`), read and write.
 //! - [`detect`]: load a file of any of these formats, told apart by content
 //!   ([`detect::load_file`], [`detect::load_str`]).
 
@@ -16,6 +17,7 @@ pub mod detect;
 pub mod gguf;
 pub mod hf_json;
 pub mod lib_json;
+pub mod piece_counts;
 pub mod sp_json;
 pub mod sp_model;
 pub mod tekken;

@@ -2,6 +2,7 @@
 
 mod byte_probs;
 mod convert;
+mod counts;
 mod dynamic;
 mod errors;
 mod lib_model;
@@ -22,7 +23,10 @@ fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     m.add_class::<model::PyTokenModel>()?;
-    m.add_function(wrap_pyfunction!(train::train_bpe, m)?)?;
+    m.add_class::<counts::PyPieceCounts>()?;
+    m.add_function(wrap_pyfunction!(train::count_pieces, m)?)?;
+    m.add_function(wrap_pyfunction!(train::train_from_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(train::check_train_settings, m)?)?;
     m.add_function(wrap_pyfunction!(model::pretokenize, m)?)?;
     m.add_function(wrap_pyfunction!(model::preset_pattern, m)?)?;
     m.add_function(wrap_pyfunction!(model::tiktoken_preset, m)?)?;

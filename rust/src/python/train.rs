@@ -1,10 +1,11 @@
-//! `train_bpe`: stream files or a Python iterator of strings into piece counts (GIL released
-//! while counting), then learn merges (GIL released).
+//! `count_pieces`: stream files or a Python iterator of strings into a piece-count table (GIL
+//! released while counting); `train_from_counts`: learn merges from one (GIL released).
 
 use super::convert::Int;
+use super::counts::PyPieceCounts;
 use super::errors::InputError;
 use super::model::PyTokenModel;
-use crate::bpe::count::{PieceCounts, Utf8Policy};
+use crate::bpe::count::{Documents, Limit, PieceCounts, Utf8Policy};
 use crate::bpe::train::{train, validate, TieOrder, TrainConfig};
 use crate::pretokenize::Pretokenizer;
 use crate::progress::Progress;
@@ -66,45 +67,33 @@ impl PyProgress {
     }
 }
 
-/// Train a byte-level BPE model. Returns the model and the count of each merge.
+/// Count the pieces of files and/or an iterator of strings (GIL released while counting).
 #[pyfunction]
-#[pyo3(signature = (*, files=None, texts=None, vocab_size, min_frequency=Int::from(0), special_tokens=Vec::new(),
-                    pattern="cl100k".to_string(), tie_order="hf".to_string(), errors="strict".to_string(),
-                    progress=None, num_threads=None))]
+#[pyo3(signature = (*, files=None, texts=None, pattern="cl100k".to_string(), documents="file".to_string(),
+                    errors="strict".to_string(), max_pieces=None, prune=false, progress=None, num_threads=None))]
 #[allow(clippy::too_many_arguments)]
-pub fn train_bpe(
+pub fn count_pieces(
     py: Python<'_>,
     files: Option<Vec<PathBuf>>,
     texts: Option<Bound<'_, PyAny>>,
-    vocab_size: Int,
-    min_frequency: Int,
-    special_tokens: Vec<String>,
     pattern: String,
-    tie_order: String,
+    documents: String,
     errors: String,
+    max_pieces: Option<Int>,
+    prune: bool,
     progress: Option<Py<PyAny>>,
     num_threads: Option<Int>,
-) -> PyResult<(PyTokenModel, Vec<u64>)> {
-    let cfg = TrainConfig {
-        // the upper bound of vocab_size is the core's (`validate`), which says why
-        vocab_size: vocab_size.size("vocab_size", 0, usize::MAX)?,
-        min_frequency: min_frequency.within("min_frequency", 0, i64::MAX)? as u64,
-        special_tokens,
-        tie_order: TieOrder::parse(&tie_order)?,
-    };
-    validate(&cfg)?;
+) -> PyResult<PyPieceCounts> {
     let policy = Utf8Policy::parse(&errors)?;
     let pretok = Pretokenizer::new(&pattern)?;
+    let limit = limit(max_pieces, prune)?;
+    let mut counts = PieceCounts::with_options(Documents::parse(&documents)?, limit)?;
     let pool = super::pool(num_threads)?;
-    let prog = Arc::new(PyProgress {
-        cb: progress,
-        error: Mutex::new(None),
-    });
+    let prog = Arc::new(PyProgress::new(progress));
     let fail = |e: crate::Error, prog: &PyProgress| -> PyErr {
         prog.take_error().unwrap_or_else(|| e.into())
     };
 
-    let mut counts = PieceCounts::new();
     let files = files.unwrap_or_default();
     // one "count" bar over all files: bytes read so far of the bytes of all files
     let grand_total: u64 = files
@@ -175,8 +164,76 @@ pub fn train_bpe(
             }
         }
     }
+    Ok(PyPieceCounts::new(pretok, counts))
+}
+
+/// The memory bound from the Python arguments (`max_pieces=None`: unbounded).
+pub(crate) fn limit(max_pieces: Option<Int>, prune: bool) -> PyResult<Option<Limit>> {
+    match max_pieces {
+        None if prune => Err(InputError::new_err(
+            "prune=True needs max_pieces=N: pruning happens only past that many unique pieces",
+        )),
+        None => Ok(None),
+        Some(n) => Ok(Some(Limit {
+            max_pieces: n.size("max_pieces", 1, usize::MAX)?,
+            prune,
+        })),
+    }
+}
+
+/// The training settings, checked (the one place: `Tokenizer.train` checks them before it reads
+/// the corpus, `train_from_counts` again).
+fn config(
+    vocab_size: Int,
+    min_frequency: Int,
+    special_tokens: Vec<String>,
+    tie_order: &str,
+) -> PyResult<TrainConfig> {
+    let cfg = TrainConfig {
+        // the upper bound of vocab_size is the core's (`validate`), which says why
+        vocab_size: vocab_size.size("vocab_size", 0, usize::MAX)?,
+        min_frequency: min_frequency.within("min_frequency", 0, i64::MAX)? as u64,
+        special_tokens,
+        tie_order: TieOrder::parse(tie_order)?,
+    };
+    validate(&cfg)?;
+    Ok(cfg)
+}
+
+/// Check training settings without training (raises what `train_from_counts` would).
+#[pyfunction]
+#[pyo3(signature = (*, vocab_size, min_frequency=Int::from(0), special_tokens=Vec::new(), tie_order="hf".to_string()))]
+pub fn check_train_settings(
+    vocab_size: Int,
+    min_frequency: Int,
+    special_tokens: Vec<String>,
+    tie_order: String,
+) -> PyResult<()> {
+    config(vocab_size, min_frequency, special_tokens, &tie_order).map(|_| ())
+}
+
+/// Learn BPE merges from a piece-count table. Returns the model and the count of each merge.
+#[pyfunction]
+#[pyo3(signature = (counts, *, vocab_size, min_frequency=Int::from(0), special_tokens=Vec::new(),
+                    tie_order="hf".to_string(), progress=None, num_threads=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn train_from_counts(
+    py: Python<'_>,
+    counts: PyRef<'_, PyPieceCounts>,
+    vocab_size: Int,
+    min_frequency: Int,
+    special_tokens: Vec<String>,
+    tie_order: String,
+    progress: Option<Py<PyAny>>,
+    num_threads: Option<Int>,
+) -> PyResult<(PyTokenModel, Vec<u64>)> {
+    let cfg = config(vocab_size, min_frequency, special_tokens, &tie_order)?;
+    let pool = super::pool(num_threads)?;
+    let prog = PyProgress::new(progress);
+    let (pretok, table) = counts.parts();
+    let pretok = pretok.clone();
     let trained = super::interruptible(py, &pool, || {
-        train(counts, pretok, &cfg, &*prog).map_err(|e| fail(e, &prog))
+        train(table, pretok, &cfg, &prog).map_err(|e| prog.take_error().unwrap_or_else(|| e.into()))
     })?;
     let counts = trained.log.iter().map(|m| m.count).collect();
     Ok((PyTokenModel::new(trained.bpe), counts))
