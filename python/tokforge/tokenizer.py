@@ -93,7 +93,8 @@ class Tokenizer:
             errors: invalid UTF-8 in files: ``"strict"`` (raise, naming file and byte offset),
                 ``"replace"`` or ``"ignore"``.
             progress: called as ``progress(stage, done, total)`` with stage ``"count"`` (bytes
-                read) or ``"merge"`` (merges done); return ``False`` or raise to stop.
+                read), ``"pairs"`` (once, ``0, 0``: indexing the pairs) or ``"merge"`` (merges
+                done); return ``False`` or raise to stop.
             num_threads: worker threads (default: all cores). Results do not depend on it.
             algorithm: ``"bpe"`` or ``"lib"`` (Less-is-Better, see :mod:`tokforge.lib_model`:
                 one lexicon of subwords, words and multiword units; ``lib`` holds its
