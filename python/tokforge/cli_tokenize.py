@@ -7,9 +7,8 @@ of ids per input line and ``decode`` one line of text per line of ids, so
 (pieces may span lines; ids of a file on one line). Input is read in blocks and output written
 and flushed per block, so both work on endless streams with bounded memory.
 
-Ids are formatted with numpy (:func:`format_ids`), a few array passes per block instead of a
-Python ``str`` per id, so printing ids costs little next to encoding them (README, section
-Command line, has the measurement).
+Ids are formatted natively (:func:`format_ids`), not as a Python ``str`` per id, so printing
+them costs little next to encoding them (README, section Command line, has the measurement).
 
 >>> import numpy as np
 >>> format_ids(np.array([7, 12345, 0], np.uint32), np.array([0, 2, 2, 3]))
@@ -28,6 +27,7 @@ from typing import IO, Any, Callable
 
 import numpy as np
 
+from . import _core
 from ._cliutil import Formatter, Once, add_threads, examples, load_tokenizer
 from .errors import InputError, TokforgeError
 from .tokenizer import Tokenizer
@@ -42,33 +42,13 @@ BLOCK = 1 << 20
 def format_ids(ids: np.ndarray, offsets: np.ndarray, *, line_end: bytes = b"\n") -> bytes:
     """Ids as decimal text: the ids of document ``i`` (``ids[offsets[i]:offsets[i+1]]``)
     separated by spaces and followed by ``line_end`` (one byte), an empty document by
-    ``line_end`` alone. Vectorised: one pass per decimal digit."""
-    ids = np.asarray(ids, dtype=np.uint32)
-    offsets = np.asarray(offsets, dtype=np.int64)
-    lens = np.diff(offsets)
-    n_docs = lens.size
-    if ids.size == 0:
-        return line_end * n_docs
-    digits = np.ones(ids.size, dtype=np.int64)
-    for power in range(1, 10):
-        digits += ids >= 10**power
-    width = digits + 1  # the id and the separator after it
-    empty = lens == 0
-    empty_upto = np.cumsum(empty)  # empty documents up to and including each
-    doc_of = np.repeat(np.arange(n_docs), lens)
-    end = np.cumsum(width) + empty_upto[doc_of]  # one past each id's separator
-    out = np.full(int(width.sum() + empty.sum()), ord(" "), dtype=np.uint8)
-    out[end[offsets[1:][~empty] - 1] - 1] = line_end[0]
-    if empty.any():
-        before = np.concatenate(([0], np.cumsum(width)))[offsets[:-1][empty]]
-        out[before + empty_upto[empty] - 1] = line_end[0]
-    pos, val = end - 2, ids.copy()
-    while val.size:
-        out[pos] = 48 + val % 10
-        val //= 10
-        keep = val > 0
-        pos, val = pos[keep] - 1, val[keep]
-    return out.tobytes()
+    ``line_end`` alone. Native (``_core.format_ids``): printing ids costs a fraction of
+    encoding them."""
+    return _core.format_ids(
+        np.ascontiguousarray(ids, dtype=np.uint32),
+        np.ascontiguousarray(offsets, dtype=np.int64),
+        line_end[0],
+    )
 
 
 def piece_text(token: bytes) -> str:

@@ -435,9 +435,14 @@ class Tokenizer:
         num_threads: int | None = None,
     ) -> list[list[int]]:
         """:meth:`encode` of many texts, in parallel with the GIL released."""
-        texts = [_fix_surrogates(t) for t in str_list(texts, "texts")]
-        ids = self._allowed_ids(allowed_special, disallowed_special, texts)
-        return self._model.encode_batch(texts, ids, num_threads)
+        texts = str_list(texts, "texts")
+        try:
+            ids = self._allowed_ids(allowed_special, disallowed_special, texts)
+            return self._model.encode_batch(texts, ids, num_threads)
+        except UnicodeEncodeError:  # a lone surrogate somewhere: rare, so fixed only then
+            texts = [_fix_surrogates(t) for t in texts]
+            ids = self._allowed_ids(allowed_special, disallowed_special, texts)
+            return self._model.encode_batch(texts, ids, num_threads)
 
     def encode_batch_numpy(
         self,
@@ -450,9 +455,14 @@ class Tokenizer:
         """Encode many texts into one flat ``uint32`` array and ``int64`` offsets, so that
         ``ids[offsets[i]:offsets[i + 1]]`` are the ids of ``texts[i]``. No Python object is made
         per token: made for feeding training pipelines."""
-        texts = [_fix_surrogates(t) for t in str_list(texts, "texts")]
-        ids = self._allowed_ids(allowed_special, disallowed_special, texts)
-        return self._model.encode_batch_numpy(texts, ids, num_threads)
+        texts = str_list(texts, "texts")
+        try:
+            ids = self._allowed_ids(allowed_special, disallowed_special, texts)
+            return self._model.encode_batch_numpy(texts, ids, num_threads)
+        except UnicodeEncodeError:  # a lone surrogate somewhere: rare, so fixed only then
+            texts = [_fix_surrogates(t) for t in texts]
+            ids = self._allowed_ids(allowed_special, disallowed_special, texts)
+            return self._model.encode_batch_numpy(texts, ids, num_threads)
 
     def encode_with_offsets(
         self,

@@ -4,6 +4,7 @@ mod byte_probs;
 mod convert;
 mod dynamic;
 mod errors;
+mod format;
 mod lib_model;
 mod metrics;
 mod mixture;
@@ -33,6 +34,7 @@ fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     lib_model::register(m)?;
     mixture::register(m)?;
     metrics::register(m)?;
+    m.add_function(wrap_pyfunction!(format::format_ids, m)?)?;
     Ok(())
 }
 
