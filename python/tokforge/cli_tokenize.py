@@ -136,7 +136,12 @@ class _Writer:
         self.out = sys.stdout.buffer
 
     def write(self, data: bytes) -> None:
-        self.out.write(data)
+        # a write interrupted by a signal (SIGPIPE when the reader left) can be partial: go on,
+        # so that the next write fails with BrokenPipeError instead of losing the rest
+        view = memoryview(data)
+        while view:
+            n = self.out.write(view)
+            view = view[n if n is not None else len(view) :]
 
     def flush(self) -> None:
         self.out.flush()
