@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-
 from tokforge import Tokenizer
 from tokforge.cli import build_parser
 
@@ -138,7 +137,7 @@ def test_tokenize_by_file_gives_one_json_record_with_the_ids_of_the_whole_file(
 
 def test_tokenize_then_decode_gives_the_text_back(tmp_path, corpora_dir, small_tok):
     src = tmp_path / "in.txt"
-    data = (corpora_dir / "ja.txt").read_bytes() + "\n\nend without newline".encode()
+    data = (corpora_dir / "ja.txt").read_bytes() + b"\n\nend without newline"
     src.write_bytes(data)
     for by, expected in [("line", data + b"\n"), ("file", data)]:
         ids = run("tokenize", "-t", str(small_tok), "--by", by, str(src)).stdout

@@ -22,8 +22,18 @@ from typing import Any, Optional
 
 from . import __version__
 from ._cliutil import RUNS_DIR as RUNS_DIR
-from ._cliutil import Formatter, Once, Progress, UsageError, examples, positive_int
-from ._cliutil import add_quiet, add_threads, non_negative_int, pattern_arg
+from ._cliutil import (
+    Formatter,
+    Once,
+    Progress,
+    UsageError,
+    add_quiet,
+    add_threads,
+    examples,
+    non_negative_int,
+    pattern_arg,
+    positive_int,
+)
 from ._cliutil import load_tokenizer as load_tokenizer
 from .corpora import copy_corpora, corpus_dir, corpus_files, manifest
 from .errors import TokforgeError
