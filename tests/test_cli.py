@@ -11,9 +11,13 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
-from tokforge import Tokenizer
+from hypothesis import given
+from hypothesis import strategies as st
+from tokforge import InputError, Tokenizer
 from tokforge.cli import build_parser
+from tokforge.cli_tokenize import format_ids
 
 
 def run(*args, cwd=None, input=None, env=None):
@@ -310,3 +314,18 @@ def test_plugin_modules_are_registered_with_their_run(monkeypatch):
     monkeypatch.setitem(sys.modules, "tokforge.cli_hello", mod)
     monkeypatch.setattr(cli, "PLUGINS", [*cli.PLUGINS, "cli_hello"])
     assert cli.main(["hello"]) == 7
+
+
+@given(st.lists(st.lists(st.integers(0, 2**32 - 1), max_size=6), max_size=8))
+def test_native_id_formatting_equals_joining_str_of_each_id(docs):
+    ids = np.array([i for d in docs for i in d], dtype=np.uint32)
+    offsets = np.cumsum([0] + [len(d) for d in docs]).astype(np.int64)
+    expected = "".join(" ".join(map(str, d)) + "\n" for d in docs).encode()
+    assert format_ids(ids, offsets) == expected
+
+
+def test_native_id_formatting_refuses_offsets_that_do_not_cover_the_ids():
+    ids = np.array([1, 2, 3], dtype=np.uint32)
+    for offsets in ([0, 2], [1, 3], [0, 2, 1, 3], []):
+        with pytest.raises(InputError, match="offsets must rise from 0 to len"):
+            format_ids(ids, np.array(offsets, dtype=np.int64))

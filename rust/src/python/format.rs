@@ -24,7 +24,9 @@ pub(crate) fn format_ids<'py>(
     let offsets = offsets.as_slice()?;
     let bad = offsets.first().is_some_and(|&o| o != 0)
         || offsets.windows(2).any(|w| w[1] < w[0])
-        || offsets.last().map_or(!ids.is_empty(), |&o| o != ids.len() as i64);
+        || offsets
+            .last()
+            .map_or(!ids.is_empty(), |&o| o != ids.len() as i64);
     if bad {
         return Err(InputError::new_err(format!(
             "offsets must rise from 0 to len(ids) = {} (as encode_batch_numpy returns them)",
