@@ -112,7 +112,10 @@ dist/.built: $(STAMP)/dev $(SOURCES) $(PKG_CORPORA)/MANIFEST.json LICENSE README
 		--compatibility manylinux2014 -o dist
 	$(VENV)/bin/maturin sdist -o dist
 	$(VENV)/bin/auditwheel show dist/*.whl
-	CARGO_TARGET_DIR=$(CURDIR)/target/sdist $(VPY) -m pip wheel -q --no-deps \
+	# the sdist must build: a quick (no-LTO) build of it, into its own target dir
+	rm -rf target/sdist-wheel
+	CARGO_TARGET_DIR=$(CURDIR)/target/sdist CARGO_PROFILE_RELEASE_LTO=off \
+		CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 $(VPY) -m pip wheel -q --no-deps \
 		--no-build-isolation -w target/sdist-wheel dist/tokforge-*.tar.gz
 	@touch $@
 

@@ -49,6 +49,11 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionH
     """Help with each option's default (when it has a meaningful one) and epilogs (the
     examples) printed as written."""
 
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return super()._fill_text(text, width, indent)  # as written
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
     def _get_help_string(self, action: argparse.Action) -> Optional[str]:
         default = action.default
         if default is None or default is False or default == [] or action.help is None:
