@@ -123,7 +123,7 @@ dist: dist/.built  ## sdist + manylinux2014 abi3 wheel in dist/, auditwheel repo
 
 docs: $(STAMP)/build $(STAMP)/dev  ## API reference from the docstrings, offline HTML in docs/api/
 	rm -rf docs/api
-	$(VENV)/bin/pdoc --docformat restructuredtext -o docs/api tokforge
+	$(VENV)/bin/pdoc --docformat google -o docs/api tokforge
 	@echo "open docs/api/index.html"
 
 clean:
