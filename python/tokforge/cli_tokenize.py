@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import IO, Any, Callable
 
 import numpy as np
@@ -83,8 +84,9 @@ class _Pieces:
         return s
 
 
-def _open(name: str) -> IO[bytes]:
-    return sys.stdin.buffer if name == "-" else open(name, "rb")
+def _open(name: str) -> AbstractContextManager[IO[bytes]]:
+    """The input ``name`` (``-``: stdin, left open for whoever reads it next)."""
+    return nullcontext(sys.stdin.buffer) if name == "-" else open(name, "rb")
 
 
 def _blocks(fh: IO[bytes]) -> Iterator[bytes]:
@@ -230,7 +232,7 @@ def _parse_ids(line: str, where: str) -> list[int]:
     try:
         return [int(x) for x in line.split()]
     except ValueError:
-        bad = next(x for x in line.split() if not x.lstrip("-").isdigit())
+        bad = next((x for x in line.split() if not x.lstrip("-").isdigit()), line.strip())
         raise InputError(f"{where}: {bad!r} is not a token id") from None
 
 
