@@ -112,6 +112,8 @@ dist/.built: $(STAMP)/dev $(SOURCES) $(PKG_CORPORA)/MANIFEST.json LICENSE README
 		--compatibility manylinux2014 -o dist
 	$(VENV)/bin/maturin sdist -o dist
 	$(VENV)/bin/auditwheel show dist/*.whl
+	# the wheel's declared dependencies, for the offline install in tests/test_wheel.py
+	$(VPY) -m pip download -q -d .cache/wheels dist/*.whl && rm -f .cache/wheels/tokforge-*
 	# the sdist must build: a quick (no-LTO) build of it, into its own target dir
 	rm -rf target/sdist-wheel
 	CARGO_TARGET_DIR=$(CURDIR)/target/sdist CARGO_PROFILE_RELEASE_LTO=off \

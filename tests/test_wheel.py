@@ -1,7 +1,7 @@
 """The wheel users install: what `make dist` built (built here if missing), checked as a file
 (tags, stripped native module, LICENSE, corpora, metadata) and installed into a fresh virtualenv
-with only its declared dependencies, where the CLI runs with its defaults outside the source
-tree. Also: the extras every "pip install 'tokforge[...]'" message names exist."""
+with only its declared dependencies (the copies `make dist` downloaded into .cache/wheels, so
+the test needs no network), where the CLI runs with its defaults outside the source tree. Also: the extras every "pip install 'tokforge[...]'" message names exist."""
 
 from __future__ import annotations
 
@@ -121,7 +121,9 @@ def test_installed_wheel_runs_the_cli_with_its_defaults_outside_the_tree(wheel, 
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "TOKFORGE_CORPORA")}  # fmt: skip
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], check=True, env=env)
+    # only the wheel's declared dependencies, from the copies `make dist` downloaded
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-index", "--find-links",
+                    str(ROOT / ".cache" / "wheels"), str(wheel)], check=True, env=env)  # fmt: skip
     work = tmp_path / "work"
     work.mkdir()
 
