@@ -155,7 +155,7 @@ class Progress:
     """
 
     def __init__(
-        self, *, enabled: bool = True, stream: Optional[IO[str]] = None, interval: float = 10.0
+        self, enabled: bool = True, *, stream: Optional[IO[str]] = None, interval: float = 10.0
     ) -> None:
         self.enabled = enabled
         self.stream = stream if stream is not None else sys.stderr
