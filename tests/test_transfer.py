@@ -363,7 +363,7 @@ def test_cli_fit_apply_eval(small_tok, small_E, tmp_path, capsys):
     scores = json.loads(capsys.readouterr().out)["scores"]
     assert {"hypernetwork", "fvt", "random"} <= set(scores)
     assert main(["transfer", "fit", "--embeddings", str(tmp_path / "E.npy"), "-t",
-                 str(tok_path), "--out", str(hn)]) == 2  # exists, no --force
+                 str(tok_path), "--out", str(hn)]) == 1  # exists, no --force: a runtime error
     assert "--force" in capsys.readouterr().err
 
 

@@ -11,7 +11,6 @@ from . import byte_probs as byte_probs
 from . import dynamic as dynamic
 from . import lib_model as lib_model
 from . import mixture as mixture
-from ._core import __version__ as __version__
 from ._core import hf_pattern as hf_pattern
 from ._core import preset_pattern as preset_pattern
 from .byte_probs import ByteEnsemble as ByteEnsemble
@@ -26,6 +25,22 @@ from .errors import TokforgeError as TokforgeError
 from .errors import TrainingError as TrainingError
 from .errors import VocabError as VocabError
 from .tokenizer import Tokenizer as Tokenizer
+
+
+def _version() -> str:
+    """The installed distribution's version (maturin copies Cargo.toml's into the metadata);
+    the native module's ``CARGO_PKG_VERSION`` when run from a tree that was never installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("tokforge")
+    except metadata.PackageNotFoundError:  # pragma: no cover - uninstalled source tree
+        from ._core import __version__ as native
+
+        return native
+
+
+__version__: str = _version()
 
 __all__ = [
     "__version__",

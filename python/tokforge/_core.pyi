@@ -187,6 +187,8 @@ def tiktoken_preset(stem: str) -> Optional[tuple[str, list[tuple[str, int]]]]:
     file stem (``gpt2``, ``r50k_base``, ``cl100k_base``, ``o200k_base``); ``None`` otherwise."""
 def hf_pattern(pattern: str) -> str: ...
 def byte_level_decode(text: str) -> Optional[bytes]: ...
+def format_ids(ids: NDArray[np.uint32], offsets: NDArray[np.int64], line_end: int = 10) -> bytes:
+    """Ids as decimal text: each document's ids space-separated, then ``line_end`` (a byte)."""
 
 # ---- dynamic merging (rust/src/python/dynamic.rs) ------------------------------------------
 BOUNDARY_PATTERNS: dict[str, str]

@@ -521,7 +521,7 @@ def _greedy_tokens(blm: ByteLM, ids: list[int], n: int, first_prefix: bytes = b"
         t = int(np.argmax(lp))
         if t == lm.eos_id or t >= len(table) or table[t] is None:
             break
-        out += table[t][len(need) :]
+        out += (table[t] or b"")[len(need) :]
         need = b""
         ids = ids + [t]
     return bytes(out[:n])

@@ -10,6 +10,8 @@ import os
 import time
 from typing import Callable, Optional
 
+from ._cliutil import Formatter, examples
+
 
 def add_train_options(t: argparse.ArgumentParser) -> None:
     """``--documents``, ``--column`` and ``--ray`` of ``tokforge train``."""
@@ -44,16 +46,28 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "encode-dataset",
         help="encode shards (text, Parquet, JSONL) to token-id shards on Ray, resumably",
+        description="Encode text, Parquet or JSONL shards to token-id shards (Parquet "
+        "list<uint32>, or .npy ids + offsets) on Ray; a manifest records finished shards, so a "
+        "second run after a crash skips them.",
+        formatter_class=Formatter,
+        epilog=examples(
+            "tokforge encode-dataset -t tok.json -o ids/ shards/",
+            "tokforge encode-dataset -t tok.json -o ids/ --format npy --column text data/*.parquet",
+            "tokforge encode-dataset -t tok.json -o ids/ --ray ray://head:10001 shards/",
+        ),
     )
     p.add_argument("files", nargs="+", help="shards or directories of shards")
     p.add_argument("-t", "--tokenizer", required=True, help="tokenizer.json, .tiktoken, tekken")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--column", default="text", help="text column of Parquet / JSONL shards")
-    p.add_argument("--documents", choices=["file", "line"], default="file")
-    p.add_argument("--format", choices=["parquet", "npy"], default="parquet")
+    p.add_argument("--documents", choices=["file", "line"], default="file",
+                   help="one document per text file, or per line")  # fmt: skip
+    p.add_argument("--format", choices=["parquet", "npy"], default="parquet",
+                   help="output shards: Parquet list<uint32>, or .npy ids + offsets")  # fmt: skip
     p.add_argument("--allowed-special", nargs="*", default=[], metavar="TOKEN",
                    help="special tokens to encode as such ('all' for every one)")  # fmt: skip
-    p.add_argument("--errors", choices=["strict", "replace", "ignore"], default="strict")
+    p.add_argument("--errors", choices=["strict", "replace", "ignore"], default="strict",
+                   help="invalid UTF-8 in text shards: error, U+FFFD, or drop")  # fmt: skip
     p.add_argument("--pattern", default=None, help="pattern for a .tiktoken file")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="Ray cluster address (default: a local Ray or $RAY_ADDRESS)")  # fmt: skip

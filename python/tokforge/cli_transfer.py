@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ._cliutil import Formatter, examples
 from .errors import InputError
 
 
@@ -150,8 +151,21 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Add ``tokforge transfer`` to the top-level subcommands."""
-    tp = sub.add_parser("transfer", help="hypernetwork tokenizer transfer: fit, apply, eval")
-    ts = tp.add_subparsers(dest="transfer_command", required=True)
+    tp = sub.add_parser(
+        "transfer",
+        help="hypernetwork tokenizer transfer: fit, apply, eval",
+        description="Predict a model's embeddings for a new tokenizer: fit a ZeTT-style "
+        "hypernetwork on an embedding matrix and its tokenizer, apply it to a new vocabulary, "
+        "and evaluate it against the FVT / FOCUS-style baselines on held-out tokens.",
+        formatter_class=Formatter,
+        epilog=examples(
+            "tokforge transfer fit --embeddings wordllama --out hn.npz",
+            "tokforge transfer apply --hypernet hn.npz -t new_tokenizer.json --out E_new.npy",
+            "tokforge transfer eval --hypernet hn.npz --focus --json",
+        ),
+    )
+    ts = tp.add_subparsers(dest="transfer_command", required=True, metavar="STEP",
+                           help="fit | apply | eval")  # fmt: skip
 
     f = ts.add_parser("fit", help="fit a hypernetwork to an embedding matrix + its tokenizer")
     f.add_argument("--embeddings", required=True,

@@ -74,7 +74,7 @@ class Merge(NamedTuple):
     right: Key
     new: Key
     #: occurrences of the pair when it was chosen (overlaps counted: ``x x x`` has 2)
-    count: int
+    count: int  # type: ignore[assignment]  # a field named like tuple.count, kept for the API
     #: occurrences merged (the length drop: ``x x x`` -> ``xx x`` applies 1)
     applied: int
     #: the sequence of a ``per_sample`` merge, else -1
@@ -271,7 +271,7 @@ def merge_batch(
                                                        _as_word_ids),
         keep_last=_keep_last(keep_last),
         max_merges=_int(max_merges, "max_merges"),
-        min_count=_int(min_count, "min_count", optional=False),
+        min_count=_int(min_count, "min_count", optional=False) or 0,
         target_reduction=_float(target_reduction, "target_reduction"),
         relative_to=_str(relative_to, "relative_to"),
         target_length=_int(target_length, "target_length"),
@@ -442,7 +442,7 @@ class MergeResult:
         """The merge log in order."""
         key: Callable[[int], Key]
         if self.identity == "bytes":
-            key = self._key_bytes.__getitem__  # type: ignore[union-attr]
+            key = (self._key_bytes or []).__getitem__
         else:
             c = self._native.key_constituents.tolist()
             o = self._native.key_offsets.tolist()

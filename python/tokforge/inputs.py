@@ -25,6 +25,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterable, Iterator
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Union
 
@@ -64,10 +65,10 @@ def str_list(value: Iterable[str], name: str) -> list[str]:
         raise InputError(
             f"{name} must be a list of str, not {type(value).__name__}"
         ) from None
-    for i, v in enumerate(out):
-        if not isinstance(v, str):
-            raise InputError(f"{name}[{i}] is {type(v).__name__}, not str")
-    return out
+    if all(map(isinstance, out, repeat(str))):  # the common case, without a Python loop
+        return out
+    i, v = next((i, v) for i, v in enumerate(out) if not isinstance(v, str))
+    raise InputError(f"{name}[{i}] is {type(v).__name__}, not str")
 
 
 def expand_files(files: PathLike | Iterable[PathLike]) -> list[Path]:

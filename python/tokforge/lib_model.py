@@ -149,7 +149,9 @@ class LibConfig:
     @classmethod
     def reference(cls, **overrides: Any) -> LibConfig:
         """The v2023 reference's settings: unbounded units, no protection, its segmenter."""
-        base = dict(max_chunk_len=None, protect_chars=False, segmenter="reference", article_len=500)
+        base: dict[str, Any] = dict(
+            max_chunk_len=None, protect_chars=False, segmenter="reference", article_len=500
+        )
         base.update(overrides)
         return cls(**base)
 

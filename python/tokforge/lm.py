@@ -9,7 +9,8 @@ for a batch of prefixes. Backends here:
   tokenizer in a second.
 - :class:`CachedLM`: an LRU over another LM with ``calls`` / ``rows`` / ``hits`` counters.
 - :class:`TransformersLM` and :class:`LlamaCppLM`: adapters for HF ``transformers`` and
-  ``llama-cpp-python`` models. Their packages are optional and imported lazily; they are not
+  ``llama-cpp-python`` models. Their packages are optional extras (``pip install
+  'tokforge[torch]'``, ``'tokforge[llama]'``) imported lazily; they are not
   installed in tokforge's test environment, so these two adapters are untested there.
 
 >>> lm = NGramLM(vocab_size=5, eos_id=4, order=2).fit([[0, 1, 2], [0, 1, 3]])
@@ -203,7 +204,7 @@ class NGramLM:
     def fit(self, sequences: Iterable[Sequence[int]]) -> NGramLM:
         """Count n-grams of token-id sequences (each gets EOS appended). Returns ``self``."""
         uni = np.zeros(self.vocab_size, dtype=np.float64)
-        grams: list[Counter] = [Counter() for _ in range(self.order)]
+        grams: list[Counter[tuple[int, ...]]] = [Counter() for _ in range(self.order)]
         pad = (self._start,) * (self.order - 1)
         for seq in sequences:
             s = pad + tuple(int(i) for i in seq) + (self.eos_id,)
@@ -353,7 +354,7 @@ class TransformersLM:  # pragma: no cover - needs torch + transformers (not inst
         kv_cache: bool = True,
     ) -> None:
         self._torch = _need("torch", "torch")
-        _need("transformers", "hf")
+        _need("transformers", "torch")
         self.model = model.eval()
         cfg = model.config
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])

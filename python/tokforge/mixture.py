@@ -41,7 +41,8 @@ import numpy as np
 
 from . import _core
 from .errors import InputError, TokforgeError
-from .tokenizer import Tokenizer, expand_files
+from .inputs import expand_files
+from .tokenizer import Tokenizer
 
 __all__ = ["MixtureResult", "infer", "replay", "solve", "SOLVERS"]
 
@@ -143,7 +144,8 @@ def _merges_of(tokenizer: Any, pattern: str | None) -> tuple[list[tuple[bytes, b
         for k, m in enumerate(tokenizer):
             if not (isinstance(m, (tuple, list)) and len(m) == 2):
                 raise InputError(f"merges[{k}] = {m!r} is not a pair")
-            out.append(tuple(x.encode("utf-8") if isinstance(x, str) else bytes(x) for x in m))
+            a, b = (x.encode("utf-8") if isinstance(x, str) else bytes(x) for x in m)
+            out.append((a, b))
         return out, pattern
     tok = Tokenizer.coerce(tokenizer)
     try:
@@ -291,7 +293,9 @@ class _LP:
         return alpha, v_step, v_pair, obj
 
 
-def _solve_highs(coef, st_col, pa_col, n, n_cols) -> tuple[np.ndarray, float]:
+def _solve_highs(
+    coef: np.ndarray, st_col: np.ndarray, pa_col: np.ndarray, n: int, n_cols: int
+) -> tuple[np.ndarray, float]:
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix
 
@@ -328,7 +332,9 @@ def _cbc_command(pulp: Any) -> Any:
         return pulp.PULP_CBC_CMD(msg=False)
 
 
-def _solve_cbc(coef, st_col, pa_col, n, n_cols) -> tuple[np.ndarray, float]:
+def _solve_cbc(
+    coef: np.ndarray, st_col: np.ndarray, pa_col: np.ndarray, n: int, n_cols: int
+) -> tuple[np.ndarray, float]:
     import pulp
 
     prob = pulp.LpProblem("mixture", pulp.LpMinimize)

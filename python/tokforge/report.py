@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Union
+from typing import Any, Union
 
 from .errors import InputError
 from .tokenizer import Tokenizer
@@ -31,7 +31,7 @@ class FileStats:
     def tokens_per_byte(self) -> float:
         return self.tokens / self.bytes if self.bytes else 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "bytes_per_token": round(self.bytes_per_token, 4)}
 
 

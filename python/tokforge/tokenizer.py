@@ -7,7 +7,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from . import _core, lib_model
 from .counts import PieceCounts, count_pieces
@@ -104,7 +104,8 @@ class Tokenizer:
             errors: invalid UTF-8 in files: ``"strict"`` (raise, naming file and byte offset),
                 ``"replace"`` or ``"ignore"``.
             progress: called as ``progress(stage, done, total)`` with stage ``"count"`` (bytes
-                read) or ``"merge"`` (merges done); return ``False`` or raise to stop.
+                read), ``"pairs"`` (once, ``0, 0``: indexing the pairs) or ``"merge"`` (merges
+                done); return ``False`` or raise to stop.
             num_threads: worker threads (default: all cores). Results do not depend on it.
             algorithm: ``"bpe"`` or ``"lib"`` (Less-is-Better, see :mod:`tokforge.lib_model`:
                 one lexicon of subwords, words and multiword units; ``lib`` holds its
@@ -231,7 +232,7 @@ class Tokenizer:
         return cls(_core.TokenModel.from_ranks(pairs, pattern, specials))
 
     @classmethod
-    def from_tiktoken_encoding(cls, encoding) -> Tokenizer:
+    def from_tiktoken_encoding(cls, encoding: Any) -> Tokenizer:
         """The same tokenizer as a ``tiktoken.Encoding`` (ranks, pattern and special tokens
         copied; ids identical)."""
         try:
@@ -245,7 +246,7 @@ class Tokenizer:
         return cls.from_ranks(ranks, pattern=pattern, special_tokens=specials)
 
     @classmethod
-    def from_hf(cls, tokenizer) -> Tokenizer:
+    def from_hf(cls, tokenizer: Any) -> Tokenizer:
         """The same tokenizer as a HF ``tokenizers.Tokenizer`` (or a ``transformers`` fast
         tokenizer), through its ``tokenizer.json``; parts tokforge cannot reproduce exactly
         raise :class:`FormatError` naming them."""
@@ -262,7 +263,7 @@ class Tokenizer:
         return cls(_core.TokenModel.from_json_str(text))
 
     @classmethod
-    def coerce(cls, obj) -> Tokenizer:
+    def coerce(cls, obj: Any) -> Tokenizer:
         """A :class:`Tokenizer` for anything tokforge can use as one: a ``Tokenizer`` (returned
         as is), a path to a tokenizer file (see :meth:`from_file`), a ``tiktoken.Encoding``, a HF
         ``tokenizers.Tokenizer`` or ``transformers`` fast tokenizer. Every module that takes a
@@ -414,7 +415,7 @@ class Tokenizer:
         if merges is None:
             self._need_bpe("a merge list")
         tb = self._model.token_bytes
-        return [(tb(a), tb(b)) for a, b in merges]
+        return [(tb(a), tb(b)) for a, b in merges or ()]
 
     def _need_bpe(self, what: str) -> None:
         """The one error for BPE-only members of a LiB tokenizer."""
@@ -451,7 +452,9 @@ class Tokenizer:
         return _core.pretokenize(self.pattern, text)
 
     # ---- encoding -------------------------------------------------------------------------
-    def _allowed_ids(self, allowed_special: SpecialSet, disallowed_special: SpecialSet, texts):
+    def _allowed_ids(
+        self, allowed_special: SpecialSet, disallowed_special: SpecialSet, texts: Sequence[str]
+    ) -> list[int]:
         """tiktoken's special-token policy: ids allowed in the text; raise on disallowed ones."""
         specials = self.special_tokens
         if allowed_special == "all":
@@ -520,9 +523,14 @@ class Tokenizer:
         num_threads: int | None = None,
     ) -> list[list[int]]:
         """:meth:`encode` of many texts, in parallel with the GIL released."""
-        texts = [_fix_surrogates(t) for t in str_list(texts, "texts")]
-        ids = self._allowed_ids(allowed_special, disallowed_special, texts)
-        return self._model.encode_batch(texts, ids, num_threads)
+        texts = str_list(texts, "texts")
+        try:
+            ids = self._allowed_ids(allowed_special, disallowed_special, texts)
+            return self._model.encode_batch(texts, ids, num_threads)
+        except UnicodeEncodeError:  # a lone surrogate somewhere: rare, so fixed only then
+            texts = [_fix_surrogates(t) for t in texts]
+            ids = self._allowed_ids(allowed_special, disallowed_special, texts)
+            return self._model.encode_batch(texts, ids, num_threads)
 
     def encode_batch_numpy(
         self,
@@ -531,13 +539,18 @@ class Tokenizer:
         allowed_special: SpecialSet = frozenset(),
         disallowed_special: SpecialSet = "all",
         num_threads: int | None = None,
-    ):
+    ) -> tuple[Any, Any]:
         """Encode many texts into one flat ``uint32`` array and ``int64`` offsets, so that
         ``ids[offsets[i]:offsets[i + 1]]`` are the ids of ``texts[i]``. No Python object is made
         per token: made for feeding training pipelines."""
-        texts = [_fix_surrogates(t) for t in str_list(texts, "texts")]
-        ids = self._allowed_ids(allowed_special, disallowed_special, texts)
-        return self._model.encode_batch_numpy(texts, ids, num_threads)
+        texts = str_list(texts, "texts")
+        try:
+            ids = self._allowed_ids(allowed_special, disallowed_special, texts)
+            return self._model.encode_batch_numpy(texts, ids, num_threads)
+        except UnicodeEncodeError:  # a lone surrogate somewhere: rare, so fixed only then
+            texts = [_fix_surrogates(t) for t in texts]
+            ids = self._allowed_ids(allowed_special, disallowed_special, texts)
+            return self._model.encode_batch_numpy(texts, ids, num_threads)
 
     def encode_with_offsets(
         self,

@@ -29,7 +29,8 @@ from typing import Any, Callable, Optional, Union
 
 from ..corpora import corpus_files
 from ..errors import InputError
-from ..tokenizer import Tokenizer, expand_files
+from ..inputs import expand_files
+from ..tokenizer import Tokenizer
 from .corpus import NO_SPACE_LANGUAGES, CorpusStats, VocabInfo, measure, nsl, premium, premium_mean
 from .purity import PurityResult, purity
 from .qtok import CATEGORIES, QtokResult, classify, qtok, vocab_overlap
@@ -301,7 +302,7 @@ def analyze(
         plangs = list(purity_langs)
         for name, tok in toks.items():
             for lang in plangs:
-                docs = texts.get(lang) or _corpora(None).get(lang)
+                docs = texts.get(lang) or _corpora(None).get(lang) or []
                 if not docs:
                     raise InputError(f"%TR for {lang!r} needs a {lang!r} corpus")
                 pr = purity(tok, docs, lang=lang, weighting=weighting)

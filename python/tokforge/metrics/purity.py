@@ -36,7 +36,7 @@ import threading
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Protocol, Union
@@ -179,10 +179,10 @@ def word_list(lang: str, *, n: int = 50_000, min_zipf: Optional[float] = None) -
             f"no word list for {lang!r}: wordfreq has {', '.join(sorted(available))}"
             + "; Swahili comes from hunspell-sw"
         )
-    words = wordfreq.top_n_list(lang, n)
+    top: list[str] = wordfreq.top_n_list(lang, n)
     if min_zipf is not None:
-        words = [w for w in words if wordfreq.zipf_frequency(w, lang) >= min_zipf]
-    norm = {normalise(w, lang) for w in words}
+        top = [w for w in top if wordfreq.zipf_frequency(w, lang) >= min_zipf]
+    norm = {normalise(w, lang) for w in top}
     params = {"n": n, "min_zipf": min_zipf, "wordfreq": importlib.metadata.version("wordfreq")}
     return WordList(lang, frozenset(norm - {""}), "wordfreq", params)
 
@@ -317,7 +317,7 @@ class TurkishAnalyser:
         }
 
 
-def _with_timeout(fn, arg, seconds: float):
+def _with_timeout(fn: Callable[[str], Any], arg: str, seconds: float) -> Any:
     """``fn(arg)``, interrupted after ``seconds`` when on the main thread (SIGALRM)."""
     if (
         seconds <= 0
@@ -326,7 +326,7 @@ def _with_timeout(fn, arg, seconds: float):
     ):
         return fn(arg)
 
-    def on_alarm(signum, frame):
+    def on_alarm(signum: int, frame: Any) -> None:
         raise _Timeout()
 
     old = signal.signal(signal.SIGALRM, on_alarm)

@@ -97,7 +97,7 @@ assert len(_C2B) == 256
 _NO_NAME = "\0"  # script_of() result for characters without a Unicode name
 
 
-class _Scripts(dict):
+class _Scripts(dict[str, str]):
     """char -> first word of its Unicode name (qtok's "script"), ``_NO_NAME`` if it has none;
     filled on first use, so lookups in the hot loop are C-level ``dict`` hits."""
 

@@ -238,7 +238,7 @@ class Report:
             data: dict[str, dict[str, Optional[float]]],
             ylabel: str,
             log: bool = False,
-        ):
+        ) -> None:
             groups = list(dict.fromkeys(k for d in data.values() for k in d))
             series = list(data)
             if not groups or not series:
@@ -271,9 +271,9 @@ class Report:
             ("bytes_per_token", "Bytes per token", "bytes"),
             ("renyi_efficiency", "Rényi efficiency", "efficiency"),
         ):
-            data = {t: v for t, v in self.pivot(metric).items() if t != "*"}
-            if data:
-                bars(metric, title, data, ylabel, log=True)
+            pivot = {t: v for t, v in self.pivot(metric).items() if t != "*"}
+            if pivot:
+                bars(metric, title, pivot, ylabel, log=True)
         if any(r.metric.startswith("qtok.") for r in self.rows):
             data: dict[str, dict[str, Optional[float]]] = {}
             for r in self.rows:

@@ -22,7 +22,7 @@ import functools
 import os
 import re
 from collections.abc import Collection, Iterable, Sequence, Set
-from typing import TYPE_CHECKING, Literal, NoReturn, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Literal, NoReturn, Optional, Union
 
 from ..tokenizer import Tokenizer
 
@@ -139,7 +139,7 @@ class Encoding:
             special_tokens={t: i for i, t in self._special_names.items()},
         )
         self._model = self._tokenizer.model
-        self._policies: dict[frozenset[str], object] = {}
+        self._policies: dict[frozenset[str], Callable[[str], Optional[str]]] = {}
         self._allowed: dict[frozenset[str], list[int]] = {}
 
     def __repr__(self) -> str:
@@ -151,11 +151,11 @@ class Encoding:
         return self._tokenizer
 
     # ---- the special-token policy ---------------------------------------------------------
-    def _finder(self, disallowed: frozenset[str]):
+    def _finder(self, disallowed: frozenset[str]) -> Callable[[str], Optional[str]]:
         """A function text -> the first disallowed text in it (``None`` if there is none)."""
-        finder = self._policies.get(disallowed)
-        if finder is not None:
-            return finder
+        cached = self._policies.get(disallowed)
+        if cached is not None:
+            return cached
         native = {t for t in disallowed if t in self._specials and t not in self._aliases}
         others = disallowed - native
         slow = self._regex_finder(disallowed)
@@ -182,17 +182,17 @@ class Encoding:
         return finder
 
     @functools.cached_property
-    def _default_finder(self):
+    def _default_finder(self) -> Callable[[str], Optional[str]]:
         return self._finder(frozenset(self._specials))
 
     @staticmethod
-    def _regex_finder(texts: frozenset[str]):
+    def _regex_finder(texts: frozenset[str]) -> Callable[..., Any]:
         """Leftmost occurrence of any of ``texts`` (the longest one at that position), as its
         text, or ``(character index, text)`` with ``start=True``."""
         alternatives = sorted((t for t in texts if t), key=lambda t: (-len(t), t))
         regex = re.compile("|".join(re.escape(t) for t in alternatives)) if alternatives else None
 
-        def finder(text: str, start: bool = False):
+        def finder(text: str, start: bool = False) -> Any:
             m = regex.search(text) if regex is not None else None
             if m is None:
                 return None
@@ -326,10 +326,12 @@ class Encoding:
         except UnicodeEncodeError:
             return self._model.encode_batch_numpy([_fix_surrogates(text)], ids, 1)[0]
 
-    def _encode_many(self, texts: Sequence[str], ids: list[int], num_threads) -> list[list[int]]:
+    def _encode_many(
+        self, texts: Sequence[str], ids: list[int], num_threads: Optional[int]
+    ) -> list[list[int]]:
         threads = _threads(num_threads)
         try:
-            return self._model.encode_batch(texts, ids, threads)
+            return self._model.encode_batch(list(texts), ids, threads)
         except UnicodeEncodeError:
             return self._model.encode_batch([_fix_surrogates(t) for t in texts], ids, threads)
 
@@ -645,4 +647,4 @@ class Encoding:
         if isinstance(value, str):
             self.__dict__ = registry.get_encoding(value).__dict__
             return
-        self.__init__(**value)  # type: ignore[misc]
+        self.__init__(**value)  # type: ignore[misc,arg-type]

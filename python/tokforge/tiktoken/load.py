@@ -176,12 +176,13 @@ def read_file_cached(blobpath: str, expected_hash: Optional[str] = None) -> byte
         if expected_hash is None or check_hash(data, expected_hash):
             return data
         rejected.append(str(path))
+    derived: Optional[bytes]
     try:
-        data = _derived(name)
+        derived = _derived(name)
     except RankFileNotFoundError:
-        data = None
-    if data is not None and (expected_hash is None or check_hash(data, expected_hash)):
-        return data
+        derived = None
+    if derived is not None and (expected_hash is None or check_hash(derived, expected_hash)):
+        return derived
     raise RankFileNotFoundError(_missing_message(blobpath, name, cached, rejected))
 
 

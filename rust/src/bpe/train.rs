@@ -179,6 +179,8 @@ pub fn train(
         .map(|(i, t)| (t.clone(), i as u32))
         .collect();
 
+    // a stage of its own: on a large corpus, indexing the pairs takes seconds
+    progress.report("pairs", 0, 0);
     let mut words = build_words(counts, &byte_sym);
     let (mut pc, mut heap) = initial_pairs(&words);
     progress.report("merge", 0, target_merges as u64);

@@ -5,6 +5,7 @@ mod convert;
 mod counts;
 mod dynamic;
 mod errors;
+mod format;
 mod lib_model;
 mod metrics;
 mod mixture;
@@ -37,6 +38,7 @@ fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     lib_model::register(m)?;
     mixture::register(m)?;
     metrics::register(m)?;
+    m.add_function(wrap_pyfunction!(format::format_ids, m)?)?;
     Ok(())
 }
 
