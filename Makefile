@@ -37,8 +37,14 @@ demo: runs/demo/tokenizer.json  ## train a BPE tokenizer on corpora/ and print a
 test-rust:  ## cargo test (no Python needed)
 	cargo test --release -q
 
-test-python: $(STAMP)/build $(STAMP)/dev browser dist/.built
-	$(VPY) -m pytest
+# PyTorch (PyPI's Linux build, CUDA libraries included, ~5 GB; runs on the CPU) for the numpy vs
+# torch parity test of tokforge.transfer
+$(STAMP)/torch: $(STAMP)/venv
+	$(VPY) -m pip install -q "torch==2.15.0"
+	@touch $@
+
+test-python: $(STAMP)/build $(STAMP)/dev $(STAMP)/torch browser dist/.built
+	$(VPY) -m pytest --torch
 
 test-tiktoken: $(STAMP)/build $(STAMP)/dev  ## tiktoken 0.14's own test suite on tiktoken and on tokforge.tiktoken
 	$(VPY) tests/tiktoken_suite.py --minimal
