@@ -89,7 +89,7 @@ class _Shard:
     index: int
     path: Optional[str] = None
     reader: Optional[ShardReader] = None
-    texts: Optional[list] = None
+    texts: Optional[list[str]] = None
 
     @property
     def name(self) -> str:
@@ -98,6 +98,13 @@ class _Shard:
         if self.reader is not None:
             return f"reader[{self.index}]: {getattr(self.reader, '__name__', type(self.reader).__name__)}"
         return f"batch[{self.index}]"
+
+    def rows(self) -> Iterable[Any]:
+        """The rows of a batch or reader shard (a path shard is read by its file format)."""
+        if self.texts is not None:
+            return self.texts
+        assert self.reader is not None, "a shard is a path, a reader or a batch of texts"
+        return self.reader()
 
 
 def _shards(dataset: Any) -> list[_Shard] | None:
@@ -153,8 +160,7 @@ def _count_shard(shard: _Shard, opts: dict) -> tuple[bytes, tuple[int, float]]:
     if shard.path is not None:
         table = count_pieces(shard.path, **opts)
     else:
-        texts = shard.texts if shard.texts is not None else shard.reader()
-        table = count_pieces(texts=texts, **opts)
+        table = count_pieces(texts=shard.rows(), **opts)
     data = table.to_bytes()
     return data, (len(data), time.process_time() - cpu)
 
@@ -176,10 +182,10 @@ def _merge_tables(limit: dict, *blobs) -> tuple[bytes, tuple[int, float]]:
     """Ray task body: one table from many (same bound as counting). An input is a table's
     bytes, or a Ray Data block of them."""
     cpu = time.process_time()
-    data = []
+    inputs: list[bytes] = []
     for b in blobs:
-        data.extend([b] if isinstance(b, bytes) else b.column("tokforge_counts").to_pylist())
-    tables = [PieceCounts.from_bytes(b, name="<reduce input>") for b in data]
+        inputs.extend([b] if isinstance(b, bytes) else b.column("tokforge_counts").to_pylist())
+    tables = [PieceCounts.from_bytes(b, name="<reduce input>") for b in inputs]
     data = tables[0].merge(*tables[1:], **limit).to_bytes()
     return data, (len(data), time.process_time() - cpu)
 
@@ -224,7 +230,8 @@ def count(
     shards = None if _is_ray_dataset(dataset) else _shards(dataset)
     if _is_ray_dataset(dataset):
         # Ray Data reads and batches; map_batches runs the counter on each block
-        counted = dataset.map_batches(
+        ray_dataset: Any = dataset  # a ray.data.Dataset (Ray is untyped here)
+        counted = ray_dataset.map_batches(
             _count_batch, batch_format="pyarrow", batch_size=None, fn_kwargs={"opts": opts}
         )
         source: Iterable[_Shard] = ()
@@ -232,7 +239,7 @@ def count(
         blocks = counted.to_arrow_refs()
         st.tasks = len(blocks)
     elif shards is None:
-        if isinstance(dataset, (str, bytes)):
+        if isinstance(dataset, (str, bytes, os.PathLike)):
             raise InputError("a dataset is paths, shard readers or an iterable of texts")
         source = (_Shard(i, texts=b) for i, b in enumerate(_batches(dataset, column, batch_docs)))
         total = 0
@@ -396,8 +403,8 @@ def _split_lines(text: str) -> list[str]:
 
 
 def _read_docs(shard: _Shard, column: str, documents: str, errors: str) -> list[str]:
-    if shard.reader is not None:
-        docs = list(texts_of(shard.reader(), column=column))
+    if shard.path is None:
+        docs = list(texts_of(shard.rows(), column=column))
     elif shard_format(shard.path) == "text":
         data = Path(shard.path).read_bytes()
         try:
