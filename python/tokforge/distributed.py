@@ -67,7 +67,7 @@ DEFAULT_BATCH_DOCS = 50_000
 ENCODE_VERSION = 1
 
 
-def _ray():
+def _ray() -> Any:
     try:
         import ray
     except ImportError:
@@ -75,7 +75,7 @@ def _ray():
     return ray
 
 
-def _connect(address: str | None):
+def _connect(address: str | None) -> Any:
     ray = _ray()
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -153,7 +153,7 @@ class CountStats:
     shards: list[str] = field(default_factory=list)
 
 
-def _count_shard(shard: _Shard, opts: dict) -> tuple[bytes, tuple[int, float]]:
+def _count_shard(shard: _Shard, opts: dict[str, Any]) -> tuple[bytes, tuple[int, float]]:
     """Ray task body: the table of one shard, as bytes (and a small second return: its size
     and the CPU seconds the task took)."""
     cpu = time.process_time()
@@ -165,7 +165,7 @@ def _count_shard(shard: _Shard, opts: dict) -> tuple[bytes, tuple[int, float]]:
     return data, (len(data), time.process_time() - cpu)
 
 
-def _count_batch(batch, opts: dict):
+def _count_batch(batch: Any, opts: dict[str, Any]) -> Any:
     """Ray Data ``map_batches`` body: a pyarrow batch of rows -> one row holding its table."""
     import pyarrow as pa
 
@@ -178,7 +178,7 @@ def _count_batch(batch, opts: dict):
     return pa.table({"tokforge_counts": [table.to_bytes()]})
 
 
-def _merge_tables(limit: dict, *blobs) -> tuple[bytes, tuple[int, float]]:
+def _merge_tables(limit: dict[str, Any], *blobs: Any) -> tuple[bytes, tuple[int, float]]:
     """Ray task body: one table from many (same bound as counting). An input is a table's
     bytes, or a Ray Data block of them."""
     cpu = time.process_time()
@@ -249,8 +249,8 @@ def count(
         source, total = shards, len(shards)
     opts_ref = ray.put(opts)
 
-    running: dict = {}  # table ref -> (kind, ref of its size) while its task runs
-    finished: list = []  # tables not merged yet
+    running: dict[Any, tuple[str, Any]] = {}  # table ref -> (kind, ref of its size) while its task runs
+    finished: list[Any] = []  # tables not merged yet
     done = 0
     max_running = 4 * max(1, int(ray.available_resources().get("CPU", 1)))
 
@@ -316,7 +316,7 @@ def _is_ray_dataset(obj: Any) -> bool:
     return type(obj).__module__.startswith("ray.data") and hasattr(obj, "map_batches")
 
 
-def _get(ray, ref):
+def _get(ray: Any, ref: Any) -> Any:
     """``ray.get``, raising a tokforge error from a task as itself (not wrapped)."""
     try:
         return ray.get(ref)
@@ -428,7 +428,7 @@ def _outputs(out: Path, index: int, fmt: str) -> list[Path]:
     return [out / f"{stem}.ids.npy", out / f"{stem}.offsets.npy"]
 
 
-def _encode_shard(shard: _Shard, tok_json: str, opts: dict, out: str) -> tuple[int, int]:
+def _encode_shard(shard: _Shard, tok_json: str, opts: dict[str, Any], out: str) -> tuple[int, int]:
     """Ray task body: encode one shard and write its files atomically; (documents, tokens)."""
     import io
 
