@@ -8,9 +8,12 @@ import functools
 import json
 import os
 import time
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._cliutil import Formatter, examples
+
+if TYPE_CHECKING:
+    from .tokenizer import Tokenizer
 
 
 def add_train_options(t: argparse.ArgumentParser) -> None:
@@ -27,7 +30,7 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def ray_trainer(a: argparse.Namespace) -> Optional[Callable]:
+def ray_trainer(a: argparse.Namespace) -> Optional[Callable[..., Tokenizer]]:
     """``tokforge.distributed.train`` bound to the ``--ray`` address, or None without
     ``--ray``. An existing path given right after ``--ray`` is an input file, not an address."""
     if a.ray is None:
@@ -41,7 +44,7 @@ def ray_trainer(a: argparse.Namespace) -> Optional[Callable]:
     return functools.partial(train, address=address)
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: Any) -> None:
     """Register ``tokforge encode-dataset``."""
     p = sub.add_parser(
         "encode-dataset",

@@ -78,7 +78,7 @@ class PieceCounts:
         """Write :meth:`to_bytes` atomically (``.tfpc`` by convention)."""
         return write_atomic(path, self.to_bytes(), overwrite)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[bytes], PieceCounts], tuple[bytes]]:
         return (_from_bytes, (self.to_bytes(),))
 
     # ---- combining ------------------------------------------------------------------------
@@ -198,11 +198,14 @@ def count_pieces(
     """
     if files is None and texts is None:
         raise InputError("give files=... or texts=... to count")
-    text_files: list[str] = []
+    text_files: list[Path] = []
     shards: list[Path] = []
     if files is not None:
         for p in expand_shards(files):
-            (shards if shard_format(p) != "text" else text_files).append(p)
+            if shard_format(p) == "text":
+                text_files.append(p)
+            else:
+                shards.append(p)
     streams: list[Iterator[str]] = []
     if shards:
         streams.append(

@@ -67,7 +67,7 @@ DEFAULT_BATCH_DOCS = 50_000
 ENCODE_VERSION = 1
 
 
-def _ray():
+def _ray() -> Any:
     try:
         import ray
     except ImportError:
@@ -75,7 +75,7 @@ def _ray():
     return ray
 
 
-def _connect(address: str | None):
+def _connect(address: str | None) -> Any:
     ray = _ray()
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -89,7 +89,7 @@ class _Shard:
     index: int
     path: Optional[str] = None
     reader: Optional[ShardReader] = None
-    texts: Optional[list] = None
+    texts: Optional[list[str]] = None
 
     @property
     def name(self) -> str:
@@ -98,6 +98,13 @@ class _Shard:
         if self.reader is not None:
             return f"reader[{self.index}]: {getattr(self.reader, '__name__', type(self.reader).__name__)}"
         return f"batch[{self.index}]"
+
+    def rows(self) -> Iterable[Any]:
+        """The rows of a batch or reader shard (a path shard is read by its file format)."""
+        if self.texts is not None:
+            return self.texts
+        assert self.reader is not None, "a shard is a path, a reader or a batch of texts"
+        return self.reader()
 
 
 def _shards(dataset: Any) -> list[_Shard] | None:
@@ -146,20 +153,19 @@ class CountStats:
     shards: list[str] = field(default_factory=list)
 
 
-def _count_shard(shard: _Shard, opts: dict) -> tuple[bytes, tuple[int, float]]:
+def _count_shard(shard: _Shard, opts: dict[str, Any]) -> tuple[bytes, tuple[int, float]]:
     """Ray task body: the table of one shard, as bytes (and a small second return: its size
     and the CPU seconds the task took)."""
     cpu = time.process_time()
     if shard.path is not None:
         table = count_pieces(shard.path, **opts)
     else:
-        texts = shard.texts if shard.texts is not None else shard.reader()
-        table = count_pieces(texts=texts, **opts)
+        table = count_pieces(texts=shard.rows(), **opts)
     data = table.to_bytes()
     return data, (len(data), time.process_time() - cpu)
 
 
-def _count_batch(batch, opts: dict):
+def _count_batch(batch: Any, opts: dict[str, Any]) -> Any:
     """Ray Data ``map_batches`` body: a pyarrow batch of rows -> one row holding its table."""
     import pyarrow as pa
 
@@ -172,14 +178,14 @@ def _count_batch(batch, opts: dict):
     return pa.table({"tokforge_counts": [table.to_bytes()]})
 
 
-def _merge_tables(limit: dict, *blobs) -> tuple[bytes, tuple[int, float]]:
+def _merge_tables(limit: dict[str, Any], *blobs: Any) -> tuple[bytes, tuple[int, float]]:
     """Ray task body: one table from many (same bound as counting). An input is a table's
     bytes, or a Ray Data block of them."""
     cpu = time.process_time()
-    data = []
+    inputs: list[bytes] = []
     for b in blobs:
-        data.extend([b] if isinstance(b, bytes) else b.column("tokforge_counts").to_pylist())
-    tables = [PieceCounts.from_bytes(b, name="<reduce input>") for b in data]
+        inputs.extend([b] if isinstance(b, bytes) else b.column("tokforge_counts").to_pylist())
+    tables = [PieceCounts.from_bytes(b, name="<reduce input>") for b in inputs]
     data = tables[0].merge(*tables[1:], **limit).to_bytes()
     return data, (len(data), time.process_time() - cpu)
 
@@ -224,7 +230,8 @@ def count(
     shards = None if _is_ray_dataset(dataset) else _shards(dataset)
     if _is_ray_dataset(dataset):
         # Ray Data reads and batches; map_batches runs the counter on each block
-        counted = dataset.map_batches(
+        ray_dataset: Any = dataset  # a ray.data.Dataset (Ray is untyped here)
+        counted = ray_dataset.map_batches(
             _count_batch, batch_format="pyarrow", batch_size=None, fn_kwargs={"opts": opts}
         )
         source: Iterable[_Shard] = ()
@@ -232,7 +239,7 @@ def count(
         blocks = counted.to_arrow_refs()
         st.tasks = len(blocks)
     elif shards is None:
-        if isinstance(dataset, (str, bytes)):
+        if isinstance(dataset, (str, bytes, os.PathLike)):
             raise InputError("a dataset is paths, shard readers or an iterable of texts")
         source = (_Shard(i, texts=b) for i, b in enumerate(_batches(dataset, column, batch_docs)))
         total = 0
@@ -242,8 +249,8 @@ def count(
         source, total = shards, len(shards)
     opts_ref = ray.put(opts)
 
-    running: dict = {}  # table ref -> (kind, ref of its size) while its task runs
-    finished: list = []  # tables not merged yet
+    running: dict[Any, tuple[str, Any]] = {}  # table ref -> (kind, ref of its size) while its task runs
+    finished: list[Any] = []  # tables not merged yet
     done = 0
     max_running = 4 * max(1, int(ray.available_resources().get("CPU", 1)))
 
@@ -309,7 +316,7 @@ def _is_ray_dataset(obj: Any) -> bool:
     return type(obj).__module__.startswith("ray.data") and hasattr(obj, "map_batches")
 
 
-def _get(ray, ref):
+def _get(ray: Any, ref: Any) -> Any:
     """``ray.get``, raising a tokforge error from a task as itself (not wrapped)."""
     try:
         return ray.get(ref)
@@ -396,8 +403,8 @@ def _split_lines(text: str) -> list[str]:
 
 
 def _read_docs(shard: _Shard, column: str, documents: str, errors: str) -> list[str]:
-    if shard.reader is not None:
-        docs = list(texts_of(shard.reader(), column=column))
+    if shard.path is None:
+        docs = list(texts_of(shard.rows(), column=column))
     elif shard_format(shard.path) == "text":
         data = Path(shard.path).read_bytes()
         try:
@@ -421,7 +428,7 @@ def _outputs(out: Path, index: int, fmt: str) -> list[Path]:
     return [out / f"{stem}.ids.npy", out / f"{stem}.offsets.npy"]
 
 
-def _encode_shard(shard: _Shard, tok_json: str, opts: dict, out: str) -> tuple[int, int]:
+def _encode_shard(shard: _Shard, tok_json: str, opts: dict[str, Any], out: str) -> tuple[int, int]:
     """Ray task body: encode one shard and write its files atomically; (documents, tokens)."""
     import io
 

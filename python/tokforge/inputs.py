@@ -107,7 +107,7 @@ def shard_format(path: PathLike) -> str:
     return SHARD_FORMATS.get(Path(path).suffix.lower(), "text")
 
 
-def _pyarrow():
+def _pyarrow() -> Any:
     try:
         import pyarrow
         import pyarrow.json

@@ -23,7 +23,7 @@ symbols: ``O(n^2)`` dictionary look-ups (tokens are short).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,7 +92,7 @@ class Decomposer:
                 f"0x{b:02X} (no byte fallback)")
         return i
 
-    def decompose(self, s: bytes, *, banned: Collection[int] = (), extra: int = -1
+    def decompose(self, s: bytes, *, banned: Container[int] = (), extra: int = -1
                   ) -> list[int]:
         """``D(s, banned ∪ {extra})``: original ids whose bytes concatenate to ``s``."""
         syms = list(self.initial(s))
@@ -120,7 +120,7 @@ class _Mask:
             self.bits[int(i)] = 1
 
     def __contains__(self, i: object) -> bool:
-        return bool(self.bits[i])  # type: ignore[index]
+        return isinstance(i, (int, np.integer)) and bool(self.bits[i])
 
 
 def eligible_ids(dec: Decomposer) -> np.ndarray:

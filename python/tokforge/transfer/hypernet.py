@@ -363,21 +363,26 @@ class Hypernetwork:
                     out[part] = self._raw(ids)[0] * self.out_s + self.out_m + self.residual(ids)
         return out
 
-    def decompose(self, token: bytes | str) -> list[int]:
-        """The decomposition the hypernetwork sees for a new token (no exclusions)."""
-        self._need_fit()
+    def _need_decomposer(self) -> Decomposer:
+        """The original tokenizer's decomposer; an error when fitted without a tokenizer."""
         if self.decomposer is None:
             raise InputError("this Hypernetwork was fitted without a tokenizer: pass "
                              "decompositions to predict_decompositions(...)")
+        return self.decomposer
+
+    def decompose(self, token: bytes | str) -> list[int]:
+        """The decomposition the hypernetwork sees for a new token (no exclusions)."""
+        self._need_fit()
+        dec = self._need_decomposer()
         if isinstance(token, str):
-            if self.decomposer.chars:
+            if dec.chars:
                 token = token.replace("\u2581", " ")  # SentencePiece's word marker
             b = token.encode("utf-8", errors="surrogatepass")
         elif isinstance(token, (bytes, bytearray)):
             b = bytes(token)
         else:
             raise InputError(f"a token is bytes or str, not {type(token).__name__}")
-        return self.decomposer.decompose(b)
+        return dec.decompose(b)
 
     def predict(self, tokens: Any, *, copy_overlap: bool = False) -> np.ndarray:
         """``float32[n, d]`` rows for new tokens: a sequence of bytes/str, or anything
@@ -405,7 +410,7 @@ class Hypernetwork:
             if copy_overlap and self.tokenizer is not None:
                 b = t if isinstance(t, bytes) else self._bytes(t)
                 o = self.tokenizer.token_to_id(b)
-                if o is not None and o not in self.decomposer.special_ids:
+                if o is not None and o not in self._need_decomposer().special_ids:
                     copies[i] = o
                     continue
             decomps.append(self.decompose(t))
@@ -433,7 +438,7 @@ class Hypernetwork:
         return out
 
     def _bytes(self, t: str) -> bytes:
-        if self.decomposer.chars:
+        if self._need_decomposer().chars:
             t = t.replace("\u2581", " ")
         return t.encode("utf-8", errors="surrogatepass")
 
@@ -445,7 +450,9 @@ class Hypernetwork:
         p = Path(path)
         if p.suffix != ".npz":
             p = p.with_suffix(".npz")
-        arrays = {f"param/{k}": v for k, v in self.params.items()}
+        # Any, not ndarray: mypy checks a ** dict against every keyword of np.savez, and its
+        # allow_pickle is a bool
+        arrays: dict[str, Any] = {f"param/{k}": v for k, v in self.params.items()}
         arrays.update({"T": self.T, "out_s": self.out_s, "out_m": self.out_m,
                        "held_all": self.split.held_all, "held_ids": self.split.held_ids})
         meta = {"format": "tokforge.transfer.Hypernetwork", "version": FORMAT_VERSION,

@@ -65,22 +65,35 @@ def init_params(shape: ModelShape, rng: np.random.Generator, *, dtype: Any = np.
         p[name] = np.full(n, value, dtype=dtype)
 
     def projector(pre: str) -> None:
-        w(pre + ".W1", h, f), z(pre + ".b1", f), w(pre + ".W2", f, h), z(pre + ".b2", h)
-        z(pre + ".g", h, 1.0), z(pre + ".beta", h)
+        w(pre + ".W1", h, f)
+        z(pre + ".b1", f)
+        w(pre + ".W2", f, h)
+        z(pre + ".b2", h)
+        z(pre + ".g", h, 1.0)
+        z(pre + ".beta", h)
 
-    w("in.W", shape.d_in, h), z("in.b", h)
+    w("in.W", shape.d_in, h)
+    z("in.b", h)
     projector("pin")
     w("pos", shape.max_len, h)
     for i in range(shape.n_layers):
         b = f"b{i}"
-        z(b + ".ln1.g", h, 1.0), z(b + ".ln1.b", h)
+        z(b + ".ln1.g", h, 1.0)
+        z(b + ".ln1.b", h)
         for m in ("q", "k", "v", "o"):
-            w(f"{b}.{m}.W", h, h), z(f"{b}.{m}.b", h)
-        z(b + ".ln2.g", h, 1.0), z(b + ".ln2.b", h)
-        w(b + ".f1.W", h, f), z(b + ".f1.b", f), w(b + ".f2.W", f, h), z(b + ".f2.b", h)
-    z("lnf.g", h, 1.0), z("lnf.b", h)
+            w(f"{b}.{m}.W", h, h)
+            z(f"{b}.{m}.b", h)
+        z(b + ".ln2.g", h, 1.0)
+        z(b + ".ln2.b", h)
+        w(b + ".f1.W", h, f)
+        z(b + ".f1.b", f)
+        w(b + ".f2.W", f, h)
+        z(b + ".f2.b", h)
+    z("lnf.g", h, 1.0)
+    z("lnf.b", h)
     projector("pout")
-    w("out.W", h, shape.d_out), z("out.b", shape.d_out)
+    w("out.W", h, shape.d_out)
+    z("out.b", shape.d_out)
     return p
 
 
