@@ -1,16 +1,25 @@
 //! The LiB lexicon `L` during training: an ordered list of distinct units (index = priority,
-//! 0 = best) with a byte trie for prefix matching (docs/lib.md §2, v2023 `TrieList`).
+//! 0 = best) over a byte trie for prefix matching (docs/lib.md §2, v2023 `TrieList`); and the
+//! plain byte [`Trie`] the segmenter compiles a fixed lexicon into.
 //!
 //! - Units are UTF-8 strings; the trie walks bytes, and units always end on a character
 //!   boundary, so byte-level prefix matches are exactly the reference's character-level ones.
-//! - Every string ever inserted gets a trie node; the node id is the unit's identity (also for
-//!   probation and for strings that have left `L`). Nodes are never freed: memory grows with the
-//!   number of distinct strings memorised, not with `|L|`.
-//! - `rank[node]` is the current index in `order` or [`NONE`]. Moves update only the ranks of the
-//!   units they shift, so a reward costs O(step) instead of the reference's O(|L|) `list.index`.
+//! - Every string ever interned gets a trie node; the node id is the unit's identity (also for
+//!   probation and for strings that have left `L`). Nodes live until the learner compacts the
+//!   trie between articles ([`Lexicon::compact`]).
+//! - Compact nodes: one 24-byte record per node holds what a walk reads (first child and its
+//!   byte, rank, live count) plus the parent and the probation slot the learner keeps there;
+//!   further children go to one hash map. A node's text is a span of a shared byte arena (the
+//!   string whose insertion created the node, cut to the node's depth): no allocation per unit.
+//! - `rank` is the current index in `order` or [`NONE`]; `live` counts the units of `L` at or
+//!   below a node, so walks stop where no unit of `L` lies ahead (strings once memorised and
+//!   since forgotten cost nothing). Moves rewrite only the ranks of the units they shift, in the
+//!   same pass that shifts them: a reward costs O(step), not the reference's O(|L|) search.
 //!
-//! Complexity: `match2` O(length of the longest match) hash lookups; promote/demote O(step);
-//! removing a set of units O(|L|). Invariant: `order[rank[n]] == n` for every unit `n` in `L`.
+//! Complexity: `match2` O(length of the longest live match) steps, each an array read or (at
+//! nodes with several children) one hash lookup; promote/demote O(step); removing a set of units
+//! O(|L|). Invariants: `order[rank[n]] == n` for every unit `n` in `L`; `live[n]` = number of
+//! units of `L` whose path passes through `n`.
 
 use rustc_hash::FxHashMap;
 
@@ -136,16 +145,41 @@ pub struct Hit {
     pub len: usize,
 }
 
+/// One trie node of the learner's lexicon (24 bytes: what a walk reads sits together).
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    /// First child (0 = no child) and the byte leading to it; other children are in the map.
+    child: u32,
+    /// Index in `order`, or [`NONE`].
+    rank: u32,
+    /// Units of `L` at or below this node.
+    live: u32,
+    parent: u32,
+    /// Probation slot of the learner ([`NONE`] = not on probation); kept here so that the
+    /// reader's check costs no extra cache line.
+    pub(crate) slot: u32,
+    byte: u8,
+}
+
+const EMPTY: Node = Node {
+    child: 0,
+    rank: NONE,
+    live: 0,
+    parent: 0,
+    slot: NONE,
+    byte: 0,
+};
+
 /// The ordered lexicon `L`.
 #[derive(Clone)]
 pub struct Lexicon {
-    pub(crate) trie: Trie,
-    rank: Vec<u32>,
-    /// `live[node]`: units of `L` at or below `node`. Walks stop at dead branches (strings
-    /// once memorised and since forgotten), so matching costs the depth of the live lexicon.
-    live: Vec<u32>,
+    nodes: Vec<Node>,
+    root: Box<[u32; 256]>,
+    more: FxHashMap<u64, u32>,
+    /// `span[node] = (offset in arena, depth)`: the node's text.
+    span: Vec<(usize, usize)>,
+    arena: Vec<u8>,
     order: Vec<u32>,
-    text: FxHashMap<u32, Box<[u8]>>,
 }
 
 impl Default for Lexicon {
@@ -157,11 +191,12 @@ impl Default for Lexicon {
 impl Lexicon {
     pub fn new() -> Self {
         Lexicon {
-            trie: Trie::new(),
-            rank: vec![NONE],
-            live: vec![0],
+            nodes: vec![EMPTY],
+            root: Box::new([0; 256]),
+            more: FxHashMap::default(),
+            span: vec![(0, 0)],
+            arena: Vec::new(),
             order: Vec::new(),
-            text: FxHashMap::default(),
         }
     }
 
@@ -169,8 +204,8 @@ impl Lexicon {
     pub fn from_units<S: AsRef<[u8]>>(units: &[S]) -> Self {
         let mut l = Lexicon::new();
         for u in units {
-            let n = l.intern(u.as_ref());
-            if !l.contains(n) && !u.as_ref().is_empty() {
+            if !u.as_ref().is_empty() {
+                let n = l.intern(u.as_ref());
                 l.append(n);
             }
         }
@@ -185,36 +220,109 @@ impl Lexicon {
         self.order.is_empty()
     }
 
-    /// The node of `s`, created if needed (does not add `s` to `L`).
-    pub fn intern(&mut self, s: &[u8]) -> u32 {
-        let n = self.trie.insert(s);
-        if self.rank.len() < self.trie.len() {
-            self.rank.resize(self.trie.len(), NONE);
-            self.live.resize(self.trie.len(), 0);
+    /// Trie nodes, root included.
+    pub fn nodes_len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    #[inline]
+    fn child(&self, node: u32, b: u8) -> u32 {
+        if node == 0 {
+            return self.root[b as usize];
         }
-        self.text.entry(n).or_insert_with(|| s.into());
+        let nd = &self.nodes[node as usize];
+        if nd.child == 0 {
+            0
+        } else if nd.byte == b {
+            nd.child
+        } else {
+            self.more.get(&key(node, b)).copied().unwrap_or(0)
+        }
+    }
+
+    /// The node of `s`, created with its missing prefixes (does not add `s` to `L`).
+    pub fn intern(&mut self, s: &[u8]) -> u32 {
+        let mut n = 0u32;
+        let mut off = None;
+        for (i, &b) in s.iter().enumerate() {
+            let c = self.child(n, b);
+            n = if c != 0 {
+                c
+            } else {
+                let at = *off.get_or_insert_with(|| {
+                    let at = self.arena.len();
+                    self.arena.extend_from_slice(s);
+                    at
+                });
+                let c = self.nodes.len() as u32;
+                self.nodes.push(Node { parent: n, ..EMPTY });
+                self.span.push((at, i + 1));
+                if n == 0 {
+                    self.root[b as usize] = c;
+                } else {
+                    let p = &mut self.nodes[n as usize];
+                    if p.child == 0 {
+                        p.child = c;
+                        p.byte = b;
+                    } else {
+                        self.more.insert(key(n, b), c);
+                    }
+                }
+                c
+            };
+        }
         n
     }
 
-    /// The node of `s` if it was ever interned.
+    /// The node of `s` if the trie has one.
     pub fn node_of(&self, s: &[u8]) -> Option<u32> {
-        self.trie.get(s).filter(|n| self.text.contains_key(n))
+        let mut n = 0u32;
+        for &b in s {
+            n = self.child(n, b);
+            if n == 0 {
+                return None;
+            }
+        }
+        (n != 0).then_some(n)
     }
 
-    /// Bytes of an interned node.
+    /// Bytes of a node.
+    #[inline]
     pub fn text(&self, node: u32) -> &[u8] {
-        self.text.get(&node).map(|b| &b[..]).unwrap_or(&[])
+        let (at, len) = self.span.get(node as usize).copied().unwrap_or((0, 0));
+        &self.arena[at..at + len]
+    }
+
+    /// Bytes in the text arena (grows with every string that creates nodes).
+    pub fn arena_len(&self) -> usize {
+        self.arena.len()
     }
 
     #[inline]
     pub fn contains(&self, node: u32) -> bool {
-        self.rank.get(node as usize).is_some_and(|&r| r != NONE)
+        self.nodes.get(node as usize).is_some_and(|n| n.rank != NONE)
     }
 
     /// Current index of a unit in `L`.
     #[inline]
     pub fn rank(&self, node: u32) -> Option<u32> {
-        self.rank.get(node as usize).copied().filter(|&r| r != NONE)
+        self.nodes
+            .get(node as usize)
+            .map(|n| n.rank)
+            .filter(|&r| r != NONE)
+    }
+
+    /// Probation slot stored with a node ([`NONE`] if none or no such node).
+    #[inline]
+    pub(crate) fn slot(&self, node: u32) -> u32 {
+        self.nodes.get(node as usize).map_or(NONE, |n| n.slot)
+    }
+
+    #[inline]
+    pub(crate) fn set_slot(&mut self, node: u32, slot: u32) {
+        if let Some(n) = self.nodes.get_mut(node as usize) {
+            n.slot = slot;
+        }
     }
 
     /// Units in priority order (trie nodes).
@@ -229,10 +337,10 @@ impl Lexicon {
 
     /// Append an interned node at the lowest priority (no-op if already in `L`).
     pub fn append(&mut self, node: u32) {
-        if self.contains(node) {
+        if self.contains(node) || node == 0 || node as usize >= self.nodes.len() {
             return;
         }
-        self.rank[node as usize] = self.order.len() as u32;
+        self.nodes[node as usize].rank = self.order.len() as u32;
         self.order.push(node);
         self.mark_path(node, true);
     }
@@ -242,23 +350,32 @@ impl Lexicon {
     fn mark_path(&mut self, node: u32, add: bool) {
         let mut n = node;
         while n != 0 {
-            let l = &mut self.live[n as usize];
-            *l = if add { *l + 1 } else { l.saturating_sub(1) };
-            n = self.trie.parent[n as usize];
+            let nd = &mut self.nodes[n as usize];
+            nd.live = if add {
+                nd.live + 1
+            } else {
+                nd.live.saturating_sub(1)
+            };
+            n = nd.parent;
         }
     }
 
-    /// `(second-longest, longest)` entries of `L` that are prefixes of `s`.
+    /// `(second-longest, longest)` entries of `L` that are prefixes of `s`. The walk stops at
+    /// the first node with no unit of `L` at or below it.
     #[inline]
     pub fn match2(&self, s: &[u8]) -> (Option<Hit>, Option<Hit>) {
         let (mut a, mut b) = (None, None);
         let mut n = 0u32;
         for (i, &byte) in s.iter().enumerate() {
-            match self.trie.child(n, byte) {
-                Some(c) => n = c,
-                None => break,
+            n = self.child(n, byte);
+            if n == 0 {
+                break;
             }
-            if self.rank[n as usize] != NONE {
+            let nd = &self.nodes[n as usize];
+            if nd.live == 0 {
+                break;
+            }
+            if nd.rank != NONE {
                 a = b;
                 b = Some(Hit {
                     node: n,
@@ -272,7 +389,25 @@ impl Lexicon {
     /// The longest entry of `L` that is a prefix of `s`.
     #[inline]
     pub fn longest(&self, s: &[u8]) -> Option<Hit> {
-        self.match2(s).1
+        let mut best = None;
+        let mut n = 0u32;
+        for (i, &byte) in s.iter().enumerate() {
+            n = self.child(n, byte);
+            if n == 0 {
+                break;
+            }
+            let nd = &self.nodes[n as usize];
+            if nd.live == 0 {
+                break;
+            }
+            if nd.rank != NONE {
+                best = Some(Hit {
+                    node: n,
+                    len: i + 1,
+                });
+            }
+        }
+        best
     }
 
     /// `force_match`: the longest entry of `L` prefixing `s`, else the first character of `s`,
@@ -285,16 +420,10 @@ impl Lexicon {
         }
     }
 
-    fn reindex(&mut self, from: usize, to: usize) {
-        for i in from..to {
-            self.rank[self.order[i] as usize] = i as u32;
-        }
-    }
-
     /// The reference's `move` (docs/lib.md §3.3, item 2): promote (`promote = true`) by
     /// `floor(i * rate) + 1` places, or demote by as many; the head never moves; a demotion past
     /// the end deletes the unit unless `keep` (then it goes to the end). Returns `false` if the
-    /// unit was deleted.
+    /// unit was deleted. One pass: each shifted unit is moved and re-ranked in the same step.
     pub fn move_unit(&mut self, node: u32, promote: bool, rate: f64, keep: bool) -> bool {
         let Some(i) = self.rank(node) else {
             return false;
@@ -305,32 +434,50 @@ impl Lexicon {
         }
         let step = ((i as f64 * rate).floor() as usize).saturating_add(1);
         let n = self.order.len();
+        let (order, nodes) = (&mut self.order, &mut self.nodes);
         if promote {
             let j = i.saturating_sub(step);
-            self.order[j..=i].rotate_right(1);
-            self.reindex(j, i + 1);
-        } else if i.saturating_add(step) < n {
-            self.order[i..=i + step].rotate_left(1);
-            self.reindex(i, i + step + 1);
-        } else if keep {
-            self.order[i..].rotate_left(1);
-            self.reindex(i, n);
-        } else {
-            self.order.remove(i);
-            self.rank[node as usize] = NONE;
-            self.mark_path(node, false);
-            self.reindex(i, n - 1);
-            return false;
+            for k in (j..i).rev() {
+                let y = order[k];
+                order[k + 1] = y;
+                nodes[y as usize].rank = (k + 1) as u32;
+            }
+            order[j] = node;
+            nodes[node as usize].rank = j as u32;
+            return true;
         }
-        true
+        let to = if i.saturating_add(step) < n {
+            i + step
+        } else if keep {
+            n - 1
+        } else {
+            n
+        };
+        for k in i..to.min(n - 1) {
+            let y = order[k + 1];
+            order[k] = y;
+            nodes[y as usize].rank = k as u32;
+        }
+        if to < n {
+            order[to] = node;
+            nodes[node as usize].rank = to as u32;
+            true
+        } else {
+            order.pop();
+            nodes[node as usize].rank = NONE;
+            self.mark_path(node, false);
+            false
+        }
     }
 
     /// Rebuild the trie from the units of `L` and the strings `extra` only, dropping the nodes
     /// of everything else ever interned. Returns the map old node -> new node ([`NONE`] for
-    /// dropped nodes). Order, ranks and texts are kept. O(total bytes kept).
+    /// dropped nodes). Order and ranks are kept; probation slots are not (the caller re-sets
+    /// them). O(total bytes kept).
     pub fn compact(&mut self, extra: &[u32]) -> Vec<u32> {
-        let mut map = vec![NONE; self.trie.len()];
+        let mut map = vec![NONE; self.nodes.len()];
         let mut fresh = Lexicon::new();
+        fresh.nodes.reserve(self.nodes.len() / 2);
         for &n in &self.order {
             let m = fresh.intern(self.text(n));
             map[n as usize] = m;
@@ -345,25 +492,25 @@ impl Lexicon {
         map
     }
 
-    /// Remove every unit for which `drop` is true, keeping the order of the rest. O(|L|).
-    pub fn remove_where(&mut self, mut drop: impl FnMut(u32) -> bool) -> usize {
-        let before = self.order.len();
-        let mut kept = Vec::with_capacity(before);
-        let mut gone = Vec::new();
-        for &n in &self.order {
-            if drop(n) {
-                self.rank[n as usize] = NONE;
-                gone.push(n);
-            } else {
-                kept.push(n);
+    /// Remove the units `gone` (nodes not in `L` are ignored), keeping the order of the rest.
+    /// O(|L|) when something is removed.
+    pub fn remove_units(&mut self, gone: &[u32]) -> usize {
+        let mut removed = 0;
+        for &n in gone {
+            if self.contains(n) {
+                self.nodes[n as usize].rank = NONE;
+                self.mark_path(n, false);
+                removed += 1;
             }
         }
-        self.order = kept;
-        for n in gone {
-            self.mark_path(n, false);
+        if removed > 0 {
+            let nodes = &mut self.nodes;
+            self.order.retain(|&n| nodes[n as usize].rank != NONE);
+            for (k, &n) in self.order.iter().enumerate() {
+                nodes[n as usize].rank = k as u32;
+            }
         }
-        self.reindex(0, self.order.len());
-        before - self.order.len()
+        removed
     }
 }
 
@@ -474,11 +621,12 @@ mod tests {
     }
 
     #[test]
-    fn remove_where_keeps_order_and_ranks() {
+    fn remove_units_keeps_order_and_ranks() {
         let mut l = lex(&["a", "b", "c", "d"]);
         let b = l.node_of(b"b").unwrap();
         let d = l.node_of(b"d").unwrap();
-        assert_eq!(l.remove_where(|n| n == b), 1);
+        let x = l.intern(b"xy");
+        assert_eq!(l.remove_units(&[b, x]), 1);
         assert_eq!(names(&l), ["a", "c", "d"]);
         assert_eq!(l.rank(d), Some(2));
         assert!(!l.contains(b));
