@@ -399,6 +399,7 @@ impl Learner {
     }
 
     /// docs/lib.md §3.2: the reader meets `c` (= `sent[loc..loc+clen]`) while it is on probation.
+    #[inline(never)]
     fn probation_check(
         &mut self,
         c: u32,
@@ -445,6 +446,7 @@ impl Learner {
     }
 
     /// Read one sentence (docs/lib.md §3, the loop body of v2023 `read_article`).
+    #[inline(never)]
     fn read_sentence(&mut self, sent: &[u8]) {
         self.pending.clear();
         self.memo.clear();
@@ -516,6 +518,7 @@ impl Learner {
     }
 
     /// docs/lib.md §3.3: passive forgetting, re-ranking, tail probation.
+    #[inline(never)]
     fn end_of_article(&mut self) {
         let protect = self.cfg.protect_chars;
         let mut forget = std::mem::take(&mut self.forget);
@@ -537,12 +540,21 @@ impl Learner {
         self.lex.remove_units(&forget);
         self.forget = forget;
         // compact the probation list (and its context arena when mostly garbage)
-        self.pents.retain(|p| p.node != NONE);
         let mut live = 0;
-        for (i, p) in self.pents.iter().enumerate() {
-            self.lex.set_slot(p.node, i as u32);
+        let mut w = 0;
+        for r in 0..self.pents.len() {
+            let p = &self.pents[r];
+            if p.node == NONE {
+                continue;
+            }
             live += p.ctx.left + p.ctx.right;
+            if w != r {
+                self.lex.set_slot(p.node, w as u32);
+                self.pents.swap(w, r);
+            }
+            w += 1;
         }
+        self.pents.truncate(w);
         if self.ctx_buf.len() > 2 * live + ARENA_MIN {
             let old = std::mem::take(&mut self.ctx_buf);
             self.ctx_buf.reserve(live);
@@ -577,6 +589,7 @@ impl Learner {
     /// lookup misses the cache. Between articles nothing but `L` and `P` refers to nodes, so
     /// when the trie has doubled since the last rebuild it is rebuilt from those alone
     /// (amortised O(1) per interned byte). Identities change, the lexicon does not.
+    #[inline(never)]
     fn maybe_compact(&mut self) {
         if self.lex.nodes_len() < self.compact_at && self.lex.arena_len() < self.arena_at {
             return;
