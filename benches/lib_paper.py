@@ -120,7 +120,8 @@ def _lines(doc: bytes) -> list[str]:
 def language_split(
     lang: str, cache: Path, *, train_mb: float, test_kb: float, log=print
 ) -> tuple[list[str], list[str]]:
-    """Training and held-out lines of one language (every tenth document held out)."""
+    """Training and held-out lines of one language (every tenth document held out; the
+    held-out part may stay below ``test_kb`` when the sources run out, but not below 32 KiB)."""
     srcs = LANGS[lang]
     r = roots(_packages(srcs), cache, log=log)
     train: list[str] = []
@@ -138,7 +139,7 @@ def language_split(
         elif nt < train_mb * corpus.MIB:
             train.extend(lines)
             nt += size
-    if nt < train_mb * corpus.MIB or nh < test_kb * 1024:
+    if nt < train_mb * corpus.MIB or nh < min(test_kb, 32) * 1024:
         raise corpus.CorpusError(
             f"{lang}: only {nt / corpus.MIB:.2f} MiB training / {nh / 1024:.0f} KiB held-out text"
         )
@@ -162,6 +163,93 @@ def mixed_slice(kb: float, cache: Path, *, log=print) -> str:
     return "\n".join(out) + "\n"
 
 
+# ---- the experiment --------------------------------------------------------------------------
+SIZES = (4096, 16384)
+NO_PRETOKENIZER = r"[\s\S]+"  # one piece per line: BPE merges may cross spaces
+
+
+def multiword(tok, ids) -> float:
+    from tokforge import lib_model
+
+    ids = list(ids)
+    if not ids:
+        return 0.0
+    n = sum(lib_model.is_multiword(tok.id_to_token(i).decode("utf-8", "replace")) for i in ids)
+    return n / len(ids)
+
+
+def measure(tok, name: str, test: list[str]) -> dict:
+    import numpy as np
+
+    rows = tok.encode_batch(test, disallowed_special=())
+    flat = np.fromiter((i for r in rows for i in r), dtype=np.int64)
+    ids, counts = np.unique(flat, return_counts=True)
+    multi = {int(i) for i in ids if multiword(tok, [int(i)]) > 0}
+    test_bytes = sum(len(s.encode("utf-8")) for s in test)
+    return {
+        "tokenizer": name,
+        "vocab": tok.vocab_size,
+        "tokens": int(flat.size),
+        "types": int(ids.size),
+        "tokens_per_byte": round(flat.size / test_bytes, 4),
+        "mw_vocab": round(multiword(tok, range(tok.vocab_size)), 3),
+        "mw_tokens": round(sum(int(c) for i, c in zip(ids, counts) if int(i) in multi) / max(1, flat.size), 3),
+    }
+
+
+def run_language(lang: str, args, log) -> list[dict]:
+    from tokforge import Tokenizer, lib_model
+    from tokforge.lib_model import LibConfig
+
+    train, test = language_split(lang, args.cache, train_mb=args.train_mb, test_kb=args.test_kb, log=log)
+    base = {
+        "lang": lang,
+        "train_bytes": sum(len(s.encode("utf-8")) + 1 for s in train),
+        "test_bytes": sum(len(s.encode("utf-8")) for s in test),
+    }
+    cfg = LibConfig(steps=args.lib_steps)
+    t0 = time.process_time()
+    model, info = lib_model.train(sentences=train, vocab_size=None, config=cfg)
+    t_lib = time.process_time() - t0
+    full = json.loads(Tokenizer(model).to_json())
+    rows = []
+    for v in SIZES:
+        row0 = {**base, "size": v}
+        if info.units + 256 < v:
+            rows.append({**row0, "tokenizer": "LiB", "note": f"saturated at {info.units} units"})
+        else:
+            # the first v - 256 units by priority: what lib_model.train(vocab_size=v) keeps
+            # (docs/lib.md §8.4), without training again
+            cut = {**full, "units": full["units"][: v - 256]}
+            lib = Tokenizer.from_json_str(json.dumps(cut))
+            rows.append({**row0, **measure(lib, "LiB", test), "train_cpu_s": round(t_lib, 1)})
+        for name, pattern in (("BPE cl100k", "cl100k"), ("BPE no pre-tok", NO_PRETOKENIZER)):
+            t0 = time.process_time()
+            bpe = Tokenizer.train(texts=train, vocab_size=v, pattern=pattern)
+            t = time.process_time() - t0
+            rows.append({**row0, **measure(bpe, name, test), "train_cpu_s": round(t, 1)})
+        log(json.dumps(rows[-3:], ensure_ascii=False))
+    rows.append({**base, "size": "emergent", "tokenizer": "LiB", "vocab": info.units + 256,
+                 "note": f"{info.steps} steps, {info.lexicon_size} in L, {info.units} after clean"})
+    return rows
+
+
+def summary(rows: list[dict]) -> list[str]:
+    out = []
+    for v in SIZES:
+        for other in ("BPE cl100k", "BPE no pre-tok"):
+            tok = typ = n = 0
+            for lang in sorted({r["lang"] for r in rows}):
+                lib = [r for r in rows if r["lang"] == lang and r["size"] == v and r["tokenizer"] == "LiB" and "tokens" in r]
+                bpe = [r for r in rows if r["lang"] == lang and r["size"] == v and r["tokenizer"] == other]
+                if lib and bpe and bpe[0]["vocab"] == lib[0]["vocab"]:
+                    n += 1
+                    tok += lib[0]["tokens"] < bpe[0]["tokens"]
+                    typ += lib[0]["types"] < bpe[0]["types"]
+            out.append(f"{v}: LiB vs {other}: fewer tokens in {tok}/{n} languages, fewer types in {typ}/{n}")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--cache", type=Path, default=corpus.DEFAULT_DATA_DIR, help="package cache")
@@ -169,11 +257,38 @@ def main() -> int:
     s = sub.add_parser("slice")
     s.add_argument("--kb", type=float, default=160)
     s.add_argument("--out", type=Path, required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--langs", default=",".join(LANGS))
+    r.add_argument("--train-mb", type=float, default=1.0)
+    r.add_argument("--test-kb", type=float, default=64)
+    r.add_argument("--lib-steps", type=int, default=1000, help="LiB articles of 200 lines")
+    r.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.what == "slice":
         args.out.write_text(mixed_slice(args.kb, args.cache), encoding="utf-8")
         return 0
-    return 1
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    t0 = time.time()
+    rows = [row for lang in args.langs.split(",") for row in run_language(lang, args, log)]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    else:
+        cols = ["lang", "size", "tokenizer", "vocab", "tokens", "types", "tokens_per_byte",
+                "mw_vocab", "mw_tokens", "train_cpu_s", "note"]  # fmt: skip
+        print(table(rows, cols))
+    for line in summary(rows):
+        print(line)
+    print(f"wall time {time.time() - t0:.0f} s")
+    return 0
+
+
+def table(rows: list[dict], cols: list[str]) -> str:
+    cells = [[str(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(cols)]
+    line = lambda xs: "| " + " | ".join(x.rjust(w) for x, w in zip(xs, widths)) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(cols), sep, *(line(x) for x in cells)])
 
 
 if __name__ == "__main__":

@@ -2,24 +2,25 @@
 //! 0 = best) over a byte trie for prefix matching (docs/lib.md §2, v2023 `TrieList`); and the
 //! plain byte [`Trie`] the segmenter compiles a fixed lexicon into.
 //!
-//! - Units are UTF-8 strings; the trie walks bytes, and units always end on a character
-//!   boundary, so byte-level prefix matches are exactly the reference's character-level ones.
+//! - Units are UTF-8 strings. The learner's trie steps one *character* at a time (its UTF-8
+//!   bytes packed into a `u32` key), as the reference's prefixes are characters: a CJK or Thai
+//!   character is one step, not three. Lengths and offsets stay in bytes. (The segmenter's
+//!   [`Trie`] steps bytes.)
 //! - Every string ever interned gets a trie node; the node id is the unit's identity (also for
 //!   probation and for strings that have left `L`). Nodes live until the learner compacts the
 //!   trie between articles ([`Lexicon::compact`]).
 //! - Compact nodes: one 24-byte record per node holds what a walk reads (first child and its
-//!   byte, rank, live count, child table) and the probation slot the learner keeps there.
-//!   Further children of a node go to one hash map until the node has [`WIDE_AT`] children;
-//!   then it gets a 256-entry child table (the second and third bytes of CJK characters fan
-//!   out widely near the root). A node's text is a span of a shared byte arena (the string whose
-//!   insertion created the node, cut to the node's depth): no allocation per unit.
+//!   key, rank, live count, number of children) and the probation slot the learner keeps
+//!   there; further children go to one hash map (the root's ASCII children to a table). A
+//!   node's text is a span of a shared byte arena (the string whose insertion created the
+//!   node, cut to the node's depth): no allocation per unit.
 //! - `rank` is the current index in `order` or [`NONE`]; `live` counts the units of `L` at or
 //!   below a node, so walks stop where no unit of `L` lies ahead (strings once memorised and
 //!   since forgotten cost nothing). Moves rewrite only the ranks of the units they shift, in the
 //!   same pass that shifts them: a reward costs O(step), not the reference's O(|L|) search.
 //!
-//! Complexity: `match2` O(length of the longest live match) steps, each an array read or (at
-//! nodes with several children) one hash lookup; promote/demote O(step); removing a set of units
+//! Complexity: `match2` O(characters of the longest live match) steps, each an array read or
+//! (at nodes with several children) one hash lookup; promote/demote O(step); removing a set of units
 //! O(|L|). Invariants: `order[rank[n]] == n` for every unit `n` in `L`; `live[n]` = number of
 //! units of `L` whose path passes through `n`.
 
@@ -150,9 +151,10 @@ pub struct Hit {
 /// One trie node of the learner's lexicon (24 bytes: what a walk reads sits together).
 #[derive(Clone, Copy, Debug)]
 struct Node {
-    /// First child (0 = no child) and the byte leading to it; other children are in the map
-    /// or, for wide nodes, in `wide[table]`.
+    /// First child (0 = no child) and the character key leading to it ([`key_at`]); other
+    /// children are in the map.
     child: u32,
+    key: u32,
     /// Index in `order`, or [`NONE`].
     rank: u32,
     /// Units of `L` at or below this node.
@@ -160,27 +162,47 @@ struct Node {
     /// Probation slot of the learner ([`NONE`] = not on probation); kept here so that the
     /// reader's check costs no extra cache line.
     slot: u32,
-    /// Child table in `wide`, or [`NONE`].
+    /// 128-entry table of ASCII children in `wide`, or [`NONE`].
     table: u32,
-    byte: u8,
     /// Children, saturating at 255.
     kids: u8,
 }
 
 const EMPTY: Node = Node {
     child: 0,
+    key: 0,
     rank: NONE,
     live: 0,
     slot: NONE,
     table: NONE,
-    byte: 0,
     kids: 0,
 };
 
-/// Children at which a node gets a 256-entry table instead of hash-map entries. Measured on
-/// UDHR Chinese (`benches/lib_model.py speed`): tables from 8 children make the learner about
-/// 1.3x faster than hashing every further child; the tables take under 1 % of the nodes.
+/// Children at which a node gets a 128-entry table for its ASCII children instead of hash-map
+/// entries (nodes after a space or a common prefix fan out widely in Latin-script text).
 pub const WIDE_AT: u8 = 8;
+
+/// The character starting at byte `i` of `s` as a trie key (its UTF-8 bytes packed big-endian,
+/// so ASCII keys are `0..128` and no two characters share a key) and its length in bytes (cut
+/// at the end of `s`).
+#[inline(always)]
+fn key_at(s: &[u8], i: usize) -> (u32, usize) {
+    let b = s[i];
+    if b < 0x80 {
+        return (b as u32, 1);
+    }
+    let l = char_len(b).min(s.len() - i);
+    let mut k = 0u32;
+    for &x in &s[i..i + l] {
+        k = (k << 8) | x as u32;
+    }
+    (k, l)
+}
+
+#[inline]
+fn more_key(node: u32, k: u32) -> u64 {
+    ((node as u64) << 32) | k as u64
+}
 
 /// The ordered lexicon `L`.
 #[derive(Clone)]
@@ -188,10 +210,12 @@ pub struct Lexicon {
     nodes: Vec<Node>,
     /// Parent of each node (root: 0), for walking up without hashing.
     parent: Vec<u32>,
-    wide: Vec<[u32; 256]>,
-    root: Box<[u32; 256]>,
+    /// The root's ASCII children (the others are in `more`).
+    root: Box<[u32; 128]>,
+    /// ASCII child tables of wide nodes.
+    wide: Vec<[u32; 128]>,
     more: FxHashMap<u64, u32>,
-    /// `span[node] = (offset in arena, depth)`: the node's text.
+    /// `span[node] = (offset in arena, depth in bytes)`: the node's text.
     span: Vec<(usize, usize)>,
     arena: Vec<u8>,
     order: Vec<u32>,
@@ -208,8 +232,8 @@ impl Lexicon {
         Lexicon {
             nodes: vec![EMPTY],
             parent: vec![0],
+            root: Box::new([0; 128]),
             wide: Vec::new(),
-            root: Box::new([0; 256]),
             more: FxHashMap::default(),
             span: vec![(0, 0)],
             arena: Vec::new(),
@@ -242,50 +266,62 @@ impl Lexicon {
         self.nodes.len()
     }
 
-    /// Child of `node` under byte `b`, 0 if none.
+    /// Child of `node` under character key `k`, 0 if none.
     #[inline(always)]
-    fn child(&self, node: u32, b: u8) -> u32 {
+    fn child(&self, node: u32, k: u32) -> u32 {
         if node == 0 {
-            return self.root[b as usize];
+            if k < 128 {
+                return self.root[k as usize];
+            }
+            return self.more_child(0, k);
         }
         let nd = &self.nodes[node as usize];
-        if nd.byte == b || nd.kids < 2 {
-            // the inline child, or no child at all (`child == 0`)
-            return if nd.byte == b { nd.child } else { 0 };
+        if nd.key == k {
+            // the inline child, or 0 when the node has no child at all
+            return nd.child;
         }
-        if nd.table != NONE {
-            return self.wide[nd.table as usize][b as usize];
+        if nd.kids < 2 {
+            return 0;
         }
-        self.more_child(node, b)
+        if k < 128 && nd.table != NONE {
+            return self.wide[nd.table as usize][k as usize];
+        }
+        self.more_child(node, k)
     }
 
     #[inline(never)]
-    fn more_child(&self, node: u32, b: u8) -> u32 {
-        self.more.get(&key(node, b)).copied().unwrap_or(0)
+    fn more_child(&self, node: u32, k: u32) -> u32 {
+        self.more.get(&more_key(node, k)).copied().unwrap_or(0)
     }
 
-    /// Link `c` as the child of `n` (not the root) under byte `b`.
-    fn link(&mut self, n: u32, b: u8, c: u32) {
+    /// Link the new node `c` as the child of `n` under key `k`.
+    fn link(&mut self, n: u32, k: u32, c: u32) {
+        if n == 0 && k < 128 {
+            self.root[k as usize] = c;
+            return;
+        }
         let p = self.nodes[n as usize];
-        if p.child == 0 {
+        if n != 0 && p.child == 0 {
             let p = &mut self.nodes[n as usize];
             p.child = c;
-            p.byte = b;
-        } else if p.table != NONE {
-            self.wide[p.table as usize][b as usize] = c;
-        } else if p.kids + 1 >= WIDE_AT {
-            let mut t = [0u32; 256];
+            p.key = k;
+        } else if k < 128 && p.table != NONE {
+            self.wide[p.table as usize][k as usize] = c;
+        } else if n != 0 && k < 128 && p.kids + 1 >= WIDE_AT {
+            let mut t = [0u32; 128];
             for (x, slot) in t.iter_mut().enumerate() {
-                if let Some(k) = self.more.remove(&key(n, x as u8)) {
-                    *slot = k;
+                if let Some(v) = self.more.remove(&more_key(n, x as u32)) {
+                    *slot = v;
                 }
             }
-            t[p.byte as usize] = p.child;
-            t[b as usize] = c;
+            if p.key < 128 {
+                t[p.key as usize] = p.child;
+            }
+            t[k as usize] = c;
             self.nodes[n as usize].table = self.wide.len() as u32;
             self.wide.push(t);
         } else {
-            self.more.insert(key(n, b), c);
+            self.more.insert(more_key(n, k), c);
         }
         let p = &mut self.nodes[n as usize];
         p.kids = p.kids.saturating_add(1);
@@ -295,8 +331,11 @@ impl Lexicon {
     pub fn intern(&mut self, s: &[u8]) -> u32 {
         let mut n = 0u32;
         let mut off = None;
-        for (i, &b) in s.iter().enumerate() {
-            let c = self.child(n, b);
+        let mut i = 0;
+        while i < s.len() {
+            let (k, l) = key_at(s, i);
+            i += l;
+            let c = self.child(n, k);
             n = if c != 0 {
                 c
             } else {
@@ -308,12 +347,8 @@ impl Lexicon {
                 let c = self.nodes.len() as u32;
                 self.nodes.push(EMPTY);
                 self.parent.push(n);
-                self.span.push((at, i + 1));
-                if n == 0 {
-                    self.root[b as usize] = c;
-                } else {
-                    self.link(n, b, c);
-                }
+                self.span.push((at, i));
+                self.link(n, k, c);
                 c
             };
         }
@@ -323,8 +358,11 @@ impl Lexicon {
     /// The node of `s` if the trie has one.
     pub fn node_of(&self, s: &[u8]) -> Option<u32> {
         let mut n = 0u32;
-        for &b in s {
-            n = self.child(n, b);
+        let mut i = 0;
+        while i < s.len() {
+            let (k, l) = key_at(s, i);
+            i += l;
+            n = self.child(n, k);
             if n == 0 {
                 return None;
             }
@@ -412,8 +450,11 @@ impl Lexicon {
     pub fn match2(&self, s: &[u8]) -> (Option<Hit>, Option<Hit>) {
         let (mut a, mut b) = (None, None);
         let mut n = 0u32;
-        for (i, &byte) in s.iter().enumerate() {
-            n = self.child(n, byte);
+        let mut i = 0;
+        while i < s.len() {
+            let (k, l) = key_at(s, i);
+            i += l;
+            n = self.child(n, k);
             if n == 0 {
                 break;
             }
@@ -423,10 +464,7 @@ impl Lexicon {
             }
             if nd.rank != NONE {
                 a = b;
-                b = Some(Hit {
-                    node: n,
-                    len: i + 1,
-                });
+                b = Some(Hit { node: n, len: i });
             }
         }
         (a, b)
@@ -437,8 +475,11 @@ impl Lexicon {
     pub fn longest(&self, s: &[u8]) -> Option<Hit> {
         let mut best = None;
         let mut n = 0u32;
-        for (i, &byte) in s.iter().enumerate() {
-            n = self.child(n, byte);
+        let mut i = 0;
+        while i < s.len() {
+            let (k, l) = key_at(s, i);
+            i += l;
+            n = self.child(n, k);
             if n == 0 {
                 break;
             }
@@ -447,10 +488,7 @@ impl Lexicon {
                 break;
             }
             if nd.rank != NONE {
-                best = Some(Hit {
-                    node: n,
-                    len: i + 1,
-                });
+                best = Some(Hit { node: n, len: i });
             }
         }
         best
