@@ -163,6 +163,11 @@ pub struct Learner {
     /// comparisons converge on the same positions, so most extensions are memo hits.
     memo: Vec<(u64, u32, u32)>,
     lex_gen: u64,
+    /// `match2` at one byte position of the sentence being read: the right context of a new
+    /// unit is looked up where the reader goes next, so the walk is done once. Valid until a
+    /// unit that prefixes the text there is appended (appends are the only change to `L`
+    /// while a sentence is read).
+    next: Option<(usize, Option<Hit>, Option<Hit>)>,
     rng: PyRandom,
     cursor: usize,
     steps: u64,
@@ -200,6 +205,7 @@ impl Learner {
             pending: Vec::new(),
             memo: Vec::new(),
             lex_gen: 1,
+            next: None,
             rng,
             cursor: 0,
             steps: 0,
@@ -330,15 +336,41 @@ impl Learner {
         if self.lex.contains(n) {
             return;
         }
-        let r = if end < sent.len() {
-            self.lex.force_len(&sent[end..])
-        } else {
-            0
-        };
+        let r = self.force_len_at(sent, end);
         let ctx = self.context(&sent[left.0..left.1], &sent[end..end + r]);
         self.lex.append(n);
         self.lex_gen += 1;
+        if let Some((p, ..)) = self.next {
+            if sent[p..].starts_with(&sent[start..end]) {
+                self.next = None;
+            }
+        }
         self.set_probation(n, ctx);
+    }
+
+    /// `match2(sent[pos..])`, through the one-entry cache `next`.
+    #[inline]
+    fn match_at(&mut self, sent: &[u8], pos: usize) -> (Option<Hit>, Option<Hit>) {
+        if let Some((p, a, b)) = self.next {
+            if p == pos {
+                return (a, b);
+            }
+        }
+        let (a, b) = self.lex.match2(&sent[pos..]);
+        self.next = Some((pos, a, b));
+        (a, b)
+    }
+
+    /// `force_match(sent[pos..])` as a byte length (0 at the end of the sentence).
+    #[inline]
+    fn force_len_at(&mut self, sent: &[u8], pos: usize) -> usize {
+        if pos >= sent.len() {
+            return 0;
+        }
+        match self.match_at(sent, pos).1 {
+            Some(h) => h.len,
+            None => char_len(sent[pos]).min(sent.len() - pos),
+        }
     }
 
     fn ranksum(&self, path: &[u32]) -> u64 {
@@ -415,15 +447,11 @@ impl Learner {
             self.release(c);
             return;
         }
+        let after = loc + clen;
+        let rlen = self.force_len_at(sent, after);
         let lo = &self.ctx_buf[ctx.at..ctx.at + ctx.left];
         let ro = &self.ctx_buf[ctx.at + ctx.left..ctx.at + ctx.left + ctx.right];
-        let after = loc + clen;
         let lc = &sent[prev.0..prev.1];
-        let rlen = if after < sent.len() {
-            self.lex.force_len(&sent[after..])
-        } else {
-            0
-        };
         let rc = &sent[after..after + rlen];
         if lo.is_empty() && ro.is_empty() && lc.is_empty() && rc.is_empty() {
             return;
@@ -452,6 +480,7 @@ impl Learner {
         self.memo.clear();
         self.memo.resize(sent.len() + 1, (0, 0, 0));
         self.lex_gen += 1;
+        self.next = None;
         // byte spans of the last two chunks
         let (mut prev, mut prev2) = ((0usize, 0usize), (0usize, 0usize));
         let mut loc = 0usize;
@@ -460,7 +489,7 @@ impl Learner {
                 self.evaluate(sent, loc);
             }
             let rest = &sent[loc..];
-            let (c2, c) = self.lex.match2(rest);
+            let (c2, c) = self.match_at(sent, loc);
             let clen;
             match c {
                 Some(c) => {
