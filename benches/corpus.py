@@ -187,9 +187,7 @@ def _available_versions(name: str) -> list[str]:
     return [line.split("|")[1].strip() for line in r.stdout.splitlines() if "|" in line]
 
 
-def fetch_packages(
-    cache: Path, *, log=print, names: list[str] | None = None
-) -> dict[str, Path]:
+def fetch_packages(cache: Path, *, log=print, names: list[str] | None = None) -> dict[str, Path]:
     """The pinned ``.deb`` files (all of ``PACKAGES``, or only ``names``), downloaded into
     ``cache/debs`` when missing."""
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:

@@ -193,7 +193,9 @@ def measure(tok, name: str, test: list[str]) -> dict:
         "types": int(ids.size),
         "tokens_per_byte": round(flat.size / test_bytes, 4),
         "mw_vocab": round(multiword(tok, range(tok.vocab_size)), 3),
-        "mw_tokens": round(sum(int(c) for i, c in zip(ids, counts) if int(i) in multi) / max(1, flat.size), 3),
+        "mw_tokens": round(
+            sum(int(c) for i, c in zip(ids, counts) if int(i) in multi) / max(1, flat.size), 3
+        ),
     }
 
 
@@ -201,7 +203,9 @@ def run_language(lang: str, args, log) -> list[dict]:
     from tokforge import Tokenizer, lib_model
     from tokforge.lib_model import LibConfig
 
-    train, test = language_split(lang, args.cache, train_mb=args.train_mb, test_kb=args.test_kb, log=log)
+    train, test = language_split(
+        lang, args.cache, train_mb=args.train_mb, test_kb=args.test_kb, log=log
+    )
     base = {
         "lang": lang,
         "train_bytes": sum(len(s.encode("utf-8")) + 1 for s in train),
@@ -229,8 +233,15 @@ def run_language(lang: str, args, log) -> list[dict]:
             t = time.process_time() - t0
             rows.append({**row0, **measure(bpe, name, test), "train_cpu_s": round(t, 1)})
         log(json.dumps(rows[-3:], ensure_ascii=False))
-    rows.append({**base, "size": "emergent", "tokenizer": "LiB", "vocab": info.units + 256,
-                 "note": f"{info.steps} steps, {info.lexicon_size} in L, {info.units} after clean"})
+    rows.append(
+        {
+            **base,
+            "size": "emergent",
+            "tokenizer": "LiB",
+            "vocab": info.units + 256,
+            "note": f"{info.steps} steps, {info.lexicon_size} in L, {info.units} after clean",
+        }
+    )
     return rows
 
 
@@ -240,13 +251,26 @@ def summary(rows: list[dict]) -> list[str]:
         for other in ("BPE cl100k", "BPE no pre-tok"):
             tok = typ = n = 0
             for lang in sorted({r["lang"] for r in rows}):
-                lib = [r for r in rows if r["lang"] == lang and r["size"] == v and r["tokenizer"] == "LiB" and "tokens" in r]
-                bpe = [r for r in rows if r["lang"] == lang and r["size"] == v and r["tokenizer"] == other]
+                lib = [
+                    r
+                    for r in rows
+                    if r["lang"] == lang
+                    and r["size"] == v
+                    and r["tokenizer"] == "LiB"
+                    and "tokens" in r
+                ]
+                bpe = [
+                    r
+                    for r in rows
+                    if r["lang"] == lang and r["size"] == v and r["tokenizer"] == other
+                ]
                 if lib and bpe and bpe[0]["vocab"] == lib[0]["vocab"]:
                     n += 1
                     tok += lib[0]["tokens"] < bpe[0]["tokens"]
                     typ += lib[0]["types"] < bpe[0]["types"]
-            out.append(f"{v}: LiB vs {other}: fewer tokens in {tok}/{n} languages, fewer types in {typ}/{n}")
+            out.append(
+                f"{v}: LiB vs {other}: fewer tokens in {tok}/{n} languages, fewer types in {typ}/{n}"
+            )
     return out
 
 

@@ -182,11 +182,11 @@ pub struct Learner {
     piece_of: Vec<u32>,
 }
 
-/// Smallest trie (nodes) worth compacting: 4k nodes (~100 KB, L2-resident). A rebuild of the
-/// live lexicon (1.5k units of ~16 bytes in TV6 B, docs/lib.md §11) takes ~0.1 ms, and the
-/// doubling rule makes it amortised O(1) per interned byte. Measured on the UDHR corpora
-/// (`benches/lib_model.py speed`), compacting from 4k instead of 16k nodes is 5-10 % faster:
-/// the trie of a small corpus stays small instead of filling with forgotten joins.
+/// Smallest trie (nodes) worth compacting: 4k nodes (~100 KB), so that small corpora are
+/// compacted too. The doubling rule makes a rebuild amortised O(1) per interned byte; measured
+/// on UDHR zh, en and code-rust (runs A/B of `benches/lib_model.py speed`), rebuilding when the
+/// trie doubles, quadruples, grows 16x or never gave times within the noise (±10 %) of each
+/// other: the live-count check already keeps walks out of forgotten branches.
 const COMPACT_MIN: usize = 1 << 12;
 /// Smallest text arena worth compacting (bytes).
 const ARENA_MIN: usize = 1 << 18;

@@ -384,7 +384,9 @@ impl Lexicon {
 
     #[inline]
     pub fn contains(&self, node: u32) -> bool {
-        self.nodes.get(node as usize).is_some_and(|n| n.rank != NONE)
+        self.nodes
+            .get(node as usize)
+            .is_some_and(|n| n.rank != NONE)
     }
 
     /// Current index of a unit in `L`.
