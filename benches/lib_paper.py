@@ -12,8 +12,10 @@ Per language, three tokenizers at each vocabulary size V (4k and 16k ids, all co
 byte tokens):
 
 - **LiB**: tokforge defaults (``LibConfig``: ``max_chunk_len`` 16, protected characters, the
-  ``lib`` segmenter), trained until the cleaned lexicon holds V - 256 units; the first V - 256
-  units by priority are kept (docs/lib.md §8.4). Multiword units allowed.
+  ``lib`` segmenter), ``--lib-steps`` articles of 200 lines (default 1000, ~10 passes over
+  1 MiB), trained once; the first V - 256 units of the cleaned lexicon by priority are kept, as
+  ``lib_model.train(vocab_size=V)`` does (docs/lib.md §8.4). If the cleaned lexicon is smaller
+  the row says "saturated". Multiword units allowed.
 - **BPE**: byte-level BPE with the cl100k pre-tokenizer, trained to V.
 - **BPE, no pre-tokenizer**: the same trainer with one piece per line (``[^\\n]+|\\n``), so its
   merges may cross spaces (multiword tokens), as LiB's units may.
@@ -21,7 +23,7 @@ byte tokens):
 Counted on the held-out lines, each encoded alone: tokens, token types used, and the share of
 multiword tokens among the vocabulary (whitespace strictly inside; docs/lib.md §7).
 
-    python benches/lib_paper.py run [--langs en,de,...] [--json]   # the table of the README
+    python benches/lib_paper.py run [--langs en,de,...] [--json]   # docs/lib.md §10, ~8 min
     python benches/lib_paper.py slice --kb 160 --out FILE          # the mixed-docs test text
 
 ``slice`` writes the mixed documentation text used by the LiB goldens and speed benchmark

@@ -125,6 +125,22 @@ def test_learner_lexicons_equal_goldens_on_every_corpus(corpora_dir, name, run):
     assert record(texts(corpora_dir)[name], run) == stored[name][run]
 
 
+@pytest.mark.parametrize("name, run", [("en", "A"), ("zh", "B"), ("code-python", "B")])
+def test_fair_reference_gives_the_golden_lexicons(corpora_dir, name, run):
+    """The position-dict reference (tests/reference/lib_ref.py) gives the lexicons recorded from
+    the Rust learner, in an alphabetic, a CJK and a code corpus."""
+    from golden.make_lib_lexicons import OUT, STEPS, configs, digest, texts
+
+    cfg = configs()[run]
+    sents = lib_model.read_sentences(texts(corpora_dir)[name])
+    ref = ref_learner(cfg, sents, STEPS)
+    gold = json.loads(OUT.read_text(encoding="utf-8"))[name][run]
+    assert (len(ref.L), len(ref.P)) == (gold["L"], gold["P"])
+    assert digest(ref.L) == gold["sha256_L"]
+    assert digest(list(ref.P)) == gold["sha256_P"]
+    assert digest(ref.clean_lexicon()) == gold["sha256_clean"]
+
+
 # ---- Rust learner == Python reference on random input (TV7, docs/lib.md §11) ---------------
 words = st.sampled_from(["the", "cat", "sat", "on", "a", "mat", "dog", "log", "é", "日本", "of"])
 sentence = st.lists(words, min_size=1, max_size=8).map(" ".join)

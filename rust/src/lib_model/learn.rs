@@ -17,7 +17,7 @@
 //! protection on, single characters are never forgotten (docs/lib.md §8.2), which may change
 //! later choices.
 //!
-//! Complexity per article: O(bytes x match depth) trie lookups for reading, O(step) per reward
+//! Complexity per article: O(characters x match depth) trie steps for reading, O(step) per reward
 //! ([`super::lexicon`]), O(|L| + |P|) for forgetting. The loop is sequential by nature (each
 //! position's choice depends on the lexicon the previous one left), so training is one thread.
 

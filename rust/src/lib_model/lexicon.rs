@@ -1,6 +1,6 @@
 //! The LiB lexicon `L` during training: an ordered list of distinct units (index = priority,
-//! 0 = best) over a byte trie for prefix matching (docs/lib.md §2, v2023 `TrieList`); and the
-//! plain byte [`Trie`] the segmenter compiles a fixed lexicon into.
+//! 0 = best) over a character trie for prefix matching (docs/lib.md §2, v2023 `TrieList`); and
+//! the plain byte [`Trie`] the segmenter compiles a fixed lexicon into.
 //!
 //! - Units are UTF-8 strings. The learner's trie steps one *character* at a time (its UTF-8
 //!   bytes packed into a `u32` key), as the reference's prefixes are characters: a CJK or Thai
@@ -9,9 +9,10 @@
 //! - Every string ever interned gets a trie node; the node id is the unit's identity (also for
 //!   probation and for strings that have left `L`). Nodes live until the learner compacts the
 //!   trie between articles ([`Lexicon::compact`]).
-//! - Compact nodes: one 24-byte record per node holds what a walk reads (first child and its
-//!   key, rank, live count, number of children) and the probation slot the learner keeps
-//!   there; further children go to one hash map (the root's ASCII children to a table). A
+//! - Compact nodes: one 28-byte record per node holds what a walk reads (first child and its
+//!   key, rank, live count, number of children, ASCII child table) and the probation slot the
+//!   learner keeps there; further children go to one hash map, except the ASCII children of
+//!   the root and of nodes with [`WIDE_AT`] or more children, which go to 128-entry tables. A
 //!   node's text is a span of a shared byte arena (the string whose insertion created the
 //!   node, cut to the node's depth): no allocation per unit.
 //! - `rank` is the current index in `order` or [`NONE`]; `live` counts the units of `L` at or
@@ -148,7 +149,7 @@ pub struct Hit {
     pub len: usize,
 }
 
-/// One trie node of the learner's lexicon (24 bytes: what a walk reads sits together).
+/// One trie node of the learner's lexicon (28 bytes: what a walk reads sits together).
 #[derive(Clone, Copy, Debug)]
 struct Node {
     /// First child (0 = no child) and the character key leading to it ([`key_at`]); other
@@ -704,6 +705,34 @@ mod tests {
         ] {
             assert_eq!(n - tail_start(n, w), k);
         }
+    }
+
+    #[test]
+    fn nodes_are_28_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 28);
+    }
+
+    #[test]
+    fn character_keys_match_whole_characters() {
+        let l = lex(&["日本", "日", "é", "ab"]);
+        let (a, b) = l.match2("日本語".as_bytes());
+        assert_eq!((strs(&l, a), strs(&l, b)), ("日".into(), "日本".into()));
+        assert_eq!(l.longest("éa".as_bytes()).map(|h| h.len), Some(2));
+        assert_eq!(l.longest("日x".as_bytes()).map(|h| h.len), Some(3));
+        assert!(l.longest("本".as_bytes()).is_none());
+    }
+
+    #[test]
+    fn wide_nodes_keep_every_child() {
+        let words: Vec<String> = (b'a'..=b'z').map(|c| format!("x{}", c as char)).collect();
+        let mut l = lex(&words.iter().map(String::as_str).collect::<Vec<_>>());
+        let e = l.intern("xé".as_bytes());
+        l.append(e);
+        for w in &words {
+            assert_eq!(l.longest(w.as_bytes()).map(|h| h.len), Some(2), "{w}");
+        }
+        assert_eq!(l.longest("xé!".as_bytes()).map(|h| h.len), Some(3));
+        assert!(l.longest(b"x!").is_none());
     }
 
     #[test]
