@@ -187,13 +187,15 @@ def _available_versions(name: str) -> list[str]:
     return [line.split("|")[1].strip() for line in r.stdout.splitlines() if "|" in line]
 
 
-def fetch_packages(cache: Path, *, log=print) -> dict[str, Path]:
-    """The pinned ``.deb`` files, downloaded into ``cache/debs`` when missing."""
+def fetch_packages(cache: Path, *, log=print, names: list[str] | None = None) -> dict[str, Path]:
+    """The pinned ``.deb`` files (all of ``PACKAGES``, or only ``names``), downloaded into
+    ``cache/debs`` when missing."""
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise CorpusError("building the corpus needs apt-get and dpkg-deb (a Debian system)")
     debs = cache / "debs"
     debs.mkdir(parents=True, exist_ok=True)
-    have = {n: _deb_path(debs, n, v) for n, v in PACKAGES.items()}
+    pins = {n: PACKAGES[n] for n in (names if names is not None else PACKAGES)}
+    have = {n: _deb_path(debs, n, v) for n, v in pins.items()}
     missing = [n for n, p in have.items() if p is None]
     if missing:
         log(f"corpus: downloading {len(missing)} pinned Debian packages into {debs}")
@@ -225,7 +227,7 @@ def fetch_packages(cache: Path, *, log=print) -> dict[str, Path]:
                 else ""
             )
             raise CorpusError(f"apt-get download failed:\n{r.stderr.strip()}{detail}")
-        have = {n: _deb_path(debs, n, v) for n, v in PACKAGES.items()}
+        have = {n: _deb_path(debs, n, v) for n, v in pins.items()}
         still = [n for n, p in have.items() if p is None]
         if still:
             raise CorpusError(f"apt-get download gave no .deb of the pinned version for {still}")

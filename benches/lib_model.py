@@ -1,20 +1,24 @@
 """LiB (Less-is-Better) benchmarks, one script, two questions.
 
-``speed``: training time of tokforge's Rust learner vs the pure-Python reference loop
-(``tests/reference/lib_ref.py``, a line-by-line reading of the v2023 code) on the two golden runs
-TV6 A and B of docs/lib.md §11 (``corpora/en.txt`` = UDHR English, 300 articles of 20 lines,
-reference settings). The two lexicons must be identical (checked, with their sha256) before a
-time counts.
+``speed``: CPU time of tokforge's Rust learner vs the pure-Python reference loop
+(``tests/reference/lib_ref.py``: v2023 loop for loop, with a position dict for ranks) on every
+file of ``corpora/`` and on mixed documentation text (``tests/golden/lib_docs_mixed.txt``, the
+Debian Administrator's Handbook in eight languages), in the runs A and B of the lexicon goldens
+(``tests/golden/make_lib_lexicons.py``; TV6 A and B of docs/lib.md §11 on UDHR English: 300
+articles of 20 lines, reference settings). Both sides run in this process, one after the other,
+timed with ``time.process_time`` (CPU time, so other load on a shared machine does not count);
+the Rust side is the best of ``--repeat`` runs, the Python side one run (``--py-repeat``). A time
+counts only if both lexicons (``L`` and ``P``) equal each other and the stored goldens.
 
 ``compare``: LiB vs byte-level BPE at EQUAL vocabulary sizes on every natural-language corpus in
 ``corpora/``: train on the first 80% of the lines of a file, count tokens and token types used
 on the last 20% (each held-out line encoded on its own), plus LiB's share of multiword units.
 The corpora are small (UDHR, 8-16 KB per language), so LiB's lexicon saturates at a few hundred
 to ~1,500 units: the sizes compared are 256 bytes + 256 units, 256 + 512 units, and LiB's own
-emergent size (all units that survived) with BPE trained to the same total. 4k/16k would need
-more text than a UDHR translation has (LiB never pads a vocabulary).
+emergent size (all units that survived) with BPE trained to the same total. For 4k/16k on
+>= 1 MB per language see ``benches/lib_paper.py``.
 
-    python benches/lib_model.py speed [--repeat 3] [--json]
+    python benches/lib_model.py speed [--only en,zh] [--runs A,B] [--repeat 5] [--json]
     python benches/lib_model.py compare [--steps 300] [--json]
     python benches/lib_model.py compare --pretokenize gpt2    # LiB "no-supra" vs BPE, same pieces
 
@@ -24,7 +28,6 @@ Tables go to stdout (or JSON lines with ``--json``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -34,16 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import tokforge  # noqa: E402
-from reference.lib_ref import LibRef, read_sentences  # noqa: E402
+from golden.make_lib_lexicons import OUT as GOLDENS  # noqa: E402
+from golden.make_lib_lexicons import STEPS, configs, digest, texts  # noqa: E402
+from reference.lib_ref import LibRef  # noqa: E402
 from tokforge import Tokenizer, lib_model  # noqa: E402
 from tokforge.lib_model import LibConfig  # noqa: E402
 from tokforge.report import compression_report  # noqa: E402
-
-# The runs TV6 A and B of docs/lib.md §11 (with LibConfig.reference(article_len=20), 300 steps).
-GOLDEN = {
-    "TV6-A": dict(out_rate=0.01, life=3),
-    "TV6-B": dict(out_rate=0.0001, life=10),
-}
 
 
 def table(rows: list[dict], cols: list[str]) -> str:
@@ -55,35 +54,48 @@ def table(rows: list[dict], cols: list[str]) -> str:
 
 
 def speed(args) -> list[dict]:
-    sents = read_sentences((ROOT / "corpora" / "en.txt").read_text(encoding="utf-8"))
+    goldens = json.loads(GOLDENS.read_text(encoding="utf-8"))
+    files = texts(ROOT / "corpora")
+    names = args.only.split(",") if args.only else list(files)
     rows = []
-    for name, hp in GOLDEN.items():
-        cfg = LibConfig.reference(article_len=20, **hp)
-        t_rust, t_py = [], []
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            L, P, _ = lib_model.learn(sents, steps=300, config=cfg)
-            t_rust.append(time.perf_counter() - t0)
-        for _ in range(args.py_repeat):
-            t0 = time.perf_counter()
-            ref = LibRef(in_rate=0.25, update_rate=0.1, seed=0, **hp)
-            ref.train(sents, steps=300, article_len=20)
-            t_py.append(time.perf_counter() - t0)
-        identical = L == ref.L and P == list(ref.P)
-        if not identical:
-            raise SystemExit(f"{name}: Rust and reference lexicons differ; no timing reported")
-        r, p = min(t_rust), min(t_py)
-        rows.append(
-            {
-                "run": name,
-                "|L|": len(L),
-                "sha256[:12]": hashlib.sha256("\n".join(L).encode()).hexdigest()[:12],
-                "identical": identical,
-                "python_s": round(p, 3),
-                "rust_s": round(r, 4),
-                "speedup": f"{p / r:.0f}x",
-            }
-        )
+    for name in names:
+        sents = lib_model.read_sentences(files[name])
+        for run in args.runs.split(","):
+            cfg = configs()[run]
+            t_rust = []
+            for _ in range(args.repeat):
+                t0 = time.process_time()
+                L, P, _ = lib_model.learn(sents, steps=STEPS, config=cfg)
+                t_rust.append(time.process_time() - t0)
+            t_py = []
+            for _ in range(args.py_repeat):
+                ref = LibRef(
+                    in_rate=cfg.in_rate, out_rate=cfg.out_rate, life=cfg.life,
+                    update_rate=cfg.update_rate, max_chunk_len=cfg.max_chunk_len,
+                    inspect_context=cfg.inspect_context, seed=cfg.seed,
+                )  # fmt: skip
+                t0 = time.process_time()
+                ref.train(sents, steps=STEPS, article_len=cfg.article_len)
+                t_py.append(time.process_time() - t0)
+            gold = goldens[name][run]
+            same = L == ref.L and P == list(ref.P)
+            if not (same and digest(L) == gold["sha256_L"] and digest(P) == gold["sha256_P"]):
+                raise SystemExit(f"{name} {run}: lexicons differ (Rust, reference, golden)")
+            r, p = min(t_rust), min(t_py)
+            rows.append(
+                {
+                    "corpus": name,
+                    "run": run,
+                    "lines": len(sents),
+                    "|L|": len(L),
+                    "sha256[:12]": digest(L)[:12],
+                    "python_cpu_s": round(p, 3),
+                    "rust_cpu_ms": round(1000 * r, 2),
+                    "speedup": round(p / r, 1),
+                }
+            )
+            if not args.json:
+                print(json.dumps(rows[-1], ensure_ascii=False), file=sys.stderr, flush=True)
     return rows
 
 
@@ -141,7 +153,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
     s = sub.add_parser("speed")
-    s.add_argument("--repeat", type=int, default=3, help="Rust runs (best is kept)")
+    s.add_argument("--only", default="", help="comma-separated corpus names (default: all)")
+    s.add_argument("--runs", default="A,B", help="golden runs to time (A, B, default)")
+    s.add_argument("--repeat", type=int, default=5, help="Rust runs (best is kept)")
     s.add_argument("--py-repeat", type=int, default=1, help="Python runs (best is kept)")
     s.add_argument("--json", action="store_true")
     c = sub.add_parser("compare")
@@ -162,6 +176,13 @@ def main() -> int:
         return 0
     if args.what == "speed":
         print(table(rows, list(rows[0])))
+        ups = [r["speedup"] for r in rows]
+        worst = min(rows, key=lambda r: r["speedup"])
+        print(
+            f"{len(rows)} runs: speedup min {min(ups):.0f}x ({worst['corpus']} {worst['run']}), "
+            f"median {sorted(ups)[len(ups) // 2]:.0f}x, max {max(ups):.0f}x; lexicons identical "
+            "to the reference and the goldens in every run"
+        )
     else:
         cols = ["lang", "size", "vocab", "bpe_vocab", "lib_tokens", "bpe_tokens", "tokens_ratio",
                 "lib_types", "bpe_types", "lib_mwe", "fewer_tokens", "fewer_types"]  # fmt: skip

@@ -107,6 +107,40 @@ def test_tv6_udhr_golden_hash_and_segmentation(
     assert len(cl) == clean
 
 
+def _lexicon_golden_cases() -> list[tuple[str, str]]:
+    from golden.make_lib_lexicons import OUT
+
+    stored = json.loads(OUT.read_text(encoding="utf-8"))
+    return [(name, run) for name in sorted(stored) for run in sorted(stored[name])]
+
+
+@pytest.mark.parametrize("name, run", _lexicon_golden_cases())
+def test_learner_lexicons_equal_goldens_on_every_corpus(corpora_dir, name, run):
+    """L, P and the cleaned lexicon equal those recorded before the learner was sped up, on
+    every corpora/ file and on mixed documentation text (tests/golden/make_lib_lexicons.py)."""
+    from golden.make_lib_lexicons import OUT, record, texts
+
+    stored = json.loads(OUT.read_text(encoding="utf-8"))
+    assert set(stored) == set(texts(corpora_dir)), "a corpus has no golden (regenerate them)"
+    assert record(texts(corpora_dir)[name], run) == stored[name][run]
+
+
+@pytest.mark.parametrize("name, run", [("en", "A"), ("zh", "B"), ("code-python", "B")])
+def test_fair_reference_gives_the_golden_lexicons(corpora_dir, name, run):
+    """The position-dict reference (tests/reference/lib_ref.py) gives the lexicons recorded from
+    the Rust learner, in an alphabetic, a CJK and a code corpus."""
+    from golden.make_lib_lexicons import OUT, STEPS, configs, digest, texts
+
+    cfg = configs()[run]
+    sents = lib_model.read_sentences(texts(corpora_dir)[name])
+    ref = ref_learner(cfg, sents, STEPS)
+    gold = json.loads(OUT.read_text(encoding="utf-8"))[name][run]
+    assert (len(ref.L), len(ref.P)) == (gold["L"], gold["P"])
+    assert digest(ref.L) == gold["sha256_L"]
+    assert digest(list(ref.P)) == gold["sha256_P"]
+    assert digest(ref.clean_lexicon()) == gold["sha256_clean"]
+
+
 # ---- Rust learner == Python reference on random input (TV7, docs/lib.md §11) ---------------
 words = st.sampled_from(["the", "cat", "sat", "on", "a", "mat", "dog", "log", "é", "日本", "of"])
 sentence = st.lists(words, min_size=1, max_size=8).map(" ".join)

@@ -6,7 +6,11 @@ docs/lib.md §11 byte for byte. tokforge's Rust trainer (``rust/src/lib_model/``
 same lexicon with ``LibConfig.reference()`` settings (protection off, docs/lib.md §8.2);
 ``benches/lib_model.py`` times the two.
 
-Cost: re-ranking and rank sums use ``list.index``, O(|L|) each, as the original does.
+Cost: a position dict gives a unit's index in O(1) (rank sums, moves); a move rewrites the
+positions of the units it shifts, O(step); forgetting rebuilds the list once per article,
+O(|L|). Prefix look-ups try the prefixes up to the longest unit ever stored. This is what a
+careful Python author would write; the original v2023 code finds ranks with ``list.index``
+(O(|L|) each) and gives the same lexicons.
 
 >>> m = LibRef(in_rate=0.25, out_rate=0.01, life=3, update_rate=0.1, seed=0)
 >>> m.train(["the cat sat on the mat", "the dog sat on the log"], steps=3, article_len=2)
@@ -42,7 +46,8 @@ class LibRef:
         self.inspect_context = inspect_context
         self.rng = random.Random(seed)
         self.L: list[str] = []
-        self.Lset: set[str] = set()
+        self.pos: dict[str, int] = {}  # unit -> its index in L
+        self.longest = 0  # length of the longest unit ever stored
         self.P: dict[str, list] = {}  # chunk -> [life, context or None]
         self.R: list[tuple[str, int]] = []
         self.cursor = 0
@@ -50,7 +55,8 @@ class LibRef:
     # ---- primitives (docs/lib.md §2) -------------------------------------------------------
     def prefixes(self, s: str) -> list[str]:
         """Entries of L that are prefixes of s, shortest first."""
-        return [s[:k] for k in range(1, len(s) + 1) if s[:k] in self.Lset]
+        pos = self.pos
+        return [s[:k] for k in range(1, min(len(s), self.longest) + 1) if s[:k] in pos]
 
     def match(self, s: str) -> str:
         p = self.prefixes(s)
@@ -64,14 +70,16 @@ class LibRef:
         return self.match(s) or s[:1]
 
     def ranksum(self, path: list[str]) -> int:
-        return sum(self.L.index(c) for c in path if c in self.Lset)
+        pos = self.pos
+        return sum(pos[c] for c in path if c in pos)
 
     def memorize(self, x: str, context) -> None:
         if self.max_chunk_len and len(x) > self.max_chunk_len:
             return
-        if x != "" and x not in self.Lset:
+        if x != "" and x not in self.pos:
+            self.pos[x] = len(self.L)
             self.L.append(x)
-            self.Lset.add(x)
+            self.longest = max(self.longest, len(x))
             self.P[x] = [self.life, context]
 
     # ---- reading (docs/lib.md §3) ----------------------------------------------------------
@@ -138,19 +146,23 @@ class LibRef:
             loc += len(c)
 
     def move(self, x: str, e: int) -> None:
-        if x not in self.Lset:
-            return
-        i = self.L.index(x)
-        if i == 0:
+        L, pos = self.L, self.pos
+        i = pos.get(x)
+        if i is None or i == 0:
             return
         step = math.floor(i * self.update_rate) + 1
-        del self.L[i]
+        del L[i]
         if e < 0:
-            self.L.insert(max(0, i - step), x)
-        elif i + step >= len(self.L) + 1:
-            self.Lset.discard(x)  # demoted past the end: active forgetting
+            lo, hi = max(0, i - step), i + 1
+            L.insert(lo, x)
+        elif i + step >= len(L) + 1:
+            del pos[x]  # demoted past the end: active forgetting
+            lo, hi = i, len(L)
         else:
-            self.L.insert(i + step, x)
+            lo, hi = i, i + step + 1
+            L.insert(i + step, x)
+        for k in range(lo, hi):
+            pos[L[k]] = k
 
     def end_of_article(self) -> None:
         forgotten = set()
@@ -158,10 +170,10 @@ class LibRef:
             self.P[x][0] -= 1
             if self.P[x][0] < 1:
                 del self.P[x]
-                if x in self.Lset:
-                    self.L.remove(x)
-                    self.Lset.discard(x)
                 forgotten.add(x)
+        if forgotten:
+            self.L = [u for u in self.L if u not in forgotten]
+            self.pos = {u: k for k, u in enumerate(self.L)}
         for x, e in self.R:
             if x not in forgotten:
                 self.move(x, e)
@@ -194,8 +206,10 @@ class LibRef:
         of the reference kept: a lone multi-character match whose first char is unknown emits
         that char)."""
         if lexicon is not None:
-            saved = self.L, self.Lset
-            self.L, self.Lset = list(lexicon), set(lexicon)
+            saved = self.L, self.pos, self.longest
+            self.L = list(lexicon)
+            self.pos = {u: k for k, u in enumerate(self.L)}
+            self.longest = max(map(len, self.L), default=0)
         try:
             out: list[str] = []
             i = 0
@@ -224,7 +238,7 @@ class LibRef:
             return out
         finally:
             if lexicon is not None:
-                self.L, self.Lset = saved
+                self.L, self.pos, self.longest = saved
 
 
 def read_sentences(text: str) -> list[str]:

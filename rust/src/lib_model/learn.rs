@@ -17,7 +17,7 @@
 //! protection on, single characters are never forgotten (docs/lib.md §8.2), which may change
 //! later choices.
 //!
-//! Complexity per article: O(bytes x match depth) trie lookups for reading, O(step) per reward
+//! Complexity per article: O(characters x match depth) trie steps for reading, O(step) per reward
 //! ([`super::lexicon`]), O(|L| + |P|) for forgetting. The loop is sequential by nature (each
 //! position's choice depends on the lexicon the previous one left), so training is one thread.
 
@@ -94,8 +94,21 @@ impl LearnConfig {
     }
 }
 
-/// Stored context of a unit on probation: `(left, right)` strings, or `None` (tail-marked).
-type Context = Option<(Box<[u8]>, Box<[u8]>)>;
+/// Stored context of a unit on probation: `left` then `right` bytes at `at` in the learner's
+/// context arena, or none (`at == NONE_AT`: tail-marked).
+#[derive(Clone, Copy)]
+struct Context {
+    at: usize,
+    left: usize,
+    right: usize,
+}
+
+const NONE_AT: usize = usize::MAX;
+const NO_CONTEXT: Context = Context {
+    at: NONE_AT,
+    left: 0,
+    right: 0,
+};
 
 struct Probation {
     node: u32,
@@ -136,10 +149,13 @@ pub struct ArticleStats {
 pub struct Learner {
     cfg: LearnConfig,
     lex: Lexicon,
-    /// `pslot[node]`: index into `pents`, or NONE. `pents` keeps insertion order with
-    /// tombstones (`node == NONE`), compacted after each article.
-    pslot: Vec<u32>,
+    /// Probation in insertion order, with tombstones (`node == NONE`) compacted after each
+    /// article; a node's index here is stored with the node ([`Lexicon::slot`]).
     pents: Vec<Probation>,
+    /// Bytes of the stored contexts (spans in [`Context`]); rebuilt when mostly garbage.
+    ctx_buf: Vec<u8>,
+    /// Units forgotten at the end of an article (buffer reused across articles).
+    forget: Vec<u32>,
     rewards: Vec<(u32, bool)>,
     pending: Vec<Pending>,
     /// `memo[pos]`: `longest(sent[pos..])` as `(generation, node, len)`, valid while
@@ -147,21 +163,33 @@ pub struct Learner {
     /// comparisons converge on the same positions, so most extensions are memo hits.
     memo: Vec<(u64, u32, u32)>,
     lex_gen: u64,
+    /// `match2` at one byte position of the sentence being read: the right context of a new
+    /// unit is looked up where the reader goes next, so the walk is done once. Valid until a
+    /// unit that prefixes the text there is appended (appends are the only change to `L`
+    /// while a sentence is read).
+    next: Option<(usize, Option<Hit>, Option<Hit>)>,
     rng: PyRandom,
     cursor: usize,
     steps: u64,
     last: ArticleStats,
-    /// Compact the trie when it has this many nodes (see [`Learner::maybe_compact`]).
+    /// Compact the trie when it has this many nodes or its arena this many bytes (see
+    /// [`Learner::maybe_compact`]).
     compact_at: usize,
+    arena_at: usize,
     /// "No-supra" mode (docs/lib.md §8.3): units must lie inside one pre-tokenization piece.
     pretok: Option<Pretokenizer>,
     /// Piece index of every byte of the sentence being read (only with `pretok`).
     piece_of: Vec<u32>,
 }
 
-/// Smallest trie (nodes) worth compacting: 16k nodes (~0.4 MB); a rebuild of the live lexicon
-/// (1.5k units of ~16 bytes in TV6 B, docs/lib.md §11) takes well under a millisecond.
-const COMPACT_MIN: usize = 1 << 14;
+/// Smallest trie (nodes) worth compacting: 4k nodes (~100 KB), so that small corpora are
+/// compacted too. The doubling rule makes a rebuild amortised O(1) per interned byte; measured
+/// on UDHR zh, en and code-rust (runs A/B of `benches/lib_model.py speed`), rebuilding when the
+/// trie doubles, quadruples, grows 16x or never gave times within the noise (±10 %) of each
+/// other: the live-count check already keeps walks out of forgotten branches.
+const COMPACT_MIN: usize = 1 << 12;
+/// Smallest text arena worth compacting (bytes).
+const ARENA_MIN: usize = 1 << 18;
 
 impl Learner {
     pub fn new(cfg: LearnConfig) -> Result<Self> {
@@ -170,17 +198,20 @@ impl Learner {
         Ok(Learner {
             cfg,
             lex: Lexicon::new(),
-            pslot: Vec::new(),
             pents: Vec::new(),
+            ctx_buf: Vec::new(),
+            forget: Vec::new(),
             rewards: Vec::new(),
             pending: Vec::new(),
             memo: Vec::new(),
             lex_gen: 1,
+            next: None,
             rng,
             cursor: 0,
             steps: 0,
             last: ArticleStats::default(),
             compact_at: COMPACT_MIN,
+            arena_at: ARENA_MIN,
             pretok: None,
             piece_of: Vec::new(),
         })
@@ -218,6 +249,11 @@ impl Learner {
             .collect()
     }
 
+    /// Number of units on probation (no list is built).
+    pub fn probation_len(&self) -> usize {
+        self.pents.iter().filter(|p| p.node != NONE).count()
+    }
+
     /// `clean_lexicon()`: the units of `L` in order, without those on probation (protected
     /// single characters stay).
     pub fn clean_units(&self) -> Vec<Vec<u8>> {
@@ -231,7 +267,7 @@ impl Learner {
 
     #[inline]
     fn on_probation(&self, node: u32) -> bool {
-        self.pslot.get(node as usize).is_some_and(|&s| s != NONE)
+        self.lex.slot(node) != NONE
     }
 
     #[inline]
@@ -240,19 +276,15 @@ impl Learner {
     }
 
     fn intern(&mut self, s: &[u8]) -> u32 {
-        let n = self.lex.intern(s);
-        if self.pslot.len() <= n as usize {
-            self.pslot.resize(n as usize + 1, NONE);
-        }
-        n
+        self.lex.intern(s)
     }
 
     /// `P[x] = (life, ctx)` with dict semantics: an existing key keeps its position.
     fn set_probation(&mut self, node: u32, ctx: Context) {
         let life = self.cfg.life;
-        match self.pslot[node as usize] {
+        match self.lex.slot(node) {
             NONE => {
-                self.pslot[node as usize] = self.pents.len() as u32;
+                self.lex.set_slot(node, self.pents.len() as u32);
                 self.pents.push(Probation { node, life, ctx });
             }
             s => {
@@ -264,10 +296,22 @@ impl Learner {
     }
 
     fn release(&mut self, node: u32) {
-        let s = self.pslot[node as usize];
+        let s = self.lex.slot(node);
         if s != NONE {
             self.pents[s as usize].node = NONE;
-            self.pslot[node as usize] = NONE;
+            self.lex.set_slot(node, NONE);
+        }
+    }
+
+    /// Store a context `(left, right)` in the arena.
+    fn context(&mut self, left: &[u8], right: &[u8]) -> Context {
+        let at = self.ctx_buf.len();
+        self.ctx_buf.extend_from_slice(left);
+        self.ctx_buf.extend_from_slice(right);
+        Context {
+            at,
+            left: left.len(),
+            right: right.len(),
         }
     }
 
@@ -292,15 +336,41 @@ impl Learner {
         if self.lex.contains(n) {
             return;
         }
-        let r = if end < sent.len() {
-            self.lex.force_len(&sent[end..])
-        } else {
-            0
-        };
-        let ctx = Some((sent[left.0..left.1].into(), sent[end..end + r].into()));
+        let r = self.force_len_at(sent, end);
+        let ctx = self.context(&sent[left.0..left.1], &sent[end..end + r]);
         self.lex.append(n);
         self.lex_gen += 1;
+        if let Some((p, ..)) = self.next {
+            if sent[p..].starts_with(&sent[start..end]) {
+                self.next = None;
+            }
+        }
         self.set_probation(n, ctx);
+    }
+
+    /// `match2(sent[pos..])`, through the one-entry cache `next`.
+    #[inline]
+    fn match_at(&mut self, sent: &[u8], pos: usize) -> (Option<Hit>, Option<Hit>) {
+        if let Some((p, a, b)) = self.next {
+            if p == pos {
+                return (a, b);
+            }
+        }
+        let (a, b) = self.lex.match2(&sent[pos..]);
+        self.next = Some((pos, a, b));
+        (a, b)
+    }
+
+    /// `force_match(sent[pos..])` as a byte length (0 at the end of the sentence).
+    #[inline]
+    fn force_len_at(&mut self, sent: &[u8], pos: usize) -> usize {
+        if pos >= sent.len() {
+            return 0;
+        }
+        match self.match_at(sent, pos).1 {
+            Some(h) => h.len,
+            None => char_len(sent[pos]).min(sent.len() - pos),
+        }
     }
 
     fn ranksum(&self, path: &[u32]) -> u64 {
@@ -361,6 +431,7 @@ impl Learner {
     }
 
     /// docs/lib.md §3.2: the reader meets `c` (= `sent[loc..loc+clen]`) while it is on probation.
+    #[inline(never)]
     fn probation_check(
         &mut self,
         c: u32,
@@ -370,22 +441,17 @@ impl Learner {
         prev: (usize, usize),
         prev2: (usize, usize),
     ) {
-        let slot = self.pslot[c as usize] as usize;
-        let ctx = match (&self.pents[slot].ctx, self.cfg.inspect_context) {
-            (Some(ctx), true) => ctx.clone(),
-            _ => {
-                self.release(c);
-                return;
-            }
-        };
-        let (lo, ro) = (&ctx.0[..], &ctx.1[..]);
+        let slot = self.lex.slot(c) as usize;
+        let ctx = self.pents[slot].ctx;
+        if ctx.at == NONE_AT || !self.cfg.inspect_context {
+            self.release(c);
+            return;
+        }
         let after = loc + clen;
+        let rlen = self.force_len_at(sent, after);
+        let lo = &self.ctx_buf[ctx.at..ctx.at + ctx.left];
+        let ro = &self.ctx_buf[ctx.at + ctx.left..ctx.at + ctx.left + ctx.right];
         let lc = &sent[prev.0..prev.1];
-        let rlen = if after < sent.len() {
-            self.lex.force_len(&sent[after..])
-        } else {
-            0
-        };
         let rc = &sent[after..after + rlen];
         if lo.is_empty() && ro.is_empty() && lc.is_empty() && rc.is_empty() {
             return;
@@ -408,11 +474,13 @@ impl Learner {
     }
 
     /// Read one sentence (docs/lib.md §3, the loop body of v2023 `read_article`).
+    #[inline(never)]
     fn read_sentence(&mut self, sent: &[u8]) {
         self.pending.clear();
         self.memo.clear();
         self.memo.resize(sent.len() + 1, (0, 0, 0));
         self.lex_gen += 1;
+        self.next = None;
         // byte spans of the last two chunks
         let (mut prev, mut prev2) = ((0usize, 0usize), (0usize, 0usize));
         let mut loc = 0usize;
@@ -421,7 +489,7 @@ impl Learner {
                 self.evaluate(sent, loc);
             }
             let rest = &sent[loc..];
-            let (c2, c) = self.lex.match2(rest);
+            let (c2, c) = self.match_at(sent, loc);
             let clen;
             match c {
                 Some(c) => {
@@ -479,35 +547,54 @@ impl Learner {
     }
 
     /// docs/lib.md §3.3: passive forgetting, re-ranking, tail probation.
+    #[inline(never)]
     fn end_of_article(&mut self) {
         let protect = self.cfg.protect_chars;
-        let mut forget = Vec::new();
+        let mut forget = std::mem::take(&mut self.forget);
+        forget.clear();
         for p in &mut self.pents {
             if p.node == NONE {
                 continue;
             }
             p.life -= 1;
             if p.life < 1 {
-                self.pslot[p.node as usize] = NONE;
-                forget.push(p.node);
+                self.lex.set_slot(p.node, NONE);
+                let keep = protect && char_count(self.lex.text(p.node)) == 1;
+                if !keep {
+                    forget.push(p.node);
+                }
                 p.node = NONE;
             }
         }
-        let mut drop = vec![false; 0];
-        if !forget.is_empty() {
-            drop.resize(self.lex.trie.len(), false);
-            for &n in &forget {
-                let keep = protect && char_count(self.lex.text(n)) == 1;
-                if !keep {
-                    drop[n as usize] = true;
+        self.lex.remove_units(&forget);
+        self.forget = forget;
+        // compact the probation list (and its context arena when mostly garbage)
+        let mut live = 0;
+        let mut w = 0;
+        for r in 0..self.pents.len() {
+            let p = &self.pents[r];
+            if p.node == NONE {
+                continue;
+            }
+            live += p.ctx.left + p.ctx.right;
+            if w != r {
+                self.lex.set_slot(p.node, w as u32);
+                self.pents.swap(w, r);
+            }
+            w += 1;
+        }
+        self.pents.truncate(w);
+        if self.ctx_buf.len() > 2 * live + ARENA_MIN {
+            let old = std::mem::take(&mut self.ctx_buf);
+            self.ctx_buf.reserve(live);
+            for p in &mut self.pents {
+                if p.ctx.at != NONE_AT {
+                    let at = self.ctx_buf.len();
+                    self.ctx_buf
+                        .extend_from_slice(&old[p.ctx.at..p.ctx.at + p.ctx.left + p.ctx.right]);
+                    p.ctx.at = at;
                 }
             }
-            self.lex.remove_where(|n| drop[n as usize]);
-        }
-        // compact the probation list
-        self.pents.retain(|p| p.node != NONE);
-        for (i, p) in self.pents.iter().enumerate() {
-            self.pslot[p.node as usize] = i as u32;
         }
         let rate = self.cfg.update_rate;
         for k in 0..self.rewards.len() {
@@ -520,7 +607,7 @@ impl Learner {
         for idx in tail_start(len, self.cfg.out_rate)..len {
             let n = self.lex.order()[idx];
             if !self.on_probation(n) {
-                self.set_probation(n, None);
+                self.set_probation(n, NO_CONTEXT);
             }
         }
         self.maybe_compact();
@@ -531,21 +618,20 @@ impl Learner {
     /// lookup misses the cache. Between articles nothing but `L` and `P` refers to nodes, so
     /// when the trie has doubled since the last rebuild it is rebuilt from those alone
     /// (amortised O(1) per interned byte). Identities change, the lexicon does not.
+    #[inline(never)]
     fn maybe_compact(&mut self) {
-        if self.lex.trie.len() < self.compact_at {
+        if self.lex.nodes_len() < self.compact_at && self.lex.arena_len() < self.arena_at {
             return;
         }
         self.pents.retain(|p| p.node != NONE);
         let extra: Vec<u32> = self.pents.iter().map(|p| p.node).collect();
         let map = self.lex.compact(&extra);
-        for p in &mut self.pents {
+        for (i, p) in self.pents.iter_mut().enumerate() {
             p.node = map[p.node as usize];
+            self.lex.set_slot(p.node, i as u32);
         }
-        self.pslot = vec![NONE; self.lex.trie.len()];
-        for (i, p) in self.pents.iter().enumerate() {
-            self.pslot[p.node as usize] = i as u32;
-        }
-        self.compact_at = (self.lex.trie.len() * 2).max(COMPACT_MIN);
+        self.compact_at = (self.lex.nodes_len() * 2).max(COMPACT_MIN);
+        self.arena_at = (self.lex.arena_len() * 2).max(ARENA_MIN);
     }
 
     /// One step: read the next article of `sentences` and update the lexicon.
@@ -706,7 +792,7 @@ mod tests {
         }
         assert_eq!(a.lexicon().units(), b.lexicon().units());
         assert_eq!(a.probation(), b.probation());
-        assert!(b.lexicon().trie.len() < a.lexicon().trie.len());
+        assert!(b.lexicon().nodes_len() < a.lexicon().nodes_len());
     }
 
     #[test]

@@ -1,16 +1,29 @@
 //! The LiB lexicon `L` during training: an ordered list of distinct units (index = priority,
-//! 0 = best) with a byte trie for prefix matching (docs/lib.md §2, v2023 `TrieList`).
+//! 0 = best) over a character trie for prefix matching (docs/lib.md §2, v2023 `TrieList`); and
+//! the plain byte [`Trie`] the segmenter compiles a fixed lexicon into.
 //!
-//! - Units are UTF-8 strings; the trie walks bytes, and units always end on a character
-//!   boundary, so byte-level prefix matches are exactly the reference's character-level ones.
-//! - Every string ever inserted gets a trie node; the node id is the unit's identity (also for
-//!   probation and for strings that have left `L`). Nodes are never freed: memory grows with the
-//!   number of distinct strings memorised, not with `|L|`.
-//! - `rank[node]` is the current index in `order` or [`NONE`]. Moves update only the ranks of the
-//!   units they shift, so a reward costs O(step) instead of the reference's O(|L|) `list.index`.
+//! - Units are UTF-8 strings. The learner's trie steps one *character* at a time (its UTF-8
+//!   bytes packed into a `u32` key), as the reference's prefixes are characters: a CJK or Thai
+//!   character is one step, not three. Lengths and offsets stay in bytes. (The segmenter's
+//!   [`Trie`] steps bytes.)
+//! - Every string ever interned gets a trie node; the node id is the unit's identity (also for
+//!   probation and for strings that have left `L`). Nodes live until the learner compacts the
+//!   trie between articles ([`Lexicon::compact`]).
+//! - Compact nodes: one 28-byte record per node holds what a walk reads (first child and its
+//!   key, rank, live count, number of children, ASCII child table) and the probation slot the
+//!   learner keeps there; further children go to one hash map, except the ASCII children of
+//!   the root and of nodes with [`WIDE_AT`] or more children, which go to 128-entry tables. A
+//!   node's text is a span of a shared byte arena (the string whose insertion created the
+//!   node, cut to the node's depth): no allocation per unit.
+//! - `rank` is the current index in `order` or [`NONE`]; `live` counts the units of `L` at or
+//!   below a node, so walks stop where no unit of `L` lies ahead (strings once memorised and
+//!   since forgotten cost nothing). Moves rewrite only the ranks of the units they shift, in the
+//!   same pass that shifts them: a reward costs O(step), not the reference's O(|L|) search.
 //!
-//! Complexity: `match2` O(length of the longest match) hash lookups; promote/demote O(step);
-//! removing a set of units O(|L|). Invariant: `order[rank[n]] == n` for every unit `n` in `L`.
+//! Complexity: `match2` O(characters of the longest live match) steps, each an array read or
+//! (at nodes with several children) one hash lookup; promote/demote O(step); removing a set of units
+//! O(|L|). Invariants: `order[rank[n]] == n` for every unit `n` in `L`; `live[n]` = number of
+//! units of `L` whose path passes through `n`.
 
 use rustc_hash::FxHashMap;
 
@@ -136,16 +149,77 @@ pub struct Hit {
     pub len: usize,
 }
 
+/// One trie node of the learner's lexicon (28 bytes: what a walk reads sits together).
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    /// First child (0 = no child) and the character key leading to it ([`key_at`]); other
+    /// children are in the map.
+    child: u32,
+    key: u32,
+    /// Index in `order`, or [`NONE`].
+    rank: u32,
+    /// Units of `L` at or below this node.
+    live: u32,
+    /// Probation slot of the learner ([`NONE`] = not on probation); kept here so that the
+    /// reader's check costs no extra cache line.
+    slot: u32,
+    /// 128-entry table of ASCII children in `wide`, or [`NONE`].
+    table: u32,
+    /// Children, saturating at 255.
+    kids: u8,
+}
+
+const EMPTY: Node = Node {
+    child: 0,
+    key: 0,
+    rank: NONE,
+    live: 0,
+    slot: NONE,
+    table: NONE,
+    kids: 0,
+};
+
+/// Children at which a node gets a 128-entry table for its ASCII children instead of hash-map
+/// entries (nodes after a space or a common prefix fan out widely in Latin-script text).
+pub const WIDE_AT: u8 = 8;
+
+/// The character starting at byte `i` of `s` as a trie key (its UTF-8 bytes packed big-endian,
+/// so ASCII keys are `0..128` and no two characters share a key) and its length in bytes (cut
+/// at the end of `s`).
+#[inline(always)]
+fn key_at(s: &[u8], i: usize) -> (u32, usize) {
+    let b = s[i];
+    if b < 0x80 {
+        return (b as u32, 1);
+    }
+    let l = char_len(b).min(s.len() - i);
+    let mut k = 0u32;
+    for &x in &s[i..i + l] {
+        k = (k << 8) | x as u32;
+    }
+    (k, l)
+}
+
+#[inline]
+fn more_key(node: u32, k: u32) -> u64 {
+    ((node as u64) << 32) | k as u64
+}
+
 /// The ordered lexicon `L`.
 #[derive(Clone)]
 pub struct Lexicon {
-    pub(crate) trie: Trie,
-    rank: Vec<u32>,
-    /// `live[node]`: units of `L` at or below `node`. Walks stop at dead branches (strings
-    /// once memorised and since forgotten), so matching costs the depth of the live lexicon.
-    live: Vec<u32>,
+    nodes: Vec<Node>,
+    /// Parent of each node (root: 0), for walking up without hashing.
+    parent: Vec<u32>,
+    /// The root's ASCII children (the others are in `more`).
+    root: Box<[u32; 128]>,
+    /// ASCII child tables of wide nodes.
+    wide: Vec<[u32; 128]>,
+    more: FxHashMap<u64, u32>,
+    /// `span[node] = (offset in arena, depth in bytes)`: the node's text.
+    span: Vec<(usize, usize)>,
+    arena: Vec<u8>,
     order: Vec<u32>,
-    text: FxHashMap<u32, Box<[u8]>>,
 }
 
 impl Default for Lexicon {
@@ -157,11 +231,14 @@ impl Default for Lexicon {
 impl Lexicon {
     pub fn new() -> Self {
         Lexicon {
-            trie: Trie::new(),
-            rank: vec![NONE],
-            live: vec![0],
+            nodes: vec![EMPTY],
+            parent: vec![0],
+            root: Box::new([0; 128]),
+            wide: Vec::new(),
+            more: FxHashMap::default(),
+            span: vec![(0, 0)],
+            arena: Vec::new(),
             order: Vec::new(),
-            text: FxHashMap::default(),
         }
     }
 
@@ -169,8 +246,8 @@ impl Lexicon {
     pub fn from_units<S: AsRef<[u8]>>(units: &[S]) -> Self {
         let mut l = Lexicon::new();
         for u in units {
-            let n = l.intern(u.as_ref());
-            if !l.contains(n) && !u.as_ref().is_empty() {
+            if !u.as_ref().is_empty() {
+                let n = l.intern(u.as_ref());
                 l.append(n);
             }
         }
@@ -185,36 +262,154 @@ impl Lexicon {
         self.order.is_empty()
     }
 
-    /// The node of `s`, created if needed (does not add `s` to `L`).
-    pub fn intern(&mut self, s: &[u8]) -> u32 {
-        let n = self.trie.insert(s);
-        if self.rank.len() < self.trie.len() {
-            self.rank.resize(self.trie.len(), NONE);
-            self.live.resize(self.trie.len(), 0);
+    /// Trie nodes, root included.
+    pub fn nodes_len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Child of `node` under character key `k`, 0 if none.
+    #[inline(always)]
+    fn child(&self, node: u32, k: u32) -> u32 {
+        if node == 0 {
+            if k < 128 {
+                return self.root[k as usize];
+            }
+            return self.more_child(0, k);
         }
-        self.text.entry(n).or_insert_with(|| s.into());
+        let nd = &self.nodes[node as usize];
+        if nd.key == k {
+            // the inline child, or 0 when the node has no child at all
+            return nd.child;
+        }
+        if nd.kids < 2 {
+            return 0;
+        }
+        if k < 128 && nd.table != NONE {
+            return self.wide[nd.table as usize][k as usize];
+        }
+        self.more_child(node, k)
+    }
+
+    #[inline(never)]
+    fn more_child(&self, node: u32, k: u32) -> u32 {
+        self.more.get(&more_key(node, k)).copied().unwrap_or(0)
+    }
+
+    /// Link the new node `c` as the child of `n` under key `k`.
+    fn link(&mut self, n: u32, k: u32, c: u32) {
+        if n == 0 && k < 128 {
+            self.root[k as usize] = c;
+            return;
+        }
+        let p = self.nodes[n as usize];
+        if n != 0 && p.child == 0 {
+            let p = &mut self.nodes[n as usize];
+            p.child = c;
+            p.key = k;
+        } else if k < 128 && p.table != NONE {
+            self.wide[p.table as usize][k as usize] = c;
+        } else if n != 0 && k < 128 && p.kids + 1 >= WIDE_AT {
+            let mut t = [0u32; 128];
+            for (x, slot) in t.iter_mut().enumerate() {
+                if let Some(v) = self.more.remove(&more_key(n, x as u32)) {
+                    *slot = v;
+                }
+            }
+            if p.key < 128 {
+                t[p.key as usize] = p.child;
+            }
+            t[k as usize] = c;
+            self.nodes[n as usize].table = self.wide.len() as u32;
+            self.wide.push(t);
+        } else {
+            self.more.insert(more_key(n, k), c);
+        }
+        let p = &mut self.nodes[n as usize];
+        p.kids = p.kids.saturating_add(1);
+    }
+
+    /// The node of `s`, created with its missing prefixes (does not add `s` to `L`).
+    pub fn intern(&mut self, s: &[u8]) -> u32 {
+        let mut n = 0u32;
+        let mut off = None;
+        let mut i = 0;
+        while i < s.len() {
+            let (k, l) = key_at(s, i);
+            i += l;
+            let c = self.child(n, k);
+            n = if c != 0 {
+                c
+            } else {
+                let at = *off.get_or_insert_with(|| {
+                    let at = self.arena.len();
+                    self.arena.extend_from_slice(s);
+                    at
+                });
+                let c = self.nodes.len() as u32;
+                self.nodes.push(EMPTY);
+                self.parent.push(n);
+                self.span.push((at, i));
+                self.link(n, k, c);
+                c
+            };
+        }
         n
     }
 
-    /// The node of `s` if it was ever interned.
+    /// The node of `s` if the trie has one.
     pub fn node_of(&self, s: &[u8]) -> Option<u32> {
-        self.trie.get(s).filter(|n| self.text.contains_key(n))
+        let mut n = 0u32;
+        let mut i = 0;
+        while i < s.len() {
+            let (k, l) = key_at(s, i);
+            i += l;
+            n = self.child(n, k);
+            if n == 0 {
+                return None;
+            }
+        }
+        (n != 0).then_some(n)
     }
 
-    /// Bytes of an interned node.
+    /// Bytes of a node.
+    #[inline]
     pub fn text(&self, node: u32) -> &[u8] {
-        self.text.get(&node).map(|b| &b[..]).unwrap_or(&[])
+        let (at, len) = self.span.get(node as usize).copied().unwrap_or((0, 0));
+        &self.arena[at..at + len]
+    }
+
+    /// Bytes in the text arena (grows with every string that creates nodes).
+    pub fn arena_len(&self) -> usize {
+        self.arena.len()
     }
 
     #[inline]
     pub fn contains(&self, node: u32) -> bool {
-        self.rank.get(node as usize).is_some_and(|&r| r != NONE)
+        self.nodes
+            .get(node as usize)
+            .is_some_and(|n| n.rank != NONE)
     }
 
     /// Current index of a unit in `L`.
     #[inline]
     pub fn rank(&self, node: u32) -> Option<u32> {
-        self.rank.get(node as usize).copied().filter(|&r| r != NONE)
+        self.nodes
+            .get(node as usize)
+            .map(|n| n.rank)
+            .filter(|&r| r != NONE)
+    }
+
+    /// Probation slot stored with a node ([`NONE`] if none or no such node).
+    #[inline]
+    pub(crate) fn slot(&self, node: u32) -> u32 {
+        self.nodes.get(node as usize).map_or(NONE, |n| n.slot)
+    }
+
+    #[inline]
+    pub(crate) fn set_slot(&mut self, node: u32, slot: u32) {
+        if let Some(n) = self.nodes.get_mut(node as usize) {
+            n.slot = slot;
+        }
     }
 
     /// Units in priority order (trie nodes).
@@ -229,10 +424,10 @@ impl Lexicon {
 
     /// Append an interned node at the lowest priority (no-op if already in `L`).
     pub fn append(&mut self, node: u32) {
-        if self.contains(node) {
+        if self.contains(node) || node == 0 || node as usize >= self.nodes.len() {
             return;
         }
-        self.rank[node as usize] = self.order.len() as u32;
+        self.nodes[node as usize].rank = self.order.len() as u32;
         self.order.push(node);
         self.mark_path(node, true);
     }
@@ -242,28 +437,37 @@ impl Lexicon {
     fn mark_path(&mut self, node: u32, add: bool) {
         let mut n = node;
         while n != 0 {
-            let l = &mut self.live[n as usize];
-            *l = if add { *l + 1 } else { l.saturating_sub(1) };
-            n = self.trie.parent[n as usize];
+            let nd = &mut self.nodes[n as usize];
+            nd.live = if add {
+                nd.live + 1
+            } else {
+                nd.live.saturating_sub(1)
+            };
+            n = self.parent[n as usize];
         }
     }
 
-    /// `(second-longest, longest)` entries of `L` that are prefixes of `s`.
+    /// `(second-longest, longest)` entries of `L` that are prefixes of `s`. The walk stops at
+    /// the first node with no unit of `L` at or below it.
     #[inline]
     pub fn match2(&self, s: &[u8]) -> (Option<Hit>, Option<Hit>) {
         let (mut a, mut b) = (None, None);
         let mut n = 0u32;
-        for (i, &byte) in s.iter().enumerate() {
-            match self.trie.child(n, byte) {
-                Some(c) => n = c,
-                None => break,
+        let mut i = 0;
+        while i < s.len() {
+            let (k, l) = key_at(s, i);
+            i += l;
+            n = self.child(n, k);
+            if n == 0 {
+                break;
             }
-            if self.rank[n as usize] != NONE {
+            let nd = &self.nodes[n as usize];
+            if nd.live == 0 {
+                break;
+            }
+            if nd.rank != NONE {
                 a = b;
-                b = Some(Hit {
-                    node: n,
-                    len: i + 1,
-                });
+                b = Some(Hit { node: n, len: i });
             }
         }
         (a, b)
@@ -272,7 +476,25 @@ impl Lexicon {
     /// The longest entry of `L` that is a prefix of `s`.
     #[inline]
     pub fn longest(&self, s: &[u8]) -> Option<Hit> {
-        self.match2(s).1
+        let mut best = None;
+        let mut n = 0u32;
+        let mut i = 0;
+        while i < s.len() {
+            let (k, l) = key_at(s, i);
+            i += l;
+            n = self.child(n, k);
+            if n == 0 {
+                break;
+            }
+            let nd = &self.nodes[n as usize];
+            if nd.live == 0 {
+                break;
+            }
+            if nd.rank != NONE {
+                best = Some(Hit { node: n, len: i });
+            }
+        }
+        best
     }
 
     /// `force_match`: the longest entry of `L` prefixing `s`, else the first character of `s`,
@@ -285,16 +507,10 @@ impl Lexicon {
         }
     }
 
-    fn reindex(&mut self, from: usize, to: usize) {
-        for i in from..to {
-            self.rank[self.order[i] as usize] = i as u32;
-        }
-    }
-
     /// The reference's `move` (docs/lib.md §3.3, item 2): promote (`promote = true`) by
     /// `floor(i * rate) + 1` places, or demote by as many; the head never moves; a demotion past
     /// the end deletes the unit unless `keep` (then it goes to the end). Returns `false` if the
-    /// unit was deleted.
+    /// unit was deleted. One pass: each shifted unit is moved and re-ranked in the same step.
     pub fn move_unit(&mut self, node: u32, promote: bool, rate: f64, keep: bool) -> bool {
         let Some(i) = self.rank(node) else {
             return false;
@@ -305,32 +521,50 @@ impl Lexicon {
         }
         let step = ((i as f64 * rate).floor() as usize).saturating_add(1);
         let n = self.order.len();
+        let (order, nodes) = (&mut self.order, &mut self.nodes);
         if promote {
             let j = i.saturating_sub(step);
-            self.order[j..=i].rotate_right(1);
-            self.reindex(j, i + 1);
-        } else if i.saturating_add(step) < n {
-            self.order[i..=i + step].rotate_left(1);
-            self.reindex(i, i + step + 1);
-        } else if keep {
-            self.order[i..].rotate_left(1);
-            self.reindex(i, n);
-        } else {
-            self.order.remove(i);
-            self.rank[node as usize] = NONE;
-            self.mark_path(node, false);
-            self.reindex(i, n - 1);
-            return false;
+            for k in (j..i).rev() {
+                let y = order[k];
+                order[k + 1] = y;
+                nodes[y as usize].rank = (k + 1) as u32;
+            }
+            order[j] = node;
+            nodes[node as usize].rank = j as u32;
+            return true;
         }
-        true
+        let to = if i.saturating_add(step) < n {
+            i + step
+        } else if keep {
+            n - 1
+        } else {
+            n
+        };
+        for k in i..to.min(n - 1) {
+            let y = order[k + 1];
+            order[k] = y;
+            nodes[y as usize].rank = k as u32;
+        }
+        if to < n {
+            order[to] = node;
+            nodes[node as usize].rank = to as u32;
+            true
+        } else {
+            order.pop();
+            nodes[node as usize].rank = NONE;
+            self.mark_path(node, false);
+            false
+        }
     }
 
     /// Rebuild the trie from the units of `L` and the strings `extra` only, dropping the nodes
     /// of everything else ever interned. Returns the map old node -> new node ([`NONE`] for
-    /// dropped nodes). Order, ranks and texts are kept. O(total bytes kept).
+    /// dropped nodes). Order and ranks are kept; probation slots are not (the caller re-sets
+    /// them). O(total bytes kept).
     pub fn compact(&mut self, extra: &[u32]) -> Vec<u32> {
-        let mut map = vec![NONE; self.trie.len()];
+        let mut map = vec![NONE; self.nodes.len()];
         let mut fresh = Lexicon::new();
+        fresh.nodes.reserve(self.nodes.len() / 2);
         for &n in &self.order {
             let m = fresh.intern(self.text(n));
             map[n as usize] = m;
@@ -345,25 +579,25 @@ impl Lexicon {
         map
     }
 
-    /// Remove every unit for which `drop` is true, keeping the order of the rest. O(|L|).
-    pub fn remove_where(&mut self, mut drop: impl FnMut(u32) -> bool) -> usize {
-        let before = self.order.len();
-        let mut kept = Vec::with_capacity(before);
-        let mut gone = Vec::new();
-        for &n in &self.order {
-            if drop(n) {
-                self.rank[n as usize] = NONE;
-                gone.push(n);
-            } else {
-                kept.push(n);
+    /// Remove the units `gone` (nodes not in `L` are ignored), keeping the order of the rest.
+    /// O(|L|) when something is removed.
+    pub fn remove_units(&mut self, gone: &[u32]) -> usize {
+        let mut removed = 0;
+        for &n in gone {
+            if self.contains(n) {
+                self.nodes[n as usize].rank = NONE;
+                self.mark_path(n, false);
+                removed += 1;
             }
         }
-        self.order = kept;
-        for n in gone {
-            self.mark_path(n, false);
+        if removed > 0 {
+            let nodes = &mut self.nodes;
+            self.order.retain(|&n| nodes[n as usize].rank != NONE);
+            for (k, &n) in self.order.iter().enumerate() {
+                nodes[n as usize].rank = k as u32;
+            }
         }
-        self.reindex(0, self.order.len());
-        before - self.order.len()
+        removed
     }
 }
 
@@ -474,11 +708,40 @@ mod tests {
     }
 
     #[test]
-    fn remove_where_keeps_order_and_ranks() {
+    fn nodes_are_28_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 28);
+    }
+
+    #[test]
+    fn character_keys_match_whole_characters() {
+        let l = lex(&["日本", "日", "é", "ab"]);
+        let (a, b) = l.match2("日本語".as_bytes());
+        assert_eq!((strs(&l, a), strs(&l, b)), ("日".into(), "日本".into()));
+        assert_eq!(l.longest("éa".as_bytes()).map(|h| h.len), Some(2));
+        assert_eq!(l.longest("日x".as_bytes()).map(|h| h.len), Some(3));
+        assert!(l.longest("本".as_bytes()).is_none());
+    }
+
+    #[test]
+    fn wide_nodes_keep_every_child() {
+        let words: Vec<String> = (b'a'..=b'z').map(|c| format!("x{}", c as char)).collect();
+        let mut l = lex(&words.iter().map(String::as_str).collect::<Vec<_>>());
+        let e = l.intern("xé".as_bytes());
+        l.append(e);
+        for w in &words {
+            assert_eq!(l.longest(w.as_bytes()).map(|h| h.len), Some(2), "{w}");
+        }
+        assert_eq!(l.longest("xé!".as_bytes()).map(|h| h.len), Some(3));
+        assert!(l.longest(b"x!").is_none());
+    }
+
+    #[test]
+    fn remove_units_keeps_order_and_ranks() {
         let mut l = lex(&["a", "b", "c", "d"]);
         let b = l.node_of(b"b").unwrap();
         let d = l.node_of(b"d").unwrap();
-        assert_eq!(l.remove_where(|n| n == b), 1);
+        let x = l.intern(b"xy");
+        assert_eq!(l.remove_units(&[b, x]), 1);
         assert_eq!(names(&l), ["a", "c", "d"]);
         assert_eq!(l.rank(d), Some(2));
         assert!(!l.contains(b));

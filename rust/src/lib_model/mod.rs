@@ -439,7 +439,7 @@ pub fn train<S: AsRef<str> + Sync>(
                 step,
                 steps: opts.steps,
                 lexicon: learner.lexicon().len(),
-                probation: learner.probation().len(),
+                probation: learner.probation_len(),
                 tokens_per_byte: if a.bytes > 0 {
                     a.tokens as f64 / a.bytes as f64
                 } else {
@@ -514,7 +514,7 @@ pub fn train<S: AsRef<str> + Sync>(
     let summary = TrainSummary {
         steps: opts.steps,
         lexicon: learner.lexicon().len(),
-        probation: learner.probation().len(),
+        probation: learner.probation_len(),
         clean,
         kept,
         unused_on_train: used.iter().filter(|u| !**u).count(),
