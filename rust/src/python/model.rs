@@ -385,6 +385,50 @@ impl PyTokenModel {
         long_call(py, text, || m.encode_with_spans(text, sm.as_deref()))
     }
 
+    /// Ids of `text` as a `uint32` array (the encoder's buffer, not copied); the special tokens
+    /// in `allowed` (ids) are recognised in the text.
+    fn encode_numpy<'py>(
+        &self,
+        py: Python<'py>,
+        text: &str,
+        allowed: Vec<Int>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let sm = self.matcher(&allowed, "allowed")?;
+        let m = &self.inner;
+        let ids = long_call(py, text, || m.encode(text, sm.as_deref()))?;
+        Ok(ids.into_pyarray(py))
+    }
+
+    /// The piece table of the encoder (docs/bpe.md §12), summed over its per-thread tables:
+    /// `{"tables", "entries", "seed", "slots", "bytes", "limit"}`; `None` for a model without one.
+    fn cache_info(&self) -> Option<std::collections::BTreeMap<&'static str, usize>> {
+        self.inner.piece_cache().map(|c| {
+            let i = c.info();
+            std::collections::BTreeMap::from([
+                ("tables", i.tables),
+                ("entries", i.entries),
+                ("seed", i.seed),
+                ("slots", i.slots),
+                ("bytes", i.bytes),
+                ("limit", i.limit),
+            ])
+        })
+    }
+
+    /// Most pieces one table of the encoder may hold (default 786432, about 32 MiB per encoding
+    /// thread). Changes memory and speed, never ids.
+    fn set_cache_limit(&self, entries: Int) -> PyResult<()> {
+        let n = entries.size("entries", 0, 1 << 28)?;
+        let c = self.inner.piece_cache().ok_or_else(|| {
+            InputError::new_err(format!(
+                "set_cache_limit: this {} model has no piece table",
+                self.inner.kind().name()
+            ))
+        })?;
+        c.set_limit(n);
+        Ok(())
+    }
+
     /// Encode many texts in parallel: one list of ids per text. Worker threads encode while this
     /// thread (holding the GIL only for that) turns finished texts into Python lists, so list
     /// building overlaps encoding instead of following it. Ctrl-C (or an error) stops the
