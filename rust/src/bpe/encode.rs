@@ -87,7 +87,12 @@ impl PieceEncoder<'_> {
     #[inline(never)]
     fn miss(&mut self, key: u128, piece: &[u8], out: &mut Vec<u32>) {
         let at = out.len();
-        self.bpe.encode_piece(piece, out);
+        if self.table.seeded() && piece.len() > 1 {
+            // every short token is in the seed: this piece is not one, merge it
+            self.bpe.merge_linear(piece, out);
+        } else {
+            self.bpe.encode_piece(piece, out);
+        }
         self.table.insert(key, &out[at..]);
     }
 

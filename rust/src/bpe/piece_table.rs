@@ -142,6 +142,8 @@ pub struct PieceTable {
     /// pieces of 16..=100 bytes (rarer, so a plain map), bounded by `long_bytes <= 16 * limit`
     long: FxHashMap<Box<[u8]>, Box<[u32]>>,
     long_bytes: usize,
+    /// holds the seed: a short piece missing from it is not a token
+    seeded: bool,
 }
 
 impl Clone for PieceTable {
@@ -154,6 +156,7 @@ impl Clone for PieceTable {
             arena: self.arena.clone(),
             long: self.long.clone(),
             long_bytes: self.long_bytes,
+            seeded: self.seeded,
         }
     }
 }
@@ -173,7 +176,15 @@ impl PieceTable {
             arena: Vec::new(),
             long: FxHashMap::default(),
             long_bytes: 0,
+            seeded: false,
         }
+    }
+
+    /// Whether the table holds the seed (every short token), so that a short piece it misses
+    /// is not a token.
+    #[inline]
+    pub fn seeded(&self) -> bool {
+        self.seeded
     }
 
     /// The ids stored for a piece longer than [`MAX_KEY_LEN`], if any.
@@ -405,6 +416,7 @@ impl PieceCache {
         if s.len <= limit {
             let mut t = s.clone();
             t.limit = limit;
+            t.seeded = true;
             t
         } else {
             PieceTable::with_capacity(limit.min(1 << 16), limit)
