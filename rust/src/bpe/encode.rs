@@ -99,40 +99,83 @@ impl PieceEncoder<'_> {
     /// Encode ordinary text, appending to `out`; stops with [`crate::Error::Interrupted`] when
     /// the thread's [`crate::cancel`] handle is set.
     ///
-    /// Two phases per chunk of pieces: pack and hash each short piece and prefetch its bucket,
-    /// then look them up and emit (misses on a cold path), so the chunk's memory accesses
-    /// overlap instead of following each other.
+    /// Software-pipelined over chunks of pieces: each chunk's short pieces are packed, hashed
+    /// and their buckets prefetched, then the chunk before it is looked up and emitted (misses
+    /// on a cold path), so every lookup has a chunk's worth of work between its prefetch and
+    /// its load, and the chunk's memory accesses overlap instead of following each other.
     pub fn encode_text(&mut self, text: &str, out: &mut Vec<u32>) -> Result<()> {
         let bytes = text.as_bytes();
         out.reserve(text.len() / 4);
         let pretokenizer = self.bpe.pretokenizer();
-        let mut keys = [0u128; CHUNK];
-        let mut hashes = [0u64; CHUNK];
+        let mut chunks = [Chunk::default(), Chunk::default()];
+        let mut cur = 0;
         pretokenizer.for_each_chunk(text, |spans| {
-            for ((&(s, e), key), h) in spans.iter().zip(&mut keys).zip(&mut hashes) {
+            let [a, b] = &mut chunks;
+            let (next, done) = if cur == 0 { (a, b) } else { (b, a) };
+            for (j, &(s, e)) in spans.iter().enumerate() {
                 let n = e - s;
-                if n <= MAX_KEY_LEN {
-                    *key = piece_table::pack_at(bytes, s, n);
-                    *h = self.table.prefetch(*key);
+                let key = if n <= MAX_KEY_LEN {
+                    let key = piece_table::pack_at(bytes, s, n);
+                    next.hashes[j] = self.table.prefetch(key);
+                    key
                 } else {
-                    *key = 0;
-                }
+                    0
+                };
+                next.spans[j] = (s, e);
+                next.keys[j] = key;
             }
-            for ((&(s, e), &key), &h) in spans.iter().zip(&keys).zip(&hashes) {
-                if key == 0 {
-                    self.encode_at(bytes, s, e, out);
-                    continue;
-                }
-                match self.table.get_hashed(key, h) {
-                    Some(Found::Inline(1, v)) => out.push(v[0]),
-                    Some(Found::Inline(c, v)) => out.extend_from_slice(&v[..(c as usize).min(3)]),
-                    Some(Found::Arena(ids)) => out.extend_from_slice(ids),
-                    None => self.miss(key, &bytes[s..e], out),
-                }
-            }
+            next.n = spans.len();
+            self.emit(bytes, done, out);
+            cur ^= 1;
         })?;
+        self.emit(bytes, &chunks[cur ^ 1], out);
         // a long piece stops early when cancelled (see `merge_heap`): its ids are not kept
         crate::cancel::check()
+    }
+
+    /// Look up and append the ids of a prepared chunk.
+    #[inline]
+    fn emit(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
+        let n = c.n.min(CHUNK);
+        for ((&(s, e), &key), &h) in c.spans[..n].iter().zip(&c.keys).zip(&c.hashes) {
+            if key == 0 {
+                self.encode_at(bytes, s, e, out);
+                continue;
+            }
+            match self.table.get_hashed(key, h) {
+                // pushes, not `extend_from_slice`: a memcpy call per piece cost more
+                Some(Found::Inline(c, v)) => {
+                    out.push(v[0]);
+                    if c > 1 {
+                        out.push(v[1]);
+                        if c > 2 {
+                            out.push(v[2]);
+                        }
+                    }
+                }
+                Some(Found::Arena(ids)) => out.extend_from_slice(ids),
+                None => self.miss(key, &bytes[s..e], out),
+            }
+        }
+    }
+}
+
+/// A chunk of pieces prepared for lookup: spans, keys (0: longer than a key) and hashes.
+struct Chunk {
+    n: usize,
+    spans: [(usize, usize); CHUNK],
+    keys: [u128; CHUNK],
+    hashes: [u64; CHUNK],
+}
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Self {
+            n: 0,
+            spans: [(0, 0); CHUNK],
+            keys: [0; CHUNK],
+            hashes: [0; CHUNK],
+        }
     }
 }
 

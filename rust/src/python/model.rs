@@ -13,13 +13,13 @@ use crate::pretokenize::{Preset, Pretokenizer};
 use crate::special::SpecialMatcher;
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyList, PyString};
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::convert::{ids_to_u32, named_ids, Int};
+use super::convert::{ids_to_u32, named_ids, str_utf8, Int};
 use super::errors::InputError;
 
 /// A tokenizer model: byte-level BPE or LiB, behind one set of methods.
@@ -347,7 +347,12 @@ impl PyTokenModel {
     }
 
     /// Ids of `text`; special-token text is encoded as ordinary text.
-    fn encode_ordinary<'py>(&self, py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyList>> {
+    fn encode_ordinary<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let text = str_utf8(text)?;
         let m = &self.inner;
         let ids = long_call(py, text, || m.encode_ordinary(text))?;
         self.id_list(py, &ids)
@@ -357,9 +362,10 @@ impl PyTokenModel {
     fn encode<'py>(
         &self,
         py: Python<'py>,
-        text: &str,
+        text: &Bound<'py, PyString>,
         allowed: Vec<Int>,
     ) -> PyResult<Bound<'py, PyList>> {
+        let text = str_utf8(text)?;
         let sm = self.matcher(&allowed, "allowed")?;
         let m = &self.inner;
         let ids = long_call(py, text, || m.encode(text, sm.as_deref()))?;
@@ -390,9 +396,10 @@ impl PyTokenModel {
     fn encode_numpy<'py>(
         &self,
         py: Python<'py>,
-        text: &str,
+        text: &Bound<'py, PyString>,
         allowed: Vec<Int>,
     ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let text = str_utf8(text)?;
         let sm = self.matcher(&allowed, "allowed")?;
         let m = &self.inner;
         let ids = long_call(py, text, || m.encode(text, sm.as_deref()))?;
