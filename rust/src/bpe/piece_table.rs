@@ -30,8 +30,8 @@
 //! Invariants: every stored value is the encoding [`super::Bpe`]'s uncached path gives for the
 //! key's bytes; `len <= limit`; the capacity is a power of two >= 4 buckets.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Longest piece (bytes) the table keys: 15 bytes + the length byte fill a `u128`.
@@ -76,7 +76,8 @@ pub fn pack_at(bytes: &[u8], start: usize, n: usize) -> u128 {
 fn hash(key: u128) -> u64 {
     let lo = key as u64;
     let hi = (key >> 64) as u64;
-    (lo ^ hi.rotate_left(29).wrapping_mul(0xff51_afd7_ed55_8ccd)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    (lo ^ hi.rotate_left(29).wrapping_mul(0xff51_afd7_ed55_8ccd))
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 #[derive(Clone, Copy, Default)]
@@ -123,7 +124,11 @@ fn advise_huge_pages(v: &Vec<Bucket>) {
         // SAFETY: madvise only advises the kernel about pages of this allocation (owned, not
         // yet touched); it changes no memory contents and its failure is harmless.
         unsafe {
-            libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_HUGEPAGE);
+            libc::madvise(
+                first as *mut libc::c_void,
+                last - first,
+                libc::MADV_HUGEPAGE,
+            );
         }
     }
 }
@@ -211,7 +216,9 @@ impl PieceTable {
     }
     /// Bytes held (slots, arena, long pieces).
     pub fn bytes(&self) -> usize {
-        self.buckets.len() * std::mem::size_of::<Bucket>() + self.arena.capacity() * 4 + self.long_bytes
+        self.buckets.len() * std::mem::size_of::<Bucket>()
+            + self.arena.capacity() * 4
+            + self.long_bytes
     }
     /// Pieces of either length stored.
     pub fn entries(&self) -> usize {
@@ -457,9 +464,7 @@ mod tests {
     #[test]
     fn stores_inline_and_arena_values_grows_and_stops_at_the_limit() {
         let mut t = PieceTable::with_capacity(0, 1000);
-        let keys: Vec<Vec<u8>> = (0..1500u32)
-            .map(|i| format!("k{i}").into_bytes())
-            .collect();
+        let keys: Vec<Vec<u8>> = (0..1500u32).map(|i| format!("k{i}").into_bytes()).collect();
         for (i, k) in keys.iter().enumerate() {
             let ids: Vec<u32> = (0..(i % 6) as u32 + 1).map(|j| i as u32 * 10 + j).collect();
             assert!(t.get(pack(k)).is_none());
