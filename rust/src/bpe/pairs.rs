@@ -67,7 +67,7 @@ impl PairTable {
         let n = (pairs.len() * 2).next_power_of_two().max(16);
         let fits = pairs
             .iter()
-            .all(|&(l, r, p, _)| (l | r | p) as u64 <= LANE_MASK - 1);
+            .all(|&(l, r, p, _)| ((l | r | p) as u64) < LANE_MASK);
         let mut packed = if fits { vec![EMPTY; n] } else { Vec::new() };
         let mut slots = if fits {
             Vec::new()
