@@ -492,6 +492,38 @@ mod tests {
         assert!(bpe.special_matcher(&[5]).is_err());
     }
 
+    #[test]
+    fn piece_table_limits_change_no_id() {
+        let bpe = small();
+        let texts = [
+            "aaaaaaaa abababab banana bandana ".repeat(20),
+            "bandanas and bananas, abab abba baab\n\n  x".repeat(5),
+            "a".repeat(300),
+        ];
+        let want: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| {
+                let mut out = Vec::new();
+                for p in bpe.pretokenizer().pieces(t).unwrap() {
+                    bpe.encode_piece(p.as_bytes(), &mut out);
+                }
+                out
+            })
+            .collect();
+        for limit in [0, 1, 5, 1000, piece_table::DEFAULT_LIMIT] {
+            bpe.piece_cache().set_limit(limit);
+            for _ in 0..2 {
+                for (t, w) in texts.iter().zip(&want) {
+                    assert_eq!(&bpe.encode_ordinary(t).unwrap(), w, "limit {limit}");
+                }
+            }
+            assert!(
+                bpe.piece_cache().info().entries <= limit.max(1) * 2,
+                "limit {limit}"
+            );
+        }
+    }
+
     /// TV4 of docs/bpe.md §6: toy ranks a=0 b=1 c=2 ab=3 cb=4 ac=5 bb=6 cbb=7 acbb=8 (plus the
     /// other bytes after them), whole string one piece.
     #[test]

@@ -466,13 +466,13 @@ mod tests {
         let mut t = PieceTable::with_capacity(0, 1000);
         let keys: Vec<Vec<u8>> = (0..1500u32).map(|i| format!("k{i}").into_bytes()).collect();
         for (i, k) in keys.iter().enumerate() {
-            let ids: Vec<u32> = (0..(i % 6) as u32 + 1).map(|j| i as u32 * 10 + j).collect();
+            let ids: Vec<u32> = (0..(i % 4) as u32 + 1).map(|j| i as u32 * 10 + j).collect();
             assert!(t.get(pack(k)).is_none());
             t.insert(pack(k), &ids);
         }
         assert_eq!(t.len(), 1000);
         for (i, k) in keys.iter().enumerate() {
-            let want: Vec<u32> = (0..(i % 6) as u32 + 1).map(|j| i as u32 * 10 + j).collect();
+            let want: Vec<u32> = (0..(i % 4) as u32 + 1).map(|j| i as u32 * 10 + j).collect();
             let got = match t.get(pack(k)) {
                 None => None,
                 Some(Found::Inline(c, v)) => Some(v[..c as usize].to_vec()),
@@ -485,6 +485,16 @@ mod tests {
             }
         }
         assert!(t.slots() >= 1000 * 4 / 3);
+    }
+
+    #[test]
+    fn the_arena_is_bounded_too() {
+        let mut t = PieceTable::with_capacity(0, 10);
+        for i in 0..10u32 {
+            t.insert(pack(&i.to_le_bytes()), &[i; 6]);
+        }
+        assert!(t.arena.len() <= 20);
+        assert_eq!(t.len(), 3, "only three 6-id values fit 2 * limit arena ids");
     }
 
     #[test]
