@@ -416,3 +416,113 @@ def test_encode_stream_never_cuts_inside_an_allowed_special(pattern, parts, cuts
         for i in ids
     ]
     assert got == tok.encode(text, allowed_special="all")
+
+
+# ---- the piece table (docs/bpe.md §13): bounded, shared across calls, never changes an id ----
+TABLE_LIMITS = [0, 7, 5000]  # off; a few pieces; below every OpenAI seed (unseeded table)
+
+
+@pytest.fixture(scope="session", params=["gpt2", "cl100k_base", "o200k_base"])
+def limited(request):
+    """(tokenizer with the default table, the same vocabulary under each tiny limit, tiktoken)."""
+    from vocabularies import fetch
+
+    path = fetch(f"{request.param}.tiktoken")
+    ours = Tokenizer.from_file(path)
+    tiny = []
+    for limit in TABLE_LIMITS:
+        t = Tokenizer.from_file(path)
+        t.set_cache_limit(limit)
+        tiny.append(t)
+    theirs = tiktoken.Encoding(
+        name=request.param,
+        pat_str=ours.pattern,
+        mergeable_ranks=load_tiktoken_bpe(str(path)),
+        special_tokens=ours.special_tokens,
+    )
+    return ours, tiny, theirs
+
+
+def test_piece_table_limits_change_no_id_on_corpora(limited, corpus_docs):
+    ours, tiny, theirs = limited
+    for _ in range(2):  # cold, then with tables filled by the first pass
+        for name, text in corpus_docs.items():
+            want = theirs.encode_ordinary(text)
+            assert ours.encode_ordinary(text) == want, name
+            for t in tiny:
+                assert t.encode_ordinary(text) == want, (name, t.cache_info())
+    for t, limit in zip(tiny, TABLE_LIMITS):
+        info = t.cache_info()
+        assert info["limit"] == limit and info["seed"] == 0
+        assert info["slots"] <= max(8, 4 * limit)
+
+
+@given(text=hard_text)
+def test_piece_table_limits_change_no_id_on_any_text(limited, text):
+    ours, tiny, theirs = limited
+    text = _fix(text)
+    want = theirs.encode_ordinary(text)
+    assert ours.encode_ordinary(text) == want
+    assert ours.encode_numpy(text, disallowed_special=()).tolist() == want
+    for t in tiny:
+        assert t.encode_ordinary(text) == want
+
+
+def test_piece_table_limit_changes_no_id_of_a_merge_order_model(corpus_docs):
+    """HF-style priority (merge-list order, no whole-piece lookup): seeded values are merge
+    results, not the tokens' own ids."""
+    texts = list(corpus_docs.values())
+    tok = Tokenizer.train(texts=texts[:6], vocab_size=1500)
+    hf = HFTokenizer.from_str(tok.to_json())
+    small = Tokenizer.from_json_str(tok.to_json())
+    small.set_cache_limit(3)
+    for _ in range(2):
+        for text in texts:
+            want = hf.encode(text, add_special_tokens=False).ids
+            assert tok.encode_ordinary(text) == want
+            assert small.encode_ordinary(text) == want
+
+
+def test_piece_table_is_bounded_reported_and_kept_across_calls(cl100k_file):
+    import random
+
+    rng = random.Random(0)
+    unique = " ".join(
+        "".join(rng.choices("abcdefghijklmnopqrstuvwxyzäöüß", k=rng.randint(3, 12)))
+        for _ in range(60_000)
+    )
+    tok = Tokenizer.from_file(cl100k_file)
+    assert tok.cache_info()["tables"] == 0  # nothing built before the first encode
+    tok.set_cache_limit(200_000)
+    tok.encode_ordinary(unique)
+    info = tok.cache_info()
+    assert info["tables"] == 1 and info["limit"] == 200_000
+    assert info["seed"] > 90_000  # cl100k's tokens of <= 15 bytes
+    assert info["seed"] < info["entries"] <= 200_000 + 1000  # (+ pieces over 15 bytes)
+    assert info["slots"] <= 2**19 and info["bytes"] < 40 << 20
+    # kept across calls: the same text adds nothing
+    tok.encode_ordinary(unique)
+    assert tok.cache_info()["entries"] == info["entries"]
+    # bounded: a tiny limit stops growth whatever the stream
+    tok.set_cache_limit(1000)
+    for k in range(3):
+        tok.encode_ordinary(unique[k::3])
+    small = tok.cache_info()
+    assert small["seed"] == 0 and small["slots"] <= 4096
+    lib = Tokenizer(tokforge._core.TokenModel.from_units(["ab"]))
+    assert lib.cache_info() is None
+    with pytest.raises(tokforge.InputError, match="no piece table"):
+        lib.set_cache_limit(10)
+
+
+def test_encode_numpy_equals_encode_without_a_copy(pair, corpus_docs):
+    ours, theirs = pair
+    eot = "<|endoftext|>"
+    for text in list(corpus_docs.values())[:5] + [f"a{eot}b", ""]:
+        arr = ours.encode_numpy(text, allowed_special="all")
+        assert arr.dtype == np.uint32 and arr.ndim == 1
+        assert not arr.flags.owndata  # numpy wraps the encoder's buffer
+        assert arr.tolist() == ours.encode(text, allowed_special="all")
+        assert arr.tolist() == theirs.encode(text, allowed_special="all")
+    with pytest.raises(tokforge.InputError, match="disallowed"):
+        ours.encode_numpy(eot)

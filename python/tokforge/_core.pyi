@@ -103,6 +103,12 @@ class TokenModel:
         """Ids of ``text``; special-token text is plain text."""
     def encode(self, text: str, allowed: list[int]) -> list[int]:
         """Ids of ``text``; the special tokens with ids in ``allowed`` are recognised."""
+    def encode_numpy(self, text: str, allowed: list[int]) -> Any:
+        """:meth:`encode` as a ``uint32`` array (the encoder's buffer, not copied)."""
+    def cache_info(self) -> Optional[dict[str, int]]:
+        """Size of the encoder's piece table; ``None`` for a model without one."""
+    def set_cache_limit(self, entries: int) -> None:
+        """Most pieces one table of the encoder may hold; ids never depend on it."""
     def find_special(self, text: str, ids: list[int]) -> Optional[tuple[int, int]]:
         """First ``(char_start, id)`` of one of the special tokens ``ids`` in ``text``."""
     def encode_with_spans(

@@ -507,6 +507,49 @@ class Tokenizer:
                 disallowed_special=disallowed_special,
             )
 
+    def encode_numpy(
+        self,
+        text: str,
+        *,
+        allowed_special: SpecialSet = frozenset(),
+        disallowed_special: SpecialSet = "all",
+    ):
+        """:meth:`encode` as a ``uint32`` numpy array: the encoder's buffer itself, no Python
+        int per token (faster than the list for long texts).
+
+        >>> tok = Tokenizer.train(texts=["a b"], vocab_size=258)
+        >>> tok.encode_numpy("a b", disallowed_special=()).tolist() == tok.encode_ordinary("a b")
+        True
+        """
+        try:
+            ids = self._allowed_ids(allowed_special, disallowed_special, [text])
+            return self._model.encode_numpy(text, ids)
+        except UnicodeEncodeError:
+            return self.encode_numpy(
+                _fix_surrogates(text),
+                allowed_special=allowed_special,
+                disallowed_special=disallowed_special,
+            )
+
+    def cache_info(self) -> dict[str, int] | None:
+        """Size of the encoder's piece table (docs/bpe.md §13), summed over its per-thread
+        tables: ``tables``, ``entries`` (pieces stored), ``seed`` (short tokens preloaded per
+        table), ``slots``, ``bytes`` and ``limit`` (most entries per table); ``None`` for a
+        model without one (LiB, SentencePiece-style).
+
+        >>> tok = Tokenizer.train(texts=["a b"], vocab_size=258)
+        >>> _ = tok.encode_ordinary("a b a")
+        >>> info = tok.cache_info()
+        >>> info["tables"], info["entries"] >= info["seed"] > 0
+        (1, True)
+        """
+        return self._model.cache_info()
+
+    def set_cache_limit(self, entries: int) -> None:
+        """Most pieces one table of the encoder may hold (default 786,432: about 32 MiB per
+        encoding thread; 0 turns the table off). Memory and speed change, ids never do."""
+        self._model.set_cache_limit(entries)
+
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of ``text``; special-token text is encoded as plain text."""
         try:

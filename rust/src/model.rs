@@ -135,6 +135,12 @@ pub trait TokenModel: Send + Sync {
     /// LiB (see [`crate::formats`]).
     fn to_json(&self) -> Result<String>;
 
+    /// The table of piece encodings kept across calls (docs/bpe.md §13), for models that have
+    /// one.
+    fn piece_cache(&self) -> Option<&crate::bpe::piece_table::PieceCache> {
+        None
+    }
+
     // ---- downcasts ---------------------------------------------------------------------
     /// The BPE model, if this is one.
     fn as_bpe(&self) -> Option<&Bpe> {
@@ -210,6 +216,9 @@ impl TokenModel for Bpe {
     }
     fn to_json(&self) -> Result<String> {
         crate::formats::hf_json::to_string(self)
+    }
+    fn piece_cache(&self) -> Option<&crate::bpe::piece_table::PieceCache> {
+        Some(Bpe::piece_cache(self))
     }
     fn as_bpe(&self) -> Option<&Bpe> {
         Some(self)

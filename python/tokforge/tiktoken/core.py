@@ -322,9 +322,9 @@ class Encoding:
                 dtype=np.uint32,
             )
         try:
-            return self._model.encode_batch_numpy([text], ids, 1)[0]
+            return self._model.encode_numpy(text, ids)
         except UnicodeEncodeError:
-            return self._model.encode_batch_numpy([_fix_surrogates(text)], ids, 1)[0]
+            return self._model.encode_numpy(_fix_surrogates(text), ids)
 
     def _encode_many(
         self, texts: Sequence[str], ids: list[int], num_threads: Optional[int]

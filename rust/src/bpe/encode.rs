@@ -5,30 +5,27 @@
 //! ties (HF `BPE::merge_word`; tiktoken's `byte_pair_merge` when priority is the rank of the
 //! concatenation). Short pieces use tiktoken's linear scan (O(n^2) on tiny n, cache friendly);
 //! pieces over [`HEAP_THRESHOLD`] bytes use a heap with a linked list, O(n log n), so
-//! `"a" * 100000` stays fast.
+//! `"a" * 100000` stays fast. Pair priorities come from [`super::pairs::PairTable`].
+//!
+//! That is the uncached path ([`Bpe::encode_piece`]). Text goes through a [`PieceEncoder`]: the
+//! pieces of up to 15 bytes are answered by the model's piece table (docs/bpe.md §13), seeded
+//! with every short token and filled by misses, kept across calls; longer pieces up to
+//! [`HEAP_THRESHOLD`] bytes are remembered in a bounded map beside it. A table never changes an
+//! id: it stores what the uncached path gives.
 //!
 //! Special tokens: a leftmost-longest Aho-Corasick automaton over the allowed special texts
 //! splits the text; the parts between matches are encoded as ordinary text (tiktoken's
 //! `allowed_special`). Checking for disallowed specials is [`SpecialMatcher::find`].
 
-use super::{pair_key, Bpe};
+use super::pairs::NONE;
+use super::piece_table::{self, Found, PieceTable, MAX_KEY_LEN};
+use super::Bpe;
 use crate::error::{Error, Result};
+use crate::pretokenize::CHUNK;
 pub use crate::special::SpecialMatcher;
-use rustc_hash::FxHashMap;
-use std::cell::RefCell;
 
 /// Pieces longer than this many bytes use the heap (tiktoken switches at 100 as well).
 const HEAP_THRESHOLD: usize = 100;
-/// Pieces up to this length that need merging are remembered per thread (most repeat).
-const CACHE_MAX_PIECE: usize = 48;
-/// Entries per thread before the cache is cleared: 32k pieces, ~2 MB; bounded memory.
-const CACHE_CAP: usize = 1 << 15;
-
-thread_local! {
-    /// (model serial, piece -> ids) for the merge path; cleared when another model uses the thread
-    static PIECE_CACHE: RefCell<(u64, FxHashMap<Box<[u8]>, Box<[u32]>>)> =
-        RefCell::new((u64::MAX, FxHashMap::default()));
-}
 
 /// Where each token of an encoding came from, in bytes of the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,12 +34,152 @@ pub struct Span {
     pub end: usize,
 }
 
-impl Bpe {
+/// Encodes pieces with a piece table lent by the model for as long as it lives (one encoding
+/// call); gives the table back when dropped.
+pub struct PieceEncoder<'a> {
+    bpe: &'a Bpe,
+    table: PieceTable,
+}
+
+impl Drop for PieceEncoder<'_> {
+    fn drop(&mut self) {
+        let t = std::mem::replace(&mut self.table, PieceTable::with_capacity(0, 0));
+        self.bpe.cache.give_back(t);
+    }
+}
+
+impl PieceEncoder<'_> {
+    /// Append the ids of one piece to `out` (the ids of [`Bpe::encode_piece`]).
     #[inline]
-    fn pair(&self, l: u32, r: u32) -> Option<(u32, u32)> {
-        self.pairs.get(&pair_key(l, r)).copied()
+    pub fn encode(&mut self, piece: &[u8], out: &mut Vec<u32>) {
+        if !piece.is_empty() {
+            self.encode_at(piece, 0, piece.len(), out);
+        }
     }
 
+    /// Append the ids of the piece `bytes[start..end]` (non-empty) to `out`.
+    #[inline]
+    fn encode_at(&mut self, bytes: &[u8], start: usize, end: usize, out: &mut Vec<u32>) {
+        let n = end - start;
+        if n <= MAX_KEY_LEN {
+            let key = piece_table::pack_at(bytes, start, n);
+            match self.table.get(key) {
+                Some(Found::Inline(1, v)) => out.push(v[0]),
+                Some(Found::Inline(c, v)) => out.extend_from_slice(&v[..(c as usize).min(3)]),
+                Some(Found::Arena(ids)) => out.extend_from_slice(ids),
+                None => self.miss(key, &bytes[start..end], out),
+            }
+        } else if n <= HEAP_THRESHOLD {
+            let piece = &bytes[start..end];
+            if let Some(ids) = self.table.get_long(piece) {
+                out.extend_from_slice(ids);
+                return;
+            }
+            let at = out.len();
+            self.bpe.encode_piece(piece, out);
+            self.table.insert_long(piece, &out[at..]);
+        } else {
+            self.bpe.encode_piece(&bytes[start..end], out);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn miss(&mut self, key: u128, piece: &[u8], out: &mut Vec<u32>) {
+        let at = out.len();
+        if self.table.seeded() && piece.len() > 1 {
+            // every short token is in the seed: this piece is not one, merge it
+            self.bpe.merge_linear(piece, out);
+        } else {
+            self.bpe.encode_piece(piece, out);
+        }
+        self.table.insert(key, &out[at..]);
+    }
+
+    /// Encode ordinary text, appending to `out`; stops with [`crate::Error::Interrupted`] when
+    /// the thread's [`crate::cancel`] handle is set.
+    ///
+    /// Software-pipelined over chunks of pieces: each chunk's short pieces are packed, hashed
+    /// and their buckets prefetched, then the chunk before it is looked up and emitted (misses
+    /// on a cold path), so every lookup has a chunk's worth of work between its prefetch and
+    /// its load, and the chunk's memory accesses overlap instead of following each other.
+    pub fn encode_text(&mut self, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        let bytes = text.as_bytes();
+        out.reserve(text.len() / 4);
+        let pretokenizer = self.bpe.pretokenizer();
+        let mut chunks = [Chunk::default(), Chunk::default()];
+        let mut cur = 0;
+        pretokenizer.for_each_chunk(text, |spans| {
+            let [a, b] = &mut chunks;
+            let (next, done) = if cur == 0 { (a, b) } else { (b, a) };
+            for (j, &(s, e)) in spans.iter().enumerate() {
+                let n = e - s;
+                let key = if n <= MAX_KEY_LEN {
+                    let key = piece_table::pack_at(bytes, s, n);
+                    next.hashes[j] = self.table.prefetch(key);
+                    key
+                } else {
+                    0
+                };
+                next.spans[j] = (s, e);
+                next.keys[j] = key;
+            }
+            next.n = spans.len();
+            self.emit(bytes, done, out);
+            cur ^= 1;
+        })?;
+        self.emit(bytes, &chunks[cur ^ 1], out);
+        // a long piece stops early when cancelled (see `merge_heap`): its ids are not kept
+        crate::cancel::check()
+    }
+
+    /// Look up and append the ids of a prepared chunk.
+    #[inline]
+    fn emit(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
+        let n = c.n.min(CHUNK);
+        for ((&(s, e), &key), &h) in c.spans[..n].iter().zip(&c.keys).zip(&c.hashes) {
+            if key == 0 {
+                self.encode_at(bytes, s, e, out);
+                continue;
+            }
+            match self.table.get_hashed(key, h) {
+                // pushes, not `extend_from_slice`: a memcpy call per piece cost more
+                Some(Found::Inline(c, v)) => {
+                    out.push(v[0]);
+                    if c > 1 {
+                        out.push(v[1]);
+                        if c > 2 {
+                            out.push(v[2]);
+                        }
+                    }
+                }
+                Some(Found::Arena(ids)) => out.extend_from_slice(ids),
+                None => self.miss(key, &bytes[s..e], out),
+            }
+        }
+    }
+}
+
+/// A chunk of pieces prepared for lookup: spans, keys (0: longer than a key) and hashes.
+struct Chunk {
+    n: usize,
+    spans: [(usize, usize); CHUNK],
+    keys: [u128; CHUNK],
+    hashes: [u64; CHUNK],
+}
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Self {
+            n: 0,
+            spans: [(0, 0); CHUNK],
+            keys: [0; CHUNK],
+            hashes: [0; CHUNK],
+        }
+    }
+}
+
+impl Bpe {
     /// A matcher for the special tokens with the given ids (`None` if the list is empty).
     pub fn special_matcher(&self, ids: &[u32]) -> Result<Option<SpecialMatcher>> {
         if ids.is_empty() {
@@ -58,7 +195,32 @@ impl Bpe {
         SpecialMatcher::new(tokens)
     }
 
-    /// Append the ids of one piece to `out`.
+    /// A piece encoder holding one of the model's piece tables until dropped: use one per call
+    /// (or per thread), not one per piece.
+    pub fn piece_encoder(&self) -> PieceEncoder<'_> {
+        PieceEncoder {
+            bpe: self,
+            table: self.cache.lend(|| self.seed_table()),
+        }
+    }
+
+    /// The encoding of every regular token of 1..=15 bytes, by the uncached path.
+    fn seed_table(&self) -> PieceTable {
+        let short = |(i, t): &(usize, &Vec<u8>)| {
+            (1..=MAX_KEY_LEN).contains(&t.len()) && !self.is_special[*i]
+        };
+        let n = self.tokens.iter().enumerate().filter(short).count();
+        let mut table = PieceTable::with_capacity(n, usize::MAX);
+        let mut ids = Vec::new();
+        for (_, t) in self.tokens.iter().enumerate().filter(short) {
+            ids.clear();
+            self.encode_piece(t, &mut ids);
+            table.insert(piece_table::pack(t), &ids);
+        }
+        table
+    }
+
+    /// Append the ids of one piece to `out` (uncached: see [`Bpe::piece_encoder`]).
     pub fn encode_piece(&self, piece: &[u8], out: &mut Vec<u32>) {
         if piece.len() == 1 {
             out.push(self.byte_ids[piece[0] as usize]);
@@ -72,70 +234,48 @@ impl Bpe {
         }
         if piece.len() > HEAP_THRESHOLD {
             self.merge_heap(piece, out);
-        } else if piece.len() > CACHE_MAX_PIECE {
+        } else if !piece.is_empty() {
             self.merge_linear(piece, out);
-        } else {
-            PIECE_CACHE.with(|c| {
-                let mut c = c.borrow_mut();
-                if c.0 != self.serial {
-                    c.0 = self.serial;
-                    c.1.clear();
-                }
-                if let Some(ids) = c.1.get(piece) {
-                    out.extend_from_slice(ids);
-                    return;
-                }
-                let start = out.len();
-                self.merge_linear(piece, out);
-                if c.1.len() >= CACHE_CAP {
-                    c.1.clear();
-                }
-                c.1.insert(piece.into(), out[start..].into());
-            });
         }
     }
 
     /// tiktoken's linear scan on fixed-size stack arrays (no allocation): `syms[i]` are the
-    /// current tokens, `ranks[i]` the (priority, merged id) of joining `syms[i]` and `syms[i+1]`.
+    /// current tokens, `ranks[i]` the priority of joining `syms[i]` and `syms[i+1]`.
     fn merge_linear(&self, piece: &[u8], out: &mut Vec<u32>) {
-        debug_assert!(piece.len() <= HEAP_THRESHOLD);
-        const NONE: (u32, u32) = (u32::MAX, 0);
+        debug_assert!(!piece.is_empty() && piece.len() <= HEAP_THRESHOLD);
+        let pairs = &self.pairs;
         let mut syms = [0u32; HEAP_THRESHOLD];
         let mut ranks = [NONE; HEAP_THRESHOLD];
-        let mut n = piece.len();
-        for (i, &b) in piece.iter().enumerate() {
-            syms[i] = self.byte_ids[b as usize];
+        let mut n = piece.len().min(HEAP_THRESHOLD);
+        for (s, &b) in syms.iter_mut().zip(piece) {
+            *s = self.byte_ids[b as usize];
         }
         for i in 0..n - 1 {
-            ranks[i] = self.pair(syms[i], syms[i + 1]).unwrap_or(NONE);
+            ranks[i] = pairs.prio(syms[i], syms[i + 1]);
         }
-        ranks[n - 1] = NONE;
-        loop {
-            let mut best = u32::MAX;
-            let mut at = usize::MAX;
-            for (i, &(r, _)) in ranks[..n - 1].iter().enumerate() {
+        while n > 1 {
+            let mut best = NONE;
+            let mut at = 0;
+            for (i, &r) in ranks[..n - 1].iter().enumerate() {
                 if r < best {
                     best = r;
                     at = i;
                 }
             }
-            if at == usize::MAX {
+            if best == NONE {
                 break;
             }
-            syms[at] = ranks[at].1;
+            syms[at] = pairs.result(best);
             syms.copy_within(at + 2..n, at + 1);
             ranks.copy_within(at + 2..n, at + 1);
             n -= 1;
             ranks[at] = if at + 1 < n {
-                self.pair(syms[at], syms[at + 1]).unwrap_or(NONE)
+                pairs.prio(syms[at], syms[at + 1])
             } else {
                 NONE
             };
             if at > 0 {
-                ranks[at - 1] = self.pair(syms[at - 1], syms[at]).unwrap_or(NONE);
-            }
-            if n == 1 {
-                break;
+                ranks[at - 1] = pairs.prio(syms[at - 1], syms[at]);
             }
         }
         out.extend_from_slice(&syms[..n]);
@@ -144,14 +284,16 @@ impl Bpe {
     fn merge_heap(&self, piece: &[u8], out: &mut Vec<u32>) {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
+        let pairs = &self.pairs;
         let n = piece.len();
         let mut sym: Vec<u32> = piece.iter().map(|&b| self.byte_ids[b as usize]).collect();
         let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect();
         let mut next: Vec<usize> = (1..=n).collect();
         let mut alive = vec![true; n];
         let mut heap = BinaryHeap::new();
-        for i in 0..n - 1 {
-            if let Some((r, _)) = self.pair(sym[i], sym[i + 1]) {
+        for i in 0..n.saturating_sub(1) {
+            let r = pairs.prio(sym[i], sym[i + 1]);
+            if r != NONE {
                 heap.push(Reverse((r, i, sym[i], sym[i + 1])));
             }
         }
@@ -167,12 +309,10 @@ impl Bpe {
             if !alive[i] || j >= n || sym[i] != l || sym[j] != rt {
                 continue;
             }
-            let Some((r2, new)) = self.pair(l, rt) else {
-                continue;
-            };
-            if r2 != r {
+            if pairs.prio(l, rt) != r {
                 continue;
             }
+            let new = pairs.result(r);
             sym[i] = new;
             alive[j] = false;
             next[i] = next[j];
@@ -181,13 +321,15 @@ impl Bpe {
             }
             let p = prev[i];
             if p < n {
-                if let Some((rp, _)) = self.pair(sym[p], new) {
+                let rp = pairs.prio(sym[p], new);
+                if rp != NONE {
                     heap.push(Reverse((rp, p, sym[p], new)));
                 }
             }
             let q = next[i];
             if q < n {
-                if let Some((rq, _)) = self.pair(new, sym[q]) {
+                let rq = pairs.prio(new, sym[q]);
+                if rq != NONE {
                     heap.push(Reverse((rq, i, new, sym[q])));
                 }
             }
@@ -202,10 +344,7 @@ impl Bpe {
     /// Encode ordinary text (no special-token handling), appending to `out`. Stops with
     /// [`crate::Error::Interrupted`] when the thread's [`crate::cancel`] handle is set.
     pub fn encode_ordinary_into(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
-        self.pretokenizer
-            .for_each_piece(text, |p| self.encode_piece(p.as_bytes(), out))?;
-        // a long piece stops early when cancelled (see `encode_piece`): its ids are not kept
-        crate::cancel::check()
+        self.piece_encoder().encode_text(text, out)
     }
 
     /// Ids of `text`, treating special-token text as ordinary text.
@@ -221,13 +360,14 @@ impl Bpe {
             return self.encode_ordinary(text);
         };
         let mut out = Vec::with_capacity(text.len() / 3);
+        let mut enc = self.piece_encoder();
         let mut pos = 0;
         while let Some((s, e, id)) = m.find(text, pos) {
-            self.encode_ordinary_into(&text[pos..s], &mut out)?;
+            enc.encode_text(&text[pos..s], &mut out)?;
             out.push(id);
             pos = e;
         }
-        self.encode_ordinary_into(&text[pos..], &mut out)?;
+        enc.encode_text(&text[pos..], &mut out)?;
         Ok(out)
     }
 
@@ -240,12 +380,13 @@ impl Bpe {
     ) -> Result<(Vec<u32>, Vec<Span>)> {
         let mut ids = Vec::new();
         let mut spans = Vec::new();
-        let emit =
+        let mut enc = self.piece_encoder();
+        let mut emit =
             |part: &str, base: usize, ids: &mut Vec<u32>, spans: &mut Vec<Span>| -> Result<()> {
                 let mut off = base;
                 self.pretokenizer.for_each_piece(part, |p| {
                     let before = ids.len();
-                    self.encode_piece(p.as_bytes(), ids);
+                    enc.encode(p.as_bytes(), ids);
                     let mut s = off;
                     for &id in &ids[before..] {
                         let len = self.tokens[id as usize].len();
@@ -349,6 +490,38 @@ mod tests {
         assert_eq!(spans[k], Span { start: 6, end: 13 });
         assert_eq!(spans.last().unwrap().end, text.len());
         assert!(bpe.special_matcher(&[5]).is_err());
+    }
+
+    #[test]
+    fn piece_table_limits_change_no_id() {
+        let bpe = small();
+        let texts = [
+            "aaaaaaaa abababab banana bandana ".repeat(20),
+            "bandanas and bananas, abab abba baab\n\n  x".repeat(5),
+            "a".repeat(300),
+        ];
+        let want: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| {
+                let mut out = Vec::new();
+                for p in bpe.pretokenizer().pieces(t).unwrap() {
+                    bpe.encode_piece(p.as_bytes(), &mut out);
+                }
+                out
+            })
+            .collect();
+        for limit in [0, 1, 5, 1000, piece_table::DEFAULT_LIMIT] {
+            bpe.piece_cache().set_limit(limit);
+            for _ in 0..2 {
+                for (t, w) in texts.iter().zip(&want) {
+                    assert_eq!(&bpe.encode_ordinary(t).unwrap(), w, "limit {limit}");
+                }
+            }
+            assert!(
+                bpe.piece_cache().info().entries <= limit.max(1) * 2,
+                "limit {limit}"
+            );
+        }
     }
 
     /// TV4 of docs/bpe.md §6: toy ranks a=0 b=1 c=2 ab=3 cb=4 ac=5 bb=6 cbb=7 acbb=8 (plus the

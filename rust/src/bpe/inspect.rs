@@ -60,8 +60,9 @@ impl Bpe {
         if let Ok(text) = std::str::from_utf8(bytes) {
             return self.encode_ordinary_into(text, out);
         }
+        let mut enc = self.piece_encoder();
         for (s, e) in self.piece_ranges(bytes)? {
-            self.encode_piece(&bytes[s..e], out);
+            enc.encode(&bytes[s..e], out);
         }
         Ok(())
     }

@@ -18,6 +18,8 @@
 pub mod count;
 pub mod encode;
 pub mod inspect;
+pub mod pairs;
+pub mod piece_table;
 pub mod train;
 
 use crate::error::{Error, Result};
@@ -46,12 +48,12 @@ pub struct Bpe {
     priority: Priority,
     /// look a whole piece up before merging (tiktoken; HF `ignore_merges`)
     ignore_merges: bool,
-    /// (left, right) -> (priority, merged id); the first occurrence in `merges` wins
-    pairs: FxHashMap<u64, (u32, u32)>,
+    /// (left, right) -> priority and merged id; the first occurrence in `merges` wins
+    pairs: pairs::PairTable,
     /// id of each single byte
     byte_ids: [u32; 256],
-    /// unique per constructed model: keys the per-thread piece cache of the encoder
-    serial: u64,
+    /// ids of short pieces, kept across calls (docs/bpe.md §13)
+    cache: piece_table::PieceCache,
 }
 
 /// Most ids a vocabulary may leave unused (holes) beyond its tokens. Ids are allocated densely,
@@ -60,8 +62,6 @@ pub struct Bpe {
 /// special tokens freely (e.g. id 200000 over cl100k's ranks). 2^20 holes cost ~25 MB of empty
 /// slots: generous, and still bounded.
 pub const MAX_UNUSED_IDS: usize = 1 << 20;
-
-static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 #[inline]
 pub(crate) fn pair_key(a: u32, b: u32) -> u64 {
@@ -200,7 +200,7 @@ impl Bpe {
                 ))
             })?;
         }
-        let mut pairs = FxHashMap::default();
+        let mut pairs: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
         pairs.reserve(merges.len());
         for (k, &(l, r)) in merges.iter().enumerate() {
             let regular = |t: u32| {
@@ -225,6 +225,11 @@ impl Bpe {
             };
             pairs.entry(pair_key(l, r)).or_insert((prio, id));
         }
+        let table: Vec<(u32, u32, u32, u32)> = pairs
+            .iter()
+            .map(|(&k, &(prio, id))| ((k >> 32) as u32, k as u32, prio, id))
+            .collect();
+        let pairs = pairs::PairTable::new(&table, priority == Priority::Rank);
         let mut specials = specials;
         specials.sort_by_key(|(_, id)| *id);
         Ok(Self {
@@ -238,7 +243,7 @@ impl Bpe {
             ignore_merges,
             pairs,
             byte_ids,
-            serial: NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            cache: Default::default(),
         })
     }
 
@@ -278,6 +283,10 @@ impl Bpe {
     /// Whether a piece that is itself a token is emitted whole before any merging.
     pub fn ignore_merges(&self) -> bool {
         self.ignore_merges
+    }
+    /// The piece table of the encoder: its size ([`piece_table::PieceCache::info`]) and bound.
+    pub fn piece_cache(&self) -> &piece_table::PieceCache {
+        &self.cache
     }
     /// Regular tokens as `(bytes, id)`, for rank-file export (ids are the ranks).
     pub fn regular_tokens(&self) -> Vec<(Vec<u8>, u32)> {

@@ -25,6 +25,10 @@ pub mod presets;
 use crate::error::{Error, Result};
 pub use presets::Preset;
 
+/// Pieces per chunk of [`Pretokenizer::for_each_chunk`]: enough lookups in flight to hide a
+/// memory access (the piece table is larger than the L2 cache), few enough to stay in L1.
+pub const CHUNK: usize = 32;
+
 /// A compiled pre-tokenizer.
 #[derive(Debug, Clone)]
 pub struct Pretokenizer {
@@ -250,6 +254,50 @@ impl Pretokenizer {
                     pieces = next;
                 }
                 pieces.into_iter().for_each(f);
+                Ok(())
+            }
+        }
+    }
+
+    /// Call `f` on the `(start, end)` byte spans of the pieces of `text`, in order, in chunks
+    /// of up to [`CHUNK`] pieces (so that a caller can prepare a chunk's lookups before making
+    /// them). Stops with [`Error::Interrupted`] like [`Pretokenizer::for_each_piece`].
+    pub fn for_each_chunk(&self, text: &str, mut f: impl FnMut(&[(usize, usize)])) -> Result<()> {
+        let mut buf = [(0usize, 0usize); CHUNK];
+        match &self.kind {
+            Kind::Preset(p) => {
+                let mut pos = 0;
+                for round in 0usize.. {
+                    if round % (1024 / CHUNK) == 0 {
+                        crate::cancel::check()?;
+                    }
+                    let k = presets::fill_spans(*p, text, pos, &mut buf);
+                    if k == 0 {
+                        break;
+                    }
+                    pos = buf[k - 1].1;
+                    f(&buf[..k]);
+                    if k < CHUNK {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            Kind::Custom { .. } => {
+                let base = text.as_ptr() as usize;
+                let mut k = 0;
+                self.for_each_piece(text, |p| {
+                    let s = p.as_ptr() as usize - base;
+                    buf[k] = (s, s + p.len());
+                    k += 1;
+                    if k == CHUNK {
+                        f(&buf);
+                        k = 0;
+                    }
+                })?;
+                if k > 0 {
+                    f(&buf[..k]);
+                }
                 Ok(())
             }
         }

@@ -202,6 +202,46 @@ impl<'a> Iterator for Pieces<'a> {
 
 impl FusedIterator for Pieces<'_> {}
 
+/// Fill `buf` with the `(start, end)` byte spans of the pieces of `text` from byte `pos` (a
+/// piece start); returns how many, fewer than `buf.len()` only at the end of the text.
+pub fn fill_spans(preset: Preset, text: &str, pos: usize, buf: &mut [(usize, usize)]) -> usize {
+    let t = tables();
+    let b = text.as_bytes();
+    // one loop per preset, so that the scanner is inlined into it
+    match preset {
+        Preset::Gpt2 => fill_with(b, pos, buf, |s| gpt2(t, b, s)),
+        Preset::Cl100k => fill_with(b, pos, buf, |s| cl100k(t, b, s)),
+        Preset::O200k => fill_with(b, pos, buf, |s| o200k(t, b, s)),
+    }
+}
+
+#[inline(always)]
+fn fill_with(
+    b: &[u8],
+    mut pos: usize,
+    buf: &mut [(usize, usize)],
+    end: impl Fn(usize) -> usize,
+) -> usize {
+    let mut k = 0;
+    for slot in buf.iter_mut() {
+        if pos >= b.len() {
+            break;
+        }
+        let mut e = end(pos);
+        if e <= pos {
+            // only when `pos` is not on a char boundary (see `end_at`)
+            e = pos + 1;
+            while matches!(b.get(e), Some(&x) if (0x80..0xC0).contains(&x)) {
+                e += 1;
+            }
+        }
+        *slot = (pos, e);
+        pos = e;
+        k += 1;
+    }
+    k
+}
+
 impl fmt::Debug for Pieces<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pieces")

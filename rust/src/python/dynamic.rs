@@ -305,10 +305,9 @@ pub fn retokenize<'py>(
     let (flat, offsets) = py.detach(|| {
         let mut flat = Vec::new();
         let mut offsets = vec![0i64];
+        let mut enc = bpe.piece_encoder();
         for u in &units {
-            if !u.is_empty() {
-                bpe.encode_piece(u, &mut flat);
-            }
+            enc.encode(u, &mut flat);
             offsets.push(flat.len() as i64);
         }
         (flat, offsets)

@@ -1,6 +1,7 @@
 //! `TokenModel`: the one Python class over every tokforge model ([`crate::TokenModel`]: BPE or
 //! LiB), immutable and thread-safe. Encoding releases the GIL; `encode_batch` builds the Python
-//! lists while worker threads still encode; lists of ids share one Python int per id.
+//! lists while worker threads still encode; lists of ids share one Python int per id, written
+//! item by item; numpy results wrap the encoder's buffer without a copy.
 //! Capabilities of one family (merges, units) are `None` on the other, or raise `InputError`.
 
 use crate::bpe::{Bpe, Priority};
@@ -12,14 +13,15 @@ use crate::model::{ModelKind, TokenModel};
 use crate::pretokenize::{Preset, Pretokenizer};
 use crate::special::SpecialMatcher;
 use numpy::{IntoPyArray, PyArray1};
+use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyList, PyString};
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::convert::{ids_to_u32, named_ids, Int};
+use super::convert::{ids_to_u32, named_ids, str_utf8, Int};
 use super::errors::InputError;
 
 /// A tokenizer model: byte-level BPE or LiB, behind one set of methods.
@@ -66,7 +68,32 @@ impl PyTokenModel {
                 })
                 .collect()
         });
-        PyList::new(py, ids.iter().map(|&i| ints[i as usize].bind(py)))
+        // Written item by item into a list of the final size: measured 13 % faster on the
+        // list path than `PyList::new` over an iterator of bound references (cl100k, 26 MB).
+        // Fresh ints (`PyLong_FromUnsignedLong`) per token were slower still than sharing.
+        let n = ffi::Py_ssize_t::try_from(ids.len())
+            .map_err(|_| InputError::new_err("too many ids for a Python list"))?;
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= ints.len()) {
+            return Err(InputError::new_err(format!(
+                "id {bad} is outside the vocabulary"
+            )));
+        }
+        // SAFETY: `PyList_New` returns a new list of `n` NULL slots (or NULL with an exception
+        // set); each slot `k < n` is then set exactly once to a new reference (the shared int,
+        // incremented: `PyList_SetItem` steals it); every id was checked to index `ints`. The
+        // GIL is held (`py`).
+        unsafe {
+            let list = ffi::PyList_New(n);
+            if list.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            for (k, &i) in ids.iter().enumerate() {
+                let o = ints[i as usize].as_ptr();
+                ffi::Py_IncRef(o);
+                ffi::PyList_SetItem(list, k as ffi::Py_ssize_t, o);
+            }
+            Ok(Bound::from_owned_ptr(py, list).cast_into_unchecked())
+        }
     }
 
     /// The special-token matcher for `ids` (the argument `what`), cached for the last set asked
@@ -354,7 +381,12 @@ impl PyTokenModel {
     }
 
     /// Ids of `text`; special-token text is encoded as ordinary text.
-    fn encode_ordinary<'py>(&self, py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyList>> {
+    fn encode_ordinary<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let text = str_utf8(text)?;
         let m = &self.inner;
         let ids = long_call(py, text, || m.encode_ordinary(text))?;
         self.id_list(py, &ids)
@@ -364,9 +396,10 @@ impl PyTokenModel {
     fn encode<'py>(
         &self,
         py: Python<'py>,
-        text: &str,
+        text: &Bound<'py, PyString>,
         allowed: Vec<Int>,
     ) -> PyResult<Bound<'py, PyList>> {
+        let text = str_utf8(text)?;
         let sm = self.matcher(&allowed, "allowed")?;
         let m = &self.inner;
         let ids = long_call(py, text, || m.encode(text, sm.as_deref()))?;
@@ -390,6 +423,51 @@ impl PyTokenModel {
         let sm = self.matcher(&allowed, "allowed")?;
         let m = &self.inner;
         long_call(py, text, || m.encode_with_spans(text, sm.as_deref()))
+    }
+
+    /// Ids of `text` as a `uint32` array (the encoder's buffer, not copied); the special tokens
+    /// in `allowed` (ids) are recognised in the text.
+    fn encode_numpy<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyString>,
+        allowed: Vec<Int>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let text = str_utf8(text)?;
+        let sm = self.matcher(&allowed, "allowed")?;
+        let m = &self.inner;
+        let ids = long_call(py, text, || m.encode(text, sm.as_deref()))?;
+        Ok(ids.into_pyarray(py))
+    }
+
+    /// The piece table of the encoder (docs/bpe.md §13), summed over its per-thread tables:
+    /// `{"tables", "entries", "seed", "slots", "bytes", "limit"}`; `None` for a model without one.
+    fn cache_info(&self) -> Option<std::collections::BTreeMap<&'static str, usize>> {
+        self.inner.piece_cache().map(|c| {
+            let i = c.info();
+            std::collections::BTreeMap::from([
+                ("tables", i.tables),
+                ("entries", i.entries),
+                ("seed", i.seed),
+                ("slots", i.slots),
+                ("bytes", i.bytes),
+                ("limit", i.limit),
+            ])
+        })
+    }
+
+    /// Most pieces one table of the encoder may hold (default 786432, about 32 MiB per encoding
+    /// thread). Changes memory and speed, never ids.
+    fn set_cache_limit(&self, entries: Int) -> PyResult<()> {
+        let n = entries.size("entries", 0, 1 << 28)?;
+        let c = self.inner.piece_cache().ok_or_else(|| {
+            InputError::new_err(format!(
+                "set_cache_limit: this {} model has no piece table",
+                self.inner.kind().name()
+            ))
+        })?;
+        c.set_limit(n);
+        Ok(())
     }
 
     /// Encode many texts in parallel: one list of ids per text. Worker threads encode while this
