@@ -80,9 +80,10 @@ def _byte_chars() -> list[str]:
 CH = _byte_chars()
 
 
-def merge_tokenizer(merges: list[tuple[bytes, bytes]]) -> Tokenizer:
-    """Merge-list toy (HF semantics, no whole-piece look-up, one piece per string): byte ``b``
-    is id ``b``, merge ``k`` makes id ``256 + k``, ``<eos>`` comes last."""
+def merge_tokenizer(merges: list[tuple[bytes, bytes]], pattern: str = r"[\s\S]+") -> Tokenizer:
+    """Merge-list toy (HF semantics, no whole-piece look-up; one piece per string unless
+    ``pattern`` splits): byte ``b`` is id ``b``, merge ``k`` makes id ``256 + k``, ``<eos>``
+    comes last."""
     spell = lambda t: "".join(CH[x] for x in t)  # noqa: E731
     vocab = {CH[x]: x for x in range(256)}
     for k, (left, right) in enumerate(merges):
@@ -108,7 +109,7 @@ def merge_tokenizer(merges: list[tuple[bytes, bytes]]) -> Tokenizer:
             "pretokenizers": [
                 {
                     "type": "Split",
-                    "pattern": {"Regex": "[\\s\\S]+"},
+                    "pattern": {"Regex": pattern},
                     "behavior": "Isolated",
                     "invert": False,
                 },

@@ -45,6 +45,10 @@ pub struct StartPlan {
     pub n: usize,
 }
 
+/// Most stems `plan` enumerates before giving up (a tail of whitespace runs in a vocabulary of
+/// many whitespace tokens; real prompts need a handful).
+const MAX_STEMS: usize = 100_000;
+
 /// A cover of the current prefix: `(token ids after the context, overhang bytes, probability)`.
 pub type Cover = (Vec<u32>, Vec<u8>, f64);
 
@@ -155,7 +159,14 @@ impl CoverIndex {
                 }
             }
         }
-        let eos = logprobs[self.eos as usize].exp();
+        let eos = match self.mode {
+            Mode::Fast => logprobs[self.eos as usize].exp(),
+            // the end of text only after a canonical sequence (docs/byte_probs.md §15)
+            Mode::Exact | Mode::Mask if self.validity.eos_ok(stem)? => {
+                logprobs[self.eos as usize].exp()
+            }
+            Mode::Exact | Mode::Mask => 0.0,
+        };
         let z = acc + eos;
         if !z.is_finite() {
             return Err(Error::Input(
@@ -189,16 +200,77 @@ impl CoverIndex {
         row.range(k as usize, k as usize + 1)
     }
 
-    /// Stems of `prompt` (docs/byte_probs.md §7, `start`): every split `j` in `n-Lmax..n` whose tail
-    /// `x[j..]` starts some token, with `encode(x[..j])`.
+    /// Stems of `prompt` (docs/byte_probs.md §7, `start`; §15.4): every valid token sequence
+    /// spelling `x[..j]` whose tail `x[j..]` starts some token. [`Rule::Pair`]: the canonical
+    /// `encode(x[..j])` for `j` in `n-Lmax..n`. [`Rule::Pieces`]: `encode(x[..a])` for the
+    /// settled boundary `a`, then every valid split of `x[a..j]`, found by depth-first search
+    /// over the trie (a split is extended only while it stays valid; in fast mode, canonical,
+    /// as fast keeps `encode(x)` alone at every step).
     pub fn plan(&self, prompt: &[u8]) -> Result<StartPlan> {
         let bpe = self.bpe();
         let star = bpe.encode_bytes(prompt)?;
         let n = prompt.len();
         let mut stems = Vec::new();
-        for j in n.saturating_sub(self.trie.lmax())..n {
-            if let Some(node) = self.trie.walk(&prompt[j..]) {
-                stems.push((bpe.encode_bytes(&prompt[..j])?, node));
+        match self.validity.rule() {
+            Rule::Pieces if self.mode == Mode::Fast => {
+                // fast keeps `encode(x)` alone at every step: the stems are the canonical
+                // `encode(x[..j])` whose every token prefix is canonical
+                let a = self.validity.settled(prompt);
+                let base = bpe.encode_bytes(&prompt[..a])?;
+                let mut ok_len = 0;
+                while ok_len < base.len() && self.validity.is_canonical(&base[..ok_len + 1])? {
+                    ok_len += 1;
+                }
+                for j in n.saturating_sub(self.trie.lmax())..n {
+                    if let Some(node) = self.trie.walk(&prompt[j..]) {
+                        let stem = bpe.encode_bytes(&prompt[..j])?;
+                        let shared = stem.iter().zip(&base).take_while(|(x, y)| x == y).count();
+                        if self.validity.canonical_prefixes(&stem, shared.min(ok_len))? {
+                            stems.push((stem, node));
+                        }
+                    }
+                }
+            }
+            Rule::Pair => {
+                for j in n.saturating_sub(self.trie.lmax())..n {
+                    if let Some(node) = self.trie.walk(&prompt[j..]) {
+                        stems.push((bpe.encode_bytes(&prompt[..j])?, node));
+                    }
+                }
+            }
+            Rule::Pieces => {
+                let a = self.validity.settled(prompt);
+                let base = bpe.encode_bytes(&prompt[..a])?;
+                let mut stack = vec![(a, base)];
+                while let Some((j, stem)) = stack.pop() {
+                    crate::cancel::check()?;
+                    if j >= n {
+                        continue;
+                    }
+                    if let Some(node) = self.trie.walk(&prompt[j..]) {
+                        stems.push((stem.clone(), node));
+                    }
+                    let mut node = VocabTrie::ROOT;
+                    for (d, &b) in prompt[j..n - 1].iter().enumerate() {
+                        let Some(c) = self.trie.child(node, b) else {
+                            break;
+                        };
+                        node = c;
+                        if let Some(t) = self.trie.terminal(c) {
+                            if self.is_star(&stem, t)? {
+                                let mut s = stem.clone();
+                                s.push(t);
+                                stack.push((j + d + 1, s));
+                            }
+                        }
+                    }
+                    if stems.len() > MAX_STEMS {
+                        return Err(Error::Input(format!(
+                            "the prompt's open tail has more than {MAX_STEMS} valid splits; \
+                             start from a shorter prompt and feed the rest byte by byte"
+                        )));
+                    }
+                }
             }
         }
         let mut common = star.len();
@@ -289,7 +361,7 @@ impl CoverIndex {
             }
             if let Some(t) = self.trie.terminal(node) {
                 let wt = w * self.token_prob(&row, t);
-                if wt > 0.0 && self.validity.ok(&stem, t)? {
+                if wt > 0.0 && self.is_star(&stem, t)? {
                     let mut s: Vec<u32> = stem.to_vec();
                     s.push(t);
                     stars.push(Star {
@@ -368,7 +440,7 @@ impl CoverIndex {
             let w = g.w / ub;
             if let Some(t) = self.trie.terminal(c) {
                 let wt = w * self.token_prob(&g.row, t);
-                if wt > 0.0 && self.validity.ok(&g.stem, t)? {
+                if wt > 0.0 && self.is_star(&g.stem, t)? {
                     let mut s: Vec<u32> = g.stem.to_vec();
                     s.push(t);
                     stars.push(Star {
@@ -388,6 +460,21 @@ impl CoverIndex {
             log_q: st.log_q + (ub / total).ln(),
             n_bytes: st.n_bytes + 1,
         })
+    }
+
+    /// Whether `stem ∘ t` (spelling a prefix exactly) is kept as an empty-overhang cover or
+    /// start-up stem: valid (exact, mask), or canonical, i.e. `encode(x)` alone (fast).
+    fn is_star(&self, stem: &[u32], t: u32) -> Result<bool> {
+        match self.mode {
+            Mode::Exact | Mode::Mask => self.validity.ok(stem, t),
+            // a valid stem plus a pair-valid token is canonical when valid = canonical
+            Mode::Fast if self.validity.rule() == Rule::Pair => self.validity.ok(stem, t),
+            Mode::Fast => {
+                let mut s = stem.to_vec();
+                s.push(t);
+                self.validity.is_canonical(&s)
+            }
+        }
     }
 
     /// One row per star, each from this model (a row of another model would index past its
