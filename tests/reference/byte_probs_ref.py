@@ -87,7 +87,7 @@ PATTERNS = {
 }
 
 #: Characters the patterns (or contractions) tell apart, one per behaviour.
-REPRESENTATIVES = " \t\n\r'/.-_0aAsStTlLdDmMvVeErRxX"
+REPRESENTATIVES = " \t\n\r'/.0aAsTlLvexX"
 
 
 class ToyPiecesBPE(ToyBPE):
@@ -102,7 +102,7 @@ class ToyPiecesBPE(ToyBPE):
         tails = [b""] + reps
         conts = {bytes([x]) for x in range(128)}
         conts |= {x + y for x in reps for y in reps}
-        conts |= {t + y for t in self.tokens[:128] + self.tokens[256:] for y in tails}
+        conts |= {t + y for t in self.tokens[256:] for y in tails}
         self.continuations = sorted(conts, key=lambda c: (len(c), c))
 
     def pieces(self, data: bytes) -> list[bytes]:
@@ -160,7 +160,8 @@ class ToyLM:
             # EOS, or (pre-tokenized tokenizers, where a valid sequence need not be canonical)
             # the tokens that make the sequence canonical, so that every valid path can end
             done = self.tok is None or self.tok.is_canonical(key)
-            fix = [] if done else [t for t in self.support if self.tok.is_canonical(key + (t,))]
+            ascii_ids = [t for t, b in enumerate(self.tok.tokens) if b.isascii()]
+            fix = [] if done else [t for t in ascii_ids if self.tok.is_canonical(key + (t,))]
             for t in fix:
                 p[t] = 1.0
             if not fix:
@@ -170,6 +171,14 @@ class ToyLM:
             rng = random.Random(hash((self.seed,) + key))
             for t in self.support + [self.eos_id]:
                 p[t] = rng.random() + 0.05
+            tok = self.tok
+            if isinstance(tok, ToyPiecesBPE) and not tok.is_canonical(key):
+                # a valid but non-canonical sequence may need a token outside the support to
+                # become canonical: add those, so that exact mode never meets Z = 0
+                if not any(tok.completable(key + (t,)) for t in self.support):
+                    for t, b in enumerate(tok.tokens):
+                        if b.isascii() and tok.is_canonical(key + (t,)):
+                            p[t] = rng.random() + 0.05
             if self.zero_invalid and self.tok is not None:
                 for t in self.support:
                     if not self.tok.is_valid(list(key) + [t]):
@@ -263,7 +272,8 @@ def covers_from_scratch(
 
 def next_byte_probs_from_scratch(lm: ToyLM, tok: ToyBPE, x: bytes, mode: str) -> np.ndarray:
     """``U(b)`` of docs/byte_probs.md §6: covers with non-empty overhang plus the empty-overhang
-    covers (every valid one in exact/mask mode; ``encode(x)`` alone in fast mode)."""
+    covers (every valid one in exact/mask mode; ``encode(x)`` alone in fast mode), normalised;
+    all zeros when nothing continues ``x`` (fast mode can step into such a prefix)."""
     star = tok.encode(x)
     u = np.zeros(257)
     stars = []
@@ -279,4 +289,5 @@ def next_byte_probs_from_scratch(lm: ToyLM, tok: ToyBPE, x: bytes, mode: str) ->
         for t, tb in enumerate(tok.tokens):
             u[tb[0]] += m * q[t]
         u[256] += m * q[lm.eos_id]
-    return u / u.sum()
+    total = u.sum()
+    return u / total if total > 0 else u

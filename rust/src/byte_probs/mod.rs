@@ -216,7 +216,7 @@ impl CoverIndex {
                 // fast keeps `encode(x)` alone at every step: the stems are the canonical
                 // `encode(x[..j])` whose every token prefix is canonical
                 let a = self.validity.settled(prompt);
-                let base = bpe.encode_bytes(&prompt[..a])?;
+                let base = self.validity.encode_settled(prompt, a)?;
                 let mut ok_len = 0;
                 while ok_len < base.len() && self.validity.is_canonical(&base[..ok_len + 1])? {
                     ok_len += 1;
@@ -240,7 +240,7 @@ impl CoverIndex {
             }
             Rule::Pieces => {
                 let a = self.validity.settled(prompt);
-                let base = bpe.encode_bytes(&prompt[..a])?;
+                let base = self.validity.encode_settled(prompt, a)?;
                 let mut stack = vec![(a, base)];
                 while let Some((j, stem)) = stack.pop() {
                     crate::cancel::check()?;

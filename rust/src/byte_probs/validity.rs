@@ -217,6 +217,20 @@ impl Validity {
         a
     }
 
+    /// Tokens of the pieces of `text` that end at or before `a` (a settled boundary): the
+    /// first tokens of `encode(text + s)` for every `s`. Not `encode(text[..a])`, which
+    /// pre-tokenizes `text[..a]` as a whole text (its end may re-split a trailing run).
+    pub fn encode_settled(&self, text: &[u8], a: usize) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        for (s, e) in self.bpe.piece_ranges(text)? {
+            if e > a {
+                break;
+            }
+            self.bpe.encode_piece(&text[s..e], &mut out);
+        }
+        Ok(out)
+    }
+
     /// Whether the piece boundaries inside a tail `text` (starting at a settled boundary) can
     /// still change with what follows (docs/byte_probs.md §15.2). `false` only when every piece
     /// but the last is settled and the last one can only grow: no whitespace in it except a
@@ -283,7 +297,7 @@ impl Validity {
                 off += self.bpe.token_bytes(ids[k]).map_or(0, <[u8]>::len);
                 k += 1;
             }
-            if off != a || self.bpe.encode_bytes(&text[..a])? != ids[..k] {
+            if off != a || self.encode_settled(text, a)? != ids[..k] {
                 return Ok(false);
             }
             (&ids[k..], &text[a..])
