@@ -665,7 +665,7 @@ def test_byte_lm_takes_tiktoken_hf_and_native_tokenizers_through_coerce(code_set
         blm = ByteLM(lm, other)
         assert blm.tokenizer.encode_ordinary(text) == want
         assert blm.index.encode(text.encode()) == want
-        assert blm.validity == ref.validity == "window"
+        assert blm.validity == ref.validity == "pieces"
         close(blm.next_byte_probs(blm.start(text[:40].encode())), p_ref)
     assert ByteLM(lm, tok).tokenizer is tok
     with pytest.raises(InputError):
@@ -701,9 +701,10 @@ def test_fim_context_ending_in_a_sentinel_acts_as_the_anchor():
     assert st.tokens == [a, b] and st.core.stars[0][0] == 259
 
 
-def test_byte_probs_equal_goldens_saved_before_the_refactor(corpora_dir):
+def test_byte_probs_equal_saved_goldens(corpora_dir):
     """Distributions, ``log Q`` and covers on held-out code equal those saved by
-    ``tests/golden/make_byte_probs.py`` before the engine and its bindings were renamed."""
+    ``tests/golden/make_byte_probs.py`` (last regenerated when the ``pieces`` rule became exact;
+    the ``pair`` runs are unchanged since before the engine and its bindings were renamed)."""
     from golden.make_byte_probs import OUT, record
 
     want = json.loads(OUT.read_text(encoding="utf-8"))

@@ -469,11 +469,8 @@ impl CoverIndex {
             Mode::Exact | Mode::Mask => self.validity.ok(stem, t),
             // a valid stem plus a pair-valid token is canonical when valid = canonical
             Mode::Fast if self.validity.rule() == Rule::Pair => self.validity.ok(stem, t),
-            Mode::Fast => {
-                let mut s = stem.to_vec();
-                s.push(t);
-                self.validity.is_canonical(&s)
-            }
+            // fast stems are canonical (the star or a start-up stem)
+            Mode::Fast => self.validity.canonical_after(stem, t),
         }
     }
 

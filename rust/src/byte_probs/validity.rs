@@ -31,11 +31,11 @@
 
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};
-use crate::pretokenize::presets::run_class;
+use crate::pretokenize::presets::{char_flags, run_class};
 use crate::pretokenize::Preset;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// How validity is decided (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +80,35 @@ struct Lru {
     clock: u64,
 }
 
+/// What the preset scanners see of a continuation after a whitespace run: its leading
+/// whitespace, then the class flags of the next character and the character itself when a
+/// pattern names it (docs/byte_probs.md §15.3); `(ws, 0, None)` when it is all whitespace.
+type Signature = (Vec<u8>, u8, Option<char>);
+
+/// The [`Signature`] of a token's bytes; `None` when the character after the whitespace is not
+/// complete UTF-8 (such tokens are tried one by one).
+fn signature(b: &[u8]) -> Option<Signature> {
+    let mut i = 0;
+    while i < b.len() {
+        let w = (b.len() - i).min(4);
+        let c = (1..=w).find_map(|k| std::str::from_utf8(&b[i..i + k]).ok())?;
+        let ch = c.chars().next()?;
+        if !ch.is_whitespace() {
+            let named = matches!(ch, '\'' | '/' | '\r' | '\n' | ' ');
+            return Some((b[..i].to_vec(), char_flags(ch), named.then_some(ch)));
+        }
+        i += c.len();
+    }
+    Some((b.to_vec(), 0, None))
+}
+
+/// Regular tokens grouped by [`Signature`] (members in id order), and the tokens without one.
+#[derive(Debug, Default)]
+struct Groups {
+    groups: Vec<Vec<u32>>,
+    loose: Vec<u32>,
+}
+
 /// Memoised depth-one searches (tail ids -> found), cleared when it reaches this size.
 const SEARCH_MEMO: usize = 1 << 16;
 
@@ -93,6 +122,7 @@ pub struct Validity {
     rows: Mutex<Lru>,
     searches: Mutex<FxHashMap<Vec<u32>, bool>>,
     regular: Vec<u32>,
+    groups: OnceLock<Groups>,
     cap: usize,
 }
 
@@ -112,6 +142,7 @@ impl Validity {
             rows: Mutex::new(Lru::default()),
             searches: Mutex::new(FxHashMap::default()),
             regular,
+            groups: OnceLock::new(),
             cap: cap.max(1),
         };
         let words: Vec<u64> = (0..n.div_ceil(64))
@@ -165,19 +196,50 @@ impl Validity {
         if self.preset.is_none() {
             return 0;
         }
-        let valid = match std::str::from_utf8(text) {
-            Ok(s) => s,
-            Err(e) => match std::str::from_utf8(&text[..e.valid_up_to()]) {
-                Ok(s) => s,
-                Err(_) => return 0,
-            },
+        // an invalid byte run that no continuation can repair ends a piece for good
+        // (`encode_bytes` pre-tokenizes each valid run alone and glues the invalid bytes to the
+        // piece before them): start after the last one
+        let mut base = 0;
+        let mut pos = 0;
+        let mut end = text.len();
+        for chunk in text.utf8_chunks() {
+            pos += chunk.valid().len();
+            let inv = chunk.invalid().len();
+            if inv == 0 {
+                continue;
+            }
+            if pos + inv == text.len() && std::str::from_utf8(&text[pos..]).is_err() {
+                // possibly an incomplete character at the very end: still open
+                let definite = text[pos..].len() >= 4
+                    || std::str::from_utf8(&text[pos..])
+                        .err()
+                        .is_some_and(|e| e.error_len().is_some());
+                if !definite {
+                    end = pos;
+                    break;
+                }
+            }
+            if pos == 0 {
+                // glued to the piece after it: nothing settles
+                return 0;
+            }
+            pos += inv;
+            base = pos;
+        }
+        let Ok(valid) = std::str::from_utf8(&text[base..end]) else {
+            return base;
         };
+        base + self.settled_valid(valid)
+    }
+
+    /// [`Validity::settled`] of valid UTF-8 text (the horizon rule, docs/byte_probs.md §15.1).
+    fn settled_valid(&self, valid: &str) -> usize {
         let Ok(pieces) = self.bpe.pretokenizer().pieces(valid) else {
             return 0;
         };
         let b = valid.as_bytes();
         let n = b.len();
-        // run ends: end[i] = end of the maximal run of one class containing byte i
+        // end[i] = end of the maximal run of one class containing byte i
         let mut class = Vec::with_capacity(n);
         for c in valid.chars() {
             let k = run_class(c);
@@ -240,7 +302,9 @@ impl Validity {
             return Ok(true);
         }
         let Ok(s) = std::str::from_utf8(text) else {
-            return Ok(true);
+            // inside a multi-byte character (the only invalid UTF-8 left after the settled
+            // boundary): judged by canonicality alone, docs/byte_probs.md §15.5
+            return Ok(false);
         };
         let pieces = self.bpe.pretokenizer().pieces(s)?;
         let Some(last) = pieces.last() else {
@@ -250,10 +314,29 @@ impl Validity {
         if self.settled(text) != start {
             return Ok(true);
         }
-        let lb = last.as_bytes();
-        let ws_after_first = last.chars().skip(1).any(char::is_whitespace);
-        let first_ws = last.chars().next().is_some_and(char::is_whitespace);
-        if ws_after_first || (first_ws && (lb[0] != b' ' || lb.len() == 1)) {
+        // extension-only shapes: [one non-newline space character] + non-space characters +
+        // [a tail of newlines (cl100k) or newlines and slashes (o200k) after punctuation]
+        let mut chars = last.chars().peekable();
+        if chars
+            .peek()
+            .is_some_and(|&c| c.is_whitespace() && c != '\r' && c != '\n')
+        {
+            chars.next();
+        }
+        let body: Vec<char> = chars.collect();
+        let Some(&first) = body.first() else {
+            return Ok(true);
+        };
+        if first.is_whitespace() {
+            return Ok(true);
+        }
+        let tail_ok = |c: char| match self.preset {
+            Some(Preset::Cl100k) => c == '\r' || c == '\n',
+            Some(Preset::O200k) => c == '\r' || c == '\n' || c == '/',
+            _ => false,
+        };
+        let k = body.iter().position(|c| c.is_whitespace()).unwrap_or(body.len());
+        if !body[k..].iter().all(|&c| tail_ok(c)) {
             return Ok(true);
         }
         Ok(self.preset == Some(Preset::O200k) && !last.is_ascii())
@@ -289,6 +372,9 @@ impl Validity {
     /// Whether the tail `ids` (spelling `text`, which starts at a settled boundary) can be
     /// completed to a canonical sequence ([`Rule::Pieces`]).
     fn comp_tail(&self, ids: &[u32], text: &[u8]) -> Result<bool> {
+        if self.bpe.encode_bytes(text)? == ids {
+            return Ok(true);
+        }
         let a = self.settled(text);
         let (ids, text) = if a > 0 {
             let mut off = 0;
@@ -326,7 +412,11 @@ impl Validity {
     }
 
     /// Depth-one search: some regular `u` with `encode(text + bytes(u)) == ids ∘ u`, trying only
-    /// the `u` that change the piece boundaries inside `text`.
+    /// the `u` that change the piece boundaries inside `text` and whose pieces, clipped to
+    /// `text`, encode to `ids` (a necessary condition by single-piece prefix closure). When
+    /// `text` is all whitespace the pieces inside it depend on `u` only through `u`'s leading
+    /// whitespace and the character after it (or its absence), so each such signature is
+    /// pre-tokenized once.
     fn search(&self, ids: &[u32], text: &[u8]) -> Result<bool> {
         let inner = |ranges: &[(usize, usize)]| -> Vec<usize> {
             ranges
@@ -336,29 +426,88 @@ impl Validity {
                 .collect()
         };
         let base = inner(&self.bpe.piece_ranges(text)?);
+        let all_ws = std::str::from_utf8(text).is_ok_and(|t| t.chars().all(char::is_whitespace));
         let mut buf = Vec::with_capacity(text.len() + 16);
         let mut want = Vec::with_capacity(ids.len() + 1);
         want.extend_from_slice(ids);
         want.push(0);
         let mut out = Vec::with_capacity(ids.len() + 4);
-        for &u in &self.regular {
-            let ub = self.bpe.token_bytes(u).unwrap_or(&[]);
+        let mut clip = Vec::with_capacity(ids.len() + 4);
+        // whether the pieces of `text + bytes(u)`, clipped to `text`, can give `ids` at all
+        let mut hopeless = |u: u32, buf: &mut Vec<u8>| -> Result<bool> {
             buf.clear();
             buf.extend_from_slice(text);
-            buf.extend_from_slice(ub);
-            if inner(&self.bpe.piece_ranges(&buf)?) == base {
-                continue;
+            buf.extend_from_slice(self.bpe.token_bytes(u).unwrap_or(&[]));
+            let ranges = self.bpe.piece_ranges(buf)?;
+            if inner(&ranges) == base {
+                return Ok(true);
             }
+            clip.clear();
+            for &(s, e) in &ranges {
+                if s >= text.len() {
+                    break;
+                }
+                self.bpe.encode_piece(&buf[s..e.min(text.len())], &mut clip);
+            }
+            Ok(clip != ids)
+        };
+        let mut hit = |u: u32, buf: &[u8]| -> Result<bool> {
             out.clear();
-            self.bpe.encode_bytes_into(&buf, &mut out)?;
+            self.bpe.encode_bytes_into(buf, &mut out)?;
             if let Some(last) = want.last_mut() {
                 *last = u;
             }
-            if out == want {
+            Ok(out == want)
+        };
+        if all_ws {
+            let g = self.groups.get_or_init(|| self.group_tokens());
+            for members in &g.groups {
+                let Some(&first) = members.first() else {
+                    continue;
+                };
+                if hopeless(first, &mut buf)? {
+                    continue;
+                }
+                for &u in members {
+                    buf.clear();
+                    buf.extend_from_slice(text);
+                    buf.extend_from_slice(self.bpe.token_bytes(u).unwrap_or(&[]));
+                    if hit(u, &buf)? {
+                        return Ok(true);
+                    }
+                }
+            }
+            for &u in &g.loose {
+                if !hopeless(u, &mut buf)? && hit(u, &buf)? {
+                    return Ok(true);
+                }
+            }
+            return Ok(false);
+        }
+        for &u in &self.regular {
+            if !hopeless(u, &mut buf)? && hit(u, &buf)? {
                 return Ok(true);
             }
         }
         Ok(false)
+    }
+
+    fn group_tokens(&self) -> Groups {
+        let mut index: FxHashMap<Signature, usize> = FxHashMap::default();
+        let mut g = Groups::default();
+        for &u in &self.regular {
+            match signature(self.bpe.token_bytes(u).unwrap_or(&[])) {
+                Some(sig) => {
+                    let k = *index.entry(sig).or_insert_with(|| {
+                        g.groups.push(Vec::new());
+                        g.groups.len() - 1
+                    });
+                    g.groups[k].push(u);
+                }
+                None => g.loose.push(u),
+            }
+        }
+        g
     }
 
     /// Whether `stem ∘ t` is valid.
@@ -518,6 +667,17 @@ impl Validity {
             }
         }
         Ok(true)
+    }
+
+    /// Whether `stem ∘ t` is canonical, given a canonical `stem`: the tokens before the stem's
+    /// settled boundary stay, so only the open tail plus `t` is re-encoded.
+    pub fn canonical_after(&self, stem: &[u32], t: u32) -> Result<bool> {
+        let Some((key, mut text)) = self.tail(stem)? else {
+            return Ok(false);
+        };
+        text.extend_from_slice(self.bpe.token_bytes(t).unwrap_or(&[]));
+        let got = self.bpe.encode_bytes(&text)?;
+        Ok(got.len() == key.len() + 1 && got[..key.len()] == *key && got[key.len()] == t)
     }
 
     /// Whether `ids` (after the last special token) is canonical.
