@@ -21,8 +21,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from reference.byte_probs_ref import (
     PATTERNS,
     ToyBPE,
-    ToyPiecesBPE,
     ToyLM,
+    ToyPiecesBPE,
     conditional,
     covers_from_scratch,
     next_byte_probs_from_scratch,
@@ -821,7 +821,9 @@ def test_pieces_btr_chain_rule_and_string_probabilities_equal_brute_force(case):
         assert abs(math.exp(s.log_q) - q) < 1e-12  # P2 + P3
         q_end = math.exp(s.log_q) * blm.next_byte_probs(s)[END]
         assert abs(q_end - strings.get(x, 0.0)) < 1e-12  # P3: Q(x⊥), EOS only after canonical
-        for ids, over, p in blm.covers(s):  # P10: covers distinct and valid
+        covers = blm.covers(s)  # P10: covers distinct and valid
+        assert len({tuple(ids) for ids, _, _ in covers}) == len(covers)
+        for ids, _, p in covers:
             assert case.ref.completable(ids) and p > 0
 
 

@@ -24,7 +24,6 @@ against it.
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections.abc import Sequence
 from typing import Optional

@@ -225,7 +225,10 @@ impl CoverIndex {
                     if let Some(node) = self.trie.walk(&prompt[j..]) {
                         let stem = bpe.encode_bytes(&prompt[..j])?;
                         let shared = stem.iter().zip(&base).take_while(|(x, y)| x == y).count();
-                        if self.validity.canonical_prefixes(&stem, shared.min(ok_len))? {
+                        if self
+                            .validity
+                            .canonical_prefixes(&stem, shared.min(ok_len))?
+                        {
                             stems.push((stem, node));
                         }
                     }

@@ -255,7 +255,8 @@ impl Validity {
                 end[i] = i + 1;
             }
         }
-        let next_char = |i: usize| -> usize { i + valid[i..].chars().next().map_or(1, char::len_utf8) };
+        let next_char =
+            |i: usize| -> usize { i + valid[i..].chars().next().map_or(1, char::len_utf8) };
         let mut a = 0;
         let mut p = 0;
         for piece in pieces {
@@ -335,7 +336,10 @@ impl Validity {
             Some(Preset::O200k) => c == '\r' || c == '\n' || c == '/',
             _ => false,
         };
-        let k = body.iter().position(|c| c.is_whitespace()).unwrap_or(body.len());
+        let k = body
+            .iter()
+            .position(|c| c.is_whitespace())
+            .unwrap_or(body.len());
         if !body[k..].iter().all(|&c| tail_ok(c)) {
             return Ok(true);
         }
