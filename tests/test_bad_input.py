@@ -185,7 +185,7 @@ CATALOGUE_ARGS = [
     # byte probabilities: the LM's sizes and the context ids
     (lambda t: _byte_lm(t, eos_id=-1), InputError, r"eos_id = -1 is not a token id"),
     (lambda t: _byte_lm(t, eos_id=2**40), InputError, r"eos_id = 1099511627776 is not a token id"),
-    (lambda t: _byte_lm(t, context_bytes=-1), InputError, r"context_bytes=-1 is out of range"),
+    (lambda t: _byte_lm(t, row_cache=-1), InputError, r"row_cache=-1 is out of range"),
     (lambda t: _byte_lm(t).start(b"he", context=[-1]), VocabError, r"context\[0\] = -1"),
     # dynamic merging (its own arguments are checked by tokforge.dynamic; threads here)
     (lambda t: merge_batch([[1, 2, 3]], tokenizer=t, num_threads=10**6), InputError,

@@ -19,8 +19,10 @@ from hypothesis import strategies as st
 sys.path.insert(0, os.path.dirname(__file__))
 
 from reference.byte_probs_ref import (
+    PATTERNS,
     ToyBPE,
     ToyLM,
+    ToyPiecesBPE,
     conditional,
     covers_from_scratch,
     next_byte_probs_from_scratch,
@@ -80,9 +82,10 @@ def _byte_chars() -> list[str]:
 CH = _byte_chars()
 
 
-def merge_tokenizer(merges: list[tuple[bytes, bytes]]) -> Tokenizer:
-    """Merge-list toy (HF semantics, no whole-piece look-up, one piece per string): byte ``b``
-    is id ``b``, merge ``k`` makes id ``256 + k``, ``<eos>`` comes last."""
+def merge_tokenizer(merges: list[tuple[bytes, bytes]], pattern: str = r"[\s\S]+") -> Tokenizer:
+    """Merge-list toy (HF semantics, no whole-piece look-up; one piece per string unless
+    ``pattern`` splits): byte ``b`` is id ``b``, merge ``k`` makes id ``256 + k``, ``<eos>``
+    comes last."""
     spell = lambda t: "".join(CH[x] for x in t)  # noqa: E731
     vocab = {CH[x]: x for x in range(256)}
     for k, (left, right) in enumerate(merges):
@@ -108,7 +111,7 @@ def merge_tokenizer(merges: list[tuple[bytes, bytes]]) -> Tokenizer:
             "pretokenizers": [
                 {
                     "type": "Split",
-                    "pattern": {"Regex": "[\\s\\S]+"},
+                    "pattern": {"Regex": pattern},
                     "behavior": "Isolated",
                     "invert": False,
                 },
@@ -662,7 +665,7 @@ def test_byte_lm_takes_tiktoken_hf_and_native_tokenizers_through_coerce(code_set
         blm = ByteLM(lm, other)
         assert blm.tokenizer.encode_ordinary(text) == want
         assert blm.index.encode(text.encode()) == want
-        assert blm.validity == ref.validity == "window"
+        assert blm.validity == ref.validity == "pieces"
         close(blm.next_byte_probs(blm.start(text[:40].encode())), p_ref)
     assert ByteLM(lm, tok).tokenizer is tok
     with pytest.raises(InputError):
@@ -698,9 +701,10 @@ def test_fim_context_ending_in_a_sentinel_acts_as_the_anchor():
     assert st.tokens == [a, b] and st.core.stars[0][0] == 259
 
 
-def test_byte_probs_equal_goldens_saved_before_the_refactor(corpora_dir):
+def test_byte_probs_equal_saved_goldens(corpora_dir):
     """Distributions, ``log Q`` and covers on held-out code equal those saved by
-    ``tests/golden/make_byte_probs.py`` before the engine and its bindings were renamed."""
+    ``tests/golden/make_byte_probs.py`` (last regenerated when the ``pieces`` rule became exact;
+    the ``pair`` runs are unchanged since before the engine and its bindings were renamed)."""
     from golden.make_byte_probs import OUT, record
 
     want = json.loads(OUT.read_text(encoding="utf-8"))
@@ -721,3 +725,152 @@ def test_byte_probs_equal_goldens_saved_before_the_refactor(corpora_dir):
         same(g["start_mid"], w["start_mid"])
         assert [c[:2] for c in g["covers_mid"]] == [c[:2] for c in w["covers_mid"]], key
         close([c[2] for c in g["covers_mid"]], [c[2] for c in w["covers_mid"]])
+
+
+# ---------------------------------------------------------------------------------------------
+# Regex pre-tokenizers (docs/byte_probs.md §15): exact against the brute force of ToyPiecesBPE
+
+
+class PiecesCase(Case):
+    """A toy BPE on the pieces of a preset pattern, with a random leaky LM (invalid tokens get
+    mass; EOS is drawn after any sequence)."""
+
+    def __init__(self, alphabet, merges, pattern, seed, max_tokens=3):
+        self.alphabet = alphabet
+        self.pattern = pattern
+        self.ref = ToyPiecesBPE(merges, pattern)
+        self.tok = merge_tokenizer(merges, PATTERNS[pattern])
+        self.V = 256 + len(merges)
+        support = list(alphabet) + list(range(256, self.V))
+        self.lm = ToyLM(
+            support,
+            vocab_size=self.V + 1,
+            eos_id=self.V,
+            max_tokens=max_tokens,
+            seed=seed,
+            tok=self.ref,
+        )
+
+    def __repr__(self) -> str:
+        return f"PiecesCase({self.alphabet!r}, {self.ref.merges!r}, {self.pattern!r}, {self.lm.seed})"
+
+
+@st.composite
+def piece_cases(draw, max_tokens=3):
+    """Alphabets rich in whitespace runs, digits, punctuation and apostrophes; merges that the
+    patterns can produce (within one character class, or a leading space)."""
+    pattern = draw(st.sampled_from(["gpt2", "cl100k", "o200k"]))
+    extra = draw(st.lists(st.sampled_from(list(b"\n\t1'.aAsl")), min_size=1, max_size=3, unique=True))
+    alphabet = bytes(sorted({ord(" ")} | set(extra)))
+    toks = [bytes([x]) for x in alphabet]
+    merges: list[tuple[bytes, bytes]] = []
+    for _ in range(draw(st.integers(1, 5))):
+        left = draw(st.sampled_from(toks))
+        right = draw(st.sampled_from(toks))
+        if len(left + right) <= 3 and left + right not in toks:
+            merges.append((left, right))
+            toks.append(left + right)
+    seed = draw(st.integers(0, 2**31 - 1))
+    return PiecesCase(alphabet, merges, pattern, seed, max_tokens=max_tokens)
+
+
+def _walk(blm, case, mode, data, steps):
+    """Next-byte distributions from ``start`` and along ``advance`` against the brute force."""
+    s = blm.start(b"")
+    x = b""
+    for _ in range(steps):
+        want = next_byte_probs_from_scratch(case.lm, case.ref, x, mode)
+        if want.sum() == 0:  # fast mode only: encode(x) is not reachable along one-star paths
+            assert mode == "fast"
+            with pytest.raises(InputError):
+                blm.next_byte_probs(s)
+            break
+        p = blm.next_byte_probs(s)
+        assert abs(p.sum() - 1) < TOL  # P1
+        close(p, want)
+        close(blm.next_byte_probs(blm.start(x)), want)  # P5
+        choices = [int(ch) for ch in np.nonzero(p[:256])[0]]
+        if not choices:
+            break
+        ws = [ch for ch in choices if ch in b" \n\t1"]
+        ch = data.draw(st.sampled_from(ws + choices))  # runs of whitespace and digits
+        s = blm.advance(s, ch)
+        x += bytes([ch])
+    return s, x
+
+
+@settings(max_examples=FEW, deadline=None)
+@given(piece_cases(), st.sampled_from(["exact", "mask", "fast"]), st.data())
+def test_pieces_next_byte_probs_equal_brute_force_from_start_and_along_advance(case, mode, data):
+    _walk(case.blm(mode), case, mode, data, 5)
+
+
+@settings(max_examples=FEW, deadline=None)
+@given(piece_cases())
+def test_pieces_btr_chain_rule_and_string_probabilities_equal_brute_force(case):
+    blm = case.blm()
+    strings = string_probs(case.lm, case.ref)
+    assert abs(sum(strings.values()) - 1) < 1e-12
+    for x in case.strings(3):
+        q = prefix_prob(strings, x)
+        if q == 0:
+            with pytest.raises(InputError):
+                blm.feed(blm.start(b""), x)
+            continue
+        s = blm.feed(blm.start(b""), x)
+        assert abs(math.exp(s.log_q) - q) < 1e-12  # P2 + P3
+        q_end = math.exp(s.log_q) * blm.next_byte_probs(s)[END]
+        assert abs(q_end - strings.get(x, 0.0)) < 1e-12  # P3: Q(x⊥), EOS only after canonical
+        covers = blm.covers(s)  # P10: covers distinct and valid
+        assert len({tuple(ids) for ids, _, _ in covers}) == len(covers)
+        for ids, _, p in covers:
+            assert case.ref.completable(ids) and p > 0
+
+
+def _issue_case(merges, pattern, alphabet, *, seed=1, max_tokens=4, mode="exact"):
+    case = PiecesCase(alphabet, merges, pattern, seed, max_tokens=max_tokens)
+    return case, case.blm(mode)
+
+
+@pytest.mark.parametrize("mode", ["exact", "mask", "fast"])
+@pytest.mark.parametrize(
+    "merges, pattern, alphabet, prompts",
+    [
+        # two spaces, one merge: [' ', ' '] is valid (before a word) but must not end the text
+        ([(b" ", b" ")], "gpt2", b" a", [b"  ", b"   ", b"  a"]),
+        # some ' '+x merges: "  b" continues [' ', ' '] with a letter that has no merge
+        ([(b" ", b" "), (b" ", b"a")], "gpt2", b" ab", [b"  b", b"  a", b"  "]),
+        # cl100k digit groups re-align from the start of the run, however long
+        ([(b"1", b"1"), (b"11", b"1")], "cl100k", b"1 ", [b"1" * 13, b"1" * 15, b" " + b"1" * 7]),
+        # contractions look past the apostrophe; o200k attaches them to the word
+        ([(b"a", b"'"), (b"l", b"l")], "o200k", b"a'l ", [b"a'l", b"a'll", b" a'"]),
+    ],
+)
+def test_issue_cases_equal_brute_force_from_start_and_along_advance(
+    merges, pattern, alphabet, prompts, mode
+):
+    case, blm = _issue_case(merges, pattern, alphabet, max_tokens=8 if b"1" in alphabet else 4, mode=mode)
+    for x in prompts:
+        want = next_byte_probs_from_scratch(case.lm, case.ref, x, mode)
+        if want.sum() == 0:  # fast: encode("  a") passes through the non-canonical [' ', ' ']
+            assert mode == "fast"
+            with pytest.raises(InputError):
+                blm.next_byte_probs(blm.start(x))
+            continue
+        close(blm.next_byte_probs(blm.start(x)), want)
+        close(blm.next_byte_probs(blm.feed(blm.start(b""), x)), want)
+
+
+def test_two_spaces_keep_both_splits_but_only_the_canonical_one_may_end():
+    case, blm = _issue_case([(b" ", b" ")], "gpt2", b" a")
+    s = blm.feed(blm.start(b""), b"  ")
+    stars = sorted(s.core.stars)
+    assert stars == sorted([[32, 32], [256]])
+    ref = next_byte_probs_from_scratch(case.lm, case.ref, b"  ", "exact")
+    # the end-of-text mass comes from ['  '] alone: [' ', ' '] needs a word after it
+    w = dict(zip(map(tuple, s.core.stars), s.core.star_weights))
+    p_end = w[(256,)] * conditional(case.lm, case.ref, [256], "exact")[case.lm.eos_id]
+    close(blm.next_byte_probs(s)[END], p_end)
+    close(blm.next_byte_probs(s), ref)
+    fast = case.blm("fast").feed(case.blm("fast").start(b""), b"  ")
+    assert fast.core.stars == [[256]]  # fast: encode(x) alone

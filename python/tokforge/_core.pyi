@@ -398,9 +398,9 @@ class CoverState:
 class CoverIndex:
     """Trie, validity rows and mode for one tokenizer and one LM vocabulary.
 
-    ``mode``: ``"exact"`` | ``"mask"`` | ``"fast"``; ``validity``: ``"pair"`` (exact BPE local
-    rule) or ``"window"`` (regex pre-tokenizers: a left-context window of ``context_bytes``
-    bytes with probe continuations); bad values raise :class:`tokforge.InputError`.
+    ``mode``: ``"exact"`` | ``"mask"`` | ``"fast"``; ``validity``: ``"pair"`` (BPE local rule,
+    prefix-closed tokenizers) or ``"pieces"`` (regex pre-tokenizers: settled prefix + open
+    tail); bad values raise :class:`tokforge.InputError`.
     """
     def __init__(
         self,
@@ -409,7 +409,6 @@ class CoverIndex:
         eos_id: int,
         mode: str = ...,
         validity: str = ...,
-        context_bytes: int = ...,
         row_cache: int = ...,
     ) -> None: ...
     @property

@@ -16,20 +16,21 @@ Layers (docs/byte_probs.md §14): :class:`ByteLM` (here: the LM calls and the AP
 tokenizer's native model; any tokenizer goes through :meth:`Tokenizer.coerce
 <tokforge.Tokenizer.coerce>` first.
 
-Where it is exact, and where not:
+Where it is exact (docs/byte_probs.md §15): a token sequence is *valid* when it can be completed
+to a canonical one (``encode(decode(τ)) == τ``), and the end of text follows only a canonical
+sequence. ``mode="exact"`` masks everything else and reproduces the brute-force distribution to
+1e-12 (properties P1-P13 of docs/byte_probs.md §11):
 
 - Tokenizers whose pre-tokenizer does not split (one piece per string, merge-list BPE) are
-  prefix-closed; validity is the exact BPE pair rule and ``mode="exact"`` reproduces the brute-force
-  distribution to 1e-12 (properties P1-P13 of docs/byte_probs.md §11).
-- Regex pre-tokenizers (GPT-2, cl100k, o200k patterns) are not prefix-closed (``\\s+(?!\\S)``
-  look-ahead) and their pieces depend on left context. ``validity="window"`` (chosen automatically)
-  judges a candidate on the tokens of the last pre-token piece with probe continuations, and the
-  state keeps every empty-overhang cover that passes (usually one; two inside whitespace runs, then
-  the one LM call per byte carries two prefixes). This is an approximation (docs/byte_probs.md §4.3,
-  §15): next-byte distributions stay normalised, but they are not certified equal to the induced
-  byte process. Start-up uses canonical stems only.
-- tiktoken-style whole-piece look-up (``ignore_merges``) also breaks the pair rule inside a piece;
-  the window rule only sees the last piece.
+  prefix-closed: valid = canonical, decided by the BPE pair rule (``validity="pair"``).
+- Regex pre-tokenizers (GPT-2, cl100k, o200k presets; ``validity="pieces"``): the pieces before a
+  *settled boundary* are final whatever follows (a horizon bound on the preset scanners), so
+  validity is decided on the open tail after it; the tail is valid iff it is canonical, or its
+  piece structure can still change and one more token makes it canonical. Covers are found by
+  search from the settled boundary; several empty-overhang covers can be alive (``"  "`` as one
+  token or as two spaces before a word), each with its LM row. ``fast`` keeps ``encode(x)`` alone.
+- tiktoken-style whole-piece look-up (``ignore_merges``) breaks prefix closure inside a piece;
+  such tokenizers are not covered by the argument.
 
 Applications (docs/byte_probs.md §8): ``tokforge fim`` (complete a prefix that stops inside a token:
 naive, token healing, byte level, and a two-vocabulary byte-level ensemble) and
@@ -120,8 +121,7 @@ class ByteState:
 
     @property
     def tokens(self) -> list[int]:
-        """The heaviest empty-overhang cover (``encode(text)`` for prefix-closed tokenizers),
-        without the token context."""
+        """The heaviest empty-overhang cover, without the token context."""
         stars = self.core.stars
         return stars[0][self.ctx_len :] if stars else []
 
@@ -144,13 +144,10 @@ class ByteLM:
         mode: ``"exact"`` (mask invalid continuations and renormalise every token
             distribution; BTR holds exactly), ``"mask"`` (mask, renormalise only the byte
             distributions) or ``"fast"`` (no masking).
-        validity: ``"pair"``: the exact BPE local rule (a token's validity depends on the
-            previous token only), right for tokenizers whose pre-tokenizer does not split
-            (then BPE is prefix-closed); ``"window"``: for regex pre-tokenizers, whose pieces
-            depend on context and look-ahead, a candidate is checked on the last tokens
-            covering ``context_bytes`` bytes with probe continuations (an approximation; the
-            exactness claims of docs/byte_probs.md §4.2 hold for ``"pair"`` tokenizers).
-            ``"auto"`` picks by pre-tokenizing a probe text.
+        validity: ``"pair"``: the BPE local rule, exact for tokenizers whose pre-tokenizer
+            does not split (then BPE is prefix-closed); ``"pieces"``: regex pre-tokenizers,
+            validity decided on the open tail after the settled boundary
+            (docs/byte_probs.md §15). ``"auto"`` picks by pre-tokenizing a probe text.
         row_cache: validity rows kept (``vocab_size / 8`` bytes each).
 
     >>> from tokforge import Tokenizer
@@ -173,7 +170,6 @@ class ByteLM:
         *,
         mode: str = "exact",
         validity: str = "auto",
-        context_bytes: int = 16,
         row_cache: int = 1024,
     ) -> None:
         self.lm = lm
@@ -181,7 +177,7 @@ class ByteLM:
         self.mode = mode
         if validity == "auto":
             single = len(self.tokenizer.pretokenize(_SPLIT_PROBE)) == 1
-            validity = "pair" if single else "window"
+            validity = "pair" if single else "pieces"
         self._table: Optional[list[Optional[bytes]]] = None
         self._index = _core.CoverIndex(
             self.tokenizer.model,
@@ -189,14 +185,13 @@ class ByteLM:
             int(lm.eos_id),
             mode,
             validity,
-            context_bytes,
             row_cache,
         )
 
     @property
     def validity(self) -> str:
-        """``"pair"`` (exact BPE local rule) or ``"window"`` (regex pre-tokenizers: left
-        context window with probe continuations; approximate)."""
+        """``"pair"`` (BPE local rule, prefix-closed tokenizers) or ``"pieces"`` (regex
+        pre-tokenizers: settled prefix + open tail)."""
         return self._index.validity
 
     @property
@@ -253,7 +248,7 @@ class ByteLM:
             if stars:
                 lp = np.asarray(self.lm.next_logprobs(stars), dtype=np.float64)
                 for s, r in zip(stars, lp):
-                    rows.append(self._index.prepare(np.ascontiguousarray(r), s[-8:]))
+                    rows.append(self._index.prepare(np.ascontiguousarray(r), s))
             st._rows = rows
         return st._rows
 

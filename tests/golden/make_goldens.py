@@ -374,10 +374,10 @@ def byte_models(name: str):
 
     if name not in _BYTE:
         texts = _lines("en", 80)
-        if name == "window_gpt2":
+        if name == "pieces_gpt2":
             tok = Tokenizer.train(texts=texts, vocab_size=330, pattern="gpt2")
             mode = "exact"
-        elif name == "window_cl100k_fast":
+        elif name == "pieces_cl100k_fast":
             tok = Tokenizer.train(texts=texts, vocab_size=300, pattern="cl100k")
             mode = "fast"
         elif name.startswith("pair_"):
@@ -392,7 +392,7 @@ def byte_models(name: str):
     return _BYTE[name]
 
 
-BYTE_CASES = ("window_gpt2", "window_cl100k_fast", "pair_exact", "pair_mask", "pair_fast")
+BYTE_CASES = ("pieces_gpt2", "pieces_cl100k_fast", "pair_exact", "pair_mask", "pair_fast")
 
 
 def case_byte_lm(name: str) -> dict[str, Any]:
@@ -451,7 +451,7 @@ def case_byte_ensemble() -> dict[str, Any]:
     """A two-vocabulary ensemble (uniform and posterior weights)."""
     from tokforge import ByteEnsemble
 
-    m1, _ = byte_models("window_gpt2")
+    m1, _ = byte_models("pieces_gpt2")
     m2, _ = byte_models("pair_exact")
     out: dict[str, Any] = {}
     for key, ens in (("uniform", ByteEnsemble([m1, m2])),

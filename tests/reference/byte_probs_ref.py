@@ -6,6 +6,13 @@ against it.
   look-up), one piece per string: repeatedly merge the adjacent pair that comes first in the
   merge list, leftmost on ties. Ids: byte ``b`` is id ``b``; merge ``k`` makes id ``256 + k``.
 - Validity by re-encoding, the full check of docs/byte_probs.md §4.1: ``encode(decode(τ)) == τ``.
+- :class:`ToyPiecesBPE`: the same BPE run on the pieces of a regex pre-tokenizer (the GPT-2,
+  cl100k and o200k patterns of tiktoken 0.14.0, through the ``regex`` module; ASCII text only).
+  Canonical sequences are not prefix-closed there, so a sequence is *valid* when some
+  continuation text ``s`` makes it a prefix of ``encode(decode(τ) + s)`` (searched over every
+  ASCII character, every pair of characters from a class-representative set, and every token
+  followed by nothing or one representative), and EOS may follow only a canonical sequence
+  (docs/byte_probs.md §15).
 - :class:`ToyLM`: a random, length-capped token LM (EOS forced after ``max_tokens`` tokens),
   deterministic per prefix, with mass only on the alphabet's tokens and EOS.
 - :func:`string_probs`: every complete string and its probability under ``Pc`` (the exact-mode
@@ -22,6 +29,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np
+import regex
 
 
 class ToyBPE:
@@ -51,6 +59,69 @@ class ToyBPE:
 
     def is_valid(self, ids: Sequence[int]) -> bool:
         return self.encode(self.decode(ids)) == list(ids)
+
+    def is_canonical(self, ids: Sequence[int]) -> bool:
+        return self.is_valid(ids)
+
+    def completable(self, ids: Sequence[int]) -> bool:
+        """One piece per string: BPE is prefix-closed, so valid = canonical."""
+        return self.is_valid(ids)
+
+
+#: The pre-tokenizer patterns of tiktoken 0.14.0 (``tiktoken_ext/openai_public.py``).
+PATTERNS = {
+    "gpt2": r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s""",
+    "cl100k": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+    "o200k": "|".join(
+        [
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""\p{N}{1,3}""",
+            r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+            r"""\s*[\r\n]+""",
+            r"""\s+(?!\S)""",
+            r"""\s+""",
+        ]
+    ),
+}
+
+#: Characters the patterns (or contractions) tell apart, one per behaviour.
+REPRESENTATIVES = " \t\n\r'/.0aAsTlLvexX"
+
+
+class ToyPiecesBPE(ToyBPE):
+    """:class:`ToyBPE` on the pieces of ``PATTERNS[pattern]`` (ASCII text only)."""
+
+    def __init__(self, merges: Sequence[tuple[bytes, bytes]], pattern: str) -> None:
+        super().__init__(merges)
+        self.regex = regex.compile(PATTERNS[pattern])
+        self._comp: dict[tuple[int, ...], bool] = {}
+        chars = sorted(set(REPRESENTATIVES) | {chr(x) for t in self.tokens[256:] for x in t})
+        reps = [c.encode() for c in chars]
+        tails = [b""] + reps
+        conts = {bytes([x]) for x in range(128)}
+        conts |= {x + y for x in reps for y in reps}
+        conts |= {t + y for t in self.tokens[256:] for y in tails}
+        self.continuations = sorted(conts, key=lambda c: (len(c), c))
+
+    def pieces(self, data: bytes) -> list[bytes]:
+        return [m.encode("ascii") for m in self.regex.findall(data.decode("ascii"))]
+
+    def encode(self, data: bytes) -> list[int]:
+        return [i for p in self.pieces(data) for i in ToyBPE.encode(self, p)]
+
+    def completable(self, ids: Sequence[int]) -> bool:
+        """Some continuation ``s`` has ``ids`` as a prefix of ``encode(decode(ids) + s)``."""
+        key = tuple(ids)
+        got = self._comp.get(key)
+        if got is None:
+            text = self.decode(ids)
+            k = len(key)
+            got = self.is_canonical(ids) or any(
+                tuple(self.encode(text + s)[:k]) == key for s in self.continuations
+            )
+            self._comp[key] = got
+        return got
 
 
 class ToyLM:
@@ -85,11 +156,28 @@ class ToyLM:
             return row
         p = np.zeros(self.vocab_size)
         if len(key) >= self.max_tokens:
-            p[self.eos_id] = 1.0
+            # EOS, or (pre-tokenized tokenizers, where a valid sequence need not be canonical)
+            # the tokens that make the sequence canonical, so that every valid path can end
+            done = self.tok is None or self.tok.is_canonical(key)
+            ascii_ids = [t for t, b in enumerate(self.tok.tokens) if b.isascii()]
+            fix = [] if done else [t for t in ascii_ids if self.tok.is_canonical(key + (t,))]
+            for t in fix:
+                p[t] = 1.0
+            if not fix:
+                p[self.eos_id] = 1.0
+            p /= p.sum()
         else:
             rng = random.Random(hash((self.seed,) + key))
             for t in self.support + [self.eos_id]:
                 p[t] = rng.random() + 0.05
+            tok = self.tok
+            if isinstance(tok, ToyPiecesBPE) and not tok.is_canonical(key):
+                # a valid but non-canonical sequence may need a token outside the support to
+                # become canonical: add those, so that exact mode never meets Z = 0
+                if not any(tok.completable(key + (t,)) for t in self.support):
+                    for t, b in enumerate(tok.tokens):
+                        if b.isascii() and tok.is_canonical(key + (t,)):
+                            p[t] = rng.random() + 0.05
             if self.zero_invalid and self.tok is not None:
                 for t in self.support:
                     if not self.tok.is_valid(list(key) + [t]):
@@ -109,12 +197,14 @@ def conditional(lm: ToyLM, tok: ToyBPE, prefix: Sequence[int], mode: str) -> np.
     if mode == "fast":
         return p
     for t in range(len(tok.tokens)):
-        if p[t] > 0 and not tok.is_valid(list(prefix) + [t]):
+        if p[t] > 0 and not tok.completable(list(prefix) + [t]):
             p[t] = 0.0
+    if not tok.is_canonical(prefix):
+        p[lm.eos_id] = 0.0
     for t in range(len(tok.tokens), lm.vocab_size):
         if t != lm.eos_id:
             p[t] = 0.0
-    if mode == "exact":
+    if mode == "exact" and p.sum() > 0:
         p /= p.sum()
     return p
 
@@ -152,36 +242,51 @@ def prefix_prob(strings: dict[bytes, float], x: bytes) -> float:
 def covers_from_scratch(
     lm: ToyLM, tok: ToyBPE, x: bytes, mode: str
 ) -> list[tuple[list[int], bytes, float]]:
-    """Covers of ``x`` with their masses ``Pbar_m`` (unnormalised), recomputed from scratch."""
+    """Covers of ``x`` with their masses ``Pbar_m`` (unnormalised), recomputed from scratch: every
+    token sequence ``stem ∘ t`` with ``decode(stem)`` a proper prefix of ``x`` and ``x`` a prefix
+    of ``decode(stem ∘ t)``. The stem is valid (exact, mask) or, in ``fast`` mode, canonical at
+    every token boundary (fast keeps ``encode(x)`` alone as its empty-overhang cover at every
+    step, so no other stem survives)."""
     if not x:
         return [([], b"", 1.0)]
-    lmax = max(len(t) for t in tok.tokens)
     n = len(x)
     out = []
-    for j in range(max(0, n - lmax), n):
-        stem = tok.encode(x[:j])
+
+    def rec(stem: list[int], j: int) -> None:
+        if not (tok.is_canonical(stem) if mode == "fast" else tok.completable(stem)):
+            return
         ps = prefix_mass(lm, tok, stem, mode)
         if ps == 0:
-            continue
+            return
         q = conditional(lm, tok, stem, mode)
         for t, tb in enumerate(tok.tokens):
             if tb.startswith(x[j:]) and q[t] > 0:
                 out.append((stem + [t], tb[n - j :], ps * q[t]))
+            elif j + len(tb) < n and x[j : j + len(tb)] == tb:
+                rec(stem + [t], j + len(tb))
+
+    rec([], 0)
     return out
 
 
 def next_byte_probs_from_scratch(lm: ToyLM, tok: ToyBPE, x: bytes, mode: str) -> np.ndarray:
-    """``U(b)`` of docs/byte_probs.md §6: covers with non-empty overhang plus ``τ* = encode(x)``."""
+    """``U(b)`` of docs/byte_probs.md §6: covers with non-empty overhang plus the empty-overhang
+    covers (every valid one in exact/mask mode; ``encode(x)`` alone in fast mode), normalised;
+    all zeros when nothing continues ``x`` (fast mode can step into such a prefix)."""
     star = tok.encode(x)
     u = np.zeros(257)
-    w_star = 0.0
+    stars = []
     for seq, over, m in covers_from_scratch(lm, tok, x, mode):
         if over:
             u[over[0]] += m
-        elif seq == star:
-            w_star += m
-    q = conditional(lm, tok, star, mode)
-    for t, tb in enumerate(tok.tokens):
-        u[tb[0]] += w_star * q[t]
-    u[256] = w_star * q[lm.eos_id]
-    return u / u.sum()
+        elif mode != "fast" or seq == star:
+            stars.append((seq, m))
+    if not x:
+        stars = [([], 1.0)]
+    for seq, m in stars:
+        q = conditional(lm, tok, seq, mode)
+        for t, tb in enumerate(tok.tokens):
+            u[tb[0]] += m * q[t]
+        u[256] += m * q[lm.eos_id]
+    total = u.sum()
+    return u / total if total > 0 else u

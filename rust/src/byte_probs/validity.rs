@@ -1,119 +1,68 @@
-//! Which token sequences a BPE tokenizer can produce (docs/byte_probs.md §4).
+//! Which token sequences a BPE tokenizer can produce (docs/byte_probs.md §4, §15).
 //!
-//! Pure BPE (one piece per string, or pre-tokenizers whose pieces do not depend on context) is
-//! prefix-closed, and the BPE local rule of docs/byte_probs.md §4.2 is exact (property P8 of §11):
-//! `τ` is valid iff every token is valid alone and every adjacent pair is
-//! (`encode(bytes(u)+bytes(v)) == [u, v]`). Rows `pair_ok(u, ·)` are keyed by the previous token.
+//! A sequence `τ` is *valid* when it can be completed to a canonical one: some `σ` has
+//! `encode(decode(τ ∘ σ)) == τ ∘ σ`. The token LM of exact mode only ever continues with valid
+//! tokens, and may end (EOS) only after a *canonical* sequence (`encode(decode(τ)) == τ`).
 //!
-//! Regex pre-tokenizers break both assumptions (docs/byte_probs.md §4.3). Look-ahead (`\s+(?!\S)`
-//! in GPT-2/cl100k/o200k) breaks prefix closure: `[\t, \t]` is not canonical (`"\t\t"` is one
-//! piece) but `[\t, \t, }]` is; and pieces depend on left context (`"_p"` is one piece, `"=_p"` is
-//! `"=_"`, `"p"`), so a pair alone is not enough. For these tokenizers ([`Rule::Window`]) a
-//! candidate `t` after a stem `s` is judged on a window: the last tokens `w` of `s` covering at
-//! least `ctx_bytes` bytes, and `w ∘ t` must be a prefix of `encode(decode(w ∘ t) + y)` for some
-//! probe continuation `y` in [`PROBES`] (nothing, a letter, a digit, a space, a newline,
-//! punctuation; tried only when the text ends in whitespace, where look-ahead re-splits). Only the
-//! last two tokens must sit at their byte offsets (the window's start may fall inside a piece and
-//! re-encode differently). This is an approximation (measured against the full check in the tests),
-//! not the exact rule; rows are keyed by the tokens that reach into the window's last pre-token
-//! piece, so they repeat across positions (whitespace, punctuation, repeated words).
+//! [`Rule::Pair`]: one pre-token piece per string (merge-list BPE, prefix-closed). Valid equals
+//! canonical, and the BPE local rule is exact (property P8): every token is canonical alone and
+//! every adjacent pair is (`encode(bytes(u)+bytes(v)) == [u, v]`). Rows are keyed by the
+//! previous token.
 //!
-//! Cost: `single_ok` once at construction (`|V|` short encodes, parallel); a row is `|V|` short
-//! encodes (parallel; probes only for candidates that fail without one), kept as a bitset
-//! (`|V|/8` bytes) in a bounded LRU. One candidate costs one short encode ([`Validity::ok`]).
-//! Invariants: a row's bit `v` is set iff `single_ok[v]` and `v` passes the rule after the key;
-//! special and unused ids never have bits; after a special token (or at the start) only
-//! `single_ok` applies.
+//! [`Rule::Pieces`]: regex pre-tokenizers (GPT-2, cl100k, o200k presets; any other splitting
+//! regex). Canonical sequences are not prefix-closed (`\s+(?!\S)` look-ahead, digit groups,
+//! contractions), so validity is decided on the *tail* of the text (docs/byte_probs.md §15):
+//! 1. [`Validity::settled`]: a byte position `a` such that for every continuation `s`, the
+//!    pieces of `text + s` start with the pieces of `text[..a]` (a horizon bound on the preset
+//!    scanners; 0 for custom regexes). So `encode(text + s) = encode(text[..a]) ∘ encode(text[a..]
+//!    + s)` and only the tokens after `a` are open.
+//! 2. The tail `ρ` (tokens after `a`, text `D`) is valid iff it is canonical, or — only when the
+//!    piece structure of `D` can still change ([`Validity::may_change`]) — some one more token
+//!    `u` makes `ρ ∘ u` canonical (depth-one lemma, §15.3). Tokens `u` that leave the piece
+//!    boundaries inside `D` unchanged are skipped without encoding (they cannot help: single-piece
+//!    BPE is prefix-closed).
+//!
+//! Cost: `single` once at construction (`|V|` short checks, parallel); a row is `|V|` checks of
+//! the tail plus one token (parallel), kept as a bitset (`|V|/8` bytes) in a bounded LRU keyed
+//! by the tail tokens, so rows repeat wherever the open tail repeats (after a space, inside a
+//! common word). A depth-one search (`|V|` pre-tokenizer passes, early exit) is memoised per
+//! tail. Invariants: a row's bit `v` is set iff `single[v]` and `stem ∘ v` is valid; special and
+//! unused ids never have bits; after a special token (or at the start) `single` applies.
 
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};
+use crate::pretokenize::presets::{char_flags, run_class};
+use crate::pretokenize::Preset;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
-use std::sync::{Arc, Mutex};
-
-/// Continuations tried after a candidate sequence (see the module docs).
-pub const PROBES: [&[u8]; 9] = [b"", b"a", b"A", b"0", b" ", b"\n", b"}", b".", b"("];
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// How validity is decided (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
-    /// exact canonical check, pairs keyed by the previous token (prefix-closed tokenizers)
+    /// exact canonical check by pairs (one pre-token piece per string: prefix-closed)
     Pair,
-    /// left-context window of at least this many bytes, with probe continuations
-    Window(usize),
+    /// settled prefix + open tail (regex pre-tokenizers)
+    Pieces,
 }
 
 impl Rule {
-    /// The rule named `name` (`"pair"` or `"window"`); a window spans at least
-    /// `context_bytes` bytes (0 counts as 1).
-    pub fn parse(name: &str, context_bytes: usize) -> Result<Self> {
+    /// The rule named `name` (`"pair"` or `"pieces"`).
+    pub fn parse(name: &str) -> Result<Self> {
         match name {
             "pair" => Ok(Rule::Pair),
-            "window" => Ok(Rule::Window(context_bytes.max(1))),
+            "pieces" => Ok(Rule::Pieces),
             _ => Err(Error::Input(format!(
-                "validity must be \"pair\" or \"window\", got {name:?}"
+                "validity must be \"pair\" or \"pieces\", got {name:?}"
             ))),
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             Rule::Pair => "pair",
-            Rule::Window(_) => "window",
+            Rule::Pieces => "pieces",
         }
     }
-}
-
-/// Longest window in tokens (bounds the key and the encode per candidate).
-const MAX_WINDOW_TOKENS: usize = 8;
-
-/// Whether the last `tail` tokens of `ids` (which decode to `bytes`) appear, at their byte
-/// offsets, in `encode(bytes + y)` for some probe `y` (only `y = ""` without probes). With
-/// `tail = ids.len()` and no probe this is the canonical check `encode(bytes) == ids`; a
-/// smaller tail ignores how the start of a context window re-encodes (it may start inside a
-/// pre-token piece). `buf`/`out` are scratch.
-fn prefix_valid(
-    bpe: &Bpe,
-    ids: &[u32],
-    bytes: &[u8],
-    tail: usize,
-    probes: bool,
-    buf: &mut Vec<u8>,
-    out: &mut Vec<u32>,
-) -> Result<bool> {
-    let tail = tail.min(ids.len());
-    let want = &ids[ids.len() - tail..];
-    let want_len: usize = want
-        .iter()
-        .map(|&t| bpe.token_bytes(t).map_or(0, |b| b.len()))
-        .sum();
-    let start = bytes.len().saturating_sub(want_len);
-    // only a trailing whitespace run can re-split when more text follows (`\s+(?!\S)`): probe
-    // only then (measured: 2-5x faster rows on code; the full check uses the same function)
-    let n = if probes && bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
-        PROBES.len()
-    } else {
-        1
-    };
-    for y in &PROBES[..n] {
-        buf.clear();
-        buf.extend_from_slice(bytes);
-        buf.extend_from_slice(y);
-        out.clear();
-        bpe.encode_bytes_into(buf, out)?;
-        let mut off = 0usize;
-        let mut k = 0usize;
-        while k < out.len() && off < start {
-            off += bpe.token_bytes(out[k]).map_or(0, |b| b.len());
-            k += 1;
-        }
-        if off == start
-            && out.get(k..k + tail) == Some(want)
-            && (!y.is_empty() || k + tail == out.len())
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
 
 /// A bitset over token ids.
@@ -131,55 +80,100 @@ struct Lru {
     clock: u64,
 }
 
-/// Validity of token sequences for one [`Bpe`], with cached pair rows.
+/// What the preset scanners see of a continuation after a whitespace run: its leading
+/// whitespace, then the class flags of the next character and the character itself when a
+/// pattern names it (docs/byte_probs.md §15.3); `(ws, 0, None)` when it is all whitespace.
+type Signature = (Vec<u8>, u8, Option<char>);
+
+/// The [`Signature`] of a token's bytes; `None` when the character after the whitespace is not
+/// complete UTF-8 (such tokens are tried one by one).
+fn signature(b: &[u8]) -> Option<Signature> {
+    let mut i = 0;
+    while i < b.len() {
+        let w = (b.len() - i).min(4);
+        let c = (1..=w).find_map(|k| std::str::from_utf8(&b[i..i + k]).ok())?;
+        let ch = c.chars().next()?;
+        if !ch.is_whitespace() {
+            let named = matches!(ch, '\'' | '/' | '\r' | '\n' | ' ');
+            return Some((b[..i].to_vec(), char_flags(ch), named.then_some(ch)));
+        }
+        i += c.len();
+    }
+    Some((b.to_vec(), 0, None))
+}
+
+/// Regular tokens grouped by [`Signature`] (members in id order), and the tokens without one.
+#[derive(Debug, Default)]
+struct Groups {
+    groups: Vec<Vec<u32>>,
+    loose: Vec<u32>,
+}
+
+/// Memoised depth-one searches (tail ids -> found), cleared when it reaches this size.
+const SEARCH_MEMO: usize = 1 << 16;
+
+/// Validity of token sequences for one [`Bpe`], with cached rows.
 #[derive(Debug)]
 pub struct Validity {
     bpe: Arc<Bpe>,
     rule: Rule,
+    preset: Option<Preset>,
     single: Bits,
     rows: Mutex<Lru>,
+    searches: Mutex<FxHashMap<Vec<u32>, bool>>,
+    regular: Vec<u32>,
+    groups: OnceLock<Groups>,
     cap: usize,
 }
 
 impl Validity {
-    /// Compute `single_ok` for every regular token; keep at most `cap` pair rows (at least 1).
+    /// Compute `single` for every regular token; keep at most `cap` rows (at least 1).
     pub fn new(bpe: Arc<Bpe>, rule: Rule, cap: usize) -> Result<Self> {
-        let probes = matches!(rule, Rule::Window(_));
         let n = bpe.vocab_size();
+        let regular: Vec<u32> = (0..n as u32)
+            .filter(|&id| !bpe.is_special(id) && bpe.token_bytes(id).is_some())
+            .collect();
+        let preset = bpe.pretokenizer().preset();
+        let mut v = Self {
+            bpe,
+            rule,
+            preset,
+            single: Arc::new(vec![0; n.div_ceil(64)]),
+            rows: Mutex::new(Lru::default()),
+            searches: Mutex::new(FxHashMap::default()),
+            regular,
+            groups: OnceLock::new(),
+            cap: cap.max(1),
+        };
         let words: Vec<u64> = (0..n.div_ceil(64))
             .into_par_iter()
             .map(|w| -> Result<u64> {
                 let mut word = 0u64;
-                let mut out = Vec::with_capacity(8);
-                let mut buf = Vec::with_capacity(64);
                 for id in (w * 64) as u32..((w + 1) * 64).min(n) as u32 {
-                    if bpe.is_special(id) {
+                    if !v.is_regular(id) {
                         continue;
                     }
-                    let Some(t) = bpe.token_bytes(id) else {
-                        continue;
+                    let t = v.bpe.token_bytes(id).unwrap_or(&[]);
+                    let ok = match v.rule {
+                        Rule::Pair => v.bpe.encode_bytes(t)? == [id],
+                        Rule::Pieces => v.comp_tail(&[id], t)?,
                     };
-                    if prefix_valid(&bpe, &[id], t, 1, probes, &mut buf, &mut out)? {
+                    if ok {
                         word |= 1 << (id % 64);
                     }
                 }
                 Ok(word)
             })
             .collect::<Result<_>>()?;
-        Ok(Self {
-            bpe,
-            rule,
-            single: Arc::new(words),
-            rows: Mutex::new(Lru::default()),
-            cap: cap.max(1),
-        })
+        v.single = Arc::new(words);
+        Ok(v)
     }
 
     pub fn bpe(&self) -> &Bpe {
         &self.bpe
     }
 
-    /// Whether `t` is valid alone.
+    /// Whether `t` is valid alone (at the start of a text).
     pub fn single_ok(&self, t: u32) -> bool {
         bit(&self.single, t)
     }
@@ -193,56 +187,371 @@ impl Validity {
         self.rule
     }
 
-    /// The left context that decides what may follow `stem`: its last token ([`Rule::Pair`]);
-    /// with [`Rule::Window`], the tokens that cover the last pre-token piece of the stem's last
-    /// `ctx_bytes`+ bytes (at most 8 tokens), so that rows repeat across positions. Stops at a
-    /// special token.
-    pub fn key<'a>(&self, stem: &'a [u32]) -> &'a [u32] {
-        let mut k = 0;
-        let mut bytes = 0;
-        for &t in stem.iter().rev() {
-            if !self.is_regular(t) {
-                break;
-            }
-            k += 1;
-            bytes += self.bpe.token_bytes(t).map_or(0, |b| b.len());
-            let enough = match self.rule {
-                Rule::Pair => true,
-                Rule::Window(c) => bytes >= c || k >= MAX_WINDOW_TOKENS,
-            };
-            if enough {
-                break;
-            }
+    /// Settled boundary of `text` (docs/byte_probs.md §15.1): the end of the longest run of
+    /// leading pieces whose scan provably never looks at the end of `text`, so that they are
+    /// pieces of `text + s` for every `s`. Only the preset scanners have such a bound (custom
+    /// regexes: 0); only the valid UTF-8 prefix is considered (an incomplete character may
+    /// still change).
+    pub fn settled(&self, text: &[u8]) -> usize {
+        if self.preset.is_none() {
+            return 0;
         }
-        let window = &stem[stem.len() - k..];
-        if matches!(self.rule, Rule::Pair) || window.len() <= 1 {
-            return window;
-        }
-        // keep only the tokens that reach into the last piece of the window's text
-        let Ok(text) = self.bpe.decode_bytes(window) else {
-            return window;
-        };
-        let Ok(pieces) = self.bpe.piece_ranges(&text) else {
-            return window;
-        };
-        let Some(&(start, _)) = pieces.last() else {
-            return window;
-        };
+        // an invalid byte run that no continuation can repair ends a piece for good
+        // (`encode_bytes` pre-tokenizes each valid run alone and glues the invalid bytes to the
+        // piece before them): start after the last one
+        let mut base = 0;
+        let mut pos = 0;
         let mut end = text.len();
-        let mut keep = 0;
-        for &t in window.iter().rev() {
-            if end <= start {
+        for chunk in text.utf8_chunks() {
+            pos += chunk.valid().len();
+            let inv = chunk.invalid().len();
+            if inv == 0 {
+                continue;
+            }
+            if pos + inv == text.len() && std::str::from_utf8(&text[pos..]).is_err() {
+                // possibly an incomplete character at the very end: still open
+                let definite = text[pos..].len() >= 4
+                    || std::str::from_utf8(&text[pos..])
+                        .err()
+                        .is_some_and(|e| e.error_len().is_some());
+                if !definite {
+                    end = pos;
+                    break;
+                }
+            }
+            if pos == 0 {
+                // glued to the piece after it: nothing settles
+                return 0;
+            }
+            pos += inv;
+            base = pos;
+        }
+        let Ok(valid) = std::str::from_utf8(&text[base..end]) else {
+            return base;
+        };
+        base + self.settled_valid(valid)
+    }
+
+    /// [`Validity::settled`] of valid UTF-8 text (the horizon rule, docs/byte_probs.md §15.1).
+    fn settled_valid(&self, valid: &str) -> usize {
+        let Ok(pieces) = self.bpe.pretokenizer().pieces(valid) else {
+            return 0;
+        };
+        let b = valid.as_bytes();
+        let n = b.len();
+        // end[i] = end of the maximal run of one class containing byte i
+        let mut class = Vec::with_capacity(n);
+        for c in valid.chars() {
+            let k = run_class(c);
+            for _ in 0..c.len_utf8() {
+                class.push(k);
+            }
+        }
+        let mut end = vec![n; n];
+        for i in (0..n).rev() {
+            if i + 1 < n && class[i + 1] == class[i] {
+                end[i] = end[i + 1];
+            } else {
+                end[i] = i + 1;
+            }
+        }
+        let next_char =
+            |i: usize| -> usize { i + valid[i..].chars().next().map_or(1, char::len_utf8) };
+        let mut a = 0;
+        let mut p = 0;
+        for piece in pieces {
+            let e = p + piece.len();
+            let p1 = next_char(p);
+            let ok = e < n
+                // whitespace alternatives and letter/digit runs scan the run at p
+                && end[p] < n
+                // an optional first character (` ?`, `[^\r\n\p{L}\p{N}]?`) then a run from p1
+                && p1 < n
+                && (class[p1] == 0 || end[p1] < n)
+                // contractions look two characters past an apostrophe
+                && (b[p] != b'\'' || p + 2 < n)
+                && (b[e] != b'\'' || e + 2 < n);
+            if !ok {
                 break;
             }
-            end -= self.bpe.token_bytes(t).map_or(0, |b| b.len());
-            keep += 1;
+            a = e;
+            p = e;
         }
-        &window[window.len() - keep..]
+        a
+    }
+
+    /// Tokens of the pieces of `text` that end at or before `a` (a settled boundary): the
+    /// first tokens of `encode(text + s)` for every `s`. Not `encode(text[..a])`, which
+    /// pre-tokenizes `text[..a]` as a whole text (its end may re-split a trailing run).
+    pub fn encode_settled(&self, text: &[u8], a: usize) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        for (s, e) in self.bpe.piece_ranges(text)? {
+            if e > a {
+                break;
+            }
+            self.bpe.encode_piece(&text[s..e], &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Whether the piece boundaries inside a tail `text` (starting at a settled boundary) can
+    /// still change with what follows (docs/byte_probs.md §15.2). `false` only when every piece
+    /// but the last is settled and the last one can only grow: no whitespace in it except a
+    /// leading space before a non-space, ASCII for o200k's case-split letter runs.
+    pub fn may_change(&self, text: &[u8]) -> Result<bool> {
+        if self.preset.is_none() {
+            return Ok(true);
+        }
+        let Ok(s) = std::str::from_utf8(text) else {
+            // inside a multi-byte character (the only invalid UTF-8 left after the settled
+            // boundary): judged by canonicality alone, docs/byte_probs.md §15.5
+            return Ok(false);
+        };
+        let pieces = self.bpe.pretokenizer().pieces(s)?;
+        let Some(last) = pieces.last() else {
+            return Ok(false);
+        };
+        let start = text.len() - last.len();
+        if self.settled(text) != start {
+            return Ok(true);
+        }
+        // extension-only shapes: [one non-newline space character] + non-space characters +
+        // [a tail of newlines (cl100k) or newlines and slashes (o200k) after punctuation]
+        let mut chars = last.chars().peekable();
+        if chars
+            .peek()
+            .is_some_and(|&c| c.is_whitespace() && c != '\r' && c != '\n')
+        {
+            chars.next();
+        }
+        let body: Vec<char> = chars.collect();
+        let Some(&first) = body.first() else {
+            return Ok(true);
+        };
+        if first.is_whitespace() {
+            return Ok(true);
+        }
+        let tail_ok = |c: char| match self.preset {
+            Some(Preset::Cl100k) => c == '\r' || c == '\n',
+            Some(Preset::O200k) => c == '\r' || c == '\n' || c == '/',
+            _ => false,
+        };
+        let k = body
+            .iter()
+            .position(|c| c.is_whitespace())
+            .unwrap_or(body.len());
+        if !body[k..].iter().all(|&c| tail_ok(c)) {
+            return Ok(true);
+        }
+        Ok(self.preset == Some(Preset::O200k) && !last.is_ascii())
+    }
+
+    /// The open part of `stem`: `(tail ids, tail text)` after its settled boundary (after the
+    /// last special token; [`Rule::Pair`]: the last token). `None` when no token boundary sits at
+    /// the settled boundary (the stem is invalid).
+    pub fn tail<'a>(&self, stem: &'a [u32]) -> Result<Option<(&'a [u32], Vec<u8>)>> {
+        let from = stem
+            .iter()
+            .rposition(|&t| !self.is_regular(t))
+            .map_or(0, |i| i + 1);
+        let seg = &stem[from..];
+        if matches!(self.rule, Rule::Pair) || seg.is_empty() {
+            let k = seg.len().saturating_sub(1);
+            return Ok(Some((&seg[k..], self.bpe.decode_bytes(&seg[k..])?)));
+        }
+        let text = self.bpe.decode_bytes(seg)?;
+        let a = self.settled(&text);
+        let mut off = 0;
+        let mut k = 0;
+        while off < a && k < seg.len() {
+            off += self.bpe.token_bytes(seg[k]).map_or(0, <[u8]>::len);
+            k += 1;
+        }
+        if off != a {
+            return Ok(None);
+        }
+        Ok(Some((&seg[k..], text[a..].to_vec())))
+    }
+
+    /// Whether the tail `ids` (spelling `text`, which starts at a settled boundary) can be
+    /// completed to a canonical sequence ([`Rule::Pieces`]).
+    fn comp_tail(&self, ids: &[u32], text: &[u8]) -> Result<bool> {
+        if self.bpe.encode_bytes(text)? == ids {
+            return Ok(true);
+        }
+        let a = self.settled(text);
+        let (ids, text) = if a > 0 {
+            let mut off = 0;
+            let mut k = 0;
+            while off < a && k < ids.len() {
+                off += self.bpe.token_bytes(ids[k]).map_or(0, <[u8]>::len);
+                k += 1;
+            }
+            if off != a || self.encode_settled(text, a)? != ids[..k] {
+                return Ok(false);
+            }
+            (&ids[k..], &text[a..])
+        } else {
+            (ids, text)
+        };
+        if self.bpe.encode_bytes(text)? == ids {
+            return Ok(true);
+        }
+        if !self.may_change(text)? {
+            return Ok(false);
+        }
+        if let Ok(memo) = self.searches.lock() {
+            if let Some(&found) = memo.get(ids) {
+                return Ok(found);
+            }
+        }
+        let found = self.search(ids, text)?;
+        if let Ok(mut memo) = self.searches.lock() {
+            if memo.len() >= SEARCH_MEMO {
+                memo.clear();
+            }
+            memo.insert(ids.to_vec(), found);
+        }
+        Ok(found)
+    }
+
+    /// Depth-one search: some regular `u` with `encode(text + bytes(u)) == ids ∘ u`, trying only
+    /// the `u` that change the piece boundaries inside `text` and whose pieces, clipped to
+    /// `text`, encode to `ids` (a necessary condition by single-piece prefix closure). When
+    /// `text` is all whitespace the pieces inside it depend on `u` only through `u`'s leading
+    /// whitespace and the character after it (or its absence), so each such signature is
+    /// pre-tokenized once.
+    fn search(&self, ids: &[u32], text: &[u8]) -> Result<bool> {
+        let inner = |ranges: &[(usize, usize)]| -> Vec<usize> {
+            ranges
+                .iter()
+                .map(|r| r.0)
+                .filter(|&s| s > 0 && s < text.len())
+                .collect()
+        };
+        let base = inner(&self.bpe.piece_ranges(text)?);
+        let all_ws = std::str::from_utf8(text).is_ok_and(|t| t.chars().all(char::is_whitespace));
+        let mut buf = Vec::with_capacity(text.len() + 16);
+        let mut want = Vec::with_capacity(ids.len() + 1);
+        want.extend_from_slice(ids);
+        want.push(0);
+        let mut out = Vec::with_capacity(ids.len() + 4);
+        let mut clip = Vec::with_capacity(ids.len() + 4);
+        // whether the pieces of `text + bytes(u)`, clipped to `text`, can give `ids` at all
+        let mut hopeless = |u: u32, buf: &mut Vec<u8>| -> Result<bool> {
+            buf.clear();
+            buf.extend_from_slice(text);
+            buf.extend_from_slice(self.bpe.token_bytes(u).unwrap_or(&[]));
+            let ranges = self.bpe.piece_ranges(buf)?;
+            if inner(&ranges) == base {
+                return Ok(true);
+            }
+            clip.clear();
+            for &(s, e) in &ranges {
+                if s >= text.len() {
+                    break;
+                }
+                self.bpe.encode_piece(&buf[s..e.min(text.len())], &mut clip);
+            }
+            Ok(clip != ids)
+        };
+        let mut hit = |u: u32, buf: &[u8]| -> Result<bool> {
+            out.clear();
+            self.bpe.encode_bytes_into(buf, &mut out)?;
+            if let Some(last) = want.last_mut() {
+                *last = u;
+            }
+            Ok(out == want)
+        };
+        if all_ws {
+            let g = self.groups.get_or_init(|| self.group_tokens());
+            for members in &g.groups {
+                let Some(&first) = members.first() else {
+                    continue;
+                };
+                if hopeless(first, &mut buf)? {
+                    continue;
+                }
+                for &u in members {
+                    buf.clear();
+                    buf.extend_from_slice(text);
+                    buf.extend_from_slice(self.bpe.token_bytes(u).unwrap_or(&[]));
+                    if hit(u, &buf)? {
+                        return Ok(true);
+                    }
+                }
+            }
+            for &u in &g.loose {
+                if !hopeless(u, &mut buf)? && hit(u, &buf)? {
+                    return Ok(true);
+                }
+            }
+            return Ok(false);
+        }
+        for &u in &self.regular {
+            if !hopeless(u, &mut buf)? && hit(u, &buf)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn group_tokens(&self) -> Groups {
+        let mut index: FxHashMap<Signature, usize> = FxHashMap::default();
+        let mut g = Groups::default();
+        for &u in &self.regular {
+            match signature(self.bpe.token_bytes(u).unwrap_or(&[])) {
+                Some(sig) => {
+                    let k = *index.entry(sig).or_insert_with(|| {
+                        g.groups.push(Vec::new());
+                        g.groups.len() - 1
+                    });
+                    g.groups[k].push(u);
+                }
+                None => g.loose.push(u),
+            }
+        }
+        g
+    }
+
+    /// Whether `stem ∘ t` is valid.
+    fn valid_after(&self, key: &[u32], text: &[u8], t: u32) -> Result<bool> {
+        let tb = self.bpe.token_bytes(t).unwrap_or(&[]);
+        match self.rule {
+            Rule::Pair => {
+                let mut ids = key.to_vec();
+                ids.push(t);
+                let mut bytes = text.to_vec();
+                bytes.extend_from_slice(tb);
+                Ok(self.bpe.encode_bytes(&bytes)? == ids)
+            }
+            Rule::Pieces => {
+                let mut ids = key.to_vec();
+                ids.push(t);
+                let mut bytes = text.to_vec();
+                bytes.extend_from_slice(tb);
+                self.comp_tail(&ids, &bytes)
+            }
+        }
+    }
+
+    /// Whether a sequence ending in `stem` (valid) may end here: it is canonical. Always true
+    /// for [`Rule::Pair`] (valid = canonical there).
+    pub fn eos_ok(&self, stem: &[u32]) -> Result<bool> {
+        if matches!(self.rule, Rule::Pair) {
+            return Ok(true);
+        }
+        let Some((key, text)) = self.tail(stem)? else {
+            return Ok(false);
+        };
+        Ok(self.bpe.encode_bytes(&text)? == key)
     }
 
     /// Bits of the tokens that may follow a sequence ending in `stem`.
     pub fn row(&self, stem: &[u32]) -> Result<Bits> {
-        let key = self.key(stem);
+        let Some((key, text)) = self.tail(stem)? else {
+            return Ok(Arc::new(vec![0; self.single.len()]));
+        };
         if key.is_empty() {
             return Ok(self.single.clone());
         }
@@ -254,7 +563,7 @@ impl Validity {
                 return Ok(e.0.clone());
             }
         }
-        let row = self.compute_row(key)?;
+        let row = self.compute_row(key, &text)?;
         if let Ok(mut lru) = self.rows.lock() {
             if lru.map.len() >= self.cap {
                 if let Some(old) = lru
@@ -272,12 +581,14 @@ impl Validity {
         Ok(row)
     }
 
-    /// Whether `t` may follow `stem` (one short encode, or a cached row bit).
+    /// Whether `t` may follow `stem` (a cached row bit, or one check).
     pub fn ok(&self, stem: &[u32], t: u32) -> Result<bool> {
         if !bit(&self.single, t) {
             return Ok(false);
         }
-        let key = self.key(stem);
+        let Some((key, text)) = self.tail(stem)? else {
+            return Ok(false);
+        };
         if key.is_empty() {
             return Ok(true);
         }
@@ -286,54 +597,27 @@ impl Validity {
                 return Ok(bit(&e.0, t));
             }
         }
-        let mut ids = key.to_vec();
-        ids.push(t);
-        let bytes = self.bpe.decode_bytes(&ids)?;
-        let probes = matches!(self.rule, Rule::Window(_));
-        prefix_valid(
-            &self.bpe,
-            &ids,
-            &bytes,
-            2,
-            probes,
-            &mut Vec::new(),
-            &mut Vec::new(),
-        )
+        self.valid_after(key, &text, t)
     }
 
-    /// Number of cached pair rows.
+    /// Number of cached rows.
     pub fn cached_rows(&self) -> usize {
         self.rows.lock().map(|l| l.map.len()).unwrap_or(0)
     }
 
-    fn compute_row(&self, key: &[u32]) -> Result<Bits> {
-        let bpe = &self.bpe;
-        let kb = bpe.decode_bytes(key)?;
-        let probes = matches!(self.rule, Rule::Window(_));
-        let single = &self.single;
-        let words: Vec<u64> = single
+    fn compute_row(&self, key: &[u32], text: &[u8]) -> Result<Bits> {
+        let words: Vec<u64> = self
+            .single
             .par_iter()
             .enumerate()
             .map(|(w, &sw)| -> Result<u64> {
                 let mut word = 0u64;
-                let mut buf = Vec::with_capacity(64);
-                let mut pair = Vec::with_capacity(64);
-                let mut ids = key.to_vec();
-                ids.push(0);
-                let mut out = Vec::with_capacity(8);
                 let mut rest = sw;
                 while rest != 0 {
                     let k = rest.trailing_zeros();
                     rest &= rest - 1;
                     let v = (w * 64) as u32 + k;
-                    let vb = bpe.token_bytes(v).unwrap_or(&[]);
-                    pair.clear();
-                    pair.extend_from_slice(&kb);
-                    pair.extend_from_slice(vb);
-                    if let Some(last) = ids.last_mut() {
-                        *last = v;
-                    }
-                    if prefix_valid(bpe, &ids, &pair, 2, probes, &mut buf, &mut out)? {
+                    if self.valid_after(key, text, v)? {
                         word |= 1 << k;
                     }
                 }
@@ -356,27 +640,17 @@ impl Validity {
         Ok(true)
     }
 
-    /// Full check: re-encode the bytes between special tokens and compare (the last segment,
-    /// which nothing follows yet, with the probes).
+    /// Full check: the bytes between special tokens re-encode to the same ids; the last segment,
+    /// which may still continue, only needs to be valid ([`Rule::Pieces`]).
     pub fn is_valid_full(&self, ids: &[u32]) -> Result<bool> {
         let segs: Vec<&[u32]> = ids.split(|&t| self.bpe.is_special(t)).collect();
-        let (mut buf, mut out) = (Vec::new(), Vec::new());
         for (i, seg) in segs.iter().enumerate() {
             if seg.iter().any(|&t| !self.is_regular(t)) {
                 return Ok(false);
             }
             let bytes = self.bpe.decode_bytes(seg)?;
-            let ok = if i + 1 == segs.len() {
-                let probes = matches!(self.rule, Rule::Window(_));
-                prefix_valid(
-                    &self.bpe,
-                    seg,
-                    &bytes,
-                    seg.len(),
-                    probes,
-                    &mut buf,
-                    &mut out,
-                )?
+            let ok = if i + 1 == segs.len() && matches!(self.rule, Rule::Pieces) {
+                self.comp_tail(seg, &bytes)?
             } else {
                 self.bpe.encode_bytes(&bytes)? == *seg
             };
@@ -386,6 +660,39 @@ impl Validity {
         }
         Ok(true)
     }
+
+    /// Whether every prefix `ids[..k]`, `k > from`, is canonical (`O(len · bytes)`; the
+    /// fast-mode start-up of pre-tokenized tokenizers).
+    pub fn canonical_prefixes(&self, ids: &[u32], from: usize) -> Result<bool> {
+        for k in from + 1..=ids.len() {
+            crate::cancel::check()?;
+            if !self.is_canonical(&ids[..k])? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether `stem ∘ t` is canonical, given a canonical `stem`: the tokens before the stem's
+    /// settled boundary stay, so only the open tail plus `t` is re-encoded.
+    pub fn canonical_after(&self, stem: &[u32], t: u32) -> Result<bool> {
+        let Some((key, mut text)) = self.tail(stem)? else {
+            return Ok(false);
+        };
+        text.extend_from_slice(self.bpe.token_bytes(t).unwrap_or(&[]));
+        let got = self.bpe.encode_bytes(&text)?;
+        Ok(got.len() == key.len() + 1 && got[..key.len()] == *key && got[key.len()] == t)
+    }
+
+    /// Whether `ids` (after the last special token) is canonical.
+    pub fn is_canonical(&self, ids: &[u32]) -> Result<bool> {
+        let from = ids
+            .iter()
+            .rposition(|&t| !self.is_regular(t))
+            .map_or(0, |i| i + 1);
+        let seg = &ids[from..];
+        Ok(self.bpe.encode_bytes(&self.bpe.decode_bytes(seg)?)? == seg)
+    }
 }
 
 #[cfg(test)]
@@ -393,34 +700,42 @@ mod tests {
     use super::*;
     use crate::pretokenize::Pretokenizer;
 
-    /// cl100k-style pieces: `"=_"` is a punctuation piece, `"_p"` a word piece, `"\t\t"` one
-    /// whitespace piece unless a non-space follows.
-    fn regex_bpe() -> Arc<Bpe> {
+    /// cl100k pieces with merges `"  "`, `"_p"`, `"=_"`, `"\t\t"`.
+    fn regex_bpe(pattern: &str) -> Arc<Bpe> {
         let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
         ranks.push((b"_p".to_vec(), 256));
         ranks.push((b"=_".to_vec(), 257));
         ranks.push((b"\t\t".to_vec(), 258));
-        Arc::new(Bpe::from_ranks(ranks, vec![], Pretokenizer::new("cl100k").unwrap()).unwrap())
+        ranks.push((b"  ".to_vec(), 259));
+        Arc::new(Bpe::from_ranks(ranks, vec![], Pretokenizer::new(pattern).unwrap()).unwrap())
     }
 
     #[test]
-    fn window_rule_sees_left_context_and_look_ahead_where_pairs_cannot() {
-        let bpe = regex_bpe();
-        let (eq, us, p, tab) = (b'=' as u32, b'_' as u32, b'p' as u32, b'\t' as u32);
-        let pair = Validity::new(bpe.clone(), Rule::Pair, 8).unwrap();
-        let win = Validity::new(bpe.clone(), Rule::Window(16), 8).unwrap();
-        // "=_p" pre-tokenizes as "=_", "p": `p` may follow `_` there, not after a bare "_"
-        assert!(!pair.ok(&[us], p).unwrap());
-        assert!(win.ok(&[257], p).unwrap());
-        assert!(!win.ok(&[us], p).unwrap());
-        assert_eq!(win.key(&[b'x' as u32, eq, us]), &[eq, us]);
-        // "\t\t}" is ["\t", "\t", "}"]: the second tab is valid when a non-space follows
-        assert!(!pair.ok(&[tab], tab).unwrap());
-        assert!(win.ok(&[tab], tab).unwrap());
-        assert!(win.is_valid_full(&[tab, tab, b'}' as u32]).unwrap());
-        assert!(!pair.is_valid_full(&[tab, tab]).unwrap());
-        // rows agree with single checks
-        let row = win.row(&[257]).unwrap();
-        assert!(bit(&row, p));
+    fn whitespace_split_by_look_ahead_is_valid_but_not_canonical() {
+        let v = Validity::new(regex_bpe("cl100k"), Rule::Pieces, 8).unwrap();
+        let (sp, tab, a) = (b' ' as u32, b'\t' as u32, b'a' as u32);
+        // "  " alone is one token; [' ', ' '] only as the start of "  a" = [' ', ' ', 'a']
+        assert!(v.ok(&[sp], sp).unwrap());
+        assert!(!v.eos_ok(&[sp, sp]).unwrap());
+        assert!(v.eos_ok(&[259]).unwrap());
+        assert!(v.is_valid_full(&[sp, sp, a]).unwrap());
+        assert!(v.ok(&[tab], tab).unwrap());
+        assert!(!v.eos_ok(&[tab, tab]).unwrap());
+        // "=_p" pre-tokenizes as "=_", "p"; after a bare "_" the pair "_p" is one token
+        assert!(v.ok(&[257], b'p' as u32).unwrap());
+        assert!(!v.ok(&[b'_' as u32], b'p' as u32).unwrap());
+    }
+
+    #[test]
+    fn settled_boundary_stops_before_look_ahead() {
+        let v = Validity::new(regex_bpe("cl100k"), Rule::Pieces, 8).unwrap();
+        assert_eq!(v.settled(b"x  "), 1);
+        assert_eq!(v.settled(b"ab cd"), 2);
+        // " '" is a punctuation piece: contractions start only at an apostrophe
+        assert_eq!(v.settled(b"x 'l"), 3);
+        // digit runs stay open to the end (groups of three re-align only from the run start)
+        assert_eq!(v.settled(b"a 1234567"), 1);
+        let g = Validity::new(regex_bpe("gpt2"), Rule::Pieces, 8).unwrap();
+        assert_eq!(g.settled(b"don'l"), 0);
     }
 }

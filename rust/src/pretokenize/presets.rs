@@ -321,6 +321,29 @@ struct Tables {
     folds: Vec<(u32, u8)>,
 }
 
+/// Run class of a character for the settled-boundary rule of `byte_probs` (docs/byte_probs.md
+/// §15): 0 = `\s`, 1 = letter or mark (`\p{L}`, `\p{M}`), 2 = `\p{N}`, 3 = anything else.
+/// Every class the three presets scan runs of lies inside one of these.
+pub fn run_class(c: char) -> u8 {
+    let f = char_flags(c);
+    if f & S != 0 {
+        0
+    } else if f & (L | UP | LO) != 0 {
+        1
+    } else if f & N != 0 {
+        2
+    } else {
+        3
+    }
+}
+
+/// The class flags the preset scanners decide on (`\p{L}`, `\p{N}`, `\s`, o200k's upper and
+/// lower sets, ...), one bit each: two characters with equal flags are scanned alike, apart
+/// from the few the patterns name (`'`, `\r`, `\n`, `/`, space, contraction letters).
+pub fn char_flags(c: char) -> u8 {
+    tables().flags_of(c as u32)
+}
+
 fn tables() -> &'static Tables {
     static TABLES: OnceLock<Tables> = OnceLock::new();
     TABLES.get_or_init(Tables::build)

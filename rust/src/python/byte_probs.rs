@@ -98,10 +98,10 @@ fn arcs(rows: &[PyRef<'_, PyLmRow>]) -> Vec<Arc<LmRow>> {
 
 #[pymethods]
 impl PyCoverIndex {
-    /// `validity`: `"pair"` (exact BPE local rule; prefix-closed tokenizers) or `"window"`
-    /// (regex pre-tokenizers: a left-context window of `context_bytes` bytes with probes).
+    /// `validity`: `"pair"` (exact BPE local rule; prefix-closed tokenizers) or `"pieces"`
+    /// (regex pre-tokenizers: settled prefix + open tail, docs/byte_probs.md §15).
     #[new]
-    #[pyo3(signature = (model, vocab_size, eos_id, mode = "exact", validity = "pair", context_bytes = Int::from(16), row_cache = Int::from(1024)))]
+    #[pyo3(signature = (model, vocab_size, eos_id, mode = "exact", validity = "pair", row_cache = Int::from(1024)))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -110,15 +110,13 @@ impl PyCoverIndex {
         eos_id: Int,
         mode: &str,
         validity: &str,
-        context_bytes: Int,
         row_cache: Int,
     ) -> PyResult<Self> {
         let vocab_size = vocab_size.size("vocab_size", 0, u32::MAX as usize)?;
         let eos_id = eos_id.new_id("eos_id")?;
-        let context_bytes = context_bytes.size("context_bytes", 0, usize::MAX)?;
         let row_cache = row_cache.size("row_cache", 0, usize::MAX)?;
         let mode = Mode::parse(mode)?;
-        let rule = Rule::parse(validity, context_bytes)?;
+        let rule = Rule::parse(validity)?;
         let bpe = model.bpe("byte probabilities")?;
         let inner =
             py.detach(|| CoverIndex::new(bpe, vocab_size, eos_id, mode, rule, row_cache))?;
