@@ -513,7 +513,7 @@ class Tokenizer:
         *,
         allowed_special: SpecialSet = frozenset(),
         disallowed_special: SpecialSet = "all",
-    ):
+    ) -> Any:  # a numpy uint32 array (numpy is imported by the native module)
         """:meth:`encode` as a ``uint32`` numpy array: the encoder's buffer itself, no Python
         int per token (faster than the list for long texts).
 

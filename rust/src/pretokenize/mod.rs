@@ -283,7 +283,7 @@ impl Pretokenizer {
                 }
                 Ok(())
             }
-            Kind::Custom { .. } => {
+            Kind::Custom { .. } | Kind::Sequence { .. } => {
                 let base = text.as_ptr() as usize;
                 let mut k = 0;
                 self.for_each_piece(text, |p| {
