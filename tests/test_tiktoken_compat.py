@@ -48,9 +48,11 @@ NAMES = [
 MAIN = ["r50k_base", "p50k_base", "cl100k_base", "o200k_base"]
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def offline_cache():
-    """Both libraries read the cache built from PyPI packages; nothing reaches the network."""
+    """Both libraries read the cache built from PyPI packages; nothing reaches the network.
+    Module-scoped: the proxy that blocks the network is lifted when this module ends, so later
+    modules can still fetch their pinned files."""
     folder = tiktoken_cache(CACHE)
     saved = {k: os.environ.get(k) for k in ["TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR", *OFFLINE]}
     os.environ.update(TIKTOKEN_CACHE_DIR=str(folder), **OFFLINE)
