@@ -73,8 +73,9 @@ class LMConfig:
 def _body(torch: Any, cfg: LMConfig) -> Any:
     nn = torch.nn
     F = nn.functional
+    Module: Any = nn.Module
 
-    class Block(nn.Module):  # type: ignore[misc]
+    class Block(Module):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
             self.ln1, self.ln2 = nn.LayerNorm(cfg.d), nn.LayerNorm(cfg.d)
@@ -90,7 +91,7 @@ def _body(torch: Any, cfg: LMConfig) -> Any:
             x = x + self.o(a.transpose(1, 2).reshape(B, L, d))
             return x + self.f2(F.gelu(self.f1(self.ln2(x))))
 
-    class Body(nn.Module):  # type: ignore[misc]
+    class Body(Module):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
             self.start = nn.Parameter(torch.randn(cfg.d) * 0.02)
