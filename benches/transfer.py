@@ -86,7 +86,7 @@ def eval_c(a: argparse.Namespace) -> list[dict]:
                   for i in range(new.vocab_size))
     ids = orig.encode_ordinary("\n".join(train))
     cfg = LMConfig(d=64, n_layers=2, n_heads=2, ctx=64, steps=a.lm_steps, batch_size=32,
-                   lr=3e-3, seed=a.seed, threads=2)
+                   lr=3e-3, seed=a.seed, threads=1)
     lm, losses = train_lm(ids, vocab_size=orig.vocab_size, config=cfg)
     t_lm = time.perf_counter() - t0
     print(f"LM: {len(ids):,} training tokens, {cfg.steps} steps x {cfg.batch_size} x {cfg.ctx}, "
@@ -130,7 +130,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="300 steps")
     ap.add_argument("--eval-c", action="store_true",
                     help="run only evaluation C (tiny-LM bits per byte; needs torch)")
-    ap.add_argument("--lm-steps", type=int, default=1500, help="C: LM training steps")
+    ap.add_argument("--lm-steps", type=int, default=1000, help="C: LM training steps")
     ap.add_argument("--json", default=None, metavar="PATH", help="also write JSON lines here")
     a = ap.parse_args()
     if a.quick:
