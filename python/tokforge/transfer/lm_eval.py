@@ -128,7 +128,8 @@ class TinyLM:
         return np.array(self.E.detach().numpy(), dtype=np.float32)
 
     def with_embeddings(self, E: Any) -> TinyLM:
-        """The same frozen body with tied matrix ``E`` (``[V', d]``, finite)."""
+        """The same body, frozen (it is shared with this model, not copied), with tied matrix
+        ``E`` (``[V', d]``, finite)."""
         torch = _torch()
         M = np.asarray(E, dtype=np.float32)
         if M.ndim != 2 or M.shape[1] != self.config.d:
