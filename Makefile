@@ -38,7 +38,7 @@ test-rust:  ## cargo test (no Python needed)
 	cargo test --release -q
 
 # PyTorch (PyPI's Linux build, CUDA libraries included, ~5 GB; runs on the CPU) for the numpy vs
-# torch parity test of tokforge.transfer
+# torch tests of tokforge.transfer (parity, evaluation C)
 $(STAMP)/torch: $(STAMP)/venv
 	$(VPY) -m pip install -q "torch==2.15.0"
 	@touch $@

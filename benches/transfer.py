@@ -16,6 +16,15 @@ tokenizer (fetched and sha256-checked by ``tests/vocabularies.py``):
 
     .venv/bin/python benches/transfer.py            # ~6 min on 2 shared cores
     .venv/bin/python benches/transfer.py --quick    # ~1.5 min: 300 steps
+
+- **C. tiny-LM bits per byte** (``--eval-c``, needs torch; runs C only): a 2-layer, d=64 causal
+  LM with tied embeddings trained on ``corpora/`` English + Python + C (every line but each
+  tenth) under a 2,048-token byte-level BPE; its body frozen, the tied matrix swapped for one
+  of a new 3,000-token BPE (cl100k split, trained on half those lines plus German) filled by
+  FVT, the hypernetwork fitted on the LM's own matrix, or random rows; held-out bits per UTF-8
+  byte of the held-out tenth, zero-shot (docs/transfer.md §5, C).
+
+    .venv/bin/python benches/transfer.py --eval-c   # ~3 min on 2 shared cores
 """
 
 from __future__ import annotations
@@ -59,6 +68,59 @@ def articles(text: str) -> list[str] | None:
     return [" ".join(a) for a in out] if len(out) == 30 else None
 
 
+def eval_c(a: argparse.Namespace) -> list[dict]:
+    """Evaluation C; prints its table and returns JSON rows."""
+    from tokforge.transfer import Decomposer
+    from tokforge.transfer.lm_eval import LMConfig, bits_per_byte, train_lm
+
+    t0 = time.perf_counter()
+    files = corpus_files()
+    lines = [ln for n in ("en", "code-python", "code-c")
+             for ln in files[n].read_text(encoding="utf-8").splitlines()]
+    train = [ln for i, ln in enumerate(lines) if i % 10]
+    held = "\n".join(ln for i, ln in enumerate(lines) if i % 10 == 0)
+    orig = Tokenizer.train(texts=train, vocab_size=2048, pattern="gpt2")
+    new = Tokenizer.train(texts=train[::2] + files["de"].read_text(encoding="utf-8").splitlines(),
+                          vocab_size=3000, pattern="cl100k")
+    overlap = sum(orig.token_to_id(new.id_to_token(i)) is not None
+                  for i in range(new.vocab_size))
+    ids = orig.encode_ordinary("\n".join(train))
+    cfg = LMConfig(d=64, n_layers=2, n_heads=2, ctx=64, steps=a.lm_steps, batch_size=32,
+                   lr=3e-3, seed=a.seed, threads=1)
+    lm, losses = train_lm(ids, vocab_size=orig.vocab_size, config=cfg)
+    t_lm = time.perf_counter() - t0
+    print(f"LM: {len(ids):,} training tokens, {cfg.steps} steps x {cfg.batch_size} x {cfg.ctx}, "
+          f"loss {losses[0]:.2f} -> {np.mean(losses[-50:]):.2f} nats/token, {t_lm:.0f}s",
+          flush=True)
+    E = lm.embeddings()
+    dec = Decomposer(orig)
+    decomps = [dec.decompose(new.id_to_token(i)) for i in range(new.vocab_size)]
+    tables: dict[str, np.ndarray] = {"FVT": baselines.fvt(E, decomps)}
+    base = dict(steps=a.steps, identity_steps=a.identity_steps, batch_size=a.batch_size,
+                hidden=64, ffn=128)
+    for name, cfg_h in {"hypernetwork (ZeTT-style)": HypernetConfig(**base),
+                        "hypernetwork + residual mean": HypernetConfig(**base,
+                                                                       residual_mean=True)}.items():
+        hn = Hypernetwork(cfg_h)
+        hn.fit(E, orig, held_out=0.15, seed=a.seed)
+        tables[name] = hn.predict(new)
+        tables[name + ", copy overlap"] = hn.predict(new, copy_overlap=True)
+    tables["random"] = baselines.random_rows(E, new.vocab_size, seed=a.seed)
+    n_bytes = len(held.encode("utf-8"))
+    out = [{"experiment": "C", "method": "original tokenizer", "bpb": bits_per_byte(lm, orig, held),
+            "tokens": len(orig.encode_ordinary(held))}]
+    for name, rows in tables.items():
+        out.append({"experiment": "C", "method": name, "tokens": len(new.encode_ordinary(held)),
+                    "bpb": bits_per_byte(lm.with_embeddings(rows), new, held)})
+    print(f"\nC. tiny-LM bits per byte, zero-shot swap from a 2,048-token to a 3,000-token BPE "
+          f"({overlap} tokens shared), body frozen; {n_bytes:,} held-out bytes of corpora/ "
+          f"English + Python + C (measured here on 2 shared cores, "
+          f"{time.perf_counter() - t0:.0f}s)")
+    print(format_table(["embedding rows", "held-out tokens", "bits per byte"],
+                       [[r["method"], f"{r['tokens']:,}", f"{r['bpb']:.3f}"] for r in out]))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=1200)
@@ -66,12 +128,22 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="300 steps")
+    ap.add_argument("--eval-c", action="store_true",
+                    help="run only evaluation C (tiny-LM bits per byte; needs torch)")
+    ap.add_argument("--lm-steps", type=int, default=1000, help="C: LM training steps")
     ap.add_argument("--json", default=None, metavar="PATH", help="also write JSON lines here")
     a = ap.parse_args()
     if a.quick:
         a.steps, a.identity_steps = 300, 30
     t_all = time.perf_counter()
     rows_out: list[dict] = [{"machine": machine_info(), "args": vars(a)}]
+    if a.eval_c:
+        rows_out += eval_c(a)
+        print(f"\ntotal {time.perf_counter() - t_all:.0f}s")
+        if a.json:
+            Path(a.json).write_text("".join(json.dumps(r) + "\n" for r in rows_out),
+                                    encoding="utf-8")
+        return 0
 
     E = load_embeddings(fetch("wordllama_l2_256.safetensors"))
     tok = Tokenizer.from_file(fetch("llama2_tokenizer.json"))

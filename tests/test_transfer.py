@@ -453,3 +453,54 @@ def test_cli_fit_reads_the_installed_wordllama_files(tmp_path, monkeypatch, caps
                  "-q", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["n_train"] == 50 and report["n_held"] == 4442
+
+
+# ---- evaluation C: tiny-LM bits per byte (opt-in: `pytest --torch`, needs torch) -----------
+@pytest.mark.torch
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tiny_lm_bits_per_byte_match_prefix_recomputation_and_fvt_beats_random(seed):
+    # a missing torch fails this opt-in test; it is never skipped
+    import torch
+    from tokforge import corpus_files
+    from tokforge.transfer import Decomposer, baselines
+    from tokforge.transfer.lm_eval import LMConfig, bits_per_byte, train_lm
+
+    files = corpus_files()
+    lines = [ln for n in ("en", "code-python") for ln in
+             files[n].read_text(encoding="utf-8").splitlines()]
+    train = [ln for i, ln in enumerate(lines) if i % 10]
+    held = "\n".join(ln for i, ln in enumerate(lines) if i % 10 == 0)
+    orig = Tokenizer.train(texts=train, vocab_size=512, pattern="gpt2")
+    new = Tokenizer.train(texts=train[::2], vocab_size=700, pattern="cl100k")
+    ids = orig.encode_ordinary("\n".join(train))
+    cfg = LMConfig(d=32, n_layers=1, ctx=32, steps=250, batch_size=16, lr=1e-2, seed=seed)
+    lm, losses = train_lm(ids, vocab_size=orig.vocab_size, config=cfg)
+    assert losses[-1] < losses[0] - 1.0  # it learned something
+    bpb = bits_per_byte(lm, orig, held)
+    assert math.isfinite(bpb) and 0 < bpb < 8
+    # independent recomputation: each token scored from its own prefix alone, one forward pass
+    # per token (so a leaky causal mask or a wrong window/byte count would show)
+    text = held[:300]
+    toks = orig.encode_ordinary(text)
+    bits = 0.0
+    with torch.no_grad():
+        for s in range(0, len(toks), cfg.ctx):
+            w = toks[s:s + cfg.ctx]
+            for i in range(len(w)):
+                lp = torch.log_softmax(lm.logits(torch.tensor([w[:i + 1]]))[0, -1].double(), -1)
+                bits -= float(lp[w[i]]) / math.log(2)
+    assert len(toks) > cfg.ctx
+    assert bits_per_byte(lm, orig, text) == pytest.approx(bits / len(text.encode()), rel=1e-6)
+    # the same seed gives the same model
+    lm2, _ = train_lm(ids, vocab_size=orig.vocab_size, config=cfg)
+    assert bits_per_byte(lm2, orig, held) == bpb
+    # zero-shot swap: FVT rows (exact rows for shared tokens) beat random rows by a wide margin
+    E = lm.embeddings()
+    dec = Decomposer(orig)
+    fvt = baselines.fvt(E, [dec.decompose(new.id_to_token(i)) for i in range(new.vocab_size)])
+    bpb_fvt = bits_per_byte(lm.with_embeddings(fvt), new, held)
+    bpb_rand = bits_per_byte(lm.with_embeddings(baselines.random_rows(E, new.vocab_size)),
+                             new, held)
+    assert bpb < bpb_fvt + 0.5 and bpb_fvt < bpb_rand - 0.5
+    with pytest.raises(InputError, match="tokenizer has 700 tokens"):
+        bits_per_byte(lm, new, held)

@@ -7,7 +7,8 @@ Design note: docs/transfer.md.
   same network in PyTorch, used with ``HypernetConfig(backend="torch")`` (extra ``[torch]``);
 - ``data.py``: decompositions with exclusions, the held-out split, length buckets, matrix files;
 - ``baselines.py``: FVT, length-weighted mean, last piece, random, FOCUS-style;
-- ``evaluate.py``: cosine, relative L2, retrieval ranks, bootstrap intervals.
+- ``evaluate.py``: cosine, relative L2, retrieval ranks, bootstrap intervals;
+- ``lm_eval.py``: evaluation C, a tiny torch LM's bits per byte before and after a swap.
 """
 
 from .data import Decomposer as Decomposer
