@@ -109,6 +109,70 @@ struct Groups {
     loose: Vec<u32>,
 }
 
+/// Class of a character as the preset scanners see it: ASCII characters by identity, the rest
+/// by their class flags (docs/byte_probs.md §15.7).
+fn char_key(c: char) -> u32 {
+    if c.is_ascii() {
+        c as u32
+    } else {
+        0x100 + u32::from(char_flags(c))
+    }
+}
+
+/// The first complete character of `b`, if `b` starts with one.
+fn first_char(b: &[u8]) -> Option<char> {
+    let w = b.len().min(4);
+    (1..=w)
+        .find_map(|k| std::str::from_utf8(&b[..k]).ok())
+        .and_then(|c| c.chars().next())
+}
+
+/// Tokens with the same class of first character; `subs` split them by the class of the second
+/// character (docs/byte_probs.md §15.7).
+#[derive(Debug)]
+struct Head {
+    /// a representative first character
+    rep: String,
+    /// members with no complete second character
+    one: Vec<u32>,
+    /// `(representative first two characters, members)`
+    subs: Vec<(String, Vec<u32>)>,
+}
+
+/// Regular tokens grouped by their leading character classes, for rows decided per class.
+#[derive(Debug, Default)]
+struct Heads {
+    groups: Vec<Head>,
+    /// tokens whose first character is not complete UTF-8 (decided one by one)
+    loose: Vec<u32>,
+    /// tokens made of letters and marks only (valid UTF-8; ASCII only for o200k): the ones that
+    /// can extend a letter piece (bitset)
+    letters: Vec<u64>,
+}
+
+/// The last piece `l` of a canonical tail that only grows (docs/byte_probs.md §15.7): a token
+/// of letters after it is valid iff `bpe(l + bytes(v)) == rho_l ∘ v` and `l + bytes(v)` stays
+/// one piece.
+#[derive(Debug)]
+struct Extension {
+    l: Vec<u8>,
+    rho_l: Vec<u32>,
+    /// `l` + ASCII letters is one piece (no scan needed)
+    one_piece: bool,
+}
+
+/// What a class of leading characters decides for a tail (see `Validity::head_decision`).
+#[derive(Debug, Clone, Copy)]
+enum HeadDecision {
+    /// nothing settles inside the tail: look closer
+    Open,
+    /// no token of the class is valid
+    Invalid,
+    /// the tokens of the class are valid iff they are valid after the tail `key[k..]` over
+    /// `text[b..]`
+    Rebase(usize, usize),
+}
+
 /// Memoised depth-one searches (tail ids -> found), cleared when it reaches this size.
 const SEARCH_MEMO: usize = 1 << 16;
 
@@ -123,6 +187,7 @@ pub struct Validity {
     searches: Mutex<FxHashMap<Vec<u32>, bool>>,
     regular: Vec<u32>,
     groups: OnceLock<Groups>,
+    heads: OnceLock<Heads>,
     cap: usize,
 }
 
@@ -143,6 +208,7 @@ impl Validity {
             searches: Mutex::new(FxHashMap::default()),
             regular,
             groups: OnceLock::new(),
+            heads: OnceLock::new(),
             cap: cap.max(1),
         };
         let words: Vec<u64> = (0..n.div_ceil(64))
@@ -552,6 +618,12 @@ impl Validity {
         let Some((key, text)) = self.tail(stem)? else {
             return Ok(Arc::new(vec![0; self.single.len()]));
         };
+        self.row_keyed(key, &text)
+    }
+
+    /// The row of the open tail `key` (spelling `text`, which starts at a settled boundary),
+    /// through the LRU.
+    fn row_keyed(&self, key: &[u32], text: &[u8]) -> Result<Bits> {
         if key.is_empty() {
             return Ok(self.single.clone());
         }
@@ -563,7 +635,12 @@ impl Validity {
                 return Ok(e.0.clone());
             }
         }
-        let row = self.compute_row(key, &text)?;
+        let row = match std::str::from_utf8(text) {
+            Ok(t) if self.rule == Rule::Pieces && self.preset.is_some() => {
+                self.compute_row_heads(key, t)?
+            }
+            _ => self.compute_row(key, text)?,
+        };
         if let Ok(mut lru) = self.rows.lock() {
             if lru.map.len() >= self.cap {
                 if let Some(old) = lru
@@ -603,6 +680,235 @@ impl Validity {
     /// Number of cached rows.
     pub fn cached_rows(&self) -> usize {
         self.rows.lock().map(|l| l.map.len()).unwrap_or(0)
+    }
+
+    fn build_heads(&self) -> Heads {
+        let mut h = Heads {
+            letters: vec![0; self.single.len()],
+            ..Heads::default()
+        };
+        let mut index: FxHashMap<u32, usize> = FxHashMap::default();
+        let mut sub_index: Vec<FxHashMap<u32, usize>> = Vec::new();
+        for &u in &self.regular {
+            let b = self.bpe.token_bytes(u).unwrap_or(&[]);
+            let Some(c1) = first_char(b) else {
+                h.loose.push(u);
+                continue;
+            };
+            if let Ok(s) = std::str::from_utf8(b) {
+                let ascii_only = self.preset == Some(Preset::O200k);
+                if s.chars().all(|c| run_class(c) == 1 && (!ascii_only || c.is_ascii())) {
+                    h.letters[u as usize / 64] |= 1 << (u % 64);
+                }
+            }
+            let k1 = *index.entry(char_key(c1)).or_insert_with(|| {
+                h.groups.push(Head {
+                    rep: c1.to_string(),
+                    one: Vec::new(),
+                    subs: Vec::new(),
+                });
+                sub_index.push(FxHashMap::default());
+                h.groups.len() - 1
+            });
+            let rest = &b[c1.len_utf8()..];
+            let Some(c2) = first_char(rest) else {
+                h.groups[k1].one.push(u);
+                continue;
+            };
+            let g = &mut h.groups[k1];
+            let k2 = *sub_index[k1].entry(char_key(c2)).or_insert_with(|| {
+                g.subs.push((format!("{c1}{c2}"), Vec::new()));
+                g.subs.len() - 1
+            });
+            g.subs[k2].1.push(u);
+        }
+        h
+    }
+
+    /// What the tail `key` (spelling `text`) decides for every token starting with the
+    /// characters `rep` (docs/byte_probs.md §15.7): with `a = settled(text + rep)` (a lower bound
+    /// on `settled(text + bytes(v))` for all such `v`: same classes, and longer texts settle no
+    /// less), the pieces of `text + bytes(v)` ending at or before `b` = the last piece end
+    /// `<= min(a, |text|)` are fixed. So `key` must start with their tokens (else no such `v` is
+    /// valid), and what follows is the tail `key[k..]` over `text[b..]`.
+    fn head_decision(&self, key: &[u32], text: &str, rep: &str) -> Result<HeadDecision> {
+        let mut d = String::with_capacity(text.len() + rep.len());
+        d.push_str(text);
+        d.push_str(rep);
+        let db = d.as_bytes();
+        let a = self.settled(db).min(text.len());
+        let mut b = 0;
+        for (_, e) in self.bpe.piece_ranges(db)? {
+            if e > a {
+                break;
+            }
+            b = e;
+        }
+        if b == 0 {
+            return Ok(HeadDecision::Open);
+        }
+        let mut off = 0;
+        let mut k = 0;
+        while off < b && k < key.len() {
+            off += self.bpe.token_bytes(key[k]).map_or(0, <[u8]>::len);
+            k += 1;
+        }
+        if off != b || self.encode_settled(db, b)? != key[..k] {
+            return Ok(HeadDecision::Invalid);
+        }
+        Ok(HeadDecision::Rebase(k, b))
+    }
+
+    /// [`Extension`] of a tail, if it has one: the tail is canonical, its last piece `l` starts
+    /// at its settled boundary and holds no newline (ASCII only for o200k).
+    fn extension(&self, key: &[u32], text: &str) -> Result<Option<Extension>> {
+        let tb = text.as_bytes();
+        let Some(&(s, e)) = self.bpe.piece_ranges(tb)?.last() else {
+            return Ok(None);
+        };
+        let l = &tb[s..];
+        if e != tb.len()
+            || l.iter().any(|&c| c == b'\r' || c == b'\n')
+            || (self.preset == Some(Preset::O200k) && !l.is_ascii())
+            || self.settled(tb) != s
+            || self.bpe.encode_bytes(tb)? != key
+        {
+            return Ok(None);
+        }
+        let mut off = 0;
+        let mut k = 0;
+        while off < s && k < key.len() {
+            off += self.bpe.token_bytes(key[k]).map_or(0, <[u8]>::len);
+            k += 1;
+        }
+        if off != s {
+            return Ok(None);
+        }
+        // `l + letters` is one piece without scanning it: gpt2 ` ?\p{L}+`, cl100k
+        // `[^\r\n\p{L}\p{N}]?+\p{L}++` (an apostrophe first could start a contraction)
+        let head_ok = |c: u8| match self.preset {
+            Some(Preset::Gpt2) => c == b' ',
+            Some(Preset::Cl100k) => !c.is_ascii_digit() && c != b'\'' && c.is_ascii(),
+            _ => false,
+        };
+        let rest = if l.first().is_some_and(|c| c.is_ascii_alphabetic()) {
+            l
+        } else {
+            &l[1.min(l.len())..]
+        };
+        let letters = l.first().is_some_and(|&c| c.is_ascii_alphabetic() || head_ok(c))
+            && !rest.is_empty()
+            && rest.iter().all(u8::is_ascii_alphabetic);
+        let single = l.len() == 1 && head_ok(l[0]);
+        Ok(Some(Extension {
+            l: l.to_vec(),
+            rho_l: key[k..].to_vec(),
+            one_piece: matches!(self.preset, Some(Preset::Gpt2 | Preset::Cl100k)) && (letters || single),
+        }))
+    }
+
+    /// Validity of `key ∘ v` by [`Extension`] for a token `v` of letters: `None` when
+    /// `l + bytes(v)` is not one piece. One piece of letters after a settled start is the last
+    /// piece of the tail for good (§15.2 shape), so valid = canonical = the BPE of that piece.
+    fn extension_ok(&self, x: &Extension, v: u32, buf: &mut Vec<u8>) -> Result<Option<bool>> {
+        let vb = self.bpe.token_bytes(v).unwrap_or(&[]);
+        buf.clear();
+        buf.extend_from_slice(&x.l);
+        buf.extend_from_slice(vb);
+        let known = x.one_piece && vb.iter().all(u8::is_ascii_alphabetic);
+        if !known && self.bpe.piece_ranges(buf)?.len() != 1 {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(x.rho_l.len() + 1);
+        self.bpe.encode_piece(buf, &mut out);
+        let n = x.rho_l.len();
+        Ok(Some(out.len() == n + 1 && out[..n] == x.rho_l[..] && out[n] == v))
+    }
+
+    /// A row of the pieces rule decided per class of leading characters (docs/byte_probs.md
+    /// §15.7); tokens no class decides are checked one by one (letters extending the last piece
+    /// by one BPE of that piece, the rest by [`Validity::comp_tail`]).
+    fn compute_row_heads(&self, key: &[u32], text: &str) -> Result<Bits> {
+        let heads = self.heads.get_or_init(|| self.build_heads());
+        let t0 = std::time::Instant::now();
+        let mut words = vec![0u64; self.single.len()];
+        let mut each: Vec<u32> = Vec::new();
+        let mut sub_rows: FxHashMap<(usize, usize), Bits> = FxHashMap::default();
+        let mut apply = |d: HeadDecision, members: &[u32], words: &mut [u64]| -> Result<bool> {
+            match d {
+                HeadDecision::Open => return Ok(false),
+                HeadDecision::Invalid => {}
+                HeadDecision::Rebase(k, b) => {
+                    let sub = match sub_rows.get(&(k, b)) {
+                        Some(r) => r.clone(),
+                        None => {
+                            let r = self.row_keyed(&key[k..], &text.as_bytes()[b..])?;
+                            sub_rows.insert((k, b), r.clone());
+                            r
+                        }
+                    };
+                    for &v in members {
+                        if bit(&sub, v) {
+                            words[v as usize / 64] |= 1 << (v % 64);
+                        }
+                    }
+                }
+            }
+            Ok(true)
+        };
+        for h in &heads.groups {
+            let d = self.head_decision(key, text, &h.rep)?;
+            if !matches!(d, HeadDecision::Open) {
+                apply(d, &h.one, &mut words)?;
+                for (_, members) in &h.subs {
+                    apply(d, members, &mut words)?;
+                }
+                continue;
+            }
+            each.extend_from_slice(&h.one);
+            for (rep, members) in &h.subs {
+                let d = self.head_decision(key, text, rep)?;
+                if !apply(d, members, &mut words)? {
+                    each.extend_from_slice(members);
+                }
+            }
+        }
+        each.extend_from_slice(&heads.loose);
+        each.retain(|&v| bit(&self.single, v));
+        let ext = self.extension(key, text)?;
+        let t1 = t0.elapsed();
+        let n_each = each.len();
+        let n_ext = each.iter().filter(|&&v| ext.is_some() && bit(&heads.letters, v)).count();
+        let tb = text.as_bytes();
+        let found: Vec<u32> = each
+            .par_iter()
+            .map_init(Vec::new, |buf, &v| -> Result<Option<u32>> {
+                let quick = match &ext {
+                    Some(x) if bit(&heads.letters, v) => self.extension_ok(x, v, buf)?,
+                    _ => None,
+                };
+                let tq = std::time::Instant::now();
+                let ok = match quick {
+                    Some(ok) => ok,
+                    None => self.valid_after(key, tb, v)?,
+                };
+                let el = tq.elapsed();
+                if el.as_micros() > 200 && std::env::var("BP_TRACE").is_ok() {
+                    eprintln!("  slow {:?} {:?} {:?}", String::from_utf8_lossy(self.bpe.token_bytes(v).unwrap_or(&[])), quick.is_some(), el);
+                }
+                Ok(ok.then_some(v))
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        for v in found {
+            words[v as usize / 64] |= 1 << (v % 64);
+        }
+        if std::env::var("BP_TRACE").is_ok() {
+            eprintln!("row {:?} key={} heads={:?} each={} ext={} total={:?}", text, key.len(), t1, n_each, n_ext, t0.elapsed());
+        }
+        Ok(Arc::new(words))
     }
 
     fn compute_row(&self, key: &[u32], text: &[u8]) -> Result<Bits> {
