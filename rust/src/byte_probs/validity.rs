@@ -29,6 +29,7 @@
 //! tail. Invariants: a row's bit `v` is set iff `single[v]` and `stem ∘ v` is valid; special and
 //! unused ids never have bits; after a special token (or at the start) `single` applies.
 
+use crate::bpe::pairs::{PairTable, NONE as PAIR_NONE};
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};
 use crate::pretokenize::presets::{char_flags, run_class};
@@ -127,22 +128,28 @@ fn first_char(b: &[u8]) -> Option<char> {
         .and_then(|c| c.chars().next())
 }
 
-/// Tokens with the same class of first character; `subs` split them by the class of the second
-/// character (docs/byte_probs.md §15.7).
-#[derive(Debug)]
+/// Tokens with the same classes of their first `depth` characters (docs/byte_probs.md §15.7).
+#[derive(Debug, Default)]
 struct Head {
-    /// a representative first character
+    /// representative leading characters
     rep: String,
-    /// members with no complete second character
+    /// all members (id order)
+    all: Vec<u32>,
+    /// members with no further complete character (or, at the maximum depth, all members)
     one: Vec<u32>,
-    /// `(representative first two characters, members)`
-    subs: Vec<(String, Vec<u32>)>,
+    /// members that are not [`Heads::letters`]
+    others: usize,
+    /// members split by the class of their next character
+    kids: Vec<Head>,
 }
+
+/// Leading characters a class looks at: an apostrophe needs two more (contractions).
+const HEAD_DEPTH: usize = 3;
 
 /// Regular tokens grouped by their leading character classes, for rows decided per class.
 #[derive(Debug, Default)]
 struct Heads {
-    groups: Vec<Head>,
+    root: Head,
     /// tokens whose first character is not complete UTF-8 (decided one by one)
     loose: Vec<u32>,
     /// tokens made of letters and marks only (valid UTF-8; ASCII only for o200k): the ones that
@@ -157,9 +164,33 @@ struct Heads {
 struct Extension {
     l: Vec<u8>,
     rho_l: Vec<u32>,
+    /// `rho_l` is the merge-only BPE of `l` (else no `l + bytes(v)` encodes to `rho_l ∘ v`)
+    merge_ok: bool,
     /// `l` + ASCII letters is one piece (no scan needed)
     one_piece: bool,
 }
+
+/// The merge-only BPE of one piece as tables for pair checks (docs/byte_probs.md §15.7): the
+/// priority and result of each merge pair, and for each token the last merge of the BPE of its
+/// own bytes. With these, whether `bpe(bytes(u) + bytes(v)) == [u, v]` is decided by walking the
+/// two merge trees back from the boundary (a few look-ups) instead of re-encoding.
+#[derive(Debug)]
+struct MergeTables {
+    /// `(left, right) -> priority` (and result); the first occurrence in the merge list wins,
+    /// and priority is the result's rank for rank vocabularies (ties then go to the leftmost
+    /// pair)
+    pairs: PairTable,
+    /// `(left, right, priority)` of the last merge building each token from its bytes;
+    /// `(NONE, NONE, 0)` for single bytes and tokens the merges do not build
+    split: Vec<(u32, u32, u32)>,
+    /// tokens that are the merge-only BPE of their own bytes (bitset)
+    reach: Vec<u64>,
+    /// every token's last merge has a higher priority than the merges building its parts, so
+    /// merges inside a token happen in priority order (else the walk is not used)
+    monotone: bool,
+}
+
+const NO_ID: u32 = u32::MAX;
 
 /// What a class of leading characters decides for a tail (see `Validity::head_decision`).
 #[derive(Debug, Clone, Copy)]
@@ -188,6 +219,7 @@ pub struct Validity {
     regular: Vec<u32>,
     groups: OnceLock<Groups>,
     heads: OnceLock<Heads>,
+    merge_tables: OnceLock<MergeTables>,
     cap: usize,
 }
 
@@ -209,6 +241,7 @@ impl Validity {
             regular,
             groups: OnceLock::new(),
             heads: OnceLock::new(),
+            merge_tables: OnceLock::new(),
             cap: cap.max(1),
         };
         let words: Vec<u64> = (0..n.div_ceil(64))
@@ -682,45 +715,166 @@ impl Validity {
         self.rows.lock().map(|l| l.map.len()).unwrap_or(0)
     }
 
+    fn build_merge_tables(&self) -> MergeTables {
+        let rank = self.bpe.priority() == crate::bpe::Priority::Rank;
+        let mut pairs: FxHashMap<(u32, u32), (u32, u32)> = FxHashMap::default();
+        let mut cat = Vec::new();
+        for (i, &(l, r)) in self.bpe.merges().iter().enumerate() {
+            cat.clear();
+            cat.extend_from_slice(self.bpe.token_bytes(l).unwrap_or(&[]));
+            cat.extend_from_slice(self.bpe.token_bytes(r).unwrap_or(&[]));
+            let Some(id) = self.bpe.id_of(&cat) else {
+                continue;
+            };
+            let prio = if rank { id } else { i as u32 };
+            pairs.entry((l, r)).or_insert((prio, id));
+        }
+        let mut list: Vec<(u32, u32, u32, u32)> =
+            pairs.into_iter().map(|((l, r), (p, id))| (l, r, p, id)).collect();
+        list.sort_unstable();
+        let mut t = MergeTables {
+            pairs: PairTable::new(&list, rank),
+            split: vec![(NO_ID, NO_ID, 0); self.bpe.vocab_size()],
+            reach: vec![0; self.single.len()],
+            monotone: true,
+        };
+        for &u in &self.regular {
+            let b = self.bpe.token_bytes(u).unwrap_or(&[]);
+            let (ids, last) = self.merge_only(&t, b);
+            if ids == [u] {
+                t.reach[u as usize / 64] |= 1 << (u % 64);
+                if let Some(m) = last {
+                    t.split[u as usize] = m;
+                }
+            }
+        }
+        let prio = |x: u32| -> Option<u32> {
+            let (l, _, p) = t.split[x as usize];
+            (l != NO_ID).then_some(p)
+        };
+        t.monotone = self.regular.iter().all(|&u| {
+            let (l, r, p) = t.split[u as usize];
+            l == NO_ID || (prio(l).is_none_or(|q| q < p) && prio(r).is_none_or(|q| q < p))
+        });
+        t
+    }
+
+    /// Merge-only BPE of `b` (lowest priority first, leftmost on ties, as the encoder's merge
+    /// loop) and the last merge applied `(left, right, priority)`.
+    fn merge_only(&self, t: &MergeTables, b: &[u8]) -> (Vec<u32>, Option<(u32, u32, u32)>) {
+        let mut syms: Vec<u32> = b
+            .iter()
+            .map(|&x| self.bpe.id_of(&[x]).unwrap_or(NO_ID))
+            .collect();
+        let mut last = None;
+        loop {
+            let mut best: Option<(u32, usize, u32)> = None;
+            for i in 0..syms.len().saturating_sub(1) {
+                let p = t.pairs.prio(syms[i], syms[i + 1]);
+                if p != PAIR_NONE && best.is_none_or(|(bp, _, _)| p < bp) {
+                    best = Some((p, i, t.pairs.result(p)));
+                }
+            }
+            let Some((p, i, r)) = best else {
+                break;
+            };
+            last = Some((syms[i], syms[i + 1], p));
+            syms[i] = r;
+            syms.remove(i + 1);
+        }
+        (syms, last)
+    }
+
+    /// Whether the merge-only BPE of `bytes(a) + bytes(b)` is `[a, b]`, for tokens `a`, `b` that
+    /// are the merge-only BPE of their own bytes: walk both merge trees back from the boundary;
+    /// at each step the boundary pair must not merge before the next merge that consumes one of
+    /// its tokens (a tie goes to the leftmost pair).
+    fn pair_valid(&self, t: &MergeTables, mut a: u32, mut b: u32) -> bool {
+        // merges with priority < limit fire before the boundary tokens change
+        let mut limit = u64::MAX;
+        loop {
+            let p = t.pairs.prio(a, b);
+            if p != PAIR_NONE && u64::from(p) < limit {
+                return false;
+            }
+            let (al, ar, pa) = t.split[a as usize];
+            let (bl, _, pb) = t.split[b as usize];
+            let a_leaf = al == NO_ID;
+            let b_leaf = bl == NO_ID;
+            if a_leaf && b_leaf {
+                return true;
+            }
+            if !a_leaf && (b_leaf || pa > pb) {
+                // `a` formed last: before it, its right part met `b`; a tie with `a`'s merge
+                // goes to `a` (left of the boundary pair)
+                limit = u64::from(pa);
+                a = ar;
+            } else {
+                // `b` formed last: a tie with `b`'s merge goes to the boundary pair
+                limit = u64::from(pb) + 1;
+                b = bl;
+            }
+        }
+    }
+
     fn build_heads(&self) -> Heads {
         let mut h = Heads {
             letters: vec![0; self.single.len()],
             ..Heads::default()
         };
-        let mut index: FxHashMap<u32, usize> = FxHashMap::default();
-        let mut sub_index: Vec<FxHashMap<u32, usize>> = Vec::new();
+        let mut index: FxHashMap<Vec<u32>, Vec<usize>> = FxHashMap::default();
         for &u in &self.regular {
             let b = self.bpe.token_bytes(u).unwrap_or(&[]);
-            let Some(c1) = first_char(b) else {
+            if first_char(b).is_none() {
                 h.loose.push(u);
                 continue;
-            };
-            if let Ok(s) = std::str::from_utf8(b) {
-                let ascii_only = self.preset == Some(Preset::O200k);
-                if s.chars().all(|c| run_class(c) == 1 && (!ascii_only || c.is_ascii())) {
-                    h.letters[u as usize / 64] |= 1 << (u % 64);
-                }
             }
-            let k1 = *index.entry(char_key(c1)).or_insert_with(|| {
-                h.groups.push(Head {
-                    rep: c1.to_string(),
-                    one: Vec::new(),
-                    subs: Vec::new(),
-                });
-                sub_index.push(FxHashMap::default());
-                h.groups.len() - 1
+            let letter = std::str::from_utf8(b).is_ok_and(|s| {
+                let ascii_only = self.preset == Some(Preset::O200k);
+                s.chars()
+                    .all(|c| run_class(c) == 1 && (!ascii_only || c.is_ascii()))
             });
-            let rest = &b[c1.len_utf8()..];
-            let Some(c2) = first_char(rest) else {
-                h.groups[k1].one.push(u);
-                continue;
-            };
-            let g = &mut h.groups[k1];
-            let k2 = *sub_index[k1].entry(char_key(c2)).or_insert_with(|| {
-                g.subs.push((format!("{c1}{c2}"), Vec::new()));
-                g.subs.len() - 1
-            });
-            g.subs[k2].1.push(u);
+            if letter {
+                h.letters[u as usize / 64] |= 1 << (u % 64);
+            }
+            // walk down the classes of the leading characters, creating nodes on the way
+            let mut path: Vec<usize> = Vec::new();
+            let mut keys: Vec<u32> = Vec::new();
+            let mut node = &mut h.root;
+            node.all.push(u);
+            node.others += usize::from(!letter);
+            let mut at = 0;
+            let mut rep = String::new();
+            loop {
+                let next = if path.len() < HEAD_DEPTH {
+                    first_char(&b[at..])
+                } else {
+                    None
+                };
+                let Some(c) = next else {
+                    node.one.push(u);
+                    break;
+                };
+                at += c.len_utf8();
+                rep.push(c);
+                keys.push(char_key(c));
+                let slot = index.entry(keys.clone()).or_default();
+                let k = match slot.first() {
+                    Some(&k) => k,
+                    None => {
+                        node.kids.push(Head {
+                            rep: rep.clone(),
+                            ..Head::default()
+                        });
+                        slot.push(node.kids.len() - 1);
+                        node.kids.len() - 1
+                    }
+                };
+                path.push(k);
+                node = &mut node.kids[k];
+                node.all.push(u);
+                node.others += usize::from(!letter);
+            }
         }
         h
     }
@@ -800,9 +954,11 @@ impl Validity {
             && !rest.is_empty()
             && rest.iter().all(u8::is_ascii_alphabetic);
         let single = l.len() == 1 && head_ok(l[0]);
+        let merge_ok = self.merge_only(self.merge_tables(), l).0 == key[k..];
         Ok(Some(Extension {
             l: l.to_vec(),
             rho_l: key[k..].to_vec(),
+            merge_ok,
             one_piece: matches!(self.preset, Some(Preset::Gpt2 | Preset::Cl100k)) && (letters || single),
         }))
     }
@@ -819,10 +975,25 @@ impl Validity {
         if !known && self.bpe.piece_ranges(buf)?.len() != 1 {
             return Ok(None);
         }
+        let t = self.merge_tables();
+        if let (true, Some(&u)) = (t.monotone, x.rho_l.last()) {
+            // pair rule of the merge-only BPE (§4.2): `l + bytes(v)` merges to `rho_l ∘ v` iff
+            // `rho_l` is the merges' BPE of `l`, `v` of its bytes, and the pair `(u, v)` holds;
+            // whole-piece look-up (tiktoken) then only differs when `l + bytes(v)` is a token
+            let ok = x.merge_ok
+                && bit(&t.reach, v)
+                && self.pair_valid(t, u, v)
+                && !(self.bpe.ignore_merges() && self.bpe.id_of(buf).is_some());
+            return Ok(Some(ok));
+        }
         let mut out = Vec::with_capacity(x.rho_l.len() + 1);
         self.bpe.encode_piece(buf, &mut out);
         let n = x.rho_l.len();
         Ok(Some(out.len() == n + 1 && out[..n] == x.rho_l[..] && out[n] == v))
+    }
+
+    fn merge_tables(&self) -> &MergeTables {
+        self.merge_tables.get_or_init(|| self.build_merge_tables())
     }
 
     /// A row of the pieces rule decided per class of leading characters (docs/byte_probs.md
@@ -830,13 +1001,26 @@ impl Validity {
     /// by one BPE of that piece, the rest by [`Validity::comp_tail`]).
     fn compute_row_heads(&self, key: &[u32], text: &str) -> Result<Bits> {
         let heads = self.heads.get_or_init(|| self.build_heads());
-        let t0 = std::time::Instant::now();
+        let ext = self.extension(key, text)?;
         let mut words = vec![0u64; self.single.len()];
         let mut each: Vec<u32> = Vec::new();
         let mut sub_rows: FxHashMap<(usize, usize), Bits> = FxHashMap::default();
-        let mut apply = |d: HeadDecision, members: &[u32], words: &mut [u64]| -> Result<bool> {
-            match d {
-                HeadDecision::Open => return Ok(false),
+        // depth-first over the class tree: decide a class when its leading characters settle
+        // the tail, else look one character further
+        let mut stack: Vec<&Head> = heads.root.kids.iter().collect();
+        while let Some(h) = stack.pop() {
+            match self.head_decision(key, text, &h.rep)? {
+                HeadDecision::Open => {
+                    each.extend_from_slice(&h.one);
+                    for kid in &h.kids {
+                        // letters after a growing piece are cheaper one by one (`Extension`)
+                        if ext.is_some() && kid.others == 0 {
+                            each.extend_from_slice(&kid.all);
+                        } else {
+                            stack.push(kid);
+                        }
+                    }
+                }
                 HeadDecision::Invalid => {}
                 HeadDecision::Rebase(k, b) => {
                     let sub = match sub_rows.get(&(k, b)) {
@@ -847,38 +1031,16 @@ impl Validity {
                             r
                         }
                     };
-                    for &v in members {
+                    for &v in &h.all {
                         if bit(&sub, v) {
                             words[v as usize / 64] |= 1 << (v % 64);
                         }
                     }
                 }
             }
-            Ok(true)
-        };
-        for h in &heads.groups {
-            let d = self.head_decision(key, text, &h.rep)?;
-            if !matches!(d, HeadDecision::Open) {
-                apply(d, &h.one, &mut words)?;
-                for (_, members) in &h.subs {
-                    apply(d, members, &mut words)?;
-                }
-                continue;
-            }
-            each.extend_from_slice(&h.one);
-            for (rep, members) in &h.subs {
-                let d = self.head_decision(key, text, rep)?;
-                if !apply(d, members, &mut words)? {
-                    each.extend_from_slice(members);
-                }
-            }
         }
         each.extend_from_slice(&heads.loose);
         each.retain(|&v| bit(&self.single, v));
-        let ext = self.extension(key, text)?;
-        let t1 = t0.elapsed();
-        let n_each = each.len();
-        let n_ext = each.iter().filter(|&&v| ext.is_some() && bit(&heads.letters, v)).count();
         let tb = text.as_bytes();
         let found: Vec<u32> = each
             .par_iter()
@@ -887,15 +1049,10 @@ impl Validity {
                     Some(x) if bit(&heads.letters, v) => self.extension_ok(x, v, buf)?,
                     _ => None,
                 };
-                let tq = std::time::Instant::now();
                 let ok = match quick {
                     Some(ok) => ok,
                     None => self.valid_after(key, tb, v)?,
                 };
-                let el = tq.elapsed();
-                if el.as_micros() > 200 && std::env::var("BP_TRACE").is_ok() {
-                    eprintln!("  slow {:?} {:?} {:?}", String::from_utf8_lossy(self.bpe.token_bytes(v).unwrap_or(&[])), quick.is_some(), el);
-                }
                 Ok(ok.then_some(v))
             })
             .collect::<Result<Vec<_>>>()?
@@ -904,9 +1061,6 @@ impl Validity {
             .collect();
         for v in found {
             words[v as usize / 64] |= 1 << (v % 64);
-        }
-        if std::env::var("BP_TRACE").is_ok() {
-            eprintln!("row {:?} key={} heads={:?} each={} ext={} total={:?}", text, key.len(), t1, n_each, n_ext, t0.elapsed());
         }
         Ok(Arc::new(words))
     }
