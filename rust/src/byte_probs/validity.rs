@@ -729,8 +729,10 @@ impl Validity {
             let prio = if rank { id } else { i as u32 };
             pairs.entry((l, r)).or_insert((prio, id));
         }
-        let mut list: Vec<(u32, u32, u32, u32)> =
-            pairs.into_iter().map(|((l, r), (p, id))| (l, r, p, id)).collect();
+        let mut list: Vec<(u32, u32, u32, u32)> = pairs
+            .into_iter()
+            .map(|((l, r), (p, id))| (l, r, p, id))
+            .collect();
         list.sort_unstable();
         let mut t = MergeTables {
             pairs: PairTable::new(&list, rank),
@@ -950,7 +952,9 @@ impl Validity {
         } else {
             &l[1.min(l.len())..]
         };
-        let letters = l.first().is_some_and(|&c| c.is_ascii_alphabetic() || head_ok(c))
+        let letters = l
+            .first()
+            .is_some_and(|&c| c.is_ascii_alphabetic() || head_ok(c))
             && !rest.is_empty()
             && rest.iter().all(u8::is_ascii_alphabetic);
         let single = l.len() == 1 && head_ok(l[0]);
@@ -959,7 +963,8 @@ impl Validity {
             l: l.to_vec(),
             rho_l: key[k..].to_vec(),
             merge_ok,
-            one_piece: matches!(self.preset, Some(Preset::Gpt2 | Preset::Cl100k)) && (letters || single),
+            one_piece: matches!(self.preset, Some(Preset::Gpt2 | Preset::Cl100k))
+                && (letters || single),
         }))
     }
 
@@ -989,7 +994,9 @@ impl Validity {
         let mut out = Vec::with_capacity(x.rho_l.len() + 1);
         self.bpe.encode_piece(buf, &mut out);
         let n = x.rho_l.len();
-        Ok(Some(out.len() == n + 1 && out[..n] == x.rho_l[..] && out[n] == v))
+        Ok(Some(
+            out.len() == n + 1 && out[..n] == x.rho_l[..] && out[n] == v,
+        ))
     }
 
     fn merge_tables(&self) -> &MergeTables {
