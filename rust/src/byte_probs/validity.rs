@@ -414,8 +414,13 @@ impl Validity {
         if self.settled(text) != start {
             return Ok(true);
         }
-        // extension-only shapes: [one non-newline space character] + non-space characters +
-        // [a tail of newlines (cl100k) or newlines and slashes (o200k) after punctuation]
+        Ok(!self.grows_only(last))
+    }
+
+    /// Whether a last piece (whose start is settled) can only grow (docs/byte_probs.md §15.2):
+    /// [one non-newline space character] + non-space characters + [a tail of newlines (cl100k)
+    /// or newlines and slashes (o200k) after punctuation]; ASCII for o200k.
+    fn grows_only(&self, last: &str) -> bool {
         let mut chars = last.chars().peekable();
         if chars
             .peek()
@@ -423,26 +428,23 @@ impl Validity {
         {
             chars.next();
         }
-        let body: Vec<char> = chars.collect();
-        let Some(&first) = body.first() else {
-            return Ok(true);
-        };
-        if first.is_whitespace() {
-            return Ok(true);
+        let mut body = chars.peekable();
+        if body.peek().is_none_or(|c| c.is_whitespace()) {
+            return false;
         }
         let tail_ok = |c: char| match self.preset {
             Some(Preset::Cl100k) => c == '\r' || c == '\n',
             Some(Preset::O200k) => c == '\r' || c == '\n' || c == '/',
             _ => false,
         };
-        let k = body
-            .iter()
-            .position(|c| c.is_whitespace())
-            .unwrap_or(body.len());
-        if !body[k..].iter().all(|&c| tail_ok(c)) {
-            return Ok(true);
+        let mut in_tail = false;
+        for c in body {
+            in_tail |= c.is_whitespace();
+            if in_tail && !tail_ok(c) {
+                return false;
+            }
         }
-        Ok(self.preset == Some(Preset::O200k) && !last.is_ascii())
+        !(self.preset == Some(Preset::O200k) && !last.is_ascii())
     }
 
     /// The open part of `stem`: `(tail ids, tail text)` after its settled boundary (after the
@@ -537,10 +539,8 @@ impl Validity {
         let mut out = Vec::with_capacity(ids.len() + 4);
         let mut clip = Vec::with_capacity(ids.len() + 4);
         // whether the pieces of `text + bytes(u)`, clipped to `text`, can give `ids` at all
-        let mut hopeless = |u: u32, buf: &mut Vec<u8>| -> Result<bool> {
-            buf.clear();
-            buf.extend_from_slice(text);
-            buf.extend_from_slice(self.bpe.token_bytes(u).unwrap_or(&[]));
+        // `buf` = text + a continuation
+        let mut judge = |buf: &[u8]| -> Result<bool> {
             let ranges = self.bpe.piece_ranges(buf)?;
             if inner(&ranges) == base {
                 return Ok(true);
@@ -553,6 +553,15 @@ impl Validity {
                 self.bpe.encode_piece(&buf[s..e.min(text.len())], &mut clip);
             }
             Ok(clip != ids)
+        };
+        let fill = |buf: &mut Vec<u8>, more: &[u8]| {
+            buf.clear();
+            buf.extend_from_slice(text);
+            buf.extend_from_slice(more);
+        };
+        let mut hopeless = |u: u32, buf: &mut Vec<u8>| -> Result<bool> {
+            fill(buf, self.bpe.token_bytes(u).unwrap_or(&[]));
+            judge(buf)
         };
         let mut hit = |u: u32, buf: &[u8]| -> Result<bool> {
             out.clear();
@@ -587,7 +596,33 @@ impl Validity {
             }
             return Ok(false);
         }
-        for &u in &self.regular {
+        // by classes of leading characters (docs/byte_probs.md §15.7): when `text + rep`
+        // settles at or past `|text|`, the pieces over `text` are the same for every member, so
+        // one pre-tokenization judges the class
+        let heads = self.heads.get_or_init(|| self.build_heads());
+        let mut stack: Vec<&Head> = heads.root.kids.iter().collect();
+        while let Some(h) = stack.pop() {
+            fill(&mut buf, h.rep.as_bytes());
+            if self.settled(&buf) >= text.len() {
+                if hopeless(h.all[0], &mut buf)? {
+                    continue;
+                }
+                for &u in &h.all {
+                    fill(&mut buf, self.bpe.token_bytes(u).unwrap_or(&[]));
+                    if hit(u, &buf)? {
+                        return Ok(true);
+                    }
+                }
+                continue;
+            }
+            for &u in &h.one {
+                if !hopeless(u, &mut buf)? && hit(u, &buf)? {
+                    return Ok(true);
+                }
+            }
+            stack.extend(h.kids.iter());
+        }
+        for &u in &heads.loose {
             if !hopeless(u, &mut buf)? && hit(u, &buf)? {
                 return Ok(true);
             }
@@ -968,17 +1003,23 @@ impl Validity {
         }))
     }
 
-    /// Validity of `key ∘ v` by [`Extension`] for a token `v` of letters: `None` when
-    /// `l + bytes(v)` is not one piece. One piece of letters after a settled start is the last
-    /// piece of the tail for good (§15.2 shape), so valid = canonical = the BPE of that piece.
+    /// Validity of `key ∘ v` by [`Extension`]: `None` when `l + bytes(v)` is not one piece that
+    /// can only grow. Such a piece after a settled start stays the last piece of the tail for
+    /// good (§15.2), so valid = canonical = the BPE of that piece is `rho_l ∘ v`.
     fn extension_ok(&self, x: &Extension, v: u32, buf: &mut Vec<u8>) -> Result<Option<bool>> {
         let vb = self.bpe.token_bytes(v).unwrap_or(&[]);
         buf.clear();
         buf.extend_from_slice(&x.l);
         buf.extend_from_slice(vb);
         let known = x.one_piece && vb.iter().all(u8::is_ascii_alphabetic);
-        if !known && self.bpe.piece_ranges(buf)?.len() != 1 {
-            return Ok(None);
+        if !known {
+            // one piece that can only grow: valid = canonical (§15.2)
+            let Ok(piece) = std::str::from_utf8(buf) else {
+                return Ok(None);
+            };
+            if self.bpe.piece_ranges(buf)?.len() != 1 || !self.grows_only(piece) {
+                return Ok(None);
+            }
         }
         let t = self.merge_tables();
         if let (true, Some(&u)) = (t.monotone, x.rho_l.last()) {
@@ -1053,8 +1094,8 @@ impl Validity {
             .par_iter()
             .map_init(Vec::new, |buf, &v| -> Result<Option<u32>> {
                 let quick = match &ext {
-                    Some(x) if bit(&heads.letters, v) => self.extension_ok(x, v, buf)?,
-                    _ => None,
+                    Some(x) => self.extension_ok(x, v, buf)?,
+                    None => None,
                 };
                 let ok = match quick {
                     Some(ok) => ok,
