@@ -22,11 +22,17 @@
 //!    boundaries inside `D` unchanged are skipped without encoding (they cannot help: single-piece
 //!    BPE is prefix-closed).
 //!
-//! Cost: `single` once at construction (`|V|` short checks, parallel); a row is `|V|` checks of
-//! the tail plus one token (parallel), kept as a bitset (`|V|/8` bytes) in a bounded LRU keyed
-//! by the tail tokens, so rows repeat wherever the open tail repeats (after a space, inside a
-//! common word). A depth-one search (`|V|` pre-tokenizer passes, early exit) is memoised per
-//! tail. Invariants: a row's bit `v` is set iff `single[v]` and `stem ∘ v` is valid; special and
+//! Cost: `single` once at construction (`|V|` short checks, parallel). A [`Rule::Pieces`] row
+//! over valid UTF-8 is decided per class of leading characters (docs/byte_probs.md §15.7): a
+//! class tree over the first (up to three) character classes of every token is built once; per
+//! row, a class whose leading characters settle the tail is decided with one pre-tokenization
+//! (all invalid, or the row of a shorter tail, itself cached), and the tokens no class decides are
+//! checked one by one: continuations that keep the tail's last piece one growing piece by the
+//! merge-tree pair walk ([`MergeTables`], a few table look-ups), the rest by the full tail check.
+//! Rows are bitsets (`|V|/8` bytes) in a bounded LRU keyed by the tail tokens. A depth-one search
+//! (pre-tokenizer passes per class of continuation, early exit) is memoised per tail. Pair rows
+//! and custom regexes: `|V|` checks of the tail plus one token (parallel).
+//! Invariants: a row's bit `v` is set iff `single[v]` and `stem ∘ v` is valid; special and
 //! unused ids never have bits; after a special token (or at the start) `single` applies.
 
 use crate::bpe::pairs::{PairTable, NONE as PAIR_NONE};
@@ -1232,6 +1238,44 @@ mod tests {
         // "=_p" pre-tokenizes as "=_", "p"; after a bare "_" the pair "_p" is one token
         assert!(v.ok(&[257], b'p' as u32).unwrap());
         assert!(!v.ok(&[b'_' as u32], b'p' as u32).unwrap());
+    }
+
+    /// The merge-tree walk of docs/byte_probs.md §15.7 agrees with the merge loop on every pair
+    /// of regular tokens (rank vocabulary with chained merges).
+    #[test]
+    fn pair_walk_equals_merge_loop_on_every_pair() {
+        let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        for (i, t) in [
+            "ab", "bc", "abc", "ca", "aa", "aaa", "aaaa", "cab", "bca", "abca",
+        ]
+        .iter()
+        .enumerate()
+        {
+            ranks.push((t.as_bytes().to_vec(), 256 + i as u32));
+        }
+        let bpe = Arc::new(
+            Bpe::from_ranks(ranks, vec![], Pretokenizer::new(r"[\s\S]+").unwrap()).unwrap(),
+        );
+        let v = Validity::new(bpe, Rule::Pair, 8).unwrap();
+        let t = v.merge_tables();
+        assert!(t.monotone);
+        let toks: Vec<u32> = [b'a', b'b', b'c']
+            .iter()
+            .map(|&b| b as u32)
+            .chain(256..266)
+            .filter(|&u| bit(&t.reach, u))
+            .collect();
+        let mut checked = 0;
+        for &a in &toks {
+            for &b in &toks {
+                let mut bytes = v.bpe.token_bytes(a).unwrap().to_vec();
+                bytes.extend_from_slice(v.bpe.token_bytes(b).unwrap());
+                let want = v.merge_only(t, &bytes).0 == [a, b];
+                assert_eq!(v.pair_valid(t, a, b), want, "pair ({a}, {b})");
+                checked += usize::from(want);
+            }
+        }
+        assert!(checked > 10);
     }
 
     #[test]
