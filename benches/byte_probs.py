@@ -21,31 +21,36 @@ The method, the targets and the last measured numbers: docs/byte_probs.md §7, �
 
 Results on the 2-core build machine, shared with other jobs (times vary by 2x between runs).
 
-After issue 16 (exact ``pieces`` validity, docs/byte_probs.md §15), 2026-12-03:
-``python benches/byte_probs.py --vocabs 32k,100k,200k --modes exact,mask,fast --bytes 200
+Rows per class of continuation (docs/byte_probs.md §15.7), 2026-12-03:
+``python benches/byte_probs.py --vocabs 32k,100k --modes exact,mask,fast --bytes 200
 --bytes-exact 20`` (n-gram LM, order 3; sampling after a 200-byte Python prompt; exact/mask
 runs generate 20 bytes, fast 200; 32k is trained on corpora/ with the cl100k pattern, 100k is
 cl100k, 200k is o200k)::
 
     vocab  ids     lmax  mode   lm_calls  non_lm_ms  startup_ms  validity_rows
-    32k    32768   88    exact  1.0000    52.5       8289        23
-    32k    32768   88    mask   1.0000    106.9      11877       23
-    32k    32768   88    fast   1.0000    0.76       9.5         0
-    100k   100277  128   exact  1.0000    211.2      379         22
-    100k   100277  128   mask   1.0000    294.2      438         22
-    100k   100277  128   fast   1.0000    2.28       11.0        0
-    200k   200019  128   exact  (stopped after 4 minutes without finishing 20 bytes: o200k's
-                                 non-ASCII letter pieces are never treated as fixed, so most
-                                 rows search)
-    200k   200019  128   fast   1.0000    2.39       12.1        0
+    32k    32768   88    exact  1.0000    11.50      10516       23
+    32k    32768   88    mask   1.0000    17.23      14153       23
+    32k    32768   88    fast   1.0000    0.62       10.0        0
+    100k   100277  128   exact  1.0000    105.9      346         22
+    100k   100277  128   mask   1.0000    119.4      439         22
+    100k   100277  128   fast   1.0000    1.59       10.3        0
 
-Before (window rule with probes, not exact; 2026-11-25, ``--bytes 200``): 32k exact 11.2,
-mask 11.1, fast 0.13; 100k exact 21.9, mask 8.9, fast 0.45 ms per byte.
+A second run under heavier load: 33.6 / 33.2 / 1.08 ms (32k) and 336 / 354 / 5.46 ms (100k).
+The same command on main before §15.7 (exact ``pieces`` rule, a row = |V| tail checks), run
+beside a 200k job: 130.1 / 106.3 / 1.01 ms (32k) and 404.2 / 338.4 / 1.97 ms (100k). Exact ÷
+fast of the same run: 19 and 67 after, 31 and 61 in the loaded run, 129 and 205 before.
+``--vocabs 200k --modes exact,mask,fast`` did not finish the 20 exact bytes within 15 minutes
+(before: stopped after 4): o200k's non-ASCII letter pieces are never treated as fixed, so most
+rows search. Earlier (§15 without §15.7, a quieter machine): 32k 52.5 / 106.9 / 0.76, 100k
+211.2 / 294.2 / 2.28, 200k fast 2.39 ms. Before §15 (window rule with probes, not exact;
+2026-11-25, ``--bytes 200``): 32k exact 11.2, mask 11.1, fast 0.13; 100k exact 21.9, mask 8.9,
+fast 0.45 ms per byte.
 
-Still one LM call per byte after start-up in every mode. The < 1 ms target at 100k is not met by
-``exact``/``mask``: about one fresh validity row per byte (rows are keyed by the open tail, which
-changes inside every word), each row |V| tail checks, plus depth-one searches for tails in
-whitespace runs. ``fast`` re-encodes only the open tail per step.
+Still one LM call per byte after start-up in every mode. The < 1 ms target at 100k is not met
+by ``exact``/``mask``: about one fresh validity row per byte; a class of leading characters is
+decided at once when it settles the tail, tokens that keep the last piece growing cost one
+merge-tree pair walk each, and the rest (combining marks and whitespace after a punctuation or
+space tail) are checked one by one. ``fast`` re-encodes only the open tail per step.
 
 ``python benches/byte_probs.py --demo --n-fim 300 --n-chunks 3 --chunk 400``::
 

@@ -450,7 +450,7 @@ impl Validity {
                 return false;
             }
         }
-        !(self.preset == Some(Preset::O200k) && !last.is_ascii())
+        self.preset != Some(Preset::O200k) || last.is_ascii()
     }
 
     /// The open part of `stem`: `(tail ids, tail text)` after its settled boundary (after the
