@@ -250,6 +250,22 @@ impl PieceTable {
         h
     }
 
+    /// The value stored for `key` (non-zero) when it sits in its home bucket, as most keys do
+    /// at load <= 3/4: `[count, id0, id1, id2]` (for `count > 3` the ids are in the arena).
+    /// `None` says nothing: the key may be further along its probe chain ([`PieceTable::get`]).
+    #[inline(always)]
+    pub fn get_home(&self, key: u128, h: u64) -> Option<[u32; 4]> {
+        let i = (h >> self.shift) as usize & (self.buckets.len() - 1);
+        let [a, b] = &self.buckets.get(i)?.0;
+        if a.key == key {
+            Some(a.val)
+        } else if b.key == key {
+            Some(b.val)
+        } else {
+            None
+        }
+    }
+
     /// The ids stored for `key`, if any.
     #[inline]
     pub fn get(&self, key: u128) -> Option<Found<'_>> {
