@@ -284,6 +284,10 @@ impl Bpe {
         for (s, &b) in syms.iter_mut().zip(piece) {
             *s = self.byte_ids[b as usize];
         }
+        // the first probes are independent: issue all their loads, then read them
+        for w in syms[..n].windows(2) {
+            pairs.prefetch(w[0], w[1]);
+        }
         for i in 0..n - 1 {
             ranks[i] = pairs.prio(syms[i], syms[i + 1]);
         }
