@@ -71,6 +71,24 @@ pub fn pack_at(bytes: &[u8], start: usize, n: usize) -> u128 {
     }
 }
 
+/// Longest piece (bytes) of the two-`u128` keys of [`pack_mid`].
+pub const MID_KEY_LEN: usize = 31;
+
+/// A piece of `MAX_KEY_LEN + 1..=MID_KEY_LEN` bytes packed into two `u128`: its first 16 bytes,
+/// then the rest and the length in the top byte (as [`pack`]), so equal keys are equal pieces.
+#[inline]
+fn pack_mid(piece: &[u8]) -> [u128; 2] {
+    debug_assert!((MAX_KEY_LEN + 1..=MID_KEY_LEN).contains(&piece.len()));
+    let (head, rest) = piece.split_at(piece.len().min(16));
+    let mut a = [0u8; 16];
+    a[..head.len()].copy_from_slice(head);
+    let mut b = [0u8; 16];
+    let n = rest.len().min(15);
+    b[..n].copy_from_slice(&rest[..n]);
+    b[15] = piece.len() as u8;
+    [u128::from_le_bytes(a), u128::from_le_bytes(b)]
+}
+
 /// Hash of a key: multiply-shift over both halves (the top bits index the table).
 #[inline]
 fn hash(key: u128) -> u64 {
@@ -144,7 +162,11 @@ pub struct PieceTable {
     len: usize,
     limit: usize,
     arena: Vec<u32>,
-    /// pieces of 16..=100 bytes (rarer, so a plain map), bounded by `long_bytes <= 16 * limit`
+    /// pieces of 16..=31 bytes keyed by their bytes packed into two `u128` ([`pack_mid`]):
+    /// `[count, id, id, id]`, or `[count, arena offset, ..]` for `count > 3`
+    mid: FxHashMap<[u128; 2], [u32; 4]>,
+    /// longer pieces (rarer, so a plain map); both maps are bounded by
+    /// `long_bytes <= 16 * limit`
     long: FxHashMap<Box<[u8]>, Box<[u32]>>,
     long_bytes: usize,
     /// holds the seed: a short piece missing from it is not a token
@@ -159,6 +181,7 @@ impl Clone for PieceTable {
             len: self.len,
             limit: self.limit,
             arena: self.arena.clone(),
+            mid: self.mid.clone(),
             long: self.long.clone(),
             long_bytes: self.long_bytes,
             seeded: self.seeded,
@@ -179,6 +202,7 @@ impl PieceTable {
             len: 0,
             limit,
             arena: Vec::new(),
+            mid: FxHashMap::default(),
             long: FxHashMap::default(),
             long_bytes: 0,
             seeded: false,
@@ -195,6 +219,16 @@ impl PieceTable {
     /// The ids stored for a piece longer than [`MAX_KEY_LEN`], if any.
     #[inline]
     pub fn get_long(&self, piece: &[u8]) -> Option<&[u32]> {
+        if piece.len() <= MID_KEY_LEN {
+            let v = self.mid.get(&pack_mid(piece))?;
+            let c = v[0] as usize;
+            return if c <= 3 {
+                v.get(1..1 + c)
+            } else {
+                let s = v[1] as usize;
+                self.arena.get(s..s + c)
+            };
+        }
         self.long.get(piece).map(|v| &v[..])
     }
 
@@ -202,6 +236,23 @@ impl PieceTable {
     pub fn insert_long(&mut self, piece: &[u8], ids: &[u32]) {
         let cost = piece.len() + 4 * ids.len() + 48;
         if self.long_bytes + cost > self.limit.saturating_mul(16) {
+            return;
+        }
+        if piece.len() <= MID_KEY_LEN {
+            let mut val = [ids.len() as u32, 0, 0, 0];
+            if ids.len() <= 3 {
+                val[1..1 + ids.len()].copy_from_slice(ids);
+            } else {
+                if self.arena.len() + ids.len() > self.limit.saturating_mul(2)
+                    || self.arena.len() > u32::MAX as usize
+                {
+                    return;
+                }
+                val[1] = self.arena.len() as u32;
+                self.arena.extend_from_slice(ids);
+            }
+            self.long_bytes += cost;
+            self.mid.insert(pack_mid(piece), val);
             return;
         }
         self.long_bytes += cost;
@@ -222,7 +273,7 @@ impl PieceTable {
     }
     /// Pieces of either length stored.
     pub fn entries(&self) -> usize {
-        self.len + self.long.len()
+        self.len + self.mid.len() + self.long.len()
     }
     pub fn slots(&self) -> usize {
         self.buckets.len() * 2
@@ -501,6 +552,33 @@ mod tests {
             }
         }
         assert!(t.slots() >= 1000 * 4 / 3);
+    }
+
+    #[test]
+    fn long_pieces_of_every_length_round_trip() {
+        let mut t = PieceTable::with_capacity(0, 1000);
+        // lengths on both sides of the packed (16..=31) and the plain map, pieces that differ
+        // only in their last byte or in a trailing NUL, values inline and in the arena
+        let mut pieces: Vec<Vec<u8>> = Vec::new();
+        for n in 16..=40usize {
+            let p: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut q = p.clone();
+            q[n - 1] = b'#';
+            let mut z = p.clone();
+            z.push(0);
+            pieces.extend([p, q, z]);
+        }
+        for (i, p) in pieces.iter().enumerate() {
+            assert!(t.get_long(p).is_none());
+            let ids: Vec<u32> = (0..(i % 6) as u32 + 1).map(|j| i as u32 * 10 + j).collect();
+            t.insert_long(p, &ids);
+        }
+        for (i, p) in pieces.iter().enumerate() {
+            let ids: Vec<u32> = (0..(i % 6) as u32 + 1).map(|j| i as u32 * 10 + j).collect();
+            assert_eq!(t.get_long(p), Some(&ids[..]), "{}", p.len());
+        }
+        assert_eq!(t.entries(), pieces.len());
+        assert_ne!(pack_mid(&[0; 16]), pack_mid(&[0; 17]));
     }
 
     #[test]
