@@ -9,9 +9,9 @@
 //!
 //! That is the uncached path ([`Bpe::encode_piece`]). Text goes through a [`PieceEncoder`]: the
 //! pieces of up to 15 bytes are answered by the model's piece table (docs/bpe.md §13), seeded
-//! with every short token and filled by misses, kept across calls; longer pieces up to
-//! [`HEAP_THRESHOLD`] bytes are remembered in a bounded map beside it. A table never changes an
-//! id: it stores what the uncached path gives.
+//! with every short token and filled by misses, kept across calls; longer pieces are remembered
+//! beside it (16..=31 bytes under a packed key, longer ones in a bounded map). A table never
+//! changes an id: it stores what the uncached path gives.
 //!
 //! Special tokens: a leftmost-longest Aho-Corasick automaton over the allowed special texts
 //! splits the text; the parts between matches are encoded as ordinary text (tiktoken's

@@ -20,6 +20,9 @@
 //! bounded table, never a growing one, and never a clear. The arena holds at most
 //! `2 * limit` ids. A limit below the seed's size gives unseeded tables.
 //!
+//! Pieces of 16..=31 bytes are keyed by two `u128` ([`MID_KEY_LEN`]: no boxed key, no
+//! `memcmp`), longer ones by their bytes in a plain map; both are bounded by `16 * limit` bytes.
+//!
 //! Sharing: tables are not locked per probe. [`PieceCache`] (one per model) lends each encoding
 //! call a table of its own ([`PieceCache::lend`]) from a pool, and takes it back when the call
 //! ends, so tables persist across calls and there are as many as calls ever ran at once (one per

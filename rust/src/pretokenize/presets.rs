@@ -42,6 +42,11 @@
 //! at a time (SWAR on `u64` words); UTF-8 is decoded only at bytes `>= 0x80`.
 //! No `unsafe`.
 //!
+//! [`fill_spans`] (the encoder's path) first asks the ASCII fast path of
+//! `blocks.rs` (byte classes of 64-byte windows as bitmasks, SSE2 on x86_64),
+//! which answers pieces settled by ASCII alone and defers everything else to
+//! the scanners here; the tests compare both paths with `fancy-regex`.
+//!
 //! # Complexity
 //!
 //! Linear in the length of the text, with no super-linear worst case. A
