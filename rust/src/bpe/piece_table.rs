@@ -74,7 +74,7 @@ pub fn pack_at(bytes: &[u8], start: usize, n: usize) -> u128 {
     }
 }
 
-/// Longest piece (bytes) of the two-`u128` keys of [`pack_mid`].
+/// Longest piece (bytes) keyed by two `u128` (`pack_mid`).
 pub const MID_KEY_LEN: usize = 31;
 
 /// A piece of `MAX_KEY_LEN + 1..=MID_KEY_LEN` bytes packed into two `u128`: its first 16 bytes,
