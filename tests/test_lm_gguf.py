@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import pytest
-
 from tokforge import ByteLM, Tokenizer
 from tokforge.byte_probs import END, naive_next_byte_probs
 from tokforge.errors import InputError

@@ -102,7 +102,7 @@ class GGUFLlamaLM:
         self,
         path: PathLike,
         *,
-        bos_id: Union[int, None, str] = "auto",
+        bos_id: Union[int, str, None] = "auto",
         eos_id: Optional[int] = None,
         max_cached: int = 32,
         vocab_size: Optional[int] = None,
@@ -321,7 +321,9 @@ class GGUFLlamaLM:
             self.steps += len(seq) - lcp
             self.reused += lcp
             # rows for every requested prefix of seq that this pass computed
-            at = [i for i in range(lcp + 1, len(seq) + 1) if seq[:i] in wanted and seq[:i] not in rows]
+            at = [
+                i for i in range(lcp + 1, len(seq) + 1) if seq[:i] in wanted and seq[:i] not in rows
+            ]
             lp = self._log_softmax(hidden[[i - lcp - 1 for i in at]] @ self._out_t)
             for i, row in zip(at, lp):
                 rows[seq[:i]] = row
@@ -345,4 +347,3 @@ class GGUFLlamaLM:
 
     def clear_cache(self) -> None:
         self._cache.clear()
-
