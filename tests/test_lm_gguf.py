@@ -148,3 +148,13 @@ def test_mid_token_prompt_byte_level_recovers_what_naive_cannot(smol):
     assert abs(byte.sum() - 1) < 1e-9 and abs(naive.sum() - 1) < 1e-9
     assert int(byte.argmax()) == ord("p")
     assert byte[ord("p")] > 10 * naive[ord("p")]
+
+
+def test_without_gguf_the_error_names_the_extra(monkeypatch, tmp_path):
+    import sys
+
+    from tokforge.lm_gguf import GGUFLlamaLM
+
+    monkeypatch.setitem(sys.modules, "gguf", None)  # import gguf raises ImportError
+    with pytest.raises(ImportError, match=r"tokforge\[lm-gguf\]"):
+        GGUFLlamaLM(tmp_path / "model.gguf")
