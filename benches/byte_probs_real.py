@@ -17,7 +17,7 @@ the same code files. SmolLM2 has no fill-in-the-middle sentinels, so no suffix i
 text starts with ``<|endoftext|>`` (SmolLM2's document separator) and the prompt is the bytes
 before the cut.
 
-    python benches/byte_probs_real.py                # the README table (~15 min on 2 cores)
+    python benches/byte_probs_real.py                # the README table (12 min CPU, 20 min wall here)
     python benches/byte_probs_real.py --n-fim 10 --n-chunks 1 --chunk 100   # smoke run
     python benches/byte_probs_real.py --json         # JSON lines on stdout, tables on stderr
 
