@@ -275,10 +275,6 @@ impl Learner {
         self.cfg.protect_chars && char_count(self.lex.text(node)) == 1
     }
 
-    fn intern(&mut self, s: &[u8]) -> u32 {
-        self.lex.intern(s)
-    }
-
     /// `P[x] = (life, ctx)` with dict semantics: an existing key keeps its position.
     fn set_probation(&mut self, node: u32, ctx: Context) {
         let life = self.cfg.life;
@@ -318,23 +314,32 @@ impl Learner {
     /// `memorize(x, (left, force_match(text after x)))` with x = `sent[start..end]` and left =
     /// `sent[left.0..left.1]`. The right context is always `force_match` at the end of x, so it
     /// is computed here, and only when x is new (on the lexicon the call sees, as the
-    /// reference's argument evaluation does).
-    fn memorize(&mut self, sent: &[u8], start: usize, end: usize, left: (usize, usize)) {
+    /// reference's argument evaluation does). `from = (node, len)`: a trie node whose text is
+    /// `sent[start..start + len]` (the chunk x starts with; `(0, 0)` = none), where interning
+    /// starts. Returns the node of x (0 if x is not memorisable).
+    fn memorize(
+        &mut self,
+        sent: &[u8],
+        start: usize,
+        end: usize,
+        left: (usize, usize),
+        from: (u32, usize),
+    ) -> u32 {
         if start == end {
-            return;
+            return 0;
         }
         if self.pretok.is_some() && self.piece_of[start] != self.piece_of[end - 1] {
-            return;
+            return 0;
         }
         let x = &sent[start..end];
         if let Some(max) = self.cfg.max_chunk_len {
             if char_count(x) > max {
-                return;
+                return 0;
             }
         }
-        let n = self.intern(x);
+        let n = self.lex.intern_from(from.0, x, from.1);
         if self.lex.contains(n) {
-            return;
+            return n;
         }
         let r = self.force_len_at(sent, end);
         let ctx = self.context(&sent[left.0..left.1], &sent[end..end + r]);
@@ -346,6 +351,7 @@ impl Learner {
             }
         }
         self.set_probation(n, ctx);
+        n
     }
 
     /// `match2(sent[pos..])`, through the one-entry cache `next`.
@@ -408,7 +414,7 @@ impl Learner {
                     }
                     None => {
                         let l = char_len(rest[0]).min(rest.len());
-                        let n = self.intern(&rest[..l]);
+                        let n = self.lex.intern(&rest[..l]);
                         e.a_open.push(n);
                         e.alt_end += l;
                     }
@@ -440,6 +446,7 @@ impl Learner {
         clen: usize,
         prev: (usize, usize),
         prev2: (usize, usize),
+        prev_node: (u32, usize),
     ) {
         let slot = self.lex.slot(c) as usize;
         let ctx = self.pents[slot].ctx;
@@ -460,11 +467,11 @@ impl Learner {
         let right =
             (!ro.is_empty() && rc.starts_with(ro)) || (!rc.is_empty() && ro.starts_with(rc));
         if left {
-            self.memorize(sent, prev.0, after, prev2);
+            self.memorize(sent, prev.0, after, prev2, prev_node);
         }
         if right {
             let e2 = after + rlen;
-            self.memorize(sent, loc, e2, prev);
+            self.memorize(sent, loc, e2, prev, (c, clen));
         }
         if !left && !right {
             // the unit proved itself without its context: promote (e = -1) and release
@@ -483,6 +490,8 @@ impl Learner {
         self.next = None;
         // byte spans of the last two chunks
         let (mut prev, mut prev2) = ((0usize, 0usize), (0usize, 0usize));
+        // trie node of the last chunk and its length, (0, 0) if unknown
+        let mut prev_node = (0u32, 0usize);
         let mut loc = 0usize;
         while loc < sent.len() {
             if !self.pending.is_empty() {
@@ -491,16 +500,18 @@ impl Learner {
             let rest = &sent[loc..];
             let (c2, c) = self.match_at(sent, loc);
             let clen;
+            let cnode;
             match c {
                 Some(c) => {
                     clen = c.len;
+                    cnode = c.node;
                     let r = self.lex.rank(c.node).map_or(0, u64::from);
                     for e in &mut self.pending {
                         e.d_len += 1;
                         e.d_sum += r;
                     }
                     if self.on_probation(c.node) {
-                        self.probation_check(c.node, sent, loc, c.len, prev, prev2);
+                        self.probation_check(c.node, sent, loc, c.len, prev, prev2, prev_node);
                     }
                     if let Some(c2) = c2 {
                         let alt_end = loc + c2.len;
@@ -522,7 +533,7 @@ impl Learner {
                     }
                     if self.rng.random() < self.cfg.in_rate {
                         let after = loc + c.len;
-                        self.memorize(sent, prev.0, after, prev2);
+                        self.memorize(sent, prev.0, after, prev2, prev_node);
                     }
                 }
                 None => {
@@ -534,12 +545,13 @@ impl Learner {
                         e.d_sum += unk_rank;
                     }
                     let after = loc + clen;
-                    self.memorize(sent, loc, after, prev);
+                    cnode = self.memorize(sent, loc, after, prev, (0, 0));
                     debug_assert_eq!(self.lex.len() as u64, unk_rank + 1);
                 }
             }
             prev2 = prev;
             prev = (loc, loc + clen);
+            prev_node = if cnode == 0 { (0, 0) } else { (cnode, clen) };
             self.last.tokens += 1;
             loc += clen;
         }

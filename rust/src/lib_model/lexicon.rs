@@ -200,6 +200,19 @@ fn key_at(s: &[u8], i: usize) -> (u32, usize) {
     (k, l)
 }
 
+/// The code point of a non-ASCII key of [`key_at`] (for malformed UTF-8 some value below
+/// 2^21; distinct keys may then share one).
+#[inline(always)]
+fn code_point(k: u32) -> u32 {
+    if k < 0x1_0000 {
+        ((k >> 8) & 0x1F) << 6 | (k & 0x3F)
+    } else if k < 0x100_0000 {
+        ((k >> 16) & 0x0F) << 12 | ((k >> 8) & 0x3F) << 6 | (k & 0x3F)
+    } else {
+        ((k >> 24) & 0x07) << 18 | ((k >> 16) & 0x3F) << 12 | ((k >> 8) & 0x3F) << 6 | (k & 0x3F)
+    }
+}
+
 #[inline]
 fn more_key(node: u32, k: u32) -> u64 {
     ((node as u64) << 32) | k as u64
@@ -211,8 +224,14 @@ pub struct Lexicon {
     nodes: Vec<Node>,
     /// Parent of each node (root: 0), for walking up without hashing.
     parent: Vec<u32>,
-    /// The root's ASCII children (the others are in `more`).
+    /// The root's ASCII children.
     root: Box<[u32; 128]>,
+    /// The root's other children by code point: `pages[cp >> 6]` is a block of `root_hi` (or
+    /// [`NONE`]) whose entry `cp & 63` is `(key, child)`; a key whose slot another key holds
+    /// (only possible for malformed UTF-8) goes to `more`. Every reading position starts at the
+    /// root, so in CJK, Thai or Cyrillic text this replaces one hash lookup per position.
+    pages: Vec<u32>,
+    root_hi: Vec<[(u32, u32); 64]>,
     /// ASCII child tables of wide nodes.
     wide: Vec<[u32; 128]>,
     more: FxHashMap<u64, u32>,
@@ -234,6 +253,8 @@ impl Lexicon {
             nodes: vec![EMPTY],
             parent: vec![0],
             root: Box::new([0; 128]),
+            pages: Vec::new(),
+            root_hi: Vec::new(),
             wide: Vec::new(),
             more: FxHashMap::default(),
             span: vec![(0, 0)],
@@ -274,7 +295,7 @@ impl Lexicon {
             if k < 128 {
                 return self.root[k as usize];
             }
-            return self.more_child(0, k);
+            return self.root_child(k);
         }
         let nd = &self.nodes[node as usize];
         if nd.key == k {
@@ -290,6 +311,42 @@ impl Lexicon {
         self.more_child(node, k)
     }
 
+    /// Child of the root under a non-ASCII key.
+    #[inline]
+    fn root_child(&self, k: u32) -> u32 {
+        let cp = code_point(k);
+        let page = self.pages.get((cp >> 6) as usize).copied().unwrap_or(NONE);
+        if page == NONE {
+            return 0;
+        }
+        let (key, c) = self.root_hi[page as usize][(cp & 63) as usize];
+        if key == k {
+            c
+        } else if c == 0 {
+            0
+        } else {
+            self.more_child(0, k)
+        }
+    }
+
+    /// Link a new non-ASCII child of the root.
+    fn link_root(&mut self, k: u32, c: u32) {
+        let cp = code_point(k) as usize;
+        if self.pages.len() <= cp >> 6 {
+            self.pages.resize((cp >> 6) + 1, NONE);
+        }
+        if self.pages[cp >> 6] == NONE {
+            self.pages[cp >> 6] = self.root_hi.len() as u32;
+            self.root_hi.push([(0, 0); 64]);
+        }
+        let slot = &mut self.root_hi[self.pages[cp >> 6] as usize][cp & 63];
+        if slot.1 == 0 {
+            *slot = (k, c);
+        } else {
+            self.more.insert(more_key(0, k), c);
+        }
+    }
+
     #[inline(never)]
     fn more_child(&self, node: u32, k: u32) -> u32 {
         self.more.get(&more_key(node, k)).copied().unwrap_or(0)
@@ -297,8 +354,12 @@ impl Lexicon {
 
     /// Link the new node `c` as the child of `n` under key `k`.
     fn link(&mut self, n: u32, k: u32, c: u32) {
-        if n == 0 && k < 128 {
-            self.root[k as usize] = c;
+        if n == 0 {
+            if k < 128 {
+                self.root[k as usize] = c;
+            } else {
+                self.link_root(k, c);
+            }
             return;
         }
         let p = self.nodes[n as usize];
@@ -330,9 +391,16 @@ impl Lexicon {
 
     /// The node of `s`, created with its missing prefixes (does not add `s` to `L`).
     pub fn intern(&mut self, s: &[u8]) -> u32 {
-        let mut n = 0u32;
+        self.intern_from(0, s, 0)
+    }
+
+    /// [`Lexicon::intern`] when `s[..skip]` is known to be the text of node `from` (root: 0
+    /// and 0): the walk starts there, as a join `prev + c` starts at the node of `prev`.
+    pub fn intern_from(&mut self, from: u32, s: &[u8], skip: usize) -> u32 {
+        debug_assert_eq!(self.text(from), &s[..skip]);
+        let mut n = from;
         let mut off = None;
-        let mut i = 0;
+        let mut i = skip;
         while i < s.len() {
             let (k, l) = key_at(s, i);
             i += l;
