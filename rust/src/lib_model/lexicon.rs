@@ -224,6 +224,9 @@ pub struct Lexicon {
     nodes: Vec<Node>,
     /// Parent of each node (root: 0), for walking up without hashing.
     parent: Vec<u32>,
+    /// Next sibling of each node (0 = none): a node's children are its inline child and the
+    /// chain from there, so a node that turns wide finds its children without probing.
+    sibling: Vec<u32>,
     /// The root's ASCII children.
     root: Box<[u32; 128]>,
     /// The root's other children by code point: `pages[cp >> 6]` is a block of `root_hi` (or
@@ -252,6 +255,7 @@ impl Lexicon {
         Lexicon {
             nodes: vec![EMPTY],
             parent: vec![0],
+            sibling: vec![0],
             root: Box::new([0; 128]),
             pages: Vec::new(),
             root_hi: Vec::new(),
@@ -371,19 +375,28 @@ impl Lexicon {
             self.wide[p.table as usize][k as usize] = c;
         } else if n != 0 && k < 128 && p.kids + 1 >= WIDE_AT {
             let mut t = [0u32; 128];
-            for (x, slot) in t.iter_mut().enumerate() {
-                if let Some(v) = self.more.remove(&more_key(n, x as u32)) {
-                    *slot = v;
+            let mut x = p.child;
+            while x != 0 {
+                let (at, depth) = self.span[x as usize];
+                let b = self.arena[at + depth - 1];
+                if b < 0x80 {
+                    t[b as usize] = x;
+                    if x != p.child {
+                        self.more.remove(&more_key(n, b as u32));
+                    }
                 }
-            }
-            if p.key < 128 {
-                t[p.key as usize] = p.child;
+                x = self.sibling[x as usize];
             }
             t[k as usize] = c;
             self.nodes[n as usize].table = self.wide.len() as u32;
             self.wide.push(t);
         } else {
             self.more.insert(more_key(n, k), c);
+        }
+        if n != 0 && p.child != 0 {
+            let first = p.child as usize;
+            self.sibling[c as usize] = self.sibling[first];
+            self.sibling[first] = c;
         }
         let p = &mut self.nodes[n as usize];
         p.kids = p.kids.saturating_add(1);
@@ -416,6 +429,7 @@ impl Lexicon {
                 let c = self.nodes.len() as u32;
                 self.nodes.push(EMPTY);
                 self.parent.push(n);
+                self.sibling.push(0);
                 self.span.push((at, i));
                 self.link(n, k, c);
                 c
@@ -648,22 +662,32 @@ impl Lexicon {
     }
 
     /// Remove the units `gone` (nodes not in `L` are ignored), keeping the order of the rest.
-    /// O(|L|) when something is removed.
+    /// O(|L| - first rank removed) when something is removed.
     pub fn remove_units(&mut self, gone: &[u32]) -> usize {
         let mut removed = 0;
+        let mut first = self.order.len();
         for &n in gone {
-            if self.contains(n) {
+            if let Some(r) = self.rank(n) {
+                first = first.min(r as usize);
                 self.nodes[n as usize].rank = NONE;
                 self.mark_path(n, false);
                 removed += 1;
             }
         }
         if removed > 0 {
+            // units before the first removed one keep their ranks (new units, the usual ones
+            // to go, sit near the end)
             let nodes = &mut self.nodes;
-            self.order.retain(|&n| nodes[n as usize].rank != NONE);
-            for (k, &n) in self.order.iter().enumerate() {
-                nodes[n as usize].rank = k as u32;
+            let mut w = first;
+            for r in first..self.order.len() {
+                let n = self.order[r];
+                if nodes[n as usize].rank != NONE {
+                    self.order[w] = n;
+                    nodes[n as usize].rank = w as u32;
+                    w += 1;
+                }
             }
+            self.order.truncate(w);
         }
         removed
     }
