@@ -149,15 +149,14 @@ pub struct Hit {
     pub len: usize,
 }
 
-/// One trie node of the learner's lexicon (28 bytes: what a walk reads sits together).
+/// One trie node of the learner's lexicon (24 bytes: what a walk reads sits together; the
+/// rank is in the dense array `Lexicon::rank`, which moves rewrite).
 #[derive(Clone, Copy, Debug)]
 struct Node {
     /// First child (0 = no child) and the character key leading to it ([`key_at`]); other
     /// children are in the map.
     child: u32,
     key: u32,
-    /// Index in `order`, or [`NONE`].
-    rank: u32,
     /// Units of `L` at or below this node.
     live: u32,
     /// Probation slot of the learner ([`NONE`] = not on probation); kept here so that the
@@ -167,16 +166,18 @@ struct Node {
     table: u32,
     /// Children, saturating at 255.
     kids: u8,
+    /// The node's text is a unit of `L`.
+    unit: bool,
 }
 
 const EMPTY: Node = Node {
     child: 0,
     key: 0,
-    rank: NONE,
     live: 0,
     slot: NONE,
     table: NONE,
     kids: 0,
+    unit: false,
 };
 
 /// Children at which a node gets a 128-entry table for its ASCII children instead of hash-map
@@ -224,6 +225,9 @@ pub struct Lexicon {
     nodes: Vec<Node>,
     /// Parent of each node (root: 0), for walking up without hashing.
     parent: Vec<u32>,
+    /// Index of each node in `order`, or [`NONE`] (dense, so that a move's re-ranking writes
+    /// 4-byte slots).
+    rank: Vec<u32>,
     /// Next sibling of each node (0 = none): a node's children are its inline child and the
     /// chain from there, so a node that turns wide finds its children without probing.
     sibling: Vec<u32>,
@@ -256,6 +260,7 @@ impl Lexicon {
             nodes: vec![EMPTY],
             parent: vec![0],
             sibling: vec![0],
+            rank: vec![NONE],
             root: Box::new([0; 128]),
             pages: Vec::new(),
             root_hi: Vec::new(),
@@ -430,6 +435,7 @@ impl Lexicon {
                 self.nodes.push(EMPTY);
                 self.parent.push(n);
                 self.sibling.push(0);
+                self.rank.push(NONE);
                 self.span.push((at, i));
                 self.link(n, k, c);
                 c
@@ -469,16 +475,13 @@ impl Lexicon {
     pub fn contains(&self, node: u32) -> bool {
         self.nodes
             .get(node as usize)
-            .is_some_and(|n| n.rank != NONE)
+            .is_some_and(|n| n.unit)
     }
 
     /// Current index of a unit in `L`.
     #[inline]
     pub fn rank(&self, node: u32) -> Option<u32> {
-        self.nodes
-            .get(node as usize)
-            .map(|n| n.rank)
-            .filter(|&r| r != NONE)
+        self.rank.get(node as usize).copied().filter(|&r| r != NONE)
     }
 
     /// Probation slot stored with a node ([`NONE`] if none or no such node).
@@ -509,7 +512,8 @@ impl Lexicon {
         if self.contains(node) || node == 0 || node as usize >= self.nodes.len() {
             return;
         }
-        self.nodes[node as usize].rank = self.order.len() as u32;
+        self.nodes[node as usize].unit = true;
+        self.rank[node as usize] = self.order.len() as u32;
         self.order.push(node);
         self.mark_path(node, true);
     }
@@ -547,7 +551,7 @@ impl Lexicon {
             if nd.live == 0 {
                 break;
             }
-            if nd.rank != NONE {
+            if nd.unit {
                 a = b;
                 b = Some(Hit { node: n, len: i });
             }
@@ -572,7 +576,7 @@ impl Lexicon {
             if nd.live == 0 {
                 break;
             }
-            if nd.rank != NONE {
+            if nd.unit {
                 best = Some(Hit { node: n, len: i });
             }
         }
@@ -603,16 +607,14 @@ impl Lexicon {
         }
         let step = ((i as f64 * rate).floor() as usize).saturating_add(1);
         let n = self.order.len();
-        let (order, nodes) = (&mut self.order, &mut self.nodes);
+        let (order, rank) = (&mut self.order, &mut self.rank);
         if promote {
             let j = i.saturating_sub(step);
-            for k in (j..i).rev() {
-                let y = order[k];
-                order[k + 1] = y;
-                nodes[y as usize].rank = (k + 1) as u32;
-            }
+            order.copy_within(j..i, j + 1);
             order[j] = node;
-            nodes[node as usize].rank = j as u32;
+            for (k, &y) in (j..).zip(&order[j..=i]) {
+                rank[y as usize] = k as u32;
+            }
             return true;
         }
         let to = if i.saturating_add(step) < n {
@@ -622,18 +624,21 @@ impl Lexicon {
         } else {
             n
         };
-        for k in i..to.min(n - 1) {
-            let y = order[k + 1];
-            order[k] = y;
-            nodes[y as usize].rank = k as u32;
-        }
+        let last = to.min(n - 1);
+        order.copy_within(i + 1..last + 1, i);
         if to < n {
             order[to] = node;
-            nodes[node as usize].rank = to as u32;
+            for (k, &y) in (i..).zip(&order[i..=to]) {
+                rank[y as usize] = k as u32;
+            }
             true
         } else {
             order.pop();
-            nodes[node as usize].rank = NONE;
+            for (k, &y) in (i..).zip(&order[i..]) {
+                rank[y as usize] = k as u32;
+            }
+            rank[node as usize] = NONE;
+            self.nodes[node as usize].unit = false;
             self.mark_path(node, false);
             false
         }
@@ -669,7 +674,8 @@ impl Lexicon {
         for &n in gone {
             if let Some(r) = self.rank(n) {
                 first = first.min(r as usize);
-                self.nodes[n as usize].rank = NONE;
+                self.nodes[n as usize].unit = false;
+                self.rank[n as usize] = NONE;
                 self.mark_path(n, false);
                 removed += 1;
             }
@@ -677,13 +683,13 @@ impl Lexicon {
         if removed > 0 {
             // units before the first removed one keep their ranks (new units, the usual ones
             // to go, sit near the end)
-            let nodes = &mut self.nodes;
+            let rank = &mut self.rank;
             let mut w = first;
             for r in first..self.order.len() {
                 let n = self.order[r];
-                if nodes[n as usize].rank != NONE {
+                if rank[n as usize] != NONE {
                     self.order[w] = n;
-                    nodes[n as usize].rank = w as u32;
+                    rank[n as usize] = w as u32;
                     w += 1;
                 }
             }
@@ -800,8 +806,8 @@ mod tests {
     }
 
     #[test]
-    fn nodes_are_28_bytes() {
-        assert_eq!(std::mem::size_of::<Node>(), 28);
+    fn nodes_are_24_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 24);
     }
 
     #[test]
