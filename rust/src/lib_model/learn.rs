@@ -484,8 +484,10 @@ impl Learner {
     #[inline(never)]
     fn read_sentence(&mut self, sent: &[u8]) {
         self.pending.clear();
-        self.memo.clear();
-        self.memo.resize(sent.len() + 1, (0, 0, 0));
+        // entries of earlier sentences carry older generations: no clearing needed
+        if self.memo.len() <= sent.len() {
+            self.memo.resize(sent.len() + 1, (0, 0, 0));
+        }
         self.lex_gen += 1;
         self.next = None;
         // byte spans of the last two chunks
