@@ -438,18 +438,19 @@ impl Learner {
         self.pending = pending;
     }
 
-    /// docs/lib.md §3.2: the reader meets `c` (= `sent[loc..loc+clen]`) while it is on probation.
+    /// docs/lib.md §3.2: the reader meets `hit` (= `sent[loc..loc + hit.len]`) while it is on
+    /// probation.
     #[inline(never)]
     fn probation_check(
         &mut self,
-        c: u32,
+        hit: Hit,
         sent: &[u8],
         loc: usize,
-        clen: usize,
         prev: (usize, usize),
         prev2: (usize, usize),
         prev_node: (u32, usize),
     ) {
+        let (c, clen) = (hit.node, hit.len);
         let slot = self.lex.slot(c) as usize;
         let ctx = self.pents[slot].ctx;
         if ctx.at == NONE_AT || !self.cfg.inspect_context {
@@ -515,7 +516,7 @@ impl Learner {
                         e.d_sum += r;
                     }
                     if self.on_probation(c.node) {
-                        self.probation_check(c.node, sent, loc, c.len, prev, prev2, prev_node);
+                        self.probation_check(c, sent, loc, prev, prev2, prev_node);
                     }
                     if let Some(c2) = c2 {
                         let alt_end = loc + c2.len;

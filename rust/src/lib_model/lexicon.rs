@@ -473,9 +473,7 @@ impl Lexicon {
 
     #[inline]
     pub fn contains(&self, node: u32) -> bool {
-        self.nodes
-            .get(node as usize)
-            .is_some_and(|n| n.unit)
+        self.nodes.get(node as usize).is_some_and(|n| n.unit)
     }
 
     /// Current index of a unit in `L`.
