@@ -9,20 +9,22 @@
 //! - Every string ever interned gets a trie node; the node id is the unit's identity (also for
 //!   probation and for strings that have left `L`). Nodes live until the learner compacts the
 //!   trie between articles ([`Lexicon::compact`]).
-//! - Compact nodes: one 28-byte record per node holds what a walk reads (first child and its
-//!   key, rank, live count, number of children, ASCII child table) and the probation slot the
-//!   learner keeps there; further children go to one hash map, except the ASCII children of
-//!   the root and of nodes with [`WIDE_AT`] or more children, which go to 128-entry tables. A
-//!   node's text is a span of a shared byte arena (the string whose insertion created the
+//! - Compact nodes: one 24-byte record per node holds what a walk reads (first child and its
+//!   key, live count, a "unit of `L`" flag, number of children, ASCII child table) and the
+//!   probation slot the learner keeps there; further children go to one hash map, except the
+//!   ASCII children of the root and of nodes with [`WIDE_AT`] or more children, which go to
+//!   128-entry tables, and the root's other children, which go to a page table by code point.
+//!   A node's text is a span of a shared byte arena (the string whose insertion created the
 //!   node, cut to the node's depth): no allocation per unit.
-//! - `rank` is the current index in `order` or [`NONE`]; `live` counts the units of `L` at or
-//!   below a node, so walks stop where no unit of `L` lies ahead (strings once memorised and
-//!   since forgotten cost nothing). Moves rewrite only the ranks of the units they shift, in the
-//!   same pass that shifts them: a reward costs O(step), not the reference's O(|L|) search.
+//! - `rank` (a dense array beside the nodes) is the current index in `order` or [`NONE`];
+//!   `live` counts the units of `L` at or below a node, so walks stop where no unit of `L`
+//!   lies ahead (strings once memorised and since forgotten cost nothing). A move shifts
+//!   `order` with one memmove and rewrites only the ranks of the units it passed: a reward
+//!   costs O(step), not the reference's O(|L|) search.
 //!
 //! Complexity: `match2` O(characters of the longest live match) steps, each an array read or
 //! (at nodes with several children) one hash lookup; promote/demote O(step); removing a set of units
-//! O(|L|). Invariants: `order[rank[n]] == n` for every unit `n` in `L`; `live[n]` = number of
+//! O(|L| - first removed rank). Invariants: `order[rank[n]] == n` for every unit `n` in `L`; `live[n]` = number of
 //! units of `L` whose path passes through `n`.
 
 use rustc_hash::FxHashMap;
