@@ -242,24 +242,33 @@ impl PieceTable {
             return;
         }
         if piece.len() <= MID_KEY_LEN {
-            let mut val = [ids.len() as u32, 0, 0, 0];
-            if ids.len() <= 3 {
-                val[1..1 + ids.len()].copy_from_slice(ids);
-            } else {
-                if self.arena.len() + ids.len() > self.limit.saturating_mul(2)
-                    || self.arena.len() > u32::MAX as usize
-                {
-                    return;
-                }
-                val[1] = self.arena.len() as u32;
-                self.arena.extend_from_slice(ids);
-            }
+            let Some(val) = self.value(ids) else {
+                return;
+            };
             self.long_bytes += cost;
             self.mid.insert(pack_mid(piece), val);
             return;
         }
         self.long_bytes += cost;
         self.long.insert(piece.into(), ids.into());
+    }
+
+    /// The slot value for `ids`: the count, then up to 3 ids inline or the offset of the ids
+    /// in the arena; `None` when the arena is at its bound.
+    fn value(&mut self, ids: &[u32]) -> Option<[u32; 4]> {
+        let mut val = [ids.len() as u32, 0, 0, 0];
+        if ids.len() <= 3 {
+            val[1..1 + ids.len()].copy_from_slice(ids);
+        } else {
+            if self.arena.len() + ids.len() > self.limit.saturating_mul(2)
+                || self.arena.len() > u32::MAX as usize
+            {
+                return None;
+            }
+            val[1] = self.arena.len() as u32;
+            self.arena.extend_from_slice(ids);
+        }
+        Some(val)
     }
 
     pub fn len(&self) -> usize {
@@ -358,18 +367,9 @@ impl PieceTable {
         if self.full() || ids.is_empty() || ids.len() > u32::MAX as usize {
             return;
         }
-        let mut val = [ids.len() as u32, 0, 0, 0];
-        if ids.len() <= 3 {
-            val[1..1 + ids.len()].copy_from_slice(ids);
-        } else {
-            if self.arena.len() + ids.len() > self.limit.saturating_mul(2)
-                || self.arena.len() > u32::MAX as usize
-            {
-                return;
-            }
-            val[1] = self.arena.len() as u32;
-            self.arena.extend_from_slice(ids);
-        }
+        let Some(val) = self.value(ids) else {
+            return;
+        };
         if (self.len + 1) * 4 > self.buckets.len() * 2 * 3 {
             self.grow();
         }
