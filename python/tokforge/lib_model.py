@@ -283,8 +283,16 @@ def learn(
     True
     """
     cfg = _config(config, LibConfig.reference())
+    lines = str_list(sentences, "sentences")
+    # one str for the core (one copy instead of one per line); a line holding "\n" would split
+    text = "\n".join(lines)
+    if lines and text.count("\n") != len(lines) - 1:
+        raise InputError("sentences must not contain '\\n'")
     return _core.lib_learn(
-        sentences=str_list(sentences, "sentences"), steps=steps, pretokenize=cfg.pretokenize, **cfg.learner_kwargs()
+        sentences=text if lines else lines,
+        steps=steps,
+        pretokenize=cfg.pretokenize,
+        **cfg.learner_kwargs(),
     )
 
 

@@ -9,9 +9,9 @@
 //!
 //! That is the uncached path ([`Bpe::encode_piece`]). Text goes through a [`PieceEncoder`]: the
 //! pieces of up to 15 bytes are answered by the model's piece table (docs/bpe.md §13), seeded
-//! with every short token and filled by misses, kept across calls; longer pieces up to
-//! [`HEAP_THRESHOLD`] bytes are remembered in a bounded map beside it. A table never changes an
-//! id: it stores what the uncached path gives.
+//! with every short token and filled by misses, kept across calls; longer pieces are remembered
+//! beside it (16..=31 bytes under a packed key, longer ones in a bounded map). A table never
+//! changes an id: it stores what the uncached path gives.
 //!
 //! Special tokens: a leftmost-longest Aho-Corasick automaton over the allowed special texts
 //! splits the text; the parts between matches are encoded as ordinary text (tiktoken's
@@ -69,7 +69,7 @@ impl PieceEncoder<'_> {
                 Some(Found::Arena(ids)) => out.extend_from_slice(ids),
                 None => self.miss(key, &bytes[start..end], out),
             }
-        } else if n <= HEAP_THRESHOLD {
+        } else {
             let piece = &bytes[start..end];
             if let Some(ids) = self.table.get_long(piece) {
                 out.extend_from_slice(ids);
@@ -77,9 +77,11 @@ impl PieceEncoder<'_> {
             }
             let at = out.len();
             self.bpe.encode_piece(piece, out);
+            if crate::cancel::is_set() {
+                // `merge_heap` stopped early: these ids are not the piece's
+                return;
+            }
             self.table.insert_long(piece, &out[at..]);
-        } else {
-            self.bpe.encode_piece(&bytes[start..end], out);
         }
     }
 
@@ -134,28 +136,60 @@ impl PieceEncoder<'_> {
     }
 
     /// Look up and append the ids of a prepared chunk.
+    ///
+    /// The hot case (a short piece found in its home bucket with at most three ids, nearly
+    /// every piece of a warm pass) stores three lanes at the write cursor unconditionally and
+    /// advances it by the count: `out` is kept `3 * (pieces left)` ids longer than the cursor,
+    /// so the store needs no capacity check, and lanes past the count are overwritten by the
+    /// next piece or cut off at the end. Everything else takes [`PieceEncoder::emit_slow`].
     #[inline]
     fn emit(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
         let n = c.n.min(CHUNK);
-        for ((&(s, e), &key), &h) in c.spans[..n].iter().zip(&c.keys).zip(&c.hashes) {
-            if key == 0 {
-                self.encode_at(bytes, s, e, out);
-                continue;
-            }
-            match self.table.get_hashed(key, h) {
-                // pushes, not `extend_from_slice`: a memcpy call per piece cost more
-                Some(Found::Inline(c, v)) => {
-                    out.push(v[0]);
-                    if c > 1 {
-                        out.push(v[1]);
-                        if c > 2 {
-                            out.push(v[2]);
+        let mut w = out.len();
+        out.resize(w + 3 * n, 0);
+        for (i, ((&(s, e), &key), &h)) in
+            c.spans[..n].iter().zip(&c.keys).zip(&c.hashes).enumerate()
+        {
+            if key != 0 {
+                if let Some([count, a, b, d]) = self.table.get_home(key, h) {
+                    if count <= 3 {
+                        // a fixed-size store (a slice copy became a memcpy call per piece)
+                        if let Some(dst) = out.get_mut(w..).and_then(|r| r.first_chunk_mut::<3>()) {
+                            *dst = [a, b, d];
                         }
+                        w += count as usize;
+                        continue;
                     }
                 }
-                Some(Found::Arena(ids)) => out.extend_from_slice(ids),
-                None => self.miss(key, &bytes[s..e], out),
             }
+            out.truncate(w);
+            self.emit_slow(bytes, s, e, key, h, out);
+            w = out.len();
+            out.resize(w + 3 * (n - i - 1), 0);
+        }
+        out.truncate(w);
+    }
+
+    /// A piece [`PieceEncoder::emit`] did not answer: long, further along its probe chain, with
+    /// more than three ids, or a miss.
+    #[inline(never)]
+    fn emit_slow(
+        &mut self,
+        bytes: &[u8],
+        s: usize,
+        e: usize,
+        key: u128,
+        h: u64,
+        out: &mut Vec<u32>,
+    ) {
+        if key == 0 {
+            self.encode_at(bytes, s, e, out);
+            return;
+        }
+        match self.table.get_hashed(key, h) {
+            Some(Found::Inline(c, v)) => out.extend_from_slice(&v[..(c as usize).min(3)]),
+            Some(Found::Arena(ids)) => out.extend_from_slice(ids),
+            None => self.miss(key, &bytes[s..e], out),
         }
     }
 }
@@ -249,6 +283,10 @@ impl Bpe {
         let mut n = piece.len().min(HEAP_THRESHOLD);
         for (s, &b) in syms.iter_mut().zip(piece) {
             *s = self.byte_ids[b as usize];
+        }
+        // the first probes are independent: issue all their loads, then read them
+        for w in syms[..n].windows(2) {
+            pairs.prefetch(w[0], w[1]);
         }
         for i in 0..n - 1 {
             ranks[i] = pairs.prio(syms[i], syms[i + 1]);

@@ -117,6 +117,33 @@ impl PairTable {
         }
     }
 
+    /// Start loading the cell or slot [`PairTable::prio`] reads first for `(l, r)`, so that the
+    /// probes of a piece's pairs overlap instead of following each other.
+    #[inline(always)]
+    pub fn prefetch(&self, l: u32, r: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let p: *const i8 = if (l | r) >> DENSE_BITS == 0 {
+                self.dense
+                    .as_ptr()
+                    .wrapping_add(((l as usize) << DENSE_BITS) | r as usize)
+                    .cast()
+            } else {
+                let i = (hash(key(l, r)) >> self.shift) as usize;
+                if self.packed.is_empty() {
+                    self.slots.as_ptr().wrapping_add(i).cast()
+                } else {
+                    self.packed.as_ptr().wrapping_add(i).cast()
+                }
+            };
+            // SAFETY: a prefetch hint never faults and changes no memory; the address is
+            // inside one of the table's arrays (`i` is below its length by the shift).
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (l, r);
+    }
+
     /// Priority of merging `l` and `r`, or [`NONE`].
     #[inline]
     pub fn prio(&self, l: u32, r: u32) -> u32 {

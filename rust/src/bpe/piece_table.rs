@@ -20,6 +20,9 @@
 //! bounded table, never a growing one, and never a clear. The arena holds at most
 //! `2 * limit` ids. A limit below the seed's size gives unseeded tables.
 //!
+//! Pieces of 16..=31 bytes are keyed by two `u128` ([`MID_KEY_LEN`]: no boxed key, no
+//! `memcmp`), longer ones by their bytes in a plain map; both are bounded by `16 * limit` bytes.
+//!
 //! Sharing: tables are not locked per probe. [`PieceCache`] (one per model) lends each encoding
 //! call a table of its own ([`PieceCache::lend`]) from a pool, and takes it back when the call
 //! ends, so tables persist across calls and there are as many as calls ever ran at once (one per
@@ -69,6 +72,24 @@ pub fn pack_at(bytes: &[u8], start: usize, n: usize) -> u128 {
         }
         None => pack(&bytes[start..start + n]),
     }
+}
+
+/// Longest piece (bytes) keyed by two `u128` (`pack_mid`).
+pub const MID_KEY_LEN: usize = 31;
+
+/// A piece of `MAX_KEY_LEN + 1..=MID_KEY_LEN` bytes packed into two `u128`: its first 16 bytes,
+/// then the rest and the length in the top byte (as [`pack`]), so equal keys are equal pieces.
+#[inline]
+fn pack_mid(piece: &[u8]) -> [u128; 2] {
+    debug_assert!((MAX_KEY_LEN + 1..=MID_KEY_LEN).contains(&piece.len()));
+    let (head, rest) = piece.split_at(piece.len().min(16));
+    let mut a = [0u8; 16];
+    a[..head.len()].copy_from_slice(head);
+    let mut b = [0u8; 16];
+    let n = rest.len().min(15);
+    b[..n].copy_from_slice(&rest[..n]);
+    b[15] = piece.len() as u8;
+    [u128::from_le_bytes(a), u128::from_le_bytes(b)]
 }
 
 /// Hash of a key: multiply-shift over both halves (the top bits index the table).
@@ -144,7 +165,11 @@ pub struct PieceTable {
     len: usize,
     limit: usize,
     arena: Vec<u32>,
-    /// pieces of 16..=100 bytes (rarer, so a plain map), bounded by `long_bytes <= 16 * limit`
+    /// pieces of 16..=31 bytes keyed by their bytes packed into two `u128` ([`pack_mid`]):
+    /// `[count, id, id, id]`, or `[count, arena offset, ..]` for `count > 3`
+    mid: FxHashMap<[u128; 2], [u32; 4]>,
+    /// longer pieces (rarer, so a plain map); both maps are bounded by
+    /// `long_bytes <= 16 * limit`
     long: FxHashMap<Box<[u8]>, Box<[u32]>>,
     long_bytes: usize,
     /// holds the seed: a short piece missing from it is not a token
@@ -159,6 +184,7 @@ impl Clone for PieceTable {
             len: self.len,
             limit: self.limit,
             arena: self.arena.clone(),
+            mid: self.mid.clone(),
             long: self.long.clone(),
             long_bytes: self.long_bytes,
             seeded: self.seeded,
@@ -179,6 +205,7 @@ impl PieceTable {
             len: 0,
             limit,
             arena: Vec::new(),
+            mid: FxHashMap::default(),
             long: FxHashMap::default(),
             long_bytes: 0,
             seeded: false,
@@ -195,6 +222,16 @@ impl PieceTable {
     /// The ids stored for a piece longer than [`MAX_KEY_LEN`], if any.
     #[inline]
     pub fn get_long(&self, piece: &[u8]) -> Option<&[u32]> {
+        if piece.len() <= MID_KEY_LEN {
+            let v = self.mid.get(&pack_mid(piece))?;
+            let c = v[0] as usize;
+            return if c <= 3 {
+                v.get(1..1 + c)
+            } else {
+                let s = v[1] as usize;
+                self.arena.get(s..s + c)
+            };
+        }
         self.long.get(piece).map(|v| &v[..])
     }
 
@@ -204,8 +241,34 @@ impl PieceTable {
         if self.long_bytes + cost > self.limit.saturating_mul(16) {
             return;
         }
+        if piece.len() <= MID_KEY_LEN {
+            let Some(val) = self.value(ids) else {
+                return;
+            };
+            self.long_bytes += cost;
+            self.mid.insert(pack_mid(piece), val);
+            return;
+        }
         self.long_bytes += cost;
         self.long.insert(piece.into(), ids.into());
+    }
+
+    /// The slot value for `ids`: the count, then up to 3 ids inline or the offset of the ids
+    /// in the arena; `None` when the arena is at its bound.
+    fn value(&mut self, ids: &[u32]) -> Option<[u32; 4]> {
+        let mut val = [ids.len() as u32, 0, 0, 0];
+        if ids.len() <= 3 {
+            val[1..1 + ids.len()].copy_from_slice(ids);
+        } else {
+            if self.arena.len() + ids.len() > self.limit.saturating_mul(2)
+                || self.arena.len() > u32::MAX as usize
+            {
+                return None;
+            }
+            val[1] = self.arena.len() as u32;
+            self.arena.extend_from_slice(ids);
+        }
+        Some(val)
     }
 
     pub fn len(&self) -> usize {
@@ -222,7 +285,7 @@ impl PieceTable {
     }
     /// Pieces of either length stored.
     pub fn entries(&self) -> usize {
-        self.len + self.long.len()
+        self.len + self.mid.len() + self.long.len()
     }
     pub fn slots(&self) -> usize {
         self.buckets.len() * 2
@@ -248,6 +311,22 @@ impl PieceTable {
             }
         }
         h
+    }
+
+    /// The value stored for `key` (non-zero) when it sits in its home bucket, as most keys do
+    /// at load <= 3/4: `[count, id0, id1, id2]` (for `count > 3` the ids are in the arena).
+    /// `None` says nothing: the key may be further along its probe chain ([`PieceTable::get`]).
+    #[inline(always)]
+    pub fn get_home(&self, key: u128, h: u64) -> Option<[u32; 4]> {
+        let i = (h >> self.shift) as usize & (self.buckets.len() - 1);
+        let [a, b] = &self.buckets.get(i)?.0;
+        if a.key == key {
+            Some(a.val)
+        } else if b.key == key {
+            Some(b.val)
+        } else {
+            None
+        }
     }
 
     /// The ids stored for `key`, if any.
@@ -288,18 +367,9 @@ impl PieceTable {
         if self.full() || ids.is_empty() || ids.len() > u32::MAX as usize {
             return;
         }
-        let mut val = [ids.len() as u32, 0, 0, 0];
-        if ids.len() <= 3 {
-            val[1..1 + ids.len()].copy_from_slice(ids);
-        } else {
-            if self.arena.len() + ids.len() > self.limit.saturating_mul(2)
-                || self.arena.len() > u32::MAX as usize
-            {
-                return;
-            }
-            val[1] = self.arena.len() as u32;
-            self.arena.extend_from_slice(ids);
-        }
+        let Some(val) = self.value(ids) else {
+            return;
+        };
         if (self.len + 1) * 4 > self.buckets.len() * 2 * 3 {
             self.grow();
         }
@@ -485,6 +555,33 @@ mod tests {
             }
         }
         assert!(t.slots() >= 1000 * 4 / 3);
+    }
+
+    #[test]
+    fn long_pieces_of_every_length_round_trip() {
+        let mut t = PieceTable::with_capacity(0, 1000);
+        // lengths on both sides of the packed (16..=31) and the plain map, pieces that differ
+        // only in their last byte or in a trailing NUL, values inline and in the arena
+        let mut pieces: Vec<Vec<u8>> = Vec::new();
+        for n in 16..=40usize {
+            let p: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut q = p.clone();
+            q[n - 1] = b'#';
+            let mut z = p.clone();
+            z.push(0);
+            pieces.extend([p, q, z]);
+        }
+        for (i, p) in pieces.iter().enumerate() {
+            assert!(t.get_long(p).is_none());
+            let ids: Vec<u32> = (0..(i % 6) as u32 + 1).map(|j| i as u32 * 10 + j).collect();
+            t.insert_long(p, &ids);
+        }
+        for (i, p) in pieces.iter().enumerate() {
+            let ids: Vec<u32> = (0..(i % 6) as u32 + 1).map(|j| i as u32 * 10 + j).collect();
+            assert_eq!(t.get_long(p), Some(&ids[..]), "{}", p.len());
+        }
+        assert_eq!(t.entries(), pieces.len());
+        assert_ne!(pack_mid(&[0; 16]), pack_mid(&[0; 17]));
     }
 
     #[test]

@@ -9,20 +9,22 @@
 //! - Every string ever interned gets a trie node; the node id is the unit's identity (also for
 //!   probation and for strings that have left `L`). Nodes live until the learner compacts the
 //!   trie between articles ([`Lexicon::compact`]).
-//! - Compact nodes: one 28-byte record per node holds what a walk reads (first child and its
-//!   key, rank, live count, number of children, ASCII child table) and the probation slot the
-//!   learner keeps there; further children go to one hash map, except the ASCII children of
-//!   the root and of nodes with [`WIDE_AT`] or more children, which go to 128-entry tables. A
-//!   node's text is a span of a shared byte arena (the string whose insertion created the
+//! - Compact nodes: one 24-byte record per node holds what a walk reads (first child and its
+//!   key, live count, a "unit of `L`" flag, number of children, ASCII child table) and the
+//!   probation slot the learner keeps there; further children go to one hash map, except the
+//!   ASCII children of the root and of nodes with [`WIDE_AT`] or more children, which go to
+//!   128-entry tables, and the root's other children, which go to a page table by code point.
+//!   A node's text is a span of a shared byte arena (the string whose insertion created the
 //!   node, cut to the node's depth): no allocation per unit.
-//! - `rank` is the current index in `order` or [`NONE`]; `live` counts the units of `L` at or
-//!   below a node, so walks stop where no unit of `L` lies ahead (strings once memorised and
-//!   since forgotten cost nothing). Moves rewrite only the ranks of the units they shift, in the
-//!   same pass that shifts them: a reward costs O(step), not the reference's O(|L|) search.
+//! - `rank` (a dense array beside the nodes) is the current index in `order` or [`NONE`];
+//!   `live` counts the units of `L` at or below a node, so walks stop where no unit of `L`
+//!   lies ahead (strings once memorised and since forgotten cost nothing). A move shifts
+//!   `order` with one memmove and rewrites only the ranks of the units it passed: a reward
+//!   costs O(step), not the reference's O(|L|) search.
 //!
 //! Complexity: `match2` O(characters of the longest live match) steps, each an array read or
 //! (at nodes with several children) one hash lookup; promote/demote O(step); removing a set of units
-//! O(|L|). Invariants: `order[rank[n]] == n` for every unit `n` in `L`; `live[n]` = number of
+//! O(|L| - first removed rank). Invariants: `order[rank[n]] == n` for every unit `n` in `L`; `live[n]` = number of
 //! units of `L` whose path passes through `n`.
 
 use rustc_hash::FxHashMap;
@@ -149,15 +151,14 @@ pub struct Hit {
     pub len: usize,
 }
 
-/// One trie node of the learner's lexicon (28 bytes: what a walk reads sits together).
+/// One trie node of the learner's lexicon (24 bytes: what a walk reads sits together; the
+/// rank is in the dense array `Lexicon::rank`, which moves rewrite).
 #[derive(Clone, Copy, Debug)]
 struct Node {
     /// First child (0 = no child) and the character key leading to it ([`key_at`]); other
     /// children are in the map.
     child: u32,
     key: u32,
-    /// Index in `order`, or [`NONE`].
-    rank: u32,
     /// Units of `L` at or below this node.
     live: u32,
     /// Probation slot of the learner ([`NONE`] = not on probation); kept here so that the
@@ -167,16 +168,18 @@ struct Node {
     table: u32,
     /// Children, saturating at 255.
     kids: u8,
+    /// The node's text is a unit of `L`.
+    unit: bool,
 }
 
 const EMPTY: Node = Node {
     child: 0,
     key: 0,
-    rank: NONE,
     live: 0,
     slot: NONE,
     table: NONE,
     kids: 0,
+    unit: false,
 };
 
 /// Children at which a node gets a 128-entry table for its ASCII children instead of hash-map
@@ -200,6 +203,19 @@ fn key_at(s: &[u8], i: usize) -> (u32, usize) {
     (k, l)
 }
 
+/// The code point of a non-ASCII key of [`key_at`] (for malformed UTF-8 some value below
+/// 2^21; distinct keys may then share one).
+#[inline(always)]
+fn code_point(k: u32) -> u32 {
+    if k < 0x1_0000 {
+        ((k >> 8) & 0x1F) << 6 | (k & 0x3F)
+    } else if k < 0x100_0000 {
+        ((k >> 16) & 0x0F) << 12 | ((k >> 8) & 0x3F) << 6 | (k & 0x3F)
+    } else {
+        ((k >> 24) & 0x07) << 18 | ((k >> 16) & 0x3F) << 12 | ((k >> 8) & 0x3F) << 6 | (k & 0x3F)
+    }
+}
+
 #[inline]
 fn more_key(node: u32, k: u32) -> u64 {
     ((node as u64) << 32) | k as u64
@@ -211,8 +227,20 @@ pub struct Lexicon {
     nodes: Vec<Node>,
     /// Parent of each node (root: 0), for walking up without hashing.
     parent: Vec<u32>,
-    /// The root's ASCII children (the others are in `more`).
+    /// Index of each node in `order`, or [`NONE`] (dense, so that a move's re-ranking writes
+    /// 4-byte slots).
+    rank: Vec<u32>,
+    /// Next sibling of each node (0 = none): a node's children are its inline child and the
+    /// chain from there, so a node that turns wide finds its children without probing.
+    sibling: Vec<u32>,
+    /// The root's ASCII children.
     root: Box<[u32; 128]>,
+    /// The root's other children by code point: `pages[cp >> 6]` is a block of `root_hi` (or
+    /// [`NONE`]) whose entry `cp & 63` is `(key, child)`; a key whose slot another key holds
+    /// (only possible for malformed UTF-8) goes to `more`. Every reading position starts at the
+    /// root, so in CJK, Thai or Cyrillic text this replaces one hash lookup per position.
+    pages: Vec<u32>,
+    root_hi: Vec<[(u32, u32); 64]>,
     /// ASCII child tables of wide nodes.
     wide: Vec<[u32; 128]>,
     more: FxHashMap<u64, u32>,
@@ -233,7 +261,11 @@ impl Lexicon {
         Lexicon {
             nodes: vec![EMPTY],
             parent: vec![0],
+            sibling: vec![0],
+            rank: vec![NONE],
             root: Box::new([0; 128]),
+            pages: Vec::new(),
+            root_hi: Vec::new(),
             wide: Vec::new(),
             more: FxHashMap::default(),
             span: vec![(0, 0)],
@@ -274,7 +306,7 @@ impl Lexicon {
             if k < 128 {
                 return self.root[k as usize];
             }
-            return self.more_child(0, k);
+            return self.root_child(k);
         }
         let nd = &self.nodes[node as usize];
         if nd.key == k {
@@ -290,6 +322,42 @@ impl Lexicon {
         self.more_child(node, k)
     }
 
+    /// Child of the root under a non-ASCII key.
+    #[inline]
+    fn root_child(&self, k: u32) -> u32 {
+        let cp = code_point(k);
+        let page = self.pages.get((cp >> 6) as usize).copied().unwrap_or(NONE);
+        if page == NONE {
+            return 0;
+        }
+        let (key, c) = self.root_hi[page as usize][(cp & 63) as usize];
+        if key == k {
+            c
+        } else if c == 0 {
+            0
+        } else {
+            self.more_child(0, k)
+        }
+    }
+
+    /// Link a new non-ASCII child of the root.
+    fn link_root(&mut self, k: u32, c: u32) {
+        let cp = code_point(k) as usize;
+        if self.pages.len() <= cp >> 6 {
+            self.pages.resize((cp >> 6) + 1, NONE);
+        }
+        if self.pages[cp >> 6] == NONE {
+            self.pages[cp >> 6] = self.root_hi.len() as u32;
+            self.root_hi.push([(0, 0); 64]);
+        }
+        let slot = &mut self.root_hi[self.pages[cp >> 6] as usize][cp & 63];
+        if slot.1 == 0 {
+            *slot = (k, c);
+        } else {
+            self.more.insert(more_key(0, k), c);
+        }
+    }
+
     #[inline(never)]
     fn more_child(&self, node: u32, k: u32) -> u32 {
         self.more.get(&more_key(node, k)).copied().unwrap_or(0)
@@ -297,8 +365,12 @@ impl Lexicon {
 
     /// Link the new node `c` as the child of `n` under key `k`.
     fn link(&mut self, n: u32, k: u32, c: u32) {
-        if n == 0 && k < 128 {
-            self.root[k as usize] = c;
+        if n == 0 {
+            if k < 128 {
+                self.root[k as usize] = c;
+            } else {
+                self.link_root(k, c);
+            }
             return;
         }
         let p = self.nodes[n as usize];
@@ -310,13 +382,17 @@ impl Lexicon {
             self.wide[p.table as usize][k as usize] = c;
         } else if n != 0 && k < 128 && p.kids + 1 >= WIDE_AT {
             let mut t = [0u32; 128];
-            for (x, slot) in t.iter_mut().enumerate() {
-                if let Some(v) = self.more.remove(&more_key(n, x as u32)) {
-                    *slot = v;
+            let mut x = p.child;
+            while x != 0 {
+                let (at, depth) = self.span[x as usize];
+                let b = self.arena[at + depth - 1];
+                if b < 0x80 {
+                    t[b as usize] = x;
+                    if x != p.child {
+                        self.more.remove(&more_key(n, b as u32));
+                    }
                 }
-            }
-            if p.key < 128 {
-                t[p.key as usize] = p.child;
+                x = self.sibling[x as usize];
             }
             t[k as usize] = c;
             self.nodes[n as usize].table = self.wide.len() as u32;
@@ -324,15 +400,27 @@ impl Lexicon {
         } else {
             self.more.insert(more_key(n, k), c);
         }
+        if n != 0 && p.child != 0 {
+            let first = p.child as usize;
+            self.sibling[c as usize] = self.sibling[first];
+            self.sibling[first] = c;
+        }
         let p = &mut self.nodes[n as usize];
         p.kids = p.kids.saturating_add(1);
     }
 
     /// The node of `s`, created with its missing prefixes (does not add `s` to `L`).
     pub fn intern(&mut self, s: &[u8]) -> u32 {
-        let mut n = 0u32;
+        self.intern_from(0, s, 0)
+    }
+
+    /// [`Lexicon::intern`] when `s[..skip]` is known to be the text of node `from` (root: 0
+    /// and 0): the walk starts there, as a join `prev + c` starts at the node of `prev`.
+    pub fn intern_from(&mut self, from: u32, s: &[u8], skip: usize) -> u32 {
+        debug_assert_eq!(self.text(from), &s[..skip]);
+        let mut n = from;
         let mut off = None;
-        let mut i = 0;
+        let mut i = skip;
         while i < s.len() {
             let (k, l) = key_at(s, i);
             i += l;
@@ -348,6 +436,8 @@ impl Lexicon {
                 let c = self.nodes.len() as u32;
                 self.nodes.push(EMPTY);
                 self.parent.push(n);
+                self.sibling.push(0);
+                self.rank.push(NONE);
                 self.span.push((at, i));
                 self.link(n, k, c);
                 c
@@ -385,18 +475,13 @@ impl Lexicon {
 
     #[inline]
     pub fn contains(&self, node: u32) -> bool {
-        self.nodes
-            .get(node as usize)
-            .is_some_and(|n| n.rank != NONE)
+        self.nodes.get(node as usize).is_some_and(|n| n.unit)
     }
 
     /// Current index of a unit in `L`.
     #[inline]
     pub fn rank(&self, node: u32) -> Option<u32> {
-        self.nodes
-            .get(node as usize)
-            .map(|n| n.rank)
-            .filter(|&r| r != NONE)
+        self.rank.get(node as usize).copied().filter(|&r| r != NONE)
     }
 
     /// Probation slot stored with a node ([`NONE`] if none or no such node).
@@ -427,7 +512,8 @@ impl Lexicon {
         if self.contains(node) || node == 0 || node as usize >= self.nodes.len() {
             return;
         }
-        self.nodes[node as usize].rank = self.order.len() as u32;
+        self.nodes[node as usize].unit = true;
+        self.rank[node as usize] = self.order.len() as u32;
         self.order.push(node);
         self.mark_path(node, true);
     }
@@ -465,7 +551,7 @@ impl Lexicon {
             if nd.live == 0 {
                 break;
             }
-            if nd.rank != NONE {
+            if nd.unit {
                 a = b;
                 b = Some(Hit { node: n, len: i });
             }
@@ -490,7 +576,7 @@ impl Lexicon {
             if nd.live == 0 {
                 break;
             }
-            if nd.rank != NONE {
+            if nd.unit {
                 best = Some(Hit { node: n, len: i });
             }
         }
@@ -521,16 +607,14 @@ impl Lexicon {
         }
         let step = ((i as f64 * rate).floor() as usize).saturating_add(1);
         let n = self.order.len();
-        let (order, nodes) = (&mut self.order, &mut self.nodes);
+        let (order, rank) = (&mut self.order, &mut self.rank);
         if promote {
             let j = i.saturating_sub(step);
-            for k in (j..i).rev() {
-                let y = order[k];
-                order[k + 1] = y;
-                nodes[y as usize].rank = (k + 1) as u32;
-            }
+            order.copy_within(j..i, j + 1);
             order[j] = node;
-            nodes[node as usize].rank = j as u32;
+            for (k, &y) in (j..).zip(&order[j..=i]) {
+                rank[y as usize] = k as u32;
+            }
             return true;
         }
         let to = if i.saturating_add(step) < n {
@@ -540,18 +624,21 @@ impl Lexicon {
         } else {
             n
         };
-        for k in i..to.min(n - 1) {
-            let y = order[k + 1];
-            order[k] = y;
-            nodes[y as usize].rank = k as u32;
-        }
+        let last = to.min(n - 1);
+        order.copy_within(i + 1..last + 1, i);
         if to < n {
             order[to] = node;
-            nodes[node as usize].rank = to as u32;
+            for (k, &y) in (i..).zip(&order[i..=to]) {
+                rank[y as usize] = k as u32;
+            }
             true
         } else {
             order.pop();
-            nodes[node as usize].rank = NONE;
+            for (k, &y) in (i..).zip(&order[i..]) {
+                rank[y as usize] = k as u32;
+            }
+            rank[node as usize] = NONE;
+            self.nodes[node as usize].unit = false;
             self.mark_path(node, false);
             false
         }
@@ -580,22 +667,33 @@ impl Lexicon {
     }
 
     /// Remove the units `gone` (nodes not in `L` are ignored), keeping the order of the rest.
-    /// O(|L|) when something is removed.
+    /// O(|L| - first rank removed) when something is removed.
     pub fn remove_units(&mut self, gone: &[u32]) -> usize {
         let mut removed = 0;
+        let mut first = self.order.len();
         for &n in gone {
-            if self.contains(n) {
-                self.nodes[n as usize].rank = NONE;
+            if let Some(r) = self.rank(n) {
+                first = first.min(r as usize);
+                self.nodes[n as usize].unit = false;
+                self.rank[n as usize] = NONE;
                 self.mark_path(n, false);
                 removed += 1;
             }
         }
         if removed > 0 {
-            let nodes = &mut self.nodes;
-            self.order.retain(|&n| nodes[n as usize].rank != NONE);
-            for (k, &n) in self.order.iter().enumerate() {
-                nodes[n as usize].rank = k as u32;
+            // units before the first removed one keep their ranks (new units, the usual ones
+            // to go, sit near the end)
+            let rank = &mut self.rank;
+            let mut w = first;
+            for r in first..self.order.len() {
+                let n = self.order[r];
+                if rank[n as usize] != NONE {
+                    self.order[w] = n;
+                    rank[n as usize] = w as u32;
+                    w += 1;
+                }
             }
+            self.order.truncate(w);
         }
         removed
     }
@@ -708,8 +806,8 @@ mod tests {
     }
 
     #[test]
-    fn nodes_are_28_bytes() {
-        assert_eq!(std::mem::size_of::<Node>(), 28);
+    fn nodes_are_24_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 24);
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! like a preset (tiktoken's or HF's spelling) is recognised as that preset and keeps bounded
 //! memory.
 
+mod blocks;
 pub mod presets;
 
 use crate::error::{Error, Result};

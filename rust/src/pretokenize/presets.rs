@@ -42,6 +42,11 @@
 //! at a time (SWAR on `u64` words); UTF-8 is decoded only at bytes `>= 0x80`.
 //! No `unsafe`.
 //!
+//! [`fill_spans`] (the encoder's path) first asks the ASCII fast path of
+//! `blocks.rs` (byte classes of 64-byte windows as bitmasks, SSE2 on x86_64),
+//! which answers pieces settled by ASCII alone and defers everything else to
+//! the scanners here; the tests compare both paths with `fancy-regex`.
+//!
 //! # Complexity
 //!
 //! Linear in the length of the text, with no super-linear worst case. A
@@ -70,6 +75,8 @@ use std::iter::FusedIterator;
 use std::sync::OnceLock;
 
 use regex_syntax::hir::{Class, HirKind};
+
+use super::blocks::{Window, REBASE};
 
 /// Pattern of GPT-2 / `r50k_base` / `p50k_base` (tiktoken `r50k_pat_str`).
 pub const GPT2_PATTERN: &str =
@@ -207,11 +214,13 @@ impl FusedIterator for Pieces<'_> {}
 pub fn fill_spans(preset: Preset, text: &str, pos: usize, buf: &mut [(usize, usize)]) -> usize {
     let t = tables();
     let b = text.as_bytes();
-    // one loop per preset, so that the scanner is inlined into it
+    let len = b.len();
+    // one loop per preset, so that both scanners are inlined into it; the window fast path
+    // (`blocks`) answers ASCII pieces, the exact scanner the rest
     match preset {
-        Preset::Gpt2 => fill_with(b, pos, buf, |s| gpt2(t, b, s)),
-        Preset::Cl100k => fill_with(b, pos, buf, |s| cl100k(t, b, s)),
-        Preset::O200k => fill_with(b, pos, buf, |s| o200k(t, b, s)),
+        Preset::Gpt2 => fill_with(b, pos, buf, |w, o| w.gpt2(o, len), |s| gpt2(t, b, s)),
+        Preset::Cl100k => fill_with(b, pos, buf, |w, o| w.cl100k(o, len), |s| cl100k(t, b, s)),
+        Preset::O200k => fill_with(b, pos, buf, |w, o| w.o200k(o, len), |s| o200k(t, b, s)),
     }
 }
 
@@ -220,14 +229,22 @@ fn fill_with(
     b: &[u8],
     mut pos: usize,
     buf: &mut [(usize, usize)],
+    fast: impl Fn(&Window, usize) -> Option<usize>,
     end: impl Fn(usize) -> usize,
 ) -> usize {
     let mut k = 0;
+    let mut w = Window::new(b, pos);
     for slot in buf.iter_mut() {
         if pos >= b.len() {
             break;
         }
-        let mut e = end(pos);
+        if pos - w.base > REBASE {
+            w = Window::new(b, pos);
+        }
+        let mut e = match fast(&w, pos - w.base) {
+            Some(e) => e,
+            None => end(pos),
+        };
         if e <= pos {
             // only when `pos` is not on a char boundary (see `end_at`)
             e = pos + 1;
@@ -968,6 +985,31 @@ mod tests {
                 &theirs[lo..(i + 3).min(theirs.len())]
             ));
         }
+        // the chunked scanner (window fast path + exact scanner), in chunks of 7 pieces
+        let mut spans = Vec::new();
+        let mut buf = [(0, 0); 7];
+        loop {
+            let from = spans.last().map_or(0, |&(_, e)| e);
+            let k = fill_spans(preset, text, from, &mut buf);
+            spans.extend_from_slice(&buf[..k]);
+            if k < buf.len() {
+                break;
+            }
+        }
+        let chunked: Vec<&str> = spans.iter().map(|&(s, e)| &text[s..e]).collect();
+        if chunked != ours {
+            let i = ours
+                .iter()
+                .zip(&chunked)
+                .take_while(|(a, b)| a == b)
+                .count();
+            let lo = i.saturating_sub(3);
+            return Err(format!(
+                "{preset}: fill_spans differs at piece {i} of {text:?}\n  exact:  {:?}\n  chunked: {:?}",
+                &ours[lo..(i + 3).min(ours.len())],
+                &chunked[lo..(i + 3).min(chunked.len())]
+            ));
+        }
         let mut pos = 0;
         for piece in &ours {
             let end = preset.piece_end(text, pos);
@@ -1206,6 +1248,51 @@ mod tests {
             let len = self.below(24);
             (0..len).map(|_| self.char(alphabet)).collect()
         }
+    }
+
+    /// Runs of every ASCII class across the ends of the 64-byte windows of the fast path
+    /// (`blocks`), each followed by non-ASCII characters that could continue it (letters,
+    /// marks, digits, spaces, the long s of the contractions) or by ASCII.
+    #[test]
+    fn window_boundaries_match_fancy_regex() {
+        let runs = [
+            "a", "Z", "aB", "Ab", "7", " ", "  ", "\n", " \n", "\t", "!", "/", "'", "x.", "ab ",
+            "A1 ", " !",
+        ];
+        let tails = [
+            "", "é", "É", "ſ", "\u{00A0}", "\u{0301}", "\u{0660}", "\u{3000}", "'s", "'LL", "'ſ",
+            " y", "\r\n", "  ", "1", "!", "/\n", "\n ",
+        ];
+        let mut texts = Vec::new();
+        for run in runs {
+            for n in [
+                1, 2, 3, 4, 15, 16, 30, 31, 32, 33, 34, 47, 63, 64, 65, 66, 97,
+            ] {
+                let body = run.repeat(n);
+                for tail in tails {
+                    texts.push(format!("{body}{tail}"));
+                    texts.push(format!("{tail}{body}{tail}z"));
+                    texts.push(format!("x {body}{tail}."));
+                }
+            }
+        }
+        check_all(&texts);
+    }
+
+    /// Long mostly-ASCII random strings: many pieces per window, and rebased windows.
+    #[test]
+    fn long_ascii_strings_match_fancy_regex() {
+        let alphabet: Vec<char> = "aaeeTTsdmlrvx  \n\n\r\t0123'!./-é\u{00A0}\u{0301}ſ"
+            .chars()
+            .collect();
+        let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+        let texts: Vec<String> = (0..3000)
+            .map(|_| {
+                let len = rng.below(300);
+                (0..len).map(|_| rng.char(&alphabet)).collect()
+            })
+            .collect();
+        check_all(&texts);
     }
 
     #[test]

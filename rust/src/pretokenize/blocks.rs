@@ -1,0 +1,359 @@
+//! Fast path of the preset scanners for ASCII text: byte classes of a 64-byte window as bitmasks.
+//!
+//! [`Window::new`] classifies 64 bytes of the text at once (four SSE2 compares per class on
+//! x86_64, a byte loop elsewhere) into one `u64` per class, bit `k` for byte `base + k`: ASCII
+//! letters, upper-case letters, digits, whitespace, `\r`/`\n`, `/`, `'`, bytes `>= 0x80` and
+//! the bytes inside the text. A piece that starts in the window then ends at a run boundary
+//! found with one shift and one `trailing_ones` per run instead of a byte loop.
+//!
+//! The fast path only answers where the answer is settled by ASCII alone; it returns `None`
+//! (and the caller runs the exact scanner of [`super::presets`] from the same start) when:
+//! the piece starts with `'` (contractions and their Unicode case folds) or with a byte
+//! `>= 0x80`; a run stops at a byte `>= 0x80` (a non-ASCII letter, digit, mark or space could
+//! continue it, or `\p{L}` could follow a prefix); a run reaches the end of the window; an
+//! o200k letter run is followed by `'` (the contraction suffix). Every other case is one of the
+//! regex alternatives over ASCII classes, written out per preset below with the reasoning of
+//! the exact scanners. Since the scanners answer "where does the piece that starts here end",
+//! a fallback needs no state: the result is the same piece either way.
+//!
+//! Cost: one classification per window (about 25 SIMD instructions per 16 bytes), and a new
+//! window whenever a piece starts more than [`REBASE`] bytes into the current one, so each
+//! byte is classified at most about twice. The tests of `presets` compare the pieces of
+//! [`super::presets::fill_spans`] (which uses this path) with `fancy-regex` too, including
+//! runs across window ends and ASCII / non-ASCII transitions at every offset of a window.
+
+/// A piece starting more than this many bytes into the window gets a new window at its start,
+/// so runs of up to `64 - REBASE` bytes always end inside the window.
+pub(super) const REBASE: usize = 32;
+
+/// Bitmasks of the classes of 64 bytes of text from `base` (bit `k` is byte `base + k`).
+#[derive(Clone, Copy, Default)]
+pub(super) struct Window {
+    pub base: usize,
+    /// bytes inside the text
+    valid: u64,
+    /// `[A-Za-z]`
+    alpha: u64,
+    /// `[A-Z]`
+    upper: u64,
+    /// `[0-9]`
+    digit: u64,
+    /// ASCII `\s`: `[\t\n\x0B\x0C\r ]`
+    ws: u64,
+    /// `[\r\n]`
+    nl: u64,
+    /// `>= 0x80`: a byte of a non-ASCII character
+    high: u64,
+    /// `'`
+    apos: u64,
+    /// `/`
+    slash: u64,
+    /// ` `
+    space: u64,
+}
+
+/// Number of bits from `k` on that are set in `m` (`k < 64`).
+#[inline(always)]
+fn ones_from(m: u64, k: usize) -> usize {
+    (m >> k).trailing_ones() as usize
+}
+
+#[inline(always)]
+fn bit(m: u64, k: usize) -> bool {
+    k < 64 && (m >> k) & 1 != 0
+}
+
+impl Window {
+    /// The window of `b` from `base` (bytes past the end of the text are not `valid` and
+    /// belong to no class).
+    #[inline]
+    pub fn new(b: &[u8], base: usize) -> Window {
+        let mut pad = [0u8; 64];
+        let rest = b.get(base..).unwrap_or(&[]);
+        let (bytes, valid) = match rest.first_chunk::<64>() {
+            Some(c) => (c, u64::MAX),
+            None => {
+                pad[..rest.len()].copy_from_slice(rest);
+                (&pad, (1u64 << rest.len()) - 1)
+            }
+        };
+        let mut w = classify(bytes);
+        w.base = base;
+        w.valid = valid;
+        w
+    }
+
+    /// ASCII punctuation `[^\s\p{L}\p{N}]`.
+    #[inline(always)]
+    fn punct(&self) -> u64 {
+        self.valid & !(self.alpha | self.digit | self.ws | self.high)
+    }
+
+    /// ASCII members of `[^\r\n\p{L}\p{N}]` (the optional prefix of letter pieces).
+    #[inline(always)]
+    fn prefix(&self) -> u64 {
+        self.valid & !(self.alpha | self.digit | self.nl | self.high)
+    }
+
+    /// End (window offset) of the run of `m` from `k`, if it is settled: the run stops inside
+    /// the window at a byte that is not `>= 0x80`.
+    #[inline(always)]
+    fn run(&self, m: u64, k: usize) -> Option<usize> {
+        let e = k + ones_from(m, k);
+        (e < 64 && !bit(self.high, e)).then_some(e)
+    }
+
+    /// cl100k: `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|
+    /// ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s` from window offset `o`.
+    #[inline(always)]
+    pub fn cl100k(&self, o: usize, len: usize) -> Option<usize> {
+        if bit(self.apos | self.high, o) {
+            return None;
+        }
+        let p = self.prefix();
+        if bit(self.alpha, o) {
+            return self.run(self.alpha, o).map(|e| self.base + e);
+        }
+        if bit(p, o) {
+            if bit(self.high, o + 1) {
+                return None;
+            }
+            if bit(self.alpha, o + 1) {
+                return self.run(self.alpha, o + 1).map(|e| self.base + e);
+            }
+        }
+        if bit(self.digit, o) {
+            return self.digits(o);
+        }
+        let q = self.punct();
+        let from = if bit(self.space, o) && bit(q, o + 1) {
+            o + 1
+        } else {
+            o
+        };
+        if bit(q, from) {
+            let e = self.run(q, from)?;
+            let e = e + ones_from(self.nl, e);
+            return (e < 64).then_some(self.base + e);
+        }
+        // whitespace (the only class left)
+        let e = self.run(self.ws, o)?;
+        if self.base + e == len {
+            return Some(len);
+        }
+        let nl = self.nl & (((1u64 << e) - 1) >> o << o);
+        if nl != 0 {
+            return Some(self.base + 64 - nl.leading_zeros() as usize);
+        }
+        Some(self.base + if e - o >= 2 { e - 1 } else { o + 1 })
+    }
+
+    /// `\p{N}{1,3}+` from `o` (a digit).
+    #[inline(always)]
+    fn digits(&self, o: usize) -> Option<usize> {
+        let n = ones_from(self.digit, o);
+        if n >= 3 {
+            return Some(self.base + o + 3);
+        }
+        self.run(self.digit, o).map(|e| self.base + e)
+    }
+
+    /// GPT-2: `'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s`.
+    #[inline(always)]
+    pub fn gpt2(&self, o: usize, len: usize) -> Option<usize> {
+        if bit(self.apos | self.high, o) {
+            return None;
+        }
+        let q = self.punct();
+        let mut from = o;
+        if bit(self.space, o) {
+            if bit(self.high, o + 1) {
+                return None;
+            }
+            if bit(self.alpha | self.digit | q, o + 1) {
+                from = o + 1;
+            }
+        }
+        for m in [self.alpha, self.digit, q] {
+            if bit(m, from) {
+                return self.run(m, from).map(|e| self.base + e);
+            }
+        }
+        let e = self.run(self.ws, o)?;
+        if self.base + e == len {
+            return Some(len);
+        }
+        Some(self.base + if e - o >= 2 { e - 1 } else { o + 1 })
+    }
+
+    /// o200k (see `O200K_PATTERN`): ASCII letters are "upper" `[A-Z]` or "lower" `[a-z]`, never
+    /// both, so both letter alternatives end after `[A-Z]*[a-z]*` (at least one letter; the
+    /// exact scanner's `UpperRun` reasoning with no character in both classes).
+    #[inline(always)]
+    pub fn o200k(&self, o: usize, len: usize) -> Option<usize> {
+        if bit(self.high, o) {
+            return None;
+        }
+        let mut at = None;
+        if bit(self.alpha, o) {
+            at = Some(o);
+        } else if bit(self.prefix(), o) {
+            if bit(self.high, o + 1) {
+                return None;
+            }
+            if bit(self.alpha, o + 1) {
+                at = Some(o + 1);
+            }
+        }
+        if let Some(p) = at {
+            let u = p + ones_from(self.upper, p);
+            let e = self.run(self.alpha & !self.upper, u)?;
+            // the optional contraction suffix is left to the exact scanner
+            return (!bit(self.apos, e)).then_some(self.base + e);
+        }
+        if bit(self.digit, o) {
+            return self.digits(o);
+        }
+        let q = self.punct();
+        let from = if bit(self.space, o) && bit(q, o + 1) {
+            o + 1
+        } else {
+            o
+        };
+        if bit(q, from) {
+            let e = self.run(q, from)?;
+            let e = e + ones_from(self.nl | self.slash, e);
+            return (e < 64).then_some(self.base + e);
+        }
+        let e = self.run(self.ws, o)?;
+        let nl = self.nl & (((1u64 << e) - 1) >> o << o);
+        if nl != 0 {
+            return Some(self.base + 64 - nl.leading_zeros() as usize);
+        }
+        if self.base + e == len {
+            return Some(len);
+        }
+        Some(self.base + if e - o >= 2 { e - 1 } else { e })
+    }
+}
+
+/// The class masks of 64 bytes (`base` and `valid` left 0).
+#[inline]
+fn classify(bytes: &[u8; 64]) -> Window {
+    #[cfg(target_arch = "x86_64")]
+    {
+        sse2::classify(bytes)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        classify_bytes(bytes)
+    }
+}
+
+/// Portable classification, one byte at a time (also the reference of the SSE2 version).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn classify_bytes(bytes: &[u8; 64]) -> Window {
+    let mut w = Window::default();
+    for (k, &x) in bytes.iter().enumerate() {
+        let m = 1u64 << k;
+        let set = |f: bool| if f { m } else { 0 };
+        w.alpha |= set(x.is_ascii_alphabetic());
+        w.upper |= set(x.is_ascii_uppercase());
+        w.digit |= set(x.is_ascii_digit());
+        w.ws |= set(matches!(x, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' '));
+        w.nl |= set(x == b'\r' || x == b'\n');
+        w.high |= set(x >= 0x80);
+        w.apos |= set(x == b'\'');
+        w.slash |= set(x == b'/');
+        w.space |= set(x == b' ');
+    }
+    w
+}
+
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use super::Window;
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8,
+    };
+
+    /// Bytes `x` with `lo <= x < lo + n` (unsigned): shift the range to the bottom of the
+    /// signed range and compare once.
+    #[inline(always)]
+    fn in_range(v: __m128i, lo: u8, n: u8) -> __m128i {
+        // SAFETY: SSE2 is part of the x86_64 baseline; these are register-only intrinsics.
+        unsafe {
+            let shifted = _mm_add_epi8(v, _mm_set1_epi8(0x80u8.wrapping_sub(lo) as i8));
+            _mm_cmplt_epi8(shifted, _mm_set1_epi8((0x80u8.wrapping_add(n)) as i8))
+        }
+    }
+
+    #[inline(always)]
+    fn eq(v: __m128i, x: u8) -> __m128i {
+        // SAFETY: as above.
+        unsafe { _mm_cmpeq_epi8(v, _mm_set1_epi8(x as i8)) }
+    }
+
+    #[inline(always)]
+    fn bits(m: __m128i) -> u64 {
+        // SAFETY: as above.
+        u64::from(unsafe { _mm_movemask_epi8(m) } as u16)
+    }
+
+    #[inline(always)]
+    fn or(a: __m128i, b: __m128i) -> __m128i {
+        // SAFETY: as above.
+        unsafe { _mm_or_si128(a, b) }
+    }
+
+    #[inline]
+    pub(super) fn classify(bytes: &[u8; 64]) -> Window {
+        let mut w = Window::default();
+        for (i, chunk) in bytes.chunks_exact(16).enumerate() {
+            // SAFETY: `chunk` is 16 readable bytes; the load is unaligned.
+            let v = unsafe { _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>()) };
+            let sh = 16 * i;
+            // SAFETY: as above.
+            let lower = unsafe { _mm_or_si128(v, _mm_set1_epi8(0x20)) };
+            w.alpha |= bits(in_range(lower, b'a', 26)) << sh;
+            w.upper |= bits(in_range(v, b'A', 26)) << sh;
+            w.digit |= bits(in_range(v, b'0', 10)) << sh;
+            let nl = or(eq(v, b'\n'), eq(v, b'\r'));
+            let space = eq(v, b' ');
+            w.ws |= bits(or(in_range(v, b'\t', 5), space)) << sh;
+            w.nl |= bits(nl) << sh;
+            w.high |= bits(v) << sh;
+            w.apos |= bits(eq(v, b'\'')) << sh;
+            w.slash |= bits(eq(v, b'/')) << sh;
+            w.space |= bits(space) << sh;
+        }
+        w
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn sse2_agrees_with_bytes() {
+            for j in 0..8u8 {
+                {
+                    let mut bytes = [0u8; 64];
+                    for (k, x) in bytes.iter_mut().enumerate() {
+                        // every byte value, forwards and backwards
+                        let v = 64 * (j % 4) + k as u8;
+                        *x = if j < 4 { v } else { 255 - v };
+                    }
+                    let a = super::classify(&bytes);
+                    let b = super::super::classify_bytes(&bytes);
+                    let masks = |w: &Window| {
+                        [
+                            w.alpha, w.upper, w.digit, w.ws, w.nl, w.high, w.apos, w.slash, w.space,
+                        ]
+                    };
+                    use super::Window;
+                    assert_eq!(masks(&a), masks(&b), "{j}");
+                }
+            }
+        }
+    }
+}
