@@ -160,7 +160,7 @@ class ToyLM:
             # the tokens that make the sequence canonical, so that every valid path can end
             done = self.tok is None or self.tok.is_canonical(key)
             ascii_ids = [t for t, b in enumerate(self.tok.tokens) if b.isascii()]
-            fix = [] if done else [t for t in ascii_ids if self.tok.is_canonical(key + (t,))]
+            fix = [] if done else self._toward_canonical(key, ascii_ids)
             for t in fix:
                 p[t] = 1.0
             if not fix:
@@ -185,6 +185,27 @@ class ToyLM:
             p /= p.sum()
         self._memo[key] = p
         return p
+
+    def _toward_canonical(self, key: tuple[int, ...], ids: list[int], depth: int = 4) -> list[int]:
+        """First tokens of the shortest continuations (of ``ids``, at most ``depth`` tokens) that
+        make ``key`` canonical: each step past ``max_tokens`` shortens the way to a canonical
+        end, so every valid path ends and no valid sequence meets ``Z = 0``."""
+        assert self.tok is not None
+        frontier: list[tuple[tuple[int, ...], int]] = [(key, -1)]
+        for _ in range(depth):
+            firsts: set[int] = set()
+            nxt = []
+            for seq, first in frontier:
+                for t in ids:
+                    longer, f = seq + (t,), t if first < 0 else first
+                    if self.tok.is_canonical(longer):
+                        firsts.add(f)
+                    elif self.tok.completable(longer):
+                        nxt.append((longer, f))
+            if firsts:
+                return sorted(firsts)
+            frontier = nxt
+        return []
 
     def next_logprobs(self, prefixes: Sequence[Sequence[int]]) -> np.ndarray:
         with np.errstate(divide="ignore"):
