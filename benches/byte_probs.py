@@ -219,6 +219,22 @@ def mid_token_positions(tok: Tokenizer, text: str) -> list[int]:
     return sorted(inside)
 
 
+def fim_picks(held, toks, window, k, n, rng):
+    """``n`` random (file, byte offset) cut points strictly inside a token of every tokenizer in
+    ``toks``, with ``window`` bytes before and ``k`` after, never inside a UTF-8 character."""
+    cands = []
+    for name, text in sorted(held.items()):
+        data = text.encode()
+        both = None
+        for tok in toks:
+            ins = set(mid_token_positions(tok, text))
+            both = ins if both is None else both & ins
+        pos = [p for p in sorted(both or ()) if window <= p <= len(data) - k]
+        # byte offsets from spans are UTF-8 offsets of the text; keep ASCII-safe cut points
+        cands += [(name, p) for p in pos if (data[p] & 0xC0) != 0x80]
+    return [cands[i] for i in rng.choice(len(cands), size=min(n, len(cands)), replace=False)]
+
+
 def demo(args):
     train, held = code_split()
     rng = np.random.default_rng(args.seed)
@@ -233,20 +249,7 @@ def demo(args):
     print(f"trained tokenizers + n-grams in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
     # (a) mid-token completion
-    cands = []
-    for name, text in sorted(held.items()):
-        data = text.encode()
-        both = None
-        for tok in toks.values():
-            ins = set(mid_token_positions(tok, text))
-            both = ins if both is None else both & ins
-        pos = [p for p in sorted(both) if args.window <= p <= len(data) - args.k]
-        # byte offsets from spans are UTF-8 offsets of the text; keep ASCII-safe cut points
-        pos = [p for p in pos if (data[p] & 0xC0) != 0x80]
-        cands += [(name, p) for p in pos]
-    picks = [
-        cands[i] for i in rng.choice(len(cands), size=min(args.n_fim, len(cands)), replace=False)
-    ]
+    picks = fim_picks(held, list(toks.values()), args.window, args.k, args.n_fim, rng)
     hits = {}
     for name, p in picks:
         data = held[name].encode()

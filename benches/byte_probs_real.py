@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benches"))
 
-from byte_probs import code_split, emit, mid_token_positions  # noqa: E402
+from byte_probs import code_split, emit, fim_picks  # noqa: E402
 from tokforge import ByteEnsemble, ByteLM, Tokenizer  # noqa: E402
 from tokforge.byte_probs import (  # noqa: E402
     NGramLM,
@@ -189,19 +189,7 @@ def main() -> int:
     ]
 
     # (a) mid-token completion
-    cands = []
-    for name, text in sorted(held.items()):
-        data = text.encode()
-        both = None
-        for tok in toks.values():
-            ins = set(mid_token_positions(tok, text))
-            both = ins if both is None else both & ins
-        pos = [p for p in sorted(both or ()) if args.window <= p <= len(data) - args.k]
-        pos = [p for p in pos if (data[p] & 0xC0) != 0x80]
-        cands += [(name, p) for p in pos]
-    picks = [
-        cands[i] for i in rng.choice(len(cands), size=min(args.n_fim, len(cands)), replace=False)
-    ]
+    picks = fim_picks(held, list(toks.values()), args.window, args.k, args.n_fim, rng)
     ens = {
         "ensemble, uniform": ByteEnsemble(list(models.values())),
         f"ensemble, w = {w_fim:.2f}": ByteEnsemble(list(models.values()), [w_fim, 1 - w_fim]),
