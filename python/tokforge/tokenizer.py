@@ -497,15 +497,7 @@ class Tokenizer:
         >>> tok.encode("a<|eot|>", allowed_special="all")[-1]
         0
         """
-        try:
-            ids = self._allowed_ids(allowed_special, disallowed_special, [text])
-            return self._model.encode(text, ids)
-        except UnicodeEncodeError:
-            return self.encode(
-                _fix_surrogates(text),
-                allowed_special=allowed_special,
-                disallowed_special=disallowed_special,
-            )
+        return self._encode_one(self._model.encode, text, allowed_special, disallowed_special)
 
     def encode_numpy(
         self,
@@ -521,15 +513,24 @@ class Tokenizer:
         >>> tok.encode_numpy("a b", disallowed_special=()).tolist() == tok.encode_ordinary("a b")
         True
         """
+        return self._encode_one(
+            self._model.encode_numpy, text, allowed_special, disallowed_special
+        )
+
+    def _encode_one(
+        self,
+        native: Callable[[str, Any], Any],
+        text: str,
+        allowed_special: SpecialSet,
+        disallowed_special: SpecialSet,
+    ) -> Any:
+        """``native(text, allowed ids)``, retried once with lone surrogates replaced when the
+        native call refuses them (the special-token check runs on the text that is encoded)."""
         try:
-            ids = self._allowed_ids(allowed_special, disallowed_special, [text])
-            return self._model.encode_numpy(text, ids)
+            return native(text, self._allowed_ids(allowed_special, disallowed_special, [text]))
         except UnicodeEncodeError:
-            return self.encode_numpy(
-                _fix_surrogates(text),
-                allowed_special=allowed_special,
-                disallowed_special=disallowed_special,
-            )
+            text = _fix_surrogates(text)
+            return native(text, self._allowed_ids(allowed_special, disallowed_special, [text]))
 
     def cache_info(self) -> dict[str, int] | None:
         """Size of the encoder's piece table (docs/bpe.md §13), summed over its per-thread
