@@ -18,11 +18,12 @@
 //! `allowed_special`). Checking for disallowed specials is [`SpecialMatcher::find`].
 
 use super::pairs::NONE;
-use super::piece_table::{self, Found, PieceTable, MAX_KEY_LEN};
+use super::piece_table::{self, Found, PieceTable, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN};
 use super::Bpe;
 use crate::error::{Error, Result};
 use crate::pretokenize::CHUNK;
 pub use crate::special::SpecialMatcher;
+use std::mem::MaybeUninit;
 
 /// Pieces longer than this many bytes use the heap (tiktoken switches at 100 as well).
 const HEAP_THRESHOLD: usize = 100;
@@ -116,15 +117,20 @@ impl PieceEncoder<'_> {
             let (next, done) = if cur == 0 { (a, b) } else { (b, a) };
             for (j, &(s, e)) in spans.iter().enumerate() {
                 let n = e - s;
-                let key = if n <= MAX_KEY_LEN {
+                let (key, key2) = if n <= MAX_KEY_LEN {
                     let key = piece_table::pack_at(bytes, s, n);
                     next.hashes[j] = self.table.prefetch(key);
-                    key
+                    (key, 0)
+                } else if n <= MID_KEY_LEN {
+                    let key = piece_table::pack_mid_at(bytes, s, n);
+                    next.hashes[j] = self.table.prefetch_mid(key);
+                    (key[0], key[1])
                 } else {
-                    0
+                    (0, 0)
                 };
                 next.spans[j] = (s, e);
                 next.keys[j] = key;
+                next.keys2[j] = key2;
             }
             next.n = spans.len();
             self.emit(bytes, done, out);
@@ -137,52 +143,81 @@ impl PieceEncoder<'_> {
 
     /// Look up and append the ids of a prepared chunk.
     ///
-    /// The hot case (a short piece found in its home bucket with at most three ids, nearly
-    /// every piece of a warm pass) stores three lanes at the write cursor unconditionally and
-    /// advances it by the count: `out` is kept `3 * (pieces left)` ids longer than the cursor,
-    /// so the store needs no capacity check, and lanes past the count are overwritten by the
-    /// next piece or cut off at the end. Everything else takes [`PieceEncoder::emit_slow`].
+    /// The hot cases (a piece found in its home slot with its ids inline: at most three for a
+    /// short piece, seven for one of 16..=31 bytes; nearly every piece of a warm pass) store all
+    /// the inline lanes into the spare capacity of `out` unconditionally and advance the write
+    /// cursor by the count: the capacity is reserved for [`LANES`] ids per piece left, so the
+    /// stores need no check, and lanes past the count are overwritten by the next piece or lie
+    /// past the length. Everything else takes [`PieceEncoder::emit_slow`].
     #[inline]
     fn emit(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
         let n = c.n.min(CHUNK);
-        let mut w = out.len();
-        out.resize(w + 3 * n, 0);
-        for (i, ((&(s, e), &key), &h)) in
-            c.spans[..n].iter().zip(&c.keys).zip(&c.hashes).enumerate()
-        {
-            if key != 0 {
-                if let Some([count, a, b, d]) = self.table.get_home(key, h) {
-                    if count <= 3 {
-                        // a fixed-size store (a slice copy became a memcpy call per piece)
-                        if let Some(dst) = out.get_mut(w..).and_then(|r| r.first_chunk_mut::<3>()) {
-                            *dst = [a, b, d];
+        let mut i = 0;
+        while i < n {
+            out.reserve(LANES * (n - i));
+            let len = out.len();
+            let spare = out.spare_capacity_mut();
+            let mut w = 0;
+            while i < n {
+                let (key, key2, h) = (c.keys[i], c.keys2[i], c.hashes[i]);
+                if key2 == 0 {
+                    if key != 0 {
+                        if let Some([count, a, b, d]) = self.table.get_home(key, h) {
+                            if let Some(dst) =
+                                spare.get_mut(w..).and_then(|r| r.first_chunk_mut::<3>())
+                            {
+                                if count <= 3 {
+                                    *dst = [a, b, d].map(MaybeUninit::new);
+                                    w += count as usize;
+                                    i += 1;
+                                    continue;
+                                }
+                            }
                         }
-                        w += count as usize;
-                        continue;
+                    }
+                } else if let Some(v) = self.table.get_mid_home([key, key2], h) {
+                    if let Some(dst) = spare
+                        .get_mut(w..)
+                        .and_then(|r| r.first_chunk_mut::<MID_INLINE>())
+                    {
+                        if v[0] as usize <= MID_INLINE {
+                            let ids: [u32; MID_INLINE] =
+                                v[1..].try_into().unwrap_or([0; MID_INLINE]);
+                            *dst = ids.map(MaybeUninit::new);
+                            w += v[0] as usize;
+                            i += 1;
+                            continue;
+                        }
                     }
                 }
+                break;
             }
-            out.truncate(w);
-            self.emit_slow(bytes, s, e, key, h, out);
-            w = out.len();
-            out.resize(w + 3 * (n - i - 1), 0);
+            // SAFETY: the first `w` ids of the spare capacity were written above (each piece's
+            // count lanes, all within the reserved `LANES * (n - i)`).
+            unsafe { out.set_len(len + w) };
+            if i < n {
+                let (s, e) = c.spans[i];
+                self.emit_slow(bytes, s, e, c.keys[i], c.keys2[i], c.hashes[i], out);
+                i += 1;
+            }
         }
-        out.truncate(w);
     }
 
     /// A piece [`PieceEncoder::emit`] did not answer: long, further along its probe chain, with
     /// more than three ids, or a miss.
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn emit_slow(
         &mut self,
         bytes: &[u8],
         s: usize,
         e: usize,
         key: u128,
+        key2: u128,
         h: u64,
         out: &mut Vec<u32>,
     ) {
-        if key == 0 {
+        if key == 0 || key2 != 0 {
             self.encode_at(bytes, s, e, out);
             return;
         }
@@ -194,11 +229,17 @@ impl PieceEncoder<'_> {
     }
 }
 
-/// A chunk of pieces prepared for lookup: spans, keys (0: longer than a key) and hashes.
+/// Ids [`PieceEncoder::emit`] may store per piece: the inline ids of a mid entry.
+const LANES: usize = MID_INLINE;
+
+/// A chunk of pieces prepared for lookup: spans, keys and hashes. A short piece has its key in
+/// `keys` and 0 in `keys2`; a piece of 16..=31 bytes its two key halves (`keys2` not 0); a longer
+/// one 0 in both.
 struct Chunk {
     n: usize,
     spans: [(usize, usize); CHUNK],
     keys: [u128; CHUNK],
+    keys2: [u128; CHUNK],
     hashes: [u64; CHUNK],
 }
 
@@ -208,6 +249,7 @@ impl Default for Chunk {
             n: 0,
             spans: [(0, 0); CHUNK],
             keys: [0; CHUNK],
+            keys2: [0; CHUNK],
             hashes: [0; CHUNK],
         }
     }

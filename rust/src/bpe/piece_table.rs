@@ -78,9 +78,10 @@ pub fn pack_at(bytes: &[u8], start: usize, n: usize) -> u128 {
 pub const MID_KEY_LEN: usize = 31;
 
 /// A piece of `MAX_KEY_LEN + 1..=MID_KEY_LEN` bytes packed into two `u128`: its first 16 bytes,
-/// then the rest and the length in the top byte (as [`pack`]), so equal keys are equal pieces.
+/// then the rest and the length in the top byte (as [`pack`]), so equal keys are equal pieces
+/// and the second half of a real key is never 0 (the empty mark of [`MidTable`]).
 #[inline]
-fn pack_mid(piece: &[u8]) -> [u128; 2] {
+pub fn pack_mid(piece: &[u8]) -> [u128; 2] {
     debug_assert!((MAX_KEY_LEN + 1..=MID_KEY_LEN).contains(&piece.len()));
     let (head, rest) = piece.split_at(piece.len().min(16));
     let mut a = [0u8; 16];
@@ -90,6 +91,31 @@ fn pack_mid(piece: &[u8]) -> [u128; 2] {
     b[..n].copy_from_slice(&rest[..n]);
     b[15] = piece.len() as u8;
     [u128::from_le_bytes(a), u128::from_le_bytes(b)]
+}
+
+/// [`pack_mid`] of `bytes[start..start + n]` reading 32 bytes at once when they exist.
+#[inline]
+pub fn pack_mid_at(bytes: &[u8], start: usize, n: usize) -> [u128; 2] {
+    debug_assert!((MAX_KEY_LEN + 1..=MID_KEY_LEN).contains(&n));
+    match bytes
+        .get(start..start + 32)
+        .and_then(|s| <[u8; 32]>::try_from(s).ok())
+    {
+        Some(w) => {
+            let (a, b) = w.split_at(16);
+            let a = u128::from_le_bytes(a.try_into().unwrap_or([0; 16]));
+            let b = u128::from_le_bytes(b.try_into().unwrap_or([0; 16]));
+            let rest = n - 16;
+            [a, (b & ((1u128 << (8 * rest)) - 1)) | ((n as u128) << 120)]
+        }
+        None => pack_mid(&bytes[start..start + n]),
+    }
+}
+
+/// Hash of a two-part key (see [`hash`]).
+#[inline]
+fn hash_mid(key: [u128; 2]) -> u64 {
+    hash(key[0] ^ key[1].rotate_left(64))
 }
 
 /// Hash of a key: multiply-shift over both halves (the top bits index the table).
@@ -113,6 +139,86 @@ struct Entry {
 #[derive(Clone, Copy, Default)]
 #[repr(C, align(64))]
 struct Bucket([Entry; 2]);
+
+/// A piece of 16..=31 bytes and its ids in one cache line.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct MidEntry {
+    key: [u128; 2],
+    /// `[count, id0, .., id6]`; for `count > 7`, `id0` is the arena offset
+    val: [u32; 8],
+}
+
+/// Ids inline in a [`MidEntry`].
+pub const MID_INLINE: usize = 7;
+
+/// Open addressing (linear probing, load <= 1/2) over [`MidEntry`] slots: a probe compares two
+/// integers in one cache line, and the slot can be prefetched like a bucket of the short table.
+#[derive(Clone)]
+struct MidTable {
+    slots: Vec<MidEntry>,
+    /// `64 - log2(slots.len())`
+    shift: u32,
+    len: usize,
+}
+
+impl MidTable {
+    fn new() -> Self {
+        Self {
+            slots: vec![MidEntry::default(); 16],
+            shift: 60,
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn home(&self, h: u64) -> usize {
+        (h >> self.shift) as usize & (self.slots.len() - 1)
+    }
+
+    #[inline]
+    fn get(&self, key: [u128; 2], h: u64) -> Option<&[u32; 8]> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(h);
+        loop {
+            let e = self.slots.get(i & mask)?;
+            if e.key == key {
+                return Some(&e.val);
+            }
+            if e.key[1] == 0 {
+                return None;
+            }
+            i += 1;
+        }
+    }
+
+    fn insert(&mut self, key: [u128; 2], val: [u32; 8]) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let size = 2 * self.slots.len();
+            let old = std::mem::replace(&mut self.slots, vec![MidEntry::default(); size]);
+            self.shift -= 1;
+            for e in old {
+                if e.key[1] != 0 {
+                    self.place(e);
+                }
+            }
+        }
+        self.place(MidEntry { key, val });
+        self.len += 1;
+    }
+
+    fn place(&mut self, e: MidEntry) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(hash_mid(e.key));
+        while let Some(slot) = self.slots.get_mut(i & mask) {
+            if slot.key[1] == 0 {
+                *slot = e;
+                return;
+            }
+            i += 1;
+        }
+    }
+}
 
 /// Ids found for a piece: up to three inline, or a slice of the arena.
 pub enum Found<'a> {
@@ -166,8 +272,8 @@ pub struct PieceTable {
     limit: usize,
     arena: Vec<u32>,
     /// pieces of 16..=31 bytes keyed by their bytes packed into two `u128` ([`pack_mid`]):
-    /// `[count, id, id, id]`, or `[count, arena offset, ..]` for `count > 3`
-    mid: FxHashMap<[u128; 2], [u32; 4]>,
+    /// `[count, id0, .., id6]`, or `[count, arena offset, ..]` for `count > 7`
+    mid: MidTable,
     /// longer pieces (rarer, so a plain map); both maps are bounded by
     /// `long_bytes <= 16 * limit`
     long: FxHashMap<Box<[u8]>, Box<[u32]>>,
@@ -205,7 +311,7 @@ impl PieceTable {
             len: 0,
             limit,
             arena: Vec::new(),
-            mid: FxHashMap::default(),
+            mid: MidTable::new(),
             long: FxHashMap::default(),
             long_bytes: 0,
             seeded: false,
@@ -223,9 +329,10 @@ impl PieceTable {
     #[inline]
     pub fn get_long(&self, piece: &[u8]) -> Option<&[u32]> {
         if piece.len() <= MID_KEY_LEN {
-            let v = self.mid.get(&pack_mid(piece))?;
+            let key = pack_mid(piece);
+            let v = self.mid.get(key, hash_mid(key))?;
             let c = v[0] as usize;
-            return if c <= 3 {
+            return if c <= MID_INLINE {
                 v.get(1..1 + c)
             } else {
                 let s = v[1] as usize;
@@ -237,14 +344,26 @@ impl PieceTable {
 
     /// Store the ids of a piece longer than [`MAX_KEY_LEN`] (absent) unless over the bound.
     pub fn insert_long(&mut self, piece: &[u8], ids: &[u32]) {
-        let cost = piece.len() + 4 * ids.len() + 48;
+        // a piece of up to 31 bytes costs its slot of the mid table at load 1/2 (plus the arena
+        // ids of a long value); a longer one its bytes, its ids and the map's overhead
+        let cost = if piece.len() <= MID_KEY_LEN {
+            2 * std::mem::size_of::<MidEntry>() + 4 * ids.len()
+        } else {
+            piece.len() + 4 * ids.len() + 48
+        };
         if self.long_bytes + cost > self.limit.saturating_mul(16) {
             return;
         }
         if piece.len() <= MID_KEY_LEN {
-            let Some(val) = self.value(ids) else {
-                return;
-            };
+            let mut val = [ids.len() as u32, 0, 0, 0, 0, 0, 0, 0];
+            if ids.len() <= MID_INLINE {
+                val[1..1 + ids.len()].copy_from_slice(ids);
+            } else {
+                let Some(v) = self.value(ids) else {
+                    return;
+                };
+                val[1] = v[1];
+            }
             self.long_bytes += cost;
             self.mid.insert(pack_mid(piece), val);
             return;
@@ -285,7 +404,7 @@ impl PieceTable {
     }
     /// Pieces of either length stored.
     pub fn entries(&self) -> usize {
-        self.len + self.mid.len() + self.long.len()
+        self.len + self.mid.len + self.long.len()
     }
     pub fn slots(&self) -> usize {
         self.buckets.len() * 2
@@ -311,6 +430,30 @@ impl PieceTable {
             }
         }
         h
+    }
+
+    /// [`PieceTable::prefetch`] for a piece of 16..=31 bytes ([`pack_mid`]).
+    #[inline]
+    pub fn prefetch_mid(&self, key: [u128; 2]) -> u64 {
+        let h = hash_mid(key);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(e) = self.mid.slots.get(self.mid.home(h)) {
+            // SAFETY: a prefetch hint has no effect on memory; the address is a live slot.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>((e as *const MidEntry).cast::<i8>());
+            }
+        }
+        h
+    }
+
+    /// The value stored for a piece of 16..=31 bytes when it sits in its home slot:
+    /// `[count, id0, .., id6]` (for `count > 7` the ids are in the arena). `None` says nothing
+    /// (see [`PieceTable::get_home`]).
+    #[inline(always)]
+    pub fn get_mid_home(&self, key: [u128; 2], h: u64) -> Option<[u32; 8]> {
+        let e = self.mid.slots.get(self.mid.home(h))?;
+        (e.key == key).then_some(e.val)
     }
 
     /// The value stored for `key` (non-zero) when it sits in its home bucket, as most keys do

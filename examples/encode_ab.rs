@@ -1,0 +1,96 @@
+//! Rust-level encode timing for A/B comparisons of encoder builds (no Python in the loop).
+//!
+//! `cargo run --release --example encode_ab -- VOCAB.tiktoken SAMPLE.txt LENGTHS.json [passes]`
+//! splits the sample into the documents of `benches/encode.py` (LENGTHS holds their lengths in
+//! characters), then times, per document, `Bpe::encode_ordinary` on a fresh model (cold pass)
+//! and again (warm passes), plus the pre-tokenizer alone. Prints one line of seconds (CPU time
+//! of this thread) and a checksum of the ids, so two builds can be alternated and compared.
+
+use tokforge::{Bpe, Pretokenizer};
+
+fn cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let (vocab, sample, lengths) = (&args[1], &args[2], &args[3]);
+    let passes: usize = args.get(4).map_or(Ok(3), |s| s.parse())?;
+    let stem = std::path::Path::new(vocab)
+        .file_name()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.split('.').next())
+        .ok_or("vocab name")?;
+    let (preset, specials) = tokforge::formats::tiktoken::preset_for_stem(stem).ok_or("stem")?;
+    let ranks = tokforge::formats::tiktoken::parse(&std::fs::read_to_string(vocab)?, vocab)?;
+    let bpe = Bpe::from_ranks(ranks, specials, Pretokenizer::new(preset)?)?;
+    let text = std::fs::read_to_string(sample)?;
+    let lens: Vec<usize> = std::fs::read_to_string(lengths)?
+        .trim_matches(|c| c == '[' || c == ']' || c == '\n')
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()?;
+    let mut docs = Vec::with_capacity(lens.len());
+    let mut chars = text.char_indices().map(|(i, _)| i).chain([text.len()]);
+    let mut start = chars.next().unwrap_or(0);
+    for &n in &lens {
+        let end = if n == 0 {
+            start
+        } else {
+            chars.nth(n - 1).unwrap_or(text.len())
+        };
+        docs.push(&text[start..end]);
+        start = end;
+    }
+    let pre = bpe.pretokenizer();
+    let t = cpu();
+    let mut pieces = 0usize;
+    for d in &docs {
+        pre.for_each_chunk(d, |s| pieces += s.len())?;
+    }
+    let t_pre = cpu() - t;
+    if std::env::var_os("PIECE_STATS").is_some() {
+        let mut hist = [(0usize, 0usize); 4];
+        for d in &docs {
+            pre.for_each_chunk(d, |sp| {
+                for &(s, e) in sp {
+                    let n = e - s;
+                    let k = match n {
+                        0..=15 => 0,
+                        16..=31 => 1,
+                        32..=100 => 2,
+                        _ => 3,
+                    };
+                    hist[k].0 += 1;
+                    hist[k].1 += n;
+                }
+            })?;
+        }
+        println!("pieces by length <=15, <=31, <=100, more: (count, bytes) {hist:?}");
+    }
+    let mut times = Vec::new();
+    let mut sum = 0u64;
+    for _ in 0..passes {
+        let t = cpu();
+        for d in &docs {
+            let ids = bpe.encode_ordinary(d)?;
+            sum = sum.wrapping_mul(31).wrapping_add(ids.len() as u64);
+            sum = ids.iter().fold(sum, |a, &i| {
+                a.wrapping_mul(1_000_003).wrapping_add(u64::from(i))
+            });
+        }
+        times.push(cpu() - t);
+    }
+    let warm = times[1..].iter().cloned().fold(f64::INFINITY, f64::min);
+    println!(
+        "{stem} pre {t_pre:.4} cold {:.4} warm {warm:.4} pieces {pieces} sum {sum:016x}",
+        times[0]
+    );
+    Ok(())
+}
