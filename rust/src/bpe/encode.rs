@@ -23,7 +23,6 @@ use super::Bpe;
 use crate::error::{Error, Result};
 use crate::pretokenize::CHUNK;
 pub use crate::special::SpecialMatcher;
-use std::mem::MaybeUninit;
 
 /// Pieces longer than this many bytes use the heap (tiktoken switches at 100 as well).
 const HEAP_THRESHOLD: usize = 100;
@@ -167,7 +166,10 @@ impl PieceEncoder<'_> {
                                 spare.get_mut(w..).and_then(|r| r.first_chunk_mut::<3>())
                             {
                                 if count <= 3 {
-                                    *dst = [a, b, d].map(MaybeUninit::new);
+                                    let [x, y, z] = dst;
+                                    x.write(a);
+                                    y.write(b);
+                                    z.write(d);
                                     w += count as usize;
                                     i += 1;
                                     continue;
@@ -181,9 +183,9 @@ impl PieceEncoder<'_> {
                         .and_then(|r| r.first_chunk_mut::<MID_INLINE>())
                     {
                         if v[0] as usize <= MID_INLINE {
-                            let ids: [u32; MID_INLINE] =
-                                v[1..].try_into().unwrap_or([0; MID_INLINE]);
-                            *dst = ids.map(MaybeUninit::new);
+                            for (d, &id) in dst.iter_mut().zip(&v[1..]) {
+                                d.write(id);
+                            }
                             w += v[0] as usize;
                             i += 1;
                             continue;

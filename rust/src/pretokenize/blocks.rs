@@ -237,6 +237,68 @@ impl Window {
     }
 }
 
+impl Window {
+    /// The trusted piece boundaries of the window for GPT-2 when a piece starts at window
+    /// offset `o` (bit `k` = a piece ends at `base + k`; only bits above `o` are set).
+    ///
+    /// Over ASCII with no contraction, the pieces are the maximal runs of letters, of digits
+    /// and of punctuation (each taking the space before it, when there is one), and the runs of
+    /// whitespace, of which the last character is a piece of its own (or the space of the
+    /// following run) when a non-space follows, and which stay whole at the end of the text.
+    /// So a boundary at `k` is a function of the bytes `k - 1..=k + 1` alone, computed for
+    /// all 64 positions at once with shifts. Boundaries are trusted only before what ASCII
+    /// does not settle: up to 2 bytes before a byte `>= 0x80` or the window's end, and up to a
+    /// `'` that starts a piece (a contraction is left to the per-piece path).
+    #[inline(always)]
+    pub fn gpt2_bounds(&self, o: usize, len: usize) -> u64 {
+        let q = self.punct();
+        let prev = |m: u64| m << 1;
+        let runs =
+            (self.alpha & !prev(self.alpha)) | (self.digit & !prev(self.digit)) | (q & !prev(q));
+        let after_space = prev(self.space);
+        let ws = self.ws;
+        let starts = (runs & !after_space)
+            | ((runs & after_space) >> 1)
+            | (ws & !prev(ws))
+            | (ws & !(ws >> 1) & (self.valid >> 1));
+        self.trusted(o, starts, starts & self.apos, len)
+    }
+
+    /// The `starts` after the piece start `o` that ASCII settles: before the first byte
+    /// `>= 0x80` (from `o`) less 1, before bit 63 (bit 63 needs byte 64), up to the first start
+    /// in `stop` (from `o`, which is a start); plus the end of the text when it lies in the
+    /// window.
+    #[inline(always)]
+    fn trusted(&self, o: usize, starts: u64, stop: u64, len: usize) -> u64 {
+        let end = len - self.base;
+        let from = u64::MAX << o;
+        let mut b = starts & self.valid;
+        if end < 64 {
+            b |= 1u64 << end;
+        }
+        b &= from << 1;
+        let stop = (stop | (self.apos & (1u64 << o))) & from;
+        // bits strictly below `cut` are trusted
+        let high = (self.high & self.valid & from).trailing_zeros() as usize;
+        let mut cut = if high < 64 {
+            high.saturating_sub(1)
+        } else {
+            63
+        };
+        if end < 64 && high >= 64 {
+            cut = 64;
+        }
+        if stop != 0 {
+            cut = cut.min(stop.trailing_zeros() as usize + 1);
+        }
+        if cut >= 64 {
+            b
+        } else {
+            b & ((1u64 << cut) - 1)
+        }
+    }
+}
+
 /// The class masks of 64 bytes (`base` and `valid` left 0).
 #[inline]
 fn classify(bytes: &[u8; 64]) -> Window {

@@ -218,10 +218,70 @@ pub fn fill_spans(preset: Preset, text: &str, pos: usize, buf: &mut [(usize, usi
     // one loop per preset, so that both scanners are inlined into it; the window fast path
     // (`blocks`) answers ASCII pieces, the exact scanner the rest
     match preset {
-        Preset::Gpt2 => fill_with(b, pos, buf, |w, o| w.gpt2(o, len), |s| gpt2(t, b, s)),
+        Preset::Gpt2 => fill_blocks(
+            b,
+            pos,
+            buf,
+            |w, o| w.gpt2_bounds(o, len),
+            |w, o| w.gpt2(o, len),
+            |s| gpt2(t, b, s),
+        ),
         Preset::Cl100k => fill_with(b, pos, buf, |w, o| w.cl100k(o, len), |s| cl100k(t, b, s)),
         Preset::O200k => fill_with(b, pos, buf, |w, o| w.o200k(o, len), |s| o200k(t, b, s)),
     }
+}
+
+/// [`fill_with`] that first takes every piece a window settles at once (`bounds`: the
+/// trusted piece ends of a window starting at a piece start, see `Window::gpt2_bounds`), and
+/// takes one piece the per-piece way (`fast`, else `end`) when a window settles none.
+#[inline(always)]
+fn fill_blocks(
+    b: &[u8],
+    mut pos: usize,
+    buf: &mut [(usize, usize)],
+    bounds: impl Fn(&Window, usize) -> u64,
+    fast: impl Fn(&Window, usize) -> Option<usize>,
+    end: impl Fn(usize) -> usize,
+) -> usize {
+    let mut k = 0;
+    let mut w = Window::new(b, pos);
+    while k < buf.len() && pos < b.len() {
+        if pos - w.base > REBASE {
+            w = Window::new(b, pos);
+        }
+        let o = pos - w.base;
+        let mut ends = bounds(&w, o);
+        if ends == 0 {
+            let mut e = match fast(&w, o) {
+                Some(e) => e,
+                None => end(pos),
+            };
+            if e <= pos {
+                // only when `pos` is not on a char boundary (see `end_at`)
+                e = pos + 1;
+                while matches!(b.get(e), Some(&x) if (0x80..0xC0).contains(&x)) {
+                    e += 1;
+                }
+            }
+            if let Some(slot) = buf.get_mut(k) {
+                *slot = (pos, e);
+            }
+            pos = e;
+            k += 1;
+            continue;
+        }
+        for slot in buf[k..].iter_mut() {
+            if ends == 0 {
+                break;
+            }
+            let e = w.base + ends.trailing_zeros() as usize;
+            *slot = (pos, e);
+            pos = e;
+            k += 1;
+            ends &= ends - 1;
+        }
+    }
+    k
 }
 
 #[inline(always)]
