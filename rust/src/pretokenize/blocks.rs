@@ -52,6 +52,31 @@ pub(super) struct Window {
     space: u64,
 }
 
+/// The bits of `m` from each bit of `seed` (a subset of `m`) up to the end of its run: a fill
+/// by doubling steps (a run may hold several seeds, which a carry would not allow).
+#[inline(always)]
+fn smear_up(m: u64, seed: u64) -> u64 {
+    let mut x = seed;
+    let mut m = m;
+    for k in [1, 2, 4, 8, 16, 32] {
+        x |= (x << k) & m;
+        m &= m << k;
+    }
+    x
+}
+
+/// The bits of `m` from each bit of `seed` (a subset of `m`) down to the start of its run.
+#[inline(always)]
+fn smear_down(m: u64, seed: u64) -> u64 {
+    let mut x = seed;
+    let mut m = m;
+    for k in [1, 2, 4, 8, 16, 32] {
+        x |= (x >> k) & m;
+        m &= m >> k;
+    }
+    x
+}
+
 /// Number of bits from `k` on that are set in `m` (`k < 64`).
 #[inline(always)]
 fn ones_from(m: u64, k: usize) -> usize {
@@ -261,15 +286,95 @@ impl Window {
             | ((runs & after_space) >> 1)
             | (ws & !prev(ws))
             | (ws & !(ws >> 1) & (self.valid >> 1));
-        self.trusted(o, starts, starts & self.apos, len)
+        self.trusted(o, starts, (starts | 1u64 << o) & self.apos, 0, len)
+    }
+
+    /// [`Window::gpt2_bounds`] for cl100k. Over ASCII with no contraction: a letter run takes
+    /// the character before it when that one starts a piece and is in `[^\r\n\p{L}\p{N}]`
+    /// (the last of a whitespace run that is not a newline; a lone punctuation character not
+    /// after a space); digit runs split every 3 digits from their start; a punctuation run
+    /// takes the space before it and the newlines after it; a whitespace run (less those
+    /// newlines) splits after its last newline and before its last character when that is not
+    /// a newline and a non-space follows, and stays whole at the end of the text. Where a
+    /// whitespace run goes on past what ASCII settles, its split is not known: boundaries are
+    /// trusted only up to its start.
+    #[inline(always)]
+    pub fn cl100k_bounds(&self, o: usize, len: usize) -> u64 {
+        let prev = |m: u64| m << 1;
+        let q = self.punct();
+        let nl = self.nl;
+        let absorbed = smear_up(nl, nl & prev(q));
+        let w2 = self.ws & !absorbed;
+        let r = w2 & !nl;
+        let last = r & !(w2 >> 1) & (self.valid >> 1);
+        let suffix = smear_down(r, last);
+        let ws_starts = (w2 & !prev(w2)) | (suffix & !prev(suffix)) | last;
+        // (`o` is a start whatever precedes it: the bytes before may not be ASCII)
+        let lone_q = (prev(q) & !prev(prev(q)) & !prev(prev(self.space))) | prev(q & 1u64 << o);
+        let letters = self.alpha & !prev(self.alpha) & !lone_q & !prev(r);
+        let puncts = q & !prev(q) & !prev(self.space);
+        let starts = letters | puncts | ws_starts | self.digit_starts(o);
+        self.trusted(o, starts, (starts | 1u64 << o) & self.apos, w2, len)
+    }
+
+    /// [`Window::cl100k_bounds`] for o200k: letter runs also split before an upper-case letter
+    /// that follows a lower-case one; a punctuation run takes the `[\r\n/]` after it; a
+    /// whitespace run at the end of the text splits after its last newline too. A `'` after a
+    /// letter (the contraction suffix) is left to the per-piece path.
+    #[inline(always)]
+    pub fn o200k_bounds(&self, o: usize, len: usize) -> u64 {
+        let prev = |m: u64| m << 1;
+        let nl = self.nl;
+        let q0 = self.punct();
+        let absorbed = smear_up(nl | self.slash, nl & prev(q0));
+        let q = q0 & !absorbed;
+        let w2 = self.ws & !absorbed;
+        let r = w2 & !nl;
+        let run_end = r & !(w2 >> 1);
+        let last = run_end & (self.valid >> 1);
+        let end = len - self.base;
+        let at_end = if end <= 64 {
+            run_end & (1u64 << (end - 1))
+        } else {
+            0
+        };
+        let suffix = smear_down(r, last | at_end);
+        let ws_starts = (w2 & !prev(w2)) | (suffix & !prev(suffix)) | last;
+        // (`o` is a start whatever precedes it: the bytes before may not be ASCII)
+        let lone_q = (prev(q) & !prev(prev(q)) & !prev(prev(self.space))) | prev(q & 1u64 << o);
+        let lower = self.alpha & !self.upper;
+        let letters =
+            (self.alpha & !prev(self.alpha) & !lone_q & !prev(r)) | (self.upper & prev(lower));
+        let puncts = q & !prev(q) & !prev(self.space);
+        let starts = letters | puncts | ws_starts | self.digit_starts(o);
+        self.trusted(o, starts, (self.apos & prev(self.alpha)) >> 1, w2, len)
+    }
+
+    /// Starts of the `\p{N}{1,3}` pieces from `o` on: every third digit of a run from its start
+    /// (`o` is a piece start, so it starts a group; a run after a byte `>= 0x80` may continue a
+    /// non-ASCII digit run, and gets no start).
+    #[inline(always)]
+    fn digit_starts(&self, o: usize) -> u64 {
+        let n = self.digit;
+        let mut d = ((n & !(n << 1) & !(self.high << 1)) | 1u64 << o) & n & (u64::MAX << o);
+        let n3 = n & (n << 1) & (n << 2);
+        let mut cur = d;
+        loop {
+            cur = (cur << 3) & n3;
+            if cur == 0 {
+                return d;
+            }
+            d |= cur;
+        }
     }
 
     /// The `starts` after the piece start `o` that ASCII settles: before the first byte
-    /// `>= 0x80` (from `o`) less 1, before bit 63 (bit 63 needs byte 64), up to the first start
-    /// in `stop` (from `o`, which is a start); plus the end of the text when it lies in the
-    /// window.
+    /// `>= 0x80` (from `o`) less 1, before bit 63 (bit 63 needs byte 64), up to the first bit
+    /// of `stop` (from `o`) included, and up to the start of a run of `open` (runs whose
+    /// splits depend on where they end) that reaches the first byte not settled; plus the end
+    /// of the text when it lies in the window.
     #[inline(always)]
-    fn trusted(&self, o: usize, starts: u64, stop: u64, len: usize) -> u64 {
+    fn trusted(&self, o: usize, starts: u64, stop: u64, open: u64, len: usize) -> u64 {
         let end = len - self.base;
         let from = u64::MAX << o;
         let mut b = starts & self.valid;
@@ -277,16 +382,21 @@ impl Window {
             b |= 1u64 << end;
         }
         b &= from << 1;
-        let stop = (stop | (self.apos & (1u64 << o))) & from;
-        // bits strictly below `cut` are trusted
+        let stop = stop & from;
+        // bits strictly below `cut` are trusted; `top`: the first byte not settled
         let high = (self.high & self.valid & from).trailing_zeros() as usize;
-        let mut cut = if high < 64 {
-            high.saturating_sub(1)
+        let top = if high < 64 {
+            high
+        } else if end >= 64 {
+            64
         } else {
-            63
+            65
         };
-        if end < 64 && high >= 64 {
-            cut = 64;
+        let mut cut = if top <= 64 { top.saturating_sub(1) } else { 64 };
+        if (1..=64).contains(&top) && bit(open, top - 1) {
+            let below = !open & ((1u64 << (top - 1)) - 1);
+            let start = 64 - below.leading_zeros() as usize;
+            cut = cut.min(start + 1);
         }
         if stop != 0 {
             cut = cut.min(stop.trailing_zeros() as usize + 1);

@@ -226,12 +226,26 @@ pub fn fill_spans(preset: Preset, text: &str, pos: usize, buf: &mut [(usize, usi
             |w, o| w.gpt2(o, len),
             |s| gpt2(t, b, s),
         ),
-        Preset::Cl100k => fill_with(b, pos, buf, |w, o| w.cl100k(o, len), |s| cl100k(t, b, s)),
-        Preset::O200k => fill_with(b, pos, buf, |w, o| w.o200k(o, len), |s| o200k(t, b, s)),
+        Preset::Cl100k => fill_blocks(
+            b,
+            pos,
+            buf,
+            |w, o| w.cl100k_bounds(o, len),
+            |w, o| w.cl100k(o, len),
+            |s| cl100k(t, b, s),
+        ),
+        Preset::O200k => fill_blocks(
+            b,
+            pos,
+            buf,
+            |w, o| w.o200k_bounds(o, len),
+            |w, o| w.o200k(o, len),
+            |s| o200k(t, b, s),
+        ),
     }
 }
 
-/// [`fill_with`] that first takes every piece a window settles at once (`bounds`: the
+/// Fill `buf` from `pos`: first every piece a window settles at once (`bounds`: the
 /// trusted piece ends of a window starting at a piece start, see `Window::gpt2_bounds`), and
 /// takes one piece the per-piece way (`fast`, else `end`) when a window settles none.
 #[inline(always)]
@@ -280,41 +294,6 @@ fn fill_blocks(
             k += 1;
             ends &= ends - 1;
         }
-    }
-    k
-}
-
-#[inline(always)]
-fn fill_with(
-    b: &[u8],
-    mut pos: usize,
-    buf: &mut [(usize, usize)],
-    fast: impl Fn(&Window, usize) -> Option<usize>,
-    end: impl Fn(usize) -> usize,
-) -> usize {
-    let mut k = 0;
-    let mut w = Window::new(b, pos);
-    for slot in buf.iter_mut() {
-        if pos >= b.len() {
-            break;
-        }
-        if pos - w.base > REBASE {
-            w = Window::new(b, pos);
-        }
-        let mut e = match fast(&w, pos - w.base) {
-            Some(e) => e,
-            None => end(pos),
-        };
-        if e <= pos {
-            // only when `pos` is not on a char boundary (see `end_at`)
-            e = pos + 1;
-            while matches!(b.get(e), Some(&x) if (0x80..0xC0).contains(&x)) {
-                e += 1;
-            }
-        }
-        *slot = (pos, e);
-        pos = e;
-        k += 1;
     }
     k
 }
@@ -1369,5 +1348,55 @@ mod tests {
         let alphabet: Vec<char> = ALPHABET.chars().collect();
         let texts: Vec<String> = (0..count).map(|_| rng.string(&alphabet)).collect();
         check_all(&texts);
+    }
+}
+#[cfg(test)]
+mod dbg_tests {
+    #[test]
+    fn dbg_fuzz_blocks() {
+        let alphabet: Vec<char> = "aZbYs tT  \n\n\r\t\x0b'/.-,(09 1 \u{e9}\u{660}\u{3000}\u{a0}Ab"
+            .chars()
+            .collect();
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for case in 0..100_000 {
+            let n = (next() % 700) as usize;
+            let mode = next() % 4;
+            let text: String = (0..n)
+                .map(|_| {
+                    let r = next();
+                    let c = alphabet[(r % alphabet.len() as u64) as usize];
+                    if mode == 0 && !c.is_ascii() {
+                        'q'
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            for preset in [
+                super::Preset::Gpt2,
+                super::Preset::Cl100k,
+                super::Preset::O200k,
+            ] {
+                let want: Vec<&str> = super::pieces(preset, &text).collect();
+                let mut spans = Vec::new();
+                let mut buf = [(0, 0); 5];
+                loop {
+                    let from = spans.last().map_or(0, |&(_, e)| e);
+                    let k = super::fill_spans(preset, &text, from, &mut buf);
+                    spans.extend_from_slice(&buf[..k]);
+                    if k < buf.len() {
+                        break;
+                    }
+                }
+                let got: Vec<&str> = spans.iter().map(|&(s, e)| &text[s..e]).collect();
+                assert_eq!(got, want, "case {case} {preset} {text:?}");
+            }
+        }
     }
 }
