@@ -3,8 +3,17 @@
 //! [`Window::new`] classifies 64 bytes of the text at once (four SSE2 compares per class on
 //! x86_64, a byte loop elsewhere) into one `u64` per class, bit `k` for byte `base + k`: ASCII
 //! letters, upper-case letters, digits, whitespace, `\r`/`\n`, `/`, `'`, bytes `>= 0x80` and
-//! the bytes inside the text. A piece that starts in the window then ends at a run boundary
-//! found with one shift and one `trailing_ones` per run instead of a byte loop.
+//! the bytes inside the text.
+//!
+//! Whole window first: over ASCII each preset's piece boundaries are a function of a few
+//! neighbouring bytes, or of the run they lie in (`Window::gpt2_bounds`, `cl100k_bounds`,
+//! `o200k_bounds`), so every boundary of the window is computed at once with shifts, ands and
+//! doubling fills, with no branch per piece, and the caller emits the pieces with one
+//! `trailing_zeros` each. Boundaries are kept only where ASCII settles them (see
+//! `Window::trusted`). When a window settles none (the piece starts at a byte `>= 0x80` or a
+//! `'`, or runs past the window), one piece is taken per piece: it ends at a run boundary
+//! found with one shift and one `trailing_ones` per run instead of a byte loop, or, when that
+//! is not settled either, by the exact scanner.
 //!
 //! The fast path only answers where the answer is settled by ASCII alone; it returns `None`
 //! (and the caller runs the exact scanner of [`super::presets`] from the same start) when:
@@ -16,11 +25,15 @@
 //! the exact scanners. Since the scanners answer "where does the piece that starts here end",
 //! a fallback needs no state: the result is the same piece either way.
 //!
-//! Cost: one classification per window (about 25 SIMD instructions per 16 bytes), and a new
-//! window whenever a piece starts more than [`REBASE`] bytes into the current one, so each
-//! byte is classified at most about twice. The tests of `presets` compare the pieces of
+//! Cost: one classification per window (about 25 SIMD instructions per 16 bytes), about 60
+//! mask operations for its boundaries, and a new window whenever a piece starts more than
+//! [`REBASE`] bytes into the current one, so each byte is classified at most about twice. On
+//! the benchmark sample the whole-window path leaves about 11 % of the pieces (cl100k; nearly
+//! all in non-ASCII text) to the per-piece path, and took the pre-tokenizer from 55 to 35-41 ms
+//! (26.5 MB, one thread). The tests of `presets` compare the pieces of
 //! [`super::presets::fill_spans`] (which uses this path) with `fancy-regex` too, including
-//! runs across window ends and ASCII / non-ASCII transitions at every offset of a window.
+//! runs across window ends and ASCII / non-ASCII transitions at every offset of a window, and
+//! with the exact scanner on long random texts of the characters the window rules tell apart.
 
 /// A piece starting more than this many bytes into the window gets a new window at its start,
 /// so runs of up to `64 - REBASE` bytes always end inside the window.

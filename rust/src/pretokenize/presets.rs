@@ -43,9 +43,10 @@
 //! No `unsafe`.
 //!
 //! [`fill_spans`] (the encoder's path) first asks the ASCII fast path of
-//! `blocks.rs` (byte classes of 64-byte windows as bitmasks, SSE2 on x86_64),
-//! which answers pieces settled by ASCII alone and defers everything else to
-//! the scanners here; the tests compare both paths with `fancy-regex`.
+//! `blocks.rs` (byte classes of 64-byte windows as bitmasks, SSE2 on x86_64;
+//! all the boundaries of a window at once where ASCII settles them), and
+//! defers everything else to the scanners here; the tests compare both paths
+//! with `fancy-regex`.
 //!
 //! # Complexity
 //!
@@ -1349,53 +1350,46 @@ mod tests {
         let texts: Vec<String> = (0..count).map(|_| rng.string(&alphabet)).collect();
         check_all(&texts);
     }
-}
-#[cfg(test)]
-mod dbg_tests {
+
+    /// The whole-window boundaries (`Window::*_bounds`) against the exact scanner on long
+    /// random texts of the characters their rules distinguish (letters of both cases, digit
+    /// runs, `'`, `/`, every ASCII space, newlines after punctuation) and non-ASCII letters,
+    /// digits and spaces that continue ASCII runs; pieces taken 5 at a time, so chunks end
+    /// anywhere in a window.
     #[test]
-    fn dbg_fuzz_blocks() {
-        let alphabet: Vec<char> = "aZbYs tT  \n\n\r\t\x0b'/.-,(09 1 \u{e9}\u{660}\u{3000}\u{a0}Ab"
-            .chars()
-            .collect();
-        let mut x: u64 = 0x9e3779b97f4a7c15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for case in 0..100_000 {
-            let n = (next() % 700) as usize;
-            let mode = next() % 4;
-            let text: String = (0..n)
+    fn window_bounds_give_the_exact_scanners_pieces() {
+        let alphabet: Vec<char> =
+            "aZbYs tT  \n\n\r\t\x0b\x0c'/.-,(09 1 \u{e9}\u{660}\u{3000}\u{a0}Ab"
+                .chars()
+                .collect();
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        for case in 0..5000 {
+            let len = rng.below(700);
+            let ascii_only = rng.below(4) == 0;
+            let text: String = (0..len)
                 .map(|_| {
-                    let r = next();
-                    let c = alphabet[(r % alphabet.len() as u64) as usize];
-                    if mode == 0 && !c.is_ascii() {
+                    let c = alphabet[rng.below(alphabet.len() as u64) as usize];
+                    if ascii_only && !c.is_ascii() {
                         'q'
                     } else {
                         c
                     }
                 })
                 .collect();
-            for preset in [
-                super::Preset::Gpt2,
-                super::Preset::Cl100k,
-                super::Preset::O200k,
-            ] {
-                let want: Vec<&str> = super::pieces(preset, &text).collect();
+            for preset in [Preset::Gpt2, Preset::Cl100k, Preset::O200k] {
+                let want: Vec<&str> = pieces(preset, &text).collect();
                 let mut spans = Vec::new();
                 let mut buf = [(0, 0); 5];
                 loop {
                     let from = spans.last().map_or(0, |&(_, e)| e);
-                    let k = super::fill_spans(preset, &text, from, &mut buf);
+                    let k = fill_spans(preset, &text, from, &mut buf);
                     spans.extend_from_slice(&buf[..k]);
                     if k < buf.len() {
                         break;
                     }
                 }
                 let got: Vec<&str> = spans.iter().map(|&(s, e)| &text[s..e]).collect();
-                assert_eq!(got, want, "case {case} {preset} {text:?}");
+                assert_eq!(got, want, "case {case}, {preset}: {text:?}");
             }
         }
     }
