@@ -90,6 +90,18 @@ fn smear_down(m: u64, seed: u64) -> u64 {
     x
 }
 
+/// Starts of the spaces after the last newline of whitespace runs: the runs of `r` (whitespace
+/// other than newlines) that follow a bit of `nl` and hold a bit of `ends` (their last bit,
+/// where the whitespace run ends). Most windows have no newline followed by such a space.
+#[inline(always)]
+fn after_last_newline(nl: u64, r: u64, ends: u64) -> u64 {
+    if nl & (r >> 1) == 0 {
+        return 0;
+    }
+    let suffix = smear_down(r, ends);
+    suffix & !(suffix << 1) & (nl << 1)
+}
+
 /// Number of bits from `k` on that are set in `m` (`k < 64`).
 #[inline(always)]
 fn ones_from(m: u64, k: usize) -> usize {
@@ -316,12 +328,13 @@ impl Window {
         let prev = |m: u64| m << 1;
         let q = self.punct();
         let nl = self.nl;
-        let absorbed = smear_up(nl, nl & prev(q));
+        // one seed per run of newlines (a punctuation character is not a newline): a carry
+        let seed = nl & prev(q);
+        let absorbed = (nl.wrapping_add(seed) ^ nl) & nl;
         let w2 = self.ws & !absorbed;
         let r = w2 & !nl;
         let last = r & !(w2 >> 1) & (self.valid >> 1);
-        let suffix = smear_down(r, last);
-        let ws_starts = (w2 & !prev(w2)) | (suffix & !prev(suffix)) | last;
+        let ws_starts = (w2 & !prev(w2)) | after_last_newline(nl & w2, r, last) | last;
         // (`o` is a start whatever precedes it: the bytes before may not be ASCII)
         let lone_q = (prev(q) & !prev(prev(q)) & !prev(prev(self.space))) | prev(q & 1u64 << o);
         let letters = self.alpha & !prev(self.alpha) & !lone_q & !prev(r);
@@ -339,7 +352,12 @@ impl Window {
         let prev = |m: u64| m << 1;
         let nl = self.nl;
         let q0 = self.punct();
-        let absorbed = smear_up(nl | self.slash, nl & prev(q0));
+        let seed = nl & prev(q0);
+        let absorbed = if seed == 0 {
+            0
+        } else {
+            smear_up(nl | self.slash, seed)
+        };
         let q = q0 & !absorbed;
         let w2 = self.ws & !absorbed;
         let r = w2 & !nl;
@@ -351,8 +369,7 @@ impl Window {
         } else {
             0
         };
-        let suffix = smear_down(r, last | at_end);
-        let ws_starts = (w2 & !prev(w2)) | (suffix & !prev(suffix)) | last;
+        let ws_starts = (w2 & !prev(w2)) | after_last_newline(nl & w2, r, last | at_end) | last;
         // (`o` is a start whatever precedes it: the bytes before may not be ASCII)
         let lone_q = (prev(q) & !prev(prev(q)) & !prev(prev(self.space))) | prev(q & 1u64 << o);
         let lower = self.alpha & !self.upper;
