@@ -171,6 +171,15 @@ impl MidTable {
         }
     }
 
+    /// Slots the table has after one more insert.
+    fn slots_after_insert(&self) -> usize {
+        if (self.len + 1) * 2 > self.slots.len() {
+            2 * self.slots.len()
+        } else {
+            self.slots.len()
+        }
+    }
+
     #[inline(always)]
     fn home(&self, h: u64) -> usize {
         (h >> self.shift) as usize & (self.slots.len() - 1)
@@ -274,8 +283,8 @@ pub struct PieceTable {
     /// pieces of 16..=31 bytes keyed by their bytes packed into two `u128` ([`pack_mid`]):
     /// `[count, id0, .., id6]`, or `[count, arena offset, ..]` for `count > 7`
     mid: MidTable,
-    /// longer pieces (rarer, so a plain map); both maps are bounded by
-    /// `long_bytes <= 16 * limit`
+    /// longer pieces (rarer, so a plain map); with the slots of `mid`, bounded by
+    /// `long_bytes + mid slot bytes <= 16 * limit`
     long: FxHashMap<Box<[u8]>, Box<[u32]>>,
     long_bytes: usize,
     /// holds the seed: a short piece missing from it is not a token
@@ -344,14 +353,15 @@ impl PieceTable {
 
     /// Store the ids of a piece longer than [`MAX_KEY_LEN`] (absent) unless over the bound.
     pub fn insert_long(&mut self, piece: &[u8], ids: &[u32]) {
-        // a piece of up to 31 bytes costs its slot of the mid table at load 1/2 (plus the arena
-        // ids of a long value); a longer one its bytes, its ids and the map's overhead
+        // the mid table counts as allocated (after the growth this insert may cause); a longer
+        // piece costs its bytes, its ids and the map's overhead
+        let mid_bytes = self.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
         let cost = if piece.len() <= MID_KEY_LEN {
-            2 * std::mem::size_of::<MidEntry>() + 4 * ids.len()
+            0
         } else {
             piece.len() + 4 * ids.len() + 48
         };
-        if self.long_bytes + cost > self.limit.saturating_mul(16) {
+        if self.long_bytes + cost + mid_bytes > self.limit.saturating_mul(16) {
             return;
         }
         if piece.len() <= MID_KEY_LEN {
@@ -364,7 +374,6 @@ impl PieceTable {
                 };
                 val[1] = v[1];
             }
-            self.long_bytes += cost;
             self.mid.insert(pack_mid(piece), val);
             return;
         }
@@ -401,6 +410,7 @@ impl PieceTable {
         self.buckets.len() * std::mem::size_of::<Bucket>()
             + self.arena.capacity() * 4
             + self.long_bytes
+            + self.mid.slots.len() * std::mem::size_of::<MidEntry>()
     }
     /// Pieces of either length stored.
     pub fn entries(&self) -> usize {
