@@ -569,7 +569,11 @@ impl Learner {
         let protect = self.cfg.protect_chars;
         let mut forget = std::mem::take(&mut self.forget);
         forget.clear();
-        for p in &mut self.pents {
+        // one pass: run lives down (passive forgetting) and compact the probation list
+        let mut live = 0;
+        let mut w = 0;
+        for r in 0..self.pents.len() {
+            let p = &mut self.pents[r];
             if p.node == NONE {
                 continue;
             }
@@ -581,16 +585,6 @@ impl Learner {
                     forget.push(p.node);
                 }
                 p.node = NONE;
-            }
-        }
-        self.lex.remove_units(&forget);
-        self.forget = forget;
-        // compact the probation list (and its context arena when mostly garbage)
-        let mut live = 0;
-        let mut w = 0;
-        for r in 0..self.pents.len() {
-            let p = &self.pents[r];
-            if p.node == NONE {
                 continue;
             }
             live += p.ctx.left + p.ctx.right;
@@ -601,6 +595,8 @@ impl Learner {
             w += 1;
         }
         self.pents.truncate(w);
+        self.lex.remove_units(&forget);
+        self.forget = forget;
         if self.ctx_buf.len() > 2 * live + ARENA_MIN {
             let old = std::mem::take(&mut self.ctx_buf);
             self.ctx_buf.reserve(live);
