@@ -10,10 +10,12 @@
 //!   probation and for strings that have left `L`). Nodes live until the learner compacts the
 //!   trie between articles ([`Lexicon::compact`]).
 //! - Compact nodes: one 24-byte record per node holds what a walk reads (first child and its
-//!   key, live count, a "unit of `L`" flag, number of children, ASCII child table) and the
-//!   probation slot the learner keeps there; further children go to one hash map, except the
-//!   ASCII children of the root and of nodes with [`WIDE_AT`] or more children, which go to
-//!   128-entry tables, and the root's other children, which go to a page table by code point.
+//!   key, live count, a "unit of `L`" flag, number of children, side block) and the
+//!   probation slot the learner keeps there. A node with 2 to 7 children keeps the others in
+//!   a small block of `(key, child)` pairs (at most six compares, no hashing: code and
+//!   short-word text branch like this everywhere); from [`WIDE_AT`] children on, its ASCII
+//!   children go to a 128-entry table and the rest to one hash map. The root's ASCII children
+//!   are a table too, its other children a page table by code point.
 //!   A node's text is a span of a shared byte arena (the string whose insertion created the
 //!   node, cut to the node's depth): no allocation per unit.
 //! - `rank` (a dense array beside the nodes) is the current index in `order` or [`NONE`];
@@ -22,8 +24,8 @@
 //!   `order` with one memmove and rewrites only the ranks of the units it passed: a reward
 //!   costs O(step), not the reference's O(|L|) search.
 //!
-//! Complexity: `match2` O(characters of the longest live match) steps, each an array read or
-//! (at nodes with several children) one hash lookup; promote/demote O(step); removing a set of units
+//! Complexity: `match2` O(characters of the longest live match) steps, each an array read, up
+//! to six key compares, or (non-ASCII children of wide nodes) one hash lookup; promote/demote O(step); removing a set of units
 //! O(|L| - first removed rank). Invariants: `order[rank[n]] == n` for every unit `n` in `L`; `live[n]` = number of
 //! units of `L` whose path passes through `n`.
 
@@ -156,7 +158,7 @@ pub struct Hit {
 #[derive(Clone, Copy, Debug)]
 struct Node {
     /// First child (0 = no child) and the character key leading to it ([`key_at`]); other
-    /// children are in the map.
+    /// children are in `small` (2 to 7 children) or in `wide` and the map (8 or more).
     child: u32,
     key: u32,
     /// Units of `L` at or below this node.
@@ -164,7 +166,8 @@ struct Node {
     /// Probation slot of the learner ([`NONE`] = not on probation); kept here so that the
     /// reader's check costs no extra cache line.
     slot: u32,
-    /// 128-entry table of ASCII children in `wide`, or [`NONE`].
+    /// With 2 to 7 children, the block of `small` holding all but the first; with [`WIDE_AT`]
+    /// or more, the 128-entry table of ASCII children in `wide`; else [`NONE`].
     table: u32,
     /// Children, saturating at 255.
     kids: u8,
@@ -185,6 +188,9 @@ const EMPTY: Node = Node {
 /// Children at which a node gets a 128-entry table for its ASCII children instead of hash-map
 /// entries (nodes after a space or a common prefix fan out widely in Latin-script text).
 pub const WIDE_AT: u8 = 8;
+/// Entries of a `small` block: the children after the first of a node with fewer than
+/// [`WIDE_AT`] children.
+const SMALL: usize = WIDE_AT as usize - 2;
 
 /// The character starting at byte `i` of `s` as a trie key (its UTF-8 bytes packed big-endian,
 /// so ASCII keys are `0..128` and no two characters share a key) and its length in bytes (cut
@@ -230,9 +236,6 @@ pub struct Lexicon {
     /// Index of each node in `order`, or [`NONE`] (dense, so that a move's re-ranking writes
     /// 4-byte slots).
     rank: Vec<u32>,
-    /// Next sibling of each node (0 = none): a node's children are its inline child and the
-    /// chain from there, so a node that turns wide finds its children without probing.
-    sibling: Vec<u32>,
     /// The root's ASCII children.
     root: Box<[u32; 128]>,
     /// The root's other children by code point: `pages[cp >> 6]` is a block of `root_hi` (or
@@ -241,7 +244,10 @@ pub struct Lexicon {
     /// root, so in CJK, Thai or Cyrillic text this replaces one hash lookup per position.
     pages: Vec<u32>,
     root_hi: Vec<[(u32, u32); 64]>,
-    /// ASCII child tables of wide nodes.
+    /// Children after the first of nodes with 2 to 7 children, `(key, child)` in order of
+    /// linking: a lookup compares at most six keys, no hashing.
+    small: Vec<[(u32, u32); SMALL]>,
+    /// ASCII child tables of wide nodes (their other children are in `more`).
     wide: Vec<[u32; 128]>,
     more: FxHashMap<u64, u32>,
     /// `span[node] = (offset in arena, depth in bytes)`: the node's text.
@@ -261,11 +267,11 @@ impl Lexicon {
         Lexicon {
             nodes: vec![EMPTY],
             parent: vec![0],
-            sibling: vec![0],
             rank: vec![NONE],
             root: Box::new([0; 128]),
             pages: Vec::new(),
             root_hi: Vec::new(),
+            small: Vec::new(),
             wide: Vec::new(),
             more: FxHashMap::default(),
             span: vec![(0, 0)],
@@ -316,7 +322,11 @@ impl Lexicon {
         if nd.kids < 2 {
             return 0;
         }
-        if k < 128 && nd.table != NONE {
+        if nd.kids < WIDE_AT {
+            let extra = &self.small[nd.table as usize][..nd.kids as usize - 1];
+            return extra.iter().find(|e| e.0 == k).map_or(0, |e| e.1);
+        }
+        if k < 128 {
             return self.wide[nd.table as usize][k as usize];
         }
         self.more_child(node, k)
@@ -374,39 +384,36 @@ impl Lexicon {
             return;
         }
         let p = self.nodes[n as usize];
-        if n != 0 && p.child == 0 {
-            let p = &mut self.nodes[n as usize];
-            p.child = c;
-            p.key = k;
-        } else if k < 128 && p.table != NONE {
-            self.wide[p.table as usize][k as usize] = c;
-        } else if n != 0 && k < 128 && p.kids + 1 >= WIDE_AT {
-            let mut t = [0u32; 128];
-            let mut x = p.child;
-            while x != 0 {
-                let (at, depth) = self.span[x as usize];
-                let b = self.arena[at + depth - 1];
-                if b < 0x80 {
-                    t[b as usize] = x;
-                    if x != p.child {
-                        self.more.remove(&more_key(n, b as u32));
-                    }
-                }
-                x = self.sibling[x as usize];
+        let kids = p.kids.saturating_add(1);
+        let nd = &mut self.nodes[n as usize];
+        nd.kids = kids;
+        if p.child == 0 {
+            nd.child = c;
+            nd.key = k;
+        } else if kids < WIDE_AT {
+            if p.kids == 1 {
+                nd.table = self.small.len() as u32;
+                self.small.push([(0, 0); SMALL]);
             }
-            t[k as usize] = c;
+            self.small[nd.table as usize][p.kids as usize - 1] = (k, c);
+        } else if kids == WIDE_AT {
+            // the node turns wide: ASCII children to a table, the others to the map
+            let mut t = [0u32; 128];
+            let extra = self.small[p.table as usize];
+            for &(kk, cc) in extra.iter().chain(std::iter::once(&(k, c))) {
+                if kk < 128 {
+                    t[kk as usize] = cc;
+                } else {
+                    self.more.insert(more_key(n, kk), cc);
+                }
+            }
             self.nodes[n as usize].table = self.wide.len() as u32;
             self.wide.push(t);
+        } else if k < 128 {
+            self.wide[p.table as usize][k as usize] = c;
         } else {
             self.more.insert(more_key(n, k), c);
         }
-        if n != 0 && p.child != 0 {
-            let first = p.child as usize;
-            self.sibling[c as usize] = self.sibling[first];
-            self.sibling[first] = c;
-        }
-        let p = &mut self.nodes[n as usize];
-        p.kids = p.kids.saturating_add(1);
     }
 
     /// The node of `s`, created with its missing prefixes (does not add `s` to `L`).
@@ -436,7 +443,6 @@ impl Lexicon {
                 let c = self.nodes.len() as u32;
                 self.nodes.push(EMPTY);
                 self.parent.push(n);
-                self.sibling.push(0);
                 self.rank.push(NONE);
                 self.span.push((at, i));
                 self.link(n, k, c);
@@ -649,7 +655,6 @@ impl Lexicon {
         let cap = self.nodes.len();
         fresh.nodes.reserve(cap);
         fresh.parent.reserve(cap);
-        fresh.sibling.reserve(cap);
         fresh.rank.reserve(cap);
         fresh.span.reserve(cap);
         fresh.arena.reserve(self.arena.len());
@@ -852,6 +857,27 @@ mod tests {
         }
         assert_eq!(l.longest("xé!".as_bytes()).map(|h| h.len), Some(3));
         assert!(l.longest(b"x!").is_none());
+    }
+
+    #[test]
+    fn small_and_wide_nodes_find_every_child_as_they_grow() {
+        // ASCII and non-ASCII children mixed, past the switch to a wide node
+        let keys = [
+            "a", "é", "b", "日", "c", "d", "ü", "e", "f", "語", "g", "\u{0}", "h",
+        ];
+        let mut l = lex(&["x"]);
+        for (i, k) in keys.iter().enumerate() {
+            let u = format!("x{k}");
+            let n = l.intern(u.as_bytes());
+            l.append(n);
+            for (j, k2) in keys.iter().enumerate() {
+                let w = format!("x{k2}!");
+                let hit = l.longest(w.as_bytes()).map(|h| h.len);
+                let want = if j <= i { 1 + k2.len() } else { 1 };
+                assert_eq!(hit, Some(want), "{i} {k2:?}");
+            }
+        }
+        assert!(l.longest("xz".as_bytes()).is_some_and(|h| h.len == 1));
     }
 
     #[test]
