@@ -651,13 +651,7 @@ impl Lexicon {
     pub fn compact(&mut self, extra: &[u32]) -> Vec<u32> {
         let mut map = vec![NONE; self.nodes.len()];
         let mut fresh = Lexicon::new();
-        // the trie grows back to this size before the next rebuild: no regrowing (and copying)
-        let cap = self.nodes.len();
-        fresh.nodes.reserve(cap);
-        fresh.parent.reserve(cap);
-        fresh.rank.reserve(cap);
-        fresh.span.reserve(cap);
-        fresh.arena.reserve(self.arena.len());
+        fresh.nodes.reserve(self.nodes.len() / 2);
         for &n in &self.order {
             let m = fresh.intern(self.text(n));
             map[n as usize] = m;
