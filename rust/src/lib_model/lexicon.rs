@@ -611,7 +611,9 @@ impl Lexicon {
         if i == 0 {
             return true;
         }
-        let step = ((i as f64 * rate).floor() as usize).saturating_add(1);
+        // floor(i * rate) + 1: the product is finite and not negative (rate is validated), so
+        // the truncating (saturating) cast is the floor, without a libm call per move
+        let step = ((i as f64 * rate) as usize).saturating_add(1);
         let n = self.order.len();
         let (order, rank) = (&mut self.order, &mut self.rank);
         if promote {
