@@ -12,7 +12,7 @@
 //! - Compact nodes: one 24-byte record per node holds what a walk reads (first child and its
 //!   key, live count, a "unit of `L`" flag, number of children, side block) and the
 //!   probation slot the learner keeps there. A node with 2 to 7 children keeps the others in
-//!   a small block of `(key, child)` pairs (at most six compares, no hashing: code and
+//!   a small block of keys and children (six compares without a branch, no hashing: code and
 //!   short-word text branch like this everywhere); from [`WIDE_AT`] children on, its ASCII
 //!   children go to a 128-entry table and the rest to one hash map. The root's ASCII children
 //!   are a table too, its other children a page table by code point.
@@ -192,6 +192,28 @@ pub const WIDE_AT: u8 = 8;
 /// [`WIDE_AT`] children.
 const SMALL: usize = WIDE_AT as usize - 2;
 
+/// The children after the first of a node with 2 to 7 children: keys and children in linking
+/// order, unused slots `(0, 0)`.
+#[derive(Clone, Copy, Default)]
+struct Small {
+    keys: [u32; SMALL],
+    kids: [u32; SMALL],
+}
+
+impl Small {
+    /// The child under `k`, 0 if none: every slot is compared and the one match (keys of
+    /// siblings differ) selected without a branch, since which slot matches is as good as
+    /// random. An unused slot can only match key 0, and its child is 0.
+    #[inline(always)]
+    fn get(&self, k: u32) -> u32 {
+        let mut c = 0;
+        for i in 0..SMALL {
+            c |= (self.keys[i] == k) as u32 * self.kids[i];
+        }
+        c
+    }
+}
+
 /// The character starting at byte `i` of `s` as a trie key (its UTF-8 bytes packed big-endian,
 /// so ASCII keys are `0..128` and no two characters share a key) and its length in bytes (cut
 /// at the end of `s`).
@@ -244,9 +266,9 @@ pub struct Lexicon {
     /// root, so in CJK, Thai or Cyrillic text this replaces one hash lookup per position.
     pages: Vec<u32>,
     root_hi: Vec<[(u32, u32); 64]>,
-    /// Children after the first of nodes with 2 to 7 children, `(key, child)` in order of
-    /// linking: a lookup compares at most six keys, no hashing.
-    small: Vec<[(u32, u32); SMALL]>,
+    /// Children after the first of nodes with 2 to 7 children ([`Small`]): a lookup compares
+    /// six keys, no hashing.
+    small: Vec<Small>,
     /// ASCII child tables of wide nodes (their other children are in `more`).
     wide: Vec<[u32; 128]>,
     more: FxHashMap<u64, u32>,
@@ -323,8 +345,7 @@ impl Lexicon {
             return 0;
         }
         if nd.kids < WIDE_AT {
-            let extra = &self.small[nd.table as usize][..nd.kids as usize - 1];
-            return extra.iter().find(|e| e.0 == k).map_or(0, |e| e.1);
+            return self.small[nd.table as usize].get(k);
         }
         if k < 128 {
             return self.wide[nd.table as usize][k as usize];
@@ -393,14 +414,16 @@ impl Lexicon {
         } else if kids < WIDE_AT {
             if p.kids == 1 {
                 nd.table = self.small.len() as u32;
-                self.small.push([(0, 0); SMALL]);
+                self.small.push(Small::default());
             }
-            self.small[nd.table as usize][p.kids as usize - 1] = (k, c);
+            let b = &mut self.small[nd.table as usize];
+            b.keys[p.kids as usize - 1] = k;
+            b.kids[p.kids as usize - 1] = c;
         } else if kids == WIDE_AT {
             // the node turns wide: ASCII children to a table, the others to the map
             let mut t = [0u32; 128];
-            let extra = self.small[p.table as usize];
-            for &(kk, cc) in extra.iter().chain(std::iter::once(&(k, c))) {
+            let b = self.small[p.table as usize];
+            for (kk, cc) in b.keys.into_iter().zip(b.kids).chain([(k, c)]) {
                 if kk < 128 {
                     t[kk as usize] = cc;
                 } else {
