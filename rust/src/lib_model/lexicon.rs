@@ -449,28 +449,44 @@ impl Lexicon {
     pub fn intern_from(&mut self, from: u32, s: &[u8], skip: usize) -> u32 {
         debug_assert_eq!(self.text(from), &s[..skip]);
         let mut n = from;
-        let mut off = None;
         let mut i = skip;
         while i < s.len() {
             let (k, l) = key_at(s, i);
-            i += l;
             let c = self.child(n, k);
-            n = if c != 0 {
-                c
-            } else {
-                let at = *off.get_or_insert_with(|| {
-                    let at = self.arena.len();
-                    self.arena.extend_from_slice(s);
-                    at
-                });
-                let c = self.nodes.len() as u32;
-                self.nodes.push(EMPTY);
-                self.parent.push(n);
-                self.rank.push(NONE);
-                self.span.push((at, i));
+            if c == 0 {
+                return self.grow_chain(n, s, i);
+            }
+            n = c;
+            i += l;
+        }
+        n
+    }
+
+    /// Create the nodes of `s[i..]` below `n` (which has no child for the character at `i`):
+    /// the first is linked as a new child of `n`, each further one is the only child of the
+    /// one before (a chain of fresh nodes), so nothing is looked up. Returns the last node.
+    fn grow_chain(&mut self, mut n: u32, s: &[u8], mut i: usize) -> u32 {
+        let at = self.arena.len();
+        self.arena.extend_from_slice(s);
+        let mut first = true;
+        while i < s.len() {
+            let (k, l) = key_at(s, i);
+            i += l;
+            let c = self.nodes.len() as u32;
+            self.nodes.push(EMPTY);
+            self.parent.push(n);
+            self.rank.push(NONE);
+            self.span.push((at, i));
+            if first {
                 self.link(n, k, c);
-                c
-            };
+                first = false;
+            } else {
+                let p = &mut self.nodes[n as usize];
+                p.child = c;
+                p.key = k;
+                p.kids = 1;
+            }
+            n = c;
         }
         n
     }
