@@ -697,6 +697,7 @@ impl Lexicon {
         fresh.parent.reserve(room);
         fresh.rank.reserve(room);
         fresh.span.reserve(room);
+        fresh.arena.reserve(self.arena.len() / 2);
         for &n in &self.order {
             let m = fresh.intern(self.text(n));
             map[n as usize] = m;
