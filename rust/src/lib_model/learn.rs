@@ -252,6 +252,23 @@ impl Learner {
             .collect()
     }
 
+    /// [`Learner::probation`] as slices of the lexicon's text (nothing copied).
+    pub fn probation_texts(&self) -> impl Iterator<Item = &[u8]> {
+        self.pents
+            .iter()
+            .filter(|p| p.node != NONE)
+            .map(|p| self.lex.text(p.node))
+    }
+
+    /// [`Learner::clean_units`] as slices of the lexicon's text (nothing copied).
+    pub fn clean_texts(&self) -> impl Iterator<Item = &[u8]> {
+        self.lex
+            .order()
+            .iter()
+            .filter(|&&n| !self.on_probation(n) || self.protected(n))
+            .map(|&n| self.lex.text(n))
+    }
+
     /// Number of units on probation (no list is built).
     pub fn probation_len(&self) -> usize {
         self.pents.iter().filter(|p| p.node != NONE).count()
