@@ -76,6 +76,7 @@ impl PyRandom {
         self.idx = N;
     }
 
+    #[cold]
     fn twist(&mut self) {
         // the reference's three loops (no index wraps inside a loop)
         #[inline(always)]
@@ -95,6 +96,7 @@ impl PyRandom {
     }
 
     /// The next 32-bit output (`genrand_uint32`).
+    #[inline]
     pub fn next_u32(&mut self) -> u32 {
         if self.idx >= N {
             self.twist();
@@ -109,6 +111,7 @@ impl PyRandom {
     }
 
     /// A float in `[0, 1)`, equal to CPython's `random.random()`.
+    #[inline]
     pub fn random(&mut self) -> f64 {
         let a = (self.next_u32() >> 5) as f64;
         let b = (self.next_u32() >> 6) as f64;
