@@ -163,11 +163,12 @@ pub struct Learner {
     /// comparisons converge on the same positions, so most extensions are memo hits.
     memo: Vec<(u64, u32, u32)>,
     lex_gen: u64,
-    /// `match2` at one byte position of the sentence being read: the right context of a new
-    /// unit is looked up where the reader goes next, so the walk is done once. Valid until a
-    /// unit that prefixes the text there is appended (appends are the only change to `L`
-    /// while a sentence is read).
-    next: Option<(usize, Option<Hit>, Option<Hit>)>,
+    /// `match2` at two byte positions of the sentence being read (the latest two looked up):
+    /// the right context of a new unit is looked up where the reader goes next (and the one
+    /// after that), so the walk is done once. Appends are the only change to `L` while a
+    /// sentence is read; an appended unit that prefixes the text at a cached position joins
+    /// that entry's top two ([`Learner::memorize`]).
+    next: [Option<(usize, Option<Hit>, Option<Hit>)>; 2],
     rng: PyRandom,
     cursor: usize,
     steps: u64,
@@ -207,7 +208,7 @@ impl Learner {
             pending: Vec::new(),
             memo: Vec::new(),
             lex_gen: 1,
-            next: None,
+            next: [None; 2],
             rng,
             cursor: 0,
             steps: 0,
@@ -249,6 +250,23 @@ impl Learner {
             .filter(|p| p.node != NONE)
             .map(|p| self.lex.text(p.node).to_vec())
             .collect()
+    }
+
+    /// [`Learner::probation`] as slices of the lexicon's text (nothing copied).
+    pub fn probation_texts(&self) -> impl Iterator<Item = &[u8]> {
+        self.pents
+            .iter()
+            .filter(|p| p.node != NONE)
+            .map(|p| self.lex.text(p.node))
+    }
+
+    /// [`Learner::clean_units`] as slices of the lexicon's text (nothing copied).
+    pub fn clean_texts(&self) -> impl Iterator<Item = &[u8]> {
+        self.lex
+            .order()
+            .iter()
+            .filter(|&&n| !self.on_probation(n) || self.protected(n))
+            .map(|&n| self.lex.text(n))
     }
 
     /// Number of units on probation (no list is built).
@@ -347,25 +365,42 @@ impl Learner {
         let ctx = self.context(&sent[left.0..left.1], &sent[end..end + r]);
         self.lex.append(n);
         self.lex_gen += 1;
-        if let Some((p, ..)) = self.next {
-            if sent[p..].starts_with(&sent[start..end]) {
-                self.next = None;
+        let hit = Hit {
+            node: n,
+            len: end - start,
+        };
+        for (p, a, b) in self.next.iter_mut().flatten() {
+            if sent[*p..].starts_with(&sent[start..end]) {
+                // x was not in L, so its length differs from those of a and b
+                let la = a.map_or(0, |h| h.len);
+                let lb = b.map_or(0, |h| h.len);
+                if hit.len > lb {
+                    (*a, *b) = (*b, Some(hit));
+                } else if hit.len > la {
+                    *a = Some(hit);
+                }
             }
         }
         self.set_probation(n, ctx);
         n
     }
 
-    /// `match2(sent[pos..])`, through the one-entry cache `next`.
+    /// `match2(sent[pos..])`, through the two-entry cache `next`.
     #[inline]
     fn match_at(&mut self, sent: &[u8], pos: usize) -> (Option<Hit>, Option<Hit>) {
-        if let Some((p, a, b)) = self.next {
+        for &(p, a, b) in self.next.iter().flatten() {
             if p == pos {
                 return (a, b);
             }
         }
         let (a, b) = self.lex.match2(&sent[pos..]);
-        self.next = Some((pos, a, b));
+        // the reader moves forward: the entry further back is the one to go
+        let old = match self.next {
+            [Some(x), Some(y)] => usize::from(y.0 < x.0),
+            [Some(_), None] => 1,
+            _ => 0,
+        };
+        self.next[old] = Some((pos, a, b));
         (a, b)
     }
 
@@ -492,7 +527,7 @@ impl Learner {
             self.memo.resize(sent.len() + 1, (0, 0, 0));
         }
         self.lex_gen += 1;
-        self.next = None;
+        self.next = [None; 2];
         // byte spans of the last two chunks
         let (mut prev, mut prev2) = ((0usize, 0usize), (0usize, 0usize));
         // trie node of the last chunk and its length, (0, 0) if unknown
@@ -569,7 +604,11 @@ impl Learner {
         let protect = self.cfg.protect_chars;
         let mut forget = std::mem::take(&mut self.forget);
         forget.clear();
-        for p in &mut self.pents {
+        // one pass: run lives down (passive forgetting) and compact the probation list
+        let mut live = 0;
+        let mut w = 0;
+        for r in 0..self.pents.len() {
+            let p = &mut self.pents[r];
             if p.node == NONE {
                 continue;
             }
@@ -581,16 +620,6 @@ impl Learner {
                     forget.push(p.node);
                 }
                 p.node = NONE;
-            }
-        }
-        self.lex.remove_units(&forget);
-        self.forget = forget;
-        // compact the probation list (and its context arena when mostly garbage)
-        let mut live = 0;
-        let mut w = 0;
-        for r in 0..self.pents.len() {
-            let p = &self.pents[r];
-            if p.node == NONE {
                 continue;
             }
             live += p.ctx.left + p.ctx.right;
@@ -601,6 +630,8 @@ impl Learner {
             w += 1;
         }
         self.pents.truncate(w);
+        self.lex.remove_units(&forget);
+        self.forget = forget;
         if self.ctx_buf.len() > 2 * live + ARENA_MIN {
             let old = std::mem::take(&mut self.ctx_buf);
             self.ctx_buf.reserve(live);

@@ -10,10 +10,12 @@
 //!   probation and for strings that have left `L`). Nodes live until the learner compacts the
 //!   trie between articles ([`Lexicon::compact`]).
 //! - Compact nodes: one 24-byte record per node holds what a walk reads (first child and its
-//!   key, live count, a "unit of `L`" flag, number of children, ASCII child table) and the
-//!   probation slot the learner keeps there; further children go to one hash map, except the
-//!   ASCII children of the root and of nodes with [`WIDE_AT`] or more children, which go to
-//!   128-entry tables, and the root's other children, which go to a page table by code point.
+//!   key, live count, a "unit of `L`" flag, number of children, side block) and the
+//!   probation slot the learner keeps there. A node with 2 to 7 children keeps the others in
+//!   a small block of keys and children (six compares without a branch, no hashing: code and
+//!   short-word text branch like this everywhere); from [`WIDE_AT`] children on, its ASCII
+//!   children go to a 128-entry table and the rest to one hash map. The root's ASCII children
+//!   are a table too, its other children a page table by code point.
 //!   A node's text is a span of a shared byte arena (the string whose insertion created the
 //!   node, cut to the node's depth): no allocation per unit.
 //! - `rank` (a dense array beside the nodes) is the current index in `order` or [`NONE`];
@@ -22,8 +24,8 @@
 //!   `order` with one memmove and rewrites only the ranks of the units it passed: a reward
 //!   costs O(step), not the reference's O(|L|) search.
 //!
-//! Complexity: `match2` O(characters of the longest live match) steps, each an array read or
-//! (at nodes with several children) one hash lookup; promote/demote O(step); removing a set of units
+//! Complexity: `match2` O(characters of the longest live match) steps, each an array read, up
+//! to six key compares, or (non-ASCII children of wide nodes) one hash lookup; promote/demote O(step); removing a set of units
 //! O(|L| - first removed rank). Invariants: `order[rank[n]] == n` for every unit `n` in `L`; `live[n]` = number of
 //! units of `L` whose path passes through `n`.
 
@@ -156,7 +158,7 @@ pub struct Hit {
 #[derive(Clone, Copy, Debug)]
 struct Node {
     /// First child (0 = no child) and the character key leading to it ([`key_at`]); other
-    /// children are in the map.
+    /// children are in `small` (2 to 7 children) or in `wide` and the map (8 or more).
     child: u32,
     key: u32,
     /// Units of `L` at or below this node.
@@ -164,7 +166,8 @@ struct Node {
     /// Probation slot of the learner ([`NONE`] = not on probation); kept here so that the
     /// reader's check costs no extra cache line.
     slot: u32,
-    /// 128-entry table of ASCII children in `wide`, or [`NONE`].
+    /// With 2 to 7 children, the block of `small` holding all but the first; with [`WIDE_AT`]
+    /// or more, the 128-entry table of ASCII children in `wide`; else [`NONE`].
     table: u32,
     /// Children, saturating at 255.
     kids: u8,
@@ -185,6 +188,31 @@ const EMPTY: Node = Node {
 /// Children at which a node gets a 128-entry table for its ASCII children instead of hash-map
 /// entries (nodes after a space or a common prefix fan out widely in Latin-script text).
 pub const WIDE_AT: u8 = 8;
+/// Entries of a `small` block: the children after the first of a node with fewer than
+/// [`WIDE_AT`] children.
+const SMALL: usize = WIDE_AT as usize - 2;
+
+/// The children after the first of a node with 2 to 7 children: keys and children in linking
+/// order, unused slots `(0, 0)`.
+#[derive(Clone, Copy, Default)]
+struct Small {
+    keys: [u32; SMALL],
+    kids: [u32; SMALL],
+}
+
+impl Small {
+    /// The child under `k`, 0 if none: every slot is compared and the one match (keys of
+    /// siblings differ) selected without a branch, since which slot matches is as good as
+    /// random. An unused slot can only match key 0, and its child is 0.
+    #[inline(always)]
+    fn get(&self, k: u32) -> u32 {
+        let mut c = 0;
+        for i in 0..SMALL {
+            c |= (self.keys[i] == k) as u32 * self.kids[i];
+        }
+        c
+    }
+}
 
 /// The character starting at byte `i` of `s` as a trie key (its UTF-8 bytes packed big-endian,
 /// so ASCII keys are `0..128` and no two characters share a key) and its length in bytes (cut
@@ -230,9 +258,6 @@ pub struct Lexicon {
     /// Index of each node in `order`, or [`NONE`] (dense, so that a move's re-ranking writes
     /// 4-byte slots).
     rank: Vec<u32>,
-    /// Next sibling of each node (0 = none): a node's children are its inline child and the
-    /// chain from there, so a node that turns wide finds its children without probing.
-    sibling: Vec<u32>,
     /// The root's ASCII children.
     root: Box<[u32; 128]>,
     /// The root's other children by code point: `pages[cp >> 6]` is a block of `root_hi` (or
@@ -241,7 +266,10 @@ pub struct Lexicon {
     /// root, so in CJK, Thai or Cyrillic text this replaces one hash lookup per position.
     pages: Vec<u32>,
     root_hi: Vec<[(u32, u32); 64]>,
-    /// ASCII child tables of wide nodes.
+    /// Children after the first of nodes with 2 to 7 children ([`Small`]): a lookup compares
+    /// six keys, no hashing.
+    small: Vec<Small>,
+    /// ASCII child tables of wide nodes (their other children are in `more`).
     wide: Vec<[u32; 128]>,
     more: FxHashMap<u64, u32>,
     /// `span[node] = (offset in arena, depth in bytes)`: the node's text.
@@ -261,11 +289,11 @@ impl Lexicon {
         Lexicon {
             nodes: vec![EMPTY],
             parent: vec![0],
-            sibling: vec![0],
             rank: vec![NONE],
             root: Box::new([0; 128]),
             pages: Vec::new(),
             root_hi: Vec::new(),
+            small: Vec::new(),
             wide: Vec::new(),
             more: FxHashMap::default(),
             span: vec![(0, 0)],
@@ -316,7 +344,10 @@ impl Lexicon {
         if nd.kids < 2 {
             return 0;
         }
-        if k < 128 && nd.table != NONE {
+        if nd.kids < WIDE_AT {
+            return self.small[nd.table as usize].get(k);
+        }
+        if k < 128 {
             return self.wide[nd.table as usize][k as usize];
         }
         self.more_child(node, k)
@@ -374,39 +405,38 @@ impl Lexicon {
             return;
         }
         let p = self.nodes[n as usize];
-        if n != 0 && p.child == 0 {
-            let p = &mut self.nodes[n as usize];
-            p.child = c;
-            p.key = k;
-        } else if k < 128 && p.table != NONE {
-            self.wide[p.table as usize][k as usize] = c;
-        } else if n != 0 && k < 128 && p.kids + 1 >= WIDE_AT {
-            let mut t = [0u32; 128];
-            let mut x = p.child;
-            while x != 0 {
-                let (at, depth) = self.span[x as usize];
-                let b = self.arena[at + depth - 1];
-                if b < 0x80 {
-                    t[b as usize] = x;
-                    if x != p.child {
-                        self.more.remove(&more_key(n, b as u32));
-                    }
-                }
-                x = self.sibling[x as usize];
+        let kids = p.kids.saturating_add(1);
+        let nd = &mut self.nodes[n as usize];
+        nd.kids = kids;
+        if p.child == 0 {
+            nd.child = c;
+            nd.key = k;
+        } else if kids < WIDE_AT {
+            if p.kids == 1 {
+                nd.table = self.small.len() as u32;
+                self.small.push(Small::default());
             }
-            t[k as usize] = c;
+            let b = &mut self.small[nd.table as usize];
+            b.keys[p.kids as usize - 1] = k;
+            b.kids[p.kids as usize - 1] = c;
+        } else if kids == WIDE_AT {
+            // the node turns wide: ASCII children to a table, the others to the map
+            let mut t = [0u32; 128];
+            let b = self.small[p.table as usize];
+            for (kk, cc) in b.keys.into_iter().zip(b.kids).chain([(k, c)]) {
+                if kk < 128 {
+                    t[kk as usize] = cc;
+                } else {
+                    self.more.insert(more_key(n, kk), cc);
+                }
+            }
             self.nodes[n as usize].table = self.wide.len() as u32;
             self.wide.push(t);
+        } else if k < 128 {
+            self.wide[p.table as usize][k as usize] = c;
         } else {
             self.more.insert(more_key(n, k), c);
         }
-        if n != 0 && p.child != 0 {
-            let first = p.child as usize;
-            self.sibling[c as usize] = self.sibling[first];
-            self.sibling[first] = c;
-        }
-        let p = &mut self.nodes[n as usize];
-        p.kids = p.kids.saturating_add(1);
     }
 
     /// The node of `s`, created with its missing prefixes (does not add `s` to `L`).
@@ -419,29 +449,44 @@ impl Lexicon {
     pub fn intern_from(&mut self, from: u32, s: &[u8], skip: usize) -> u32 {
         debug_assert_eq!(self.text(from), &s[..skip]);
         let mut n = from;
-        let mut off = None;
         let mut i = skip;
         while i < s.len() {
             let (k, l) = key_at(s, i);
-            i += l;
             let c = self.child(n, k);
-            n = if c != 0 {
-                c
-            } else {
-                let at = *off.get_or_insert_with(|| {
-                    let at = self.arena.len();
-                    self.arena.extend_from_slice(s);
-                    at
-                });
-                let c = self.nodes.len() as u32;
-                self.nodes.push(EMPTY);
-                self.parent.push(n);
-                self.sibling.push(0);
-                self.rank.push(NONE);
-                self.span.push((at, i));
+            if c == 0 {
+                return self.grow_chain(n, s, i);
+            }
+            n = c;
+            i += l;
+        }
+        n
+    }
+
+    /// Create the nodes of `s[i..]` below `n` (which has no child for the character at `i`):
+    /// the first is linked as a new child of `n`, each further one is the only child of the
+    /// one before (a chain of fresh nodes), so nothing is looked up. Returns the last node.
+    fn grow_chain(&mut self, mut n: u32, s: &[u8], mut i: usize) -> u32 {
+        let at = self.arena.len();
+        self.arena.extend_from_slice(s);
+        let mut first = true;
+        while i < s.len() {
+            let (k, l) = key_at(s, i);
+            i += l;
+            let c = self.nodes.len() as u32;
+            self.nodes.push(EMPTY);
+            self.parent.push(n);
+            self.rank.push(NONE);
+            self.span.push((at, i));
+            if first {
                 self.link(n, k, c);
-                c
-            };
+                first = false;
+            } else {
+                let p = &mut self.nodes[n as usize];
+                p.child = c;
+                p.key = k;
+                p.kids = 1;
+            }
+            n = c;
         }
         n
     }
@@ -605,16 +650,16 @@ impl Lexicon {
         if i == 0 {
             return true;
         }
-        let step = ((i as f64 * rate).floor() as usize).saturating_add(1);
+        // floor(i * rate) + 1: the product is finite and not negative (rate is validated), so
+        // the truncating (saturating) cast is the floor, without a libm call per move
+        let step = ((i as f64 * rate) as usize).saturating_add(1);
         let n = self.order.len();
         let (order, rank) = (&mut self.order, &mut self.rank);
         if promote {
             let j = i.saturating_sub(step);
             order.copy_within(j..i, j + 1);
             order[j] = node;
-            for (k, &y) in (j..).zip(&order[j..=i]) {
-                rank[y as usize] = k as u32;
-            }
+            rerank(rank, &order[j..=i], j);
             return true;
         }
         let to = if i.saturating_add(step) < n {
@@ -628,15 +673,11 @@ impl Lexicon {
         order.copy_within(i + 1..last + 1, i);
         if to < n {
             order[to] = node;
-            for (k, &y) in (i..).zip(&order[i..=to]) {
-                rank[y as usize] = k as u32;
-            }
+            rerank(rank, &order[i..=to], i);
             true
         } else {
             order.pop();
-            for (k, &y) in (i..).zip(&order[i..]) {
-                rank[y as usize] = k as u32;
-            }
+            rerank(rank, &order[i..], i);
             rank[node as usize] = NONE;
             self.nodes[node as usize].unit = false;
             self.mark_path(node, false);
@@ -651,7 +692,12 @@ impl Lexicon {
     pub fn compact(&mut self, extra: &[u32]) -> Vec<u32> {
         let mut map = vec![NONE; self.nodes.len()];
         let mut fresh = Lexicon::new();
-        fresh.nodes.reserve(self.nodes.len() / 2);
+        let room = self.nodes.len() / 2;
+        fresh.nodes.reserve(room);
+        fresh.parent.reserve(room);
+        fresh.rank.reserve(room);
+        fresh.span.reserve(room);
+        fresh.arena.reserve(self.arena.len() / 2);
         for &n in &self.order {
             let m = fresh.intern(self.text(n));
             map[n as usize] = m;
@@ -696,6 +742,26 @@ impl Lexicon {
             self.order.truncate(w);
         }
         removed
+    }
+}
+
+/// `rank[units[k]] = first + k` for every `k`: the ranks of a stretch of `order` that a move
+/// shifted. The hot loop of training on short lines (a promotion by `step` rewrites `step + 1`
+/// ranks); unrolled by four.
+#[inline]
+fn rerank(rank: &mut [u32], units: &[u32], first: usize) {
+    let mut k = first as u32;
+    let mut quads = units.chunks_exact(4);
+    for q in &mut quads {
+        rank[q[0] as usize] = k;
+        rank[q[1] as usize] = k + 1;
+        rank[q[2] as usize] = k + 2;
+        rank[q[3] as usize] = k + 3;
+        k += 4;
+    }
+    for &y in quads.remainder() {
+        rank[y as usize] = k;
+        k += 1;
     }
 }
 
@@ -831,6 +897,27 @@ mod tests {
         }
         assert_eq!(l.longest("xé!".as_bytes()).map(|h| h.len), Some(3));
         assert!(l.longest(b"x!").is_none());
+    }
+
+    #[test]
+    fn small_and_wide_nodes_find_every_child_as_they_grow() {
+        // ASCII and non-ASCII children mixed, past the switch to a wide node
+        let keys = [
+            "a", "é", "b", "日", "c", "d", "ü", "e", "f", "語", "g", "\u{0}", "h",
+        ];
+        let mut l = lex(&["x"]);
+        for (i, k) in keys.iter().enumerate() {
+            let u = format!("x{k}");
+            let n = l.intern(u.as_bytes());
+            l.append(n);
+            for (j, k2) in keys.iter().enumerate() {
+                let w = format!("x{k2}!");
+                let hit = l.longest(w.as_bytes()).map(|h| h.len);
+                let want = if j <= i { 1 + k2.len() } else { 1 };
+                assert_eq!(hit, Some(want), "{i} {k2:?}");
+            }
+        }
+        assert!(l.longest("xz".as_bytes()).is_some_and(|h| h.len == 1));
     }
 
     #[test]

@@ -76,16 +76,27 @@ impl PyRandom {
         self.idx = N;
     }
 
+    #[cold]
     fn twist(&mut self) {
-        for kk in 0..N {
-            let y = (self.mt[kk] & UPPER_MASK) | (self.mt[(kk + 1) % N] & LOWER_MASK);
-            let mag = if y & 1 == 1 { MATRIX_A } else { 0 };
-            self.mt[kk] = self.mt[(kk + M) % N] ^ (y >> 1) ^ mag;
+        // the reference's three loops (no index wraps inside a loop)
+        #[inline(always)]
+        fn mix(a: u32, b: u32, far: u32) -> u32 {
+            let y = (a & UPPER_MASK) | (b & LOWER_MASK);
+            far ^ (y >> 1) ^ ((y & 1).wrapping_neg() & MATRIX_A)
         }
+        let mt = &mut self.mt;
+        for kk in 0..N - M {
+            mt[kk] = mix(mt[kk], mt[kk + 1], mt[kk + M]);
+        }
+        for kk in N - M..N - 1 {
+            mt[kk] = mix(mt[kk], mt[kk + 1], mt[kk + M - N]);
+        }
+        mt[N - 1] = mix(mt[N - 1], mt[0], mt[M - 1]);
         self.idx = 0;
     }
 
     /// The next 32-bit output (`genrand_uint32`).
+    #[inline]
     pub fn next_u32(&mut self) -> u32 {
         if self.idx >= N {
             self.twist();
@@ -100,6 +111,7 @@ impl PyRandom {
     }
 
     /// A float in `[0, 1)`, equal to CPython's `random.random()`.
+    #[inline]
     pub fn random(&mut self) -> f64 {
         let a = (self.next_u32() >> 5) as f64;
         let b = (self.next_u32() >> 6) as f64;

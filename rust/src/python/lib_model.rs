@@ -8,6 +8,7 @@ use super::errors::InputError;
 use super::model::PyTokenModel;
 use crate::lib_model::{self as lm, LearnConfig, Learner, Rule, Segmenter, TrainOptions};
 use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -190,9 +191,9 @@ pub fn train_lib(
                     update_rate=0.1, max_chunk_len=None, inspect_context=true, article_len=Int::from(500),
                     seed=Int::from(0), protect_chars=false, pretokenize=None))]
 #[allow(clippy::too_many_arguments)]
-pub fn lib_learn(
-    py: Python<'_>,
-    sentences: &Bound<'_, PyAny>,
+pub fn lib_learn<'py>(
+    py: Python<'py>,
+    sentences: &Bound<'py, PyAny>,
     steps: Int,
     in_rate: f64,
     out_rate: f64,
@@ -204,7 +205,7 @@ pub fn lib_learn(
     seed: Int,
     protect_chars: bool,
     pretokenize: Option<String>,
-) -> PyResult<(Vec<String>, Vec<String>, Vec<String>)> {
+) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyList>)> {
     let pretok = pretokenize
         .as_deref()
         .map(crate::pretokenize::Pretokenizer::new)
@@ -232,24 +233,26 @@ pub fn lib_learn(
         Some(t) => t.split('\n').collect(),
         None => list.iter().map(String::as_str).collect(),
     };
-    let to_s = |v: Vec<Vec<u8>>| -> Vec<String> {
-        v.into_iter()
-            .map(|u| String::from_utf8_lossy(&u).into_owned())
-            .collect()
-    };
-    let (l, p, c) = super::interruptible(py, &*super::pool(None)?, || -> crate::Result<_> {
+    let learner = super::interruptible(py, &*super::pool(None)?, || -> crate::Result<_> {
         let mut learner = Learner::new(cfg)?.with_pretokenizer(pretok);
         for _ in 0..steps {
             crate::cancel::check()?;
             learner.learn(&sentences)?;
         }
-        Ok((
-            learner.lexicon().units(),
-            learner.probation(),
-            learner.clean_units(),
-        ))
+        Ok(learner)
     })?;
-    Ok((to_s(l), to_s(p), to_s(c)))
+    // str objects straight from the learner's text arena (no Vec<u8> and String per unit)
+    let list = |units: &mut dyn Iterator<Item = &[u8]>| {
+        PyList::new(
+            py,
+            units.map(|u| PyString::new(py, &String::from_utf8_lossy(u))),
+        )
+    };
+    let lex = learner.lexicon();
+    let l = list(&mut lex.order().iter().map(|&n| lex.text(n)))?;
+    let p = list(&mut learner.probation_texts())?;
+    let c = list(&mut learner.clean_texts())?;
+    Ok((l, p, c))
 }
 
 /// Segment each of `sentences` with `units` (priority order) by the rule `segmenter`
