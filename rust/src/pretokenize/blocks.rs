@@ -63,6 +63,10 @@ pub(super) struct Window {
     slash: u64,
     /// ` `
     space: u64,
+    /// lead bytes of two- and three-byte characters, `0xC0..=0xEF`
+    lead: u64,
+    /// o200k: letters in both of its letter classes (`Lm`, `Lo`, two or three bytes)
+    both: u64,
 }
 
 /// The bits of `m` from each bit of `seed` (a subset of `m`) up to the end of its run: a fill
@@ -116,8 +120,16 @@ fn bit(m: u64, k: usize) -> bool {
 impl Window {
     /// The window of `b` from `base` (bytes past the end of the text are not `valid` and
     /// belong to no class).
+    ///
+    /// Letters of two and three bytes (`U+0080..=U+FFFF`) are classified too, by `flags` (the
+    /// class flags of the Basic Multilingual Plane, see `presets::Tables`): every byte of such
+    /// a letter joins `alpha` and leaves `high`. With `CASE` (o200k) an `Lu`/`Lt` letter also
+    /// joins `upper` and an `Lm`/`Lo` letter (in both of o200k's letter classes) `both`;
+    /// without it (gpt2, cl100k, where `\p{L}` is one class) `upper` and `both` stay ASCII-only
+    /// and empty. Every other non-ASCII character (marks, digits, spaces, punctuation, four-byte
+    /// characters) stays `high`: unsettled.
     #[inline]
-    pub fn new(b: &[u8], base: usize) -> Window {
+    pub fn new<const CASE: bool>(b: &[u8], base: usize, flags: &[u8]) -> Window {
         let mut pad = [0u8; 64];
         let rest = b.get(base..).unwrap_or(&[]);
         let (bytes, valid) = match rest.first_chunk::<64>() {
@@ -130,7 +142,44 @@ impl Window {
         let mut w = classify(bytes);
         w.base = base;
         w.valid = valid;
+        let mut leads = w.lead & valid;
+        while leads != 0 {
+            let k = leads.trailing_zeros() as usize;
+            leads &= leads - 1;
+            let x = u32::from(bytes[k]);
+            let cont = |i: usize| u32::from(bytes.get(k + i).copied().unwrap_or(0) & 0x3F);
+            let (cp, n) = if x < 0xE0 {
+                (((x & 0x1F) << 6) | cont(1), 2)
+            } else {
+                (((x & 0x0F) << 12) | (cont(1) << 6) | cont(2), 3)
+            };
+            if k + n > 64 {
+                break;
+            }
+            let f = flags.get(cp as usize).copied().unwrap_or(0);
+            if f & super::presets::FLAG_L == 0 {
+                continue;
+            }
+            let m = ((1u64 << n) - 1) << k;
+            w.alpha |= m;
+            w.high &= !m;
+            if CASE {
+                let up = f & super::presets::FLAG_UP != 0;
+                let lo = f & super::presets::FLAG_LO != 0;
+                if up && lo {
+                    w.both |= m;
+                } else if up {
+                    w.upper |= m;
+                }
+            }
+        }
         w
+    }
+
+    /// `alpha`, `upper`, `both`, `high`.
+    #[cfg(test)]
+    pub fn masks_for_tests(&self) -> (u64, u64, u64, u64) {
+        (self.alpha, self.upper, self.both, self.high)
     }
 
     /// ASCII punctuation `[^\s\p{L}\p{N}]`.
@@ -257,7 +306,10 @@ impl Window {
         }
         if let Some(p) = at {
             let u = p + ones_from(self.upper, p);
-            let e = self.run(self.alpha & !self.upper, u)?;
+            let e = self.run(self.alpha & !self.upper & !self.both, u)?;
+            if (self.both >> p) & (u64::MAX >> (63 - (e - p))) != 0 {
+                return None;
+            }
             // the optional contraction suffix is left to the exact scanner
             return (!bit(self.apos, e)).then_some(self.base + e);
         }
@@ -372,12 +424,42 @@ impl Window {
         let ws_starts = (w2 & !prev(w2)) | after_last_newline(nl & w2, r, last | at_end) | last;
         // (`o` is a start whatever precedes it: the bytes before may not be ASCII)
         let lone_q = (prev(q) & !prev(prev(q)) & !prev(prev(self.space))) | prev(q & 1u64 << o);
-        let lower = self.alpha & !self.upper;
-        let letters =
-            (self.alpha & !prev(self.alpha) & !lone_q & !prev(r)) | (self.upper & prev(lower));
+        let lower = self.alpha & !self.upper & !self.both;
+        let (splits, open) = if self.both == 0 {
+            (self.upper & prev(lower), w2)
+        } else {
+            self.case_splits(o, lower, w2)
+        };
+        let letters = (self.alpha & !prev(self.alpha) & !lone_q & !prev(r)) | splits;
         let puncts = q & !prev(q) & !prev(self.space);
         let starts = letters | puncts | ws_starts | self.digit_starts(o);
-        self.trusted(o, starts, (self.apos & prev(self.alpha)) >> 1, w2, len)
+        self.trusted(o, starts, (self.apos & prev(self.alpha)) >> 1, open, len)
+    }
+
+    /// o200k's splits inside a run of letters when some are in both of its letter classes
+    /// (`W`: `Lm`, `Lo`; `U`: `upper`, `Lu`/`Lt`; `D`: `lower`, `Ll`), and the runs whose
+    /// splits depend on where they end (for `trusted`). The letter alternatives are
+    /// `P?[UW]*[DW]+|P?[UW]+[DW]*`: from a piece start, `[UW]*` takes every `U` and `W`; if a
+    /// `D` follows, `[DW]+` takes the `D`/`W` run after it and the piece ends before the next
+    /// `U`: a split before each `U` that follows a `D`, or a `W` after a `D` of the same
+    /// `D`/`W` run. If no `D` follows the `U`/`W` run, `[UW]*` gives back down to its last `W`
+    /// (`[DW]+` takes that one), or, with no `W`, the second alternative takes the whole run:
+    /// a split before the `U`s that end such a run after a `W` that no `D` precedes. That
+    /// split depends on the run's end, so `U`/`W` runs are open: not trusted past their start
+    /// when they reach a byte that is not settled. The splits follow from the window's piece
+    /// start `o` on.
+    #[inline(always)]
+    fn case_splits(&self, o: usize, lower: u64, w2: u64) -> (u64, u64) {
+        let prev = |m: u64| m << 1;
+        let (up, both) = (self.upper, self.both);
+        // (the piece start `o` ends any `D`/`W` run before it: it may follow a contraction)
+        let from = u64::MAX << o;
+        let dw = smear_up((lower | both) & from, lower & from);
+        let x = up | both;
+        let last_u = up & !(x >> 1) & !(lower >> 1);
+        let tail = smear_down(up, last_u);
+        let splits = (up & prev(dw)) | (tail & !prev(tail) & prev(both & !dw));
+        (splits, x | w2)
     }
 
     /// Starts of the `\p{N}{1,3}` pieces from `o` on: every third digit of a run from its start
@@ -468,6 +550,7 @@ fn classify_bytes(bytes: &[u8; 64]) -> Window {
         w.apos |= set(x == b'\'');
         w.slash |= set(x == b'/');
         w.space |= set(x == b' ');
+        w.lead |= set((0xC0..0xF0).contains(&x));
     }
     w
 }
@@ -529,6 +612,7 @@ mod sse2 {
             w.apos |= bits(eq(v, b'\'')) << sh;
             w.slash |= bits(eq(v, b'/')) << sh;
             w.space |= bits(space) << sh;
+            w.lead |= bits(in_range(v, 0xC0, 0x30)) << sh;
         }
         w
     }
@@ -550,6 +634,7 @@ mod sse2 {
                     let masks = |w: &Window| {
                         [
                             w.alpha, w.upper, w.digit, w.ws, w.nl, w.high, w.apos, w.slash, w.space,
+                            w.lead,
                         ]
                     };
                     use super::Window;

@@ -223,6 +223,7 @@ pub fn fill_spans(preset: Preset, text: &str, pos: usize, buf: &mut [(usize, usi
             b,
             pos,
             buf,
+            |b, at| Window::new::<false>(b, at, &t.bmp),
             |w, o| w.gpt2_bounds(o, len),
             |w, o| w.gpt2(o, len),
             |s| gpt2(t, b, s),
@@ -231,6 +232,7 @@ pub fn fill_spans(preset: Preset, text: &str, pos: usize, buf: &mut [(usize, usi
             b,
             pos,
             buf,
+            |b, at| Window::new::<false>(b, at, &t.bmp),
             |w, o| w.cl100k_bounds(o, len),
             |w, o| w.cl100k(o, len),
             |s| cl100k(t, b, s),
@@ -239,6 +241,7 @@ pub fn fill_spans(preset: Preset, text: &str, pos: usize, buf: &mut [(usize, usi
             b,
             pos,
             buf,
+            |b, at| Window::new::<true>(b, at, &t.bmp),
             |w, o| w.o200k_bounds(o, len),
             |w, o| w.o200k(o, len),
             |s| o200k(t, b, s),
@@ -254,15 +257,16 @@ fn fill_blocks(
     b: &[u8],
     mut pos: usize,
     buf: &mut [(usize, usize)],
+    new: impl Fn(&[u8], usize) -> Window,
     bounds: impl Fn(&Window, usize) -> u64,
     fast: impl Fn(&Window, usize) -> Option<usize>,
     end: impl Fn(usize) -> usize,
 ) -> usize {
     let mut k = 0;
-    let mut w = Window::new(b, pos);
+    let mut w = new(b, pos);
     while k < buf.len() && pos < b.len() {
         if pos - w.base > REBASE {
-            w = Window::new(b, pos);
+            w = new(b, pos);
         }
         let o = pos - w.base;
         let mut ends = bounds(&w, o);
@@ -327,6 +331,10 @@ const LO: u8 = 16;
 const Q: u8 = 32;
 /// `[^\r\n\p{L}\p{N}]`
 const P: u8 = 64;
+/// The flags the window classification of `blocks` reads.
+pub(super) const FLAG_L: u8 = L;
+pub(super) const FLAG_UP: u8 = UP;
+pub(super) const FLAG_LO: u8 = LO;
 
 /// Class patterns and the flag each one sets, parsed with regex-syntax.
 const CLASS_PATTERNS: [(&str, u8); 5] = [
@@ -1351,6 +1359,76 @@ mod tests {
         check_all(&texts);
     }
 
+    /// Every character of two and three bytes, next to ASCII and non-ASCII letters of each
+    /// case class and at the ends of runs and windows, cut by the window path (`fill_spans`)
+    /// as by the exact scanner; and its window class is the regex's (`\p{L}`, o200k's upper
+    /// and lower sets).
+    #[test]
+    fn every_two_and_three_byte_character_matches_the_exact_scanner() {
+        let letter = Regex::new(r"^\p{L}$").unwrap();
+        let upper = Regex::new(r"^[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]$").unwrap();
+        let lower = Regex::new(r"^[\p{Ll}\p{Lm}\p{Lo}\p{M}]$").unwrap();
+        let t = tables();
+        let mut texts = Vec::new();
+        for cp in 0x80..=0xFFFFu32 {
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
+            let s = c.to_string();
+            let (l, u, d) = (
+                letter.is_match(&s).unwrap(),
+                upper.is_match(&s).unwrap(),
+                lower.is_match(&s).unwrap(),
+            );
+            for case in [false, true] {
+                let text = format!("a{s}b");
+                let w = if case {
+                    Window::new::<true>(text.as_bytes(), 0, &t.bmp)
+                } else {
+                    Window::new::<false>(text.as_bytes(), 0, &t.bmp)
+                };
+                let m = ((1u64 << s.len()) - 1) << 1;
+                let (alpha, up, both, high) = w.masks_for_tests();
+                assert_eq!(alpha & m != 0, l, "{cp:#x} letter");
+                assert!(alpha & m == 0 || alpha & m == m, "{cp:#x}");
+                assert_eq!(high & m == 0, l, "{cp:#x} high");
+                if case && l {
+                    assert_eq!(up & m == m, u && !d, "{cp:#x} upper");
+                    assert_eq!(both & m == m, u && d, "{cp:#x} both");
+                } else {
+                    assert_eq!(up & m, 0, "{cp:#x}");
+                    assert_eq!(both & m, 0, "{cp:#x}");
+                }
+            }
+            for ctx in [
+                "a{}B", "A{}b", "{}{}a", "{}Ab", "aB{}", "ab{}C", "{}ー", "ーA{}B ", "ж{}Ж", "Ｗ{}ｗ",
+                " {}", "!{}!", "'{}s", "{}'s", "{}{}{}\n", "中{}Ａ",
+            ] {
+                let body = ctx.replace("{}", &s);
+                texts.push(body.clone());
+                texts.push(format!("{}{body}", "x".repeat(60)));
+                texts.push(format!("{}{body}", "x".repeat(61)));
+            }
+        }
+        for text in &texts {
+            for preset in [Preset::Gpt2, Preset::Cl100k, Preset::O200k] {
+                let want: Vec<&str> = pieces(preset, text).collect();
+                let mut spans = [(0, 0); 64];
+                let mut got = Vec::new();
+                let mut from = 0;
+                loop {
+                    let k = fill_spans(preset, text, from, &mut spans);
+                    got.extend(spans[..k].iter().map(|&(s, e)| &text[s..e]));
+                    from = spans[..k].last().map_or(from, |&(_, e)| e);
+                    if k < spans.len() {
+                        break;
+                    }
+                }
+                assert_eq!(got, want, "{preset}: {text:?}");
+            }
+        }
+    }
+
     /// The whole-window boundaries (`Window::*_bounds`) against the exact scanner on long
     /// random texts of the characters their rules distinguish (letters of both cases, digit
     /// runs, `'`, `/`, every ASCII space, newlines after punctuation) and non-ASCII letters,
@@ -1359,7 +1437,8 @@ mod tests {
     #[test]
     fn window_bounds_give_the_exact_scanners_pieces() {
         let alphabet: Vec<char> =
-            "aZbYs tT  \n\n\r\t\x0b\x0c'/.-,(09 1 \u{e9}\u{660}\u{3000}\u{a0}Ab"
+            "aZbYs tT  \n\n\r\t\x0b\x0c'/.-,(09 1 \u{e9}\u{660}\u{3000}\u{a0}Ab\
+             éÉжЖǅʰא中ーＡａ\u{301}\u{903}ſ𝐀«“"
                 .chars()
                 .collect();
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
