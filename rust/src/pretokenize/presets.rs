@@ -213,6 +213,43 @@ impl FusedIterator for Pieces<'_> {}
 /// Fill `buf` with the `(start, end)` byte spans of the pieces of `text` from byte `pos` (a
 /// piece start); returns how many, fewer than `buf.len()` only at the end of the text.
 pub fn fill_spans(preset: Preset, text: &str, pos: usize, buf: &mut [(usize, usize)]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("bmi1")
+        && std::arch::is_x86_feature_detected!("bmi2")
+        && std::arch::is_x86_feature_detected!("lzcnt")
+        && std::arch::is_x86_feature_detected!("popcnt")
+    {
+        // SAFETY: the features `fill_spans_avx2` is compiled for were detected.
+        return unsafe { fill_spans_avx2(preset, text, pos, buf) };
+    }
+    fill_spans_with::<false>(preset, text, pos, buf)
+}
+
+/// [`fill_spans`] compiled for AVX2 (classification of 32 bytes per instruction) and BMI
+/// (`tzcnt`, `lzcnt` and friends for the mask arithmetic).
+///
+/// # Safety
+/// The CPU must support AVX2, BMI1, BMI2, LZCNT and POPCNT.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+unsafe fn fill_spans_avx2(
+    preset: Preset,
+    text: &str,
+    pos: usize,
+    buf: &mut [(usize, usize)],
+) -> usize {
+    fill_spans_with::<true>(preset, text, pos, buf)
+}
+
+/// [`fill_spans`] with the AVX2 classification when `AVX2` (only from `fill_spans_avx2`).
+#[inline(always)]
+fn fill_spans_with<const AVX2: bool>(
+    preset: Preset,
+    text: &str,
+    pos: usize,
+    buf: &mut [(usize, usize)],
+) -> usize {
     let t = tables();
     let b = text.as_bytes();
     let len = b.len();
@@ -223,7 +260,7 @@ pub fn fill_spans(preset: Preset, text: &str, pos: usize, buf: &mut [(usize, usi
             b,
             pos,
             buf,
-            |b, at| Window::new::<false>(b, at, &t.bmp),
+            |b, at| Window::new::<false, AVX2>(b, at, &t.bmp),
             |w, o| w.gpt2_bounds(o, len),
             |w, o| w.gpt2(o, len),
             |s| gpt2(t, b, s),
@@ -232,7 +269,7 @@ pub fn fill_spans(preset: Preset, text: &str, pos: usize, buf: &mut [(usize, usi
             b,
             pos,
             buf,
-            |b, at| Window::new::<false>(b, at, &t.bmp),
+            |b, at| Window::new::<false, AVX2>(b, at, &t.bmp),
             |w, o| w.cl100k_bounds(o, len),
             |w, o| w.cl100k(o, len),
             |s| cl100k(t, b, s),
@@ -241,7 +278,7 @@ pub fn fill_spans(preset: Preset, text: &str, pos: usize, buf: &mut [(usize, usi
             b,
             pos,
             buf,
-            |b, at| Window::new::<true>(b, at, &t.bmp),
+            |b, at| Window::new::<true, AVX2>(b, at, &t.bmp),
             |w, o| w.o200k_bounds(o, len),
             |w, o| w.o200k(o, len),
             |s| o200k(t, b, s),
@@ -1383,9 +1420,9 @@ mod tests {
             for case in [false, true] {
                 let text = format!("a{s}b");
                 let w = if case {
-                    Window::new::<true>(text.as_bytes(), 0, &t.bmp)
+                    Window::new::<true, false>(text.as_bytes(), 0, &t.bmp)
                 } else {
-                    Window::new::<false>(text.as_bytes(), 0, &t.bmp)
+                    Window::new::<false, false>(text.as_bytes(), 0, &t.bmp)
                 };
                 let m = ((1u64 << s.len()) - 1) << 1;
                 let (alpha, up, both, high) = w.masks_for_tests();
