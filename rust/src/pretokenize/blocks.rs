@@ -59,6 +59,11 @@ pub(super) struct Window {
     high: u64,
     /// `'`
     apos: u64,
+    /// `'` that may start a contraction (gpt2, cl100k): followed by an ASCII letter that
+    /// starts one (`[sdmtlvrSDMTLVR]`), a byte `>= 0x80` (a case fold such as `ſ`) or the
+    /// window's end. A `'` followed by anything else is punctuation (gpt2) or the prefix of
+    /// letters (cl100k) like any other.
+    apos_c: u64,
     /// `/`
     slash: u64,
     /// ` `
@@ -67,6 +72,10 @@ pub(super) struct Window {
     lead: u64,
     /// o200k: letters in both of its letter classes (`Lm`, `Lo`, two or three bytes)
     both: u64,
+    /// lead bytes of two- and three-byte characters in `[^\s\p{L}\p{N}]` (for o200k also
+    /// outside its letter classes, so no mark): they end a run of letters or digits (the
+    /// characters themselves stay `high`)
+    other: u64,
 }
 
 /// The bits of `m` from each bit of `seed` (a subset of `m`) up to the end of its run: a fill
@@ -154,6 +163,16 @@ impl Window {
         let mut w = classify(bytes);
         w.base = base;
         w.valid = valid;
+        let mut a = w.apos & valid;
+        while a != 0 {
+            let k = a.trailing_zeros() as usize;
+            a &= a - 1;
+            let next = bytes.get(k + 1).copied().unwrap_or(0x80);
+            if matches!(next | 0x20, b's' | b'd' | b'm' | b't' | b'l' | b'v' | b'r') || next >= 0x80
+            {
+                w.apos_c |= 1u64 << k;
+            }
+        }
         let mut leads = w.lead & valid;
         while leads != 0 {
             let k = leads.trailing_zeros() as usize;
@@ -170,6 +189,14 @@ impl Window {
             }
             let f = flags.get(cp as usize).copied().unwrap_or(0);
             if f & super::presets::FLAG_L == 0 {
+                let word = if CASE {
+                    super::presets::FLAG_WORD | super::presets::FLAG_UP | super::presets::FLAG_LO
+                } else {
+                    super::presets::FLAG_WORD
+                };
+                if f & word == 0 {
+                    w.other |= 1u64 << k;
+                }
                 continue;
             }
             let m = ((1u64 << n) - 1) << k;
@@ -223,23 +250,30 @@ impl Window {
         (e < 64 && !bit(self.high, e)).then_some(e)
     }
 
+    /// [`Window::run`] for a run of letters or digits, which a character of `other` ends too.
+    #[inline(always)]
+    fn word_run(&self, m: u64, k: usize) -> Option<usize> {
+        let e = k + ones_from(m, k);
+        (e < 64 && !bit(self.high & !self.other, e)).then_some(e)
+    }
+
     /// cl100k: `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|
     /// ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s` from window offset `o`.
     #[inline(always)]
     pub fn cl100k(&self, o: usize, len: usize) -> Option<usize> {
-        if bit(self.apos | self.high, o) {
+        if bit(self.apos_c | self.high, o) {
             return None;
         }
         let p = self.prefix();
         if bit(self.alpha, o) {
-            return self.run(self.alpha, o).map(|e| self.base + e);
+            return self.word_run(self.alpha, o).map(|e| self.base + e);
         }
         if bit(p, o) {
             if bit(self.high, o + 1) {
                 return None;
             }
             if bit(self.alpha, o + 1) {
-                return self.run(self.alpha, o + 1).map(|e| self.base + e);
+                return self.word_run(self.alpha, o + 1).map(|e| self.base + e);
             }
         }
         if bit(self.digit, o) {
@@ -275,13 +309,13 @@ impl Window {
         if n >= 3 {
             return Some(self.base + o + 3);
         }
-        self.run(self.digit, o).map(|e| self.base + e)
+        self.word_run(self.digit, o).map(|e| self.base + e)
     }
 
     /// GPT-2: `'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s`.
     #[inline(always)]
     pub fn gpt2(&self, o: usize, len: usize) -> Option<usize> {
-        if bit(self.apos | self.high, o) {
+        if bit(self.apos_c | self.high, o) {
             return None;
         }
         let q = self.punct();
@@ -294,10 +328,13 @@ impl Window {
                 from = o + 1;
             }
         }
-        for m in [self.alpha, self.digit, q] {
+        for m in [self.alpha, self.digit] {
             if bit(m, from) {
-                return self.run(m, from).map(|e| self.base + e);
+                return self.word_run(m, from).map(|e| self.base + e);
             }
+        }
+        if bit(q, from) {
+            return self.run(q, from).map(|e| self.base + e);
         }
         let e = self.run(self.ws, o)?;
         if self.base + e == len {
@@ -327,7 +364,7 @@ impl Window {
         }
         if let Some(p) = at {
             let u = p + ones_from(self.upper, p);
-            let e = self.run(self.alpha & !self.upper & !self.both, u)?;
+            let e = self.word_run(self.alpha & !self.upper & !self.both, u)?;
             if (self.both >> p) & (u64::MAX >> (63 - (e - p))) != 0 {
                 return None;
             }
@@ -384,7 +421,7 @@ impl Window {
             | ((runs & after_space) >> 1)
             | (ws & !prev(ws))
             | (ws & !(ws >> 1) & (self.valid >> 1));
-        self.trusted(o, starts, (starts | 1u64 << o) & self.apos, 0, len)
+        self.trusted(o, starts, (starts | 1u64 << o) & self.apos_c, 0, len)
     }
 
     /// [`Window::gpt2_bounds`] for cl100k. Over ASCII with no contraction: a letter run takes
@@ -413,7 +450,7 @@ impl Window {
         let letters = self.alpha & !prev(self.alpha) & !lone_q & !prev(r);
         let puncts = q & !prev(q) & !prev(self.space);
         let starts = letters | puncts | ws_starts | self.digit_starts(o);
-        self.trusted(o, starts, (starts | 1u64 << o) & self.apos, w2, len)
+        self.trusted(o, starts, (starts | 1u64 << o) & self.apos_c, w2, len)
     }
 
     /// [`Window::cl100k_bounds`] for o200k: letter runs also split before an upper-case letter
@@ -526,7 +563,13 @@ impl Window {
             65
         };
         let mut cut = if top <= 64 { top.saturating_sub(1) } else { 64 };
-        if (1..=64).contains(&top) && bit(open, top - 1) {
+        if top > o && bit(self.other, top) && bit(self.alpha | self.digit, top - 1) {
+            // a run of letters or digits ends before a character of `other`, which starts a
+            // piece whatever follows (punctuation, or the prefix of letters); the boundaries
+            // before it do not depend on the bytes from `top` on either
+            b |= 1u64 << top;
+            cut = top + 1;
+        } else if (1..=64).contains(&top) && bit(open, top - 1) {
             let below = !open & ((1u64 << (top - 1)) - 1);
             let start = 64 - below.leading_zeros() as usize;
             cut = cut.min(start + 1);

@@ -372,6 +372,7 @@ const P: u8 = 64;
 pub(super) const FLAG_L: u8 = L;
 pub(super) const FLAG_UP: u8 = UP;
 pub(super) const FLAG_LO: u8 = LO;
+pub(super) const FLAG_WORD: u8 = L | N | S;
 
 /// Class patterns and the flag each one sets, parsed with regex-syntax.
 const CLASS_PATTERNS: [(&str, u8); 5] = [
