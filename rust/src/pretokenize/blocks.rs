@@ -132,7 +132,7 @@ impl Window {
     ///
     /// Letters of two and three bytes (`U+0080..=U+FFFF`) are classified too, by `flags` (the
     /// class flags of the Basic Multilingual Plane, see `presets::Tables`): every byte of such
-    /// a letter joins `alpha` and leaves `high`. With `CASE` (o200k) an `Lu`/`Lt` letter also
+    /// a letter joins `alpha` and leaves `high`. With `case` (o200k) an `Lu`/`Lt` letter also
     /// joins `upper` and an `Lm`/`Lo` letter (in both of o200k's letter classes) `both`;
     /// without it (gpt2, cl100k, where `\p{L}` is one class) `upper` and `both` stay ASCII-only
     /// and empty. Every other non-ASCII character (marks, digits, spaces, punctuation, four-byte
@@ -142,7 +142,7 @@ impl Window {
     /// instantiated `true` inside [`super::presets`]' AVX2 loop, which runs after
     /// `is_x86_feature_detected!("avx2")`; always `false` on other targets.
     #[inline(always)]
-    pub fn new<const CASE: bool, const AVX2: bool>(b: &[u8], base: usize, flags: &[u8]) -> Window {
+    pub fn new<const AVX2: bool>(b: &[u8], base: usize, flags: &[u8], case: bool) -> Window {
         let mut pad = [0u8; 64];
         let rest = b.get(base..).unwrap_or(&[]);
         let (bytes, valid) = match rest.first_chunk::<64>() {
@@ -189,7 +189,7 @@ impl Window {
             }
             let f = flags.get(cp as usize).copied().unwrap_or(0);
             if f & super::presets::FLAG_L == 0 {
-                let word = if CASE {
+                let word = if case {
                     super::presets::FLAG_WORD | super::presets::FLAG_UP | super::presets::FLAG_LO
                 } else {
                     super::presets::FLAG_WORD
@@ -202,7 +202,7 @@ impl Window {
             let m = ((1u64 << n) - 1) << k;
             w.alpha |= m;
             w.high &= !m;
-            if CASE {
+            if case {
                 let up = f & super::presets::FLAG_UP != 0;
                 let lo = f & super::presets::FLAG_LO != 0;
                 if up && lo {

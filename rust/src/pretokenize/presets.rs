@@ -252,65 +252,103 @@ fn fill_spans_with<const AVX2: bool>(
 ) -> usize {
     let t = tables();
     let b = text.as_bytes();
-    let len = b.len();
     // one loop per preset, so that both scanners are inlined into it; the window fast path
     // (`blocks`) answers ASCII pieces, the exact scanner the rest
     match preset {
-        Preset::Gpt2 => fill_blocks(
-            b,
-            pos,
-            buf,
-            |b, at| Window::new::<false, AVX2>(b, at, &t.bmp),
-            |w, o| w.gpt2_bounds(o, len),
-            |w, o| w.gpt2(o, len),
-            |s| gpt2(t, b, s),
-        ),
-        Preset::Cl100k => fill_blocks(
-            b,
-            pos,
-            buf,
-            |b, at| Window::new::<false, AVX2>(b, at, &t.bmp),
-            |w, o| w.cl100k_bounds(o, len),
-            |w, o| w.cl100k(o, len),
-            |s| cl100k(t, b, s),
-        ),
-        Preset::O200k => fill_blocks(
-            b,
-            pos,
-            buf,
-            |b, at| Window::new::<true, AVX2>(b, at, &t.bmp),
-            |w, o| w.o200k_bounds(o, len),
-            |w, o| w.o200k(o, len),
-            |s| o200k(t, b, s),
-        ),
+        Preset::Gpt2 => fill_blocks::<Gpt2Rules, AVX2>(t, b, pos, buf),
+        Preset::Cl100k => fill_blocks::<Cl100kRules, AVX2>(t, b, pos, buf),
+        Preset::O200k => fill_blocks::<O200kRules, AVX2>(t, b, pos, buf),
     }
 }
 
-/// Fill `buf` from `pos`: first every piece a window settles at once (`bounds`: the
+/// A preset's window rules and exact scanner, as plain functions (not closures), so that they
+/// are inlined into the loop and compiled with its target features.
+trait Rules {
+    /// o200k's letter case classes (see `Window::new`).
+    const CASE: bool;
+    /// The trusted piece ends of a window from a piece start (`Window::gpt2_bounds`, ...).
+    fn bounds(w: &Window, o: usize, len: usize) -> u64;
+    /// One piece the per-piece way, if the window settles it (`Window::gpt2`, ...).
+    fn fast(w: &Window, o: usize, len: usize) -> Option<usize>;
+    /// The exact scanner.
+    fn end(t: &Tables, b: &[u8], s: usize) -> usize;
+}
+
+struct Gpt2Rules;
+struct Cl100kRules;
+struct O200kRules;
+
+impl Rules for Gpt2Rules {
+    const CASE: bool = false;
+    #[inline(always)]
+    fn bounds(w: &Window, o: usize, len: usize) -> u64 {
+        w.gpt2_bounds(o, len)
+    }
+    #[inline(always)]
+    fn fast(w: &Window, o: usize, len: usize) -> Option<usize> {
+        w.gpt2(o, len)
+    }
+    #[inline(always)]
+    fn end(t: &Tables, b: &[u8], s: usize) -> usize {
+        gpt2(t, b, s)
+    }
+}
+
+impl Rules for Cl100kRules {
+    const CASE: bool = false;
+    #[inline(always)]
+    fn bounds(w: &Window, o: usize, len: usize) -> u64 {
+        w.cl100k_bounds(o, len)
+    }
+    #[inline(always)]
+    fn fast(w: &Window, o: usize, len: usize) -> Option<usize> {
+        w.cl100k(o, len)
+    }
+    #[inline(always)]
+    fn end(t: &Tables, b: &[u8], s: usize) -> usize {
+        cl100k(t, b, s)
+    }
+}
+
+impl Rules for O200kRules {
+    const CASE: bool = true;
+    #[inline(always)]
+    fn bounds(w: &Window, o: usize, len: usize) -> u64 {
+        w.o200k_bounds(o, len)
+    }
+    #[inline(always)]
+    fn fast(w: &Window, o: usize, len: usize) -> Option<usize> {
+        w.o200k(o, len)
+    }
+    #[inline(always)]
+    fn end(t: &Tables, b: &[u8], s: usize) -> usize {
+        o200k(t, b, s)
+    }
+}
+
+/// Fill `buf` from `pos`: first every piece a window settles at once (`R::bounds`: the
 /// trusted piece ends of a window starting at a piece start, see `Window::gpt2_bounds`), and
-/// takes one piece the per-piece way (`fast`, else `end`) when a window settles none.
+/// takes one piece the per-piece way (`R::fast`, else `R::end`) when a window settles none.
 #[inline(always)]
-fn fill_blocks(
+fn fill_blocks<R: Rules, const AVX2: bool>(
+    t: &Tables,
     b: &[u8],
     mut pos: usize,
     buf: &mut [(usize, usize)],
-    new: impl Fn(&[u8], usize) -> Window,
-    bounds: impl Fn(&Window, usize) -> u64,
-    fast: impl Fn(&Window, usize) -> Option<usize>,
-    end: impl Fn(usize) -> usize,
 ) -> usize {
+    let len = b.len();
     let mut k = 0;
-    let mut w = new(b, pos);
+    let mut w = Window::new::<AVX2>(b, pos, &t.bmp, R::CASE);
     while k < buf.len() && pos < b.len() {
         if pos - w.base > REBASE {
-            w = new(b, pos);
+            w = Window::new::<AVX2>(b, pos, &t.bmp, R::CASE);
         }
         let o = pos - w.base;
-        let mut ends = bounds(&w, o);
+        let mut ends = R::bounds(&w, o, len);
         if ends == 0 {
-            let mut e = match fast(&w, o) {
+            let mut e = match R::fast(&w, o, len) {
                 Some(e) => e,
-                None => end(pos),
+                None => R::end(t, b, pos),
             };
             if e <= pos {
                 // only when `pos` is not on a char boundary (see `end_at`)
@@ -1421,9 +1459,9 @@ mod tests {
             for case in [false, true] {
                 let text = format!("a{s}b");
                 let w = if case {
-                    Window::new::<true, false>(text.as_bytes(), 0, &t.bmp)
+                    Window::new::<false>(text.as_bytes(), 0, &t.bmp, true)
                 } else {
-                    Window::new::<false, false>(text.as_bytes(), 0, &t.bmp)
+                    Window::new::<false>(text.as_bytes(), 0, &t.bmp, false)
                 };
                 let m = ((1u64 << s.len()) - 1) << 1;
                 let (alpha, up, both, high) = w.masks_for_tests();
