@@ -59,10 +59,10 @@ pub(super) struct Window {
     high: u64,
     /// `'`
     apos: u64,
-    /// `'` that may start a contraction (gpt2, cl100k): followed by an ASCII letter that
-    /// starts one (`[sdmtlvrSDMTLVR]`), a byte `>= 0x80` (a case fold such as `ſ`) or the
-    /// window's end. A `'` followed by anything else is punctuation (gpt2) or the prefix of
-    /// letters (cl100k) like any other.
+    /// `'` that may start a contraction (gpt2, cl100k; o200k's suffix): followed by an ASCII
+    /// letter that starts one (`[sdmtlvrSDMTLVR]`), a byte `>= 0x80` (a case fold such as
+    /// `ſ`) or the window's end. A `'` followed by anything else is punctuation (gpt2, o200k)
+    /// or the prefix of letters (cl100k, o200k) like any other.
     apos_c: u64,
     /// `/`
     slash: u64,
@@ -369,7 +369,7 @@ impl Window {
                 return None;
             }
             // the optional contraction suffix is left to the exact scanner
-            return (!bit(self.apos, e)).then_some(self.base + e);
+            return (!bit(self.apos_c, e)).then_some(self.base + e);
         }
         if bit(self.digit, o) {
             return self.digits(o);
@@ -491,7 +491,7 @@ impl Window {
         let letters = (self.alpha & !prev(self.alpha) & !lone_q & !prev(r)) | splits;
         let puncts = q & !prev(q) & !prev(self.space);
         let starts = letters | puncts | ws_starts | self.digit_starts(o);
-        self.trusted(o, starts, (self.apos & prev(self.alpha)) >> 1, open, len)
+        self.trusted(o, starts, (self.apos_c & prev(self.alpha)) >> 1, open, len)
     }
 
     /// o200k's splits inside a run of letters when some are in both of its letter classes
