@@ -503,9 +503,9 @@ impl Window {
     /// `D`/`W` run. If no `D` follows the `U`/`W` run, `[UW]*` gives back down to its last `W`
     /// (`[DW]+` takes that one), or, with no `W`, the second alternative takes the whole run:
     /// a split before the `U`s that end such a run after a `W` that no `D` precedes. That
-    /// split depends on the run's end, so `U`/`W` runs are open: not trusted past their start
-    /// when they reach a byte that is not settled. The splits follow from the window's piece
-    /// start `o` on.
+    /// split depends on the run's end, so a run of `U`s after a `W` is open (with that `W`):
+    /// not trusted past its start when it reaches a byte that is not settled. The splits
+    /// follow from the window's piece start `o` on.
     #[inline(always)]
     fn case_splits(&self, o: usize, lower: u64, w2: u64) -> (u64, u64) {
         let prev = |m: u64| m << 1;
@@ -517,7 +517,10 @@ impl Window {
         let last_u = up & !(x >> 1) & !(lower >> 1);
         let tail = smear_down(up, last_u);
         let splits = (up & prev(dw)) | (tail & !prev(tail) & prev(both & !dw));
-        (splits, x | w2)
+        // open: every run of `U` after a `W` with that `W` (only the split before such a run
+        // depends on what follows it; `x | w2` would chain words and spaces to the window end)
+        let after_w = smear_up(up, up & prev(both));
+        (splits, after_w | (both & (after_w >> 1)) | w2)
     }
 
     /// Starts of the `\p{N}{1,3}` pieces from `o` on: every third digit of a run from its start
