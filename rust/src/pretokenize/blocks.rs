@@ -219,8 +219,8 @@ impl Window {
     #[cfg(test)]
     fn masks(&self) -> [u64; 10] {
         [
-            self.alpha, self.upper, self.digit, self.ws, self.nl, self.high, self.apos,
-            self.slash, self.space, self.lead,
+            self.alpha, self.upper, self.digit, self.ws, self.nl, self.high, self.apos, self.slash,
+            self.space, self.lead,
         ]
     }
 
