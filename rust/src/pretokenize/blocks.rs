@@ -78,17 +78,12 @@ pub(super) struct Window {
     other: u64,
 }
 
-/// The bits of `m` from each bit of `seed` (a subset of `m`) up to the end of its run: a fill
-/// by doubling steps (a run may hold several seeds, which a carry would not allow).
+/// The bits of `m` from each bit of `seed` (a subset of `m`) up to the end of its run: adding
+/// the seeds to `m` clears each run from its lowest seed up (the carry stops at the zero after
+/// the run); a later seed of the same run is set instead of cleared, hence the `| seed`.
 #[inline(always)]
 fn smear_up(m: u64, seed: u64) -> u64 {
-    let mut x = seed;
-    let mut m = m;
-    for k in [1, 2, 4, 8, 16, 32] {
-        x |= (x << k) & m;
-        m &= m << k;
-    }
-    x
+    (m & !m.wrapping_add(seed)) | seed
 }
 
 /// The bits of `m` from each bit of `seed` (a subset of `m`) down to the start of its run.
@@ -781,6 +776,32 @@ mod sse2 {
                     assert_eq!(a.masks(), b.masks(), "{j}");
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The carry fill of `smear_up` against a fill by doubling steps, on random masks with
+    /// several seeds per run.
+    #[test]
+    fn smear_up_is_a_fill() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..100_000 {
+            let m = next() | next();
+            let seed = next() & next() & m;
+            let (mut want, mut mm) = (seed, m);
+            for k in [1, 2, 4, 8, 16, 32] {
+                want |= (want << k) & mm;
+                mm &= mm << k;
+            }
+            assert_eq!(super::smear_up(m, seed), want, "{m:#x} {seed:#x}");
         }
     }
 }
