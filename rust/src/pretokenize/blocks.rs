@@ -1,39 +1,45 @@
-//! Fast path of the preset scanners for ASCII text: byte classes of a 64-byte window as bitmasks.
+//! Fast path of the preset scanners: byte classes of a 64-byte window as bitmasks.
 //!
-//! [`Window::new`] classifies 64 bytes of the text at once (four SSE2 compares per class on
-//! x86_64, a byte loop elsewhere) into one `u64` per class, bit `k` for byte `base + k`: ASCII
-//! letters, upper-case letters, digits, whitespace, `\r`/`\n`, `/`, `'`, bytes `>= 0x80` and
-//! the bytes inside the text.
+//! [`Window::new`] classifies 64 bytes of the text at once (two AVX2 or four SSE2 compares per
+//! class on x86_64, a byte loop elsewhere) into one `u64` per class, bit `k` for byte
+//! `base + k`: letters, upper-case letters, digits, whitespace, `\r`/`\n`, `/`, `'`, bytes
+//! `>= 0x80` and the bytes inside the text. Letters of two and three bytes are classified too
+//! (a loop over the window's lead bytes and the BMP class table of `presets`): all their bytes
+//! are letter bits, so the rules below treat a non-ASCII word like an ASCII one; for o200k they
+//! are also split by its case classes (`Window::case_splits`).
 //!
-//! Whole window first: over ASCII each preset's piece boundaries are a function of a few
-//! neighbouring bytes, or of the run they lie in (`Window::gpt2_bounds`, `cl100k_bounds`,
-//! `o200k_bounds`), so every boundary of the window is computed at once with shifts, ands and
-//! doubling fills, with no branch per piece, and the caller emits the pieces with one
-//! `trailing_zeros` each. Boundaries are kept only where ASCII settles them (see
-//! `Window::trusted`). When a window settles none (the piece starts at a byte `>= 0x80` or a
-//! `'`, or runs past the window), one piece is taken per piece: it ends at a run boundary
-//! found with one shift and one `trailing_ones` per run instead of a byte loop, or, when that
-//! is not settled either, by the exact scanner.
+//! Whole window first: over the classified characters each preset's piece boundaries are a
+//! function of a few neighbouring bytes, or of the run they lie in (`Window::gpt2_bounds`,
+//! `cl100k_bounds`, `o200k_bounds`), so every boundary of the window is computed at once with
+//! shifts, ands, carries and doubling fills, with no branch per piece, and the caller emits the
+//! pieces with one `trailing_zeros` each. Boundaries are kept only where the masks settle them
+//! (see `Window::trusted`). When a window settles none (the piece starts at an unclassified
+//! byte `>= 0x80` or a `'` that may start a contraction, or runs past the window), one piece is
+//! taken per piece: it ends at a run boundary found with one shift and one `trailing_ones` per
+//! run instead of a byte loop, or, when that is not settled either, by the exact scanner.
 //!
-//! The fast path only answers where the answer is settled by ASCII alone; it returns `None`
+//! The fast path only answers where the answer is settled by the masks; it returns `None`
 //! (and the caller runs the exact scanner of [`super::presets`] from the same start) when:
-//! the piece starts with `'` (contractions and their Unicode case folds) or with a byte
-//! `>= 0x80`; a run stops at a byte `>= 0x80` (a non-ASCII letter, digit, mark or space could
-//! continue it, or `\p{L}` could follow a prefix); a run reaches the end of the window; an
-//! o200k letter run is followed by `'` (the contraction suffix). Every other case is one of the
-//! regex alternatives over ASCII classes, written out per preset below with the reasoning of
-//! the exact scanners. Since the scanners answer "where does the piece that starts here end",
-//! a fallback needs no state: the result is the same piece either way.
+//! the piece starts with a `'` followed by a contraction letter or a byte `>= 0x80`
+//! (contractions and their Unicode case folds) or with an unclassified byte `>= 0x80`; a run
+//! stops at an unclassified byte `>= 0x80` (a mark, a non-ASCII digit or space could continue
+//! it; a run of letters or digits stopping at non-ASCII punctuation is settled); a run reaches
+//! the end of the window; an o200k letter run is followed by such a `'` (the contraction
+//! suffix) or holds an `Lm`/`Lo` letter. Every other case is one of the regex alternatives over
+//! the classes, written out per preset below with the reasoning of the exact scanners. Since the
+//! scanners answer "where does the piece that starts here end", a fallback needs no state: the
+//! result is the same piece either way.
 //!
-//! Cost: one classification per window (about 25 SIMD instructions per 16 bytes), about 60
-//! mask operations for its boundaries, and a new window whenever a piece starts more than
-//! [`REBASE`] bytes into the current one, so each byte is classified at most about twice. On
-//! the benchmark sample the whole-window path leaves about 11 % of the pieces (cl100k; nearly
-//! all in non-ASCII text) to the per-piece path, and took the pre-tokenizer from 55 to 35-41 ms
-//! (26.5 MB, one thread). The tests of `presets` compare the pieces of
-//! [`super::presets::fill_spans`] (which uses this path) with `fancy-regex` too, including
-//! runs across window ends and ASCII / non-ASCII transitions at every offset of a window, and
-//! with the exact scanner on long random texts of the characters the window rules tell apart.
+//! Cost: one classification per window (about 13 AVX2 instructions per 32 bytes, plus a few per
+//! non-ASCII character), about 60 mask operations for its boundaries, and a new window whenever
+//! a piece starts more than [`REBASE`] bytes into the current one, so each byte is classified at
+//! most about twice. On the benchmark sample the whole-window path leaves about 3 % of the
+//! pieces to the per-piece path (11 % when only ASCII was classified), and the pre-tokenizer
+//! takes 23-30 ms for the 26.5 MB (one thread; docs/bpe.md §13.2, §13.5). The tests of
+//! `presets` compare the pieces of [`super::presets::fill_spans`] (which uses this path) with
+//! `fancy-regex` too, including runs across window ends and ASCII / non-ASCII transitions at
+//! every offset of a window, with the exact scanner on long random texts of the characters the
+//! window rules tell apart, and every character of two and three bytes in several contexts.
 
 /// A piece starting more than this many bytes into the window gets a new window at its start,
 /// so runs of up to `64 - REBASE` bytes always end inside the window.
