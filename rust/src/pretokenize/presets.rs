@@ -1565,6 +1565,20 @@ mod tests {
                 }
                 let got: Vec<&str> = spans.iter().map(|&(s, e)| &text[s..e]).collect();
                 assert_eq!(got, want, "case {case}, {preset}: {text:?}");
+                // the baseline build of the loop (SSE2 on x86_64), whichever `fill_spans` ran
+                let mut base = Vec::new();
+                loop {
+                    let from = base.last().map_or(0, |&(_, e)| e);
+                    let k = fill_spans_with::<false>(preset, &text, from, &mut buf);
+                    base.extend_from_slice(&buf[..k]);
+                    if k < buf.len() {
+                        break;
+                    }
+                }
+                assert_eq!(
+                    base, spans,
+                    "case {case}, {preset}, baseline build: {text:?}"
+                );
             }
         }
     }
