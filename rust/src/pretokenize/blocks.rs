@@ -116,10 +116,12 @@ fn after_last_newline(nl: u64, r: u64, ends: u64) -> u64 {
     suffix & !(suffix << 1) & (nl << 1)
 }
 
-/// Number of bits from `k` on that are set in `m` (`k < 64`).
+/// Number of bits from `k` on that are set in `m` (0 for `k >= 64`: an o200k letter run may
+/// start right after a run of upper-case letters that fills the window).
 #[inline(always)]
 fn ones_from(m: u64, k: usize) -> usize {
-    (m >> k).trailing_ones() as usize
+    m.checked_shr(k as u32)
+        .map_or(0, |x| x.trailing_ones() as usize)
 }
 
 #[inline(always)]
