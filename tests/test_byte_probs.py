@@ -874,3 +874,45 @@ def test_two_spaces_keep_both_splits_but_only_the_canonical_one_may_end():
     close(blm.next_byte_probs(s), ref)
     fast = case.blm("fast").feed(case.blm("fast").start(b""), b"  ")
     assert fast.core.stars == [[256]]  # fast: encode(x) alone
+
+
+# A whitespace run holding a newline (docs/byte_probs.md §15.3): ["\n", "\t\t"] is valid under
+# cl100k (it starts the canonical encoding of "\n\t\t a") although no single token continues it
+# canonically: at the end of the text `\s++$` keeps "\n\t\t" + more whitespace whole.
+@pytest.mark.parametrize("mode", ["exact", "mask", "fast"])
+@pytest.mark.parametrize("pattern", ["cl100k", "o200k", "gpt2"])
+def test_newline_whitespace_run_split_needs_a_run_that_ends(pattern, mode):
+    merges = [(b"\n", b"\t"), (b"\t", b"\t"), (b"\t\t", b"\t")]
+    case, blm = _issue_case(merges, pattern, b"\n\t a", mode=mode)
+    if pattern == "cl100k":
+        assert case.ref.completable([10, 257])  # "\n", "\t\t"
+    for x in [b"\n\t", b"\n\t\t", b"\n\t\t\t", b"\n\t\t ", b"\n\t\t a", b" \n\t\t"]:
+        want = next_byte_probs_from_scratch(case.lm, case.ref, x, mode)
+        if want.sum() == 0:
+            assert mode == "fast"
+            continue
+        close(blm.next_byte_probs(blm.start(x)), want)
+        close(blm.next_byte_probs(blm.feed(blm.start(b""), x)), want)
+
+
+@st.composite
+def whitespace_cases(draw):
+    """Alphabets of whitespace (newlines, tabs, spaces) and one letter; merges of whitespace."""
+    pattern = draw(st.sampled_from(["gpt2", "cl100k", "o200k"]))
+    alphabet = bytes(sorted(set(b" \t\n") | {draw(st.sampled_from(list(b"a1.")))}))
+    toks = [bytes([x]) for x in b" \t\n"]
+    merges: list[tuple[bytes, bytes]] = []
+    for _ in range(draw(st.integers(2, 5))):
+        left = draw(st.sampled_from(toks))
+        right = draw(st.sampled_from(toks))
+        if len(left + right) <= 3 and left + right not in toks:
+            merges.append((left, right))
+            toks.append(left + right)
+    seed = draw(st.integers(0, 2**31 - 1))
+    return PiecesCase(alphabet, merges, pattern, seed, max_tokens=3)
+
+
+@settings(max_examples=FEW, deadline=None)
+@given(whitespace_cases(), st.sampled_from(["exact", "mask", "fast"]), st.data())
+def test_whitespace_runs_equal_brute_force_from_start_and_along_advance(case, mode, data):
+    _walk(case.blm(mode), case, mode, data, 5)

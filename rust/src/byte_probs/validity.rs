@@ -210,6 +210,11 @@ enum HeadDecision {
     Rebase(usize, usize),
 }
 
+/// Continuation texts tried before the depth-one search when a tail ends in whitespace
+/// (docs/byte_probs.md §15.3): one more non-newline whitespace character, then a non-space
+/// character of each class (the run ends there, whatever the class).
+const WS_PROBES: [&[u8]; 4] = [b" a", b"\ta", b" 0", b" !"];
+
 /// Memoised depth-one searches (tail ids -> found), cleared when it reaches this size.
 const SEARCH_MEMO: usize = 1 << 16;
 
@@ -543,6 +548,25 @@ impl Validity {
         want.extend_from_slice(ids);
         want.push(0);
         let mut out = Vec::with_capacity(ids.len() + 4);
+        // a whitespace run that goes on by one non-newline whitespace character and then ends
+        // (docs/byte_probs.md §15.3): the pieces over `text` are those of every longer run
+        // without a newline, with a piece boundary at `|text|`; a single token cannot always
+        // spell that continuation (at the end of the text `\s++$` keeps the run whole)
+        if text
+            .last()
+            .is_some_and(|&c| c.is_ascii_whitespace() || c >= 0x80)
+        {
+            for probe in WS_PROBES {
+                buf.clear();
+                buf.extend_from_slice(text);
+                buf.extend_from_slice(probe);
+                out.clear();
+                self.bpe.encode_bytes_into(&buf, &mut out)?;
+                if out.len() > ids.len() && out[..ids.len()] == *ids {
+                    return Ok(true);
+                }
+            }
+        }
         let mut clip = Vec::with_capacity(ids.len() + 4);
         // whether the pieces of `text + bytes(u)`, clipped to `text`, can give `ids` at all
         // `buf` = text + a continuation
