@@ -38,7 +38,7 @@
 use crate::bpe::pairs::{PairTable, NONE as PAIR_NONE};
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};
-use crate::pretokenize::presets::{char_flags, run_class};
+use crate::pretokenize::presets::{char_flags, may_lead, run_class};
 use crate::pretokenize::Preset;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -367,17 +367,26 @@ impl Validity {
         }
         let next_char =
             |i: usize| -> usize { i + valid[i..].chars().next().map_or(1, char::len_utf8) };
+        let o200k = self.preset == Some(Preset::O200k);
         let mut a = 0;
         let mut p = 0;
         for piece in pieces {
             let e = p + piece.len();
+            // an optional first character (` ?`, `[^\r\n\p{L}\p{N}]?`) taken by a possessive
+            // run ends with that run, which is then `e < n`, and an alternative that cannot
+            // take one fails on the classes of D[p] and D[p + 1], both before n; only o200k's
+            // letter alternatives (`[upper]*[lower]+`, backtracking) may stop inside the letter
+            // run after a first character and so need that run to end before n
+            let lead = o200k
+                && valid[p..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| may_lead(Preset::O200k, c));
             let p1 = next_char(p);
             let ok = e < n
                 // whitespace alternatives and letter/digit runs scan the run at p
                 && end[p] < n
-                // an optional first character (` ?`, `[^\r\n\p{L}\p{N}]?`) then a run from p1
-                && p1 < n
-                && (class[p1] == 0 || end[p1] < n)
+                && (!lead || p1 >= n || class[p1] != 1 || end[p1] < n)
                 // contractions look two characters past an apostrophe
                 && (b[p] != b'\'' || p + 2 < n)
                 && (b[e] != b'\'' || e + 2 < n);
@@ -1309,9 +1318,88 @@ mod tests {
         assert_eq!(v.settled(b"ab cd"), 2);
         // " '" is a punctuation piece: contractions start only at an apostrophe
         assert_eq!(v.settled(b"x 'l"), 3);
-        // digit runs stay open to the end (groups of three re-align only from the run start)
-        assert_eq!(v.settled(b"a 1234567"), 1);
+        // digit runs stay open to the end (groups of three re-align only from the run start);
+        // the space before them is a piece of its own
+        assert_eq!(v.settled(b"a 1234567"), 2);
         let g = Validity::new(regex_bpe("gpt2"), Rule::Pieces, 8).unwrap();
         assert_eq!(g.settled(b"don'l"), 0);
+        // a piece that ends before the text does is settled whatever its first character can
+        // lead (docs/byte_probs.md §15.1): only a space leads a gpt2 letter piece, \r and \n
+        // never lead a cl100k one, and a space before digits is a piece of its own in cl100k
+        assert_eq!(g.settled(b"\ta"), 1);
+        assert_eq!(v.settled(b"\ta"), 0);
+        assert_eq!(v.settled(b"\ni"), 1);
+        assert_eq!(v.settled(b"\n\n\t\ti"), 3);
+        assert_eq!(v.settled(b"a!"), 1);
+        assert_eq!(v.settled(b"x 12"), 2);
+        assert_eq!(g.settled(b"x 12"), 1);
+    }
+
+    /// The settled boundary never moves (docs/byte_probs.md §15.1): for every text up to four
+    /// characters over a whitespace-, digit- and punctuation-rich alphabet and every continuation
+    /// up to two characters, the pieces of `text + s` up to `settled(text)` are those of `text`.
+    #[test]
+    fn settled_boundary_holds_for_every_short_continuation() {
+        // ASCII classes, an upper and a lower non-ASCII letter, a combining mark, a non-ASCII
+        // digit: texts up to three characters over all, four over the first nine
+        let alphabet = [
+            " ", "\t", "\n", "\r", "a", "1", "!", "'", "s", "A", "\u{e9}", "\u{301}", "\u{663}",
+        ];
+        let mut texts = vec![String::new()];
+        let mut all = Vec::new();
+        for len in 0..4 {
+            let mut next = Vec::new();
+            for t in &texts {
+                for c in alphabet
+                    .iter()
+                    .take(if len == 3 { 9 } else { alphabet.len() })
+                {
+                    if len == 3 && !t.is_ascii() {
+                        continue;
+                    }
+                    next.push(format!("{t}{c}"));
+                }
+            }
+            all.extend(next.iter().cloned());
+            texts = next;
+        }
+        let mut conts = vec![String::new()];
+        for c in alphabet {
+            conts.push(c.to_string());
+            for d in alphabet {
+                conts.push(format!("{c}{d}"));
+            }
+        }
+        for preset in ["gpt2", "cl100k", "o200k"] {
+            let v = Validity::new(regex_bpe(preset), Rule::Pieces, 8).unwrap();
+            let ends = |t: &str| -> Vec<usize> {
+                let mut e = 0;
+                v.bpe
+                    .pretokenizer()
+                    .pieces(t)
+                    .unwrap()
+                    .iter()
+                    .map(|p| {
+                        e += p.len();
+                        e
+                    })
+                    .collect()
+            };
+            let mut moved = 0usize;
+            for t in &all {
+                let a = v.settled(t.as_bytes());
+                let want: Vec<usize> = ends(t).into_iter().filter(|&e| e <= a).collect();
+                assert!(a == 0 || want.last() == Some(&a), "{preset} {t:?}");
+                for s in &conts {
+                    let got: Vec<usize> = ends(&format!("{t}{s}"))
+                        .into_iter()
+                        .filter(|&e| e <= a)
+                        .collect();
+                    assert_eq!(got, want, "{preset}: {t:?} + {s:?}, settled {a}");
+                }
+                moved += a;
+            }
+            assert!(moved > 0);
+        }
     }
 }
