@@ -223,7 +223,11 @@ const SEARCH_MEMO: usize = 1 << 16;
 pub struct Validity {
     bpe: Arc<Bpe>,
     rule: Rule,
+    /// the preset scanner whose rules decide the open tail (for a digit-split sequence, the
+    /// preset after the number split)
     preset: Option<Preset>,
+    /// the pre-tokenizer is the sequence `[\p{N}, preset]` (docs/byte_probs.md §15.8)
+    digit_split: bool,
     single: Bits,
     rows: Mutex<Lru>,
     searches: Mutex<FxHashMap<Vec<u32>, bool>>,
@@ -241,11 +245,19 @@ impl Validity {
         let regular: Vec<u32> = (0..n as u32)
             .filter(|&id| !bpe.is_special(id) && bpe.token_bytes(id).is_some())
             .collect();
-        let preset = bpe.pretokenizer().preset();
+        // a sequence `[\p{N}, preset]` is decided with the preset's rules on the text after
+        // the last number character (docs/byte_probs.md §15.8)
+        let pre = bpe.pretokenizer();
+        let (preset, digit_split) = match (pre.preset(), pre.digit_split_preset()) {
+            (Some(p), _) => (Some(p), false),
+            (None, Some(p)) => (Some(p), true),
+            (None, None) => (None, false),
+        };
         let mut v = Self {
             bpe,
             rule,
             preset,
+            digit_split,
             single: Arc::new(vec![0; n.div_ceil(64)]),
             rows: Mutex::new(Lru::default()),
             searches: Mutex::new(FxHashMap::default()),
@@ -344,9 +356,31 @@ impl Validity {
 
     /// [`Validity::settled`] of valid UTF-8 text (the horizon rule, docs/byte_probs.md §15.1).
     fn settled_valid(&self, valid: &str) -> usize {
-        let Ok(pieces) = self.bpe.pretokenizer().pieces(valid) else {
+        let Some(preset) = self.preset else {
             return 0;
         };
+        if self.digit_split {
+            // `[\p{N}, preset]`: a number character is a piece of its own and ends the
+            // haystack the preset sees, so everything up to the last one is settled and the
+            // rest is a haystack that only grows (docs/byte_probs.md §15.8). A text ending in
+            // a number character settles just before it (the boundary stays before the end,
+            // like every other settled boundary: the covers of the text start there).
+            let Some((i, c)) = valid.char_indices().filter(|&(_, c)| run_class(c) == 2).last()
+            else {
+                return self.settled_segment(preset, valid);
+            };
+            let q = i + c.len_utf8();
+            if q == valid.len() {
+                return i;
+            }
+            return q + self.settled_segment(preset, &valid[q..]);
+        }
+        self.settled_segment(preset, valid)
+    }
+
+    /// The horizon rule of docs/byte_probs.md §15.1 on the pieces of `preset`.
+    fn settled_segment(&self, preset: Preset, valid: &str) -> usize {
+        let pieces: Vec<&str> = crate::pretokenize::presets::pieces(preset, valid).collect();
         let b = valid.as_bytes();
         let n = b.len();
         // end[i] = end of the maximal run of one class containing byte i
@@ -367,7 +401,7 @@ impl Validity {
         }
         let next_char =
             |i: usize| -> usize { i + valid[i..].chars().next().map_or(1, char::len_utf8) };
-        let o200k = self.preset == Some(Preset::O200k);
+        let o200k = preset == Preset::O200k;
         let mut a = 0;
         let mut p = 0;
         for piece in pieces {
@@ -1249,12 +1283,16 @@ mod tests {
 
     /// cl100k pieces with merges `"  "`, `"_p"`, `"=_"`, `"\t\t"`.
     fn regex_bpe(pattern: &str) -> Arc<Bpe> {
+        toy_bpe(Pretokenizer::new(pattern).unwrap())
+    }
+
+    fn toy_bpe(pre: Pretokenizer) -> Arc<Bpe> {
         let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
         ranks.push((b"_p".to_vec(), 256));
         ranks.push((b"=_".to_vec(), 257));
         ranks.push((b"\t\t".to_vec(), 258));
         ranks.push((b"  ".to_vec(), 259));
-        Arc::new(Bpe::from_ranks(ranks, vec![], Pretokenizer::new(pattern).unwrap()).unwrap())
+        Arc::new(Bpe::from_ranks(ranks, vec![], pre).unwrap())
     }
 
     #[test]
@@ -1335,6 +1373,22 @@ mod tests {
         assert_eq!(g.settled(b"x 12"), 1);
     }
 
+    /// `[\p{N}, gpt2]` (docs/byte_probs.md §15.8): a number character ends the haystack of the
+    /// preset, so the text up to the last one is settled (just before it when it ends the text).
+    #[test]
+    fn digit_split_sequence_settles_at_number_characters() {
+        let pre =
+            Pretokenizer::sequence(&[r"\p{N}", crate::pretokenize::LLAMA_CPP_GPT2]).unwrap();
+        let v = Validity::new(toy_bpe(pre), Rule::Pieces, 8).unwrap();
+        assert_eq!(v.settled(b"ab  1"), 4);
+        assert_eq!(v.settled(b"ab  12"), 5);
+        assert_eq!(v.settled(b"ab  12 x"), 6);
+        assert_eq!(v.settled(b"x 1 yy z"), 6);
+        assert_eq!(v.settled(b"\xd9\xa3a"), 2);
+        assert!(v.may_change(b"  ").unwrap());
+        assert!(!v.may_change(b" ab").unwrap());
+    }
+
     /// The settled boundary never moves (docs/byte_probs.md §15.1): for every text up to four
     /// characters over a whitespace-, digit- and punctuation-rich alphabet and every continuation
     /// up to two characters, the pieces of `text + s` up to `settled(text)` are those of `text`.
@@ -1370,8 +1424,15 @@ mod tests {
                 conts.push(format!("{c}{d}"));
             }
         }
-        for preset in ["gpt2", "cl100k", "o200k"] {
-            let v = Validity::new(regex_bpe(preset), Rule::Pieces, 8).unwrap();
+        let digits = |p: &str| Pretokenizer::sequence(&[r"\p{N}", p]).unwrap();
+        for (preset, pre) in [
+            ("gpt2", Pretokenizer::new("gpt2").unwrap()),
+            ("cl100k", Pretokenizer::new("cl100k").unwrap()),
+            ("o200k", Pretokenizer::new("o200k").unwrap()),
+            ("digits+gpt2", digits(crate::pretokenize::LLAMA_CPP_GPT2)),
+            ("digits+cl100k", digits(Preset::Cl100k.pattern())),
+        ] {
+            let v = Validity::new(toy_bpe(pre), Rule::Pieces, 8).unwrap();
             let ends = |t: &str| -> Vec<usize> {
                 let mut e = 0;
                 v.bpe
