@@ -98,7 +98,7 @@ SEQUENCES = {
 }
 
 
-def isolated_split(rx: "regex.Pattern[str]", text: str) -> list[str]:
+def isolated_split(rx: regex.Pattern[str], text: str) -> list[str]:
     """HF ``Split(behavior="Isolated")``: the matches and the text between them, in order."""
     out, last = [], 0
     for m in rx.finditer(text):

@@ -9,18 +9,22 @@
 //! every adjacent pair is (`encode(bytes(u)+bytes(v)) == [u, v]`). Rows are keyed by the
 //! previous token.
 //!
-//! [`Rule::Pieces`]: regex pre-tokenizers (GPT-2, cl100k, o200k presets; any other splitting
-//! regex). Canonical sequences are not prefix-closed (`\s+(?!\S)` look-ahead, digit groups,
+//! [`Rule::Pieces`]: regex pre-tokenizers (GPT-2, cl100k, o200k presets; the sequences
+//! `[\p{N}, preset]` of llama.cpp's digit-splitting pre-tokenizers; any other splitting regex).
+//! Canonical sequences are not prefix-closed (`\s+(?!\S)` look-ahead, digit groups,
 //! contractions), so validity is decided on the *tail* of the text (docs/byte_probs.md §15):
 //! 1. [`Validity::settled`]: a byte position `a` such that for every continuation `s`, the
-//!    pieces of `text + s` start with the pieces of `text[..a]` (a horizon bound on the preset
-//!    scanners; 0 for custom regexes). So `encode(text + s) = encode(text[..a]) ∘ encode(text[a..]
-//!    + s)` and only the tokens after `a` are open.
+//!    pieces of `text + s` start with the pieces of `text` up to `a` (a horizon bound on the
+//!    preset scanners, §15.1; after the last number character for a digit-split sequence,
+//!    §15.8; 0 for custom regexes). So `encode(text + s) = encode_settled(text) ∘
+//!    encode(text[a..] + s)` and only the tokens after `a` are open.
 //! 2. The tail `ρ` (tokens after `a`, text `D`) is valid iff it is canonical, or — only when the
 //!    piece structure of `D` can still change ([`Validity::may_change`]) — some one more token
-//!    `u` makes `ρ ∘ u` canonical (depth-one lemma, §15.3). Tokens `u` that leave the piece
-//!    boundaries inside `D` unchanged are skipped without encoding (they cannot help: single-piece
-//!    BPE is prefix-closed).
+//!    `u` makes `ρ ∘ u` canonical, or (`D` ends in whitespace) one of a few probe texts (one
+//!    more non-newline whitespace character, then a non-space) continues `ρ` canonically
+//!    (completeness lemma, §15.3). Tokens `u` that leave the piece boundaries inside `D`
+//!    unchanged are skipped without encoding (they cannot help: single-piece BPE is
+//!    prefix-closed).
 //!
 //! Cost: `single` once at construction (`|V|` short checks, parallel). A [`Rule::Pieces`] row
 //! over valid UTF-8 is decided per class of leading characters (docs/byte_probs.md §15.7): a
@@ -309,11 +313,11 @@ impl Validity {
         self.rule
     }
 
-    /// Settled boundary of `text` (docs/byte_probs.md §15.1): the end of the longest run of
-    /// leading pieces whose scan provably never looks at the end of `text`, so that they are
-    /// pieces of `text + s` for every `s`. Only the preset scanners have such a bound (custom
-    /// regexes: 0); only the valid UTF-8 prefix is considered (an incomplete character may
-    /// still change).
+    /// Settled boundary of `text` (docs/byte_probs.md §15.1, §15.8): the end of the longest run
+    /// of leading pieces whose scan provably never looks at the end of `text`, so that they are
+    /// pieces of `text + s` for every `s`. Only the preset scanners and the `[\p{N}, preset]`
+    /// sequences have such a bound (custom regexes: 0); only the valid UTF-8 prefix is
+    /// considered (an incomplete character may still change).
     pub fn settled(&self, text: &[u8]) -> usize {
         if self.preset.is_none() {
             return 0;
@@ -365,7 +369,10 @@ impl Validity {
             // rest is a haystack that only grows (docs/byte_probs.md §15.8). A text ending in
             // a number character settles just before it (the boundary stays before the end,
             // like every other settled boundary: the covers of the text start there).
-            let Some((i, c)) = valid.char_indices().filter(|&(_, c)| run_class(c) == 2).last()
+            let Some((i, c)) = valid
+                .char_indices()
+                .filter(|&(_, c)| run_class(c) == 2)
+                .last()
             else {
                 return self.settled_segment(preset, valid);
             };
@@ -570,7 +577,8 @@ impl Validity {
         Ok(found)
     }
 
-    /// Depth-one search: some regular `u` with `encode(text + bytes(u)) == ids ∘ u`, trying only
+    /// Completeness search (docs/byte_probs.md §15.3): a whitespace probe text continues `ids`
+    /// canonically, or some regular `u` has `encode(text + bytes(u)) == ids ∘ u`, trying only
     /// the `u` that change the piece boundaries inside `text` and whose pieces, clipped to
     /// `text`, encode to `ids` (a necessary condition by single-piece prefix closure). When
     /// `text` is all whitespace the pieces inside it depend on `u` only through `u`'s leading
@@ -1377,8 +1385,7 @@ mod tests {
     /// preset, so the text up to the last one is settled (just before it when it ends the text).
     #[test]
     fn digit_split_sequence_settles_at_number_characters() {
-        let pre =
-            Pretokenizer::sequence(&[r"\p{N}", crate::pretokenize::LLAMA_CPP_GPT2]).unwrap();
+        let pre = Pretokenizer::sequence(&[r"\p{N}", crate::pretokenize::LLAMA_CPP_GPT2]).unwrap();
         let v = Validity::new(toy_bpe(pre), Rule::Pieces, 8).unwrap();
         assert_eq!(v.settled(b"ab  1"), 4);
         assert_eq!(v.settled(b"ab  12"), 5);

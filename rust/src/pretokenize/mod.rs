@@ -199,15 +199,16 @@ impl Pretokenizer {
                         _ if *spec == LLAMA_CPP_GPT2 => Some(Preset::Gpt2),
                         _ => None,
                     };
-                    let stage = match preset {
-                        Some(p) => Stage::Preset(p),
-                        None => Stage::Regex(Box::new(fancy_regex::Regex::new(spec).map_err(
-                            |e| Error::Regex {
-                                pattern: spec.to_string(),
-                                message: e.to_string(),
-                            },
-                        )?)),
-                    };
+                    let stage =
+                        match preset {
+                            Some(p) => Stage::Preset(p),
+                            None => Stage::Regex(Box::new(fancy_regex::Regex::new(spec).map_err(
+                                |e| Error::Regex {
+                                    pattern: spec.to_string(),
+                                    message: e.to_string(),
+                                },
+                            )?)),
+                        };
                     regexes.push((spec.to_string(), stage));
                 }
                 Ok(Self {
@@ -300,7 +301,9 @@ impl Pretokenizer {
                     message: "empty sequence".into(),
                 })?;
                 let mut pieces = Vec::new();
-                split_stage(&first.0, &first.1, text, &mut count, &mut |p| pieces.push(p))?;
+                split_stage(&first.0, &first.1, text, &mut count, &mut |p| {
+                    pieces.push(p)
+                })?;
                 for (pattern, stage) in rest {
                     let mut next = Vec::with_capacity(pieces.len());
                     for piece in pieces {
@@ -593,8 +596,7 @@ mod sequence_tests {
                     .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
                     .collect();
                 let mut outer = Vec::new();
-                split_isolated(DIGIT_SPLIT, &first, &text, &mut 0, &mut |p| outer.push(p))
-                    .unwrap();
+                split_isolated(DIGIT_SPLIT, &first, &text, &mut 0, &mut |p| outer.push(p)).unwrap();
                 let mut want = Vec::new();
                 for piece in outer {
                     split_isolated(stage, &second, piece, &mut 0, &mut |p| want.push(p)).unwrap();
