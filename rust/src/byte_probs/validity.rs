@@ -217,7 +217,7 @@ enum HeadDecision {
 /// Continuation texts tried before the depth-one search when a tail ends in whitespace
 /// (docs/byte_probs.md §15.3): one more non-newline whitespace character, then a non-space
 /// character of each class (the run ends there, whatever the class).
-const WS_PROBES: [&[u8]; 4] = [b" a", b"\ta", b" 0", b" !"];
+const WS_PROBES: [&[u8]; 5] = [b" a", b"\ta", b" 0", b" !", b"0"];
 
 /// Memoised depth-one searches (tail ids -> found), cleared when it reaches this size.
 const SEARCH_MEMO: usize = 1 << 16;
@@ -593,7 +593,6 @@ impl Validity {
                 .collect()
         };
         let base = inner(&self.bpe.piece_ranges(text)?);
-        let all_ws = std::str::from_utf8(text).is_ok_and(|t| t.chars().all(char::is_whitespace));
         let mut buf = Vec::with_capacity(text.len() + 16);
         let mut want = Vec::with_capacity(ids.len() + 1);
         want.extend_from_slice(ids);
@@ -603,9 +602,10 @@ impl Validity {
         // (docs/byte_probs.md §15.3): the pieces over `text` are those of every longer run
         // without a newline, with a piece boundary at `|text|`; a single token cannot always
         // spell that continuation (at the end of the text `\s++$` keeps the run whole)
-        if text
-            .last()
-            .is_some_and(|&c| c.is_ascii_whitespace() || c >= 0x80)
+        if std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.chars().next_back())
+            .is_some_and(char::is_whitespace)
         {
             for probe in WS_PROBES {
                 buf.clear();
@@ -617,6 +617,12 @@ impl Validity {
                     return Ok(true);
                 }
             }
+        }
+        let all_ws = std::str::from_utf8(text).is_ok_and(|t| t.chars().all(char::is_whitespace));
+        if all_ws && self.probes_decide_whitespace(text) {
+            // the probes above realise every split of an all-whitespace tail
+            // (docs/byte_probs.md §15.3): none matched, so no continuation does
+            return Ok(false);
         }
         let mut clip = Vec::with_capacity(ids.len() + 4);
         // whether the pieces of `text + bytes(u)`, clipped to `text`, can give `ids` at all
@@ -709,6 +715,24 @@ impl Validity {
             }
         }
         Ok(false)
+    }
+
+    /// Whether, for a tail that is all whitespace, the canonical encoding and the probes
+    /// `" a"` and `"0"` already realise every split a continuation can give it
+    /// (docs/byte_probs.md §15.3): cl100k; o200k without a newline in the tail; gpt2 when the
+    /// tail does not end in a space (a space would join the next run, and whether that run's
+    /// BPE can split after the space depends on the vocabulary). Not for digit-split sequences
+    /// (a number character ends the haystack instead of ending the run).
+    fn probes_decide_whitespace(&self, text: &[u8]) -> bool {
+        if self.digit_split {
+            return false;
+        }
+        match self.preset {
+            Some(Preset::Cl100k) => true,
+            Some(Preset::O200k) => !text.iter().any(|&c| c == b'\r' || c == b'\n'),
+            Some(Preset::Gpt2) => text.last().is_some_and(|&c| c != b' '),
+            None => false,
+        }
     }
 
     fn group_tokens(&self) -> Groups {
@@ -1379,6 +1403,79 @@ mod tests {
         assert_eq!(v.settled(b"a!"), 1);
         assert_eq!(v.settled(b"x 12"), 2);
         assert_eq!(g.settled(b"x 12"), 1);
+    }
+
+    /// All-whitespace tails (docs/byte_probs.md §15.3): the validity of every token split of
+    /// every whitespace text up to four characters equals a brute-force search over every
+    /// continuation of up to three characters, for the three presets and a digit-split
+    /// sequence, with a vocabulary of whitespace merges.
+    #[test]
+    fn whitespace_tails_equal_a_brute_force_search() {
+        let merges: [&[u8]; 10] = [
+            b"\n\t", b"\t\t", b"  ", b" \t", b"\n\n", b"   ", b"\t ", b" a", b"\t\t\t", b"\n  ",
+        ];
+        let pres = [
+            Pretokenizer::new("gpt2").unwrap(),
+            Pretokenizer::new("cl100k").unwrap(),
+            Pretokenizer::new("o200k").unwrap(),
+            Pretokenizer::sequence(&[r"\p{N}", Preset::Cl100k.pattern()]).unwrap(),
+        ];
+        let alphabet: [&[u8]; 7] = [b" ", b"\t", b"\n", b"a", b"0", b"!", b"'"];
+        let mut conts: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut last = conts.clone();
+        for _ in 0..3 {
+            let mut next = Vec::new();
+            for c in &last {
+                for a in alphabet {
+                    next.push([c.as_slice(), a].concat());
+                }
+            }
+            conts.extend(next.iter().cloned());
+            last = next;
+        }
+        for pre in pres {
+            let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+            for (i, m) in merges.iter().enumerate() {
+                ranks.push((m.to_vec(), 256 + i as u32));
+            }
+            let bpe = Arc::new(Bpe::from_ranks(ranks, vec![], pre).unwrap());
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 8).unwrap();
+            // every whitespace text up to four characters and every split into tokens
+            let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
+            let mut checked = 0;
+            for _ in 0..4 {
+                texts = texts
+                    .iter()
+                    .flat_map(|t| [b' ', b'\t', b'\n', 0x0b].map(|c| [t.as_slice(), &[c]].concat()))
+                    .collect();
+                for t in &texts {
+                    let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+                    while let Some((at, ids)) = splits.pop() {
+                        if at == t.len() {
+                            let brute = conts.iter().any(|s| {
+                                let got = bpe.encode_bytes(&[t.as_slice(), s].concat()).unwrap();
+                                got.len() >= ids.len() && got[..ids.len()] == ids[..]
+                            });
+                            let got = v.comp_tail(&ids, t).unwrap();
+                            assert_eq!(
+                                got,
+                                brute,
+                                "{:?}: {t:?} as {ids:?}",
+                                v.bpe.pretokenizer().name()
+                            );
+                            checked += usize::from(got);
+                            continue;
+                        }
+                        for k in at + 1..=t.len() {
+                            if let Some(id) = bpe.id_of(&t[at..k]) {
+                                splits.push((k, [ids.as_slice(), &[id]].concat()));
+                            }
+                        }
+                    }
+                }
+            }
+            assert!(checked > 50);
+        }
     }
 
     /// `[\p{N}, gpt2]` (docs/byte_probs.md §15.8): a number character ends the haystack of the
