@@ -212,6 +212,10 @@ enum HeadDecision {
     /// the tokens of the class are valid iff they are valid after the tail `key[k..]` over
     /// `text[b..]`
     Rebase(usize, usize),
+    /// a settled piece straddles the end of the tail and ends this many bytes after it: a
+    /// token of the class that is longer would cross that piece boundary (invalid); the
+    /// shorter ones are checked one by one
+    Straddle(usize),
 }
 
 /// Continuation texts tried before the depth-one search when a tail ends in whitespace
@@ -1042,9 +1046,19 @@ impl Validity {
         d.push_str(text);
         d.push_str(rep);
         let db = d.as_bytes();
-        let a = self.settled(db).min(text.len());
+        let full = self.settled(db);
+        let a = full.min(text.len());
+        let ranges = self.bpe.piece_ranges(db)?;
+        if rep.is_ascii() && full > text.len() {
+            // every member starts with the bytes of `rep` (ASCII classes are characters), so
+            // the pieces of `text + bytes(v)` up to `full` are those of `d`
+            let n = text.len();
+            if let Some(&(_, e)) = ranges.iter().find(|r| r.0 < n && n < r.1 && r.1 <= full) {
+                return Ok(HeadDecision::Straddle(e - n));
+            }
+        }
         let mut b = 0;
-        for (_, e) in self.bpe.piece_ranges(db)? {
+        for &(_, e) in &ranges {
             if e > a {
                 break;
             }
@@ -1185,6 +1199,10 @@ impl Validity {
                     }
                 }
                 HeadDecision::Invalid => {}
+                HeadDecision::Straddle(limit) => {
+                    let len = |v: u32| self.bpe.token_bytes(v).map_or(0, <[u8]>::len);
+                    each.extend(h.all.iter().copied().filter(|&v| len(v) <= limit));
+                }
                 HeadDecision::Rebase(k, b) => {
                     let sub = match sub_rows.get(&(k, b)) {
                         Some(r) => r.clone(),
@@ -1495,6 +1513,32 @@ mod tests {
         let merges: [&[u8]; 6] = [b"11", b"12", b"111", b"21", b" 1", b"211"];
         let conts: [&[u8]; 5] = [b"1", b"2", b"a", b" ", b"\n"];
         assert!(tails_equal_brute_force(&merges, b"12 a", &conts) > 200);
+    }
+
+    /// Rows decided per class of continuation (docs/byte_probs.md §15.7, including the classes
+    /// whose settled piece straddles the tail's end) equal rows checked token by token.
+    #[test]
+    fn class_rows_equal_token_by_token_rows() {
+        let toks: [&[u8]; 16] = [
+            b"_U", b"_UI", b"(_", b".O", b".On", b"On", b"UI", b"((", b" (", b"x(", b"ab", b" a",
+            b"  ", b"12", b"'s", b"\n\t",
+        ];
+        for preset in ["gpt2", "cl100k", "o200k"] {
+            let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+            for (i, t) in toks.iter().enumerate() {
+                ranks.push((t.to_vec(), 256 + i as u32));
+            }
+            let pre = Pretokenizer::new(preset).unwrap();
+            let bpe = Arc::new(Bpe::from_ranks(ranks, vec![], pre).unwrap());
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 64).unwrap();
+            for tail in ["(", "x(", "a.", " a", "ab", "12", "  ", "((", "'", "\n"] {
+                let ids = bpe.encode_bytes(tail.as_bytes()).unwrap();
+                let (key, text) = v.tail(&ids).unwrap().unwrap();
+                let by_class = v.row(&ids).unwrap();
+                let one_by_one = v.compute_row(key, &text).unwrap();
+                assert_eq!(*by_class, *one_by_one, "{preset}: {tail:?}");
+            }
+        }
     }
 
     /// `[\p{N}, gpt2]` (docs/byte_probs.md §15.8): a number character ends the haystack of the
