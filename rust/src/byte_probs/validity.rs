@@ -373,11 +373,7 @@ impl Validity {
             // rest is a haystack that only grows (docs/byte_probs.md §15.8). A text ending in
             // a number character settles just before it (the boundary stays before the end,
             // like every other settled boundary: the covers of the text start there).
-            let Some((i, c)) = valid
-                .char_indices()
-                .filter(|&(_, c)| run_class(c) == 2)
-                .last()
-            else {
+            let Some((i, c)) = valid.char_indices().rfind(|&(_, c)| run_class(c) == 2) else {
                 return self.settled_segment(preset, valid);
             };
             let q = i + c.len_utf8();
