@@ -95,6 +95,9 @@ def main() -> int:
     ap.add_argument("--order", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--smol-mode", default="exact", choices=["exact", "mask", "fast"], help="SmolLM2 byte mode"
+    )
     args = ap.parse_args()
     t_all = time.process_time()
     w_all = time.perf_counter()
@@ -112,9 +115,9 @@ def main() -> int:
     texts = list(train.values())
     tok_b = Tokenizer.train(texts=texts, vocab_size=args.vocab_b, pattern="cl100k")
     lm_b = NGramLM.from_texts(tok_b, texts, order=args.order)
-    # SmolLM2 in fast mode: its pre-tokenizer is a custom regex sequence with no settled
-    # boundary, so exact validity keeps the whole text open (about a minute per byte here)
-    models = {"SmolLM2": ByteLM(lm_s, tok_s, mode="fast"), "B": ByteLM(lm_b, tok_b)}
+    # SmolLM2's pre-tokenizer is llama.cpp's [\p{N}, gpt2] sequence, which has a settled
+    # boundary (docs/byte_probs.md §15.8): exact mode by default
+    models = {"SmolLM2": ByteLM(lm_s, tok_s, mode=args.smol_mode), "B": ByteLM(lm_b, tok_b)}
     toks = {"SmolLM2": tok_s, "B": tok_b}
     label = {
         "SmolLM2": f"SmolLM2-135M ({tok_s.vocab_size} ids)",
@@ -208,7 +211,7 @@ def main() -> int:
             ):
                 try:
                     ok = f(blm, prompt, args.k) == want
-                except InputError:  # fast mode: the prompt itself has probability 0
+                except InputError:  # the prompt itself has probability 0 (fast mode)
                     ok = False
                     if method == "byte-level":
                         fails[key] = fails.get(key, 0) + 1
@@ -238,7 +241,7 @@ def main() -> int:
         bpb_rows,
         args.json,
         f"(b) bits per byte on {len(chunks)} held-out chunks, {n_bytes} bytes ({skipped} more "
-        f"skipped: a byte of probability 0 under fast mode); byte level: SmolLM2 fast mode, B "
+        f"skipped: a byte of probability 0); byte level: SmolLM2 {args.smol_mode} mode, B "
         f"exact; token level = the canonical encoding's chain rule",
     )
     log(

@@ -150,6 +150,56 @@ def test_mid_token_prompt_byte_level_recovers_what_naive_cannot(smol):
     assert byte[ord("p")] > 10 * naive[ord("p")]
 
 
+def test_exact_mode_next_byte_after_a_newline_equals_the_cover_formula(smol):
+    """``mode="exact"`` on SmolLM2 (docs/byte_probs.md §15.8: its ``[\\p{N}, gpt2]`` sequence
+    has a settled boundary, so a byte costs milliseconds, not a minute): the distribution after
+    ``"\\n"`` equals §6's formula computed here in numpy from the LM rows, with validity by the
+    full re-encoding check."""
+    lm, tok = smol
+    blm = ByteLM(lm, tok, mode="exact")
+    idx = blm._index
+    specials = set(tok.special_tokens.values())
+    spell = [None if i in specials else tok.id_to_token(i) for i in range(lm.n_out)]
+    nl = tok.encode_ordinary("\n")
+    assert len(nl) == 1
+
+    def masked(prefix: list[int]) -> np.ndarray:
+        p = np.exp(lm.next_logprobs([[DOC, *prefix]])[0][: lm.n_out])
+        keep = np.array([b is not None and idx.is_valid([*prefix, i], True) for i, b in enumerate(spell)])
+        keep[lm.eos_id] = True  # both prefixes here are canonical
+        p = np.where(keep, p, 0.0)
+        return p / p.sum()
+
+    want = np.zeros(257)
+    p0 = masked([])
+    for i, b in enumerate(spell):
+        if b is not None and b.startswith(b"\n") and len(b) > 1:
+            want[b[1]] += p0[i]
+    p1 = masked(nl)
+    for i, b in enumerate(spell):
+        if b is not None:
+            want[b[0]] += p0[nl[0]] * p1[i]
+    want[END] += p0[nl[0]] * p1[lm.eos_id]
+    want /= want.sum()
+    got = blm.next_byte_probs(blm.start(b"\n", context=[DOC]))
+    assert np.abs(got - want).max() < 1e-9
+    along = blm.next_byte_probs(blm.feed(blm.start(b"", context=[DOC]), b"\n"))
+    assert np.abs(along - want).max() < 1e-9
+
+
+@pytest.mark.parametrize("prompt", [b"x = 12", b"x = 12\n", b"for i in range(10):\n    "])
+def test_exact_mode_start_and_advance_agree_across_digits(smol, prompt):
+    lm, tok = smol
+    blm = ByteLM(lm, tok, mode="exact")
+    a = blm.next_byte_probs(blm.start(prompt, context=[DOC]))
+    st = blm.feed(blm.start(b"", context=[DOC]), prompt)
+    b = blm.next_byte_probs(st)
+    assert abs(a.sum() - 1) < 1e-9 and abs(b.sum() - 1) < 1e-9
+    # the same covers; the rows differ only by float32 round-off (batched vs cached passes)
+    assert np.abs(a - b).max() < 1e-5
+    assert st.tokens == tok.encode_ordinary(prompt.decode())
+
+
 def test_without_gguf_the_error_names_the_extra(monkeypatch, tmp_path):
     import sys
 

@@ -23,10 +23,12 @@ sequence. ``mode="exact"`` masks everything else and reproduces the brute-force 
 
 - Tokenizers whose pre-tokenizer does not split (one piece per string, merge-list BPE) are
   prefix-closed: valid = canonical, decided by the BPE pair rule (``validity="pair"``).
-- Regex pre-tokenizers (GPT-2, cl100k, o200k presets; ``validity="pieces"``): the pieces before a
-  *settled boundary* are final whatever follows (a horizon bound on the preset scanners), so
-  validity is decided on the open tail after it; the tail is valid iff it is canonical, or its
-  piece structure can still change and one more token makes it canonical. Covers are found by
+- Regex pre-tokenizers (GPT-2, cl100k, o200k presets, and llama.cpp's ``[\\p{N}, preset]``
+  sequences such as SmolLM2's; ``validity="pieces"``): the pieces before a *settled boundary*
+  are final whatever follows (a horizon bound on the preset scanners; the last number character
+  of a digit-split sequence), so validity is decided on the open tail after it; the tail is
+  valid iff it is canonical, or its piece structure can still change and one more token (or,
+  after whitespace, a short probe text) continues it canonically. Covers are found by
   search from the settled boundary; several empty-overhang covers can be alive (``"  "`` as one
   token or as two spaces before a word), each with its LM row. ``fast`` keeps ``encode(x)`` alone.
 - tiktoken-style whole-piece look-up (``ignore_merges``) breaks prefix closure inside a piece;

@@ -1,4 +1,4 @@
-"""Brute-force reference for ``tokforge.byte_probs`` (docs/byte_probs.md): slow and obviously
+r"""Brute-force reference for ``tokforge.byte_probs`` (docs/byte_probs.md): slow and obviously
 correct, for tiny vocabularies only; the properties of docs/byte_probs.md §11 are checked
 against it.
 
@@ -7,7 +7,8 @@ against it.
   merge list, leftmost on ties. Ids: byte ``b`` is id ``b``; merge ``k`` makes id ``256 + k``.
 - Validity by re-encoding, the full check of docs/byte_probs.md §4.1: ``encode(decode(τ)) == τ``.
 - :class:`ToyPiecesBPE`: the same BPE run on the pieces of a regex pre-tokenizer (the GPT-2,
-  cl100k and o200k patterns of tiktoken 0.14.0, through the ``regex`` module; ASCII text only).
+  cl100k and o200k patterns of tiktoken 0.14.0, through the ``regex`` module; ASCII text only;
+  or a sequence of Isolated splits such as llama.cpp's ``[\p{N}, gpt2]``).
   Canonical sequences are not prefix-closed there, so a sequence is *valid* when some
   continuation text ``s`` makes it a prefix of ``encode(decode(τ) + s)`` (searched over every
   ASCII character, every pair of characters from a class-representative set, and every token
@@ -85,6 +86,32 @@ PATTERNS = {
     ),
 }
 
+#: llama.cpp's spelling of the GPT-2 pattern (no ``\s+`` at the end: Isolated splitting makes
+#: the one whitespace character it leaves a piece of its own).
+LLAMA_CPP_GPT2 = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"""
+
+#: Sequences of Isolated splits (llama.cpp's starcoder / refact / command-r / smollm
+#: pre-tokenizers are ``[\p{N}, gpt2]``): every piece of one split is split by the next.
+SEQUENCES = {
+    "digits+gpt2": [r"\p{N}", LLAMA_CPP_GPT2],
+    "digits+cl100k": [r"\p{N}", PATTERNS["cl100k"]],
+}
+
+
+def isolated_split(rx: regex.Pattern[str], text: str) -> list[str]:
+    """HF ``Split(behavior="Isolated")``: the matches and the text between them, in order."""
+    out, last = [], 0
+    for m in rx.finditer(text):
+        if m.start() > last:
+            out.append(text[last : m.start()])
+        if m.end() > m.start():
+            out.append(m.group())
+        last = m.end()
+    if last < len(text):
+        out.append(text[last:])
+    return out
+
+
 #: Characters the patterns (or contractions) tell apart, one per behaviour.
 REPRESENTATIVES = " \t\n\r'/.0aAsTlLvexX"
 
@@ -93,8 +120,10 @@ class ToyPiecesBPE(ToyBPE):
     """:class:`ToyBPE` on the pieces of ``PATTERNS[pattern]`` (ASCII text only)."""
 
     def __init__(self, merges: Sequence[tuple[bytes, bytes]], pattern: str) -> None:
+        """``pattern``: a key of :data:`PATTERNS` or of :data:`SEQUENCES`."""
         super().__init__(merges)
-        self.regex = regex.compile(PATTERNS[pattern])
+        self.stages = [regex.compile(p) for p in SEQUENCES.get(pattern, [PATTERNS.get(pattern, "")])]
+        self.regex = self.stages[-1]
         self._comp: dict[tuple[int, ...], bool] = {}
         chars = sorted(set(REPRESENTATIVES) | {chr(x) for t in self.tokens[256:] for x in t})
         reps = [c.encode() for c in chars]
@@ -105,7 +134,10 @@ class ToyPiecesBPE(ToyBPE):
         self.continuations = sorted(conts, key=lambda c: (len(c), c))
 
     def pieces(self, data: bytes) -> list[bytes]:
-        return [m.encode("ascii") for m in self.regex.findall(data.decode("ascii"))]
+        parts = [data.decode("ascii")]
+        for rx in self.stages:
+            parts = [q for p in parts for q in isolated_split(rx, p)]
+        return [p.encode("ascii") for p in parts]
 
     def encode(self, data: bytes) -> list[int]:
         return [i for p in self.pieces(data) for i in ToyBPE.encode(self, p)]

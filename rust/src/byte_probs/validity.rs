@@ -9,18 +9,22 @@
 //! every adjacent pair is (`encode(bytes(u)+bytes(v)) == [u, v]`). Rows are keyed by the
 //! previous token.
 //!
-//! [`Rule::Pieces`]: regex pre-tokenizers (GPT-2, cl100k, o200k presets; any other splitting
-//! regex). Canonical sequences are not prefix-closed (`\s+(?!\S)` look-ahead, digit groups,
+//! [`Rule::Pieces`]: regex pre-tokenizers (GPT-2, cl100k, o200k presets; the sequences
+//! `[\p{N}, preset]` of llama.cpp's digit-splitting pre-tokenizers; any other splitting regex).
+//! Canonical sequences are not prefix-closed (`\s+(?!\S)` look-ahead, digit groups,
 //! contractions), so validity is decided on the *tail* of the text (docs/byte_probs.md §15):
 //! 1. [`Validity::settled`]: a byte position `a` such that for every continuation `s`, the
-//!    pieces of `text + s` start with the pieces of `text[..a]` (a horizon bound on the preset
-//!    scanners; 0 for custom regexes). So `encode(text + s) = encode(text[..a]) ∘ encode(text[a..]
-//!    + s)` and only the tokens after `a` are open.
+//!    pieces of `text + s` start with the pieces of `text` up to `a` (a horizon bound on the
+//!    preset scanners, §15.1; after the last number character for a digit-split sequence,
+//!    §15.8; 0 for custom regexes). So `encode(text + s) = encode_settled(text) ∘
+//!    encode(text[a..] + s)` and only the tokens after `a` are open.
 //! 2. The tail `ρ` (tokens after `a`, text `D`) is valid iff it is canonical, or — only when the
 //!    piece structure of `D` can still change ([`Validity::may_change`]) — some one more token
-//!    `u` makes `ρ ∘ u` canonical (depth-one lemma, §15.3). Tokens `u` that leave the piece
-//!    boundaries inside `D` unchanged are skipped without encoding (they cannot help: single-piece
-//!    BPE is prefix-closed).
+//!    `u` makes `ρ ∘ u` canonical, or (`D` ends in whitespace) one of a few probe texts (one
+//!    more non-newline whitespace character, then a non-space) continues `ρ` canonically
+//!    (completeness lemma, §15.3). Tokens `u` that leave the piece boundaries inside `D`
+//!    unchanged are skipped without encoding (they cannot help: single-piece BPE is
+//!    prefix-closed).
 //!
 //! Cost: `single` once at construction (`|V|` short checks, parallel). A [`Rule::Pieces`] row
 //! over valid UTF-8 is decided per class of leading characters (docs/byte_probs.md §15.7): a
@@ -38,7 +42,7 @@
 use crate::bpe::pairs::{PairTable, NONE as PAIR_NONE};
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};
-use crate::pretokenize::presets::{char_flags, run_class};
+use crate::pretokenize::presets::{char_flags, may_lead, run_class};
 use crate::pretokenize::Preset;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -208,7 +212,16 @@ enum HeadDecision {
     /// the tokens of the class are valid iff they are valid after the tail `key[k..]` over
     /// `text[b..]`
     Rebase(usize, usize),
+    /// a settled piece straddles the end of the tail and ends this many bytes after it: a
+    /// token of the class that is longer would cross that piece boundary (invalid); the
+    /// shorter ones are checked one by one
+    Straddle(usize),
 }
+
+/// Continuation texts tried before the depth-one search when a tail ends in whitespace
+/// (docs/byte_probs.md §15.3): one more non-newline whitespace character, then a non-space
+/// character of each class (the run ends there, whatever the class).
+const WS_PROBES: [&[u8]; 5] = [b" a", b"\ta", b" 0", b" !", b"0"];
 
 /// Memoised depth-one searches (tail ids -> found), cleared when it reaches this size.
 const SEARCH_MEMO: usize = 1 << 16;
@@ -218,7 +231,11 @@ const SEARCH_MEMO: usize = 1 << 16;
 pub struct Validity {
     bpe: Arc<Bpe>,
     rule: Rule,
+    /// the preset scanner whose rules decide the open tail (for a digit-split sequence, the
+    /// preset after the number split)
     preset: Option<Preset>,
+    /// the pre-tokenizer is the sequence `[\p{N}, preset]` (docs/byte_probs.md §15.8)
+    digit_split: bool,
     single: Bits,
     rows: Mutex<Lru>,
     searches: Mutex<FxHashMap<Vec<u32>, bool>>,
@@ -236,11 +253,19 @@ impl Validity {
         let regular: Vec<u32> = (0..n as u32)
             .filter(|&id| !bpe.is_special(id) && bpe.token_bytes(id).is_some())
             .collect();
-        let preset = bpe.pretokenizer().preset();
+        // a sequence `[\p{N}, preset]` is decided with the preset's rules on the text after
+        // the last number character (docs/byte_probs.md §15.8)
+        let pre = bpe.pretokenizer();
+        let (preset, digit_split) = match (pre.preset(), pre.digit_split_preset()) {
+            (Some(p), _) => (Some(p), false),
+            (None, Some(p)) => (Some(p), true),
+            (None, None) => (None, false),
+        };
         let mut v = Self {
             bpe,
             rule,
             preset,
+            digit_split,
             single: Arc::new(vec![0; n.div_ceil(64)]),
             rows: Mutex::new(Lru::default()),
             searches: Mutex::new(FxHashMap::default()),
@@ -292,11 +317,11 @@ impl Validity {
         self.rule
     }
 
-    /// Settled boundary of `text` (docs/byte_probs.md §15.1): the end of the longest run of
-    /// leading pieces whose scan provably never looks at the end of `text`, so that they are
-    /// pieces of `text + s` for every `s`. Only the preset scanners have such a bound (custom
-    /// regexes: 0); only the valid UTF-8 prefix is considered (an incomplete character may
-    /// still change).
+    /// Settled boundary of `text` (docs/byte_probs.md §15.1, §15.8): the end of the longest run
+    /// of leading pieces whose scan provably never looks at the end of `text`, so that they are
+    /// pieces of `text + s` for every `s`. Only the preset scanners and the `[\p{N}, preset]`
+    /// sequences have such a bound (custom regexes: 0); only the valid UTF-8 prefix is
+    /// considered (an incomplete character may still change).
     pub fn settled(&self, text: &[u8]) -> usize {
         if self.preset.is_none() {
             return 0;
@@ -339,9 +364,30 @@ impl Validity {
 
     /// [`Validity::settled`] of valid UTF-8 text (the horizon rule, docs/byte_probs.md §15.1).
     fn settled_valid(&self, valid: &str) -> usize {
-        let Ok(pieces) = self.bpe.pretokenizer().pieces(valid) else {
+        let Some(preset) = self.preset else {
             return 0;
         };
+        if self.digit_split {
+            // `[\p{N}, preset]`: a number character is a piece of its own and ends the
+            // haystack the preset sees, so everything up to the last one is settled and the
+            // rest is a haystack that only grows (docs/byte_probs.md §15.8). A text ending in
+            // a number character settles just before it (the boundary stays before the end,
+            // like every other settled boundary: the covers of the text start there).
+            let Some((i, c)) = valid.char_indices().rfind(|&(_, c)| run_class(c) == 2) else {
+                return self.settled_segment(preset, valid);
+            };
+            let q = i + c.len_utf8();
+            if q == valid.len() {
+                return i;
+            }
+            return q + self.settled_segment(preset, &valid[q..]);
+        }
+        self.settled_segment(preset, valid)
+    }
+
+    /// The horizon rule of docs/byte_probs.md §15.1 on the pieces of `preset`.
+    fn settled_segment(&self, preset: Preset, valid: &str) -> usize {
+        let pieces: Vec<&str> = crate::pretokenize::presets::pieces(preset, valid).collect();
         let b = valid.as_bytes();
         let n = b.len();
         // end[i] = end of the maximal run of one class containing byte i
@@ -362,17 +408,26 @@ impl Validity {
         }
         let next_char =
             |i: usize| -> usize { i + valid[i..].chars().next().map_or(1, char::len_utf8) };
+        let o200k = preset == Preset::O200k;
         let mut a = 0;
         let mut p = 0;
         for piece in pieces {
             let e = p + piece.len();
+            // an optional first character (` ?`, `[^\r\n\p{L}\p{N}]?`) taken by a possessive
+            // run ends with that run, which is then `e < n`, and an alternative that cannot
+            // take one fails on the classes of D[p] and D[p + 1], both before n; only o200k's
+            // letter alternatives (`[upper]*[lower]+`, backtracking) may stop inside the letter
+            // run after a first character and so need that run to end before n
+            let lead = o200k
+                && valid[p..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| may_lead(Preset::O200k, c));
             let p1 = next_char(p);
             let ok = e < n
                 // whitespace alternatives and letter/digit runs scan the run at p
                 && end[p] < n
-                // an optional first character (` ?`, `[^\r\n\p{L}\p{N}]?`) then a run from p1
-                && p1 < n
-                && (class[p1] == 0 || end[p1] < n)
+                && (!lead || p1 >= n || class[p1] != 1 || end[p1] < n)
                 // contractions look two characters past an apostrophe
                 && (b[p] != b'\'' || p + 2 < n)
                 && (b[e] != b'\'' || e + 2 < n);
@@ -412,6 +467,16 @@ impl Validity {
             // boundary): judged by canonicality alone, docs/byte_probs.md §15.5
             return Ok(false);
         };
+        if matches!(self.preset, Some(Preset::Cl100k | Preset::O200k)) && !self.digit_split {
+            // a digit run from the settled boundary to the end: its groups of three start at
+            // the run's start whatever follows (no first character before `\p{N}{1,3}`), so the
+            // boundaries inside it never change; only the last group grows
+            // (docs/byte_probs.md §15.2)
+            let a = self.settled(text);
+            if a < s.len() && s[a..].chars().all(|c| run_class(c) == 2) {
+                return Ok(false);
+            }
+        }
         let pieces = self.bpe.pretokenizer().pieces(s)?;
         let Some(last) = pieces.last() else {
             return Ok(false);
@@ -522,7 +587,8 @@ impl Validity {
         Ok(found)
     }
 
-    /// Depth-one search: some regular `u` with `encode(text + bytes(u)) == ids ∘ u`, trying only
+    /// Completeness search (docs/byte_probs.md §15.3): a whitespace probe text continues `ids`
+    /// canonically, or some regular `u` has `encode(text + bytes(u)) == ids ∘ u`, trying only
     /// the `u` that change the piece boundaries inside `text` and whose pieces, clipped to
     /// `text`, encode to `ids` (a necessary condition by single-piece prefix closure). When
     /// `text` is all whitespace the pieces inside it depend on `u` only through `u`'s leading
@@ -537,12 +603,37 @@ impl Validity {
                 .collect()
         };
         let base = inner(&self.bpe.piece_ranges(text)?);
-        let all_ws = std::str::from_utf8(text).is_ok_and(|t| t.chars().all(char::is_whitespace));
         let mut buf = Vec::with_capacity(text.len() + 16);
         let mut want = Vec::with_capacity(ids.len() + 1);
         want.extend_from_slice(ids);
         want.push(0);
         let mut out = Vec::with_capacity(ids.len() + 4);
+        // a whitespace run that goes on by one non-newline whitespace character and then ends
+        // (docs/byte_probs.md §15.3): the pieces over `text` are those of every longer run
+        // without a newline, with a piece boundary at `|text|`; a single token cannot always
+        // spell that continuation (at the end of the text `\s++$` keeps the run whole)
+        if std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.chars().next_back())
+            .is_some_and(char::is_whitespace)
+        {
+            for probe in WS_PROBES {
+                buf.clear();
+                buf.extend_from_slice(text);
+                buf.extend_from_slice(probe);
+                out.clear();
+                self.bpe.encode_bytes_into(&buf, &mut out)?;
+                if out.len() > ids.len() && out[..ids.len()] == *ids {
+                    return Ok(true);
+                }
+            }
+        }
+        let all_ws = std::str::from_utf8(text).is_ok_and(|t| t.chars().all(char::is_whitespace));
+        if all_ws && self.probes_decide_whitespace(text) {
+            // the probes above realise every split of an all-whitespace tail
+            // (docs/byte_probs.md §15.3): none matched, so no continuation does
+            return Ok(false);
+        }
         let mut clip = Vec::with_capacity(ids.len() + 4);
         // whether the pieces of `text + bytes(u)`, clipped to `text`, can give `ids` at all
         // `buf` = text + a continuation
@@ -634,6 +725,24 @@ impl Validity {
             }
         }
         Ok(false)
+    }
+
+    /// Whether, for a tail that is all whitespace, the canonical encoding and the probes
+    /// `" a"` and `"0"` already realise every split a continuation can give it
+    /// (docs/byte_probs.md §15.3): cl100k; o200k without a newline in the tail; gpt2 when the
+    /// tail does not end in a space (a space would join the next run, and whether that run's
+    /// BPE can split after the space depends on the vocabulary). Not for digit-split sequences
+    /// (a number character ends the haystack instead of ending the run).
+    fn probes_decide_whitespace(&self, text: &[u8]) -> bool {
+        if self.digit_split {
+            return false;
+        }
+        match self.preset {
+            Some(Preset::Cl100k) => true,
+            Some(Preset::O200k) => !text.iter().any(|&c| c == b'\r' || c == b'\n'),
+            Some(Preset::Gpt2) => text.last().is_some_and(|&c| c != b' '),
+            None => false,
+        }
     }
 
     fn group_tokens(&self) -> Groups {
@@ -933,9 +1042,19 @@ impl Validity {
         d.push_str(text);
         d.push_str(rep);
         let db = d.as_bytes();
-        let a = self.settled(db).min(text.len());
+        let full = self.settled(db);
+        let a = full.min(text.len());
+        let ranges = self.bpe.piece_ranges(db)?;
+        if rep.is_ascii() && full > text.len() {
+            // every member starts with the bytes of `rep` (ASCII classes are characters), so
+            // the pieces of `text + bytes(v)` up to `full` are those of `d`
+            let n = text.len();
+            if let Some(&(_, e)) = ranges.iter().find(|r| r.0 < n && n < r.1 && r.1 <= full) {
+                return Ok(HeadDecision::Straddle(e - n));
+            }
+        }
         let mut b = 0;
-        for (_, e) in self.bpe.piece_ranges(db)? {
+        for &(_, e) in &ranges {
             if e > a {
                 break;
             }
@@ -1076,6 +1195,10 @@ impl Validity {
                     }
                 }
                 HeadDecision::Invalid => {}
+                HeadDecision::Straddle(limit) => {
+                    let len = |v: u32| self.bpe.token_bytes(v).map_or(0, <[u8]>::len);
+                    each.extend(h.all.iter().copied().filter(|&v| len(v) <= limit));
+                }
                 HeadDecision::Rebase(k, b) => {
                     let sub = match sub_rows.get(&(k, b)) {
                         Some(r) => r.clone(),
@@ -1216,12 +1339,16 @@ mod tests {
 
     /// cl100k pieces with merges `"  "`, `"_p"`, `"=_"`, `"\t\t"`.
     fn regex_bpe(pattern: &str) -> Arc<Bpe> {
+        toy_bpe(Pretokenizer::new(pattern).unwrap())
+    }
+
+    fn toy_bpe(pre: Pretokenizer) -> Arc<Bpe> {
         let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
         ranks.push((b"_p".to_vec(), 256));
         ranks.push((b"=_".to_vec(), 257));
         ranks.push((b"\t\t".to_vec(), 258));
         ranks.push((b"  ".to_vec(), 259));
-        Arc::new(Bpe::from_ranks(ranks, vec![], Pretokenizer::new(pattern).unwrap()).unwrap())
+        Arc::new(Bpe::from_ranks(ranks, vec![], pre).unwrap())
     }
 
     #[test]
@@ -1285,9 +1412,218 @@ mod tests {
         assert_eq!(v.settled(b"ab cd"), 2);
         // " '" is a punctuation piece: contractions start only at an apostrophe
         assert_eq!(v.settled(b"x 'l"), 3);
-        // digit runs stay open to the end (groups of three re-align only from the run start)
-        assert_eq!(v.settled(b"a 1234567"), 1);
+        // digit runs stay open to the end (groups of three re-align only from the run start);
+        // the space before them is a piece of its own
+        assert_eq!(v.settled(b"a 1234567"), 2);
         let g = Validity::new(regex_bpe("gpt2"), Rule::Pieces, 8).unwrap();
         assert_eq!(g.settled(b"don'l"), 0);
+        // a piece that ends before the text does is settled whatever its first character can
+        // lead (docs/byte_probs.md §15.1): only a space leads a gpt2 letter piece, \r and \n
+        // never lead a cl100k one, and a space before digits is a piece of its own in cl100k
+        assert_eq!(g.settled(b"\ta"), 1);
+        assert_eq!(v.settled(b"\ta"), 0);
+        assert_eq!(v.settled(b"\ni"), 1);
+        assert_eq!(v.settled(b"\n\n\t\ti"), 3);
+        assert_eq!(v.settled(b"a!"), 1);
+        assert_eq!(v.settled(b"x 12"), 2);
+        assert_eq!(g.settled(b"x 12"), 1);
+    }
+
+    /// Validity of every token split of every text of up to four characters over `chars`
+    /// equals a brute-force search over every continuation of up to three characters over
+    /// `conts`, for the three presets and a digit-split sequence; returns the valid count.
+    fn tails_equal_brute_force(merges: &[&[u8]], chars: &[u8], conts_of: &[&[u8]]) -> usize {
+        let pres = [
+            Pretokenizer::new("gpt2").unwrap(),
+            Pretokenizer::new("cl100k").unwrap(),
+            Pretokenizer::new("o200k").unwrap(),
+            Pretokenizer::sequence(&[r"\p{N}", Preset::Cl100k.pattern()]).unwrap(),
+        ];
+        let mut conts: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut last = conts.clone();
+        for _ in 0..3 {
+            let mut next = Vec::new();
+            for c in &last {
+                for a in conts_of {
+                    next.push([c.as_slice(), a].concat());
+                }
+            }
+            conts.extend(next.iter().cloned());
+            last = next;
+        }
+        let mut checked = 0;
+        for pre in pres {
+            let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+            for (i, m) in merges.iter().enumerate() {
+                ranks.push((m.to_vec(), 256 + i as u32));
+            }
+            let bpe = Arc::new(Bpe::from_ranks(ranks, vec![], pre).unwrap());
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 8).unwrap();
+            let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
+            for _ in 0..4 {
+                texts = texts
+                    .iter()
+                    .flat_map(|t| chars.iter().map(move |&c| [t.as_slice(), &[c]].concat()))
+                    .collect();
+                for t in &texts {
+                    let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+                    while let Some((at, ids)) = splits.pop() {
+                        if at == t.len() {
+                            let brute = conts.iter().any(|s| {
+                                let got = bpe.encode_bytes(&[t.as_slice(), s].concat()).unwrap();
+                                got.len() >= ids.len() && got[..ids.len()] == ids[..]
+                            });
+                            let got = v.comp_tail(&ids, t).unwrap();
+                            let name = v.bpe.pretokenizer().name();
+                            assert_eq!(got, brute, "{name}: {t:?} as {ids:?}");
+                            checked += usize::from(got);
+                            continue;
+                        }
+                        for k in at + 1..=t.len() {
+                            if let Some(id) = bpe.id_of(&t[at..k]) {
+                                splits.push((k, [ids.as_slice(), &[id]].concat()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        checked
+    }
+
+    /// All-whitespace tails (docs/byte_probs.md §15.3), with a vocabulary of whitespace merges
+    /// (space, tab, newline, vertical tab).
+    #[test]
+    fn whitespace_tails_equal_a_brute_force_search() {
+        let merges: [&[u8]; 10] = [
+            b"\n\t", b"\t\t", b"  ", b" \t", b"\n\n", b"   ", b"\t ", b" a", b"\t\t\t", b"\n  ",
+        ];
+        let conts: [&[u8]; 7] = [b" ", b"\t", b"\n", b"a", b"0", b"!", b"'"];
+        assert!(tails_equal_brute_force(&merges, b" \t\n\x0b", &conts) > 200);
+    }
+
+    /// Digit-run tails (docs/byte_probs.md §15.2): cl100k's and o200k's groups of three start at
+    /// the run's start, so a digit tail is valid iff canonical.
+    #[test]
+    fn digit_tails_equal_a_brute_force_search() {
+        let merges: [&[u8]; 6] = [b"11", b"12", b"111", b"21", b" 1", b"211"];
+        let conts: [&[u8]; 5] = [b"1", b"2", b"a", b" ", b"\n"];
+        assert!(tails_equal_brute_force(&merges, b"12 a", &conts) > 200);
+    }
+
+    /// Rows decided per class of continuation (docs/byte_probs.md §15.7, including the classes
+    /// whose settled piece straddles the tail's end) equal rows checked token by token.
+    #[test]
+    fn class_rows_equal_token_by_token_rows() {
+        let toks: [&[u8]; 16] = [
+            b"_U", b"_UI", b"(_", b".O", b".On", b"On", b"UI", b"((", b" (", b"x(", b"ab", b" a",
+            b"  ", b"12", b"'s", b"\n\t",
+        ];
+        for preset in ["gpt2", "cl100k", "o200k"] {
+            let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+            for (i, t) in toks.iter().enumerate() {
+                ranks.push((t.to_vec(), 256 + i as u32));
+            }
+            let pre = Pretokenizer::new(preset).unwrap();
+            let bpe = Arc::new(Bpe::from_ranks(ranks, vec![], pre).unwrap());
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 64).unwrap();
+            for tail in ["(", "x(", "a.", " a", "ab", "12", "  ", "((", "'", "\n"] {
+                let ids = bpe.encode_bytes(tail.as_bytes()).unwrap();
+                let (key, text) = v.tail(&ids).unwrap().unwrap();
+                let by_class = v.row(&ids).unwrap();
+                let one_by_one = v.compute_row(key, &text).unwrap();
+                assert_eq!(*by_class, *one_by_one, "{preset}: {tail:?}");
+            }
+        }
+    }
+
+    /// `[\p{N}, gpt2]` (docs/byte_probs.md §15.8): a number character ends the haystack of the
+    /// preset, so the text up to the last one is settled (just before it when it ends the text).
+    #[test]
+    fn digit_split_sequence_settles_at_number_characters() {
+        let pre = Pretokenizer::sequence(&[r"\p{N}", crate::pretokenize::LLAMA_CPP_GPT2]).unwrap();
+        let v = Validity::new(toy_bpe(pre), Rule::Pieces, 8).unwrap();
+        assert_eq!(v.settled(b"ab  1"), 4);
+        assert_eq!(v.settled(b"ab  12"), 5);
+        assert_eq!(v.settled(b"ab  12 x"), 6);
+        assert_eq!(v.settled(b"x 1 yy z"), 6);
+        assert_eq!(v.settled(b"\xd9\xa3a"), 2);
+        assert!(v.may_change(b"  ").unwrap());
+        assert!(!v.may_change(b" ab").unwrap());
+    }
+
+    /// The settled boundary never moves (docs/byte_probs.md §15.1): for every text up to four
+    /// characters over a whitespace-, digit- and punctuation-rich alphabet and every continuation
+    /// up to two characters, the pieces of `text + s` up to `settled(text)` are those of `text`.
+    #[test]
+    fn settled_boundary_holds_for_every_short_continuation() {
+        // ASCII classes, an upper and a lower non-ASCII letter, a combining mark, a non-ASCII
+        // digit: texts up to three characters over all, four over the first nine
+        let alphabet = [
+            " ", "\t", "\n", "\r", "a", "1", "!", "'", "s", "A", "\u{e9}", "\u{301}", "\u{663}",
+        ];
+        let mut texts = vec![String::new()];
+        let mut all = Vec::new();
+        for len in 0..4 {
+            let mut next = Vec::new();
+            for t in &texts {
+                for c in alphabet
+                    .iter()
+                    .take(if len == 3 { 9 } else { alphabet.len() })
+                {
+                    if len == 3 && !t.is_ascii() {
+                        continue;
+                    }
+                    next.push(format!("{t}{c}"));
+                }
+            }
+            all.extend(next.iter().cloned());
+            texts = next;
+        }
+        let mut conts = vec![String::new()];
+        for c in alphabet {
+            conts.push(c.to_string());
+            for d in alphabet {
+                conts.push(format!("{c}{d}"));
+            }
+        }
+        let digits = |p: &str| Pretokenizer::sequence(&[r"\p{N}", p]).unwrap();
+        for (preset, pre) in [
+            ("gpt2", Pretokenizer::new("gpt2").unwrap()),
+            ("cl100k", Pretokenizer::new("cl100k").unwrap()),
+            ("o200k", Pretokenizer::new("o200k").unwrap()),
+            ("digits+gpt2", digits(crate::pretokenize::LLAMA_CPP_GPT2)),
+            ("digits+cl100k", digits(Preset::Cl100k.pattern())),
+        ] {
+            let v = Validity::new(toy_bpe(pre), Rule::Pieces, 8).unwrap();
+            let ends = |t: &str| -> Vec<usize> {
+                let mut e = 0;
+                v.bpe
+                    .pretokenizer()
+                    .pieces(t)
+                    .unwrap()
+                    .iter()
+                    .map(|p| {
+                        e += p.len();
+                        e
+                    })
+                    .collect()
+            };
+            let mut moved = 0usize;
+            for t in &all {
+                let a = v.settled(t.as_bytes());
+                let want: Vec<usize> = ends(t).into_iter().filter(|&e| e <= a).collect();
+                assert!(a == 0 || want.last() == Some(&a), "{preset} {t:?}");
+                for s in &conts {
+                    let got: Vec<usize> = ends(&format!("{t}{s}"))
+                        .into_iter()
+                        .filter(|&e| e <= a)
+                        .collect();
+                    assert_eq!(got, want, "{preset}: {t:?} + {s:?}, settled {a}");
+                }
+                moved += a;
+            }
+            assert!(moved > 0);
+        }
     }
 }

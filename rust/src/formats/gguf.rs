@@ -419,8 +419,7 @@ fn pretokenizer_for(regexes: &[&str]) -> Result<Pretokenizer> {
     }
 }
 
-const LLAMA_CPP_GPT2: &str =
-    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
+use crate::pretokenize::LLAMA_CPP_GPT2;
 
 struct Fields<'a> {
     md: &'a Metadata,

@@ -47,8 +47,39 @@ enum Kind {
     /// their list, one per line.
     Sequence {
         pattern: String,
-        regexes: Vec<(String, fancy_regex::Regex)>,
+        regexes: Vec<(String, Stage)>,
     },
+}
+
+/// One stage of a [`Kind::Sequence`]: a regex spelled like a preset runs on the preset's
+/// scanner (same pieces, docs/byte_probs.md §15.8), any other on `fancy-regex`.
+#[derive(Debug, Clone)]
+enum Stage {
+    Preset(Preset),
+    Regex(Box<fancy_regex::Regex>),
+}
+
+/// Call `f` on the pieces of `text` by one stage of a sequence (Isolated split).
+fn split_stage<'t>(
+    pattern: &str,
+    stage: &Stage,
+    text: &'t str,
+    count: &mut usize,
+    f: &mut impl FnMut(&'t str),
+) -> Result<()> {
+    match stage {
+        Stage::Preset(p) => {
+            for piece in presets::pieces(*p, text) {
+                if *count % 1024 == 0 {
+                    crate::cancel::check()?;
+                }
+                *count += 1;
+                f(piece);
+            }
+            Ok(())
+        }
+        Stage::Regex(regex) => split_isolated(pattern, regex, text, count, f),
+    }
 }
 
 /// Call `f` on the Isolated-split pieces of `text` by `regex` (the text between matches is a
@@ -161,11 +192,24 @@ impl Pretokenizer {
             _ => {
                 let mut regexes = Vec::with_capacity(specs.len());
                 for spec in specs {
-                    let regex = fancy_regex::Regex::new(spec).map_err(|e| Error::Regex {
-                        pattern: spec.to_string(),
-                        message: e.to_string(),
-                    })?;
-                    regexes.push((spec.to_string(), regex));
+                    let preset = match Self::from_regex(spec) {
+                        Ok(Self {
+                            kind: Kind::Preset(p),
+                        }) => Some(p),
+                        _ if *spec == LLAMA_CPP_GPT2 => Some(Preset::Gpt2),
+                        _ => None,
+                    };
+                    let stage =
+                        match preset {
+                            Some(p) => Stage::Preset(p),
+                            None => Stage::Regex(Box::new(fancy_regex::Regex::new(spec).map_err(
+                                |e| Error::Regex {
+                                    pattern: spec.to_string(),
+                                    message: e.to_string(),
+                                },
+                            )?)),
+                        };
+                    regexes.push((spec.to_string(), stage));
                 }
                 Ok(Self {
                     kind: Kind::Sequence {
@@ -181,6 +225,19 @@ impl Pretokenizer {
         match &self.kind {
             Kind::Preset(p) => Some(*p),
             Kind::Custom { .. } | Kind::Sequence { .. } => None,
+        }
+    }
+
+    /// `Some(p)` for the sequence `[\p{N}, p]`: every number character split off alone, then
+    /// preset `p` (llama.cpp's starcoder, refact, command-r, smollm, ... pre-tokenizers;
+    /// docs/byte_probs.md §15.8).
+    pub fn digit_split_preset(&self) -> Option<Preset> {
+        match &self.kind {
+            Kind::Sequence { regexes, .. } => match regexes.as_slice() {
+                [(first, _), (_, Stage::Preset(p))] if first == DIGIT_SPLIT => Some(*p),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -244,13 +301,13 @@ impl Pretokenizer {
                     message: "empty sequence".into(),
                 })?;
                 let mut pieces = Vec::new();
-                split_isolated(&first.0, &first.1, text, &mut count, &mut |p| {
+                split_stage(&first.0, &first.1, text, &mut count, &mut |p| {
                     pieces.push(p)
                 })?;
-                for (pattern, regex) in rest {
+                for (pattern, stage) in rest {
                     let mut next = Vec::with_capacity(pieces.len());
                     for piece in pieces {
-                        split_isolated(pattern, regex, piece, &mut count, &mut |p| next.push(p))?;
+                        split_stage(pattern, stage, piece, &mut count, &mut |p| next.push(p))?;
                     }
                     pieces = next;
                 }
@@ -353,6 +410,15 @@ fn looks_like_a_name(spec: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
+
+/// The number split of llama.cpp's digit-splitting pre-tokenizers (one number character a piece).
+pub const DIGIT_SPLIT: &str = r"\p{N}";
+
+/// The GPT-2 pattern as llama.cpp spells it (no `\s+` at the end: the one whitespace character
+/// no alternative matches, the last of a run before a non-space, becomes an Isolated piece of its
+/// own, as `\s+` would make it); same pieces as the preset.
+pub const LLAMA_CPP_GPT2: &str =
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
 
 /// The GPT-2 pattern as HF's `ByteLevel(use_regex=true)` spells it; same pieces as the preset.
 pub const HF_GPT2: &str =
@@ -490,5 +556,56 @@ mod tests {
     fn bad_regex_is_an_error_naming_the_pattern() {
         let e = Pretokenizer::new("(unclosed").unwrap_err().to_string();
         assert!(e.contains("(unclosed"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod sequence_tests {
+    use super::*;
+
+    /// A sequence's preset-spelled stages run on the preset scanners (docs/byte_probs.md
+    /// §15.8): the pieces equal those of the same sequence evaluated by `fancy-regex` alone, on
+    /// random texts rich in digits, whitespace runs, apostrophes and non-ASCII characters.
+    #[test]
+    fn preset_stages_of_a_sequence_equal_the_regex() {
+        let alphabet = [
+            " ", "  ", "\t", "\n", "\r\n", "a", "Bc", "1", "23", "\u{663}", "'s", "'", "!", ".",
+            "é", "\u{301}", "中", "\u{a0}", "x'll", "/",
+        ];
+        let stages: [&str; 4] = [
+            LLAMA_CPP_GPT2,
+            HF_GPT2,
+            Preset::Cl100k.pattern(),
+            Preset::O200k.pattern(),
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for stage in stages {
+            let seq = Pretokenizer::sequence(&[DIGIT_SPLIT, stage]).unwrap();
+            assert!(seq.digit_split_preset().is_some(), "{stage}");
+            let first = fancy_regex::Regex::new(DIGIT_SPLIT).unwrap();
+            let second = fancy_regex::Regex::new(stage).unwrap();
+            for _ in 0..3000 {
+                let len = (next() % 12) as usize;
+                let text: String = (0..len)
+                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                    .collect();
+                let mut outer = Vec::new();
+                split_isolated(DIGIT_SPLIT, &first, &text, &mut 0, &mut |p| outer.push(p)).unwrap();
+                let mut want = Vec::new();
+                for piece in outer {
+                    split_isolated(stage, &second, piece, &mut 0, &mut |p| want.push(p)).unwrap();
+                }
+                assert_eq!(seq.pieces(&text).unwrap(), want, "{stage}: {text:?}");
+            }
+        }
+        // any other second stage stays a regex
+        let other = Pretokenizer::sequence(&[DIGIT_SPLIT, r"\w+|\W"]).unwrap();
+        assert_eq!(other.digit_split_preset(), None);
     }
 }

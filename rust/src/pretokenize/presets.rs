@@ -478,6 +478,17 @@ pub fn run_class(c: char) -> u8 {
     }
 }
 
+/// Whether `c` can be the optional first character of a letter, number or punctuation piece
+/// of `preset` (docs/byte_probs.md §15.1): gpt2's ` ?` is a space only; cl100k's and o200k's
+/// `[^\r\n\p{L}\p{N}]?` is anything but `\r`, `\n`, letters and numbers (their ` ?` before
+/// punctuation is a subset).
+pub fn may_lead(preset: Preset, c: char) -> bool {
+    match preset {
+        Preset::Gpt2 => c == ' ',
+        Preset::Cl100k | Preset::O200k => char_flags(c) & P != 0,
+    }
+}
+
 /// The class flags the preset scanners decide on (`\p{L}`, `\p{N}`, `\s`, o200k's upper and
 /// lower sets, ...), one bit each: two characters with equal flags are scanned alike, apart
 /// from the few the patterns name (`'`, `\r`, `\n`, `/`, space, contraction letters).
