@@ -327,10 +327,10 @@ class Case:
 cases = st.builds(lambda v, seed: Case(v[0], v[1], seed), vocabularies(), st.integers(0, 2**31 - 1))
 
 
-@settings(max_examples=FEW)
-@given(cases)
-def test_p2_p3_btr_and_chain_rule_equal_brute_force(case):
-    blm = case.blm()
+def _fed_strings_equal_brute_force(case, blm):
+    """Feed a few strings from the start: each prefix probability (P2, BTR, + P3, chain rule)
+    and each string probability Q(x⊥) equals the brute force; a string of probability 0 raises.
+    Yields ``(x, state, Q(x⊥))`` for the caller's further checks."""
     strings = string_probs(case.lm, case.ref)
     for x in case.strings(3):
         q = prefix_prob(strings, x)
@@ -342,6 +342,13 @@ def test_p2_p3_btr_and_chain_rule_equal_brute_force(case):
         assert abs(math.exp(s.log_q) - q) < 1e-12  # P2 (BTR) + P3 (chain rule)
         q_end = math.exp(s.log_q) * blm.next_byte_probs(s)[END]
         assert abs(q_end - strings.get(x, 0.0)) < 1e-12  # P3: Q(x⊥)
+        yield x, s, q_end
+
+
+@settings(max_examples=FEW)
+@given(cases)
+def test_p2_p3_btr_and_chain_rule_equal_brute_force(case):
+    for x, _, q_end in _fed_strings_equal_brute_force(case, case.blm()):
         star = case.ref.encode(x)
         pc = prefix_mass(case.lm, case.ref, star, "exact")
         pc *= conditional(case.lm, case.ref, star, "exact")[case.lm.eos_id]
@@ -940,17 +947,7 @@ def test_digit_split_sequences_equal_brute_force_from_start_and_along_advance(ca
 @given(digit_cases)
 def test_digit_split_sequences_string_probabilities_equal_brute_force(case):
     blm = case.blm()
-    strings = string_probs(case.lm, case.ref)
-    for x in case.strings(3):
-        q = prefix_prob(strings, x)
-        if q == 0:
-            with pytest.raises(InputError):
-                blm.feed(blm.start(b""), x)
-            continue
-        s = blm.feed(blm.start(b""), x)
-        assert abs(math.exp(s.log_q) - q) < 1e-12
-        q_end = math.exp(s.log_q) * blm.next_byte_probs(s)[END]
-        assert abs(q_end - strings.get(x, 0.0)) < 1e-12
+    for x, s, _ in _fed_strings_equal_brute_force(case, blm):
         close(blm.next_byte_probs(blm.start(x)), blm.next_byte_probs(s))
 
 
