@@ -31,7 +31,7 @@ def hf_byte_order() -> list[int]:
     return sorted(range(256), key=lambda b: t[b])
 
 
-def pieces(pattern: str, text: str) -> list[str]:
+def pieces(pattern: str | regex.Pattern[str], text: str) -> list[str]:
     """Pre-tokenize; text between matches is kept as pieces too (HF Split "Isolated")."""
     out, last = [], 0
     for m in regex.finditer(pattern, text):

@@ -32,6 +32,8 @@ from typing import Optional
 import numpy as np
 import regex
 
+from .bpe_train import pieces as isolated_split  # HF Split(behavior="Isolated")
+
 
 class ToyBPE:
     def __init__(self, merges: Sequence[tuple[bytes, bytes]]) -> None:
@@ -96,20 +98,6 @@ SEQUENCES = {
     "digits+gpt2": [r"\p{N}", LLAMA_CPP_GPT2],
     "digits+cl100k": [r"\p{N}", PATTERNS["cl100k"]],
 }
-
-
-def isolated_split(rx: regex.Pattern[str], text: str) -> list[str]:
-    """HF ``Split(behavior="Isolated")``: the matches and the text between them, in order."""
-    out, last = [], 0
-    for m in rx.finditer(text):
-        if m.start() > last:
-            out.append(text[last : m.start()])
-        if m.end() > m.start():
-            out.append(m.group())
-        last = m.end()
-    if last < len(text):
-        out.append(text[last:])
-    return out
 
 
 #: Characters the patterns (or contractions) tell apart, one per behaviour.
