@@ -353,6 +353,36 @@ impl Lexicon {
         self.more_child(node, k)
     }
 
+    /// Child of a node other than the root under character key `k`, 0 if none; `nd` is the
+    /// node's record. For the one or no child of a chain node and the 2 to 7 children of a
+    /// small node the key compares select without a branch (which one matches is data-dependent).
+    #[inline(always)]
+    fn child_of(&self, nd: &Node, node: u32, k: u32) -> u32 {
+        if nd.key == k {
+            // the inline child, or 0 when the node has no child at all
+            return nd.child;
+        }
+        if nd.kids < 2 {
+            return 0;
+        }
+        if nd.kids < WIDE_AT {
+            return self.small[nd.table as usize].get(k);
+        }
+        if k < 128 {
+            return self.wide[nd.table as usize][k as usize];
+        }
+        self.more_child(node, k)
+    }
+
+    /// Child of the root under character key `k`, 0 if none.
+    #[inline(always)]
+    fn root_step(&self, k: u32) -> u32 {
+        if k < 128 {
+            return self.root[k as usize];
+        }
+        self.root_child(k)
+    }
+
     /// Child of the root under a non-ASCII key.
     #[inline]
     fn root_child(&self, k: u32) -> u32 {
@@ -579,53 +609,61 @@ impl Lexicon {
     }
 
     /// `(second-longest, longest)` entries of `L` that are prefixes of `s`. The walk stops at
-    /// the first node with no unit of `L` at or below it.
+    /// the first node with no unit of `L` at or below it (a missing child is node 0, the root,
+    /// whose count is 0: one test for both). The two hits are kept with selects, not a branch
+    /// per node on "is this a unit".
     #[inline]
     pub fn match2(&self, s: &[u8]) -> (Option<Hit>, Option<Hit>) {
-        let (mut a, mut b) = (None, None);
-        let mut n = 0u32;
-        let mut i = 0;
-        while i < s.len() {
-            let (k, l) = key_at(s, i);
-            i += l;
-            n = self.child(n, k);
-            if n == 0 {
-                break;
-            }
-            let nd = &self.nodes[n as usize];
-            if nd.live == 0 {
-                break;
-            }
-            if nd.unit {
-                a = b;
-                b = Some(Hit { node: n, len: i });
+        let (mut an, mut al, mut bn, mut bl) = (0u32, 0usize, 0u32, 0usize);
+        if !s.is_empty() {
+            let (k, mut i) = key_at(s, 0);
+            let mut n = self.root_step(k);
+            loop {
+                let nd = &self.nodes[n as usize];
+                if nd.live == 0 {
+                    break;
+                }
+                let u = nd.unit;
+                an = if u { bn } else { an };
+                al = if u { bl } else { al };
+                bn = if u { n } else { bn };
+                bl = if u { i } else { bl };
+                if i >= s.len() {
+                    break;
+                }
+                let (k, l) = key_at(s, i);
+                i += l;
+                n = self.child_of(nd, n, k);
             }
         }
-        (a, b)
+        let hit = |node: u32, len: usize| (node != 0).then_some(Hit { node, len });
+        (hit(an, al), hit(bn, bl))
     }
 
-    /// The longest entry of `L` that is a prefix of `s`.
+    /// The longest entry of `L` that is a prefix of `s` (the walk of [`Lexicon::match2`]).
     #[inline]
     pub fn longest(&self, s: &[u8]) -> Option<Hit> {
-        let mut best = None;
-        let mut n = 0u32;
-        let mut i = 0;
-        while i < s.len() {
-            let (k, l) = key_at(s, i);
-            i += l;
-            n = self.child(n, k);
-            if n == 0 {
-                break;
-            }
-            let nd = &self.nodes[n as usize];
-            if nd.live == 0 {
-                break;
-            }
-            if nd.unit {
-                best = Some(Hit { node: n, len: i });
+        let (mut bn, mut bl) = (0u32, 0usize);
+        if !s.is_empty() {
+            let (k, mut i) = key_at(s, 0);
+            let mut n = self.root_step(k);
+            loop {
+                let nd = &self.nodes[n as usize];
+                if nd.live == 0 {
+                    break;
+                }
+                let u = nd.unit;
+                bn = if u { n } else { bn };
+                bl = if u { i } else { bl };
+                if i >= s.len() {
+                    break;
+                }
+                let (k, l) = key_at(s, i);
+                i += l;
+                n = self.child_of(nd, n, k);
             }
         }
-        best
+        (bn != 0).then_some(Hit { node: bn, len: bl })
     }
 
     /// `force_match`: the longest entry of `L` prefixing `s`, else the first character of `s`,
