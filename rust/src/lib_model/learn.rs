@@ -624,8 +624,14 @@ impl Learner {
             }
             live += p.ctx.left + p.ctx.right;
             if w != r {
+                // the entry at w is dead (or already copied down): a copy, not a swap
                 self.lex.set_slot(p.node, w as u32);
-                self.pents.swap(w, r);
+                let moved = Probation {
+                    node: p.node,
+                    life: p.life,
+                    ctx: p.ctx,
+                };
+                self.pents[w] = moved;
             }
             w += 1;
         }
