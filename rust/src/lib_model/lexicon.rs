@@ -730,12 +730,12 @@ impl Lexicon {
     pub fn compact(&mut self, extra: &[u32]) -> Vec<u32> {
         let mut map = vec![NONE; self.nodes.len()];
         let mut fresh = Lexicon::new();
-        let room = self.nodes.len() / 2;
+        let room = self.nodes.len();
         fresh.nodes.reserve(room);
         fresh.parent.reserve(room);
         fresh.rank.reserve(room);
         fresh.span.reserve(room);
-        fresh.arena.reserve(self.arena.len() / 2);
+        fresh.arena.reserve(self.arena.len());
         for &n in &self.order {
             let m = fresh.intern(self.text(n));
             map[n as usize] = m;
