@@ -260,6 +260,17 @@ impl Learner {
             .map(|p| self.lex.text(p.node))
     }
 
+    /// The nodes of [`Learner::probation`], in that order (with [`Lexicon::rank`] a caller can
+    /// reuse what it built for a unit of `L`).
+    pub fn probation_nodes(&self) -> impl Iterator<Item = u32> + '_ {
+        self.pents.iter().filter(|p| p.node != NONE).map(|p| p.node)
+    }
+
+    /// Whether a unit of `L` is in the clean lexicon ([`Learner::clean_units`]).
+    pub fn is_clean(&self, node: u32) -> bool {
+        !self.on_probation(node) || self.protected(node)
+    }
+
     /// [`Learner::clean_units`] as slices of the lexicon's text (nothing copied).
     pub fn clean_texts(&self) -> impl Iterator<Item = &[u8]> {
         self.lex
