@@ -615,12 +615,15 @@ impl Learner {
         let protect = self.cfg.protect_chars;
         let mut forget = std::mem::take(&mut self.forget);
         forget.clear();
-        // one pass: run lives down (passive forgetting) and compact the probation list
+        // one pass: run lives down (passive forgetting); entries of released or forgotten
+        // units stay as tombstones until they are half the list, so that live entries (and the
+        // slots stored with their nodes, one scattered write each) move once per halving, not
+        // after every article that frees an entry before them
         let mut live = 0;
-        let mut w = 0;
-        for r in 0..self.pents.len() {
-            let p = &mut self.pents[r];
+        let mut dead = 0;
+        for p in self.pents.iter_mut() {
             if p.node == NONE {
+                dead += 1;
                 continue;
             }
             p.life -= 1;
@@ -631,29 +634,39 @@ impl Learner {
                     forget.push(p.node);
                 }
                 p.node = NONE;
+                dead += 1;
                 continue;
             }
             live += p.ctx.left + p.ctx.right;
-            if w != r {
-                // the entry at w is dead (or already copied down): a copy, not a swap
-                self.lex.set_slot(p.node, w as u32);
-                let moved = Probation {
-                    node: p.node,
-                    life: p.life,
-                    ctx: p.ctx,
-                };
-                self.pents[w] = moved;
-            }
-            w += 1;
         }
-        self.pents.truncate(w);
+        if 2 * dead > self.pents.len() {
+            let mut w = 0;
+            for r in 0..self.pents.len() {
+                let p = &self.pents[r];
+                if p.node == NONE {
+                    continue;
+                }
+                if w != r {
+                    // the entry at w is dead (or already copied down): a copy, not a swap
+                    self.lex.set_slot(p.node, w as u32);
+                    let moved = Probation {
+                        node: p.node,
+                        life: p.life,
+                        ctx: p.ctx,
+                    };
+                    self.pents[w] = moved;
+                }
+                w += 1;
+            }
+            self.pents.truncate(w);
+        }
         self.lex.remove_units(&forget);
         self.forget = forget;
         if self.ctx_buf.len() > 2 * live + ARENA_MIN {
             let old = std::mem::take(&mut self.ctx_buf);
             self.ctx_buf.reserve(live);
             for p in &mut self.pents {
-                if p.ctx.at != NONE_AT {
+                if p.node != NONE && p.ctx.at != NONE_AT {
                     let at = self.ctx_buf.len();
                     self.ctx_buf
                         .extend_from_slice(&old[p.ctx.at..p.ctx.at + p.ctx.left + p.ctx.right]);
