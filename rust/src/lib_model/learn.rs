@@ -149,8 +149,9 @@ pub struct ArticleStats {
 pub struct Learner {
     cfg: LearnConfig,
     lex: Lexicon,
-    /// Probation in insertion order, with tombstones (`node == NONE`) compacted after each
-    /// article; a node's index here is stored with the node ([`Lexicon::slot`]).
+    /// Probation in insertion order, with tombstones (`node == NONE`) compacted at the end of an
+    /// article in which they are half the list; a node's index here is stored with the node
+    /// ([`Lexicon::slot`]).
     pents: Vec<Probation>,
     /// Bytes of the stored contexts (spans in [`Context`]); rebuilt when mostly garbage.
     ctx_buf: Vec<u8>,
