@@ -610,11 +610,13 @@ impl Lexicon {
 
     /// `(second-longest, longest)` entries of `L` that are prefixes of `s`. The walk stops at
     /// the first node with no unit of `L` at or below it (a missing child is node 0, the root,
-    /// whose count is 0: one test for both). The two hits are kept with selects, not a branch
-    /// per node on "is this a unit".
+    /// whose count is 0: one test for both). Every node is written to a ring of four hits whose
+    /// cursor advances only at units of `L`, so there is no branch per node on "is this a
+    /// unit" (the compiler made one of the selects this replaces).
     #[inline]
     pub fn match2(&self, s: &[u8]) -> (Option<Hit>, Option<Hit>) {
-        let (mut an, mut al, mut bn, mut bl) = (0u32, 0usize, 0u32, 0usize);
+        let mut ring = [(0u32, 0u32); 4];
+        let mut units = 0usize;
         if !s.is_empty() {
             let (k, mut i) = key_at(s, 0);
             let mut n = self.root_step(k);
@@ -623,11 +625,8 @@ impl Lexicon {
                 if nd.live == 0 {
                     break;
                 }
-                let u = nd.unit;
-                an = if u { bn } else { an };
-                al = if u { bl } else { al };
-                bn = if u { n } else { bn };
-                bl = if u { i } else { bl };
+                ring[units & 3] = (n, i as u32);
+                units += usize::from(nd.unit);
                 if i >= s.len() {
                     break;
                 }
@@ -636,8 +635,16 @@ impl Lexicon {
                 n = self.child_of(nd, n, k);
             }
         }
-        let hit = |node: u32, len: usize| (node != 0).then_some(Hit { node, len });
-        (hit(an, al), hit(bn, bl))
+        let hit = |back: usize| {
+            (units >= back).then(|| {
+                let (node, len) = ring[units.wrapping_sub(back) & 3];
+                Hit {
+                    node,
+                    len: len as usize,
+                }
+            })
+        };
+        (hit(2), hit(1))
     }
 
     /// The longest entry of `L` that is a prefix of `s` (the walk of [`Lexicon::match2`]).
