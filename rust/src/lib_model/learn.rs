@@ -125,12 +125,16 @@ struct Probation {
 /// of the alternative that no unit covers may enter `L` before the comparison (when it is met
 /// as an unknown character later in the sentence), so those few are kept in `a_open` and
 /// ranked at comparison time, as the reference's `ranksum` would.
+///
+/// The default path is the reader's own, so its count and sum are kept once per sentence
+/// ([`Learner::path`]) and a comparison stores their values before `c` (no per-chunk update
+/// of every open comparison).
 struct Pending {
     c: u32,
     a0: u32,
     alt_end: usize,
-    d_len: u32,
-    d_sum: u64,
+    d_len0: u32,
+    d_sum0: u64,
     a_len: u32,
     a_sum: u64,
     a_open: Vec<u32>,
@@ -149,8 +153,9 @@ pub struct ArticleStats {
 pub struct Learner {
     cfg: LearnConfig,
     lex: Lexicon,
-    /// Probation in insertion order, with tombstones (`node == NONE`) compacted after each
-    /// article; a node's index here is stored with the node ([`Lexicon::slot`]).
+    /// Probation in insertion order, with tombstones (`node == NONE`) compacted at the end of an
+    /// article in which they are half the list; a node's index here is stored with the node
+    /// ([`Lexicon::slot`]).
     pents: Vec<Probation>,
     /// Bytes of the stored contexts (spans in [`Context`]); rebuilt when mostly garbage.
     ctx_buf: Vec<u8>,
@@ -162,6 +167,9 @@ pub struct Learner {
     /// `generation == lex_gen` (the lexicon has not grown since). Alternative paths of pending
     /// comparisons converge on the same positions, so most extensions are memo hits.
     memo: Vec<(u64, u32, u32)>,
+    /// Chunks read in the sentence so far and the sum of their ranks (the default paths of
+    /// pending comparisons are stretches of this path).
+    path: (u32, u64),
     lex_gen: u64,
     /// `match2` at two byte positions of the sentence being read (the latest two looked up):
     /// the right context of a new unit is looked up where the reader goes next (and the one
@@ -207,6 +215,7 @@ impl Learner {
             rewards: Vec::new(),
             pending: Vec::new(),
             memo: Vec::new(),
+            path: (0, 0),
             lex_gen: 1,
             next: [None; 2],
             rng,
@@ -258,6 +267,17 @@ impl Learner {
             .iter()
             .filter(|p| p.node != NONE)
             .map(|p| self.lex.text(p.node))
+    }
+
+    /// The nodes of [`Learner::probation`], in that order (with [`Lexicon::rank`] a caller can
+    /// reuse what it built for a unit of `L`).
+    pub fn probation_nodes(&self) -> impl Iterator<Item = u32> + '_ {
+        self.pents.iter().filter(|p| p.node != NONE).map(|p| p.node)
+    }
+
+    /// Whether a unit of `L` is in the clean lexicon ([`Learner::clean_units`]).
+    pub fn is_clean(&self, node: u32) -> bool {
+        !self.on_probation(node) || self.protected(node)
     }
 
     /// [`Learner::clean_units`] as slices of the lexicon's text (nothing copied).
@@ -461,8 +481,9 @@ impl Learner {
             if e.alt_end > loc {
                 return true;
             }
-            let (dl, al) = (e.d_len, e.a_len);
-            if dl > al || (dl == al && e.d_sum > e.a_sum + self.ranksum(&e.a_open)) {
+            let (dl, al) = (self.path.0 - e.d_len0, e.a_len);
+            let d_sum = self.path.1 - e.d_sum0;
+            if dl > al || (dl == al && d_sum > e.a_sum + self.ranksum(&e.a_open)) {
                 self.rewards.push((e.a0, true));
                 self.rewards.push((e.c, false));
             } else {
@@ -528,6 +549,7 @@ impl Learner {
         }
         self.lex_gen += 1;
         self.next = [None; 2];
+        self.path = (0, 0);
         // byte spans of the last two chunks
         let (mut prev, mut prev2) = ((0usize, 0usize), (0usize, 0usize));
         // trie node of the last chunk and its length, (0, 0) if unknown
@@ -546,10 +568,8 @@ impl Learner {
                     clen = c.len;
                     cnode = c.node;
                     let r = self.lex.rank(c.node).map_or(0, u64::from);
-                    for e in &mut self.pending {
-                        e.d_len += 1;
-                        e.d_sum += r;
-                    }
+                    let before = self.path;
+                    self.path = (before.0 + 1, before.1 + r);
                     if self.on_probation(c.node) {
                         self.probation_check(c, sent, loc, prev, prev2, prev_node);
                     }
@@ -559,8 +579,8 @@ impl Learner {
                             c: c.node,
                             a0: c2.node,
                             alt_end,
-                            d_len: 1,
-                            d_sum: r,
+                            d_len0: before.0,
+                            d_sum0: before.1,
                             a_len: 1,
                             a_sum: self.lex.rank(c2.node).map_or(0, u64::from),
                             a_open: Vec::new(),
@@ -580,10 +600,7 @@ impl Learner {
                     clen = char_len(rest[0]).min(rest.len());
                     // memorised below, so it will rank |L| (see `Pending`)
                     let unk_rank = self.lex.len() as u64;
-                    for e in &mut self.pending {
-                        e.d_len += 1;
-                        e.d_sum += unk_rank;
-                    }
+                    self.path = (self.path.0 + 1, self.path.1 + unk_rank);
                     let after = loc + clen;
                     cnode = self.memorize(sent, loc, after, prev, (0, 0));
                     debug_assert_eq!(self.lex.len() as u64, unk_rank + 1);
@@ -604,12 +621,15 @@ impl Learner {
         let protect = self.cfg.protect_chars;
         let mut forget = std::mem::take(&mut self.forget);
         forget.clear();
-        // one pass: run lives down (passive forgetting) and compact the probation list
+        // one pass: run lives down (passive forgetting); entries of released or forgotten
+        // units stay as tombstones until they are half the list, so that live entries (and the
+        // slots stored with their nodes, one scattered write each) move once per halving, not
+        // after every article that frees an entry before them
         let mut live = 0;
-        let mut w = 0;
-        for r in 0..self.pents.len() {
-            let p = &mut self.pents[r];
+        let mut dead = 0;
+        for p in self.pents.iter_mut() {
             if p.node == NONE {
+                dead += 1;
                 continue;
             }
             p.life -= 1;
@@ -620,23 +640,39 @@ impl Learner {
                     forget.push(p.node);
                 }
                 p.node = NONE;
+                dead += 1;
                 continue;
             }
             live += p.ctx.left + p.ctx.right;
-            if w != r {
-                self.lex.set_slot(p.node, w as u32);
-                self.pents.swap(w, r);
-            }
-            w += 1;
         }
-        self.pents.truncate(w);
+        if 2 * dead > self.pents.len() {
+            let mut w = 0;
+            for r in 0..self.pents.len() {
+                let p = &self.pents[r];
+                if p.node == NONE {
+                    continue;
+                }
+                if w != r {
+                    // the entry at w is dead (or already copied down): a copy, not a swap
+                    self.lex.set_slot(p.node, w as u32);
+                    let moved = Probation {
+                        node: p.node,
+                        life: p.life,
+                        ctx: p.ctx,
+                    };
+                    self.pents[w] = moved;
+                }
+                w += 1;
+            }
+            self.pents.truncate(w);
+        }
         self.lex.remove_units(&forget);
         self.forget = forget;
         if self.ctx_buf.len() > 2 * live + ARENA_MIN {
             let old = std::mem::take(&mut self.ctx_buf);
             self.ctx_buf.reserve(live);
             for p in &mut self.pents {
-                if p.ctx.at != NONE_AT {
+                if p.node != NONE && p.ctx.at != NONE_AT {
                     let at = self.ctx_buf.len();
                     self.ctx_buf
                         .extend_from_slice(&old[p.ctx.at..p.ctx.at + p.ctx.left + p.ctx.right]);

@@ -353,6 +353,36 @@ impl Lexicon {
         self.more_child(node, k)
     }
 
+    /// Child of a node other than the root under character key `k`, 0 if none; `nd` is the
+    /// node's record. For the one or no child of a chain node and the 2 to 7 children of a
+    /// small node the key compares select without a branch (which one matches is data-dependent).
+    #[inline(always)]
+    fn child_of(&self, nd: &Node, node: u32, k: u32) -> u32 {
+        if nd.key == k {
+            // the inline child, or 0 when the node has no child at all
+            return nd.child;
+        }
+        if nd.kids < 2 {
+            return 0;
+        }
+        if nd.kids < WIDE_AT {
+            return self.small[nd.table as usize].get(k);
+        }
+        if k < 128 {
+            return self.wide[nd.table as usize][k as usize];
+        }
+        self.more_child(node, k)
+    }
+
+    /// Child of the root under character key `k`, 0 if none.
+    #[inline(always)]
+    fn root_step(&self, k: u32) -> u32 {
+        if k < 128 {
+            return self.root[k as usize];
+        }
+        self.root_child(k)
+    }
+
     /// Child of the root under a non-ASCII key.
     #[inline]
     fn root_child(&self, k: u32) -> u32 {
@@ -579,53 +609,68 @@ impl Lexicon {
     }
 
     /// `(second-longest, longest)` entries of `L` that are prefixes of `s`. The walk stops at
-    /// the first node with no unit of `L` at or below it.
+    /// the first node with no unit of `L` at or below it (a missing child is node 0, the root,
+    /// whose count is 0: one test for both). Every node is written to a ring of four hits whose
+    /// cursor advances only at units of `L`, so there is no branch per node on "is this a
+    /// unit" (the compiler made one of the selects this replaces).
     #[inline]
     pub fn match2(&self, s: &[u8]) -> (Option<Hit>, Option<Hit>) {
-        let (mut a, mut b) = (None, None);
-        let mut n = 0u32;
-        let mut i = 0;
-        while i < s.len() {
-            let (k, l) = key_at(s, i);
-            i += l;
-            n = self.child(n, k);
-            if n == 0 {
-                break;
-            }
-            let nd = &self.nodes[n as usize];
-            if nd.live == 0 {
-                break;
-            }
-            if nd.unit {
-                a = b;
-                b = Some(Hit { node: n, len: i });
+        let mut ring = [(0u32, 0u32); 4];
+        let mut units = 0usize;
+        if !s.is_empty() {
+            let (k, mut i) = key_at(s, 0);
+            let mut n = self.root_step(k);
+            loop {
+                let nd = &self.nodes[n as usize];
+                if nd.live == 0 {
+                    break;
+                }
+                ring[units & 3] = (n, i as u32);
+                units += usize::from(nd.unit);
+                if i >= s.len() {
+                    break;
+                }
+                let (k, l) = key_at(s, i);
+                i += l;
+                n = self.child_of(nd, n, k);
             }
         }
-        (a, b)
+        let hit = |back: usize| {
+            (units >= back).then(|| {
+                let (node, len) = ring[units.wrapping_sub(back) & 3];
+                Hit {
+                    node,
+                    len: len as usize,
+                }
+            })
+        };
+        (hit(2), hit(1))
     }
 
-    /// The longest entry of `L` that is a prefix of `s`.
+    /// The longest entry of `L` that is a prefix of `s` (the walk of [`Lexicon::match2`]).
     #[inline]
     pub fn longest(&self, s: &[u8]) -> Option<Hit> {
-        let mut best = None;
-        let mut n = 0u32;
-        let mut i = 0;
-        while i < s.len() {
-            let (k, l) = key_at(s, i);
-            i += l;
-            n = self.child(n, k);
-            if n == 0 {
-                break;
-            }
-            let nd = &self.nodes[n as usize];
-            if nd.live == 0 {
-                break;
-            }
-            if nd.unit {
-                best = Some(Hit { node: n, len: i });
+        let (mut bn, mut bl) = (0u32, 0usize);
+        if !s.is_empty() {
+            let (k, mut i) = key_at(s, 0);
+            let mut n = self.root_step(k);
+            loop {
+                let nd = &self.nodes[n as usize];
+                if nd.live == 0 {
+                    break;
+                }
+                let u = nd.unit;
+                bn = if u { n } else { bn };
+                bl = if u { i } else { bl };
+                if i >= s.len() {
+                    break;
+                }
+                let (k, l) = key_at(s, i);
+                i += l;
+                n = self.child_of(nd, n, k);
             }
         }
-        best
+        (bn != 0).then_some(Hit { node: bn, len: bl })
     }
 
     /// `force_match`: the longest entry of `L` prefixing `s`, else the first character of `s`,
@@ -692,12 +737,12 @@ impl Lexicon {
     pub fn compact(&mut self, extra: &[u32]) -> Vec<u32> {
         let mut map = vec![NONE; self.nodes.len()];
         let mut fresh = Lexicon::new();
-        let room = self.nodes.len() / 2;
+        let room = self.nodes.len();
         fresh.nodes.reserve(room);
         fresh.parent.reserve(room);
         fresh.rank.reserve(room);
         fresh.span.reserve(room);
-        fresh.arena.reserve(self.arena.len() / 2);
+        fresh.arena.reserve(self.arena.len());
         for &n in &self.order {
             let m = fresh.intern(self.text(n));
             map[n as usize] = m;
@@ -747,16 +792,26 @@ impl Lexicon {
 
 /// `rank[units[k]] = first + k` for every `k`: the ranks of a stretch of `order` that a move
 /// shifted. The hot loop of training on short lines (a promotion by `step` rewrites `step + 1`
-/// ranks); unrolled by four.
+/// ranks); unrolled by four, without a bounds check per unit.
 #[inline]
 fn rerank(rank: &mut [u32], units: &[u32], first: usize) {
+    // `units` is a stretch of `order`, and every node has a rank slot (`rank` grows with
+    // `nodes`; `append` takes only nodes below `nodes.len()`): the invariant the stores below
+    // rely on instead of a check each (checking it here costs more than the checks)
+    debug_assert!(units.iter().all(|&u| (u as usize) < rank.len()));
     let mut k = first as u32;
     let mut quads = units.chunks_exact(4);
+    let r = rank.as_mut_ptr();
     for q in &mut quads {
-        rank[q[0] as usize] = k;
-        rank[q[1] as usize] = k + 1;
-        rank[q[2] as usize] = k + 2;
-        rank[q[3] as usize] = k + 3;
+        // SAFETY: every unit of `order` is a node id below `rank.len()` (the Lexicon invariant
+        // above: `rank` has one slot per node, `order` holds only appended nodes, and `compact`
+        // rebuilds both together), so each write is in bounds.
+        unsafe {
+            *r.add(q[0] as usize) = k;
+            *r.add(q[1] as usize) = k + 1;
+            *r.add(q[2] as usize) = k + 2;
+            *r.add(q[3] as usize) = k + 3;
+        }
         k += 4;
     }
     for &y in quads.remainder() {

@@ -241,17 +241,27 @@ pub fn lib_learn<'py>(
         }
         Ok(learner)
     })?;
-    // str objects straight from the learner's text arena (no Vec<u8> and String per unit)
-    let list = |units: &mut dyn Iterator<Item = &[u8]>| {
-        PyList::new(
-            py,
-            units.map(|u| PyString::new(py, &String::from_utf8_lossy(u))),
-        )
-    };
+    // str objects straight from the learner's text arena (no Vec<u8> and String per unit),
+    // one per unit of `L`: the clean list and the probation units still in `L` share them
     let lex = learner.lexicon();
-    let l = list(&mut lex.order().iter().map(|&n| lex.text(n)))?;
-    let p = list(&mut learner.probation_texts())?;
-    let c = list(&mut learner.clean_texts())?;
+    let text = |n: u32| PyString::new(py, &String::from_utf8_lossy(lex.text(n)));
+    let units: Vec<Bound<'py, PyString>> = lex.order().iter().map(|&n| text(n)).collect();
+    let p = PyList::new(
+        py,
+        learner.probation_nodes().map(|n| match lex.rank(n) {
+            Some(r) => units[r as usize].clone(),
+            None => text(n),
+        }),
+    )?;
+    let c = PyList::new(
+        py,
+        lex.order()
+            .iter()
+            .zip(&units)
+            .filter(|&(&n, _)| learner.is_clean(n))
+            .map(|(_, s)| s.clone()),
+    )?;
+    let l = PyList::new(py, units)?;
     Ok((l, p, c))
 }
 
