@@ -546,15 +546,20 @@ impl PyTokenModel {
     fn encode_batch_numpy<'py>(
         &self,
         py: Python<'py>,
-        texts: Vec<String>,
+        texts: Vec<Bound<'py, PyString>>,
         allowed: Vec<Int>,
         num_threads: Option<Int>,
     ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
         let sm = self.matcher(&allowed, "allowed")?;
         let pool = super::pool(num_threads)?;
         let m = &self.inner;
+        // each str's own UTF-8 buffer (cached in the str, as `encode_numpy` reads it), not a
+        // copy per call: `texts` holds the strs, so the slices outlive the work
+        let refs = texts
+            .iter()
+            .map(str_utf8)
+            .collect::<PyResult<Vec<&str>>>()?;
         let (flat, offsets) = super::interruptible(py, &pool, || -> crate::Result<_> {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let parts = m.encode_batch(&refs, sm.as_deref())?;
             Ok(super::convert::flatten(parts))
         })?;
