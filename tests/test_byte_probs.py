@@ -776,16 +776,23 @@ def piece_cases(draw, max_tokens=3, patterns=("gpt2", "cl100k", "o200k"), chars=
     pattern = draw(st.sampled_from(list(patterns)))
     extra = draw(st.lists(st.sampled_from(list(chars)), min_size=1, max_size=3, unique=True))
     alphabet = bytes(sorted({ord(" ")} | set(extra)))
-    toks = [bytes([x]) for x in alphabet]
+    merges = _short_merges(draw, alphabet, 1)
+    seed = draw(st.integers(0, 2**31 - 1))
+    return PiecesCase(alphabet, merges, pattern, seed, max_tokens=max_tokens)
+
+
+def _short_merges(draw, units: bytes, least: int) -> list[tuple[bytes, bytes]]:
+    """Between ``least`` and 5 drawn merges of the single bytes ``units`` and earlier merges,
+    none longer than 3 bytes."""
+    toks = [bytes([x]) for x in units]
     merges: list[tuple[bytes, bytes]] = []
-    for _ in range(draw(st.integers(1, 5))):
+    for _ in range(draw(st.integers(least, 5))):
         left = draw(st.sampled_from(toks))
         right = draw(st.sampled_from(toks))
         if len(left + right) <= 3 and left + right not in toks:
             merges.append((left, right))
             toks.append(left + right)
-    seed = draw(st.integers(0, 2**31 - 1))
-    return PiecesCase(alphabet, merges, pattern, seed, max_tokens=max_tokens)
+    return merges
 
 
 def _walk(blm, case, mode, data, steps):
@@ -914,14 +921,7 @@ def whitespace_cases(draw):
     """Alphabets of whitespace (newlines, tabs, spaces) and one letter; merges of whitespace."""
     pattern = draw(st.sampled_from(["gpt2", "cl100k", "o200k"]))
     alphabet = bytes(sorted(set(b" \t\n") | {draw(st.sampled_from(list(b"a1.")))}))
-    toks = [bytes([x]) for x in b" \t\n"]
-    merges: list[tuple[bytes, bytes]] = []
-    for _ in range(draw(st.integers(2, 5))):
-        left = draw(st.sampled_from(toks))
-        right = draw(st.sampled_from(toks))
-        if len(left + right) <= 3 and left + right not in toks:
-            merges.append((left, right))
-            toks.append(left + right)
+    merges = _short_merges(draw, b" \t\n", 2)
     seed = draw(st.integers(0, 2**31 - 1))
     return PiecesCase(alphabet, merges, pattern, seed, max_tokens=3)
 

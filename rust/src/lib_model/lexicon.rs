@@ -331,26 +331,9 @@ impl Lexicon {
     #[inline(always)]
     fn child(&self, node: u32, k: u32) -> u32 {
         if node == 0 {
-            if k < 128 {
-                return self.root[k as usize];
-            }
-            return self.root_child(k);
+            return self.root_step(k);
         }
-        let nd = &self.nodes[node as usize];
-        if nd.key == k {
-            // the inline child, or 0 when the node has no child at all
-            return nd.child;
-        }
-        if nd.kids < 2 {
-            return 0;
-        }
-        if nd.kids < WIDE_AT {
-            return self.small[nd.table as usize].get(k);
-        }
-        if k < 128 {
-            return self.wide[nd.table as usize][k as usize];
-        }
-        self.more_child(node, k)
+        self.child_of(&self.nodes[node as usize], node, k)
     }
 
     /// Child of a node other than the root under character key `k`, 0 if none; `nd` is the
