@@ -612,8 +612,8 @@ impl Validity {
         // (docs/byte_probs.md §15.3): the pieces over `text` are those of every longer run
         // without a newline, with a piece boundary at `|text|`; a single token cannot always
         // spell that continuation (at the end of the text `\s++$` keeps the run whole)
-        if std::str::from_utf8(text)
-            .ok()
+        let utf8 = std::str::from_utf8(text).ok();
+        if utf8
             .and_then(|t| t.chars().next_back())
             .is_some_and(char::is_whitespace)
         {
@@ -628,7 +628,7 @@ impl Validity {
                 }
             }
         }
-        let all_ws = std::str::from_utf8(text).is_ok_and(|t| t.chars().all(char::is_whitespace));
+        let all_ws = utf8.is_some_and(|t| t.chars().all(char::is_whitespace));
         if all_ws && self.probes_decide_whitespace(text) {
             // the probes above realise every split of an all-whitespace tail
             // (docs/byte_probs.md §15.3): none matched, so no continuation does
@@ -1343,11 +1343,15 @@ mod tests {
     }
 
     fn toy_bpe(pre: Pretokenizer) -> Arc<Bpe> {
+        bpe_with(&[b"_p", b"=_", b"\t\t", b"  "], pre)
+    }
+
+    /// The 256 bytes, then `tokens` in rank order.
+    fn bpe_with(tokens: &[&[u8]], pre: Pretokenizer) -> Arc<Bpe> {
         let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
-        ranks.push((b"_p".to_vec(), 256));
-        ranks.push((b"=_".to_vec(), 257));
-        ranks.push((b"\t\t".to_vec(), 258));
-        ranks.push((b"  ".to_vec(), 259));
+        for (i, t) in tokens.iter().enumerate() {
+            ranks.push((t.to_vec(), 256 + i as u32));
+        }
         Arc::new(Bpe::from_ranks(ranks, vec![], pre).unwrap())
     }
 
@@ -1453,11 +1457,7 @@ mod tests {
         }
         let mut checked = 0;
         for pre in pres {
-            let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
-            for (i, m) in merges.iter().enumerate() {
-                ranks.push((m.to_vec(), 256 + i as u32));
-            }
-            let bpe = Arc::new(Bpe::from_ranks(ranks, vec![], pre).unwrap());
+            let bpe = bpe_with(merges, pre);
             let v = Validity::new(bpe.clone(), Rule::Pieces, 8).unwrap();
             let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
             for _ in 0..4 {
@@ -1520,12 +1520,7 @@ mod tests {
             b"  ", b"12", b"'s", b"\n\t",
         ];
         for preset in ["gpt2", "cl100k", "o200k"] {
-            let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
-            for (i, t) in toks.iter().enumerate() {
-                ranks.push((t.to_vec(), 256 + i as u32));
-            }
-            let pre = Pretokenizer::new(preset).unwrap();
-            let bpe = Arc::new(Bpe::from_ranks(ranks, vec![], pre).unwrap());
+            let bpe = bpe_with(&toks, Pretokenizer::new(preset).unwrap());
             let v = Validity::new(bpe.clone(), Rule::Pieces, 64).unwrap();
             for tail in ["(", "x(", "a.", " a", "ab", "12", "  ", "((", "'", "\n"] {
                 let ids = bpe.encode_bytes(tail.as_bytes()).unwrap();

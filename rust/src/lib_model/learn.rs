@@ -110,6 +110,7 @@ const NO_CONTEXT: Context = Context {
     right: 0,
 };
 
+#[derive(Clone, Copy)]
 struct Probation {
     node: u32,
     life: u32,
@@ -254,19 +255,9 @@ impl Learner {
 
     /// Units on probation, in the probation map's order (may include units no longer in `L`).
     pub fn probation(&self) -> Vec<Vec<u8>> {
-        self.pents
-            .iter()
-            .filter(|p| p.node != NONE)
-            .map(|p| self.lex.text(p.node).to_vec())
+        self.probation_nodes()
+            .map(|n| self.lex.text(n).to_vec())
             .collect()
-    }
-
-    /// [`Learner::probation`] as slices of the lexicon's text (nothing copied).
-    pub fn probation_texts(&self) -> impl Iterator<Item = &[u8]> {
-        self.pents
-            .iter()
-            .filter(|p| p.node != NONE)
-            .map(|p| self.lex.text(p.node))
     }
 
     /// The nodes of [`Learner::probation`], in that order (with [`Lexicon::rank`] a caller can
@@ -280,18 +271,9 @@ impl Learner {
         !self.on_probation(node) || self.protected(node)
     }
 
-    /// [`Learner::clean_units`] as slices of the lexicon's text (nothing copied).
-    pub fn clean_texts(&self) -> impl Iterator<Item = &[u8]> {
-        self.lex
-            .order()
-            .iter()
-            .filter(|&&n| !self.on_probation(n) || self.protected(n))
-            .map(|&n| self.lex.text(n))
-    }
-
     /// Number of units on probation (no list is built).
     pub fn probation_len(&self) -> usize {
-        self.pents.iter().filter(|p| p.node != NONE).count()
+        self.probation_nodes().count()
     }
 
     /// `clean_lexicon()`: the units of `L` in order, without those on probation (protected
@@ -300,7 +282,7 @@ impl Learner {
         self.lex
             .order()
             .iter()
-            .filter(|&&n| !self.on_probation(n) || self.protected(n))
+            .filter(|&&n| self.is_clean(n))
             .map(|&n| self.lex.text(n).to_vec())
             .collect()
     }
@@ -648,19 +630,14 @@ impl Learner {
         if 2 * dead > self.pents.len() {
             let mut w = 0;
             for r in 0..self.pents.len() {
-                let p = &self.pents[r];
+                let p = self.pents[r];
                 if p.node == NONE {
                     continue;
                 }
                 if w != r {
                     // the entry at w is dead (or already copied down): a copy, not a swap
                     self.lex.set_slot(p.node, w as u32);
-                    let moved = Probation {
-                        node: p.node,
-                        life: p.life,
-                        ctx: p.ctx,
-                    };
-                    self.pents[w] = moved;
+                    self.pents[w] = p;
                 }
                 w += 1;
             }

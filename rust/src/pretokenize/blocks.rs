@@ -176,6 +176,13 @@ impl Window {
                 w.apos_c |= 1u64 << k;
             }
         }
+        // a non-letter with none of these flags is `other` (numbers and spaces are not; for
+        // o200k neither are marks, which are in its case classes)
+        let word = if case {
+            super::presets::FLAG_WORD | super::presets::FLAG_UP | super::presets::FLAG_LO
+        } else {
+            super::presets::FLAG_WORD
+        };
         let mut leads = w.lead & valid;
         while leads != 0 {
             let k = leads.trailing_zeros() as usize;
@@ -192,11 +199,6 @@ impl Window {
             }
             let f = flags.get(cp as usize).copied().unwrap_or(0);
             if f & super::presets::FLAG_L == 0 {
-                let word = if case {
-                    super::presets::FLAG_WORD | super::presets::FLAG_UP | super::presets::FLAG_LO
-                } else {
-                    super::presets::FLAG_WORD
-                };
                 if f & word == 0 {
                     w.other |= 1u64 << k;
                 }

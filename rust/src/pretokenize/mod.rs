@@ -152,15 +152,10 @@ impl Pretokenizer {
     /// HF's spelling) is that preset.
     pub fn from_regex(spec: &str) -> Result<Self> {
         // A regex spelled like a preset (tiktoken's or HF's spelling) uses the fast scanner.
-        for p in Preset::ALL {
-            if p.pattern() == spec
-                || hf_spelling(p) == spec
-                || (p == Preset::Gpt2 && spec == HF_GPT2)
-            {
-                return Ok(Self {
-                    kind: Kind::Preset(p),
-                });
-            }
+        if let Some(p) = preset_spelled(spec) {
+            return Ok(Self {
+                kind: Kind::Preset(p),
+            });
         }
         if spec.is_empty() {
             return Err(Error::Regex {
@@ -192,13 +187,10 @@ impl Pretokenizer {
             _ => {
                 let mut regexes = Vec::with_capacity(specs.len());
                 for spec in specs {
-                    let preset = match Self::from_regex(spec) {
-                        Ok(Self {
-                            kind: Kind::Preset(p),
-                        }) => Some(p),
-                        _ if *spec == LLAMA_CPP_GPT2 => Some(Preset::Gpt2),
-                        _ => None,
-                    };
+                    // llama.cpp's GPT-2 spelling splits like the preset too (its stages keep
+                    // the text between matches as pieces)
+                    let preset =
+                        preset_spelled(spec).or((*spec == LLAMA_CPP_GPT2).then_some(Preset::Gpt2));
                     let stage =
                         match preset {
                             Some(p) => Stage::Preset(p),
@@ -409,6 +401,13 @@ fn looks_like_a_name(spec: &str) -> bool {
         && spec
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// The preset a regex spells (tiktoken's or HF's spelling), if any.
+fn preset_spelled(spec: &str) -> Option<Preset> {
+    Preset::ALL.into_iter().find(|&p| {
+        p.pattern() == spec || hf_spelling(p) == spec || (p == Preset::Gpt2 && spec == HF_GPT2)
+    })
 }
 
 /// The number split of llama.cpp's digit-splitting pre-tokenizers (one number character a piece).

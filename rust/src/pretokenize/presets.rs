@@ -1489,11 +1489,7 @@ mod tests {
             );
             for case in [false, true] {
                 let text = format!("a{s}b");
-                let w = if case {
-                    Window::new::<false>(text.as_bytes(), 0, &t.bmp, true)
-                } else {
-                    Window::new::<false>(text.as_bytes(), 0, &t.bmp, false)
-                };
+                let w = Window::new::<false>(text.as_bytes(), 0, &t.bmp, case);
                 let m = ((1u64 << s.len()) - 1) << 1;
                 let (alpha, up, both, high) = w.masks_for_tests();
                 assert_eq!(alpha & m != 0, l, "{cp:#x} letter");
