@@ -5,6 +5,7 @@
 //! characters), then times, per document, `Bpe::encode_ordinary` on a fresh model (cold pass)
 //! and again (warm passes), plus the pre-tokenizer alone. Prints one line of seconds (CPU time
 //! of this thread) and a checksum of the ids, so two builds can be alternated and compared.
+//! With `PRE_ONLY=N` it times the pre-tokenizer alone (N more passes, the best) and stops.
 
 use tokforge::{Bpe, Pretokenizer};
 
@@ -55,6 +56,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pre.for_each_chunk(d, |s| pieces += s.len())?;
     }
     let t_pre = cpu() - t;
+    if let Some(n) = std::env::var_os("PRE_ONLY") {
+        // pre-tokenizer alone, `n` more passes (for cachegrind and timing): the best pass
+        let n: usize = n.to_str().and_then(|s| s.parse().ok()).unwrap_or(1);
+        let mut best = t_pre;
+        let mut ends = 0usize;
+        for _ in 0..n {
+            let t = cpu();
+            for d in &docs {
+                pre.for_each_chunk(d, |s| ends = ends.wrapping_add(s[s.len() - 1].1))?;
+            }
+            best = best.min(cpu() - t);
+        }
+        println!("{stem} pre {best:.4} pieces {pieces} ends {ends}");
+        return Ok(());
+    }
     if std::env::var_os("PIECE_STATS").is_some() {
         let mut hist = [(0usize, 0usize); 4];
         for d in &docs {

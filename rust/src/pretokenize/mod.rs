@@ -313,27 +313,32 @@ impl Pretokenizer {
     /// of up to [`CHUNK`] pieces (so that a caller can prepare a chunk's lookups before making
     /// them). Stops with [`Error::Interrupted`] like [`Pretokenizer::for_each_piece`].
     pub fn for_each_chunk(&self, text: &str, mut f: impl FnMut(&[(usize, usize)])) -> Result<()> {
-        let mut buf = [(0usize, 0usize); CHUNK];
         match &self.kind {
             Kind::Preset(p) => {
-                let mut pos = 0;
+                // filled a window at a time (up to `SLACK` past a chunk), handed out by chunks
+                let mut buf = [(0usize, 0usize); CHUNK + presets::SLACK];
+                let mut spans = presets::Spans::new(*p, text, 0);
+                let mut have = 0;
                 for round in 0usize.. {
                     if round % (1024 / CHUNK) == 0 {
                         crate::cancel::check()?;
                     }
-                    let k = presets::fill_spans(*p, text, pos, &mut buf);
-                    if k == 0 {
+                    have = spans.fill(&mut buf, have, CHUNK);
+                    let n = have.min(CHUNK);
+                    if n == 0 {
                         break;
                     }
-                    pos = buf[k - 1].1;
-                    f(&buf[..k]);
-                    if k < CHUNK {
+                    f(&buf[..n]);
+                    buf.copy_within(n..have, 0);
+                    have -= n;
+                    if have == 0 && spans.done() {
                         break;
                     }
                 }
                 Ok(())
             }
             Kind::Custom { .. } | Kind::Sequence { .. } => {
+                let mut buf = [(0usize, 0usize); CHUNK];
                 let base = text.as_ptr() as usize;
                 let mut k = 0;
                 self.for_each_piece(text, |p| {

@@ -213,51 +213,94 @@ impl FusedIterator for Pieces<'_> {}
 /// Fill `buf` with the `(start, end)` byte spans of the pieces of `text` from byte `pos` (a
 /// piece start); returns how many, fewer than `buf.len()` only at the end of the text.
 pub fn fill_spans(preset: Preset, text: &str, pos: usize, buf: &mut [(usize, usize)]) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("bmi1")
-        && std::arch::is_x86_feature_detected!("bmi2")
-        && std::arch::is_x86_feature_detected!("lzcnt")
-        && std::arch::is_x86_feature_detected!("popcnt")
-    {
-        // SAFETY: the features `fill_spans_avx2` is compiled for were detected.
-        return unsafe { fill_spans_avx2(preset, text, pos, buf) };
-    }
-    fill_spans_with::<false>(preset, text, pos, buf)
+    Spans::new(preset, text, pos).fill(buf, 0, buf.len())
 }
 
-/// [`fill_spans`] compiled for AVX2 (classification of 32 bytes per instruction) and BMI
-/// (`tzcnt`, `lzcnt` and friends for the mask arithmetic).
+/// Room [`Spans::fill`] needs in `buf` past `want` to emit a window's pieces in groups of 8
+/// with no branch per piece: a window ends at most 64 pieces, written up to 8 past the last.
+pub const SLACK: usize = 72;
+
+/// The piece spans of a text, handed out in bufferfuls (the encoder's path).
 ///
-/// # Safety
-/// The CPU must support AVX2, BMI1, BMI2, LZCNT and POPCNT.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
-unsafe fn fill_spans_avx2(
+/// Keeps the classified window and the detected CPU features from one [`Spans::fill`] to the
+/// next, so a text is classified window after window once, not again at each buffer's first
+/// piece. Cost: linear in the text (see `blocks`).
+pub struct Spans<'t> {
     preset: Preset,
-    text: &str,
+    text: &'t [u8],
+    /// start of the next piece
     pos: usize,
-    buf: &mut [(usize, usize)],
-) -> usize {
-    fill_spans_with::<true>(preset, text, pos, buf)
+    /// the window of `pos` (`base <= pos`), when one was built
+    window: Option<Window>,
+    /// the AVX2 (and BMI) build of the loop can run
+    avx2: bool,
 }
 
-/// [`fill_spans`] with the AVX2 classification when `AVX2` (only from `fill_spans_avx2`).
-#[inline(always)]
-fn fill_spans_with<const AVX2: bool>(
-    preset: Preset,
-    text: &str,
-    pos: usize,
-    buf: &mut [(usize, usize)],
-) -> usize {
-    let t = tables();
-    let b = text.as_bytes();
-    // one loop per preset, so that both scanners are inlined into it; the window fast path
-    // (`blocks`) answers ASCII pieces, the exact scanner the rest
-    match preset {
-        Preset::Gpt2 => fill_blocks::<Gpt2Rules, AVX2>(t, b, pos, buf),
-        Preset::Cl100k => fill_blocks::<Cl100kRules, AVX2>(t, b, pos, buf),
-        Preset::O200k => fill_blocks::<O200kRules, AVX2>(t, b, pos, buf),
+impl<'t> Spans<'t> {
+    /// The pieces of `text` from byte `pos` (a piece start).
+    pub fn new(preset: Preset, text: &'t str, pos: usize) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("bmi1")
+            && std::arch::is_x86_feature_detected!("bmi2")
+            && std::arch::is_x86_feature_detected!("lzcnt")
+            && std::arch::is_x86_feature_detected!("popcnt");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        Spans {
+            preset,
+            text: text.as_bytes(),
+            pos,
+            window: None,
+            avx2,
+        }
+    }
+
+    /// Whether every piece has been handed out.
+    pub fn done(&self) -> bool {
+        self.pos >= self.text.len()
+    }
+
+    /// Write spans into `buf` from index `k` on until at least `want` are there or the text
+    /// ends; returns the new count. Never writes past `buf.len()`: with at least [`SLACK`]
+    /// entries past `want`, a window's pieces are emitted whole (the count may pass `want`),
+    /// otherwise it stops at `buf.len()`.
+    pub fn fill(&mut self, buf: &mut [(usize, usize)], k: usize, want: usize) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: `avx2` is only set when the features of `fill_avx2` were detected.
+            return unsafe { self.fill_avx2(buf, k, want) };
+        }
+        self.fill_with::<false>(buf, k, want)
+    }
+
+    /// [`Spans::fill`] compiled for AVX2 (classification of 32 bytes per instruction) and BMI
+    /// (`tzcnt`, `lzcnt` and friends for the mask arithmetic).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, BMI1, BMI2, LZCNT and POPCNT.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+    unsafe fn fill_avx2(&mut self, buf: &mut [(usize, usize)], k: usize, want: usize) -> usize {
+        self.fill_with::<true>(buf, k, want)
+    }
+
+    /// [`Spans::fill`] with the AVX2 classification when `AVX2` (only from `fill_avx2`).
+    #[inline(always)]
+    fn fill_with<const AVX2: bool>(
+        &mut self,
+        buf: &mut [(usize, usize)],
+        k: usize,
+        want: usize,
+    ) -> usize {
+        let t = tables();
+        // one loop per preset, so that both scanners are inlined into it; the window fast path
+        // (`blocks`) answers ASCII pieces, the exact scanner the rest
+        match self.preset {
+            Preset::Gpt2 => fill_blocks::<Gpt2Rules, AVX2>(self, t, buf, k, want),
+            Preset::Cl100k => fill_blocks::<Cl100kRules, AVX2>(self, t, buf, k, want),
+            Preset::O200k => fill_blocks::<O200kRules, AVX2>(self, t, buf, k, want),
+        }
     }
 }
 
@@ -326,20 +369,27 @@ impl Rules for O200kRules {
     }
 }
 
-/// Fill `buf` from `pos`: first every piece a window settles at once (`R::bounds`: the
-/// trusted piece ends of a window starting at a piece start, see `Window::gpt2_bounds`), and
-/// takes one piece the per-piece way (`R::fast`, else `R::end`) when a window settles none.
+/// Fill `buf` from index `k` (see [`Spans::fill`]): first every piece a window settles at
+/// once (`R::bounds`: the trusted piece ends of a window starting at a piece start, see
+/// `Window::gpt2_bounds`), and one piece the per-piece way (`R::fast`, else `R::end`) when a
+/// window settles none.
 #[inline(always)]
 fn fill_blocks<R: Rules, const AVX2: bool>(
+    spans: &mut Spans<'_>,
     t: &Tables,
-    b: &[u8],
-    mut pos: usize,
     buf: &mut [(usize, usize)],
+    mut k: usize,
+    want: usize,
 ) -> usize {
+    let b = spans.text;
     let len = b.len();
-    let mut k = 0;
-    let mut w = Window::new::<AVX2>(b, pos, &t.bmp, R::CASE);
-    while k < buf.len() && pos < b.len() {
+    let mut pos = spans.pos;
+    let want = want.min(buf.len());
+    let mut w = match spans.window {
+        Some(w) if pos - w.base <= REBASE => w,
+        _ => Window::new::<AVX2>(b, pos, &t.bmp, R::CASE),
+    };
+    while k < want && pos < len {
         if pos - w.base > REBASE {
             w = Window::new::<AVX2>(b, pos, &t.bmp, R::CASE);
         }
@@ -364,6 +414,27 @@ fn fill_blocks<R: Rules, const AVX2: bool>(
             k += 1;
             continue;
         }
+        if let Some(dst) = buf.get_mut(k..k + SLACK) {
+            // every piece of the window in groups of 8, with no branch per piece: past the
+            // last end, `trailing_zeros` of 0 writes entries that the count leaves out
+            let n = ends.count_ones() as usize;
+            let last = w.base + 63 - ends.leading_zeros() as usize;
+            let mut start = pos;
+            for (g, group) in dst.chunks_exact_mut(8).enumerate() {
+                if 8 * g >= n {
+                    break;
+                }
+                for slot in group {
+                    let e = w.base + ends.trailing_zeros() as usize;
+                    *slot = (start, e);
+                    start = e;
+                    ends &= ends.wrapping_sub(1);
+                }
+            }
+            k += n;
+            pos = last;
+            continue;
+        }
         for slot in buf[k..].iter_mut() {
             if ends == 0 {
                 break;
@@ -375,6 +446,8 @@ fn fill_blocks<R: Rules, const AVX2: bool>(
             ends &= ends - 1;
         }
     }
+    spans.pos = pos;
+    spans.window = Some(w);
     k
 }
 
@@ -1572,20 +1645,26 @@ mod tests {
                 }
                 let got: Vec<&str> = spans.iter().map(|&(s, e)| &text[s..e]).collect();
                 assert_eq!(got, want, "case {case}, {preset}: {text:?}");
-                // the baseline build of the loop (SSE2 on x86_64), whichever `fill_spans` ran
-                let mut base = Vec::new();
-                loop {
-                    let from = base.last().map_or(0, |&(_, e)| e);
-                    let k = fill_spans_with::<false>(preset, &text, from, &mut buf);
-                    base.extend_from_slice(&buf[..k]);
-                    if k < buf.len() {
-                        break;
+                // one `Spans` kept across buffers, with the slack for whole windows (the
+                // encoder's way), asking for 1 to 40 pieces at a time; in the build that
+                // `fill_spans` ran and in the baseline one (SSE2 on x86_64)
+                for avx2 in [true, false] {
+                    let mut scan = Spans::new(preset, &text, 0);
+                    scan.avx2 &= avx2;
+                    let mut big = [(0, 0); 40 + SLACK];
+                    let mut got = Vec::new();
+                    let mut have = 0;
+                    while !scan.done() || have > 0 {
+                        let want = 1 + rng.below(40) as usize;
+                        have = scan.fill(&mut big, have, want);
+                        let n = have.min(want);
+                        assert!(n > 0 || scan.done(), "case {case}: no progress");
+                        got.extend_from_slice(&big[..n]);
+                        big.copy_within(n..have, 0);
+                        have -= n;
                     }
+                    assert_eq!(got, spans, "case {case}, {preset}, avx2 {avx2}: {text:?}");
                 }
-                assert_eq!(
-                    base, spans,
-                    "case {case}, {preset}, baseline build: {text:?}"
-                );
             }
         }
     }
