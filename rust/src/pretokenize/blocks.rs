@@ -82,6 +82,13 @@ pub(super) struct Window {
     /// outside its letter classes, so no mark): they end a run of letters or digits (the
     /// characters themselves stay `high`)
     other: u64,
+    /// the bytes of the non-ASCII letters (part of `alpha`)
+    wide: u64,
+    /// o200k: the bytes of the non-ASCII `Lu`/`Lt` letters (part of `upper`)
+    wide_upper: u64,
+    /// window offset of the first lead byte not decoded (its character runs past the window),
+    /// 64 when all were: the characters before it are classified
+    decoded: usize,
 }
 
 /// The bits of `m` from each bit of `seed` (a subset of `m`) up to the end of its run: adding
@@ -176,6 +183,73 @@ impl Window {
                 w.apos_c |= 1u64 << k;
             }
         }
+        w.decode(bytes, flags, case, 0);
+        w
+    }
+
+    /// The window of `b` from `base`, like [`Window::new`], reusing the characters `self`
+    /// (the window of the same text at a lower base) decoded: their bytes keep their classes,
+    /// shifted, and only the lead bytes past them are decoded. A character's classes depend on
+    /// its own bytes alone, so the masks equal those of [`Window::new`].
+    #[inline(always)]
+    pub fn advance<const AVX2: bool>(
+        &self,
+        b: &[u8],
+        base: usize,
+        flags: &[u8],
+        case: bool,
+    ) -> Window {
+        let d = base.wrapping_sub(self.base);
+        if d == 0 || d >= self.decoded {
+            return Window::new::<AVX2>(b, base, flags, case);
+        }
+        let mut pad = [0u8; 64];
+        let rest = b.get(base..).unwrap_or(&[]);
+        let (bytes, valid) = match rest.first_chunk::<64>() {
+            Some(c) => (c, u64::MAX),
+            None => {
+                pad[..rest.len()].copy_from_slice(rest);
+                (&pad, (1u64 << rest.len()) - 1)
+            }
+        };
+        #[cfg(target_arch = "x86_64")]
+        let mut w = if AVX2 {
+            // SAFETY: `AVX2` is only true in code that runs after AVX2 was detected (see `new`).
+            unsafe { avx2::classify(bytes) }
+        } else {
+            classify(bytes)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let mut w = classify(bytes);
+        w.base = base;
+        w.valid = valid;
+        // a `'` of the old window keeps its class unless its next byte was past that window
+        w.apos_c = (self.apos_c >> d) & !(1u64 << (63 - d));
+        let mut a = w.apos & valid & !((1u64 << (63 - d)) - 1);
+        while a != 0 {
+            let k = a.trailing_zeros() as usize;
+            a &= a - 1;
+            let next = bytes.get(k + 1).copied().unwrap_or(0x80);
+            if matches!(next | 0x20, b's' | b'd' | b'm' | b't' | b'l' | b'v' | b'r') || next >= 0x80
+            {
+                w.apos_c |= 1u64 << k;
+            }
+        }
+        w.wide = self.wide >> d;
+        w.wide_upper = self.wide_upper >> d;
+        w.both = self.both >> d;
+        w.other = self.other >> d;
+        w.alpha |= w.wide;
+        w.high &= !w.wide;
+        w.upper |= w.wide_upper;
+        w.decode(bytes, flags, case, self.decoded - d);
+        w
+    }
+
+    /// Classify the two- and three-byte characters whose lead byte is at window offset `from`
+    /// or later (see [`Window::new`]), up to the first that runs past the window.
+    #[inline(always)]
+    fn decode(&mut self, bytes: &[u8; 64], flags: &[u8], case: bool, from: usize) {
         // a non-letter with none of these flags is `other` (numbers and spaces are not; for
         // o200k neither are marks, which are in its case classes)
         let word = if case {
@@ -183,7 +257,8 @@ impl Window {
         } else {
             super::presets::FLAG_WORD
         };
-        let mut leads = w.lead & valid;
+        self.decoded = 64;
+        let mut leads = self.lead & self.valid & (u64::MAX << from);
         while leads != 0 {
             let k = leads.trailing_zeros() as usize;
             leads &= leads - 1;
@@ -195,29 +270,26 @@ impl Window {
                 (((x & 0x0F) << 12) | (cont(1) << 6) | cont(2), 3)
             };
             if k + n > 64 {
+                self.decoded = k;
                 break;
             }
             let f = flags.get(cp as usize).copied().unwrap_or(0);
-            if f & super::presets::FLAG_L == 0 {
-                if f & word == 0 {
-                    w.other |= 1u64 << k;
-                }
-                continue;
-            }
-            let m = ((1u64 << n) - 1) << k;
-            w.alpha |= m;
-            w.high &= !m;
+            // branch-free: letters and punctuation alternate unpredictably in some scripts
+            let letter = u64::from(f & super::presets::FLAG_L != 0).wrapping_neg();
+            let m = (((1u64 << n) - 1) << k) & letter;
+            self.other |= u64::from(f & word == 0) << k;
+            self.wide |= m;
+            self.alpha |= m;
+            self.high &= !m;
             if case {
                 let up = f & super::presets::FLAG_UP != 0;
                 let lo = f & super::presets::FLAG_LO != 0;
-                if up && lo {
-                    w.both |= m;
-                } else if up {
-                    w.upper |= m;
-                }
+                self.both |= m & u64::from(up && lo).wrapping_neg();
+                let u = m & u64::from(up && !lo).wrapping_neg();
+                self.upper |= u;
+                self.wide_upper |= u;
             }
         }
-        w
     }
 
     /// Every class mask of [`classify`] (for the tests of the SIMD versions).

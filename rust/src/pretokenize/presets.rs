@@ -386,12 +386,12 @@ fn fill_blocks<R: Rules, const AVX2: bool>(
     let mut pos = spans.pos;
     let want = want.min(buf.len());
     let mut w = match spans.window {
-        Some(w) if pos - w.base <= REBASE => w,
-        _ => Window::new::<AVX2>(b, pos, &t.bmp, R::CASE),
+        Some(w) => w,
+        None => Window::new::<AVX2>(b, pos, &t.bmp, R::CASE),
     };
     while k < want && pos < len {
         if pos - w.base > REBASE {
-            w = Window::new::<AVX2>(b, pos, &t.bmp, R::CASE);
+            w = w.advance::<AVX2>(b, pos, &t.bmp, R::CASE);
         }
         let o = pos - w.base;
         let mut ends = R::bounds(&w, o, len);
