@@ -45,58 +45,6 @@
 /// so runs of up to `64 - REBASE` bytes always end inside the window.
 pub(super) const REBASE: usize = 32;
 
-/// For each lead byte `0xC0..=0xEF` (rows `0xC_`, `0xD_`, `0xE_`, by low nibble), the class
-/// that every character it leads shares, when they all share one: [`U_LETTER`] (all letters,
-/// and for o200k all of one case class, [`U_UPPER`] or [`U_BOTH`] or neither), plus
-/// [`U_THREE`] for three-byte characters. Characters of a lead byte without `U_LETTER` are
-/// decoded one by one.
-pub(super) type Uniform = [[u8; 16]; 3];
-pub(super) const U_LETTER: u8 = 0x80;
-pub(super) const U_UPPER: u8 = 0x40;
-pub(super) const U_BOTH: u8 = 0x20;
-pub(super) const U_THREE: u8 = 0x10;
-
-/// The [`Uniform`] classes of the lead bytes from `flags` (the class flags of the BMP): a lead
-/// byte is uniform when all the characters of valid UTF-8 it leads are letters with the same
-/// case flags (`case`: o200k's) .
-pub(super) fn uniform_leads(flags: &[u8], case: bool) -> Uniform {
-    use super::presets::{FLAG_L, FLAG_LO, FLAG_UP};
-    let mut rows = [[0u8; 16]; 3];
-    for lead in 0xC2u32..=0xEF {
-        let (lo, hi, three) = match lead {
-            0xC2..=0xDF => ((lead & 0x1F) << 6, ((lead & 0x1F) << 6) + 0x3F, false),
-            // no overlong forms (E0 80..9F) and no surrogates (ED A0..BF) in a `str`
-            0xE0 => (0x800, 0xFFF, true),
-            0xED => (0xD000, 0xD7FF, true),
-            _ => ((lead & 0x0F) << 12, ((lead & 0x0F) << 12) + 0xFFF, true),
-        };
-        let case_of = |f: u8| if case { f & (FLAG_UP | FLAG_LO) } else { 0 };
-        let Some(first) = flags.get(lo as usize).copied() else {
-            continue;
-        };
-        let same = (lo..=hi).all(|cp| {
-            flags
-                .get(cp as usize)
-                .is_some_and(|&f| f & FLAG_L != 0 && case_of(f) == case_of(first))
-        });
-        if !same {
-            continue;
-        }
-        let (up, low) = (first & FLAG_UP != 0, first & FLAG_LO != 0);
-        let mut c = U_LETTER;
-        if case && up && low {
-            c |= U_BOTH;
-        } else if case && up {
-            c |= U_UPPER;
-        }
-        if three {
-            c |= U_THREE;
-        }
-        rows[(lead as usize >> 4) - 0xC][lead as usize & 0xF] = c;
-    }
-    rows
-}
-
 /// Bitmasks of the classes of 64 bytes of text from `base` (bit `k` is byte `base + k`).
 #[derive(Clone, Copy, Default)]
 pub(super) struct Window {
@@ -204,13 +152,7 @@ impl Window {
     /// instantiated `true` inside [`super::presets`]' AVX2 loop, which runs after
     /// `is_x86_feature_detected!("avx2")`; always `false` on other targets.
     #[inline(always)]
-    pub fn new<const AVX2: bool>(
-        b: &[u8],
-        base: usize,
-        flags: &[u8],
-        uniform: &Uniform,
-        case: bool,
-    ) -> Window {
+    pub fn new<const AVX2: bool>(b: &[u8], base: usize, flags: &[u8], case: bool) -> Window {
         let mut pad = [0u8; 64];
         let rest = b.get(base..).unwrap_or(&[]);
         let (bytes, valid) = match rest.first_chunk::<64>() {
@@ -241,7 +183,6 @@ impl Window {
                 w.apos_c |= 1u64 << k;
             }
         }
-        w.uniform::<AVX2>(bytes, uniform);
         w.decode(bytes, flags, case, 0);
         w
     }
@@ -256,12 +197,11 @@ impl Window {
         b: &[u8],
         base: usize,
         flags: &[u8],
-        uniform: &Uniform,
         case: bool,
     ) -> Window {
         let d = base.wrapping_sub(self.base);
         if d == 0 || d >= self.decoded {
-            return Window::new::<AVX2>(b, base, flags, uniform, case);
+            return Window::new::<AVX2>(b, base, flags, case);
         }
         let mut pad = [0u8; 64];
         let rest = b.get(base..).unwrap_or(&[]);
@@ -302,36 +242,8 @@ impl Window {
         w.alpha |= w.wide;
         w.high &= !w.wide;
         w.upper |= w.wide_upper;
-        w.uniform::<AVX2>(bytes, uniform);
         w.decode(bytes, flags, case, self.decoded - d);
         w
-    }
-
-    /// Classify the characters of the uniform lead bytes (see [`Uniform`]) that lie inside the
-    /// window, with no decoding: one table lookup per byte (AVX2 `pshufb`; the baseline build
-    /// leaves them all to [`Window::decode`]). Their lead bytes leave `lead`.
-    #[inline(always)]
-    fn uniform<const AVX2: bool>(&mut self, bytes: &[u8; 64], uniform: &Uniform) {
-        #[cfg(target_arch = "x86_64")]
-        if AVX2 {
-            // SAFETY: `AVX2` is only true in code that runs after AVX2 was detected (see `new`).
-            let [letter, up, both, three] = unsafe { avx2::uniform(bytes, uniform) };
-            let letter = letter & self.lead & self.valid;
-            // characters that end inside the window: two bytes from 62 on, three from 61
-            let two = letter & !three & (u64::MAX >> 1);
-            let three = letter & three & (u64::MAX >> 2);
-            let spread = |x: u64| x | x << 1 | (x & three) << 2;
-            let m = spread(two | three);
-            self.lead &= !(two | three);
-            self.wide |= m;
-            self.alpha |= m;
-            self.high &= !m;
-            let u = spread((two | three) & up);
-            self.upper |= u;
-            self.wide_upper |= u;
-            self.both |= spread((two | three) & both);
-        }
-        let _ = (bytes, uniform);
     }
 
     /// Classify the two- and three-byte characters whose lead byte is at window offset `from`
@@ -810,49 +722,6 @@ mod avx2 {
     #[inline(always)]
     unsafe fn bits(m: __m256i) -> u64 {
         u64::from(_mm256_movemask_epi8(m) as u32)
-    }
-
-    /// The [`super::Uniform`] class bits of 64 bytes: `[letter, upper, both, three]`, bit `k`
-    /// for byte `k` (set for any byte whose value is a uniform lead byte; the caller keeps the
-    /// lead bytes). Three `pshufb` lookups by low nibble, one per row, kept by high nibble.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn uniform(bytes: &[u8; 64], rows: &super::Uniform) -> [u64; 4] {
-        use std::arch::x86_64::{
-            _mm256_and_si256, _mm256_broadcastsi128_si256, _mm256_shuffle_epi8, _mm256_slli_epi16,
-            _mm_loadu_si128,
-        };
-        let mut out = [0u64; 4];
-        // SAFETY: each row is 16 readable bytes; unaligned loads.
-        let [tc, td, te] = rows
-            .each_ref()
-            .map(|r| unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(r.as_ptr().cast())) });
-        for (i, chunk) in bytes.chunks_exact(32).enumerate() {
-            // SAFETY: `chunk` is 32 readable bytes; the load is unaligned.
-            let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast::<__m256i>()) };
-            let sh = 32 * i;
-            // SAFETY: register-only AVX2 intrinsics; the caller guarantees AVX2.
-            unsafe {
-                let lo = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
-                let hi = _mm256_and_si256(v, _mm256_set1_epi8(0xF0u8 as i8));
-                let pick =
-                    |t: __m256i, row: u8| _mm256_and_si256(eq(hi, row), _mm256_shuffle_epi8(t, lo));
-                let c = _mm256_or_si256(
-                    _mm256_or_si256(pick(tc, 0xC0), pick(td, 0xD0)),
-                    pick(te, 0xE0),
-                );
-                // bit 7 - j of each byte to its top bit (16-bit shifts keep bytes apart for
-                // the top bit)
-                out[0] |= bits(c) << sh;
-                out[1] |= bits(_mm256_slli_epi16(c, 1)) << sh;
-                out[2] |= bits(_mm256_slli_epi16(c, 2)) << sh;
-                out[3] |= bits(_mm256_slli_epi16(c, 3)) << sh;
-            }
-        }
-        out
     }
 
     /// [`super::sse2::classify`] with two 32-byte blocks.

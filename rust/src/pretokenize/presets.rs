@@ -77,7 +77,7 @@ use std::sync::OnceLock;
 
 use regex_syntax::hir::{Class, HirKind};
 
-use super::blocks::{uniform_leads, Uniform, Window, REBASE};
+use super::blocks::{Window, REBASE};
 
 /// Pattern of GPT-2 / `r50k_base` / `p50k_base` (tiktoken `r50k_pat_str`).
 pub const GPT2_PATTERN: &str =
@@ -388,11 +388,11 @@ fn fill_blocks<R: Rules, const AVX2: bool>(
     let want = want.min(buf.len());
     let mut w = match spans.window {
         Some(w) => w,
-        None => Window::new::<AVX2>(b, pos, &t.bmp, &t.uniform[usize::from(R::CASE)], R::CASE),
+        None => Window::new::<AVX2>(b, pos, &t.bmp, R::CASE),
     };
     while k < want && pos < len {
         if pos - w.base > REBASE {
-            w = w.advance::<AVX2>(b, pos, &t.bmp, &t.uniform[usize::from(R::CASE)], R::CASE);
+            w = w.advance::<AVX2>(b, pos, &t.bmp, R::CASE);
         }
         let o = pos - w.base;
         let mut ends = R::bounds(&w, o, len);
@@ -535,9 +535,6 @@ struct Tables {
     blocks: Vec<u8>,
     /// Non-ASCII characters that fold to a contraction letter.
     folds: Vec<(u32, u8)>,
-    /// The lead bytes whose characters are all letters of one class, for the windows of
-    /// gpt2/cl100k (`[0]`) and o200k (`[1]`, its case classes) (`blocks::uniform_leads`).
-    uniform: [Uniform; 2],
 }
 
 /// Run class of a character for the settled-boundary rule of `byte_probs` (docs/byte_probs.md
@@ -649,7 +646,6 @@ impl Tables {
             }
         }
 
-        let uniform = [uniform_leads(&bmp, false), uniform_leads(&bmp, true)];
         Tables {
             ascii,
             bmp,
@@ -657,7 +653,6 @@ impl Tables {
             index,
             blocks,
             folds,
-            uniform,
         }
     }
 
@@ -1546,37 +1541,6 @@ mod tests {
         check_all(&texts);
     }
 
-    fn avx2_detected() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        return std::arch::is_x86_feature_detected!("avx2");
-        #[cfg(not(target_arch = "x86_64"))]
-        false
-    }
-
-    /// The uniform lead bytes (classified without decoding) include Cyrillic's `D0`, `D1`
-    /// (not for o200k: two cases) and CJK's `E5..=E9`, and exclude Latin-1's `C3` (`×`, `÷`)
-    /// and `E3` (CJK punctuation and kana).
-    #[test]
-    fn uniform_lead_bytes() {
-        let t = tables();
-        let at =
-            |case: bool, lead: usize| t.uniform[usize::from(case)][(lead >> 4) - 0xC][lead & 0xF];
-        for case in [false, true] {
-            assert_eq!(at(case, 0xD0) != 0, !case);
-            assert_eq!(at(case, 0xD1) != 0, !case);
-            assert_eq!(at(case, 0xC3), 0);
-            assert_eq!(at(case, 0xE3), 0);
-            for lead in 0xE5..=0xE9 {
-                let want = if case {
-                    0x80 | 0x20 | 0x10
-                } else {
-                    0x80 | 0x10
-                };
-                assert_eq!(at(case, lead), want, "{lead:#x}");
-            }
-        }
-    }
-
     /// Every character of two and three bytes, next to ASCII and non-ASCII letters of each
     /// case class and at the ends of runs and windows, cut by the window path (`fill_spans`)
     /// as by the exact scanner; and its window class is the regex's (`\p{L}`, o200k's upper
@@ -1598,17 +1562,9 @@ mod tests {
                 upper.is_match(&s).unwrap(),
                 lower.is_match(&s).unwrap(),
             );
-            for (case, avx2) in [(false, false), (true, false), (false, true), (true, true)] {
+            for case in [false, true] {
                 let text = format!("a{s}b");
-                let uniform = &t.uniform[usize::from(case)];
-                let w = if !avx2 {
-                    Window::new::<false>(text.as_bytes(), 0, &t.bmp, uniform, case)
-                } else if avx2_detected() {
-                    // the AVX2 classification, with the uniform lead bytes
-                    Window::new::<true>(text.as_bytes(), 0, &t.bmp, uniform, case)
-                } else {
-                    continue;
-                };
+                let w = Window::new::<false>(text.as_bytes(), 0, &t.bmp, case);
                 let m = ((1u64 << s.len()) - 1) << 1;
                 let (alpha, up, both, high) = w.masks_for_tests();
                 assert_eq!(alpha & m != 0, l, "{cp:#x} letter");
@@ -1660,7 +1616,7 @@ mod tests {
     fn window_bounds_give_the_exact_scanners_pieces() {
         let alphabet: Vec<char> =
             "aZbYs tT  \n\n\r\t\x0b\x0c'/.-,(09 1 \u{e9}\u{660}\u{3000}\u{a0}Ab\
-             éÉжЖǅʰא中ーＡａ\u{301}\u{903}ſ𝐀«“я東"
+             éÉжЖǅʰא中ーＡａ\u{301}\u{903}ſ𝐀«“"
                 .chars()
                 .collect();
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
