@@ -423,7 +423,7 @@ fn fill_blocks<R: Rules, const AVX2: bool>(
             let mut start = pos;
             // (most windows end at most 16 pieces: one group of 16 first, then groups of 8)
             for (g, group) in dst.chunks_exact_mut(8).enumerate() {
-                if g >= 2 && 8 * g >= n {
+                if g >= 1 && 8 * g >= n {
                     break;
                 }
                 for slot in group {
