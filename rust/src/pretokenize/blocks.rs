@@ -32,10 +32,12 @@
 //!
 //! Cost: one classification per window (about 13 AVX2 instructions per 32 bytes, plus a few per
 //! non-ASCII character), about 60 mask operations for its boundaries, and a new window whenever
-//! a piece starts more than [`REBASE`] bytes into the current one, so each byte is classified at
-//! most about twice. On the benchmark sample the whole-window path leaves about 3 % of the
-//! pieces to the per-piece path (11 % when only ASCII was classified), and the pre-tokenizer
-//! takes 23-30 ms for the 26.5 MB (one thread; docs/bpe.md §13.2, §13.5). The tests of
+//! a piece starts more than [`REBASE`] bytes into the current one, so each byte goes through the
+//! SIMD compares at most about twice; the characters of two and three bytes the previous window
+//! decoded keep their classes in the next (`Window::advance`), so each is decoded once. On the
+//! benchmark sample the whole-window path leaves about 3 % of the pieces to the per-piece path
+//! (11 % when only ASCII was classified), and the pre-tokenizer takes 17-23 ms for the 26.5 MB
+//! (one thread; docs/bpe.md §13.2, §13.5). The tests of
 //! `presets` compare the pieces of [`super::presets::fill_spans`] (which uses this path) with
 //! `fancy-regex` too, including runs across window ends and ASCII / non-ASCII transitions at
 //! every offset of a window, with the exact scanner on long random texts of the characters the

@@ -42,7 +42,7 @@
 //! at a time (SWAR on `u64` words); UTF-8 is decoded only at bytes `>= 0x80`.
 //! No `unsafe`.
 //!
-//! [`fill_spans`] (the encoder's path) first asks the ASCII fast path of
+//! [`Spans`] (the encoder's path, [`fill_spans`] for one buffer) first asks the fast path of
 //! `blocks.rs` (byte classes of 64-byte windows as bitmasks, SSE2 on x86_64;
 //! all the boundaries of a window at once where ASCII settles them), and
 //! defers everything else to the scanners here; the tests compare both paths
