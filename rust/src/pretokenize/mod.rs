@@ -524,8 +524,23 @@ mod tests {
     #[test]
     fn chunks_concatenate_to_the_pieces() {
         let words = [
-            "the", " cat", "  ", "\n", "12345", "'s", " don't", "名前は", "。", "Привет", "\u{a0}",
-            "x", ".", "!!", " \n\n ", "ÉtÉ", "a",
+            "the",
+            " cat",
+            "  ",
+            "\n",
+            "12345",
+            "'s",
+            " don't",
+            "名前は",
+            "。",
+            "Привет",
+            "\u{a0}",
+            "x",
+            ".",
+            "!!",
+            " \n\n ",
+            "ÉtÉ",
+            "a",
         ];
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
         for round in 0..20 {
