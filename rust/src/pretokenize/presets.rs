@@ -217,8 +217,7 @@ pub fn fill_spans(preset: Preset, text: &str, pos: usize, buf: &mut [(usize, usi
 }
 
 /// Room [`Spans::fill`] needs in `buf` past `want` to emit a window's pieces in groups with
-/// no branch per piece: a window ends at most 64 pieces, written up to 8 past the last (and
-/// at least 16).
+/// no branch per piece: a window ends at most 64 pieces, written up to 8 past the last.
 pub const SLACK: usize = 72;
 
 /// The piece spans of a text, handed out in bufferfuls (the encoder's path).
@@ -421,9 +420,8 @@ fn fill_blocks<R: Rules, const AVX2: bool>(
             let n = ends.count_ones() as usize;
             let last = w.base + 63 - ends.leading_zeros() as usize;
             let mut start = pos;
-            // (most windows end at most 16 pieces: one group of 16 first, then groups of 8)
             for (g, group) in dst.chunks_exact_mut(8).enumerate() {
-                if g >= 1 && 8 * g >= n {
+                if g > 0 && 8 * g >= n {
                     break;
                 }
                 for slot in group {
