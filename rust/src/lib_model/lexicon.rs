@@ -21,7 +21,7 @@
 //! - `rank` (a dense array beside the nodes) is the current index in `order` or [`NONE`];
 //!   `live` counts the units of `L` at or below a node, so walks stop where no unit of `L`
 //!   lies ahead (strings once memorised and since forgotten cost nothing). A move shifts
-//!   `order` with one memmove and rewrites only the ranks of the units it passed: a reward
+//!   the units it passes in `order` and rewrites their ranks in the same pass: a reward
 //!   costs O(step), not the reference's O(|L|) search.
 //!
 //! Complexity: `match2` O(characters of the longest live match) steps, each an array read, up
@@ -669,7 +669,7 @@ impl Lexicon {
     /// The reference's `move` (docs/lib.md §3.3, item 2): promote (`promote = true`) by
     /// `floor(i * rate) + 1` places, or demote by as many; the head never moves; a demotion past
     /// the end deletes the unit unless `keep` (then it goes to the end). Returns `false` if the
-    /// unit was deleted. One pass: each shifted unit is moved and re-ranked in the same step.
+    /// unit was deleted. One pass: each shifted unit is moved and re-ranked in the same step ([`rotate_rank`]).
     pub fn move_unit(&mut self, node: u32, promote: bool, rate: f64, keep: bool) -> bool {
         let Some(i) = self.rank(node) else {
             return false;
@@ -685,9 +685,7 @@ impl Lexicon {
         let (order, rank) = (&mut self.order, &mut self.rank);
         if promote {
             let j = i.saturating_sub(step);
-            order.copy_within(j..i, j + 1);
-            order[j] = node;
-            rerank(rank, &order[j..=i], j);
+            rotate_rank(rank, &mut order[j..=i], j, node, false);
             return true;
         }
         let to = if i.saturating_add(step) < n {
@@ -698,14 +696,11 @@ impl Lexicon {
             n
         };
         let last = to.min(n - 1);
-        order.copy_within(i + 1..last + 1, i);
+        rotate_rank(rank, &mut order[i..=last], i, node, true);
         if to < n {
-            order[to] = node;
-            rerank(rank, &order[i..=to], i);
             true
         } else {
             order.pop();
-            rerank(rank, &order[i..], i);
             rank[node as usize] = NONE;
             self.nodes[node as usize].unit = false;
             self.mark_path(node, false);
@@ -773,33 +768,34 @@ impl Lexicon {
     }
 }
 
-/// `rank[units[k]] = first + k` for every `k`: the ranks of a stretch of `order` that a move
-/// shifted. The hot loop of training on short lines (a promotion by `step` rewrites `step + 1`
-/// ranks); unrolled by four, without a bounds check per unit.
+/// Rotate `node` (= `seg[0]` if `down`, else the last of `seg`) to the other end of `seg`, a
+/// stretch of `order` starting at index `first`, and re-rank every unit of the stretch: the
+/// reference's promotion (node at the end, `down = false`) or demotion in one pass with the
+/// unit in hand carried along (no memmove followed by a second pass over the same units: a
+/// move shifts tens to hundreds of units, and its memmove's size dispatch mispredicted).
 #[inline]
-fn rerank(rank: &mut [u32], units: &[u32], first: usize) {
-    // `units` is a stretch of `order`, and every node has a rank slot (`rank` grows with
-    // `nodes`; `append` takes only nodes below `nodes.len()`): the invariant the stores below
-    // rely on instead of a check each (checking it here costs more than the checks)
-    debug_assert!(units.iter().all(|&u| (u as usize) < rank.len()));
-    let mut k = first as u32;
-    let mut quads = units.chunks_exact(4);
+fn rotate_rank(rank: &mut [u32], seg: &mut [u32], first: usize, node: u32, down: bool) {
+    let mut carry = node;
+    let len = rank.len();
     let r = rank.as_mut_ptr();
-    for q in &mut quads {
-        // SAFETY: every unit of `order` is a node id below `rank.len()` (the Lexicon invariant
-        // above: `rank` has one slot per node, `order` holds only appended nodes, and `compact`
-        // rebuilds both together), so each write is in bounds.
-        unsafe {
-            *r.add(q[0] as usize) = k;
-            *r.add(q[1] as usize) = k + 1;
-            *r.add(q[2] as usize) = k + 2;
-            *r.add(q[3] as usize) = k + 3;
+    let mut put = |t: u32, slot: &mut u32| {
+        let u = std::mem::replace(slot, carry);
+        debug_assert!((carry as usize) < len);
+        // SAFETY: every unit of `order` is a node id below `rank.len()` (the Lexicon
+        // invariant: `rank` has one slot per node, `order` holds only appended nodes, and
+        // `compact` rebuilds both together), and `carry` is always one of them
+        unsafe { *r.add(carry as usize) = t };
+        carry = u;
+    };
+    let f = first as u32;
+    if down {
+        for (t, slot) in (f..f + seg.len() as u32).zip(seg.iter_mut()).rev() {
+            put(t, slot);
         }
-        k += 4;
-    }
-    for &y in quads.remainder() {
-        rank[y as usize] = k;
-        k += 1;
+    } else {
+        for (t, slot) in (f..).zip(seg.iter_mut()) {
+            put(t, slot);
+        }
     }
 }
 
