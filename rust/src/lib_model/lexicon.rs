@@ -746,6 +746,9 @@ impl Lexicon {
                 self.nodes[n as usize].unit = false;
                 self.rank[n as usize] = NONE;
                 self.mark_path(n, false);
+                // marked in `order` itself, so that the pass below reads `order` only (reading
+                // each unit's rank slot was one scattered read per unit it passes)
+                self.order[r as usize] = NONE;
                 removed += 1;
             }
         }
@@ -756,7 +759,7 @@ impl Lexicon {
             let mut w = first;
             for r in first..self.order.len() {
                 let n = self.order[r];
-                if rank[n as usize] != NONE {
+                if n != NONE {
                     self.order[w] = n;
                     rank[n as usize] = w as u32;
                     w += 1;
