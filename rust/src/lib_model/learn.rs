@@ -124,12 +124,15 @@ struct Probation {
 /// read (indices are stable until its end). A character of the default path that no unit
 /// covers is memorised in the same iteration, so its rank is `|L|` at that moment. A character
 /// of the alternative that no unit covers may enter `L` before the comparison (when it is met
-/// as an unknown character later in the sentence), so those few are kept in `a_open` and
-/// ranked at comparison time, as the reference's `ranksum` would.
+/// as an unknown character later in the sentence), so those few are kept in a list (`a_open`,
+/// the head of a linked list in [`Learner::open`], [`NONE`] = empty) and ranked at comparison
+/// time, as the reference's `ranksum` would. With the list outside, a comparison is plain data:
+/// replacing or settling one drops nothing (one comparison opens at nearly every chunk).
 ///
 /// The default path is the reader's own, so its count and sum are kept once per sentence
 /// ([`Learner::path`]) and a comparison stores their values before `c` (no per-chunk update
 /// of every open comparison).
+#[derive(Clone, Copy)]
 struct Pending {
     c: u32,
     a0: u32,
@@ -138,7 +141,7 @@ struct Pending {
     d_sum0: u64,
     a_len: u32,
     a_sum: u64,
-    a_open: Vec<u32>,
+    a_open: u32,
 }
 
 /// Counters of the last article read (for progress reports).
@@ -164,6 +167,8 @@ pub struct Learner {
     forget: Vec<u32>,
     rewards: Vec<(u32, bool)>,
     pending: Vec<Pending>,
+    /// `(node, next)` cells of the pending comparisons' `a_open` lists (cleared per sentence).
+    open: Vec<(u32, u32)>,
     /// `memo[pos]`: `longest(sent[pos..])` as `(generation, node, len)`, valid while
     /// `generation == lex_gen` (the lexicon has not grown since). Alternative paths of pending
     /// comparisons converge on the same positions, so most extensions are memo hits.
@@ -215,6 +220,7 @@ impl Learner {
             forget: Vec::new(),
             rewards: Vec::new(),
             pending: Vec::new(),
+            open: Vec::new(),
             memo: Vec::new(),
             path: (0, 0),
             lex_gen: 1,
@@ -418,11 +424,14 @@ impl Learner {
         }
     }
 
-    fn ranksum(&self, path: &[u32]) -> u64 {
-        path.iter()
-            .filter_map(|&n| self.lex.rank(n))
-            .map(u64::from)
-            .sum()
+    /// Rank sum of the units of `L` in the `a_open` list starting at `head`.
+    fn ranksum(&self, mut head: u32) -> u64 {
+        let mut sum = 0;
+        while let Some(&(n, next)) = self.open.get(head as usize) {
+            sum += self.lex.rank(n).map_or(0, u64::from);
+            head = next;
+        }
+        sum
     }
 
     /// docs/lib.md §3.1: extend pending alternatives up to `loc` and settle those that end there.
@@ -454,7 +463,8 @@ impl Learner {
                     None => {
                         let l = char_len(rest[0]).min(rest.len());
                         let n = self.lex.intern(&rest[..l]);
-                        e.a_open.push(n);
+                        self.open.push((n, e.a_open));
+                        e.a_open = (self.open.len() - 1) as u32;
                         e.alt_end += l;
                     }
                 }
@@ -465,7 +475,7 @@ impl Learner {
             }
             let (dl, al) = (self.path.0 - e.d_len0, e.a_len);
             let d_sum = self.path.1 - e.d_sum0;
-            if dl > al || (dl == al && d_sum > e.a_sum + self.ranksum(&e.a_open)) {
+            if dl > al || (dl == al && d_sum > e.a_sum + self.ranksum(e.a_open)) {
                 self.rewards.push((e.a0, true));
                 self.rewards.push((e.c, false));
             } else {
@@ -525,6 +535,7 @@ impl Learner {
     #[inline(never)]
     fn read_sentence(&mut self, sent: &[u8]) {
         self.pending.clear();
+        self.open.clear();
         // entries of earlier sentences carry older generations: no clearing needed
         if self.memo.len() <= sent.len() {
             self.memo.resize(sent.len() + 1, (0, 0, 0));
@@ -565,7 +576,7 @@ impl Learner {
                             d_sum0: before.1,
                             a_len: 1,
                             a_sum: self.lex.rank(c2.node).map_or(0, u64::from),
-                            a_open: Vec::new(),
+                            a_open: NONE,
                         };
                         // dict semantics: re-assigning E[c] keeps its place
                         match self.pending.iter_mut().find(|e| e.c == c.node) {
