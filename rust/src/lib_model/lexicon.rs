@@ -19,15 +19,17 @@
 //!   A node's text is a span of a shared byte arena (the string whose insertion created the
 //!   node, cut to the node's depth): no allocation per unit.
 //! - `rank` (a dense array beside the nodes) is the current index in `order` or [`NONE`];
-//!   `live` counts the units of `L` at or below a node, so walks stop where no unit of `L`
+//!   `live` (a node's own unit and its live children) is nonzero exactly where a unit of `L`
+//!   lies at or below a node, so walks stop where no unit of `L`
 //!   lies ahead (strings once memorised and since forgotten cost nothing). A move shifts
 //!   the units it passes in `order` and rewrites their ranks in the same pass: a reward
 //!   costs O(step), not the reference's O(|L|) search.
 //!
 //! Complexity: `match2` O(characters of the longest live match) steps, each an array read, up
 //! to six key compares, or (non-ASCII children of wide nodes) one hash lookup; promote/demote O(step); removing a set of units
-//! O(|L| - first removed rank). Invariants: `order[rank[n]] == n` for every unit `n` in `L`; `live[n]` = number of
-//! units of `L` whose path passes through `n`.
+//! O(|L| - first removed rank). Invariants: `order[rank[n]] == n` for every unit `n` in `L`; `live[n]` = (1 if `n`
+//! is a unit of `L`) + (children `c` of `n` with `live[c] > 0`), so `live[n] > 0` exactly when a
+//! unit of `L` passes through `n`.
 
 use rustc_hash::FxHashMap;
 
@@ -161,7 +163,8 @@ struct Node {
     /// children are in `small` (2 to 7 children) or in `wide` and the map (8 or more).
     child: u32,
     key: u32,
-    /// Units of `L` at or below this node.
+    /// 1 if this node is a unit of `L`, plus its children with a nonzero `live`: nonzero
+    /// exactly when a unit of `L` lies at or below the node (all a walk asks).
     live: u32,
     /// Probation slot of the learner ([`NONE`] = not on probation); kept here so that the
     /// reader's check costs no extra cache line.
@@ -576,17 +579,26 @@ impl Lexicon {
         self.mark_path(node, true);
     }
 
-    /// Count a unit in (or out of) the `live` counters of the nodes on its path (walking up
-    /// the parent links: no hashing).
+    /// Count a unit in (or out of) `live` (walking up the parent links: no hashing). A node
+    /// counts its live children, not the units below them, so the walk stops at the first
+    /// node whose `live` does not change between zero and nonzero: a new join `prev + c` stops
+    /// at the node of `prev`, which is a unit, after its fresh tail (counting every unit on
+    /// the whole path cost one step per character of the unit, and a mispredicted exit).
     fn mark_path(&mut self, node: u32, add: bool) {
         let mut n = node;
         while n != 0 {
             let nd = &mut self.nodes[n as usize];
-            nd.live = if add {
-                nd.live + 1
+            if add {
+                nd.live += 1;
+                if nd.live != 1 {
+                    break;
+                }
             } else {
-                nd.live.saturating_sub(1)
-            };
+                nd.live = nd.live.saturating_sub(1);
+                if nd.live != 0 {
+                    break;
+                }
+            }
             n = self.parent[n as usize];
         }
     }
