@@ -969,6 +969,64 @@ mod tests {
         assert!(l.longest("xz".as_bytes()).is_some_and(|h| h.len == 1));
     }
 
+    /// `match2` against a scan of the units, after appends, removals and deleting demotions in
+    /// a pseudo-random order (the `live` counts decide where walks stop).
+    #[test]
+    fn walks_find_every_live_unit_after_adds_and_removals() {
+        let words = [
+            "a", "ab", "abc", "abcd", "b", "ba", "bab", "x", "xy", "xyz", "é", "éa", "日", "日本",
+        ];
+        let probes = ["abcde", "ab", "babx", "xyzzy", "éab", "日本語", "b", "zz"];
+        let mut l = Lexicon::new();
+        let mut seed = 12345u64;
+        let mut next = |m: usize| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize % m
+        };
+        for step in 0..400 {
+            let w = words[next(words.len())].as_bytes();
+            let n = l.intern(w);
+            match next(3) {
+                0 => l.append(n),
+                1 => {
+                    l.remove_units(&[n]);
+                }
+                _ => {
+                    l.move_unit(n, false, 1.0, false);
+                }
+            }
+            let units = l.units();
+            for p in probes {
+                let p = p.as_bytes();
+                let mut lens: Vec<usize> = units
+                    .iter()
+                    .filter(|u| p.starts_with(u))
+                    .map(|u| u.len())
+                    .collect();
+                lens.sort_unstable();
+                let (a, b) = l.match2(p);
+                let want = |back: usize| lens.len().checked_sub(back).map(|i| lens[i]);
+                assert_eq!(
+                    (a.map(|h| h.len), b.map(|h| h.len)),
+                    (want(2), want(1)),
+                    "step {step}"
+                );
+                assert_eq!(l.longest(p).map(|h| h.len), want(1), "step {step}");
+            }
+            // and no walk goes further than it must: `live` is nonzero exactly on the paths of
+            // the units of `L`
+            for n in 1..l.nodes_len() as u32 {
+                let t = l.text(n);
+                let on_path = units.iter().any(|u| u.starts_with(t));
+                assert_eq!(
+                    l.nodes[n as usize].live > 0,
+                    on_path,
+                    "step {step} node {n}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn remove_units_keeps_order_and_ranks() {
         let mut l = lex(&["a", "b", "c", "d"]);
