@@ -110,11 +110,12 @@ const NO_CONTEXT: Context = Context {
     right: 0,
 };
 
+/// An entry of the probation list (its context is in [`Learner::pctx`] at the same index, so
+/// that the pass that runs lives down reads 8 bytes per entry, not 32).
 #[derive(Clone, Copy)]
 struct Probation {
     node: u32,
     life: u32,
-    ctx: Context,
 }
 
 /// A pending comparison `E[c]`: the default path (starts with `c`) and the alternative (starts
@@ -161,6 +162,8 @@ pub struct Learner {
     /// article in which they are half the list; a node's index here is stored with the node
     /// ([`Lexicon::slot`]).
     pents: Vec<Probation>,
+    /// The stored context of each entry of `pents` (same index).
+    pctx: Vec<Context>,
     /// Bytes of the stored contexts (spans in [`Context`]); rebuilt when mostly garbage.
     ctx_buf: Vec<u8>,
     /// Units forgotten at the end of an article (buffer reused across articles).
@@ -216,6 +219,7 @@ impl Learner {
             cfg,
             lex: Lexicon::new(),
             pents: Vec::new(),
+            pctx: Vec::new(),
             ctx_buf: Vec::new(),
             forget: Vec::new(),
             rewards: Vec::new(),
@@ -309,12 +313,12 @@ impl Learner {
         match self.lex.slot(node) {
             NONE => {
                 self.lex.set_slot(node, self.pents.len() as u32);
-                self.pents.push(Probation { node, life, ctx });
+                self.pents.push(Probation { node, life });
+                self.pctx.push(ctx);
             }
             s => {
-                let p = &mut self.pents[s as usize];
-                p.life = life;
-                p.ctx = ctx;
+                self.pents[s as usize].life = life;
+                self.pctx[s as usize] = ctx;
             }
         }
     }
@@ -500,7 +504,7 @@ impl Learner {
     ) {
         let (c, clen) = (hit.node, hit.len);
         let slot = self.lex.slot(c) as usize;
-        let ctx = self.pents[slot].ctx;
+        let ctx = self.pctx[slot];
         if ctx.at == NONE_AT || !self.cfg.inspect_context {
             self.release(c);
             return;
@@ -608,6 +612,27 @@ impl Learner {
         self.pending.clear();
     }
 
+    /// Remove the tombstones of the probation list, keeping the order of the live entries (and
+    /// the slots stored with their nodes).
+    fn drop_tombstones(&mut self) {
+        let mut w = 0;
+        for r in 0..self.pents.len() {
+            let p = self.pents[r];
+            if p.node == NONE {
+                continue;
+            }
+            if w != r {
+                // the entry at w is dead (or already copied down): a copy, not a swap
+                self.lex.set_slot(p.node, w as u32);
+                self.pents[w] = p;
+                self.pctx[w] = self.pctx[r];
+            }
+            w += 1;
+        }
+        self.pents.truncate(w);
+        self.pctx.truncate(w);
+    }
+
     /// docs/lib.md §3.3: passive forgetting, re-ranking, tail probation.
     #[inline(never)]
     fn end_of_article(&mut self) {
@@ -618,7 +643,6 @@ impl Learner {
         // units stay as tombstones until they are half the list, so that live entries (and the
         // slots stored with their nodes, one scattered write each) move once per halving, not
         // after every article that frees an entry before them
-        let mut live = 0;
         let mut dead = 0;
         for p in self.pents.iter_mut() {
             if p.node == NONE {
@@ -634,37 +658,30 @@ impl Learner {
                 }
                 p.node = NONE;
                 dead += 1;
-                continue;
             }
-            live += p.ctx.left + p.ctx.right;
         }
         if 2 * dead > self.pents.len() {
-            let mut w = 0;
-            for r in 0..self.pents.len() {
-                let p = self.pents[r];
-                if p.node == NONE {
-                    continue;
-                }
-                if w != r {
-                    // the entry at w is dead (or already copied down): a copy, not a swap
-                    self.lex.set_slot(p.node, w as u32);
-                    self.pents[w] = p;
-                }
-                w += 1;
-            }
-            self.pents.truncate(w);
+            self.drop_tombstones();
         }
         self.lex.remove_units(&forget);
         self.forget = forget;
-        if self.ctx_buf.len() > 2 * live + ARENA_MIN {
-            let old = std::mem::take(&mut self.ctx_buf);
-            self.ctx_buf.reserve(live);
-            for p in &mut self.pents {
-                if p.node != NONE && p.ctx.at != NONE_AT {
-                    let at = self.ctx_buf.len();
-                    self.ctx_buf
-                        .extend_from_slice(&old[p.ctx.at..p.ctx.at + p.ctx.left + p.ctx.right]);
-                    p.ctx.at = at;
+        // the contexts' live bytes are summed only when the arena is past its minimum (the
+        // rebuild's condition cannot hold before)
+        if self.ctx_buf.len() > ARENA_MIN {
+            let live: usize = (self.pents.iter().zip(&self.pctx))
+                .filter(|(p, _)| p.node != NONE)
+                .map(|(_, c)| c.left + c.right)
+                .sum();
+            if self.ctx_buf.len() > 2 * live + ARENA_MIN {
+                let old = std::mem::take(&mut self.ctx_buf);
+                self.ctx_buf.reserve(live);
+                for (p, c) in self.pents.iter().zip(self.pctx.iter_mut()) {
+                    if p.node != NONE && c.at != NONE_AT {
+                        let at = self.ctx_buf.len();
+                        self.ctx_buf
+                            .extend_from_slice(&old[c.at..c.at + c.left + c.right]);
+                        c.at = at;
+                    }
                 }
             }
         }
@@ -695,7 +712,7 @@ impl Learner {
         if self.lex.nodes_len() < self.compact_at && self.lex.arena_len() < self.arena_at {
             return;
         }
-        self.pents.retain(|p| p.node != NONE);
+        self.drop_tombstones();
         let extra: Vec<u32> = self.pents.iter().map(|p| p.node).collect();
         let map = self.lex.compact(&extra);
         for (i, p) in self.pents.iter_mut().enumerate() {
