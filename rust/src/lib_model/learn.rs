@@ -382,7 +382,8 @@ impl Learner {
             len: end - start,
         };
         for (p, a, b) in self.next.iter_mut().flatten() {
-            if sent[*p..].starts_with(&sent[start..end]) {
+            // the first byte rejects most positions without a call to memcmp
+            if sent.get(*p) == sent.get(start) && sent[*p..].starts_with(&sent[start..end]) {
                 // x was not in L, so its length differs from those of a and b
                 let la = a.map_or(0, |h| h.len);
                 let lb = b.map_or(0, |h| h.len);
