@@ -364,6 +364,13 @@ def test_bad_input_raises_tokforge_errors():
         lib_model.learn(["a b"], steps=1, config=LibConfig(in_rate=2.0))
     with pytest.raises(InputError):
         lib_model.learn(["a\nb"], steps=1)
+    with pytest.raises(InputError, match="must not contain"):
+        lib_model.learn(["x", "a\nb", "c"], steps=1)
+    with pytest.raises(InputError, match=r"sentences\[1\] is int"):
+        lib_model.learn(["a", 1], steps=1)  # type: ignore[list-item]
+    with pytest.raises(InputError, match="not one str"):
+        lib_model.learn("a b", steps=1)
+    assert lib_model.learn(("ab", "ab"), steps=2)[0] == lib_model.learn(["ab", "ab"], steps=2)[0]
     with pytest.raises(InputError):
         lib_model.apply(["a"], ["a"], segmenter="nope")
     with pytest.raises(FormatError):

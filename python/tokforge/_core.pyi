@@ -350,6 +350,7 @@ def lib_learn(
     seed: int = 0,
     protect_chars: bool = False,
     pretokenize: Optional[str] = None,
+    lines: Optional[int] = None,
 ) -> tuple[list[str], list[str], list[str]]: ...
 def lib_apply(
     units: list[str], sentences: list[str], *, segmenter: str = "reference"

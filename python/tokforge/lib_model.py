@@ -170,10 +170,17 @@ class LibConfig:
         return max(1, math.ceil(steps))
 
     def learner_kwargs(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for k in ("steps", "epochs", "segmenter", "pretokenize"):
-            d.pop(k)
-        return d
+        # the fields as they are (dataclasses.asdict deep-copies each value: a fixed cost of
+        # every learn call)
+        return {f: getattr(self, f) for f in _LEARNER_FIELDS}
+
+
+# LibConfig's fields that are the native learner's keyword arguments
+_LEARNER_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(LibConfig)
+    if f.name not in ("steps", "epochs", "segmenter", "pretokenize")
+)
 
 
 @dataclass(frozen=True)
@@ -283,15 +290,21 @@ def learn(
     True
     """
     cfg = _config(config, LibConfig.reference())
-    lines = str_list(sentences, "sentences")
-    # one str for the core (one copy instead of one per line); a line holding "\n" would split
-    text = "\n".join(lines)
-    if lines and text.count("\n") != len(lines) - 1:
-        raise InputError("sentences must not contain '\\n'")
+    # a list is joined as it is (no copy; join checks that every element is a str, and
+    # str_list names the one that is not); anything else goes through str_list
+    lines = sentences if type(sentences) is list else str_list(sentences, "sentences")
+    try:
+        text = "\n".join(lines)
+    except TypeError:
+        str_list(lines, "sentences")
+        raise
+    # one str for the core (one conversion instead of one per line); the core refuses a line
+    # holding "\n" when the text does not split into len(lines) lines
     return _core.lib_learn(
-        sentences=text if lines else lines,
+        sentences=text if lines else [],
         steps=steps,
         pretokenize=cfg.pretokenize,
+        lines=len(lines),
         **cfg.learner_kwargs(),
     )
 

@@ -110,11 +110,12 @@ const NO_CONTEXT: Context = Context {
     right: 0,
 };
 
+/// An entry of the probation list (its context is in [`Learner::pctx`] at the same index, so
+/// that the pass that runs lives down reads 8 bytes per entry, not 32).
 #[derive(Clone, Copy)]
 struct Probation {
     node: u32,
     life: u32,
-    ctx: Context,
 }
 
 /// A pending comparison `E[c]`: the default path (starts with `c`) and the alternative (starts
@@ -124,12 +125,15 @@ struct Probation {
 /// read (indices are stable until its end). A character of the default path that no unit
 /// covers is memorised in the same iteration, so its rank is `|L|` at that moment. A character
 /// of the alternative that no unit covers may enter `L` before the comparison (when it is met
-/// as an unknown character later in the sentence), so those few are kept in `a_open` and
-/// ranked at comparison time, as the reference's `ranksum` would.
+/// as an unknown character later in the sentence), so those few are kept in a list (`a_open`,
+/// the head of a linked list in [`Learner::open`], [`NONE`] = empty) and ranked at comparison
+/// time, as the reference's `ranksum` would. With the list outside, a comparison is plain data:
+/// replacing or settling one drops nothing (one comparison opens at nearly every chunk).
 ///
 /// The default path is the reader's own, so its count and sum are kept once per sentence
 /// ([`Learner::path`]) and a comparison stores their values before `c` (no per-chunk update
 /// of every open comparison).
+#[derive(Clone, Copy)]
 struct Pending {
     c: u32,
     a0: u32,
@@ -138,7 +142,7 @@ struct Pending {
     d_sum0: u64,
     a_len: u32,
     a_sum: u64,
-    a_open: Vec<u32>,
+    a_open: u32,
 }
 
 /// Counters of the last article read (for progress reports).
@@ -158,12 +162,16 @@ pub struct Learner {
     /// article in which they are half the list; a node's index here is stored with the node
     /// ([`Lexicon::slot`]).
     pents: Vec<Probation>,
+    /// The stored context of each entry of `pents` (same index).
+    pctx: Vec<Context>,
     /// Bytes of the stored contexts (spans in [`Context`]); rebuilt when mostly garbage.
     ctx_buf: Vec<u8>,
     /// Units forgotten at the end of an article (buffer reused across articles).
     forget: Vec<u32>,
     rewards: Vec<(u32, bool)>,
     pending: Vec<Pending>,
+    /// `(node, next)` cells of the pending comparisons' `a_open` lists (cleared per sentence).
+    open: Vec<(u32, u32)>,
     /// `memo[pos]`: `longest(sent[pos..])` as `(generation, node, len)`, valid while
     /// `generation == lex_gen` (the lexicon has not grown since). Alternative paths of pending
     /// comparisons converge on the same positions, so most extensions are memo hits.
@@ -211,10 +219,12 @@ impl Learner {
             cfg,
             lex: Lexicon::new(),
             pents: Vec::new(),
+            pctx: Vec::new(),
             ctx_buf: Vec::new(),
             forget: Vec::new(),
             rewards: Vec::new(),
             pending: Vec::new(),
+            open: Vec::new(),
             memo: Vec::new(),
             path: (0, 0),
             lex_gen: 1,
@@ -303,12 +313,12 @@ impl Learner {
         match self.lex.slot(node) {
             NONE => {
                 self.lex.set_slot(node, self.pents.len() as u32);
-                self.pents.push(Probation { node, life, ctx });
+                self.pents.push(Probation { node, life });
+                self.pctx.push(ctx);
             }
             s => {
-                let p = &mut self.pents[s as usize];
-                p.life = life;
-                p.ctx = ctx;
+                self.pents[s as usize].life = life;
+                self.pctx[s as usize] = ctx;
             }
         }
     }
@@ -372,7 +382,8 @@ impl Learner {
             len: end - start,
         };
         for (p, a, b) in self.next.iter_mut().flatten() {
-            if sent[*p..].starts_with(&sent[start..end]) {
+            // the first byte rejects most positions without a call to memcmp
+            if sent.get(*p) == sent.get(start) && sent[*p..].starts_with(&sent[start..end]) {
                 // x was not in L, so its length differs from those of a and b
                 let la = a.map_or(0, |h| h.len);
                 let lb = b.map_or(0, |h| h.len);
@@ -418,11 +429,14 @@ impl Learner {
         }
     }
 
-    fn ranksum(&self, path: &[u32]) -> u64 {
-        path.iter()
-            .filter_map(|&n| self.lex.rank(n))
-            .map(u64::from)
-            .sum()
+    /// Rank sum of the units of `L` in the `a_open` list starting at `head`.
+    fn ranksum(&self, mut head: u32) -> u64 {
+        let mut sum = 0;
+        while let Some(&(n, next)) = self.open.get(head as usize) {
+            sum += self.lex.rank(n).map_or(0, u64::from);
+            head = next;
+        }
+        sum
     }
 
     /// docs/lib.md §3.1: extend pending alternatives up to `loc` and settle those that end there.
@@ -454,7 +468,8 @@ impl Learner {
                     None => {
                         let l = char_len(rest[0]).min(rest.len());
                         let n = self.lex.intern(&rest[..l]);
-                        e.a_open.push(n);
+                        self.open.push((n, e.a_open));
+                        e.a_open = (self.open.len() - 1) as u32;
                         e.alt_end += l;
                     }
                 }
@@ -465,7 +480,7 @@ impl Learner {
             }
             let (dl, al) = (self.path.0 - e.d_len0, e.a_len);
             let d_sum = self.path.1 - e.d_sum0;
-            if dl > al || (dl == al && d_sum > e.a_sum + self.ranksum(&e.a_open)) {
+            if dl > al || (dl == al && d_sum > e.a_sum + self.ranksum(e.a_open)) {
                 self.rewards.push((e.a0, true));
                 self.rewards.push((e.c, false));
             } else {
@@ -490,7 +505,7 @@ impl Learner {
     ) {
         let (c, clen) = (hit.node, hit.len);
         let slot = self.lex.slot(c) as usize;
-        let ctx = self.pents[slot].ctx;
+        let ctx = self.pctx[slot];
         if ctx.at == NONE_AT || !self.cfg.inspect_context {
             self.release(c);
             return;
@@ -525,6 +540,7 @@ impl Learner {
     #[inline(never)]
     fn read_sentence(&mut self, sent: &[u8]) {
         self.pending.clear();
+        self.open.clear();
         // entries of earlier sentences carry older generations: no clearing needed
         if self.memo.len() <= sent.len() {
             self.memo.resize(sent.len() + 1, (0, 0, 0));
@@ -565,7 +581,7 @@ impl Learner {
                             d_sum0: before.1,
                             a_len: 1,
                             a_sum: self.lex.rank(c2.node).map_or(0, u64::from),
-                            a_open: Vec::new(),
+                            a_open: NONE,
                         };
                         // dict semantics: re-assigning E[c] keeps its place
                         match self.pending.iter_mut().find(|e| e.c == c.node) {
@@ -597,6 +613,27 @@ impl Learner {
         self.pending.clear();
     }
 
+    /// Remove the tombstones of the probation list, keeping the order of the live entries (and
+    /// the slots stored with their nodes).
+    fn drop_tombstones(&mut self) {
+        let mut w = 0;
+        for r in 0..self.pents.len() {
+            let p = self.pents[r];
+            if p.node == NONE {
+                continue;
+            }
+            if w != r {
+                // the entry at w is dead (or already copied down): a copy, not a swap
+                self.lex.set_slot(p.node, w as u32);
+                self.pents[w] = p;
+                self.pctx[w] = self.pctx[r];
+            }
+            w += 1;
+        }
+        self.pents.truncate(w);
+        self.pctx.truncate(w);
+    }
+
     /// docs/lib.md §3.3: passive forgetting, re-ranking, tail probation.
     #[inline(never)]
     fn end_of_article(&mut self) {
@@ -607,7 +644,6 @@ impl Learner {
         // units stay as tombstones until they are half the list, so that live entries (and the
         // slots stored with their nodes, one scattered write each) move once per halving, not
         // after every article that frees an entry before them
-        let mut live = 0;
         let mut dead = 0;
         for p in self.pents.iter_mut() {
             if p.node == NONE {
@@ -623,37 +659,30 @@ impl Learner {
                 }
                 p.node = NONE;
                 dead += 1;
-                continue;
             }
-            live += p.ctx.left + p.ctx.right;
         }
         if 2 * dead > self.pents.len() {
-            let mut w = 0;
-            for r in 0..self.pents.len() {
-                let p = self.pents[r];
-                if p.node == NONE {
-                    continue;
-                }
-                if w != r {
-                    // the entry at w is dead (or already copied down): a copy, not a swap
-                    self.lex.set_slot(p.node, w as u32);
-                    self.pents[w] = p;
-                }
-                w += 1;
-            }
-            self.pents.truncate(w);
+            self.drop_tombstones();
         }
         self.lex.remove_units(&forget);
         self.forget = forget;
-        if self.ctx_buf.len() > 2 * live + ARENA_MIN {
-            let old = std::mem::take(&mut self.ctx_buf);
-            self.ctx_buf.reserve(live);
-            for p in &mut self.pents {
-                if p.node != NONE && p.ctx.at != NONE_AT {
-                    let at = self.ctx_buf.len();
-                    self.ctx_buf
-                        .extend_from_slice(&old[p.ctx.at..p.ctx.at + p.ctx.left + p.ctx.right]);
-                    p.ctx.at = at;
+        // the contexts' live bytes are summed only when the arena is past its minimum (the
+        // rebuild's condition cannot hold before)
+        if self.ctx_buf.len() > ARENA_MIN {
+            let live: usize = (self.pents.iter().zip(&self.pctx))
+                .filter(|(p, _)| p.node != NONE)
+                .map(|(_, c)| c.left + c.right)
+                .sum();
+            if self.ctx_buf.len() > 2 * live + ARENA_MIN {
+                let old = std::mem::take(&mut self.ctx_buf);
+                self.ctx_buf.reserve(live);
+                for (p, c) in self.pents.iter().zip(self.pctx.iter_mut()) {
+                    if p.node != NONE && c.at != NONE_AT {
+                        let at = self.ctx_buf.len();
+                        self.ctx_buf
+                            .extend_from_slice(&old[c.at..c.at + c.left + c.right]);
+                        c.at = at;
+                    }
                 }
             }
         }
@@ -684,7 +713,7 @@ impl Learner {
         if self.lex.nodes_len() < self.compact_at && self.lex.arena_len() < self.arena_at {
             return;
         }
-        self.pents.retain(|p| p.node != NONE);
+        self.drop_tombstones();
         let extra: Vec<u32> = self.pents.iter().map(|p| p.node).collect();
         let map = self.lex.compact(&extra);
         for (i, p) in self.pents.iter_mut().enumerate() {

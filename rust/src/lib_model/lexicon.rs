@@ -19,15 +19,17 @@
 //!   A node's text is a span of a shared byte arena (the string whose insertion created the
 //!   node, cut to the node's depth): no allocation per unit.
 //! - `rank` (a dense array beside the nodes) is the current index in `order` or [`NONE`];
-//!   `live` counts the units of `L` at or below a node, so walks stop where no unit of `L`
+//!   `live` (a node's own unit and its live children) is nonzero exactly where a unit of `L`
+//!   lies at or below a node, so walks stop where no unit of `L`
 //!   lies ahead (strings once memorised and since forgotten cost nothing). A move shifts
-//!   `order` with one memmove and rewrites only the ranks of the units it passed: a reward
+//!   the units it passes in `order` and rewrites their ranks in the same pass: a reward
 //!   costs O(step), not the reference's O(|L|) search.
 //!
 //! Complexity: `match2` O(characters of the longest live match) steps, each an array read, up
 //! to six key compares, or (non-ASCII children of wide nodes) one hash lookup; promote/demote O(step); removing a set of units
-//! O(|L| - first removed rank). Invariants: `order[rank[n]] == n` for every unit `n` in `L`; `live[n]` = number of
-//! units of `L` whose path passes through `n`.
+//! O(|L| - first removed rank). Invariants: `order[rank[n]] == n` for every unit `n` in `L`; `live[n]` = (1 if `n`
+//! is a unit of `L`) + (children `c` of `n` with `live[c] > 0`), so `live[n] > 0` exactly when a
+//! unit of `L` passes through `n`.
 
 use rustc_hash::FxHashMap;
 
@@ -161,7 +163,8 @@ struct Node {
     /// children are in `small` (2 to 7 children) or in `wide` and the map (8 or more).
     child: u32,
     key: u32,
-    /// Units of `L` at or below this node.
+    /// 1 if this node is a unit of `L`, plus its children with a nonzero `live`: nonzero
+    /// exactly when a unit of `L` lies at or below the node (all a walk asks).
     live: u32,
     /// Probation slot of the learner ([`NONE`] = not on probation); kept here so that the
     /// reader's check costs no extra cache line.
@@ -576,17 +579,26 @@ impl Lexicon {
         self.mark_path(node, true);
     }
 
-    /// Count a unit in (or out of) the `live` counters of the nodes on its path (walking up
-    /// the parent links: no hashing).
+    /// Count a unit in (or out of) `live` (walking up the parent links: no hashing). A node
+    /// counts its live children, not the units below them, so the walk stops at the first
+    /// node whose `live` does not change between zero and nonzero: a new join `prev + c` stops
+    /// at the node of `prev`, which is a unit, after its fresh tail (counting every unit on
+    /// the whole path cost one step per character of the unit, and a mispredicted exit).
     fn mark_path(&mut self, node: u32, add: bool) {
         let mut n = node;
         while n != 0 {
             let nd = &mut self.nodes[n as usize];
-            nd.live = if add {
-                nd.live + 1
+            if add {
+                nd.live += 1;
+                if nd.live != 1 {
+                    break;
+                }
             } else {
-                nd.live.saturating_sub(1)
-            };
+                nd.live = nd.live.saturating_sub(1);
+                if nd.live != 0 {
+                    break;
+                }
+            }
             n = self.parent[n as usize];
         }
     }
@@ -669,7 +681,7 @@ impl Lexicon {
     /// The reference's `move` (docs/lib.md §3.3, item 2): promote (`promote = true`) by
     /// `floor(i * rate) + 1` places, or demote by as many; the head never moves; a demotion past
     /// the end deletes the unit unless `keep` (then it goes to the end). Returns `false` if the
-    /// unit was deleted. One pass: each shifted unit is moved and re-ranked in the same step.
+    /// unit was deleted. One pass: each shifted unit is moved and re-ranked in the same step ([`rotate_rank`]).
     pub fn move_unit(&mut self, node: u32, promote: bool, rate: f64, keep: bool) -> bool {
         let Some(i) = self.rank(node) else {
             return false;
@@ -685,9 +697,7 @@ impl Lexicon {
         let (order, rank) = (&mut self.order, &mut self.rank);
         if promote {
             let j = i.saturating_sub(step);
-            order.copy_within(j..i, j + 1);
-            order[j] = node;
-            rerank(rank, &order[j..=i], j);
+            rotate_rank(rank, &mut order[j..=i], j, node, false);
             return true;
         }
         let to = if i.saturating_add(step) < n {
@@ -698,14 +708,11 @@ impl Lexicon {
             n
         };
         let last = to.min(n - 1);
-        order.copy_within(i + 1..last + 1, i);
+        rotate_rank(rank, &mut order[i..=last], i, node, true);
         if to < n {
-            order[to] = node;
-            rerank(rank, &order[i..=to], i);
             true
         } else {
             order.pop();
-            rerank(rank, &order[i..], i);
             rank[node as usize] = NONE;
             self.nodes[node as usize].unit = false;
             self.mark_path(node, false);
@@ -751,6 +758,9 @@ impl Lexicon {
                 self.nodes[n as usize].unit = false;
                 self.rank[n as usize] = NONE;
                 self.mark_path(n, false);
+                // marked in `order` itself, so that the pass below reads `order` only (reading
+                // each unit's rank slot was one scattered read per unit it passes)
+                self.order[r as usize] = NONE;
                 removed += 1;
             }
         }
@@ -761,7 +771,7 @@ impl Lexicon {
             let mut w = first;
             for r in first..self.order.len() {
                 let n = self.order[r];
-                if rank[n as usize] != NONE {
+                if n != NONE {
                     self.order[w] = n;
                     rank[n as usize] = w as u32;
                     w += 1;
@@ -773,33 +783,34 @@ impl Lexicon {
     }
 }
 
-/// `rank[units[k]] = first + k` for every `k`: the ranks of a stretch of `order` that a move
-/// shifted. The hot loop of training on short lines (a promotion by `step` rewrites `step + 1`
-/// ranks); unrolled by four, without a bounds check per unit.
+/// Rotate `node` (= `seg[0]` if `down`, else the last of `seg`) to the other end of `seg`, a
+/// stretch of `order` starting at index `first`, and re-rank every unit of the stretch: the
+/// reference's promotion (node at the end, `down = false`) or demotion in one pass with the
+/// unit in hand carried along (no memmove followed by a second pass over the same units: a
+/// move shifts tens to hundreds of units, and its memmove's size dispatch mispredicted).
 #[inline]
-fn rerank(rank: &mut [u32], units: &[u32], first: usize) {
-    // `units` is a stretch of `order`, and every node has a rank slot (`rank` grows with
-    // `nodes`; `append` takes only nodes below `nodes.len()`): the invariant the stores below
-    // rely on instead of a check each (checking it here costs more than the checks)
-    debug_assert!(units.iter().all(|&u| (u as usize) < rank.len()));
-    let mut k = first as u32;
-    let mut quads = units.chunks_exact(4);
+fn rotate_rank(rank: &mut [u32], seg: &mut [u32], first: usize, node: u32, down: bool) {
+    let mut carry = node;
+    let len = rank.len();
     let r = rank.as_mut_ptr();
-    for q in &mut quads {
-        // SAFETY: every unit of `order` is a node id below `rank.len()` (the Lexicon invariant
-        // above: `rank` has one slot per node, `order` holds only appended nodes, and `compact`
-        // rebuilds both together), so each write is in bounds.
-        unsafe {
-            *r.add(q[0] as usize) = k;
-            *r.add(q[1] as usize) = k + 1;
-            *r.add(q[2] as usize) = k + 2;
-            *r.add(q[3] as usize) = k + 3;
+    let mut put = |t: u32, slot: &mut u32| {
+        let u = std::mem::replace(slot, carry);
+        debug_assert!((carry as usize) < len);
+        // SAFETY: every unit of `order` is a node id below `rank.len()` (the Lexicon
+        // invariant: `rank` has one slot per node, `order` holds only appended nodes, and
+        // `compact` rebuilds both together), and `carry` is always one of them
+        unsafe { *r.add(carry as usize) = t };
+        carry = u;
+    };
+    let f = first as u32;
+    if down {
+        for (t, slot) in (f..f + seg.len() as u32).zip(seg.iter_mut()).rev() {
+            put(t, slot);
         }
-        k += 4;
-    }
-    for &y in quads.remainder() {
-        rank[y as usize] = k;
-        k += 1;
+    } else {
+        for (t, slot) in (f..).zip(seg.iter_mut()) {
+            put(t, slot);
+        }
     }
 }
 
@@ -956,6 +967,64 @@ mod tests {
             }
         }
         assert!(l.longest("xz".as_bytes()).is_some_and(|h| h.len == 1));
+    }
+
+    /// `match2` against a scan of the units, after appends, removals and deleting demotions in
+    /// a pseudo-random order (the `live` counts decide where walks stop).
+    #[test]
+    fn walks_find_every_live_unit_after_adds_and_removals() {
+        let words = [
+            "a", "ab", "abc", "abcd", "b", "ba", "bab", "x", "xy", "xyz", "é", "éa", "日", "日本",
+        ];
+        let probes = ["abcde", "ab", "babx", "xyzzy", "éab", "日本語", "b", "zz"];
+        let mut l = Lexicon::new();
+        let mut seed = 12345u64;
+        let mut next = |m: usize| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize % m
+        };
+        for step in 0..400 {
+            let w = words[next(words.len())].as_bytes();
+            let n = l.intern(w);
+            match next(3) {
+                0 => l.append(n),
+                1 => {
+                    l.remove_units(&[n]);
+                }
+                _ => {
+                    l.move_unit(n, false, 1.0, false);
+                }
+            }
+            let units = l.units();
+            for p in probes {
+                let p = p.as_bytes();
+                let mut lens: Vec<usize> = units
+                    .iter()
+                    .filter(|u| p.starts_with(u))
+                    .map(|u| u.len())
+                    .collect();
+                lens.sort_unstable();
+                let (a, b) = l.match2(p);
+                let want = |back: usize| lens.len().checked_sub(back).map(|i| lens[i]);
+                assert_eq!(
+                    (a.map(|h| h.len), b.map(|h| h.len)),
+                    (want(2), want(1)),
+                    "step {step}"
+                );
+                assert_eq!(l.longest(p).map(|h| h.len), want(1), "step {step}");
+            }
+            // and no walk goes further than it must: `live` is nonzero exactly on the paths of
+            // the units of `L`
+            for n in 1..l.nodes_len() as u32 {
+                let t = l.text(n);
+                let on_path = units.iter().any(|u| u.starts_with(t));
+                assert_eq!(
+                    l.nodes[n as usize].live > 0,
+                    on_path,
+                    "step {step} node {n}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!   CPython's `random_seed` does for an int.
 //! - `random()`: `((a >> 5) * 2^26 + (b >> 6)) / 2^53` from two outputs (53-bit float).
 //!
-//! Complexity: O(1) amortised per draw (a 624-word twist every 624 outputs).
+//! Complexity: O(1) amortised per draw (a 624-word twist, with the tempering of all 624
+//! outputs, every 624 outputs).
 //! Invariant: `idx <= N`; the state is never all zero (init_by_array sets `mt[0] = 2^31`).
 
 const N: usize = 624;
@@ -19,6 +20,9 @@ const LOWER_MASK: u32 = 0x7fff_ffff;
 #[derive(Clone)]
 pub struct PyRandom {
     mt: [u32; N],
+    /// The tempered outputs of the current state, computed with the twist in one pass (a
+    /// draw is then a load: training draws one float per chunk read).
+    out: [u32; N],
     idx: usize,
 }
 
@@ -32,7 +36,11 @@ impl PyRandom {
         } else {
             vec![seed as u32, (seed >> 32) as u32]
         };
-        let mut r = PyRandom { mt: [0; N], idx: N };
+        let mut r = PyRandom {
+            mt: [0; N],
+            out: [0; N],
+            idx: N,
+        };
         r.init_genrand(19_650_218);
         let (mut i, mut j) = (1usize, 0usize);
         let mut k = N.max(key.len());
@@ -92,6 +100,9 @@ impl PyRandom {
             mt[kk] = mix(mt[kk], mt[kk + 1], mt[kk + M - N]);
         }
         mt[N - 1] = mix(mt[N - 1], mt[0], mt[M - 1]);
+        for (o, &y) in self.out.iter_mut().zip(self.mt.iter()) {
+            *o = temper(y);
+        }
         self.idx = 0;
     }
 
@@ -101,22 +112,35 @@ impl PyRandom {
         if self.idx >= N {
             self.twist();
         }
-        let mut y = self.mt[self.idx];
+        let y = self.out[self.idx];
         self.idx += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^= y >> 18;
         y
     }
 
     /// A float in `[0, 1)`, equal to CPython's `random.random()`.
     #[inline]
     pub fn random(&mut self) -> f64 {
-        let a = (self.next_u32() >> 5) as f64;
-        let b = (self.next_u32() >> 6) as f64;
+        let (a, b) = match self.out.get(self.idx..self.idx + 2) {
+            Some(&[a, b]) => {
+                self.idx += 2;
+                (a, b)
+            }
+            _ => (self.next_u32(), self.next_u32()),
+        };
+        let a = (a >> 5) as f64;
+        let b = (b >> 6) as f64;
         (a * 67_108_864.0 + b) / 9_007_199_254_740_992.0
     }
+}
+
+/// MT19937's output tempering of a state word.
+#[inline(always)]
+fn temper(mut y: u32) -> u32 {
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9d2c_5680;
+    y ^= (y << 15) & 0xefc6_0000;
+    y ^= y >> 18;
+    y
 }
 
 #[cfg(test)]

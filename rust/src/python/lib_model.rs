@@ -8,6 +8,7 @@ use super::errors::InputError;
 use super::model::PyTokenModel;
 use crate::lib_model::{self as lm, LearnConfig, Learner, Rule, Segmenter, TrainOptions};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyList, PyString};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -184,12 +185,14 @@ pub fn train_lib(
 
 /// The raw learner (docs/lib.md §3): run `steps` articles and return `(L, P, clean L)` as
 /// lists of str. With `protect_chars=False` this is the v2023 reference's state exactly.
-/// `sentences` is a list of str, or one str holding them joined by `\n` (one copy of the text
-/// instead of one per line: thousands of short lines of code cost ~0.3 ms to convert).
+/// `sentences` is a list of str, or one str holding them joined by `\n` (one conversion of the
+/// text instead of one per line: thousands of short lines of code cost ~0.3 ms to convert);
+/// with a str, `lines` (if given) is the number of lines it must split into (a line holding
+/// `\n` is refused here, where the text is split anyway, instead of by a second scan in Python).
 #[pyfunction]
 #[pyo3(signature = (*, sentences, steps, in_rate=0.25, out_rate=0.0001, life=Int::from(10),
                     update_rate=0.1, max_chunk_len=None, inspect_context=true, article_len=Int::from(500),
-                    seed=Int::from(0), protect_chars=false, pretokenize=None))]
+                    seed=Int::from(0), protect_chars=false, pretokenize=None, lines=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn lib_learn<'py>(
     py: Python<'py>,
@@ -205,6 +208,7 @@ pub fn lib_learn<'py>(
     seed: Int,
     protect_chars: bool,
     pretokenize: Option<String>,
+    lines: Option<usize>,
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyList>)> {
     let pretok = pretokenize
         .as_deref()
@@ -222,17 +226,23 @@ pub fn lib_learn<'py>(
         protect_chars,
     )?;
     let steps = steps.within("steps", 0, i64::MAX)?;
-    let (text, list): (Option<String>, Vec<String>) = match sentences.extract::<String>() {
+    // a str is borrowed as UTF-8 (no copy into a String: the joined text of a code corpus is
+    // ~100 KB, and its conversion is most of the call's fixed cost)
+    let (text, list): (Option<PyBackedStr>, Vec<String>) = match sentences.extract() {
         Ok(t) => (Some(t), Vec::new()),
         Err(_) => (None, sentences.extract()?),
     };
-    if list.iter().any(|s| s.contains('\n')) {
-        return Err(InputError::new_err("sentences must not contain '\\n'"));
-    }
     let sentences: Vec<&str> = match &text {
         Some(t) => t.split('\n').collect(),
         None => list.iter().map(String::as_str).collect(),
     };
+    let split_inside = match (&text, lines) {
+        (Some(_), Some(n)) => sentences.len() != n,
+        _ => list.iter().any(|s| s.contains('\n')),
+    };
+    if split_inside {
+        return Err(InputError::new_err("sentences must not contain '\\n'"));
+    }
     let learner = super::interruptible(py, &*super::pool(None)?, || -> crate::Result<_> {
         let mut learner = Learner::new(cfg)?.with_pretokenizer(pretok);
         for _ in 0..steps {
