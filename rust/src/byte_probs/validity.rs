@@ -165,6 +165,9 @@ struct Heads {
     /// tokens made of letters and marks only (valid UTF-8; ASCII only for o200k): the ones that
     /// can extend a letter piece (bitset)
     letters: Vec<u64>,
+    /// tokens made of ASCII letters only (bitset): after a one-piece [`Extension`] they are
+    /// decided by the pair row of the tail's last token alone
+    ascii_letters: Vec<u64>,
 }
 
 /// The last piece `l` of a canonical tail that only grows (docs/byte_probs.md §15.7): a token
@@ -195,6 +198,9 @@ struct MergeTables {
     split: Vec<(u32, u32, u32)>,
     /// tokens that are the merge-only BPE of their own bytes (bitset)
     reach: Vec<u64>,
+    /// regular tokens that are not (the only tokens a whole-piece look-up can return in place
+    /// of a merge-only BPE of two or more tokens)
+    unreached: Vec<u32>,
     /// every token's last merge has a higher priority than the merges building its parts, so
     /// merges inside a token happen in priority order (else the walk is not used)
     monotone: bool,
@@ -226,6 +232,9 @@ const WS_PROBES: [&[u8]; 5] = [b" a", b"\ta", b" 0", b" !", b"0"];
 /// Memoised depth-one searches (tail ids -> found), cleared when it reaches this size.
 const SEARCH_MEMO: usize = 1 << 16;
 
+/// Pair rows kept (one bitset of `|V|/8` bytes per last token, least recently used dropped).
+const PAIR_ROWS: usize = 256;
+
 /// Validity of token sequences for one [`Bpe`], with cached rows.
 #[derive(Debug)]
 pub struct Validity {
@@ -243,7 +252,16 @@ pub struct Validity {
     groups: OnceLock<Groups>,
     heads: OnceLock<Heads>,
     merge_tables: OnceLock<MergeTables>,
+    /// last token `u` -> the ASCII-letter tokens `v` with `pair_valid(u, v)` (bounded LRU)
+    pair_rows: Mutex<PairLru>,
     cap: usize,
+}
+
+/// Pair rows by last token, with a use clock (see [`Validity::pair_row`]).
+#[derive(Debug, Default)]
+struct PairLru {
+    map: FxHashMap<u32, (Bits, u64)>,
+    clock: u64,
 }
 
 impl Validity {
@@ -273,6 +291,7 @@ impl Validity {
             groups: OnceLock::new(),
             heads: OnceLock::new(),
             merge_tables: OnceLock::new(),
+            pair_rows: Mutex::new(PairLru::default()),
             cap: cap.max(1),
         };
         let words: Vec<u64> = (0..n.div_ceil(64))
@@ -888,6 +907,7 @@ impl Validity {
             pairs: PairTable::new(&list, rank),
             split: vec![(NO_ID, NO_ID, 0); self.bpe.vocab_size()],
             reach: vec![0; self.single.len()],
+            unreached: Vec::new(),
             monotone: true,
         };
         for &u in &self.regular {
@@ -898,6 +918,8 @@ impl Validity {
                 if let Some(m) = last {
                     t.split[u as usize] = m;
                 }
+            } else {
+                t.unreached.push(u);
             }
         }
         let prio = |x: u32| -> Option<u32> {
@@ -969,9 +991,119 @@ impl Validity {
         }
     }
 
+    /// The ASCII-letter tokens `v` built by the merges with `pair_valid(u, v)`, as a bitset
+    /// (docs/byte_probs.md §15.7), through a bounded LRU keyed by `u` (the answer depends on
+    /// nothing else: the tables are fixed per vocabulary). One walk per `v`, memoised across
+    /// `v`: after its first comparison a walk's state is a token of `u`'s right spine and a
+    /// token `b`, and what the walk decides from there depends on that pair alone, so each
+    /// `(spine step, b)` is walked once per `u` (shared left spines of the `v`).
+    fn pair_row(&self, t: &MergeTables, heads: &Heads, u: u32) -> Bits {
+        if let Ok(mut lru) = self.pair_rows.lock() {
+            lru.clock += 1;
+            let now = lru.clock;
+            if let Some(e) = lru.map.get_mut(&u) {
+                e.1 = now;
+                return e.0.clone();
+            }
+        }
+        let mut spine = vec![u];
+        while let Some(&a) = spine.last() {
+            let (l, r, _) = t.split[a as usize];
+            if l == NO_ID {
+                break;
+            }
+            spine.push(r);
+        }
+        let mut memo: Vec<Vec<u8>> = vec![Vec::new(); spine.len()];
+        let mut path: Vec<(usize, u32)> = Vec::new();
+        let mut words = vec![0u64; self.single.len()];
+        for (w, (&al, &re)) in heads.ascii_letters.iter().zip(&t.reach).enumerate() {
+            let mut rest = al & re;
+            while rest != 0 {
+                let k = rest.trailing_zeros();
+                rest &= rest - 1;
+                let v = (w * 64) as u32 + k;
+                if t.pairs.prio(u, v) == PAIR_NONE
+                    && self.spine_walk(t, &spine, &mut memo, &mut path, v)
+                {
+                    words[w] |= 1 << k;
+                }
+            }
+        }
+        let row: Bits = Arc::new(words);
+        if let Ok(mut lru) = self.pair_rows.lock() {
+            if lru.map.len() >= PAIR_ROWS {
+                if let Some(old) = lru.map.iter().min_by_key(|(_, e)| e.1).map(|(&k, _)| k) {
+                    lru.map.remove(&old);
+                }
+            }
+            let now = lru.clock;
+            lru.map.insert(u, (row.clone(), now));
+        }
+        row
+    }
+
+    /// What [`Validity::pair_valid`] decides after its first comparison, from the state
+    /// (`spine[0]`, `b`): follow the walk state by state (`(i, b)`: `spine[i]` and `b`); a state
+    /// already decided (`memo[i][b]`: 1 invalid, 2 valid) ends it, and every state on the way
+    /// gets the answer (a failed comparison makes all of them invalid, since each one's answer
+    /// is its comparison and its successor's).
+    fn spine_walk(
+        &self,
+        t: &MergeTables,
+        spine: &[u32],
+        memo: &mut [Vec<u8>],
+        path: &mut Vec<(usize, u32)>,
+        b: u32,
+    ) -> bool {
+        let n = t.split.len();
+        path.clear();
+        let (mut i, mut b) = (0usize, b);
+        let ok = loop {
+            if let Some(&m) = memo.get(i).and_then(|row| row.get(b as usize)) {
+                if m != 0 {
+                    break m == 2;
+                }
+            }
+            path.push((i, b));
+            let a = spine[i];
+            let (al, _, pa) = t.split[a as usize];
+            let (bl, _, pb) = t.split[b as usize];
+            if al == NO_ID && bl == NO_ID {
+                break true;
+            }
+            let limit = if al != NO_ID && (bl == NO_ID || pa > pb) {
+                i += 1;
+                u64::from(pa)
+            } else {
+                b = bl;
+                u64::from(pb) + 1
+            };
+            let Some(&a) = spine.get(i) else {
+                break false;
+            };
+            let p = t.pairs.prio(a, b);
+            if p != PAIR_NONE && u64::from(p) < limit {
+                break false;
+            }
+        };
+        for &(i, b) in path.iter() {
+            if let Some(row) = memo.get_mut(i) {
+                if row.is_empty() {
+                    row.resize(n, 0);
+                }
+                if let Some(m) = row.get_mut(b as usize) {
+                    *m = if ok { 2 } else { 1 };
+                }
+            }
+        }
+        ok
+    }
+
     fn build_heads(&self) -> Heads {
         let mut h = Heads {
             letters: vec![0; self.single.len()],
+            ascii_letters: vec![0; self.single.len()],
             ..Heads::default()
         };
         let mut index: FxHashMap<Vec<u32>, Vec<usize>> = FxHashMap::default();
@@ -988,6 +1120,9 @@ impl Validity {
             });
             if letter {
                 h.letters[u as usize / 64] |= 1 << (u % 64);
+            }
+            if b.iter().all(u8::is_ascii_alphabetic) {
+                h.ascii_letters[u as usize / 64] |= 1 << (u % 64);
             }
             // walk down the classes of the leading characters, creating nodes on the way
             let mut path: Vec<usize> = Vec::new();
@@ -1165,6 +1300,38 @@ impl Validity {
         ))
     }
 
+    /// The ASCII-letter tokens `v` with `key ∘ v` valid after a one-piece [`Extension`]
+    /// (`l` + ASCII letters is one piece that only grows: valid = canonical), as a bitset;
+    /// `None` when the pair walk does not apply (then [`Validity::extension_ok`] decides).
+    /// Canonical iff the merge-only BPE of `l + bytes(v)` is `rho_l ∘ v` (the pair rule: the
+    /// pair row of `rho_l`'s last token) and, with a whole-piece look-up, `l + bytes(v)` is not
+    /// a token: a token that is the merge-only BPE of its own bytes would have failed the pair
+    /// rule already, so only the tokens outside `reach` that start with `l` are looked at.
+    fn letter_extensions(&self, heads: &Heads, x: &Extension) -> Option<Vec<u64>> {
+        let t = self.merge_tables();
+        let &u = x.rho_l.last()?;
+        if !x.one_piece || !t.monotone {
+            return None;
+        }
+        if !x.merge_ok {
+            return Some(vec![0; self.single.len()]);
+        }
+        let mut words = self.pair_row(t, heads, u).to_vec();
+        if self.bpe.ignore_merges() {
+            for &w in &t.unreached {
+                let wb = self.bpe.token_bytes(w).unwrap_or(&[]);
+                if wb.len() > x.l.len() && wb.starts_with(&x.l) {
+                    if let Some(v) = self.bpe.id_of(&wb[x.l.len()..]) {
+                        if let Some(word) = words.get_mut(v as usize / 64) {
+                            *word &= !(1 << (v % 64));
+                        }
+                    }
+                }
+            }
+        }
+        Some(words)
+    }
+
     fn merge_tables(&self) -> &MergeTables {
         self.merge_tables.get_or_init(|| self.build_merge_tables())
     }
@@ -1218,6 +1385,22 @@ impl Validity {
         }
         each.extend_from_slice(&heads.loose);
         each.retain(|&v| bit(&self.single, v));
+        // ASCII letters after a one-piece extension: the pair row of the last token, minus the
+        // tokens `v` for which `l + bytes(v)` is a token itself under a whole-piece look-up
+        // (docs/byte_probs.md §15.7)
+        if let Some(x) = &ext {
+            if let Some(letters) = self.letter_extensions(heads, x) {
+                each.retain(|&v| {
+                    if !bit(&heads.ascii_letters, v) {
+                        return true;
+                    }
+                    if bit(&letters, v) {
+                        words[v as usize / 64] |= 1 << (v % 64);
+                    }
+                    false
+                });
+            }
+        }
         let tb = text.as_bytes();
         let found: Vec<u32> = each
             .par_iter()
@@ -1407,6 +1590,24 @@ mod tests {
             }
         }
         assert!(checked > 10);
+        // the memoised walks of a pair row (shared left spines) give the same answers, in
+        // either order of first use
+        let heads = v.build_heads();
+        for order in [false, true] {
+            let v = Validity::new(v.bpe.clone(), Rule::Pair, 8).unwrap();
+            let t = v.merge_tables();
+            let mut firsts = toks.clone();
+            if order {
+                firsts.reverse();
+            }
+            for &a in &firsts {
+                let row = v.pair_row(t, &heads, a);
+                for &b in &toks {
+                    let want = bit(&heads.ascii_letters, b) && v.pair_valid(t, a, b);
+                    assert_eq!(bit(&row, b), want, "pair row ({a}, {b})");
+                }
+            }
+        }
     }
 
     #[test]
