@@ -165,9 +165,10 @@ struct Heads {
     /// tokens made of letters and marks only (valid UTF-8; ASCII only for o200k): the ones that
     /// can extend a letter piece (bitset)
     letters: Vec<u64>,
-    /// tokens made of ASCII letters only (bitset): after a one-piece [`Extension`] they are
-    /// decided by the pair row of the tail's last token alone
-    ascii_letters: Vec<u64>,
+    /// tokens made of letters (`\p{L}`, no marks) only (bitset): after a one-piece
+    /// [`Extension`] they keep its piece one piece and are decided by the pair row of the
+    /// tail's last token alone
+    plain_letters: Vec<u64>,
 }
 
 /// The last piece `l` of a canonical tail that only grows (docs/byte_probs.md §15.7): a token
@@ -179,7 +180,7 @@ struct Extension {
     rho_l: Vec<u32>,
     /// `rho_l` is the merge-only BPE of `l` (else no `l + bytes(v)` encodes to `rho_l ∘ v`)
     merge_ok: bool,
-    /// `l` + ASCII letters is one piece (no scan needed)
+    /// `l` + letters (`\p{L}`) is one piece (no scan needed)
     one_piece: bool,
 }
 
@@ -201,6 +202,10 @@ struct MergeTables {
     /// regular tokens that are not (the only tokens a whole-piece look-up can return in place
     /// of a merge-only BPE of two or more tokens)
     unreached: Vec<u32>,
+    /// the pairs of [`MergeTables::pairs`] by left token: `(right, priority)` for left token
+    /// `l` at `partners[partner_at[l]..partner_at[l + 1]]`
+    partner_at: Vec<u32>,
+    partners: Vec<(u32, u32)>,
     /// every token's last merge has a higher priority than the merges building its parts, so
     /// merges inside a token happen in priority order (else the walk is not used)
     monotone: bool,
@@ -252,7 +257,7 @@ pub struct Validity {
     groups: OnceLock<Groups>,
     heads: OnceLock<Heads>,
     merge_tables: OnceLock<MergeTables>,
-    /// last token `u` -> the ASCII-letter tokens `v` with `pair_valid(u, v)` (bounded LRU)
+    /// last token `u` -> the letter tokens `v` with `pair_valid(u, v)` (bounded LRU)
     pair_rows: Mutex<PairLru>,
     cap: usize,
 }
@@ -903,11 +908,23 @@ impl Validity {
             .map(|((l, r), (p, id))| (l, r, p, id))
             .collect();
         list.sort_unstable();
+        let mut partner_at = vec![0u32; self.bpe.vocab_size() + 1];
+        for &(l, ..) in &list {
+            if let Some(c) = partner_at.get_mut(l as usize + 1) {
+                *c += 1;
+            }
+        }
+        for i in 1..partner_at.len() {
+            partner_at[i] += partner_at[i - 1];
+        }
+        let partners = list.iter().map(|&(_, r, p, _)| (r, p)).collect();
         let mut t = MergeTables {
             pairs: PairTable::new(&list, rank),
             split: vec![(NO_ID, NO_ID, 0); self.bpe.vocab_size()],
             reach: vec![0; self.single.len()],
             unreached: Vec::new(),
+            partner_at,
+            partners,
             monotone: true,
         };
         for &u in &self.regular {
@@ -991,7 +1008,7 @@ impl Validity {
         }
     }
 
-    /// The ASCII-letter tokens `v` built by the merges with `pair_valid(u, v)`, as a bitset
+    /// The letter tokens `v` ([`Heads::plain_letters`]) built by the merges with `pair_valid(u, v)`, as a bitset
     /// (docs/byte_probs.md §15.7), through a bounded LRU keyed by `u` (the answer depends on
     /// nothing else: the tables are fixed per vocabulary). One walk per `v`, memoised across
     /// `v`: after its first comparison a walk's state is a token of `u`'s right spine and a
@@ -1014,17 +1031,27 @@ impl Validity {
             }
             spine.push(r);
         }
+        // the merges of each spine token with a right partner, as small maps (the walk's
+        // comparisons all have a spine token on the left)
+        let levels: Vec<FxHashMap<u32, u32>> = spine
+            .iter()
+            .map(|&a| {
+                let lo = t.partner_at.get(a as usize).map_or(0, |&x| x as usize);
+                let hi = t.partner_at.get(a as usize + 1).map_or(0, |&x| x as usize);
+                t.partners.get(lo..hi).unwrap_or(&[]).iter().copied().collect()
+            })
+            .collect();
         let mut memo: Vec<Vec<u8>> = vec![Vec::new(); spine.len()];
         let mut path: Vec<(usize, u32)> = Vec::new();
         let mut words = vec![0u64; self.single.len()];
-        for (w, (&al, &re)) in heads.ascii_letters.iter().zip(&t.reach).enumerate() {
+        for (w, (&al, &re)) in heads.plain_letters.iter().zip(&t.reach).enumerate() {
             let mut rest = al & re;
             while rest != 0 {
                 let k = rest.trailing_zeros();
                 rest &= rest - 1;
                 let v = (w * 64) as u32 + k;
-                if t.pairs.prio(u, v) == PAIR_NONE
-                    && self.spine_walk(t, &spine, &mut memo, &mut path, v)
+                if !levels[0].contains_key(&v)
+                    && self.spine_walk(t, &spine, &levels, &mut memo, &mut path, v)
                 {
                     words[w] |= 1 << k;
                 }
@@ -1052,6 +1079,7 @@ impl Validity {
         &self,
         t: &MergeTables,
         spine: &[u32],
+        levels: &[FxHashMap<u32, u32>],
         memo: &mut [Vec<u8>],
         path: &mut Vec<(usize, u32)>,
         b: u32,
@@ -1066,7 +1094,9 @@ impl Validity {
                 }
             }
             path.push((i, b));
-            let a = spine[i];
+            let Some(&a) = spine.get(i) else {
+                break false;
+            };
             let (al, _, pa) = t.split[a as usize];
             let (bl, _, pb) = t.split[b as usize];
             if al == NO_ID && bl == NO_ID {
@@ -1079,11 +1109,10 @@ impl Validity {
                 b = bl;
                 u64::from(pb) + 1
             };
-            let Some(&a) = spine.get(i) else {
+            let Some(level) = levels.get(i) else {
                 break false;
             };
-            let p = t.pairs.prio(a, b);
-            if p != PAIR_NONE && u64::from(p) < limit {
+            if level.get(&b).is_some_and(|&p| u64::from(p) < limit) {
                 break false;
             }
         };
@@ -1103,7 +1132,7 @@ impl Validity {
     fn build_heads(&self) -> Heads {
         let mut h = Heads {
             letters: vec![0; self.single.len()],
-            ascii_letters: vec![0; self.single.len()],
+            plain_letters: vec![0; self.single.len()],
             ..Heads::default()
         };
         let mut index: FxHashMap<Vec<u32>, Vec<usize>> = FxHashMap::default();
@@ -1121,8 +1150,8 @@ impl Validity {
             if letter {
                 h.letters[u as usize / 64] |= 1 << (u % 64);
             }
-            if b.iter().all(u8::is_ascii_alphabetic) {
-                h.ascii_letters[u as usize / 64] |= 1 << (u % 64);
+            if std::str::from_utf8(b).is_ok_and(|s| s.chars().all(|c| char_flags(c) & 1 != 0)) {
+                h.plain_letters[u as usize / 64] |= 1 << (u % 64);
             }
             // walk down the classes of the leading characters, creating nodes on the way
             let mut path: Vec<usize> = Vec::new();
@@ -1300,8 +1329,8 @@ impl Validity {
         ))
     }
 
-    /// The ASCII-letter tokens `v` with `key ∘ v` valid after a one-piece [`Extension`]
-    /// (`l` + ASCII letters is one piece that only grows: valid = canonical), as a bitset;
+    /// The letter tokens `v` ([`Heads::plain_letters`]) with `key ∘ v` valid after a one-piece
+    /// [`Extension`] (`l` + letters is one piece that only grows: valid = canonical), as a bitset;
     /// `None` when the pair walk does not apply (then [`Validity::extension_ok`] decides).
     /// Canonical iff the merge-only BPE of `l + bytes(v)` is `rho_l ∘ v` (the pair rule: the
     /// pair row of `rho_l`'s last token) and, with a whole-piece look-up, `l + bytes(v)` is not
@@ -1385,13 +1414,13 @@ impl Validity {
         }
         each.extend_from_slice(&heads.loose);
         each.retain(|&v| bit(&self.single, v));
-        // ASCII letters after a one-piece extension: the pair row of the last token, minus the
+        // letters after a one-piece extension: the pair row of the last token, minus the
         // tokens `v` for which `l + bytes(v)` is a token itself under a whole-piece look-up
         // (docs/byte_probs.md §15.7)
         if let Some(x) = &ext {
             if let Some(letters) = self.letter_extensions(heads, x) {
                 each.retain(|&v| {
-                    if !bit(&heads.ascii_letters, v) {
+                    if !bit(&heads.plain_letters, v) {
                         return true;
                     }
                     if bit(&letters, v) {
@@ -1603,7 +1632,7 @@ mod tests {
             for &a in &firsts {
                 let row = v.pair_row(t, &heads, a);
                 for &b in &toks {
-                    let want = bit(&heads.ascii_letters, b) && v.pair_valid(t, a, b);
+                    let want = bit(&heads.plain_letters, b) && v.pair_valid(t, a, b);
                     assert_eq!(bit(&row, b), want, "pair row ({a}, {b})");
                 }
             }
