@@ -229,6 +229,31 @@ enum HeadDecision {
     Straddle(usize),
 }
 
+/// Whether an o200k last piece with non-ASCII characters only grows (docs/byte_probs.md
+/// §15.2): an optional first character that is neither a letter, a number, a mark nor `\r`/`\n`,
+/// then letters and marks only, the first of them not a mark when nothing precedes it. The
+/// letter alternatives `P?[upper]*[lower]+` and `P?[upper]+[lower]*` then end at or after the
+/// end of the piece for every continuation: the greedy `[upper]*` stops at the largest position
+/// up to the end of the upper run whose character is lower-class, and a continuation only
+/// adds candidates after the piece (or, when the upper run ends inside it, none at all); checked
+/// on every short text and continuation by `o200k_letter_pieces_only_grow`.
+fn o200k_letters_grow(last: &str) -> bool {
+    let mut chars = last.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    let f = char_flags(first);
+    let first_ok = if f & 1 != 0 {
+        true
+    } else {
+        // a mark is in the optional first character's class and in both letter classes
+        run_class(first) != 1 && f & 2 == 0 && first != '\r' && first != '\n'
+    };
+    let rest: Vec<char> = chars.collect();
+    let body_ok = !rest.is_empty() || f & 1 != 0;
+    first_ok && body_ok && rest.iter().all(|&c| run_class(c) == 1)
+}
+
 /// Continuation texts tried before the depth-one search when a tail ends in whitespace
 /// (docs/byte_probs.md §15.3): one more non-newline whitespace character, then a non-space
 /// character of each class (the run ends there, whatever the class).
@@ -444,6 +469,30 @@ impl Validity {
         let next_char =
             |i: usize| -> usize { i + valid[i..].chars().next().map_or(1, char::len_utf8) };
         let o200k = preset == Preset::O200k;
+        // o200k: uend[i] = end of the run of "upper"-class characters
+        // (`[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`, flag 8 of `char_flags`) starting at byte i (i
+        // itself when the character there is not one)
+        let mut uend = vec![n; if o200k { n } else { 0 }];
+        if o200k {
+            let mut up = Vec::with_capacity(n);
+            for c in valid.chars() {
+                for _ in 0..c.len_utf8() {
+                    up.push(char_flags(c) & 8 != 0);
+                }
+            }
+            for i in (0..n).rev() {
+                uend[i] = if !up[i] {
+                    i
+                } else if i + 1 < n && up[i + 1] {
+                    uend[i + 1]
+                } else {
+                    i + 1
+                };
+            }
+        }
+        // where the scan of an o200k letter piece from byte i stops depending on the text: the
+        // greedy `[upper]*` run, then the `[lower]+` run ending at the piece's end (e < n)
+        let letter_scan_ok = |i: usize| -> bool { uend.get(i).is_none_or(|&u| u < n) };
         let mut a = 0;
         let mut p = 0;
         for piece in pieces {
@@ -459,10 +508,23 @@ impl Validity {
                     .next()
                     .is_some_and(|c| may_lead(Preset::O200k, c));
             let p1 = next_char(p);
+            // o200k letter pieces (docs/byte_probs.md §15.1): the letter alternatives decide on
+            // the upper run from the piece's (or the first character's) start and the lower run
+            // that ends the piece, so those must end before n, not the whole letter run
+            let run_ok = if o200k && class[p] == 1 {
+                letter_scan_ok(p)
+            } else {
+                end[p] < n
+            };
+            let lead_ok = if o200k && p1 < n && class[p1] == 1 {
+                letter_scan_ok(p1)
+            } else {
+                p1 >= n || class[p1] != 1 || end[p1] < n
+            };
             let ok = e < n
                 // whitespace alternatives and letter/digit runs scan the run at p
-                && end[p] < n
-                && (!lead || p1 >= n || class[p1] != 1 || end[p1] < n)
+                && run_ok
+                && (!lead || lead_ok)
                 // contractions look two characters past an apostrophe
                 && (b[p] != b'\'' || p + 2 < n)
                 && (b[e] != b'\'' || e + 2 < n);
@@ -550,7 +612,7 @@ impl Validity {
                 return false;
             }
         }
-        self.preset != Some(Preset::O200k) || last.is_ascii()
+        self.preset != Some(Preset::O200k) || last.is_ascii() || o200k_letters_grow(last)
     }
 
     /// The open part of `stem`: `(tail ids, tail text)` after its settled boundary (after the
@@ -1771,6 +1833,101 @@ mod tests {
                 assert_eq!(*by_class, *one_by_one, "{preset}: {tail:?}");
             }
         }
+    }
+
+    /// o200k's settled boundary after letter pieces (docs/byte_probs.md §15.1: the upper run, not
+    /// the whole letter run, must end before the text does) holds for every text of up to four
+    /// characters over letters of every case class, a mark, space, punctuation and apostrophes,
+    /// and every continuation of up to two.
+    #[test]
+    fn o200k_settled_boundary_after_letter_pieces() {
+        let alphabet = [
+            "a", "A", "s", "\u{4e2d}", "\u{1c5}", "\u{2b0}", "\u{301}", " ", "(", "'",
+        ];
+        let mut texts = vec![String::new()];
+        let mut all = Vec::new();
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for t in &texts {
+                for c in alphabet {
+                    next.push(format!("{t}{c}"));
+                }
+            }
+            all.extend(next.iter().cloned());
+            texts = next;
+        }
+        let conts: Vec<&String> = all.iter().filter(|t| t.chars().count() <= 2).collect();
+        let v = Validity::new(toy_bpe(Pretokenizer::new("o200k").unwrap()), Rule::Pieces, 8)
+            .unwrap();
+        let ends = |t: &str| -> Vec<usize> {
+            let mut e = 0;
+            crate::pretokenize::presets::pieces(Preset::O200k, t)
+                .map(|p| {
+                    e += p.len();
+                    e
+                })
+                .collect()
+        };
+        let mut moved = 0usize;
+        for t in &all {
+            let a = v.settled(t.as_bytes());
+            let want: Vec<usize> = ends(t).into_iter().filter(|&e| e <= a).collect();
+            assert!(a == 0 || want.last() == Some(&a), "{t:?}");
+            for s in &conts {
+                let got: Vec<usize> = ends(&format!("{t}{s}"))
+                    .into_iter()
+                    .filter(|&e| e <= a)
+                    .collect();
+                assert_eq!(got, want, "{t:?} + {s:?}, settled {a}");
+            }
+            moved += a;
+        }
+        assert!(moved > 1000, "{moved}");
+        // " InvalidVr": the upper run of "I" ends inside the text, so " Invalid" is settled
+        assert_eq!(v.settled(b" InvalidVr"), 8);
+    }
+
+    /// The o200k letter pieces that `o200k_letters_grow` accepts never end earlier when the
+    /// text goes on (docs/byte_probs.md §15.2): every text of up to three characters over
+    /// letters of every case class (ASCII, `\p{Ll}`, `\p{Lu}`, `\p{Lt}`, `\p{Lo}`, `\p{Lm}`), a
+    /// combining mark, punctuation, space, apostrophe, newline and a digit that is one accepted
+    /// piece keeps a piece boundary at or after its end for every continuation of up to two
+    /// characters.
+    #[test]
+    fn o200k_letter_pieces_only_grow() {
+        let alphabet = [
+            "a", "A", "s", "\u{e9}", "\u{3a3}", "\u{1c5}", "\u{4e2d}", "\u{2b0}", "\u{301}", " ", "(",
+            "'", "\n", "1",
+        ];
+        let mut texts = vec![String::new()];
+        let mut all = Vec::new();
+        for _ in 0..3 {
+            let mut next = Vec::new();
+            for t in &texts {
+                for c in alphabet {
+                    next.push(format!("{t}{c}"));
+                }
+            }
+            all.extend(next.iter().cloned());
+            texts = next;
+        }
+        let conts: Vec<String> = all.iter().filter(|t| t.chars().count() <= 2).cloned().collect();
+        let mut checked = 0;
+        for x in &all {
+            let pieces: Vec<&str> = crate::pretokenize::presets::pieces(Preset::O200k, x).collect();
+            if pieces.len() != 1 || !o200k_letters_grow(x) {
+                continue;
+            }
+            checked += 1;
+            for s in &conts {
+                let xs = format!("{x}{s}");
+                let first = crate::pretokenize::presets::pieces(Preset::O200k, &xs)
+                    .next()
+                    .map_or(0, str::len);
+                assert!(first >= x.len(), "{x:?} + {s:?}: first piece {first} bytes");
+            }
+        }
+        assert!(checked > 300, "{checked}");
     }
 
     /// `[\p{N}, gpt2]` (docs/byte_probs.md §15.8): a number character ends the haystack of the
