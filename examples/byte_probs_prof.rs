@@ -36,7 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("vocab name")?;
     let (preset, specials) = tokforge::formats::tiktoken::preset_for_stem(stem).ok_or("stem")?;
     let ranks = tokforge::formats::tiktoken::parse(&std::fs::read_to_string(vocab)?, vocab)?;
-    let bpe = Arc::new(Bpe::from_ranks(ranks, specials, Pretokenizer::new(preset)?)?);
+    let bpe = Arc::new(Bpe::from_ranks(
+        ranks,
+        specials,
+        Pretokenizer::new(preset)?,
+    )?);
     let text = std::fs::read(text_path)?;
     let cut = text.len() * 9 / 10;
     let cut = text[..cut]
@@ -72,7 +76,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             star_rows.push(Arc::new(m.prepare(&uniform, s)?));
             if verbose {
                 let tail = m.validity().tail(s)?.map(|(k, t)| (k.len(), t));
-                eprintln!("  row {:8.3} ms  tail {:?}", 1e3 * (cpu() - t), tail.map(|(k, t)| (k, String::from_utf8_lossy(&t).into_owned())));
+                eprintln!(
+                    "  row {:8.3} ms  tail {:?}",
+                    1e3 * (cpu() - t),
+                    tail.map(|(k, t)| (k, String::from_utf8_lossy(&t).into_owned()))
+                );
             }
         }
         n_rows += star_rows.len();
