@@ -33,6 +33,9 @@
 //! (all invalid, or the row of a shorter tail, itself cached), and the tokens no class decides are
 //! checked one by one: continuations that keep the tail's last piece one growing piece by the
 //! merge-tree pair walk ([`MergeTables`], a few table look-ups), the rest by the full tail check.
+//! Letter tokens after a word are decided together by the *pair row* of the tail's last token
+//! (the letters `v` whose pair with it is valid: `O(|letters|)` memoised walks once per last
+//! token, then a bounded LRU of 256 bitsets keyed by that token, which is all it depends on).
 //! Rows are bitsets (`|V|/8` bytes) in a bounded LRU keyed by the tail tokens. A depth-one search
 //! (pre-tokenizer passes per class of continuation, early exit) is memoised per tail. Pair rows
 //! and custom regexes: `|V|` checks of the tail plus one token (parallel).
