@@ -21,6 +21,12 @@ The method, the targets and the last measured numbers: docs/byte_probs.md §7, �
 
 Results on the 2-core build machine, shared with other jobs (times vary by 2x between runs).
 
+Issue 16's third round (pair rows per last token, o200k letter pieces; docs/byte_probs.md §13),
+2026-12-04, fat-LTO builds alternated, non-LM ms per byte, main → branch: 100k exact 7.0 / 8.0
+→ 2.5 / 3.1, mask 6.2 / 4.7 → 2.8 / 2.6, fast 0.44 / 0.42 → 0.43 / 0.44; 200k (branch; did not
+finish before) exact 39.4, mask 26.4, fast 1.09; 32k exact 1.8 → 1.4, fast 0.16 → 0.16. Exactly
+1.000 LM call per byte in every mode.
+
 Rows per class of continuation (docs/byte_probs.md §15.7), 2026-12-03:
 ``python benches/byte_probs.py --vocabs 32k,100k --modes exact,mask,fast --bytes 200
 --bytes-exact 20`` (n-gram LM, order 3; sampling after a 200-byte Python prompt; exact/mask

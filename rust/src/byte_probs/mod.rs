@@ -210,6 +210,10 @@ impl CoverIndex {
     /// over the trie (a split is extended only while it stays valid; in fast mode, canonical,
     /// as fast keeps `encode(x)` alone at every step).
     pub fn plan(&self, prompt: &[u8]) -> Result<StartPlan> {
+        if self.mode != Mode::Fast {
+            // one-time tables of the pieces rule: start-up cost, not the first byte's
+            self.validity.build_tables();
+        }
         let bpe = self.bpe();
         let star = bpe.encode_bytes(prompt)?;
         let n = prompt.len();

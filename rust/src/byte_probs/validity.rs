@@ -33,6 +33,9 @@
 //! (all invalid, or the row of a shorter tail, itself cached), and the tokens no class decides are
 //! checked one by one: continuations that keep the tail's last piece one growing piece by the
 //! merge-tree pair walk ([`MergeTables`], a few table look-ups), the rest by the full tail check.
+//! Letter tokens after a word are decided together by the *pair row* of the tail's last token
+//! (the letters `v` whose pair with it is valid: `O(|letters|)` memoised walks once per last
+//! token, then a bounded LRU of 256 bitsets keyed by that token, which is all it depends on).
 //! Rows are bitsets (`|V|/8` bytes) in a bounded LRU keyed by the tail tokens. A depth-one search
 //! (pre-tokenizer passes per class of continuation, early exit) is memoised per tail. Pair rows
 //! and custom regexes: `|V|` checks of the tail plus one token (parallel).
@@ -165,6 +168,10 @@ struct Heads {
     /// tokens made of letters and marks only (valid UTF-8; ASCII only for o200k): the ones that
     /// can extend a letter piece (bitset)
     letters: Vec<u64>,
+    /// tokens made of letters (`\p{L}`, no marks) only (bitset): after a one-piece
+    /// [`Extension`] they keep its piece one piece and are decided by the pair row of the
+    /// tail's last token alone
+    plain_letters: Vec<u64>,
 }
 
 /// The last piece `l` of a canonical tail that only grows (docs/byte_probs.md §15.7): a token
@@ -176,7 +183,7 @@ struct Extension {
     rho_l: Vec<u32>,
     /// `rho_l` is the merge-only BPE of `l` (else no `l + bytes(v)` encodes to `rho_l ∘ v`)
     merge_ok: bool,
-    /// `l` + ASCII letters is one piece (no scan needed)
+    /// `l` + letters (`\p{L}`) is one piece (no scan needed)
     one_piece: bool,
 }
 
@@ -195,6 +202,13 @@ struct MergeTables {
     split: Vec<(u32, u32, u32)>,
     /// tokens that are the merge-only BPE of their own bytes (bitset)
     reach: Vec<u64>,
+    /// regular tokens that are not (the only tokens a whole-piece look-up can return in place
+    /// of a merge-only BPE of two or more tokens)
+    unreached: Vec<u32>,
+    /// the pairs of [`MergeTables::pairs`] by left token: `(right, priority)` for left token
+    /// `l` at `partners[partner_at[l]..partner_at[l + 1]]`
+    partner_at: Vec<u32>,
+    partners: Vec<(u32, u32)>,
     /// every token's last merge has a higher priority than the merges building its parts, so
     /// merges inside a token happen in priority order (else the walk is not used)
     monotone: bool,
@@ -218,6 +232,31 @@ enum HeadDecision {
     Straddle(usize),
 }
 
+/// Whether an o200k last piece with non-ASCII characters only grows (docs/byte_probs.md
+/// §15.2): an optional first character that is neither a letter, a number, a mark nor `\r`/`\n`,
+/// then letters and marks only, the first of them not a mark when nothing precedes it. The
+/// letter alternatives `P?[upper]*[lower]+` and `P?[upper]+[lower]*` then end at or after the
+/// end of the piece for every continuation: the greedy `[upper]*` stops at the largest position
+/// up to the end of the upper run whose character is lower-class, and a continuation only
+/// adds candidates after the piece (or, when the upper run ends inside it, none at all); checked
+/// on every short text and continuation by `o200k_letter_pieces_only_grow`.
+fn o200k_letters_grow(last: &str) -> bool {
+    let mut chars = last.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    let f = char_flags(first);
+    let first_ok = if f & 1 != 0 {
+        true
+    } else {
+        // a mark is in the optional first character's class and in both letter classes
+        run_class(first) != 1 && f & 2 == 0 && first != '\r' && first != '\n'
+    };
+    let rest: Vec<char> = chars.collect();
+    let body_ok = !rest.is_empty() || f & 1 != 0;
+    first_ok && body_ok && rest.iter().all(|&c| run_class(c) == 1)
+}
+
 /// Continuation texts tried before the depth-one search when a tail ends in whitespace
 /// (docs/byte_probs.md §15.3): one more non-newline whitespace character, then a non-space
 /// character of each class (the run ends there, whatever the class).
@@ -225,6 +264,9 @@ const WS_PROBES: [&[u8]; 5] = [b" a", b"\ta", b" 0", b" !", b"0"];
 
 /// Memoised depth-one searches (tail ids -> found), cleared when it reaches this size.
 const SEARCH_MEMO: usize = 1 << 16;
+
+/// Pair rows kept (one bitset of `|V|/8` bytes per last token, least recently used dropped).
+const PAIR_ROWS: usize = 256;
 
 /// Validity of token sequences for one [`Bpe`], with cached rows.
 #[derive(Debug)]
@@ -243,7 +285,16 @@ pub struct Validity {
     groups: OnceLock<Groups>,
     heads: OnceLock<Heads>,
     merge_tables: OnceLock<MergeTables>,
+    /// last token `u` -> the letter tokens `v` with `pair_valid(u, v)` (bounded LRU)
+    pair_rows: Mutex<PairLru>,
     cap: usize,
+}
+
+/// Pair rows by last token, with a use clock (see [`Validity::pair_row`]).
+#[derive(Debug, Default)]
+struct PairLru {
+    map: FxHashMap<u32, (Bits, u64)>,
+    clock: u64,
 }
 
 impl Validity {
@@ -273,6 +324,7 @@ impl Validity {
             groups: OnceLock::new(),
             heads: OnceLock::new(),
             merge_tables: OnceLock::new(),
+            pair_rows: Mutex::new(PairLru::default()),
             cap: cap.max(1),
         };
         let words: Vec<u64> = (0..n.div_ceil(64))
@@ -301,6 +353,17 @@ impl Validity {
 
     pub fn bpe(&self) -> &Bpe {
         &self.bpe
+    }
+
+    /// Build the per-vocabulary tables of the pieces rule now (the class tree, the merge
+    /// tables and the whitespace signatures; otherwise built by the first row that needs them):
+    /// the one-time cost then falls into start-up instead of the first generated byte.
+    pub fn build_tables(&self) {
+        if self.rule == Rule::Pieces && self.preset.is_some() {
+            self.heads.get_or_init(|| self.build_heads());
+            self.merge_tables();
+            self.groups.get_or_init(|| self.group_tokens());
+        }
     }
 
     /// Whether `t` is valid alone (at the start of a text).
@@ -409,6 +472,30 @@ impl Validity {
         let next_char =
             |i: usize| -> usize { i + valid[i..].chars().next().map_or(1, char::len_utf8) };
         let o200k = preset == Preset::O200k;
+        // o200k: uend[i] = end of the run of "upper"-class characters
+        // (`[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`, flag 8 of `char_flags`) starting at byte i (i
+        // itself when the character there is not one)
+        let mut uend = vec![n; if o200k { n } else { 0 }];
+        if o200k {
+            let mut up = Vec::with_capacity(n);
+            for c in valid.chars() {
+                for _ in 0..c.len_utf8() {
+                    up.push(char_flags(c) & 8 != 0);
+                }
+            }
+            for i in (0..n).rev() {
+                uend[i] = if !up[i] {
+                    i
+                } else if i + 1 < n && up[i + 1] {
+                    uend[i + 1]
+                } else {
+                    i + 1
+                };
+            }
+        }
+        // where the scan of an o200k letter piece from byte i stops depending on the text: the
+        // greedy `[upper]*` run, then the `[lower]+` run ending at the piece's end (e < n)
+        let letter_scan_ok = |i: usize| -> bool { uend.get(i).is_none_or(|&u| u < n) };
         let mut a = 0;
         let mut p = 0;
         for piece in pieces {
@@ -424,10 +511,23 @@ impl Validity {
                     .next()
                     .is_some_and(|c| may_lead(Preset::O200k, c));
             let p1 = next_char(p);
+            // o200k letter pieces (docs/byte_probs.md §15.1): the letter alternatives decide on
+            // the upper run from the piece's (or the first character's) start and the lower run
+            // that ends the piece, so those must end before n, not the whole letter run
+            let run_ok = if o200k && class[p] == 1 {
+                letter_scan_ok(p)
+            } else {
+                end[p] < n
+            };
+            let lead_ok = if o200k && p1 < n && class[p1] == 1 {
+                letter_scan_ok(p1)
+            } else {
+                p1 >= n || class[p1] != 1 || end[p1] < n
+            };
             let ok = e < n
                 // whitespace alternatives and letter/digit runs scan the run at p
-                && end[p] < n
-                && (!lead || p1 >= n || class[p1] != 1 || end[p1] < n)
+                && run_ok
+                && (!lead || lead_ok)
                 // contractions look two characters past an apostrophe
                 && (b[p] != b'\'' || p + 2 < n)
                 && (b[e] != b'\'' || e + 2 < n);
@@ -515,7 +615,11 @@ impl Validity {
                 return false;
             }
         }
-        self.preset != Some(Preset::O200k) || last.is_ascii()
+        // o200k: letters and marks outside ASCII only in the letter pieces analysed by
+        // `o200k_letters_grow` (other characters go by their class, as in ASCII)
+        self.preset != Some(Preset::O200k)
+            || last.chars().all(|c| c.is_ascii() || run_class(c) != 1)
+            || o200k_letters_grow(last)
     }
 
     /// The open part of `stem`: `(tail ids, tail text)` after its settled boundary (after the
@@ -884,10 +988,23 @@ impl Validity {
             .map(|((l, r), (p, id))| (l, r, p, id))
             .collect();
         list.sort_unstable();
+        let mut partner_at = vec![0u32; self.bpe.vocab_size() + 1];
+        for &(l, ..) in &list {
+            if let Some(c) = partner_at.get_mut(l as usize + 1) {
+                *c += 1;
+            }
+        }
+        for i in 1..partner_at.len() {
+            partner_at[i] += partner_at[i - 1];
+        }
+        let partners = list.iter().map(|&(_, r, p, _)| (r, p)).collect();
         let mut t = MergeTables {
             pairs: PairTable::new(&list, rank),
             split: vec![(NO_ID, NO_ID, 0); self.bpe.vocab_size()],
             reach: vec![0; self.single.len()],
+            unreached: Vec::new(),
+            partner_at,
+            partners,
             monotone: true,
         };
         for &u in &self.regular {
@@ -898,6 +1015,8 @@ impl Validity {
                 if let Some(m) = last {
                     t.split[u as usize] = m;
                 }
+            } else {
+                t.unreached.push(u);
             }
         }
         let prio = |x: u32| -> Option<u32> {
@@ -969,9 +1088,136 @@ impl Validity {
         }
     }
 
+    /// The letter tokens `v` ([`Heads::plain_letters`]) built by the merges with `pair_valid(u, v)`, as a bitset
+    /// (docs/byte_probs.md §15.7), through a bounded LRU keyed by `u` (the answer depends on
+    /// nothing else: the tables are fixed per vocabulary). One walk per `v`, memoised across
+    /// `v`: after its first comparison a walk's state is a token of `u`'s right spine and a
+    /// token `b`, and what the walk decides from there depends on that pair alone, so each
+    /// `(spine step, b)` is walked once per `u` (shared left spines of the `v`).
+    fn pair_row(&self, t: &MergeTables, heads: &Heads, u: u32) -> Bits {
+        if let Ok(mut lru) = self.pair_rows.lock() {
+            lru.clock += 1;
+            let now = lru.clock;
+            if let Some(e) = lru.map.get_mut(&u) {
+                e.1 = now;
+                return e.0.clone();
+            }
+        }
+        let mut spine = vec![u];
+        while let Some(&a) = spine.last() {
+            let (l, r, _) = t.split[a as usize];
+            if l == NO_ID {
+                break;
+            }
+            spine.push(r);
+        }
+        // the merges of each spine token with a right partner, as small maps (the walk's
+        // comparisons all have a spine token on the left)
+        let levels: Vec<FxHashMap<u32, u32>> = spine
+            .iter()
+            .map(|&a| {
+                let lo = t.partner_at.get(a as usize).map_or(0, |&x| x as usize);
+                let hi = t.partner_at.get(a as usize + 1).map_or(0, |&x| x as usize);
+                t.partners
+                    .get(lo..hi)
+                    .unwrap_or(&[])
+                    .iter()
+                    .copied()
+                    .collect()
+            })
+            .collect();
+        let mut memo: Vec<Vec<u8>> = vec![Vec::new(); spine.len()];
+        let mut path: Vec<(usize, u32)> = Vec::new();
+        let mut words = vec![0u64; self.single.len()];
+        for (w, (&al, &re)) in heads.plain_letters.iter().zip(&t.reach).enumerate() {
+            let mut rest = al & re;
+            while rest != 0 {
+                let k = rest.trailing_zeros();
+                rest &= rest - 1;
+                let v = (w * 64) as u32 + k;
+                if !levels[0].contains_key(&v)
+                    && self.spine_walk(t, &spine, &levels, &mut memo, &mut path, v)
+                {
+                    words[w] |= 1 << k;
+                }
+            }
+        }
+        let row: Bits = Arc::new(words);
+        if let Ok(mut lru) = self.pair_rows.lock() {
+            if lru.map.len() >= PAIR_ROWS {
+                if let Some(old) = lru.map.iter().min_by_key(|(_, e)| e.1).map(|(&k, _)| k) {
+                    lru.map.remove(&old);
+                }
+            }
+            let now = lru.clock;
+            lru.map.insert(u, (row.clone(), now));
+        }
+        row
+    }
+
+    /// What [`Validity::pair_valid`] decides after its first comparison, from the state
+    /// (`spine[0]`, `b`): follow the walk state by state (`(i, b)`: `spine[i]` and `b`); a state
+    /// already decided (`memo[i][b]`: 1 invalid, 2 valid) ends it, and every state on the way
+    /// gets the answer (a failed comparison makes all of them invalid, since each one's answer
+    /// is its comparison and its successor's).
+    fn spine_walk(
+        &self,
+        t: &MergeTables,
+        spine: &[u32],
+        levels: &[FxHashMap<u32, u32>],
+        memo: &mut [Vec<u8>],
+        path: &mut Vec<(usize, u32)>,
+        b: u32,
+    ) -> bool {
+        let n = t.split.len();
+        path.clear();
+        let (mut i, mut b) = (0usize, b);
+        let ok = loop {
+            if let Some(&m) = memo.get(i).and_then(|row| row.get(b as usize)) {
+                if m != 0 {
+                    break m == 2;
+                }
+            }
+            path.push((i, b));
+            let Some(&a) = spine.get(i) else {
+                break false;
+            };
+            let (al, _, pa) = t.split[a as usize];
+            let (bl, _, pb) = t.split[b as usize];
+            if al == NO_ID && bl == NO_ID {
+                break true;
+            }
+            let limit = if al != NO_ID && (bl == NO_ID || pa > pb) {
+                i += 1;
+                u64::from(pa)
+            } else {
+                b = bl;
+                u64::from(pb) + 1
+            };
+            let Some(level) = levels.get(i) else {
+                break false;
+            };
+            if level.get(&b).is_some_and(|&p| u64::from(p) < limit) {
+                break false;
+            }
+        };
+        for &(i, b) in path.iter() {
+            if let Some(row) = memo.get_mut(i) {
+                if row.is_empty() {
+                    row.resize(n, 0);
+                }
+                if let Some(m) = row.get_mut(b as usize) {
+                    *m = if ok { 2 } else { 1 };
+                }
+            }
+        }
+        ok
+    }
+
     fn build_heads(&self) -> Heads {
         let mut h = Heads {
             letters: vec![0; self.single.len()],
+            plain_letters: vec![0; self.single.len()],
             ..Heads::default()
         };
         let mut index: FxHashMap<Vec<u32>, Vec<usize>> = FxHashMap::default();
@@ -988,6 +1234,9 @@ impl Validity {
             });
             if letter {
                 h.letters[u as usize / 64] |= 1 << (u % 64);
+            }
+            if std::str::from_utf8(b).is_ok_and(|s| s.chars().all(|c| char_flags(c) & 1 != 0)) {
+                h.plain_letters[u as usize / 64] |= 1 << (u % 64);
             }
             // walk down the classes of the leading characters, creating nodes on the way
             let mut path: Vec<usize> = Vec::new();
@@ -1165,6 +1414,38 @@ impl Validity {
         ))
     }
 
+    /// The letter tokens `v` ([`Heads::plain_letters`]) with `key ∘ v` valid after a one-piece
+    /// [`Extension`] (`l` + letters is one piece that only grows: valid = canonical), as a bitset;
+    /// `None` when the pair walk does not apply (then [`Validity::extension_ok`] decides).
+    /// Canonical iff the merge-only BPE of `l + bytes(v)` is `rho_l ∘ v` (the pair rule: the
+    /// pair row of `rho_l`'s last token) and, with a whole-piece look-up, `l + bytes(v)` is not
+    /// a token: a token that is the merge-only BPE of its own bytes would have failed the pair
+    /// rule already, so only the tokens outside `reach` that start with `l` are looked at.
+    fn letter_extensions(&self, heads: &Heads, x: &Extension) -> Option<Vec<u64>> {
+        let t = self.merge_tables();
+        let &u = x.rho_l.last()?;
+        if !x.one_piece || !t.monotone {
+            return None;
+        }
+        if !x.merge_ok {
+            return Some(vec![0; self.single.len()]);
+        }
+        let mut words = self.pair_row(t, heads, u).to_vec();
+        if self.bpe.ignore_merges() {
+            for &w in &t.unreached {
+                let wb = self.bpe.token_bytes(w).unwrap_or(&[]);
+                if wb.len() > x.l.len() && wb.starts_with(&x.l) {
+                    if let Some(v) = self.bpe.id_of(&wb[x.l.len()..]) {
+                        if let Some(word) = words.get_mut(v as usize / 64) {
+                            *word &= !(1 << (v % 64));
+                        }
+                    }
+                }
+            }
+        }
+        Some(words)
+    }
+
     fn merge_tables(&self) -> &MergeTables {
         self.merge_tables.get_or_init(|| self.build_merge_tables())
     }
@@ -1218,6 +1499,22 @@ impl Validity {
         }
         each.extend_from_slice(&heads.loose);
         each.retain(|&v| bit(&self.single, v));
+        // letters after a one-piece extension: the pair row of the last token, minus the
+        // tokens `v` for which `l + bytes(v)` is a token itself under a whole-piece look-up
+        // (docs/byte_probs.md §15.7)
+        if let Some(x) = &ext {
+            if let Some(letters) = self.letter_extensions(heads, x) {
+                each.retain(|&v| {
+                    if !bit(&heads.plain_letters, v) {
+                        return true;
+                    }
+                    if bit(&letters, v) {
+                        words[v as usize / 64] |= 1 << (v % 64);
+                    }
+                    false
+                });
+            }
+        }
         let tb = text.as_bytes();
         let found: Vec<u32> = each
             .par_iter()
@@ -1407,6 +1704,24 @@ mod tests {
             }
         }
         assert!(checked > 10);
+        // the memoised walks of a pair row (shared left spines) give the same answers, in
+        // either order of first use
+        let heads = v.build_heads();
+        for order in [false, true] {
+            let v = Validity::new(v.bpe.clone(), Rule::Pair, 8).unwrap();
+            let t = v.merge_tables();
+            let mut firsts = toks.clone();
+            if order {
+                firsts.reverse();
+            }
+            for &a in &firsts {
+                let row = v.pair_row(t, &heads, a);
+                for &b in &toks {
+                    let want = bit(&heads.plain_letters, b) && v.pair_valid(t, a, b);
+                    assert_eq!(bit(&row, b), want, "pair row ({a}, {b})");
+                }
+            }
+        }
     }
 
     #[test]
@@ -1530,6 +1845,115 @@ mod tests {
                 assert_eq!(*by_class, *one_by_one, "{preset}: {tail:?}");
             }
         }
+    }
+
+    /// o200k's settled boundary after letter pieces (docs/byte_probs.md §15.1: the upper run, not
+    /// the whole letter run, must end before the text does) holds for every text of up to four
+    /// characters over letters of every case class, a mark, space, punctuation and apostrophes,
+    /// and every continuation of up to two.
+    #[test]
+    fn o200k_settled_boundary_after_letter_pieces() {
+        let alphabet = [
+            "a", "A", "s", "\u{4e2d}", "\u{1c5}", "\u{2b0}", "\u{301}", " ", "(", "'",
+        ];
+        let mut texts = vec![String::new()];
+        let mut all = Vec::new();
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for t in &texts {
+                for c in alphabet {
+                    next.push(format!("{t}{c}"));
+                }
+            }
+            all.extend(next.iter().cloned());
+            texts = next;
+        }
+        let conts: Vec<&String> = all.iter().filter(|t| t.chars().count() <= 2).collect();
+        let v = Validity::new(
+            toy_bpe(Pretokenizer::new("o200k").unwrap()),
+            Rule::Pieces,
+            8,
+        )
+        .unwrap();
+        let ends = |t: &str| -> Vec<usize> {
+            let mut e = 0;
+            crate::pretokenize::presets::pieces(Preset::O200k, t)
+                .map(|p| {
+                    e += p.len();
+                    e
+                })
+                .collect()
+        };
+        let mut moved = 0usize;
+        for t in &all {
+            let a = v.settled(t.as_bytes());
+            let want: Vec<usize> = ends(t).into_iter().filter(|&e| e <= a).collect();
+            assert!(a == 0 || want.last() == Some(&a), "{t:?}");
+            for s in &conts {
+                let got: Vec<usize> = ends(&format!("{t}{s}"))
+                    .into_iter()
+                    .filter(|&e| e <= a)
+                    .collect();
+                assert_eq!(got, want, "{t:?} + {s:?}, settled {a}");
+            }
+            moved += a;
+        }
+        assert!(moved > 1000, "{moved}");
+        // " InvalidVr": the upper run of "I" ends inside the text, so " Invalid" is settled
+        assert_eq!(v.settled(b" InvalidVr"), 8);
+    }
+
+    /// The non-ASCII o200k pieces that `grows_only` accepts never end earlier when the text
+    /// goes on (docs/byte_probs.md §15.2): every text of up to three characters over letters of
+    /// every case class (ASCII, `\p{Ll}`, `\p{Lu}`, `\p{Lt}`, `\p{Lo}`, `\p{Lm}`), a combining
+    /// mark, ASCII and non-ASCII punctuation, space, apostrophe, slash, newline and a digit that
+    /// is one accepted piece keeps a piece boundary at or after its end for every continuation
+    /// of up to two characters.
+    #[test]
+    fn o200k_letter_pieces_only_grow() {
+        let alphabet = [
+            "a", "A", "s", "\u{e9}", "\u{3a3}", "\u{1c5}", "\u{4e2d}", "\u{2b0}", "\u{301}", " ",
+            "(", "'", "\n", "1", "\u{ab}", "/",
+        ];
+        let v = Validity::new(
+            toy_bpe(Pretokenizer::new("o200k").unwrap()),
+            Rule::Pieces,
+            8,
+        )
+        .unwrap();
+        let mut texts = vec![String::new()];
+        let mut all = Vec::new();
+        for _ in 0..3 {
+            let mut next = Vec::new();
+            for t in &texts {
+                for c in alphabet {
+                    next.push(format!("{t}{c}"));
+                }
+            }
+            all.extend(next.iter().cloned());
+            texts = next;
+        }
+        let conts: Vec<String> = all
+            .iter()
+            .filter(|t| t.chars().count() <= 2)
+            .cloned()
+            .collect();
+        let mut checked = 0;
+        for x in &all {
+            let pieces: Vec<&str> = crate::pretokenize::presets::pieces(Preset::O200k, x).collect();
+            if pieces.len() != 1 || !v.grows_only(x) || x.is_ascii() {
+                continue;
+            }
+            checked += 1;
+            for s in &conts {
+                let xs = format!("{x}{s}");
+                let first = crate::pretokenize::presets::pieces(Preset::O200k, &xs)
+                    .next()
+                    .map_or(0, str::len);
+                assert!(first >= x.len(), "{x:?} + {s:?}: first piece {first} bytes");
+            }
+        }
+        assert!(checked > 500, "{checked}");
     }
 
     /// `[\p{N}, gpt2]` (docs/byte_probs.md §15.8): a number character ends the haystack of the

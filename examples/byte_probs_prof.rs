@@ -1,0 +1,108 @@
+//! Exact-mode byte-probability rows on a real vocabulary, for profilers and cachegrind (no
+//! Python, no LM: every LM row is uniform, so only the engine's own work is measured).
+//!
+//! `cargo run --release --example byte_probs_prof -- VOCAB.tiktoken TEXT [prompt] [bytes] [mode]`
+//! takes the last tenth of `TEXT` (cut after a newline, as `benches/byte_probs.py`'s held-out
+//! split), starts from its first `prompt` bytes (200) and follows the next `bytes` bytes (20) of
+//! the text in `mode` (`exact`), preparing one row per empty-overhang cover at every byte as
+//! `tokforge.ByteLM` does. Prints the start-up and per-byte CPU milliseconds of this thread,
+//! the rows prepared, and a checksum of the byte distributions (to check that two builds give
+//! the same probabilities).
+
+use std::sync::Arc;
+use tokforge::byte_probs::{CoverIndex, LmRow, Mode, Rule};
+use tokforge::{Bpe, Pretokenizer};
+
+fn cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let (vocab, text_path) = (&args[1], &args[2]);
+    let prompt_len: usize = args.get(3).map_or(Ok(200), |s| s.parse())?;
+    let n_bytes: usize = args.get(4).map_or(Ok(20), |s| s.parse())?;
+    let mode = Mode::parse(args.get(5).map_or("exact", String::as_str))?;
+    let stem = std::path::Path::new(vocab)
+        .file_name()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.split('.').next())
+        .ok_or("vocab name")?;
+    let (preset, specials) = tokforge::formats::tiktoken::preset_for_stem(stem).ok_or("stem")?;
+    let ranks = tokforge::formats::tiktoken::parse(&std::fs::read_to_string(vocab)?, vocab)?;
+    let bpe = Arc::new(Bpe::from_ranks(
+        ranks,
+        specials,
+        Pretokenizer::new(preset)?,
+    )?);
+    let text = std::fs::read(text_path)?;
+    let cut = text.len() * 9 / 10;
+    let cut = text[..cut]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(cut, |i| i + 1);
+    let held = &text[cut..];
+    let end = (prompt_len + n_bytes).min(held.len());
+    let eos = bpe.vocab_size() as u32;
+    let v = bpe.vocab_size() + 1;
+    let uniform = vec![-(v as f64).ln(); v];
+    let t0 = cpu();
+    let m = CoverIndex::new(bpe, v, eos, mode, Rule::Pieces, 4096)?;
+    let t_new = cpu() - t0;
+    let t0 = cpu();
+    let plan = m.plan(&held[..prompt_len])?;
+    let rows: Vec<Vec<f64>> = plan
+        .stems
+        .iter()
+        .map(|(s, _)| uniform.repeat(s.len() + 1 - plan.common))
+        .collect();
+    let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
+    let mut st = m.start(&[], &plan, &refs)?;
+    let t_start = cpu() - t0;
+    let verbose = std::env::var_os("ROWS").is_some();
+    let mut n_rows = 0usize;
+    let mut check = 0.0f64;
+    let t0 = cpu();
+    for &b in &held[prompt_len..end] {
+        let mut star_rows: Vec<Arc<LmRow>> = Vec::new();
+        for (s, _) in st.stars() {
+            let t = cpu();
+            star_rows.push(Arc::new(m.prepare(&uniform, s)?));
+            if verbose {
+                let tail = m.validity().tail(s)?.map(|(k, t)| (k.len(), t));
+                eprintln!(
+                    "  row {:8.3} ms  tail {:?}",
+                    1e3 * (cpu() - t),
+                    tail.map(|(k, t)| (k, String::from_utf8_lossy(&t).into_owned()))
+                );
+            }
+        }
+        n_rows += star_rows.len();
+        let (p, _) = m.dist(&st, &star_rows)?;
+        check += p
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x * (i + 1) as f64)
+            .sum::<f64>();
+        st = m.advance(&st, &star_rows, b)?;
+    }
+    let t_bytes = cpu() - t0;
+    let n = end - prompt_len;
+    println!(
+        "new {:.1} ms  start {:.1} ms  {} bytes: {:.3} ms/byte  rows/byte {:.2}  log_q {:.9}  check {:.9}",
+        1e3 * t_new,
+        1e3 * t_start,
+        n,
+        1e3 * t_bytes / n.max(1) as f64,
+        n_rows as f64 / n.max(1) as f64,
+        st.log_q(),
+        check
+    );
+    Ok(())
+}
