@@ -7,8 +7,9 @@ Debian Administrator's Handbook in eight languages), in the runs A and B of the 
 (``tests/golden/make_lib_lexicons.py``; TV6 A and B of docs/lib.md §11 on UDHR English: 300
 articles of 20 lines, reference settings). Both sides run in this process, one after the other,
 timed with ``time.process_time`` (CPU time, so other load on a shared machine does not count);
-the Rust side is the best of ``--repeat`` runs, the Python side one run (``--py-repeat``). A time
-counts only if both lexicons (``L`` and ``P``) equal each other and the stored goldens.
+the Rust side is the best of ``--repeat`` runs, the Python side the best of ``--py-repeat`` (one
+by default), the Rust runs spread evenly between the Python runs so that both bests come from
+the same stretch of time. A time counts only if both lexicons (``L`` and ``P``) equal each other and the stored goldens.
 
 ``compare``: LiB vs byte-level BPE at EQUAL vocabulary sizes on every natural-language corpus in
 ``corpora/``: train on the first 80% of the lines of a file, count tokens and token types used
@@ -62,13 +63,17 @@ def speed(args) -> list[dict]:
         sents = lib_model.read_sentences(files[name])
         for run in args.runs.split(","):
             cfg = configs()[run]
-            t_rust = []
-            for _ in range(args.repeat):
-                t0 = time.process_time()
-                L, P, _ = lib_model.learn(sents, steps=STEPS, config=cfg)
-                t_rust.append(time.process_time() - t0)
-            t_py = []
-            for _ in range(args.py_repeat):
+            # interleaved: each Python run follows its share of the Rust runs, so the best of
+            # either side is taken over the same stretch of time (a shared machine's slow
+            # spells, which last longer than a Rust run, then weigh on both sides alike)
+            t_rust, t_py = [], []
+            rounds = max(1, args.py_repeat)
+            per_round = -(-args.repeat // rounds)
+            for _ in range(rounds):
+                for _ in range(per_round):
+                    t0 = time.process_time()
+                    L, P, _ = lib_model.learn(sents, steps=STEPS, config=cfg)
+                    t_rust.append(time.process_time() - t0)
                 ref = LibRef(
                     in_rate=cfg.in_rate, out_rate=cfg.out_rate, life=cfg.life,
                     update_rate=cfg.update_rate, max_chunk_len=cfg.max_chunk_len,
