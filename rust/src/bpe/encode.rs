@@ -18,11 +18,15 @@
 //! `allowed_special`). Checking for disallowed specials is [`SpecialMatcher::find`].
 
 use super::pairs::NONE;
-use super::piece_table::{self, Found, PieceTable, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN};
+use super::piece_table::{
+    self, Found, PieceCache, PieceTable, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN,
+};
 use super::Bpe;
 use crate::error::{Error, Result};
 use crate::pretokenize::CHUNK;
 pub use crate::special::SpecialMatcher;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// Pieces longer than this many bytes use the heap (tiktoken switches at 100 as well).
 const HEAP_THRESHOLD: usize = 100;
@@ -34,21 +38,68 @@ pub struct Span {
     pub end: usize,
 }
 
-/// Encodes pieces with a piece table lent by the model for as long as it lives (one encoding
-/// call); gives the table back when dropped.
-pub struct PieceEncoder<'a> {
-    bpe: &'a Bpe,
+/// The tables a [`PieceEncoder`] reads and fills: the main table, probed on the hot path, and
+/// the table its misses go to.
+pub trait Tables {
+    /// The table every piece is looked up in first.
+    fn main(&self) -> &PieceTable;
+    /// The table a miss of [`Tables::main`] is stored into, and whether it is a separate one
+    /// (then a miss is looked up there before it is merged).
+    fn spill(&mut self) -> (&mut PieceTable, bool);
+}
+
+/// A table lent by the model for as long as it lives (one encoding call); given back when
+/// dropped. Misses go into it.
+pub struct Lent<'a> {
+    cache: &'a PieceCache,
     table: PieceTable,
 }
 
-impl Drop for PieceEncoder<'_> {
+impl Drop for Lent<'_> {
     fn drop(&mut self) {
         let t = std::mem::replace(&mut self.table, PieceTable::with_capacity(0, 0));
-        self.bpe.cache.give_back(t);
+        self.cache.give_back(t);
     }
 }
 
-impl PieceEncoder<'_> {
+impl Tables for Lent<'_> {
+    #[inline(always)]
+    fn main(&self) -> &PieceTable {
+        &self.table
+    }
+    #[inline(always)]
+    fn spill(&mut self) -> (&mut PieceTable, bool) {
+        (&mut self.table, false)
+    }
+}
+
+/// One thread's view of a table shared by the threads of a batch: the shared table is only
+/// read (no lock); misses go to a table of the thread's own, merged into the shared one when
+/// the batch ends ([`Bpe::encode_each`]).
+pub struct Shared<'a> {
+    main: &'a PieceTable,
+    own: PieceTable,
+}
+
+impl Tables for Shared<'_> {
+    #[inline(always)]
+    fn main(&self) -> &PieceTable {
+        self.main
+    }
+    #[inline(always)]
+    fn spill(&mut self) -> (&mut PieceTable, bool) {
+        (&mut self.own, true)
+    }
+}
+
+/// Encodes pieces with the piece tables of [`Tables`]: one per call (or per thread of a
+/// batch), not one per piece.
+pub struct PieceEncoder<'a, T: Tables = Lent<'a>> {
+    bpe: &'a Bpe,
+    t: T,
+}
+
+impl<T: Tables> PieceEncoder<'_, T> {
     /// Append the ids of one piece to `out` (the ids of [`Bpe::encode_piece`]).
     #[inline]
     pub fn encode(&mut self, piece: &[u8], out: &mut Vec<u32>) {
@@ -63,39 +114,60 @@ impl PieceEncoder<'_> {
         let n = end - start;
         if n <= MAX_KEY_LEN {
             let key = piece_table::pack_at(bytes, start, n);
-            match self.table.get(key) {
-                Some(Found::Inline(1, v)) => out.push(v[0]),
-                Some(Found::Inline(c, v)) => out.extend_from_slice(&v[..(c as usize).min(3)]),
-                Some(Found::Arena(ids)) => out.extend_from_slice(ids),
+            match self.t.main().get(key) {
+                Some(found) => push_found(found, out),
                 None => self.miss(key, &bytes[start..end], out),
             }
         } else {
             let piece = &bytes[start..end];
-            if let Some(ids) = self.table.get_long(piece) {
+            if let Some(ids) = self.t.main().get_long(piece) {
                 out.extend_from_slice(ids);
                 return;
             }
-            let at = out.len();
-            self.bpe.encode_piece(piece, out);
-            if crate::cancel::is_set() {
-                // `merge_heap` stopped early: these ids are not the piece's
-                return;
-            }
-            self.table.insert_long(piece, &out[at..]);
+            self.miss_long(piece, out);
         }
     }
 
+    /// A short piece the main table lacks: from the spill table, else merged and stored there.
     #[cold]
     #[inline(never)]
     fn miss(&mut self, key: u128, piece: &[u8], out: &mut Vec<u32>) {
+        let seeded = self.t.main().seeded();
+        let (table, separate) = self.t.spill();
+        if separate {
+            if let Some(found) = table.get(key) {
+                push_found(found, out);
+                return;
+            }
+        }
         let at = out.len();
-        if self.table.seeded() && piece.len() > 1 {
+        if seeded && piece.len() > 1 {
             // every short token is in the seed: this piece is not one, merge it
             self.bpe.merge_linear(piece, out);
         } else {
             self.bpe.encode_piece(piece, out);
         }
-        self.table.insert(key, &out[at..]);
+        table.insert(key, &out[at..]);
+    }
+
+    /// [`PieceEncoder::miss`] for a piece longer than [`MAX_KEY_LEN`].
+    #[cold]
+    #[inline(never)]
+    fn miss_long(&mut self, piece: &[u8], out: &mut Vec<u32>) {
+        let (table, separate) = self.t.spill();
+        if separate {
+            if let Some(ids) = table.get_long(piece) {
+                out.extend_from_slice(ids);
+                return;
+            }
+        }
+        let at = out.len();
+        self.bpe.encode_piece(piece, out);
+        if crate::cancel::is_set() {
+            // `merge_heap` stopped early: these ids are not the piece's
+            return;
+        }
+        table.insert_long(piece, &out[at..]);
     }
 
     /// Encode ordinary text, appending to `out`; stops with [`crate::Error::Interrupted`] when
@@ -118,11 +190,11 @@ impl PieceEncoder<'_> {
                 let n = e - s;
                 let (key, key2) = if n <= MAX_KEY_LEN {
                     let key = piece_table::pack_at(bytes, s, n);
-                    next.hashes[j] = self.table.prefetch(key);
+                    next.hashes[j] = self.t.main().prefetch(key);
                     (key, 0)
                 } else if n <= MID_KEY_LEN {
                     let key = piece_table::pack_mid_at(bytes, s, n);
-                    next.hashes[j] = self.table.prefetch_mid(key);
+                    next.hashes[j] = self.t.main().prefetch_mid(key);
                     (key[0], key[1])
                 } else {
                     (0, 0)
@@ -161,7 +233,7 @@ impl PieceEncoder<'_> {
                 let (key, key2, h) = (c.keys[i], c.keys2[i], c.hashes[i]);
                 if key2 == 0 {
                     if key != 0 {
-                        if let Some([count, a, b, d]) = self.table.get_home(key, h) {
+                        if let Some([count, a, b, d]) = self.t.main().get_home(key, h) {
                             if let Some(dst) =
                                 spare.get_mut(w..).and_then(|r| r.first_chunk_mut::<3>())
                             {
@@ -177,7 +249,7 @@ impl PieceEncoder<'_> {
                             }
                         }
                     }
-                } else if let Some(v) = self.table.get_mid_home([key, key2], h) {
+                } else if let Some(v) = self.t.main().get_mid_home([key, key2], h) {
                     if let Some(dst) = spare
                         .get_mut(w..)
                         .and_then(|r| r.first_chunk_mut::<MID_INLINE>())
@@ -223,11 +295,37 @@ impl PieceEncoder<'_> {
             self.encode_at(bytes, s, e, out);
             return;
         }
-        match self.table.get_hashed(key, h) {
-            Some(Found::Inline(c, v)) => out.extend_from_slice(&v[..(c as usize).min(3)]),
-            Some(Found::Arena(ids)) => out.extend_from_slice(ids),
+        match self.t.main().get_hashed(key, h) {
+            Some(found) => push_found(found, out),
             None => self.miss(key, &bytes[s..e], out),
         }
+    }
+}
+
+/// Ids of `text` with the specials `m` matches as their ids.
+fn encode_split<T: Tables>(
+    enc: &mut PieceEncoder<'_, T>,
+    text: &str,
+    m: &SpecialMatcher,
+) -> Result<Vec<u32>> {
+    let mut out = Vec::with_capacity(text.len() / 3);
+    let mut pos = 0;
+    while let Some((s, e, id)) = m.find(text, pos) {
+        enc.encode_text(&text[pos..s], &mut out)?;
+        out.push(id);
+        pos = e;
+    }
+    enc.encode_text(&text[pos..], &mut out)?;
+    Ok(out)
+}
+
+/// Append the ids of a table hit.
+#[inline(always)]
+fn push_found(found: Found<'_>, out: &mut Vec<u32>) {
+    match found {
+        Found::Inline(1, v) => out.push(v[0]),
+        Found::Inline(c, v) => out.extend_from_slice(&v[..(c as usize).min(3)]),
+        Found::Arena(ids) => out.extend_from_slice(ids),
     }
 }
 
@@ -278,7 +376,10 @@ impl Bpe {
     pub fn piece_encoder(&self) -> PieceEncoder<'_> {
         PieceEncoder {
             bpe: self,
-            table: self.cache.lend(|| self.seed_table()),
+            t: Lent {
+                cache: &self.cache,
+                table: self.cache.lend(|| self.seed_table()),
+            },
         }
     }
 
@@ -441,15 +542,102 @@ impl Bpe {
         let Some(m) = allowed else {
             return self.encode_ordinary(text);
         };
-        let mut out = Vec::with_capacity(text.len() / 3);
-        let mut enc = self.piece_encoder();
-        let mut pos = 0;
-        while let Some((s, e, id)) = m.find(text, pos) {
-            enc.encode_text(&text[pos..s], &mut out)?;
-            out.push(id);
-            pos = e;
+        encode_split(&mut self.piece_encoder(), text, m)
+    }
+
+    /// [`Bpe::encode`] of each text on the threads of the current rayon pool, handing
+    /// `(index, ids)` to `sink` as each text is done (in no particular order); stops at the
+    /// first error (the texts not yet started are skipped).
+    ///
+    /// The threads share one piece table, lent by the model for the whole call and only read
+    /// while they run: each thread stores its misses in a table of its own (looked up after a
+    /// miss of the shared one), and those are merged into the shared table, within its bound,
+    /// when the call ends. So every text meets every piece the model's table has learnt, and
+    /// a batch leaves one warm table instead of one partly warm table per thread (docs/bpe.md
+    /// §13.4). Texts are handed out one at a time from a shared counter.
+    pub fn encode_each<S, F>(&self, texts: &[S], allowed: Option<&SpecialMatcher>, sink: F)
+    where
+        S: AsRef<str> + Sync,
+        F: Fn(usize, Result<Vec<u32>>) + Sync,
+    {
+        let cancel = crate::cancel::current();
+        let mut main = self.piece_encoder();
+        let threads = rayon::current_num_threads().clamp(1, texts.len().max(1));
+        // a thread's own table may hold what the shared one still has room for
+        let room = main.t.table.limit().saturating_sub(main.t.table.len());
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let owns = Mutex::new(Vec::with_capacity(threads));
+        let shared = &main.t.table;
+        let work = || {
+            let mut enc = PieceEncoder {
+                bpe: self,
+                t: Shared {
+                    main: shared,
+                    own: PieceTable::with_capacity(0, room),
+                },
+            };
+            while !failed.load(Ordering::Relaxed) && !cancel.is_set() {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(text) = texts.get(i) else {
+                    break;
+                };
+                let ids = crate::cancel::scope(&cancel, || {
+                    let text = text.as_ref();
+                    match allowed {
+                        Some(m) => encode_split(&mut enc, text, m),
+                        None => {
+                            let mut out = Vec::with_capacity(text.len() / 3);
+                            enc.encode_text(text, &mut out).map(|()| out)
+                        }
+                    }
+                });
+                if ids.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                sink(i, ids);
+            }
+            if let Ok(mut o) = owns.lock() {
+                o.push(enc.t.own);
+            }
+        };
+        rayon::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(|_| work());
+            }
+            work();
+        });
+        for own in owns.into_inner().unwrap_or_default() {
+            main.t.table.absorb(&own);
         }
-        enc.encode_text(&text[pos..], &mut out)?;
+    }
+
+    /// [`Bpe::encode`] of each text, in parallel (see [`Bpe::encode_each`]); the same ids for
+    /// any thread count.
+    pub fn encode_batch<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        allowed: Option<&SpecialMatcher>,
+    ) -> Result<Vec<Vec<u32>>> {
+        let slots: Vec<Mutex<Option<Result<Vec<u32>>>>> =
+            texts.iter().map(|_| Mutex::new(None)).collect();
+        self.encode_each(texts, allowed, |i, ids| {
+            if let Some(Ok(mut s)) = slots.get(i).map(|s| s.lock()) {
+                *s = Some(ids);
+            }
+        });
+        let mut out = Vec::with_capacity(texts.len());
+        let mut skipped = false;
+        for s in slots {
+            match s.into_inner().ok().flatten() {
+                Some(ids) => out.push(ids?),
+                None => skipped = true,
+            }
+        }
+        // a text is skipped only after another failed (that error is returned above)
+        if skipped {
+            return Err(crate::cancel::cancelled());
+        }
         Ok(out)
     }
 
@@ -604,6 +792,67 @@ mod tests {
                 "limit {limit}"
             );
         }
+    }
+
+    #[test]
+    fn a_batch_shares_one_table_and_changes_no_id() {
+        let bpe = small();
+        let texts: Vec<String> = (0..40)
+            .map(|i| match i % 4 {
+                0 => "aaaaaaaa abababab banana bandana ".repeat(i + 1),
+                1 => format!(
+                    "bandanas{i} and bananas{} abab<|eot|>abba baab\n\n  x",
+                    i * 7
+                ),
+                2 => "ab".repeat(20 + i) + &" q".repeat(i),
+                _ => format!(
+                    "{}{} {}",
+                    "b".repeat(i),
+                    "a".repeat(60 - i),
+                    "ba".repeat(12)
+                ),
+            })
+            .collect();
+        let m = bpe.special_matcher(&[0]).unwrap();
+        for limit in [0, 3, 1000, piece_table::DEFAULT_LIMIT] {
+            bpe.piece_cache().set_limit(limit);
+            for allowed in [None, m.as_ref()] {
+                let want: Vec<Vec<u32>> = texts
+                    .iter()
+                    .map(|t| bpe.encode(t, allowed).unwrap())
+                    .collect();
+                for threads in [1, 2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    for _ in 0..2 {
+                        let got = pool.install(|| bpe.encode_batch(&texts, allowed)).unwrap();
+                        assert_eq!(got, want, "limit {limit}, {threads} threads");
+                    }
+                    let info = bpe.piece_cache().info();
+                    assert_eq!(
+                        info.tables, 1,
+                        "limit {limit}: the encodes and batches ran one at a time"
+                    );
+                    assert!(info.entries <= limit.max(1) * 3, "limit {limit}: {info:?}");
+                }
+            }
+        }
+        bpe.piece_cache().set_limit(piece_table::DEFAULT_LIMIT);
+        // a batch's misses are merged into the shared table: a fresh model's table holds every
+        // piece of the texts after one batch
+        let fresh = small();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| fresh.encode_batch(&texts, None)).unwrap();
+        let after_batch = fresh.piece_cache().info().entries;
+        for t in &texts {
+            fresh.encode_ordinary(t).unwrap();
+        }
+        assert_eq!(fresh.piece_cache().info().entries, after_batch);
     }
 
     /// TV4 of docs/bpe.md §6: toy ranks a=0 b=1 c=2 ab=3 cb=4 ac=5 bb=6 cbb=7 acbb=8 (plus the

@@ -365,20 +365,63 @@ impl PieceTable {
             return;
         }
         if piece.len() <= MID_KEY_LEN {
-            let mut val = [ids.len() as u32, 0, 0, 0, 0, 0, 0, 0];
-            if ids.len() <= MID_INLINE {
-                val[1..1 + ids.len()].copy_from_slice(ids);
-            } else {
-                let Some(v) = self.value(ids) else {
-                    return;
-                };
-                val[1] = v[1];
-            }
-            self.mid.insert(pack_mid(piece), val);
+            self.insert_mid(pack_mid(piece), ids);
             return;
         }
         self.long_bytes += cost;
         self.long.insert(piece.into(), ids.into());
+    }
+
+    /// Store the ids of a piece of 16..=31 bytes under its [`pack_mid`] key (absent; the
+    /// caller checked the bound).
+    fn insert_mid(&mut self, key: [u128; 2], ids: &[u32]) {
+        let mut val = [ids.len() as u32, 0, 0, 0, 0, 0, 0, 0];
+        if ids.len() <= MID_INLINE {
+            val[1..1 + ids.len()].copy_from_slice(ids);
+        } else {
+            let Some(v) = self.value(ids) else {
+                return;
+            };
+            val[1] = v[1];
+        }
+        self.mid.insert(key, val);
+    }
+
+    /// Store every piece of `other` that this table lacks, within this table's bounds (as
+    /// [`PieceTable::insert`] and [`PieceTable::insert_long`] would one by one). Both tables
+    /// hold the uncached path's ids, so this changes no id.
+    pub fn absorb(&mut self, other: &PieceTable) {
+        for e in other.buckets.iter().flat_map(|b| &b.0) {
+            if e.key == 0 || self.get(e.key).is_some() {
+                continue;
+            }
+            let c = e.val[0] as usize;
+            if c <= 3 {
+                self.insert(e.key, &e.val[1..1 + c]);
+            } else if let Some(ids) = other.arena.get(e.val[1] as usize..e.val[1] as usize + c) {
+                self.insert(e.key, ids);
+            }
+        }
+        for e in &other.mid.slots {
+            if e.key[1] == 0 || self.mid.get(e.key, hash_mid(e.key)).is_some() {
+                continue;
+            }
+            let mid_bytes = self.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
+            if self.long_bytes + mid_bytes > self.limit.saturating_mul(16) {
+                break;
+            }
+            let c = e.val[0] as usize;
+            if c <= MID_INLINE {
+                self.insert_mid(e.key, &e.val[1..1 + c]);
+            } else if let Some(ids) = other.arena.get(e.val[1] as usize..e.val[1] as usize + c) {
+                self.insert_mid(e.key, ids);
+            }
+        }
+        for (piece, ids) in &other.long {
+            if !self.long.contains_key(piece) {
+                self.insert_long(piece, ids);
+            }
+        }
     }
 
     /// The slot value for `ids`: the count, then up to 3 ids inline or the offset of the ids
@@ -401,6 +444,10 @@ impl PieceTable {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+    /// Most short entries this table stores.
+    pub fn limit(&self) -> usize {
+        self.limit
     }
     pub fn is_empty(&self) -> bool {
         self.len == 0

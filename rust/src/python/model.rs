@@ -16,7 +16,6 @@ use numpy::{IntoPyArray, PyArray1};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
-use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -492,13 +491,13 @@ impl PyTokenModel {
             let (m, texts, sm, stop) =
                 (self.inner.clone(), texts.clone(), sm.clone(), stop.clone());
             pool.spawn(move || {
-                (0..n).into_par_iter().for_each_with(tx, |tx, i| {
-                    if stop.is_set() {
-                        return;
-                    }
-                    let ids = cancel::scope(&stop, || m.encode(&texts[i], sm.as_deref()));
-                    // a closed receiver means the caller already failed: nothing to report to
-                    let _ = tx.send((i, ids));
+                // the texts share one piece table (`Bpe::encode_each`); a set `stop` ends the
+                // texts in progress and skips the rest
+                cancel::scope(&stop, || {
+                    m.encode_each(&texts, sm.as_deref(), &|i, ids| {
+                        // a closed receiver means the caller already failed: nothing to report to
+                        let _ = tx.send((i, ids));
+                    });
                 });
             });
         }
