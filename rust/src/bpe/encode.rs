@@ -39,13 +39,18 @@ pub struct Span {
 }
 
 /// The tables a [`PieceEncoder`] reads and fills: the main table, probed on the hot path, and
-/// the table its misses go to.
+/// where its misses go.
 pub trait Tables {
     /// The table every piece is looked up in first.
     fn main(&self) -> &PieceTable;
-    /// The table a miss of [`Tables::main`] is stored into, and whether it is a separate one
-    /// (then a miss is looked up there before it is merged).
-    fn spill(&mut self) -> (&mut PieceTable, bool);
+    /// Append the ids of a short piece [`Tables::main`] lacks if another table has them.
+    fn find(&self, key: u128, out: &mut Vec<u32>) -> bool;
+    /// [`Tables::find`] for a piece longer than [`MAX_KEY_LEN`].
+    fn find_long(&self, piece: &[u8], out: &mut Vec<u32>) -> bool;
+    /// Remember the ids of a short piece [`Tables::main`] lacks.
+    fn store(&mut self, key: u128, ids: &[u32]);
+    /// [`Tables::store`] for a piece longer than [`MAX_KEY_LEN`].
+    fn store_long(&mut self, piece: &[u8], ids: &[u32]);
 }
 
 /// A table lent by the model for as long as it lives (one encoding call); given back when
@@ -67,18 +72,62 @@ impl Tables for Lent<'_> {
     fn main(&self) -> &PieceTable {
         &self.table
     }
-    #[inline(always)]
-    fn spill(&mut self) -> (&mut PieceTable, bool) {
-        (&mut self.table, false)
+    fn find(&self, _: u128, _: &mut Vec<u32>) -> bool {
+        false
+    }
+    fn find_long(&self, _: &[u8], _: &mut Vec<u32>) -> bool {
+        false
+    }
+    fn store(&mut self, key: u128, ids: &[u32]) {
+        self.table.insert(key, ids);
+    }
+    fn store_long(&mut self, piece: &[u8], ids: &[u32]) {
+        self.table.insert_long(piece, ids);
+    }
+}
+
+/// Shards of the table of a batch's misses ([`Spill`]): threads missing different pieces
+/// rarely wait for each other.
+const SPILL_SHARDS: usize = 16;
+
+/// The misses of a batch's threads, in tables behind locks (taken only on a miss of the
+/// shared table, never per probe), merged into the shared table when the batch ends: a piece
+/// is merged once per batch, whichever thread meets it first.
+struct Spill {
+    shards: Vec<Mutex<PieceTable>>,
+}
+
+impl Spill {
+    /// Shards holding at most `room` short entries together (what the shared table can still
+    /// take).
+    fn new(room: usize) -> Self {
+        let per = room.div_ceil(SPILL_SHARDS);
+        Self {
+            shards: (0..SPILL_SHARDS)
+                .map(|_| Mutex::new(PieceTable::with_capacity(0, per)))
+                .collect(),
+        }
+    }
+
+    fn shard(&self, k: u64) -> Option<std::sync::MutexGuard<'_, PieceTable>> {
+        let i = (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize % SPILL_SHARDS;
+        self.shards.get(i)?.lock().ok()
+    }
+
+    fn shard_long(&self, piece: &[u8]) -> Option<std::sync::MutexGuard<'_, PieceTable>> {
+        let k = piece
+            .iter()
+            .take(8)
+            .fold(piece.len() as u64, |a, &b| (a << 8) ^ u64::from(b));
+        self.shard(k)
     }
 }
 
 /// One thread's view of a table shared by the threads of a batch: the shared table is only
-/// read (no lock); misses go to a table of the thread's own, merged into the shared one when
-/// the batch ends ([`Bpe::encode_each`]).
+/// read (no lock); misses go to the batch's [`Spill`] ([`Bpe::encode_each`]).
 pub struct Shared<'a> {
     main: &'a PieceTable,
-    own: PieceTable,
+    spill: &'a Spill,
 }
 
 impl Tables for Shared<'_> {
@@ -86,9 +135,44 @@ impl Tables for Shared<'_> {
     fn main(&self) -> &PieceTable {
         self.main
     }
-    #[inline(always)]
-    fn spill(&mut self) -> (&mut PieceTable, bool) {
-        (&mut self.own, true)
+    fn find(&self, key: u128, out: &mut Vec<u32>) -> bool {
+        let Some(t) = self.spill.shard(key as u64 ^ (key >> 64) as u64) else {
+            return false;
+        };
+        match t.get(key) {
+            Some(found) => {
+                push_found(found, out);
+                true
+            }
+            None => false,
+        }
+    }
+    fn find_long(&self, piece: &[u8], out: &mut Vec<u32>) -> bool {
+        let Some(t) = self.spill.shard_long(piece) else {
+            return false;
+        };
+        match t.get_long(piece) {
+            Some(ids) => {
+                out.extend_from_slice(ids);
+                true
+            }
+            None => false,
+        }
+    }
+    fn store(&mut self, key: u128, ids: &[u32]) {
+        if let Some(mut t) = self.spill.shard(key as u64 ^ (key >> 64) as u64) {
+            // another thread may have stored it since `find`
+            if t.get(key).is_none() {
+                t.insert(key, ids);
+            }
+        }
+    }
+    fn store_long(&mut self, piece: &[u8], ids: &[u32]) {
+        if let Some(mut t) = self.spill.shard_long(piece) {
+            if t.get_long(piece).is_none() {
+                t.insert_long(piece, ids);
+            }
+        }
     }
 }
 
@@ -128,38 +212,29 @@ impl<T: Tables> PieceEncoder<'_, T> {
         }
     }
 
-    /// A short piece the main table lacks: from the spill table, else merged and stored there.
+    /// A short piece the main table lacks: from the other tables, else merged and stored.
     #[cold]
     #[inline(never)]
     fn miss(&mut self, key: u128, piece: &[u8], out: &mut Vec<u32>) {
-        let seeded = self.t.main().seeded();
-        let (table, separate) = self.t.spill();
-        if separate {
-            if let Some(found) = table.get(key) {
-                push_found(found, out);
-                return;
-            }
+        if self.t.find(key, out) {
+            return;
         }
         let at = out.len();
-        if seeded && piece.len() > 1 {
+        if self.t.main().seeded() && piece.len() > 1 {
             // every short token is in the seed: this piece is not one, merge it
             self.bpe.merge_linear(piece, out);
         } else {
             self.bpe.encode_piece(piece, out);
         }
-        table.insert(key, &out[at..]);
+        self.t.store(key, &out[at..]);
     }
 
     /// [`PieceEncoder::miss`] for a piece longer than [`MAX_KEY_LEN`].
     #[cold]
     #[inline(never)]
     fn miss_long(&mut self, piece: &[u8], out: &mut Vec<u32>) {
-        let (table, separate) = self.t.spill();
-        if separate {
-            if let Some(ids) = table.get_long(piece) {
-                out.extend_from_slice(ids);
-                return;
-            }
+        if self.t.find_long(piece, out) {
+            return;
         }
         let at = out.len();
         self.bpe.encode_piece(piece, out);
@@ -167,7 +242,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
             // `merge_heap` stopped early: these ids are not the piece's
             return;
         }
-        table.insert_long(piece, &out[at..]);
+        self.t.store_long(piece, &out[at..]);
     }
 
     /// Encode ordinary text, appending to `out`; stops with [`crate::Error::Interrupted`] when
@@ -550,9 +625,9 @@ impl Bpe {
     /// first error (the texts not yet started are skipped).
     ///
     /// The threads share one piece table, lent by the model for the whole call and only read
-    /// while they run: each thread stores its misses in a table of its own (looked up after a
-    /// miss of the shared one), and those are merged into the shared table, within its bound,
-    /// when the call ends. So every text meets every piece the model's table has learnt, and
+    /// while they run (no lock per probe); its misses go to a table of the batch behind locks
+    /// (sharded, looked up after a miss of the shared one, so a piece is merged once per
+    /// batch), merged into the shared table, within its bound, when the call ends. So every text meets every piece the model's table has learnt, and
     /// a batch leaves one warm table instead of one partly warm table per thread (docs/bpe.md
     /// §13.4). Texts are handed out one at a time from a shared counter.
     pub fn encode_each<S, F>(&self, texts: &[S], allowed: Option<&SpecialMatcher>, sink: F)
@@ -563,18 +638,17 @@ impl Bpe {
         let cancel = crate::cancel::current();
         let mut main = self.piece_encoder();
         let threads = rayon::current_num_threads().clamp(1, texts.len().max(1));
-        // a thread's own table may hold what the shared one still has room for
-        let room = main.t.table.limit().saturating_sub(main.t.table.len());
+        // the misses may take what the shared table still has room for
+        let spill = Spill::new(main.t.table.limit().saturating_sub(main.t.table.len()));
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
-        let owns = Mutex::new(Vec::with_capacity(threads));
         let shared = &main.t.table;
         let work = || {
             let mut enc = PieceEncoder {
                 bpe: self,
                 t: Shared {
                     main: shared,
-                    own: PieceTable::with_capacity(0, room),
+                    spill: &spill,
                 },
             };
             while !failed.load(Ordering::Relaxed) && !cancel.is_set() {
@@ -597,9 +671,6 @@ impl Bpe {
                 }
                 sink(i, ids);
             }
-            if let Ok(mut o) = owns.lock() {
-                o.push(enc.t.own);
-            }
         };
         rayon::scope(|s| {
             for _ in 1..threads {
@@ -607,8 +678,10 @@ impl Bpe {
             }
             work();
         });
-        for own in owns.into_inner().unwrap_or_default() {
-            main.t.table.absorb(&own);
+        for shard in spill.shards {
+            if let Ok(t) = shard.into_inner() {
+                main.t.table.absorb(&t);
+            }
         }
     }
 
