@@ -164,5 +164,6 @@ fn batch(
 }
 
 fn one_batch(bpe: &Bpe, docs: &[&str]) -> Result<usize, tokforge::Error> {
-    Ok(bpe.encode_batch(docs, None)?.iter().map(Vec::len).sum())
+    let batch = tokforge::TokenModel::encode_batch(bpe, docs, None)?;
+    Ok(batch.iter().map(Vec::len).sum())
 }

@@ -229,6 +229,9 @@ impl MidTable {
     }
 }
 
+/// Entries [`PieceTable::absorb`] prefetches at once (an even number: two per bucket).
+const ABSORB_AHEAD: usize = 16;
+
 /// Ids found for a piece: up to three inline, or a slice of the arena.
 pub enum Found<'a> {
     Inline(u32, [u32; 3]),
@@ -387,25 +390,50 @@ impl PieceTable {
         self.mid.insert(key, val);
     }
 
-    /// Store every piece of `other` that this table lacks, within this table's bounds (as
-    /// [`PieceTable::insert`] and [`PieceTable::insert_long`] would one by one). Both tables
-    /// hold the uncached path's ids, so this changes no id.
+    /// Store every piece of `other`, which this table lacks (the misses a batch collected
+    /// while it only read this table), within this table's bounds, as [`PieceTable::insert`]
+    /// and [`PieceTable::insert_long`] would one by one. Both tables hold the uncached path's
+    /// ids, so this changes no id.
+    ///
+    /// The table grows once to its final size, and the home buckets of each group of
+    /// [`ABSORB_AHEAD`] entries are prefetched before they are filled: this runs on one thread
+    /// after a batch's parallel part.
     pub fn absorb(&mut self, other: &PieceTable) {
-        for e in other.buckets.iter().flat_map(|b| &b.0) {
-            if e.key == 0 || self.get(e.key).is_some() {
-                continue;
+        let want = (self.len + other.len).min(self.limit);
+        let mut size = self.buckets.len();
+        while want * 4 > size * 2 * 3 {
+            size *= 2;
+        }
+        if size > self.buckets.len() {
+            self.grow_to(size);
+        }
+        let mut group = [(0u128, 0u64, [0u32; 4]); ABSORB_AHEAD];
+        for bucket in other.buckets.chunks(ABSORB_AHEAD / 2) {
+            let mut n = 0;
+            for e in bucket.iter().flat_map(|b| &b.0).filter(|e| e.key != 0) {
+                if let Some(g) = group.get_mut(n) {
+                    *g = (e.key, self.prefetch(e.key), e.val);
+                    n += 1;
+                }
             }
-            let c = e.val[0] as usize;
-            if c <= 3 {
-                self.insert(e.key, &e.val[1..1 + c]);
-            } else if let Some(ids) = other.arena.get(e.val[1] as usize..e.val[1] as usize + c) {
-                self.insert(e.key, ids);
+            for &(key, h, val) in &group[..n] {
+                debug_assert!(self.get(key).is_none());
+                let c = val[0] as usize;
+                let ids = if c <= 3 {
+                    val.get(1..1 + c)
+                } else {
+                    other.arena.get(val[1] as usize..val[1] as usize + c)
+                };
+                if let Some(ids) = ids {
+                    self.insert_hashed(key, h, ids);
+                }
             }
         }
         for e in &other.mid.slots {
-            if e.key[1] == 0 || self.mid.get(e.key, hash_mid(e.key)).is_some() {
+            if e.key[1] == 0 {
                 continue;
             }
+            debug_assert!(self.mid.get(e.key, hash_mid(e.key)).is_none());
             let mid_bytes = self.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
             if self.long_bytes + mid_bytes > self.limit.saturating_mul(16) {
                 break;
@@ -418,9 +446,8 @@ impl PieceTable {
             }
         }
         for (piece, ids) in &other.long {
-            if !self.long.contains_key(piece) {
-                self.insert_long(piece, ids);
-            }
+            debug_assert!(!self.long.contains_key(piece));
+            self.insert_long(piece, ids);
         }
     }
 
@@ -563,7 +590,12 @@ impl PieceTable {
     /// Store `ids` for `key` (absent), unless the table or the arena is full. `ids` is
     /// non-empty.
     pub fn insert(&mut self, key: u128, ids: &[u32]) {
-        debug_assert!(key != 0 && !ids.is_empty());
+        self.insert_hashed(key, hash(key), ids);
+    }
+
+    /// [`PieceTable::insert`] with the key's hash already computed.
+    fn insert_hashed(&mut self, key: u128, h: u64, ids: &[u32]) {
+        debug_assert!(key != 0 && !ids.is_empty() && h == hash(key));
         if self.full() || ids.is_empty() || ids.len() > u32::MAX as usize {
             return;
         }
@@ -571,15 +603,21 @@ impl PieceTable {
             return;
         };
         if (self.len + 1) * 4 > self.buckets.len() * 2 * 3 {
-            self.grow();
+            self.grow_to(self.buckets.len() * 2);
+            self.place(Entry { key, val });
+        } else {
+            self.place_hashed(Entry { key, val }, h);
         }
-        self.place(Entry { key, val });
         self.len += 1;
     }
 
     fn place(&mut self, e: Entry) {
+        self.place_hashed(e, hash(e.key));
+    }
+
+    fn place_hashed(&mut self, e: Entry, h: u64) {
         let mask = self.buckets.len() - 1;
-        let mut i = (hash(e.key) >> self.shift) as usize;
+        let mut i = (h >> self.shift) as usize;
         loop {
             for slot in &mut self.buckets[i & mask].0 {
                 if slot.key == 0 {
@@ -591,11 +629,11 @@ impl PieceTable {
         }
     }
 
+    /// Rehash into `size` buckets (a power of two, larger than now).
     #[cold]
-    fn grow(&mut self) {
-        let size = self.buckets.len() * 2;
+    fn grow_to(&mut self, size: usize) {
         let old = std::mem::replace(&mut self.buckets, buckets_like(size, &[]));
-        self.shift -= 1;
+        self.shift = 64 - size.trailing_zeros();
         for b in old {
             for e in b.0 {
                 if e.key != 0 {
@@ -782,6 +820,42 @@ mod tests {
         }
         assert_eq!(t.entries(), pieces.len());
         assert_ne!(pack_mid(&[0; 16]), pack_mid(&[0; 17]));
+    }
+
+    #[test]
+    fn absorb_adds_every_piece_within_the_bound() {
+        let ids = |i: u32| -> Vec<u32> { (0..i % 5 + 1).map(|j| i * 10 + j).collect() };
+        let key = |i: u32| format!("k{i}").into_bytes();
+        let long = |i: u32| format!("a long piece of text number {i}").repeat(1 + i as usize % 2);
+        for limit in [50, 10_000] {
+            let mut main = PieceTable::with_capacity(0, limit);
+            let mut other = PieceTable::with_capacity(0, limit);
+            for i in 0..40u32 {
+                main.insert(pack(&key(i)), &ids(i));
+            }
+            for i in 40..400u32 {
+                other.insert(pack(&key(i)), &ids(i));
+                other.insert_long(long(i).as_bytes(), &ids(i));
+            }
+            main.absorb(&other);
+            assert_eq!(main.len(), 400.min(limit));
+            assert!(main.arena.len() <= 2 * limit);
+            let got = |t: &PieceTable, i: u32| match t.get(pack(&key(i))) {
+                None => None,
+                Some(Found::Inline(c, v)) => Some(v[..c as usize].to_vec()),
+                Some(Found::Arena(s)) => Some(s.to_vec()),
+            };
+            for i in 0..400u32 {
+                let g = got(&main, i);
+                assert!(g.is_none() || g == Some(ids(i)), "{i}");
+                let l = main.get_long(long(i).as_bytes());
+                assert!(l.is_none() || l == Some(&ids(i)[..]), "{i}");
+                if limit == 10_000 {
+                    assert_eq!(g, Some(ids(i)), "{i}");
+                    assert!(i < 40 || l.is_some(), "{i}");
+                }
+            }
+        }
     }
 
     #[test]
