@@ -25,6 +25,7 @@ use super::Bpe;
 use crate::error::{Error, Result};
 use crate::pretokenize::CHUNK;
 pub use crate::special::SpecialMatcher;
+use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -637,6 +638,25 @@ impl Bpe {
     {
         let cancel = crate::cancel::current();
         let mut main = self.piece_encoder();
+        if main.t.table.fresh() && texts.len() > 1 {
+            // a table that has learnt nothing (a model's first call): sharing it would merge
+            // nearly every piece of the batch into it on one thread after the parallel part, so
+            // each text borrows a table as a single call does (one per thread), and the batches
+            // after this one share the table they find
+            drop(main);
+            let failed = AtomicBool::new(false);
+            texts.par_iter().enumerate().for_each(|(i, text)| {
+                if failed.load(Ordering::Relaxed) || cancel.is_set() {
+                    return;
+                }
+                let ids = crate::cancel::scope(&cancel, || self.encode(text.as_ref(), allowed));
+                if ids.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                sink(i, ids);
+            });
+            return;
+        }
         let threads = rayon::current_num_threads().clamp(1, texts.len().max(1));
         // the misses may take what the shared table still has room for
         let spill = Spill::new(main.t.table.limit().saturating_sub(main.t.table.len()));
@@ -904,10 +924,10 @@ mod tests {
                         assert_eq!(got, want, "limit {limit}, {threads} threads");
                     }
                     let info = bpe.piece_cache().info();
-                    assert_eq!(
-                        info.tables, 1,
-                        "limit {limit}: the encodes and batches ran one at a time"
-                    );
+                    // (a table of limit 0 stores nothing: each batch takes a table per thread)
+                    if limit > 0 {
+                        assert_eq!(info.tables, 1, "limit {limit}: one call at a time");
+                    }
                     assert!(info.entries <= limit.max(1) * 3, "limit {limit}: {info:?}");
                 }
             }

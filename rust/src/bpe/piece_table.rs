@@ -292,6 +292,8 @@ pub struct PieceTable {
     long_bytes: usize,
     /// holds the seed: a short piece missing from it is not a token
     seeded: bool,
+    /// has stored nothing since it was made (a copy of the seed, or empty)
+    fresh: bool,
 }
 
 impl Clone for PieceTable {
@@ -306,6 +308,7 @@ impl Clone for PieceTable {
             long: self.long.clone(),
             long_bytes: self.long_bytes,
             seeded: self.seeded,
+            fresh: self.fresh,
         }
     }
 }
@@ -327,7 +330,13 @@ impl PieceTable {
             long: FxHashMap::default(),
             long_bytes: 0,
             seeded: false,
+            fresh: true,
         }
+    }
+
+    /// Whether the table has stored nothing since it was made (a copy of the seed, or empty).
+    pub fn fresh(&self) -> bool {
+        self.fresh
     }
 
     /// Whether the table holds the seed (every short token), so that a short piece it misses
@@ -371,6 +380,7 @@ impl PieceTable {
             self.insert_mid(pack_mid(piece), ids);
             return;
         }
+        self.fresh = false;
         self.long_bytes += cost;
         self.long.insert(piece.into(), ids.into());
     }
@@ -388,6 +398,7 @@ impl PieceTable {
             val[1] = v[1];
         }
         self.mid.insert(key, val);
+        self.fresh = false;
     }
 
     /// Store every piece of `other`, which this table lacks (the misses a batch collected
@@ -608,6 +619,7 @@ impl PieceTable {
         } else {
             self.place_hashed(Entry { key, val }, h);
         }
+        self.fresh = false;
         self.len += 1;
     }
 
@@ -732,6 +744,7 @@ impl PieceCache {
             let mut t = s.clone();
             t.limit = limit;
             t.seeded = true;
+            t.fresh = true;
             t
         } else {
             PieceTable::with_capacity(limit.min(1 << 16), limit)
