@@ -26,7 +26,9 @@
 //! Sharing: tables are not locked per probe. [`PieceCache`] (one per model) lends each encoding
 //! call a table of its own ([`PieceCache::lend`]) from a pool, and takes it back when the call
 //! ends, so tables persist across calls and there are as many as calls ever ran at once (one per
-//! encoding thread). Cost: two uncontended lock operations per call.
+//! encoding thread). Cost: two uncontended lock operations per call. The threads of a batch
+//! read one table together and their misses are merged into it at the end
+//! ([`PieceTable::absorb`], `Bpe::encode_each`).
 //!
 //! Complexity: a hit is one hash (multiply-shift of the two key halves) and, at load <= 3/4,
 //! about 1.1 bucket probes; a miss adds one insert (amortised O(1), doubling at 3/4 load).
