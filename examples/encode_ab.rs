@@ -10,12 +10,16 @@
 use tokforge::{Bpe, Pretokenizer};
 
 fn cpu() -> f64 {
+    clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+fn clock(id: libc::clockid_t) -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: a valid out-pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    unsafe { libc::clock_gettime(id, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
@@ -108,5 +112,74 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{stem} pre {t_pre:.4} cold {:.4} warm {warm:.4} pieces {pieces} sum {sum:016x}",
         times[0]
     );
+    if let Some(threads) = std::env::var("BATCH_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        batch(vocab, stem, &docs, passes, threads)?;
+    }
     Ok(())
+}
+
+/// `BATCH_THREADS=T`: wall time of `Bpe::encode_batch` over all documents on a pool of `T`
+/// threads and of the same documents one after the other on one thread, each on a fresh model
+/// (cold pass, then the fastest warm pass), alternated per pass; and the process CPU time of
+/// the batch.
+fn batch(
+    vocab: &str,
+    stem: &str,
+    docs: &[&str],
+    passes: usize,
+    threads: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let load = || -> Result<Bpe, Box<dyn std::error::Error>> {
+        let (preset, specials) =
+            tokforge::formats::tiktoken::preset_for_stem(stem).ok_or("stem")?;
+        let ranks = tokforge::formats::tiktoken::parse(&std::fs::read_to_string(vocab)?, vocab)?;
+        Ok(Bpe::from_ranks(
+            ranks,
+            specials,
+            Pretokenizer::new(preset)?,
+        )?)
+    };
+    let (one, many) = (load()?, load()?);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    let (mut t1, mut tn, mut cn) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut s1, mut sn) = (0usize, 0usize);
+    for _ in 0..passes.max(2) {
+        let t = std::time::Instant::now();
+        for d in docs {
+            s1 += one.encode_ordinary(d)?.len();
+        }
+        t1.push(t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        let c = clock(libc::CLOCK_PROCESS_CPUTIME_ID);
+        let got = pool.install(|| one_batch(&many, docs))?;
+        tn.push(t.elapsed().as_secs_f64());
+        cn.push(clock(libc::CLOCK_PROCESS_CPUTIME_ID) - c);
+        sn += got;
+    }
+    let best = |v: &[f64]| v[1..].iter().cloned().fold(f64::INFINITY, f64::min);
+    println!(
+        "{stem} batch{threads} cold {:.4} warm {:.4} (cpu {:.4} {:.4}) one thread cold {:.4} \
+         warm {:.4}: {:.2}x cold, {:.2}x warm, tables {}, ids equal {}",
+        tn[0],
+        best(&tn),
+        cn[0],
+        best(&cn),
+        t1[0],
+        best(&t1),
+        t1[0] / tn[0],
+        best(&t1) / best(&tn),
+        many.piece_cache().info().tables,
+        s1 == sn
+    );
+    Ok(())
+}
+
+fn one_batch(bpe: &Bpe, docs: &[&str]) -> Result<usize, tokforge::Error> {
+    let batch = tokforge::TokenModel::encode_batch(bpe, docs, None)?;
+    Ok(batch.iter().map(Vec::len).sum())
 }

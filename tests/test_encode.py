@@ -515,6 +515,35 @@ def test_piece_table_is_bounded_reported_and_kept_across_calls(cl100k_file):
         lib.set_cache_limit(10)
 
 
+def test_a_batch_shares_one_piece_table_and_changes_no_id(limited, corpus_docs):
+    """The threads of a batch read one table and merge their misses into it at the end
+    (docs/bpe.md §13.4; a model's first batch gives each thread a table): the table a batch
+    leaves holds every piece of its texts; ids as tiktoken's."""
+    from vocabularies import fetch
+
+    _, _, theirs = limited
+    docs = [d[i : i + 3000] for d in corpus_docs.values() for i in range(0, len(d), 3000)]
+    want = [theirs.encode_ordinary(d) for d in docs]
+    for limit in [None, *TABLE_LIMITS]:
+        tok = Tokenizer.from_file(fetch(f"{theirs.name}.tiktoken"))
+        if limit is not None:
+            tok.set_cache_limit(limit)
+        for _ in range(2):
+            flat, offsets = tok.encode_batch_numpy(docs, disallowed_special=(), num_threads=2)
+            got = [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+            assert got == want, limit
+            assert tok.encode_batch(docs, disallowed_special=(), num_threads=2) == want, limit
+        info = tok.cache_info()
+        assert info["tables"] <= 2, (limit, info)
+        if limit is None:
+            # every piece of the batch was merged into the table: encoding adds nothing
+            for d in docs:
+                tok.encode_ordinary(d)
+            assert tok.cache_info()["entries"] == info["entries"]
+        else:
+            assert info["slots"] <= info["tables"] * max(8, 4 * limit)
+
+
 def test_encode_numpy_equals_encode_without_a_copy(pair, corpus_docs):
     ours, theirs = pair
     eot = "<|endoftext|>"

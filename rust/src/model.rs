@@ -113,6 +113,23 @@ pub trait TokenModel: Send + Sync {
             .map(|t| crate::cancel::scope(&cancel, || self.encode(t, allowed)))
             .collect()
     }
+    /// [`TokenModel::encode`] of each text, in parallel on the current rayon pool, handing
+    /// `(index, ids)` to `sink` as each text is done (in no particular order). After an error
+    /// the texts not yet started may be skipped.
+    fn encode_each(
+        &self,
+        texts: &[String],
+        allowed: Option<&SpecialMatcher>,
+        sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
+    ) {
+        let cancel = crate::cancel::current();
+        texts.par_iter().enumerate().for_each(|(i, t)| {
+            if cancel.is_set() {
+                return;
+            }
+            sink(i, crate::cancel::scope(&cancel, || self.encode(t, allowed)));
+        });
+    }
     /// Concatenated bytes of `ids`; an unknown id is a [`crate::Error::Vocab`] naming it.
     fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>>;
     /// Byte length of the longest prefix of `text` whose ids cannot depend on what follows
@@ -187,6 +204,23 @@ impl TokenModel for Bpe {
     }
     fn encode(&self, text: &str, allowed: Option<&SpecialMatcher>) -> Result<Vec<u32>> {
         Bpe::encode(self, text, allowed)
+    }
+    /// The threads share one piece table ([`Bpe::encode_each`]).
+    fn encode_each(
+        &self,
+        texts: &[String],
+        allowed: Option<&SpecialMatcher>,
+        sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
+    ) {
+        Bpe::encode_each(self, texts, allowed, sink)
+    }
+    /// The threads share one piece table ([`Bpe::encode_each`]).
+    fn encode_batch(
+        &self,
+        texts: &[&str],
+        allowed: Option<&SpecialMatcher>,
+    ) -> Result<Vec<Vec<u32>>> {
+        Bpe::encode_batch(self, texts, allowed)
     }
     fn encode_with_spans(
         &self,

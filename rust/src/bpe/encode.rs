@@ -18,11 +18,16 @@
 //! `allowed_special`). Checking for disallowed specials is [`SpecialMatcher::find`].
 
 use super::pairs::NONE;
-use super::piece_table::{self, Found, PieceTable, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN};
+use super::piece_table::{
+    self, Found, PieceCache, PieceTable, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN,
+};
 use super::Bpe;
 use crate::error::{Error, Result};
 use crate::pretokenize::CHUNK;
 pub use crate::special::SpecialMatcher;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// Pieces longer than this many bytes use the heap (tiktoken switches at 100 as well).
 const HEAP_THRESHOLD: usize = 100;
@@ -34,21 +39,152 @@ pub struct Span {
     pub end: usize,
 }
 
-/// Encodes pieces with a piece table lent by the model for as long as it lives (one encoding
-/// call); gives the table back when dropped.
-pub struct PieceEncoder<'a> {
-    bpe: &'a Bpe,
+/// The tables a [`PieceEncoder`] reads and fills: the main table, probed on the hot path, and
+/// where its misses go.
+pub trait Tables {
+    /// The table every piece is looked up in first.
+    fn main(&self) -> &PieceTable;
+    /// Append the ids of a short piece [`Tables::main`] lacks if another table has them.
+    fn find(&self, key: u128, out: &mut Vec<u32>) -> bool;
+    /// [`Tables::find`] for a piece longer than [`MAX_KEY_LEN`].
+    fn find_long(&self, piece: &[u8], out: &mut Vec<u32>) -> bool;
+    /// Remember the ids of a short piece [`Tables::main`] lacks.
+    fn store(&mut self, key: u128, ids: &[u32]);
+    /// [`Tables::store`] for a piece longer than [`MAX_KEY_LEN`].
+    fn store_long(&mut self, piece: &[u8], ids: &[u32]);
+}
+
+/// A table lent by the model for as long as it lives (one encoding call); given back when
+/// dropped. Misses go into it.
+pub struct Lent<'a> {
+    cache: &'a PieceCache,
     table: PieceTable,
 }
 
-impl Drop for PieceEncoder<'_> {
+impl Drop for Lent<'_> {
     fn drop(&mut self) {
         let t = std::mem::replace(&mut self.table, PieceTable::with_capacity(0, 0));
-        self.bpe.cache.give_back(t);
+        self.cache.give_back(t);
     }
 }
 
-impl PieceEncoder<'_> {
+impl Tables for Lent<'_> {
+    #[inline(always)]
+    fn main(&self) -> &PieceTable {
+        &self.table
+    }
+    fn find(&self, _: u128, _: &mut Vec<u32>) -> bool {
+        false
+    }
+    fn find_long(&self, _: &[u8], _: &mut Vec<u32>) -> bool {
+        false
+    }
+    fn store(&mut self, key: u128, ids: &[u32]) {
+        self.table.insert(key, ids);
+    }
+    fn store_long(&mut self, piece: &[u8], ids: &[u32]) {
+        self.table.insert_long(piece, ids);
+    }
+}
+
+/// Shards of the table of a batch's misses ([`Spill`]): threads missing different pieces
+/// rarely wait for each other.
+const SPILL_SHARDS: usize = 16;
+
+/// The misses of a batch's threads, in tables behind locks (taken only on a miss of the
+/// shared table, never per probe), merged into the shared table when the batch ends: a piece
+/// is merged once per batch, whichever thread meets it first.
+struct Spill {
+    shards: Vec<Mutex<PieceTable>>,
+}
+
+impl Spill {
+    /// Shards holding at most `room` short entries together (what the shared table can still
+    /// take).
+    fn new(room: usize) -> Self {
+        let per = room.div_ceil(SPILL_SHARDS);
+        Self {
+            shards: (0..SPILL_SHARDS)
+                .map(|_| Mutex::new(PieceTable::with_capacity(0, per)))
+                .collect(),
+        }
+    }
+
+    fn shard(&self, k: u64) -> Option<std::sync::MutexGuard<'_, PieceTable>> {
+        let i = (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize % SPILL_SHARDS;
+        self.shards.get(i)?.lock().ok()
+    }
+
+    fn shard_long(&self, piece: &[u8]) -> Option<std::sync::MutexGuard<'_, PieceTable>> {
+        let k = piece
+            .iter()
+            .take(8)
+            .fold(piece.len() as u64, |a, &b| (a << 8) ^ u64::from(b));
+        self.shard(k)
+    }
+}
+
+/// One thread's view of a table shared by the threads of a batch: the shared table is only
+/// read (no lock); misses go to the batch's [`Spill`] ([`Bpe::encode_each`]).
+pub struct Shared<'a> {
+    main: &'a PieceTable,
+    spill: &'a Spill,
+}
+
+impl Tables for Shared<'_> {
+    #[inline(always)]
+    fn main(&self) -> &PieceTable {
+        self.main
+    }
+    fn find(&self, key: u128, out: &mut Vec<u32>) -> bool {
+        let Some(t) = self.spill.shard(key as u64 ^ (key >> 64) as u64) else {
+            return false;
+        };
+        match t.get(key) {
+            Some(found) => {
+                push_found(found, out);
+                true
+            }
+            None => false,
+        }
+    }
+    fn find_long(&self, piece: &[u8], out: &mut Vec<u32>) -> bool {
+        let Some(t) = self.spill.shard_long(piece) else {
+            return false;
+        };
+        match t.get_long(piece) {
+            Some(ids) => {
+                out.extend_from_slice(ids);
+                true
+            }
+            None => false,
+        }
+    }
+    fn store(&mut self, key: u128, ids: &[u32]) {
+        if let Some(mut t) = self.spill.shard(key as u64 ^ (key >> 64) as u64) {
+            // another thread may have stored it since `find`
+            if t.get(key).is_none() {
+                t.insert(key, ids);
+            }
+        }
+    }
+    fn store_long(&mut self, piece: &[u8], ids: &[u32]) {
+        if let Some(mut t) = self.spill.shard_long(piece) {
+            if t.get_long(piece).is_none() {
+                t.insert_long(piece, ids);
+            }
+        }
+    }
+}
+
+/// Encodes pieces with the piece tables of [`Tables`]: one per call (or per thread of a
+/// batch), not one per piece.
+pub struct PieceEncoder<'a, T: Tables = Lent<'a>> {
+    bpe: &'a Bpe,
+    t: T,
+}
+
+impl<T: Tables> PieceEncoder<'_, T> {
     /// Append the ids of one piece to `out` (the ids of [`Bpe::encode_piece`]).
     #[inline]
     pub fn encode(&mut self, piece: &[u8], out: &mut Vec<u32>) {
@@ -63,39 +199,51 @@ impl PieceEncoder<'_> {
         let n = end - start;
         if n <= MAX_KEY_LEN {
             let key = piece_table::pack_at(bytes, start, n);
-            match self.table.get(key) {
-                Some(Found::Inline(1, v)) => out.push(v[0]),
-                Some(Found::Inline(c, v)) => out.extend_from_slice(&v[..(c as usize).min(3)]),
-                Some(Found::Arena(ids)) => out.extend_from_slice(ids),
+            match self.t.main().get(key) {
+                Some(found) => push_found(found, out),
                 None => self.miss(key, &bytes[start..end], out),
             }
         } else {
             let piece = &bytes[start..end];
-            if let Some(ids) = self.table.get_long(piece) {
+            if let Some(ids) = self.t.main().get_long(piece) {
                 out.extend_from_slice(ids);
                 return;
             }
-            let at = out.len();
-            self.bpe.encode_piece(piece, out);
-            if crate::cancel::is_set() {
-                // `merge_heap` stopped early: these ids are not the piece's
-                return;
-            }
-            self.table.insert_long(piece, &out[at..]);
+            self.miss_long(piece, out);
         }
     }
 
+    /// A short piece the main table lacks: from the other tables, else merged and stored.
     #[cold]
     #[inline(never)]
     fn miss(&mut self, key: u128, piece: &[u8], out: &mut Vec<u32>) {
+        if self.t.find(key, out) {
+            return;
+        }
         let at = out.len();
-        if self.table.seeded() && piece.len() > 1 {
+        if self.t.main().seeded() && piece.len() > 1 {
             // every short token is in the seed: this piece is not one, merge it
             self.bpe.merge_linear(piece, out);
         } else {
             self.bpe.encode_piece(piece, out);
         }
-        self.table.insert(key, &out[at..]);
+        self.t.store(key, &out[at..]);
+    }
+
+    /// [`PieceEncoder::miss`] for a piece longer than [`MAX_KEY_LEN`].
+    #[cold]
+    #[inline(never)]
+    fn miss_long(&mut self, piece: &[u8], out: &mut Vec<u32>) {
+        if self.t.find_long(piece, out) {
+            return;
+        }
+        let at = out.len();
+        self.bpe.encode_piece(piece, out);
+        if crate::cancel::is_set() {
+            // `merge_heap` stopped early: these ids are not the piece's
+            return;
+        }
+        self.t.store_long(piece, &out[at..]);
     }
 
     /// Encode ordinary text, appending to `out`; stops with [`crate::Error::Interrupted`] when
@@ -118,11 +266,11 @@ impl PieceEncoder<'_> {
                 let n = e - s;
                 let (key, key2) = if n <= MAX_KEY_LEN {
                     let key = piece_table::pack_at(bytes, s, n);
-                    next.hashes[j] = self.table.prefetch(key);
+                    next.hashes[j] = self.t.main().prefetch(key);
                     (key, 0)
                 } else if n <= MID_KEY_LEN {
                     let key = piece_table::pack_mid_at(bytes, s, n);
-                    next.hashes[j] = self.table.prefetch_mid(key);
+                    next.hashes[j] = self.t.main().prefetch_mid(key);
                     (key[0], key[1])
                 } else {
                     (0, 0)
@@ -161,7 +309,7 @@ impl PieceEncoder<'_> {
                 let (key, key2, h) = (c.keys[i], c.keys2[i], c.hashes[i]);
                 if key2 == 0 {
                     if key != 0 {
-                        if let Some([count, a, b, d]) = self.table.get_home(key, h) {
+                        if let Some([count, a, b, d]) = self.t.main().get_home(key, h) {
                             if let Some(dst) =
                                 spare.get_mut(w..).and_then(|r| r.first_chunk_mut::<3>())
                             {
@@ -177,7 +325,7 @@ impl PieceEncoder<'_> {
                             }
                         }
                     }
-                } else if let Some(v) = self.table.get_mid_home([key, key2], h) {
+                } else if let Some(v) = self.t.main().get_mid_home([key, key2], h) {
                     if let Some(dst) = spare
                         .get_mut(w..)
                         .and_then(|r| r.first_chunk_mut::<MID_INLINE>())
@@ -223,11 +371,37 @@ impl PieceEncoder<'_> {
             self.encode_at(bytes, s, e, out);
             return;
         }
-        match self.table.get_hashed(key, h) {
-            Some(Found::Inline(c, v)) => out.extend_from_slice(&v[..(c as usize).min(3)]),
-            Some(Found::Arena(ids)) => out.extend_from_slice(ids),
+        match self.t.main().get_hashed(key, h) {
+            Some(found) => push_found(found, out),
             None => self.miss(key, &bytes[s..e], out),
         }
+    }
+}
+
+/// Ids of `text` with the specials `m` matches as their ids.
+fn encode_split<T: Tables>(
+    enc: &mut PieceEncoder<'_, T>,
+    text: &str,
+    m: &SpecialMatcher,
+) -> Result<Vec<u32>> {
+    let mut out = Vec::with_capacity(text.len() / 3);
+    let mut pos = 0;
+    while let Some((s, e, id)) = m.find(text, pos) {
+        enc.encode_text(&text[pos..s], &mut out)?;
+        out.push(id);
+        pos = e;
+    }
+    enc.encode_text(&text[pos..], &mut out)?;
+    Ok(out)
+}
+
+/// Append the ids of a table hit.
+#[inline(always)]
+fn push_found(found: Found<'_>, out: &mut Vec<u32>) {
+    match found {
+        Found::Inline(1, v) => out.push(v[0]),
+        Found::Inline(c, v) => out.extend_from_slice(&v[..(c as usize).min(3)]),
+        Found::Arena(ids) => out.extend_from_slice(ids),
     }
 }
 
@@ -278,7 +452,10 @@ impl Bpe {
     pub fn piece_encoder(&self) -> PieceEncoder<'_> {
         PieceEncoder {
             bpe: self,
-            table: self.cache.lend(|| self.seed_table()),
+            t: Lent {
+                cache: &self.cache,
+                table: self.cache.lend(|| self.seed_table()),
+            },
         }
     }
 
@@ -441,15 +618,119 @@ impl Bpe {
         let Some(m) = allowed else {
             return self.encode_ordinary(text);
         };
-        let mut out = Vec::with_capacity(text.len() / 3);
-        let mut enc = self.piece_encoder();
-        let mut pos = 0;
-        while let Some((s, e, id)) = m.find(text, pos) {
-            enc.encode_text(&text[pos..s], &mut out)?;
-            out.push(id);
-            pos = e;
+        encode_split(&mut self.piece_encoder(), text, m)
+    }
+
+    /// [`Bpe::encode`] of each text on the threads of the current rayon pool, handing
+    /// `(index, ids)` to `sink` as each text is done (in no particular order); stops at the
+    /// first error (the texts not yet started are skipped).
+    ///
+    /// The threads share one piece table, lent by the model for the whole call and only read
+    /// while they run (no lock per probe); its misses go to a table of the batch behind locks
+    /// (sharded, looked up after a miss of the shared one, so a piece is merged once per
+    /// batch), merged into the shared table, within its bound, when the call ends. So every text meets every piece the model's table has learnt, and
+    /// a batch leaves one warm table instead of one partly warm table per thread (docs/bpe.md
+    /// §13.4). Texts are handed out one at a time from a shared counter.
+    pub fn encode_each<S, F>(&self, texts: &[S], allowed: Option<&SpecialMatcher>, sink: F)
+    where
+        S: AsRef<str> + Sync,
+        F: Fn(usize, Result<Vec<u32>>) + Sync,
+    {
+        let cancel = crate::cancel::current();
+        let mut main = self.piece_encoder();
+        if main.t.table.fresh() && texts.len() > 1 {
+            // a table that has learnt nothing (a model's first call): sharing it would merge
+            // nearly every piece of the batch into it on one thread after the parallel part, so
+            // each text borrows a table as a single call does (one per thread), and the batches
+            // after this one share the table they find
+            drop(main);
+            let failed = AtomicBool::new(false);
+            texts.par_iter().enumerate().for_each(|(i, text)| {
+                if failed.load(Ordering::Relaxed) || cancel.is_set() {
+                    return;
+                }
+                let ids = crate::cancel::scope(&cancel, || self.encode(text.as_ref(), allowed));
+                if ids.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                sink(i, ids);
+            });
+            return;
         }
-        enc.encode_text(&text[pos..], &mut out)?;
+        let threads = rayon::current_num_threads().clamp(1, texts.len().max(1));
+        // the misses may take what the shared table still has room for
+        let spill = Spill::new(main.t.table.limit().saturating_sub(main.t.table.len()));
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let shared = &main.t.table;
+        let work = || {
+            let mut enc = PieceEncoder {
+                bpe: self,
+                t: Shared {
+                    main: shared,
+                    spill: &spill,
+                },
+            };
+            while !failed.load(Ordering::Relaxed) && !cancel.is_set() {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(text) = texts.get(i) else {
+                    break;
+                };
+                let ids = crate::cancel::scope(&cancel, || {
+                    let text = text.as_ref();
+                    match allowed {
+                        Some(m) => encode_split(&mut enc, text, m),
+                        None => {
+                            let mut out = Vec::with_capacity(text.len() / 3);
+                            enc.encode_text(text, &mut out).map(|()| out)
+                        }
+                    }
+                });
+                if ids.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                sink(i, ids);
+            }
+        };
+        rayon::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(|_| work());
+            }
+            work();
+        });
+        for shard in spill.shards {
+            if let Ok(t) = shard.into_inner() {
+                main.t.table.absorb(&t);
+            }
+        }
+    }
+
+    /// [`Bpe::encode`] of each text, in parallel (see [`Bpe::encode_each`]); the same ids for
+    /// any thread count.
+    pub fn encode_batch<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        allowed: Option<&SpecialMatcher>,
+    ) -> Result<Vec<Vec<u32>>> {
+        let slots: Vec<Mutex<Option<Result<Vec<u32>>>>> =
+            texts.iter().map(|_| Mutex::new(None)).collect();
+        self.encode_each(texts, allowed, |i, ids| {
+            if let Some(Ok(mut s)) = slots.get(i).map(|s| s.lock()) {
+                *s = Some(ids);
+            }
+        });
+        let mut out = Vec::with_capacity(texts.len());
+        let mut skipped = false;
+        for s in slots {
+            match s.into_inner().ok().flatten() {
+                Some(ids) => out.push(ids?),
+                None => skipped = true,
+            }
+        }
+        // a text is skipped only after another failed (that error is returned above)
+        if skipped {
+            return Err(crate::cancel::cancelled());
+        }
         Ok(out)
     }
 
@@ -604,6 +885,67 @@ mod tests {
                 "limit {limit}"
             );
         }
+    }
+
+    #[test]
+    fn a_batch_shares_one_table_and_changes_no_id() {
+        let bpe = small();
+        let texts: Vec<String> = (0..40)
+            .map(|i| match i % 4 {
+                0 => "aaaaaaaa abababab banana bandana ".repeat(i + 1),
+                1 => format!(
+                    "bandanas{i} and bananas{} abab<|eot|>abba baab\n\n  x",
+                    i * 7
+                ),
+                2 => "ab".repeat(20 + i) + &" q".repeat(i),
+                _ => format!(
+                    "{}{} {}",
+                    "b".repeat(i),
+                    "a".repeat(60 - i),
+                    "ba".repeat(12)
+                ),
+            })
+            .collect();
+        let m = bpe.special_matcher(&[0]).unwrap();
+        for limit in [0, 3, 1000, piece_table::DEFAULT_LIMIT] {
+            bpe.piece_cache().set_limit(limit);
+            for allowed in [None, m.as_ref()] {
+                let want: Vec<Vec<u32>> = texts
+                    .iter()
+                    .map(|t| bpe.encode(t, allowed).unwrap())
+                    .collect();
+                for threads in [1, 2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    for _ in 0..2 {
+                        let got = pool.install(|| bpe.encode_batch(&texts, allowed)).unwrap();
+                        assert_eq!(got, want, "limit {limit}, {threads} threads");
+                    }
+                    let info = bpe.piece_cache().info();
+                    // (a table of limit 0 stores nothing: each batch takes a table per thread)
+                    if limit > 0 {
+                        assert_eq!(info.tables, 1, "limit {limit}: one call at a time");
+                    }
+                    assert!(info.entries <= limit.max(1) * 3, "limit {limit}: {info:?}");
+                }
+            }
+        }
+        bpe.piece_cache().set_limit(piece_table::DEFAULT_LIMIT);
+        // a batch's misses are merged into the shared table: a fresh model's table holds every
+        // piece of the texts after one batch
+        let fresh = small();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| fresh.encode_batch(&texts, None)).unwrap();
+        let after_batch = fresh.piece_cache().info().entries;
+        for t in &texts {
+            fresh.encode_ordinary(t).unwrap();
+        }
+        assert_eq!(fresh.piece_cache().info().entries, after_batch);
     }
 
     /// TV4 of docs/bpe.md §6: toy ranks a=0 b=1 c=2 ab=3 cb=4 ac=5 bb=6 cbb=7 acbb=8 (plus the

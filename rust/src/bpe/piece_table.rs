@@ -26,7 +26,9 @@
 //! Sharing: tables are not locked per probe. [`PieceCache`] (one per model) lends each encoding
 //! call a table of its own ([`PieceCache::lend`]) from a pool, and takes it back when the call
 //! ends, so tables persist across calls and there are as many as calls ever ran at once (one per
-//! encoding thread). Cost: two uncontended lock operations per call.
+//! encoding thread). Cost: two uncontended lock operations per call. The threads of a batch
+//! read one table together and their misses are merged into it at the end
+//! ([`PieceTable::absorb`], `Bpe::encode_each`).
 //!
 //! Complexity: a hit is one hash (multiply-shift of the two key halves) and, at load <= 3/4,
 //! about 1.1 bucket probes; a miss adds one insert (amortised O(1), doubling at 3/4 load).
@@ -229,6 +231,9 @@ impl MidTable {
     }
 }
 
+/// Entries [`PieceTable::absorb`] prefetches at once (an even number: two per bucket).
+const ABSORB_AHEAD: usize = 16;
+
 /// Ids found for a piece: up to three inline, or a slice of the arena.
 pub enum Found<'a> {
     Inline(u32, [u32; 3]),
@@ -289,6 +294,8 @@ pub struct PieceTable {
     long_bytes: usize,
     /// holds the seed: a short piece missing from it is not a token
     seeded: bool,
+    /// has stored nothing since it was made (a copy of the seed, or empty)
+    fresh: bool,
 }
 
 impl Clone for PieceTable {
@@ -303,6 +310,7 @@ impl Clone for PieceTable {
             long: self.long.clone(),
             long_bytes: self.long_bytes,
             seeded: self.seeded,
+            fresh: self.fresh,
         }
     }
 }
@@ -324,7 +332,13 @@ impl PieceTable {
             long: FxHashMap::default(),
             long_bytes: 0,
             seeded: false,
+            fresh: true,
         }
+    }
+
+    /// Whether the table has stored nothing since it was made (a copy of the seed, or empty).
+    pub fn fresh(&self) -> bool {
+        self.fresh
     }
 
     /// Whether the table holds the seed (every short token), so that a short piece it misses
@@ -365,20 +379,89 @@ impl PieceTable {
             return;
         }
         if piece.len() <= MID_KEY_LEN {
-            let mut val = [ids.len() as u32, 0, 0, 0, 0, 0, 0, 0];
-            if ids.len() <= MID_INLINE {
-                val[1..1 + ids.len()].copy_from_slice(ids);
-            } else {
-                let Some(v) = self.value(ids) else {
-                    return;
-                };
-                val[1] = v[1];
-            }
-            self.mid.insert(pack_mid(piece), val);
+            self.insert_mid(pack_mid(piece), ids);
             return;
         }
+        self.fresh = false;
         self.long_bytes += cost;
         self.long.insert(piece.into(), ids.into());
+    }
+
+    /// Store the ids of a piece of 16..=31 bytes under its [`pack_mid`] key (absent; the
+    /// caller checked the bound).
+    fn insert_mid(&mut self, key: [u128; 2], ids: &[u32]) {
+        let mut val = [ids.len() as u32, 0, 0, 0, 0, 0, 0, 0];
+        if ids.len() <= MID_INLINE {
+            val[1..1 + ids.len()].copy_from_slice(ids);
+        } else {
+            let Some(v) = self.value(ids) else {
+                return;
+            };
+            val[1] = v[1];
+        }
+        self.mid.insert(key, val);
+        self.fresh = false;
+    }
+
+    /// Store every piece of `other`, which this table lacks (the misses a batch collected
+    /// while it only read this table), within this table's bounds, as [`PieceTable::insert`]
+    /// and [`PieceTable::insert_long`] would one by one. Both tables hold the uncached path's
+    /// ids, so this changes no id.
+    ///
+    /// The table grows once to its final size, and the home buckets of each group of
+    /// [`ABSORB_AHEAD`] entries are prefetched before they are filled: this runs on one thread
+    /// after a batch's parallel part.
+    pub fn absorb(&mut self, other: &PieceTable) {
+        let want = (self.len + other.len).min(self.limit);
+        let mut size = self.buckets.len();
+        while want * 4 > size * 2 * 3 {
+            size *= 2;
+        }
+        if size > self.buckets.len() {
+            self.grow_to(size);
+        }
+        let mut group = [(0u128, 0u64, [0u32; 4]); ABSORB_AHEAD];
+        for bucket in other.buckets.chunks(ABSORB_AHEAD / 2) {
+            let mut n = 0;
+            for e in bucket.iter().flat_map(|b| &b.0).filter(|e| e.key != 0) {
+                if let Some(g) = group.get_mut(n) {
+                    *g = (e.key, self.prefetch(e.key), e.val);
+                    n += 1;
+                }
+            }
+            for &(key, h, val) in &group[..n] {
+                debug_assert!(self.get(key).is_none());
+                let c = val[0] as usize;
+                let ids = if c <= 3 {
+                    val.get(1..1 + c)
+                } else {
+                    other.arena.get(val[1] as usize..val[1] as usize + c)
+                };
+                if let Some(ids) = ids {
+                    self.insert_hashed(key, h, ids);
+                }
+            }
+        }
+        for e in &other.mid.slots {
+            if e.key[1] == 0 {
+                continue;
+            }
+            debug_assert!(self.mid.get(e.key, hash_mid(e.key)).is_none());
+            let mid_bytes = self.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
+            if self.long_bytes + mid_bytes > self.limit.saturating_mul(16) {
+                break;
+            }
+            let c = e.val[0] as usize;
+            if c <= MID_INLINE {
+                self.insert_mid(e.key, &e.val[1..1 + c]);
+            } else if let Some(ids) = other.arena.get(e.val[1] as usize..e.val[1] as usize + c) {
+                self.insert_mid(e.key, ids);
+            }
+        }
+        for (piece, ids) in &other.long {
+            debug_assert!(!self.long.contains_key(piece));
+            self.insert_long(piece, ids);
+        }
     }
 
     /// The slot value for `ids`: the count, then up to 3 ids inline or the offset of the ids
@@ -401,6 +484,10 @@ impl PieceTable {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+    /// Most short entries this table stores.
+    pub fn limit(&self) -> usize {
+        self.limit
     }
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -516,7 +603,12 @@ impl PieceTable {
     /// Store `ids` for `key` (absent), unless the table or the arena is full. `ids` is
     /// non-empty.
     pub fn insert(&mut self, key: u128, ids: &[u32]) {
-        debug_assert!(key != 0 && !ids.is_empty());
+        self.insert_hashed(key, hash(key), ids);
+    }
+
+    /// [`PieceTable::insert`] with the key's hash already computed.
+    fn insert_hashed(&mut self, key: u128, h: u64, ids: &[u32]) {
+        debug_assert!(key != 0 && !ids.is_empty() && h == hash(key));
         if self.full() || ids.is_empty() || ids.len() > u32::MAX as usize {
             return;
         }
@@ -524,15 +616,22 @@ impl PieceTable {
             return;
         };
         if (self.len + 1) * 4 > self.buckets.len() * 2 * 3 {
-            self.grow();
+            self.grow_to(self.buckets.len() * 2);
+            self.place(Entry { key, val });
+        } else {
+            self.place_hashed(Entry { key, val }, h);
         }
-        self.place(Entry { key, val });
+        self.fresh = false;
         self.len += 1;
     }
 
     fn place(&mut self, e: Entry) {
+        self.place_hashed(e, hash(e.key));
+    }
+
+    fn place_hashed(&mut self, e: Entry, h: u64) {
         let mask = self.buckets.len() - 1;
-        let mut i = (hash(e.key) >> self.shift) as usize;
+        let mut i = (h >> self.shift) as usize;
         loop {
             for slot in &mut self.buckets[i & mask].0 {
                 if slot.key == 0 {
@@ -544,11 +643,11 @@ impl PieceTable {
         }
     }
 
+    /// Rehash into `size` buckets (a power of two, larger than now).
     #[cold]
-    fn grow(&mut self) {
-        let size = self.buckets.len() * 2;
+    fn grow_to(&mut self, size: usize) {
         let old = std::mem::replace(&mut self.buckets, buckets_like(size, &[]));
-        self.shift -= 1;
+        self.shift = 64 - size.trailing_zeros();
         for b in old {
             for e in b.0 {
                 if e.key != 0 {
@@ -647,6 +746,7 @@ impl PieceCache {
             let mut t = s.clone();
             t.limit = limit;
             t.seeded = true;
+            t.fresh = true;
             t
         } else {
             PieceTable::with_capacity(limit.min(1 << 16), limit)
@@ -735,6 +835,42 @@ mod tests {
         }
         assert_eq!(t.entries(), pieces.len());
         assert_ne!(pack_mid(&[0; 16]), pack_mid(&[0; 17]));
+    }
+
+    #[test]
+    fn absorb_adds_every_piece_within_the_bound() {
+        let ids = |i: u32| -> Vec<u32> { (0..i % 5 + 1).map(|j| i * 10 + j).collect() };
+        let key = |i: u32| format!("k{i}").into_bytes();
+        let long = |i: u32| format!("a long piece of text number {i}").repeat(1 + i as usize % 2);
+        for limit in [50, 10_000] {
+            let mut main = PieceTable::with_capacity(0, limit);
+            let mut other = PieceTable::with_capacity(0, limit);
+            for i in 0..40u32 {
+                main.insert(pack(&key(i)), &ids(i));
+            }
+            for i in 40..400u32 {
+                other.insert(pack(&key(i)), &ids(i));
+                other.insert_long(long(i).as_bytes(), &ids(i));
+            }
+            main.absorb(&other);
+            assert_eq!(main.len(), 400.min(limit));
+            assert!(main.arena.len() <= 2 * limit);
+            let got = |t: &PieceTable, i: u32| match t.get(pack(&key(i))) {
+                None => None,
+                Some(Found::Inline(c, v)) => Some(v[..c as usize].to_vec()),
+                Some(Found::Arena(s)) => Some(s.to_vec()),
+            };
+            for i in 0..400u32 {
+                let g = got(&main, i);
+                assert!(g.is_none() || g == Some(ids(i)), "{i}");
+                let l = main.get_long(long(i).as_bytes());
+                assert!(l.is_none() || l == Some(&ids(i)[..]), "{i}");
+                if limit == 10_000 {
+                    assert_eq!(g, Some(ids(i)), "{i}");
+                    assert!(i < 40 || l.is_some(), "{i}");
+                }
+            }
+        }
     }
 
     #[test]

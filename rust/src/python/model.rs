@@ -16,7 +16,6 @@ use numpy::{IntoPyArray, PyArray1};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
-use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -482,6 +481,8 @@ impl PyTokenModel {
         allowed: Vec<Int>,
         num_threads: Option<Int>,
     ) -> PyResult<Bound<'py, PyList>> {
+        // the workers' last message: every text is done and the batch's tables are put back
+        const FINISHED: usize = usize::MAX;
         let sm = self.matcher(&allowed, "allowed")?;
         let pool = super::pool(num_threads)?;
         let n = texts.len();
@@ -492,21 +493,23 @@ impl PyTokenModel {
             let (m, texts, sm, stop) =
                 (self.inner.clone(), texts.clone(), sm.clone(), stop.clone());
             pool.spawn(move || {
-                (0..n).into_par_iter().for_each_with(tx, |tx, i| {
-                    if stop.is_set() {
-                        return;
-                    }
-                    let ids = cancel::scope(&stop, || m.encode(&texts[i], sm.as_deref()));
-                    // a closed receiver means the caller already failed: nothing to report to
-                    let _ = tx.send((i, ids));
+                // the texts share one piece table (`Bpe::encode_each`); a set `stop` ends the
+                // texts in progress and skips the rest
+                cancel::scope(&stop, || {
+                    m.encode_each(&texts, sm.as_deref(), &|i, ids| {
+                        // a closed receiver means the caller already failed: nothing to report to
+                        let _ = tx.send((i, ids));
+                    });
                 });
+                // the batch's piece table is back in the model's pool: the caller may return
+                let _ = tx.send((FINISHED, Ok(Vec::new())));
             });
         }
         let rx = Mutex::new(rx); // so that waiting can happen with the GIL released
         let mut lists: Vec<Option<Bound<'py, PyList>>> = (0..n).map(|_| None).collect();
-        let mut done = 0;
+        let (mut done, mut finished) = (0, false);
         let result = (|| -> PyResult<()> {
-            while done < n {
+            while done < n || !finished {
                 // wait (GIL released) for at least one text, then take every text finished
                 let ready = py.detach(|| -> Result<Vec<_>, RecvTimeoutError> {
                     let rx = rx.lock().map_err(|_| RecvTimeoutError::Disconnected)?;
@@ -519,6 +522,10 @@ impl PyTokenModel {
                 match ready {
                     Ok(got) => {
                         for (i, ids) in got {
+                            if i == FINISHED {
+                                finished = true;
+                                continue;
+                            }
                             lists[i] = Some(self.id_list(py, &ids?)?);
                             done += 1;
                         }
