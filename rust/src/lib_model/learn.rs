@@ -369,13 +369,17 @@ impl Learner {
                 return 0;
             }
         }
-        let n = self.lex.intern_from(from.0, x, from.1);
-        if self.lex.contains(n) {
+        let (n, fresh) = self.lex.intern_unit_from(from.0, x, from.1);
+        if !fresh && self.lex.contains(n) {
             return n;
         }
         let r = self.force_len_at(sent, end);
         let ctx = self.context(&sent[left.0..left.1], &sent[end..end + r]);
-        self.lex.append(n);
+        if fresh {
+            self.lex.append_marked(n);
+        } else {
+            self.lex.append(n);
+        }
         self.lex_gen += 1;
         let hit = Hit {
             node: n,
