@@ -412,11 +412,10 @@ impl Learner {
         }
         let (a, b) = self.lex.match2(&sent[pos..]);
         // the reader moves forward: the entry further back is the one to go
-        let old = match self.next {
-            [Some(x), Some(y)] => usize::from(y.0 < x.0),
-            [Some(_), None] => 1,
-            _ => 0,
-        };
+        // (an empty entry counts as the furthest back; ties keep the first: one compare,
+        // no branch on which entries are set)
+        let back = |e: &Option<(usize, Option<Hit>, Option<Hit>)>| e.map_or(0, |x| x.0 + 1);
+        let old = usize::from(back(&self.next[1]) < back(&self.next[0]));
         self.next[old] = Some((pos, a, b));
         (a, b)
     }
