@@ -369,13 +369,17 @@ impl Learner {
                 return 0;
             }
         }
-        let n = self.lex.intern_from(from.0, x, from.1);
-        if self.lex.contains(n) {
+        let (n, fresh) = self.lex.intern_unit_from(from.0, x, from.1);
+        if !fresh && self.lex.contains(n) {
             return n;
         }
         let r = self.force_len_at(sent, end);
         let ctx = self.context(&sent[left.0..left.1], &sent[end..end + r]);
-        self.lex.append(n);
+        if fresh {
+            self.lex.append_marked(n);
+        } else {
+            self.lex.append(n);
+        }
         self.lex_gen += 1;
         let hit = Hit {
             node: n,
@@ -408,11 +412,10 @@ impl Learner {
         }
         let (a, b) = self.lex.match2(&sent[pos..]);
         // the reader moves forward: the entry further back is the one to go
-        let old = match self.next {
-            [Some(x), Some(y)] => usize::from(y.0 < x.0),
-            [Some(_), None] => 1,
-            _ => 0,
-        };
+        // (an empty entry counts as the furthest back; ties keep the first: one compare,
+        // no branch on which entries are set)
+        let back = |e: &Option<(usize, Option<Hit>, Option<Hit>)>| e.map_or(0, |x| x.0 + 1);
+        let old = usize::from(back(&self.next[1]) < back(&self.next[0]));
         self.next[old] = Some((pos, a, b));
         (a, b)
     }

@@ -463,6 +463,21 @@ impl Lexicon {
     /// [`Lexicon::intern`] when `s[..skip]` is known to be the text of node `from` (root: 0
     /// and 0): the walk starts there, as a join `prev + c` starts at the node of `prev`.
     pub fn intern_from(&mut self, from: u32, s: &[u8], skip: usize) -> u32 {
+        self.intern_walk(from, s, skip, false).0
+    }
+
+    /// [`Lexicon::intern_from`] for a string about to be appended to `L`: returns its node and
+    /// whether the node is new. A new node's chain of fresh nodes is counted in `live` as it
+    /// is created (each has one live child, the last its own unit), and its first live
+    /// ancestor too, so the caller must [`Lexicon::append_marked`] it (not
+    /// [`Lexicon::append`]) before anything leaves `L`; walks in between find the same units,
+    /// as `unit` is still unset. This saves `append` a second walk up the chain, whose exit
+    /// mispredicted (a new join `prev + c` is new in most calls).
+    pub fn intern_unit_from(&mut self, from: u32, s: &[u8], skip: usize) -> (u32, bool) {
+        self.intern_walk(from, s, skip, true)
+    }
+
+    fn intern_walk(&mut self, from: u32, s: &[u8], skip: usize, live: bool) -> (u32, bool) {
         debug_assert_eq!(self.text(from), &s[..skip]);
         let mut n = from;
         let mut i = skip;
@@ -470,18 +485,23 @@ impl Lexicon {
             let (k, l) = key_at(s, i);
             let c = self.child(n, k);
             if c == 0 {
-                return self.grow_chain(n, s, i);
+                let last = self.grow_chain(n, s, i, u32::from(live));
+                if live {
+                    self.mark_path(n, true);
+                }
+                return (last, true);
             }
             n = c;
             i += l;
         }
-        n
+        (n, false)
     }
 
     /// Create the nodes of `s[i..]` below `n` (which has no child for the character at `i`):
     /// the first is linked as a new child of `n`, each further one is the only child of the
-    /// one before (a chain of fresh nodes), so nothing is looked up. Returns the last node.
-    fn grow_chain(&mut self, mut n: u32, s: &[u8], mut i: usize) -> u32 {
+    /// one before (a chain of fresh nodes), so nothing is looked up; each gets `live`.
+    /// Returns the last node.
+    fn grow_chain(&mut self, mut n: u32, s: &[u8], mut i: usize, live: u32) -> u32 {
         let at = self.arena.len();
         self.arena.extend_from_slice(s);
         let mut first = true;
@@ -489,7 +509,7 @@ impl Lexicon {
             let (k, l) = key_at(s, i);
             i += l;
             let c = self.nodes.len() as u32;
-            self.nodes.push(EMPTY);
+            self.nodes.push(Node { live, ..EMPTY });
             self.parent.push(n);
             self.rank.push(NONE);
             self.span.push((at, i));
@@ -577,6 +597,17 @@ impl Lexicon {
         self.rank[node as usize] = self.order.len() as u32;
         self.order.push(node);
         self.mark_path(node, true);
+    }
+
+    /// [`Lexicon::append`] for a new node of [`Lexicon::intern_unit_from`], whose path is
+    /// already counted in `live`.
+    pub fn append_marked(&mut self, node: u32) {
+        if self.contains(node) || node == 0 || node as usize >= self.nodes.len() {
+            return;
+        }
+        self.nodes[node as usize].unit = true;
+        self.rank[node as usize] = self.order.len() as u32;
+        self.order.push(node);
     }
 
     /// Count a unit in (or out of) `live` (walking up the parent links: no hashing). A node
