@@ -163,8 +163,13 @@ const HEAD_DEPTH: usize = 3;
 #[derive(Debug, Default)]
 struct Heads {
     root: Head,
-    /// tokens whose first character is not complete UTF-8 (decided one by one)
+    /// tokens whose first character is not complete UTF-8 (searched one by one)
     loose: Vec<u32>,
+    /// the [`Heads::loose`] tokens without a complete character anywhere (byte fragments), and
+    /// whether the token is one incomplete character (a proper prefix of a UTF-8 sequence);
+    /// the others hold a character after the fragment and are never valid after a row's tail
+    /// (docs/byte_probs.md §15.7)
+    fragments: Vec<(u32, bool)>,
     /// tokens made of letters and marks only (valid UTF-8; ASCII only for o200k): the ones that
     /// can extend a letter piece (bitset)
     letters: Vec<u64>,
@@ -230,6 +235,19 @@ enum HeadDecision {
     /// token of the class that is longer would cross that piece boundary (invalid); the
     /// shorter ones are checked one by one
     Straddle(usize),
+}
+
+/// Where a byte fragment joins a tail (docs/byte_probs.md §15.7): `encode_bytes(text + f)` is
+/// `pre ∘ bpe(piece + f)` for every fragment `f` (bytes with no complete character), `pre` the
+/// tokens of the pieces of `text` before its last one and `piece` that last piece (empty when
+/// the pieces do not reach the end of `text`).
+#[derive(Debug)]
+struct Glue {
+    piece: Vec<u8>,
+    /// the tail's tokens start with `pre` (else no fragment continues it canonically)
+    ok: bool,
+    /// the tail's tokens after `pre`
+    rest: Vec<u32>,
 }
 
 /// Whether an o200k last piece with non-ASCII characters only grows (docs/byte_probs.md
@@ -1225,6 +1243,12 @@ impl Validity {
             let b = self.bpe.token_bytes(u).unwrap_or(&[]);
             if first_char(b).is_none() {
                 h.loose.push(u);
+                if b.utf8_chunks().all(|c| c.valid().is_empty()) {
+                    let incomplete = std::str::from_utf8(b)
+                        .err()
+                        .is_some_and(|e| e.valid_up_to() == 0 && e.error_len().is_none());
+                    h.fragments.push((u, incomplete));
+                }
                 continue;
             }
             let letter = std::str::from_utf8(b).is_ok_and(|s| {
@@ -1446,6 +1470,102 @@ impl Validity {
         Some(words)
     }
 
+    /// The [`Glue`] of byte fragments onto the tail `key` spelling `text` (valid UTF-8).
+    fn glue(&self, key: &[u32], text: &[u8]) -> Result<Glue> {
+        let ranges = self.bpe.piece_ranges(text)?;
+        let (pre, piece) = match ranges.split_last() {
+            Some((&(s, e), pre)) if e == text.len() => (pre, &text[s..]),
+            _ => (&ranges[..], &text[text.len()..]),
+        };
+        let mut ids = Vec::with_capacity(key.len());
+        for &(s, e) in pre {
+            self.bpe.encode_piece(&text[s..e], &mut ids);
+        }
+        let ok = key.starts_with(&ids);
+        Ok(Glue {
+            piece: piece.to_vec(),
+            ok,
+            rest: if ok {
+                key[ids.len()..].to_vec()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+
+    /// Whether the fragment `v` continues the glue's tail canonically: `bpe(piece + bytes(v))`
+    /// is `rest ∘ v`.
+    fn glue_ok(&self, g: &Glue, v: u32, buf: &mut Vec<u8>, out: &mut Vec<u32>) -> bool {
+        if !g.ok {
+            return false;
+        }
+        buf.clear();
+        buf.extend_from_slice(&g.piece);
+        buf.extend_from_slice(self.bpe.token_bytes(v).unwrap_or(&[]));
+        out.clear();
+        self.bpe.encode_piece(buf, out);
+        out.len() == g.rest.len() + 1 && out[..g.rest.len()] == g.rest[..] && out.last() == Some(&v)
+    }
+
+    /// Sets the bits of the byte fragments ([`Heads::fragments`]) valid after the tail `key`
+    /// spelling `text` (docs/byte_probs.md §15.7). [`Validity::comp_tail`] on `text + f` comes
+    /// down to two encodings of one piece, because the first byte of `f` cannot continue the
+    /// complete text: the invalid bytes glue onto the last piece of `text` (or of the text after
+    /// `text`'s own settled boundary `a`), and the settled boundary of `text + f` is `a` when
+    /// `f` is one incomplete character, else at or past `|text|` inside or at the end of `f`,
+    /// where only the canonical sequence has a token boundary. So `key ∘ f` is valid iff it is
+    /// canonical, or `f` is one incomplete character, `key` holds the settled tokens of
+    /// `text[..a]` (`a > 0`) and its tokens after them and `f` are canonical for `text[a..] + f`.
+    /// Fragments with a complete character after them are never valid: the pieces of
+    /// `text + f` then have a boundary inside `f`.
+    fn fragment_bits(
+        &self,
+        heads: &Heads,
+        key: &[u32],
+        text: &str,
+        words: &mut [u64],
+    ) -> Result<()> {
+        let tb = text.as_bytes();
+        let glue = self.glue(key, tb)?;
+        let a = self.settled(tb);
+        let mut at_a = None;
+        if a > 0 && a < tb.len() {
+            let mut off = 0;
+            let mut k = 0;
+            while off < a && k < key.len() {
+                off += self.bpe.token_bytes(key[k]).map_or(0, <[u8]>::len);
+                k += 1;
+            }
+            if off == a && self.encode_settled(tb, a)? == key[..k] {
+                // the same glue as `glue` when the pieces after `a` are those of `text[a..]`
+                // (§15, (R)): then it decides nothing new
+                let g = self.glue(&key[k..], &tb[a..])?;
+                let same = glue.ok && g.piece == glue.piece && g.rest == glue.rest;
+                at_a = (g.ok && !same).then_some(g);
+            }
+        }
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
+        for &(v, incomplete) in &heads.fragments {
+            if !bit(&self.single, v) {
+                continue;
+            }
+            let ok = if tb.is_empty() || a >= tb.len() {
+                // not the shape above (a row's tail is never empty and settles before its end)
+                self.valid_after(key, tb, v)?
+            } else {
+                self.glue_ok(&glue, v, &mut buf, &mut out)
+                    || (incomplete
+                        && at_a
+                            .as_ref()
+                            .is_some_and(|g| self.glue_ok(g, v, &mut buf, &mut out)))
+            };
+            if ok {
+                words[v as usize / 64] |= 1 << (v % 64);
+            }
+        }
+        Ok(())
+    }
+
     fn merge_tables(&self) -> &MergeTables {
         self.merge_tables.get_or_init(|| self.build_merge_tables())
     }
@@ -1497,8 +1617,8 @@ impl Validity {
                 }
             }
         }
-        each.extend_from_slice(&heads.loose);
         each.retain(|&v| bit(&self.single, v));
+        self.fragment_bits(heads, key, text, &mut words)?;
         // letters after a one-piece extension: the pair row of the last token, minus the
         // tokens `v` for which `l + bytes(v)` is a token itself under a whole-piece look-up
         // (docs/byte_probs.md §15.7)
@@ -1845,6 +1965,81 @@ mod tests {
                 assert_eq!(*by_class, *one_by_one, "{preset}: {tail:?}");
             }
         }
+    }
+
+    /// Byte fragments decided by their glue onto the tail (docs/byte_probs.md §15.7) equal the
+    /// full check token by token, on every token split of texts with non-ASCII characters, for
+    /// tails that settle inside themselves too (the second glue, after the settled boundary).
+    #[test]
+    fn fragment_bits_equal_token_by_token_rows() {
+        let toks: [&[u8]; 21] = [
+            b"\xe4\xb8",
+            b"\xb8\xad",
+            b"\xad\xe4",
+            b"\xadx",
+            b"\xe4\xb8\xad",
+            b" \xe4\xb8\xad",
+            b" \xe4\xb8",
+            b" \xe4",
+            b"\xe4\xb8\xad\xe6",
+            b"\xe6\x96\x87",
+            b"\x96\x87",
+            b"\xe4\xb8\xad\xe6\x96\x87",
+            b"\xc3\xa9",
+            b" \xc3",
+            b"a\xc3",
+            b"ab",
+            b" a",
+            b"  ",
+            b"\xa9\xe4\xb8",
+            b"x\xe4",
+            b"12",
+        ];
+        let texts = [
+            "\u{4e2d}",
+            " \u{4e2d}",
+            "a\u{4e2d}",
+            "\u{4e2d}a",
+            "\u{e9}",
+            " \u{e9}",
+            "a\u{e9}",
+            "ab \u{4e2d}",
+            "x  ",
+            "\u{4e2d}\u{6587} a",
+            "a 12",
+            "ab",
+            " ",
+        ];
+        let mut fragments_valid = 0;
+        for preset in ["gpt2", "cl100k", "o200k"] {
+            let bpe = bpe_with(&toks, Pretokenizer::new(preset).unwrap());
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
+            let heads = v.build_heads();
+            assert!(heads.fragments.len() > 128);
+            for text in texts {
+                let t = text.as_bytes();
+                let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+                while let Some((at, ids)) = splits.pop() {
+                    if at == t.len() {
+                        let by_class = v.compute_row_heads(&ids, text).unwrap();
+                        let one_by_one = v.compute_row(&ids, t).unwrap();
+                        assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
+                        fragments_valid += heads
+                            .fragments
+                            .iter()
+                            .filter(|&&(f, _)| bit(&by_class, f))
+                            .count();
+                        continue;
+                    }
+                    for k in at + 1..=t.len() {
+                        if let Some(id) = bpe.id_of(&t[at..k]) {
+                            splits.push((k, [ids.as_slice(), &[id]].concat()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(fragments_valid > 0);
     }
 
     /// o200k's settled boundary after letter pieces (docs/byte_probs.md §15.1: the upper run, not
