@@ -32,7 +32,9 @@
 //! row, a class whose leading characters settle the tail is decided with one pre-tokenization
 //! (all invalid, or the row of a shorter tail, itself cached), and the tokens no class decides are
 //! checked one by one: continuations that keep the tail's last piece one growing piece by the
-//! merge-tree pair walk ([`MergeTables`], a few table look-ups), the rest by the full tail check.
+//! merge-tree pair walk ([`MergeTables`], a few table look-ups), byte fragments (no complete
+//! character) by one or two encodings of the tail's last piece with the fragment glued on, the
+//! rest by the full tail check.
 //! Letter tokens after a word are decided together by the *pair row* of the tail's last token
 //! (the letters `v` whose pair with it is valid: `O(|letters|)` memoised walks once per last
 //! token, then a bounded LRU of 256 bitsets keyed by that token, which is all it depends on).
