@@ -560,6 +560,24 @@ impl Validity {
         a
     }
 
+    /// `encode_bytes` of a short tail text, piece by piece (the same ids: the same pieces, as
+    /// the preset scanners' two paths are, and [`Bpe::encode_piece`] per piece), without the
+    /// encoder's chunked path, whose set-up per call (a zeroed buffer of spans) costs more than
+    /// a few short pieces.
+    fn encode_tail_into(&self, text: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        for (s, e) in self.bpe.piece_ranges(text)? {
+            self.bpe.encode_piece(&text[s..e], out);
+        }
+        Ok(())
+    }
+
+    /// [`Validity::encode_tail_into`] into a new vector.
+    fn encode_tail(&self, text: &[u8]) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 1);
+        self.encode_tail_into(text, &mut out)?;
+        Ok(out)
+    }
+
     /// Tokens of the pieces of `text` that end at or before `a` (a settled boundary): the
     /// first tokens of `encode(text + s)` for every `s`. Not `encode(text[..a])`, which
     /// pre-tokenizes `text[..a]` as a whole text (its end may re-split a trailing run).
@@ -672,7 +690,7 @@ impl Validity {
     /// Whether the tail `ids` (spelling `text`, which starts at a settled boundary) can be
     /// completed to a canonical sequence ([`Rule::Pieces`]).
     fn comp_tail(&self, ids: &[u32], text: &[u8]) -> Result<bool> {
-        if self.bpe.encode_bytes(text)? == ids {
+        if self.encode_tail(text)? == ids {
             return Ok(true);
         }
         let a = self.settled(text);
@@ -690,7 +708,7 @@ impl Validity {
         } else {
             (ids, text)
         };
-        if self.bpe.encode_bytes(text)? == ids {
+        if self.encode_tail(text)? == ids {
             return Ok(true);
         }
         if !self.may_change(text)? {
@@ -746,7 +764,7 @@ impl Validity {
                 buf.extend_from_slice(text);
                 buf.extend_from_slice(probe);
                 out.clear();
-                self.bpe.encode_bytes_into(&buf, &mut out)?;
+                self.encode_tail_into(&buf, &mut out)?;
                 if out.len() > ids.len() && out[..ids.len()] == *ids {
                     return Ok(true);
                 }
@@ -786,7 +804,7 @@ impl Validity {
         };
         let mut hit = |u: u32, buf: &[u8]| -> Result<bool> {
             out.clear();
-            self.bpe.encode_bytes_into(buf, &mut out)?;
+            self.encode_tail_into(buf, &mut out)?;
             if let Some(last) = want.last_mut() {
                 *last = u;
             }
@@ -1362,7 +1380,7 @@ impl Validity {
             || l.iter().any(|&c| c == b'\r' || c == b'\n')
             || (self.preset == Some(Preset::O200k) && !l.is_ascii())
             || self.settled(tb) != s
-            || self.bpe.encode_bytes(tb)? != key
+            || self.encode_tail(tb)? != key
         {
             return Ok(None);
         }
