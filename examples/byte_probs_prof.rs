@@ -6,8 +6,8 @@
 //! split), starts from its first `prompt` bytes (200) and follows the next `bytes` bytes (20) of
 //! the text in `mode` (`exact`), preparing one row per empty-overhang cover at every byte as
 //! `tokforge.ByteLM` does. Prints the start-up and per-byte CPU milliseconds of this thread,
-//! the rows prepared, and a checksum of the byte distributions (to check that two builds give
-//! the same probabilities).
+//! the rows prepared, a checksum of the byte distributions and a hash of their bits and of log Q
+//! (to check that two builds give the same probabilities, to the bit).
 
 use std::sync::Arc;
 use tokforge::byte_probs::{CoverIndex, LmRow, Mode, Rule};
@@ -68,6 +68,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let verbose = std::env::var_os("ROWS").is_some();
     let mut n_rows = 0usize;
     let mut check = 0.0f64;
+    // FNV-1a over the bits of every probability: equal only if no probability moved by a bit
+    let mut bits_hash: u64 = 0xcbf2_9ce4_8422_2325;
     let t0 = cpu();
     for &b in &held[prompt_len..end] {
         let mut star_rows: Vec<Arc<LmRow>> = Vec::new();
@@ -90,19 +92,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .enumerate()
             .map(|(i, x)| x * (i + 1) as f64)
             .sum::<f64>();
+        for x in &p {
+            for byte in x.to_bits().to_le_bytes() {
+                bits_hash = (bits_hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
         st = m.advance(&st, &star_rows, b)?;
     }
     let t_bytes = cpu() - t0;
     let n = end - prompt_len;
     println!(
-        "new {:.1} ms  start {:.1} ms  {} bytes: {:.3} ms/byte  rows/byte {:.2}  log_q {:.9}  check {:.9}",
+        "new {:.1} ms  start {:.1} ms  {} bytes: {:.3} ms/byte  rows/byte {:.2}  log_q {:.9}  check {:.9}  bits {:016x}",
         1e3 * t_new,
         1e3 * t_start,
         n,
         1e3 * t_bytes / n.max(1) as f64,
         n_rows as f64 / n.max(1) as f64,
         st.log_q(),
-        check
+        check,
+        bits_hash ^ st.log_q().to_bits()
     );
     Ok(())
 }

@@ -32,7 +32,9 @@
 //! row, a class whose leading characters settle the tail is decided with one pre-tokenization
 //! (all invalid, or the row of a shorter tail, itself cached), and the tokens no class decides are
 //! checked one by one: continuations that keep the tail's last piece one growing piece by the
-//! merge-tree pair walk ([`MergeTables`], a few table look-ups), the rest by the full tail check.
+//! merge-tree pair walk ([`MergeTables`], a few table look-ups), byte fragments (no complete
+//! character) by one or two encodings of the tail's last piece with the fragment glued on, the
+//! rest by the full tail check.
 //! Letter tokens after a word are decided together by the *pair row* of the tail's last token
 //! (the letters `v` whose pair with it is valid: `O(|letters|)` memoised walks once per last
 //! token, then a bounded LRU of 256 bitsets keyed by that token, which is all it depends on).
@@ -163,8 +165,13 @@ const HEAD_DEPTH: usize = 3;
 #[derive(Debug, Default)]
 struct Heads {
     root: Head,
-    /// tokens whose first character is not complete UTF-8 (decided one by one)
+    /// tokens whose first character is not complete UTF-8 (searched one by one)
     loose: Vec<u32>,
+    /// the [`Heads::loose`] tokens without a complete character anywhere (byte fragments), and
+    /// whether the token is one incomplete character (a proper prefix of a UTF-8 sequence);
+    /// the others hold a character after the fragment and are never valid after a row's tail
+    /// (docs/byte_probs.md §15.7)
+    fragments: Vec<(u32, bool)>,
     /// tokens made of letters and marks only (valid UTF-8; ASCII only for o200k): the ones that
     /// can extend a letter piece (bitset)
     letters: Vec<u64>,
@@ -230,6 +237,19 @@ enum HeadDecision {
     /// token of the class that is longer would cross that piece boundary (invalid); the
     /// shorter ones are checked one by one
     Straddle(usize),
+}
+
+/// Where a byte fragment joins a tail (docs/byte_probs.md §15.7): `encode_bytes(text + f)` is
+/// `pre ∘ bpe(piece + f)` for every fragment `f` (bytes with no complete character), `pre` the
+/// tokens of the pieces of `text` before its last one and `piece` that last piece (empty when
+/// the pieces do not reach the end of `text`).
+#[derive(Debug)]
+struct Glue {
+    piece: Vec<u8>,
+    /// the tail's tokens start with `pre` (else no fragment continues it canonically)
+    ok: bool,
+    /// the tail's tokens after `pre`
+    rest: Vec<u32>,
 }
 
 /// Whether an o200k last piece with non-ASCII characters only grows (docs/byte_probs.md
@@ -540,6 +560,24 @@ impl Validity {
         a
     }
 
+    /// `encode_bytes` of a short tail text, piece by piece (the same ids: the same pieces, as
+    /// the preset scanners' two paths are, and [`Bpe::encode_piece`] per piece), without the
+    /// encoder's chunked path, whose set-up per call (a zeroed buffer of spans) costs more than
+    /// a few short pieces.
+    fn encode_tail_into(&self, text: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        for (s, e) in self.bpe.piece_ranges(text)? {
+            self.bpe.encode_piece(&text[s..e], out);
+        }
+        Ok(())
+    }
+
+    /// [`Validity::encode_tail_into`] into a new vector.
+    fn encode_tail(&self, text: &[u8]) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 1);
+        self.encode_tail_into(text, &mut out)?;
+        Ok(out)
+    }
+
     /// Tokens of the pieces of `text` that end at or before `a` (a settled boundary): the
     /// first tokens of `encode(text + s)` for every `s`. Not `encode(text[..a])`, which
     /// pre-tokenizes `text[..a]` as a whole text (its end may re-split a trailing run).
@@ -652,7 +690,7 @@ impl Validity {
     /// Whether the tail `ids` (spelling `text`, which starts at a settled boundary) can be
     /// completed to a canonical sequence ([`Rule::Pieces`]).
     fn comp_tail(&self, ids: &[u32], text: &[u8]) -> Result<bool> {
-        if self.bpe.encode_bytes(text)? == ids {
+        if self.encode_tail(text)? == ids {
             return Ok(true);
         }
         let a = self.settled(text);
@@ -670,7 +708,7 @@ impl Validity {
         } else {
             (ids, text)
         };
-        if self.bpe.encode_bytes(text)? == ids {
+        if self.encode_tail(text)? == ids {
             return Ok(true);
         }
         if !self.may_change(text)? {
@@ -726,7 +764,7 @@ impl Validity {
                 buf.extend_from_slice(text);
                 buf.extend_from_slice(probe);
                 out.clear();
-                self.bpe.encode_bytes_into(&buf, &mut out)?;
+                self.encode_tail_into(&buf, &mut out)?;
                 if out.len() > ids.len() && out[..ids.len()] == *ids {
                     return Ok(true);
                 }
@@ -766,7 +804,7 @@ impl Validity {
         };
         let mut hit = |u: u32, buf: &[u8]| -> Result<bool> {
             out.clear();
-            self.bpe.encode_bytes_into(buf, &mut out)?;
+            self.encode_tail_into(buf, &mut out)?;
             if let Some(last) = want.last_mut() {
                 *last = u;
             }
@@ -1225,6 +1263,12 @@ impl Validity {
             let b = self.bpe.token_bytes(u).unwrap_or(&[]);
             if first_char(b).is_none() {
                 h.loose.push(u);
+                if b.utf8_chunks().all(|c| c.valid().is_empty()) {
+                    let incomplete = std::str::from_utf8(b)
+                        .err()
+                        .is_some_and(|e| e.valid_up_to() == 0 && e.error_len().is_none());
+                    h.fragments.push((u, incomplete));
+                }
                 continue;
             }
             let letter = std::str::from_utf8(b).is_ok_and(|s| {
@@ -1336,7 +1380,7 @@ impl Validity {
             || l.iter().any(|&c| c == b'\r' || c == b'\n')
             || (self.preset == Some(Preset::O200k) && !l.is_ascii())
             || self.settled(tb) != s
-            || self.bpe.encode_bytes(tb)? != key
+            || self.encode_tail(tb)? != key
         {
             return Ok(None);
         }
@@ -1446,6 +1490,102 @@ impl Validity {
         Some(words)
     }
 
+    /// The [`Glue`] of byte fragments onto the tail `key` spelling `text` (valid UTF-8).
+    fn glue(&self, key: &[u32], text: &[u8]) -> Result<Glue> {
+        let ranges = self.bpe.piece_ranges(text)?;
+        let (pre, piece) = match ranges.split_last() {
+            Some((&(s, e), pre)) if e == text.len() => (pre, &text[s..]),
+            _ => (&ranges[..], &text[text.len()..]),
+        };
+        let mut ids = Vec::with_capacity(key.len());
+        for &(s, e) in pre {
+            self.bpe.encode_piece(&text[s..e], &mut ids);
+        }
+        let ok = key.starts_with(&ids);
+        Ok(Glue {
+            piece: piece.to_vec(),
+            ok,
+            rest: if ok {
+                key[ids.len()..].to_vec()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+
+    /// Whether the fragment `v` continues the glue's tail canonically: `bpe(piece + bytes(v))`
+    /// is `rest ∘ v`.
+    fn glue_ok(&self, g: &Glue, v: u32, buf: &mut Vec<u8>, out: &mut Vec<u32>) -> bool {
+        if !g.ok {
+            return false;
+        }
+        buf.clear();
+        buf.extend_from_slice(&g.piece);
+        buf.extend_from_slice(self.bpe.token_bytes(v).unwrap_or(&[]));
+        out.clear();
+        self.bpe.encode_piece(buf, out);
+        out.len() == g.rest.len() + 1 && out[..g.rest.len()] == g.rest[..] && out.last() == Some(&v)
+    }
+
+    /// Sets the bits of the byte fragments ([`Heads::fragments`]) valid after the tail `key`
+    /// spelling `text` (docs/byte_probs.md §15.7). [`Validity::comp_tail`] on `text + f` comes
+    /// down to two encodings of one piece, because the first byte of `f` cannot continue the
+    /// complete text: the invalid bytes glue onto the last piece of `text` (or of the text after
+    /// `text`'s own settled boundary `a`), and the settled boundary of `text + f` is `a` when
+    /// `f` is one incomplete character, else at or past `|text|` inside or at the end of `f`,
+    /// where only the canonical sequence has a token boundary. So `key ∘ f` is valid iff it is
+    /// canonical, or `f` is one incomplete character, `key` holds the settled tokens of
+    /// `text[..a]` (`a > 0`) and its tokens after them and `f` are canonical for `text[a..] + f`.
+    /// Fragments with a complete character after them are never valid: the pieces of
+    /// `text + f` then have a boundary inside `f`.
+    fn fragment_bits(
+        &self,
+        heads: &Heads,
+        key: &[u32],
+        text: &str,
+        words: &mut [u64],
+    ) -> Result<()> {
+        let tb = text.as_bytes();
+        let glue = self.glue(key, tb)?;
+        let a = self.settled(tb);
+        let mut at_a = None;
+        if a > 0 && a < tb.len() {
+            let mut off = 0;
+            let mut k = 0;
+            while off < a && k < key.len() {
+                off += self.bpe.token_bytes(key[k]).map_or(0, <[u8]>::len);
+                k += 1;
+            }
+            if off == a && self.encode_settled(tb, a)? == key[..k] {
+                // the same glue as `glue` when the pieces after `a` are those of `text[a..]`
+                // (§15, (R)): then it decides nothing new
+                let g = self.glue(&key[k..], &tb[a..])?;
+                let same = glue.ok && g.piece == glue.piece && g.rest == glue.rest;
+                at_a = (g.ok && !same).then_some(g);
+            }
+        }
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
+        for &(v, incomplete) in &heads.fragments {
+            if !bit(&self.single, v) {
+                continue;
+            }
+            let ok = if tb.is_empty() || a >= tb.len() {
+                // not the shape above (a row's tail is never empty and settles before its end)
+                self.valid_after(key, tb, v)?
+            } else {
+                self.glue_ok(&glue, v, &mut buf, &mut out)
+                    || (incomplete
+                        && at_a
+                            .as_ref()
+                            .is_some_and(|g| self.glue_ok(g, v, &mut buf, &mut out)))
+            };
+            if ok {
+                words[v as usize / 64] |= 1 << (v % 64);
+            }
+        }
+        Ok(())
+    }
+
     fn merge_tables(&self) -> &MergeTables {
         self.merge_tables.get_or_init(|| self.build_merge_tables())
     }
@@ -1497,8 +1637,8 @@ impl Validity {
                 }
             }
         }
-        each.extend_from_slice(&heads.loose);
         each.retain(|&v| bit(&self.single, v));
+        self.fragment_bits(heads, key, text, &mut words)?;
         // letters after a one-piece extension: the pair row of the last token, minus the
         // tokens `v` for which `l + bytes(v)` is a token itself under a whole-piece look-up
         // (docs/byte_probs.md §15.7)
@@ -1845,6 +1985,81 @@ mod tests {
                 assert_eq!(*by_class, *one_by_one, "{preset}: {tail:?}");
             }
         }
+    }
+
+    /// Byte fragments decided by their glue onto the tail (docs/byte_probs.md §15.7) equal the
+    /// full check token by token, on every token split of texts with non-ASCII characters, for
+    /// tails that settle inside themselves too (the second glue, after the settled boundary).
+    #[test]
+    fn fragment_bits_equal_token_by_token_rows() {
+        let toks: [&[u8]; 21] = [
+            b"\xe4\xb8",
+            b"\xb8\xad",
+            b"\xad\xe4",
+            b"\xadx",
+            b"\xe4\xb8\xad",
+            b" \xe4\xb8\xad",
+            b" \xe4\xb8",
+            b" \xe4",
+            b"\xe4\xb8\xad\xe6",
+            b"\xe6\x96\x87",
+            b"\x96\x87",
+            b"\xe4\xb8\xad\xe6\x96\x87",
+            b"\xc3\xa9",
+            b" \xc3",
+            b"a\xc3",
+            b"ab",
+            b" a",
+            b"  ",
+            b"\xa9\xe4\xb8",
+            b"x\xe4",
+            b"12",
+        ];
+        let texts = [
+            "\u{4e2d}",
+            " \u{4e2d}",
+            "a\u{4e2d}",
+            "\u{4e2d}a",
+            "\u{e9}",
+            " \u{e9}",
+            "a\u{e9}",
+            "ab \u{4e2d}",
+            "x  ",
+            "\u{4e2d}\u{6587} a",
+            "a 12",
+            "ab",
+            " ",
+        ];
+        let mut fragments_valid = 0;
+        for preset in ["gpt2", "cl100k", "o200k"] {
+            let bpe = bpe_with(&toks, Pretokenizer::new(preset).unwrap());
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
+            let heads = v.build_heads();
+            assert!(heads.fragments.len() > 128);
+            for text in texts {
+                let t = text.as_bytes();
+                let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+                while let Some((at, ids)) = splits.pop() {
+                    if at == t.len() {
+                        let by_class = v.compute_row_heads(&ids, text).unwrap();
+                        let one_by_one = v.compute_row(&ids, t).unwrap();
+                        assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
+                        fragments_valid += heads
+                            .fragments
+                            .iter()
+                            .filter(|&&(f, _)| bit(&by_class, f))
+                            .count();
+                        continue;
+                    }
+                    for k in at + 1..=t.len() {
+                        if let Some(id) = bpe.id_of(&t[at..k]) {
+                            splits.push((k, [ids.as_slice(), &[id]].concat()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(fragments_valid > 0);
     }
 
     /// o200k's settled boundary after letter pieces (docs/byte_probs.md §15.1: the upper run, not
