@@ -9,7 +9,9 @@ articles of 20 lines, reference settings). Both sides run in this process, one a
 timed with ``time.process_time`` (CPU time, so other load on a shared machine does not count);
 the Rust side is the best of ``--repeat`` runs, the Python side the best of ``--py-repeat`` (one
 by default), the Rust runs spread evenly between the Python runs so that both bests come from
-the same stretch of time. A time counts only if both lexicons (``L`` and ``P``) equal each other and the stored goldens.
+the same stretch of time; ``paired_x`` is the median over those rounds of one Python run's time over
+the best of the Rust runs just before it (both measured within a second or two, so a slow spell
+of a shared machine weighs on both). A time counts only if both lexicons (``L`` and ``P``) equal each other and the stored goldens.
 
 ``compare``: LiB vs byte-level BPE at EQUAL vocabulary sizes on every natural-language corpus in
 ``corpora/``: train on the first 80% of the lines of a file, count tokens and token types used
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -66,7 +69,7 @@ def speed(args) -> list[dict]:
             # interleaved: each Python run follows its share of the Rust runs, so the best of
             # either side is taken over the same stretch of time (a shared machine's slow
             # spells, which last longer than a Rust run, then weigh on both sides alike)
-            t_rust, t_py = [], []
+            t_rust, t_py, paired = [], [], []
             rounds = max(1, args.py_repeat)
             per_round = -(-args.repeat // rounds)
             for _ in range(rounds):
@@ -82,6 +85,8 @@ def speed(args) -> list[dict]:
                 t0 = time.process_time()
                 ref.train(sents, steps=STEPS, article_len=cfg.article_len)
                 t_py.append(time.process_time() - t0)
+                # this round's ratio: its Python run over the best of the Rust runs just before
+                paired.append(t_py[-1] / min(t_rust[-per_round:]))
             gold = goldens[name][run]
             same = L == ref.L and P == list(ref.P)
             if not (same and digest(L) == gold["sha256_L"] and digest(P) == gold["sha256_P"]):
@@ -97,6 +102,7 @@ def speed(args) -> list[dict]:
                     "python_cpu_s": round(p, 3),
                     "rust_cpu_ms": round(1000 * r, 2),
                     "speedup": round(p / r, 1),
+                    "paired_x": round(statistics.median(paired), 1),
                 }
             )
             if not args.json:
@@ -187,6 +193,11 @@ def main() -> int:
             f"{len(rows)} runs: speedup min {min(ups):.0f}x ({worst['corpus']} {worst['run']}), "
             f"median {sorted(ups)[len(ups) // 2]:.0f}x, max {max(ups):.0f}x; lexicons identical "
             "to the reference and the goldens in every run"
+        )
+        pairs = [r["paired_x"] for r in rows]
+        print(
+            f"median of the rounds' paired ratios: min {min(pairs):.0f}x, median "
+            f"{statistics.median(pairs):.0f}x"
         )
     else:
         cols = ["lang", "size", "vocab", "bpe_vocab", "lib_tokens", "bpe_tokens", "tokens_ratio",
