@@ -2062,6 +2062,61 @@ mod tests {
         assert!(fragments_valid > 0);
     }
 
+    /// Every string of 1 to `n` letters of `alphabet`, shortest first.
+    fn strings_upto(alphabet: &[&str], n: usize) -> Vec<String> {
+        let mut texts = vec![String::new()];
+        let mut all = Vec::new();
+        for _ in 0..n {
+            let next: Vec<String> = texts
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            all.extend(next.iter().cloned());
+            texts = next;
+        }
+        all
+    }
+
+    /// Checks that every text's settled boundary is final: a piece end at or before it, and
+    /// the same piece ends up to it after every continuation in `conts`. Returns the sum of
+    /// the boundaries (how much the rule settled).
+    fn settled_is_final<S: AsRef<str>>(
+        v: &Validity,
+        texts: &[String],
+        conts: &[S],
+        label: &str,
+    ) -> usize {
+        let ends = |t: &str| -> Vec<usize> {
+            let mut e = 0;
+            v.bpe
+                .pretokenizer()
+                .pieces(t)
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    e += p.len();
+                    e
+                })
+                .collect()
+        };
+        let mut moved = 0usize;
+        for t in texts {
+            let a = v.settled(t.as_bytes());
+            let want: Vec<usize> = ends(t).into_iter().filter(|&e| e <= a).collect();
+            assert!(a == 0 || want.last() == Some(&a), "{label} {t:?}");
+            for s in conts {
+                let s = s.as_ref();
+                let got: Vec<usize> = ends(&format!("{t}{s}"))
+                    .into_iter()
+                    .filter(|&e| e <= a)
+                    .collect();
+                assert_eq!(got, want, "{label}: {t:?} + {s:?}, settled {a}");
+            }
+            moved += a;
+        }
+        moved
+    }
+
     /// o200k's settled boundary after letter pieces (docs/byte_probs.md §15.1: the upper run, not
     /// the whole letter run, must end before the text does) holds for every text of up to four
     /// characters over letters of every case class, a mark, space, punctuation and apostrophes,
@@ -2071,18 +2126,7 @@ mod tests {
         let alphabet = [
             "a", "A", "s", "\u{4e2d}", "\u{1c5}", "\u{2b0}", "\u{301}", " ", "(", "'",
         ];
-        let mut texts = vec![String::new()];
-        let mut all = Vec::new();
-        for _ in 0..4 {
-            let mut next = Vec::new();
-            for t in &texts {
-                for c in alphabet {
-                    next.push(format!("{t}{c}"));
-                }
-            }
-            all.extend(next.iter().cloned());
-            texts = next;
-        }
+        let all = strings_upto(&alphabet, 4);
         let conts: Vec<&String> = all.iter().filter(|t| t.chars().count() <= 2).collect();
         let v = Validity::new(
             toy_bpe(Pretokenizer::new("o200k").unwrap()),
@@ -2090,29 +2134,7 @@ mod tests {
             8,
         )
         .unwrap();
-        let ends = |t: &str| -> Vec<usize> {
-            let mut e = 0;
-            crate::pretokenize::presets::pieces(Preset::O200k, t)
-                .map(|p| {
-                    e += p.len();
-                    e
-                })
-                .collect()
-        };
-        let mut moved = 0usize;
-        for t in &all {
-            let a = v.settled(t.as_bytes());
-            let want: Vec<usize> = ends(t).into_iter().filter(|&e| e <= a).collect();
-            assert!(a == 0 || want.last() == Some(&a), "{t:?}");
-            for s in &conts {
-                let got: Vec<usize> = ends(&format!("{t}{s}"))
-                    .into_iter()
-                    .filter(|&e| e <= a)
-                    .collect();
-                assert_eq!(got, want, "{t:?} + {s:?}, settled {a}");
-            }
-            moved += a;
-        }
+        let moved = settled_is_final(&v, &all, &conts, "o200k");
         assert!(moved > 1000, "{moved}");
         // " InvalidVr": the upper run of "I" ends inside the text, so " Invalid" is settled
         assert_eq!(v.settled(b" InvalidVr"), 8);
@@ -2136,18 +2158,7 @@ mod tests {
             8,
         )
         .unwrap();
-        let mut texts = vec![String::new()];
-        let mut all = Vec::new();
-        for _ in 0..3 {
-            let mut next = Vec::new();
-            for t in &texts {
-                for c in alphabet {
-                    next.push(format!("{t}{c}"));
-                }
-            }
-            all.extend(next.iter().cloned());
-            texts = next;
-        }
+        let all = strings_upto(&alphabet, 3);
         let conts: Vec<String> = all
             .iter()
             .filter(|t| t.chars().count() <= 2)
@@ -2230,34 +2241,7 @@ mod tests {
             ("digits+cl100k", digits(Preset::Cl100k.pattern())),
         ] {
             let v = Validity::new(toy_bpe(pre), Rule::Pieces, 8).unwrap();
-            let ends = |t: &str| -> Vec<usize> {
-                let mut e = 0;
-                v.bpe
-                    .pretokenizer()
-                    .pieces(t)
-                    .unwrap()
-                    .iter()
-                    .map(|p| {
-                        e += p.len();
-                        e
-                    })
-                    .collect()
-            };
-            let mut moved = 0usize;
-            for t in &all {
-                let a = v.settled(t.as_bytes());
-                let want: Vec<usize> = ends(t).into_iter().filter(|&e| e <= a).collect();
-                assert!(a == 0 || want.last() == Some(&a), "{preset} {t:?}");
-                for s in &conts {
-                    let got: Vec<usize> = ends(&format!("{t}{s}"))
-                        .into_iter()
-                        .filter(|&e| e <= a)
-                        .collect();
-                    assert_eq!(got, want, "{preset}: {t:?} + {s:?}, settled {a}");
-                }
-                moved += a;
-            }
-            assert!(moved > 0);
+            assert!(settled_is_final(&v, &all, &conts, preset) > 0);
         }
     }
 }

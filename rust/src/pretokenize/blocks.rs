@@ -156,17 +156,33 @@ impl Window {
     #[inline(always)]
     pub fn new<const AVX2: bool>(b: &[u8], base: usize, flags: &[u8], case: bool) -> Window {
         let mut pad = [0u8; 64];
+        let (bytes, mut w) = Window::classified::<AVX2>(b, base, &mut pad);
+        let valid = w.valid;
+        w.mark_contractions(bytes, w.apos & valid);
+        w.decode(bytes, flags, case, 0);
+        w
+    }
+
+    /// The 64 bytes of `b` from `base` (zero-padded into `pad` at the text's end) and their
+    /// byte classes: the SIMD part of [`Window::new`] and [`Window::advance`].
+    #[inline(always)]
+    fn classified<'a, const AVX2: bool>(
+        b: &'a [u8],
+        base: usize,
+        pad: &'a mut [u8; 64],
+    ) -> (&'a [u8; 64], Window) {
         let rest = b.get(base..).unwrap_or(&[]);
         let (bytes, valid) = match rest.first_chunk::<64>() {
             Some(c) => (c, u64::MAX),
             None => {
                 pad[..rest.len()].copy_from_slice(rest);
-                (&pad, (1u64 << rest.len()) - 1)
+                let padded: &'a [u8; 64] = pad;
+                (padded, (1u64 << rest.len()) - 1)
             }
         };
         #[cfg(target_arch = "x86_64")]
         let mut w = if AVX2 {
-            // SAFETY: `AVX2` is only true in code that runs after AVX2 was detected (see above).
+            // SAFETY: `AVX2` is only true in code that runs after AVX2 was detected (see `new`).
             unsafe { avx2::classify(bytes) }
         } else {
             classify(bytes)
@@ -175,18 +191,23 @@ impl Window {
         let mut w = classify(bytes);
         w.base = base;
         w.valid = valid;
-        let mut a = w.apos & valid;
+        (bytes, w)
+    }
+
+    /// Marks in `apos_c` the `'`s of `apos` (bits of `bytes`) that a contraction letter or a
+    /// byte `>= 0x80` (a case fold) follows.
+    #[inline(always)]
+    fn mark_contractions(&mut self, bytes: &[u8; 64], apos: u64) {
+        let mut a = apos;
         while a != 0 {
             let k = a.trailing_zeros() as usize;
             a &= a - 1;
             let next = bytes.get(k + 1).copied().unwrap_or(0x80);
             if matches!(next | 0x20, b's' | b'd' | b'm' | b't' | b'l' | b'v' | b'r') || next >= 0x80
             {
-                w.apos_c |= 1u64 << k;
+                self.apos_c |= 1u64 << k;
             }
         }
-        w.decode(bytes, flags, case, 0);
-        w
     }
 
     /// The window of `b` from `base`, like [`Window::new`], reusing the characters `self`
@@ -206,37 +227,11 @@ impl Window {
             return Window::new::<AVX2>(b, base, flags, case);
         }
         let mut pad = [0u8; 64];
-        let rest = b.get(base..).unwrap_or(&[]);
-        let (bytes, valid) = match rest.first_chunk::<64>() {
-            Some(c) => (c, u64::MAX),
-            None => {
-                pad[..rest.len()].copy_from_slice(rest);
-                (&pad, (1u64 << rest.len()) - 1)
-            }
-        };
-        #[cfg(target_arch = "x86_64")]
-        let mut w = if AVX2 {
-            // SAFETY: `AVX2` is only true in code that runs after AVX2 was detected (see `new`).
-            unsafe { avx2::classify(bytes) }
-        } else {
-            classify(bytes)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let mut w = classify(bytes);
-        w.base = base;
-        w.valid = valid;
+        let (bytes, mut w) = Window::classified::<AVX2>(b, base, &mut pad);
+        let valid = w.valid;
         // a `'` of the old window keeps its class unless its next byte was past that window
         w.apos_c = (self.apos_c >> d) & !(1u64 << (63 - d));
-        let mut a = w.apos & valid & !((1u64 << (63 - d)) - 1);
-        while a != 0 {
-            let k = a.trailing_zeros() as usize;
-            a &= a - 1;
-            let next = bytes.get(k + 1).copied().unwrap_or(0x80);
-            if matches!(next | 0x20, b's' | b'd' | b'm' | b't' | b'l' | b'v' | b'r') || next >= 0x80
-            {
-                w.apos_c |= 1u64 << k;
-            }
-        }
+        w.mark_contractions(bytes, w.apos & valid & !((1u64 << (63 - d)) - 1));
         w.wide = self.wide >> d;
         w.wide_upper = self.wide_upper >> d;
         w.both = self.both >> d;
