@@ -933,13 +933,16 @@ mod tests {
             }
         }
         bpe.piece_cache().set_limit(piece_table::DEFAULT_LIMIT);
-        // a batch's misses are merged into the shared table: a fresh model's table holds every
-        // piece of the texts after one batch
+        // a batch's misses are merged into the shared table: after a fresh model's first batch
+        // (one table per thread, however the texts fell to the threads) a second batch shares
+        // the last table given back and leaves it holding every piece of the texts, and a
+        // single call then borrows that table (the pool is last in, first out) and adds nothing
         let fresh = small();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
             .unwrap();
+        pool.install(|| fresh.encode_batch(&texts, None)).unwrap();
         pool.install(|| fresh.encode_batch(&texts, None)).unwrap();
         let after_batch = fresh.piece_cache().info().entries;
         for t in &texts {
