@@ -1157,6 +1157,34 @@ mod tests {
         }
     }
 
+    /// A lexicon on the storage of another starts empty and then behaves as a fresh one.
+    #[test]
+    fn a_lexicon_on_reused_storage_starts_empty() {
+        let words = ["ab", "abc", "x", "é", "日本", "日"];
+        let mut old = lex(&["zz", "zy", "zx", "zw", "zv", "zu", "zt", "zs", "日語", "q"]);
+        let q = old.node_of(b"q").unwrap();
+        old.remove_units(&[q]);
+        let mut l = Lexicon::with_store(old.into_store());
+        assert!(l.is_empty());
+        assert_eq!(l.nodes_len(), 1);
+        assert!(l.longest(b"zz").is_none());
+        for w in words {
+            let n = l.intern(w.as_bytes());
+            l.append(n);
+        }
+        let fresh = lex(&words);
+        assert_eq!(l.units(), fresh.units());
+        for p in ["abcd", "xz", "éa", "日本語", "zz", "q"] {
+            let (a, b) = l.match2(p.as_bytes());
+            let (fa, fb) = fresh.match2(p.as_bytes());
+            assert_eq!(
+                (a.map(|h| h.len), b.map(|h| h.len)),
+                (fa.map(|h| h.len), fb.map(|h| h.len)),
+                "{p}"
+            );
+        }
+    }
+
     #[test]
     fn remove_units_keeps_order_and_ranks() {
         let mut l = lex(&["a", "b", "c", "d"]);
