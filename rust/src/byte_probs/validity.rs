@@ -277,6 +277,95 @@ fn o200k_letters_grow(last: &str) -> bool {
     first_ok && body_ok && rest.iter().all(|&c| run_class(c) == 1)
 }
 
+/// End of the maximal run of one [`run_class`] that starts at byte `i` of `valid` (a character
+/// boundary below its length).
+fn run_end(valid: &str, i: usize) -> usize {
+    let mut chars = valid[i..].chars();
+    let Some(k) = chars.next().map(run_class) else {
+        return i;
+    };
+    let mut j = i + valid[i..].chars().next().map_or(1, char::len_utf8);
+    for c in chars {
+        if run_class(c) != k {
+            break;
+        }
+        j += c.len_utf8();
+    }
+    j
+}
+
+/// o200k: end of the run of "upper"-class characters (`[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`, flag 8
+/// of `char_flags`) starting at byte `i` (`i` itself when the character there is not one).
+fn upper_end(valid: &str, i: usize) -> usize {
+    let mut j = i;
+    for c in valid[i..].chars() {
+        if char_flags(c) & 8 == 0 {
+            break;
+        }
+        j += c.len_utf8();
+    }
+    j
+}
+
+/// The horizon rule of docs/byte_probs.md §15.1 on the pieces of `preset` over `valid`, given
+/// by their ends in order: the end of the longest run of leading pieces that no continuation
+/// moves. Looks only at the characters near each piece start (no tables per call).
+fn settled_by_pieces(preset: Preset, valid: &str, ends: impl IntoIterator<Item = usize>) -> usize {
+    let b = valid.as_bytes();
+    let n = b.len();
+    let class_at = |i: usize| valid[i..].chars().next().map_or(0, run_class);
+    let next_char = |i: usize| -> usize { i + valid[i..].chars().next().map_or(1, char::len_utf8) };
+    let o200k = preset == Preset::O200k;
+    // where the scan of an o200k letter piece from byte i stops depending on the text: the
+    // greedy `[upper]*` run, then the `[lower]+` run ending at the piece's end (e < n)
+    let letter_scan_ok = |i: usize| -> bool { upper_end(valid, i) < n };
+    let mut a = 0;
+    let mut p = 0;
+    for e in ends {
+        // an optional first character (` ?`, `[^\r\n\p{L}\p{N}]?`) taken by a possessive
+        // run ends with that run, which is then `e < n`, and an alternative that cannot
+        // take one fails on the classes of D[p] and D[p + 1], both before n; only o200k's
+        // letter alternatives (`[upper]*[lower]+`, backtracking) may stop inside the letter
+        // run after a first character and so need that run to end before n
+        if e >= n {
+            break;
+        }
+        let lead = o200k
+            && valid[p..]
+                .chars()
+                .next()
+                .is_some_and(|c| may_lead(Preset::O200k, c));
+        let p1 = next_char(p);
+        // o200k letter pieces (docs/byte_probs.md §15.1): the letter alternatives decide on
+        // the upper run from the piece's (or the first character's) start and the lower run
+        // that ends the piece, so those must end before n, not the whole letter run
+        let run_ok = if o200k && class_at(p) == 1 {
+            letter_scan_ok(p)
+        } else {
+            // whitespace alternatives and letter/digit runs scan the run at p
+            run_end(valid, p) < n
+        };
+        let lead_ok = || {
+            if o200k && p1 < n && class_at(p1) == 1 {
+                letter_scan_ok(p1)
+            } else {
+                p1 >= n || class_at(p1) != 1 || run_end(valid, p1) < n
+            }
+        };
+        let ok = run_ok
+            && (!lead || lead_ok())
+            // contractions look two characters past an apostrophe
+            && (b[p] != b'\'' || p + 2 < n)
+            && (b[e] != b'\'' || e + 2 < n);
+        if !ok {
+            break;
+        }
+        a = e;
+        p = e;
+    }
+    a
+}
+
 /// Continuation texts tried before the depth-one search when a tail ends in whitespace
 /// (docs/byte_probs.md §15.3): one more non-newline whitespace character, then a non-space
 /// character of each class (the run ends there, whatever the class).
@@ -470,94 +559,12 @@ impl Validity {
 
     /// The horizon rule of docs/byte_probs.md §15.1 on the pieces of `preset`.
     fn settled_segment(&self, preset: Preset, valid: &str) -> usize {
-        let pieces: Vec<&str> = crate::pretokenize::presets::pieces(preset, valid).collect();
-        let b = valid.as_bytes();
-        let n = b.len();
-        // end[i] = end of the maximal run of one class containing byte i
-        let mut class = Vec::with_capacity(n);
-        for c in valid.chars() {
-            let k = run_class(c);
-            for _ in 0..c.len_utf8() {
-                class.push(k);
-            }
-        }
-        let mut end = vec![n; n];
-        for i in (0..n).rev() {
-            if i + 1 < n && class[i + 1] == class[i] {
-                end[i] = end[i + 1];
-            } else {
-                end[i] = i + 1;
-            }
-        }
-        let next_char =
-            |i: usize| -> usize { i + valid[i..].chars().next().map_or(1, char::len_utf8) };
-        let o200k = preset == Preset::O200k;
-        // o200k: uend[i] = end of the run of "upper"-class characters
-        // (`[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`, flag 8 of `char_flags`) starting at byte i (i
-        // itself when the character there is not one)
-        let mut uend = vec![n; if o200k { n } else { 0 }];
-        if o200k {
-            let mut up = Vec::with_capacity(n);
-            for c in valid.chars() {
-                for _ in 0..c.len_utf8() {
-                    up.push(char_flags(c) & 8 != 0);
-                }
-            }
-            for i in (0..n).rev() {
-                uend[i] = if !up[i] {
-                    i
-                } else if i + 1 < n && up[i + 1] {
-                    uend[i + 1]
-                } else {
-                    i + 1
-                };
-            }
-        }
-        // where the scan of an o200k letter piece from byte i stops depending on the text: the
-        // greedy `[upper]*` run, then the `[lower]+` run ending at the piece's end (e < n)
-        let letter_scan_ok = |i: usize| -> bool { uend.get(i).is_none_or(|&u| u < n) };
-        let mut a = 0;
         let mut p = 0;
-        for piece in pieces {
-            let e = p + piece.len();
-            // an optional first character (` ?`, `[^\r\n\p{L}\p{N}]?`) taken by a possessive
-            // run ends with that run, which is then `e < n`, and an alternative that cannot
-            // take one fails on the classes of D[p] and D[p + 1], both before n; only o200k's
-            // letter alternatives (`[upper]*[lower]+`, backtracking) may stop inside the letter
-            // run after a first character and so need that run to end before n
-            let lead = o200k
-                && valid[p..]
-                    .chars()
-                    .next()
-                    .is_some_and(|c| may_lead(Preset::O200k, c));
-            let p1 = next_char(p);
-            // o200k letter pieces (docs/byte_probs.md §15.1): the letter alternatives decide on
-            // the upper run from the piece's (or the first character's) start and the lower run
-            // that ends the piece, so those must end before n, not the whole letter run
-            let run_ok = if o200k && class[p] == 1 {
-                letter_scan_ok(p)
-            } else {
-                end[p] < n
-            };
-            let lead_ok = if o200k && p1 < n && class[p1] == 1 {
-                letter_scan_ok(p1)
-            } else {
-                p1 >= n || class[p1] != 1 || end[p1] < n
-            };
-            let ok = e < n
-                // whitespace alternatives and letter/digit runs scan the run at p
-                && run_ok
-                && (!lead || lead_ok)
-                // contractions look two characters past an apostrophe
-                && (b[p] != b'\'' || p + 2 < n)
-                && (b[e] != b'\'' || e + 2 < n);
-            if !ok {
-                break;
-            }
-            a = e;
-            p = e;
-        }
-        a
+        let ends = crate::pretokenize::presets::pieces(preset, valid).map(|piece| {
+            p += piece.len();
+            p
+        });
+        settled_by_pieces(preset, valid, ends)
     }
 
     /// `encode_bytes` of a short tail text, piece by piece (the same ids: the same pieces, as
