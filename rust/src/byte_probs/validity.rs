@@ -239,6 +239,17 @@ enum HeadDecision {
     Straddle(usize),
 }
 
+/// Buffers reused across the class decisions of one row (`Validity::head_decision`).
+#[derive(Debug, Default)]
+struct Scratch {
+    /// the tail text and a class's representative characters
+    d: String,
+    /// its piece spans
+    ranges: Vec<(usize, usize)>,
+    /// tokens of its settled pieces
+    ids: Vec<u32>,
+}
+
 /// Where a byte fragment joins a tail (docs/byte_probs.md §15.7): `encode_bytes(text + f)` is
 /// `pre ∘ bpe(piece + f)` for every fragment `f` (bytes with no complete character), `pre` the
 /// tokens of the pieces of `text` before its last one and `piece` that last piece (empty when
@@ -894,6 +905,69 @@ impl Validity {
         }
     }
 
+    /// Whether a tail `text` is all whitespace (both as `char::is_whitespace` and as the
+    /// scanners' `\s` class) under a preset without a number split: then a whitespace token `v`
+    /// after it is decided by [`Validity::whitespace_ok`].
+    fn whitespace_rule_applies(&self, text: &str) -> bool {
+        self.preset.is_some()
+            && !self.digit_split
+            && !text.is_empty()
+            && text.chars().all(|c| c.is_whitespace() && run_class(c) == 0)
+    }
+
+    /// `key ∘ v` after an all-whitespace tail `key` spelling `text` (see
+    /// [`Validity::whitespace_rule_applies`]) for a token `v` of whitespace only, when the probes
+    /// decide `x = text + bytes(v)` (docs/byte_probs.md §15.3, "all-whitespace tails need no
+    /// search"); `None` otherwise. The tail check of `x` comes down to this: `x` is one
+    /// whitespace run reaching its end, so its settled boundary is 0 and its boundaries may
+    /// change; the depth-one search then tries the probes and, when they decide, stops. So
+    /// `key ∘ v` is valid iff it is `encode(x)` or a probe continues it canonically, which is
+    /// all this computes (the same encodings, without the settled-boundary, `may_change` and
+    /// memo passes around them).
+    fn whitespace_ok(
+        &self,
+        key: &[u32],
+        text: &[u8],
+        v: u32,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<bool>> {
+        let vb = self.bpe.token_bytes(v).unwrap_or(&[]);
+        let Ok(vs) = std::str::from_utf8(vb) else {
+            return Ok(None);
+        };
+        if vs.is_empty() || !vs.chars().all(|c| c.is_whitespace() && run_class(c) == 0) {
+            return Ok(None);
+        }
+        buf.clear();
+        buf.extend_from_slice(text);
+        buf.extend_from_slice(vb);
+        if !self.probes_decide_whitespace(buf) {
+            return Ok(None);
+        }
+        let n = buf.len();
+        let matches = |out: &[u32], strict: bool| {
+            out.len() >= key.len() + 1 + usize::from(strict)
+                && out[..key.len()] == *key
+                && out[key.len()] == v
+                && (strict || out.len() == key.len() + 1)
+        };
+        let mut out = Vec::with_capacity(key.len() + 4);
+        self.encode_tail_into(buf, &mut out)?;
+        if matches(&out, false) {
+            return Ok(Some(true));
+        }
+        for probe in WS_PROBES {
+            buf.truncate(n);
+            buf.extend_from_slice(probe);
+            out.clear();
+            self.encode_tail_into(buf, &mut out)?;
+            if matches(&out, true) {
+                return Ok(Some(true));
+            }
+        }
+        Ok(Some(false))
+    }
+
     fn group_tokens(&self) -> Groups {
         let mut index: FxHashMap<Signature, usize> = FxHashMap::default();
         let mut g = Groups::default();
@@ -1337,14 +1411,26 @@ impl Validity {
     /// less), the pieces of `text + bytes(v)` ending at or before `b` = the last piece end
     /// `<= min(a, |text|)` are fixed. So `key` must start with their tokens (else no such `v` is
     /// valid), and what follows is the tail `key[k..]` over `text[b..]`.
-    fn head_decision(&self, key: &[u32], text: &str, rep: &str) -> Result<HeadDecision> {
-        let mut d = String::with_capacity(text.len() + rep.len());
+    fn head_decision(
+        &self,
+        key: &[u32],
+        text: &str,
+        rep: &str,
+        scratch: &mut Scratch,
+    ) -> Result<HeadDecision> {
+        let Scratch { d, ranges, ids } = scratch;
+        d.clear();
         d.push_str(text);
         d.push_str(rep);
-        let db = d.as_bytes();
-        let full = self.settled(db);
+        self.piece_ranges_into(d, ranges)?;
+        let full = match self.preset {
+            // the pieces just computed are the preset's: one scan serves both
+            Some(p) if !self.digit_split && self.bpe.pretokenizer().preset() == Some(p) => {
+                settled_by_pieces(p, d, ranges.iter().map(|r| r.1))
+            }
+            _ => self.settled(d.as_bytes()),
+        };
         let a = full.min(text.len());
-        let ranges = self.bpe.piece_ranges(db)?;
         if rep.is_ascii() && full > text.len() {
             // every member starts with the bytes of `rep` (ASCII classes are characters), so
             // the pieces of `text + bytes(v)` up to `full` are those of `d`
@@ -1354,7 +1440,7 @@ impl Validity {
             }
         }
         let mut b = 0;
-        for &(_, e) in &ranges {
+        for &(_, e) in ranges.iter() {
             if e > a {
                 break;
             }
@@ -1369,10 +1455,31 @@ impl Validity {
             off += self.bpe.token_bytes(key[k]).map_or(0, <[u8]>::len);
             k += 1;
         }
-        if off != b || self.encode_settled(db, b)? != key[..k] {
+        if off != b {
+            return Ok(HeadDecision::Invalid);
+        }
+        // the tokens of the pieces ending at or before `b` (`encode_settled(d, b)`)
+        ids.clear();
+        for &(s, e) in ranges.iter() {
+            if e > b {
+                break;
+            }
+            self.bpe.encode_piece(&d.as_bytes()[s..e], ids);
+        }
+        if ids[..] != key[..k] {
             return Ok(HeadDecision::Invalid);
         }
         Ok(HeadDecision::Rebase(k, b))
+    }
+
+    /// The piece spans of valid UTF-8 `text` into `out` (as [`Bpe::piece_ranges`]).
+    fn piece_ranges_into(&self, text: &str, out: &mut Vec<(usize, usize)>) -> Result<()> {
+        out.clear();
+        let base = text.as_ptr() as usize;
+        self.bpe.pretokenizer().for_each_piece(text, |p| {
+            let s = p.as_ptr() as usize - base;
+            out.push((s, s + p.len()));
+        })
     }
 
     /// [`Extension`] of a tail, if it has one: the tail is canonical, its last piece `l` starts
@@ -1606,11 +1713,12 @@ impl Validity {
         let mut words = vec![0u64; self.single.len()];
         let mut each: Vec<u32> = Vec::new();
         let mut sub_rows: FxHashMap<(usize, usize), Bits> = FxHashMap::default();
+        let mut scratch = Scratch::default();
         // depth-first over the class tree: decide a class when its leading characters settle
         // the tail, else look one character further
         let mut stack: Vec<&Head> = heads.root.kids.iter().collect();
         while let Some(h) = stack.pop() {
-            match self.head_decision(key, text, &h.rep)? {
+            match self.head_decision(key, text, &h.rep, &mut scratch)? {
                 HeadDecision::Open => {
                     each.extend_from_slice(&h.one);
                     for kid in &h.kids {
@@ -1663,13 +1771,17 @@ impl Validity {
             }
         }
         let tb = text.as_bytes();
+        let ws_tail = self.whitespace_rule_applies(text);
         let found: Vec<u32> = each
             .par_iter()
             .map_init(Vec::new, |buf, &v| -> Result<Option<u32>> {
-                let quick = match &ext {
-                    Some(x) => self.extension_ok(x, v, buf)?,
-                    None => None,
-                };
+                let mut quick = None;
+                if ws_tail {
+                    quick = self.whitespace_ok(key, tb, v, buf)?;
+                }
+                if let (None, Some(x)) = (quick, &ext) {
+                    quick = self.extension_ok(x, v, buf)?;
+                }
                 let ok = match quick {
                     Some(ok) => ok,
                     None => self.valid_after(key, tb, v)?,
@@ -1992,6 +2104,74 @@ mod tests {
                 assert_eq!(*by_class, *one_by_one, "{preset}: {tail:?}");
             }
         }
+    }
+
+    /// Whitespace tokens after all-whitespace tails, decided by the encodings and probes alone
+    /// (`whitespace_ok`), equal the full check token by token: every token split of every
+    /// whitespace text of up to four characters (space, tab, newline, vertical tab, no-break
+    /// space), three presets, a vocabulary of whitespace merges and a few tokens after them.
+    #[test]
+    fn whitespace_token_rows_equal_token_by_token_rows() {
+        let toks: [&[u8]; 17] = [
+            b"  ",
+            b"\t\t",
+            b"\n\t",
+            b"\n\n",
+            b" \t",
+            b"\t ",
+            b"   ",
+            b"\n  ",
+            b"\t\t\t",
+            b"\xc2\xa0",
+            b"\xc2\xa0\xc2\xa0",
+            b" \xc2\xa0",
+            b"\x0b ",
+            b" a",
+            b"\ta",
+            b" 0",
+            b"\n ",
+        ];
+        let alphabet = [" ", "\t", "\n", "\x0b", "\u{a0}"];
+        let texts = strings_upto(&alphabet, 4);
+        let mut decided = 0;
+        for preset in ["gpt2", "cl100k", "o200k"] {
+            let bpe = bpe_with(&toks, Pretokenizer::new(preset).unwrap());
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 1 << 16).unwrap();
+            for text in &texts {
+                let t = text.as_bytes();
+                let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+                while let Some((at, ids)) = splits.pop() {
+                    if at == t.len() {
+                        let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                            continue;
+                        };
+                        if key.is_empty() {
+                            continue;
+                        }
+                        let tail_str = std::str::from_utf8(&tail).unwrap();
+                        assert!(v.whitespace_rule_applies(tail_str));
+                        let by_class = v.compute_row_heads(key, tail_str).unwrap();
+                        let one_by_one = v.compute_row(key, &tail).unwrap();
+                        assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
+                        let mut buf = Vec::new();
+                        decided += v
+                            .regular
+                            .iter()
+                            .filter(|&&u| {
+                                v.whitespace_ok(key, &tail, u, &mut buf).unwrap().is_some()
+                            })
+                            .count();
+                        continue;
+                    }
+                    for k in at + 1..=t.len() {
+                        if let Some(id) = bpe.id_of(&t[at..k]) {
+                            splits.push((k, [ids.as_slice(), &[id]].concat()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(decided > 1000, "{decided}");
     }
 
     /// Byte fragments decided by their glue onto the tail (docs/byte_probs.md §15.7) equal the
