@@ -210,7 +210,7 @@ struct MergeTables {
     /// tokens that are the merge-only BPE of their own bytes (bitset)
     reach: Vec<u64>,
     /// regular tokens that are not (the only tokens a whole-piece look-up can return in place
-    /// of a merge-only BPE of two or more tokens)
+    /// of a merge-only BPE of two or more tokens), sorted by their bytes
     unreached: Vec<u32>,
     /// the pairs of [`MergeTables::pairs`] by left token: `(right, priority)` for left token
     /// `l` at `partners[partner_at[l]..partner_at[l + 1]]`
@@ -1016,7 +1016,7 @@ impl Validity {
         let Some((key, text)) = self.tail(stem)? else {
             return Ok(false);
         };
-        Ok(self.bpe.encode_bytes(&text)? == key)
+        Ok(self.encode_tail(&text)? == key)
     }
 
     /// Bits of the tokens that may follow a sequence ending in `stem`.
@@ -1138,6 +1138,8 @@ impl Validity {
                 t.unreached.push(u);
             }
         }
+        t.unreached
+            .sort_by(|&x, &y| self.bpe.token_bytes(x).cmp(&self.bpe.token_bytes(y)));
         let prio = |x: u32| -> Option<u32> {
             let (l, _, p) = t.split[x as usize];
             (l != NO_ID).then_some(p)
@@ -1549,7 +1551,11 @@ impl Validity {
             let Ok(piece) = std::str::from_utf8(buf) else {
                 return Ok(None);
             };
-            if self.bpe.piece_ranges(buf)?.len() != 1 || !self.grows_only(piece) {
+            let mut pieces = 0usize;
+            self.bpe
+                .pretokenizer()
+                .for_each_piece(piece, |_| pieces += 1)?;
+            if pieces != 1 || !self.grows_only(piece) {
                 return Ok(None);
             }
         }
@@ -1590,9 +1596,16 @@ impl Validity {
         }
         let mut words = self.pair_row(t, heads, u).to_vec();
         if self.bpe.ignore_merges() {
-            for &w in &t.unreached {
-                let wb = self.bpe.token_bytes(w).unwrap_or(&[]);
-                if wb.len() > x.l.len() && wb.starts_with(&x.l) {
+            // the unreached tokens are sorted by their bytes: those starting with `l` follow
+            // one another from the first one not below `l`
+            let bytes = |w: u32| self.bpe.token_bytes(w).unwrap_or(&[]);
+            let from = t.unreached.partition_point(|&w| bytes(w) < &x.l[..]);
+            for &w in &t.unreached[from..] {
+                let wb = bytes(w);
+                if !wb.starts_with(&x.l) {
+                    break;
+                }
+                if wb.len() > x.l.len() {
                     if let Some(v) = self.bpe.id_of(&wb[x.l.len()..]) {
                         if let Some(word) = words.get_mut(v as usize / 64) {
                             *word &= !(1 << (v % 64));
@@ -1716,9 +1729,20 @@ impl Validity {
         let mut scratch = Scratch::default();
         // depth-first over the class tree: decide a class when its leading characters settle
         // the tail, else look one character further
+        // the whole tail is one growing piece that letters extend as one piece: `text + rep`
+        // for ASCII letters `rep` is one piece reaching its end, which settles nothing, so
+        // such a class is open without a scan
+        let letters_open = ext
+            .as_ref()
+            .is_some_and(|x| x.one_piece && x.l.len() == text.len());
         let mut stack: Vec<&Head> = heads.root.kids.iter().collect();
         while let Some(h) = stack.pop() {
-            match self.head_decision(key, text, &h.rep, &mut scratch)? {
+            let decision = if letters_open && h.rep.bytes().all(|c| c.is_ascii_alphabetic()) {
+                HeadDecision::Open
+            } else {
+                self.head_decision(key, text, &h.rep, &mut scratch)?
+            };
+            match decision {
                 HeadDecision::Open => {
                     each.extend_from_slice(&h.one);
                     for kid in &h.kids {
