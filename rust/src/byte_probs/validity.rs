@@ -1510,23 +1510,28 @@ impl Validity {
             return Ok(None);
         }
         // `l + letters` is one piece without scanning it: gpt2 ` ?\p{L}+`, cl100k
-        // `[^\r\n\p{L}\p{N}]?+\p{L}++` (an apostrophe first could start a contraction)
-        let head_ok = |c: u8| match self.preset {
-            Some(Preset::Gpt2) => c == b' ',
-            Some(Preset::Cl100k) => !c.is_ascii_digit() && c != b'\'' && c.is_ascii(),
+        // `[^\r\n\p{L}\p{N}]?+\p{L}++` (an apostrophe first could start a contraction; a
+        // non-ASCII first character only when it is none of whitespace, letter, mark, number);
+        // the letters may be any `\p{L}` (issue 16, fifth round: not only ASCII)
+        let Ok(ls) = std::str::from_utf8(l) else {
+            return Ok(None);
+        };
+        let is_letter = |c: char| char_flags(c) & 1 != 0;
+        let head_ok = |c: char| match self.preset {
+            Some(Preset::Gpt2) => c == ' ',
+            Some(Preset::Cl100k) if c.is_ascii() => !c.is_ascii_digit() && c != '\'',
+            Some(Preset::Cl100k) => run_class(c) == 3,
             _ => false,
         };
-        let rest = if l.first().is_some_and(|c| c.is_ascii_alphabetic()) {
-            l
-        } else {
-            &l[1.min(l.len())..]
+        let first = ls.chars().next();
+        let rest = match first {
+            Some(c) if !is_letter(c) => &ls[c.len_utf8()..],
+            _ => ls,
         };
-        let letters = l
-            .first()
-            .is_some_and(|&c| c.is_ascii_alphabetic() || head_ok(c))
+        let letters = first.is_some_and(|c| is_letter(c) || head_ok(c))
             && !rest.is_empty()
-            && rest.iter().all(u8::is_ascii_alphabetic);
-        let single = l.len() == 1 && head_ok(l[0]);
+            && rest.chars().all(is_letter);
+        let single = first.is_some_and(|c| c.len_utf8() == ls.len() && head_ok(c));
         let merge_ok = self.merge_only(self.merge_tables(), l).0 == key[k..];
         Ok(Some(Extension {
             l: l.to_vec(),
@@ -2196,6 +2201,74 @@ mod tests {
             }
         }
         assert!(decided > 1000, "{decided}");
+    }
+
+    /// Rows after tails whose last piece is non-ASCII letters (after an optional first
+    /// character), decided with the pair rows of §15.7, equal the full check token by token on
+    /// every token split of the texts, three presets.
+    #[test]
+    fn non_ascii_letter_rows_equal_token_by_token_rows() {
+        let toks: [&[u8]; 18] = [
+            "\u{3001}".as_bytes(),
+            "\u{3053}".as_bytes(),
+            "\u{3053}\u{306e}".as_bytes(),
+            "\u{5ba3}\u{8a00}".as_bytes(),
+            "\u{3001}\u{3053}".as_bytes(),
+            "\u{e9}".as_bytes(),
+            " \u{e9}".as_bytes(),
+            "a\u{e9}".as_bytes(),
+            "\u{e9}t".as_bytes(),
+            "\u{e9}t\u{e9}".as_bytes(),
+            "(\u{e9}".as_bytes(),
+            "\u{301}".as_bytes(),
+            "\u{3001}\u{3053}\u{306e}".as_bytes(),
+            b"ab",
+            b" a",
+            b"12",
+            "\u{306e}\u{5ba3}".as_bytes(),
+            "\u{e9}\u{301}".as_bytes(),
+        ];
+        let texts = [
+            "\u{3001}\u{3053}\u{306e}",
+            "\u{3001}\u{3053}\u{306e}\u{5ba3}",
+            " \u{e9}t",
+            "\u{e9}t\u{e9}",
+            "(\u{e9}",
+            "a\u{e9}",
+            "\u{e9}",
+            "\u{ab}\u{e9}",
+        ];
+        let mut rows = 0;
+        for preset in ["gpt2", "cl100k", "o200k"] {
+            let bpe = bpe_with(&toks, Pretokenizer::new(preset).unwrap());
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
+            for text in texts {
+                let t = text.as_bytes();
+                let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+                while let Some((at, ids)) = splits.pop() {
+                    if at == t.len() {
+                        let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                            continue;
+                        };
+                        if key.is_empty() {
+                            continue;
+                        }
+                        let tail_str = std::str::from_utf8(&tail).unwrap();
+                        let by_class = v.compute_row_heads(key, tail_str).unwrap();
+                        let one_by_one = v.compute_row(key, &tail).unwrap();
+                        assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
+                        rows += 1;
+                        continue;
+                    }
+                    for k in at + 1..=t.len() {
+                        if let Some(id) = bpe.id_of(&t[at..k]) {
+                            splits.push((k, [ids.as_slice(), &[id]].concat()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(rows > 50, "{rows}");
     }
 
     /// Byte fragments decided by their glue onto the tail (docs/byte_probs.md §15.7) equal the
