@@ -1041,9 +1041,11 @@ impl Validity {
                 return Ok(e.0.clone());
             }
         }
+        let pieces = self.rule == Rule::Pieces && self.preset.is_some();
         let row = match std::str::from_utf8(text) {
-            Ok(t) if self.rule == Rule::Pieces && self.preset.is_some() => {
-                self.compute_row_heads(key, t)?
+            Ok(t) if pieces => self.compute_row_heads(key, t)?,
+            Err(e) if pieces && e.error_len().is_none() && e.valid_up_to() > 0 => {
+                self.compute_row_mid_char(key, text)?
             }
             _ => self.compute_row(key, text)?,
         };
@@ -1827,6 +1829,48 @@ impl Validity {
         Ok(Arc::new(words))
     }
 
+    /// The row of a tail `key` whose text ends inside a character: valid UTF-8 `c` (not empty),
+    /// then `f`, a proper prefix of a UTF-8 sequence (docs/byte_probs.md §15.9). A token `v`
+    /// whose first character is complete cannot continue `f`, so in `text + bytes(v)` the bytes
+    /// of `f` are an invalid run for good, glued to the last piece of `c`: the pieces are those
+    /// of `text` (`f` glued, as `encode_tail(text)` has them) and then those of `bytes(v)`
+    /// alone, and the settled boundary is `|text| + settled(bytes(v))`. The tail check of
+    /// `key ∘ v` then comes down to `key == encode_tail(text)` and the check of `[v]` alone,
+    /// which is `single`. So those tokens get `single` or nothing, by one encoding of the tail;
+    /// the tokens whose first character is not complete ([`Heads::loose`]) are checked one by
+    /// one.
+    fn compute_row_mid_char(&self, key: &[u32], text: &[u8]) -> Result<Bits> {
+        debug_assert!(std::str::from_utf8(text)
+            .err()
+            .is_some_and(|e| e.error_len().is_none() && e.valid_up_to() > 0));
+        let heads = self.heads.get_or_init(|| self.build_heads());
+        let mut words = if self.encode_tail(text)? == key {
+            self.single.to_vec()
+        } else {
+            vec![0u64; self.single.len()]
+        };
+        for &v in &heads.loose {
+            if let Some(w) = words.get_mut(v as usize / 64) {
+                *w &= !(1 << (v % 64));
+            }
+        }
+        let found: Vec<u32> = heads
+            .loose
+            .par_iter()
+            .map(|&v| -> Result<Option<u32>> {
+                let ok = bit(&self.single, v) && self.valid_after(key, text, v)?;
+                Ok(ok.then_some(v))
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        for v in found {
+            words[v as usize / 64] |= 1 << (v % 64);
+        }
+        Ok(Arc::new(words))
+    }
+
     fn compute_row(&self, key: &[u32], text: &[u8]) -> Result<Bits> {
         let words: Vec<u64> = self
             .single
@@ -2269,6 +2313,93 @@ mod tests {
             }
         }
         assert!(rows > 50, "{rows}");
+    }
+
+    /// Rows of tails that end inside a character (`compute_row_mid_char`) equal the full check
+    /// token by token: every token split of every cut inside a character of texts with CJK and
+    /// accented characters, three presets and a digit-split sequence.
+    #[test]
+    fn mid_character_rows_equal_token_by_token_rows() {
+        let toks: [&[u8]; 20] = [
+            b"\xe4\xb8",
+            b"\xb8\xad",
+            b"\xad\xe4",
+            b"\xadx",
+            b"\xe4\xb8\xad",
+            b" \xe4\xb8\xad",
+            b" \xe4\xb8",
+            b" \xe4",
+            b"\xe4\xb8\xad\xe6",
+            b"\xe6\x96\x87",
+            b"\x96\x87",
+            b"\xc3\xa9",
+            b" \xc3",
+            b"a\xc3",
+            b"ab",
+            b" a",
+            b"\xa9\xe4\xb8",
+            b"x\xe4",
+            b"12",
+            b"\xad ",
+        ];
+        let texts = [
+            "a\u{4e2d}",
+            " \u{4e2d}",
+            "ab \u{4e2d}",
+            "\u{4e2d}\u{6587}",
+            "x \u{e9}",
+            "a\u{e9}",
+            "1\u{4e2d}",
+        ];
+        let mut valid_rows = 0;
+        let digits =
+            Pretokenizer::sequence(&[r"\p{N}", crate::pretokenize::LLAMA_CPP_GPT2]).unwrap();
+        let mut rows = 0;
+        for pre in [
+            Pretokenizer::new("gpt2").unwrap(),
+            Pretokenizer::new("cl100k").unwrap(),
+            Pretokenizer::new("o200k").unwrap(),
+            digits,
+        ] {
+            let bpe = bpe_with(&toks, pre);
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
+            for text in texts {
+                let full = text.as_bytes();
+                for cut in 1..full.len() {
+                    if text.is_char_boundary(cut) {
+                        continue;
+                    }
+                    let t = &full[..cut];
+                    let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+                    while let Some((at, ids)) = splits.pop() {
+                        if at == t.len() {
+                            let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                                continue;
+                            };
+                            let Err(e) = std::str::from_utf8(&tail) else {
+                                continue;
+                            };
+                            if key.is_empty() || e.valid_up_to() == 0 {
+                                continue;
+                            }
+                            let fast = v.compute_row_mid_char(key, &tail).unwrap();
+                            let one_by_one = v.compute_row(key, &tail).unwrap();
+                            assert_eq!(*fast, *one_by_one, "{text:?} cut {cut} as {ids:?}");
+                            rows += 1;
+                            valid_rows += usize::from(fast.iter().any(|&w| w != 0));
+                            continue;
+                        }
+                        for k in at + 1..=t.len() {
+                            if let Some(id) = bpe.id_of(&t[at..k]) {
+                                splits.push((k, [ids.as_slice(), &[id]].concat()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(rows > 40, "{rows}");
+        assert!(valid_rows > 20, "{valid_rows}");
     }
 
     /// Byte fragments decided by their glue onto the tail (docs/byte_probs.md §15.7) equal the
