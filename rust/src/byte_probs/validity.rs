@@ -933,7 +933,7 @@ impl Validity {
     ) -> Result<Option<bool>> {
         let vb = self.bpe.token_bytes(v).unwrap_or(&[]);
         let Ok(vs) = std::str::from_utf8(vb) else {
-            return Ok(None);
+            return self.whitespace_then_fragment_ok(key, text, vb, v, buf);
         };
         if vs.is_empty() || !vs.chars().all(|c| c.is_whitespace() && run_class(c) == 0) {
             return Ok(None);
@@ -966,6 +966,41 @@ impl Validity {
             }
         }
         Ok(Some(false))
+    }
+
+    /// `key ∘ v` after an all-whitespace tail for a token `v` of whitespace characters and then
+    /// bytes without a complete character (a space and a lone byte): valid iff canonical, by one
+    /// encoding; `None` for other shapes. In `x = text + bytes(v)` the valid text is one
+    /// whitespace run and every invalid byte lies inside `v`, so the settled boundary of `x` is
+    /// 0 (the run reaches the end of the valid text; the tail check then finds `x` cannot change,
+    /// §15.5, and wants `encode(x)`), `|x|` (the tokens before it must be `encode(x)`), or past
+    /// `|text|` and inside `v`, where `key ∘ v` has no token boundary: in every case only the
+    /// canonical sequence is valid (docs/byte_probs.md §15.9).
+    fn whitespace_then_fragment_ok(
+        &self,
+        key: &[u32],
+        text: &[u8],
+        vb: &[u8],
+        v: u32,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<bool>> {
+        let mut chunks = vb.utf8_chunks();
+        let Some(first) = chunks.next() else {
+            return Ok(None);
+        };
+        let ws = first.valid();
+        let ws_ok = !ws.is_empty() && ws.chars().all(|c| c.is_whitespace() && run_class(c) == 0);
+        if !ws_ok || chunks.any(|c| !c.valid().is_empty()) {
+            return Ok(None);
+        }
+        buf.clear();
+        buf.extend_from_slice(text);
+        buf.extend_from_slice(vb);
+        let mut out = Vec::with_capacity(key.len() + 2);
+        self.encode_tail_into(buf, &mut out)?;
+        Ok(Some(
+            out.len() == key.len() + 1 && out[..key.len()] == *key && out[key.len()] == v,
+        ))
     }
 
     fn group_tokens(&self) -> Groups {
@@ -1252,15 +1287,21 @@ impl Validity {
         let mut memo: Vec<Vec<u8>> = vec![Vec::new(); spine.len()];
         let mut path: Vec<(usize, u32)> = Vec::new();
         let mut words = vec![0u64; self.single.len()];
+        // the right partners of `u`'s own merges (the keys of `levels[0]`) as a bitset: such a
+        // pair merges at once, so its `v` is out
+        let mut merges_with_u = vec![0u64; self.single.len()];
+        for &r in levels.first().into_iter().flat_map(|m| m.keys()) {
+            if let Some(w) = merges_with_u.get_mut(r as usize / 64) {
+                *w |= 1 << (r % 64);
+            }
+        }
         for (w, (&al, &re)) in heads.plain_letters.iter().zip(&t.reach).enumerate() {
-            let mut rest = al & re;
+            let mut rest = al & re & !merges_with_u.get(w).copied().unwrap_or(0);
             while rest != 0 {
                 let k = rest.trailing_zeros();
                 rest &= rest - 1;
                 let v = (w * 64) as u32 + k;
-                if !levels[0].contains_key(&v)
-                    && self.spine_walk(t, &spine, &levels, &mut memo, &mut path, v)
-                {
+                if self.spine_walk(t, &spine, &levels, &mut memo, &mut path, v) {
                     words[w] |= 1 << k;
                 }
             }
@@ -2185,7 +2226,12 @@ mod tests {
     /// space), three presets, a vocabulary of whitespace merges and a few tokens after them.
     #[test]
     fn whitespace_token_rows_equal_token_by_token_rows() {
-        let toks: [&[u8]; 17] = [
+        let toks: [&[u8]; 22] = [
+            b" \xe4",
+            b" \xe4\xb8",
+            b" \x80",
+            b"\t\x80\xe4",
+            b"  \xc2",
             b"  ",
             b"\t\t",
             b"\n\t",
