@@ -146,21 +146,18 @@ impl CoverIndex {
         let mut cum = Vec::with_capacity(perm.len() + 1);
         cum.push(0.0);
         let mut acc = 0.0f64;
+        // `extend` over the exact-size iterator writes without a capacity check per entry
         match &mask {
-            None => {
-                for &id in perm {
+            None => cum.extend(perm.iter().map(|&id| {
+                acc += logprobs[id as usize].exp();
+                acc
+            })),
+            Some(bits) => cum.extend(perm.iter().map(|&id| {
+                if bit(bits, id) {
                     acc += logprobs[id as usize].exp();
-                    cum.push(acc);
                 }
-            }
-            Some(bits) => {
-                for &id in perm {
-                    if bit(bits, id) {
-                        acc += logprobs[id as usize].exp();
-                    }
-                    cum.push(acc);
-                }
-            }
+                acc
+            })),
         }
         let eos = match self.mode {
             Mode::Fast => logprobs[self.eos as usize].exp(),

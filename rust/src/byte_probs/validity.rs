@@ -35,6 +35,10 @@
 //! merge-tree pair walk ([`MergeTables`], a few table look-ups), byte fragments (no complete
 //! character) by one or two encodings of the tail's last piece with the fragment glued on, the
 //! rest by the full tail check.
+//! A row whose tail ends inside a character gives every token with a complete first character
+//! `single` or nothing after one encoding of the tail, and checks the others one by one; after
+//! an all-whitespace tail, whitespace tokens (and whitespace plus lone bytes) are decided by a
+//! few short encodings (docs/byte_probs.md §15.9).
 //! Letter tokens after a word are decided together by the *pair row* of the tail's last token
 //! (the letters `v` whose pair with it is valid: `O(|letters|)` memoised walks once per last
 //! token, then a bounded LRU of 256 bitsets keyed by that token, which is all it depends on).
@@ -210,7 +214,7 @@ struct MergeTables {
     /// tokens that are the merge-only BPE of their own bytes (bitset)
     reach: Vec<u64>,
     /// regular tokens that are not (the only tokens a whole-piece look-up can return in place
-    /// of a merge-only BPE of two or more tokens)
+    /// of a merge-only BPE of two or more tokens), sorted by their bytes
     unreached: Vec<u32>,
     /// the pairs of [`MergeTables::pairs`] by left token: `(right, priority)` for left token
     /// `l` at `partners[partner_at[l]..partner_at[l + 1]]`
@@ -237,6 +241,17 @@ enum HeadDecision {
     /// token of the class that is longer would cross that piece boundary (invalid); the
     /// shorter ones are checked one by one
     Straddle(usize),
+}
+
+/// Buffers reused across the class decisions of one row (`Validity::head_decision`).
+#[derive(Debug, Default)]
+struct Scratch {
+    /// the tail text and a class's representative characters
+    d: String,
+    /// its piece spans
+    ranges: Vec<(usize, usize)>,
+    /// tokens of its settled pieces
+    ids: Vec<u32>,
 }
 
 /// Where a byte fragment joins a tail (docs/byte_probs.md §15.7): `encode_bytes(text + f)` is
@@ -275,6 +290,95 @@ fn o200k_letters_grow(last: &str) -> bool {
     let rest: Vec<char> = chars.collect();
     let body_ok = !rest.is_empty() || f & 1 != 0;
     first_ok && body_ok && rest.iter().all(|&c| run_class(c) == 1)
+}
+
+/// End of the maximal run of one [`run_class`] that starts at byte `i` of `valid` (a character
+/// boundary below its length).
+fn run_end(valid: &str, i: usize) -> usize {
+    let mut chars = valid[i..].chars();
+    let Some(k) = chars.next().map(run_class) else {
+        return i;
+    };
+    let mut j = i + valid[i..].chars().next().map_or(1, char::len_utf8);
+    for c in chars {
+        if run_class(c) != k {
+            break;
+        }
+        j += c.len_utf8();
+    }
+    j
+}
+
+/// o200k: end of the run of "upper"-class characters (`[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`, flag 8
+/// of `char_flags`) starting at byte `i` (`i` itself when the character there is not one).
+fn upper_end(valid: &str, i: usize) -> usize {
+    let mut j = i;
+    for c in valid[i..].chars() {
+        if char_flags(c) & 8 == 0 {
+            break;
+        }
+        j += c.len_utf8();
+    }
+    j
+}
+
+/// The horizon rule of docs/byte_probs.md §15.1 on the pieces of `preset` over `valid`, given
+/// by their ends in order: the end of the longest run of leading pieces that no continuation
+/// moves. Looks only at the characters near each piece start (no tables per call).
+fn settled_by_pieces(preset: Preset, valid: &str, ends: impl IntoIterator<Item = usize>) -> usize {
+    let b = valid.as_bytes();
+    let n = b.len();
+    let class_at = |i: usize| valid[i..].chars().next().map_or(0, run_class);
+    let next_char = |i: usize| -> usize { i + valid[i..].chars().next().map_or(1, char::len_utf8) };
+    let o200k = preset == Preset::O200k;
+    // where the scan of an o200k letter piece from byte i stops depending on the text: the
+    // greedy `[upper]*` run, then the `[lower]+` run ending at the piece's end (e < n)
+    let letter_scan_ok = |i: usize| -> bool { upper_end(valid, i) < n };
+    let mut a = 0;
+    let mut p = 0;
+    for e in ends {
+        // an optional first character (` ?`, `[^\r\n\p{L}\p{N}]?`) taken by a possessive
+        // run ends with that run, which is then `e < n`, and an alternative that cannot
+        // take one fails on the classes of D[p] and D[p + 1], both before n; only o200k's
+        // letter alternatives (`[upper]*[lower]+`, backtracking) may stop inside the letter
+        // run after a first character and so need that run to end before n
+        if e >= n {
+            break;
+        }
+        let lead = o200k
+            && valid[p..]
+                .chars()
+                .next()
+                .is_some_and(|c| may_lead(Preset::O200k, c));
+        let p1 = next_char(p);
+        // o200k letter pieces (docs/byte_probs.md §15.1): the letter alternatives decide on
+        // the upper run from the piece's (or the first character's) start and the lower run
+        // that ends the piece, so those must end before n, not the whole letter run
+        let run_ok = if o200k && class_at(p) == 1 {
+            letter_scan_ok(p)
+        } else {
+            // whitespace alternatives and letter/digit runs scan the run at p
+            run_end(valid, p) < n
+        };
+        let lead_ok = || {
+            if o200k && p1 < n && class_at(p1) == 1 {
+                letter_scan_ok(p1)
+            } else {
+                p1 >= n || class_at(p1) != 1 || run_end(valid, p1) < n
+            }
+        };
+        let ok = run_ok
+            && (!lead || lead_ok())
+            // contractions look two characters past an apostrophe
+            && (b[p] != b'\'' || p + 2 < n)
+            && (b[e] != b'\'' || e + 2 < n);
+        if !ok {
+            break;
+        }
+        a = e;
+        p = e;
+    }
+    a
 }
 
 /// Continuation texts tried before the depth-one search when a tail ends in whitespace
@@ -470,94 +574,12 @@ impl Validity {
 
     /// The horizon rule of docs/byte_probs.md §15.1 on the pieces of `preset`.
     fn settled_segment(&self, preset: Preset, valid: &str) -> usize {
-        let pieces: Vec<&str> = crate::pretokenize::presets::pieces(preset, valid).collect();
-        let b = valid.as_bytes();
-        let n = b.len();
-        // end[i] = end of the maximal run of one class containing byte i
-        let mut class = Vec::with_capacity(n);
-        for c in valid.chars() {
-            let k = run_class(c);
-            for _ in 0..c.len_utf8() {
-                class.push(k);
-            }
-        }
-        let mut end = vec![n; n];
-        for i in (0..n).rev() {
-            if i + 1 < n && class[i + 1] == class[i] {
-                end[i] = end[i + 1];
-            } else {
-                end[i] = i + 1;
-            }
-        }
-        let next_char =
-            |i: usize| -> usize { i + valid[i..].chars().next().map_or(1, char::len_utf8) };
-        let o200k = preset == Preset::O200k;
-        // o200k: uend[i] = end of the run of "upper"-class characters
-        // (`[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`, flag 8 of `char_flags`) starting at byte i (i
-        // itself when the character there is not one)
-        let mut uend = vec![n; if o200k { n } else { 0 }];
-        if o200k {
-            let mut up = Vec::with_capacity(n);
-            for c in valid.chars() {
-                for _ in 0..c.len_utf8() {
-                    up.push(char_flags(c) & 8 != 0);
-                }
-            }
-            for i in (0..n).rev() {
-                uend[i] = if !up[i] {
-                    i
-                } else if i + 1 < n && up[i + 1] {
-                    uend[i + 1]
-                } else {
-                    i + 1
-                };
-            }
-        }
-        // where the scan of an o200k letter piece from byte i stops depending on the text: the
-        // greedy `[upper]*` run, then the `[lower]+` run ending at the piece's end (e < n)
-        let letter_scan_ok = |i: usize| -> bool { uend.get(i).is_none_or(|&u| u < n) };
-        let mut a = 0;
         let mut p = 0;
-        for piece in pieces {
-            let e = p + piece.len();
-            // an optional first character (` ?`, `[^\r\n\p{L}\p{N}]?`) taken by a possessive
-            // run ends with that run, which is then `e < n`, and an alternative that cannot
-            // take one fails on the classes of D[p] and D[p + 1], both before n; only o200k's
-            // letter alternatives (`[upper]*[lower]+`, backtracking) may stop inside the letter
-            // run after a first character and so need that run to end before n
-            let lead = o200k
-                && valid[p..]
-                    .chars()
-                    .next()
-                    .is_some_and(|c| may_lead(Preset::O200k, c));
-            let p1 = next_char(p);
-            // o200k letter pieces (docs/byte_probs.md §15.1): the letter alternatives decide on
-            // the upper run from the piece's (or the first character's) start and the lower run
-            // that ends the piece, so those must end before n, not the whole letter run
-            let run_ok = if o200k && class[p] == 1 {
-                letter_scan_ok(p)
-            } else {
-                end[p] < n
-            };
-            let lead_ok = if o200k && p1 < n && class[p1] == 1 {
-                letter_scan_ok(p1)
-            } else {
-                p1 >= n || class[p1] != 1 || end[p1] < n
-            };
-            let ok = e < n
-                // whitespace alternatives and letter/digit runs scan the run at p
-                && run_ok
-                && (!lead || lead_ok)
-                // contractions look two characters past an apostrophe
-                && (b[p] != b'\'' || p + 2 < n)
-                && (b[e] != b'\'' || e + 2 < n);
-            if !ok {
-                break;
-            }
-            a = e;
-            p = e;
-        }
-        a
+        let ends = crate::pretokenize::presets::pieces(preset, valid).map(|piece| {
+            p += piece.len();
+            p
+        });
+        settled_by_pieces(preset, valid, ends)
     }
 
     /// `encode_bytes` of a short tail text, piece by piece (the same ids: the same pieces, as
@@ -887,6 +909,104 @@ impl Validity {
         }
     }
 
+    /// Whether a tail `text` is all whitespace (both as `char::is_whitespace` and as the
+    /// scanners' `\s` class) under a preset without a number split: then a whitespace token `v`
+    /// after it is decided by [`Validity::whitespace_ok`].
+    fn whitespace_rule_applies(&self, text: &str) -> bool {
+        self.preset.is_some()
+            && !self.digit_split
+            && !text.is_empty()
+            && text.chars().all(|c| c.is_whitespace() && run_class(c) == 0)
+    }
+
+    /// `key ∘ v` after an all-whitespace tail `key` spelling `text` (see
+    /// [`Validity::whitespace_rule_applies`]) for a token `v` of whitespace only, when the probes
+    /// decide `x = text + bytes(v)` (docs/byte_probs.md §15.3, "all-whitespace tails need no
+    /// search"); `None` otherwise. The tail check of `x` comes down to this: `x` is one
+    /// whitespace run reaching its end, so its settled boundary is 0 and its boundaries may
+    /// change; the depth-one search then tries the probes and, when they decide, stops. So
+    /// `key ∘ v` is valid iff it is `encode(x)` or a probe continues it canonically, which is
+    /// all this computes (the same encodings, without the settled-boundary, `may_change` and
+    /// memo passes around them).
+    fn whitespace_ok(
+        &self,
+        key: &[u32],
+        text: &[u8],
+        v: u32,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<bool>> {
+        let vb = self.bpe.token_bytes(v).unwrap_or(&[]);
+        let Ok(vs) = std::str::from_utf8(vb) else {
+            return self.whitespace_then_fragment_ok(key, text, vb, v, buf);
+        };
+        if vs.is_empty() || !vs.chars().all(|c| c.is_whitespace() && run_class(c) == 0) {
+            return Ok(None);
+        }
+        buf.clear();
+        buf.extend_from_slice(text);
+        buf.extend_from_slice(vb);
+        if !self.probes_decide_whitespace(buf) {
+            return Ok(None);
+        }
+        let n = buf.len();
+        let matches = |out: &[u32], strict: bool| {
+            out.len() >= key.len() + 1 + usize::from(strict)
+                && out[..key.len()] == *key
+                && out[key.len()] == v
+                && (strict || out.len() == key.len() + 1)
+        };
+        let mut out = Vec::with_capacity(key.len() + 4);
+        self.encode_tail_into(buf, &mut out)?;
+        if matches(&out, false) {
+            return Ok(Some(true));
+        }
+        for probe in WS_PROBES {
+            buf.truncate(n);
+            buf.extend_from_slice(probe);
+            out.clear();
+            self.encode_tail_into(buf, &mut out)?;
+            if matches(&out, true) {
+                return Ok(Some(true));
+            }
+        }
+        Ok(Some(false))
+    }
+
+    /// `key ∘ v` after an all-whitespace tail for a token `v` of whitespace characters and then
+    /// bytes without a complete character (a space and a lone byte): valid iff canonical, by one
+    /// encoding; `None` for other shapes. In `x = text + bytes(v)` the valid text is one
+    /// whitespace run and every invalid byte lies inside `v`, so the settled boundary of `x` is
+    /// 0 (the run reaches the end of the valid text; the tail check then finds `x` cannot change,
+    /// §15.5, and wants `encode(x)`), `|x|` (the tokens before it must be `encode(x)`), or past
+    /// `|text|` and inside `v`, where `key ∘ v` has no token boundary: in every case only the
+    /// canonical sequence is valid (docs/byte_probs.md §15.9).
+    fn whitespace_then_fragment_ok(
+        &self,
+        key: &[u32],
+        text: &[u8],
+        vb: &[u8],
+        v: u32,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<bool>> {
+        let mut chunks = vb.utf8_chunks();
+        let Some(first) = chunks.next() else {
+            return Ok(None);
+        };
+        let ws = first.valid();
+        let ws_ok = !ws.is_empty() && ws.chars().all(|c| c.is_whitespace() && run_class(c) == 0);
+        if !ws_ok || chunks.any(|c| !c.valid().is_empty()) {
+            return Ok(None);
+        }
+        buf.clear();
+        buf.extend_from_slice(text);
+        buf.extend_from_slice(vb);
+        let mut out = Vec::with_capacity(key.len() + 2);
+        self.encode_tail_into(buf, &mut out)?;
+        Ok(Some(
+            out.len() == key.len() + 1 && out[..key.len()] == *key && out[key.len()] == v,
+        ))
+    }
+
     fn group_tokens(&self) -> Groups {
         let mut index: FxHashMap<Signature, usize> = FxHashMap::default();
         let mut g = Groups::default();
@@ -935,7 +1055,7 @@ impl Validity {
         let Some((key, text)) = self.tail(stem)? else {
             return Ok(false);
         };
-        Ok(self.bpe.encode_bytes(&text)? == key)
+        Ok(self.encode_tail(&text)? == key)
     }
 
     /// Bits of the tokens that may follow a sequence ending in `stem`.
@@ -960,9 +1080,11 @@ impl Validity {
                 return Ok(e.0.clone());
             }
         }
+        let pieces = self.rule == Rule::Pieces && self.preset.is_some();
         let row = match std::str::from_utf8(text) {
-            Ok(t) if self.rule == Rule::Pieces && self.preset.is_some() => {
-                self.compute_row_heads(key, t)?
+            Ok(t) if pieces => self.compute_row_heads(key, t)?,
+            Err(e) if pieces && e.error_len().is_none() && e.valid_up_to() > 0 => {
+                self.compute_row_mid_char(key, text)?
             }
             _ => self.compute_row(key, text)?,
         };
@@ -1057,6 +1179,8 @@ impl Validity {
                 t.unreached.push(u);
             }
         }
+        t.unreached
+            .sort_by(|&x, &y| self.bpe.token_bytes(x).cmp(&self.bpe.token_bytes(y)));
         let prio = |x: u32| -> Option<u32> {
             let (l, _, p) = t.split[x as usize];
             (l != NO_ID).then_some(p)
@@ -1167,15 +1291,21 @@ impl Validity {
         let mut memo: Vec<Vec<u8>> = vec![Vec::new(); spine.len()];
         let mut path: Vec<(usize, u32)> = Vec::new();
         let mut words = vec![0u64; self.single.len()];
+        // the right partners of `u`'s own merges (the keys of `levels[0]`) as a bitset: such a
+        // pair merges at once, so its `v` is out
+        let mut merges_with_u = vec![0u64; self.single.len()];
+        for &r in levels.first().into_iter().flat_map(|m| m.keys()) {
+            if let Some(w) = merges_with_u.get_mut(r as usize / 64) {
+                *w |= 1 << (r % 64);
+            }
+        }
         for (w, (&al, &re)) in heads.plain_letters.iter().zip(&t.reach).enumerate() {
-            let mut rest = al & re;
+            let mut rest = al & re & !merges_with_u.get(w).copied().unwrap_or(0);
             while rest != 0 {
                 let k = rest.trailing_zeros();
                 rest &= rest - 1;
                 let v = (w * 64) as u32 + k;
-                if !levels[0].contains_key(&v)
-                    && self.spine_walk(t, &spine, &levels, &mut memo, &mut path, v)
-                {
+                if self.spine_walk(t, &spine, &levels, &mut memo, &mut path, v) {
                     words[w] |= 1 << k;
                 }
             }
@@ -1330,14 +1460,26 @@ impl Validity {
     /// less), the pieces of `text + bytes(v)` ending at or before `b` = the last piece end
     /// `<= min(a, |text|)` are fixed. So `key` must start with their tokens (else no such `v` is
     /// valid), and what follows is the tail `key[k..]` over `text[b..]`.
-    fn head_decision(&self, key: &[u32], text: &str, rep: &str) -> Result<HeadDecision> {
-        let mut d = String::with_capacity(text.len() + rep.len());
+    fn head_decision(
+        &self,
+        key: &[u32],
+        text: &str,
+        rep: &str,
+        scratch: &mut Scratch,
+    ) -> Result<HeadDecision> {
+        let Scratch { d, ranges, ids } = scratch;
+        d.clear();
         d.push_str(text);
         d.push_str(rep);
-        let db = d.as_bytes();
-        let full = self.settled(db);
+        self.piece_ranges_into(d, ranges)?;
+        let full = match self.preset {
+            // the pieces just computed are the preset's: one scan serves both
+            Some(p) if !self.digit_split && self.bpe.pretokenizer().preset() == Some(p) => {
+                settled_by_pieces(p, d, ranges.iter().map(|r| r.1))
+            }
+            _ => self.settled(d.as_bytes()),
+        };
         let a = full.min(text.len());
-        let ranges = self.bpe.piece_ranges(db)?;
         if rep.is_ascii() && full > text.len() {
             // every member starts with the bytes of `rep` (ASCII classes are characters), so
             // the pieces of `text + bytes(v)` up to `full` are those of `d`
@@ -1347,7 +1489,7 @@ impl Validity {
             }
         }
         let mut b = 0;
-        for &(_, e) in &ranges {
+        for &(_, e) in ranges.iter() {
             if e > a {
                 break;
             }
@@ -1362,10 +1504,31 @@ impl Validity {
             off += self.bpe.token_bytes(key[k]).map_or(0, <[u8]>::len);
             k += 1;
         }
-        if off != b || self.encode_settled(db, b)? != key[..k] {
+        if off != b {
+            return Ok(HeadDecision::Invalid);
+        }
+        // the tokens of the pieces ending at or before `b` (`encode_settled(d, b)`)
+        ids.clear();
+        for &(s, e) in ranges.iter() {
+            if e > b {
+                break;
+            }
+            self.bpe.encode_piece(&d.as_bytes()[s..e], ids);
+        }
+        if ids[..] != key[..k] {
             return Ok(HeadDecision::Invalid);
         }
         Ok(HeadDecision::Rebase(k, b))
+    }
+
+    /// The piece spans of valid UTF-8 `text` into `out` (as [`Bpe::piece_ranges`]).
+    fn piece_ranges_into(&self, text: &str, out: &mut Vec<(usize, usize)>) -> Result<()> {
+        out.clear();
+        let base = text.as_ptr() as usize;
+        self.bpe.pretokenizer().for_each_piece(text, |p| {
+            let s = p.as_ptr() as usize - base;
+            out.push((s, s + p.len()));
+        })
     }
 
     /// [`Extension`] of a tail, if it has one: the tail is canonical, its last piece `l` starts
@@ -1394,23 +1557,28 @@ impl Validity {
             return Ok(None);
         }
         // `l + letters` is one piece without scanning it: gpt2 ` ?\p{L}+`, cl100k
-        // `[^\r\n\p{L}\p{N}]?+\p{L}++` (an apostrophe first could start a contraction)
-        let head_ok = |c: u8| match self.preset {
-            Some(Preset::Gpt2) => c == b' ',
-            Some(Preset::Cl100k) => !c.is_ascii_digit() && c != b'\'' && c.is_ascii(),
+        // `[^\r\n\p{L}\p{N}]?+\p{L}++` (an apostrophe first could start a contraction; a
+        // non-ASCII first character only when it is none of whitespace, letter, mark, number);
+        // the letters may be any `\p{L}` (issue 16, fifth round: not only ASCII)
+        let Ok(ls) = std::str::from_utf8(l) else {
+            return Ok(None);
+        };
+        let is_letter = |c: char| char_flags(c) & 1 != 0;
+        let head_ok = |c: char| match self.preset {
+            Some(Preset::Gpt2) => c == ' ',
+            Some(Preset::Cl100k) if c.is_ascii() => !c.is_ascii_digit() && c != '\'',
+            Some(Preset::Cl100k) => run_class(c) == 3,
             _ => false,
         };
-        let rest = if l.first().is_some_and(|c| c.is_ascii_alphabetic()) {
-            l
-        } else {
-            &l[1.min(l.len())..]
+        let first = ls.chars().next();
+        let rest = match first {
+            Some(c) if !is_letter(c) => &ls[c.len_utf8()..],
+            _ => ls,
         };
-        let letters = l
-            .first()
-            .is_some_and(|&c| c.is_ascii_alphabetic() || head_ok(c))
+        let letters = first.is_some_and(|c| is_letter(c) || head_ok(c))
             && !rest.is_empty()
-            && rest.iter().all(u8::is_ascii_alphabetic);
-        let single = l.len() == 1 && head_ok(l[0]);
+            && rest.chars().all(is_letter);
+        let single = first.is_some_and(|c| c.len_utf8() == ls.len() && head_ok(c));
         let merge_ok = self.merge_only(self.merge_tables(), l).0 == key[k..];
         Ok(Some(Extension {
             l: l.to_vec(),
@@ -1435,7 +1603,11 @@ impl Validity {
             let Ok(piece) = std::str::from_utf8(buf) else {
                 return Ok(None);
             };
-            if self.bpe.piece_ranges(buf)?.len() != 1 || !self.grows_only(piece) {
+            let mut pieces = 0usize;
+            self.bpe
+                .pretokenizer()
+                .for_each_piece(piece, |_| pieces += 1)?;
+            if pieces != 1 || !self.grows_only(piece) {
                 return Ok(None);
             }
         }
@@ -1476,9 +1648,16 @@ impl Validity {
         }
         let mut words = self.pair_row(t, heads, u).to_vec();
         if self.bpe.ignore_merges() {
-            for &w in &t.unreached {
-                let wb = self.bpe.token_bytes(w).unwrap_or(&[]);
-                if wb.len() > x.l.len() && wb.starts_with(&x.l) {
+            // the unreached tokens are sorted by their bytes: those starting with `l` follow
+            // one another from the first one not below `l`
+            let bytes = |w: u32| self.bpe.token_bytes(w).unwrap_or(&[]);
+            let from = t.unreached.partition_point(|&w| bytes(w) < &x.l[..]);
+            for &w in &t.unreached[from..] {
+                let wb = bytes(w);
+                if !wb.starts_with(&x.l) {
+                    break;
+                }
+                if wb.len() > x.l.len() {
                     if let Some(v) = self.bpe.id_of(&wb[x.l.len()..]) {
                         if let Some(word) = words.get_mut(v as usize / 64) {
                             *word &= !(1 << (v % 64));
@@ -1599,11 +1778,23 @@ impl Validity {
         let mut words = vec![0u64; self.single.len()];
         let mut each: Vec<u32> = Vec::new();
         let mut sub_rows: FxHashMap<(usize, usize), Bits> = FxHashMap::default();
+        let mut scratch = Scratch::default();
         // depth-first over the class tree: decide a class when its leading characters settle
         // the tail, else look one character further
+        // the whole tail is one growing piece that letters extend as one piece: `text + rep`
+        // for ASCII letters `rep` is one piece reaching its end, which settles nothing, so
+        // such a class is open without a scan
+        let letters_open = ext
+            .as_ref()
+            .is_some_and(|x| x.one_piece && x.l.len() == text.len());
         let mut stack: Vec<&Head> = heads.root.kids.iter().collect();
         while let Some(h) = stack.pop() {
-            match self.head_decision(key, text, &h.rep)? {
+            let decision = if letters_open && h.rep.bytes().all(|c| c.is_ascii_alphabetic()) {
+                HeadDecision::Open
+            } else {
+                self.head_decision(key, text, &h.rep, &mut scratch)?
+            };
+            match decision {
                 HeadDecision::Open => {
                     each.extend_from_slice(&h.one);
                     for kid in &h.kids {
@@ -1656,17 +1847,63 @@ impl Validity {
             }
         }
         let tb = text.as_bytes();
+        let ws_tail = self.whitespace_rule_applies(text);
         let found: Vec<u32> = each
             .par_iter()
             .map_init(Vec::new, |buf, &v| -> Result<Option<u32>> {
-                let quick = match &ext {
-                    Some(x) => self.extension_ok(x, v, buf)?,
-                    None => None,
-                };
+                let mut quick = None;
+                if ws_tail {
+                    quick = self.whitespace_ok(key, tb, v, buf)?;
+                }
+                if let (None, Some(x)) = (quick, &ext) {
+                    quick = self.extension_ok(x, v, buf)?;
+                }
                 let ok = match quick {
                     Some(ok) => ok,
                     None => self.valid_after(key, tb, v)?,
                 };
+                Ok(ok.then_some(v))
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        for v in found {
+            words[v as usize / 64] |= 1 << (v % 64);
+        }
+        Ok(Arc::new(words))
+    }
+
+    /// The row of a tail `key` whose text ends inside a character: valid UTF-8 `c` (not empty),
+    /// then `f`, a proper prefix of a UTF-8 sequence (docs/byte_probs.md §15.9). A token `v`
+    /// whose first character is complete cannot continue `f`, so in `text + bytes(v)` the bytes
+    /// of `f` are an invalid run for good, glued to the last piece of `c`: the pieces are those
+    /// of `text` (`f` glued, as `encode_tail(text)` has them) and then those of `bytes(v)`
+    /// alone, and the settled boundary is `|text| + settled(bytes(v))`. The tail check of
+    /// `key ∘ v` then comes down to `key == encode_tail(text)` and the check of `[v]` alone,
+    /// which is `single`. So those tokens get `single` or nothing, by one encoding of the tail;
+    /// the tokens whose first character is not complete ([`Heads::loose`]) are checked one by
+    /// one.
+    fn compute_row_mid_char(&self, key: &[u32], text: &[u8]) -> Result<Bits> {
+        debug_assert!(std::str::from_utf8(text)
+            .err()
+            .is_some_and(|e| e.error_len().is_none() && e.valid_up_to() > 0));
+        let heads = self.heads.get_or_init(|| self.build_heads());
+        let mut words = if self.encode_tail(text)? == key {
+            self.single.to_vec()
+        } else {
+            vec![0u64; self.single.len()]
+        };
+        for &v in &heads.loose {
+            if let Some(w) = words.get_mut(v as usize / 64) {
+                *w &= !(1 << (v % 64));
+            }
+        }
+        let found: Vec<u32> = heads
+            .loose
+            .par_iter()
+            .map(|&v| -> Result<Option<u32>> {
+                let ok = bit(&self.single, v) && self.valid_after(key, text, v)?;
                 Ok(ok.then_some(v))
             })
             .collect::<Result<Vec<_>>>()?
@@ -1985,6 +2222,234 @@ mod tests {
                 assert_eq!(*by_class, *one_by_one, "{preset}: {tail:?}");
             }
         }
+    }
+
+    /// Whitespace tokens after all-whitespace tails, decided by the encodings and probes alone
+    /// (`whitespace_ok`), equal the full check token by token: every token split of every
+    /// whitespace text of up to four characters (space, tab, newline, vertical tab, no-break
+    /// space), three presets, a vocabulary of whitespace merges and a few tokens after them.
+    #[test]
+    fn whitespace_token_rows_equal_token_by_token_rows() {
+        let toks: [&[u8]; 22] = [
+            b" \xe4",
+            b" \xe4\xb8",
+            b" \x80",
+            b"\t\x80\xe4",
+            b"  \xc2",
+            b"  ",
+            b"\t\t",
+            b"\n\t",
+            b"\n\n",
+            b" \t",
+            b"\t ",
+            b"   ",
+            b"\n  ",
+            b"\t\t\t",
+            b"\xc2\xa0",
+            b"\xc2\xa0\xc2\xa0",
+            b" \xc2\xa0",
+            b"\x0b ",
+            b" a",
+            b"\ta",
+            b" 0",
+            b"\n ",
+        ];
+        let alphabet = [" ", "\t", "\n", "\x0b", "\u{a0}"];
+        let texts = strings_upto(&alphabet, 4);
+        let mut decided = 0;
+        for preset in ["gpt2", "cl100k", "o200k"] {
+            let bpe = bpe_with(&toks, Pretokenizer::new(preset).unwrap());
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 1 << 16).unwrap();
+            for text in &texts {
+                let t = text.as_bytes();
+                let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+                while let Some((at, ids)) = splits.pop() {
+                    if at == t.len() {
+                        let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                            continue;
+                        };
+                        if key.is_empty() {
+                            continue;
+                        }
+                        let tail_str = std::str::from_utf8(&tail).unwrap();
+                        assert!(v.whitespace_rule_applies(tail_str));
+                        let by_class = v.compute_row_heads(key, tail_str).unwrap();
+                        let one_by_one = v.compute_row(key, &tail).unwrap();
+                        assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
+                        let mut buf = Vec::new();
+                        decided += v
+                            .regular
+                            .iter()
+                            .filter(|&&u| {
+                                v.whitespace_ok(key, &tail, u, &mut buf).unwrap().is_some()
+                            })
+                            .count();
+                        continue;
+                    }
+                    for k in at + 1..=t.len() {
+                        if let Some(id) = bpe.id_of(&t[at..k]) {
+                            splits.push((k, [ids.as_slice(), &[id]].concat()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(decided > 1000, "{decided}");
+    }
+
+    /// Rows after tails whose last piece is non-ASCII letters (after an optional first
+    /// character), decided with the pair rows of §15.7, equal the full check token by token on
+    /// every token split of the texts, three presets.
+    #[test]
+    fn non_ascii_letter_rows_equal_token_by_token_rows() {
+        let toks: [&[u8]; 18] = [
+            "\u{3001}".as_bytes(),
+            "\u{3053}".as_bytes(),
+            "\u{3053}\u{306e}".as_bytes(),
+            "\u{5ba3}\u{8a00}".as_bytes(),
+            "\u{3001}\u{3053}".as_bytes(),
+            "\u{e9}".as_bytes(),
+            " \u{e9}".as_bytes(),
+            "a\u{e9}".as_bytes(),
+            "\u{e9}t".as_bytes(),
+            "\u{e9}t\u{e9}".as_bytes(),
+            "(\u{e9}".as_bytes(),
+            "\u{301}".as_bytes(),
+            "\u{3001}\u{3053}\u{306e}".as_bytes(),
+            b"ab",
+            b" a",
+            b"12",
+            "\u{306e}\u{5ba3}".as_bytes(),
+            "\u{e9}\u{301}".as_bytes(),
+        ];
+        let texts = [
+            "\u{3001}\u{3053}\u{306e}",
+            "\u{3001}\u{3053}\u{306e}\u{5ba3}",
+            " \u{e9}t",
+            "\u{e9}t\u{e9}",
+            "(\u{e9}",
+            "a\u{e9}",
+            "\u{e9}",
+            "\u{ab}\u{e9}",
+        ];
+        let mut rows = 0;
+        for preset in ["gpt2", "cl100k", "o200k"] {
+            let bpe = bpe_with(&toks, Pretokenizer::new(preset).unwrap());
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
+            for text in texts {
+                let t = text.as_bytes();
+                let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+                while let Some((at, ids)) = splits.pop() {
+                    if at == t.len() {
+                        let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                            continue;
+                        };
+                        if key.is_empty() {
+                            continue;
+                        }
+                        let tail_str = std::str::from_utf8(&tail).unwrap();
+                        let by_class = v.compute_row_heads(key, tail_str).unwrap();
+                        let one_by_one = v.compute_row(key, &tail).unwrap();
+                        assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
+                        rows += 1;
+                        continue;
+                    }
+                    for k in at + 1..=t.len() {
+                        if let Some(id) = bpe.id_of(&t[at..k]) {
+                            splits.push((k, [ids.as_slice(), &[id]].concat()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(rows > 50, "{rows}");
+    }
+
+    /// Rows of tails that end inside a character (`compute_row_mid_char`) equal the full check
+    /// token by token: every token split of every cut inside a character of texts with CJK and
+    /// accented characters, three presets and a digit-split sequence.
+    #[test]
+    fn mid_character_rows_equal_token_by_token_rows() {
+        let toks: [&[u8]; 20] = [
+            b"\xe4\xb8",
+            b"\xb8\xad",
+            b"\xad\xe4",
+            b"\xadx",
+            b"\xe4\xb8\xad",
+            b" \xe4\xb8\xad",
+            b" \xe4\xb8",
+            b" \xe4",
+            b"\xe4\xb8\xad\xe6",
+            b"\xe6\x96\x87",
+            b"\x96\x87",
+            b"\xc3\xa9",
+            b" \xc3",
+            b"a\xc3",
+            b"ab",
+            b" a",
+            b"\xa9\xe4\xb8",
+            b"x\xe4",
+            b"12",
+            b"\xad ",
+        ];
+        let texts = [
+            "a\u{4e2d}",
+            " \u{4e2d}",
+            "ab \u{4e2d}",
+            "\u{4e2d}\u{6587}",
+            "x \u{e9}",
+            "a\u{e9}",
+            "1\u{4e2d}",
+        ];
+        let mut valid_rows = 0;
+        let digits =
+            Pretokenizer::sequence(&[r"\p{N}", crate::pretokenize::LLAMA_CPP_GPT2]).unwrap();
+        let mut rows = 0;
+        for pre in [
+            Pretokenizer::new("gpt2").unwrap(),
+            Pretokenizer::new("cl100k").unwrap(),
+            Pretokenizer::new("o200k").unwrap(),
+            digits,
+        ] {
+            let bpe = bpe_with(&toks, pre);
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
+            for text in texts {
+                let full = text.as_bytes();
+                for cut in 1..full.len() {
+                    if text.is_char_boundary(cut) {
+                        continue;
+                    }
+                    let t = &full[..cut];
+                    let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+                    while let Some((at, ids)) = splits.pop() {
+                        if at == t.len() {
+                            let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                                continue;
+                            };
+                            let Err(e) = std::str::from_utf8(&tail) else {
+                                continue;
+                            };
+                            if key.is_empty() || e.valid_up_to() == 0 {
+                                continue;
+                            }
+                            let fast = v.compute_row_mid_char(key, &tail).unwrap();
+                            let one_by_one = v.compute_row(key, &tail).unwrap();
+                            assert_eq!(*fast, *one_by_one, "{text:?} cut {cut} as {ids:?}");
+                            rows += 1;
+                            valid_rows += usize::from(fast.iter().any(|&w| w != 0));
+                            continue;
+                        }
+                        for k in at + 1..=t.len() {
+                            if let Some(id) = bpe.id_of(&t[at..k]) {
+                                splits.push((k, [ids.as_slice(), &[id]].concat()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(rows > 40, "{rows}");
+        assert!(valid_rows > 20, "{valid_rows}");
     }
 
     /// Byte fragments decided by their glue onto the tail (docs/byte_probs.md §15.7) equal the
