@@ -6,6 +6,7 @@
 //! and again (warm passes), plus the pre-tokenizer alone. Prints one line of seconds (CPU time
 //! of this thread) and a checksum of the ids, so two builds can be alternated and compared.
 //! With `PRE_ONLY=N` it times the pre-tokenizer alone (N more passes, the best) and stops.
+//! With `SPLIT=N` every document is first cut into texts of about N bytes (short calls).
 
 use tokforge::{Bpe, Pretokenizer};
 
@@ -52,6 +53,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         docs.push(&text[start..end]);
         start = end;
+    }
+    if let Some(n) = std::env::var("SPLIT")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+    {
+        // short texts: each document cut into pieces of about `n` bytes (at char boundaries),
+        // to weigh what a call costs besides its pieces
+        let mut short = Vec::new();
+        for d in &docs {
+            let mut s = 0;
+            while s < d.len() {
+                let mut e = (s + n.max(1)).min(d.len());
+                while !d.is_char_boundary(e) {
+                    e += 1;
+                }
+                short.push(&d[s..e]);
+                s = e;
+            }
+        }
+        docs = short;
     }
     let pre = bpe.pretokenizer();
     let t = cpu();

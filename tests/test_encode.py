@@ -187,6 +187,32 @@ def test_batch_and_numpy_equal_single_calls(pair, corpus_docs):
         assert flat[offsets[i] : offsets[i + 1]].tolist() == w
 
 
+def test_id_lists_hold_one_reference_per_item(gpt2):
+    """Lists of ids are written straight into the list's item array with the shared ints'
+    counts bumped in place: each list holds exactly one reference per item, given back when
+    the list goes (no leak, no early free), for small (shared by CPython) and larger ids."""
+    import gc
+    import sys
+
+    text = "the the the cat sat on the mat, the end " * 20
+    ids = gpt2.encode_ordinary(text)
+    small = next(i for i in ids if i <= 256)
+    large = max(ids)
+    assert large > 256
+    obj = gpt2.encode_ordinary("x the")[-1]  # the shared int of " the"
+    gc.collect()
+    before = sys.getrefcount(obj)
+    lists = [gpt2.encode_ordinary(text) for _ in range(50)]
+    lists += gpt2.encode_batch([text] * 50, num_threads=2)
+    per_list = ids.count(obj)
+    assert per_list > 0 and all(lst == ids for lst in lists)
+    assert sys.getrefcount(obj) == before + 100 * per_list
+    del lists
+    gc.collect()
+    assert sys.getrefcount(obj) == before
+    assert gpt2.encode_ordinary(text) == ids and small in ids and large in ids
+
+
 def test_offsets_cover_the_text(gpt2):
     text = "héllo 世界 <|endoftext|> ok"
     ids, spans = gpt2.encode_with_offsets(text, allowed_special="all")

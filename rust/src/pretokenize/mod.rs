@@ -315,29 +315,13 @@ impl Pretokenizer {
     pub fn for_each_chunk(&self, text: &str, mut f: impl FnMut(&[(usize, usize)])) -> Result<()> {
         match &self.kind {
             Kind::Preset(p) => {
-                // filled a window at a time, `FILL` chunks at once (up to `SLACK` more), and
-                // handed out by chunks
-                const FILL: usize = 8 * CHUNK;
-                let mut buf = [(0usize, 0usize); FILL + presets::SLACK];
-                let mut spans = presets::Spans::new(*p, text, 0);
-                let (mut from, mut have) = (0, 0);
-                for round in 0usize.. {
-                    if round % (1024 / CHUNK) == 0 {
-                        crate::cancel::check()?;
-                    }
-                    if have - from < CHUNK && !spans.done() {
-                        buf.copy_within(from..have, 0);
-                        have = spans.fill(&mut buf, have - from, FILL);
-                        from = 0;
-                    }
-                    let n = (have - from).min(CHUNK);
-                    if n == 0 {
-                        break;
-                    }
-                    f(&buf[from..from + n]);
-                    from += n;
-                }
-                Ok(())
+                // the thread's span buffer, reused from call to call (a fresh one is 5 KiB to
+                // zero, as much as pre-tokenizing a few hundred bytes); a fresh one when `f`
+                // itself pre-tokenizes (the thread's buffer is in use then)
+                SPAN_BUF.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut buf) => chunks_of_preset(*p, text, &mut buf, &mut f),
+                    Err(_) => chunks_of_preset(*p, text, &mut [(0, 0); SPAN_BUF_LEN], &mut f),
+                })
             }
             Kind::Custom { .. } | Kind::Sequence { .. } => {
                 let mut buf = [(0usize, 0usize); CHUNK];
@@ -466,6 +450,49 @@ fn is_safe_cut(text: &str, p: usize) -> bool {
     matches!((prev, next), (Some(a), Some(c)) if !a.is_whitespace() && !c.is_whitespace())
 }
 
+/// Spans one [`chunks_of_preset`] buffer holds: filled [`FILL`] at a time, with the room
+/// [`presets::Spans::fill`] needs past that.
+const SPAN_BUF_LEN: usize = FILL + presets::SLACK;
+
+/// Spans [`chunks_of_preset`] asks [`presets::Spans::fill`] for at once (8 chunks).
+const FILL: usize = 8 * CHUNK;
+
+thread_local! {
+    /// The span buffer of this thread's [`Pretokenizer::for_each_chunk`] calls.
+    static SPAN_BUF: std::cell::RefCell<[(usize, usize); SPAN_BUF_LEN]> =
+        const { std::cell::RefCell::new([(0, 0); SPAN_BUF_LEN]) };
+}
+
+/// [`Pretokenizer::for_each_chunk`] for a preset, with `buf` as its span buffer (its contents
+/// on entry do not matter): filled a window at a time, [`FILL`] spans at once (up to
+/// [`presets::SLACK`] more), and handed out by chunks.
+fn chunks_of_preset(
+    preset: Preset,
+    text: &str,
+    buf: &mut [(usize, usize); SPAN_BUF_LEN],
+    f: &mut impl FnMut(&[(usize, usize)]),
+) -> Result<()> {
+    let mut spans = presets::Spans::new(preset, text, 0);
+    let (mut from, mut have) = (0, 0);
+    for round in 0usize.. {
+        if round % (1024 / CHUNK) == 0 {
+            crate::cancel::check()?;
+        }
+        if have - from < CHUNK && !spans.done() {
+            buf.copy_within(from..have, 0);
+            have = spans.fill(buf, have - from, FILL);
+            from = 0;
+        }
+        let n = (have - from).min(CHUNK);
+        if n == 0 {
+            break;
+        }
+        f(&buf[from..from + n]);
+        from += n;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,6 +589,49 @@ mod tests {
                 })
                 .unwrap();
                 assert_eq!(got, want, "{name} round {round}");
+            }
+        }
+    }
+
+    /// The thread's reused span buffer: a long text and then short ones, and a callback that
+    /// pre-tokenizes another text while the buffer is in use (it gets a fresh one), all give
+    /// the exact scanner's pieces.
+    #[test]
+    fn reused_and_nested_chunk_buffers_give_the_pieces() {
+        let long = "The  quick brown fox's tail\n\n  jumps!\n/etc 12345 名前は「東京」です。 x \n"
+            .repeat(50);
+        let texts = [long.as_str(), "a", "", " b c", "hello world 12", "\n\n  x"];
+        for name in ["gpt2", "cl100k", "o200k"] {
+            let p = Pretokenizer::new(name).unwrap();
+            let exact = |t: &str| -> Vec<(usize, usize)> {
+                let base = t.as_ptr() as usize;
+                presets::pieces(p.preset().unwrap(), t)
+                    .map(|s| {
+                        (
+                            s.as_ptr() as usize - base,
+                            s.as_ptr() as usize - base + s.len(),
+                        )
+                    })
+                    .collect()
+            };
+            for (i, t) in texts.iter().enumerate() {
+                let inner = texts[(i + 1) % texts.len()];
+                let (mut got, mut got_inner) = (Vec::new(), Vec::new());
+                p.for_each_chunk(t, |c| {
+                    got.extend_from_slice(c);
+                    if got_inner.is_empty() {
+                        p.for_each_chunk(inner, |d| got_inner.extend_from_slice(d))
+                            .unwrap();
+                    }
+                })
+                .unwrap();
+                assert_eq!(got, exact(t), "{name} text {i}");
+                if !got.is_empty() {
+                    assert_eq!(got_inner, exact(inner), "{name} nested in text {i}");
+                }
+                let mut again = Vec::new();
+                p.for_each_chunk(t, |c| again.extend_from_slice(c)).unwrap();
+                assert_eq!(again, got, "{name} text {i} again");
             }
         }
     }

@@ -1,7 +1,7 @@
 //! `TokenModel`: the one Python class over every tokforge model ([`crate::TokenModel`]: BPE or
 //! LiB), immutable and thread-safe. Encoding releases the GIL; `encode_batch` builds the Python
 //! lists while worker threads still encode; lists of ids share one Python int per id, written
-//! item by item; numpy results wrap the encoder's buffer without a copy.
+//! straight into the list's item array; numpy results wrap the encoder's buffer without a copy.
 //! Capabilities of one family (merges, units) are `None` on the other, or raise `InputError`.
 
 use crate::bpe::{Bpe, Priority};
@@ -79,17 +79,41 @@ impl PyTokenModel {
         }
         // SAFETY: `PyList_New` returns a new list of `n` NULL slots (or NULL with an exception
         // set); each slot `k < n` is then set exactly once to a new reference (the shared int,
-        // incremented: `PyList_SetItem` steals it); every id was checked to index `ints`. The
-        // GIL is held (`py`).
+        // incremented), either straight into the list's item array (`list_items`: CPython's
+        // layout, verified on a real list) or through `PyList_SetItem`, which steals it; every
+        // id was checked to index `ints`. The GIL is held (`py`).
         unsafe {
             let list = ffi::PyList_New(n);
             if list.is_null() {
                 return Err(PyErr::fetch(py));
             }
-            for (k, &i) in ids.iter().enumerate() {
-                let o = ints[i as usize].as_ptr();
-                ffi::Py_IncRef(o);
-                ffi::PyList_SetItem(list, k as ffi::Py_ssize_t, o);
+            match list_items(py, list) {
+                Some(items) => {
+                    for (k, &i) in ids.iter().enumerate() {
+                        // the shared ints are spread over a few MiB: start loading the count
+                        // of the int `LIST_AHEAD` items on (checked ids, like every `i`)
+                        if let Some(&j) = ids.get(k + LIST_AHEAD) {
+                            prefetch_write(ints[j as usize].as_ptr());
+                        }
+                        let o = ints[i as usize].as_ptr();
+                        if i > SMALL_INT_MAX {
+                            // an int made for this model, never immortal: its count is the
+                            // first field of the object (what `Py_INCREF` does, without a call)
+                            *o.cast::<ffi::Py_ssize_t>() += 1;
+                        } else {
+                            // CPython's shared small ints (immortal from 3.12)
+                            ffi::Py_IncRef(o);
+                        }
+                        *items.add(k) = o;
+                    }
+                }
+                None => {
+                    for (k, &i) in ids.iter().enumerate() {
+                        let o = ints[i as usize].as_ptr();
+                        ffi::Py_IncRef(o);
+                        ffi::PyList_SetItem(list, k as ffi::Py_ssize_t, o);
+                    }
+                }
             }
             Ok(Bound::from_owned_ptr(py, list).cast_into_unchecked())
         }
@@ -102,6 +126,79 @@ impl PyTokenModel {
         self.matcher_cache
             .get(&ids, |ids| self.inner.special_matcher(ids))
     }
+}
+
+/// Items of a list ahead of the one written whose int `id_list` prefetches.
+const LIST_AHEAD: usize = 16;
+
+/// Start loading the object at `o` into the cache (a hint: no effect on memory).
+#[inline(always)]
+fn prefetch_write(o: *mut ffi::PyObject) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch hint neither reads nor writes memory, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(o.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = o;
+}
+
+/// The largest of CPython's shared small ints (`-5..=256`, immortal from 3.12); the ints above
+/// it that `id_list` shares are made by this module.
+const SMALL_INT_MAX: u32 = 256;
+
+/// Where a `PyListObject` keeps its item pointer, when this interpreter lays lists out as
+/// CPython does (`PyObject_VAR_HEAD`: count, type, size; then `PyObject **ob_item`): checked
+/// once on a real list, `None` (so `PyList_SetItem` per item) when the check fails (a debug
+/// build with extra header fields, another implementation). Writing the items straight into
+/// the array skips two C-API calls per token (`Py_IncRef`, `PyList_SetItem`), which the
+/// stable ABI otherwise needs; fastokens builds its lists the same way.
+fn list_items_offset(py: Python<'_>) -> Option<usize> {
+    static OFFSET: OnceLock<Option<usize>> = OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        let off = 3 * std::mem::size_of::<usize>();
+        // SAFETY: C-API calls on objects made here, with the GIL held (`py`); the read at
+        // `off` stays inside the list object (at least a `PyVarObject` and its item pointer on
+        // every CPython), and the item array is read only when that pointer is not NULL.
+        unsafe {
+            let _ = py;
+            let probe = ffi::PyLong_FromLong(123_456_789);
+            let list = ffi::PyList_New(1);
+            if probe.is_null() || list.is_null() {
+                ffi::PyErr_Clear();
+                for o in [probe, list] {
+                    if !o.is_null() {
+                        ffi::Py_DecRef(o);
+                    }
+                }
+                return None;
+            }
+            // steals `probe`, on failure too
+            if ffi::PyList_SetItem(list, 0, probe) != 0 {
+                ffi::PyErr_Clear();
+                ffi::Py_DecRef(list);
+                return None;
+            }
+            let items = *list
+                .cast::<u8>()
+                .add(off)
+                .cast::<*const *mut ffi::PyObject>();
+            let ok = !items.is_null() && *items == probe;
+            ffi::Py_DecRef(list);
+            ok.then_some(off)
+        }
+    })
+}
+
+/// The item array of `list` (see [`list_items_offset`]).
+///
+/// # Safety
+/// `list` is a live list object, the GIL is held.
+unsafe fn list_items(py: Python<'_>, list: *mut ffi::PyObject) -> Option<*mut *mut ffi::PyObject> {
+    let off = list_items_offset(py)?;
+    // SAFETY: `off` was checked to hold the item pointer of a list on this interpreter.
+    let items = unsafe { *list.cast::<u8>().add(off).cast::<*mut *mut ffi::PyObject>() };
+    (!items.is_null()).then_some(items)
 }
 
 /// The one message for a capability asked of another model family.
