@@ -9,9 +9,10 @@
 //! the rows prepared, a checksum of the byte distributions and a hash of their bits and of log Q
 //! (to check that two builds give the same probabilities, to the bit).
 
+use std::path::Path;
 use std::sync::Arc;
 use tokforge::byte_probs::{CoverIndex, LmRow, Mode, Rule};
-use tokforge::{Bpe, Pretokenizer};
+use tokforge::formats::detect::{load_file, LoadOptions};
 
 fn cpu() -> f64 {
     let mut ts = libc::timespec {
@@ -29,18 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let prompt_len: usize = args.get(3).map_or(Ok(200), |s| s.parse())?;
     let n_bytes: usize = args.get(4).map_or(Ok(20), |s| s.parse())?;
     let mode = Mode::parse(args.get(5).map_or("exact", String::as_str))?;
-    let stem = std::path::Path::new(vocab)
-        .file_name()
-        .and_then(|s| s.to_str())
-        .and_then(|s| s.split('.').next())
-        .ok_or("vocab name")?;
-    let (preset, specials) = tokforge::formats::tiktoken::preset_for_stem(stem).ok_or("stem")?;
-    let ranks = tokforge::formats::tiktoken::parse(&std::fs::read_to_string(vocab)?, vocab)?;
-    let bpe = Arc::new(Bpe::from_ranks(
-        ranks,
-        specials,
-        Pretokenizer::new(preset)?,
-    )?);
+    let bpe = Arc::new(load_file(Path::new(vocab), &LoadOptions::default())?.into_bpe()?);
     let text = std::fs::read(text_path)?;
     let cut = text.len() * 9 / 10;
     let cut = text[..cut]

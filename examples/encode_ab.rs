@@ -8,7 +8,10 @@
 //! With `PRE_ONLY=N` it times the pre-tokenizer alone (N more passes, the best) and stops.
 //! With `SPLIT=N` every document is first cut into texts of about N bytes (short calls).
 
-use tokforge::{Bpe, Pretokenizer};
+use std::path::Path;
+
+use tokforge::formats::detect::{load_file, LoadOptions};
+use tokforge::Bpe;
 
 fn cpu() -> f64 {
     clock(libc::CLOCK_THREAD_CPUTIME_ID)
@@ -33,9 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|s| s.to_str())
         .and_then(|s| s.split('.').next())
         .ok_or("vocab name")?;
-    let (preset, specials) = tokforge::formats::tiktoken::preset_for_stem(stem).ok_or("stem")?;
-    let ranks = tokforge::formats::tiktoken::parse(&std::fs::read_to_string(vocab)?, vocab)?;
-    let bpe = Bpe::from_ranks(ranks, specials, Pretokenizer::new(preset)?)?;
+    let bpe = load_file(Path::new(vocab), &LoadOptions::default())?.into_bpe()?;
     let text = std::fs::read_to_string(sample)?;
     let lens: Vec<usize> = std::fs::read_to_string(lengths)?
         .trim_matches(|c| c == '[' || c == ']' || c == '\n')
@@ -153,17 +154,10 @@ fn batch(
     passes: usize,
     threads: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let load = || -> Result<Bpe, Box<dyn std::error::Error>> {
-        let (preset, specials) =
-            tokforge::formats::tiktoken::preset_for_stem(stem).ok_or("stem")?;
-        let ranks = tokforge::formats::tiktoken::parse(&std::fs::read_to_string(vocab)?, vocab)?;
-        Ok(Bpe::from_ranks(
-            ranks,
-            specials,
-            Pretokenizer::new(preset)?,
-        )?)
-    };
-    let (one, many) = (load()?, load()?);
+    let (one, many) = (
+        load_file(Path::new(vocab), &LoadOptions::default())?.into_bpe()?,
+        load_file(Path::new(vocab), &LoadOptions::default())?.into_bpe()?,
+    );
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;

@@ -44,6 +44,18 @@ impl std::fmt::Debug for Loaded {
     }
 }
 
+impl Loaded {
+    /// The byte-level BPE model, or an input error naming what was loaded instead.
+    pub fn into_bpe(self) -> Result<Bpe> {
+        match self {
+            Loaded::Bpe(b) => Ok(b),
+            other => Err(Error::Input(format!(
+                "a byte-level BPE model is needed, the file holds {other:?}"
+            ))),
+        }
+    }
+}
+
 impl From<gguf::GgufModel> for Loaded {
     fn from(m: gguf::GgufModel) -> Self {
         match m {
@@ -284,12 +296,8 @@ mod tests {
     }
 
     fn bpe(l: Result<Loaded>) -> Bpe {
-        match l {
-            Ok(Loaded::Bpe(b)) => b,
-            Ok(Loaded::Lib(_)) => panic!("expected BPE, got LiB"),
-            Ok(Loaded::SentencePiece(_)) => panic!("expected BPE, got SentencePiece"),
-            Err(e) => panic!("{e}"),
-        }
+        l.and_then(Loaded::into_bpe)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn tekken_doc() -> String {
@@ -314,6 +322,14 @@ mod tests {
             Ok(Loaded::Lib(m)) => assert_eq!(m.units(), lib.units()),
             _ => panic!("not loaded as LiB"),
         }
+        // asked for BPE, a LiB file is an input error that says what it holds
+        let e = load_str(&text, "x.json", &no)
+            .and_then(Loaded::into_bpe)
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Input(m) if m.contains("Loaded::Lib")),
+            "{e}"
+        );
         // tekken
         let text = tekken_doc();
         assert_eq!(detect(text.as_bytes()), Some(Kind::Tekken));
