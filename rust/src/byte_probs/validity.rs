@@ -1598,18 +1598,9 @@ impl Validity {
         buf.extend_from_slice(&x.l);
         buf.extend_from_slice(vb);
         let known = x.one_piece && vb.iter().all(u8::is_ascii_alphabetic);
-        if !known {
-            // one piece that can only grow: valid = canonical (§15.2)
-            let Ok(piece) = std::str::from_utf8(buf) else {
-                return Ok(None);
-            };
-            let mut pieces = 0usize;
-            self.bpe
-                .pretokenizer()
-                .for_each_piece(piece, |_| pieces += 1)?;
-            if pieces != 1 || !self.grows_only(piece) {
-                return Ok(None);
-            }
+        // one piece that can only grow: valid = canonical (§15.2)
+        if !known && !self.one_growing_piece(buf)? {
+            return Ok(None);
         }
         let t = self.merge_tables();
         if let (true, Some(&u)) = (t.monotone, x.rho_l.last()) {
@@ -1630,6 +1621,19 @@ impl Validity {
         ))
     }
 
+    /// Whether `piece` (the last piece `l` of an [`Extension`] and a token's bytes) is one piece
+    /// that can only grow (§15.2), by one scan.
+    fn one_growing_piece(&self, piece: &[u8]) -> Result<bool> {
+        let Ok(piece) = std::str::from_utf8(piece) else {
+            return Ok(false);
+        };
+        let mut pieces = 0usize;
+        self.bpe
+            .pretokenizer()
+            .for_each_piece(piece, |_| pieces += 1)?;
+        Ok(pieces == 1 && self.grows_only(piece))
+    }
+
     /// The letter tokens `v` ([`Heads::plain_letters`]) with `key ∘ v` valid after a one-piece
     /// [`Extension`] (`l` + letters is one piece that only grows: valid = canonical), as a bitset;
     /// `None` when the pair walk does not apply (then [`Validity::extension_ok`] decides).
@@ -1640,7 +1644,10 @@ impl Validity {
     fn letter_extensions(&self, heads: &Heads, x: &Extension) -> Option<Vec<u64>> {
         let t = self.merge_tables();
         let &u = x.rho_l.last()?;
-        if !x.one_piece || !t.monotone {
+        // o200k: whether `l + bytes(v)` is one piece depends on the letters' case classes, so
+        // the caller checks it per token (`Validity::one_growing_piece`) and uses these bits
+        // only for the tokens that pass (issue 16, sixth round)
+        if !(x.one_piece || self.preset == Some(Preset::O200k)) || !t.monotone {
             return None;
         }
         if !x.merge_ok {
@@ -1835,15 +1842,30 @@ impl Validity {
         // (docs/byte_probs.md §15.7)
         if let Some(x) = &ext {
             if let Some(letters) = self.letter_extensions(heads, x) {
-                each.retain(|&v| {
+                // without `one_piece` (o200k) a letter token is decided by the pair row only when
+                // `l + bytes(v)` is one growing piece: exactly when `extension_ok` would take
+                // the pair rule, which the row holds for every `v` at once
+                let mut buf = Vec::new();
+                let mut kept = Vec::with_capacity(each.len());
+                for &v in &each {
                     if !bit(&heads.plain_letters, v) {
-                        return true;
+                        kept.push(v);
+                        continue;
+                    }
+                    if !x.one_piece {
+                        buf.clear();
+                        buf.extend_from_slice(&x.l);
+                        buf.extend_from_slice(self.bpe.token_bytes(v).unwrap_or(&[]));
+                        if !self.one_growing_piece(&buf)? {
+                            kept.push(v);
+                            continue;
+                        }
                     }
                     if bit(&letters, v) {
                         words[v as usize / 64] |= 1 << (v % 64);
                     }
-                    false
-                });
+                }
+                each = kept;
             }
         }
         let tb = text.as_bytes();
