@@ -2387,6 +2387,111 @@ mod tests {
         assert!(rows > 50, "{rows}");
     }
 
+    /// o200k rows after tails whose last piece is ASCII letters (after an optional first
+    /// character), where letter tokens take the pair row when `l + bytes(v)` is one growing
+    /// piece (the case classes decide that: `"foo" + "Bar"` is two pieces, `"FOO" + "bar"` one),
+    /// equal the full check token by token on every token split of the texts; and the pair
+    /// row's bit equals the full check for every letter token that passes the one-piece test
+    /// (whether or not the class tree leaves it to the extension).
+    #[test]
+    fn o200k_letter_rows_equal_token_by_token_rows() {
+        let toks: [&[u8]; 30] = [
+            // merges across a case change first: a pair row rejects `"foo" + "Bar"`, which is
+            // valid as two pieces
+            b"oB",
+            b"rB",
+            b"fo",
+            b"foo",
+            b"ba",
+            b"bar",
+            b"BA",
+            b"BAR",
+            b"Ba",
+            b"Bar",
+            b"FO",
+            b"FOO",
+            b"Fo",
+            b"Foo",
+            b"ob",
+            b"ooB",
+            b" f",
+            b" foo",
+            b"'b",
+            b"'s",
+            b"(b",
+            b"(bar",
+            b"ab",
+            b"rb",
+            "\u{e9}".as_bytes(),
+            "\u{c9}".as_bytes(),
+            "\u{3053}".as_bytes(),
+            "\u{2b0}".as_bytes(),
+            "o\u{e9}".as_bytes(),
+            "\u{301}".as_bytes(),
+        ];
+        let texts = [
+            "foo", "Foo", "FOO", "fooBar", "FOObar", "FooBar", " foo", " Foo", "'bar", "(bar",
+            "BAR", "Ba", "foo's", "ob", "rB",
+        ];
+        let bpe = bpe_with(&toks, Pretokenizer::new("o200k").unwrap());
+        let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
+        let heads = v.heads.get_or_init(|| v.build_heads());
+        // rows checked, letter tokens valid by a pair row, letter tokens the pair row would get
+        // wrong (not one piece)
+        let (mut rows, mut by_pair, mut split) = (0, 0, 0);
+        for text in texts {
+            let t = text.as_bytes();
+            let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+            while let Some((at, ids)) = splits.pop() {
+                if at == t.len() {
+                    let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                        continue;
+                    };
+                    if key.is_empty() {
+                        continue;
+                    }
+                    let tail_str = std::str::from_utf8(&tail).unwrap();
+                    if let Some(x) = v.extension(key, tail_str).unwrap() {
+                        if let Some(letters) = v.letter_extensions(heads, &x) {
+                            for &u in &v.regular {
+                                let ub = bpe.token_bytes(u).unwrap();
+                                if !bit(&heads.plain_letters, u) {
+                                    continue;
+                                }
+                                let l_u = [x.l.as_slice(), ub].concat();
+                                if !v.one_growing_piece(&l_u).unwrap() {
+                                    // two pieces: the pair row does not apply (and is wrong
+                                    // for some, e.g. `"FOO" + "rB"`, valid by the pair rule)
+                                    let full = v.valid_after(key, &tail, u).unwrap();
+                                    split += usize::from(bit(&letters, u) != full);
+                                    continue;
+                                }
+                                // one growing piece: the pair row's bit is the full check's
+                                let full = v.valid_after(key, &tail, u).unwrap();
+                                assert_eq!(bit(&letters, u), full, "{text:?} {ids:?} + {u}");
+                                by_pair += usize::from(full);
+                            }
+                        }
+                    }
+                    let by_class = v.compute_row_heads(key, tail_str).unwrap();
+                    let one_by_one = v.compute_row(key, &tail).unwrap();
+                    assert_eq!(*by_class, *one_by_one, "{text:?} as {ids:?}");
+                    rows += 1;
+                    continue;
+                }
+                for k in at + 1..=t.len() {
+                    if let Some(id) = bpe.id_of(&t[at..k]) {
+                        splits.push((k, [ids.as_slice(), &[id]].concat()));
+                    }
+                }
+            }
+        }
+        assert!(
+            rows > 50 && by_pair > 20 && split > 0,
+            "{rows} {by_pair} {split}"
+        );
+    }
+
     /// Rows of tails that end inside a character (`compute_row_mid_char`) equal the full check
     /// token by token: every token split of every cut inside a character of texts with CJK and
     /// accented characters, three presets and a digit-split sequence.
