@@ -292,6 +292,26 @@ fn o200k_letters_grow(last: &str) -> bool {
     first_ok && body_ok && rest.iter().all(|&c| run_class(c) == 1)
 }
 
+/// o200k: whether `l + v` is one piece that can only grow, for `l` an optional first ASCII
+/// character that is neither a letter, a digit nor `\r`/`\n`, then `[A-Z]*[a-z]*`, and `v`
+/// lowercase ASCII letters (not empty): `l + v` is `P?[A-Z]*[a-z]+`, which the first letter
+/// alternative `P?[upper]*[lower]+` matches whole (greedy, nothing after it), and ASCII without
+/// whitespace past the first character only grows (§15.2). A sufficient condition for
+/// `Validity::one_growing_piece`, without a scan (`o200k_ascii_grows_implies_the_scan`).
+fn o200k_ascii_grows(l: &[u8], v: &[u8]) -> bool {
+    let body = match l.first() {
+        Some(&c) if !c.is_ascii_alphanumeric() && c != b'\r' && c != b'\n' && c.is_ascii() => {
+            &l[1..]
+        }
+        Some(_) => l,
+        None => return false,
+    };
+    let upper = body.iter().take_while(|c| c.is_ascii_uppercase()).count();
+    !v.is_empty()
+        && v.iter().all(u8::is_ascii_lowercase)
+        && body[upper..].iter().all(u8::is_ascii_lowercase)
+}
+
 /// End of the maximal run of one [`run_class`] that starts at byte `i` of `valid` (a character
 /// boundary below its length).
 fn run_end(valid: &str, i: usize) -> usize {
@@ -1853,10 +1873,11 @@ impl Validity {
                         continue;
                     }
                     if !x.one_piece {
+                        let vb = self.bpe.token_bytes(v).unwrap_or(&[]);
                         buf.clear();
                         buf.extend_from_slice(&x.l);
-                        buf.extend_from_slice(self.bpe.token_bytes(v).unwrap_or(&[]));
-                        if !self.one_growing_piece(&buf)? {
+                        buf.extend_from_slice(vb);
+                        if !o200k_ascii_grows(&x.l, vb) && !self.one_growing_piece(&buf)? {
                             kept.push(v);
                             continue;
                         }
@@ -2490,6 +2511,30 @@ mod tests {
             rows > 50 && by_pair > 20 && split > 0,
             "{rows} {by_pair} {split}"
         );
+    }
+
+    /// `o200k_ascii_grows` (no scan) implies the scan of `one_growing_piece` on every short
+    /// text over an alphabet with each case class, punctuation, space, digits and newlines.
+    #[test]
+    fn o200k_ascii_grows_implies_the_scan() {
+        let bpe = bpe_with(&[], Pretokenizer::new("o200k").unwrap());
+        let v = Validity::new(bpe, Rule::Pieces, 16).unwrap();
+        let ls = strings_upto(
+            &[" ", "(", "'", "\t", "A", "B", "a", "b", "0", "\n", "\u{e9}"],
+            4,
+        );
+        let vs = strings_upto(&["a", "b", "A", "'", "\u{e9}"], 2);
+        let mut fast = 0;
+        for l in &ls {
+            for w in &vs {
+                if o200k_ascii_grows(l.as_bytes(), w.as_bytes()) {
+                    fast += 1;
+                    let lw = [l.as_bytes(), w.as_bytes()].concat();
+                    assert!(v.one_growing_piece(&lw).unwrap(), "{l:?} + {w:?}");
+                }
+            }
+        }
+        assert!(fast > 1000, "{fast}");
     }
 
     /// Rows of tails that end inside a character (`compute_row_mid_char`) equal the full check
