@@ -292,6 +292,26 @@ fn o200k_letters_grow(last: &str) -> bool {
     first_ok && body_ok && rest.iter().all(|&c| run_class(c) == 1)
 }
 
+/// o200k: whether `l + v` is one piece that can only grow, for `l` an optional first ASCII
+/// character that is neither a letter, a digit nor `\r`/`\n`, then `[A-Z]*[a-z]*`, and `v`
+/// lowercase ASCII letters (not empty): `l + v` is `P?[A-Z]*[a-z]+`, which the first letter
+/// alternative `P?[upper]*[lower]+` matches whole (greedy, nothing after it), and ASCII without
+/// whitespace past the first character only grows (§15.2). A sufficient condition for
+/// `Validity::one_growing_piece`, without a scan (`o200k_ascii_grows_implies_the_scan`).
+fn o200k_ascii_grows(l: &[u8], v: &[u8]) -> bool {
+    let body = match l.first() {
+        Some(&c) if !c.is_ascii_alphanumeric() && c != b'\r' && c != b'\n' && c.is_ascii() => {
+            &l[1..]
+        }
+        Some(_) => l,
+        None => return false,
+    };
+    let upper = body.iter().take_while(|c| c.is_ascii_uppercase()).count();
+    !v.is_empty()
+        && v.iter().all(u8::is_ascii_lowercase)
+        && body[upper..].iter().all(u8::is_ascii_lowercase)
+}
+
 /// End of the maximal run of one [`run_class`] that starts at byte `i` of `valid` (a character
 /// boundary below its length).
 fn run_end(valid: &str, i: usize) -> usize {
@@ -1598,18 +1618,9 @@ impl Validity {
         buf.extend_from_slice(&x.l);
         buf.extend_from_slice(vb);
         let known = x.one_piece && vb.iter().all(u8::is_ascii_alphabetic);
-        if !known {
-            // one piece that can only grow: valid = canonical (§15.2)
-            let Ok(piece) = std::str::from_utf8(buf) else {
-                return Ok(None);
-            };
-            let mut pieces = 0usize;
-            self.bpe
-                .pretokenizer()
-                .for_each_piece(piece, |_| pieces += 1)?;
-            if pieces != 1 || !self.grows_only(piece) {
-                return Ok(None);
-            }
+        // one piece that can only grow: valid = canonical (§15.2)
+        if !known && !self.one_growing_piece(buf)? {
+            return Ok(None);
         }
         let t = self.merge_tables();
         if let (true, Some(&u)) = (t.monotone, x.rho_l.last()) {
@@ -1630,6 +1641,19 @@ impl Validity {
         ))
     }
 
+    /// Whether `piece` (the last piece `l` of an [`Extension`] and a token's bytes) is one piece
+    /// that can only grow (§15.2), by one scan.
+    fn one_growing_piece(&self, piece: &[u8]) -> Result<bool> {
+        let Ok(piece) = std::str::from_utf8(piece) else {
+            return Ok(false);
+        };
+        let mut pieces = 0usize;
+        self.bpe
+            .pretokenizer()
+            .for_each_piece(piece, |_| pieces += 1)?;
+        Ok(pieces == 1 && self.grows_only(piece))
+    }
+
     /// The letter tokens `v` ([`Heads::plain_letters`]) with `key ∘ v` valid after a one-piece
     /// [`Extension`] (`l` + letters is one piece that only grows: valid = canonical), as a bitset;
     /// `None` when the pair walk does not apply (then [`Validity::extension_ok`] decides).
@@ -1640,7 +1664,10 @@ impl Validity {
     fn letter_extensions(&self, heads: &Heads, x: &Extension) -> Option<Vec<u64>> {
         let t = self.merge_tables();
         let &u = x.rho_l.last()?;
-        if !x.one_piece || !t.monotone {
+        // o200k: whether `l + bytes(v)` is one piece depends on the letters' case classes, so
+        // the caller checks it per token (`Validity::one_growing_piece`) and uses these bits
+        // only for the tokens that pass (issue 16, sixth round)
+        if !(x.one_piece || self.preset == Some(Preset::O200k)) || !t.monotone {
             return None;
         }
         if !x.merge_ok {
@@ -1835,15 +1862,31 @@ impl Validity {
         // (docs/byte_probs.md §15.7)
         if let Some(x) = &ext {
             if let Some(letters) = self.letter_extensions(heads, x) {
-                each.retain(|&v| {
+                // without `one_piece` (o200k) a letter token is decided by the pair row only when
+                // `l + bytes(v)` is one growing piece: exactly when `extension_ok` would take
+                // the pair rule, which the row holds for every `v` at once
+                let mut buf = Vec::new();
+                let mut kept = Vec::with_capacity(each.len());
+                for &v in &each {
                     if !bit(&heads.plain_letters, v) {
-                        return true;
+                        kept.push(v);
+                        continue;
+                    }
+                    if !x.one_piece {
+                        let vb = self.bpe.token_bytes(v).unwrap_or(&[]);
+                        buf.clear();
+                        buf.extend_from_slice(&x.l);
+                        buf.extend_from_slice(vb);
+                        if !o200k_ascii_grows(&x.l, vb) && !self.one_growing_piece(&buf)? {
+                            kept.push(v);
+                            continue;
+                        }
                     }
                     if bit(&letters, v) {
                         words[v as usize / 64] |= 1 << (v % 64);
                     }
-                    false
-                });
+                }
+                each = kept;
             }
         }
         let tb = text.as_bytes();
@@ -2363,6 +2406,135 @@ mod tests {
             }
         }
         assert!(rows > 50, "{rows}");
+    }
+
+    /// o200k rows after tails whose last piece is ASCII letters (after an optional first
+    /// character), where letter tokens take the pair row when `l + bytes(v)` is one growing
+    /// piece (the case classes decide that: `"foo" + "Bar"` is two pieces, `"FOO" + "bar"` one),
+    /// equal the full check token by token on every token split of the texts; and the pair
+    /// row's bit equals the full check for every letter token that passes the one-piece test
+    /// (whether or not the class tree leaves it to the extension).
+    #[test]
+    fn o200k_letter_rows_equal_token_by_token_rows() {
+        let toks: [&[u8]; 30] = [
+            // merges across a case change first: a pair row rejects `"foo" + "Bar"`, which is
+            // valid as two pieces
+            b"oB",
+            b"rB",
+            b"fo",
+            b"foo",
+            b"ba",
+            b"bar",
+            b"BA",
+            b"BAR",
+            b"Ba",
+            b"Bar",
+            b"FO",
+            b"FOO",
+            b"Fo",
+            b"Foo",
+            b"ob",
+            b"ooB",
+            b" f",
+            b" foo",
+            b"'b",
+            b"'s",
+            b"(b",
+            b"(bar",
+            b"ab",
+            b"rb",
+            "\u{e9}".as_bytes(),
+            "\u{c9}".as_bytes(),
+            "\u{3053}".as_bytes(),
+            "\u{2b0}".as_bytes(),
+            "o\u{e9}".as_bytes(),
+            "\u{301}".as_bytes(),
+        ];
+        let texts = [
+            "foo", "Foo", "FOO", "fooBar", "FOObar", "FooBar", " foo", " Foo", "'bar", "(bar",
+            "BAR", "Ba", "foo's", "ob", "rB",
+        ];
+        let bpe = bpe_with(&toks, Pretokenizer::new("o200k").unwrap());
+        let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
+        let heads = v.heads.get_or_init(|| v.build_heads());
+        // rows checked, letter tokens valid by a pair row, letter tokens the pair row would get
+        // wrong (not one piece)
+        let (mut rows, mut by_pair, mut split) = (0, 0, 0);
+        for text in texts {
+            let t = text.as_bytes();
+            let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+            while let Some((at, ids)) = splits.pop() {
+                if at == t.len() {
+                    let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                        continue;
+                    };
+                    if key.is_empty() {
+                        continue;
+                    }
+                    let tail_str = std::str::from_utf8(&tail).unwrap();
+                    if let Some(x) = v.extension(key, tail_str).unwrap() {
+                        if let Some(letters) = v.letter_extensions(heads, &x) {
+                            for &u in &v.regular {
+                                let ub = bpe.token_bytes(u).unwrap();
+                                if !bit(&heads.plain_letters, u) {
+                                    continue;
+                                }
+                                let l_u = [x.l.as_slice(), ub].concat();
+                                if !v.one_growing_piece(&l_u).unwrap() {
+                                    // two pieces: the pair row does not apply (and is wrong
+                                    // for some, e.g. `"FOO" + "rB"`, valid by the pair rule)
+                                    let full = v.valid_after(key, &tail, u).unwrap();
+                                    split += usize::from(bit(&letters, u) != full);
+                                    continue;
+                                }
+                                // one growing piece: the pair row's bit is the full check's
+                                let full = v.valid_after(key, &tail, u).unwrap();
+                                assert_eq!(bit(&letters, u), full, "{text:?} {ids:?} + {u}");
+                                by_pair += usize::from(full);
+                            }
+                        }
+                    }
+                    let by_class = v.compute_row_heads(key, tail_str).unwrap();
+                    let one_by_one = v.compute_row(key, &tail).unwrap();
+                    assert_eq!(*by_class, *one_by_one, "{text:?} as {ids:?}");
+                    rows += 1;
+                    continue;
+                }
+                for k in at + 1..=t.len() {
+                    if let Some(id) = bpe.id_of(&t[at..k]) {
+                        splits.push((k, [ids.as_slice(), &[id]].concat()));
+                    }
+                }
+            }
+        }
+        assert!(
+            rows > 50 && by_pair > 20 && split > 0,
+            "{rows} {by_pair} {split}"
+        );
+    }
+
+    /// `o200k_ascii_grows` (no scan) implies the scan of `one_growing_piece` on every short
+    /// text over an alphabet with each case class, punctuation, space, digits and newlines.
+    #[test]
+    fn o200k_ascii_grows_implies_the_scan() {
+        let bpe = bpe_with(&[], Pretokenizer::new("o200k").unwrap());
+        let v = Validity::new(bpe, Rule::Pieces, 16).unwrap();
+        let ls = strings_upto(
+            &[" ", "(", "'", "\t", "A", "B", "a", "b", "0", "\n", "\u{e9}"],
+            4,
+        );
+        let vs = strings_upto(&["a", "b", "A", "'", "\u{e9}"], 2);
+        let mut fast = 0;
+        for l in &ls {
+            for w in &vs {
+                if o200k_ascii_grows(l.as_bytes(), w.as_bytes()) {
+                    fast += 1;
+                    let lw = [l.as_bytes(), w.as_bytes()].concat();
+                    assert!(v.one_growing_piece(&lw).unwrap(), "{l:?} + {w:?}");
+                }
+            }
+        }
+        assert!(fast > 1000, "{fast}");
     }
 
     /// Rows of tails that end inside a character (`compute_row_mid_char`) equal the full check
