@@ -2617,6 +2617,127 @@ mod tests {
         );
     }
 
+    /// `punct_grows` and `punct_token` (no scan) imply the scan of `one_growing_piece` on every
+    /// short text over an alphabet of punctuation (ASCII and not), an apostrophe, a space, a
+    /// tab, newlines, a letter, a digit and a combining mark, three presets.
+    #[test]
+    fn punct_grows_implies_the_scan() {
+        let ls = strings_upto(
+            &[" ", "(", "'", "/", "\t", "a", "0", "\n", "\u{301}", "\u{3002}", "\u{2019}"],
+            3,
+        );
+        let vs = strings_upto(&["(", "'", "/", "\n", "\r", "\u{3002}", " ", "a", "\u{301}"], 3);
+        for preset in [Preset::Gpt2, Preset::Cl100k, Preset::O200k] {
+            let bpe = bpe_with(&[], Pretokenizer::new(preset.name()).unwrap());
+            let v = Validity::new(bpe, Rule::Pieces, 16).unwrap();
+            let mut fast = 0;
+            for l in &ls {
+                if !punct_grows(preset, l.as_bytes()) {
+                    continue;
+                }
+                for w in &vs {
+                    if punct_token(preset, w) {
+                        fast += 1;
+                        let lw = [l.as_bytes(), w.as_bytes()].concat();
+                        assert!(v.one_growing_piece(&lw).unwrap(), "{preset:?}: {l:?} + {w:?}");
+                    }
+                }
+            }
+            assert!(fast > 300, "{preset:?}: {fast}");
+        }
+    }
+
+    /// Rows after punctuation pieces, where punctuation tokens take the pair row over
+    /// `Heads::punct` (`punct_extensions`), equal the full check token by token on every token
+    /// split of the texts, three presets; and the pair row's bit equals the full check for every
+    /// punctuation token, each of which makes one growing piece with the tail's piece.
+    #[test]
+    fn punct_rows_equal_token_by_token_rows() {
+        let toks: [&[u8]; 26] = [
+            b"((",
+            b"()",
+            b"):",
+            b" (",
+            b" {",
+            b"{}",
+            b"}\n",
+            b"(\n",
+            b"::",
+            b"\"(",
+            b"\")",
+            b"=(",
+            b"==",
+            b" ==",
+            b"('",
+            b"'(",
+            b"(((",
+            b"(()",
+            b"::\n",
+            b"\n\n",
+            b"(a",
+            b"a(",
+            b"ab",
+            "\u{3002}".as_bytes(),
+            "(\u{3002}".as_bytes(),
+            "\u{ff08}".as_bytes(),
+        ];
+        let texts = [
+            "(", "((", ":", " (", " {", "\"", "=", " ==", "'", "\u{3002}", "()", "}", " ", "a(",
+            "((\u{3002}", " '",
+        ];
+        let (mut rows, mut by_pair) = (0, 0);
+        for preset in [Preset::Gpt2, Preset::Cl100k, Preset::O200k] {
+            let bpe = bpe_with(&toks, Pretokenizer::new(preset.name()).unwrap());
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
+            let heads = v.heads.get_or_init(|| v.build_heads());
+            for text in texts {
+                let t = text.as_bytes();
+                let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+                while let Some((at, ids)) = splits.pop() {
+                    if at == t.len() {
+                        let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                            continue;
+                        };
+                        if key.is_empty() {
+                            continue;
+                        }
+                        let tail_str = std::str::from_utf8(&tail).unwrap();
+                        if let Some(x) = v.extension(key, tail_str).unwrap() {
+                            if let Some(punct) = v.punct_extensions(heads, &x) {
+                                for &u in &v.regular {
+                                    if !bit(&heads.punct, u) {
+                                        continue;
+                                    }
+                                    let ub = bpe.token_bytes(u).unwrap();
+                                    let l_u = [x.l.as_slice(), ub].concat();
+                                    assert!(v.one_growing_piece(&l_u).unwrap(), "{l_u:?}");
+                                    let full = v.valid_after(key, &tail, u).unwrap();
+                                    assert_eq!(
+                                        bit(&punct, u),
+                                        full,
+                                        "{preset:?}: {text:?} {ids:?} + {ub:?}"
+                                    );
+                                    by_pair += usize::from(full);
+                                }
+                            }
+                        }
+                        let by_class = v.compute_row_heads(key, tail_str).unwrap();
+                        let one_by_one = v.compute_row(key, &tail).unwrap();
+                        assert_eq!(*by_class, *one_by_one, "{preset:?}: {text:?} as {ids:?}");
+                        rows += 1;
+                        continue;
+                    }
+                    for k in at + 1..=t.len() {
+                        if let Some(id) = bpe.id_of(&t[at..k]) {
+                            splits.push((k, [ids.as_slice(), &[id]].concat()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(rows > 60 && by_pair > 100, "{rows} {by_pair}");
+    }
+
     /// `o200k_ascii_grows` (no scan) implies the scan of `one_growing_piece` on every short
     /// text over an alphabet with each case class, punctuation, space, digits and newlines.
     #[test]
