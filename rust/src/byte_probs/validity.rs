@@ -2623,10 +2623,15 @@ mod tests {
     #[test]
     fn punct_grows_implies_the_scan() {
         let ls = strings_upto(
-            &[" ", "(", "'", "/", "\t", "a", "0", "\n", "\u{301}", "\u{3002}", "\u{2019}"],
+            &[
+                " ", "(", "'", "/", "\t", "a", "0", "\n", "\u{301}", "\u{3002}", "\u{2019}",
+            ],
             3,
         );
-        let vs = strings_upto(&["(", "'", "/", "\n", "\r", "\u{3002}", " ", "a", "\u{301}"], 3);
+        let vs = strings_upto(
+            &["(", "'", "/", "\n", "\r", "\u{3002}", " ", "a", "\u{301}"],
+            3,
+        );
         for preset in [Preset::Gpt2, Preset::Cl100k, Preset::O200k] {
             let bpe = bpe_with(&[], Pretokenizer::new(preset.name()).unwrap());
             let v = Validity::new(bpe, Rule::Pieces, 16).unwrap();
@@ -2639,7 +2644,10 @@ mod tests {
                     if punct_token(preset, w) {
                         fast += 1;
                         let lw = [l.as_bytes(), w.as_bytes()].concat();
-                        assert!(v.one_growing_piece(&lw).unwrap(), "{preset:?}: {l:?} + {w:?}");
+                        assert!(
+                            v.one_growing_piece(&lw).unwrap(),
+                            "{preset:?}: {l:?} + {w:?}"
+                        );
                     }
                 }
             }
@@ -2682,8 +2690,22 @@ mod tests {
             "\u{ff08}".as_bytes(),
         ];
         let texts = [
-            "(", "((", ":", " (", " {", "\"", "=", " ==", "'", "\u{3002}", "()", "}", " ", "a(",
-            "((\u{3002}", " '",
+            "(",
+            "((",
+            ":",
+            " (",
+            " {",
+            "\"",
+            "=",
+            " ==",
+            "'",
+            "\u{3002}",
+            "()",
+            "}",
+            " ",
+            "a(",
+            "((\u{3002}",
+            " '",
         ];
         let (mut rows, mut by_pair) = (0, 0);
         for preset in [Preset::Gpt2, Preset::Cl100k, Preset::O200k] {
