@@ -2758,7 +2758,7 @@ mod tests {
                                 }
                             }
                         }
-                        if punct_grows(preset, &tail) {
+                        if tail_str.len() > 0 && punct_grows(preset, &tail) {
                             // `punct_open`: every ASCII punctuation class is open
                             let mut scratch = Scratch::default();
                             for r in strings_upto(&["(", ")", "'", "=", ":", "{"], 3) {
