@@ -352,11 +352,6 @@ fn punct_grows(preset: Preset, l: &[u8]) -> bool {
         && (preset != Preset::O200k || l.is_ascii())
 }
 
-/// Whether a class's representative characters are ASCII punctuation (`run_class` 3).
-fn punct_rep(rep: &str) -> bool {
-    !rep.is_empty() && rep.chars().all(|c| c.is_ascii() && run_class(c) == 3)
-}
-
 /// End of the maximal run of one [`run_class`] that starts at byte `i` of `valid` (a character
 /// boundary below its length).
 fn run_end(valid: &str, i: usize) -> usize {
@@ -1910,19 +1905,9 @@ impl Validity {
         let letters_open = ext
             .as_ref()
             .is_some_and(|x| x.one_piece && x.l.len() == text.len());
-        // the same for a tail that is one piece of `punct_grows`'s shape and a class of ASCII
-        // punctuation: `text + rep` is one piece ` ?P+` reaching its end, which more
-        // punctuation extends, so it settles nothing (issue 16, seventh round)
-        let punct_open = ext.as_ref().is_some_and(|x| {
-            x.l.len() == text.len()
-                && self.preset.is_some_and(|p| punct_grows(p, &x.l))
-                && !self.digit_split
-        });
         let mut stack: Vec<&Head> = heads.root.kids.iter().collect();
         while let Some(h) = stack.pop() {
-            let decision = if (letters_open && h.rep.bytes().all(|c| c.is_ascii_alphabetic()))
-                || (punct_open && punct_rep(&h.rep))
-            {
+            let decision = if letters_open && h.rep.bytes().all(|c| c.is_ascii_alphabetic()) {
                 HeadDecision::Open
             } else {
                 self.head_decision(key, text, &h.rep, &mut scratch)?
@@ -2722,7 +2707,7 @@ mod tests {
             "((\u{3002}",
             " '",
         ];
-        let (mut rows, mut by_pair, mut opens) = (0, 0, 0);
+        let (mut rows, mut by_pair) = (0, 0);
         for preset in [Preset::Gpt2, Preset::Cl100k, Preset::O200k] {
             let bpe = bpe_with(&toks, Pretokenizer::new(preset.name()).unwrap());
             let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
@@ -2758,18 +2743,6 @@ mod tests {
                                 }
                             }
                         }
-                        if tail_str.len() > 0 && punct_grows(preset, &tail) {
-                            // `punct_open`: every ASCII punctuation class is open
-                            let mut scratch = Scratch::default();
-                            for r in strings_upto(&["(", ")", "'", "=", ":", "{"], 3) {
-                                if !punct_rep(&r) {
-                                    continue;
-                                }
-                                let d = v.head_decision(key, tail_str, &r, &mut scratch).unwrap();
-                                assert!(matches!(d, HeadDecision::Open), "{tail_str:?} + {r:?}");
-                                opens += 1;
-                            }
-                        }
                         let by_class = v.compute_row_heads(key, tail_str).unwrap();
                         let one_by_one = v.compute_row(key, &tail).unwrap();
                         assert_eq!(*by_class, *one_by_one, "{preset:?}: {text:?} as {ids:?}");
@@ -2784,10 +2757,7 @@ mod tests {
                 }
             }
         }
-        assert!(
-            rows > 60 && by_pair > 100 && opens > 1000,
-            "{rows} {by_pair} {opens}"
-        );
+        assert!(rows > 60 && by_pair > 100, "{rows} {by_pair}");
     }
 
     /// `o200k_ascii_grows` (no scan) implies the scan of `one_growing_piece` on every short
