@@ -183,6 +183,11 @@ struct Heads {
     /// [`Extension`] they keep its piece one piece and are decided by the pair row of the
     /// tail's last token alone
     plain_letters: Vec<u64>,
+    /// tokens of punctuation (`run_class` 3: no whitespace, letter, mark or number) and then,
+    /// except for gpt2, only `\r`/`\n` (bitset): after an [`Extension`] whose piece is
+    /// punctuation they keep it one growing piece ([`punct_grows`]) and are decided by a pair
+    /// row of the tail's last token (docs/byte_probs.md §15.9, seventh round)
+    punct: Vec<u64>,
 }
 
 /// The last piece `l` of a canonical tail that only grows (docs/byte_probs.md §15.7): a token
@@ -312,6 +317,41 @@ fn o200k_ascii_grows(l: &[u8], v: &[u8]) -> bool {
         && body[upper..].iter().all(u8::is_ascii_lowercase)
 }
 
+/// Whether the bytes of a token `v` are a [`Heads::punct`] token under `preset`: one or more
+/// punctuation characters (`run_class` 3), then (cl100k, o200k) only `\r` and `\n`.
+fn punct_token(preset: Preset, v: &str) -> bool {
+    let mut chars = v.chars().peekable();
+    if chars.peek().is_none_or(|&c| run_class(c) != 3) {
+        return false;
+    }
+    while chars.peek().is_some_and(|&c| run_class(c) == 3) {
+        chars.next();
+    }
+    match preset {
+        Preset::Gpt2 => chars.next().is_none(),
+        Preset::Cl100k | Preset::O200k => chars.all(|c| c == '\r' || c == '\n'),
+    }
+}
+
+/// Whether `l + v` is one piece that can only grow (§15.2), for `l` the last piece of an
+/// [`Extension`] made of an optional space and punctuation characters (`run_class` 3) and `v`
+/// a [`Heads::punct`] token, without a scan (issue 16, seventh round). `l + v` is then
+/// ` ?P+` (and `[\r\n]*` after, not for gpt2) with `P` = `run_class` 3 ⊂ `[^\s\p{L}\p{N}]`,
+/// not empty. At its start every alternative before the punctuation one fails: a contraction
+/// needs a letter after `'`, the letter alternatives (`[^\r\n\p{L}\p{N}]?\p{L}+`, gpt2's
+/// ` ?\p{L}+`, o200k's case classes with marks) need a letter or mark at the first or second
+/// character, and the number ones a number there. The punctuation alternative
+/// (` ?[^\s\p{L}\p{N}]+[\r\n]*`; o200k `[\r\n/]*`; gpt2 without the tail) then matches
+/// greedily to the end, so `l + v` is one piece, and it is `grows_only`'s shape: an optional
+/// space, non-space characters, then only newlines (ASCII or not a letter for o200k).
+/// `punct_grows_implies_the_scan` checks it on every short text of three presets.
+fn punct_grows(preset: Preset, l: &[u8]) -> bool {
+    let body = l.strip_prefix(b" ").unwrap_or(l);
+    !l.is_empty()
+        && std::str::from_utf8(body).is_ok_and(|b| b.chars().all(|c| run_class(c) == 3))
+        && (preset != Preset::O200k || l.is_ascii())
+}
+
 /// End of the maximal run of one [`run_class`] that starts at byte `i` of `valid` (a character
 /// boundary below its length).
 fn run_end(valid: &str, i: usize) -> usize {
@@ -437,8 +477,18 @@ pub struct Validity {
 /// Pair rows by last token, with a use clock (see [`Validity::pair_row`]).
 #[derive(Debug, Default)]
 struct PairLru {
-    map: FxHashMap<u32, (Bits, u64)>,
+    /// keyed by the last token and the token set ([`PairSet`])
+    map: FxHashMap<(u32, PairSet), (Bits, u64)>,
     clock: u64,
+}
+
+/// The tokens a pair row covers (see [`Validity::pair_row`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PairSet {
+    /// [`Heads::plain_letters`]
+    Letters,
+    /// [`Heads::punct`]
+    Punct,
 }
 
 impl Validity {
@@ -1276,11 +1326,11 @@ impl Validity {
     /// `v`: after its first comparison a walk's state is a token of `u`'s right spine and a
     /// token `b`, and what the walk decides from there depends on that pair alone, so each
     /// `(spine step, b)` is walked once per `u` (shared left spines of the `v`).
-    fn pair_row(&self, t: &MergeTables, heads: &Heads, u: u32) -> Bits {
+    fn pair_row(&self, t: &MergeTables, heads: &Heads, u: u32, set: PairSet) -> Bits {
         if let Ok(mut lru) = self.pair_rows.lock() {
             lru.clock += 1;
             let now = lru.clock;
-            if let Some(e) = lru.map.get_mut(&u) {
+            if let Some(e) = lru.map.get_mut(&(u, set)) {
                 e.1 = now;
                 return e.0.clone();
             }
@@ -1319,7 +1369,11 @@ impl Validity {
                 *w |= 1 << (r % 64);
             }
         }
-        for (w, (&al, &re)) in heads.plain_letters.iter().zip(&t.reach).enumerate() {
+        let members = match set {
+            PairSet::Letters => &heads.plain_letters,
+            PairSet::Punct => &heads.punct,
+        };
+        for (w, (&al, &re)) in members.iter().zip(&t.reach).enumerate() {
             let mut rest = al & re & !merges_with_u.get(w).copied().unwrap_or(0);
             while rest != 0 {
                 let k = rest.trailing_zeros();
@@ -1338,7 +1392,7 @@ impl Validity {
                 }
             }
             let now = lru.clock;
-            lru.map.insert(u, (row.clone(), now));
+            lru.map.insert((u, set), (row.clone(), now));
         }
         row
     }
@@ -1406,6 +1460,7 @@ impl Validity {
         let mut h = Heads {
             letters: vec![0; self.single.len()],
             plain_letters: vec![0; self.single.len()],
+            punct: vec![0; self.single.len()],
             ..Heads::default()
         };
         let mut index: FxHashMap<Vec<u32>, Vec<usize>> = FxHashMap::default();
@@ -1431,6 +1486,11 @@ impl Validity {
             }
             if std::str::from_utf8(b).is_ok_and(|s| s.chars().all(|c| char_flags(c) & 1 != 0)) {
                 h.plain_letters[u as usize / 64] |= 1 << (u % 64);
+            }
+            if let Some(p) = self.preset {
+                if std::str::from_utf8(b).is_ok_and(|s| punct_token(p, s)) {
+                    h.punct[u as usize / 64] |= 1 << (u % 64);
+                }
             }
             // walk down the classes of the leading characters, creating nodes on the way
             let mut path: Vec<usize> = Vec::new();
@@ -1673,7 +1733,39 @@ impl Validity {
         if !x.merge_ok {
             return Some(vec![0; self.single.len()]);
         }
-        let mut words = self.pair_row(t, heads, u).to_vec();
+        let mut words = self.pair_row(t, heads, u, PairSet::Letters).to_vec();
+        self.drop_whole_pieces(x, &mut words);
+        Some(words)
+    }
+
+    /// The [`Heads::punct`] tokens `v` with `key ∘ v` valid after an [`Extension`] whose piece
+    /// `l` is [`punct_grows`]'s shape, as a bitset (issue 16, seventh round): `l + bytes(v)` is
+    /// one growing piece for all of them, so [`Validity::extension_ok`] decides each by the pair
+    /// rule, `merge_ok`, `reach`, `pair_valid(last(rho_l), v)` and no whole-piece token
+    /// `l + bytes(v)`; the pair row of `last(rho_l)` over [`Heads::punct`] holds the middle two
+    /// for every `v` at once, and the whole-piece exclusion is [`Validity::letter_extensions`]'s.
+    /// `None` when the shape or the pair walk does not apply.
+    fn punct_extensions(&self, heads: &Heads, x: &Extension) -> Option<Vec<u64>> {
+        let t = self.merge_tables();
+        let &u = x.rho_l.last()?;
+        let preset = self.preset?;
+        if self.digit_split || !t.monotone || !punct_grows(preset, &x.l) {
+            return None;
+        }
+        if !x.merge_ok {
+            return Some(vec![0; self.single.len()]);
+        }
+        let mut words = self.pair_row(t, heads, u, PairSet::Punct).to_vec();
+        self.drop_whole_pieces(x, &mut words);
+        Some(words)
+    }
+
+    /// Clears in `words` the tokens `v` for which `l + bytes(v)` is itself a token under a
+    /// whole-piece look-up (tiktoken): a token that is the merge-only BPE of its own bytes
+    /// would have failed the pair rule already, so only the tokens outside `reach` that start
+    /// with `l` are looked at.
+    fn drop_whole_pieces(&self, x: &Extension, words: &mut [u64]) {
+        let t = self.merge_tables();
         if self.bpe.ignore_merges() {
             // the unreached tokens are sorted by their bytes: those starting with `l` follow
             // one another from the first one not below `l`
@@ -1693,7 +1785,6 @@ impl Validity {
                 }
             }
         }
-        Some(words)
     }
 
     /// The [`Glue`] of byte fragments onto the tail `key` spelling `text` (valid UTF-8).
@@ -1887,6 +1978,19 @@ impl Validity {
                     }
                 }
                 each = kept;
+            }
+            // punctuation tokens after a punctuation piece: one growing piece for all of them
+            // (`punct_grows`), so the pair row over `Heads::punct` gives `extension_ok`'s answer
+            if let Some(punct) = self.punct_extensions(heads, x) {
+                each.retain(|&v| {
+                    if !bit(&heads.punct, v) {
+                        return true;
+                    }
+                    if bit(&punct, v) {
+                        words[v as usize / 64] |= 1 << (v % 64);
+                    }
+                    false
+                });
             }
         }
         let tb = text.as_bytes();
@@ -2135,7 +2239,7 @@ mod tests {
                 firsts.reverse();
             }
             for &a in &firsts {
-                let row = v.pair_row(t, &heads, a);
+                let row = v.pair_row(t, &heads, a, PairSet::Letters);
                 for &b in &toks {
                     let want = bit(&heads.plain_letters, b) && v.pair_valid(t, a, b);
                     assert_eq!(bit(&row, b), want, "pair row ({a}, {b})");
@@ -2511,6 +2615,149 @@ mod tests {
             rows > 50 && by_pair > 20 && split > 0,
             "{rows} {by_pair} {split}"
         );
+    }
+
+    /// `punct_grows` and `punct_token` (no scan) imply the scan of `one_growing_piece` on every
+    /// short text over an alphabet of punctuation (ASCII and not), an apostrophe, a space, a
+    /// tab, newlines, a letter, a digit and a combining mark, three presets.
+    #[test]
+    fn punct_grows_implies_the_scan() {
+        let ls = strings_upto(
+            &[
+                " ", "(", "'", "/", "\t", "a", "0", "\n", "\u{301}", "\u{3002}", "\u{2019}",
+            ],
+            3,
+        );
+        let vs = strings_upto(
+            &["(", "'", "/", "\n", "\r", "\u{3002}", " ", "a", "\u{301}"],
+            3,
+        );
+        for preset in [Preset::Gpt2, Preset::Cl100k, Preset::O200k] {
+            let bpe = bpe_with(&[], Pretokenizer::new(preset.name()).unwrap());
+            let v = Validity::new(bpe, Rule::Pieces, 16).unwrap();
+            let mut fast = 0;
+            for l in &ls {
+                if !punct_grows(preset, l.as_bytes()) {
+                    continue;
+                }
+                for w in &vs {
+                    if punct_token(preset, w) {
+                        fast += 1;
+                        let lw = [l.as_bytes(), w.as_bytes()].concat();
+                        assert!(
+                            v.one_growing_piece(&lw).unwrap(),
+                            "{preset:?}: {l:?} + {w:?}"
+                        );
+                    }
+                }
+            }
+            assert!(fast > 300, "{preset:?}: {fast}");
+        }
+    }
+
+    /// Rows after punctuation pieces, where punctuation tokens take the pair row over
+    /// `Heads::punct` (`punct_extensions`), equal the full check token by token on every token
+    /// split of the texts, three presets; and the pair row's bit equals the full check for every
+    /// punctuation token, each of which makes one growing piece with the tail's piece.
+    #[test]
+    fn punct_rows_equal_token_by_token_rows() {
+        let toks: [&[u8]; 26] = [
+            b"((",
+            b"()",
+            b"):",
+            b" (",
+            b" {",
+            b"{}",
+            b"}\n",
+            b"(\n",
+            b"::",
+            b"\"(",
+            b"\")",
+            b"=(",
+            b"==",
+            b" ==",
+            b"('",
+            b"'(",
+            b"(((",
+            b"(()",
+            b"::\n",
+            b"\n\n",
+            b"(a",
+            b"a(",
+            b"ab",
+            "\u{3002}".as_bytes(),
+            "(\u{3002}".as_bytes(),
+            "\u{ff08}".as_bytes(),
+        ];
+        let texts = [
+            "(",
+            "((",
+            ":",
+            " (",
+            " {",
+            "\"",
+            "=",
+            " ==",
+            "'",
+            "\u{3002}",
+            "()",
+            "}",
+            " ",
+            "a(",
+            "((\u{3002}",
+            " '",
+        ];
+        let (mut rows, mut by_pair) = (0, 0);
+        for preset in [Preset::Gpt2, Preset::Cl100k, Preset::O200k] {
+            let bpe = bpe_with(&toks, Pretokenizer::new(preset.name()).unwrap());
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
+            let heads = v.heads.get_or_init(|| v.build_heads());
+            for text in texts {
+                let t = text.as_bytes();
+                let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+                while let Some((at, ids)) = splits.pop() {
+                    if at == t.len() {
+                        let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                            continue;
+                        };
+                        if key.is_empty() {
+                            continue;
+                        }
+                        let tail_str = std::str::from_utf8(&tail).unwrap();
+                        if let Some(x) = v.extension(key, tail_str).unwrap() {
+                            if let Some(punct) = v.punct_extensions(heads, &x) {
+                                for &u in &v.regular {
+                                    if !bit(&heads.punct, u) {
+                                        continue;
+                                    }
+                                    let ub = bpe.token_bytes(u).unwrap();
+                                    let l_u = [x.l.as_slice(), ub].concat();
+                                    assert!(v.one_growing_piece(&l_u).unwrap(), "{l_u:?}");
+                                    let full = v.valid_after(key, &tail, u).unwrap();
+                                    assert_eq!(
+                                        bit(&punct, u),
+                                        full,
+                                        "{preset:?}: {text:?} {ids:?} + {ub:?}"
+                                    );
+                                    by_pair += usize::from(full);
+                                }
+                            }
+                        }
+                        let by_class = v.compute_row_heads(key, tail_str).unwrap();
+                        let one_by_one = v.compute_row(key, &tail).unwrap();
+                        assert_eq!(*by_class, *one_by_one, "{preset:?}: {text:?} as {ids:?}");
+                        rows += 1;
+                        continue;
+                    }
+                    for k in at + 1..=t.len() {
+                        if let Some(id) = bpe.id_of(&t[at..k]) {
+                            splits.push((k, [ids.as_slice(), &[id]].concat()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(rows > 60 && by_pair > 100, "{rows} {by_pair}");
     }
 
     /// `o200k_ascii_grows` (no scan) implies the scan of `one_growing_piece` on every short
