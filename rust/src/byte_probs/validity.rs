@@ -2305,24 +2305,15 @@ mod tests {
                     .flat_map(|t| chars.iter().map(move |&c| [t.as_slice(), &[c]].concat()))
                     .collect();
                 for t in &texts {
-                    let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
-                    while let Some((at, ids)) = splits.pop() {
-                        if at == t.len() {
-                            let brute = conts.iter().any(|s| {
-                                let got = bpe.encode_bytes(&[t.as_slice(), s].concat()).unwrap();
-                                got.len() >= ids.len() && got[..ids.len()] == ids[..]
-                            });
-                            let got = v.comp_tail(&ids, t).unwrap();
-                            let name = v.bpe.pretokenizer().name();
-                            assert_eq!(got, brute, "{name}: {t:?} as {ids:?}");
-                            checked += usize::from(got);
-                            continue;
-                        }
-                        for k in at + 1..=t.len() {
-                            if let Some(id) = bpe.id_of(&t[at..k]) {
-                                splits.push((k, [ids.as_slice(), &[id]].concat()));
-                            }
-                        }
+                    for ids in token_splits(&bpe, t) {
+                        let brute = conts.iter().any(|s| {
+                            let got = bpe.encode_bytes(&[t.as_slice(), s].concat()).unwrap();
+                            got.len() >= ids.len() && got[..ids.len()] == ids[..]
+                        });
+                        let got = v.comp_tail(&ids, t).unwrap();
+                        let name = v.bpe.pretokenizer().name();
+                        assert_eq!(got, brute, "{name}: {t:?} as {ids:?}");
+                        checked += usize::from(got);
                     }
                 }
             }
@@ -2409,35 +2400,24 @@ mod tests {
             let v = Validity::new(bpe.clone(), Rule::Pieces, 1 << 16).unwrap();
             for text in &texts {
                 let t = text.as_bytes();
-                let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
-                while let Some((at, ids)) = splits.pop() {
-                    if at == t.len() {
-                        let Some((key, tail)) = v.tail(&ids).unwrap() else {
-                            continue;
-                        };
-                        if key.is_empty() {
-                            continue;
-                        }
-                        let tail_str = std::str::from_utf8(&tail).unwrap();
-                        assert!(v.whitespace_rule_applies(tail_str));
-                        let by_class = v.compute_row_heads(key, tail_str).unwrap();
-                        let one_by_one = v.compute_row(key, &tail).unwrap();
-                        assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
-                        let mut buf = Vec::new();
-                        decided += v
-                            .regular
-                            .iter()
-                            .filter(|&&u| {
-                                v.whitespace_ok(key, &tail, u, &mut buf).unwrap().is_some()
-                            })
-                            .count();
+                for ids in token_splits(&bpe, t) {
+                    let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                        continue;
+                    };
+                    if key.is_empty() {
                         continue;
                     }
-                    for k in at + 1..=t.len() {
-                        if let Some(id) = bpe.id_of(&t[at..k]) {
-                            splits.push((k, [ids.as_slice(), &[id]].concat()));
-                        }
-                    }
+                    let tail_str = std::str::from_utf8(&tail).unwrap();
+                    assert!(v.whitespace_rule_applies(tail_str));
+                    let by_class = v.compute_row_heads(key, tail_str).unwrap();
+                    let one_by_one = v.compute_row(key, &tail).unwrap();
+                    assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
+                    let mut buf = Vec::new();
+                    decided += v
+                        .regular
+                        .iter()
+                        .filter(|&&u| v.whitespace_ok(key, &tail, u, &mut buf).unwrap().is_some())
+                        .count();
                 }
             }
         }
@@ -2485,27 +2465,18 @@ mod tests {
             let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
             for text in texts {
                 let t = text.as_bytes();
-                let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
-                while let Some((at, ids)) = splits.pop() {
-                    if at == t.len() {
-                        let Some((key, tail)) = v.tail(&ids).unwrap() else {
-                            continue;
-                        };
-                        if key.is_empty() {
-                            continue;
-                        }
-                        let tail_str = std::str::from_utf8(&tail).unwrap();
-                        let by_class = v.compute_row_heads(key, tail_str).unwrap();
-                        let one_by_one = v.compute_row(key, &tail).unwrap();
-                        assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
-                        rows += 1;
+                for ids in token_splits(&bpe, t) {
+                    let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                        continue;
+                    };
+                    if key.is_empty() {
                         continue;
                     }
-                    for k in at + 1..=t.len() {
-                        if let Some(id) = bpe.id_of(&t[at..k]) {
-                            splits.push((k, [ids.as_slice(), &[id]].concat()));
-                        }
-                    }
+                    let tail_str = std::str::from_utf8(&tail).unwrap();
+                    let by_class = v.compute_row_heads(key, tail_str).unwrap();
+                    let one_by_one = v.compute_row(key, &tail).unwrap();
+                    assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
+                    rows += 1;
                 }
             }
         }
@@ -2566,49 +2537,40 @@ mod tests {
         let (mut rows, mut by_pair, mut split) = (0, 0, 0);
         for text in texts {
             let t = text.as_bytes();
-            let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
-            while let Some((at, ids)) = splits.pop() {
-                if at == t.len() {
-                    let Some((key, tail)) = v.tail(&ids).unwrap() else {
-                        continue;
-                    };
-                    if key.is_empty() {
-                        continue;
-                    }
-                    let tail_str = std::str::from_utf8(&tail).unwrap();
-                    if let Some(x) = v.extension(key, tail_str).unwrap() {
-                        if let Some(letters) = v.letter_extensions(heads, &x) {
-                            for &u in &v.regular {
-                                let ub = bpe.token_bytes(u).unwrap();
-                                if !bit(&heads.plain_letters, u) {
-                                    continue;
-                                }
-                                let l_u = [x.l.as_slice(), ub].concat();
-                                if !v.one_growing_piece(&l_u).unwrap() {
-                                    // two pieces: the pair row does not apply (and is wrong
-                                    // for some, e.g. `"FOO" + "rB"`, valid by the pair rule)
-                                    let full = v.valid_after(key, &tail, u).unwrap();
-                                    split += usize::from(bit(&letters, u) != full);
-                                    continue;
-                                }
-                                // one growing piece: the pair row's bit is the full check's
-                                let full = v.valid_after(key, &tail, u).unwrap();
-                                assert_eq!(bit(&letters, u), full, "{text:?} {ids:?} + {u}");
-                                by_pair += usize::from(full);
-                            }
-                        }
-                    }
-                    let by_class = v.compute_row_heads(key, tail_str).unwrap();
-                    let one_by_one = v.compute_row(key, &tail).unwrap();
-                    assert_eq!(*by_class, *one_by_one, "{text:?} as {ids:?}");
-                    rows += 1;
+            for ids in token_splits(&bpe, t) {
+                let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                    continue;
+                };
+                if key.is_empty() {
                     continue;
                 }
-                for k in at + 1..=t.len() {
-                    if let Some(id) = bpe.id_of(&t[at..k]) {
-                        splits.push((k, [ids.as_slice(), &[id]].concat()));
+                let tail_str = std::str::from_utf8(&tail).unwrap();
+                if let Some(x) = v.extension(key, tail_str).unwrap() {
+                    if let Some(letters) = v.letter_extensions(heads, &x) {
+                        for &u in &v.regular {
+                            let ub = bpe.token_bytes(u).unwrap();
+                            if !bit(&heads.plain_letters, u) {
+                                continue;
+                            }
+                            let l_u = [x.l.as_slice(), ub].concat();
+                            if !v.one_growing_piece(&l_u).unwrap() {
+                                // two pieces: the pair row does not apply (and is wrong
+                                // for some, e.g. `"FOO" + "rB"`, valid by the pair rule)
+                                let full = v.valid_after(key, &tail, u).unwrap();
+                                split += usize::from(bit(&letters, u) != full);
+                                continue;
+                            }
+                            // one growing piece: the pair row's bit is the full check's
+                            let full = v.valid_after(key, &tail, u).unwrap();
+                            assert_eq!(bit(&letters, u), full, "{text:?} {ids:?} + {u}");
+                            by_pair += usize::from(full);
+                        }
                     }
                 }
+                let by_class = v.compute_row_heads(key, tail_str).unwrap();
+                let one_by_one = v.compute_row(key, &tail).unwrap();
+                assert_eq!(*by_class, *one_by_one, "{text:?} as {ids:?}");
+                rows += 1;
             }
         }
         assert!(
@@ -2714,46 +2676,37 @@ mod tests {
             let heads = v.heads.get_or_init(|| v.build_heads());
             for text in texts {
                 let t = text.as_bytes();
-                let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
-                while let Some((at, ids)) = splits.pop() {
-                    if at == t.len() {
-                        let Some((key, tail)) = v.tail(&ids).unwrap() else {
-                            continue;
-                        };
-                        if key.is_empty() {
-                            continue;
-                        }
-                        let tail_str = std::str::from_utf8(&tail).unwrap();
-                        if let Some(x) = v.extension(key, tail_str).unwrap() {
-                            if let Some(punct) = v.punct_extensions(heads, &x) {
-                                for &u in &v.regular {
-                                    if !bit(&heads.punct, u) {
-                                        continue;
-                                    }
-                                    let ub = bpe.token_bytes(u).unwrap();
-                                    let l_u = [x.l.as_slice(), ub].concat();
-                                    assert!(v.one_growing_piece(&l_u).unwrap(), "{l_u:?}");
-                                    let full = v.valid_after(key, &tail, u).unwrap();
-                                    assert_eq!(
-                                        bit(&punct, u),
-                                        full,
-                                        "{preset:?}: {text:?} {ids:?} + {ub:?}"
-                                    );
-                                    by_pair += usize::from(full);
-                                }
-                            }
-                        }
-                        let by_class = v.compute_row_heads(key, tail_str).unwrap();
-                        let one_by_one = v.compute_row(key, &tail).unwrap();
-                        assert_eq!(*by_class, *one_by_one, "{preset:?}: {text:?} as {ids:?}");
-                        rows += 1;
+                for ids in token_splits(&bpe, t) {
+                    let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                        continue;
+                    };
+                    if key.is_empty() {
                         continue;
                     }
-                    for k in at + 1..=t.len() {
-                        if let Some(id) = bpe.id_of(&t[at..k]) {
-                            splits.push((k, [ids.as_slice(), &[id]].concat()));
+                    let tail_str = std::str::from_utf8(&tail).unwrap();
+                    if let Some(x) = v.extension(key, tail_str).unwrap() {
+                        if let Some(punct) = v.punct_extensions(heads, &x) {
+                            for &u in &v.regular {
+                                if !bit(&heads.punct, u) {
+                                    continue;
+                                }
+                                let ub = bpe.token_bytes(u).unwrap();
+                                let l_u = [x.l.as_slice(), ub].concat();
+                                assert!(v.one_growing_piece(&l_u).unwrap(), "{l_u:?}");
+                                let full = v.valid_after(key, &tail, u).unwrap();
+                                assert_eq!(
+                                    bit(&punct, u),
+                                    full,
+                                    "{preset:?}: {text:?} {ids:?} + {ub:?}"
+                                );
+                                by_pair += usize::from(full);
+                            }
                         }
                     }
+                    let by_class = v.compute_row_heads(key, tail_str).unwrap();
+                    let one_by_one = v.compute_row(key, &tail).unwrap();
+                    assert_eq!(*by_class, *one_by_one, "{preset:?}: {text:?} as {ids:?}");
+                    rows += 1;
                 }
             }
         }
@@ -2839,30 +2792,21 @@ mod tests {
                         continue;
                     }
                     let t = &full[..cut];
-                    let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
-                    while let Some((at, ids)) = splits.pop() {
-                        if at == t.len() {
-                            let Some((key, tail)) = v.tail(&ids).unwrap() else {
-                                continue;
-                            };
-                            let Err(e) = std::str::from_utf8(&tail) else {
-                                continue;
-                            };
-                            if key.is_empty() || e.valid_up_to() == 0 {
-                                continue;
-                            }
-                            let fast = v.compute_row_mid_char(key, &tail).unwrap();
-                            let one_by_one = v.compute_row(key, &tail).unwrap();
-                            assert_eq!(*fast, *one_by_one, "{text:?} cut {cut} as {ids:?}");
-                            rows += 1;
-                            valid_rows += usize::from(fast.iter().any(|&w| w != 0));
+                    for ids in token_splits(&bpe, t) {
+                        let Some((key, tail)) = v.tail(&ids).unwrap() else {
+                            continue;
+                        };
+                        let Err(e) = std::str::from_utf8(&tail) else {
+                            continue;
+                        };
+                        if key.is_empty() || e.valid_up_to() == 0 {
                             continue;
                         }
-                        for k in at + 1..=t.len() {
-                            if let Some(id) = bpe.id_of(&t[at..k]) {
-                                splits.push((k, [ids.as_slice(), &[id]].concat()));
-                            }
-                        }
+                        let fast = v.compute_row_mid_char(key, &tail).unwrap();
+                        let one_by_one = v.compute_row(key, &tail).unwrap();
+                        assert_eq!(*fast, *one_by_one, "{text:?} cut {cut} as {ids:?}");
+                        rows += 1;
+                        valid_rows += usize::from(fast.iter().any(|&w| w != 0));
                     }
                 }
             }
@@ -2922,28 +2866,37 @@ mod tests {
             assert!(heads.fragments.len() > 128);
             for text in texts {
                 let t = text.as_bytes();
-                let mut splits: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
-                while let Some((at, ids)) = splits.pop() {
-                    if at == t.len() {
-                        let by_class = v.compute_row_heads(&ids, text).unwrap();
-                        let one_by_one = v.compute_row(&ids, t).unwrap();
-                        assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
-                        fragments_valid += heads
-                            .fragments
-                            .iter()
-                            .filter(|&&(f, _)| bit(&by_class, f))
-                            .count();
-                        continue;
-                    }
-                    for k in at + 1..=t.len() {
-                        if let Some(id) = bpe.id_of(&t[at..k]) {
-                            splits.push((k, [ids.as_slice(), &[id]].concat()));
-                        }
-                    }
+                for ids in token_splits(&bpe, t) {
+                    let by_class = v.compute_row_heads(&ids, text).unwrap();
+                    let one_by_one = v.compute_row(&ids, t).unwrap();
+                    assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
+                    fragments_valid += heads
+                        .fragments
+                        .iter()
+                        .filter(|&&(f, _)| bit(&by_class, f))
+                        .count();
                 }
             }
         }
         assert!(fragments_valid > 0);
+    }
+
+    /// Every spelling of `t` as a sequence of tokens of `bpe` (ids in order).
+    fn token_splits(bpe: &Bpe, t: &[u8]) -> Vec<Vec<u32>> {
+        let mut done = Vec::new();
+        let mut open: Vec<(usize, Vec<u32>)> = vec![(0, Vec::new())];
+        while let Some((at, ids)) = open.pop() {
+            if at == t.len() {
+                done.push(ids);
+                continue;
+            }
+            for k in at + 1..=t.len() {
+                if let Some(id) = bpe.id_of(&t[at..k]) {
+                    open.push((k, [ids.as_slice(), &[id]].concat()));
+                }
+            }
+        }
+        done
     }
 
     /// Every string of 1 to `n` letters of `alphabet`, shortest first.
