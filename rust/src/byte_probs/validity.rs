@@ -2737,33 +2737,40 @@ mod tests {
         assert!(fast > 1000, "{fast}");
     }
 
+    /// Tokens for the rows around multi-byte characters: byte fragments of `中`, `文` and `é`
+    /// (leading, inner, spanning two characters, after a space or a letter), whole characters,
+    /// and a few ASCII tokens.
+    const FRAGMENT_TOKENS: [&[u8]; 22] = [
+        b"\xe4\xb8",
+        b"\xb8\xad",
+        b"\xad\xe4",
+        b"\xadx",
+        b"\xe4\xb8\xad",
+        b" \xe4\xb8\xad",
+        b" \xe4\xb8",
+        b" \xe4",
+        b"\xe4\xb8\xad\xe6",
+        b"\xe6\x96\x87",
+        b"\x96\x87",
+        b"\xe4\xb8\xad\xe6\x96\x87",
+        b"\xc3\xa9",
+        b" \xc3",
+        b"a\xc3",
+        b"ab",
+        b" a",
+        b"  ",
+        b"\xa9\xe4\xb8",
+        b"x\xe4",
+        b"12",
+        b"\xad ",
+    ];
+
     /// Rows of tails that end inside a character (`compute_row_mid_char`) equal the full check
     /// token by token: every token split of every cut inside a character of texts with CJK and
     /// accented characters, three presets and a digit-split sequence.
     #[test]
     fn mid_character_rows_equal_token_by_token_rows() {
-        let toks: [&[u8]; 20] = [
-            b"\xe4\xb8",
-            b"\xb8\xad",
-            b"\xad\xe4",
-            b"\xadx",
-            b"\xe4\xb8\xad",
-            b" \xe4\xb8\xad",
-            b" \xe4\xb8",
-            b" \xe4",
-            b"\xe4\xb8\xad\xe6",
-            b"\xe6\x96\x87",
-            b"\x96\x87",
-            b"\xc3\xa9",
-            b" \xc3",
-            b"a\xc3",
-            b"ab",
-            b" a",
-            b"\xa9\xe4\xb8",
-            b"x\xe4",
-            b"12",
-            b"\xad ",
-        ];
+        let toks = FRAGMENT_TOKENS;
         let texts = [
             "a\u{4e2d}",
             " \u{4e2d}",
@@ -2820,29 +2827,7 @@ mod tests {
     /// tails that settle inside themselves too (the second glue, after the settled boundary).
     #[test]
     fn fragment_bits_equal_token_by_token_rows() {
-        let toks: [&[u8]; 21] = [
-            b"\xe4\xb8",
-            b"\xb8\xad",
-            b"\xad\xe4",
-            b"\xadx",
-            b"\xe4\xb8\xad",
-            b" \xe4\xb8\xad",
-            b" \xe4\xb8",
-            b" \xe4",
-            b"\xe4\xb8\xad\xe6",
-            b"\xe6\x96\x87",
-            b"\x96\x87",
-            b"\xe4\xb8\xad\xe6\x96\x87",
-            b"\xc3\xa9",
-            b" \xc3",
-            b"a\xc3",
-            b"ab",
-            b" a",
-            b"  ",
-            b"\xa9\xe4\xb8",
-            b"x\xe4",
-            b"12",
-        ];
+        let toks = FRAGMENT_TOKENS;
         let texts = [
             "\u{4e2d}",
             " \u{4e2d}",
