@@ -2400,14 +2400,8 @@ mod tests {
             let v = Validity::new(bpe.clone(), Rule::Pieces, 1 << 16).unwrap();
             for text in &texts {
                 let t = text.as_bytes();
-                for ids in token_splits(&bpe, t) {
-                    let Some((key, tail)) = v.tail(&ids).unwrap() else {
-                        continue;
-                    };
-                    if key.is_empty() {
-                        continue;
-                    }
-                    let tail_str = std::str::from_utf8(&tail).unwrap();
+                for (ids, key, tail) in open_tails(&v, t) {
+                    let (key, tail_str) = (key.as_slice(), std::str::from_utf8(&tail).unwrap());
                     assert!(v.whitespace_rule_applies(tail_str));
                     let by_class = v.compute_row_heads(key, tail_str).unwrap();
                     let one_by_one = v.compute_row(key, &tail).unwrap();
@@ -2465,14 +2459,8 @@ mod tests {
             let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
             for text in texts {
                 let t = text.as_bytes();
-                for ids in token_splits(&bpe, t) {
-                    let Some((key, tail)) = v.tail(&ids).unwrap() else {
-                        continue;
-                    };
-                    if key.is_empty() {
-                        continue;
-                    }
-                    let tail_str = std::str::from_utf8(&tail).unwrap();
+                for (ids, key, tail) in open_tails(&v, t) {
+                    let (key, tail_str) = (key.as_slice(), std::str::from_utf8(&tail).unwrap());
                     let by_class = v.compute_row_heads(key, tail_str).unwrap();
                     let one_by_one = v.compute_row(key, &tail).unwrap();
                     assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
@@ -2537,14 +2525,8 @@ mod tests {
         let (mut rows, mut by_pair, mut split) = (0, 0, 0);
         for text in texts {
             let t = text.as_bytes();
-            for ids in token_splits(&bpe, t) {
-                let Some((key, tail)) = v.tail(&ids).unwrap() else {
-                    continue;
-                };
-                if key.is_empty() {
-                    continue;
-                }
-                let tail_str = std::str::from_utf8(&tail).unwrap();
+            for (ids, key, tail) in open_tails(&v, t) {
+                let (key, tail_str) = (key.as_slice(), std::str::from_utf8(&tail).unwrap());
                 if let Some(x) = v.extension(key, tail_str).unwrap() {
                     if let Some(letters) = v.letter_extensions(heads, &x) {
                         for &u in &v.regular {
@@ -2676,14 +2658,8 @@ mod tests {
             let heads = v.heads.get_or_init(|| v.build_heads());
             for text in texts {
                 let t = text.as_bytes();
-                for ids in token_splits(&bpe, t) {
-                    let Some((key, tail)) = v.tail(&ids).unwrap() else {
-                        continue;
-                    };
-                    if key.is_empty() {
-                        continue;
-                    }
-                    let tail_str = std::str::from_utf8(&tail).unwrap();
+                for (ids, key, tail) in open_tails(&v, t) {
+                    let (key, tail_str) = (key.as_slice(), std::str::from_utf8(&tail).unwrap());
                     if let Some(x) = v.extension(key, tail_str).unwrap() {
                         if let Some(punct) = v.punct_extensions(heads, &x) {
                             for &u in &v.regular {
@@ -2882,6 +2858,21 @@ mod tests {
             }
         }
         done
+    }
+
+    /// `(ids, key, tail)` for every token spelling `ids` of `t` whose open tail has a nonempty
+    /// key ([`Validity::tail`]).
+    fn open_tails(v: &Validity, t: &[u8]) -> Vec<(Vec<u32>, Vec<u32>, Vec<u8>)> {
+        let mut out = Vec::new();
+        for ids in token_splits(&v.bpe, t) {
+            if let Some((key, tail)) = v.tail(&ids).unwrap() {
+                if !key.is_empty() {
+                    let key = key.to_vec();
+                    out.push((ids, key, tail));
+                }
+            }
+        }
+        out
     }
 
     /// Every string of 1 to `n` letters of `alphabet`, shortest first.
