@@ -12,15 +12,22 @@ use super::Bpe;
 use crate::error::Result;
 
 impl Bpe {
+    /// Pre-token pieces of valid UTF-8 `text` as `[start, end)` ranges, into `out` (cleared
+    /// first, its capacity kept).
+    pub fn str_piece_ranges_into(&self, text: &str, out: &mut Vec<(usize, usize)>) -> Result<()> {
+        out.clear();
+        let base = text.as_ptr() as usize;
+        self.pretokenizer().for_each_piece(text, |p| {
+            let s = p.as_ptr() as usize - base;
+            out.push((s, s + p.len()));
+        })
+    }
+
     /// Pre-token pieces of arbitrary bytes as `[start, end)` ranges (see the module docs).
     pub fn piece_ranges(&self, bytes: &[u8]) -> Result<Vec<(usize, usize)>> {
         let mut ranges: Vec<(usize, usize)> = Vec::new();
         if let Ok(text) = std::str::from_utf8(bytes) {
-            let base = text.as_ptr() as usize;
-            self.pretokenizer().for_each_piece(text, |p| {
-                let s = p.as_ptr() as usize - base;
-                ranges.push((s, s + p.len()));
-            })?;
+            self.str_piece_ranges_into(text, &mut ranges)?;
             return Ok(ranges);
         }
         let mut pos = 0usize;

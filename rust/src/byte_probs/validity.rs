@@ -94,6 +94,12 @@ pub fn bit(bits: &[u64], id: u32) -> bool {
         .is_some_and(|w| (w >> (id % 64)) & 1 == 1)
 }
 
+/// Sets bit `id` of a bitset sized for every token id.
+#[inline]
+fn set_bit(bits: &mut [u64], id: u32) {
+    bits[id as usize / 64] |= 1 << (id % 64);
+}
+
 #[derive(Debug, Default)]
 struct Lru {
     map: FxHashMap<Vec<u32>, (Bits, u64)>,
@@ -352,14 +358,20 @@ fn punct_grows(preset: Preset, l: &[u8]) -> bool {
         && (preset != Preset::O200k || l.is_ascii())
 }
 
+/// Whitespace both as `char::is_whitespace` and as the scanners' `\s` class (`run_class` 0).
+fn is_ws_run_char(c: char) -> bool {
+    c.is_whitespace() && run_class(c) == 0
+}
+
 /// End of the maximal run of one [`run_class`] that starts at byte `i` of `valid` (a character
 /// boundary below its length).
 fn run_end(valid: &str, i: usize) -> usize {
     let mut chars = valid[i..].chars();
-    let Some(k) = chars.next().map(run_class) else {
+    let Some(c0) = chars.next() else {
         return i;
     };
-    let mut j = i + valid[i..].chars().next().map_or(1, char::len_utf8);
+    let k = run_class(c0);
+    let mut j = i + c0.len_utf8();
     for c in chars {
         if run_class(c) != k {
             break;
@@ -654,8 +666,7 @@ impl Validity {
 
     /// `encode_bytes` of a short tail text, piece by piece (the same ids: the same pieces, as
     /// the preset scanners' two paths are, and [`Bpe::encode_piece`] per piece), without the
-    /// encoder's chunked path, whose set-up per call (a zeroed buffer of spans) costs more than
-    /// a few short pieces.
+    /// encoder's chunked path and piece table, which are built for long texts.
     fn encode_tail_into(&self, text: &[u8], out: &mut Vec<u32>) -> Result<()> {
         for (s, e) in self.bpe.piece_ranges(text)? {
             self.bpe.encode_piece(&text[s..e], out);
@@ -986,7 +997,7 @@ impl Validity {
         self.preset.is_some()
             && !self.digit_split
             && !text.is_empty()
-            && text.chars().all(|c| c.is_whitespace() && run_class(c) == 0)
+            && text.chars().all(is_ws_run_char)
     }
 
     /// `key ∘ v` after an all-whitespace tail `key` spelling `text` (see
@@ -1009,7 +1020,7 @@ impl Validity {
         let Ok(vs) = std::str::from_utf8(vb) else {
             return self.whitespace_then_fragment_ok(key, text, vb, v, buf);
         };
-        if vs.is_empty() || !vs.chars().all(|c| c.is_whitespace() && run_class(c) == 0) {
+        if vs.is_empty() || !vs.chars().all(is_ws_run_char) {
             return Ok(None);
         }
         buf.clear();
@@ -1063,7 +1074,7 @@ impl Validity {
             return Ok(None);
         };
         let ws = first.valid();
-        let ws_ok = !ws.is_empty() && ws.chars().all(|c| c.is_whitespace() && run_class(c) == 0);
+        let ws_ok = !ws.is_empty() && ws.chars().all(is_ws_run_char);
         if !ws_ok || chunks.any(|c| !c.valid().is_empty()) {
             return Ok(None);
         }
@@ -1241,7 +1252,7 @@ impl Validity {
             let b = self.bpe.token_bytes(u).unwrap_or(&[]);
             let (ids, last) = self.merge_only(&t, b);
             if ids == [u] {
-                t.reach[u as usize / 64] |= 1 << (u % 64);
+                set_bit(&mut t.reach, u);
                 if let Some(m) = last {
                     t.split[u as usize] = m;
                 }
@@ -1482,14 +1493,14 @@ impl Validity {
                     .all(|c| run_class(c) == 1 && (!ascii_only || c.is_ascii()))
             });
             if letter {
-                h.letters[u as usize / 64] |= 1 << (u % 64);
+                set_bit(&mut h.letters, u);
             }
             if std::str::from_utf8(b).is_ok_and(|s| s.chars().all(|c| char_flags(c) & 1 != 0)) {
-                h.plain_letters[u as usize / 64] |= 1 << (u % 64);
+                set_bit(&mut h.plain_letters, u);
             }
             if let Some(p) = self.preset {
                 if std::str::from_utf8(b).is_ok_and(|s| punct_token(p, s)) {
-                    h.punct[u as usize / 64] |= 1 << (u % 64);
+                    set_bit(&mut h.punct, u);
                 }
             }
             // walk down the classes of the leading characters, creating nodes on the way
@@ -1551,7 +1562,7 @@ impl Validity {
         d.clear();
         d.push_str(text);
         d.push_str(rep);
-        self.piece_ranges_into(d, ranges)?;
+        self.bpe.str_piece_ranges_into(d, ranges)?;
         let full = match self.preset {
             // the pieces just computed are the preset's: one scan serves both
             Some(p) if !self.digit_split && self.bpe.pretokenizer().preset() == Some(p) => {
@@ -1599,16 +1610,6 @@ impl Validity {
             return Ok(HeadDecision::Invalid);
         }
         Ok(HeadDecision::Rebase(k, b))
-    }
-
-    /// The piece spans of valid UTF-8 `text` into `out` (as [`Bpe::piece_ranges`]).
-    fn piece_ranges_into(&self, text: &str, out: &mut Vec<(usize, usize)>) -> Result<()> {
-        out.clear();
-        let base = text.as_ptr() as usize;
-        self.bpe.pretokenizer().for_each_piece(text, |p| {
-            let s = p.as_ptr() as usize - base;
-            out.push((s, s + p.len()));
-        })
     }
 
     /// [`Extension`] of a tail, if it has one: the tail is canonical, its last piece `l` starts
@@ -1877,7 +1878,7 @@ impl Validity {
                             .is_some_and(|g| self.glue_ok(g, v, &mut buf, &mut out)))
             };
             if ok {
-                words[v as usize / 64] |= 1 << (v % 64);
+                set_bit(words, v);
             }
         }
         Ok(())
@@ -1940,7 +1941,7 @@ impl Validity {
                     };
                     for &v in &h.all {
                         if bit(&sub, v) {
-                            words[v as usize / 64] |= 1 << (v % 64);
+                            set_bit(&mut words, v);
                         }
                     }
                 }
@@ -1974,7 +1975,7 @@ impl Validity {
                         }
                     }
                     if bit(&letters, v) {
-                        words[v as usize / 64] |= 1 << (v % 64);
+                        set_bit(&mut words, v);
                     }
                 }
                 each = kept;
@@ -1987,7 +1988,7 @@ impl Validity {
                         return true;
                     }
                     if bit(&punct, v) {
-                        words[v as usize / 64] |= 1 << (v % 64);
+                        set_bit(&mut words, v);
                     }
                     false
                 });
@@ -2016,7 +2017,7 @@ impl Validity {
             .flatten()
             .collect();
         for v in found {
-            words[v as usize / 64] |= 1 << (v % 64);
+            set_bit(&mut words, v);
         }
         Ok(Arc::new(words))
     }
@@ -2058,7 +2059,7 @@ impl Validity {
             .flatten()
             .collect();
         for v in found {
-            words[v as usize / 64] |= 1 << (v % 64);
+            set_bit(&mut words, v);
         }
         Ok(Arc::new(words))
     }
