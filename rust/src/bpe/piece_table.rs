@@ -869,6 +869,49 @@ mod tests {
     }
 
     #[test]
+    fn low_bytes_is_the_mask_of_the_low_bytes() {
+        for n in 0..=MAX_KEY_LEN {
+            assert_eq!(low_bytes(n), (1u128 << (8 * n)) - 1, "{n}");
+        }
+    }
+
+    #[test]
+    fn the_home_probe_agrees_with_the_lookup() {
+        // keys in their home bucket or further along, values inline (1..=3 ids) or in the
+        // arena (4, 5), absent keys, NOT_SHORT and the empty mark
+        let mut t = PieceTable::with_capacity(0, 100_000);
+        let keys: Vec<u128> = (0..3000u32)
+            .map(|i| pack(format!("p{i}").as_bytes()))
+            .collect();
+        for (i, &k) in keys.iter().enumerate().filter(|(i, _)| i % 3 != 2) {
+            let ids: Vec<u32> = (0..(i % 5) as u32 + 1).map(|j| i as u32 * 10 + j).collect();
+            t.insert(k, &ids);
+        }
+        let homes = t.homes();
+        let (mut home, mut away) = (0, 0);
+        for &k in keys.iter().chain(&[NOT_SHORT, pack(b"absent")]) {
+            let ([count, a, b, d], found) = homes.probe(k, hash(k));
+            match t.get(k) {
+                Some(Found::Inline(c, v)) if found => {
+                    assert_eq!(
+                        (count, [a, b, d][..c as usize].to_vec()),
+                        (c, v[..c as usize].to_vec())
+                    );
+                    home += 1;
+                }
+                Some(Found::Arena(ids)) if found => {
+                    assert!(count > 3 && count as usize == ids.len());
+                    home += 1;
+                }
+                Some(_) => away += 1,
+                None => assert!(!found, "{k:x}"),
+            }
+        }
+        assert!(home > 1000 && away > 0, "{home} {away}");
+        assert!(!homes.probe(NOT_SHORT, 0).1);
+    }
+
+    #[test]
     fn stores_inline_and_arena_values_grows_and_stops_at_the_limit() {
         let mut t = PieceTable::with_capacity(0, 1000);
         let keys: Vec<Vec<u8>> = (0..1500u32).map(|i| format!("k{i}").into_bytes()).collect();
