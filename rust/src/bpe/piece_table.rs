@@ -278,7 +278,7 @@ impl Homes<'_> {
     /// does. When none does the value belongs to another entry and means nothing (`key` may
     /// still be further along its probe chain); key 0 (no real key) may match an empty entry.
     /// Both entries are read and one selected with a mask: a branch on which of the two holds
-    /// the key goes either way at random (0.6 M mispredictions a warm cl100k pass of the
+    /// the key goes either way at random (0.7 M mispredictions a warm cl100k pass of the
     /// benchmark sample).
     #[inline(always)]
     pub fn probe(&self, key: u128, h: u64) -> ([u32; 4], bool) {
