@@ -274,9 +274,10 @@ impl Homes<'_> {
     }
 
     /// A branch-free look at the home bucket of `key` (hash `h`): the value of the entry
-    /// holding `key` (`[count, id0, id1, id2]`, as [`PieceTable::get_home`]) and whether one
-    /// does. When none does the value belongs to another entry and means nothing (`key` may
-    /// still be further along its probe chain); key 0 (no real key) may match an empty entry.
+    /// holding `key` (`[count, id0, id1, id2]`; for `count > 3` the ids are in the arena) and
+    /// whether one does. When none does the value belongs to another entry and means nothing
+    /// (`key` may still be further along its probe chain); key 0 (no real key) may match an
+    /// empty entry.
     /// Both entries are read and one selected with a mask: a branch on which of the two holds
     /// the key goes either way at random (0.7 M mispredictions a warm cl100k pass of the
     /// benchmark sample).
@@ -619,8 +620,8 @@ impl PieceTable {
     }
 
     /// The value stored for a piece of 16..=31 bytes when it sits in its home slot:
-    /// `[count, id0, .., id6]` (for `count > 7` the ids are in the arena). `None` says nothing
-    /// (see [`PieceTable::get_home`]).
+    /// `[count, id0, .., id6]` (for `count > 7` the ids are in the arena). `None` says nothing:
+    /// the piece may be further along its probe chain ([`PieceTable::get_long`]).
     #[inline(always)]
     pub fn get_mid_home(&self, key: [u128; 2], h: u64) -> Option<[u32; 8]> {
         let e = self.mid.slots.get(self.mid.home(h))?;
@@ -634,22 +635,6 @@ impl PieceTable {
         Homes {
             buckets: &self.buckets,
             shift: self.shift,
-        }
-    }
-
-    /// The value stored for `key` (non-zero) when it sits in its home bucket, as most keys do
-    /// at load <= 3/4: `[count, id0, id1, id2]` (for `count > 3` the ids are in the arena).
-    /// `None` says nothing: the key may be further along its probe chain ([`PieceTable::get`]).
-    #[inline(always)]
-    pub fn get_home(&self, key: u128, h: u64) -> Option<[u32; 4]> {
-        let i = (h >> self.shift) as usize & (self.buckets.len() - 1);
-        let [a, b] = &self.buckets.get(i)?.0;
-        if a.key == key {
-            Some(a.val)
-        } else if b.key == key {
-            Some(b.val)
-        } else {
-            None
         }
     }
 
