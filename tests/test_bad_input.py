@@ -152,6 +152,11 @@ CATALOGUE_ARGS = [
      r"allowed_special must be a list of str, not one str"),
     (lambda t: t.encode("a", disallowed_special="<s>"), InputError,
      r"disallowed_special must be a list of str, not one str"),
+    # an empty str is refused like any str (the empty-collections shortcut does not take it)
+    (lambda t: t.encode_numpy("a", disallowed_special=""), InputError,
+     r"disallowed_special must be a list of str, not one str"),
+    (lambda t: t.encode("a", allowed_special="", disallowed_special=()), InputError,
+     r"allowed_special must be a list of str, not one str"),
     (lambda t: t.encode("a", allowed_special={"<nope>"}), InputError, r"unknown special"),
     (lambda t: t.encode("a <s>"), InputError, r"disallowed"),
     (lambda t: t.encode(5), TypeError, r"str"),

@@ -19,7 +19,7 @@
 
 use super::pairs::NONE;
 use super::piece_table::{
-    self, Found, PieceCache, PieceTable, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN,
+    self, Found, PieceCache, PieceTable, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN, NOT_SHORT,
 };
 use super::Bpe;
 use crate::error::{Error, Result};
@@ -280,20 +280,22 @@ impl<T: Tables> PieceEncoder<'_, T> {
         pretokenizer.for_each_chunk(text, |spans| {
             let [a, b] = &mut *chunks;
             let (next, done) = if cur == 0 { (a, b) } else { (b, a) };
+            let main = self.t.main();
+            let homes = main.homes();
             for (j, &(s, e)) in spans.iter().enumerate() {
                 let n = e - s;
-                let (key, key2, h) = if n <= MAX_KEY_LEN {
+                let (key, h) = if n <= MAX_KEY_LEN {
                     let key = piece_table::pack_at(bytes, s, n);
-                    (key, 0, self.t.main().prefetch(key))
+                    (key, homes.prefetch(key))
                 } else if n <= MID_KEY_LEN {
                     let key = piece_table::pack_mid_at(bytes, s, n);
-                    (key[0], key[1], self.t.main().prefetch_mid(key))
+                    next.mids[j] = key;
+                    (NOT_SHORT, main.prefetch_mid(key))
                 } else {
-                    (0, 0, 0)
+                    (NOT_SHORT, 0)
                 };
                 next.spans[j] = (s, e);
                 next.keys[j] = key;
-                next.keys2[j] = key2;
                 next.hashes[j] = h;
             }
             next.n = spans.len();
@@ -307,12 +309,16 @@ impl<T: Tables> PieceEncoder<'_, T> {
 
     /// Look up and append the ids of a prepared chunk.
     ///
-    /// The hot cases (a piece found in its home slot with its ids inline: at most three for a
-    /// short piece, seven for one of 16..=31 bytes; nearly every piece of a warm pass) store all
-    /// the inline lanes into the spare capacity of `out` unconditionally and advance the write
-    /// cursor by the count: the capacity is reserved for [`LANES`] ids per piece left, so the
-    /// stores need no check, and lanes past the count are overwritten by the next piece or lie
-    /// past the length. Everything else takes [`PieceEncoder::emit_slow`].
+    /// The hot case (a short piece found in its home bucket with at most three ids: nearly
+    /// every piece of a warm pass) takes one branch per piece, which goes the same way until a
+    /// piece leaves it: the home bucket is probed without a branch
+    /// ([`Homes::probe`](super::piece_table::Homes::probe)), a miss turns the count to 0, the
+    /// three inline lanes are stored into the spare capacity of `out` unconditionally, and the
+    /// write cursor advances by the count when it is 1..=3. The capacity is reserved for
+    /// [`LANES`] ids per piece left, so the stores need no check, and lanes past the count are
+    /// overwritten by the next piece or lie past the length. Everything else (pieces of 16 bytes
+    /// or more, whose key is [`NOT_SHORT`], probe chains, arena values, misses) takes
+    /// [`PieceEncoder::emit_slow`].
     #[inline]
     fn emit(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
         let n = c.n.min(CHUNK);
@@ -321,57 +327,42 @@ impl<T: Tables> PieceEncoder<'_, T> {
             out.reserve(LANES * (n - i));
             let len = out.len();
             let spare = out.spare_capacity_mut();
+            let dst = spare.as_mut_ptr().cast::<u32>();
             let mut w = 0;
+            let homes = self.t.main().homes();
             while i < n {
-                let (key, key2, h) = (c.keys[i], c.keys2[i], c.hashes[i]);
-                if key2 == 0 {
-                    if key != 0 {
-                        if let Some([count, a, b, d]) = self.t.main().get_home(key, h) {
-                            if let Some(dst) =
-                                spare.get_mut(w..).and_then(|r| r.first_chunk_mut::<3>())
-                            {
-                                if count <= 3 {
-                                    let [x, y, z] = dst;
-                                    x.write(a);
-                                    y.write(b);
-                                    z.write(d);
-                                    w += count as usize;
-                                    i += 1;
-                                    continue;
-                                }
-                            }
-                        }
-                    }
-                } else if let Some(v) = self.t.main().get_mid_home([key, key2], h) {
-                    if let Some(dst) = spare
-                        .get_mut(w..)
-                        .and_then(|r| r.first_chunk_mut::<MID_INLINE>())
-                    {
-                        if v[0] as usize <= MID_INLINE {
-                            for (d, &id) in dst.iter_mut().zip(&v[1..]) {
-                                d.write(id);
-                            }
-                            w += v[0] as usize;
-                            i += 1;
-                            continue;
-                        }
-                    }
+                let ([count, a, b, d], found) = homes.probe(c.keys[i], c.hashes[i]);
+                let count = if found { count } else { 0 };
+                debug_assert!(w + 3 <= spare.len());
+                // SAFETY: `w + 3 <= spare.len()`: the spare capacity holds `LANES * (n - i0)`
+                // ids for the `i0` this inner loop started at, and each piece before `i` added
+                // at most 3 to `w`, so `w + 3 <= 3 * (i - i0 + 1) <= LANES * (n - i0)`.
+                unsafe {
+                    dst.add(w).write(a);
+                    dst.add(w + 1).write(b);
+                    dst.add(w + 2).write(d);
                 }
-                break;
+                // one compare for "found, ids inline": a count of 0 wraps
+                if count.wrapping_sub(1) >= 3 {
+                    break;
+                }
+                w += count as usize;
+                i += 1;
             }
             // SAFETY: the first `w` ids of the spare capacity were written above (each piece's
             // count lanes, all within the reserved `LANES * (n - i)`).
             unsafe { out.set_len(len + w) };
             if i < n {
                 let (s, e) = c.spans[i];
-                self.emit_slow(bytes, s, e, c.keys[i], c.keys2[i], c.hashes[i], out);
+                self.emit_slow(bytes, s, e, c.keys[i], c.mids[i], c.hashes[i], out);
                 i += 1;
             }
         }
     }
 
     /// A piece [`PieceEncoder::emit`] did not answer: long, further along its probe chain, with
-    /// more than three ids, or a miss.
+    /// more than three ids, or a miss. `key` is its short key or [`NOT_SHORT`]; `mid` its key if
+    /// it has 16..=31 bytes.
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
     fn emit_slow(
@@ -380,11 +371,20 @@ impl<T: Tables> PieceEncoder<'_, T> {
         s: usize,
         e: usize,
         key: u128,
-        key2: u128,
+        mid: [u128; 2],
         h: u64,
         out: &mut Vec<u32>,
     ) {
-        if key == 0 || key2 != 0 {
+        if key == NOT_SHORT {
+            if e - s <= MID_KEY_LEN {
+                // its slot, then the general path
+                if let Some(v) = self.t.main().get_mid_home(mid, h) {
+                    if let Some(ids) = v.get(1..=v[0] as usize) {
+                        out.extend_from_slice(ids);
+                        return;
+                    }
+                }
+            }
             self.encode_at(bytes, s, e, out);
             return;
         }
@@ -426,13 +426,13 @@ fn push_found(found: Found<'_>, out: &mut Vec<u32>) {
 const LANES: usize = MID_INLINE;
 
 /// A chunk of pieces prepared for lookup: spans, keys and hashes. A short piece has its key in
-/// `keys` and 0 in `keys2`; a piece of 16..=31 bytes its two key halves (`keys2` not 0); a longer
-/// one 0 in both.
+/// `keys`, a longer one [`NOT_SHORT`] there; a piece of 16..=31 bytes has its two key halves in
+/// `mids` (other entries of `mids` are stale).
 struct Chunk {
     n: usize,
     spans: [(usize, usize); CHUNK],
     keys: [u128; CHUNK],
-    keys2: [u128; CHUNK],
+    mids: [[u128; 2]; CHUNK],
     hashes: [u64; CHUNK],
 }
 
@@ -448,7 +448,7 @@ impl Chunk {
         n: 0,
         spans: [(0, 0); CHUNK],
         keys: [0; CHUNK],
-        keys2: [0; CHUNK],
+        mids: [[0; 2]; CHUNK],
         hashes: [0; CHUNK],
     };
 }
