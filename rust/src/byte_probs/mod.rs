@@ -24,17 +24,20 @@
 //! valid (exact, mask) or `encode(x)` alone (fast); for prefix-closed tokenizers the only star is
 //! `encode(x)`.
 
+mod cumulate;
+pub mod exp;
 pub mod state;
 pub mod trie;
 pub mod validity;
 
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};
+use cumulate::cumulate;
 pub use state::{CoverState, Group, LmRow, Mode, Star};
 use std::sync::Arc;
 use trie::VocabTrie;
 pub use validity::Rule;
-use validity::{bit, Validity};
+use validity::Validity;
 
 /// Stems of a prompt: `(stem ids, trie node of x[j..])` for each usable split `j`.
 #[derive(Debug, Clone)]
@@ -142,23 +145,13 @@ impl CoverIndex {
             Mode::Fast => None,
             Mode::Exact | Mode::Mask => Some(self.validity.row(stem)?),
         };
-        let perm = self.trie.perm();
-        let mut cum = Vec::with_capacity(perm.len() + 1);
-        cum.push(0.0);
-        let mut acc = 0.0f64;
-        // `extend` over the exact-size iterator writes without a capacity check per entry
-        match &mask {
-            None => cum.extend(perm.iter().map(|&id| {
-                acc += logprobs[id as usize].exp();
-                acc
-            })),
-            Some(bits) => cum.extend(perm.iter().map(|&id| {
-                if bit(bits, id) {
-                    acc += logprobs[id as usize].exp();
-                }
-                acc
-            })),
-        }
+        let mut cum = Vec::new();
+        let acc = cumulate(
+            self.trie.perm(),
+            logprobs,
+            mask.as_ref().map(|b| b.as_slice()),
+            &mut cum,
+        );
         let eos = match self.mode {
             Mode::Fast => logprobs[self.eos as usize].exp(),
             // the end of text only after a canonical sequence (docs/byte_probs.md §15)
