@@ -106,7 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t_bytes = cpu() - t0;
     let n = end - prompt_len;
     println!(
-        "new {:.1} ms  start {:.1} ms  {} bytes: {:.3} ms/byte  rows/byte {:.2}  log_q {:.9}  check {:.9}  bits {:016x}",
+        "new {:.1} ms  start {:.1} ms  {} bytes: {:.3} ms/byte  rows/byte {:.2}  log_q {:?}  check {:.9}  bits {:016x}",
         1e3 * t_new,
         1e3 * t_start,
         n,
