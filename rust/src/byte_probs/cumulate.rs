@@ -15,7 +15,7 @@ use super::exp::exp_block;
 use super::validity::bit;
 
 /// Positions per block: large enough to amortise the block's loop overhead, small enough that
-/// its buffers stay in L1 (2 KB).
+/// its buffers stay in L1 (1 KB).
 const BLOCK: usize = 64;
 
 /// Fill `cum` (cleared first) with `|perm| + 1` prefix sums of `e^{logprobs[perm[k]]}`, counting
@@ -66,7 +66,6 @@ fn blocks<const MASKED: bool>(
     let mut xs = [0.0f64; BLOCK];
     let mut es = [0.0f64; BLOCK];
     let mut keep = [true; BLOCK];
-    let mut sums = [0.0f64; BLOCK];
     let mut acc = 0.0f64;
     cum.push(acc);
     for ids in perm.chunks(BLOCK) {
@@ -82,15 +81,13 @@ fn blocks<const MASKED: bool>(
             }
         }
         exp_block(&xs, &mut es);
-        // the running sum in a local loop (a closure inside `extend` kept it in memory: a
+        // the running sum in a register (inside `extend`'s closure it went through memory: a
         // store-to-load round trip per entry); adding 0.0 for a masked id leaves the
         // (non-negative) sum's bits unchanged
-        let n = ids.len();
-        for ((s, &e), &k) in sums[..n].iter_mut().zip(&es).zip(&keep) {
+        for (&e, &k) in es.iter().zip(&keep).take(ids.len()) {
             acc += if MASKED && !k { 0.0 } else { e };
-            *s = acc;
+            cum.push(acc);
         }
-        cum.extend_from_slice(&sums[..n]);
     }
     acc
 }
