@@ -56,6 +56,18 @@ fn cumulate_with(perm: &[u32], logprobs: &[f64], mask: Option<&[u64]>, cum: &mut
     }
 }
 
+/// Start loading the cache line at `p` (a hint: no effect on memory, any address).
+#[inline(always)]
+fn prefetch(p: *const f64) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch hint neither reads nor writes memory, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[inline(always)]
 fn blocks<const MASKED: bool>(
     perm: &[u32],
@@ -68,7 +80,13 @@ fn blocks<const MASKED: bool>(
     let mut keep = [true; BLOCK];
     let mut acc = 0.0f64;
     cum.push(acc);
-    for ids in perm.chunks(BLOCK) {
+    for (b, ids) in perm.chunks(BLOCK).enumerate() {
+        // the ids are random in the row (trie order is not id order): start loading the next
+        // block's log-probabilities before this block needs them
+        let ahead = perm.get((b + 1) * BLOCK..).unwrap_or(&[]);
+        for &id in ahead.iter().take(BLOCK) {
+            prefetch(logprobs.as_ptr().wrapping_add(id as usize));
+        }
         // a short last block leaves the previous block's inputs in the tail: harmless
         if MASKED {
             for ((x, k), &id) in xs.iter_mut().zip(keep.iter_mut()).zip(ids) {
