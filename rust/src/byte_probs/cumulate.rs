@@ -24,7 +24,6 @@ const BLOCK: usize = 64;
 /// `CoverIndex`, which checks the row's length).
 pub fn cumulate(perm: &[u32], logprobs: &[f64], mask: Option<&[u64]>, cum: &mut Vec<f64>) -> f64 {
     cum.clear();
-    cum.reserve(perm.len() + 1);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 was detected on this CPU.
@@ -79,8 +78,11 @@ fn blocks<const MASKED: bool>(
     let mut es = [0.0f64; BLOCK];
     let mut keep = [true; BLOCK];
     let mut acc = 0.0f64;
-    cum.push(acc);
-    for (b, ids) in perm.chunks(BLOCK).enumerate() {
+    // written in place below: a zero fill is cheaper than a capacity check per entry
+    cum.resize(perm.len() + 1, 0.0);
+    let (head, out) = cum.split_at_mut(1);
+    head[0] = acc;
+    for (b, (ids, out)) in perm.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).enumerate() {
         // the ids are random in the row (trie order is not id order): start loading the next
         // block's log-probabilities before this block needs them
         let ahead = perm.get((b + 1) * BLOCK..).unwrap_or(&[]);
@@ -89,9 +91,20 @@ fn blocks<const MASKED: bool>(
         }
         // a short last block leaves the previous block's inputs in the tail: harmless
         if MASKED {
+            let mut any = false;
             for ((x, k), &id) in xs.iter_mut().zip(keep.iter_mut()).zip(ids) {
+                // load, then select: no branch on the mask
+                let lp = logprobs[id as usize];
                 *k = bit(bits, id);
-                *x = if *k { logprobs[id as usize] } else { 0.0 };
+                *x = if *k { lp } else { 0.0 };
+                any |= *k;
+            }
+            if !any {
+                // validity is uniform over long trie ranges (tokens sharing first bytes): about
+                // a quarter of the blocks of a cl100k row are wholly masked, three quarters
+                // wholly valid
+                out.fill(acc);
+                continue;
             }
         } else {
             for (x, &id) in xs.iter_mut().zip(ids) {
@@ -102,9 +115,9 @@ fn blocks<const MASKED: bool>(
         // the running sum in a register (inside `extend`'s closure it went through memory: a
         // store-to-load round trip per entry); adding 0.0 for a masked id leaves the
         // (non-negative) sum's bits unchanged
-        for (&e, &k) in es.iter().zip(&keep).take(ids.len()) {
+        for ((c, &e), &k) in out.iter_mut().zip(&es).zip(&keep) {
             acc += if MASKED && !k { 0.0 } else { e };
-            cum.push(acc);
+            *c = acc;
         }
     }
     acc
