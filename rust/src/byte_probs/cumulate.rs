@@ -8,15 +8,18 @@
 //! loop, so the result differs from `Σ lp.exp()` only by the `exp` itself (at most 1.5 ulp per
 //! term, module [`super::exp`]). The whole kernel is compiled twice, for AVX2 and for the
 //! baseline, and picked once per row at run time; both give the same bits.
-//! Cost: `|V|` gathers, `|V|/4` vector `exp`s (AVX2), `|V|` dependent adds; no allocation
-//! beyond `cum`'s.
+//! The ids are random in the row, so the next block's log-probabilities are prefetched; blocks
+//! wholly outside the mask skip their `exp`.
+//! Cost: `|V|` gathers, at most `|V|/4` vector `exp`s (AVX2), `|V|` dependent adds; no
+//! allocation beyond `cum`'s.
 
 use super::exp::exp_block;
 use super::validity::bit;
 
-/// Positions per block: large enough to amortise the block's loop overhead, small enough that
-/// its buffers stay in L1 (1 KB).
-const BLOCK: usize = 64;
+/// Positions per block: the loop overhead per block (five short loops, their exits mispredicted)
+/// against L1 room for the block's buffers (6 KB). Cachegrind, cl100k `fast`, per byte: 64 →
+/// 256 took 4.00 M → 3.57 M instructions and 7.2 k → 2.5 k mispredicted branches.
+const BLOCK: usize = 256;
 
 /// Fill `cum` (cleared first) with `|perm| + 1` prefix sums of `e^{logprobs[perm[k]]}`, counting
 /// only the ids whose bit is set in `mask` when there is one; returns the total (`cum`'s last
@@ -100,9 +103,9 @@ fn blocks<const MASKED: bool>(
                 any |= *k;
             }
             if !any {
-                // validity is uniform over long trie ranges (tokens sharing first bytes): about
-                // a quarter of the blocks of a cl100k row are wholly masked, three quarters
-                // wholly valid
+                // validity is uniform over long trie ranges (tokens sharing first bytes): in
+                // cl100k exact rows, 23 % of 64-position blocks were wholly masked, 70 % wholly
+                // valid
                 out.fill(acc);
                 continue;
             }
