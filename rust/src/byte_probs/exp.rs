@@ -28,10 +28,13 @@ pub const HI: f64 = 708.0;
 
 /// `1/ln 2`
 const LOG2E: f64 = std::f64::consts::LOG2_E;
-/// The upper 32 bits of `ln 2` (fdlibm's `ln2HI`), so `q · LN2_HI` is exact for `|q| < 2^21`.
-const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
-/// `ln 2 − LN2_HI` (fdlibm's `ln2LO`).
-const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+/// The upper 32 bits of `ln 2` (fdlibm's `ln2HI`, bits `0x3fe62e42_fee00000`), so `q · LN2_HI`
+/// is exact for `|q| < 2^21`.
+#[allow(clippy::excessive_precision)]
+const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
+/// `ln 2 − LN2_HI` (fdlibm's `ln2LO`, bits `0x3dea39ef_35793c76`).
+#[allow(clippy::excessive_precision)]
+const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
 /// `1.5 · 2^52`: adding it rounds to an integer (to nearest, ties to even) and leaves the
 /// integer in the low bits of the sum.
 const SHIFTER: f64 = 6_755_399_441_055_744.0;
@@ -146,6 +149,14 @@ mod tests {
             .filter(|x| (LO..=HI).contains(x))
             .collect();
         assert!(max_ulps(&ties[..ties.len() / 64 * 64]) <= 1);
+    }
+
+    #[test]
+    fn ln2_split_is_fdlibms() {
+        assert_eq!(LN2_HI.to_bits(), 0x3fe6_2e42_fee0_0000);
+        assert_eq!(LN2_LO.to_bits(), 0x3dea_39ef_3579_3c76);
+        // the low 21 bits of LN2_HI are zero: q · LN2_HI is exact for |q| < 2^21
+        assert_eq!(LN2_HI.to_bits() & ((1 << 21) - 1), 0);
     }
 
     #[test]
