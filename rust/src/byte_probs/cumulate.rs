@@ -175,7 +175,12 @@ mod tests {
             for i in (0..n as u32).filter(|i| i % 3 != 1) {
                 mask[i as usize / 64] |= 1 << (i % 64);
             }
-            for m in [None, Some(mask.as_slice())] {
+            // sparse: most blocks wholly masked (the skipped path)
+            let mut sparse = vec![0u64; n.div_ceil(64)];
+            for i in (0..n as u32).filter(|i| i % 701 == 3) {
+                sparse[i as usize / 64] |= 1 << (i % 64);
+            }
+            for m in [None, Some(mask.as_slice()), Some(sparse.as_slice())] {
                 let want = reference(&perm, &lp, m);
                 let mut got = Vec::new();
                 let total = cumulate(&perm, &lp, m, &mut got);
