@@ -1,11 +1,14 @@
 //! Exact-mode byte-probability rows on a real vocabulary, for profilers and cachegrind (no
-//! Python, no LM: every LM row is uniform, so only the engine's own work is measured).
+//! Python, no LM: LM rows are uniform or fixed pseudo-random, so only the engine's own work is measured).
 //!
-//! `cargo run --release --example byte_probs_prof -- VOCAB.tiktoken TEXT [prompt] [bytes] [mode]`
-//! takes the last tenth of `TEXT` (cut after a newline, as `benches/byte_probs.py`'s held-out
+//! `cargo run --release --example byte_probs_prof -- VOCAB.tiktoken TEXT [prompt] [bytes] [mode]
+//! [lm]` takes the last tenth of `TEXT` (cut after a newline, as `benches/byte_probs.py`'s held-out
 //! split), starts from its first `prompt` bytes (200) and follows the next `bytes` bytes (20) of
 //! the text in `mode` (`exact`), preparing one row per empty-overhang cover at every byte as
-//! `tokforge.ByteLM` does. Prints the start-up and per-byte CPU milliseconds of this thread,
+//! `tokforge.ByteLM` does. `lm` is `uniform` (default: every row uniform) or `random`: eight
+//! fixed pseudo-random normalised rows (log-probabilities spread over about 14 nats), the one
+//! after a stem picked by its last token, so that rows differ and do not all sit in cache (and
+//! a change to the `exp` of `prepare` shows in log Q). Prints the start-up and per-byte CPU milliseconds of this thread,
 //! the rows prepared, a checksum of the byte distributions and a hash of their bits and of log Q
 //! (to check that two builds give the same probabilities, to the bit).
 
@@ -42,6 +45,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let eos = bpe.vocab_size() as u32;
     let v = bpe.vocab_size() + 1;
     let uniform = vec![-(v as f64).ln(); v];
+    let random = args.get(6).is_some_and(|s| s == "random");
+    let tables: Vec<Vec<f64>> = if random {
+        (0..8).map(|k| random_row(v, k)).collect()
+    } else {
+        vec![uniform.clone()]
+    };
+    let lm = |stem: &[u32]| &tables[stem.last().map_or(0, |&t| t as usize % tables.len())];
     let t0 = cpu();
     let m = CoverIndex::new(bpe, v, eos, mode, Rule::Pieces, 4096)?;
     let t_new = cpu() - t0;
@@ -50,7 +60,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rows: Vec<Vec<f64>> = plan
         .stems
         .iter()
-        .map(|(s, _)| uniform.repeat(s.len() + 1 - plan.common))
+        .map(|(s, _)| {
+            (plan.common..=s.len())
+                .flat_map(|k| lm(&s[..k]).iter().copied())
+                .collect()
+        })
         .collect();
     let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
     let mut st = m.start(&[], &plan, &refs)?;
@@ -65,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut star_rows: Vec<Arc<LmRow>> = Vec::new();
         for (s, _) in st.stars() {
             let t = cpu();
-            star_rows.push(Arc::new(m.prepare(&uniform, s)?));
+            star_rows.push(Arc::new(m.prepare(lm(s), s)?));
             if verbose {
                 let tail = m.validity().tail(s)?.map(|(k, t)| (k.len(), t));
                 eprintln!(
@@ -92,7 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t_bytes = cpu() - t0;
     let n = end - prompt_len;
     println!(
-        "new {:.1} ms  start {:.1} ms  {} bytes: {:.3} ms/byte  rows/byte {:.2}  log_q {:.9}  check {:.9}  bits {:016x}",
+        "new {:.1} ms  start {:.1} ms  {} bytes: {:.3} ms/byte  rows/byte {:.2}  log_q {:?}  check {:.9}  bits {:016x}",
         1e3 * t_new,
         1e3 * t_start,
         n,
@@ -103,4 +117,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         bits_hash ^ st.log_q().to_bits()
     );
     Ok(())
+}
+
+/// Log-probabilities of `v` ids from a fixed hash of `(id, k)`, normalised: logits uniform in
+/// `[-14, 0]`.
+fn random_row(v: usize, k: u64) -> Vec<f64> {
+    let logits: Vec<f64> = (0..v as u64)
+        .map(|i| {
+            let h = (i ^ (k << 40)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let h = (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            -14.0 * ((h >> 11) as f64 / (1u64 << 53) as f64)
+        })
+        .collect();
+    let z = logits.iter().map(|x| x.exp()).sum::<f64>().ln();
+    logits.iter().map(|x| x - z).collect()
 }

@@ -500,6 +500,18 @@ def test_p11_one_lm_call_per_byte_after_start(case, data):
     assert lm.calls == k and lm.rows == k
 
 
+@pytest.mark.parametrize("max_rows", [0, 4])
+def test_cached_lm_rows_equal_the_inner_lms(max_rows):
+    inner = NGramLM(vocab_size=5, eos_id=4, order=2).fit([[0, 1, 2, 3], [1, 1, 0]])
+    lm = CachedLM(inner, max_rows=max_rows)
+    batches = [[[0], [1, 1]], [[0], [0], [2]], [[2], [3, 0], []], []]
+    for batch in batches:
+        got = lm.next_logprobs(batch)
+        want = inner.next_logprobs(batch) if batch else np.zeros((0, 5))
+        assert got.shape == want.shape
+        assert np.array_equal(got, want)
+
+
 @settings(max_examples=FEW)
 @given(cases, cases)
 def test_p12_ensembles_copies_weights_and_dropped_models(c1, c2):
