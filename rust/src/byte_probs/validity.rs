@@ -458,6 +458,11 @@ fn settled_by_pieces(preset: Preset, valid: &str, ends: impl IntoIterator<Item =
 /// character of each class (the run ends there, whatever the class).
 const WS_PROBES: [&[u8]; 5] = [b" a", b"\ta", b" 0", b" !", b"0"];
 
+/// The probe of [`WS_PROBES`] that ends a whitespace run on a number character without
+/// continuing it: the only one whose pieces over an all-whitespace text differ from its
+/// canonical ones (`Validity::whitespace_ok`).
+const WS_END_PROBE: &[u8] = b"0";
+
 /// Memoised depth-one searches (tail ids -> found), cleared when it reaches this size.
 const SEARCH_MEMO: usize = 1 << 16;
 
@@ -1006,9 +1011,23 @@ impl Validity {
     /// search"); `None` otherwise. The tail check of `x` comes down to this: `x` is one
     /// whitespace run reaching its end, so its settled boundary is 0 and its boundaries may
     /// change; the depth-one search then tries the probes and, when they decide, stops. So
-    /// `key ∘ v` is valid iff it is `encode(x)` or a probe continues it canonically, which is
-    /// all this computes (the same encodings, without the settled-boundary, `may_change` and
-    /// memo passes around them).
+    /// `key ∘ v` is valid iff it is `encode(x)` or a probe continues it canonically, without
+    /// the settled-boundary, `may_change` and memo passes around them.
+    ///
+    /// Of the probes at most two are encoded (docs/byte_probs.md §15.9, eighth round). Proof,
+    /// from the preset patterns (`pretokenize/presets.rs`): `x` is one whitespace run of at
+    /// least two characters reaching the end, so `encode(x)` is the one piece `[0, |x|)` (gpt2
+    /// and cl100k `\s++$`; o200k, whose `x` here has no newline, `\s+(?!\S)`). Let `k` be the
+    /// end of the last `\r`/`\n` of `x` for cl100k (`\s*[\r\n]` ends there), else 0. A probe
+    /// `w + c` (`w` a space or tab, `c` not whitespace) defeats `\s++$`; its pieces over `x` are
+    /// `[0, k)` and `[k, |x|)` (`\s+(?!\S)` gives the space or tab back; when `k = |x|`, `w`
+    /// starts a piece of its own or with `c`), with a boundary at `|x|`: the same for all four,
+    /// and the canonical pieces unless `0 < k < |x|`. So `" a"` stands for all four, and only
+    /// for cl100k when `x` holds a newline. The probe `"0"` has the pieces `[0, k)`, then
+    /// `[k, |x| - 1)` and `[|x| - 1, |x|)` (the last character alone: `\s`, `\s+`; not a space
+    /// for gpt2, `probes_decide_whitespace`), or those of the four when `|x| - k <= 1`. The
+    /// token at `|text|` must be `v` and end at `|x|`, so a `v` of two characters or more, which
+    /// holds the boundary at `|x| - 1` strictly inside, never matches it.
     fn whitespace_ok(
         &self,
         key: &[u32],
@@ -1029,7 +1048,6 @@ impl Validity {
         if !self.probes_decide_whitespace(buf) {
             return Ok(None);
         }
-        let n = buf.len();
         let matches = |out: &[u32], strict: bool| {
             out.len() >= key.len() + 1 + usize::from(strict)
                 && out[..key.len()] == *key
@@ -1041,7 +1059,19 @@ impl Validity {
         if matches(&out, false) {
             return Ok(Some(true));
         }
-        for probe in WS_PROBES {
+        // the probes `w + c` split `x` alike, and differently from the canonical encoding only
+        // for cl100k with a newline in `x`; `"0"` matters only for a `v` of one character
+        // (see above)
+        let n = buf.len();
+        let newline = buf.iter().any(|&c| c == b'\r' || c == b'\n');
+        let one_char = vs.chars().nth(1).is_none();
+        for (probe, needed) in [
+            (WS_PROBES[0], self.preset == Some(Preset::Cl100k) && newline),
+            (WS_END_PROBE, one_char),
+        ] {
+            if !needed {
+                continue;
+            }
             buf.truncate(n);
             buf.extend_from_slice(probe);
             out.clear();
@@ -2369,7 +2399,10 @@ mod tests {
     /// space), three presets, a vocabulary of whitespace merges and a few tokens after them.
     #[test]
     fn whitespace_token_rows_equal_token_by_token_rows() {
-        let toks: [&[u8]; 22] = [
+        let toks: [&[u8]; 25] = [
+            b"\r\n",
+            b" \r",
+            b"\r\n\t",
             b" \xe4",
             b" \xe4\xb8",
             b" \x80",
@@ -2393,7 +2426,7 @@ mod tests {
             b" 0",
             b"\n ",
         ];
-        let alphabet = [" ", "\t", "\n", "\x0b", "\u{a0}"];
+        let alphabet = [" ", "\t", "\n", "\r", "\x0b", "\u{a0}"];
         let texts = strings_upto(&alphabet, 4);
         let mut decided = 0;
         for preset in ["gpt2", "cl100k", "o200k"] {
