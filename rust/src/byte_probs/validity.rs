@@ -182,6 +182,8 @@ struct Heads {
     /// the others hold a character after the fragment and are never valid after a row's tail
     /// (docs/byte_probs.md §15.7)
     fragments: Vec<(u32, bool)>,
+    /// the [`Heads::fragments`] as a bitset, for their pair rows
+    fragment_bits: Vec<u64>,
     /// tokens made of letters and marks only (valid UTF-8; ASCII only for o200k): the ones that
     /// can extend a letter piece (bitset)
     letters: Vec<u64>,
@@ -506,6 +508,8 @@ enum PairSet {
     Letters,
     /// [`Heads::punct`]
     Punct,
+    /// [`Heads::fragment_bits`]
+    Fragments,
 }
 
 impl Validity {
@@ -1413,6 +1417,7 @@ impl Validity {
         let members = match set {
             PairSet::Letters => &heads.plain_letters,
             PairSet::Punct => &heads.punct,
+            PairSet::Fragments => &heads.fragment_bits,
         };
         for (w, (&al, &re)) in members.iter().zip(&t.reach).enumerate() {
             let mut rest = al & re & !merges_with_u.get(w).copied().unwrap_or(0);
@@ -1502,6 +1507,7 @@ impl Validity {
             letters: vec![0; self.single.len()],
             plain_letters: vec![0; self.single.len()],
             punct: vec![0; self.single.len()],
+            fragment_bits: vec![0; self.single.len()],
             ..Heads::default()
         };
         let mut index: FxHashMap<Vec<u32>, Vec<usize>> = FxHashMap::default();
@@ -1514,6 +1520,7 @@ impl Validity {
                         .err()
                         .is_some_and(|e| e.valid_up_to() == 0 && e.error_len().is_none());
                     h.fragments.push((u, incomplete));
+                    set_bit(&mut h.fragment_bits, u);
                 }
                 continue;
             }
@@ -1765,7 +1772,7 @@ impl Validity {
             return Some(vec![0; self.single.len()]);
         }
         let mut words = self.pair_row(t, heads, u, PairSet::Letters).to_vec();
-        self.drop_whole_pieces(x, &mut words);
+        self.drop_whole_pieces(&x.l, &mut words);
         Some(words)
     }
 
@@ -1787,7 +1794,7 @@ impl Validity {
             return Some(vec![0; self.single.len()]);
         }
         let mut words = self.pair_row(t, heads, u, PairSet::Punct).to_vec();
-        self.drop_whole_pieces(x, &mut words);
+        self.drop_whole_pieces(&x.l, &mut words);
         Some(words)
     }
 
@@ -1795,20 +1802,20 @@ impl Validity {
     /// whole-piece look-up (tiktoken): a token that is the merge-only BPE of its own bytes
     /// would have failed the pair rule already, so only the tokens outside `reach` that start
     /// with `l` are looked at.
-    fn drop_whole_pieces(&self, x: &Extension, words: &mut [u64]) {
+    fn drop_whole_pieces(&self, l: &[u8], words: &mut [u64]) {
         let t = self.merge_tables();
         if self.bpe.ignore_merges() {
             // the unreached tokens are sorted by their bytes: those starting with `l` follow
             // one another from the first one not below `l`
             let bytes = |w: u32| self.bpe.token_bytes(w).unwrap_or(&[]);
-            let from = t.unreached.partition_point(|&w| bytes(w) < &x.l[..]);
+            let from = t.unreached.partition_point(|&w| bytes(w) < l);
             for &w in &t.unreached[from..] {
                 let wb = bytes(w);
-                if !wb.starts_with(&x.l) {
+                if !wb.starts_with(l) {
                     break;
                 }
-                if wb.len() > x.l.len() {
-                    if let Some(v) = self.bpe.id_of(&wb[x.l.len()..]) {
+                if wb.len() > l.len() {
+                    if let Some(v) = self.bpe.id_of(&wb[l.len()..]) {
                         if let Some(word) = words.get_mut(v as usize / 64) {
                             *word &= !(1 << (v % 64));
                         }
@@ -1855,6 +1862,35 @@ impl Validity {
         out.len() == g.rest.len() + 1 && out[..g.rest.len()] == g.rest[..] && out.last() == Some(&v)
     }
 
+    /// The fragments `v` ([`Heads::fragments`]) with [`Validity::glue_ok`]`(g, v)`, as a bitset
+    /// (docs/byte_probs.md §15.9, eighth round); `None` when the pair walk does not apply (the
+    /// glue's piece is empty, or the merges are not [`MergeTables::monotone`]). `glue_ok` asks
+    /// whether `bpe(piece + bytes(v)) == rest ∘ v` for one piece, which is
+    /// [`Validity::extension_ok`]'s question with `l = piece`, `rho_l = rest`: under a
+    /// whole-piece look-up a token `piece + bytes(v)` encodes to one token (`rest` is not empty:
+    /// it spells `piece`), else the merge-only BPE of `piece + bytes(v)` is `rest ∘ v` iff
+    /// `rest` is the merge-only BPE of `piece`, `v` that of its bytes (`reach`) and the pair
+    /// `(last(rest), v)` holds (§4.2). The pair row of `last(rest)` over the fragments holds
+    /// the last two for every `v` at once, and [`Validity::drop_whole_pieces`] the exclusion
+    /// (a token in `reach` spelling `piece + bytes(v)` already fails the pair rule).
+    fn glue_row(&self, heads: &Heads, g: &Glue) -> Option<Vec<u64>> {
+        let t = self.merge_tables();
+        if g.piece.is_empty() || !t.monotone {
+            return None;
+        }
+        let zeros = || Some(vec![0; self.single.len()]);
+        if !g.ok {
+            return zeros();
+        }
+        let &u = g.rest.last()?;
+        if self.merge_only(t, &g.piece).0 != g.rest {
+            return zeros();
+        }
+        let mut words = self.pair_row(t, heads, u, PairSet::Fragments).to_vec();
+        self.drop_whole_pieces(&g.piece, &mut words);
+        Some(words)
+    }
+
     /// Sets the bits of the byte fragments ([`Heads::fragments`]) valid after the tail `key`
     /// spelling `text` (docs/byte_probs.md §15.7). [`Validity::comp_tail`] on `text + f` comes
     /// down to two encodings of one piece, because the first byte of `f` cannot continue the
@@ -1893,19 +1929,32 @@ impl Validity {
             }
         }
         let (mut buf, mut out) = (Vec::new(), Vec::new());
+        // the same answers as `glue_ok`, for all fragments at once when the pair walk applies
+        let shaped = !tb.is_empty() && a < tb.len();
+        let glue_row = if shaped {
+            self.glue_row(heads, &glue)
+        } else {
+            None
+        };
+        let at_a_row = at_a.as_ref().and_then(|g| self.glue_row(heads, g));
         for &(v, incomplete) in &heads.fragments {
             if !bit(&self.single, v) {
                 continue;
             }
-            let ok = if tb.is_empty() || a >= tb.len() {
+            let ok = if !shaped {
                 // not the shape above (a row's tail is never empty and settles before its end)
                 self.valid_after(key, tb, v)?
             } else {
-                self.glue_ok(&glue, v, &mut buf, &mut out)
+                let on_glue = match &glue_row {
+                    Some(row) => bit(row, v),
+                    None => self.glue_ok(&glue, v, &mut buf, &mut out),
+                };
+                on_glue
                     || (incomplete
-                        && at_a
-                            .as_ref()
-                            .is_some_and(|g| self.glue_ok(g, v, &mut buf, &mut out)))
+                        && at_a.as_ref().is_some_and(|g| match &at_a_row {
+                            Some(row) => bit(row, v),
+                            None => self.glue_ok(g, v, &mut buf, &mut out),
+                        }))
             };
             if ok {
                 set_bit(words, v);
@@ -2837,7 +2886,24 @@ mod tests {
     /// tails that settle inside themselves too (the second glue, after the settled boundary).
     #[test]
     fn fragment_bits_equal_token_by_token_rows() {
-        let toks = FRAGMENT_TOKENS;
+        fragment_rows_equal(&FRAGMENT_TOKENS, false);
+        // the same tokens shortest first (each token's last merge after its parts' merges:
+        // `MergeTables::monotone`), so the fragments take their pair rows (`glue_row`)
+        let mut toks = FRAGMENT_TOKENS.to_vec();
+        toks.sort_by_key(|t| t.len());
+        // `zq\xc3` is a token the merges do not build: a whole-piece look-up finds it after
+        // the tail `zq` (then `["z", "q", "\xc3"]` is not canonical, though its pair is)
+        toks.extend_from_slice(&[
+            b" \xe4\xb8\xad\xe6",
+            b"ab\xc3",
+            b"a\xc3\xa9",
+            b"x\xe4\xb8",
+            b"zq\xc3",
+        ]);
+        fragment_rows_equal(&toks, true);
+    }
+
+    fn fragment_rows_equal(toks: &[&[u8]], monotone: bool) {
         let texts = [
             "\u{4e2d}",
             " \u{4e2d}",
@@ -2852,12 +2918,15 @@ mod tests {
             "a 12",
             "ab",
             " ",
+            "zq",
         ];
         let mut fragments_valid = 0;
+        let mut walked = 0;
         for preset in ["gpt2", "cl100k", "o200k"] {
-            let bpe = bpe_with(&toks, Pretokenizer::new(preset).unwrap());
+            let bpe = bpe_with(toks, Pretokenizer::new(preset).unwrap());
             let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
             let heads = v.build_heads();
+            assert_eq!(v.merge_tables().monotone, monotone);
             assert!(heads.fragments.len() > 128);
             for text in texts {
                 let t = text.as_bytes();
@@ -2865,6 +2934,12 @@ mod tests {
                     let by_class = v.compute_row_heads(&ids, text).unwrap();
                     let one_by_one = v.compute_row(&ids, t).unwrap();
                     assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
+                    // the rows above took the fragments' pair rows (`glue_row`) where they apply
+                    let glue = v.glue(&ids, t).unwrap();
+                    walked += usize::from(
+                        v.glue_row(&heads, &glue)
+                            .is_some_and(|row| heads.fragments.iter().any(|&(f, _)| bit(&row, f))),
+                    );
                     fragments_valid += heads
                         .fragments
                         .iter()
@@ -2874,6 +2949,7 @@ mod tests {
             }
         }
         assert!(fragments_valid > 0);
+        assert_eq!(walked > 0, monotone);
     }
 
     /// Every spelling of `t` as a sequence of tokens of `bpe` (ids in order).
