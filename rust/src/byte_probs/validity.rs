@@ -460,10 +460,19 @@ fn settled_by_pieces(preset: Preset, valid: &str, ends: impl IntoIterator<Item =
 /// character of each class (the run ends there, whatever the class).
 const WS_PROBES: [&[u8]; 5] = [b" a", b"\ta", b" 0", b" !", b"0"];
 
-/// The probe of [`WS_PROBES`] that ends a whitespace run on a number character without
-/// continuing it: the only one whose pieces over an all-whitespace text differ from its
-/// canonical ones (`Validity::whitespace_ok`).
-const WS_END_PROBE: &[u8] = b"0";
+/// An all-whitespace tail `key` spelling `text`, as [`Validity::whitespace_ok`] needs it
+/// (docs/byte_probs.md §15.9, eighth round).
+#[derive(Debug)]
+struct WsTail {
+    /// `key` is the one-piece BPE of `text`
+    whole: bool,
+    /// the end of the last `\r`/`\n` of `text` under cl100k (its `\s*[\r\n]` ends there), else 0
+    k: usize,
+    /// `key` starts with `bpe(text[..k])`, of this many tokens
+    split: Option<usize>,
+    /// and the rest of `key` is `bpe(text[k..])`
+    rest_ok: bool,
+}
 
 /// Memoised depth-one searches (tail ids -> found), cleared when it reaches this size.
 const SEARCH_MEMO: usize = 1 << 16;
@@ -1009,33 +1018,69 @@ impl Validity {
             && text.chars().all(is_ws_run_char)
     }
 
+    /// What [`Validity::whitespace_ok`] needs of an all-whitespace tail `key` spelling `text`,
+    /// once per row.
+    fn ws_tail(&self, key: &[u32], text: &[u8]) -> WsTail {
+        let newline = |c: &u8| *c == b'\r' || *c == b'\n';
+        let k = match self.preset {
+            Some(Preset::Cl100k) => text.iter().rposition(newline).map_or(0, |i| i + 1),
+            _ => 0,
+        };
+        let mut ids = Vec::with_capacity(key.len() + 1);
+        self.bpe.encode_piece(text, &mut ids);
+        let whole = ids == key;
+        ids.clear();
+        self.bpe.encode_piece(&text[..k], &mut ids);
+        let j = ids.len();
+        let split = key.starts_with(&ids).then_some(j);
+        let rest_ok = split.is_some() && {
+            ids.clear();
+            self.bpe.encode_piece(&text[k..], &mut ids);
+            key[j..] == ids[..]
+        };
+        WsTail {
+            whole,
+            k,
+            split,
+            rest_ok,
+        }
+    }
+
     /// `key ∘ v` after an all-whitespace tail `key` spelling `text` (see
-    /// [`Validity::whitespace_rule_applies`]) for a token `v` of whitespace only, when the probes
-    /// decide `x = text + bytes(v)` (docs/byte_probs.md §15.3, "all-whitespace tails need no
-    /// search"); `None` otherwise. The tail check of `x` comes down to this: `x` is one
-    /// whitespace run reaching its end, so its settled boundary is 0 and its boundaries may
-    /// change; the depth-one search then tries the probes and, when they decide, stops. So
-    /// `key ∘ v` is valid iff it is `encode(x)` or a probe continues it canonically, without
-    /// the settled-boundary, `may_change` and memo passes around them.
+    /// [`Validity::whitespace_rule_applies`]; `w` its [`Validity::ws_tail`]) for a token `v` of
+    /// whitespace only, when the probes decide `x = text + bytes(v)` (docs/byte_probs.md §15.3,
+    /// "all-whitespace tails need no search"); `None` otherwise. The tail check of `x` comes
+    /// down to this: `x` is one whitespace run reaching its end, so its settled boundary is 0
+    /// and its boundaries may change; the depth-one search then tries the probes and, when they
+    /// decide, stops. So `key ∘ v` is valid iff it is `encode(x)` or a probe continues it
+    /// canonically.
     ///
-    /// Of the probes at most two are encoded (docs/byte_probs.md §15.9, eighth round). Proof,
-    /// from the preset patterns (`pretokenize/presets.rs`): `x` is one whitespace run of at
-    /// least two characters reaching the end, so `encode(x)` is the one piece `[0, |x|)` (gpt2
-    /// and cl100k `\s++$`; o200k, whose `x` here has no newline, `\s+(?!\S)`). Let `k` be the
-    /// end of the last `\r`/`\n` of `x` for cl100k (`\s*[\r\n]` ends there), else 0. A probe
-    /// `w + c` (`w` a space or tab, `c` not whitespace) defeats `\s++$`; its pieces over `x` are
-    /// `[0, k)` and `[k, |x|)` (`\s+(?!\S)` gives the space or tab back; when `k = |x|`, `w`
-    /// starts a piece of its own or with `c`), with a boundary at `|x|`: the same for all four,
-    /// and the canonical pieces unless `0 < k < |x|`. So `" a"` stands for all four, and only
-    /// for cl100k when `x` holds a newline. The probe `"0"` has the pieces `[0, k)`, then
-    /// `[k, |x| - 1)` and `[|x| - 1, |x|)` (the last character alone: `\s`, `\s+`; not a space
-    /// for gpt2, `probes_decide_whitespace`), or those of the four when `|x| - k <= 1`. The
-    /// token at `|text|` must be `v` and end at `|x|`, so a `v` of two characters or more, which
-    /// holds the boundary at `|x| - 1` strictly inside, never matches it.
+    /// Those conditions, by the pieces each one gives `x` (docs/byte_probs.md §15.9, eighth
+    /// round; from the preset patterns in `pretokenize/presets.rs`): `x` has two characters or
+    /// more. Let `k` be the end of the last `\r`/`\n` of `text` for cl100k (`\s*[\r\n]`
+    /// ends there), else 0.
+    /// - `encode(x)` is the one piece `x` (gpt2, cl100k `\s++$`; o200k, with no newline in `x`
+    ///   here, `\s+(?!\S)`): by (P) it needs `key = bpe(text)` (`w.whole`), then
+    ///   `bpe(x) == key ∘ v`.
+    /// - A probe `u + c` (`u` a space or tab, `c` not whitespace) defeats `\s++$`: cl100k
+    ///   splits after the last newline of `x`, `\s+(?!\S)` gives `u` back, and `u` starts a
+    ///   new piece, so `x` gets `[0, k')` and `[k', |x|)` with `k'` the end of `x`'s last
+    ///   newline (gpt2, o200k: `k' = 0`, the one piece). The same for all four; when `v` holds a
+    ///   newline under cl100k (`k' > |text|`) it is `x` alone (`k' = |x|`) or crosses `k'` (no token `v`):
+    ///   nothing beyond `encode(x)`. Else `k' = k`, and for `k > 0` it needs `key = bpe(text[..k])
+    ///   ∘ bpe(text[k..])` (`w.split`, `w.rest_ok`) and `bpe(text[k..] + bytes(v)) = bpe(text[k..])
+    ///   ∘ v` (by (P)).
+    /// - The probe `"0"` ends the run on a number: `x` gets `[0, k')`, `[k', |x| - 1)` and its
+    ///   last character alone (`\s`, `\s+`; not a space for gpt2, `probes_decide_whitespace`),
+    ///   or the pieces of the probes above when `|x| - k' <= 1`. A `v` of two characters or more
+    ///   then holds a piece boundary strictly inside; a one-character `v` with a newline (cl100k) is
+    ///   `x`'s last newline (`k' = |x|`, the one piece); else it needs `key = bpe(text[..k]) ∘
+    ///   bpe(text[k..])` and `bpe(bytes(v)) = [v]`.
     fn whitespace_ok(
         &self,
         key: &[u32],
         text: &[u8],
+        w: &WsTail,
         v: u32,
         buf: &mut Vec<u8>,
     ) -> Result<Option<bool>> {
@@ -1052,37 +1097,35 @@ impl Validity {
         if !self.probes_decide_whitespace(buf) {
             return Ok(None);
         }
-        let matches = |out: &[u32], strict: bool| {
-            out.len() >= key.len() + 1 + usize::from(strict)
-                && out[..key.len()] == *key
-                && out[key.len()] == v
-                && (strict || out.len() == key.len() + 1)
-        };
-        let mut out = Vec::with_capacity(key.len() + 4);
-        self.encode_tail_into(buf, &mut out)?;
-        if matches(&out, false) {
-            return Ok(Some(true));
-        }
-        // the probes `w + c` split `x` alike, and differently from the canonical encoding only
-        // for cl100k with a newline in `x`; `"0"` matters only for a `v` of one character
-        // (see above)
-        let n = buf.len();
-        let newline = buf.iter().any(|&c| c == b'\r' || c == b'\n');
-        let one_char = vs.chars().nth(1).is_none();
-        for (probe, needed) in [
-            (WS_PROBES[0], self.preset == Some(Preset::Cl100k) && newline),
-            (WS_END_PROBE, one_char),
-        ] {
-            if !needed {
-                continue;
-            }
-            buf.truncate(n);
-            buf.extend_from_slice(probe);
-            out.clear();
-            self.encode_tail_into(buf, &mut out)?;
-            if matches(&out, true) {
+        debug_assert!(w.k <= text.len());
+        let mut out = Vec::with_capacity(key.len() + 2);
+        // `encode(x)`: one piece
+        if w.whole {
+            self.bpe.encode_piece(buf, &mut out);
+            if out.len() == key.len() + 1 && out[..key.len()] == *key && out[key.len()] == v {
                 return Ok(Some(true));
             }
+        }
+        if self.preset == Some(Preset::Cl100k) && vb.iter().any(|&c| c == b'\r' || c == b'\n') {
+            return Ok(Some(false));
+        }
+        let Some(j) = w.split else {
+            return Ok(Some(false));
+        };
+        // `" a"` and the other probes `u + c`: pieces `[0, k)`, `[k, |x|)`
+        if w.k > 0 {
+            out.clear();
+            self.bpe.encode_piece(&buf[w.k..], &mut out);
+            let r = &key[j..];
+            if out.len() == r.len() + 1 && out[..r.len()] == *r && out[r.len()] == v {
+                return Ok(Some(true));
+            }
+        }
+        // `"0"`: pieces `[0, k)`, `[k, |text|)`, `v`
+        if w.rest_ok && vs.chars().nth(1).is_none() {
+            out.clear();
+            self.bpe.encode_piece(vb, &mut out);
+            return Ok(Some(out[..] == [v]));
         }
         Ok(Some(false))
     }
@@ -2074,13 +2117,15 @@ impl Validity {
             }
         }
         let tb = text.as_bytes();
-        let ws_tail = self.whitespace_rule_applies(text);
+        let ws_tail = self
+            .whitespace_rule_applies(text)
+            .then(|| self.ws_tail(key, tb));
         let found: Vec<u32> = each
             .par_iter()
             .map_init(Vec::new, |buf, &v| -> Result<Option<u32>> {
                 let mut quick = None;
-                if ws_tail {
-                    quick = self.whitespace_ok(key, tb, v, buf)?;
+                if let Some(w) = &ws_tail {
+                    quick = self.whitespace_ok(key, tb, w, v, buf)?;
                 }
                 if let (None, Some(x)) = (quick, &ext) {
                     quick = self.extension_ok(x, v, buf)?;
@@ -2493,7 +2538,12 @@ mod tests {
                     decided += v
                         .regular
                         .iter()
-                        .filter(|&&u| v.whitespace_ok(key, &tail, u, &mut buf).unwrap().is_some())
+                        .filter(|&&u| {
+                            let w = v.ws_tail(key, &tail);
+                            v.whitespace_ok(key, &tail, &w, u, &mut buf)
+                                .unwrap()
+                                .is_some()
+                        })
                         .count();
                 }
             }
