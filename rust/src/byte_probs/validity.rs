@@ -1086,7 +1086,7 @@ impl Validity {
     ) -> Result<Option<bool>> {
         let vb = self.bpe.token_bytes(v).unwrap_or(&[]);
         let Ok(vs) = std::str::from_utf8(vb) else {
-            return self.whitespace_then_fragment_ok(key, text, vb, v, buf);
+            return self.whitespace_then_fragment_ok(key, text, w, vb, v, buf);
         };
         if vs.is_empty() || !vs.chars().all(is_ws_run_char) {
             return Ok(None);
@@ -1138,10 +1138,16 @@ impl Validity {
     /// §15.5, and wants `encode(x)`), `|x|` (the tokens before it must be `encode(x)`), or past
     /// `|text|` and inside `v`, where `key ∘ v` has no token boundary: in every case only the
     /// canonical sequence is valid (docs/byte_probs.md §15.9).
+    ///
+    /// For gpt2 and cl100k the valid run `text` + whitespace ends its haystack, so `\s++$` makes
+    /// it one piece, and the invalid bytes glue onto it: `encode(x) = bpe(x)`, which by (P)
+    /// needs `key = bpe(text)` ([`WsTail::whole`]); then one encoding of that piece decides
+    /// (docs/byte_probs.md §15.9, eighth round).
     fn whitespace_then_fragment_ok(
         &self,
         key: &[u32],
         text: &[u8],
+        w: &WsTail,
         vb: &[u8],
         v: u32,
         buf: &mut Vec<u8>,
@@ -1159,7 +1165,14 @@ impl Validity {
         buf.extend_from_slice(text);
         buf.extend_from_slice(vb);
         let mut out = Vec::with_capacity(key.len() + 2);
-        self.encode_tail_into(buf, &mut out)?;
+        if matches!(self.preset, Some(Preset::Gpt2 | Preset::Cl100k)) {
+            if !w.whole {
+                return Ok(Some(false));
+            }
+            self.bpe.encode_piece(buf, &mut out);
+        } else {
+            self.encode_tail_into(buf, &mut out)?;
+        }
         Ok(Some(
             out.len() == key.len() + 1 && out[..key.len()] == *key && out[key.len()] == v,
         ))
