@@ -33,12 +33,14 @@
 //! (all invalid, or the row of a shorter tail, itself cached), and the tokens no class decides are
 //! checked one by one: continuations that keep the tail's last piece one growing piece by the
 //! merge-tree pair walk ([`MergeTables`], a few table look-ups), byte fragments (no complete
-//! character) by one or two encodings of the tail's last piece with the fragment glued on, the
-//! rest by the full tail check.
+//! character) by the pair row of the last token of the tail's last piece, onto which they glue
+//! (one or two encodings of that piece each when the walk does not apply), the rest by the full
+//! tail check.
 //! A row whose tail ends inside a character gives every token with a complete first character
 //! `single` or nothing after one encoding of the tail, and checks the others one by one; after
-//! an all-whitespace tail, whitespace tokens (and whitespace plus lone bytes) are decided by a
-//! few short encodings (docs/byte_probs.md §15.9).
+//! an all-whitespace tail, whitespace tokens (and whitespace plus lone bytes) are decided by at
+//! most two one-piece encodings, after facts about the tail computed once per row
+//! (docs/byte_probs.md §15.9).
 //! Letter tokens after a word are decided together by the *pair row* of the tail's last token
 //! (the letters `v` whose pair with it is valid: `O(|letters|)` memoised walks once per last
 //! token, then a bounded LRU of 256 bitsets keyed by that token, which is all it depends on).
