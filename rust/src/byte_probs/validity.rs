@@ -466,7 +466,8 @@ const WS_PROBES: [&[u8]; 5] = [b" a", b"\ta", b" 0", b" !", b"0"];
 /// (docs/byte_probs.md §15.9, eighth round).
 #[derive(Debug)]
 struct WsTail {
-    /// `key` is the one-piece BPE of `text`
+    /// `key` is the one-piece BPE of `text`, or `text` is a token (a whole-piece look-up
+    /// breaks (P) there): else no `bpe(text + s)` starts with `key` at a token boundary
     whole: bool,
     /// the end of the last `\r`/`\n` of `text` under cl100k (its `\s*[\r\n]` ends there), else 0
     k: usize,
@@ -1030,7 +1031,9 @@ impl Validity {
         };
         let mut ids = Vec::with_capacity(key.len() + 1);
         self.bpe.encode_piece(text, &mut ids);
-        let whole = ids == key;
+        // (P) holds for the merges; a whole-piece look-up (tiktoken) can encode `text` as one
+        // token that the merges do not build, and then `bpe(x)` need not start with it
+        let whole = ids == key || self.bpe.id_of(text).is_some();
         ids.clear();
         self.bpe.encode_piece(&text[..k], &mut ids);
         let j = ids.len();
@@ -1062,8 +1065,9 @@ impl Validity {
     /// more. Let `k` be the end of the last `\r`/`\n` of `text` for cl100k (`\s*[\r\n]`
     /// ends there), else 0.
     /// - `encode(x)` is the one piece `x` (gpt2, cl100k `\s++$`; o200k, with no newline in `x`
-    ///   here, `\s+(?!\S)`): by (P) it needs `key = bpe(text)` (`w.whole`), then
-    ///   `bpe(x) == key ∘ v`.
+    ///   here, `\s+(?!\S)`): by (P) it needs `key = bpe(text)` (`w.whole`; (P) is a property of
+    ///   the merges, and `bpe(x)` of two tokens or more is the merges' BPE, as is `bpe(text)`
+    ///   unless `text` is a token), then `bpe(x) == key ∘ v`.
     /// - A probe `u + c` (`u` a space or tab, `c` not whitespace) defeats `\s++$`: cl100k
     ///   splits after the last newline of `x`, `\s+(?!\S)` gives `u` back, and `u` starts a
     ///   new piece, so `x` gets `[0, k')` and `[k', |x|)` with `k'` the end of `x`'s last
@@ -2564,6 +2568,56 @@ mod tests {
             }
         }
         assert!(decided > 1000, "{decided}");
+    }
+
+    /// `whitespace_ok` (by the pieces each candidate gives `text + bytes(v)`, docs/byte_probs.md
+    /// §15.9, eighth round) equals the full tail check (`valid_after`) for every token it
+    /// decides, after every split of every whitespace text of up to four characters, three
+    /// presets, with merges that build whitespace runs across newlines both ways.
+    #[test]
+    fn whitespace_ok_equals_the_full_check() {
+        let toks: [&[u8]; 16] = [
+            b"  ",
+            b"\n ",
+            b" \n",
+            b"\n\n",
+            b"\r\n",
+            b"\t\t",
+            b"\n  ",
+            b"   ",
+            b"\n\t",
+            b"\r\n ",
+            b" \r\n",
+            b"\n   ",
+            b"    ",
+            b" \xe4",
+            b"\n\xe4",
+            b"\xc2\xa0 ",
+        ];
+        let alphabet = [" ", "\t", "\n", "\r", "\u{a0}"];
+        let texts = strings_upto(&alphabet, 4);
+        let (mut decided, mut valid) = (0, 0);
+        for preset in ["gpt2", "cl100k", "o200k"] {
+            let bpe = bpe_with(&toks, Pretokenizer::new(preset).unwrap());
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 1 << 16).unwrap();
+            let mut buf = Vec::new();
+            for text in &texts {
+                for (ids, key, tail) in open_tails(&v, text.as_bytes()) {
+                    let w = v.ws_tail(&key, &tail);
+                    for &u in &v.regular {
+                        let Some(ok) = v.whitespace_ok(&key, &tail, &w, u, &mut buf).unwrap()
+                        else {
+                            continue;
+                        };
+                        let full = v.valid_after(&key, &tail, u).unwrap();
+                        assert_eq!(ok, full, "{preset}: {text:?} as {ids:?} then {u}");
+                        decided += 1;
+                        valid += usize::from(ok);
+                    }
+                }
+            }
+        }
+        assert!(decided > 10_000 && valid > 1000, "{decided} {valid}");
     }
 
     /// Rows after tails whose last piece is non-ASCII letters (after an optional first
