@@ -33,12 +33,14 @@
 //! (all invalid, or the row of a shorter tail, itself cached), and the tokens no class decides are
 //! checked one by one: continuations that keep the tail's last piece one growing piece by the
 //! merge-tree pair walk ([`MergeTables`], a few table look-ups), byte fragments (no complete
-//! character) by one or two encodings of the tail's last piece with the fragment glued on, the
-//! rest by the full tail check.
+//! character) by the pair row of the last token of the tail's last piece, onto which they glue
+//! (one or two encodings of that piece each when the walk does not apply), the rest by the full
+//! tail check.
 //! A row whose tail ends inside a character gives every token with a complete first character
 //! `single` or nothing after one encoding of the tail, and checks the others one by one; after
-//! an all-whitespace tail, whitespace tokens (and whitespace plus lone bytes) are decided by a
-//! few short encodings (docs/byte_probs.md §15.9).
+//! an all-whitespace tail, whitespace tokens (and whitespace plus lone bytes) are decided by at
+//! most two one-piece encodings, after facts about the tail computed once per row
+//! (docs/byte_probs.md §15.9).
 //! Letter tokens after a word are decided together by the *pair row* of the tail's last token
 //! (the letters `v` whose pair with it is valid: `O(|letters|)` memoised walks once per last
 //! token, then a bounded LRU of 256 bitsets keyed by that token, which is all it depends on).
@@ -182,6 +184,8 @@ struct Heads {
     /// the others hold a character after the fragment and are never valid after a row's tail
     /// (docs/byte_probs.md §15.7)
     fragments: Vec<(u32, bool)>,
+    /// the [`Heads::fragments`] as a bitset, for their pair rows
+    fragment_bits: Vec<u64>,
     /// tokens made of letters and marks only (valid UTF-8; ASCII only for o200k): the ones that
     /// can extend a letter piece (bitset)
     letters: Vec<u64>,
@@ -458,6 +462,21 @@ fn settled_by_pieces(preset: Preset, valid: &str, ends: impl IntoIterator<Item =
 /// character of each class (the run ends there, whatever the class).
 const WS_PROBES: [&[u8]; 5] = [b" a", b"\ta", b" 0", b" !", b"0"];
 
+/// An all-whitespace tail `key` spelling `text`, as [`Validity::whitespace_ok`] needs it
+/// (docs/byte_probs.md §15.9, eighth round).
+#[derive(Debug)]
+struct WsTail {
+    /// `key` is the one-piece BPE of `text`, or `text` is a token (a whole-piece look-up
+    /// breaks (P) there): else no `bpe(text + s)` starts with `key` at a token boundary
+    whole: bool,
+    /// the end of the last `\r`/`\n` of `text` under cl100k (its `\s*[\r\n]` ends there), else 0
+    k: usize,
+    /// `key` starts with `bpe(text[..k])`, of this many tokens
+    split: Option<usize>,
+    /// and the rest of `key` is `bpe(text[k..])`
+    rest_ok: bool,
+}
+
 /// Memoised depth-one searches (tail ids -> found), cleared when it reaches this size.
 const SEARCH_MEMO: usize = 1 << 16;
 
@@ -501,6 +520,8 @@ enum PairSet {
     Letters,
     /// [`Heads::punct`]
     Punct,
+    /// [`Heads::fragment_bits`]
+    Fragments,
 }
 
 impl Validity {
@@ -1000,25 +1021,78 @@ impl Validity {
             && text.chars().all(is_ws_run_char)
     }
 
+    /// What [`Validity::whitespace_ok`] needs of an all-whitespace tail `key` spelling `text`,
+    /// once per row.
+    fn ws_tail(&self, key: &[u32], text: &[u8]) -> WsTail {
+        let newline = |c: &u8| *c == b'\r' || *c == b'\n';
+        let k = match self.preset {
+            Some(Preset::Cl100k) => text.iter().rposition(newline).map_or(0, |i| i + 1),
+            _ => 0,
+        };
+        let mut ids = Vec::with_capacity(key.len() + 1);
+        self.bpe.encode_piece(text, &mut ids);
+        // (P) holds for the merges; a whole-piece look-up (tiktoken) can encode `text` as one
+        // token that the merges do not build, and then `bpe(x)` need not start with it
+        let whole = ids == key || self.bpe.id_of(text).is_some();
+        ids.clear();
+        self.bpe.encode_piece(&text[..k], &mut ids);
+        let j = ids.len();
+        let split = key.starts_with(&ids).then_some(j);
+        let rest_ok = split.is_some() && {
+            ids.clear();
+            self.bpe.encode_piece(&text[k..], &mut ids);
+            key[j..] == ids[..]
+        };
+        WsTail {
+            whole,
+            k,
+            split,
+            rest_ok,
+        }
+    }
+
     /// `key ∘ v` after an all-whitespace tail `key` spelling `text` (see
-    /// [`Validity::whitespace_rule_applies`]) for a token `v` of whitespace only, when the probes
-    /// decide `x = text + bytes(v)` (docs/byte_probs.md §15.3, "all-whitespace tails need no
-    /// search"); `None` otherwise. The tail check of `x` comes down to this: `x` is one
-    /// whitespace run reaching its end, so its settled boundary is 0 and its boundaries may
-    /// change; the depth-one search then tries the probes and, when they decide, stops. So
-    /// `key ∘ v` is valid iff it is `encode(x)` or a probe continues it canonically, which is
-    /// all this computes (the same encodings, without the settled-boundary, `may_change` and
-    /// memo passes around them).
+    /// [`Validity::whitespace_rule_applies`]; `w` its [`Validity::ws_tail`]) for a token `v` of
+    /// whitespace only, when the probes decide `x = text + bytes(v)` (docs/byte_probs.md §15.3,
+    /// "all-whitespace tails need no search"); `None` otherwise. The tail check of `x` comes
+    /// down to this: `x` is one whitespace run reaching its end, so its settled boundary is 0
+    /// and its boundaries may change; the depth-one search then tries the probes and, when they
+    /// decide, stops. So `key ∘ v` is valid iff it is `encode(x)` or a probe continues it
+    /// canonically.
+    ///
+    /// Those conditions, by the pieces each one gives `x` (docs/byte_probs.md §15.9, eighth
+    /// round; from the preset patterns in `pretokenize/presets.rs`): `x` has two characters or
+    /// more. Let `k` be the end of the last `\r`/`\n` of `text` for cl100k (`\s*[\r\n]`
+    /// ends there), else 0.
+    /// - `encode(x)` is the one piece `x` (gpt2, cl100k `\s++$`; o200k, with no newline in `x`
+    ///   here, `\s+(?!\S)`): by (P) it needs `key = bpe(text)` (`w.whole`; (P) is a property of
+    ///   the merges, and `bpe(x)` of two tokens or more is the merges' BPE, as is `bpe(text)`
+    ///   unless `text` is a token), then `bpe(x) == key ∘ v`.
+    /// - A probe `u + c` (`u` a space or tab, `c` not whitespace) defeats `\s++$`: cl100k
+    ///   splits after the last newline of `x`, `\s+(?!\S)` gives `u` back, and `u` starts a
+    ///   new piece, so `x` gets `[0, k')` and `[k', |x|)` with `k'` the end of `x`'s last
+    ///   newline (gpt2, o200k: `k' = 0`, the one piece). The same for all four; when `v` holds a
+    ///   newline under cl100k (`k' > |text|`) it is `x` alone (`k' = |x|`) or crosses `k'` (no token `v`):
+    ///   nothing beyond `encode(x)`. Else `k' = k`, and for `k > 0` it needs `key = bpe(text[..k])
+    ///   ∘ bpe(text[k..])` (`w.split`, `w.rest_ok`) and `bpe(text[k..] + bytes(v)) = bpe(text[k..])
+    ///   ∘ v` (by (P)).
+    /// - The probe `"0"` ends the run on a number: `x` gets `[0, k')`, `[k', |x| - 1)` and its
+    ///   last character alone (`\s`, `\s+`; not a space for gpt2, `probes_decide_whitespace`),
+    ///   or the pieces of the probes above when `|x| - k' <= 1`. A `v` of two characters or more
+    ///   then holds a piece boundary strictly inside; a one-character `v` with a newline (cl100k) is
+    ///   `x`'s last newline (`k' = |x|`, the one piece); else it needs `key = bpe(text[..k]) ∘
+    ///   bpe(text[k..])` and `bpe(bytes(v)) = [v]`.
     fn whitespace_ok(
         &self,
         key: &[u32],
         text: &[u8],
+        w: &WsTail,
         v: u32,
         buf: &mut Vec<u8>,
     ) -> Result<Option<bool>> {
         let vb = self.bpe.token_bytes(v).unwrap_or(&[]);
         let Ok(vs) = std::str::from_utf8(vb) else {
-            return self.whitespace_then_fragment_ok(key, text, vb, v, buf);
+            return self.whitespace_then_fragment_ok(key, text, w, vb, v, buf);
         };
         if vs.is_empty() || !vs.chars().all(is_ws_run_char) {
             return Ok(None);
@@ -1029,26 +1103,35 @@ impl Validity {
         if !self.probes_decide_whitespace(buf) {
             return Ok(None);
         }
-        let n = buf.len();
-        let matches = |out: &[u32], strict: bool| {
-            out.len() >= key.len() + 1 + usize::from(strict)
-                && out[..key.len()] == *key
-                && out[key.len()] == v
-                && (strict || out.len() == key.len() + 1)
-        };
-        let mut out = Vec::with_capacity(key.len() + 4);
-        self.encode_tail_into(buf, &mut out)?;
-        if matches(&out, false) {
-            return Ok(Some(true));
-        }
-        for probe in WS_PROBES {
-            buf.truncate(n);
-            buf.extend_from_slice(probe);
-            out.clear();
-            self.encode_tail_into(buf, &mut out)?;
-            if matches(&out, true) {
+        debug_assert!(w.k <= text.len());
+        let mut out = Vec::with_capacity(key.len() + 2);
+        // `encode(x)`: one piece
+        if w.whole {
+            self.bpe.encode_piece(buf, &mut out);
+            if out.len() == key.len() + 1 && out[..key.len()] == *key && out[key.len()] == v {
                 return Ok(Some(true));
             }
+        }
+        if self.preset == Some(Preset::Cl100k) && vb.iter().any(|&c| c == b'\r' || c == b'\n') {
+            return Ok(Some(false));
+        }
+        let Some(j) = w.split else {
+            return Ok(Some(false));
+        };
+        // `" a"` and the other probes `u + c`: pieces `[0, k)`, `[k, |x|)`
+        if w.k > 0 {
+            out.clear();
+            self.bpe.encode_piece(&buf[w.k..], &mut out);
+            let r = &key[j..];
+            if out.len() == r.len() + 1 && out[..r.len()] == *r && out[r.len()] == v {
+                return Ok(Some(true));
+            }
+        }
+        // `"0"`: pieces `[0, k)`, `[k, |text|)`, `v`
+        if w.rest_ok && vs.chars().nth(1).is_none() {
+            out.clear();
+            self.bpe.encode_piece(vb, &mut out);
+            return Ok(Some(out[..] == [v]));
         }
         Ok(Some(false))
     }
@@ -1061,10 +1144,16 @@ impl Validity {
     /// §15.5, and wants `encode(x)`), `|x|` (the tokens before it must be `encode(x)`), or past
     /// `|text|` and inside `v`, where `key ∘ v` has no token boundary: in every case only the
     /// canonical sequence is valid (docs/byte_probs.md §15.9).
+    ///
+    /// For gpt2 and cl100k the valid run `text` + whitespace ends its haystack, so `\s++$` makes
+    /// it one piece, and the invalid bytes glue onto it: `encode(x) = bpe(x)`, which by (P)
+    /// needs `key = bpe(text)` ([`WsTail::whole`]); then one encoding of that piece decides
+    /// (docs/byte_probs.md §15.9, eighth round).
     fn whitespace_then_fragment_ok(
         &self,
         key: &[u32],
         text: &[u8],
+        w: &WsTail,
         vb: &[u8],
         v: u32,
         buf: &mut Vec<u8>,
@@ -1082,7 +1171,14 @@ impl Validity {
         buf.extend_from_slice(text);
         buf.extend_from_slice(vb);
         let mut out = Vec::with_capacity(key.len() + 2);
-        self.encode_tail_into(buf, &mut out)?;
+        if matches!(self.preset, Some(Preset::Gpt2 | Preset::Cl100k)) {
+            if !w.whole {
+                return Ok(Some(false));
+            }
+            self.bpe.encode_piece(buf, &mut out);
+        } else {
+            self.encode_tail_into(buf, &mut out)?;
+        }
         Ok(Some(
             out.len() == key.len() + 1 && out[..key.len()] == *key && out[key.len()] == v,
         ))
@@ -1383,6 +1479,7 @@ impl Validity {
         let members = match set {
             PairSet::Letters => &heads.plain_letters,
             PairSet::Punct => &heads.punct,
+            PairSet::Fragments => &heads.fragment_bits,
         };
         for (w, (&al, &re)) in members.iter().zip(&t.reach).enumerate() {
             let mut rest = al & re & !merges_with_u.get(w).copied().unwrap_or(0);
@@ -1472,6 +1569,7 @@ impl Validity {
             letters: vec![0; self.single.len()],
             plain_letters: vec![0; self.single.len()],
             punct: vec![0; self.single.len()],
+            fragment_bits: vec![0; self.single.len()],
             ..Heads::default()
         };
         let mut index: FxHashMap<Vec<u32>, Vec<usize>> = FxHashMap::default();
@@ -1484,6 +1582,7 @@ impl Validity {
                         .err()
                         .is_some_and(|e| e.valid_up_to() == 0 && e.error_len().is_none());
                     h.fragments.push((u, incomplete));
+                    set_bit(&mut h.fragment_bits, u);
                 }
                 continue;
             }
@@ -1735,7 +1834,7 @@ impl Validity {
             return Some(vec![0; self.single.len()]);
         }
         let mut words = self.pair_row(t, heads, u, PairSet::Letters).to_vec();
-        self.drop_whole_pieces(x, &mut words);
+        self.drop_whole_pieces(&x.l, &mut words);
         Some(words)
     }
 
@@ -1757,7 +1856,7 @@ impl Validity {
             return Some(vec![0; self.single.len()]);
         }
         let mut words = self.pair_row(t, heads, u, PairSet::Punct).to_vec();
-        self.drop_whole_pieces(x, &mut words);
+        self.drop_whole_pieces(&x.l, &mut words);
         Some(words)
     }
 
@@ -1765,20 +1864,20 @@ impl Validity {
     /// whole-piece look-up (tiktoken): a token that is the merge-only BPE of its own bytes
     /// would have failed the pair rule already, so only the tokens outside `reach` that start
     /// with `l` are looked at.
-    fn drop_whole_pieces(&self, x: &Extension, words: &mut [u64]) {
+    fn drop_whole_pieces(&self, l: &[u8], words: &mut [u64]) {
         let t = self.merge_tables();
         if self.bpe.ignore_merges() {
             // the unreached tokens are sorted by their bytes: those starting with `l` follow
             // one another from the first one not below `l`
             let bytes = |w: u32| self.bpe.token_bytes(w).unwrap_or(&[]);
-            let from = t.unreached.partition_point(|&w| bytes(w) < &x.l[..]);
+            let from = t.unreached.partition_point(|&w| bytes(w) < l);
             for &w in &t.unreached[from..] {
                 let wb = bytes(w);
-                if !wb.starts_with(&x.l) {
+                if !wb.starts_with(l) {
                     break;
                 }
-                if wb.len() > x.l.len() {
-                    if let Some(v) = self.bpe.id_of(&wb[x.l.len()..]) {
+                if wb.len() > l.len() {
+                    if let Some(v) = self.bpe.id_of(&wb[l.len()..]) {
                         if let Some(word) = words.get_mut(v as usize / 64) {
                             *word &= !(1 << (v % 64));
                         }
@@ -1825,6 +1924,35 @@ impl Validity {
         out.len() == g.rest.len() + 1 && out[..g.rest.len()] == g.rest[..] && out.last() == Some(&v)
     }
 
+    /// The fragments `v` ([`Heads::fragments`]) with [`Validity::glue_ok`]`(g, v)`, as a bitset
+    /// (docs/byte_probs.md §15.9, eighth round); `None` when the pair walk does not apply (the
+    /// glue's piece is empty, or the merges are not [`MergeTables::monotone`]). `glue_ok` asks
+    /// whether `bpe(piece + bytes(v)) == rest ∘ v` for one piece, which is
+    /// [`Validity::extension_ok`]'s question with `l = piece`, `rho_l = rest`: under a
+    /// whole-piece look-up a token `piece + bytes(v)` encodes to one token (`rest` is not empty:
+    /// it spells `piece`), else the merge-only BPE of `piece + bytes(v)` is `rest ∘ v` iff
+    /// `rest` is the merge-only BPE of `piece`, `v` that of its bytes (`reach`) and the pair
+    /// `(last(rest), v)` holds (§4.2). The pair row of `last(rest)` over the fragments holds
+    /// the last two for every `v` at once, and [`Validity::drop_whole_pieces`] the exclusion
+    /// (a token in `reach` spelling `piece + bytes(v)` already fails the pair rule).
+    fn glue_row(&self, heads: &Heads, g: &Glue) -> Option<Vec<u64>> {
+        let t = self.merge_tables();
+        if g.piece.is_empty() || !t.monotone {
+            return None;
+        }
+        let zeros = || Some(vec![0; self.single.len()]);
+        if !g.ok {
+            return zeros();
+        }
+        let &u = g.rest.last()?;
+        if self.merge_only(t, &g.piece).0 != g.rest {
+            return zeros();
+        }
+        let mut words = self.pair_row(t, heads, u, PairSet::Fragments).to_vec();
+        self.drop_whole_pieces(&g.piece, &mut words);
+        Some(words)
+    }
+
     /// Sets the bits of the byte fragments ([`Heads::fragments`]) valid after the tail `key`
     /// spelling `text` (docs/byte_probs.md §15.7). [`Validity::comp_tail`] on `text + f` comes
     /// down to two encodings of one piece, because the first byte of `f` cannot continue the
@@ -1863,19 +1991,32 @@ impl Validity {
             }
         }
         let (mut buf, mut out) = (Vec::new(), Vec::new());
+        // the same answers as `glue_ok`, for all fragments at once when the pair walk applies
+        let shaped = !tb.is_empty() && a < tb.len();
+        let glue_row = if shaped {
+            self.glue_row(heads, &glue)
+        } else {
+            None
+        };
+        let at_a_row = at_a.as_ref().and_then(|g| self.glue_row(heads, g));
         for &(v, incomplete) in &heads.fragments {
             if !bit(&self.single, v) {
                 continue;
             }
-            let ok = if tb.is_empty() || a >= tb.len() {
+            let ok = if !shaped {
                 // not the shape above (a row's tail is never empty and settles before its end)
                 self.valid_after(key, tb, v)?
             } else {
-                self.glue_ok(&glue, v, &mut buf, &mut out)
+                let on_glue = match &glue_row {
+                    Some(row) => bit(row, v),
+                    None => self.glue_ok(&glue, v, &mut buf, &mut out),
+                };
+                on_glue
                     || (incomplete
-                        && at_a
-                            .as_ref()
-                            .is_some_and(|g| self.glue_ok(g, v, &mut buf, &mut out)))
+                        && at_a.as_ref().is_some_and(|g| match &at_a_row {
+                            Some(row) => bit(row, v),
+                            None => self.glue_ok(g, v, &mut buf, &mut out),
+                        }))
             };
             if ok {
                 set_bit(words, v);
@@ -1995,13 +2136,15 @@ impl Validity {
             }
         }
         let tb = text.as_bytes();
-        let ws_tail = self.whitespace_rule_applies(text);
+        let ws_tail = self
+            .whitespace_rule_applies(text)
+            .then(|| self.ws_tail(key, tb));
         let found: Vec<u32> = each
             .par_iter()
             .map_init(Vec::new, |buf, &v| -> Result<Option<u32>> {
                 let mut quick = None;
-                if ws_tail {
-                    quick = self.whitespace_ok(key, tb, v, buf)?;
+                if let Some(w) = &ws_tail {
+                    quick = self.whitespace_ok(key, tb, w, v, buf)?;
                 }
                 if let (None, Some(x)) = (quick, &ext) {
                     quick = self.extension_ok(x, v, buf)?;
@@ -2369,7 +2512,10 @@ mod tests {
     /// space), three presets, a vocabulary of whitespace merges and a few tokens after them.
     #[test]
     fn whitespace_token_rows_equal_token_by_token_rows() {
-        let toks: [&[u8]; 22] = [
+        let toks: [&[u8]; 25] = [
+            b"\r\n",
+            b" \r",
+            b"\r\n\t",
             b" \xe4",
             b" \xe4\xb8",
             b" \x80",
@@ -2393,7 +2539,7 @@ mod tests {
             b" 0",
             b"\n ",
         ];
-        let alphabet = [" ", "\t", "\n", "\x0b", "\u{a0}"];
+        let alphabet = [" ", "\t", "\n", "\r", "\x0b", "\u{a0}"];
         let texts = strings_upto(&alphabet, 4);
         let mut decided = 0;
         for preset in ["gpt2", "cl100k", "o200k"] {
@@ -2411,12 +2557,67 @@ mod tests {
                     decided += v
                         .regular
                         .iter()
-                        .filter(|&&u| v.whitespace_ok(key, &tail, u, &mut buf).unwrap().is_some())
+                        .filter(|&&u| {
+                            let w = v.ws_tail(key, &tail);
+                            v.whitespace_ok(key, &tail, &w, u, &mut buf)
+                                .unwrap()
+                                .is_some()
+                        })
                         .count();
                 }
             }
         }
         assert!(decided > 1000, "{decided}");
+    }
+
+    /// `whitespace_ok` (by the pieces each candidate gives `text + bytes(v)`, docs/byte_probs.md
+    /// §15.9, eighth round) equals the full tail check (`valid_after`) for every token it
+    /// decides, after every split of every whitespace text of up to four characters, three
+    /// presets, with merges that build whitespace runs across newlines both ways.
+    #[test]
+    fn whitespace_ok_equals_the_full_check() {
+        let toks: [&[u8]; 16] = [
+            b"  ",
+            b"\n ",
+            b" \n",
+            b"\n\n",
+            b"\r\n",
+            b"\t\t",
+            b"\n  ",
+            b"   ",
+            b"\n\t",
+            b"\r\n ",
+            b" \r\n",
+            b"\n   ",
+            b"    ",
+            b" \xe4",
+            b"\n\xe4",
+            b"\xc2\xa0 ",
+        ];
+        let alphabet = [" ", "\t", "\n", "\r", "\u{a0}"];
+        let texts = strings_upto(&alphabet, 4);
+        let (mut decided, mut valid) = (0, 0);
+        for preset in ["gpt2", "cl100k", "o200k"] {
+            let bpe = bpe_with(&toks, Pretokenizer::new(preset).unwrap());
+            let v = Validity::new(bpe.clone(), Rule::Pieces, 1 << 16).unwrap();
+            let mut buf = Vec::new();
+            for text in &texts {
+                for (ids, key, tail) in open_tails(&v, text.as_bytes()) {
+                    let w = v.ws_tail(&key, &tail);
+                    for &u in &v.regular {
+                        let Some(ok) = v.whitespace_ok(&key, &tail, &w, u, &mut buf).unwrap()
+                        else {
+                            continue;
+                        };
+                        let full = v.valid_after(&key, &tail, u).unwrap();
+                        assert_eq!(ok, full, "{preset}: {text:?} as {ids:?} then {u}");
+                        decided += 1;
+                        valid += usize::from(ok);
+                    }
+                }
+            }
+        }
+        assert!(decided > 10_000 && valid > 1000, "{decided} {valid}");
     }
 
     /// Rows after tails whose last piece is non-ASCII letters (after an optional first
@@ -2804,7 +3005,24 @@ mod tests {
     /// tails that settle inside themselves too (the second glue, after the settled boundary).
     #[test]
     fn fragment_bits_equal_token_by_token_rows() {
-        let toks = FRAGMENT_TOKENS;
+        fragment_rows_equal(&FRAGMENT_TOKENS, false);
+        // the same tokens shortest first (each token's last merge after its parts' merges:
+        // `MergeTables::monotone`), so the fragments take their pair rows (`glue_row`)
+        let mut toks = FRAGMENT_TOKENS.to_vec();
+        toks.sort_by_key(|t| t.len());
+        // `zq\xc3` is a token the merges do not build: a whole-piece look-up finds it after
+        // the tail `zq` (then `["z", "q", "\xc3"]` is not canonical, though its pair is)
+        toks.extend_from_slice(&[
+            b" \xe4\xb8\xad\xe6",
+            b"ab\xc3",
+            b"a\xc3\xa9",
+            b"x\xe4\xb8",
+            b"zq\xc3",
+        ]);
+        fragment_rows_equal(&toks, true);
+    }
+
+    fn fragment_rows_equal(toks: &[&[u8]], monotone: bool) {
         let texts = [
             "\u{4e2d}",
             " \u{4e2d}",
@@ -2819,12 +3037,15 @@ mod tests {
             "a 12",
             "ab",
             " ",
+            "zq",
         ];
         let mut fragments_valid = 0;
+        let mut walked = 0;
         for preset in ["gpt2", "cl100k", "o200k"] {
-            let bpe = bpe_with(&toks, Pretokenizer::new(preset).unwrap());
+            let bpe = bpe_with(toks, Pretokenizer::new(preset).unwrap());
             let v = Validity::new(bpe.clone(), Rule::Pieces, 1024).unwrap();
             let heads = v.build_heads();
+            assert_eq!(v.merge_tables().monotone, monotone);
             assert!(heads.fragments.len() > 128);
             for text in texts {
                 let t = text.as_bytes();
@@ -2832,6 +3053,12 @@ mod tests {
                     let by_class = v.compute_row_heads(&ids, text).unwrap();
                     let one_by_one = v.compute_row(&ids, t).unwrap();
                     assert_eq!(*by_class, *one_by_one, "{preset}: {text:?} as {ids:?}");
+                    // the rows above took the fragments' pair rows (`glue_row`) where they apply
+                    let glue = v.glue(&ids, t).unwrap();
+                    walked += usize::from(
+                        v.glue_row(&heads, &glue)
+                            .is_some_and(|row| heads.fragments.iter().any(|&(f, _)| bit(&row, f))),
+                    );
                     fragments_valid += heads
                         .fragments
                         .iter()
@@ -2841,6 +3068,7 @@ mod tests {
             }
         }
         assert!(fragments_valid > 0);
+        assert_eq!(walked > 0, monotone);
     }
 
     /// Every spelling of `t` as a sequence of tokens of `bpe` (ids in order).
