@@ -355,7 +355,7 @@ impl Pretokenizer {
         mut f: impl FnMut(&[K::Rec]),
     ) -> Result<()> {
         match &self.kind {
-            Kind::Preset(p) => keyed_chunks_of_preset(*p, text, keyer, buf, &mut f),
+            Kind::Preset(p) => keyed_chunks_of_preset(*p, text, keyer, buf, KEYED_FILL, &mut f),
             Kind::Custom { .. } | Kind::Sequence { .. } => {
                 let base = text.as_ptr() as usize;
                 let mut k = 0;
@@ -486,6 +486,10 @@ fn is_safe_cut(text: &str, p: usize) -> bool {
 /// [`presets::Spans::fill`] needs past that.
 pub const SPAN_BUF_LEN: usize = FILL + presets::SLACK;
 
+/// Records [`Pretokenizer::for_each_keyed_chunk`] asks [`presets::Spans::fill_keyed`] for at
+/// once: a record's prefetch is this many pieces ahead of its lookup at most.
+const KEYED_FILL: usize = CHUNK;
+
 /// Spans [`chunks_of_preset`] asks [`presets::Spans::fill`] for at once (8 chunks).
 const FILL: usize = 8 * CHUNK;
 
@@ -504,7 +508,7 @@ fn chunks_of_preset(
     buf: &mut [(usize, usize); SPAN_BUF_LEN],
     f: &mut impl FnMut(&[(usize, usize)]),
 ) -> Result<()> {
-    keyed_chunks_of_preset(preset, text, &presets::Plain, buf, f)
+    keyed_chunks_of_preset(preset, text, &presets::Plain, buf, FILL, f)
 }
 
 /// [`chunks_of_preset`] with the records of `keyer`.
@@ -513,8 +517,10 @@ fn keyed_chunks_of_preset<K: presets::Keyer>(
     text: &str,
     keyer: &K,
     buf: &mut [K::Rec; SPAN_BUF_LEN],
+    fill: usize,
     f: &mut impl FnMut(&[K::Rec]),
 ) -> Result<()> {
+    debug_assert!(fill <= FILL);
     let mut spans = presets::Spans::new(preset, text, 0);
     let (mut from, mut have) = (0, 0);
     for round in 0usize.. {
@@ -523,7 +529,7 @@ fn keyed_chunks_of_preset<K: presets::Keyer>(
         }
         if have - from < CHUNK && !spans.done() {
             buf.copy_within(from..have, 0);
-            have = spans.fill_keyed(keyer, buf, have - from, FILL);
+            have = spans.fill_keyed(keyer, buf, have - from, fill);
             from = 0;
         }
         let n = (have - from).min(CHUNK);
