@@ -431,8 +431,9 @@ struct Keys<'a> {
 impl Keyer for Keys<'_> {
     type Rec = Rec;
     #[inline(always)]
-    fn rec(&self, s: usize, e: usize) -> Rec {
-        let n = e.wrapping_sub(s);
+    fn rec(&self, s: usize, e: usize, live: bool) -> Rec {
+        // a record past the pieces gets NOT_SHORT and prefetches one fixed line
+        let n = if live { e.wrapping_sub(s) } else { 0 };
         let at = self.at.get();
         let (key, h) = if n <= MAX_KEY_LEN {
             let key = piece_table::pack_span(self.bytes, s, n);

@@ -361,7 +361,7 @@ impl Pretokenizer {
                 let mut k = 0;
                 self.for_each_piece(text, |p| {
                     let s = p.as_ptr() as usize - base;
-                    buf[k] = keyer.rec(s, s + p.len());
+                    buf[k] = keyer.rec(s, s + p.len(), true);
                     k += 1;
                     if k == CHUNK {
                         f(&buf[..CHUNK]);

@@ -329,8 +329,9 @@ impl<'t> Spans<'t> {
 pub trait Keyer {
     /// One piece's record.
     type Rec: Copy;
-    /// The record of the piece `start..end`.
-    fn rec(&self, start: usize, end: usize) -> Self::Rec;
+    /// The record of the piece `start..end`; when not `live`, a record past the pieces (never
+    /// read, `start..end` may be empty or past the text), which should cost little.
+    fn rec(&self, start: usize, end: usize, live: bool) -> Self::Rec;
 }
 
 /// The [`Keyer`] of plain spans: `(start, end)`.
@@ -339,7 +340,7 @@ pub struct Plain;
 impl Keyer for Plain {
     type Rec = (usize, usize);
     #[inline(always)]
-    fn rec(&self, start: usize, end: usize) -> (usize, usize) {
+    fn rec(&self, start: usize, end: usize, _: bool) -> (usize, usize) {
         (start, end)
     }
 }
@@ -449,7 +450,7 @@ fn fill_blocks<R: Rules, K: Keyer, const AVX2: bool>(
                 }
             }
             if let Some(slot) = buf.get_mut(k) {
-                *slot = keyer.rec(pos, e);
+                *slot = keyer.rec(pos, e, true);
             }
             pos = e;
             k += 1;
@@ -467,7 +468,7 @@ fn fill_blocks<R: Rules, K: Keyer, const AVX2: bool>(
                 }
                 for slot in group {
                     let e = w.base + ends.trailing_zeros() as usize;
-                    *slot = keyer.rec(start, e);
+                    *slot = keyer.rec(start, e, ends != 0);
                     start = e;
                     ends &= ends.wrapping_sub(1);
                 }
@@ -481,7 +482,7 @@ fn fill_blocks<R: Rules, K: Keyer, const AVX2: bool>(
                 break;
             }
             let e = w.base + ends.trailing_zeros() as usize;
-            *slot = keyer.rec(pos, e);
+            *slot = keyer.rec(pos, e, true);
             pos = e;
             k += 1;
             ends &= ends - 1;
