@@ -23,7 +23,7 @@ use super::piece_table::{
 };
 use super::Bpe;
 use crate::error::{Error, Result};
-use crate::pretokenize::{Keyer, CHUNK, SPAN_BUF_LEN};
+use crate::pretokenize::{Keyer, SPAN_BUF_LEN};
 pub use crate::special::SpecialMatcher;
 use rayon::prelude::*;
 use std::cell::Cell;
@@ -261,10 +261,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
         // a fresh one when the thread's is in use
         RECS.with(|cell| match cell.try_borrow_mut() {
             Ok(mut recs) => self.encode_recs(text, &mut recs, out),
-            Err(_) => {
-                let mut fresh = Recs::EMPTY;
-                self.encode_recs(text, &mut fresh, out)
-            }
+            Err(_) => self.encode_recs(text, &mut [Rec::EMPTY; SPAN_BUF_LEN], out),
         })
     }
 
@@ -273,7 +270,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
     fn encode_recs(
         &mut self,
         text: &str,
-        recs: &mut Recs,
+        recs: &mut [Rec; SPAN_BUF_LEN],
         out: &mut Vec<u32>,
     ) -> Result<()> {
         let bytes = text.as_bytes();
@@ -282,19 +279,13 @@ impl<T: Tables> PieceEncoder<'_, T> {
             bytes,
             at: Cell::new(self.t.main().targets()),
         };
-        let Recs { buf, prev } = recs;
-        let mut np = 0;
         self.bpe
             .pretokenizer()
-            .for_each_keyed_chunk(text, &keys, buf, |chunk| {
-                // the chunk before this one: its prefetches had this one's scanning to land
-                self.emit(bytes, &prev[..np], out);
-                np = chunk.len().min(CHUNK);
-                prev[..np].copy_from_slice(&chunk[..np]);
+            .for_each_keyed_chunk(text, &keys, recs, |chunk| {
+                self.emit(bytes, chunk, out);
                 // a miss may have grown the table
                 keys.at.set(self.t.main().targets());
             })?;
-        self.emit(bytes, &prev[..np], out);
         // a long piece stops early when cancelled (see `merge_heap`): its ids are not kept
         crate::cancel::check()
     }
@@ -459,23 +450,10 @@ impl Keyer for Keys<'_> {
     }
 }
 
-/// The buffers of [`PieceEncoder::encode_text`]: the pre-tokenizer's records and the chunk
-/// before the one being handed out.
-struct Recs {
-    buf: [Rec; SPAN_BUF_LEN],
-    prev: [Rec; CHUNK],
-}
-
-impl Recs {
-    const EMPTY: Recs = Recs {
-        buf: [Rec::EMPTY; SPAN_BUF_LEN],
-        prev: [Rec::EMPTY; CHUNK],
-    };
-}
-
 thread_local! {
-    /// The record buffers of this thread's [`PieceEncoder::encode_text`] calls.
-    static RECS: std::cell::RefCell<Recs> = const { std::cell::RefCell::new(Recs::EMPTY) };
+    /// The record buffer of this thread's [`PieceEncoder::encode_text`] calls.
+    static RECS: std::cell::RefCell<[Rec; SPAN_BUF_LEN]> =
+        const { std::cell::RefCell::new([Rec::EMPTY; SPAN_BUF_LEN]) };
 }
 
 impl Bpe {
