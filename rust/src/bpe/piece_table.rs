@@ -92,6 +92,28 @@ pub fn pack_span(bytes: &[u8], start: usize, n: usize) -> u128 {
     }
 }
 
+/// [`pack_span`] with no branch on `n` where 16 bytes from `start` are in `bytes` (the key is
+/// built and replaced by [`NOT_SHORT`] with a select).
+#[inline(always)]
+pub fn pack_or_not_short(bytes: &[u8], start: usize, n: usize) -> u128 {
+    match bytes
+        .get(start..start.wrapping_add(16))
+        .and_then(|s| <[u8; 16]>::try_from(s).ok())
+    {
+        Some(w) => {
+            let short = n.wrapping_sub(1) < MAX_KEY_LEN;
+            let key = (u128::from_le_bytes(w) & low_bytes(n.min(MAX_KEY_LEN)))
+                | (((n & 0xff) as u128) << 120);
+            if short {
+                key
+            } else {
+                NOT_SHORT
+            }
+        }
+        None => pack_span(bytes, start, n),
+    }
+}
+
 /// A key for a piece of more than [`MAX_KEY_LEN`] bytes where a short key is expected: no real
 /// key (its length byte would be 255) and not the empty mark, so it matches no entry of a table.
 pub const NOT_SHORT: u128 = u128::MAX;
