@@ -430,6 +430,7 @@ struct Keys<'a> {
 
 impl Keyer for Keys<'_> {
     type Rec = Rec;
+    const GROUPED: bool = false;
     #[inline(always)]
     fn rec(&self, s: usize, e: usize, live: bool) -> Rec {
         // a record past the pieces gets NOT_SHORT and prefetches one fixed line

@@ -329,6 +329,9 @@ impl<'t> Spans<'t> {
 pub trait Keyer {
     /// One piece's record.
     type Rec: Copy;
+    /// Whether a window's pieces are written in groups of 8, the last group's records past the
+    /// pieces included (no branch per piece), or one by one.
+    const GROUPED: bool;
     /// The record of the piece `start..end`; when not `live`, a record past the pieces (never
     /// read, `start..end` may be empty or past the text), which should cost little.
     fn rec(&self, start: usize, end: usize, live: bool) -> Self::Rec;
@@ -339,6 +342,7 @@ pub struct Plain;
 
 impl Keyer for Plain {
     type Rec = (usize, usize);
+    const GROUPED: bool = true;
     #[inline(always)]
     fn rec(&self, start: usize, end: usize, _: bool) -> (usize, usize) {
         (start, end)
@@ -462,6 +466,18 @@ fn fill_blocks<R: Rules, K: Keyer, const AVX2: bool>(
             let n = ends.count_ones() as usize;
             let last = w.base + 63 - ends.leading_zeros() as usize;
             let mut start = pos;
+            if !K::GROUPED {
+                // exactly the window's pieces (a record may cost more than the branch)
+                for slot in dst.iter_mut().take(n) {
+                    let e = w.base + ends.trailing_zeros() as usize;
+                    *slot = keyer.rec(start, e, true);
+                    start = e;
+                    ends &= ends.wrapping_sub(1);
+                }
+                k += n;
+                pos = last;
+                continue;
+            }
             for (g, group) in dst.chunks_exact_mut(8).enumerate() {
                 if g > 0 && 8 * g >= n {
                     break;
