@@ -488,7 +488,7 @@ pub const SPAN_BUF_LEN: usize = FILL + presets::SLACK;
 
 /// Records [`Pretokenizer::for_each_keyed_chunk`] asks [`presets::Spans::fill_keyed`] for at
 /// once: a record's prefetch is this many pieces ahead of its lookup at most.
-const KEYED_FILL: usize = CHUNK;
+const KEYED_FILL: usize = 4 * CHUNK;
 
 /// Spans [`chunks_of_preset`] asks [`presets::Spans::fill`] for at once (8 chunks).
 const FILL: usize = 8 * CHUNK;
