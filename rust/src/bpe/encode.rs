@@ -19,14 +19,13 @@
 
 use super::pairs::NONE;
 use super::piece_table::{
-    self, Found, PieceCache, PieceTable, Targets, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN, NOT_SHORT,
+    self, Found, PieceCache, PieceTable, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN, NOT_SHORT,
 };
 use super::Bpe;
 use crate::error::{Error, Result};
-use crate::pretokenize::{Keyer, SPAN_BUF_LEN};
+use crate::pretokenize::CHUNK;
 pub use crate::special::SpecialMatcher;
 use rayon::prelude::*;
-use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -250,47 +249,65 @@ impl<T: Tables> PieceEncoder<'_, T> {
     /// Encode ordinary text, appending to `out`; stops with [`crate::Error::Interrupted`] when
     /// the thread's [`crate::cancel`] handle is set.
     ///
-    /// The pre-tokenizer writes one record per piece ([`Rec`]: its span, packed key and hash)
-    /// and prefetches the piece's home bucket or slot as it cuts it ([`Keys`]), up to
-    /// [`SPAN_BUF_LEN`] pieces before the lookups; then each chunk of records is looked up and
-    /// emitted (misses on a cold path), so every lookup has the scanning of the pieces after it
-    /// between its prefetch and its load, and the memory accesses overlap instead of following
-    /// each other.
+    /// Software-pipelined over chunks of pieces: each chunk's short pieces are packed, hashed
+    /// and their buckets prefetched, then the chunk before it is looked up and emitted (misses
+    /// on a cold path), so every lookup has a chunk's worth of work between its prefetch and
+    /// its load, and the chunk's memory accesses overlap instead of following each other.
     pub fn encode_text(&mut self, text: &str, out: &mut Vec<u32>) -> Result<()> {
-        // the thread's record buffer, reused from call to call (a fresh one is 15 KiB to zero);
+        // the thread's chunk pair, reused from call to call (a fresh pair is 3.6 KiB to zero);
         // a fresh one when the thread's is in use
-        RECS.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut recs) => self.encode_recs(text, &mut recs, out),
-            Err(_) => self.encode_recs(text, &mut [Rec::EMPTY; SPAN_BUF_LEN], out),
+        CHUNKS.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut chunks) => self.encode_chunked(text, &mut chunks, out),
+            Err(_) => self.encode_chunked(text, &mut [Chunk::EMPTY, Chunk::EMPTY], out),
         })
     }
 
-    /// [`PieceEncoder::encode_text`] with `recs` as its record buffer (contents on entry do not
+    /// [`PieceEncoder::encode_text`] with `chunks` as its pipeline (contents on entry do not
     /// matter).
-    fn encode_recs(
+    fn encode_chunked(
         &mut self,
         text: &str,
-        recs: &mut [Rec; SPAN_BUF_LEN],
+        chunks: &mut [Chunk; 2],
         out: &mut Vec<u32>,
     ) -> Result<()> {
         let bytes = text.as_bytes();
         out.reserve(text.len() / 4);
-        let keys = Keys {
-            bytes,
-            at: Cell::new(self.t.main().targets()),
-        };
-        self.bpe
-            .pretokenizer()
-            .for_each_keyed_chunk(text, &keys, recs, |chunk| {
-                self.emit(bytes, chunk, out);
-                // a miss may have grown the table
-                keys.at.set(self.t.main().targets());
-            })?;
+        let pretokenizer = self.bpe.pretokenizer();
+        for c in chunks.iter_mut() {
+            c.n = 0;
+        }
+        let mut cur = 0;
+        pretokenizer.for_each_chunk(text, |spans| {
+            let [a, b] = &mut *chunks;
+            let (next, done) = if cur == 0 { (a, b) } else { (b, a) };
+            let main = self.t.main();
+            let homes = main.homes();
+            for (j, &(s, e)) in spans.iter().enumerate() {
+                let n = e - s;
+                let (key, h) = if n <= MAX_KEY_LEN {
+                    let key = piece_table::pack_at(bytes, s, n);
+                    (key, homes.prefetch(key))
+                } else if n <= MID_KEY_LEN {
+                    let key = piece_table::pack_mid_at(bytes, s, n);
+                    next.mids[j] = key;
+                    (NOT_SHORT, main.prefetch_mid(key))
+                } else {
+                    (NOT_SHORT, 0)
+                };
+                next.spans[j] = (s, e);
+                next.keys[j] = key;
+                next.hashes[j] = h;
+            }
+            next.n = spans.len();
+            self.emit(bytes, done, out);
+            cur ^= 1;
+        })?;
+        self.emit(bytes, &chunks[cur ^ 1], out);
         // a long piece stops early when cancelled (see `merge_heap`): its ids are not kept
         crate::cancel::check()
     }
 
-    /// Look up and append the ids of a chunk of records.
+    /// Look up and append the ids of a prepared chunk.
     ///
     /// The hot case (a short piece found in its home bucket with at most three ids: nearly
     /// every piece of a warm pass) takes one branch per piece, which goes the same way until a
@@ -303,8 +320,8 @@ impl<T: Tables> PieceEncoder<'_, T> {
     /// or more, whose key is [`NOT_SHORT`], probe chains, arena values, misses) takes
     /// [`PieceEncoder::emit_slow`].
     #[inline]
-    fn emit(&mut self, bytes: &[u8], c: &[Rec], out: &mut Vec<u32>) {
-        let n = c.len();
+    fn emit(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
+        let n = c.n.min(CHUNK);
         let mut i = 0;
         while i < n {
             out.reserve(LANES * (n - i));
@@ -313,8 +330,8 @@ impl<T: Tables> PieceEncoder<'_, T> {
             let dst = spare.as_mut_ptr().cast::<u32>();
             let mut w = 0;
             let homes = self.t.main().homes();
-            while let Some(r) = c.get(i) {
-                let ([count, a, b, d], found) = homes.probe(r.key, r.h);
+            while i < n {
+                let ([count, a, b, d], found) = homes.probe(c.keys[i], c.hashes[i]);
                 let count = if found { count } else { 0 };
                 debug_assert!(w + 3 <= spare.len());
                 // SAFETY: `w + 3 <= spare.len()`: the spare capacity holds `LANES * (n - i0)`
@@ -335,23 +352,33 @@ impl<T: Tables> PieceEncoder<'_, T> {
             // SAFETY: the first `w` ids of the spare capacity were written above (each piece's
             // count lanes, all within the reserved `LANES * (n - i)`).
             unsafe { out.set_len(len + w) };
-            if let Some(r) = c.get(i) {
-                self.emit_slow(bytes, r, out);
+            if i < n {
+                let (s, e) = c.spans[i];
+                self.emit_slow(bytes, s, e, c.keys[i], c.mids[i], c.hashes[i], out);
                 i += 1;
             }
         }
     }
 
     /// A piece [`PieceEncoder::emit`] did not answer: long, further along its probe chain, with
-    /// more than three ids, or a miss.
+    /// more than three ids, or a miss. `key` is its short key or [`NOT_SHORT`]; `mid` its key if
+    /// it has 16..=31 bytes.
     #[inline(never)]
-    fn emit_slow(&mut self, bytes: &[u8], r: &Rec, out: &mut Vec<u32>) {
-        let (s, e) = (r.s, r.e);
-        if r.key == NOT_SHORT {
+    #[allow(clippy::too_many_arguments)]
+    fn emit_slow(
+        &mut self,
+        bytes: &[u8],
+        s: usize,
+        e: usize,
+        key: u128,
+        mid: [u128; 2],
+        h: u64,
+        out: &mut Vec<u32>,
+    ) {
+        if key == NOT_SHORT {
             if e - s <= MID_KEY_LEN {
                 // its slot, then the general path
-                let mid = piece_table::pack_mid_at(bytes, s, e - s);
-                if let Some(v) = self.t.main().get_mid_home(mid, r.h) {
+                if let Some(v) = self.t.main().get_mid_home(mid, h) {
                     if let Some(ids) = v.get(1..=v[0] as usize) {
                         out.extend_from_slice(ids);
                         return;
@@ -361,9 +388,9 @@ impl<T: Tables> PieceEncoder<'_, T> {
             self.encode_at(bytes, s, e, out);
             return;
         }
-        match self.t.main().get_hashed(r.key, r.h) {
+        match self.t.main().get_hashed(key, h) {
             Some(found) => push_found(found, out),
-            None => self.miss(r.key, &bytes[s..e], out),
+            None => self.miss(key, &bytes[s..e], out),
         }
     }
 }
@@ -398,61 +425,32 @@ fn push_found(found: Found<'_>, out: &mut Vec<u32>) {
 /// Ids [`PieceEncoder::emit`] may store per piece: the inline ids of a mid entry.
 const LANES: usize = MID_INLINE;
 
-/// One piece as the pre-tokenizer hands it to [`PieceEncoder::emit`]: its span, its packed key
-/// ([`NOT_SHORT`] for a piece of 16 bytes or more) and the hash of its key (of its two-part key
-/// for 16..=31 bytes, 0 beyond).
-#[derive(Clone, Copy)]
-struct Rec {
-    key: u128,
-    h: u64,
-    s: usize,
-    e: usize,
-}
-
-impl Rec {
-    /// A record of no piece (buffer filler).
-    const EMPTY: Rec = Rec {
-        key: 0,
-        h: 0,
-        s: 0,
-        e: 0,
-    };
-}
-
-/// The [`Keyer`] of [`PieceEncoder::encode_text`]: packs and hashes each piece of `bytes` as it
-/// is cut and prefetches its home bucket or slot at `at` (updated after each chunk, as a miss
-/// may grow the table). Also called on spans past the pieces (empty, or past the text), whose
-/// records are never read: those must not panic.
-struct Keys<'a> {
-    bytes: &'a [u8],
-    at: Cell<Targets>,
-}
-
-impl Keyer for Keys<'_> {
-    type Rec = Rec;
-    const GROUPED: bool = false;
-    #[inline(always)]
-    fn rec(&self, s: usize, e: usize, live: bool) -> Rec {
-        // a record past the pieces gets NOT_SHORT and prefetches one fixed line
-        let n = if live { e.wrapping_sub(s) } else { 0 };
-        let key = piece_table::pack_or_not_short(self.bytes, s, n);
-        let at = self.at.get();
-        // the one branch: a piece of 16..=31 bytes (about 2 % of them)
-        let h = if n.wrapping_sub(MAX_KEY_LEN + 1) < MID_KEY_LEN - MAX_KEY_LEN
-            && e <= self.bytes.len()
-        {
-            at.mid(piece_table::pack_mid_at(self.bytes, s, n))
-        } else {
-            at.short(key)
-        };
-        Rec { key, h, s, e }
-    }
+/// A chunk of pieces prepared for lookup: spans, keys and hashes. A short piece has its key in
+/// `keys`, a longer one [`NOT_SHORT`] there; a piece of 16..=31 bytes has its two key halves in
+/// `mids` (other entries of `mids` are stale).
+struct Chunk {
+    n: usize,
+    spans: [(usize, usize); CHUNK],
+    keys: [u128; CHUNK],
+    mids: [[u128; 2]; CHUNK],
+    hashes: [u64; CHUNK],
 }
 
 thread_local! {
-    /// The record buffer of this thread's [`PieceEncoder::encode_text`] calls.
-    static RECS: std::cell::RefCell<[Rec; SPAN_BUF_LEN]> =
-        const { std::cell::RefCell::new([Rec::EMPTY; SPAN_BUF_LEN]) };
+    /// The chunk pair of this thread's [`PieceEncoder::encode_text`] calls.
+    static CHUNKS: std::cell::RefCell<[Chunk; 2]> =
+        const { std::cell::RefCell::new([Chunk::EMPTY, Chunk::EMPTY]) };
+}
+
+impl Chunk {
+    /// A chunk of no pieces.
+    const EMPTY: Chunk = Chunk {
+        n: 0,
+        spans: [(0, 0); CHUNK],
+        keys: [0; CHUNK],
+        mids: [[0; 2]; CHUNK],
+        hashes: [0; CHUNK],
+    };
 }
 
 impl Bpe {

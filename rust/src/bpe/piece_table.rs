@@ -73,47 +73,6 @@ pub fn pack_at(bytes: &[u8], start: usize, n: usize) -> u128 {
     }
 }
 
-/// [`pack_at`] for a span that may lie past the text or be empty (the records
-/// `Spans::fill_keyed` writes past its count): [`NOT_SHORT`] when `start..start + n` is not in
-/// `bytes` or `n` is 0 or more than [`MAX_KEY_LEN`].
-#[inline(always)]
-pub fn pack_span(bytes: &[u8], start: usize, n: usize) -> u128 {
-    if n.wrapping_sub(1) >= MAX_KEY_LEN {
-        return NOT_SHORT;
-    }
-    match bytes
-        .get(start..start.wrapping_add(16))
-        .and_then(|s| <[u8; 16]>::try_from(s).ok())
-    {
-        Some(w) => (u128::from_le_bytes(w) & low_bytes(n)) | ((n as u128) << 120),
-        None => bytes
-            .get(start..start.wrapping_add(n))
-            .map_or(NOT_SHORT, pack),
-    }
-}
-
-/// [`pack_span`] with no branch on `n` where 16 bytes from `start` are in `bytes` (the key is
-/// built and replaced by [`NOT_SHORT`] with a select).
-#[inline(always)]
-pub fn pack_or_not_short(bytes: &[u8], start: usize, n: usize) -> u128 {
-    match bytes
-        .get(start..start.wrapping_add(16))
-        .and_then(|s| <[u8; 16]>::try_from(s).ok())
-    {
-        Some(w) => {
-            let short = n.wrapping_sub(1) < MAX_KEY_LEN;
-            let key = (u128::from_le_bytes(w) & low_bytes(n.min(MAX_KEY_LEN)))
-                | (((n & 0xff) as u128) << 120);
-            if short {
-                key
-            } else {
-                NOT_SHORT
-            }
-        }
-        None => pack_span(bytes, start, n),
-    }
-}
-
 /// A key for a piece of more than [`MAX_KEY_LEN`] bytes where a short key is expected: no real
 /// key (its length byte would be 255) and not the empty mark, so it matches no entry of a table.
 pub const NOT_SHORT: u128 = u128::MAX;
@@ -286,55 +245,6 @@ impl MidTable {
 
 /// Entries [`PieceTable::absorb`] prefetches at once (an even number: two per bucket).
 const ABSORB_AHEAD: usize = 16;
-
-/// Where a [`PieceTable`]'s home buckets and 16..=31-byte slots were when it was taken
-/// ([`PieceTable::targets`]), for prefetches only: it is never read through, so one taken before
-/// the table grew only prefetches lines the table no longer uses (a prefetch is a hint; it does
-/// not access memory and cannot fault).
-#[derive(Clone, Copy)]
-pub struct Targets {
-    buckets: *const Bucket,
-    bmask: usize,
-    shift: u32,
-    mids: *const MidEntry,
-    mmask: usize,
-    mshift: u32,
-}
-
-impl Targets {
-    /// Start loading the home bucket of a short `key`; returns its hash (as
-    /// [`PieceTable::prefetch`]).
-    #[inline(always)]
-    pub fn short(&self, key: u128) -> u64 {
-        let h = hash(key);
-        let i = (h >> self.shift) as usize & self.bmask;
-        prefetch_line(self.buckets.wrapping_add(i).cast());
-        h
-    }
-
-    /// Start loading the home slot of a 16..=31-byte key; returns its hash (as
-    /// [`PieceTable::prefetch_mid`]).
-    #[inline(always)]
-    pub fn mid(&self, key: [u128; 2]) -> u64 {
-        let h = hash_mid(key);
-        let i = (h >> self.mshift) as usize & self.mmask;
-        prefetch_line(self.mids.wrapping_add(i).cast());
-        h
-    }
-}
-
-/// A prefetch of the line at `p` into L1 (a hint: `p` need not be valid).
-#[inline(always)]
-fn prefetch_line(p: *const i8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch hint does not access memory and does not fault, whatever the address.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(p);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 /// The home buckets of a [`PieceTable`] ([`PieceTable::homes`]).
 #[derive(Clone, Copy)]
@@ -716,20 +626,6 @@ impl PieceTable {
     pub fn get_mid_home(&self, key: [u128; 2], h: u64) -> Option<[u32; 8]> {
         let e = self.mid.slots.get(self.mid.home(h))?;
         (e.key == key).then_some(e.val)
-    }
-
-    /// Where to prefetch home buckets and slots now ([`Targets`]).
-    #[inline]
-    pub fn targets(&self) -> Targets {
-        let mask = |n: usize| if n == 0 { 0 } else { n - 1 };
-        Targets {
-            buckets: self.buckets.as_ptr(),
-            bmask: mask(self.buckets.len()),
-            shift: self.shift,
-            mids: self.mid.slots.as_ptr(),
-            mmask: mask(self.mid.slots.len()),
-            mshift: self.mid.shift,
-        }
     }
 
     /// The home buckets of short keys, for [`Homes::probe`] in a loop (the bucket slice and the

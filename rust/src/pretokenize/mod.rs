@@ -24,7 +24,7 @@ mod blocks;
 pub mod presets;
 
 use crate::error::{Error, Result};
-pub use presets::{Keyer, Preset};
+pub use presets::Preset;
 
 /// Pieces per chunk of [`Pretokenizer::for_each_chunk`]: enough lookups in flight to hide a
 /// memory access (the piece table is larger than the L2 cache), few enough to stay in L1.
@@ -344,38 +344,6 @@ impl Pretokenizer {
         }
     }
 
-    /// [`Pretokenizer::for_each_chunk`] handing out `keyer`'s record of each piece instead of its
-    /// span, made as the piece is cut (for the encoder: its key, hash and prefetch in the
-    /// scanner's loop). `buf` is the span buffer (contents on entry do not matter).
-    pub fn for_each_keyed_chunk<K: Keyer>(
-        &self,
-        text: &str,
-        keyer: &K,
-        buf: &mut [K::Rec; SPAN_BUF_LEN],
-        mut f: impl FnMut(&[K::Rec]),
-    ) -> Result<()> {
-        match &self.kind {
-            Kind::Preset(p) => keyed_chunks_of_preset(*p, text, keyer, buf, KEYED_FILL, &mut f),
-            Kind::Custom { .. } | Kind::Sequence { .. } => {
-                let base = text.as_ptr() as usize;
-                let mut k = 0;
-                self.for_each_piece(text, |p| {
-                    let s = p.as_ptr() as usize - base;
-                    buf[k] = keyer.rec(s, s + p.len(), true);
-                    k += 1;
-                    if k == CHUNK {
-                        f(&buf[..CHUNK]);
-                        k = 0;
-                    }
-                })?;
-                if k > 0 {
-                    f(&buf[..k]);
-                }
-                Ok(())
-            }
-        }
-    }
-
     /// The pieces of `text` as a vector (convenience for tests and small inputs).
     pub fn pieces<'t>(&self, text: &'t str) -> Result<Vec<&'t str>> {
         let mut out = Vec::new();
@@ -484,11 +452,7 @@ fn is_safe_cut(text: &str, p: usize) -> bool {
 
 /// Spans one [`chunks_of_preset`] buffer holds: filled [`FILL`] at a time, with the room
 /// [`presets::Spans::fill`] needs past that.
-pub const SPAN_BUF_LEN: usize = FILL + presets::SLACK;
-
-/// Records [`Pretokenizer::for_each_keyed_chunk`] asks [`presets::Spans::fill_keyed`] for at
-/// once: a record's prefetch is this many pieces ahead of its lookup at most.
-const KEYED_FILL: usize = 4 * CHUNK;
+const SPAN_BUF_LEN: usize = FILL + presets::SLACK;
 
 /// Spans [`chunks_of_preset`] asks [`presets::Spans::fill`] for at once (8 chunks).
 const FILL: usize = 8 * CHUNK;
@@ -508,19 +472,6 @@ fn chunks_of_preset(
     buf: &mut [(usize, usize); SPAN_BUF_LEN],
     f: &mut impl FnMut(&[(usize, usize)]),
 ) -> Result<()> {
-    keyed_chunks_of_preset(preset, text, &presets::Plain, buf, FILL, f)
-}
-
-/// [`chunks_of_preset`] with the records of `keyer`.
-fn keyed_chunks_of_preset<K: presets::Keyer>(
-    preset: Preset,
-    text: &str,
-    keyer: &K,
-    buf: &mut [K::Rec; SPAN_BUF_LEN],
-    fill: usize,
-    f: &mut impl FnMut(&[K::Rec]),
-) -> Result<()> {
-    debug_assert!(fill <= FILL);
     let mut spans = presets::Spans::new(preset, text, 0);
     let (mut from, mut have) = (0, 0);
     for round in 0usize.. {
@@ -529,7 +480,7 @@ fn keyed_chunks_of_preset<K: presets::Keyer>(
         }
         if have - from < CHUNK && !spans.done() {
             buf.copy_within(from..have, 0);
-            have = spans.fill_keyed(keyer, buf, have - from, fill);
+            have = spans.fill(buf, have - from, FILL);
             from = 0;
         }
         let n = (have - from).min(CHUNK);

@@ -266,50 +266,30 @@ impl<'t> Spans<'t> {
     /// entries past `want`, a window's pieces are emitted whole (the count may pass `want`),
     /// otherwise it stops at `buf.len()`.
     pub fn fill(&mut self, buf: &mut [(usize, usize)], k: usize, want: usize) -> usize {
-        self.fill_keyed(&Plain, buf, k, want)
-    }
-
-    /// [`Spans::fill`] writing `keyer.rec(start, end)` for each piece instead of its span, in
-    /// the same loop (the encoder packs, hashes and prefetches each piece's key as it is cut).
-    #[inline]
-    pub fn fill_keyed<K: Keyer>(
-        &mut self,
-        keyer: &K,
-        buf: &mut [K::Rec],
-        k: usize,
-        want: usize,
-    ) -> usize {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
             // SAFETY: `avx2` is only set when the features of `fill_avx2` were detected.
-            return unsafe { self.fill_avx2(keyer, buf, k, want) };
+            return unsafe { self.fill_avx2(buf, k, want) };
         }
-        self.fill_with::<K, false>(keyer, buf, k, want)
+        self.fill_with::<false>(buf, k, want)
     }
 
-    /// [`Spans::fill_keyed`] compiled for AVX2 (classification of 32 bytes per instruction) and
-    /// BMI (`tzcnt`, `lzcnt` and friends for the mask arithmetic).
+    /// [`Spans::fill`] compiled for AVX2 (classification of 32 bytes per instruction) and BMI
+    /// (`tzcnt`, `lzcnt` and friends for the mask arithmetic).
     ///
     /// # Safety
     /// The CPU must support AVX2, BMI1, BMI2, LZCNT and POPCNT.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
-    unsafe fn fill_avx2<K: Keyer>(
-        &mut self,
-        keyer: &K,
-        buf: &mut [K::Rec],
-        k: usize,
-        want: usize,
-    ) -> usize {
-        self.fill_with::<K, true>(keyer, buf, k, want)
+    unsafe fn fill_avx2(&mut self, buf: &mut [(usize, usize)], k: usize, want: usize) -> usize {
+        self.fill_with::<true>(buf, k, want)
     }
 
-    /// [`Spans::fill_keyed`] with the AVX2 classification when `AVX2` (only from `fill_avx2`).
+    /// [`Spans::fill`] with the AVX2 classification when `AVX2` (only from `fill_avx2`).
     #[inline(always)]
-    fn fill_with<K: Keyer, const AVX2: bool>(
+    fn fill_with<const AVX2: bool>(
         &mut self,
-        keyer: &K,
-        buf: &mut [K::Rec],
+        buf: &mut [(usize, usize)],
         k: usize,
         want: usize,
     ) -> usize {
@@ -317,35 +297,10 @@ impl<'t> Spans<'t> {
         // one loop per preset, so that both scanners are inlined into it; the window fast path
         // (`blocks`) answers ASCII pieces, the exact scanner the rest
         match self.preset {
-            Preset::Gpt2 => fill_blocks::<Gpt2Rules, K, AVX2>(self, t, keyer, buf, k, want),
-            Preset::Cl100k => fill_blocks::<Cl100kRules, K, AVX2>(self, t, keyer, buf, k, want),
-            Preset::O200k => fill_blocks::<O200kRules, K, AVX2>(self, t, keyer, buf, k, want),
+            Preset::Gpt2 => fill_blocks::<Gpt2Rules, AVX2>(self, t, buf, k, want),
+            Preset::Cl100k => fill_blocks::<Cl100kRules, AVX2>(self, t, buf, k, want),
+            Preset::O200k => fill_blocks::<O200kRules, AVX2>(self, t, buf, k, want),
         }
-    }
-}
-
-/// What [`Spans::fill_keyed`] writes for a piece, made from its span as it is cut (inlined into
-/// the scanner's loop).
-pub trait Keyer {
-    /// One piece's record.
-    type Rec: Copy;
-    /// Whether a window's pieces are written in groups of 8, the last group's records past the
-    /// pieces included (no branch per piece), or one by one.
-    const GROUPED: bool;
-    /// The record of the piece `start..end`; when not `live`, a record past the pieces (never
-    /// read, `start..end` may be empty or past the text), which should cost little.
-    fn rec(&self, start: usize, end: usize, live: bool) -> Self::Rec;
-}
-
-/// The [`Keyer`] of plain spans: `(start, end)`.
-pub struct Plain;
-
-impl Keyer for Plain {
-    type Rec = (usize, usize);
-    const GROUPED: bool = true;
-    #[inline(always)]
-    fn rec(&self, start: usize, end: usize, _: bool) -> (usize, usize) {
-        (start, end)
     }
 }
 
@@ -419,11 +374,10 @@ impl Rules for O200kRules {
 /// `Window::gpt2_bounds`), and one piece the per-piece way (`R::fast`, else `R::end`) when a
 /// window settles none.
 #[inline(always)]
-fn fill_blocks<R: Rules, K: Keyer, const AVX2: bool>(
+fn fill_blocks<R: Rules, const AVX2: bool>(
     spans: &mut Spans<'_>,
     t: &Tables,
-    keyer: &K,
-    buf: &mut [K::Rec],
+    buf: &mut [(usize, usize)],
     mut k: usize,
     want: usize,
 ) -> usize {
@@ -454,7 +408,7 @@ fn fill_blocks<R: Rules, K: Keyer, const AVX2: bool>(
                 }
             }
             if let Some(slot) = buf.get_mut(k) {
-                *slot = keyer.rec(pos, e, true);
+                *slot = (pos, e);
             }
             pos = e;
             k += 1;
@@ -466,25 +420,13 @@ fn fill_blocks<R: Rules, K: Keyer, const AVX2: bool>(
             let n = ends.count_ones() as usize;
             let last = w.base + 63 - ends.leading_zeros() as usize;
             let mut start = pos;
-            if !K::GROUPED {
-                // exactly the window's pieces (a record may cost more than the branch)
-                for slot in dst.iter_mut().take(n) {
-                    let e = w.base + ends.trailing_zeros() as usize;
-                    *slot = keyer.rec(start, e, true);
-                    start = e;
-                    ends &= ends.wrapping_sub(1);
-                }
-                k += n;
-                pos = last;
-                continue;
-            }
             for (g, group) in dst.chunks_exact_mut(8).enumerate() {
                 if g > 0 && 8 * g >= n {
                     break;
                 }
                 for slot in group {
                     let e = w.base + ends.trailing_zeros() as usize;
-                    *slot = keyer.rec(start, e, ends != 0);
+                    *slot = (start, e);
                     start = e;
                     ends &= ends.wrapping_sub(1);
                 }
@@ -498,7 +440,7 @@ fn fill_blocks<R: Rules, K: Keyer, const AVX2: bool>(
                 break;
             }
             let e = w.base + ends.trailing_zeros() as usize;
-            *slot = keyer.rec(pos, e, true);
+            *slot = (pos, e);
             pos = e;
             k += 1;
             ends &= ends - 1;
