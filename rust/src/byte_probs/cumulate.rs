@@ -227,4 +227,22 @@ mod tests {
         assert_eq!(cum, vec![0.0, 0.0, 1.0, 1.0, 1.0 + (-1.0f64).exp()]);
         assert_eq!(total, cum[4]);
     }
+
+    #[test]
+    fn a_reused_row_is_rewritten_whole() {
+        // `cum` is written into its spare capacity: a longer or shorter old row must leave no
+        // entry behind and no entry unwritten
+        let (perm, lp) = row(700);
+        let mut fresh = Vec::new();
+        cumulate(&perm, &lp, None, &mut fresh);
+        for old_len in [0, 3, 701, 2000] {
+            let mut cum = vec![f64::NAN; old_len];
+            cumulate(&perm, &lp, None, &mut cum);
+            assert_eq!(cum.len(), 701);
+            assert!(cum
+                .iter()
+                .zip(&fresh)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
 }
