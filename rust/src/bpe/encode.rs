@@ -281,11 +281,24 @@ impl<T: Tables> PieceEncoder<'_, T> {
             let [a, b] = &mut *chunks;
             let (next, done) = if cur == 0 { (a, b) } else { (b, a) };
             let main = self.t.main();
-            if main.homes().crc() {
-                prepare::<true>(main, bytes, spans, next);
-            } else {
-                prepare::<false>(main, bytes, spans, next);
+            let homes = main.homes();
+            for (j, &(s, e)) in spans.iter().enumerate() {
+                let n = e - s;
+                let (key, h) = if n <= MAX_KEY_LEN {
+                    let key = piece_table::pack_at(bytes, s, n);
+                    (key, homes.prefetch(key))
+                } else if n <= MID_KEY_LEN {
+                    let key = piece_table::pack_mid_at(bytes, s, n);
+                    next.mids[j] = key;
+                    (NOT_SHORT, main.prefetch_mid(key))
+                } else {
+                    (NOT_SHORT, 0)
+                };
+                next.spans[j] = (s, e);
+                next.keys[j] = key;
+                next.hashes[j] = h;
             }
+            next.n = spans.len();
             self.emit(bytes, done, out);
             cur ^= 1;
         })?;
@@ -380,35 +393,6 @@ impl<T: Tables> PieceEncoder<'_, T> {
             None => self.miss(key, &bytes[s..e], out),
         }
     }
-}
-
-/// Pack, hash and prefetch the pieces `spans` of `bytes` into `next`; `CRC` is the table's
-/// hash ([`Homes::crc`](super::piece_table::Homes::crc)), picked once per chunk.
-#[inline(always)]
-fn prepare<const CRC: bool>(
-    main: &PieceTable,
-    bytes: &[u8],
-    spans: &[(usize, usize)],
-    next: &mut Chunk,
-) {
-    let homes = main.homes();
-    for (j, &(s, e)) in spans.iter().enumerate() {
-        let n = e - s;
-        let (key, h) = if n <= MAX_KEY_LEN {
-            let key = piece_table::pack_at(bytes, s, n);
-            (key, homes.prefetch::<CRC>(key))
-        } else if n <= MID_KEY_LEN {
-            let key = piece_table::pack_mid_at(bytes, s, n);
-            next.mids[j] = key;
-            (NOT_SHORT, main.prefetch_mid(key))
-        } else {
-            (NOT_SHORT, 0)
-        };
-        next.spans[j] = (s, e);
-        next.keys[j] = key;
-        next.hashes[j] = h;
-    }
-    next.n = spans.len();
 }
 
 /// Ids of `text` with the specials `m` matches as their ids.

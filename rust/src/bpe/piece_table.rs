@@ -141,47 +141,6 @@ fn hash(key: u128) -> u64 {
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-/// Whether this CPU has SSE4.2's `crc32` (detected once; `std` caches the answer). A short-key
-/// table fixes its hash when it is made ([`PieceTable::with_capacity`]), so one table never
-/// mixes the two.
-#[inline]
-fn crc_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("sse4.2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Hash of a short key with `crc32` (CRC-32C of the low half, then of the high half) when
-/// `CRC`, else [`hash`]. The 32-bit CRC is moved to the top, as the top bits index the table.
-/// `CRC` must only be set where [`crc_available`] said so.
-#[inline(always)]
-fn hash_with<const CRC: bool>(key: u128) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if CRC {
-        let mut c: u64 = 0;
-        // SAFETY: `crc32` reads and writes registers only; callers pass `CRC` only after
-        // `crc_available` (SSE4.2) said yes. Inline asm rather than `_mm_crc32_u64`, so that it
-        // inlines into loops compiled without `target_feature`.
-        unsafe {
-            std::arch::asm!(
-                "crc32 {c}, {lo}",
-                "crc32 {c}, {hi}",
-                c = inout(reg) c,
-                lo = in(reg) key as u64,
-                hi = in(reg) (key >> 64) as u64,
-                options(pure, nomem, nostack, preserves_flags),
-            );
-        }
-        return c << 32;
-    }
-    hash(key)
-}
-
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
 struct Entry {
@@ -292,18 +251,14 @@ const ABSORB_AHEAD: usize = 16;
 pub struct Homes<'a> {
     buckets: &'a [Bucket],
     shift: u32,
-    /// the table hashes with `crc32` ([`hash_with`])
-    crc: bool,
 }
 
 impl Homes<'_> {
     /// Start loading the home bucket of `key` into the cache; returns the key's hash for
     /// [`Homes::probe`] (as [`PieceTable::prefetch`]).
-    /// `CRC` must be [`Homes::crc`] (the loop is picked once per chunk of pieces).
     #[inline(always)]
-    pub fn prefetch<const CRC: bool>(&self, key: u128) -> u64 {
-        debug_assert!(CRC == self.crc);
-        let h = hash_with::<CRC>(key);
+    pub fn prefetch(&self, key: u128) -> u64 {
+        let h = hash(key);
         let i = (h >> self.shift) as usize & self.buckets.len().wrapping_sub(1);
         #[cfg(target_arch = "x86_64")]
         if let Some(b) = self.buckets.get(i) {
@@ -316,13 +271,6 @@ impl Homes<'_> {
         #[cfg(not(target_arch = "x86_64"))]
         let _ = i;
         h
-    }
-
-    /// Whether the table's short keys are hashed with `crc32` (the `CRC` of
-    /// [`Homes::prefetch`]).
-    #[inline(always)]
-    pub fn crc(&self) -> bool {
-        self.crc
     }
 
     /// A branch-free look at the home bucket of `key` (hash `h`): the value of the entry
@@ -423,8 +371,6 @@ pub struct PieceTable {
     seeded: bool,
     /// has stored nothing since it was made (a copy of the seed, or empty)
     fresh: bool,
-    /// short keys are hashed with `crc32` ([`hash_with`]); fixed for the table's lifetime
-    crc: bool,
 }
 
 impl Clone for PieceTable {
@@ -440,7 +386,6 @@ impl Clone for PieceTable {
             long_bytes: self.long_bytes,
             seeded: self.seeded,
             fresh: self.fresh,
-            crc: self.crc,
         }
     }
 }
@@ -463,23 +408,7 @@ impl PieceTable {
             long_bytes: 0,
             seeded: false,
             fresh: true,
-            crc: crc_available(),
         }
-    }
-
-    /// Entries in their home bucket, and all entries, of the short-key table (bucket-load
-    /// quality of the hash).
-    pub fn home_share(&self) -> (usize, usize) {
-        let mut home = 0;
-        let mut all = 0;
-        let mask = self.buckets.len() - 1;
-        for (i, b) in self.buckets.iter().enumerate() {
-            for e in b.0.iter().filter(|e| e.key != 0) {
-                all += 1;
-                home += usize::from((self.hash(e.key) >> self.shift) as usize & mask == i);
-            }
-        }
-        (home, all)
     }
 
     /// Whether the table has stored nothing since it was made (a copy of the seed, or empty).
@@ -662,7 +591,7 @@ impl PieceTable {
     /// [`PieceTable::get_hashed`].
     #[inline]
     pub fn prefetch(&self, key: u128) -> u64 {
-        let h = self.hash(key);
+        let h = hash(key);
         let i = (h >> self.shift) as usize & (self.buckets.len() - 1);
         #[cfg(target_arch = "x86_64")]
         if let Some(b) = self.buckets.get(i) {
@@ -706,24 +635,13 @@ impl PieceTable {
         Homes {
             buckets: &self.buckets,
             shift: self.shift,
-            crc: self.crc,
-        }
-    }
-
-    /// The hash of a short key in this table ([`hash_with`]).
-    #[inline]
-    pub fn hash(&self, key: u128) -> u64 {
-        if self.crc {
-            hash_with::<true>(key)
-        } else {
-            hash_with::<false>(key)
         }
     }
 
     /// The ids stored for `key`, if any.
     #[inline]
     pub fn get(&self, key: u128) -> Option<Found<'_>> {
-        self.get_hashed(key, self.hash(key))
+        self.get_hashed(key, hash(key))
     }
 
     /// [`PieceTable::get`] with the key's hash already computed.
@@ -754,12 +672,12 @@ impl PieceTable {
     /// Store `ids` for `key` (absent), unless the table or the arena is full. `ids` is
     /// non-empty.
     pub fn insert(&mut self, key: u128, ids: &[u32]) {
-        self.insert_hashed(key, self.hash(key), ids);
+        self.insert_hashed(key, hash(key), ids);
     }
 
     /// [`PieceTable::insert`] with the key's hash already computed.
     fn insert_hashed(&mut self, key: u128, h: u64, ids: &[u32]) {
-        debug_assert!(key != 0 && !ids.is_empty() && h == self.hash(key));
+        debug_assert!(key != 0 && !ids.is_empty() && h == hash(key));
         if self.full() || ids.is_empty() || ids.len() > u32::MAX as usize {
             return;
         }
@@ -777,7 +695,7 @@ impl PieceTable {
     }
 
     fn place(&mut self, e: Entry) {
-        self.place_hashed(e, self.hash(e.key));
+        self.place_hashed(e, hash(e.key));
     }
 
     fn place_hashed(&mut self, e: Entry, h: u64) {
@@ -943,72 +861,6 @@ mod tests {
     }
 
     #[test]
-    fn the_crc_hash_is_crc32c_of_the_key_bytes() {
-        if !crc_available() {
-            return;
-        }
-        // bitwise CRC-32C (reflected 0x82F63B78), no pre- or post-inversion, as `crc32`
-        let reference = |key: u128| {
-            let mut c = 0u32;
-            for b in key.to_le_bytes() {
-                c ^= u32::from(b);
-                for _ in 0..8 {
-                    c = (c >> 1) ^ (0x82F6_3B78 & (c & 1).wrapping_neg());
-                }
-            }
-            u64::from(c) << 32
-        };
-        for k in [
-            pack(b"a"),
-            pack(b" the"),
-            pack(b"123456789abcdef"),
-            NOT_SHORT,
-            1 << 64,
-        ] {
-            assert_eq!(hash_with::<true>(k), reference(k), "{k:x}");
-        }
-    }
-
-    #[test]
-    fn crc_and_multiply_hashes_load_the_buckets_alike() {
-        // words, words with their space, numbers and punctuation runs at 3/4 load and below:
-        // the share of entries outside their home bucket stays within a point of the
-        // multiply hash's (both are near what random placement gives)
-        let keys: Vec<u128> = (0..120_000u32)
-            .map(|i| match i % 4 {
-                0 => pack(format!("w{i}").as_bytes()),
-                1 => pack(format!(" {}", (i * 7919) % 1_000_003).as_bytes()),
-                2 => pack(&i.to_le_bytes().map(|b| b'a' + b % 26)),
-                _ => pack(format!("{i:x}.,").as_bytes()),
-            })
-            .collect();
-        let mut seen = std::collections::HashSet::new();
-        let keys: Vec<u128> = keys.into_iter().filter(|&k| seen.insert(k)).collect();
-        assert!(keys.len() > 80_000, "{}", keys.len());
-        let mut shares = Vec::new();
-        for crc in [false, true] {
-            if crc && !crc_available() {
-                continue;
-            }
-            let mut t = PieceTable::with_capacity(0, usize::MAX);
-            t.crc = crc;
-            for (i, &k) in keys.iter().enumerate() {
-                t.insert(k, &[i as u32]);
-            }
-            for (i, &k) in keys.iter().enumerate().step_by(97) {
-                assert!(matches!(t.get(k), Some(Found::Inline(1, [v, ..])) if v == i as u32));
-            }
-            let (home, all) = t.home_share();
-            assert_eq!(all, keys.len());
-            shares.push(1.0 - home as f64 / all as f64);
-        }
-        assert!(shares[0] < 0.25, "{shares:?}");
-        if let [mul, crc] = shares[..] {
-            assert!(crc < mul + 0.01, "{shares:?}");
-        }
-    }
-
-    #[test]
     fn the_home_probe_agrees_with_the_lookup() {
         // keys in their home bucket or further along, values inline (1..=3 ids) or in the
         // arena (4, 5), absent keys, NOT_SHORT and the empty mark
@@ -1023,7 +875,7 @@ mod tests {
         let homes = t.homes();
         let (mut home, mut away) = (0, 0);
         for &k in keys.iter().chain(&[NOT_SHORT, pack(b"absent")]) {
-            let ([count, a, b, d], found) = homes.probe(k, t.hash(k));
+            let ([count, a, b, d], found) = homes.probe(k, hash(k));
             match t.get(k) {
                 Some(Found::Inline(c, v)) if found => {
                     assert_eq!(
