@@ -5,7 +5,8 @@
 //! that wrote it (1..=[`MAX_STAMP`]); an entry counts only when its stamp is the current one, so
 //! starting a new pair row is a counter bump, not a zero fill of a vocabulary-sized row per spine
 //! level. All rows are zeroed together only when the stamp wraps (once per [`MAX_STAMP`] pair rows).
-//! Rows are grown lazily to the vocabulary size of the first walk that reaches their level.
+//! A pair row takes the thread's rows ([`WalkMemo::fresh`], sized once to its spine levels and
+//! the vocabulary) and hands them back when dropped.
 //! Cost: one byte per token per spine level ever reached on the thread (the same footprint as a
 //! fresh memo per row), no per-row allocation.
 
