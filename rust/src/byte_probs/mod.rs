@@ -32,6 +32,7 @@ pub mod exp;
 pub mod state;
 pub mod trie;
 pub mod validity;
+mod walk_memo;
 
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};

@@ -50,6 +50,7 @@
 //! Invariants: a row's bit `v` is set iff `single[v]` and `stem ∘ v` is valid; special and
 //! unused ids never have bits; after a special token (or at the start) `single` applies.
 
+use super::walk_memo::WalkMemo;
 use crate::bpe::pairs::{PairTable, NONE as PAIR_NONE};
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};
@@ -1465,7 +1466,6 @@ impl Validity {
                     .collect()
             })
             .collect();
-        let mut memo: Vec<Vec<u8>> = vec![Vec::new(); spine.len()];
         let mut path: Vec<(usize, u32)> = Vec::new();
         let mut words = vec![0u64; self.single.len()];
         // the right partners of `u`'s own merges (the keys of `levels[0]`) as a bitset: such a
@@ -1481,6 +1481,7 @@ impl Validity {
             PairSet::Punct => &heads.punct,
             PairSet::Fragments => &heads.fragment_bits,
         };
+        let mut memo = WalkMemo::fresh(spine.len(), t.split.len());
         for (w, (&al, &re)) in members.iter().zip(&t.reach).enumerate() {
             let mut rest = al & re & !merges_with_u.get(w).copied().unwrap_or(0);
             while rest != 0 {
@@ -1492,6 +1493,7 @@ impl Validity {
                 }
             }
         }
+        drop(memo);
         let row: Bits = Arc::new(words);
         if let Ok(mut lru) = self.pair_rows.lock() {
             if lru.map.len() >= PAIR_ROWS {
@@ -1507,7 +1509,7 @@ impl Validity {
 
     /// What [`Validity::pair_valid`] decides after its first comparison, from the state
     /// (`spine[0]`, `b`): follow the walk state by state (`(i, b)`: `spine[i]` and `b`); a state
-    /// already decided (`memo[i][b]`: 1 invalid, 2 valid) ends it, and every state on the way
+    /// already decided (in `memo`, this pair row's answers) ends it, and every state on the way
     /// gets the answer (a failed comparison makes all of them invalid, since each one's answer
     /// is its comparison and its successor's).
     fn spine_walk(
@@ -1515,18 +1517,15 @@ impl Validity {
         t: &MergeTables,
         spine: &[u32],
         levels: &[FxHashMap<u32, u32>],
-        memo: &mut [Vec<u8>],
+        memo: &mut WalkMemo,
         path: &mut Vec<(usize, u32)>,
         b: u32,
     ) -> bool {
-        let n = t.split.len();
         path.clear();
         let (mut i, mut b) = (0usize, b);
         let ok = loop {
-            if let Some(&m) = memo.get(i).and_then(|row| row.get(b as usize)) {
-                if m != 0 {
-                    break m == 2;
-                }
+            if let Some(m) = memo.get(i, b) {
+                break m;
             }
             path.push((i, b));
             let Some(&a) = spine.get(i) else {
@@ -1551,15 +1550,9 @@ impl Validity {
                 break false;
             }
         };
+        // states past the spine's end (invalid without a lookup) have no row: not recorded
         for &(i, b) in path.iter() {
-            if let Some(row) = memo.get_mut(i) {
-                if row.is_empty() {
-                    row.resize(n, 0);
-                }
-                if let Some(m) = row.get_mut(b as usize) {
-                    *m = if ok { 2 } else { 1 };
-                }
-            }
+            memo.set(i, b, ok);
         }
         ok
     }
