@@ -26,7 +26,6 @@ const BLOCK: usize = 256;
 /// entry). Every id of `perm` must index `logprobs` (else this panics: an internal invariant of
 /// `CoverIndex`, which checks the row's length).
 pub fn cumulate(perm: &[u32], logprobs: &[f64], mask: Option<&[u64]>, cum: &mut Vec<f64>) -> f64 {
-    cum.clear();
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 was detected on this CPU.
