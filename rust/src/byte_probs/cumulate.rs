@@ -8,10 +8,15 @@
 //! loop, so the result differs from `Σ lp.exp()` only by the `exp` itself (at most 1.5 ulp per
 //! term, module [`super::exp`]). The whole kernel is compiled twice, for AVX2 and for the
 //! baseline, and picked once per row at run time; both give the same bits.
-//! The ids are random in the row, so the next block's log-probabilities are prefetched; blocks
-//! wholly outside the mask skip their `exp`.
-//! Cost: `|V|` gathers, at most `|V|/4` vector `exp`s (AVX2), `|V|` dependent adds; no
-//! allocation beyond `cum`'s, whose entries are each written once (no zero fill first).
+//! Rows come in one of two layouts ([`RowLayout`]): in id order (as most LMs give them: the ids
+//! are random in the row, so the block's log-probabilities are gathered and the next block's
+//! prefetched), or already in trie order (an LM that permuted its output layer once, §9): then
+//! the block is a contiguous slice of the row, read in sequence, and only the validity bits are
+//! looked up by id. Both layouts run the same `exp`s and additions in the same order, so they
+//! give the same bits. Blocks wholly outside the mask skip their `exp`.
+//! Cost: `|V|` gathers (id order) or one sequential pass (trie order), at most `|V|/4` vector
+//! `exp`s (AVX2), `|V|` dependent adds; no allocation beyond `cum`'s, whose entries are each
+//! written once (no zero fill first).
 
 use super::exp::exp_block;
 use super::validity::bit;
@@ -21,17 +26,33 @@ use super::validity::bit;
 /// 256 took 4.00 M → 3.57 M instructions and 7.2 k → 2.5 k mispredicted branches.
 const BLOCK: usize = 256;
 
-/// Fill `cum` (cleared first) with `|perm| + 1` prefix sums of `e^{logprobs[perm[k]]}`, counting
-/// only the ids whose bit is set in `mask` when there is one; returns the total (`cum`'s last
-/// entry). Every id of `perm` must index `logprobs` (else this panics: an internal invariant of
+/// Where the log-probability of the token at trie position `k` sits in an LM row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowLayout {
+    /// `row[perm[k]]`: the row is indexed by token id
+    Ids,
+    /// `row[k]`: the row is already in trie order (its first `|perm|` entries)
+    Trie,
+}
+
+/// Fill `cum` (cleared first) with `|perm| + 1` prefix sums of `e^{lp(k)}`, `lp(k)` the
+/// log-probability of the token `perm[k]` read from `row` as `layout` says, counting only the
+/// ids whose bit is set in `mask` when there is one; returns the total (`cum`'s last entry).
+/// `row` must hold every position `layout` reads (else this panics: an internal invariant of
 /// `CoverIndex`, which checks the row's length).
-pub fn cumulate(perm: &[u32], logprobs: &[f64], mask: Option<&[u64]>, cum: &mut Vec<f64>) -> f64 {
+pub fn cumulate(
+    perm: &[u32],
+    row: &[f64],
+    layout: RowLayout,
+    mask: Option<&[u64]>,
+    cum: &mut Vec<f64>,
+) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 was detected on this CPU.
-        return unsafe { cumulate_avx2(perm, logprobs, mask, cum) };
+        return unsafe { cumulate_avx2(perm, row, layout, mask, cum) };
     }
-    cumulate_with(perm, logprobs, mask, cum)
+    cumulate_with(perm, row, layout, mask, cum)
 }
 
 /// [`cumulate`] compiled for AVX2 (four `exp` lanes).
@@ -42,18 +63,27 @@ pub fn cumulate(perm: &[u32], logprobs: &[f64], mask: Option<&[u64]>, cum: &mut 
 #[target_feature(enable = "avx2")]
 unsafe fn cumulate_avx2(
     perm: &[u32],
-    logprobs: &[f64],
+    row: &[f64],
+    layout: RowLayout,
     mask: Option<&[u64]>,
     cum: &mut Vec<f64>,
 ) -> f64 {
-    cumulate_with(perm, logprobs, mask, cum)
+    cumulate_with(perm, row, layout, mask, cum)
 }
 
 #[inline(always)]
-fn cumulate_with(perm: &[u32], logprobs: &[f64], mask: Option<&[u64]>, cum: &mut Vec<f64>) -> f64 {
-    match mask {
-        None => blocks::<false>(perm, logprobs, &[], cum),
-        Some(bits) => blocks::<true>(perm, logprobs, bits, cum),
+fn cumulate_with(
+    perm: &[u32],
+    row: &[f64],
+    layout: RowLayout,
+    mask: Option<&[u64]>,
+    cum: &mut Vec<f64>,
+) -> f64 {
+    match (layout, mask) {
+        (RowLayout::Ids, None) => blocks::<false, true>(perm, row, &[], cum),
+        (RowLayout::Ids, Some(bits)) => blocks::<true, true>(perm, row, bits, cum),
+        (RowLayout::Trie, None) => blocks::<false, false>(perm, row, &[], cum),
+        (RowLayout::Trie, Some(bits)) => blocks::<true, false>(perm, row, bits, cum),
     }
 }
 
@@ -69,13 +99,20 @@ fn prefetch(p: *const f64) {
     let _ = p;
 }
 
+/// The kernel; `GATHER`: the row is in id order ([`RowLayout::Ids`]), else in trie order.
 #[inline(always)]
-fn blocks<const MASKED: bool>(
+fn blocks<const MASKED: bool, const GATHER: bool>(
     perm: &[u32],
     logprobs: &[f64],
     bits: &[u64],
     cum: &mut Vec<f64>,
 ) -> f64 {
+    // trie order: the row's first |perm| entries, one per position (the block slices below)
+    let sorted = if GATHER {
+        &[][..]
+    } else {
+        &logprobs[..perm.len()]
+    };
     let mut xs = [0.0f64; BLOCK];
     let mut es = [0.0f64; BLOCK];
     let mut keep = [true; BLOCK];
@@ -92,18 +129,30 @@ fn blocks<const MASKED: bool>(
     // `out` and `perm` have the same length, so their chunks pair up exactly
     for (b, (ids, out)) in perm.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).enumerate() {
         debug_assert_eq!(ids.len(), out.len());
-        // the ids are random in the row (trie order is not id order): start loading the next
-        // block's log-probabilities before this block needs them
-        let ahead = perm.get((b + 1) * BLOCK..).unwrap_or(&[]);
-        for &id in ahead.iter().take(BLOCK) {
-            prefetch(logprobs.as_ptr().wrapping_add(id as usize));
+        if GATHER {
+            // the ids are random in the row (trie order is not id order): start loading the
+            // next block's log-probabilities before this block needs them
+            let ahead = perm.get((b + 1) * BLOCK..).unwrap_or(&[]);
+            for &id in ahead.iter().take(BLOCK) {
+                prefetch(logprobs.as_ptr().wrapping_add(id as usize));
+            }
         }
+        // this block's log-probabilities in trie order (`ids.len()` of them) when the row is
+        let lps = if GATHER {
+            &[][..]
+        } else {
+            &sorted[b * BLOCK..b * BLOCK + ids.len()]
+        };
         // a short last block leaves the previous block's inputs in the tail: harmless
         if MASKED {
             let mut any = false;
-            for ((x, k), &id) in xs.iter_mut().zip(keep.iter_mut()).zip(ids) {
+            for (j, ((x, k), &id)) in xs.iter_mut().zip(keep.iter_mut()).zip(ids).enumerate() {
                 // load, then select: no branch on the mask
-                let lp = logprobs[id as usize];
+                let lp = if GATHER {
+                    logprobs[id as usize]
+                } else {
+                    lps[j]
+                };
                 *k = bit(bits, id);
                 *x = if *k { lp } else { 0.0 };
                 any |= *k;
@@ -117,10 +166,12 @@ fn blocks<const MASKED: bool>(
                 }
                 continue;
             }
-        } else {
+        } else if GATHER {
             for (x, &id) in xs.iter_mut().zip(ids) {
                 *x = logprobs[id as usize];
             }
+        } else {
+            xs[..lps.len()].copy_from_slice(lps);
         }
         exp_block(&xs, &mut es);
         // the running sum in a register (inside `extend`'s closure it went through memory: a
@@ -198,7 +249,7 @@ mod tests {
             for m in [None, Some(mask.as_slice()), Some(sparse.as_slice())] {
                 let want = reference(&perm, &lp, m);
                 let mut got = Vec::new();
-                let total = cumulate(&perm, &lp, m, &mut got);
+                let total = cumulate(&perm, &lp, RowLayout::Ids, m, &mut got);
                 assert_eq!(got.len(), n + 1);
                 assert_eq!(total.to_bits(), got[n].to_bits());
                 for (g, w) in got.iter().zip(&want) {
@@ -207,11 +258,38 @@ mod tests {
                 }
                 // the baseline build gives the same bits as the dispatched one
                 let mut base = Vec::new();
-                cumulate_with(&perm, &lp, m, &mut base);
+                cumulate_with(&perm, &lp, RowLayout::Ids, m, &mut base);
                 assert!(got
                     .iter()
                     .zip(&base)
                     .all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
+        }
+    }
+
+    /// A row handed over in trie order (`sorted[k] = lp[perm[k]]`, then the ids outside the
+    /// trie, as `CoverIndex::token_order` lays it out) gives the same bits as the gather.
+    #[test]
+    fn trie_layout_gives_the_gathers_bits() {
+        for n in [0, 1, 63, 255, 256, 257, 1000, 4099] {
+            let (perm, lp) = row(n);
+            // the trie indexes all but the last few ids (specials, EOS)
+            let indexed = &perm[..n - n.min(3)];
+            let mut sorted: Vec<f64> = indexed.iter().map(|&id| lp[id as usize]).collect();
+            sorted.extend(perm[indexed.len()..].iter().map(|&id| lp[id as usize]));
+            let mut mask = vec![0u64; n.div_ceil(64)];
+            for i in (0..n as u32).filter(|i| i % 5 != 2 && i % 301 > 40) {
+                mask[i as usize / 64] |= 1 << (i % 64);
+            }
+            for m in [None, Some(mask.as_slice())] {
+                let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+                let ta = cumulate(indexed, &lp, RowLayout::Ids, m, &mut a);
+                let tb = cumulate(indexed, &sorted, RowLayout::Trie, m, &mut b);
+                cumulate_with(indexed, &sorted, RowLayout::Trie, m, &mut c);
+                assert_eq!(ta.to_bits(), tb.to_bits());
+                assert_eq!(a.len(), indexed.len() + 1);
+                assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+                assert!(b.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()));
             }
         }
     }
@@ -222,7 +300,12 @@ mod tests {
         let lp = [0.0, f64::NAN, f64::INFINITY, -1.0];
         let mask = [0b1001u64];
         let mut cum = vec![7.0; 3];
-        let total = cumulate(&perm, &lp, Some(&mask), &mut cum);
+        let total = cumulate(&perm, &lp, RowLayout::Ids, Some(&mask), &mut cum);
+        assert_eq!(cum, vec![0.0, 0.0, 1.0, 1.0, 1.0 + (-1.0f64).exp()]);
+        assert_eq!(total, cum[4]);
+        // the same row in trie order
+        let sorted = [f64::INFINITY, 0.0, f64::NAN, -1.0];
+        let total = cumulate(&perm, &sorted, RowLayout::Trie, Some(&mask), &mut cum);
         assert_eq!(cum, vec![0.0, 0.0, 1.0, 1.0, 1.0 + (-1.0f64).exp()]);
         assert_eq!(total, cum[4]);
     }
@@ -233,10 +316,10 @@ mod tests {
         // entry behind and no entry unwritten
         let (perm, lp) = row(700);
         let mut fresh = Vec::new();
-        cumulate(&perm, &lp, None, &mut fresh);
+        cumulate(&perm, &lp, RowLayout::Ids, None, &mut fresh);
         for old_len in [0, 3, 701, 2000] {
             let mut cum = vec![f64::NAN; old_len];
-            cumulate(&perm, &lp, None, &mut cum);
+            cumulate(&perm, &lp, RowLayout::Ids, None, &mut cum);
             assert_eq!(cum.len(), 701);
             assert!(cum
                 .iter()
