@@ -20,7 +20,9 @@ for bit, as ``rows[:, order]``), or ``None`` when it cannot do that without a ga
 :class:`~tokforge.ByteLM` asks once for its trie order, so that preparing a row reads it in
 sequence. :class:`TableLM` and :class:`NGramLM` permute their stored rows and columns once;
 :class:`CachedLM` passes the request to the LM it wraps (and shares its counters with the
-returned view); :class:`TransformersLM` and :class:`LlamaCppLM` do not offer it.
+returned view); :class:`TransformersLM`, :class:`LlamaCppLM` and
+:class:`~tokforge.lm_gguf.GGUFLlamaLM` do not offer it (a permuted output layer does not give
+the same bits: BLAS products and the log-softmax normaliser round differently over it).
 
 >>> lm = NGramLM(vocab_size=4, eos_id=3, order=2).fit([[0, 1, 2]])
 >>> order = np.array([2, 0, 3, 1])
@@ -60,7 +62,8 @@ __all__ = [
 class TokenLM(Protocol):
     """Any next-token model. ``next_logprobs`` returns ``[B, vocab_size]`` log-probabilities
     (each row log-normalised) after each prefix; BOS, if the model has one, is added by the
-    adapter, not by the caller."""
+    adapter, not by the caller. Optional, not part of the checked protocol:
+    ``with_token_order(order)`` (the module docstring)."""
 
     vocab_size: int
     eos_id: int
