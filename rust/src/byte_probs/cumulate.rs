@@ -141,7 +141,7 @@ fn blocks<const MASKED: bool, const GATHER: bool>(
                 prefetch(logprobs.as_ptr().wrapping_add(id as usize));
             }
         }
-        // this block's log-probabilities in trie order (`ids.len()` of them) when the row is
+        // this block's log-probabilities (`ids.len()` of them) when the row is in trie order
         let lps = if GATHER {
             &[][..]
         } else {
@@ -209,8 +209,9 @@ fn blocks<const MASKED: bool, const GATHER: bool>(
     // SAFETY: `reserve_exact(n)` made room for `n` entries and the first `n` spare slots are all
     // initialised: slot 0 before the loop, and slots `1..n` (`out`, `n - 1 = perm.len()` long)
     // because every chunk of `out` meets its chunk of `perm` (same lengths, same `BLOCK`) and
-    // both branches write the whole chunk (the loop over `out`, or its zip with two `BLOCK`-long
-    // arrays)
+    // both branches write the whole chunk (the loop over `out`, or the groups of four and the
+    // remainder, which `chunks_exact_mut` and `into_remainder` split `out` into, each zipped
+    // with the `BLOCK`-long `es`)
     unsafe { cum.set_len(n) };
     acc
 }
