@@ -100,20 +100,27 @@ from tokforge.byte_probs import (  # noqa: E402
 
 
 class TimedLM:
-    """Counts the wall time spent inside the wrapped LM."""
+    """Counts the wall time spent inside the wrapped LM (and inside its view in a token order,
+    which ``with_token_order`` passes through as ``CachedLM`` does: docs/byte_probs.md §9)."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, clock=None):
         self.inner = inner
         self.vocab_size = inner.vocab_size
         self.eos_id = inner.eos_id
         self.bos_id = inner.bos_id
+        self.clock = clock or self
         self.seconds = 0.0
 
     def next_logprobs(self, prefixes):
         t = time.perf_counter()
         out = self.inner.next_logprobs(prefixes)
-        self.seconds += time.perf_counter() - t
+        self.clock.seconds += time.perf_counter() - t
         return out
+
+    def with_token_order(self, order):
+        offer = getattr(self.inner, "with_token_order", None)
+        inner = offer(order) if offer is not None else None
+        return None if inner is None else TimedLM(inner, clock=self.clock)
 
 
 def code_split():
@@ -207,6 +214,7 @@ def cost(args):
                     "lm_ms_per_byte": 1000 * timed.seconds / n,
                     "non_lm_ms_per_byte": 1000 * (total - timed.seconds) / n,
                     "validity_rows": blm.index.cached_rows,
+                    "trie_order": blm.trie_order,
                 }
             )
             print(json.dumps(rows[-1]), file=sys.stderr)

@@ -2,19 +2,22 @@
 //! Python, no LM: LM rows are uniform or fixed pseudo-random, so only the engine's own work is measured).
 //!
 //! `cargo run --release --example byte_probs_prof -- VOCAB.tiktoken TEXT [prompt] [bytes] [mode]
-//! [lm]` takes the last tenth of `TEXT` (cut after a newline, as `benches/byte_probs.py`'s held-out
+//! [lm] [layout]` takes the last tenth of `TEXT` (cut after a newline, as `benches/byte_probs.py`'s held-out
 //! split), starts from its first `prompt` bytes (200) and follows the next `bytes` bytes (20) of
 //! the text in `mode` (`exact`), preparing one row per empty-overhang cover at every byte as
 //! `tokforge.ByteLM` does. `lm` is `uniform` (default: every row uniform) or `random`: eight
 //! fixed pseudo-random normalised rows (log-probabilities spread over about 14 nats), the one
 //! after a stem picked by its last token, so that rows differ and do not all sit in cache (and
-//! a change to the `exp` of `prepare` shows in log Q). Prints the start-up and per-byte CPU milliseconds of this thread,
+//! a change to the `exp` of `prepare` shows in log Q). An eighth argument `trie` hands the
+//! rows over already in the engine's token order (`CoverIndex::token_order`, permuted once
+//! here, as an LM that permutes its output layer at load would give them; docs/byte_probs.md
+//! §9), `ids` (default) in id order; both give the same bits. Prints the start-up and per-byte CPU milliseconds of this thread,
 //! the rows prepared, a checksum of the byte distributions and a hash of their bits and of log Q
 //! (to check that two builds give the same probabilities, to the bit).
 
 use std::path::Path;
 use std::sync::Arc;
-use tokforge::byte_probs::{CoverIndex, LmRow, Mode, Rule};
+use tokforge::byte_probs::{CoverIndex, LmRow, Mode, RowLayout, Rule};
 use tokforge::formats::detect::{load_file, LoadOptions};
 
 fn cpu() -> f64 {
@@ -46,15 +49,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let v = bpe.vocab_size() + 1;
     let uniform = vec![-(v as f64).ln(); v];
     let random = args.get(6).is_some_and(|s| s == "random");
-    let tables: Vec<Vec<f64>> = if random {
+    let mut tables: Vec<Vec<f64>> = if random {
         (0..8).map(|k| random_row(v, k)).collect()
     } else {
         vec![uniform.clone()]
     };
-    let lm = |stem: &[u32]| &tables[stem.last().map_or(0, |&t| t as usize % tables.len())];
+    let layout = match args.get(7).map(String::as_str) {
+        Some("trie") => RowLayout::Trie,
+        _ => RowLayout::Ids,
+    };
     let t0 = cpu();
     let m = CoverIndex::new(bpe, v, eos, mode, Rule::Pieces, 4096)?;
     let t_new = cpu() - t0;
+    if layout == RowLayout::Trie {
+        let order = m.token_order();
+        for t in &mut tables {
+            *t = order.iter().map(|&id| t[id as usize]).collect();
+        }
+    }
+    let lm = |stem: &[u32]| &tables[stem.last().map_or(0, |&t| t as usize % tables.len())];
     let t0 = cpu();
     let plan = m.plan(&held[..prompt_len])?;
     let rows: Vec<Vec<f64>> = plan
@@ -67,7 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
-    let mut st = m.start(&[], &plan, &refs)?;
+    let mut st = m.start_in(&[], &plan, &refs, layout)?;
     let t_start = cpu() - t0;
     let verbose = std::env::var_os("ROWS").is_some();
     let mut n_rows = 0usize;
@@ -79,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut star_rows: Vec<Arc<LmRow>> = Vec::new();
         for (s, _) in st.stars() {
             let t = cpu();
-            star_rows.push(Arc::new(m.prepare(lm(s), s)?));
+            star_rows.push(Arc::new(m.prepare_in(lm(s), layout, s)?));
             if verbose {
                 let tail = m.validity().tail(s)?.map(|(k, t)| (k.len(), t));
                 eprintln!(

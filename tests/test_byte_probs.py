@@ -976,3 +976,130 @@ def test_digit_split_sequence_cases(pattern, mode):
             continue
         close(blm.next_byte_probs(blm.start(x)), want)
         close(blm.next_byte_probs(blm.feed(blm.start(b""), x)), want)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows in trie order (docs/byte_probs.md §9: the optional `with_token_order` of a TokenLM): the
+# same bits as rows gathered by id, for every LM that offers it.
+
+
+class IdOrderOnly:
+    """An LM without ``with_token_order``: :class:`ByteLM` takes its rows in id order."""
+
+    def __init__(self, lm):
+        self.lm = lm
+        self.vocab_size = lm.vocab_size
+        self.eos_id = lm.eos_id
+        self.bos_id = lm.bos_id
+
+    def next_logprobs(self, prefixes):
+        return self.lm.next_logprobs(prefixes)
+
+
+def _ngram_for(case, seed, order):
+    rng = np.random.default_rng(seed)
+    support = list(case.alphabet) + list(range(256, case.V))
+    seqs = [rng.choice(support, size=int(rng.integers(0, 8))).tolist() for _ in range(12)]
+    return NGramLM(vocab_size=case.V + 1, eos_id=case.V, order=order, k=0.05).fit(seqs)
+
+
+def _table_for(case):
+    # the case's random leaky LM as a function table: rows permuted once per context
+    return TableLM(
+        lambda key: np.exp(case.lm.next_logprobs([list(key)])[0]),
+        vocab_size=case.V + 1,
+        eos_id=case.V,
+    )
+
+
+def _bits(x) -> bytes:
+    return np.asarray(x, dtype=np.float64).tobytes()
+
+
+def _same_bits_in_both_layouts(lm, case, mode, data, steps=6):
+    """``ByteLM`` over ``lm`` (rows in trie order) and over ``IdOrderOnly(lm)`` (rows in id
+    order) give the same bits: from ``start`` of a prompt drawn from the case's alphabet and
+    along ``advance``."""
+    fast, slow = ByteLM(lm, case.tok, mode=mode), ByteLM(IdOrderOnly(lm), case.tok, mode=mode)
+    assert fast.trie_order and not slow.trie_order
+    prompt = bytes(data.draw(st.lists(st.sampled_from(list(case.alphabet)), max_size=4)))
+    try:
+        s = slow.start(prompt)
+    except InputError:
+        with pytest.raises(InputError):
+            fast.start(prompt)
+        return
+    f = fast.start(prompt)
+    for _ in range(steps):
+        assert _bits(f.log_q) == _bits(s.log_q)
+        assert f.core.stars == s.core.stars
+        assert _bits(f.core.star_weights) == _bits(s.core.star_weights)
+        try:
+            ps = slow.next_byte_probs(s)
+        except InputError:
+            with pytest.raises(InputError):
+                fast.next_byte_probs(f)
+            return
+        pf = fast.next_byte_probs(f)
+        assert _bits(pf) == _bits(ps)
+        assert [(i, o, _bits(p)) for i, o, p in fast.covers(f)] == [
+            (i, o, _bits(p)) for i, o, p in slow.covers(s)
+        ]
+        choices = [int(ch) for ch in np.nonzero(ps[:256])[0] if ch in case.alphabet]
+        if not choices:
+            return
+        ch = data.draw(st.sampled_from(choices))
+        f, s = fast.advance(f, ch), slow.advance(s, ch)
+
+
+@settings(max_examples=FEW, deadline=None)
+@given(cases, st.sampled_from(["exact", "mask", "fast"]), st.integers(1, 3), st.data())
+def test_trie_order_rows_give_the_same_bits_pair_rule(case, mode, order, data):
+    seed = data.draw(st.integers(0, 2**31 - 1))
+    for lm in [
+        _ngram_for(case, seed, order),
+        CachedLM(_ngram_for(case, seed, order), max_rows=data.draw(st.sampled_from([0, 4]))),
+        _table_for(case),
+    ]:
+        _same_bits_in_both_layouts(lm, case, mode, data)
+
+
+@settings(max_examples=FEW, deadline=None)
+@given(piece_cases(), st.sampled_from(["exact", "mask", "fast"]), st.integers(1, 3), st.data())
+def test_trie_order_rows_give_the_same_bits_pieces_rule(case, mode, order, data):
+    seed = data.draw(st.integers(0, 2**31 - 1))
+    for lm in [_ngram_for(case, seed, order), CachedLM(_table_for(case), max_rows=8)]:
+        _same_bits_in_both_layouts(lm, case, mode, data)
+
+
+def test_with_token_order_permutes_columns_once_and_keeps_counters():
+    rng = np.random.default_rng(3)
+    order = rng.permutation(6)
+    lm = NGramLM(vocab_size=6, eos_id=5, order=3).fit([[0, 1, 2, 3], [1, 1, 0, 4]])
+    view = lm.with_token_order(order)
+    batch = [[0], [1, 1], [], [3, 0, 1]]
+    assert _bits(view.next_logprobs(batch)) == _bits(lm.next_logprobs(batch)[:, order])
+    lm.fit([[4, 4, 2]])  # the view follows a refit
+    assert _bits(view.next_logprobs(batch)) == _bits(lm.next_logprobs(batch)[:, order])
+    again = view.with_token_order(order)  # a view of a view: the orders compose
+    assert _bits(again.next_logprobs(batch)) == _bits(lm.next_logprobs(batch)[:, order[order]])
+
+    rows = {(): {0: 0.5, 5: 0.5}, (0,): {1: 0.25, 2: 0.75}}
+    for table in [rows, lambda k: rows.get(k, {5: 1.0})]:
+        t = TableLM(table, vocab_size=6, eos_id=5, default={5: 1.0})
+        tv = t.with_token_order(order)
+        got = tv.next_logprobs([[], [0], [4]])
+        assert _bits(got) == _bits(t.next_logprobs([[], [0], [4]])[:, order])
+
+    cached = CachedLM(lm, max_rows=4)
+    cv = cached.with_token_order(order)
+    cv.next_logprobs([[0], [0], [1]])
+    cached.next_logprobs([[0]])
+    cv.next_logprobs([[0]])
+    # calls and rows of both orders in one set of counters; each order has its own cache
+    assert (cached.calls, cached.rows, cached.hits) == (3, 3, 2)
+    assert CachedLM(IdOrderOnly(lm)).with_token_order(order) is None
+
+    for bad in [order[:-1], np.array([0, 0, 1, 2, 3, 4]), np.array([0, 1, 2, 3, 4, 6]), order * 1.0]:
+        with pytest.raises(InputError):
+            lm.with_token_order(bad)

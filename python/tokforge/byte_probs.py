@@ -189,6 +189,19 @@ class ByteLM:
             validity,
             row_cache,
         )
+        # rows in the index's trie order when the LM offers them (docs/byte_probs.md §9): the
+        # engine then reads each row in sequence instead of gathering it by id
+        offer = getattr(lm, "with_token_order", None)
+        view = offer(self._index.token_order) if callable(offer) else None
+        self._row_lm: TokenLM = lm if view is None else view
+        self._trie_order = view is not None
+
+    @property
+    def trie_order(self) -> bool:
+        """Whether the LM gives this model its rows in the engine's trie order (its
+        ``with_token_order``, docs/byte_probs.md §9); the probabilities are the same bits
+        either way."""
+        return self._trie_order
 
     @property
     def validity(self) -> str:
@@ -235,11 +248,13 @@ class ByteLM:
             for s in stems:
                 for k in range(plan.common, len(s) + 1):
                     prefixes.setdefault(tuple(ctx + s[:k]), len(prefixes))
-            got = np.asarray(self.lm.next_logprobs([list(p) for p in prefixes]), dtype=np.float64)
+            got = np.asarray(
+                self._row_lm.next_logprobs([list(p) for p in prefixes]), dtype=np.float64
+            )
             for s in stems:
                 idx = [prefixes[tuple(ctx + s[:k])] for k in range(plan.common, len(s) + 1)]
                 rows.append(np.ascontiguousarray(got[idx]))
-        core = self._index.start(plan, ctx, rows)
+        core = self._index.start(plan, ctx, rows, self._trie_order)
         return ByteState(core, data, len(ctx))
 
     def _rows(self, st: ByteState) -> list[_core.LMRow]:
@@ -248,9 +263,9 @@ class ByteLM:
             stars = st.core.stars
             rows = []
             if stars:
-                lp = np.asarray(self.lm.next_logprobs(stars), dtype=np.float64)
+                lp = np.asarray(self._row_lm.next_logprobs(stars), dtype=np.float64)
                 for s, r in zip(stars, lp):
-                    rows.append(self._index.prepare(np.ascontiguousarray(r), s))
+                    rows.append(self._index.prepare(np.ascontiguousarray(r), s, self._trie_order))
             st._rows = rows
         return st._rows
 

@@ -13,6 +13,22 @@ for a batch of prefixes. Backends here:
   'tokforge[torch]'``, ``'tokforge[llama]'``) imported lazily; they are not
   installed in tokforge's test environment, so these two adapters are untested there.
 
+Optional capability, rows in a given token order (docs/byte_probs.md §9): an LM may offer
+``with_token_order(order)``, ``order`` a permutation of ``range(vocab_size)``, returning an LM
+whose rows hold the log-probability of id ``order[k]`` at column ``k`` (the same values, bit
+for bit, as ``rows[:, order]``), or ``None`` when it cannot do that without a gather per query.
+:class:`~tokforge.ByteLM` asks once for its trie order, so that preparing a row reads it in
+sequence. :class:`TableLM` and :class:`NGramLM` permute their stored rows and columns once;
+:class:`CachedLM` passes the request to the LM it wraps (and shares its counters with the
+returned view); :class:`TransformersLM`, :class:`LlamaCppLM` and
+:class:`~tokforge.lm_gguf.GGUFLlamaLM` do not offer it (a permuted output layer does not give
+the same bits: BLAS products and the log-softmax normaliser round differently over it).
+
+>>> lm = NGramLM(vocab_size=4, eos_id=3, order=2).fit([[0, 1, 2]])
+>>> order = np.array([2, 0, 3, 1])
+>>> bool((lm.with_token_order(order).next_logprobs([[0]]) == lm.next_logprobs([[0]])[:, order]).all())
+True
+
 >>> lm = NGramLM(vocab_size=5, eos_id=4, order=2).fit([[0, 1, 2], [0, 1, 3]])
 >>> lp = lm.next_logprobs([[0], []])
 >>> lp.shape, bool(abs(np.exp(lp).sum(axis=1) - 1).max() < 1e-12)
@@ -46,7 +62,8 @@ __all__ = [
 class TokenLM(Protocol):
     """Any next-token model. ``next_logprobs`` returns ``[B, vocab_size]`` log-probabilities
     (each row log-normalised) after each prefix; BOS, if the model has one, is added by the
-    adapter, not by the caller."""
+    adapter, not by the caller. Optional, not part of the checked protocol:
+    ``with_token_order(order)`` (the module docstring)."""
 
     vocab_size: int
     eos_id: int
@@ -56,6 +73,22 @@ class TokenLM(Protocol):
 
 
 Dist = Union[Mapping[int, float], Sequence[float], np.ndarray]
+
+
+def _token_order(order: Any, vocab_size: int) -> np.ndarray:
+    """``order`` as an ``int64`` array after checking that it is a permutation of
+    ``range(vocab_size)`` (for implementations of ``with_token_order``)."""
+    o = np.asarray(order)
+    if o.shape != (vocab_size,) or o.dtype.kind not in "iu":
+        raise InputError(
+            f"a token order is {vocab_size} integer ids, got shape {o.shape} of {o.dtype}"
+        )
+    o = o.astype(np.int64)
+    if vocab_size and (
+        o.min() < 0 or o.max() >= vocab_size or (np.bincount(o, minlength=vocab_size) != 1).any()
+    ):
+        raise InputError(f"a token order must be a permutation of range({vocab_size})")
+    return o
 
 
 def _dense(dist: Dist, vocab_size: int) -> np.ndarray:
@@ -106,6 +139,20 @@ class TableLM:
                 self._table[tuple(int(i) for i in k)] = _dense(v, self.vocab_size)
         self._default = None if default is None else _dense(default, self.vocab_size)
         self._memo: dict[tuple[int, ...], np.ndarray] = {}
+        # columns in this token order (set by with_token_order on a copy)
+        self._columns: Optional[np.ndarray] = None
+
+    def with_token_order(self, order: Any) -> TableLM:
+        """This table with its rows' columns in ``order`` (``lm.py``'s module docstring): the
+        table's rows are permuted once here, a function's rows once per context (memoised)."""
+        o = _token_order(order, self.vocab_size)
+        view = TableLM.__new__(TableLM)
+        view.__dict__.update(self.__dict__)
+        view._table = {k: row[o] for k, row in self._table.items()}
+        view._default = None if self._default is None else self._default[o]
+        view._memo = {}
+        view._columns = o if self._columns is None else self._columns[o]
+        return view
 
     def _key(self, prefix: Sequence[int]) -> tuple[int, ...]:
         seq = ((self.bos_id,) if self.bos_id is not None else ()) + tuple(int(i) for i in prefix)
@@ -117,6 +164,8 @@ class TableLM:
             row = self._memo.get(key)
             if row is None:
                 row = _dense(self._fn(key), self.vocab_size)
+                if self._columns is not None:
+                    row = row[self._columns]
                 self._memo[key] = row
             return row
         row = self._table.get(key, self._default)
@@ -172,6 +221,8 @@ class NGramLM:
         self._tables: list[dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, float, int]]] = [
             {} for _ in range(self.order)
         ]
+        # bumped by fit: views in another token order rebuild their tables after it
+        self._version = 0
 
     @classmethod
     def from_texts(
@@ -227,18 +278,35 @@ class NGramLM:
                 cnt = np.fromiter((n for _, n in items), dtype=np.float64, count=len(items))
                 table[ctx] = (ids, cnt, float(cnt.sum()), len(items))
             self._tables[m] = table
+        self._version += 1
         return self
 
+    def with_token_order(self, order: Any) -> _NGramInOrder:
+        """This model with its rows' columns in ``order`` (``lm.py``'s module docstring): the
+        unigram is permuted and every table's ids renumbered once (again after each ``fit``),
+        so a query costs what it costs in id order."""
+        return _NGramInOrder(self, _token_order(order, self.vocab_size))
+
     def next_logprobs(self, prefixes: Sequence[Sequence[int]]) -> np.ndarray:
+        return self._logprobs(prefixes, self._unigram, self._tables)
+
+    def _logprobs(
+        self,
+        prefixes: Sequence[Sequence[int]],
+        unigram: np.ndarray,
+        tables: list[dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, float, int]]],
+    ) -> np.ndarray:
+        """``next_logprobs`` with the columns of ``unigram`` and ``tables`` (in any order:
+        every step below is elementwise, so permuted inputs give permuted, equal bits)."""
         B = len(prefixes)
-        P = np.tile(self._unigram, (B, 1))
+        P = np.tile(unigram, (B, 1))
         pad = (self._start,) * (self.order - 1)
         padded = [
             pad + tuple(int(i) for i in p[-(self.order - 1) :]) if self.order > 1 else ()
             for p in prefixes
         ]
         for m in range(1, self.order):
-            table = self._tables[m]
+            table = tables[m]
             factor = np.ones(B)
             rows, ids, vals = [], [], []
             for b, ctx in enumerate(padded):
@@ -258,6 +326,43 @@ class NGramLM:
     def logprobs_along(self, seq: Sequence[int]) -> np.ndarray:
         """Rows after ``seq[:i]`` for ``i = 0..len(seq)``."""
         return self.next_logprobs([seq[:i] for i in range(len(seq) + 1)])
+
+
+class _NGramInOrder:
+    """An :class:`NGramLM` whose rows come in a token order (``NGramLM.with_token_order``):
+    the unigram permuted and each table's ids mapped to their columns, built once per ``fit``
+    of the model."""
+
+    def __init__(self, model: NGramLM, order: np.ndarray) -> None:
+        self.model = model
+        self.order = order
+        self.vocab_size = model.vocab_size
+        self.eos_id = model.eos_id
+        self.bos_id = model.bos_id
+        self._column = np.empty_like(order)
+        self._column[order] = np.arange(order.size)
+        self._version = -1
+        self._unigram = model._unigram
+        self._tables = model._tables
+
+    def _sync(self) -> None:
+        m = self.model
+        if self._version == m._version:
+            return
+        col = self._column
+        self._unigram = m._unigram[self.order]
+        self._tables = [
+            {ctx: (col[ids], cnt, tot, types) for ctx, (ids, cnt, tot, types) in t.items()}
+            for t in m._tables
+        ]
+        self._version = m._version
+
+    def next_logprobs(self, prefixes: Sequence[Sequence[int]]) -> np.ndarray:
+        self._sync()
+        return self.model._logprobs(prefixes, self._unigram, self._tables)
+
+    def with_token_order(self, order: Any) -> _NGramInOrder:
+        return _NGramInOrder(self.model, self.order[_token_order(order, self.vocab_size)])
 
 
 class CachedLM:
@@ -288,7 +393,24 @@ class CachedLM:
     def reset_counters(self) -> None:
         self.calls = self.rows = self.hits = 0
 
+    def with_token_order(self, order: Any) -> Optional[_CachedInOrder]:
+        """The inner LM's view in ``order`` behind a cache of its own (``None`` when the
+        inner LM offers none); the view counts into this object's ``calls`` / ``rows`` /
+        ``hits``."""
+        offer = getattr(self.inner, "with_token_order", None)
+        inner = offer(order) if callable(offer) else None
+        return None if inner is None else _CachedInOrder(self, inner)
+
     def next_logprobs(self, prefixes: Sequence[Sequence[int]]) -> np.ndarray:
+        return self._query(prefixes, self.inner, self._cache)
+
+    def _query(
+        self,
+        prefixes: Sequence[Sequence[int]],
+        inner: Any,
+        cache: OrderedDict[tuple[int, ...], np.ndarray],
+    ) -> np.ndarray:
+        """``next_logprobs`` of ``inner`` through ``cache`` (this LM's or a view's)."""
         self.calls += 1
         keys = [tuple(int(i) for i in p) for p in prefixes]
         out: dict[tuple[int, ...], np.ndarray] = {}
@@ -299,22 +421,22 @@ class CachedLM:
                 self.hits += 1
                 continue
             seen.add(k)
-            row = self._cache.get(k)
+            row = cache.get(k)
             if row is not None:
-                self._cache.move_to_end(k)
+                cache.move_to_end(k)
                 out[k] = row
                 self.hits += 1
             else:
                 missing.append(k)
         if missing:
-            got = np.asarray(self.inner.next_logprobs([list(k) for k in missing]), dtype=np.float64)
+            got = np.asarray(inner.next_logprobs([list(k) for k in missing]), dtype=np.float64)
             self.rows += len(missing)
             for k, row in zip(missing, got):
                 out[k] = row
                 if self.max_rows > 0:
-                    self._cache[k] = row
-                    if len(self._cache) > self.max_rows:
-                        self._cache.popitem(last=False)
+                    cache[k] = row
+                    if len(cache) > self.max_rows:
+                        cache.popitem(last=False)
         if not keys:
             return np.zeros((0, self.vocab_size))
         if self.max_rows == 0 and len(missing) == len(keys):
@@ -322,6 +444,22 @@ class CachedLM:
             # a copy (a row is |V| floats: 0.8 MB at 100k ids)
             return got
         return np.stack([out[k] for k in keys])
+
+
+class _CachedInOrder:
+    """A :class:`CachedLM` over its inner LM's view in a token order
+    (``CachedLM.with_token_order``): a cache of its own, the counters of the ``CachedLM``."""
+
+    def __init__(self, cached: CachedLM, inner: Any) -> None:
+        self.cached = cached
+        self.inner = inner
+        self.vocab_size = cached.vocab_size
+        self.eos_id = cached.eos_id
+        self.bos_id = cached.bos_id
+        self._cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+
+    def next_logprobs(self, prefixes: Sequence[Sequence[int]]) -> np.ndarray:
+        return self.cached._query(prefixes, self.inner, self._cache)
 
 
 def _need(module: str, extra: str) -> Any:

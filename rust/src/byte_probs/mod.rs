@@ -37,6 +37,7 @@ mod walk_memo;
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};
 use cumulate::cumulate;
+pub use cumulate::RowLayout;
 pub use state::{CoverState, Group, LmRow, Mode, Star};
 use std::sync::Arc;
 use trie::VocabTrie;
@@ -70,6 +71,8 @@ pub struct CoverIndex {
     mode: Mode,
     lm_vocab: usize,
     eos: u32,
+    /// where EOS sits in a row in [`CoverIndex::token_order`]
+    eos_slot: usize,
 }
 
 impl CoverIndex {
@@ -109,6 +112,9 @@ impl CoverIndex {
             })
             .collect();
         let trie = VocabTrie::new(&toks);
+        // EOS is not in the trie (it is special or beyond the tokenizer): after the trie's
+        // tokens, behind the other ids outside the trie that are smaller
+        let eos_slot = trie.len() + (0..eos).filter(|&i| trie.pos(i) == trie::NONE).count();
         let validity = Validity::new(bpe, rule, row_cache)?;
         Ok(Self {
             trie,
@@ -116,7 +122,22 @@ impl CoverIndex {
             mode,
             lm_vocab,
             eos,
+            eos_slot,
         })
+    }
+
+    /// The token order of [`RowLayout::Trie`] rows: a permutation of the LM's ids
+    /// `0..lm_vocab`, the trie's tokens in trie (DFS) order first, then every other id (special
+    /// tokens, EOS, ids beyond the tokenizer) in increasing order. An LM that can give its rows
+    /// in this order (entry `k` = log-probability of id `order[k]`) spares [`CoverIndex::prepare`]
+    /// the gather of a row in id order (docs/byte_probs.md §9).
+    pub fn token_order(&self) -> Vec<u32> {
+        let mut order = Vec::with_capacity(self.lm_vocab);
+        order.extend_from_slice(self.trie.perm());
+        order.extend((0..self.lm_vocab as u32).filter(|&i| self.trie.pos(i) == trie::NONE));
+        debug_assert_eq!(order.len(), self.lm_vocab);
+        debug_assert_eq!(order[self.eos_slot], self.eos);
+        order
     }
 
     pub fn trie(&self) -> &VocabTrie {
@@ -135,9 +156,15 @@ impl CoverIndex {
         self.validity.bpe()
     }
 
-    /// Turn one LM row of log-probabilities (after the token sequence `stem`; only its last
-    /// few tokens matter) into the mode-adjusted cumulative row.
+    /// Turn one LM row of log-probabilities in id order (after the token sequence `stem`; only
+    /// its last few tokens matter) into the mode-adjusted cumulative row.
     pub fn prepare(&self, logprobs: &[f64], stem: &[u32]) -> Result<LmRow> {
+        self.prepare_in(logprobs, RowLayout::Ids, stem)
+    }
+
+    /// [`CoverIndex::prepare`] for a row in `layout` ([`RowLayout::Trie`]: in the order of
+    /// [`CoverIndex::token_order`]); both layouts of the same row give the same bits.
+    pub fn prepare_in(&self, logprobs: &[f64], layout: RowLayout, stem: &[u32]) -> Result<LmRow> {
         if logprobs.len() != self.lm_vocab {
             return Err(Error::Input(format!(
                 "an LM row has {} entries, expected vocab_size = {}",
@@ -153,15 +180,18 @@ impl CoverIndex {
         let acc = cumulate(
             self.trie.perm(),
             logprobs,
+            layout,
             mask.as_ref().map(|b| b.as_slice()),
             &mut cum,
         );
+        let eos_lp = match layout {
+            RowLayout::Ids => logprobs[self.eos as usize],
+            RowLayout::Trie => logprobs[self.eos_slot],
+        };
         let eos = match self.mode {
-            Mode::Fast => logprobs[self.eos as usize].exp(),
+            Mode::Fast => eos_lp.exp(),
             // the end of text only after a canonical sequence (docs/byte_probs.md §15)
-            Mode::Exact | Mode::Mask if self.validity.eos_ok(stem)? => {
-                logprobs[self.eos as usize].exp()
-            }
+            Mode::Exact | Mode::Mask if self.validity.eos_ok(stem)? => eos_lp.exp(),
             Mode::Exact | Mode::Mask => 0.0,
         };
         let z = acc + eos;
@@ -295,8 +325,20 @@ impl CoverIndex {
     }
 
     /// Build the state of `prompt`. `rows[i]` holds the LM rows of stem `i` after
-    /// `context ∘ stem[..k]` for `k = plan.common ..= len(stem)` (flattened, `lm_vocab` each).
+    /// `context ∘ stem[..k]` for `k = plan.common ..= len(stem)` (flattened, `lm_vocab` each,
+    /// in id order).
     pub fn start(&self, context: &[u32], plan: &StartPlan, rows: &[&[f64]]) -> Result<CoverState> {
+        self.start_in(context, plan, rows, RowLayout::Ids)
+    }
+
+    /// [`CoverIndex::start`] for rows in `layout`.
+    pub fn start_in(
+        &self,
+        context: &[u32],
+        plan: &StartPlan,
+        rows: &[&[f64]],
+        layout: RowLayout,
+    ) -> Result<CoverState> {
         let v = self.lm_vocab;
         if plan.stems.is_empty() {
             if !plan.star.is_empty() {
@@ -340,7 +382,7 @@ impl CoverIndex {
             let full: Vec<u32> = context.iter().chain(stem.iter()).copied().collect();
             for i in plan.common..=stem.len() {
                 let lp = &r[(i - plan.common) * v..(i - plan.common + 1) * v];
-                let row = self.prepare(lp, &full[..context.len() + i])?;
+                let row = self.prepare_in(lp, layout, &full[..context.len() + i])?;
                 if i < stem.len() {
                     lw += self.token_prob(&row, stem[i]).ln();
                 } else {
@@ -643,6 +685,97 @@ mod tests {
         assert_eq!(covers.len(), 2);
         assert_eq!(covers[1].0, vec![257]);
         assert_eq!(covers[1].1, b"c".to_vec());
+    }
+
+    /// A row in [`RowLayout::Trie`]: entry `k` is the log-probability of `order[k]`.
+    fn in_trie_order(m: &CoverIndex, lp: &[f64]) -> Vec<f64> {
+        m.token_order().iter().map(|&id| lp[id as usize]).collect()
+    }
+
+    /// Rows in trie order give the same bits as rows in id order: start (several stems) and
+    /// advance, in every mode, with the toy LM and with rows that differ per prefix.
+    #[test]
+    fn trie_layout_rows_give_the_same_bits() {
+        let skewed = |prefix: &[u32]| -> Vec<f64> {
+            let h = prefix
+                .iter()
+                .fold(7u64, |h, &t| h.wrapping_mul(31) + t as u64);
+            let w: Vec<f64> = (0..259u64)
+                .map(|i| 1.0 + ((i * 2_654_435_761 + h * 97) % 1000) as f64 / 100.0)
+                .collect();
+            let z: f64 = w.iter().sum();
+            w.iter().map(|x| (x / z).ln()).collect()
+        };
+        for mode in [Mode::Exact, Mode::Mask, Mode::Fast] {
+            let m = CoverIndex::new(toy(), 259, EOS, mode, Rule::Pair, 16).unwrap();
+            let order = m.token_order();
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..259).collect::<Vec<u32>>());
+            assert_eq!(order[m.eos_slot], EOS);
+            for lm_fn in [lm as fn(&[u32]) -> Vec<f64>, skewed] {
+                for prompt in [&b""[..], b"a", b"ab", b"abc", b"cab"] {
+                    let plan = m.plan(prompt).unwrap();
+                    let rows: Vec<Vec<f64>> = plan
+                        .stems
+                        .iter()
+                        .map(|(s, _)| {
+                            (plan.common..=s.len())
+                                .flat_map(|k| lm_fn(&s[..k]))
+                                .collect()
+                        })
+                        .collect();
+                    let sorted_rows: Vec<Vec<f64>> = rows
+                        .iter()
+                        .map(|r| r.chunks(259).flat_map(|c| in_trie_order(&m, c)).collect())
+                        .collect();
+                    let refs: Vec<&[f64]> = rows.iter().map(|r| r.as_slice()).collect();
+                    let srefs: Vec<&[f64]> = sorted_rows.iter().map(|r| r.as_slice()).collect();
+                    let (Ok(mut a), Ok(mut b)) = (
+                        m.start(&[], &plan, &refs),
+                        m.start_in(&[], &plan, &srefs, RowLayout::Trie),
+                    ) else {
+                        continue;
+                    };
+                    for &byte in b"abcab" {
+                        let ra: Vec<Arc<LmRow>> = a
+                            .stars()
+                            .map(|(s, _)| Arc::new(m.prepare(&lm_fn(s), s).unwrap()))
+                            .collect();
+                        let rb: Vec<Arc<LmRow>> = b
+                            .stars()
+                            .map(|(s, _)| {
+                                let r = in_trie_order(&m, &lm_fn(s));
+                                Arc::new(m.prepare_in(&r, RowLayout::Trie, s).unwrap())
+                            })
+                            .collect();
+                        let (da, ta) = m.dist(&a, &ra).unwrap();
+                        let (db, tb) = m.dist(&b, &rb).unwrap();
+                        assert_eq!(ta.to_bits(), tb.to_bits());
+                        assert!(da.iter().zip(&db).all(|(x, y)| x.to_bits() == y.to_bits()));
+                        for (x, y) in ra.iter().zip(&rb) {
+                            assert_eq!(
+                                (x.z.to_bits(), x.eos.to_bits()),
+                                (y.z.to_bits(), y.eos.to_bits())
+                            );
+                            assert!(x
+                                .cum
+                                .iter()
+                                .zip(&y.cum)
+                                .all(|(p, q)| p.to_bits() == q.to_bits()));
+                        }
+                        match (m.advance(&a, &ra, byte), m.advance(&b, &rb, byte)) {
+                            (Ok(x), Ok(y)) => {
+                                assert_eq!(x.log_q().to_bits(), y.log_q().to_bits());
+                                (a, b) = (x, y);
+                            }
+                            (Err(_), Err(_)) => break,
+                            _ => panic!("the layouts disagree on whether byte {byte} can follow"),
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! (`ByteLM`). Each class wraps the core type of the same Python name: `CoverIndex`,
 //! `StartPlan`, `LMRow` ([`LmRow`]) and `CoverState`.
 
-use crate::byte_probs::{CoverIndex, CoverState, LmRow, Mode, Rule, StartPlan};
+use crate::byte_probs::{CoverIndex, CoverState, LmRow, Mode, RowLayout, Rule, StartPlan};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -92,6 +92,14 @@ impl PyCoverState {
     }
 }
 
+fn layout(trie_order: bool) -> RowLayout {
+    if trie_order {
+        RowLayout::Trie
+    } else {
+        RowLayout::Ids
+    }
+}
+
 fn arcs(rows: &[PyRef<'_, PyLmRow>]) -> Vec<Arc<LmRow>> {
     rows.iter().map(|r| r.inner.clone()).collect()
 }
@@ -146,6 +154,12 @@ impl PyCoverIndex {
     fn cached_rows(&self) -> usize {
         self.inner.validity().cached_rows()
     }
+    /// The token order of rows passed with `trie_order=True`: a permutation of
+    /// `range(vocab_size)`, the tokenizer's tokens in trie order, then the other ids ascending.
+    #[getter]
+    fn token_order<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u32>> {
+        self.inner.token_order().into_pyarray(py)
+    }
 
     /// Canonical ids of arbitrary bytes.
     fn encode(&self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<u32>> {
@@ -176,13 +190,16 @@ impl PyCoverIndex {
         Ok(PyStartPlan { inner })
     }
 
-    /// State of the plan's prompt; `rows[i]` = LM rows of stem `i` from `plan.common` on.
+    /// State of the plan's prompt; `rows[i]` = LM rows of stem `i` from `plan.common` on, in
+    /// id order, or in `token_order` with `trie_order=True`.
+    #[pyo3(signature = (plan, context, rows, trie_order = false))]
     fn start(
         &self,
         py: Python<'_>,
         plan: PyRef<'_, PyStartPlan>,
         context: Vec<Int>,
         rows: Vec<PyReadonlyArray2<'_, f64>>,
+        trie_order: bool,
     ) -> PyResult<PyCoverState> {
         let context = ids_to_u32(&context, "context", self.inner.trie().len())?;
         let mut slices: Vec<&[f64]> = Vec::with_capacity(rows.len());
@@ -195,23 +212,26 @@ impl PyCoverIndex {
         }
         let m = &self.inner;
         let p = &plan.inner;
-        let inner = py.detach(|| m.start(&context, p, &slices))?;
+        let inner = py.detach(|| m.start_in(&context, p, &slices, layout(trie_order)))?;
         Ok(PyCoverState { inner })
     }
 
-    /// Prepare one LM row (log-probabilities) that follows the token sequence `stem` (its last
-    /// 8 tokens are enough).
+    /// Prepare one LM row (log-probabilities, in id order, or in `token_order` with
+    /// `trie_order=True`) that follows the token sequence `stem` (its last 8 tokens are
+    /// enough).
+    #[pyo3(signature = (logprobs, stem, trie_order = false))]
     fn prepare(
         &self,
         py: Python<'_>,
         logprobs: PyReadonlyArray1<'_, f64>,
         stem: Vec<u32>,
+        trie_order: bool,
     ) -> PyResult<PyLmRow> {
         let lp = logprobs
             .as_slice()
             .map_err(|_| InputError::new_err("an LM row must be a contiguous float64 array"))?;
         let m = &self.inner;
-        let row = py.detach(|| m.prepare(lp, &stem))?;
+        let row = py.detach(|| m.prepare_in(lp, layout(trie_order), &stem))?;
         Ok(PyLmRow {
             inner: Arc::new(row),
         })
