@@ -29,6 +29,7 @@
 
 mod cumulate;
 pub mod exp;
+mod id_words;
 pub mod state;
 pub mod trie;
 pub mod validity;

@@ -50,6 +50,7 @@
 //! Invariants: a row's bit `v` is set iff `single[v]` and `stem ∘ v` is valid; special and
 //! unused ids never have bits; after a special token (or at the start) `single` applies.
 
+use super::id_words::{ids_of, IdWords};
 use super::walk_memo::WalkMemo;
 use crate::bpe::pairs::{PairTable, NONE as PAIR_NONE};
 use crate::bpe::Bpe;
@@ -163,6 +164,8 @@ struct Head {
     rep: String,
     /// all members (id order)
     all: Vec<u32>,
+    /// [`Head::all`] as bitset words, to copy or add the class's bits a word at a time
+    words: IdWords,
     /// members with no further complete character (or, at the maximum depth, all members)
     one: Vec<u32>,
     /// members that are not [`Heads::letters`]
@@ -1634,6 +1637,12 @@ impl Validity {
                 node.others += usize::from(!letter);
             }
         }
+        // `regular` is in id order, so every `all` is sorted
+        let mut stack: Vec<&mut Head> = vec![&mut h.root];
+        while let Some(node) = stack.pop() {
+            node.words = IdWords::from_sorted(&node.all);
+            stack.extend(node.kids.iter_mut());
+        }
         h
     }
 
@@ -2030,6 +2039,9 @@ impl Validity {
         let ext = self.extension(key, text)?;
         let mut words = vec![0u64; self.single.len()];
         let mut each: Vec<u32> = Vec::new();
+        // the members of the letter-only classes met under open classes after a growing piece
+        // (bitset): decided by the piece's extension below, word by word where it can
+        let mut open_letters = vec![0u64; self.single.len()];
         let mut sub_rows: FxHashMap<(usize, usize), Bits> = FxHashMap::default();
         let mut scratch = Scratch::default();
         // depth-first over the class tree: decide a class when its leading characters settle
@@ -2053,7 +2065,7 @@ impl Validity {
                     for kid in &h.kids {
                         // letters after a growing piece are cheaper one by one (`Extension`)
                         if ext.is_some() && kid.others == 0 {
-                            each.extend_from_slice(&kid.all);
+                            kid.words.or_into(&mut open_letters);
                         } else {
                             stack.push(kid);
                         }
@@ -2073,21 +2085,38 @@ impl Validity {
                             r
                         }
                     };
-                    for &v in &h.all {
-                        if bit(&sub, v) {
-                            set_bit(&mut words, v);
-                        }
-                    }
+                    h.words.or_masked_into(&mut words, &sub);
                 }
             }
         }
         each.retain(|&v| bit(&self.single, v));
+        for (o, &s) in open_letters.iter_mut().zip(self.single.iter()) {
+            *o &= s;
+        }
         self.fragment_bits(heads, key, text, &mut words)?;
         // letters after a one-piece extension: the pair row of the last token, minus the
         // tokens `v` for which `l + bytes(v)` is a token itself under a whole-piece look-up
         // (docs/byte_probs.md §15.7)
+        let letter_row = ext.as_ref().and_then(|x| self.letter_extensions(heads, x));
+        match (&letter_row, &ext) {
+            (Some(letters), Some(x)) if x.one_piece => {
+                // the loop below word by word: plain letters take the row's bit, the other
+                // letter tokens (with marks) stay for the one-by-one check
+                let per_word = words
+                    .iter_mut()
+                    .zip(open_letters.iter_mut())
+                    .zip(&heads.plain_letters)
+                    .zip(letters);
+                for (((d, o), &plain), &row) in per_word {
+                    *d |= *o & plain & row;
+                    *o &= !plain;
+                }
+                each.extend(ids_of(&open_letters));
+            }
+            _ => each.extend(ids_of(&open_letters)),
+        }
         if let Some(x) = &ext {
-            if let Some(letters) = self.letter_extensions(heads, x) {
+            if let Some(letters) = letter_row {
                 // without `one_piece` (o200k) a letter token is decided by the pair row only when
                 // `l + bytes(v)` is one growing piece: exactly when `extension_ok` would take
                 // the pair rule, which the row holds for every `v` at once
