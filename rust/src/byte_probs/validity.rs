@@ -509,6 +509,41 @@ pub struct Validity {
     cap: usize,
 }
 
+/// The merges of one token `a` of a right spine with a right partner, for the walks of a pair
+/// row (see [`Validity::pair_row`]): the partners as a bitset over all ids, so that a look-up
+/// with no merge (most of them) is one bit test, and `a`'s slice of
+/// [`MergeTables::partners`] (sorted by right token), searched only for a partner.
+struct SpineLevel<'a> {
+    bits: Vec<u64>,
+    partners: &'a [(u32, u32)],
+}
+
+impl<'a> SpineLevel<'a> {
+    fn new(t: &'a MergeTables, a: u32, words: usize) -> Self {
+        let lo = t.partner_at.get(a as usize).map_or(0, |&x| x as usize);
+        let hi = t.partner_at.get(a as usize + 1).map_or(0, |&x| x as usize);
+        let partners = t.partners.get(lo..hi).unwrap_or(&[]);
+        debug_assert!(partners.windows(2).all(|w| w[0].0 < w[1].0));
+        let mut bits = vec![0u64; words];
+        for &(r, _) in partners {
+            if let Some(w) = bits.get_mut(r as usize / 64) {
+                *w |= 1 << (r % 64);
+            }
+        }
+        SpineLevel { bits, partners }
+    }
+
+    /// The priority of the merge `(a, b)`, if any.
+    #[inline]
+    fn prio(&self, b: u32) -> Option<u32> {
+        if !bit(&self.bits, b) {
+            return None;
+        }
+        let i = self.partners.binary_search_by_key(&b, |&(r, _)| r).ok()?;
+        self.partners.get(i).map(|&(_, p)| p)
+    }
+}
+
 /// Pair rows by last token, with a use clock (see [`Validity::pair_row`]).
 #[derive(Debug, Default)]
 struct PairLru {
@@ -1454,31 +1489,17 @@ impl Validity {
             }
             spine.push(r);
         }
-        // the merges of each spine token with a right partner, as small maps (the walk's
-        // comparisons all have a spine token on the left)
-        let levels: Vec<FxHashMap<u32, u32>> = spine
+        // the merges of each spine token with a right partner (the walk's comparisons all
+        // have a spine token on the left)
+        let levels: Vec<SpineLevel> = spine
             .iter()
-            .map(|&a| {
-                let lo = t.partner_at.get(a as usize).map_or(0, |&x| x as usize);
-                let hi = t.partner_at.get(a as usize + 1).map_or(0, |&x| x as usize);
-                t.partners
-                    .get(lo..hi)
-                    .unwrap_or(&[])
-                    .iter()
-                    .copied()
-                    .collect()
-            })
+            .map(|&a| SpineLevel::new(t, a, self.single.len()))
             .collect();
         let mut path: Vec<(usize, u32)> = Vec::new();
         let mut words = vec![0u64; self.single.len()];
-        // the right partners of `u`'s own merges (the keys of `levels[0]`) as a bitset: such a
-        // pair merges at once, so its `v` is out
-        let mut merges_with_u = vec![0u64; self.single.len()];
-        for &r in levels.first().into_iter().flat_map(|m| m.keys()) {
-            if let Some(w) = merges_with_u.get_mut(r as usize / 64) {
-                *w |= 1 << (r % 64);
-            }
-        }
+        // the right partners of `u`'s own merges: such a pair merges at once, so its `v` is out
+        let no_merges = Vec::new();
+        let merges_with_u = levels.first().map_or(&no_merges, |l| &l.bits);
         let members = match set {
             PairSet::Letters => &heads.plain_letters,
             PairSet::Punct => &heads.punct,
@@ -1519,7 +1540,7 @@ impl Validity {
         &self,
         t: &MergeTables,
         spine: &[u32],
-        levels: &[FxHashMap<u32, u32>],
+        levels: &[SpineLevel],
         memo: &mut WalkMemo,
         path: &mut Vec<(usize, u32)>,
         b: u32,
@@ -1549,7 +1570,7 @@ impl Validity {
             let Some(level) = levels.get(i) else {
                 break false;
             };
-            if level.get(&b).is_some_and(|&p| u64::from(p) < limit) {
+            if level.prio(b).is_some_and(|p| u64::from(p) < limit) {
                 break false;
             }
         };
