@@ -51,7 +51,7 @@
 //! unused ids never have bits; after a special token (or at the start) `single` applies.
 
 use super::id_words::{ids_of, IdWords};
-use super::walk_memo::WalkMemo;
+use super::pair_row::{self, LeftKids, NO_ID};
 use crate::bpe::pairs::{PairTable, NONE as PAIR_NONE};
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};
@@ -242,9 +242,9 @@ struct MergeTables {
     /// every token's last merge has a higher priority than the merges building its parts, so
     /// merges inside a token happen in priority order (else the walk is not used)
     monotone: bool,
+    /// each token's left children in `split`, for the pair rows
+    left_kids: LeftKids,
 }
-
-const NO_ID: u32 = u32::MAX;
 
 /// What a class of leading characters decides for a tail (see `Validity::head_decision`).
 #[derive(Debug, Clone, Copy)]
@@ -507,41 +507,6 @@ pub struct Validity {
     /// last token `u` -> the letter tokens `v` with `pair_valid(u, v)` (bounded LRU)
     pair_rows: Mutex<PairLru>,
     cap: usize,
-}
-
-/// The merges of one token `a` of a right spine with a right partner, for the walks of a pair
-/// row (see [`Validity::pair_row`]): the partners as a bitset over all ids, so that a look-up
-/// with no merge (most of them) is one bit test, and `a`'s slice of
-/// [`MergeTables::partners`] (sorted by right token), searched only for a partner.
-struct SpineLevel<'a> {
-    bits: Vec<u64>,
-    partners: &'a [(u32, u32)],
-}
-
-impl<'a> SpineLevel<'a> {
-    fn new(t: &'a MergeTables, a: u32, words: usize) -> Self {
-        let lo = t.partner_at.get(a as usize).map_or(0, |&x| x as usize);
-        let hi = t.partner_at.get(a as usize + 1).map_or(0, |&x| x as usize);
-        let partners = t.partners.get(lo..hi).unwrap_or(&[]);
-        debug_assert!(partners.windows(2).all(|w| w[0].0 < w[1].0));
-        let mut bits = vec![0u64; words];
-        for &(r, _) in partners {
-            if let Some(w) = bits.get_mut(r as usize / 64) {
-                *w |= 1 << (r % 64);
-            }
-        }
-        SpineLevel { bits, partners }
-    }
-
-    /// The priority of the merge `(a, b)`, if any.
-    #[inline]
-    fn prio(&self, b: u32) -> Option<u32> {
-        if !bit(&self.bits, b) {
-            return None;
-        }
-        let i = self.partners.binary_search_by_key(&b, |&(r, _)| r).ok()?;
-        self.partners.get(i).map(|&(_, p)| p)
-    }
 }
 
 /// Pair rows by last token, with a use clock (see [`Validity::pair_row`]).
@@ -1382,6 +1347,7 @@ impl Validity {
             partner_at,
             partners,
             monotone: true,
+            left_kids: LeftKids::default(),
         };
         for &u in &self.regular {
             let b = self.bpe.token_bytes(u).unwrap_or(&[]);
@@ -1405,6 +1371,7 @@ impl Validity {
             let (l, r, p) = t.split[u as usize];
             l == NO_ID || (prio(l).is_none_or(|q| q < p) && prio(r).is_none_or(|q| q < p))
         });
+        t.left_kids = LeftKids::new(&t.split);
         t
     }
 
@@ -1466,12 +1433,10 @@ impl Validity {
         }
     }
 
-    /// The letter tokens `v` ([`Heads::plain_letters`]) built by the merges with `pair_valid(u, v)`, as a bitset
-    /// (docs/byte_probs.md §15.7), through a bounded LRU keyed by `u` (the answer depends on
-    /// nothing else: the tables are fixed per vocabulary). One walk per `v`, memoised across
-    /// `v`: after its first comparison a walk's state is a token of `u`'s right spine and a
-    /// token `b`, and what the walk decides from there depends on that pair alone, so each
-    /// `(spine step, b)` is walked once per `u` (shared left spines of the `v`).
+    /// The tokens `v` of `set` built by the merges with `pair_valid(u, v)`, as a bitset
+    /// (docs/byte_probs.md §15.7), through a bounded LRU keyed by `u` and `set` (the answer
+    /// depends on nothing else: the tables are fixed per vocabulary). Computed from the merges
+    /// that break a pair, not one walk per `v` ([`pair_row::pair_row`]).
     fn pair_row(&self, t: &MergeTables, heads: &Heads, u: u32, set: PairSet) -> Bits {
         if let Ok(mut lru) = self.pair_rows.lock() {
             lru.clock += 1;
@@ -1481,43 +1446,17 @@ impl Validity {
                 return e.0.clone();
             }
         }
-        let mut spine = vec![u];
-        while let Some(&a) = spine.last() {
-            let (l, r, _) = t.split[a as usize];
-            if l == NO_ID {
-                break;
-            }
-            spine.push(r);
-        }
-        // the merges of each spine token with a right partner (the walk's comparisons all
-        // have a spine token on the left)
-        let levels: Vec<SpineLevel> = spine
-            .iter()
-            .map(|&a| SpineLevel::new(t, a, self.single.len()))
-            .collect();
-        let mut path: Vec<(usize, u32)> = Vec::new();
-        let mut words = vec![0u64; self.single.len()];
-        // the right partners of `u`'s own merges: such a pair merges at once, so its `v` is out
-        let no_merges = Vec::new();
-        let merges_with_u = levels.first().map_or(&no_merges, |l| &l.bits);
         let members = match set {
             PairSet::Letters => &heads.plain_letters,
             PairSet::Punct => &heads.punct,
             PairSet::Fragments => &heads.fragment_bits,
         };
-        let mut memo = WalkMemo::fresh(spine.len(), t.split.len());
-        for (w, (&al, &re)) in members.iter().zip(&t.reach).enumerate() {
-            let mut rest = al & re & !merges_with_u.get(w).copied().unwrap_or(0);
-            while rest != 0 {
-                let k = rest.trailing_zeros();
-                rest &= rest - 1;
-                let v = (w * 64) as u32 + k;
-                if self.spine_walk(t, &spine, &levels, &mut memo, &mut path, v) {
-                    words[w] |= 1 << k;
-                }
-            }
-        }
-        drop(memo);
+        let partners = |a: u32| -> &[(u32, u32)] {
+            let lo = t.partner_at.get(a as usize).map_or(0, |&x| x as usize);
+            let hi = t.partner_at.get(a as usize + 1).map_or(0, |&x| x as usize);
+            t.partners.get(lo..hi).unwrap_or(&[])
+        };
+        let words = pair_row::pair_row(&t.split, partners, &t.left_kids, u, members, &t.reach);
         let row: Bits = Arc::new(words);
         if let Ok(mut lru) = self.pair_rows.lock() {
             if lru.map.len() >= PAIR_ROWS {
@@ -1529,56 +1468,6 @@ impl Validity {
             lru.map.insert((u, set), (row.clone(), now));
         }
         row
-    }
-
-    /// What [`Validity::pair_valid`] decides after its first comparison, from the state
-    /// (`spine[0]`, `b`): follow the walk state by state (`(i, b)`: `spine[i]` and `b`); a state
-    /// already decided (in `memo`, this pair row's answers) ends it, and every state on the way
-    /// gets the answer (a failed comparison makes all of them invalid, since each one's answer
-    /// is its comparison and its successor's).
-    fn spine_walk(
-        &self,
-        t: &MergeTables,
-        spine: &[u32],
-        levels: &[SpineLevel],
-        memo: &mut WalkMemo,
-        path: &mut Vec<(usize, u32)>,
-        b: u32,
-    ) -> bool {
-        path.clear();
-        let (mut i, mut b) = (0usize, b);
-        let ok = loop {
-            if let Some(m) = memo.get(i, b) {
-                break m;
-            }
-            path.push((i, b));
-            let Some(&a) = spine.get(i) else {
-                break false;
-            };
-            let (al, _, pa) = t.split[a as usize];
-            let (bl, _, pb) = t.split[b as usize];
-            if al == NO_ID && bl == NO_ID {
-                break true;
-            }
-            let limit = if al != NO_ID && (bl == NO_ID || pa > pb) {
-                i += 1;
-                u64::from(pa)
-            } else {
-                b = bl;
-                u64::from(pb) + 1
-            };
-            let Some(level) = levels.get(i) else {
-                break false;
-            };
-            if level.prio(b).is_some_and(|p| u64::from(p) < limit) {
-                break false;
-            }
-        };
-        // states past the spine's end (invalid without a lookup) have no row: not recorded
-        for &(i, b) in path.iter() {
-            memo.set(i, b, ok);
-        }
-        ok
     }
 
     fn build_heads(&self) -> Heads {
@@ -2433,6 +2322,78 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn pair_rows_equal_the_walk_on_a_trained_vocabulary() {
+        // a BPE of 400 merges trained on fixed pseudo-random texts over four letters and `(`
+        // (merge-list priorities; the toy vocabulary above has ranks)
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let docs: Vec<String> = (0..300)
+            .map(|_| {
+                let len = 4 + next(40);
+                (0..len)
+                    .map(|_| b"aabbcd("[next(7) as usize] as char)
+                    .collect()
+            })
+            .collect();
+        let pretok = Pretokenizer::new(r"[\s\S]+").unwrap();
+        let mut counts = crate::bpe::count::PieceCounts::new();
+        counts.add_docs(&pretok, &docs).unwrap();
+        let cfg = crate::bpe::train::TrainConfig {
+            vocab_size: 256 + 400,
+            min_frequency: 0,
+            special_tokens: vec![],
+            tie_order: crate::bpe::train::TieOrder::Bytes,
+        };
+        let bpe = Arc::new(
+            crate::bpe::train::train(counts, pretok, &cfg, &crate::progress::Silent)
+                .unwrap()
+                .bpe,
+        );
+        let v = Validity::new(bpe, Rule::Pair, 8).unwrap();
+        let t = v.merge_tables();
+        assert!(t.monotone);
+        let reach: Vec<u32> = (0..v.bpe.vocab_size() as u32)
+            .filter(|&u| bit(&t.reach, u))
+            .collect();
+        assert!(reach.len() > 200, "{} tokens reached", reach.len());
+        let heads = v.build_heads();
+        let partners = |a: u32| -> &[(u32, u32)] {
+            let lo = t.partner_at[a as usize] as usize;
+            let hi = t.partner_at[a as usize + 1] as usize;
+            &t.partners[lo..hi]
+        };
+        let all = t.reach.clone();
+        let (mut valid, mut invalid) = (0, 0);
+        for &a in &reach {
+            let row = pair_row::pair_row(&t.split, partners, &t.left_kids, a, &all, &t.reach);
+            let letters = v.pair_row(t, &heads, a, PairSet::Letters);
+            for &b in &reach {
+                let mut bytes = v.bpe.token_bytes(a).unwrap().to_vec();
+                bytes.extend_from_slice(v.bpe.token_bytes(b).unwrap());
+                let want = v.merge_only(t, &bytes).0 == [a, b];
+                assert_eq!(v.pair_valid(t, a, b), want, "pair ({a}, {b})");
+                assert_eq!(bit(&row, b), want, "pair row ({a}, {b})");
+                let letter = bit(&heads.plain_letters, b);
+                assert_eq!(bit(&letters, b), letter && want, "letter row ({a}, {b})");
+                if want {
+                    valid += 1;
+                } else {
+                    invalid += 1;
+                }
+            }
+        }
+        assert!(
+            valid > 1000 && invalid > 1000,
+            "{valid} valid, {invalid} invalid"
+        );
     }
 
     #[test]
