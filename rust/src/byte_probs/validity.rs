@@ -202,6 +202,8 @@ struct Heads {
     /// punctuation they keep it one growing piece ([`punct_grows`]) and are decided by a pair
     /// row of the tail's last token (docs/byte_probs.md §15.9, seventh round)
     punct: Vec<u64>,
+    /// tokens of lowercase ASCII letters only (bitset): the `v` side of [`o200k_ascii_grows`]
+    lower_ascii: Vec<u64>,
 }
 
 /// The last piece `l` of a canonical tail that only grows (docs/byte_probs.md §15.7): a token
@@ -318,6 +320,12 @@ fn o200k_letters_grow(last: &str) -> bool {
 /// whitespace past the first character only grows (§15.2). A sufficient condition for
 /// `Validity::one_growing_piece`, without a scan (`o200k_ascii_grows_implies_the_scan`).
 fn o200k_ascii_grows(l: &[u8], v: &[u8]) -> bool {
+    o200k_ascii_lead(l) && !v.is_empty() && v.iter().all(u8::is_ascii_lowercase)
+}
+
+/// The condition of [`o200k_ascii_grows`] on `l` alone (once per row; the condition on `v` is
+/// [`Heads::lower_ascii`]).
+fn o200k_ascii_lead(l: &[u8]) -> bool {
     let body = match l.first() {
         Some(&c) if !c.is_ascii_alphanumeric() && c != b'\r' && c != b'\n' && c.is_ascii() => {
             &l[1..]
@@ -326,9 +334,7 @@ fn o200k_ascii_grows(l: &[u8], v: &[u8]) -> bool {
         None => return false,
     };
     let upper = body.iter().take_while(|c| c.is_ascii_uppercase()).count();
-    !v.is_empty()
-        && v.iter().all(u8::is_ascii_lowercase)
-        && body[upper..].iter().all(u8::is_ascii_lowercase)
+    body[upper..].iter().all(u8::is_ascii_lowercase)
 }
 
 /// Whether the bytes of a token `v` are a [`Heads::punct`] token under `preset`: one or more
@@ -1476,6 +1482,7 @@ impl Validity {
             plain_letters: vec![0; self.single.len()],
             punct: vec![0; self.single.len()],
             fragment_bits: vec![0; self.single.len()],
+            lower_ascii: vec![0; self.single.len()],
             ..Heads::default()
         };
         let mut index: FxHashMap<Vec<u32>, Vec<usize>> = FxHashMap::default();
@@ -1499,6 +1506,9 @@ impl Validity {
             });
             if letter {
                 set_bit(&mut h.letters, u);
+            }
+            if !b.is_empty() && b.iter().all(u8::is_ascii_lowercase) {
+                set_bit(&mut h.lower_ascii, u);
             }
             if std::str::from_utf8(b).is_ok_and(|s| s.chars().all(|c| char_flags(c) & 1 != 0)) {
                 set_bit(&mut h.plain_letters, u);
@@ -2008,23 +2018,28 @@ impl Validity {
         // tokens `v` for which `l + bytes(v)` is a token itself under a whole-piece look-up
         // (docs/byte_probs.md §15.7)
         let letter_row = ext.as_ref().and_then(|x| self.letter_extensions(heads, x));
-        match (&letter_row, &ext) {
-            (Some(letters), Some(x)) if x.one_piece => {
-                // the loop below word by word: plain letters take the row's bit, the other
-                // letter tokens (with marks) stay for the one-by-one check
-                let per_word = words
-                    .iter_mut()
-                    .zip(open_letters.iter_mut())
-                    .zip(&heads.plain_letters)
-                    .zip(letters);
-                for (((d, o), &plain), &row) in per_word {
-                    *d |= *o & plain & row;
-                    *o &= !plain;
-                }
-                each.extend(ids_of(&open_letters));
+        // the loop below word by word for the tokens it decides without a scan: every plain
+        // letter token after a one-piece extension, and (o200k) the lowercase ASCII ones after
+        // an `l` of `o200k_ascii_grows`'s shape; the others stay for the one-by-one loop
+        let direct = match (&letter_row, &ext) {
+            (Some(letters), Some(x)) if x.one_piece => Some((letters, &heads.plain_letters)),
+            (Some(letters), Some(x)) if o200k_ascii_lead(&x.l) => {
+                Some((letters, &heads.lower_ascii))
             }
-            _ => each.extend(ids_of(&open_letters)),
+            _ => None,
+        };
+        if let Some((letters, direct)) = direct {
+            let per_word = words
+                .iter_mut()
+                .zip(open_letters.iter_mut())
+                .zip(direct)
+                .zip(letters);
+            for (((d, o), &direct), &row) in per_word {
+                *d |= *o & direct & row;
+                *o &= !direct;
+            }
         }
+        each.extend(ids_of(&open_letters));
         if let Some(x) = &ext {
             if let Some(letters) = letter_row {
                 // without `one_piece` (o200k) a letter token is decided by the pair row only when
@@ -2039,12 +2054,14 @@ impl Validity {
                     }
                     if !x.one_piece {
                         let vb = self.bpe.token_bytes(v).unwrap_or(&[]);
-                        buf.clear();
-                        buf.extend_from_slice(&x.l);
-                        buf.extend_from_slice(vb);
-                        if !o200k_ascii_grows(&x.l, vb) && !self.one_growing_piece(&buf)? {
-                            kept.push(v);
-                            continue;
+                        if !o200k_ascii_grows(&x.l, vb) {
+                            buf.clear();
+                            buf.extend_from_slice(&x.l);
+                            buf.extend_from_slice(vb);
+                            if !self.one_growing_piece(&buf)? {
+                                kept.push(v);
+                                continue;
+                            }
                         }
                     }
                     if bit(&letters, v) {
