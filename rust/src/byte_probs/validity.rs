@@ -42,8 +42,9 @@
 //! most two one-piece encodings, after facts about the tail computed once per row
 //! (docs/byte_probs.md §15.9).
 //! Letter tokens after a word are decided together by the *pair row* of the tail's last token
-//! (the letters `v` whose pair with it is valid: `O(|letters|)` memoised walks once per last
-//! token, then a bounded LRU of 256 bitsets keyed by that token, which is all it depends on).
+//! (the letters `v` whose pair with it is valid, from the merges that break a pair plus one
+//! short walk up each letter's left spine, `pair_row.rs`, once per last token, then a bounded
+//! LRU of 256 bitsets keyed by that token, which is all it depends on).
 //! Rows are bitsets (`|V|/8` bytes) in a bounded LRU keyed by the tail tokens. A depth-one search
 //! (pre-tokenizer passes per class of continuation, early exit) is memoised per tail. Pair rows
 //! and custom regexes: `|V|` checks of the tail plus one token (parallel).
@@ -2321,7 +2322,7 @@ mod tests {
             }
         }
         assert!(checked > 10);
-        // the memoised walks of a pair row (shared left spines) give the same answers, in
+        // the pair rows (from the breaking merges) give the same answers, in
         // either order of first use
         let heads = v.build_heads();
         for order in [false, true] {
