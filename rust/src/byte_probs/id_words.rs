@@ -1,5 +1,5 @@
 //! A fixed set of token ids as the non-zero 64-bit words of a bitset over all ids
-//! (docs/byte_probs.md §15.7, twelfth round): a class of the class tree copies its members'
+//! (docs/byte_probs.md §15.10): a class of the class tree copies its members'
 //! bits out of another row, or adds its members to a row, one word at a time instead of one id
 //! at a time.
 //!

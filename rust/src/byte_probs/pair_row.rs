@@ -1,4 +1,4 @@
-//! The pair row of a last token `u` (docs/byte_probs.md §15.7, twelfth round): the tokens `v`
+//! The pair row of a last token `u` (docs/byte_probs.md §15.10): the tokens `v`
 //! of a set for which the merge-only BPE of `bytes(u) + bytes(v)` is `[u, v]`, found from the
 //! merges that break a pair instead of one walk per `v`.
 //!
