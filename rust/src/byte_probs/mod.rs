@@ -29,10 +29,11 @@
 
 mod cumulate;
 pub mod exp;
+mod id_words;
+mod pair_row;
 pub mod state;
 pub mod trie;
 pub mod validity;
-mod walk_memo;
 
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};

@@ -42,15 +42,17 @@
 //! most two one-piece encodings, after facts about the tail computed once per row
 //! (docs/byte_probs.md §15.9).
 //! Letter tokens after a word are decided together by the *pair row* of the tail's last token
-//! (the letters `v` whose pair with it is valid: `O(|letters|)` memoised walks once per last
-//! token, then a bounded LRU of 256 bitsets keyed by that token, which is all it depends on).
+//! (the letters `v` whose pair with it is valid, from the merges that break a pair plus one
+//! short walk up each letter's left spine, `pair_row.rs`, once per last token, then a bounded
+//! LRU of 256 bitsets keyed by that token, which is all it depends on).
 //! Rows are bitsets (`|V|/8` bytes) in a bounded LRU keyed by the tail tokens. A depth-one search
 //! (pre-tokenizer passes per class of continuation, early exit) is memoised per tail. Pair rows
 //! and custom regexes: `|V|` checks of the tail plus one token (parallel).
 //! Invariants: a row's bit `v` is set iff `single[v]` and `stem ∘ v` is valid; special and
 //! unused ids never have bits; after a special token (or at the start) `single` applies.
 
-use super::walk_memo::WalkMemo;
+use super::id_words::{ids_of, IdWords};
+use super::pair_row::{self, LeftKids, NO_ID};
 use crate::bpe::pairs::{PairTable, NONE as PAIR_NONE};
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};
@@ -163,6 +165,8 @@ struct Head {
     rep: String,
     /// all members (id order)
     all: Vec<u32>,
+    /// [`Head::all`] as bitset words, to copy or add the class's bits a word at a time
+    words: IdWords,
     /// members with no further complete character (or, at the maximum depth, all members)
     one: Vec<u32>,
     /// members that are not [`Heads::letters`]
@@ -199,6 +203,8 @@ struct Heads {
     /// punctuation they keep it one growing piece ([`punct_grows`]) and are decided by a pair
     /// row of the tail's last token (docs/byte_probs.md §15.9, seventh round)
     punct: Vec<u64>,
+    /// tokens of lowercase ASCII letters only (bitset): the `v` side of [`o200k_ascii_grows`]
+    lower_ascii: Vec<u64>,
 }
 
 /// The last piece `l` of a canonical tail that only grows (docs/byte_probs.md §15.7): a token
@@ -239,9 +245,9 @@ struct MergeTables {
     /// every token's last merge has a higher priority than the merges building its parts, so
     /// merges inside a token happen in priority order (else the walk is not used)
     monotone: bool,
+    /// each token's left children in `split`, for the pair rows
+    left_kids: LeftKids,
 }
-
-const NO_ID: u32 = u32::MAX;
 
 /// What a class of leading characters decides for a tail (see `Validity::head_decision`).
 #[derive(Debug, Clone, Copy)]
@@ -315,6 +321,12 @@ fn o200k_letters_grow(last: &str) -> bool {
 /// whitespace past the first character only grows (§15.2). A sufficient condition for
 /// `Validity::one_growing_piece`, without a scan (`o200k_ascii_grows_implies_the_scan`).
 fn o200k_ascii_grows(l: &[u8], v: &[u8]) -> bool {
+    o200k_ascii_lead(l) && !v.is_empty() && v.iter().all(u8::is_ascii_lowercase)
+}
+
+/// The condition of [`o200k_ascii_grows`] on `l` alone (once per row; the condition on `v` is
+/// [`Heads::lower_ascii`]).
+fn o200k_ascii_lead(l: &[u8]) -> bool {
     let body = match l.first() {
         Some(&c) if !c.is_ascii_alphanumeric() && c != b'\r' && c != b'\n' && c.is_ascii() => {
             &l[1..]
@@ -323,9 +335,7 @@ fn o200k_ascii_grows(l: &[u8], v: &[u8]) -> bool {
         None => return false,
     };
     let upper = body.iter().take_while(|c| c.is_ascii_uppercase()).count();
-    !v.is_empty()
-        && v.iter().all(u8::is_ascii_lowercase)
-        && body[upper..].iter().all(u8::is_ascii_lowercase)
+    body[upper..].iter().all(u8::is_ascii_lowercase)
 }
 
 /// Whether the bytes of a token `v` are a [`Heads::punct`] token under `preset`: one or more
@@ -1344,6 +1354,7 @@ impl Validity {
             partner_at,
             partners,
             monotone: true,
+            left_kids: LeftKids::default(),
         };
         for &u in &self.regular {
             let b = self.bpe.token_bytes(u).unwrap_or(&[]);
@@ -1367,6 +1378,7 @@ impl Validity {
             let (l, r, p) = t.split[u as usize];
             l == NO_ID || (prio(l).is_none_or(|q| q < p) && prio(r).is_none_or(|q| q < p))
         });
+        t.left_kids = LeftKids::new(&t.split);
         t
     }
 
@@ -1428,12 +1440,10 @@ impl Validity {
         }
     }
 
-    /// The letter tokens `v` ([`Heads::plain_letters`]) built by the merges with `pair_valid(u, v)`, as a bitset
-    /// (docs/byte_probs.md §15.7), through a bounded LRU keyed by `u` (the answer depends on
-    /// nothing else: the tables are fixed per vocabulary). One walk per `v`, memoised across
-    /// `v`: after its first comparison a walk's state is a token of `u`'s right spine and a
-    /// token `b`, and what the walk decides from there depends on that pair alone, so each
-    /// `(spine step, b)` is walked once per `u` (shared left spines of the `v`).
+    /// The tokens `v` of `set` built by the merges with `pair_valid(u, v)`, as a bitset
+    /// (docs/byte_probs.md §15.7), through a bounded LRU keyed by `u` and `set` (the answer
+    /// depends on nothing else: the tables are fixed per vocabulary). Computed from the merges
+    /// that break a pair, not one walk per `v` ([`pair_row::pair_row`]).
     fn pair_row(&self, t: &MergeTables, heads: &Heads, u: u32, set: PairSet) -> Bits {
         if let Ok(mut lru) = self.pair_rows.lock() {
             lru.clock += 1;
@@ -1443,57 +1453,17 @@ impl Validity {
                 return e.0.clone();
             }
         }
-        let mut spine = vec![u];
-        while let Some(&a) = spine.last() {
-            let (l, r, _) = t.split[a as usize];
-            if l == NO_ID {
-                break;
-            }
-            spine.push(r);
-        }
-        // the merges of each spine token with a right partner, as small maps (the walk's
-        // comparisons all have a spine token on the left)
-        let levels: Vec<FxHashMap<u32, u32>> = spine
-            .iter()
-            .map(|&a| {
-                let lo = t.partner_at.get(a as usize).map_or(0, |&x| x as usize);
-                let hi = t.partner_at.get(a as usize + 1).map_or(0, |&x| x as usize);
-                t.partners
-                    .get(lo..hi)
-                    .unwrap_or(&[])
-                    .iter()
-                    .copied()
-                    .collect()
-            })
-            .collect();
-        let mut path: Vec<(usize, u32)> = Vec::new();
-        let mut words = vec![0u64; self.single.len()];
-        // the right partners of `u`'s own merges (the keys of `levels[0]`) as a bitset: such a
-        // pair merges at once, so its `v` is out
-        let mut merges_with_u = vec![0u64; self.single.len()];
-        for &r in levels.first().into_iter().flat_map(|m| m.keys()) {
-            if let Some(w) = merges_with_u.get_mut(r as usize / 64) {
-                *w |= 1 << (r % 64);
-            }
-        }
         let members = match set {
             PairSet::Letters => &heads.plain_letters,
             PairSet::Punct => &heads.punct,
             PairSet::Fragments => &heads.fragment_bits,
         };
-        let mut memo = WalkMemo::fresh(spine.len(), t.split.len());
-        for (w, (&al, &re)) in members.iter().zip(&t.reach).enumerate() {
-            let mut rest = al & re & !merges_with_u.get(w).copied().unwrap_or(0);
-            while rest != 0 {
-                let k = rest.trailing_zeros();
-                rest &= rest - 1;
-                let v = (w * 64) as u32 + k;
-                if self.spine_walk(t, &spine, &levels, &mut memo, &mut path, v) {
-                    words[w] |= 1 << k;
-                }
-            }
-        }
-        drop(memo);
+        let partners = |a: u32| -> &[(u32, u32)] {
+            let lo = t.partner_at.get(a as usize).map_or(0, |&x| x as usize);
+            let hi = t.partner_at.get(a as usize + 1).map_or(0, |&x| x as usize);
+            t.partners.get(lo..hi).unwrap_or(&[])
+        };
+        let words = pair_row::pair_row(&t.split, partners, &t.left_kids, u, members, &t.reach);
         let row: Bits = Arc::new(words);
         if let Ok(mut lru) = self.pair_rows.lock() {
             if lru.map.len() >= PAIR_ROWS {
@@ -1507,62 +1477,13 @@ impl Validity {
         row
     }
 
-    /// What [`Validity::pair_valid`] decides after its first comparison, from the state
-    /// (`spine[0]`, `b`): follow the walk state by state (`(i, b)`: `spine[i]` and `b`); a state
-    /// already decided (in `memo`, this pair row's answers) ends it, and every state on the way
-    /// gets the answer (a failed comparison makes all of them invalid, since each one's answer
-    /// is its comparison and its successor's).
-    fn spine_walk(
-        &self,
-        t: &MergeTables,
-        spine: &[u32],
-        levels: &[FxHashMap<u32, u32>],
-        memo: &mut WalkMemo,
-        path: &mut Vec<(usize, u32)>,
-        b: u32,
-    ) -> bool {
-        path.clear();
-        let (mut i, mut b) = (0usize, b);
-        let ok = loop {
-            if let Some(m) = memo.get(i, b) {
-                break m;
-            }
-            path.push((i, b));
-            let Some(&a) = spine.get(i) else {
-                break false;
-            };
-            let (al, _, pa) = t.split[a as usize];
-            let (bl, _, pb) = t.split[b as usize];
-            if al == NO_ID && bl == NO_ID {
-                break true;
-            }
-            let limit = if al != NO_ID && (bl == NO_ID || pa > pb) {
-                i += 1;
-                u64::from(pa)
-            } else {
-                b = bl;
-                u64::from(pb) + 1
-            };
-            let Some(level) = levels.get(i) else {
-                break false;
-            };
-            if level.get(&b).is_some_and(|&p| u64::from(p) < limit) {
-                break false;
-            }
-        };
-        // states past the spine's end (invalid without a lookup) have no row: not recorded
-        for &(i, b) in path.iter() {
-            memo.set(i, b, ok);
-        }
-        ok
-    }
-
     fn build_heads(&self) -> Heads {
         let mut h = Heads {
             letters: vec![0; self.single.len()],
             plain_letters: vec![0; self.single.len()],
             punct: vec![0; self.single.len()],
             fragment_bits: vec![0; self.single.len()],
+            lower_ascii: vec![0; self.single.len()],
             ..Heads::default()
         };
         let mut index: FxHashMap<Vec<u32>, Vec<usize>> = FxHashMap::default();
@@ -1586,6 +1507,9 @@ impl Validity {
             });
             if letter {
                 set_bit(&mut h.letters, u);
+            }
+            if !b.is_empty() && b.iter().all(u8::is_ascii_lowercase) {
+                set_bit(&mut h.lower_ascii, u);
             }
             if std::str::from_utf8(b).is_ok_and(|s| s.chars().all(|c| char_flags(c) & 1 != 0)) {
                 set_bit(&mut h.plain_letters, u);
@@ -1633,6 +1557,12 @@ impl Validity {
                 node.all.push(u);
                 node.others += usize::from(!letter);
             }
+        }
+        // `regular` is in id order, so every `all` is sorted
+        let mut stack: Vec<&mut Head> = vec![&mut h.root];
+        while let Some(node) = stack.pop() {
+            node.words = IdWords::from_sorted(&node.all);
+            stack.extend(node.kids.iter_mut());
         }
         h
     }
@@ -2030,6 +1960,9 @@ impl Validity {
         let ext = self.extension(key, text)?;
         let mut words = vec![0u64; self.single.len()];
         let mut each: Vec<u32> = Vec::new();
+        // the members of the letter-only classes met under open classes after a growing piece
+        // (bitset): decided by the piece's extension below, word by word where it can
+        let mut open_letters = vec![0u64; self.single.len()];
         let mut sub_rows: FxHashMap<(usize, usize), Bits> = FxHashMap::default();
         let mut scratch = Scratch::default();
         // depth-first over the class tree: decide a class when its leading characters settle
@@ -2053,7 +1986,7 @@ impl Validity {
                     for kid in &h.kids {
                         // letters after a growing piece are cheaper one by one (`Extension`)
                         if ext.is_some() && kid.others == 0 {
-                            each.extend_from_slice(&kid.all);
+                            kid.words.or_into(&mut open_letters);
                         } else {
                             stack.push(kid);
                         }
@@ -2073,21 +2006,43 @@ impl Validity {
                             r
                         }
                     };
-                    for &v in &h.all {
-                        if bit(&sub, v) {
-                            set_bit(&mut words, v);
-                        }
-                    }
+                    h.words.or_masked_into(&mut words, &sub);
                 }
             }
         }
         each.retain(|&v| bit(&self.single, v));
+        for (o, &s) in open_letters.iter_mut().zip(self.single.iter()) {
+            *o &= s;
+        }
         self.fragment_bits(heads, key, text, &mut words)?;
         // letters after a one-piece extension: the pair row of the last token, minus the
         // tokens `v` for which `l + bytes(v)` is a token itself under a whole-piece look-up
         // (docs/byte_probs.md §15.7)
+        let letter_row = ext.as_ref().and_then(|x| self.letter_extensions(heads, x));
+        // the loop below word by word for the tokens it decides without a scan: every plain
+        // letter token after a one-piece extension, and (o200k) the lowercase ASCII ones after
+        // an `l` of `o200k_ascii_grows`'s shape; the others stay for the one-by-one loop
+        let direct = match (&letter_row, &ext) {
+            (Some(letters), Some(x)) if x.one_piece => Some((letters, &heads.plain_letters)),
+            (Some(letters), Some(x)) if o200k_ascii_lead(&x.l) => {
+                Some((letters, &heads.lower_ascii))
+            }
+            _ => None,
+        };
+        if let Some((letters, direct)) = direct {
+            let per_word = words
+                .iter_mut()
+                .zip(open_letters.iter_mut())
+                .zip(direct)
+                .zip(letters);
+            for (((d, o), &direct), &row) in per_word {
+                *d |= *o & direct & row;
+                *o &= !direct;
+            }
+        }
+        each.extend(ids_of(&open_letters));
         if let Some(x) = &ext {
-            if let Some(letters) = self.letter_extensions(heads, x) {
+            if let Some(letters) = letter_row {
                 // without `one_piece` (o200k) a letter token is decided by the pair row only when
                 // `l + bytes(v)` is one growing piece: exactly when `extension_ok` would take
                 // the pair rule, which the row holds for every `v` at once
@@ -2100,12 +2055,14 @@ impl Validity {
                     }
                     if !x.one_piece {
                         let vb = self.bpe.token_bytes(v).unwrap_or(&[]);
-                        buf.clear();
-                        buf.extend_from_slice(&x.l);
-                        buf.extend_from_slice(vb);
-                        if !o200k_ascii_grows(&x.l, vb) && !self.one_growing_piece(&buf)? {
-                            kept.push(v);
-                            continue;
+                        if !o200k_ascii_grows(&x.l, vb) {
+                            buf.clear();
+                            buf.extend_from_slice(&x.l);
+                            buf.extend_from_slice(vb);
+                            if !self.one_growing_piece(&buf)? {
+                                kept.push(v);
+                                continue;
+                            }
                         }
                     }
                     if bit(&letters, v) {
@@ -2365,7 +2322,7 @@ mod tests {
             }
         }
         assert!(checked > 10);
-        // the memoised walks of a pair row (shared left spines) give the same answers, in
+        // the pair rows (from the breaking merges) give the same answers, in
         // either order of first use
         let heads = v.build_heads();
         for order in [false, true] {
@@ -2383,6 +2340,78 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn pair_rows_equal_the_walk_on_a_trained_vocabulary() {
+        // a BPE of 400 merges trained on fixed pseudo-random texts over four letters and `(`
+        // (merge-list priorities; the toy vocabulary above has ranks)
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let docs: Vec<String> = (0..300)
+            .map(|_| {
+                let len = 4 + next(40);
+                (0..len)
+                    .map(|_| b"aabbcd("[next(7) as usize] as char)
+                    .collect()
+            })
+            .collect();
+        let pretok = Pretokenizer::new(r"[\s\S]+").unwrap();
+        let mut counts = crate::bpe::count::PieceCounts::new();
+        counts.add_docs(&pretok, &docs).unwrap();
+        let cfg = crate::bpe::train::TrainConfig {
+            vocab_size: 256 + 400,
+            min_frequency: 0,
+            special_tokens: vec![],
+            tie_order: crate::bpe::train::TieOrder::Bytes,
+        };
+        let bpe = Arc::new(
+            crate::bpe::train::train(counts, pretok, &cfg, &crate::progress::Silent)
+                .unwrap()
+                .bpe,
+        );
+        let v = Validity::new(bpe, Rule::Pair, 8).unwrap();
+        let t = v.merge_tables();
+        assert!(t.monotone);
+        let reach: Vec<u32> = (0..v.bpe.vocab_size() as u32)
+            .filter(|&u| bit(&t.reach, u))
+            .collect();
+        assert!(reach.len() > 200, "{} tokens reached", reach.len());
+        let heads = v.build_heads();
+        let partners = |a: u32| -> &[(u32, u32)] {
+            let lo = t.partner_at[a as usize] as usize;
+            let hi = t.partner_at[a as usize + 1] as usize;
+            &t.partners[lo..hi]
+        };
+        let all = t.reach.clone();
+        let (mut valid, mut invalid) = (0, 0);
+        for &a in &reach {
+            let row = pair_row::pair_row(&t.split, partners, &t.left_kids, a, &all, &t.reach);
+            let letters = v.pair_row(t, &heads, a, PairSet::Letters);
+            for &b in &reach {
+                let mut bytes = v.bpe.token_bytes(a).unwrap().to_vec();
+                bytes.extend_from_slice(v.bpe.token_bytes(b).unwrap());
+                let want = v.merge_only(t, &bytes).0 == [a, b];
+                assert_eq!(v.pair_valid(t, a, b), want, "pair ({a}, {b})");
+                assert_eq!(bit(&row, b), want, "pair row ({a}, {b})");
+                let letter = bit(&heads.plain_letters, b);
+                assert_eq!(bit(&letters, b), letter && want, "letter row ({a}, {b})");
+                if want {
+                    valid += 1;
+                } else {
+                    invalid += 1;
+                }
+            }
+        }
+        assert!(
+            valid > 1000 && invalid > 1000,
+            "{valid} valid, {invalid} invalid"
+        );
     }
 
     #[test]
