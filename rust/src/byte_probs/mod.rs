@@ -175,14 +175,16 @@ impl CoverIndex {
         }
         let mask = match self.mode {
             Mode::Fast => None,
-            Mode::Exact | Mode::Mask => Some(self.validity.row(stem)?),
+            // the validity row (by id) re-indexed by trie position: `cumulate` reads it in
+            // sequence with the row
+            Mode::Exact | Mode::Mask => Some(self.trie.bits_in_order(&self.validity.row(stem)?)),
         };
         let mut cum = Vec::new();
         let acc = cumulate(
             self.trie.perm(),
             logprobs,
             layout,
-            mask.as_ref().map(|b| b.as_slice()),
+            mask.as_deref(),
             &mut cum,
         );
         let eos_lp = match layout {

@@ -138,6 +138,27 @@ impl VocabTrie {
     pub fn pos(&self, id: u32) -> u32 {
         self.pos.get(id as usize).copied().unwrap_or(NONE)
     }
+    /// A bitset over token ids (`ids`, bit `id` of word `id / 64`) re-indexed by DFS position:
+    /// bit `k` of the result is set when `perm[k]`'s bit is, for `k < len()` (the ids outside the
+    /// trie are dropped). One pass over the set bits of `ids` in id order, so `pos` is read in
+    /// sequence and the writes land in the `len() / 8`-byte result; all-zero words of `ids`
+    /// cost one test.
+    pub fn bits_in_order(&self, ids: &[u64]) -> Vec<u64> {
+        let mut out = vec![0u64; self.perm.len().div_ceil(64)];
+        for (w, &word) in ids.iter().enumerate() {
+            let mut rest = word;
+            while rest != 0 {
+                let id = w * 64 + rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                let k = self.pos.get(id).copied().unwrap_or(NONE);
+                if let Some(o) = out.get_mut(k as usize / 64) {
+                    debug_assert!((k as usize) < self.perm.len());
+                    *o |= 1 << (k % 64);
+                }
+            }
+        }
+        out
+    }
     /// `[lo, hi)` of a node.
     #[inline]
     pub fn range(&self, node: u32) -> (usize, usize) {
