@@ -246,4 +246,31 @@ mod tests {
         assert!(trie.walk(b"ca").is_none());
         assert_eq!(trie.pos(7), NONE);
     }
+
+    #[test]
+    fn bits_in_order_follow_perm() {
+        // 150 two-byte tokens in reverse byte order of their ids, a hole and two ids past the
+        // tokens: positions and ids differ, and the result spans three words
+        let names: Vec<[u8; 2]> = (0..150u8).map(|i| [b'z' - i / 26, b'z' - i % 26]).collect();
+        let mut opt: Vec<Option<&[u8]>> = names.iter().map(|t| Some(&t[..])).collect();
+        opt[7] = None;
+        let trie = VocabTrie::new(&opt);
+        let n_ids = opt.len() + 2;
+        for stride in [1usize, 2, 3, 64, 149] {
+            let mut ids = vec![0u64; n_ids.div_ceil(64)];
+            for id in (0..n_ids).filter(|i| i % stride == 0) {
+                ids[id / 64] |= 1 << (id % 64);
+            }
+            let got = trie.bits_in_order(&ids);
+            assert_eq!(got.len(), trie.len().div_ceil(64));
+            for k in 0..got.len() * 64 {
+                let set = (got[k / 64] >> (k % 64)) & 1 == 1;
+                let want = trie
+                    .perm()
+                    .get(k)
+                    .is_some_and(|&id| id as usize % stride == 0);
+                assert_eq!(set, want, "stride {stride}, position {k}");
+            }
+        }
+    }
 }
