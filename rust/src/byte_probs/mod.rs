@@ -74,6 +74,9 @@ pub struct CoverIndex {
     eos: u32,
     /// where EOS sits in a row in [`CoverIndex::token_order`]
     eos_slot: usize,
+    /// the validity module's `single` row (by id) in trie order: the base from which each
+    /// validity row is re-indexed for `cumulate`
+    single_in_order: Vec<u64>,
 }
 
 impl CoverIndex {
@@ -117,6 +120,7 @@ impl CoverIndex {
         // tokens, behind the other ids outside the trie that are smaller
         let eos_slot = trie.len() + (0..eos).filter(|&i| trie.pos(i) == trie::NONE).count();
         let validity = Validity::new(bpe, rule, row_cache)?;
+        let single_in_order = trie.bits_in_order(validity.single());
         Ok(Self {
             trie,
             validity,
@@ -124,6 +128,7 @@ impl CoverIndex {
             lm_vocab,
             eos,
             eos_slot,
+            single_in_order,
         })
     }
 
@@ -175,9 +180,13 @@ impl CoverIndex {
         }
         let mask = match self.mode {
             Mode::Fast => None,
-            // the validity row (by id) re-indexed by trie position: `cumulate` reads it in
-            // sequence with the row
-            Mode::Exact | Mode::Mask => Some(self.trie.bits_in_order(&self.validity.row(stem)?)),
+            // the validity row (by id) in trie order, so that `cumulate` reads it in sequence
+            // with the row: flipped from `single`'s, which it differs from in a few bits
+            Mode::Exact | Mode::Mask => Some(self.trie.bits_in_order_from(
+                &self.validity.row(stem)?,
+                self.validity.single(),
+                &self.single_in_order,
+            )),
         };
         let mut cum = Vec::new();
         let acc = cumulate(
