@@ -107,6 +107,18 @@ fn prefetch(p: *const f64) {
     let _ = p;
 }
 
+/// Set lane `j` of each 64-lane group to +0.0 where bit `j` of its word is clear, keep it where
+/// set (fixed-length loops over whole words: vectorized shifts and ANDs).
+#[inline(always)]
+fn mask_lanes(xs: &mut [f64; BLOCK], words: &[u64; WORDS]) {
+    for (lanes, &w) in xs.chunks_exact_mut(64).zip(words) {
+        for (j, x) in lanes.iter_mut().enumerate() {
+            let keep = ((w >> j) & 1).wrapping_neg();
+            *x = f64::from_bits(x.to_bits() & keep);
+        }
+    }
+}
+
 /// The kernel; `GATHER`: the row is in id order ([`RowLayout::Ids`]), else in trie order.
 #[inline(always)]
 fn blocks<const MASKED: bool, const GATHER: bool>(
@@ -123,7 +135,6 @@ fn blocks<const MASKED: bool, const GATHER: bool>(
     };
     let mut xs = [0.0f64; BLOCK];
     let mut es = [0.0f64; BLOCK];
-    let mut keep = [true; BLOCK];
     let mut acc = 0.0f64;
     let n = perm.len() + 1;
     // written once, straight into the spare capacity: no zero fill of the whole row first
@@ -151,13 +162,13 @@ fn blocks<const MASKED: bool, const GATHER: bool>(
         } else {
             &sorted[b * BLOCK..b * BLOCK + ids.len()]
         };
-        // a short last block leaves the previous block's inputs in the tail: harmless
+        // the block's mask words, 0 past the mask's end (`BLOCK` is a multiple of 64: they
+        // start at a word); the bits are in trie order, so they are read in sequence with the row
+        let mut words = [0u64; WORDS];
         if MASKED {
-            // the block's mask words (`BLOCK` is a multiple of 64: they start at a word); the
-            // bits are in trie order, so they are read in sequence with the row
-            // (a mask shorter than the row reads as 0 past its end)
-            let words = bits.get(b * WORDS..).unwrap_or(&[]);
-            let words = &words[..words.len().min(ids.len().div_ceil(64))];
+            let have = bits.get(b * WORDS..).unwrap_or(&[]);
+            let have = &have[..have.len().min(ids.len().div_ceil(64))];
+            words[..have.len()].copy_from_slice(have);
             if words.iter().all(|&w| w == 0) {
                 // validity is uniform over long trie ranges (tokens sharing first bytes): in
                 // cl100k exact rows, 23 % of 64-position blocks were wholly masked, 70 % wholly
@@ -167,32 +178,19 @@ fn blocks<const MASKED: bool, const GATHER: bool>(
                 }
                 continue;
             }
-            for (i, (x, k)) in xs
-                .chunks_exact_mut(64)
-                .zip(keep.chunks_exact_mut(64))
-                .take(ids.len().div_ceil(64))
-                .enumerate()
-            {
-                let w = words.get(i).copied().unwrap_or(0);
-                let lo = i * 64;
-                let m = (ids.len() - lo).min(64);
-                // load, then select: no branch on the mask
-                for (j, (x, k)) in x[..m].iter_mut().zip(&mut k[..m]).enumerate() {
-                    let lp = if GATHER {
-                        logprobs[ids[lo + j] as usize]
-                    } else {
-                        lps[lo + j]
-                    };
-                    *k = (w >> j) & 1 == 1;
-                    *x = if *k { lp } else { 0.0 };
-                }
-            }
-        } else if GATHER {
+        }
+        // a short last block leaves the previous block's inputs in the tail: harmless
+        if GATHER {
             for (x, &id) in xs.iter_mut().zip(ids) {
                 *x = logprobs[id as usize];
             }
         } else {
             xs[..lps.len()].copy_from_slice(lps);
+        }
+        if MASKED {
+            // masked positions read as +0.0 (their log-probabilities, maybe -inf or NaN, never
+            // reach the `exp`): an AND with the lane's bit widened to 64, no branch
+            mask_lanes(&mut xs, &words);
         }
         exp_block(&xs, &mut es);
         // the running sum in a register (inside `extend`'s closure it went through memory: a
@@ -201,9 +199,7 @@ fn blocks<const MASKED: bool, const GATHER: bool>(
         // |V|/4 dependent adds, not |V|). `es` holds `BLOCK >= out.len()` entries, so the
         // groups and the remainder write every entry of `out`
         if MASKED {
-            for (e, &k) in es.iter_mut().zip(&keep) {
-                *e = if k { *e } else { 0.0 };
-            }
+            mask_lanes(&mut es, &words);
         }
         let done = out.len() / 4 * 4;
         let mut outs = out.chunks_exact_mut(4);
