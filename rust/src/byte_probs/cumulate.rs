@@ -1,9 +1,10 @@
 //! The cumulative row of docs/byte_probs.md §6: `cum[k] = Σ_{j<k} e^{lp[perm[j]]}` in trie
-//! order, ids outside the validity mask counting 0. This is the `O(|V|)` part of every prepared
+//! order, positions outside the validity mask counting 0. This is the `O(|V|)` part of every prepared
 //! LM row, paid by every mode.
 //!
-//! Blocks of [`BLOCK`] positions: gather the log-probabilities of the block's ids (masked ids
-//! read as 0), take their `exp` in one vectorized pass ([`super::exp`]), then add them to the
+//! Blocks of [`BLOCK`] positions: gather the log-probabilities of the block's ids (masked
+//! positions read as 0; the mask is a bitset in trie order, bit `k` for position `k`, read word
+//! by word in sequence with the row), take their `exp` in one vectorized pass ([`super::exp`]), then add them to the
 //! running sum in trie order, four terms at a time: the four partial sums `e0`, `e0+e1`, ...
 //! of a group do not wait for the running sum, which then takes one dependent add per group
 //! instead of one per term (cl100k, `fast`: 0.32 → 0.26 ms per row by CPU time). That changes
@@ -15,20 +16,22 @@
 //! Rows come in one of two layouts ([`RowLayout`]): in id order (as most LMs give them: the ids
 //! are random in the row, so the block's log-probabilities are gathered and the next block's
 //! prefetched), or already in trie order (an LM that permuted its output layer once, §9): then
-//! the block is a contiguous slice of the row, read in sequence, and only the validity bits are
-//! looked up by id. Both layouts run the same `exp`s and additions in the same order, so they
+//! the block is a contiguous slice of the row, read in sequence, as are the mask words. Both
+//! layouts run the same `exp`s and additions in the same order, so they
 //! give the same bits. Blocks wholly outside the mask skip their `exp`.
 //! Cost: `|V|` gathers (id order) or one sequential pass (trie order), at most `|V|/4` vector
 //! `exp`s (AVX2), `|V|/4` dependent adds; no allocation beyond `cum`'s, whose entries are each
 //! written once (no zero fill first).
 
 use super::exp::exp_block;
-use super::validity::bit;
 
 /// Positions per block: the loop overhead per block (five short loops, their exits mispredicted)
 /// against L1 room for the block's buffers (6 KB). Cachegrind, cl100k `fast`, per byte: 64 →
 /// 256 took 4.00 M → 3.57 M instructions and 7.2 k → 2.5 k mispredicted branches.
 const BLOCK: usize = 256;
+
+/// Mask words per block.
+const WORDS: usize = BLOCK / 64;
 
 /// Where the log-probability of the token at trie position `k` sits in an LM row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +44,8 @@ pub enum RowLayout {
 
 /// Fill `cum` (cleared first) with `|perm| + 1` prefix sums of `e^{lp(k)}`, `lp(k)` the
 /// log-probability of the token `perm[k]` read from `row` as `layout` says, counting only the
-/// ids whose bit is set in `mask` when there is one; returns the total (`cum`'s last entry).
+/// positions `k` whose bit is set in `mask` when there is one (a bitset in trie order, e.g.
+/// `VocabTrie::bits_in_order` of a validity row; bits past its end read as 0); returns the total (`cum`'s last entry).
 /// `row` must hold every position `layout` reads (else this panics: an internal invariant of
 /// `CoverIndex`, which checks the row's length).
 pub fn cumulate(
@@ -103,6 +107,18 @@ fn prefetch(p: *const f64) {
     let _ = p;
 }
 
+/// Set lane `j` of each 64-lane group to +0.0 where bit `j` of its word is clear, keep it where
+/// set (fixed-length loops over whole words: vectorized shifts and ANDs).
+#[inline(always)]
+fn mask_lanes(xs: &mut [f64; BLOCK], words: &[u64; WORDS]) {
+    for (lanes, &w) in xs.chunks_exact_mut(64).zip(words) {
+        for (j, x) in lanes.iter_mut().enumerate() {
+            let keep = ((w >> j) & 1).wrapping_neg();
+            *x = f64::from_bits(x.to_bits() & keep);
+        }
+    }
+}
+
 /// The kernel; `GATHER`: the row is in id order ([`RowLayout::Ids`]), else in trie order.
 #[inline(always)]
 fn blocks<const MASKED: bool, const GATHER: bool>(
@@ -119,7 +135,6 @@ fn blocks<const MASKED: bool, const GATHER: bool>(
     };
     let mut xs = [0.0f64; BLOCK];
     let mut es = [0.0f64; BLOCK];
-    let mut keep = [true; BLOCK];
     let mut acc = 0.0f64;
     let n = perm.len() + 1;
     // written once, straight into the spare capacity: no zero fill of the whole row first
@@ -147,21 +162,14 @@ fn blocks<const MASKED: bool, const GATHER: bool>(
         } else {
             &sorted[b * BLOCK..b * BLOCK + ids.len()]
         };
-        // a short last block leaves the previous block's inputs in the tail: harmless
+        // the block's mask words, 0 past the mask's end (`BLOCK` is a multiple of 64: they
+        // start at a word); the bits are in trie order, so they are read in sequence with the row
+        let mut words = [0u64; WORDS];
         if MASKED {
-            let mut any = false;
-            for (j, ((x, k), &id)) in xs.iter_mut().zip(keep.iter_mut()).zip(ids).enumerate() {
-                // load, then select: no branch on the mask
-                let lp = if GATHER {
-                    logprobs[id as usize]
-                } else {
-                    lps[j]
-                };
-                *k = bit(bits, id);
-                *x = if *k { lp } else { 0.0 };
-                any |= *k;
-            }
-            if !any {
+            let have = bits.get(b * WORDS..).unwrap_or(&[]);
+            let have = &have[..have.len().min(ids.len().div_ceil(64))];
+            words[..have.len()].copy_from_slice(have);
+            if words.iter().all(|&w| w == 0) {
                 // validity is uniform over long trie ranges (tokens sharing first bytes): in
                 // cl100k exact rows, 23 % of 64-position blocks were wholly masked, 70 % wholly
                 // valid
@@ -170,12 +178,19 @@ fn blocks<const MASKED: bool, const GATHER: bool>(
                 }
                 continue;
             }
-        } else if GATHER {
+        }
+        // a short last block leaves the previous block's inputs in the tail: harmless
+        if GATHER {
             for (x, &id) in xs.iter_mut().zip(ids) {
                 *x = logprobs[id as usize];
             }
         } else {
             xs[..lps.len()].copy_from_slice(lps);
+        }
+        if MASKED {
+            // masked positions read as +0.0 (their log-probabilities, maybe -inf or NaN, never
+            // reach the `exp`): an AND with the lane's bit widened to 64, no branch
+            mask_lanes(&mut xs, &words);
         }
         exp_block(&xs, &mut es);
         // the running sum in a register (inside `extend`'s closure it went through memory: a
@@ -184,9 +199,7 @@ fn blocks<const MASKED: bool, const GATHER: bool>(
         // |V|/4 dependent adds, not |V|). `es` holds `BLOCK >= out.len()` entries, so the
         // groups and the remainder write every entry of `out`
         if MASKED {
-            for (e, &k) in es.iter_mut().zip(&keep) {
-                *e = if k { *e } else { 0.0 };
-            }
+            mask_lanes(&mut es, &words);
         }
         let done = out.len() / 4 * 4;
         let mut outs = out.chunks_exact_mut(4);
@@ -219,6 +232,22 @@ fn blocks<const MASKED: bool, const GATHER: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bit(bits: &[u64], i: u32) -> bool {
+        bits.get(i as usize / 64)
+            .is_some_and(|w| (w >> (i % 64)) & 1 == 1)
+    }
+
+    /// A mask over ids re-indexed by position in `perm` (what `VocabTrie::bits_in_order` does).
+    fn in_order(perm: &[u32], ids: &[u64]) -> Vec<u64> {
+        let mut out = vec![0u64; perm.len().div_ceil(64)];
+        for (k, &id) in perm.iter().enumerate() {
+            if bit(ids, id) {
+                out[k / 64] |= 1 << (k % 64);
+            }
+        }
+        out
+    }
 
     /// The exact prefix sums of libm's `exp` (Neumaier's compensated sum: within a few ulps of
     /// exact on these rows, far below the bound the kernel is held to).
@@ -280,6 +309,8 @@ mod tests {
             }
             for m in [None, Some(mask.as_slice()), Some(sparse.as_slice())] {
                 let want = reference(&perm, &lp, m);
+                let ordered = m.map(|m| in_order(&perm, m));
+                let m = ordered.as_deref();
                 let mut got = Vec::new();
                 let total = cumulate(&perm, &lp, RowLayout::Ids, m, &mut got);
                 assert_eq!(got.len(), n + 1);
@@ -318,6 +349,11 @@ mod tests {
                 mask[i as usize / 64] |= 1 << (i % 64);
             }
             for m in [None, Some(mask.as_slice())] {
+                // the reference: the ids' bits looked up one by one (the kernel before the mask
+                // came in trie order)
+                let want = reference(indexed, &lp, m);
+                let ordered = m.map(|m| in_order(indexed, m));
+                let m = ordered.as_deref();
                 let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
                 let ta = cumulate(indexed, &lp, RowLayout::Ids, m, &mut a);
                 let tb = cumulate(indexed, &sorted, RowLayout::Trie, m, &mut b);
@@ -326,6 +362,7 @@ mod tests {
                 assert_eq!(a.len(), indexed.len() + 1);
                 assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
                 assert!(b.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()));
+                assert!(a.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 1e-12 * w));
             }
         }
     }
@@ -334,7 +371,8 @@ mod tests {
     fn masked_ids_are_never_read_into_the_sum() {
         let perm = [2u32, 0, 1, 3];
         let lp = [0.0, f64::NAN, f64::INFINITY, -1.0];
-        let mask = [0b1001u64];
+        // ids 0 and 3 valid: positions 1 and 3
+        let mask = [0b1010u64];
         let mut cum = vec![7.0; 3];
         let total = cumulate(&perm, &lp, RowLayout::Ids, Some(&mask), &mut cum);
         assert_eq!(cum, vec![0.0, 0.0, 1.0, 1.0, 1.0 + (-1.0f64).exp()]);

@@ -74,6 +74,9 @@ pub struct CoverIndex {
     eos: u32,
     /// where EOS sits in a row in [`CoverIndex::token_order`]
     eos_slot: usize,
+    /// the validity module's `single` row (by id) in trie order: the base from which each
+    /// validity row is re-indexed for `cumulate`
+    single_in_order: Vec<u64>,
 }
 
 impl CoverIndex {
@@ -117,6 +120,7 @@ impl CoverIndex {
         // tokens, behind the other ids outside the trie that are smaller
         let eos_slot = trie.len() + (0..eos).filter(|&i| trie.pos(i) == trie::NONE).count();
         let validity = Validity::new(bpe, rule, row_cache)?;
+        let single_in_order = trie.bits_in_order(validity.single());
         Ok(Self {
             trie,
             validity,
@@ -124,6 +128,7 @@ impl CoverIndex {
             lm_vocab,
             eos,
             eos_slot,
+            single_in_order,
         })
     }
 
@@ -175,14 +180,20 @@ impl CoverIndex {
         }
         let mask = match self.mode {
             Mode::Fast => None,
-            Mode::Exact | Mode::Mask => Some(self.validity.row(stem)?),
+            // the validity row (by id) in trie order, so that `cumulate` reads it in sequence
+            // with the row: flipped from `single`'s, which it differs from in a few bits
+            Mode::Exact | Mode::Mask => Some(self.trie.bits_in_order_from(
+                &self.validity.row(stem)?,
+                self.validity.single(),
+                &self.single_in_order,
+            )),
         };
         let mut cum = Vec::new();
         let acc = cumulate(
             self.trie.perm(),
             logprobs,
             layout,
-            mask.as_ref().map(|b| b.as_slice()),
+            mask.as_deref(),
             &mut cum,
         );
         let eos_lp = match layout {

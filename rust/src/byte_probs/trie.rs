@@ -138,6 +138,41 @@ impl VocabTrie {
     pub fn pos(&self, id: u32) -> u32 {
         self.pos.get(id as usize).copied().unwrap_or(NONE)
     }
+    /// A bitset over token ids (`ids`, bit `id` of word `id / 64`) re-indexed by DFS position:
+    /// bit `k` of the result is set when `perm[k]`'s bit is, for `k < len()` (the ids outside the
+    /// trie are dropped). See [`VocabTrie::bits_in_order_from`].
+    pub fn bits_in_order(&self, ids: &[u64]) -> Vec<u64> {
+        self.bits_in_order_from(ids, &[], &[])
+    }
+
+    /// [`VocabTrie::bits_in_order`] of `ids`, starting from a bitset `base` (by id) whose
+    /// re-indexed copy `base_in_order` (`= bits_in_order(base)`) is known: the copy, then one
+    /// bit flipped per id where `ids` and `base` differ. The work is one pass over the words of
+    /// `ids` plus one scattered flip per differing bit (the flips land in the `len() / 8`-byte
+    /// result; `pos` is read in id order), so a base close to `ids` (the ids valid alone, for a
+    /// validity row) spares most of the scatter.
+    pub fn bits_in_order_from(&self, ids: &[u64], base: &[u64], base_in_order: &[u64]) -> Vec<u64> {
+        let mut out = vec![0u64; self.perm.len().div_ceil(64)];
+        let m = out.len().min(base_in_order.len());
+        out[..m].copy_from_slice(&base_in_order[..m]);
+        let words = ids.len().max(base.len());
+        for (w, pos) in self.pos.chunks(64).enumerate().take(words) {
+            let word = |b: &[u64]| b.get(w).copied().unwrap_or(0);
+            let mut diff = word(ids) ^ word(base);
+            while diff != 0 {
+                let j = diff.trailing_zeros() as usize;
+                diff &= diff - 1;
+                let k = pos.get(j).copied().unwrap_or(NONE);
+                // an id outside the trie (`NONE`) has no word
+                if let Some(o) = out.get_mut(k as usize / 64) {
+                    debug_assert!((k as usize) < self.perm.len());
+                    *o ^= 1 << (k % 64);
+                }
+            }
+        }
+        out
+    }
+
     /// `[lo, hi)` of a node.
     #[inline]
     pub fn range(&self, node: u32) -> (usize, usize) {
@@ -224,5 +259,42 @@ mod tests {
         }
         assert!(trie.walk(b"ca").is_none());
         assert_eq!(trie.pos(7), NONE);
+    }
+
+    #[test]
+    fn bits_in_order_follow_perm() {
+        // 150 two-byte tokens in reverse byte order of their ids, a hole and two ids past the
+        // tokens: positions and ids differ, and the result spans three words
+        let names: Vec<[u8; 2]> = (0..150u8).map(|i| [b'z' - i / 26, b'z' - i % 26]).collect();
+        let mut opt: Vec<Option<&[u8]>> = names.iter().map(|t| Some(&t[..])).collect();
+        opt[7] = None;
+        let trie = VocabTrie::new(&opt);
+        let n_ids = opt.len() + 2;
+        let every = |stride: usize| {
+            let mut ids = vec![0u64; n_ids.div_ceil(64)];
+            for id in (0..n_ids).filter(|i| i % stride == 0) {
+                ids[id / 64] |= 1 << (id % 64);
+            }
+            ids
+        };
+        for stride in [1usize, 2, 3, 64, 149] {
+            let ids = every(stride);
+            let got = trie.bits_in_order(&ids);
+            assert_eq!(got.len(), trie.len().div_ceil(64));
+            for k in 0..got.len() * 64 {
+                let set = (got[k / 64] >> (k % 64)) & 1 == 1;
+                let want = trie
+                    .perm()
+                    .get(k)
+                    .is_some_and(|&id| id as usize % stride == 0);
+                assert_eq!(set, want, "stride {stride}, position {k}");
+            }
+            // from a base: the same bits, whatever the base (sub-, super- or overlapping set,
+            // shorter than `ids`, empty)
+            for base in [every(1), every(2), every(5), vec![u64::MAX], vec![]] {
+                let from = trie.bits_in_order_from(&ids, &base, &trie.bits_in_order(&base));
+                assert_eq!(from, got, "stride {stride}, base {base:?}");
+            }
+        }
     }
 }

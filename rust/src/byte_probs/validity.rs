@@ -604,6 +604,12 @@ impl Validity {
         }
     }
 
+    /// The tokens valid alone (at the start of a text), a bitset by id; every validity row is
+    /// close to it (the tokens a tail rules out are few).
+    pub fn single(&self) -> &Bits {
+        &self.single
+    }
+
     /// Whether `t` is valid alone (at the start of a text).
     pub fn single_ok(&self, t: u32) -> bool {
         bit(&self.single, t)
