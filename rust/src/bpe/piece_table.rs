@@ -326,10 +326,12 @@ fn buckets_like(n: usize, from: &[Bucket]) -> Vec<Bucket> {
     v
 }
 
+/// Ask for transparent huge pages for the capacity of `v` (untouched memory of a large
+/// allocation); nothing for less than two huge pages.
 #[cfg(target_os = "linux")]
-fn advise_huge_pages(v: &Vec<Bucket>) {
+pub(super) fn advise_huge_pages<T>(v: &Vec<T>) {
     const HUGE: usize = 2 << 20;
-    let bytes = v.capacity() * std::mem::size_of::<Bucket>();
+    let bytes = v.capacity() * std::mem::size_of::<T>();
     if bytes < 2 * HUGE {
         return;
     }
@@ -350,7 +352,7 @@ fn advise_huge_pages(v: &Vec<Bucket>) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_: &Vec<Bucket>) {}
+pub(super) fn advise_huge_pages<T>(_: &Vec<T>) {}
 
 /// One open-addressing table (see the module docs). Not shared: one caller at a time.
 pub struct PieceTable {
