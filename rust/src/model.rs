@@ -154,7 +154,7 @@ pub trait TokenModel: Send + Sync {
     /// the texts not yet started may be skipped.
     fn encode_each(
         &self,
-        texts: &[String],
+        texts: &[&str],
         allowed: Option<&SpecialMatcher>,
         sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
     ) {
@@ -244,7 +244,7 @@ impl TokenModel for Bpe {
     /// The threads share one piece table ([`Bpe::encode_each`]).
     fn encode_each(
         &self,
-        texts: &[String],
+        texts: &[&str],
         allowed: Option<&SpecialMatcher>,
         sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
     ) {
