@@ -21,8 +21,7 @@
 //!   are byte-level: every string encodes, nothing is lost);
 //! - `encode(t, None) == encode_ordinary(t)`; `encode_with_spans(t, m).0 == encode(t, m)` and
 //!   the spans are in order, tile `t`'s bytes and each is the bytes of its id;
-//! - `encode_batch(ts, m)[i] == encode(ts[i], m)` for any rayon thread count, and
-//!   `encode_batch_flat(ts, m)` is their concatenation with offsets;
+//! - `encode_batch(ts, m)[i] == encode(ts[i], m)` for any rayon thread count;
 //! - `is_special(id)` holds exactly for the ids in [`TokenModel::specials`]; for a byte string
 //!   `b`, `id_of(b) == Some(id)` implies `token_bytes(id) == Some(b)`;
 //! - for `c = stream_cut(t)` (a char boundary, 0 = none): `encode_ordinary(&t[..c])` followed by
@@ -59,32 +58,6 @@ impl ModelKind {
             ModelKind::SentencePiece => "sentencepiece",
         }
     }
-}
-
-/// Per-text id lists as one flat array plus offsets (`ids[off[i]..off[i + 1]]` is text `i`).
-pub fn flatten(parts: Vec<Vec<u32>>) -> (Vec<u32>, Vec<i64>) {
-    let mut offsets = Vec::with_capacity(parts.len() + 1);
-    offsets.push(0i64);
-    let mut total = 0usize;
-    for p in &parts {
-        total += p.len();
-        offsets.push(total as i64);
-    }
-    // the copy (and the first touch of the new pages) runs on the current rayon pool: on one
-    // thread it was a serial tail of every batch
-    let mut flat = vec![0u32; total];
-    let mut outs = Vec::with_capacity(parts.len());
-    let mut rest = flat.as_mut_slice();
-    for p in &parts {
-        let (head, tail) = rest.split_at_mut(p.len());
-        outs.push(head);
-        rest = tail;
-    }
-    outs.into_par_iter()
-        .zip(parts.par_iter())
-        .with_min_len(16)
-        .for_each(|(o, p)| o.copy_from_slice(p));
-    (flat, offsets)
 }
 
 /// What every tokforge tokenizer model can do; see the module docs for the invariants.
@@ -139,15 +112,6 @@ pub trait TokenModel: Send + Sync {
             .par_iter()
             .map(|t| crate::cancel::scope(&cancel, || self.encode(t, allowed)))
             .collect()
-    }
-    /// [`TokenModel::encode_batch`] as one flat array plus offsets (`ids[off[i]..off[i + 1]]`
-    /// are text `i`'s ids).
-    fn encode_batch_flat(
-        &self,
-        texts: &[&str],
-        allowed: Option<&SpecialMatcher>,
-    ) -> Result<(Vec<u32>, Vec<i64>)> {
-        Ok(flatten(self.encode_batch(texts, allowed)?))
     }
     /// [`TokenModel::encode`] of each text, in parallel on the current rayon pool, handing
     /// `(index, ids)` to `sink` as each text is done (in no particular order). After an error
@@ -257,14 +221,6 @@ impl TokenModel for Bpe {
         allowed: Option<&SpecialMatcher>,
     ) -> Result<Vec<Vec<u32>>> {
         Bpe::encode_batch(self, texts, allowed)
-    }
-    /// The threads write into the flat array as they go ([`Bpe::encode_batch_flat`]).
-    fn encode_batch_flat(
-        &self,
-        texts: &[&str],
-        allowed: Option<&SpecialMatcher>,
-    ) -> Result<(Vec<u32>, Vec<i64>)> {
-        Bpe::encode_batch_flat(self, texts, allowed)
     }
     fn encode_with_spans(
         &self,

@@ -17,7 +17,6 @@
 //! splits the text; the parts between matches are encoded as ordinary text (tiktoken's
 //! `allowed_special`). Checking for disallowed specials is [`SpecialMatcher::find`].
 
-use super::batch::{BatchOut, EachText};
 use super::pairs::NONE;
 use super::piece_table::{
     self, Found, PieceCache, PieceTable, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN, NOT_SHORT,
@@ -26,6 +25,7 @@ use super::Bpe;
 use crate::error::{Error, Result};
 use crate::pretokenize::CHUNK;
 pub use crate::special::SpecialMatcher;
+use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -402,27 +402,14 @@ fn encode_split<T: Tables>(
     m: &SpecialMatcher,
 ) -> Result<Vec<u32>> {
     let mut out = Vec::with_capacity(text.len() / 3);
-    encode_into(enc, text, Some(m), &mut out)?;
-    Ok(out)
-}
-
-/// Append the ids of `text` to `out`, the specials `allowed` matches as their ids.
-fn encode_into<T: Tables>(
-    enc: &mut PieceEncoder<'_, T>,
-    text: &str,
-    allowed: Option<&SpecialMatcher>,
-    out: &mut Vec<u32>,
-) -> Result<()> {
-    let Some(m) = allowed else {
-        return enc.encode_text(text, out);
-    };
     let mut pos = 0;
     while let Some((s, e, id)) = m.find(text, pos) {
-        enc.encode_text(&text[pos..s], out)?;
+        enc.encode_text(&text[pos..s], &mut out)?;
         out.push(id);
         pos = e;
     }
-    enc.encode_text(&text[pos..], out)
+    enc.encode_text(&text[pos..], &mut out)?;
+    Ok(out)
 }
 
 /// Append the ids of a table hit.
@@ -668,72 +655,74 @@ impl Bpe {
 
     /// [`Bpe::encode`] of each text on the threads of the current rayon pool, handing
     /// `(index, ids)` to `sink` as each text is done (in no particular order); stops at the
-    /// first error (the texts not yet started are skipped). See [`Bpe::encode_batch_with`].
-    pub fn encode_each<S, F>(&self, texts: &[S], allowed: Option<&SpecialMatcher>, sink: F)
-    where
-        S: AsRef<str> + Sync,
-        F: Fn(usize, Result<Vec<u32>>) + Sync,
-    {
-        self.encode_batch_with(texts, allowed, &EachText(sink));
-    }
-
-    /// [`Bpe::encode`] of each text on the threads of the current rayon pool, the ids going
-    /// where `out` puts them; stops at the first error (the texts not yet started are skipped).
+    /// first error (the texts not yet started are skipped).
     ///
     /// The threads share one piece table, lent by the model for the whole call and only read
     /// while they run (no lock per probe); its misses go to a table of the batch behind locks
     /// (sharded, looked up after a miss of the shared one, so a piece is merged once per
     /// batch), merged into the shared table, within its bound, when the call ends. So every text meets every piece the model's table has learnt, and
     /// a batch leaves one warm table instead of one partly warm table per thread (docs/bpe.md
-    /// §13.4). Texts are handed out one at a time, in order, from a shared counter.
-    pub fn encode_batch_with<S, O>(&self, texts: &[S], allowed: Option<&SpecialMatcher>, out: &O)
+    /// §13.4). Texts are handed out one at a time from a shared counter.
+    pub fn encode_each<S, F>(&self, texts: &[S], allowed: Option<&SpecialMatcher>, sink: F)
     where
         S: AsRef<str> + Sync,
-        O: BatchOut,
+        F: Fn(usize, Result<Vec<u32>>) + Sync,
     {
         let cancel = crate::cancel::current();
-        let main = self.piece_encoder();
-        // a table that has learnt nothing (a model's first call): sharing it would merge
-        // nearly every piece of the batch into it on one thread after the parallel part, so
-        // each text borrows a table as a single call does (one per thread), and the batches
-        // after this one share the table they find
-        let mut main = (!(main.t.table.fresh() && texts.len() > 1)).then_some(main);
+        let mut main = self.piece_encoder();
+        if main.t.table.fresh() && texts.len() > 1 {
+            // a table that has learnt nothing (a model's first call): sharing it would merge
+            // nearly every piece of the batch into it on one thread after the parallel part, so
+            // each text borrows a table as a single call does (one per thread), and the batches
+            // after this one share the table they find
+            drop(main);
+            let failed = AtomicBool::new(false);
+            texts.par_iter().enumerate().for_each(|(i, text)| {
+                if failed.load(Ordering::Relaxed) || cancel.is_set() {
+                    return;
+                }
+                let ids = crate::cancel::scope(&cancel, || self.encode(text.as_ref(), allowed));
+                if ids.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                sink(i, ids);
+            });
+            return;
+        }
         let threads = rayon::current_num_threads().clamp(1, texts.len().max(1));
         // the misses may take what the shared table still has room for
-        let room = main
-            .as_ref()
-            .map_or(0, |m| m.t.table.limit().saturating_sub(m.t.table.len()));
-        let spill = Spill::new(room);
+        let spill = Spill::new(main.t.table.limit().saturating_sub(main.t.table.len()));
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
-        let shared = main.as_ref().map(|m| &m.t.table);
+        let shared = &main.t.table;
         let work = || {
-            let mut enc = shared.map(|main| PieceEncoder {
+            let mut enc = PieceEncoder {
                 bpe: self,
                 t: Shared {
-                    main,
+                    main: shared,
                     spill: &spill,
                 },
-            });
-            let mut local = out.local();
+            };
             while !failed.load(Ordering::Relaxed) && !cancel.is_set() {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(text) = texts.get(i) else {
                     break;
                 };
-                let text = text.as_ref();
-                let buf = out.buf(&mut local, text.len());
-                let start = buf.len();
-                let r = crate::cancel::scope(&cancel, || match &mut enc {
-                    Some(enc) => encode_into(enc, text, allowed, buf),
-                    None => encode_into(&mut self.piece_encoder(), text, allowed, buf),
+                let ids = crate::cancel::scope(&cancel, || {
+                    let text = text.as_ref();
+                    match allowed {
+                        Some(m) => encode_split(&mut enc, text, m),
+                        None => {
+                            let mut out = Vec::with_capacity(text.len() / 3);
+                            enc.encode_text(text, &mut out).map(|()| out)
+                        }
+                    }
                 });
-                if r.is_err() {
+                if ids.is_err() {
                     failed.store(true, Ordering::Relaxed);
                 }
-                out.done(&mut local, i, start, r);
+                sink(i, ids);
             }
-            out.finish(local);
         };
         rayon::scope(|s| {
             for _ in 1..threads {
@@ -741,11 +730,9 @@ impl Bpe {
             }
             work();
         });
-        if let Some(main) = &mut main {
-            for shard in spill.shards {
-                if let Ok(t) = shard.into_inner() {
-                    main.t.table.absorb(&t);
-                }
+        for shard in spill.shards {
+            if let Ok(t) = shard.into_inner() {
+                main.t.table.absorb(&t);
             }
         }
     }

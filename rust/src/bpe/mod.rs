@@ -15,7 +15,6 @@
 //! - a byte string has at most one regular id; special tokens are distinct and non-empty;
 //! - each merge `(l, r)` names two regular tokens and `bytes(l) + bytes(r)` is a token.
 
-pub mod batch;
 pub mod count;
 pub mod encode;
 pub mod inspect;

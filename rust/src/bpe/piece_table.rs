@@ -326,12 +326,10 @@ fn buckets_like(n: usize, from: &[Bucket]) -> Vec<Bucket> {
     v
 }
 
-/// Ask for transparent huge pages for the capacity of `v` (untouched memory of a large
-/// allocation); nothing for less than two huge pages.
 #[cfg(target_os = "linux")]
-pub(super) fn advise_huge_pages<T>(v: &Vec<T>) {
+fn advise_huge_pages(v: &Vec<Bucket>) {
     const HUGE: usize = 2 << 20;
-    let bytes = v.capacity() * std::mem::size_of::<T>();
+    let bytes = v.capacity() * std::mem::size_of::<Bucket>();
     if bytes < 2 * HUGE {
         return;
     }
@@ -352,7 +350,7 @@ pub(super) fn advise_huge_pages<T>(v: &Vec<T>) {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(super) fn advise_huge_pages<T>(_: &Vec<T>) {}
+fn advise_huge_pages(_: &Vec<Bucket>) {}
 
 /// One open-addressing table (see the module docs). Not shared: one caller at a time.
 pub struct PieceTable {

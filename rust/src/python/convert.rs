@@ -6,6 +6,7 @@ use super::errors::{InputError, VocabError};
 use crate::special::SpecialMatcher;
 use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
+use rayon::prelude::*;
 use std::fmt::Display;
 use std::sync::{Arc, Mutex};
 
@@ -131,6 +132,32 @@ pub fn token_of<T>(
         .ok_or_else(|| {
             VocabError::new_err(format!("id {id} is outside the vocabulary of {vocab_size}"))
         })
+}
+
+/// Per-text id lists as one flat array plus offsets (`ids[off[i]..off[i+1]]` is text `i`).
+pub fn flatten(parts: Vec<Vec<u32>>) -> (Vec<u32>, Vec<i64>) {
+    let mut offsets = Vec::with_capacity(parts.len() + 1);
+    offsets.push(0i64);
+    let mut total = 0usize;
+    for p in &parts {
+        total += p.len();
+        offsets.push(total as i64);
+    }
+    // the copy (and the first touch of the new pages) runs on the current rayon pool: on one
+    // thread it was a serial tail of every batch
+    let mut flat = vec![0u32; total];
+    let mut outs = Vec::with_capacity(parts.len());
+    let mut rest = flat.as_mut_slice();
+    for p in &parts {
+        let (head, tail) = rest.split_at_mut(p.len());
+        outs.push(head);
+        rest = tail;
+    }
+    outs.into_par_iter()
+        .zip(parts.par_iter())
+        .with_min_len(16)
+        .for_each(|(o, p)| o.copy_from_slice(p));
+    (flat, offsets)
 }
 
 /// The special-token matcher of the last id set asked for, so repeated calls with the same

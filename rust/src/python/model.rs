@@ -681,7 +681,8 @@ impl PyTokenModel {
             .map(str_utf8)
             .collect::<PyResult<Vec<&str>>>()?;
         let (flat, offsets) = super::interruptible(py, &pool, || -> crate::Result<_> {
-            m.encode_batch_flat(&refs, sm.as_deref())
+            let parts = m.encode_batch(&refs, sm.as_deref())?;
+            Ok(super::convert::flatten(parts))
         })?;
         Ok((flat.into_pyarray(py), offsets.into_pyarray(py)))
     }
