@@ -188,9 +188,9 @@ def test_batch_and_numpy_equal_single_calls(pair, corpus_docs):
 
 
 def test_batches_of_odd_texts_equal_single_calls(pair):
-    """Both batch forms read each str's own UTF-8 buffer (the flat array is filled by the
-    threads as they go): empty texts, specials, lone surrogates, str subclasses and a run of
-    texts longer than the rest give the ids of single calls, on any thread count."""
+    """Both batch forms read each str's own UTF-8 buffer: empty texts, specials, lone
+    surrogates (the UTF-8 step fails, the texts are fixed and retried), str subclasses and a
+    text longer than the rest give the ids of single calls, on any thread count."""
     ours, _ = pair
 
     class S(str):
