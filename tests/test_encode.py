@@ -187,6 +187,28 @@ def test_batch_and_numpy_equal_single_calls(pair, corpus_docs):
         assert flat[offsets[i] : offsets[i + 1]].tolist() == w
 
 
+def test_batches_of_odd_texts_equal_single_calls(pair):
+    """Both batch forms read each str's own UTF-8 buffer: empty texts, specials, lone
+    surrogates (the UTF-8 step fails, the texts are fixed and retried), str subclasses and a
+    text longer than the rest give the ids of single calls, on any thread count."""
+    ours, _ = pair
+
+    class S(str):
+        pass
+
+    texts = ["", "a<|endoftext|>b", "x" * 20_000, S("sub class é"), "\ud83d lone", "", "ok"]
+    texts += [f"doc {i} " * (i % 7) for i in range(200)]
+    for allowed in [frozenset(), "all"]:
+        want = [ours.encode(t, allowed_special=allowed, disallowed_special=()) for t in texts]
+        for threads in [1, 2, 3]:
+            kw = {"allowed_special": allowed, "disallowed_special": (), "num_threads": threads}
+            assert ours.encode_batch(texts, **kw) == want
+            flat, offsets = ours.encode_batch_numpy(texts, **kw)
+            assert offsets[0] == 0 and offsets[-1] == len(flat) == sum(map(len, want))
+            got = [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+            assert got == want
+
+
 def test_id_lists_hold_one_reference_per_item(gpt2):
     """Lists of ids are written straight into the list's item array with the shared ints'
     counts bumped in place: each list holds exactly one reference per item, given back when

@@ -118,7 +118,7 @@ pub trait TokenModel: Send + Sync {
     /// the texts not yet started may be skipped.
     fn encode_each(
         &self,
-        texts: &[String],
+        texts: &[&str],
         allowed: Option<&SpecialMatcher>,
         sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
     ) {
@@ -208,7 +208,7 @@ impl TokenModel for Bpe {
     /// The threads share one piece table ([`Bpe::encode_each`]).
     fn encode_each(
         &self,
-        texts: &[String],
+        texts: &[&str],
         allowed: Option<&SpecialMatcher>,
         sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
     ) {

@@ -488,12 +488,22 @@ impl Bpe {
         };
         let n = self.tokens.iter().enumerate().filter(short).count();
         let mut table = PieceTable::with_capacity(n, usize::MAX);
-        let mut ids = Vec::new();
+        // every token's ids first, then the inserts with their buckets prefetched
+        let (mut ids, mut ends) = (Vec::new(), Vec::with_capacity(n));
         for (_, t) in self.tokens.iter().enumerate().filter(short) {
-            ids.clear();
             self.encode_piece(t, &mut ids);
-            table.insert(piece_table::pack(t), &ids);
+            ends.push(ids.len());
         }
+        let starts = std::iter::once(0).chain(ends.iter().copied());
+        let items = self
+            .tokens
+            .iter()
+            .enumerate()
+            .filter(short)
+            .zip(starts.zip(&ends));
+        table.insert_many(
+            items.filter_map(|((_, t), (s, &e))| Some((piece_table::pack(t), ids.get(s..e)?))),
+        );
         table
     }
 

@@ -539,6 +539,30 @@ impl PieceTable {
         }
     }
 
+    /// Insert each `(key, ids)` in turn (keys absent, short), the home buckets of each group of
+    /// [`ABSORB_AHEAD`] prefetched before they are filled; the same table as inserting them one
+    /// by one. Building the seed (~100 k keys into a 16 MiB table) waited for each bucket in
+    /// turn.
+    pub fn insert_many<'a>(&mut self, items: impl IntoIterator<Item = (u128, &'a [u32])>) {
+        let mut items = items.into_iter();
+        let mut group = Vec::with_capacity(ABSORB_AHEAD);
+        loop {
+            group.clear();
+            group.extend(
+                items
+                    .by_ref()
+                    .take(ABSORB_AHEAD)
+                    .map(|(key, ids)| (key, self.prefetch(key), ids)),
+            );
+            if group.is_empty() {
+                return;
+            }
+            for &(key, h, ids) in &group {
+                self.insert_hashed(key, h, ids);
+            }
+        }
+    }
+
     /// The slot value for `ids`: the count, then up to 3 ids inline or the offset of the ids
     /// in the arena; `None` when the arena is at its bound.
     fn value(&mut self, ids: &[u32]) -> Option<[u32; 4]> {
@@ -947,6 +971,37 @@ mod tests {
         }
         assert_eq!(t.entries(), pieces.len());
         assert_ne!(pack_mid(&[0; 16]), pack_mid(&[0; 17]));
+    }
+
+    /// `insert_many` (the seed's prefetched inserts) lays out exactly the table of inserting
+    /// one key at a time, growth and the bound included.
+    #[test]
+    fn insert_many_equals_inserting_one_by_one() {
+        let ids = |i: u32| -> Vec<u32> { (0..i % 6 + 1).map(|j| i * 10 + j).collect() };
+        for (n, cap, limit) in [
+            (0, 0, 10),
+            (37, 0, 1000),
+            (5000, 5000, usize::MAX),
+            (900, 64, 700),
+        ] {
+            let keys: Vec<(u128, Vec<u32>)> = (0..n)
+                .map(|i| (pack(format!("p{i}").as_bytes()), ids(i)))
+                .collect();
+            let mut one = PieceTable::with_capacity(cap, limit);
+            for (k, v) in &keys {
+                one.insert(*k, v);
+            }
+            let mut many = PieceTable::with_capacity(cap, limit);
+            many.insert_many(keys.iter().map(|(k, v)| (*k, &v[..])));
+            assert_eq!(one.len(), many.len());
+            assert_eq!(one.arena, many.arena);
+            assert_eq!(one.buckets.len(), many.buckets.len());
+            for (a, b) in one.buckets.iter().zip(&many.buckets) {
+                for (x, y) in a.0.iter().zip(&b.0) {
+                    assert_eq!((x.key, x.val), (y.key, y.val));
+                }
+            }
+        }
     }
 
     #[test]

@@ -144,10 +144,12 @@ pub fn flatten(parts: Vec<Vec<u32>>) -> (Vec<u32>, Vec<i64>) {
         offsets.push(total as i64);
     }
     // the copy (and the first touch of the new pages) runs on the current rayon pool: on one
-    // thread it was a serial tail of every batch
-    let mut flat = vec![0u32; total];
+    // thread it was a serial tail of every batch. The array is not zeroed first (`vec![0; n]`
+    // is `calloc`, which clears memory the heap reuses on the calling thread, serially):
+    // every id is written by the copy
+    let mut flat: Vec<u32> = Vec::with_capacity(total);
     let mut outs = Vec::with_capacity(parts.len());
-    let mut rest = flat.as_mut_slice();
+    let mut rest = &mut flat.spare_capacity_mut()[..total];
     for p in &parts {
         let (head, tail) = rest.split_at_mut(p.len());
         outs.push(head);
@@ -156,7 +158,13 @@ pub fn flatten(parts: Vec<Vec<u32>>) -> (Vec<u32>, Vec<i64>) {
     outs.into_par_iter()
         .zip(parts.par_iter())
         .with_min_len(16)
-        .for_each(|(o, p)| o.copy_from_slice(p));
+        .for_each(|(o, p)| {
+            for (o, &v) in o.iter_mut().zip(p) {
+                o.write(v);
+            }
+        });
+    // SAFETY: the parts tile `0..total` and each was copied into its range above
+    unsafe { flat.set_len(total) };
     (flat, offsets)
 }
 

@@ -568,13 +568,14 @@ impl PyTokenModel {
 
     /// Encode many texts in parallel: one list of ids per text. Worker threads encode while this
     /// thread (holding the GIL only for that) turns finished texts into Python lists, so list
-    /// building overlaps encoding instead of following it. Ctrl-C (or an error) stops the
-    /// workers at their next check; no partial result is returned.
+    /// building overlaps encoding instead of following it. The workers read each str's own
+    /// UTF-8 buffer (as `encode_numpy` does): no copy of the texts per call. Ctrl-C (or an
+    /// error) stops the workers at their next check; no partial result is returned.
     #[pyo3(signature = (texts, allowed, num_threads=None))]
     fn encode_batch<'py>(
         &self,
         py: Python<'py>,
-        texts: Vec<String>,
+        texts: Vec<Bound<'py, PyString>>,
         allowed: Vec<Int>,
         num_threads: Option<Int>,
     ) -> PyResult<Bound<'py, PyList>> {
@@ -582,18 +583,25 @@ impl PyTokenModel {
         const FINISHED: usize = usize::MAX;
         let sm = self.matcher(&allowed, "allowed")?;
         let pool = super::pool(num_threads)?;
-        let n = texts.len();
-        let texts = Arc::new(texts);
+        // `texts` holds the strs, and the workers are done before it is dropped (the scope
+        // below waits for them)
+        let refs = texts
+            .iter()
+            .map(str_utf8)
+            .collect::<PyResult<Vec<&str>>>()?;
+        let n = refs.len();
         let stop = Cancel::new();
         let (tx, rx) = std::sync::mpsc::channel::<(usize, crate::Result<Vec<u32>>)>();
-        {
-            let (m, texts, sm, stop) =
-                (self.inner.clone(), texts.clone(), sm.clone(), stop.clone());
-            pool.spawn(move || {
+        let rx = Mutex::new(rx); // so that waiting can happen with the GIL released
+        let (m, refs, sm) = (&self.inner, &refs, sm.as_deref());
+        let mut lists: Vec<Option<Bound<'py, PyList>>> = (0..n).map(|_| None).collect();
+        let result = pool.in_place_scope(|s| {
+            let stop_w = stop.clone();
+            s.spawn(move |_| {
                 // the texts share one piece table (`Bpe::encode_each`); a set `stop` ends the
                 // texts in progress and skips the rest
-                cancel::scope(&stop, || {
-                    m.encode_each(&texts, sm.as_deref(), &|i, ids| {
+                cancel::scope(&stop_w, || {
+                    m.encode_each(refs, sm, &|i, ids| {
                         // a closed receiver means the caller already failed: nothing to report to
                         let _ = tx.send((i, ids));
                     });
@@ -601,46 +609,55 @@ impl PyTokenModel {
                 // the batch's piece table is back in the model's pool: the caller may return
                 let _ = tx.send((FINISHED, Ok(Vec::new())));
             });
-        }
-        let rx = Mutex::new(rx); // so that waiting can happen with the GIL released
-        let mut lists: Vec<Option<Bound<'py, PyList>>> = (0..n).map(|_| None).collect();
-        let (mut done, mut finished) = (0, false);
-        let result = (|| -> PyResult<()> {
-            while done < n || !finished {
-                // wait (GIL released) for at least one text, then take every text finished
-                let ready = py.detach(|| -> Result<Vec<_>, RecvTimeoutError> {
-                    let rx = rx.lock().map_err(|_| RecvTimeoutError::Disconnected)?;
-                    let mut got = vec![rx.recv_timeout(super::POLL)?];
-                    got.extend(rx.try_iter());
-                    Ok(got)
-                });
-                // results may stream in without a pause: check for Ctrl-C on every round
-                py.check_signals()?;
-                match ready {
-                    Ok(got) => {
-                        for (i, ids) in got {
-                            if i == FINISHED {
-                                finished = true;
-                                continue;
+            let (mut done, mut finished) = (0, false);
+            let result = (|| -> PyResult<()> {
+                while done < n || !finished {
+                    // wait (GIL released) for at least one text, then take every text finished
+                    let ready = py.detach(|| -> Result<Vec<_>, RecvTimeoutError> {
+                        let rx = rx.lock().map_err(|_| RecvTimeoutError::Disconnected)?;
+                        let mut got = vec![rx.recv_timeout(super::POLL)?];
+                        got.extend(rx.try_iter());
+                        Ok(got)
+                    });
+                    // results may stream in without a pause: check for Ctrl-C on every round
+                    py.check_signals()?;
+                    match ready {
+                        Ok(got) => {
+                            for (i, ids) in got {
+                                if i == FINISHED {
+                                    finished = true;
+                                    continue;
+                                }
+                                lists[i] = Some(self.id_list(py, &ids?)?);
+                                done += 1;
                             }
-                            lists[i] = Some(self.id_list(py, &ids?)?);
-                            done += 1;
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => {
+                            return Err(super::errors::TokforgeError::new_err(
+                                "encoding workers stopped",
+                            ))
                         }
                     }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => {
-                        return Err(super::errors::TokforgeError::new_err(
-                            "encoding workers stopped",
-                        ))
-                    }
                 }
+                Ok(())
+            })();
+            if result.is_err() && !finished {
+                stop.set(); // the workers skip the texts left
+                            // wait for them with the GIL released (the scope's end would hold it)
+                py.detach(|| {
+                    if let Ok(rx) = rx.lock() {
+                        while let Ok((i, _)) = rx.recv() {
+                            if i == FINISHED {
+                                break;
+                            }
+                        }
+                    }
+                });
             }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            stop.set(); // the workers skip the texts left
-            return Err(e);
-        }
+            result
+        });
+        result?;
         PyList::new(py, lists.into_iter().flatten())
     }
 
