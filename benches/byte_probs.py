@@ -103,8 +103,9 @@ class TimedLM:
     """Counts the wall time spent inside the wrapped LM (and inside its view in a token order,
     which ``with_token_order`` passes through as ``CachedLM`` does: docs/byte_probs.md §9)."""
 
-    def __init__(self, inner, clock=None):
+    def __init__(self, inner, clock=None, offer_order=True):
         self.inner = inner
+        self.offer_order = offer_order
         self.vocab_size = inner.vocab_size
         self.eos_id = inner.eos_id
         self.bos_id = inner.bos_id
@@ -118,6 +119,8 @@ class TimedLM:
         return out
 
     def with_token_order(self, order):
+        if not self.offer_order:  # --id-order: time the path of LMs that offer no order
+            return None
         offer = getattr(self.inner, "with_token_order", None)
         inner = offer(order) if offer is not None else None
         return None if inner is None else TimedLM(inner, clock=self.clock)
@@ -178,7 +181,7 @@ def cost(args):
     for name, tok in tokenizers.items():
         lm0 = NGramLM.from_texts(tok, train.values(), order=3)
         for mode in args.modes.split(","):
-            timed = TimedLM(lm0)
+            timed = TimedLM(lm0, offer_order=not args.id_order)
             lm = CachedLM(timed, max_rows=0)
             blm = ByteLM(lm, tok, mode=mode)
             rng = np.random.default_rng(0)
@@ -343,6 +346,11 @@ def main() -> int:
     p.add_argument("--modes", default="exact,fast")
     p.add_argument("--bytes-exact", type=int, default=None, help="bytes in exact/mask runs")
     p.add_argument("--bytes", type=int, default=200)
+    p.add_argument(
+        "--id-order",
+        action="store_true",
+        help="the LM offers no token order: rows are gathered by id (GGUF / transformers LMs)",
+    )
     p.add_argument("--vocab-a", type=int, default=1024)
     p.add_argument("--vocab-b", type=int, default=4096)
     p.add_argument("--order", type=int, default=3)
