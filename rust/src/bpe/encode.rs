@@ -488,21 +488,18 @@ impl Bpe {
         };
         let n = self.tokens.iter().enumerate().filter(short).count();
         let mut table = PieceTable::with_capacity(n, usize::MAX);
-        // every token's ids first, then the inserts with their buckets prefetched
-        let (mut ids, mut ends) = (Vec::new(), Vec::with_capacity(n));
+        // every token's ids first (appended to one buffer), then the inserts with their
+        // buckets prefetched
+        let (mut ids, mut spans) = (Vec::new(), Vec::with_capacity(n));
         for (_, t) in self.tokens.iter().enumerate().filter(short) {
+            let start = ids.len();
             self.encode_piece(t, &mut ids);
-            ends.push(ids.len());
+            spans.push((piece_table::pack(t), start, ids.len()));
         }
-        let starts = std::iter::once(0).chain(ends.iter().copied());
-        let items = self
-            .tokens
-            .iter()
-            .enumerate()
-            .filter(short)
-            .zip(starts.zip(&ends));
         table.insert_many(
-            items.filter_map(|((_, t), (s, &e))| Some((piece_table::pack(t), ids.get(s..e)?))),
+            spans
+                .iter()
+                .filter_map(|&(key, s, e)| Some((key, ids.get(s..e)?))),
         );
         table
     }
