@@ -123,13 +123,32 @@ fn add_group(acc: &mut f64, es: &[f64], out: &mut [std::mem::MaybeUninit<f64>], 
         }
         return;
     }
-    let mut s = 0.0f64;
-    for (j, (c, &e)) in out.iter_mut().zip(es).enumerate() {
-        // the first partial sum is the term itself (`0.0 + e` is `e`, bit for bit)
-        s = if j == 0 { e } else { s + e };
-        c.write(*acc + s);
+    // the first partial sum is the term itself
+    let mut s = es[0];
+    out[0].write(*acc + s);
+    for j in 1..es.len() {
+        s += es[j];
+        out[j].write(*acc + s);
     }
     *acc += s;
+}
+
+/// `xs` (64 long) as an array, so that the loops over it index without bounds checks.
+#[inline(always)]
+fn array_64<T>(xs: &[T]) -> &[T; 64] {
+    match xs.try_into() {
+        Ok(a) => a,
+        Err(_) => unreachable!("a slice of 64"),
+    }
+}
+
+/// [`array_64`] for a mutable slice.
+#[inline(always)]
+fn array_64_mut<T>(xs: &mut [T]) -> &mut [T; 64] {
+    match xs.try_into() {
+        Ok(a) => a,
+        Err(_) => unreachable!("a slice of 64"),
+    }
 }
 
 /// The masked kernel: one cumulative entry per set bit of `ranks` (plus the leading 0), i.e.
@@ -182,10 +201,11 @@ fn sparse<const GATHER: bool>(
             let base = (b * WORDS + i) * 64;
             if w == u64::MAX {
                 // a whole valid word (no bit is set past the row: the word is inside it)
-                let xs = &mut xs[got..got + 64];
+                let xs = array_64_mut(&mut xs[got..got + 64]);
                 if GATHER {
-                    for (x, &id) in xs.iter_mut().zip(&perm[base..base + 64]) {
-                        *x = logprobs[id as usize];
+                    let ids = array_64(&perm[base..base + 64]);
+                    for j in 0..64 {
+                        xs[j] = logprobs[ids[j] as usize];
                     }
                 } else {
                     xs.copy_from_slice(&sorted[base..base + 64]);
@@ -217,17 +237,19 @@ fn sparse<const GATHER: bool>(
             let base = (b * WORDS + i) * 64;
             if w == u64::MAX {
                 debug_assert!(base + 64 <= grouped);
-                // 16 whole groups: the dense kernel's loop
-                let outs = out[r..r + 64].chunks_exact_mut(4);
-                for (c, t) in outs.zip(es[e..e + 64].chunks_exact(4)) {
-                    let p1 = t[0] + t[1];
-                    let p2 = p1 + t[2];
-                    let p3 = p2 + t[3];
-                    c[0].write(acc + t[0]);
-                    c[1].write(acc + p1);
-                    c[2].write(acc + p2);
+                // 16 whole groups: the dense kernel's sums (fixed-length arrays and plain
+                // indices: a no-LTO build left the iterator adapters as calls here)
+                let c = array_64_mut(&mut out[r..r + 64]);
+                let t = array_64(&es[e..e + 64]);
+                for g in (0..64).step_by(4) {
+                    let p1 = t[g] + t[g + 1];
+                    let p2 = p1 + t[g + 2];
+                    let p3 = p2 + t[g + 3];
+                    c[g].write(acc + t[g]);
+                    c[g + 1].write(acc + p1);
+                    c[g + 2].write(acc + p2);
                     acc += p3;
-                    c[3].write(acc);
+                    c[g + 3].write(acc);
                 }
                 r += 64;
                 e += 64;
