@@ -188,6 +188,13 @@ fn sparse<const GATHER: bool>(
             let next = words.get((b + 1) * WORDS..).unwrap_or(&[]);
             for (i, &w) in next.iter().take(WORDS).enumerate() {
                 let base = ((b + 1) * WORDS + i) * 64;
+                if w == u64::MAX {
+                    // a whole valid word: a fixed-length loop (no exit to mispredict)
+                    for &id in array_64(&perm[base..base + 64]) {
+                        prefetch(logprobs.as_ptr().wrapping_add(id as usize));
+                    }
+                    continue;
+                }
                 let mut m = w;
                 while m != 0 {
                     let k = base + m.trailing_zeros() as usize;
