@@ -1,27 +1,33 @@
 //! The cumulative row of docs/byte_probs.md §6: `cum[k] = Σ_{j<k} e^{lp[perm[j]]}` in trie
-//! order, positions outside the validity mask counting 0. This is the `O(|V|)` part of every prepared
-//! LM row, paid by every mode.
+//! order, positions outside the validity mask counting 0. This is the `O(|V|)` part of every
+//! prepared LM row, paid by every mode.
 //!
-//! Blocks of [`BLOCK`] positions: gather the log-probabilities of the block's ids (masked
-//! positions read as 0; the mask is a bitset in trie order, bit `k` for position `k`, read word
-//! by word in sequence with the row), take their `exp` in one vectorized pass ([`super::exp`]), then add them to the
-//! running sum in trie order, four terms at a time: the four partial sums `e0`, `e0+e1`, ...
-//! of a group do not wait for the running sum, which then takes one dependent add per group
-//! instead of one per term (cl100k, `fast`: 0.32 → 0.26 ms per row by CPU time). That changes
-//! the rounding, not the error bound: any order of adding `k` non-negative terms is within
-//! `(k−1)·2^-53` of their exact sum (relative), plus the `exp`'s 1.5 ulp per term (module
-//! [`super::exp`]); and `cum` stays non-decreasing, so every range mass is `>= 0`. The whole
-//! kernel is compiled twice, for AVX2 and for the baseline, and picked once per row at run
-//! time; both give the same bits.
+//! Without a mask (`fast`) the row is dense, one entry per position. With one (`exact`,
+//! `mask`; a bitset in trie order, bit `k` for position `k`, as [`Ranks`]) it is sparse: one
+//! entry per valid position, `cum[r]` the sum of the first `r` valid terms, and position `k`
+//! maps to entry `Ranks::rank(k)` (docs/byte_probs.md §13, fourteenth round: at cl100k `exact`
+//! about a fifth of the positions are masked, so a fifth of the writes and of the allocation
+//! go; in id order, a wholly masked word reads neither its row entries nor its `perm` entries).
+//!
+//! Blocks of [`BLOCK`] positions: gather the block's (valid) log-probabilities, take their `exp`
+//! in one vectorized pass ([`super::exp`]), then add them to the running sum in trie order,
+//! by groups of four positions: the partial sums `e0`, `e0+e1`, ... of a group do not wait for
+//! the running sum, which then takes one dependent add per group instead of one per term
+//! (cl100k, `fast`: 0.32 → 0.26 ms per row by CPU time). That changes the rounding, not the
+//! error bound: any order of adding `k` non-negative terms is within `(k−1)·2^-53` of their
+//! exact sum (relative), plus the `exp`'s 1.5 ulp per term (module [`super::exp`]); and `cum`
+//! stays non-decreasing, so every range mass is `>= 0`. The sparse row groups by the same
+//! positions, leaving out the masked terms (which added +0.0): its entries are bit for bit the
+//! dense masked row's at the valid positions. The whole kernel is compiled twice, for AVX2 and
+//! for the baseline, and picked once per row at run time; both give the same bits.
 //! Rows come in one of two layouts ([`RowLayout`]): in id order (as most LMs give them: the ids
 //! are random in the row, so the block's log-probabilities are gathered and the next block's
 //! prefetched), or already in trie order (an LM that permuted its output layer once, §9): then
 //! the block is a contiguous slice of the row, read in sequence, as are the mask words. Both
-//! layouts run the same `exp`s and additions in the same order, so they
-//! give the same bits. Blocks wholly outside the mask skip their `exp`.
-//! Cost: `|V|` gathers (id order) or one sequential pass (trie order), at most `|V|/4` vector
-//! `exp`s (AVX2), `|V|/4` dependent adds; no allocation beyond `cum`'s, whose entries are each
-//! written once (no zero fill first).
+//! layouts run the same `exp`s and additions in the same order, so they give the same bits.
+//! Cost: one gather (id order) or one sequential read (trie order) per valid position, at most
+//! `|V|/4` vector `exp`s (AVX2), `|V|/4` dependent adds; no allocation beyond `cum`'s, whose
+//! entries are each written once (no zero fill first).
 
 use super::exp::exp_block;
 use super::ranks::Ranks;
@@ -43,10 +49,10 @@ pub enum RowLayout {
     Trie,
 }
 
-/// Fill `cum` (cleared first) with `|perm| + 1` prefix sums of `e^{lp(k)}`, `lp(k)` the
-/// log-probability of the token `perm[k]` read from `row` as `layout` says, counting only the
-/// positions `k` whose bit is set in `mask` when there is one (a bitset in trie order, e.g.
-/// `VocabTrie::bits_in_order` of a validity row; bits past its end read as 0); returns the total (`cum`'s last entry).
+/// Fill `cum` (cleared first) with the prefix sums of `e^{lp(k)}`, `lp(k)` the
+/// log-probability of the token `perm[k]` read from `row` as `layout` says: `|perm| + 1` of them
+/// without a mask, else one per position whose bit is set in `mask` plus the leading 0 (the
+/// mask's positions must be `|perm|`); returns the total (`cum`'s last entry).
 /// `row` must hold every position `layout` reads (else this panics: an internal invariant of
 /// `CoverIndex`, which checks the row's length).
 pub fn cumulate(

@@ -9,7 +9,7 @@
 //!   pre-tokenizers, §15), and the full check;
 //! - [`state`]: cover groups with incremental advance, next-byte masses (§7);
 //! - `cumulate` and [`exp`]: an LM row's cumulative sums in trie order, with a vectorized
-//!   `exp` (§6, §13);
+//!   `exp` (§6, §13); `ranks`: a masked row keeps one sum per valid position, found by rank;
 //! - [`CoverIndex`]: the engine for one tokenizer and one LM vocabulary (trie + validity +
 //!   mode): the three modes (§5), row preparation, start-up planning and stepping.
 //!

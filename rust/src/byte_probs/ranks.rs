@@ -79,23 +79,24 @@ mod tests {
     #[test]
     fn rank_counts_the_set_bits_before_each_position() {
         for positions in [0usize, 1, 63, 64, 65, 128, 200] {
-            // a pattern with bits past the end (dropped) and a missing last word
-            let bits: Vec<u64> = (0..positions.div_ceil(64) + 1)
-                .map(|w| 0x9e37_79b9_7f4a_7c15u64.rotate_left(w as u32 * 7) | 1)
-                .take(positions.div_ceil(64).saturating_sub(usize::from(positions > 64)).max(1))
-                .collect();
-            let set = |k: usize| {
-                k < positions && bits.get(k / 64).is_some_and(|w| (w >> (k % 64)) & 1 == 1)
-            };
-            let r = Ranks::new(bits.clone(), positions);
-            let mut want = 0;
-            for k in 0..=positions {
-                assert_eq!(r.rank(k), want, "positions {positions}, k {k}");
-                want += usize::from(set(k));
+            let words = positions.div_ceil(64);
+            let pattern = |w: usize| 0x9e37_79b9_7f4a_7c15u64.rotate_left(w as u32 * 7) | 1;
+            // bits past the end (dropped), the words exactly, a missing last word (read as 0)
+            for n_words in [words + 1, words, words.saturating_sub(1)] {
+                let bits: Vec<u64> = (0..n_words).map(pattern).collect();
+                let set = |k: usize| {
+                    k < positions && bits.get(k / 64).is_some_and(|w| (w >> (k % 64)) & 1 == 1)
+                };
+                let r = Ranks::new(bits.clone(), positions);
+                let mut want = 0;
+                for k in 0..=positions {
+                    assert_eq!(r.rank(k), want, "positions {positions}, k {k}");
+                    want += usize::from(set(k));
+                }
+                assert_eq!(r.count(), want);
+                assert_eq!(r.words().len(), words);
+                assert_eq!(r.positions(), positions);
             }
-            assert_eq!(r.count(), r.rank(positions));
-            assert_eq!(r.words().len(), positions.div_ceil(64));
-            assert_eq!(r.positions(), positions);
         }
     }
 }
