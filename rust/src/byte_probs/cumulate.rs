@@ -394,7 +394,10 @@ mod tests {
         let mut base = Vec::new();
         cumulate_with(perm, row, layout, ranks.as_ref(), &mut base);
         // the baseline build gives the same bits as the dispatched one
-        assert!(cum.iter().zip(&base).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(cum
+            .iter()
+            .zip(&base)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
         match &ranks {
             None => cum,
             Some(r) => {
@@ -596,7 +599,10 @@ mod tests {
             // and the unmasked row, the dense kernel itself
             let got = run(&perm, &lp, RowLayout::Ids, None);
             let want = dense_grouped(&perm, &lp, None);
-            assert!(got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits()));
+            assert!(got
+                .iter()
+                .zip(&want)
+                .all(|(g, w)| g.to_bits() == w.to_bits()));
         }
     }
 
