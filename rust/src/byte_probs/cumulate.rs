@@ -1,29 +1,36 @@
 //! The cumulative row of docs/byte_probs.md §6: `cum[k] = Σ_{j<k} e^{lp[perm[j]]}` in trie
-//! order, positions outside the validity mask counting 0. This is the `O(|V|)` part of every prepared
-//! LM row, paid by every mode.
+//! order, positions outside the validity mask counting 0. This is the `O(|V|)` part of every
+//! prepared LM row, paid by every mode.
 //!
-//! Blocks of [`BLOCK`] positions: gather the log-probabilities of the block's ids (masked
-//! positions read as 0; the mask is a bitset in trie order, bit `k` for position `k`, read word
-//! by word in sequence with the row), take their `exp` in one vectorized pass ([`super::exp`]), then add them to the
-//! running sum in trie order, four terms at a time: the four partial sums `e0`, `e0+e1`, ...
-//! of a group do not wait for the running sum, which then takes one dependent add per group
-//! instead of one per term (cl100k, `fast`: 0.32 → 0.26 ms per row by CPU time). That changes
-//! the rounding, not the error bound: any order of adding `k` non-negative terms is within
-//! `(k−1)·2^-53` of their exact sum (relative), plus the `exp`'s 1.5 ulp per term (module
-//! [`super::exp`]); and `cum` stays non-decreasing, so every range mass is `>= 0`. The whole
-//! kernel is compiled twice, for AVX2 and for the baseline, and picked once per row at run
-//! time; both give the same bits.
+//! Without a mask (`fast`) the row is dense, one entry per position. With one (`exact`,
+//! `mask`; a bitset in trie order, bit `k` for position `k`, as [`Ranks`]) it is sparse: one
+//! entry per valid position, `cum[r]` the sum of the first `r` valid terms, and position `k`
+//! maps to entry `Ranks::rank(k)` (docs/byte_probs.md §13, fourteenth round: at cl100k `exact`
+//! about a fifth of the positions are masked, so a fifth of the writes and of the allocation
+//! go; in id order, a wholly masked word reads neither its row entries nor its `perm` entries).
+//!
+//! Blocks of [`BLOCK`] positions: gather the block's (valid) log-probabilities, take their `exp`
+//! in one vectorized pass ([`super::exp`]), then add them to the running sum in trie order,
+//! by groups of four positions: the partial sums `e0`, `e0+e1`, ... of a group do not wait for
+//! the running sum, which then takes one dependent add per group instead of one per term
+//! (cl100k, `fast`: 0.32 → 0.26 ms per row by CPU time). That changes the rounding, not the
+//! error bound: any order of adding `k` non-negative terms is within `(k−1)·2^-53` of their
+//! exact sum (relative), plus the `exp`'s 1.5 ulp per term (module [`super::exp`]); and `cum`
+//! stays non-decreasing, so every range mass is `>= 0`. The sparse row groups by the same
+//! positions, leaving out the masked terms (which added +0.0): its entries are bit for bit the
+//! dense masked row's at the valid positions. The whole kernel is compiled twice, for AVX2 and
+//! for the baseline, and picked once per row at run time; both give the same bits.
 //! Rows come in one of two layouts ([`RowLayout`]): in id order (as most LMs give them: the ids
 //! are random in the row, so the block's log-probabilities are gathered and the next block's
 //! prefetched), or already in trie order (an LM that permuted its output layer once, §9): then
 //! the block is a contiguous slice of the row, read in sequence, as are the mask words. Both
-//! layouts run the same `exp`s and additions in the same order, so they
-//! give the same bits. Blocks wholly outside the mask skip their `exp`.
-//! Cost: `|V|` gathers (id order) or one sequential pass (trie order), at most `|V|/4` vector
-//! `exp`s (AVX2), `|V|/4` dependent adds; no allocation beyond `cum`'s, whose entries are each
-//! written once (no zero fill first).
+//! layouts run the same `exp`s and additions in the same order, so they give the same bits.
+//! Cost: one gather (id order) or one sequential read (trie order) per valid position, at most
+//! `|V|/4` vector `exp`s (AVX2), `|V|/4` dependent adds; no allocation beyond `cum`'s, whose
+//! entries are each written once (no zero fill first).
 
 use super::exp::exp_block;
+use super::ranks::Ranks;
 
 /// Positions per block: the loop overhead per block (five short loops, their exits mispredicted)
 /// against L1 room for the block's buffers (6 KB). Cachegrind, cl100k `fast`, per byte: 64 →
@@ -42,17 +49,17 @@ pub enum RowLayout {
     Trie,
 }
 
-/// Fill `cum` (cleared first) with `|perm| + 1` prefix sums of `e^{lp(k)}`, `lp(k)` the
-/// log-probability of the token `perm[k]` read from `row` as `layout` says, counting only the
-/// positions `k` whose bit is set in `mask` when there is one (a bitset in trie order, e.g.
-/// `VocabTrie::bits_in_order` of a validity row; bits past its end read as 0); returns the total (`cum`'s last entry).
+/// Fill `cum` (cleared first) with the prefix sums of `e^{lp(k)}`, `lp(k)` the
+/// log-probability of the token `perm[k]` read from `row` as `layout` says: `|perm| + 1` of them
+/// without a mask, else one per position whose bit is set in `mask` plus the leading 0 (the
+/// mask's positions must be `|perm|`); returns the total (`cum`'s last entry).
 /// `row` must hold every position `layout` reads (else this panics: an internal invariant of
 /// `CoverIndex`, which checks the row's length).
 pub fn cumulate(
     perm: &[u32],
     row: &[f64],
     layout: RowLayout,
-    mask: Option<&[u64]>,
+    mask: Option<&Ranks>,
     cum: &mut Vec<f64>,
 ) -> f64 {
     #[cfg(target_arch = "x86_64")]
@@ -73,7 +80,7 @@ unsafe fn cumulate_avx2(
     perm: &[u32],
     row: &[f64],
     layout: RowLayout,
-    mask: Option<&[u64]>,
+    mask: Option<&Ranks>,
     cum: &mut Vec<f64>,
 ) -> f64 {
     cumulate_with(perm, row, layout, mask, cum)
@@ -84,14 +91,14 @@ fn cumulate_with(
     perm: &[u32],
     row: &[f64],
     layout: RowLayout,
-    mask: Option<&[u64]>,
+    mask: Option<&Ranks>,
     cum: &mut Vec<f64>,
 ) -> f64 {
     match (layout, mask) {
-        (RowLayout::Ids, None) => blocks::<false, true>(perm, row, &[], cum),
-        (RowLayout::Ids, Some(bits)) => blocks::<true, true>(perm, row, bits, cum),
-        (RowLayout::Trie, None) => blocks::<false, false>(perm, row, &[], cum),
-        (RowLayout::Trie, Some(bits)) => blocks::<true, false>(perm, row, bits, cum),
+        (RowLayout::Ids, None) => blocks::<true>(perm, row, cum),
+        (RowLayout::Ids, Some(ranks)) => sparse::<true>(perm, row, ranks, cum),
+        (RowLayout::Trie, None) => blocks::<false>(perm, row, cum),
+        (RowLayout::Trie, Some(ranks)) => sparse::<false>(perm, row, ranks, cum),
     }
 }
 
@@ -107,26 +114,186 @@ fn prefetch(p: *const f64) {
     let _ = p;
 }
 
-/// Set lane `j` of each 64-lane group to +0.0 where bit `j` of its word is clear, keep it where
-/// set (fixed-length loops over whole words: vectorized shifts and ANDs).
+/// Add the `m` terms `es[..m]` (`m <= 4`) of one group of four positions to the running sum
+/// `acc` and write the `m` cumulative entries: the group's partial sums first, then the running
+/// sum plus each (the dense kernel's grouping, which a masked position, adding +0.0, does not
+/// change: the same bits). `single`: the positions past the last whole group of the row, added
+/// one at a time as the dense kernel does there.
 #[inline(always)]
-fn mask_lanes(xs: &mut [f64; BLOCK], words: &[u64; WORDS]) {
-    for (lanes, &w) in xs.chunks_exact_mut(64).zip(words) {
-        for (j, x) in lanes.iter_mut().enumerate() {
-            let keep = ((w >> j) & 1).wrapping_neg();
-            *x = f64::from_bits(x.to_bits() & keep);
+fn add_group(acc: &mut f64, es: &[f64], out: &mut [std::mem::MaybeUninit<f64>], single: bool) {
+    debug_assert_eq!(es.len(), out.len());
+    if single {
+        for (c, &e) in out.iter_mut().zip(es) {
+            *acc += e;
+            c.write(*acc);
         }
+        return;
+    }
+    // the first partial sum is the term itself
+    let mut s = es[0];
+    out[0].write(*acc + s);
+    for j in 1..es.len() {
+        s += es[j];
+        out[j].write(*acc + s);
+    }
+    *acc += s;
+}
+
+/// `xs` (64 long) as an array, so that the loops over it index without bounds checks.
+#[inline(always)]
+fn array_64<T>(xs: &[T]) -> &[T; 64] {
+    match xs.try_into() {
+        Ok(a) => a,
+        Err(_) => unreachable!("a slice of 64"),
     }
 }
 
-/// The kernel; `GATHER`: the row is in id order ([`RowLayout::Ids`]), else in trie order.
+/// [`array_64`] for a mutable slice.
 #[inline(always)]
-fn blocks<const MASKED: bool, const GATHER: bool>(
+fn array_64_mut<T>(xs: &mut [T]) -> &mut [T; 64] {
+    match xs.try_into() {
+        Ok(a) => a,
+        Err(_) => unreachable!("a slice of 64"),
+    }
+}
+
+/// The masked kernel: one cumulative entry per set bit of `ranks` (plus the leading 0), i.e.
+/// `cum[r]` = the sum of the first `r` valid terms in trie order; `GATHER` as in [`blocks`].
+/// Per block of [`BLOCK`] positions: the valid log-probabilities are packed into `xs` (a whole
+/// valid word as one copy or 64 gathers, a partly valid word bit by bit, a zero word not at
+/// all: neither its row entries nor, in id order, its `perm` entries are read), one `exp` pass
+/// over the packed block, then the sums by groups of four positions exactly as [`blocks`] forms
+/// them (a masked position adds +0.0 there, which changes no bit), so every entry is bit for
+/// bit the dense row's entry at the same valid position.
+#[inline(always)]
+fn sparse<const GATHER: bool>(
     perm: &[u32],
     logprobs: &[f64],
-    bits: &[u64],
+    ranks: &Ranks,
     cum: &mut Vec<f64>,
 ) -> f64 {
+    let n = perm.len();
+    debug_assert_eq!(ranks.positions(), n);
+    let words = ranks.words();
+    let total = ranks.count();
+    // positions from here on are added one at a time (the dense kernel's remainder)
+    let grouped = n / 4 * 4;
+    let sorted = if GATHER { &[][..] } else { &logprobs[..n] };
+    let mut xs = [0.0f64; BLOCK];
+    let mut es = [0.0f64; BLOCK];
+    let mut acc = 0.0f64;
+    cum.clear();
+    cum.reserve_exact(total + 1);
+    let out = &mut cum.spare_capacity_mut()[..total + 1];
+    out[0].write(acc);
+    // next entry of `out` to write
+    let mut r = 1;
+    for (b, ws) in words.chunks(WORDS).enumerate() {
+        if GATHER {
+            // start loading the next block's valid log-probabilities (random in the row)
+            let next = words.get((b + 1) * WORDS..).unwrap_or(&[]);
+            for (i, &w) in next.iter().take(WORDS).enumerate() {
+                let base = ((b + 1) * WORDS + i) * 64;
+                if w == u64::MAX {
+                    // a whole valid word: a fixed-length loop (no exit to mispredict)
+                    for &id in array_64(&perm[base..base + 64]) {
+                        prefetch(logprobs.as_ptr().wrapping_add(id as usize));
+                    }
+                    continue;
+                }
+                let mut m = w;
+                while m != 0 {
+                    let k = base + m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    prefetch(logprobs.as_ptr().wrapping_add(perm[k] as usize));
+                }
+            }
+        }
+        let mut got = 0;
+        for (i, &w) in ws.iter().enumerate() {
+            let base = (b * WORDS + i) * 64;
+            if w == u64::MAX {
+                // a whole valid word (no bit is set past the row: the word is inside it)
+                let xs = array_64_mut(&mut xs[got..got + 64]);
+                if GATHER {
+                    let ids = array_64(&perm[base..base + 64]);
+                    for j in 0..64 {
+                        xs[j] = logprobs[ids[j] as usize];
+                    }
+                } else {
+                    xs.copy_from_slice(&sorted[base..base + 64]);
+                }
+                got += 64;
+            } else {
+                let mut m = w;
+                while m != 0 {
+                    let k = base + m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    xs[got] = if GATHER {
+                        logprobs[perm[k] as usize]
+                    } else {
+                        sorted[k]
+                    };
+                    got += 1;
+                }
+            }
+        }
+        if got == 0 {
+            // validity is uniform over long trie ranges (tokens sharing first bytes): in
+            // cl100k exact rows, 23 % of 64-position blocks were wholly masked
+            continue;
+        }
+        // the packed terms' `exp`s (past `got`, earlier inputs: harmless)
+        exp_block(&xs, &mut es);
+        let mut e = 0;
+        for (i, &w) in ws.iter().enumerate() {
+            let base = (b * WORDS + i) * 64;
+            if w == u64::MAX {
+                debug_assert!(base + 64 <= grouped);
+                // 16 whole groups: the dense kernel's sums (fixed-length arrays and plain
+                // indices: a no-LTO build left the iterator adapters as calls here)
+                let c = array_64_mut(&mut out[r..r + 64]);
+                let t = array_64(&es[e..e + 64]);
+                for g in (0..64).step_by(4) {
+                    let p1 = t[g] + t[g + 1];
+                    let p2 = p1 + t[g + 2];
+                    let p3 = p2 + t[g + 3];
+                    c[g].write(acc + t[g]);
+                    c[g + 1].write(acc + p1);
+                    c[g + 2].write(acc + p2);
+                    acc += p3;
+                    c[g + 3].write(acc);
+                }
+                r += 64;
+                e += 64;
+            } else if w != 0 {
+                for q in 0..16 {
+                    let m = ((w >> (4 * q)) & 15).count_ones() as usize;
+                    if m == 0 {
+                        continue;
+                    }
+                    let single = base + 4 * q >= grouped;
+                    add_group(&mut acc, &es[e..e + m], &mut out[r..r + m], single);
+                    r += m;
+                    e += m;
+                }
+            }
+            debug_assert!(e <= got);
+        }
+    }
+    // every valid position wrote its entry: `r` counts them, `total` is their number
+    assert_eq!(r, total + 1, "a cumulative row left entries unwritten");
+    // SAFETY: `reserve_exact(total + 1)` made room, and the first `total + 1` spare slots are
+    // initialised: slot 0 before the loop, then slots `1..r` in order, one per set bit (each
+    // `write` above covers `out[r..r + m]` and advances `r` by `m`), and `r == total + 1`
+    unsafe { cum.set_len(total + 1) };
+    acc
+}
+
+/// The unmasked kernel; `GATHER`: the row is in id order ([`RowLayout::Ids`]), else in trie
+/// order.
+#[inline(always)]
+fn blocks<const GATHER: bool>(perm: &[u32], logprobs: &[f64], cum: &mut Vec<f64>) -> f64 {
     // trie order: the row's first |perm| entries, one per position (the block slices below)
     let sorted = if GATHER {
         &[][..]
@@ -156,51 +323,20 @@ fn blocks<const MASKED: bool, const GATHER: bool>(
                 prefetch(logprobs.as_ptr().wrapping_add(id as usize));
             }
         }
-        // this block's log-probabilities (`ids.len()` of them) when the row is in trie order
-        let lps = if GATHER {
-            &[][..]
-        } else {
-            &sorted[b * BLOCK..b * BLOCK + ids.len()]
-        };
-        // the block's mask words, 0 past the mask's end (`BLOCK` is a multiple of 64: they
-        // start at a word); the bits are in trie order, so they are read in sequence with the row
-        let mut words = [0u64; WORDS];
-        if MASKED {
-            let have = bits.get(b * WORDS..).unwrap_or(&[]);
-            let have = &have[..have.len().min(ids.len().div_ceil(64))];
-            words[..have.len()].copy_from_slice(have);
-            if words.iter().all(|&w| w == 0) {
-                // validity is uniform over long trie ranges (tokens sharing first bytes): in
-                // cl100k exact rows, 23 % of 64-position blocks were wholly masked, 70 % wholly
-                // valid
-                for c in out.iter_mut() {
-                    c.write(acc);
-                }
-                continue;
-            }
-        }
         // a short last block leaves the previous block's inputs in the tail: harmless
         if GATHER {
             for (x, &id) in xs.iter_mut().zip(ids) {
                 *x = logprobs[id as usize];
             }
         } else {
-            xs[..lps.len()].copy_from_slice(lps);
-        }
-        if MASKED {
-            // masked positions read as +0.0 (their log-probabilities, maybe -inf or NaN, never
-            // reach the `exp`): an AND with the lane's bit widened to 64, no branch
-            mask_lanes(&mut xs, &words);
+            xs[..ids.len()].copy_from_slice(&sorted[b * BLOCK..b * BLOCK + ids.len()]);
         }
         exp_block(&xs, &mut es);
         // the running sum in a register (inside `extend`'s closure it went through memory: a
-        // store-to-load round trip per entry); a masked id adds 0.0. Groups of four: the
-        // partial sums of a group first, then the running sum once per group (a chain of
-        // |V|/4 dependent adds, not |V|). `es` holds `BLOCK >= out.len()` entries, so the
-        // groups and the remainder write every entry of `out`
-        if MASKED {
-            mask_lanes(&mut es, &words);
-        }
+        // store-to-load round trip per entry). Groups of four: the partial sums of a group
+        // first, then the running sum once per group (a chain of |V|/4 dependent adds, not
+        // |V|). `es` holds `BLOCK >= out.len()` entries, so the groups and the remainder write
+        // every entry of `out`
         let done = out.len() / 4 * 4;
         let mut outs = out.chunks_exact_mut(4);
         let mut ins = es.chunks_exact(4);
@@ -222,9 +358,8 @@ fn blocks<const MASKED: bool, const GATHER: bool>(
     // SAFETY: `reserve_exact(n)` made room for `n` entries and the first `n` spare slots are all
     // initialised: slot 0 before the loop, and slots `1..n` (`out`, `n - 1 = perm.len()` long)
     // because every chunk of `out` meets its chunk of `perm` (same lengths, same `BLOCK`) and
-    // both branches write the whole chunk (the loop over `out`, or the groups of four and the
-    // remainder, which `chunks_exact_mut` and `into_remainder` split `out` into, each zipped
-    // with the `BLOCK`-long `es`)
+    // the groups of four and the remainder, which `chunks_exact_mut` and `into_remainder` split
+    // `out` into, each zipped with the `BLOCK`-long `es`, write the whole chunk
     unsafe { cum.set_len(n) };
     acc
 }
@@ -245,6 +380,64 @@ mod tests {
             if bit(ids, id) {
                 out[k / 64] |= 1 << (k % 64);
             }
+        }
+        out
+    }
+
+    /// `cumulate` with the mask as a bitset (or none), its entries spread back over the
+    /// positions (`dense[k]` = the entry of the valid positions before `k`).
+    fn run(perm: &[u32], row: &[f64], layout: RowLayout, mask: Option<&[u64]>) -> Vec<f64> {
+        let ranks = mask.map(|m| Ranks::new(m.to_vec(), perm.len()));
+        let mut cum = Vec::new();
+        let total = cumulate(perm, row, layout, ranks.as_ref(), &mut cum);
+        assert_eq!(total.to_bits(), cum[cum.len() - 1].to_bits());
+        let mut base = Vec::new();
+        cumulate_with(perm, row, layout, ranks.as_ref(), &mut base);
+        // the baseline build gives the same bits as the dispatched one
+        assert!(cum
+            .iter()
+            .zip(&base)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        match &ranks {
+            None => cum,
+            Some(r) => {
+                assert_eq!(cum.len(), r.count() + 1);
+                (0..=perm.len()).map(|k| cum[r.rank(k)]).collect()
+            }
+        }
+    }
+
+    /// The dense kernel's sums, scalar: every position, +0.0 for a masked one, groups of four
+    /// positions (partial sums, then the running sum), the last `len % 4` one at a time.
+    fn dense_grouped(perm: &[u32], lp: &[f64], mask: Option<&[u64]>) -> Vec<f64> {
+        let terms: Vec<f64> = perm
+            .iter()
+            .map(|&id| {
+                if mask.is_none_or(|m| bit(m, id)) {
+                    // the kernel's `exp`, one lane (lanes do not interact)
+                    let mut e = [0.0];
+                    exp_block(&[lp[id as usize]], &mut e);
+                    e[0]
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mut out = vec![0.0];
+        let mut acc = 0.0f64;
+        let grouped = terms.len() / 4 * 4;
+        for g in terms[..grouped].chunks_exact(4) {
+            let mut p = g[0];
+            out.push(acc + p);
+            for &e in &g[1..] {
+                p += e;
+                out.push(acc + p);
+            }
+            acc += p;
+        }
+        for &e in &terms[grouped..] {
+            acc += e;
+            out.push(acc);
         }
         out
     }
@@ -311,10 +504,8 @@ mod tests {
                 let want = reference(&perm, &lp, m);
                 let ordered = m.map(|m| in_order(&perm, m));
                 let m = ordered.as_deref();
-                let mut got = Vec::new();
-                let total = cumulate(&perm, &lp, RowLayout::Ids, m, &mut got);
+                let got = run(&perm, &lp, RowLayout::Ids, m);
                 assert_eq!(got.len(), n + 1);
-                assert_eq!(total.to_bits(), got[n].to_bits());
                 for (k, (g, w)) in got.iter().zip(&want).enumerate() {
                     // k non-negative terms, each within 1.5 ulp, added in any order: within
                     // (k-1)·2^-53 + 1.5·2^-52 (relative) of the exact sum
@@ -323,13 +514,6 @@ mod tests {
                 }
                 // non-decreasing: every range mass is >= 0
                 assert!(got.windows(2).all(|p| p[0] <= p[1]));
-                // the baseline build gives the same bits as the dispatched one
-                let mut base = Vec::new();
-                cumulate_with(&perm, &lp, RowLayout::Ids, m, &mut base);
-                assert!(got
-                    .iter()
-                    .zip(&base)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()));
             }
         }
     }
@@ -354,14 +538,10 @@ mod tests {
                 let want = reference(indexed, &lp, m);
                 let ordered = m.map(|m| in_order(indexed, m));
                 let m = ordered.as_deref();
-                let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
-                let ta = cumulate(indexed, &lp, RowLayout::Ids, m, &mut a);
-                let tb = cumulate(indexed, &sorted, RowLayout::Trie, m, &mut b);
-                cumulate_with(indexed, &sorted, RowLayout::Trie, m, &mut c);
-                assert_eq!(ta.to_bits(), tb.to_bits());
+                let a = run(indexed, &lp, RowLayout::Ids, m);
+                let b = run(indexed, &sorted, RowLayout::Trie, m);
                 assert_eq!(a.len(), indexed.len() + 1);
                 assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
-                assert!(b.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()));
                 assert!(a.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 1e-12 * w));
             }
         }
@@ -372,16 +552,58 @@ mod tests {
         let perm = [2u32, 0, 1, 3];
         let lp = [0.0, f64::NAN, f64::INFINITY, -1.0];
         // ids 0 and 3 valid: positions 1 and 3
-        let mask = [0b1010u64];
+        let mask = Ranks::new(vec![0b1010u64], 4);
         let mut cum = vec![7.0; 3];
         let total = cumulate(&perm, &lp, RowLayout::Ids, Some(&mask), &mut cum);
-        assert_eq!(cum, vec![0.0, 0.0, 1.0, 1.0, 1.0 + (-1.0f64).exp()]);
-        assert_eq!(total, cum[4]);
+        // one entry per valid position
+        assert_eq!(cum, vec![0.0, 1.0, 1.0 + (-1.0f64).exp()]);
+        assert_eq!(total, cum[2]);
         // the same row in trie order
         let sorted = [f64::INFINITY, 0.0, f64::NAN, -1.0];
         let total = cumulate(&perm, &sorted, RowLayout::Trie, Some(&mask), &mut cum);
-        assert_eq!(cum, vec![0.0, 0.0, 1.0, 1.0, 1.0 + (-1.0f64).exp()]);
-        assert_eq!(total, cum[4]);
+        assert_eq!(cum, vec![0.0, 1.0, 1.0 + (-1.0f64).exp()]);
+        assert_eq!(total, cum[2]);
+    }
+
+    /// The sparse row holds, bit for bit, the dense kernel's entries at the valid positions
+    /// (the masked terms were +0.0 there): masks with whole valid words, whole masked words,
+    /// partial words and groups, rows whose length is not a multiple of four or 64.
+    #[test]
+    fn the_sparse_row_has_the_dense_rows_bits() {
+        for n in [1usize, 3, 63, 64, 65, 255, 257, 1000, 4098, 4099] {
+            let (perm, lp) = row(n);
+            let masks: [&dyn Fn(u32) -> bool; 5] = [
+                &|_| true,
+                &|i| i % 3 != 1,
+                &|i| i % 701 == 3,
+                // runs: whole words valid and whole words masked
+                &|i| (i / 100) % 3 != 0 && i % 17 != 4,
+                &|i| i % 4 == 3 || i + 2 >= n as u32,
+            ];
+            for keep in masks {
+                let mut by_id = vec![0u64; n.div_ceil(64)];
+                for i in (0..n as u32).filter(|&i| keep(i)) {
+                    by_id[i as usize / 64] |= 1 << (i % 64);
+                }
+                let want = dense_grouped(&perm, &lp, Some(&by_id));
+                let ordered = in_order(&perm, &by_id);
+                let sorted: Vec<f64> = perm.iter().map(|&id| lp[id as usize]).collect();
+                for (layout, r) in [(RowLayout::Ids, &lp), (RowLayout::Trie, &sorted)] {
+                    let got = run(&perm, r, layout, Some(&ordered));
+                    assert_eq!(got.len(), want.len());
+                    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(g.to_bits(), w.to_bits(), "n {n}, {layout:?}, {k}");
+                    }
+                }
+            }
+            // and the unmasked row, the dense kernel itself
+            let got = run(&perm, &lp, RowLayout::Ids, None);
+            let want = dense_grouped(&perm, &lp, None);
+            assert!(got
+                .iter()
+                .zip(&want)
+                .all(|(g, w)| g.to_bits() == w.to_bits()));
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! (a group without mass is dropped: no cover it holds can occur); in `exact` mode
 //! `Σ_b U(b) + U(⊥) = 1` up to rounding.
 
+use super::ranks::Ranks;
 use super::trie::VocabTrie;
 use crate::error::{Error, Result};
 use std::sync::Arc;
@@ -49,10 +50,17 @@ impl Mode {
 }
 
 /// One mode-adjusted next-token distribution, cumulated in trie (DFS) order.
+///
+/// Unmasked (`fast`), `cum[k]` is the raw mass of DFS positions `< k` (`|trie| + 1` entries).
+/// Masked (`exact`, `mask`), `cum` holds one entry per valid position only (plus the leading
+/// 0), and the mass before position `k` is `cum[ranks.rank(k)]`: a masked position carries no
+/// mass, so the dense row's entries repeat over it (docs/byte_probs.md §13, fourteenth round).
 #[derive(Debug, Clone)]
 pub struct LmRow {
-    /// `cum[k]` = raw mass of DFS positions `< k` (length `|trie| + 1`)
+    /// raw masses, cumulated over the valid positions in trie order
     pub(crate) cum: Vec<f64>,
+    /// the valid positions when the row is masked (`None`: every position, `cum` is dense)
+    pub(crate) ranks: Option<Ranks>,
     /// multiply raw masses by this (`1/Z` in exact mode, else 1)
     pub(crate) scale: f64,
     /// EOS probability (scaled)
@@ -62,10 +70,25 @@ pub struct LmRow {
 }
 
 impl LmRow {
+    /// The entry of `cum` that holds the mass of DFS positions `< k`.
+    #[inline]
+    fn slot(&self, k: usize) -> usize {
+        match &self.ranks {
+            None => k,
+            Some(r) => r.rank(k),
+        }
+    }
     /// Mass of DFS positions `[lo, hi)`.
     #[inline]
     pub fn range(&self, lo: usize, hi: usize) -> f64 {
-        (self.cum[hi] - self.cum[lo]) * self.scale
+        (self.cum[self.slot(hi)] - self.cum[self.slot(lo)]) * self.scale
+    }
+    /// The number of trie positions the row covers (`|trie|`).
+    pub fn positions(&self) -> usize {
+        match &self.ranks {
+            None => self.cum.len() - 1,
+            Some(r) => r.positions(),
+        }
     }
     /// Mass of all tokens below `node` (inclusive).
     #[inline]
