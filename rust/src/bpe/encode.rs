@@ -19,8 +19,7 @@
 
 use super::pairs::NONE;
 use super::piece_table::{
-    self, Found, PieceCache, PieceTable, ARENA, INLINE, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN,
-    NOT_SHORT,
+    self, Found, PieceCache, PieceTable, INLINE, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN, NOT_SHORT,
 };
 use super::Bpe;
 use crate::error::{Error, Result};
@@ -344,9 +343,9 @@ impl<T: Tables> PieceEncoder<'_, T> {
                     dst.add(w + 2).cast::<u64>().write_unaligned(cd);
                 }
                 // one compare for "found, ids inline": a count of 0 (not found) wraps, an
-                // arena tag is above INLINE
+                // arena value's is above INLINE
                 if count.wrapping_sub(1) >= INLINE as u32 {
-                    home = if count == ARENA { ab } else { 0 };
+                    home = if count != 0 { ab } else { 0 };
                     break;
                 }
                 w += count as usize;

@@ -6,7 +6,7 @@
 //! probe of an open-addressing table keyed by the piece itself, packed into a `u128` (up to
 //! [`MAX_KEY_LEN`] = 15 bytes in the low bytes, the length in the top byte, so no real key is 0,
 //! the empty mark), compared with one 128-bit compare instead of a `memcmp`. An entry is 32
-//! bytes (key + up to [`INLINE`] = four ids inline, the count in the top byte of the last
+//! bytes (key + up to [`INLINE`] = four ids inline, `4 - count` in the top byte of the last
 //! lane; a longer result is a slice of a side arena), two entries per 64-byte bucket, so a probe
 //! touches one cache line.
 //!
@@ -154,13 +154,15 @@ struct Entry {
 pub const INLINE: usize = 4;
 
 /// The tag (top byte of lane 3) of a value whose ids are in the arena: lane 0 is their offset,
-/// lane 1 their count. An inline value's tag is its count, 1..=[`INLINE`].
-pub const ARENA: u32 = 0x80;
+/// lane 1 their count. An inline value's tag is [`INLINE`] minus its count, so a value of four
+/// ids has tag 0 and its lane 3 is its fourth id as it is (the emit loop stores lanes as they
+/// are; lanes past a smaller count are never kept).
+const ARENA: u32 = 0x80;
 
 /// Bits of lane 3 below the tag.
 const LANE3: u32 = (1 << 24) - 1;
 
-/// The value holding `ids` inline: the ids in lanes 0..=3 (unused lanes 0) and the count in
+/// The value holding `ids` inline: the ids in lanes 0..=3 (unused lanes 0) and `4 - count` in
 /// the top byte of lane 3, so a fourth id must be below 2^24. `None` for more than
 /// [`INLINE`] ids or a larger fourth id (those go to the arena), or none.
 #[inline]
@@ -170,7 +172,7 @@ fn inline_value(ids: &[u32]) -> Option<[u32; 4]> {
     }
     let mut val = [0; 4];
     val[..ids.len()].copy_from_slice(ids);
-    val[3] |= (ids.len() as u32) << 24;
+    val[3] |= ((INLINE - ids.len()) as u32) << 24;
     Some(val)
 }
 
@@ -181,8 +183,11 @@ fn unpack_value(val: [u32; 4]) -> Result<(u32, [u32; 4]), (usize, usize)> {
     if tag == ARENA {
         Err((val[0] as usize, val[1] as usize))
     } else {
-        debug_assert!((1..=INLINE as u32).contains(&tag));
-        Ok((tag, [val[0], val[1], val[2], val[3] & LANE3]))
+        debug_assert!(tag < INLINE as u32);
+        Ok((
+            INLINE as u32 - tag,
+            [val[0], val[1], val[2], val[3] & LANE3],
+        ))
     }
 }
 
@@ -312,15 +317,17 @@ impl Homes<'_> {
 
     /// A branch-free look at the home bucket of `key` (hash `h`): the four inline id lanes of
     /// the entry holding `key` as two `u64` (lanes 0 and 1, lanes 2 and 3, little-endian, so
-    /// two stores write them in order) and its tag: the count 1..=[`INLINE`] when the ids are
-    /// inline, [`ARENA`] for arena values (the lanes then hold the offset and count), 0 when no
-    /// entry of the bucket holds `key` (`key` may still be further along its probe chain).
-    /// Key 0 (no real key) may match an empty entry, whose tag is 0.
+    /// two stores write them in order) and a count: 1..=[`INLINE`] when the ids are inline
+    /// (lanes past the count mean nothing), 0 when no entry of the bucket holds `key` (`key` may
+    /// still be further along its probe chain), above [`INLINE`] when the ids are in the arena
+    /// (the lanes then hold their offset and count: [`PieceTable::arena_ids`]). Key 0 (no real
+    /// key) must not be probed: it would match an empty entry, read as four ids.
     /// Both entries are read and one selected with a mask: a branch on which of the two holds
     /// the key goes either way at random (0.7 M mispredictions a warm cl100k pass of the
     /// benchmark sample).
     #[inline(always)]
     pub fn probe(&self, key: u128, h: u64) -> ([u64; 2], u32) {
+        debug_assert!(key != 0);
         let i = (h >> self.shift) as usize & self.buckets.len().wrapping_sub(1);
         let Some(Bucket([a, b])) = self.buckets.get(i) else {
             return ([0; 2], 0);
@@ -331,11 +338,8 @@ impl Homes<'_> {
         let [b0, b1] = halves(b.val);
         let v0 = (a0 & sel) | (b0 & !sel);
         let v1 = (a1 & sel) | (b1 & !sel);
-        let tag = (v1 >> 56) as u32;
-        (
-            [v0, v1 & (u64::MAX >> 8)],
-            if in_a | in_b { tag } else { 0 },
-        )
+        let count = (INLINE as u32).wrapping_sub((v1 >> 56) as u32);
+        ([v0, v1], if in_a | in_b { count } else { 0 })
     }
 }
 
@@ -698,7 +702,7 @@ impl PieceTable {
         (e.key == key).then_some(e.val)
     }
 
-    /// The arena ids of an entry whose lanes 0 and 1 ([`Homes::probe`] with tag [`ARENA`])
+    /// The arena ids of an entry whose lanes 0 and 1 ([`Homes::probe`], count above [`INLINE`])
     /// are `lanes`: offset and count.
     #[inline]
     pub fn arena_ids(&self, lanes: u64) -> Option<&[u32]> {
@@ -938,8 +942,7 @@ mod tests {
     #[test]
     fn the_home_probe_agrees_with_the_lookup() {
         // keys in their home bucket or further along, values inline (1..=4 ids) or in the
-        // arena (5, 6 ids, or a fourth id of 2^24 or more), absent keys, NOT_SHORT and the
-        // empty mark
+        // arena (5, 6 ids, or a fourth id of 2^24 or more), absent keys and NOT_SHORT
         let mut t = PieceTable::with_capacity(0, 100_000);
         let keys: Vec<u128> = (0..3000u32)
             .map(|i| pack(format!("p{i}").as_bytes()))
@@ -968,7 +971,7 @@ mod tests {
                     home += 1;
                 }
                 Some(Found::Arena(got)) if count != 0 => {
-                    assert_eq!(count, ARENA);
+                    assert!(count > INLINE as u32);
                     assert_eq!(got, &ids(i)[..]);
                     assert_eq!(t.arena_ids(ab), Some(got));
                     home += 1;
