@@ -513,7 +513,7 @@ impl PieceTable {
         if ids.len() <= MID_INLINE {
             val[1..1 + ids.len()].copy_from_slice(ids);
         } else {
-            let Some(v) = self.to_arena(ids) else {
+            let Some(v) = self.arena_value(ids) else {
                 return;
             };
             val[1] = v[0];
@@ -615,12 +615,12 @@ impl PieceTable {
         if let Some(val) = inline_value(ids) {
             return Some(val);
         }
-        self.to_arena(ids)
+        self.arena_value(ids)
     }
 
     /// [`ARENA`], the offset of `ids` appended to the arena and their count; `None` when the
     /// arena is at its bound.
-    fn to_arena(&mut self, ids: &[u32]) -> Option<[u32; 4]> {
+    fn arena_value(&mut self, ids: &[u32]) -> Option<[u32; 4]> {
         if self.arena.len() + ids.len() > self.limit.saturating_mul(2)
             || self.arena.len() > u32::MAX as usize
         {
