@@ -315,11 +315,10 @@ impl<T: Tables> PieceEncoder<'_, T> {
     /// ([`Homes::probe`](super::piece_table::Homes::probe)), a miss turns the count to 0, the
     /// four inline lanes are stored into the spare capacity of `out` unconditionally (two
     /// 8-byte stores), and the write cursor advances by the count when it is 1..=4. The
-    /// capacity is reserved for
-    /// [`LANES`] ids per piece left, so the stores need no check, and lanes past the count are
-    /// overwritten by the next piece or lie past the length. Everything else (pieces of 16 bytes
-    /// or more, whose key is [`NOT_SHORT`], probe chains, arena values, misses) takes
-    /// [`PieceEncoder::emit_slow`].
+    /// capacity is reserved for [`LANES`] ids per piece left, so the stores need no check, and
+    /// lanes past the count are overwritten by the next piece or lie past the length.
+    /// Everything else (pieces of 16 bytes or more, whose key is [`NOT_SHORT`], probe chains,
+    /// arena values, misses) takes [`PieceEncoder::emit_slow`].
     #[inline]
     fn emit(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
         let n = c.n.min(CHUNK);
