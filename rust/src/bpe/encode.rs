@@ -19,7 +19,7 @@
 
 use super::pairs::NONE;
 use super::piece_table::{
-    self, Found, PieceCache, PieceTable, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN, NOT_SHORT,
+    self, Found, PieceCache, PieceTable, INLINE, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN, NOT_SHORT,
 };
 use super::Bpe;
 use crate::error::{Error, Result};
@@ -309,16 +309,16 @@ impl<T: Tables> PieceEncoder<'_, T> {
 
     /// Look up and append the ids of a prepared chunk.
     ///
-    /// The hot case (a short piece found in its home bucket with at most three ids: nearly
+    /// The hot case (a short piece found in its home bucket with at most [`INLINE`] ids: nearly
     /// every piece of a warm pass) takes one branch per piece, which goes the same way until a
     /// piece leaves it: the home bucket is probed without a branch
     /// ([`Homes::probe`](super::piece_table::Homes::probe)), a miss turns the count to 0, the
-    /// three inline lanes are stored into the spare capacity of `out` unconditionally, and the
-    /// write cursor advances by the count when it is 1..=3. The capacity is reserved for
-    /// [`LANES`] ids per piece left, so the stores need no check, and lanes past the count are
-    /// overwritten by the next piece or lie past the length. Everything else (pieces of 16 bytes
-    /// or more, whose key is [`NOT_SHORT`], probe chains, arena values, misses) takes
-    /// [`PieceEncoder::emit_slow`].
+    /// four inline lanes are stored into the spare capacity of `out` unconditionally (two
+    /// 8-byte stores), and the write cursor advances by the count when it is 1..=4. The
+    /// capacity is reserved for [`LANES`] ids per piece left, so the stores need no check, and
+    /// lanes past the count are overwritten by the next piece or lie past the length.
+    /// Everything else (pieces of 16 bytes or more, whose key is [`NOT_SHORT`], probe chains,
+    /// arena values, misses) takes [`PieceEncoder::emit_slow`].
     #[inline]
     fn emit(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
         let n = c.n.min(CHUNK);
@@ -330,20 +330,21 @@ impl<T: Tables> PieceEncoder<'_, T> {
             let dst = spare.as_mut_ptr().cast::<u32>();
             let mut w = 0;
             let homes = self.t.main().homes();
+            let mut home = 0;
             while i < n {
-                let ([count, a, b, d], found) = homes.probe(c.keys[i], c.hashes[i]);
-                let count = if found { count } else { 0 };
-                debug_assert!(w + 3 <= spare.len());
-                // SAFETY: `w + 3 <= spare.len()`: the spare capacity holds `LANES * (n - i0)`
+                let ([ab, cd], count) = homes.probe(c.keys[i], c.hashes[i]);
+                debug_assert!(w + INLINE <= spare.len());
+                // SAFETY: `w + 4 <= spare.len()`: the spare capacity holds `LANES * (n - i0)`
                 // ids for the `i0` this inner loop started at, and each piece before `i` added
-                // at most 3 to `w`, so `w + 3 <= 3 * (i - i0 + 1) <= LANES * (n - i0)`.
+                // at most 4 to `w`, so `w + 4 <= 4 * (i - i0 + 1) <= LANES * (n - i0)`.
                 unsafe {
-                    dst.add(w).write(a);
-                    dst.add(w + 1).write(b);
-                    dst.add(w + 2).write(d);
+                    dst.add(w).cast::<u64>().write_unaligned(ab);
+                    dst.add(w + 2).cast::<u64>().write_unaligned(cd);
                 }
-                // one compare for "found, ids inline": a count of 0 wraps
-                if count.wrapping_sub(1) >= 3 {
+                // one compare for "found, ids inline": a count of 0 (not found) wraps, an
+                // arena value's is above INLINE
+                if count.wrapping_sub(1) >= INLINE as u32 {
+                    home = if count != 0 { ab } else { 0 };
                     break;
                 }
                 w += count as usize;
@@ -354,15 +355,16 @@ impl<T: Tables> PieceEncoder<'_, T> {
             unsafe { out.set_len(len + w) };
             if i < n {
                 let (s, e) = c.spans[i];
-                self.emit_slow(bytes, s, e, c.keys[i], c.mids[i], c.hashes[i], out);
+                self.emit_slow(bytes, s, e, c.keys[i], c.mids[i], c.hashes[i], home, out);
                 i += 1;
             }
         }
     }
 
     /// A piece [`PieceEncoder::emit`] did not answer: long, further along its probe chain, with
-    /// more than three ids, or a miss. `key` is its short key or [`NOT_SHORT`]; `mid` its key if
-    /// it has 16..=31 bytes.
+    /// more than [`INLINE`] ids, or a miss. `key` is its short key or [`NOT_SHORT`]; `mid` its
+    /// key if it has 16..=31 bytes; `home` the arena lanes of its home-bucket entry when that
+    /// holds its ids in the arena ([`PieceTable::arena_ids`]), else 0.
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
     fn emit_slow(
@@ -373,8 +375,16 @@ impl<T: Tables> PieceEncoder<'_, T> {
         key: u128,
         mid: [u128; 2],
         h: u64,
+        home: u64,
         out: &mut Vec<u32>,
     ) {
+        if home != 0 {
+            // found in its home bucket: no second probe
+            if let Some(ids) = self.t.main().arena_ids(home) {
+                out.extend_from_slice(ids);
+                return;
+            }
+        }
         if key == NOT_SHORT {
             if e - s <= MID_KEY_LEN {
                 // its slot, then the general path
@@ -417,13 +427,14 @@ fn encode_split<T: Tables>(
 fn push_found(found: Found<'_>, out: &mut Vec<u32>) {
     match found {
         Found::Inline(1, v) => out.push(v[0]),
-        Found::Inline(c, v) => out.extend_from_slice(&v[..(c as usize).min(3)]),
+        Found::Inline(c, v) => out.extend_from_slice(&v[..(c as usize).min(INLINE)]),
         Found::Arena(ids) => out.extend_from_slice(ids),
     }
 }
 
 /// Ids [`PieceEncoder::emit`] may store per piece: the inline ids of a mid entry.
 const LANES: usize = MID_INLINE;
+const _: () = assert!(INLINE <= LANES);
 
 /// A chunk of pieces prepared for lookup: spans, keys and hashes. A short piece has its key in
 /// `keys`, a longer one [`NOT_SHORT`] there; a piece of 16..=31 bytes has its two key halves in

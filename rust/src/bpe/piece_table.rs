@@ -6,8 +6,9 @@
 //! probe of an open-addressing table keyed by the piece itself, packed into a `u128` (up to
 //! [`MAX_KEY_LEN`] = 15 bytes in the low bytes, the length in the top byte, so no real key is 0,
 //! the empty mark), compared with one 128-bit compare instead of a `memcmp`. An entry is 32
-//! bytes (key + count + three ids inline; a longer result is a slice of a side arena), two
-//! entries per 64-byte bucket, so a probe touches one cache line.
+//! bytes (key + up to [`INLINE`] = four ids inline, `4 - count` in the top byte of the last
+//! lane; a longer result is a slice of a side arena), two entries per 64-byte bucket, so a probe
+//! touches one cache line.
 //!
 //! A table is seeded with the encoding of every regular token of 1..=15 bytes (computed by the
 //! same uncached path as a miss, so a seeded value is what a miss would have stored): a piece
@@ -145,8 +146,49 @@ fn hash(key: u128) -> u64 {
 #[repr(C)]
 struct Entry {
     key: u128,
-    /// `[count, id0, id1, id2]`; for `count > 3`, `id0` is the arena offset
+    /// the ids, as [`inline_value`] packs them or [`ARENA`] with the arena offset and count
     val: [u32; 4],
+}
+
+/// Ids an entry of the short table holds inline.
+pub const INLINE: usize = 4;
+
+/// The tag (top byte of lane 3) of a value whose ids are in the arena: lane 0 is their offset,
+/// lane 1 their count. An inline value's tag is [`INLINE`] minus its count, so a value of four
+/// ids has tag 0 and its lane 3 is its fourth id as it is (the emit loop stores lanes as they
+/// are; lanes past a smaller count are never kept).
+const ARENA: u32 = 0x80;
+
+/// Bits of lane 3 below the tag.
+const LANE3: u32 = (1 << 24) - 1;
+
+/// The value holding `ids` inline: the ids in lanes 0..=3 (unused lanes 0) and `4 - count` in
+/// the top byte of lane 3, so a fourth id must be below 2^24. `None` for more than
+/// [`INLINE`] ids or a larger fourth id (those go to the arena), or none.
+#[inline]
+fn inline_value(ids: &[u32]) -> Option<[u32; 4]> {
+    if ids.is_empty() || ids.len() > INLINE || ids.get(3).is_some_and(|&d| d > LANE3) {
+        return None;
+    }
+    let mut val = [0; 4];
+    val[..ids.len()].copy_from_slice(ids);
+    val[3] |= ((INLINE - ids.len()) as u32) << 24;
+    Some(val)
+}
+
+/// The ids of a value: inline (count and the four lanes) or the arena's `offset..offset + len`.
+#[inline(always)]
+fn unpack_value(val: [u32; 4]) -> Result<(u32, [u32; 4]), (usize, usize)> {
+    let tag = val[3] >> 24;
+    if tag == ARENA {
+        Err((val[0] as usize, val[1] as usize))
+    } else {
+        debug_assert!(tag < INLINE as u32);
+        Ok((
+            INLINE as u32 - tag,
+            [val[0], val[1], val[2], val[3] & LANE3],
+        ))
+    }
 }
 
 /// Two entries sharing one cache line.
@@ -273,19 +315,22 @@ impl Homes<'_> {
         h
     }
 
-    /// A branch-free look at the home bucket of `key` (hash `h`): the value of the entry
-    /// holding `key` (`[count, id0, id1, id2]`; for `count > 3` the ids are in the arena) and
-    /// whether one does. When none does the value belongs to another entry and means nothing
-    /// (`key` may still be further along its probe chain); key 0 (no real key) may match an
-    /// empty entry.
+    /// A branch-free look at the home bucket of `key` (hash `h`): the four inline id lanes of
+    /// the entry holding `key` as two `u64` (lanes 0 and 1, lanes 2 and 3, little-endian, so
+    /// two stores write them in order) and a count: 1..=[`INLINE`] when the ids are inline
+    /// (lanes past the count mean nothing), 0 when no entry of the bucket holds `key` (`key` may
+    /// still be further along its probe chain), above [`INLINE`] when the ids are in the arena
+    /// (the lanes then hold their offset and count: [`PieceTable::arena_ids`]). Key 0 (no real
+    /// key) must not be probed: it would match an empty entry, read as four ids.
     /// Both entries are read and one selected with a mask: a branch on which of the two holds
     /// the key goes either way at random (0.7 M mispredictions a warm cl100k pass of the
     /// benchmark sample).
     #[inline(always)]
-    pub fn probe(&self, key: u128, h: u64) -> ([u32; 4], bool) {
+    pub fn probe(&self, key: u128, h: u64) -> ([u64; 2], u32) {
+        debug_assert!(key != 0);
         let i = (h >> self.shift) as usize & self.buckets.len().wrapping_sub(1);
         let Some(Bucket([a, b])) = self.buckets.get(i) else {
-            return ([0; 4], false);
+            return ([0; 2], 0);
         };
         let (in_a, in_b) = (a.key == key, b.key == key);
         let sel = u64::from(in_a).wrapping_neg();
@@ -293,10 +338,8 @@ impl Homes<'_> {
         let [b0, b1] = halves(b.val);
         let v0 = (a0 & sel) | (b0 & !sel);
         let v1 = (a1 & sel) | (b1 & !sel);
-        (
-            [v0 as u32, (v0 >> 32) as u32, v1 as u32, (v1 >> 32) as u32],
-            in_a | in_b,
-        )
+        let count = (INLINE as u32).wrapping_sub((v1 >> 56) as u32);
+        ([v0, v1], if in_a | in_b { count } else { 0 })
     }
 }
 
@@ -309,9 +352,10 @@ fn halves(v: [u32; 4]) -> [u64; 2] {
     ]
 }
 
-/// Ids found for a piece: up to three inline, or a slice of the arena.
+/// Ids found for a piece: up to [`INLINE`] inline (the count, then the lanes), or a slice of
+/// the arena.
 pub enum Found<'a> {
-    Inline(u32, [u32; 3]),
+    Inline(u32, [u32; 4]),
     Arena(&'a [u32]),
 }
 
@@ -469,10 +513,10 @@ impl PieceTable {
         if ids.len() <= MID_INLINE {
             val[1..1 + ids.len()].copy_from_slice(ids);
         } else {
-            let Some(v) = self.value(ids) else {
+            let Some(v) = self.arena_value(ids) else {
                 return;
             };
-            val[1] = v[1];
+            val[1] = v[0];
         }
         self.mid.insert(key, val);
         self.fresh = false;
@@ -506,11 +550,13 @@ impl PieceTable {
             }
             for &(key, h, val) in &group[..n] {
                 debug_assert!(self.get(key).is_none());
-                let c = val[0] as usize;
-                let ids = if c <= 3 {
-                    val.get(1..1 + c)
-                } else {
-                    other.arena.get(val[1] as usize..val[1] as usize + c)
+                let lanes;
+                let ids = match unpack_value(val) {
+                    Ok((c, v)) => {
+                        lanes = v;
+                        lanes.get(..c as usize)
+                    }
+                    Err((s, c)) => other.arena.get(s..s + c),
                 };
                 if let Some(ids) = ids {
                     self.insert_hashed(key, h, ids);
@@ -563,21 +609,25 @@ impl PieceTable {
         }
     }
 
-    /// The slot value for `ids`: the count, then up to 3 ids inline or the offset of the ids
-    /// in the arena; `None` when the arena is at its bound.
+    /// The slot value for `ids`: inline ([`inline_value`]) or [`ARENA`], the offset of the ids
+    /// in the arena and their count; `None` when the arena is at its bound.
     fn value(&mut self, ids: &[u32]) -> Option<[u32; 4]> {
-        let mut val = [ids.len() as u32, 0, 0, 0];
-        if ids.len() <= 3 {
-            val[1..1 + ids.len()].copy_from_slice(ids);
-        } else {
-            if self.arena.len() + ids.len() > self.limit.saturating_mul(2)
-                || self.arena.len() > u32::MAX as usize
-            {
-                return None;
-            }
-            val[1] = self.arena.len() as u32;
-            self.arena.extend_from_slice(ids);
+        if let Some(val) = inline_value(ids) {
+            return Some(val);
         }
+        self.arena_value(ids)
+    }
+
+    /// [`ARENA`], the offset of `ids` appended to the arena and their count; `None` when the
+    /// arena is at its bound.
+    fn arena_value(&mut self, ids: &[u32]) -> Option<[u32; 4]> {
+        if self.arena.len() + ids.len() > self.limit.saturating_mul(2)
+            || self.arena.len() > u32::MAX as usize
+        {
+            return None;
+        }
+        let val = [self.arena.len() as u32, ids.len() as u32, 0, ARENA << 24];
+        self.arena.extend_from_slice(ids);
         Some(val)
     }
 
@@ -652,6 +702,14 @@ impl PieceTable {
         (e.key == key).then_some(e.val)
     }
 
+    /// The arena ids of an entry whose lanes 0 and 1 ([`Homes::probe`], count above [`INLINE`])
+    /// are `lanes`: offset and count.
+    #[inline]
+    pub fn arena_ids(&self, lanes: u64) -> Option<&[u32]> {
+        let (s, c) = (lanes as u32 as usize, (lanes >> 32) as usize);
+        self.arena.get(s..s + c)
+    }
+
     /// The home buckets of short keys, for [`Homes::probe`] in a loop (the bucket slice and the
     /// shift stay in registers).
     #[inline(always)]
@@ -677,12 +735,9 @@ impl PieceTable {
             let b = &self.buckets[i & mask].0;
             for e in b {
                 if e.key == key {
-                    let c = e.val[0];
-                    return Some(if c <= 3 {
-                        Found::Inline(c, [e.val[1], e.val[2], e.val[3]])
-                    } else {
-                        let s = e.val[1] as usize;
-                        Found::Arena(self.arena.get(s..s + c as usize).unwrap_or(&[]))
+                    return Some(match unpack_value(e.val) {
+                        Ok((c, v)) => Found::Inline(c, v),
+                        Err((s, c)) => Found::Arena(self.arena.get(s..s + c).unwrap_or(&[])),
                     });
                 }
                 if e.key == 0 {
@@ -886,38 +941,70 @@ mod tests {
 
     #[test]
     fn the_home_probe_agrees_with_the_lookup() {
-        // keys in their home bucket or further along, values inline (1..=3 ids) or in the
-        // arena (4, 5), absent keys, NOT_SHORT and the empty mark
+        // keys in their home bucket or further along, values inline (1..=4 ids) or in the
+        // arena (5, 6 ids, or a fourth id of 2^24 or more), absent keys and NOT_SHORT
         let mut t = PieceTable::with_capacity(0, 100_000);
         let keys: Vec<u128> = (0..3000u32)
             .map(|i| pack(format!("p{i}").as_bytes()))
             .collect();
+        let ids = |i: usize| -> Vec<u32> {
+            let big = if i % 7 == 0 { 1 << 24 } else { 0 };
+            (0..(i % 6) as u32 + 1)
+                .map(|j| (i as u32 * 10 + j) | big)
+                .collect()
+        };
         for (i, &k) in keys.iter().enumerate().filter(|(i, _)| i % 3 != 2) {
-            let ids: Vec<u32> = (0..(i % 5) as u32 + 1).map(|j| i as u32 * 10 + j).collect();
-            t.insert(k, &ids);
+            t.insert(k, &ids(i));
         }
         let homes = t.homes();
-        let (mut home, mut away) = (0, 0);
-        for &k in keys.iter().chain(&[NOT_SHORT, pack(b"absent")]) {
-            let ([count, a, b, d], found) = homes.probe(k, hash(k));
+        let (mut home, mut away, mut arena) = (0, 0, 0);
+        for (i, &k) in keys.iter().chain(&[NOT_SHORT, pack(b"absent")]).enumerate() {
+            let ([ab, cd], count) = homes.probe(k, hash(k));
+            let lanes = [ab as u32, (ab >> 32) as u32, cd as u32, (cd >> 32) as u32];
             match t.get(k) {
-                Some(Found::Inline(c, v)) if found => {
+                Some(Found::Inline(c, v)) if count != 0 => {
                     assert_eq!(
-                        (count, [a, b, d][..c as usize].to_vec()),
+                        (count, lanes[..c as usize].to_vec()),
                         (c, v[..c as usize].to_vec())
                     );
+                    assert_eq!(v[..c as usize], ids(i)[..]);
                     home += 1;
                 }
-                Some(Found::Arena(ids)) if found => {
-                    assert!(count > 3 && count as usize == ids.len());
+                Some(Found::Arena(got)) if count != 0 => {
+                    assert!(count > INLINE as u32);
+                    assert_eq!(got, &ids(i)[..]);
+                    assert_eq!(t.arena_ids(ab), Some(got));
                     home += 1;
+                    arena += 1;
                 }
                 Some(_) => away += 1,
-                None => assert!(!found, "{k:x}"),
+                None => assert_eq!(count, 0, "{k:x}"),
             }
         }
-        assert!(home > 1000 && away > 0, "{home} {away}");
-        assert!(!homes.probe(NOT_SHORT, 0).1);
+        assert!(
+            home > 1000 && away > 0 && arena > 100,
+            "{home} {away} {arena}"
+        );
+        assert_eq!(homes.probe(NOT_SHORT, 0).1, 0);
+    }
+
+    #[test]
+    fn values_of_up_to_four_small_ids_are_inline() {
+        for ids in [
+            &[7][..],
+            &[0, 1],
+            &[1 << 24, u32::MAX, 5],
+            &[1, 2, 3, 4],
+            &[u32::MAX, 0, 0, (1 << 24) - 1],
+        ] {
+            let v = inline_value(ids);
+            assert!(v.is_some(), "{ids:?}");
+            let (c, lanes) = v.map(unpack_value).and_then(Result::ok).unwrap_or_default();
+            assert_eq!(&lanes[..c as usize], ids);
+        }
+        for ids in [&[][..], &[1, 2, 3, 1 << 24], &[1, 2, 3, 4, 5]] {
+            assert_eq!(inline_value(ids), None, "{ids:?}");
+        }
     }
 
     #[test]
