@@ -2398,6 +2398,12 @@ mod tests {
         let (mut valid, mut invalid) = (0, 0);
         for &a in &reach {
             let row = pair_row::pair_row(&t.split, partners, &t.left_kids, a, &all, &t.reach);
+            // both ways of removing the bad roots' descendants give the same row
+            for how in [pair_row::How::Walk, pair_row::How::Descend] {
+                let other =
+                    pair_row::pair_row_by(&t.split, partners, &t.left_kids, a, &all, &t.reach, how);
+                assert_eq!(other, row, "pair row of {a} by {how:?}");
+            }
             let letters = v.pair_row(t, &heads, a, PairSet::Letters);
             for &b in &reach {
                 let mut bytes = v.bpe.token_bytes(a).unwrap().to_vec();
