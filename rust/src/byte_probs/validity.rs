@@ -486,6 +486,12 @@ struct WsTail {
     split: Option<usize>,
     /// and the rest of `key` is `bpe(text[k..])`
     rest_ok: bool,
+    /// `last(key)` when the merges are monotone and `key` is the merge-only BPE of `text`:
+    /// then `bpe(text + bytes(v)) = key ∘ v` is the pair rule (§4.2), no encoding
+    pair_whole: Option<u32>,
+    /// `last(key[split..])` when the merges are monotone and `key[split..]` (not empty) is the
+    /// merge-only BPE of `text[k..]`
+    pair_rest: Option<u32>,
 }
 
 /// Memoised depth-one searches (tail ids -> found), cleared when it reaches this size.
@@ -1060,12 +1066,36 @@ impl Validity {
             self.bpe.encode_piece(&text[k..], &mut ids);
             key[j..] == ids[..]
         };
+        let t = self.merge_tables();
+        let by_pairs = |l: &[u8], rho: &[u32]| -> Option<u32> {
+            let &u = rho.last()?;
+            (t.monotone && self.merge_only(t, l).0 == rho).then_some(u)
+        };
+        let pair_whole = by_pairs(text, key);
+        let pair_rest = match split {
+            Some(j) if k > 0 => by_pairs(&text[k..], &key[j..]),
+            _ => None,
+        };
         WsTail {
             whole,
             k,
             split,
             rest_ok,
+            pair_whole,
+            pair_rest,
         }
+    }
+
+    /// Whether `bpe(l + bytes(v))` is `rho ∘ v` for one piece `l` whose merge-only BPE is
+    /// `rho` (not empty, last token `u`) under monotone merges, by the pair rule (§4.2) as in
+    /// [`Validity::extension_ok`]: `v` is the merge-only BPE of its bytes, the pair `(u, v)`
+    /// holds, and (whole-piece look-up) `l + bytes(v)` (in `buf`) is not itself a token.
+    fn pair_extends(&self, u: u32, v: u32, buf: &[u8]) -> bool {
+        let t = self.merge_tables();
+        debug_assert!(t.monotone);
+        bit(&t.reach, v)
+            && self.pair_valid(t, u, v)
+            && !(self.bpe.ignore_merges() && self.bpe.id_of(buf).is_some())
     }
 
     /// `key ∘ v` after an all-whitespace tail `key` spelling `text` (see
@@ -1123,7 +1153,11 @@ impl Validity {
         debug_assert!(w.k <= text.len());
         let mut out = Vec::with_capacity(key.len() + 2);
         // `encode(x)`: one piece
-        if w.whole {
+        if let (true, Some(u)) = (w.whole, w.pair_whole) {
+            if self.pair_extends(u, v, buf) {
+                return Ok(Some(true));
+            }
+        } else if w.whole {
             self.bpe.encode_piece(buf, &mut out);
             if out.len() == key.len() + 1 && out[..key.len()] == *key && out[key.len()] == v {
                 return Ok(Some(true));
@@ -1136,7 +1170,11 @@ impl Validity {
             return Ok(Some(false));
         };
         // `" a"` and the other probes `u + c`: pieces `[0, k)`, `[k, |x|)`
-        if w.k > 0 {
+        if let (true, Some(u)) = (w.k > 0, w.pair_rest) {
+            if self.pair_extends(u, v, &buf[w.k..]) {
+                return Ok(Some(true));
+            }
+        } else if w.k > 0 {
             out.clear();
             self.bpe.encode_piece(&buf[w.k..], &mut out);
             let r = &key[j..];
@@ -1191,6 +1229,9 @@ impl Validity {
         if matches!(self.preset, Some(Preset::Gpt2 | Preset::Cl100k)) {
             if !w.whole {
                 return Ok(Some(false));
+            }
+            if let Some(u) = w.pair_whole {
+                return Ok(Some(self.pair_extends(u, v, buf)));
             }
             self.bpe.encode_piece(buf, &mut out);
         } else {
@@ -2630,7 +2671,7 @@ mod tests {
         ];
         let alphabet = [" ", "\t", "\n", "\r", "\u{a0}"];
         let texts = strings_upto(&alphabet, 4);
-        let (mut decided, mut valid) = (0, 0);
+        let (mut decided, mut valid, mut by_pairs) = (0, 0, 0);
         for preset in ["gpt2", "cl100k", "o200k"] {
             let bpe = bpe_with(&toks, Pretokenizer::new(preset).unwrap());
             let v = Validity::new(bpe.clone(), Rule::Pieces, 1 << 16).unwrap();
@@ -2638,6 +2679,13 @@ mod tests {
             for text in &texts {
                 for (ids, key, tail) in open_tails(&v, text.as_bytes()) {
                     let w = v.ws_tail(&key, &tail);
+                    by_pairs += usize::from(w.pair_whole.is_some() || w.pair_rest.is_some());
+                    // the same tail with every piece encoded (no pair rule)
+                    let encoded = WsTail {
+                        pair_whole: None,
+                        pair_rest: None,
+                        ..v.ws_tail(&key, &tail)
+                    };
                     for &u in &v.regular {
                         let Some(ok) = v.whitespace_ok(&key, &tail, &w, u, &mut buf).unwrap()
                         else {
@@ -2645,6 +2693,8 @@ mod tests {
                         };
                         let full = v.valid_after(&key, &tail, u).unwrap();
                         assert_eq!(ok, full, "{preset}: {text:?} as {ids:?} then {u}");
+                        let enc = v.whitespace_ok(&key, &tail, &encoded, u, &mut buf).unwrap();
+                        assert_eq!(enc, Some(ok), "{preset}: {text:?} as {ids:?} then {u}");
                         decided += 1;
                         valid += usize::from(ok);
                     }
@@ -2652,6 +2702,7 @@ mod tests {
             }
         }
         assert!(decided > 10_000 && valid > 1000, "{decided} {valid}");
+        assert!(by_pairs > 100, "{by_pairs} tails by the pair rule");
     }
 
     /// Rows after tails whose last piece is non-ASCII letters (after an optional first
