@@ -205,6 +205,10 @@ struct Heads {
     punct: Vec<u64>,
     /// tokens of lowercase ASCII letters only (bitset): the `v` side of [`o200k_ascii_grows`]
     lower_ascii: Vec<u64>,
+    /// the union of [`Heads::plain_letters`], [`Heads::punct`] and [`Heads::fragment_bits`]:
+    /// one pair row per last token covers the three sets (a row's letters or punctuation and
+    /// its fragments share their last token, and the bad roots depend on it alone)
+    pair_members: Vec<u64>,
 }
 
 /// The last piece `l` of a canonical tail that only grows (docs/byte_probs.md §15.7): a token
@@ -525,8 +529,8 @@ pub struct Validity {
 /// Pair rows by last token, with a use clock (see [`Validity::pair_row`]).
 #[derive(Debug, Default)]
 struct PairLru {
-    /// keyed by the last token and the token set ([`PairSet`])
-    map: FxHashMap<(u32, PairSet), (Bits, u64)>,
+    /// keyed by the last token; each row covers [`Heads::pair_members`]
+    map: FxHashMap<u32, (Bits, u64)>,
     clock: u64,
 }
 
@@ -1488,30 +1492,36 @@ impl Validity {
     }
 
     /// The tokens `v` of `set` built by the merges with `pair_valid(u, v)`, as a bitset
-    /// (docs/byte_probs.md §15.7), through a bounded LRU keyed by `u` and `set` (the answer
-    /// depends on nothing else: the tables are fixed per vocabulary). Computed from the merges
-    /// that break a pair, not one walk per `v` ([`pair_row::pair_row`]).
-    fn pair_row(&self, t: &MergeTables, heads: &Heads, u: u32, set: PairSet) -> Bits {
-        if let Ok(mut lru) = self.pair_rows.lock() {
-            lru.clock += 1;
-            let now = lru.clock;
-            if let Some(e) = lru.map.get_mut(&(u, set)) {
-                e.1 = now;
-                return e.0.clone();
-            }
-        }
+    /// (docs/byte_probs.md §15.7). The pair row of `u` over all three sets
+    /// ([`Heads::pair_members`]) goes through a bounded LRU keyed by `u` (the answer depends on
+    /// nothing else: the tables are fixed per vocabulary, and a member's bit does not depend on
+    /// the other members), so the letters or punctuation of a row and its byte fragments,
+    /// which share their last token, cost one row. Computed from the merges that break a pair,
+    /// not one walk per `v` ([`pair_row::pair_row`]).
+    fn pair_row(&self, t: &MergeTables, heads: &Heads, u: u32, set: PairSet) -> Vec<u64> {
         let members = match set {
             PairSet::Letters => &heads.plain_letters,
             PairSet::Punct => &heads.punct,
             PairSet::Fragments => &heads.fragment_bits,
         };
+        let restrict =
+            |row: &[u64]| -> Vec<u64> { row.iter().zip(members).map(|(r, m)| r & m).collect() };
+        if let Ok(mut lru) = self.pair_rows.lock() {
+            lru.clock += 1;
+            let now = lru.clock;
+            if let Some(e) = lru.map.get_mut(&u) {
+                e.1 = now;
+                return restrict(&e.0);
+            }
+        }
         let partners = |a: u32| -> &[(u32, u32)] {
             let lo = t.partner_at.get(a as usize).map_or(0, |&x| x as usize);
             let hi = t.partner_at.get(a as usize + 1).map_or(0, |&x| x as usize);
             t.partners.get(lo..hi).unwrap_or(&[])
         };
-        let words = pair_row::pair_row(&t.split, partners, &t.left_kids, u, members, &t.reach);
-        let row: Bits = Arc::new(words);
+        let all = &heads.pair_members;
+        let words = pair_row::pair_row(&t.split, partners, &t.left_kids, u, all, &t.reach);
+        let out = restrict(&words);
         if let Ok(mut lru) = self.pair_rows.lock() {
             if lru.map.len() >= PAIR_ROWS {
                 if let Some(old) = lru.map.iter().min_by_key(|(_, e)| e.1).map(|(&k, _)| k) {
@@ -1519,9 +1529,9 @@ impl Validity {
                 }
             }
             let now = lru.clock;
-            lru.map.insert((u, set), (row.clone(), now));
+            lru.map.insert(u, (Arc::new(words), now));
         }
-        row
+        out
     }
 
     fn build_heads(&self) -> Heads {
@@ -1531,6 +1541,7 @@ impl Validity {
             punct: vec![0; self.single.len()],
             fragment_bits: vec![0; self.single.len()],
             lower_ascii: vec![0; self.single.len()],
+            pair_members: Vec::new(),
             ..Heads::default()
         };
         let mut index: FxHashMap<Vec<u32>, Vec<usize>> = FxHashMap::default();
@@ -1605,6 +1616,13 @@ impl Validity {
                 node.others += usize::from(!letter);
             }
         }
+        h.pair_members = h
+            .plain_letters
+            .iter()
+            .zip(&h.punct)
+            .zip(&h.fragment_bits)
+            .map(|((l, p), f)| l | p | f)
+            .collect();
         // `regular` is in id order, so every `all` is sorted
         let mut stack: Vec<&mut Head> = vec![&mut h.root];
         while let Some(node) = stack.pop() {
@@ -1803,7 +1821,7 @@ impl Validity {
         if !x.merge_ok {
             return Some(vec![0; self.single.len()]);
         }
-        let mut words = self.pair_row(t, heads, u, PairSet::Letters).to_vec();
+        let mut words = self.pair_row(t, heads, u, PairSet::Letters);
         self.drop_whole_pieces(&x.l, &mut words);
         Some(words)
     }
@@ -1825,7 +1843,7 @@ impl Validity {
         if !x.merge_ok {
             return Some(vec![0; self.single.len()]);
         }
-        let mut words = self.pair_row(t, heads, u, PairSet::Punct).to_vec();
+        let mut words = self.pair_row(t, heads, u, PairSet::Punct);
         self.drop_whole_pieces(&x.l, &mut words);
         Some(words)
     }
@@ -1918,7 +1936,7 @@ impl Validity {
         if self.merge_only(t, &g.piece).0 != g.rest {
             return zeros();
         }
-        let mut words = self.pair_row(t, heads, u, PairSet::Fragments).to_vec();
+        let mut words = self.pair_row(t, heads, u, PairSet::Fragments);
         self.drop_whole_pieces(&g.piece, &mut words);
         Some(words)
     }
@@ -2446,6 +2464,9 @@ mod tests {
                 assert_eq!(other, row, "pair row of {a} by {how:?}");
             }
             let letters = v.pair_row(t, &heads, a, PairSet::Letters);
+            // the punctuation and fragment rows come from the same cached row of `a`
+            let punct = v.pair_row(t, &heads, a, PairSet::Punct);
+            let fragments = v.pair_row(t, &heads, a, PairSet::Fragments);
             for &b in &reach {
                 let mut bytes = v.bpe.token_bytes(a).unwrap().to_vec();
                 bytes.extend_from_slice(v.bpe.token_bytes(b).unwrap());
@@ -2454,6 +2475,10 @@ mod tests {
                 assert_eq!(bit(&row, b), want, "pair row ({a}, {b})");
                 let letter = bit(&heads.plain_letters, b);
                 assert_eq!(bit(&letters, b), letter && want, "letter row ({a}, {b})");
+                let p = bit(&heads.punct, b);
+                assert_eq!(bit(&punct, b), p && want, "punctuation row ({a}, {b})");
+                let f = bit(&heads.fragment_bits, b);
+                assert_eq!(bit(&fragments, b), f && want, "fragment row ({a}, {b})");
                 if want {
                     valid += 1;
                 } else {
