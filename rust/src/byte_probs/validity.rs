@@ -209,6 +209,66 @@ struct Heads {
     /// one pair row per last token covers the three sets (a row's letters or punctuation and
     /// its fragments share their last token, and the bad roots depend on it alone)
     pair_members: Vec<u64>,
+    /// what the class-tree walk of a row whose tail is one growing letter piece does in the
+    /// classes it opens without a scan, computed once (see [`LettersOpen`])
+    letters_open: LettersOpen,
+}
+
+/// The classes whose representative is all ASCII letters, reached from the root through such
+/// classes: a row whose tail is one growing piece that letters extend opens them all without a
+/// scan (`letters_open` in [`Validity::compute_row_heads`]), so their walk is the same in every
+/// such row and is done once here.
+#[derive(Debug, Default)]
+struct LettersOpen {
+    /// their [`Head::one`] members
+    one: Vec<u32>,
+    /// the members of their kids made of letters only (bitset), which such a row hands to its
+    /// extension
+    letters: Vec<u64>,
+    /// their other kids (paths of kid indices from the root), decided one by one
+    rest: Vec<Vec<usize>>,
+}
+
+/// Whether a class representative is all ASCII letters (opened without a scan after a one-piece
+/// letter tail).
+fn ascii_letters(rep: &str) -> bool {
+    rep.bytes().all(|c| c.is_ascii_alphabetic())
+}
+
+impl Head {
+    /// The class at `path` (kid indices from this one).
+    fn at(&self, path: &[usize]) -> Option<&Head> {
+        path.iter().try_fold(self, |h, &i| h.kids.get(i))
+    }
+}
+
+impl LettersOpen {
+    fn new(root: &Head, words: usize) -> LettersOpen {
+        let mut out = LettersOpen {
+            letters: vec![0; words],
+            ..LettersOpen::default()
+        };
+        let mut stack: Vec<Vec<usize>> = (0..root.kids.len())
+            .filter(|&i| ascii_letters(&root.kids[i].rep))
+            .map(|i| vec![i])
+            .collect();
+        while let Some(path) = stack.pop() {
+            let Some(h) = root.at(&path) else { continue };
+            out.one.extend_from_slice(&h.one);
+            for (j, kid) in h.kids.iter().enumerate() {
+                let mut p = path.clone();
+                p.push(j);
+                if kid.others == 0 {
+                    kid.words.or_into(&mut out.letters);
+                } else if ascii_letters(&kid.rep) {
+                    stack.push(p);
+                } else {
+                    out.rest.push(p);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The last piece `l` of a canonical tail that only grows (docs/byte_probs.md §15.7): a token
@@ -1629,6 +1689,7 @@ impl Validity {
             node.words = IdWords::from_sorted(&node.all);
             stack.extend(node.kids.iter_mut());
         }
+        h.letters_open = LettersOpen::new(&h.root, self.single.len());
         h
     }
 
@@ -2038,9 +2099,22 @@ impl Validity {
         let letters_open = ext
             .as_ref()
             .is_some_and(|x| x.one_piece && x.l.len() == text.len());
-        let mut stack: Vec<&Head> = heads.root.kids.iter().collect();
+        let mut stack: Vec<&Head> = Vec::new();
+        if letters_open {
+            // the classes of ASCII letters open without a scan: their walk, done once
+            // (`LettersOpen`), then the classes below them that it leaves to decide
+            let lo = &heads.letters_open;
+            each.extend_from_slice(&lo.one);
+            for (o, &l) in open_letters.iter_mut().zip(&lo.letters) {
+                *o |= l;
+            }
+            stack.extend(lo.rest.iter().filter_map(|p| heads.root.at(p)));
+            stack.extend(heads.root.kids.iter().filter(|k| !ascii_letters(&k.rep)));
+        } else {
+            stack.extend(heads.root.kids.iter());
+        }
         while let Some(h) = stack.pop() {
-            let decision = if letters_open && h.rep.bytes().all(|c| c.is_ascii_alphabetic()) {
+            let decision = if letters_open && ascii_letters(&h.rep) {
                 HeadDecision::Open
             } else {
                 self.head_decision(key, text, &h.rep, &mut scratch)?
