@@ -76,8 +76,8 @@ impl LeftKids {
         // no cycle); roots are the tokens without a left part in range
         let (mut order, mut pre) = (Vec::with_capacity(n), vec![0u32; n]);
         let mut stack: Vec<u32> = Vec::new();
-        for r in 0..n {
-            if (parent[r] as usize) < n {
+        for (r, &l) in parent.iter().enumerate() {
+            if (l as usize) < n {
                 continue;
             }
             stack.push(r as u32);
