@@ -36,6 +36,9 @@ pub(crate) const NO_ID: u32 = u32::MAX;
 pub(crate) struct LeftKids {
     at: Vec<u32>,
     kids: Vec<u32>,
+    /// the priority of each entry of `kids`' last merge (read in sequence with `kids`, instead
+    /// of one look-up in `split` per child)
+    kid_prio: Vec<u32>,
     /// each token's left part (`NO_ID` for leaves): the walks up the left spines read this
     /// instead of `split` (a third of its size)
     parent: Vec<u32>,
@@ -71,6 +74,7 @@ impl LeftKids {
             let (lo, hi) = (at[b] as usize, at[b + 1] as usize);
             kids[lo..hi].sort_unstable_by_key(|&c| std::cmp::Reverse(split[c as usize].2));
         }
+        let kid_prio: Vec<u32> = kids.iter().map(|&c| split[c as usize].2).collect();
         let parent: Vec<u32> = split.iter().map(|&(l, _, _)| l).collect();
         // pre-order of the forest (a left part is a proper prefix of its token, so there is
         // no cycle); roots are the tokens without a left part in range
@@ -102,6 +106,7 @@ impl LeftKids {
         LeftKids {
             at,
             kids,
+            kid_prio,
             parent,
             order,
             pre,
@@ -109,10 +114,14 @@ impl LeftKids {
         }
     }
 
-    fn of(&self, b: u32) -> &[u32] {
+    /// The left children of `b` and the priorities of their last merges.
+    fn of(&self, b: u32) -> (&[u32], &[u32]) {
         let lo = self.at.get(b as usize).map_or(0, |&x| x as usize);
         let hi = self.at.get(b as usize + 1).map_or(0, |&x| x as usize);
-        self.kids.get(lo..hi).unwrap_or(&[])
+        match (self.kids.get(lo..hi), self.kid_prio.get(lo..hi)) {
+            (Some(k), Some(p)) => (k, p),
+            _ => (&[], &[]),
+        }
     }
 }
 
@@ -204,19 +213,24 @@ pub(crate) fn pair_row_by<'a>(
                 set(&mut bad_self, b);
             }
             // `j > 0`: `c = b_{j-1}`, a left child of `b`, consumed before `a_i` and `b`
-            let cs = kids.of(b);
+            // (a child `c` of `b` has a last merge, so its key on `v`'s side is `2 prio + 1`)
+            let (cs, prios) = kids.of(b);
+            let kc = |pc: u32| 2 * i64::from(pc) + 1;
+            debug_assert!(cs
+                .iter()
+                .zip(prios)
+                .all(|(&c, &pc)| key(split, c, true) == kc(pc)));
             // children consumed before `a_{i-1}`: then the limit is `a_{i-1}`'s priority, the
             // same for all of them (all bad or none)
-            let above = cs.partition_point(|&c| key(split, c, true) > k_prev);
+            let above = prios.partition_point(|&pc| kc(pc) > k_prev);
             if p < p_prev {
                 for &c in &cs[..above] {
                     set(&mut bad_root, c);
                 }
             }
             // the others (the limit is `c`'s priority + 1), while `c` is still above `lo`
-            for &c in &cs[above..] {
-                let (_, _, pc) = split[c as usize];
-                if key(split, c, true) <= lo || pc < p {
+            for (&c, &pc) in cs[above..].iter().zip(&prios[above..]) {
+                if kc(pc) <= lo || pc < p {
                     break;
                 }
                 set(&mut bad_root, c);
