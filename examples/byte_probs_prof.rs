@@ -13,7 +13,9 @@
 //! here, as an LM that permutes its output layer at load would give them; docs/byte_probs.md
 //! §9), `ids` (default) in id order; both give the same bits. Prints the start-up and per-byte CPU milliseconds of this thread,
 //! the rows prepared, a checksum of the byte distributions and a hash of their bits and of log Q
-//! (to check that two builds give the same probabilities, to the bit).
+//! (to check that two builds give the same probabilities, to the bit). With `ROWS` set in the
+//! environment, one line per prepared row on stderr: its CPU time, whether its validity row was
+//! computed (`fresh`, it joined the row cache) or served by the cache, and its tail.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -91,13 +93,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for &b in &held[prompt_len..end] {
         let mut star_rows: Vec<Arc<LmRow>> = Vec::new();
         for (s, _) in st.stars() {
+            let cached = m.validity().cached_rows();
             let t = cpu();
             star_rows.push(Arc::new(m.prepare_in(lm(s), layout, s)?));
             if verbose {
+                // a validity row computed here (not served by the row cache) grows the cache
+                let fresh = m.validity().cached_rows() > cached;
                 let tail = m.validity().tail(s)?.map(|(k, t)| (k.len(), t));
                 eprintln!(
-                    "  row {:8.3} ms  tail {:?}",
+                    "  row {:8.3} ms  {}  tail {:?}",
                     1e3 * (cpu() - t),
+                    if fresh { "fresh " } else { "cached" },
                     tail.map(|(k, t)| (k, String::from_utf8_lossy(&t).into_owned()))
                 );
             }

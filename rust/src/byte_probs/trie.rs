@@ -147,18 +147,32 @@ impl VocabTrie {
 
     /// [`VocabTrie::bits_in_order`] of `ids`, starting from a bitset `base` (by id) whose
     /// re-indexed copy `base_in_order` (`= bits_in_order(base)`) is known: the copy, then one
-    /// bit flipped per id where `ids` and `base` differ. The work is one pass over the words of
-    /// `ids` plus one scattered flip per differing bit (the flips land in the `len() / 8`-byte
-    /// result; `pos` is read in id order), so a base close to `ids` (the ids valid alone, for a
-    /// validity row) spares most of the scatter.
+    /// bit flipped per id where `ids` and `base` differ; or, when `ids` has fewer set bits than
+    /// it has differences with `base`, one bit set per id of `ids` in an empty result. The work
+    /// is one counting pass over the words of `ids` plus one scattered write per differing (or
+    /// set) bit, whichever is fewer (the writes land in the `len() / 8`-byte result; `pos` is
+    /// read in id order), so a base close to `ids` (the ids valid alone, for a validity row)
+    /// spares most of the scatter, and so does a sparse `ids` (a row after a whitespace tail).
     pub fn bits_in_order_from(&self, ids: &[u64], base: &[u64], base_in_order: &[u64]) -> Vec<u64> {
         let mut out = vec![0u64; self.perm.len().div_ceil(64)];
-        let m = out.len().min(base_in_order.len());
-        out[..m].copy_from_slice(&base_in_order[..m]);
         let words = ids.len().max(base.len());
+        let word = |b: &[u64], w: usize| b.get(w).copied().unwrap_or(0);
+        let (mut set, mut differ) = (0u32, 0u32);
+        for w in 0..words {
+            set += word(ids, w).count_ones();
+            differ += (word(ids, w) ^ word(base, w)).count_ones();
+        }
+        let from_base = differ <= set;
+        if from_base {
+            let m = out.len().min(base_in_order.len());
+            out[..m].copy_from_slice(&base_in_order[..m]);
+        }
         for (w, pos) in self.pos.chunks(64).enumerate().take(words) {
-            let word = |b: &[u64]| b.get(w).copied().unwrap_or(0);
-            let mut diff = word(ids) ^ word(base);
+            let mut diff = if from_base {
+                word(ids, w) ^ word(base, w)
+            } else {
+                word(ids, w)
+            };
             while diff != 0 {
                 let j = diff.trailing_zeros() as usize;
                 diff &= diff - 1;

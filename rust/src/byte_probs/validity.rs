@@ -205,6 +205,70 @@ struct Heads {
     punct: Vec<u64>,
     /// tokens of lowercase ASCII letters only (bitset): the `v` side of [`o200k_ascii_grows`]
     lower_ascii: Vec<u64>,
+    /// the union of [`Heads::plain_letters`], [`Heads::punct`] and [`Heads::fragment_bits`]:
+    /// one pair row per last token covers the three sets (a row's letters or punctuation and
+    /// its fragments share their last token, and the bad roots depend on it alone)
+    pair_members: Vec<u64>,
+    /// what the class-tree walk of a row whose tail is one growing letter piece does in the
+    /// classes it opens without a scan, computed once (see [`LettersOpen`])
+    letters_open: LettersOpen,
+}
+
+/// The classes whose representative is all ASCII letters, reached from the root through such
+/// classes: a row whose tail is one growing piece that letters extend opens them all without a
+/// scan (`letters_open` in [`Validity::compute_row_heads`]), so their walk is the same in every
+/// such row and is done once here.
+#[derive(Debug, Default)]
+struct LettersOpen {
+    /// their [`Head::one`] members
+    one: Vec<u32>,
+    /// the members of their kids made of letters only (bitset), which such a row hands to its
+    /// extension
+    letters: Vec<u64>,
+    /// their other kids (paths of kid indices from the root), decided one by one
+    rest: Vec<Vec<usize>>,
+}
+
+/// Whether a class representative is all ASCII letters (opened without a scan after a one-piece
+/// letter tail).
+fn ascii_letters(rep: &str) -> bool {
+    rep.bytes().all(|c| c.is_ascii_alphabetic())
+}
+
+impl Head {
+    /// The class at `path` (kid indices from this one).
+    fn at(&self, path: &[usize]) -> Option<&Head> {
+        path.iter().try_fold(self, |h, &i| h.kids.get(i))
+    }
+}
+
+impl LettersOpen {
+    fn new(root: &Head, words: usize) -> LettersOpen {
+        let mut out = LettersOpen {
+            letters: vec![0; words],
+            ..LettersOpen::default()
+        };
+        let mut stack: Vec<Vec<usize>> = (0..root.kids.len())
+            .filter(|&i| ascii_letters(&root.kids[i].rep))
+            .map(|i| vec![i])
+            .collect();
+        while let Some(path) = stack.pop() {
+            let Some(h) = root.at(&path) else { continue };
+            out.one.extend_from_slice(&h.one);
+            for (j, kid) in h.kids.iter().enumerate() {
+                let mut p = path.clone();
+                p.push(j);
+                if kid.others == 0 {
+                    kid.words.or_into(&mut out.letters);
+                } else if ascii_letters(&kid.rep) {
+                    stack.push(p);
+                } else {
+                    out.rest.push(p);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The last piece `l` of a canonical tail that only grows (docs/byte_probs.md §15.7): a token
@@ -486,6 +550,12 @@ struct WsTail {
     split: Option<usize>,
     /// and the rest of `key` is `bpe(text[k..])`
     rest_ok: bool,
+    /// `last(key)` when the merges are monotone and `key` is the merge-only BPE of `text`:
+    /// then `bpe(text + bytes(v)) = key ∘ v` is the pair rule (§4.2), no encoding
+    pair_whole: Option<u32>,
+    /// `last(key[split..])` when the merges are monotone and `key[split..]` (not empty) is the
+    /// merge-only BPE of `text[k..]`
+    pair_rest: Option<u32>,
 }
 
 /// Memoised depth-one searches (tail ids -> found), cleared when it reaches this size.
@@ -519,8 +589,8 @@ pub struct Validity {
 /// Pair rows by last token, with a use clock (see [`Validity::pair_row`]).
 #[derive(Debug, Default)]
 struct PairLru {
-    /// keyed by the last token and the token set ([`PairSet`])
-    map: FxHashMap<(u32, PairSet), (Bits, u64)>,
+    /// keyed by the last token; each row covers [`Heads::pair_members`]
+    map: FxHashMap<u32, (Bits, u64)>,
     clock: u64,
 }
 
@@ -1060,12 +1130,36 @@ impl Validity {
             self.bpe.encode_piece(&text[k..], &mut ids);
             key[j..] == ids[..]
         };
+        let t = self.merge_tables();
+        let by_pairs = |l: &[u8], rho: &[u32]| -> Option<u32> {
+            let &u = rho.last()?;
+            (t.monotone && self.merge_only(t, l).0 == rho).then_some(u)
+        };
+        let pair_whole = by_pairs(text, key);
+        let pair_rest = match split {
+            Some(j) if k > 0 => by_pairs(&text[k..], &key[j..]),
+            _ => None,
+        };
         WsTail {
             whole,
             k,
             split,
             rest_ok,
+            pair_whole,
+            pair_rest,
         }
+    }
+
+    /// Whether `bpe(l + bytes(v))` is `rho ∘ v` for one piece `l` whose merge-only BPE is
+    /// `rho` (not empty, last token `u`) under monotone merges, by the pair rule (§4.2) as in
+    /// [`Validity::extension_ok`]: `v` is the merge-only BPE of its bytes, the pair `(u, v)`
+    /// holds, and (whole-piece look-up) `l + bytes(v)` (in `buf`) is not itself a token.
+    fn pair_extends(&self, u: u32, v: u32, buf: &[u8]) -> bool {
+        let t = self.merge_tables();
+        debug_assert!(t.monotone);
+        bit(&t.reach, v)
+            && self.pair_valid(t, u, v)
+            && !(self.bpe.ignore_merges() && self.bpe.id_of(buf).is_some())
     }
 
     /// `key ∘ v` after an all-whitespace tail `key` spelling `text` (see
@@ -1123,7 +1217,11 @@ impl Validity {
         debug_assert!(w.k <= text.len());
         let mut out = Vec::with_capacity(key.len() + 2);
         // `encode(x)`: one piece
-        if w.whole {
+        if let (true, Some(u)) = (w.whole, w.pair_whole) {
+            if self.pair_extends(u, v, buf) {
+                return Ok(Some(true));
+            }
+        } else if w.whole {
             self.bpe.encode_piece(buf, &mut out);
             if out.len() == key.len() + 1 && out[..key.len()] == *key && out[key.len()] == v {
                 return Ok(Some(true));
@@ -1136,7 +1234,11 @@ impl Validity {
             return Ok(Some(false));
         };
         // `" a"` and the other probes `u + c`: pieces `[0, k)`, `[k, |x|)`
-        if w.k > 0 {
+        if let (true, Some(u)) = (w.k > 0, w.pair_rest) {
+            if self.pair_extends(u, v, &buf[w.k..]) {
+                return Ok(Some(true));
+            }
+        } else if w.k > 0 {
             out.clear();
             self.bpe.encode_piece(&buf[w.k..], &mut out);
             let r = &key[j..];
@@ -1191,6 +1293,9 @@ impl Validity {
         if matches!(self.preset, Some(Preset::Gpt2 | Preset::Cl100k)) {
             if !w.whole {
                 return Ok(Some(false));
+            }
+            if let Some(u) = w.pair_whole {
+                return Ok(Some(self.pair_extends(u, v, buf)));
             }
             self.bpe.encode_piece(buf, &mut out);
         } else {
@@ -1447,30 +1552,36 @@ impl Validity {
     }
 
     /// The tokens `v` of `set` built by the merges with `pair_valid(u, v)`, as a bitset
-    /// (docs/byte_probs.md §15.7), through a bounded LRU keyed by `u` and `set` (the answer
-    /// depends on nothing else: the tables are fixed per vocabulary). Computed from the merges
-    /// that break a pair, not one walk per `v` ([`pair_row::pair_row`]).
-    fn pair_row(&self, t: &MergeTables, heads: &Heads, u: u32, set: PairSet) -> Bits {
-        if let Ok(mut lru) = self.pair_rows.lock() {
-            lru.clock += 1;
-            let now = lru.clock;
-            if let Some(e) = lru.map.get_mut(&(u, set)) {
-                e.1 = now;
-                return e.0.clone();
-            }
-        }
+    /// (docs/byte_probs.md §15.7). The pair row of `u` over all three sets
+    /// ([`Heads::pair_members`]) goes through a bounded LRU keyed by `u` (the answer depends on
+    /// nothing else: the tables are fixed per vocabulary, and a member's bit does not depend on
+    /// the other members), so the letters or punctuation of a row and its byte fragments,
+    /// which share their last token, cost one row. Computed from the merges that break a pair,
+    /// not one walk per `v` ([`pair_row::pair_row`]).
+    fn pair_row(&self, t: &MergeTables, heads: &Heads, u: u32, set: PairSet) -> Vec<u64> {
         let members = match set {
             PairSet::Letters => &heads.plain_letters,
             PairSet::Punct => &heads.punct,
             PairSet::Fragments => &heads.fragment_bits,
         };
+        let restrict =
+            |row: &[u64]| -> Vec<u64> { row.iter().zip(members).map(|(r, m)| r & m).collect() };
+        if let Ok(mut lru) = self.pair_rows.lock() {
+            lru.clock += 1;
+            let now = lru.clock;
+            if let Some(e) = lru.map.get_mut(&u) {
+                e.1 = now;
+                return restrict(&e.0);
+            }
+        }
         let partners = |a: u32| -> &[(u32, u32)] {
             let lo = t.partner_at.get(a as usize).map_or(0, |&x| x as usize);
             let hi = t.partner_at.get(a as usize + 1).map_or(0, |&x| x as usize);
             t.partners.get(lo..hi).unwrap_or(&[])
         };
-        let words = pair_row::pair_row(&t.split, partners, &t.left_kids, u, members, &t.reach);
-        let row: Bits = Arc::new(words);
+        let all = &heads.pair_members;
+        let words = pair_row::pair_row(&t.split, partners, &t.left_kids, u, all, &t.reach);
+        let out = restrict(&words);
         if let Ok(mut lru) = self.pair_rows.lock() {
             if lru.map.len() >= PAIR_ROWS {
                 if let Some(old) = lru.map.iter().min_by_key(|(_, e)| e.1).map(|(&k, _)| k) {
@@ -1478,9 +1589,9 @@ impl Validity {
                 }
             }
             let now = lru.clock;
-            lru.map.insert((u, set), (row.clone(), now));
+            lru.map.insert(u, (Arc::new(words), now));
         }
-        row
+        out
     }
 
     fn build_heads(&self) -> Heads {
@@ -1490,6 +1601,7 @@ impl Validity {
             punct: vec![0; self.single.len()],
             fragment_bits: vec![0; self.single.len()],
             lower_ascii: vec![0; self.single.len()],
+            pair_members: Vec::new(),
             ..Heads::default()
         };
         let mut index: FxHashMap<Vec<u32>, Vec<usize>> = FxHashMap::default();
@@ -1564,12 +1676,20 @@ impl Validity {
                 node.others += usize::from(!letter);
             }
         }
+        h.pair_members = h
+            .plain_letters
+            .iter()
+            .zip(&h.punct)
+            .zip(&h.fragment_bits)
+            .map(|((l, p), f)| l | p | f)
+            .collect();
         // `regular` is in id order, so every `all` is sorted
         let mut stack: Vec<&mut Head> = vec![&mut h.root];
         while let Some(node) = stack.pop() {
             node.words = IdWords::from_sorted(&node.all);
             stack.extend(node.kids.iter_mut());
         }
+        h.letters_open = LettersOpen::new(&h.root, self.single.len());
         h
     }
 
@@ -1762,7 +1882,7 @@ impl Validity {
         if !x.merge_ok {
             return Some(vec![0; self.single.len()]);
         }
-        let mut words = self.pair_row(t, heads, u, PairSet::Letters).to_vec();
+        let mut words = self.pair_row(t, heads, u, PairSet::Letters);
         self.drop_whole_pieces(&x.l, &mut words);
         Some(words)
     }
@@ -1784,7 +1904,7 @@ impl Validity {
         if !x.merge_ok {
             return Some(vec![0; self.single.len()]);
         }
-        let mut words = self.pair_row(t, heads, u, PairSet::Punct).to_vec();
+        let mut words = self.pair_row(t, heads, u, PairSet::Punct);
         self.drop_whole_pieces(&x.l, &mut words);
         Some(words)
     }
@@ -1877,7 +1997,7 @@ impl Validity {
         if self.merge_only(t, &g.piece).0 != g.rest {
             return zeros();
         }
-        let mut words = self.pair_row(t, heads, u, PairSet::Fragments).to_vec();
+        let mut words = self.pair_row(t, heads, u, PairSet::Fragments);
         self.drop_whole_pieces(&g.piece, &mut words);
         Some(words)
     }
@@ -1979,9 +2099,22 @@ impl Validity {
         let letters_open = ext
             .as_ref()
             .is_some_and(|x| x.one_piece && x.l.len() == text.len());
-        let mut stack: Vec<&Head> = heads.root.kids.iter().collect();
+        let mut stack: Vec<&Head> = Vec::new();
+        if letters_open {
+            // the classes of ASCII letters open without a scan: their walk, done once
+            // (`LettersOpen`), then the classes below them that it leaves to decide
+            let lo = &heads.letters_open;
+            each.extend_from_slice(&lo.one);
+            for (o, &l) in open_letters.iter_mut().zip(&lo.letters) {
+                *o |= l;
+            }
+            stack.extend(lo.rest.iter().filter_map(|p| heads.root.at(p)));
+            stack.extend(heads.root.kids.iter().filter(|k| !ascii_letters(&k.rep)));
+        } else {
+            stack.extend(heads.root.kids.iter());
+        }
         while let Some(h) = stack.pop() {
-            let decision = if letters_open && h.rep.bytes().all(|c| c.is_ascii_alphabetic()) {
+            let decision = if letters_open && ascii_letters(&h.rep) {
                 HeadDecision::Open
             } else {
                 self.head_decision(key, text, &h.rep, &mut scratch)?
@@ -2398,7 +2531,16 @@ mod tests {
         let (mut valid, mut invalid) = (0, 0);
         for &a in &reach {
             let row = pair_row::pair_row(&t.split, partners, &t.left_kids, a, &all, &t.reach);
+            // both ways of removing the bad roots' descendants give the same row
+            for how in [pair_row::How::Walk, pair_row::How::Descend] {
+                let other =
+                    pair_row::pair_row_by(&t.split, partners, &t.left_kids, a, &all, &t.reach, how);
+                assert_eq!(other, row, "pair row of {a} by {how:?}");
+            }
             let letters = v.pair_row(t, &heads, a, PairSet::Letters);
+            // the punctuation and fragment rows come from the same cached row of `a`
+            let punct = v.pair_row(t, &heads, a, PairSet::Punct);
+            let fragments = v.pair_row(t, &heads, a, PairSet::Fragments);
             for &b in &reach {
                 let mut bytes = v.bpe.token_bytes(a).unwrap().to_vec();
                 bytes.extend_from_slice(v.bpe.token_bytes(b).unwrap());
@@ -2407,6 +2549,10 @@ mod tests {
                 assert_eq!(bit(&row, b), want, "pair row ({a}, {b})");
                 let letter = bit(&heads.plain_letters, b);
                 assert_eq!(bit(&letters, b), letter && want, "letter row ({a}, {b})");
+                let p = bit(&heads.punct, b);
+                assert_eq!(bit(&punct, b), p && want, "punctuation row ({a}, {b})");
+                let f = bit(&heads.fragment_bits, b);
+                assert_eq!(bit(&fragments, b), f && want, "fragment row ({a}, {b})");
                 if want {
                     valid += 1;
                 } else {
@@ -2624,7 +2770,7 @@ mod tests {
         ];
         let alphabet = [" ", "\t", "\n", "\r", "\u{a0}"];
         let texts = strings_upto(&alphabet, 4);
-        let (mut decided, mut valid) = (0, 0);
+        let (mut decided, mut valid, mut by_pairs) = (0, 0, 0);
         for preset in ["gpt2", "cl100k", "o200k"] {
             let bpe = bpe_with(&toks, Pretokenizer::new(preset).unwrap());
             let v = Validity::new(bpe.clone(), Rule::Pieces, 1 << 16).unwrap();
@@ -2632,6 +2778,13 @@ mod tests {
             for text in &texts {
                 for (ids, key, tail) in open_tails(&v, text.as_bytes()) {
                     let w = v.ws_tail(&key, &tail);
+                    by_pairs += usize::from(w.pair_whole.is_some() || w.pair_rest.is_some());
+                    // the same tail with every piece encoded (no pair rule)
+                    let encoded = WsTail {
+                        pair_whole: None,
+                        pair_rest: None,
+                        ..v.ws_tail(&key, &tail)
+                    };
                     for &u in &v.regular {
                         let Some(ok) = v.whitespace_ok(&key, &tail, &w, u, &mut buf).unwrap()
                         else {
@@ -2639,6 +2792,8 @@ mod tests {
                         };
                         let full = v.valid_after(&key, &tail, u).unwrap();
                         assert_eq!(ok, full, "{preset}: {text:?} as {ids:?} then {u}");
+                        let enc = v.whitespace_ok(&key, &tail, &encoded, u, &mut buf).unwrap();
+                        assert_eq!(enc, Some(ok), "{preset}: {text:?} as {ids:?} then {u}");
                         decided += 1;
                         valid += usize::from(ok);
                     }
@@ -2646,6 +2801,7 @@ mod tests {
             }
         }
         assert!(decided > 10_000 && valid > 1000, "{decided} {valid}");
+        assert!(by_pairs > 100, "{by_pairs} tails by the pair rule");
     }
 
     /// Rows after tails whose last piece is non-ASCII letters (after an optional first
