@@ -150,8 +150,15 @@ struct Entry {
     val: [u32; 4],
 }
 
-/// Ids an entry of the short table holds inline.
+/// Ids an entry of the short table holds inline (the 32-bit layout).
 pub const INLINE: usize = 4;
+
+/// Ids an entry of a narrow table holds inline: eight 16-bit lanes, seven ids and the count
+/// ([`PieceTable::narrow`], for vocabularies whose ids fit in 16 bits).
+pub const INLINE16: usize = 7;
+
+/// The most ids an entry holds inline in either layout.
+pub const MAX_INLINE: usize = INLINE16;
 
 /// The tag (top byte of lane 3) of a value whose ids are in the arena: lane 0 is their offset,
 /// lane 1 their count. An inline value's tag is [`INLINE`] minus its count, so a value of four
@@ -162,11 +169,30 @@ const ARENA: u32 = 0x80;
 /// Bits of lane 3 below the tag.
 const LANE3: u32 = (1 << 24) - 1;
 
-/// The value holding `ids` inline: the ids in lanes 0..=3 (unused lanes 0) and `4 - count` in
-/// the top byte of lane 3, so a fourth id must be below 2^24. `None` for more than
-/// [`INLINE`] ids or a larger fourth id (those go to the arena), or none.
+/// The value holding `ids` inline, `None` when they do not fit (they go to the arena).
+/// The 32-bit layout: the ids in lanes 0..=3 (unused lanes 0) and `4 - count` in the top byte
+/// of lane 3, so at most [`INLINE`] ids and a fourth id below 2^24. The narrow layout: the value
+/// as eight little-endian 16-bit lanes, ids in lanes 0..=6 (unused lanes 0) and the count in
+/// lane 7, so at most [`INLINE16`] ids, each below 2^16. An arena value ([`ARENA`] in the top
+/// byte) reads as lane 7 = `0x8000` there, so both layouts tell it by the same word.
 #[inline]
-fn inline_value(ids: &[u32]) -> Option<[u32; 4]> {
+fn inline_value(ids: &[u32], narrow: bool) -> Option<[u32; 4]> {
+    if narrow {
+        if ids.is_empty() || ids.len() > INLINE16 || ids.iter().any(|&d| d > u32::from(u16::MAX))
+        {
+            return None;
+        }
+        let mut lanes = [0u16; 8];
+        for (l, &d) in lanes.iter_mut().zip(ids) {
+            *l = d as u16;
+        }
+        lanes[7] = ids.len() as u16;
+        let mut val = [0; 4];
+        for (v, l) in val.iter_mut().zip(lanes.chunks_exact(2)) {
+            *v = u32::from(l[0]) | (u32::from(l[1]) << 16);
+        }
+        return Some(val);
+    }
     if ids.is_empty() || ids.len() > INLINE || ids.get(3).is_some_and(|&d| d > LANE3) {
         return None;
     }
@@ -176,19 +202,28 @@ fn inline_value(ids: &[u32]) -> Option<[u32; 4]> {
     Some(val)
 }
 
-/// The ids of a value: inline (count and the four lanes) or the arena's `offset..offset + len`.
+/// The ids of a value in the layout `narrow` says ([`inline_value`]): inline (count and the
+/// lanes, zero past the count) or the arena's `offset..offset + len`.
 #[inline(always)]
-fn unpack_value(val: [u32; 4]) -> Result<(u32, [u32; 4]), (usize, usize)> {
+fn unpack_value(val: [u32; 4], narrow: bool) -> Result<(u32, [u32; MAX_INLINE]), (usize, usize)> {
     let tag = val[3] >> 24;
     if tag == ARENA {
-        Err((val[0] as usize, val[1] as usize))
-    } else {
-        debug_assert!(tag < INLINE as u32);
-        Ok((
-            INLINE as u32 - tag,
-            [val[0], val[1], val[2], val[3] & LANE3],
-        ))
+        return Err((val[0] as usize, val[1] as usize));
     }
+    if narrow {
+        let count = val[3] >> 16;
+        debug_assert!((1..=INLINE16 as u32).contains(&count));
+        let mut lanes = [0; MAX_INLINE];
+        for (k, l) in lanes.iter_mut().enumerate() {
+            *l = (val[k / 2] >> (16 * (k % 2))) & 0xffff;
+        }
+        return Ok((count, lanes));
+    }
+    debug_assert!(tag < INLINE as u32);
+    Ok((
+        INLINE as u32 - tag,
+        [val[0], val[1], val[2], val[3] & LANE3, 0, 0, 0],
+    ))
 }
 
 /// Two entries sharing one cache line.
@@ -315,18 +350,20 @@ impl Homes<'_> {
         h
     }
 
-    /// A branch-free look at the home bucket of `key` (hash `h`): the four inline id lanes of
-    /// the entry holding `key` as two `u64` (lanes 0 and 1, lanes 2 and 3, little-endian, so
-    /// two stores write them in order) and a count: 1..=[`INLINE`] when the ids are inline
-    /// (lanes past the count mean nothing), 0 when no entry of the bucket holds `key` (`key` may
-    /// still be further along its probe chain), above [`INLINE`] when the ids are in the arena
-    /// (the lanes then hold their offset and count: [`PieceTable::arena_ids`]). Key 0 (no real
-    /// key) must not be probed: it would match an empty entry, read as four ids.
+    /// A branch-free look at the home bucket of `key` (hash `h`): the value of the entry
+    /// holding `key` as two `u64` (32-bit lanes 0 and 1, lanes 2 and 3, little-endian, so two
+    /// stores write them in order; for `NARROW`, 16-bit lanes 0..=3 and 4..=7) and a count:
+    /// 1..=[`INLINE`] (`NARROW`: 1..=[`INLINE16`]) when the ids are inline (lanes past the count
+    /// mean nothing), 0 when no entry of the bucket holds `key` (`key` may still be further
+    /// along its probe chain), above that when the ids are in the arena (the first `u64` then
+    /// holds their offset and count: [`PieceTable::arena_ids`]). `NARROW` must be the table's
+    /// [`PieceTable::narrow`]. Key 0 (no real key) must not be probed: it would match an empty
+    /// entry.
     /// Both entries are read and one selected with a mask: a branch on which of the two holds
     /// the key goes either way at random (0.7 M mispredictions a warm cl100k pass of the
     /// benchmark sample).
     #[inline(always)]
-    pub fn probe(&self, key: u128, h: u64) -> ([u64; 2], u32) {
+    pub fn probe<const NARROW: bool>(&self, key: u128, h: u64) -> ([u64; 2], u32) {
         debug_assert!(key != 0);
         let i = (h >> self.shift) as usize & self.buckets.len().wrapping_sub(1);
         let Some(Bucket([a, b])) = self.buckets.get(i) else {
@@ -338,7 +375,11 @@ impl Homes<'_> {
         let [b0, b1] = halves(b.val);
         let v0 = (a0 & sel) | (b0 & !sel);
         let v1 = (a1 & sel) | (b1 & !sel);
-        let count = (INLINE as u32).wrapping_sub((v1 >> 56) as u32);
+        let count = if NARROW {
+            (v1 >> 48) as u32
+        } else {
+            (INLINE as u32).wrapping_sub((v1 >> 56) as u32)
+        };
         ([v0, v1], if in_a | in_b { count } else { 0 })
     }
 }
@@ -352,10 +393,10 @@ fn halves(v: [u32; 4]) -> [u64; 2] {
     ]
 }
 
-/// Ids found for a piece: up to [`INLINE`] inline (the count, then the lanes), or a slice of
-/// the arena.
+/// Ids found for a piece: up to [`MAX_INLINE`] inline (the count, then the lanes), or a slice
+/// of the arena.
 pub enum Found<'a> {
-    Inline(u32, [u32; 4]),
+    Inline(u32, [u32; MAX_INLINE]),
     Arena(&'a [u32]),
 }
 
@@ -413,6 +454,8 @@ pub struct PieceTable {
     long_bytes: usize,
     /// holds the seed: a short piece missing from it is not a token
     seeded: bool,
+    /// values in the 16-bit layout ([`inline_value`]): up to seven ids below 2^16 inline
+    narrow: bool,
     /// has stored nothing since it was made (a copy of the seed, or empty)
     fresh: bool,
 }
@@ -429,14 +472,22 @@ impl Clone for PieceTable {
             long: self.long.clone(),
             long_bytes: self.long_bytes,
             seeded: self.seeded,
+            narrow: self.narrow,
             fresh: self.fresh,
         }
     }
 }
 
 impl PieceTable {
-    /// An empty table sized for `n` entries without growing.
+    /// An empty table sized for `n` entries without growing, values in the 32-bit layout.
     pub fn with_capacity(n: usize, limit: usize) -> Self {
+        Self::with_layout(n, limit, false)
+    }
+
+    /// [`PieceTable::with_capacity`] with the value layout chosen: `narrow` keeps up to
+    /// [`INLINE16`] ids below 2^16 inline (for vocabularies of at most 65,536 ids; a larger id
+    /// still goes to the arena), else up to [`INLINE`] ids of 32 bits.
+    pub fn with_layout(n: usize, limit: usize, narrow: bool) -> Self {
         let mut buckets = 4usize;
         while n * 4 > buckets * 2 * 3 {
             buckets *= 2;
@@ -451,8 +502,17 @@ impl PieceTable {
             long: FxHashMap::default(),
             long_bytes: 0,
             seeded: false,
+            narrow,
             fresh: true,
         }
+    }
+
+    /// Whether values use the 16-bit layout (see [`PieceTable::with_layout`]); fixed for the
+    /// table's life, so a loop over probes can be specialised for it
+    /// ([`Homes::probe`]'s `NARROW`).
+    #[inline(always)]
+    pub fn narrow(&self) -> bool {
+        self.narrow
     }
 
     /// Whether the table has stored nothing since it was made (a copy of the seed, or empty).
@@ -551,7 +611,7 @@ impl PieceTable {
             for &(key, h, val) in &group[..n] {
                 debug_assert!(self.get(key).is_none());
                 let lanes;
-                let ids = match unpack_value(val) {
+                let ids = match unpack_value(val, other.narrow) {
                     Ok((c, v)) => {
                         lanes = v;
                         lanes.get(..c as usize)
@@ -612,7 +672,7 @@ impl PieceTable {
     /// The slot value for `ids`: inline ([`inline_value`]) or [`ARENA`], the offset of the ids
     /// in the arena and their count; `None` when the arena is at its bound.
     fn value(&mut self, ids: &[u32]) -> Option<[u32; 4]> {
-        if let Some(val) = inline_value(ids) {
+        if let Some(val) = inline_value(ids, self.narrow) {
             return Some(val);
         }
         self.arena_value(ids)
@@ -735,7 +795,7 @@ impl PieceTable {
             let b = &self.buckets[i & mask].0;
             for e in b {
                 if e.key == key {
-                    return Some(match unpack_value(e.val) {
+                    return Some(match unpack_value(e.val, self.narrow) {
                         Ok((c, v)) => Found::Inline(c, v),
                         Err((s, c)) => Found::Arena(self.arena.get(s..s + c).unwrap_or(&[])),
                     });
