@@ -999,28 +999,39 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_home_probe_agrees_with_the_lookup() {
-        // keys in their home bucket or further along, values inline (1..=4 ids) or in the
-        // arena (5, 6 ids, or a fourth id of 2^24 or more), absent keys and NOT_SHORT
-        let mut t = PieceTable::with_capacity(0, 100_000);
+    /// Checks [`Homes::probe`] against [`PieceTable::get`] on a table of the layout `NARROW`:
+    /// keys in their home bucket or further along, values inline (1..=4 ids, narrow 1..=7) or in
+    /// the arena (more ids, or an id too large for the layout), absent keys and NOT_SHORT.
+    fn home_probe_agrees_with_the_lookup<const NARROW: bool>() {
+        let mut t = PieceTable::with_layout(0, 100_000, NARROW);
         let keys: Vec<u128> = (0..3000u32)
             .map(|i| pack(format!("p{i}").as_bytes()))
             .collect();
+        let (most, big) = if NARROW {
+            (INLINE16, 1 << 16)
+        } else {
+            (INLINE, 1 << 24)
+        };
         let ids = |i: usize| -> Vec<u32> {
-            let big = if i % 7 == 0 { 1 << 24 } else { 0 };
-            (0..(i % 6) as u32 + 1)
-                .map(|j| (i as u32 * 10 + j) | big)
+            let big = if i % 7 == 0 { big } else { 0 };
+            (0..(i % (most + 2)) as u32 + 1)
+                .map(|j| ((i as u32 * 10 + j) % 60_000) | big)
                 .collect()
         };
         for (i, &k) in keys.iter().enumerate().filter(|(i, _)| i % 3 != 2) {
             t.insert(k, &ids(i));
         }
         let homes = t.homes();
-        let (mut home, mut away, mut arena) = (0, 0, 0);
+        let (mut home, mut away, mut arena, mut full) = (0, 0, 0, 0);
         for (i, &k) in keys.iter().chain(&[NOT_SHORT, pack(b"absent")]).enumerate() {
-            let ([ab, cd], count) = homes.probe(k, hash(k));
-            let lanes = [ab as u32, (ab >> 32) as u32, cd as u32, (cd >> 32) as u32];
+            let ([ab, cd], count) = homes.probe::<NARROW>(k, hash(k));
+            let lanes: Vec<u32> = if NARROW {
+                (0..8)
+                    .map(|l| ([ab, cd][l / 4] >> (16 * (l % 4))) as u32 & 0xffff)
+                    .collect()
+            } else {
+                vec![ab as u32, (ab >> 32) as u32, cd as u32, (cd >> 32) as u32]
+            };
             match t.get(k) {
                 Some(Found::Inline(c, v)) if count != 0 => {
                     assert_eq!(
@@ -1028,10 +1039,11 @@ mod tests {
                         (c, v[..c as usize].to_vec())
                     );
                     assert_eq!(v[..c as usize], ids(i)[..]);
+                    full += usize::from(c as usize == most);
                     home += 1;
                 }
                 Some(Found::Arena(got)) if count != 0 => {
-                    assert!(count > INLINE as u32);
+                    assert!(count > most as u32);
                     assert_eq!(got, &ids(i)[..]);
                     assert_eq!(t.arena_ids(ab), Some(got));
                     home += 1;
@@ -1042,10 +1054,20 @@ mod tests {
             }
         }
         assert!(
-            home > 1000 && away > 0 && arena > 100,
-            "{home} {away} {arena}"
+            home > 1000 && away > 0 && arena > 100 && full > 50,
+            "{home} {away} {arena} {full}"
         );
-        assert_eq!(homes.probe(NOT_SHORT, 0).1, 0);
+        assert_eq!(homes.probe::<NARROW>(NOT_SHORT, 0).1, 0);
+    }
+
+    #[test]
+    fn the_home_probe_agrees_with_the_lookup() {
+        home_probe_agrees_with_the_lookup::<false>();
+    }
+
+    #[test]
+    fn the_narrow_home_probe_agrees_with_the_lookup() {
+        home_probe_agrees_with_the_lookup::<true>();
     }
 
     #[test]
@@ -1057,13 +1079,87 @@ mod tests {
             &[1, 2, 3, 4],
             &[u32::MAX, 0, 0, (1 << 24) - 1],
         ] {
-            let v = inline_value(ids);
+            let v = inline_value(ids, false);
             assert!(v.is_some(), "{ids:?}");
-            let (c, lanes) = v.map(unpack_value).and_then(Result::ok).unwrap_or_default();
+            let (c, lanes) = v
+                .map(|v| unpack_value(v, false))
+                .and_then(Result::ok)
+                .unwrap_or_default();
             assert_eq!(&lanes[..c as usize], ids);
         }
         for ids in [&[][..], &[1, 2, 3, 1 << 24], &[1, 2, 3, 4, 5]] {
-            assert_eq!(inline_value(ids), None, "{ids:?}");
+            assert_eq!(inline_value(ids, false), None, "{ids:?}");
+        }
+    }
+
+    #[test]
+    fn narrow_values_of_up_to_seven_ids_below_65536_are_inline() {
+        for n in 1..=INLINE16 {
+            for top in [0, 1, 255, 256, 65_534, 65_535] {
+                let ids: Vec<u32> = (0..n as u32).map(|j| top - j.min(top)).collect();
+                let v = inline_value(&ids, true);
+                assert!(v.is_some(), "{ids:?}");
+                let (c, lanes) = v
+                    .map(|v| unpack_value(v, true))
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                assert_eq!(&lanes[..c as usize], &ids[..], "{ids:?}");
+                assert!(lanes[c as usize..].iter().all(|&l| l == 0));
+            }
+        }
+        for ids in [
+            &[][..],
+            &[65_536],
+            &[1, 2, 3, 4, 5, 6, 65_536],
+            &[u32::MAX],
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+        ] {
+            assert_eq!(inline_value(ids, true), None, "{ids:?}");
+        }
+    }
+
+    #[test]
+    fn a_narrow_table_keeps_large_ids_and_long_values_in_the_arena() {
+        let mut t = PieceTable::with_layout(0, 1000, true);
+        assert!(t.narrow() && !PieceTable::with_capacity(0, 1000).narrow());
+        let values: [&[u32]; 6] = [
+            &[65_535; 7],
+            &[65_536],
+            &[1, 65_536],
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+            &[u32::MAX, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[0; 7],
+        ];
+        for (i, ids) in values.iter().enumerate() {
+            t.insert(pack(&[b'a' + i as u8]), ids);
+        }
+        for (i, ids) in values.iter().enumerate() {
+            let key = pack(&[b'a' + i as u8]);
+            let got = match t.get(key) {
+                Some(Found::Inline(c, v)) => {
+                    assert!(i == 0 || i == 5, "{i}");
+                    v[..c as usize].to_vec()
+                }
+                Some(Found::Arena(s)) => {
+                    assert!(!(i == 0 || i == 5), "{i}");
+                    s.to_vec()
+                }
+                None => Vec::new(),
+            };
+            assert_eq!(got, ids.to_vec(), "{i}");
+            let (_, count) = t.homes().probe::<true>(key, hash(key));
+            assert_eq!(count <= INLINE16 as u32, i == 0 || i == 5, "{i}");
+        }
+        // a wide table takes a narrow one's pieces unchanged
+        let mut wide = PieceTable::with_capacity(0, 1000);
+        wide.absorb(&t);
+        for (i, ids) in values.iter().enumerate() {
+            let got = match wide.get(pack(&[b'a' + i as u8])) {
+                Some(Found::Inline(c, v)) => v[..c as usize].to_vec(),
+                Some(Found::Arena(s)) => s.to_vec(),
+                None => Vec::new(),
+            };
+            assert_eq!(got, ids.to_vec(), "{i}");
         }
     }
 
