@@ -465,6 +465,23 @@ const _: () = assert!(INLINE <= LANES && INLINE16 < LANES && MID_INLINE <= LANES
 /// `ab`, 4..=7 in `cd`, little-endian) as eight `u32`.
 ///
 /// [`Homes::probe`]: super::piece_table::Homes::probe
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn widen(ab: u64, cd: u64) -> [u32; 8] {
+    use std::arch::x86_64::{
+        __m128i, _mm_set_epi64x, _mm_setzero_si128, _mm_unpackhi_epi16, _mm_unpacklo_epi16,
+    };
+    // SAFETY: SSE2 is part of the x86_64 baseline; the intrinsics only move register values.
+    unsafe {
+        let v = _mm_set_epi64x(cd as i64, ab as i64);
+        let z = _mm_setzero_si128();
+        let lanes: [__m128i; 2] = [_mm_unpacklo_epi16(v, z), _mm_unpackhi_epi16(v, z)];
+        std::mem::transmute::<[__m128i; 2], [u32; 8]>(lanes)
+    }
+}
+
+/// [`widen`] without SSE2.
+#[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
 fn widen(ab: u64, cd: u64) -> [u32; 8] {
     let mut wide = [0u32; 8];
