@@ -8,7 +8,9 @@
 //! the empty mark), compared with one 128-bit compare instead of a `memcmp`. An entry is 32
 //! bytes (key + up to [`INLINE`] = four ids inline, `4 - count` in the top byte of the last
 //! lane; a longer result is a slice of a side arena), two entries per 64-byte bucket, so a probe
-//! touches one cache line.
+//! touches one cache line. A model of at most 65,536 ids uses narrow tables
+//! ([`PieceTable::with_layout`]): up to [`INLINE16`] = seven ids of 16 bits inline and the count
+//! in an eighth 16-bit lane.
 //!
 //! A table is seeded with the encoding of every regular token of 1..=15 bytes (computed by the
 //! same uncached path as a miss, so a seeded value is what a miss would have stored): a piece
