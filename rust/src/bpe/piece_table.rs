@@ -180,8 +180,7 @@ const LANE3: u32 = (1 << 24) - 1;
 #[inline]
 fn inline_value(ids: &[u32], narrow: bool) -> Option<[u32; 4]> {
     if narrow {
-        if ids.is_empty() || ids.len() > INLINE16 || ids.iter().any(|&d| d > u32::from(u16::MAX))
-        {
+        if ids.is_empty() || ids.len() > INLINE16 || ids.iter().any(|&d| d > u32::from(u16::MAX)) {
             return None;
         }
         let mut lanes = [0u16; 8];
