@@ -19,7 +19,8 @@
 
 use super::pairs::NONE;
 use super::piece_table::{
-    self, Found, PieceCache, PieceTable, INLINE, MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN, NOT_SHORT,
+    self, Found, PieceCache, PieceTable, INLINE, INLINE16, MAX_INLINE, MAX_KEY_LEN, MID_INLINE,
+    MID_KEY_LEN, NOT_SHORT,
 };
 use super::Bpe;
 use crate::error::{Error, Result};
@@ -319,8 +320,24 @@ impl<T: Tables> PieceEncoder<'_, T> {
     /// lanes past the count are overwritten by the next piece or lie past the length.
     /// Everything else (pieces of 16 bytes or more, whose key is [`NOT_SHORT`], probe chains,
     /// arena values, misses) takes [`PieceEncoder::emit_slow`].
+    ///
+    /// A narrow table ([`PieceTable::narrow`]: ids of 16 bits) holds up to [`INLINE16`] ids
+    /// inline: its loop widens the entry's eight 16-bit lanes to eight ids (two 16-byte
+    /// stores) and stays in the hot case for counts 1..=7. The layout is the table's, fixed
+    /// for its life: the loop is compiled once per layout (`NARROW`), chosen once per chunk.
     #[inline]
     fn emit(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
+        if self.t.main().narrow() {
+            self.emit_in::<true>(bytes, c, out);
+        } else {
+            self.emit_in::<false>(bytes, c, out);
+        }
+    }
+
+    /// [`PieceEncoder::emit`] for the value layout `NARROW` (the main table's).
+    #[inline(always)]
+    fn emit_in<const NARROW: bool>(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
+        let inline = if NARROW { INLINE16 } else { INLINE } as u32;
         let n = c.n.min(CHUNK);
         let mut i = 0;
         while i < n {
@@ -332,18 +349,25 @@ impl<T: Tables> PieceEncoder<'_, T> {
             let homes = self.t.main().homes();
             let mut home = 0;
             while i < n {
-                let ([ab, cd], count) = homes.probe(c.keys[i], c.hashes[i]);
-                debug_assert!(w + INLINE <= spare.len());
-                // SAFETY: `w + 4 <= spare.len()`: the spare capacity holds `LANES * (n - i0)`
-                // ids for the `i0` this inner loop started at, and each piece before `i` added
-                // at most 4 to `w`, so `w + 4 <= 4 * (i - i0 + 1) <= LANES * (n - i0)`.
-                unsafe {
-                    dst.add(w).cast::<u64>().write_unaligned(ab);
-                    dst.add(w + 2).cast::<u64>().write_unaligned(cd);
+                let ([ab, cd], count) = homes.probe::<NARROW>(c.keys[i], c.hashes[i]);
+                debug_assert!(w + LANES <= spare.len());
+                if NARROW {
+                    let wide = widen(ab, cd);
+                    // SAFETY: `w + 8 <= spare.len()`: the spare capacity holds `LANES * (n -
+                    // i0)` ids (LANES = 8) for the `i0` this inner loop started at, and each
+                    // piece before `i` added at most 7 to `w`, so `w + 8 <= 8 * (i - i0 + 1) <=
+                    // LANES * (n - i0)`.
+                    unsafe { dst.add(w).cast::<[u32; 8]>().write_unaligned(wide) };
+                } else {
+                    // SAFETY: `w + 4 <= spare.len()`, as above with at most 4 per piece.
+                    unsafe {
+                        dst.add(w).cast::<u64>().write_unaligned(ab);
+                        dst.add(w + 2).cast::<u64>().write_unaligned(cd);
+                    }
                 }
                 // one compare for "found, ids inline": a count of 0 (not found) wraps, an
-                // arena value's is above INLINE
-                if count.wrapping_sub(1) >= INLINE as u32 {
+                // arena value's is above `inline`
+                if count.wrapping_sub(1) >= inline {
                     home = if count != 0 { ab } else { 0 };
                     break;
                 }
@@ -427,14 +451,46 @@ fn encode_split<T: Tables>(
 fn push_found(found: Found<'_>, out: &mut Vec<u32>) {
     match found {
         Found::Inline(1, v) => out.push(v[0]),
-        Found::Inline(c, v) => out.extend_from_slice(&v[..(c as usize).min(INLINE)]),
+        Found::Inline(c, v) => out.extend_from_slice(&v[..(c as usize).min(MAX_INLINE)]),
         Found::Arena(ids) => out.extend_from_slice(ids),
     }
 }
 
-/// Ids [`PieceEncoder::emit`] may store per piece: the inline ids of a mid entry.
-const LANES: usize = MID_INLINE;
-const _: () = assert!(INLINE <= LANES);
+/// Ids [`PieceEncoder::emit`] may store per piece: the eight widened lanes of a narrow entry
+/// (at least the inline ids of a mid entry).
+const LANES: usize = 8;
+const _: () = assert!(INLINE <= LANES && INLINE16 < LANES && MID_INLINE <= LANES);
+
+/// The eight 16-bit lanes of a narrow value (as [`Homes::probe`] gives them: lanes 0..=3 in
+/// `ab`, 4..=7 in `cd`, little-endian) as eight `u32`.
+///
+/// [`Homes::probe`]: super::piece_table::Homes::probe
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn widen(ab: u64, cd: u64) -> [u32; 8] {
+    use std::arch::x86_64::{
+        __m128i, _mm_set_epi64x, _mm_setzero_si128, _mm_unpackhi_epi16, _mm_unpacklo_epi16,
+    };
+    // SAFETY: SSE2 is part of the x86_64 baseline; the intrinsics only move register values.
+    unsafe {
+        let v = _mm_set_epi64x(cd as i64, ab as i64);
+        let z = _mm_setzero_si128();
+        let lanes: [__m128i; 2] = [_mm_unpacklo_epi16(v, z), _mm_unpackhi_epi16(v, z)];
+        std::mem::transmute::<[__m128i; 2], [u32; 8]>(lanes)
+    }
+}
+
+/// [`widen`] without SSE2.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn widen(ab: u64, cd: u64) -> [u32; 8] {
+    let mut wide = [0u32; 8];
+    for (k, w) in wide.iter_mut().enumerate() {
+        let half = if k < 4 { ab } else { cd };
+        *w = ((half >> (16 * (k % 4))) & 0xffff) as u32;
+    }
+    wide
+}
 
 /// A chunk of pieces prepared for lookup: spans, keys and hashes. A short piece has its key in
 /// `keys`, a longer one [`NOT_SHORT`] there; a piece of 16..=31 bytes has its two key halves in
@@ -498,7 +554,10 @@ impl Bpe {
             (1..=MAX_KEY_LEN).contains(&t.len()) && !self.is_special[*i]
         };
         let n = self.tokens.iter().enumerate().filter(short).count();
-        let mut table = PieceTable::with_capacity(n, usize::MAX);
+        // ids of 16 bits hold seven inline (gpt2's whitespace runs of 5..=7 ids stay on the
+        // hot path); a larger id in a narrow table goes to the arena
+        let narrow = self.tokens.len() <= 1 << 16;
+        let mut table = PieceTable::with_layout(n, usize::MAX, narrow);
         // every token's ids first (appended to one buffer), then the inserts with their
         // buckets prefetched
         let (mut ids, mut spans) = (Vec::new(), Vec::with_capacity(n));

@@ -8,7 +8,9 @@
 //! the empty mark), compared with one 128-bit compare instead of a `memcmp`. An entry is 32
 //! bytes (key + up to [`INLINE`] = four ids inline, `4 - count` in the top byte of the last
 //! lane; a longer result is a slice of a side arena), two entries per 64-byte bucket, so a probe
-//! touches one cache line.
+//! touches one cache line. A model of at most 65,536 ids uses narrow tables
+//! ([`PieceTable::with_layout`]): up to [`INLINE16`] = seven ids of 16 bits inline and the count
+//! in an eighth 16-bit lane.
 //!
 //! A table is seeded with the encoding of every regular token of 1..=15 bytes (computed by the
 //! same uncached path as a miss, so a seeded value is what a miss would have stored): a piece
@@ -150,8 +152,15 @@ struct Entry {
     val: [u32; 4],
 }
 
-/// Ids an entry of the short table holds inline.
+/// Ids an entry of the short table holds inline (the 32-bit layout).
 pub const INLINE: usize = 4;
+
+/// Ids an entry of a narrow table holds inline: eight 16-bit lanes, seven ids and the count
+/// ([`PieceTable::narrow`], for vocabularies whose ids fit in 16 bits).
+pub const INLINE16: usize = 7;
+
+/// The most ids an entry holds inline in either layout.
+pub const MAX_INLINE: usize = INLINE16;
 
 /// The tag (top byte of lane 3) of a value whose ids are in the arena: lane 0 is their offset,
 /// lane 1 their count. An inline value's tag is [`INLINE`] minus its count, so a value of four
@@ -162,11 +171,29 @@ const ARENA: u32 = 0x80;
 /// Bits of lane 3 below the tag.
 const LANE3: u32 = (1 << 24) - 1;
 
-/// The value holding `ids` inline: the ids in lanes 0..=3 (unused lanes 0) and `4 - count` in
-/// the top byte of lane 3, so a fourth id must be below 2^24. `None` for more than
-/// [`INLINE`] ids or a larger fourth id (those go to the arena), or none.
+/// The value holding `ids` inline, `None` when they do not fit (they go to the arena).
+/// The 32-bit layout: the ids in lanes 0..=3 (unused lanes 0) and `4 - count` in the top byte
+/// of lane 3, so at most [`INLINE`] ids and a fourth id below 2^24. The narrow layout: the value
+/// as eight little-endian 16-bit lanes, ids in lanes 0..=6 (unused lanes 0) and the count in
+/// lane 7, so at most [`INLINE16`] ids, each below 2^16. An arena value ([`ARENA`] in the top
+/// byte) reads as lane 7 = `0x8000` there, so both layouts tell it by the same word.
 #[inline]
-fn inline_value(ids: &[u32]) -> Option<[u32; 4]> {
+fn inline_value(ids: &[u32], narrow: bool) -> Option<[u32; 4]> {
+    if narrow {
+        if ids.is_empty() || ids.len() > INLINE16 || ids.iter().any(|&d| d > u32::from(u16::MAX)) {
+            return None;
+        }
+        let mut lanes = [0u16; 8];
+        for (l, &d) in lanes.iter_mut().zip(ids) {
+            *l = d as u16;
+        }
+        lanes[7] = ids.len() as u16;
+        let mut val = [0; 4];
+        for (v, l) in val.iter_mut().zip(lanes.chunks_exact(2)) {
+            *v = u32::from(l[0]) | (u32::from(l[1]) << 16);
+        }
+        return Some(val);
+    }
     if ids.is_empty() || ids.len() > INLINE || ids.get(3).is_some_and(|&d| d > LANE3) {
         return None;
     }
@@ -176,19 +203,28 @@ fn inline_value(ids: &[u32]) -> Option<[u32; 4]> {
     Some(val)
 }
 
-/// The ids of a value: inline (count and the four lanes) or the arena's `offset..offset + len`.
+/// The ids of a value in the layout `narrow` says ([`inline_value`]): inline (count and the
+/// lanes, zero past the count) or the arena's `offset..offset + len`.
 #[inline(always)]
-fn unpack_value(val: [u32; 4]) -> Result<(u32, [u32; 4]), (usize, usize)> {
+fn unpack_value(val: [u32; 4], narrow: bool) -> Result<(u32, [u32; MAX_INLINE]), (usize, usize)> {
     let tag = val[3] >> 24;
     if tag == ARENA {
-        Err((val[0] as usize, val[1] as usize))
-    } else {
-        debug_assert!(tag < INLINE as u32);
-        Ok((
-            INLINE as u32 - tag,
-            [val[0], val[1], val[2], val[3] & LANE3],
-        ))
+        return Err((val[0] as usize, val[1] as usize));
     }
+    if narrow {
+        let count = val[3] >> 16;
+        debug_assert!((1..=INLINE16 as u32).contains(&count));
+        let mut lanes = [0; MAX_INLINE];
+        for (k, l) in lanes.iter_mut().enumerate() {
+            *l = (val[k / 2] >> (16 * (k % 2))) & 0xffff;
+        }
+        return Ok((count, lanes));
+    }
+    debug_assert!(tag < INLINE as u32);
+    Ok((
+        INLINE as u32 - tag,
+        [val[0], val[1], val[2], val[3] & LANE3, 0, 0, 0],
+    ))
 }
 
 /// Two entries sharing one cache line.
@@ -315,18 +351,20 @@ impl Homes<'_> {
         h
     }
 
-    /// A branch-free look at the home bucket of `key` (hash `h`): the four inline id lanes of
-    /// the entry holding `key` as two `u64` (lanes 0 and 1, lanes 2 and 3, little-endian, so
-    /// two stores write them in order) and a count: 1..=[`INLINE`] when the ids are inline
-    /// (lanes past the count mean nothing), 0 when no entry of the bucket holds `key` (`key` may
-    /// still be further along its probe chain), above [`INLINE`] when the ids are in the arena
-    /// (the lanes then hold their offset and count: [`PieceTable::arena_ids`]). Key 0 (no real
-    /// key) must not be probed: it would match an empty entry, read as four ids.
+    /// A branch-free look at the home bucket of `key` (hash `h`): the value of the entry
+    /// holding `key` as two `u64` (32-bit lanes 0 and 1, lanes 2 and 3, little-endian, so two
+    /// stores write them in order; for `NARROW`, 16-bit lanes 0..=3 and 4..=7) and a count:
+    /// 1..=[`INLINE`] (`NARROW`: 1..=[`INLINE16`]) when the ids are inline (lanes past the count
+    /// mean nothing), 0 when no entry of the bucket holds `key` (`key` may still be further
+    /// along its probe chain), above that when the ids are in the arena (the first `u64` then
+    /// holds their offset and count: [`PieceTable::arena_ids`]). `NARROW` must be the table's
+    /// [`PieceTable::narrow`]. Key 0 (no real key) must not be probed: it would match an empty
+    /// entry.
     /// Both entries are read and one selected with a mask: a branch on which of the two holds
     /// the key goes either way at random (0.7 M mispredictions a warm cl100k pass of the
     /// benchmark sample).
     #[inline(always)]
-    pub fn probe(&self, key: u128, h: u64) -> ([u64; 2], u32) {
+    pub fn probe<const NARROW: bool>(&self, key: u128, h: u64) -> ([u64; 2], u32) {
         debug_assert!(key != 0);
         let i = (h >> self.shift) as usize & self.buckets.len().wrapping_sub(1);
         let Some(Bucket([a, b])) = self.buckets.get(i) else {
@@ -338,7 +376,11 @@ impl Homes<'_> {
         let [b0, b1] = halves(b.val);
         let v0 = (a0 & sel) | (b0 & !sel);
         let v1 = (a1 & sel) | (b1 & !sel);
-        let count = (INLINE as u32).wrapping_sub((v1 >> 56) as u32);
+        let count = if NARROW {
+            (v1 >> 48) as u32
+        } else {
+            (INLINE as u32).wrapping_sub((v1 >> 56) as u32)
+        };
         ([v0, v1], if in_a | in_b { count } else { 0 })
     }
 }
@@ -352,10 +394,10 @@ fn halves(v: [u32; 4]) -> [u64; 2] {
     ]
 }
 
-/// Ids found for a piece: up to [`INLINE`] inline (the count, then the lanes), or a slice of
-/// the arena.
+/// Ids found for a piece: up to [`MAX_INLINE`] inline (the count, then the lanes), or a slice
+/// of the arena.
 pub enum Found<'a> {
-    Inline(u32, [u32; 4]),
+    Inline(u32, [u32; MAX_INLINE]),
     Arena(&'a [u32]),
 }
 
@@ -413,6 +455,8 @@ pub struct PieceTable {
     long_bytes: usize,
     /// holds the seed: a short piece missing from it is not a token
     seeded: bool,
+    /// values in the 16-bit layout ([`inline_value`]): up to seven ids below 2^16 inline
+    narrow: bool,
     /// has stored nothing since it was made (a copy of the seed, or empty)
     fresh: bool,
 }
@@ -429,14 +473,22 @@ impl Clone for PieceTable {
             long: self.long.clone(),
             long_bytes: self.long_bytes,
             seeded: self.seeded,
+            narrow: self.narrow,
             fresh: self.fresh,
         }
     }
 }
 
 impl PieceTable {
-    /// An empty table sized for `n` entries without growing.
+    /// An empty table sized for `n` entries without growing, values in the 32-bit layout.
     pub fn with_capacity(n: usize, limit: usize) -> Self {
+        Self::with_layout(n, limit, false)
+    }
+
+    /// [`PieceTable::with_capacity`] with the value layout chosen: `narrow` keeps up to
+    /// [`INLINE16`] ids below 2^16 inline (for vocabularies of at most 65,536 ids; a larger id
+    /// still goes to the arena), else up to [`INLINE`] ids of 32 bits.
+    pub fn with_layout(n: usize, limit: usize, narrow: bool) -> Self {
         let mut buckets = 4usize;
         while n * 4 > buckets * 2 * 3 {
             buckets *= 2;
@@ -451,8 +503,17 @@ impl PieceTable {
             long: FxHashMap::default(),
             long_bytes: 0,
             seeded: false,
+            narrow,
             fresh: true,
         }
+    }
+
+    /// Whether values use the 16-bit layout (see [`PieceTable::with_layout`]); fixed for the
+    /// table's life, so a loop over probes can be specialised for it
+    /// ([`Homes::probe`]'s `NARROW`).
+    #[inline(always)]
+    pub fn narrow(&self) -> bool {
+        self.narrow
     }
 
     /// Whether the table has stored nothing since it was made (a copy of the seed, or empty).
@@ -551,7 +612,7 @@ impl PieceTable {
             for &(key, h, val) in &group[..n] {
                 debug_assert!(self.get(key).is_none());
                 let lanes;
-                let ids = match unpack_value(val) {
+                let ids = match unpack_value(val, other.narrow) {
                     Ok((c, v)) => {
                         lanes = v;
                         lanes.get(..c as usize)
@@ -612,7 +673,7 @@ impl PieceTable {
     /// The slot value for `ids`: inline ([`inline_value`]) or [`ARENA`], the offset of the ids
     /// in the arena and their count; `None` when the arena is at its bound.
     fn value(&mut self, ids: &[u32]) -> Option<[u32; 4]> {
-        if let Some(val) = inline_value(ids) {
+        if let Some(val) = inline_value(ids, self.narrow) {
             return Some(val);
         }
         self.arena_value(ids)
@@ -735,7 +796,7 @@ impl PieceTable {
             let b = &self.buckets[i & mask].0;
             for e in b {
                 if e.key == key {
-                    return Some(match unpack_value(e.val) {
+                    return Some(match unpack_value(e.val, self.narrow) {
                         Ok((c, v)) => Found::Inline(c, v),
                         Err((s, c)) => Found::Arena(self.arena.get(s..s + c).unwrap_or(&[])),
                     });
@@ -939,28 +1000,39 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_home_probe_agrees_with_the_lookup() {
-        // keys in their home bucket or further along, values inline (1..=4 ids) or in the
-        // arena (5, 6 ids, or a fourth id of 2^24 or more), absent keys and NOT_SHORT
-        let mut t = PieceTable::with_capacity(0, 100_000);
+    /// Checks [`Homes::probe`] against [`PieceTable::get`] on a table of the layout `NARROW`:
+    /// keys in their home bucket or further along, values inline (1..=4 ids, narrow 1..=7) or in
+    /// the arena (more ids, or an id too large for the layout), absent keys and NOT_SHORT.
+    fn home_probe_agrees_with_the_lookup<const NARROW: bool>() {
+        let mut t = PieceTable::with_layout(0, 100_000, NARROW);
         let keys: Vec<u128> = (0..3000u32)
             .map(|i| pack(format!("p{i}").as_bytes()))
             .collect();
+        let (most, big) = if NARROW {
+            (INLINE16, 1 << 16)
+        } else {
+            (INLINE, 1 << 24)
+        };
         let ids = |i: usize| -> Vec<u32> {
-            let big = if i % 7 == 0 { 1 << 24 } else { 0 };
-            (0..(i % 6) as u32 + 1)
-                .map(|j| (i as u32 * 10 + j) | big)
+            let big = if i % 7 == 0 { big } else { 0 };
+            (0..(i % (most + 2)) as u32 + 1)
+                .map(|j| ((i as u32 * 10 + j) % 60_000) | big)
                 .collect()
         };
         for (i, &k) in keys.iter().enumerate().filter(|(i, _)| i % 3 != 2) {
             t.insert(k, &ids(i));
         }
         let homes = t.homes();
-        let (mut home, mut away, mut arena) = (0, 0, 0);
+        let (mut home, mut away, mut arena, mut full) = (0, 0, 0, 0);
         for (i, &k) in keys.iter().chain(&[NOT_SHORT, pack(b"absent")]).enumerate() {
-            let ([ab, cd], count) = homes.probe(k, hash(k));
-            let lanes = [ab as u32, (ab >> 32) as u32, cd as u32, (cd >> 32) as u32];
+            let ([ab, cd], count) = homes.probe::<NARROW>(k, hash(k));
+            let lanes: Vec<u32> = if NARROW {
+                (0..8)
+                    .map(|l| ([ab, cd][l / 4] >> (16 * (l % 4))) as u32 & 0xffff)
+                    .collect()
+            } else {
+                vec![ab as u32, (ab >> 32) as u32, cd as u32, (cd >> 32) as u32]
+            };
             match t.get(k) {
                 Some(Found::Inline(c, v)) if count != 0 => {
                     assert_eq!(
@@ -968,10 +1040,11 @@ mod tests {
                         (c, v[..c as usize].to_vec())
                     );
                     assert_eq!(v[..c as usize], ids(i)[..]);
+                    full += usize::from(c as usize == most);
                     home += 1;
                 }
                 Some(Found::Arena(got)) if count != 0 => {
-                    assert!(count > INLINE as u32);
+                    assert!(count > most as u32);
                     assert_eq!(got, &ids(i)[..]);
                     assert_eq!(t.arena_ids(ab), Some(got));
                     home += 1;
@@ -982,10 +1055,20 @@ mod tests {
             }
         }
         assert!(
-            home > 1000 && away > 0 && arena > 100,
-            "{home} {away} {arena}"
+            home > 1000 && away > 0 && arena > 100 && full > 50,
+            "{home} {away} {arena} {full}"
         );
-        assert_eq!(homes.probe(NOT_SHORT, 0).1, 0);
+        assert_eq!(homes.probe::<NARROW>(NOT_SHORT, 0).1, 0);
+    }
+
+    #[test]
+    fn the_home_probe_agrees_with_the_lookup() {
+        home_probe_agrees_with_the_lookup::<false>();
+    }
+
+    #[test]
+    fn the_narrow_home_probe_agrees_with_the_lookup() {
+        home_probe_agrees_with_the_lookup::<true>();
     }
 
     #[test]
@@ -997,13 +1080,87 @@ mod tests {
             &[1, 2, 3, 4],
             &[u32::MAX, 0, 0, (1 << 24) - 1],
         ] {
-            let v = inline_value(ids);
+            let v = inline_value(ids, false);
             assert!(v.is_some(), "{ids:?}");
-            let (c, lanes) = v.map(unpack_value).and_then(Result::ok).unwrap_or_default();
+            let (c, lanes) = v
+                .map(|v| unpack_value(v, false))
+                .and_then(Result::ok)
+                .unwrap_or_default();
             assert_eq!(&lanes[..c as usize], ids);
         }
         for ids in [&[][..], &[1, 2, 3, 1 << 24], &[1, 2, 3, 4, 5]] {
-            assert_eq!(inline_value(ids), None, "{ids:?}");
+            assert_eq!(inline_value(ids, false), None, "{ids:?}");
+        }
+    }
+
+    #[test]
+    fn narrow_values_of_up_to_seven_ids_below_65536_are_inline() {
+        for n in 1..=INLINE16 {
+            for top in [0, 1, 255, 256, 65_534, 65_535] {
+                let ids: Vec<u32> = (0..n as u32).map(|j| top - j.min(top)).collect();
+                let v = inline_value(&ids, true);
+                assert!(v.is_some(), "{ids:?}");
+                let (c, lanes) = v
+                    .map(|v| unpack_value(v, true))
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                assert_eq!(&lanes[..c as usize], &ids[..], "{ids:?}");
+                assert!(lanes[c as usize..].iter().all(|&l| l == 0));
+            }
+        }
+        for ids in [
+            &[][..],
+            &[65_536],
+            &[1, 2, 3, 4, 5, 6, 65_536],
+            &[u32::MAX],
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+        ] {
+            assert_eq!(inline_value(ids, true), None, "{ids:?}");
+        }
+    }
+
+    #[test]
+    fn a_narrow_table_keeps_large_ids_and_long_values_in_the_arena() {
+        let mut t = PieceTable::with_layout(0, 1000, true);
+        assert!(t.narrow() && !PieceTable::with_capacity(0, 1000).narrow());
+        let values: [&[u32]; 6] = [
+            &[65_535; 7],
+            &[65_536],
+            &[1, 65_536],
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+            &[u32::MAX, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[0; 7],
+        ];
+        for (i, ids) in values.iter().enumerate() {
+            t.insert(pack(&[b'a' + i as u8]), ids);
+        }
+        for (i, ids) in values.iter().enumerate() {
+            let key = pack(&[b'a' + i as u8]);
+            let got = match t.get(key) {
+                Some(Found::Inline(c, v)) => {
+                    assert!(i == 0 || i == 5, "{i}");
+                    v[..c as usize].to_vec()
+                }
+                Some(Found::Arena(s)) => {
+                    assert!(!(i == 0 || i == 5), "{i}");
+                    s.to_vec()
+                }
+                None => Vec::new(),
+            };
+            assert_eq!(got, ids.to_vec(), "{i}");
+            let (_, count) = t.homes().probe::<true>(key, hash(key));
+            assert_eq!(count <= INLINE16 as u32, i == 0 || i == 5, "{i}");
+        }
+        // a wide table takes a narrow one's pieces unchanged
+        let mut wide = PieceTable::with_capacity(0, 1000);
+        wide.absorb(&t);
+        for (i, ids) in values.iter().enumerate() {
+            let got = match wide.get(pack(&[b'a' + i as u8])) {
+                Some(Found::Inline(c, v)) => v[..c as usize].to_vec(),
+                Some(Found::Arena(s)) => s.to_vec(),
+                None => Vec::new(),
+            };
+            assert_eq!(got, ids.to_vec(), "{i}");
         }
     }
 
