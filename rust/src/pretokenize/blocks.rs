@@ -545,13 +545,12 @@ impl Window {
         let r = w2 & !nl;
         let run_end = r & !(w2 >> 1);
         let last = run_end & (self.valid >> 1);
+        // the ends of runs that end before a non-space or at the end of the text: `last` and,
+        // when the text ends in the window (`valid` is then its bytes), its last byte; one
+        // shift instead of a compare and a select (`len > base`, so `end >= 1`)
         let end = len - self.base;
-        let at_end = if end <= 64 {
-            run_end & (1u64 << (end - 1))
-        } else {
-            0
-        };
-        let ws_starts = (w2 & !prev(w2)) | after_last_newline(nl & w2, r, last | at_end) | last;
+        let ends = run_end & (self.valid >> u32::from(end > 64));
+        let ws_starts = (w2 & !prev(w2)) | after_last_newline(nl & w2, r, ends) | last;
         // (`o` is a start whatever precedes it: the bytes before may not be ASCII)
         let lone_q = (prev(q) & !prev(prev(q)) & !prev(prev(self.space))) | prev(q & 1u64 << o);
         let lower = self.alpha & !self.upper & !self.both;
