@@ -313,6 +313,18 @@ struct MergeTables {
     left_kids: LeftKids,
 }
 
+impl MergeTables {
+    /// The merges `(a, r)` with left token `a`, as `(r, priority)` (none for an id out of range).
+    fn partners_of(&self, a: u32) -> &[(u32, u32)] {
+        let lo = self.partner_at.get(a as usize).map_or(0, |&x| x as usize);
+        let hi = self
+            .partner_at
+            .get(a as usize + 1)
+            .map_or(0, |&x| x as usize);
+        self.partners.get(lo..hi).unwrap_or(&[])
+    }
+}
+
 /// What a class of leading characters decides for a tail (see `Validity::head_decision`).
 #[derive(Debug, Clone, Copy)]
 enum HeadDecision {
@@ -1574,11 +1586,7 @@ impl Validity {
                 return restrict(&e.0);
             }
         }
-        let partners = |a: u32| -> &[(u32, u32)] {
-            let lo = t.partner_at.get(a as usize).map_or(0, |&x| x as usize);
-            let hi = t.partner_at.get(a as usize + 1).map_or(0, |&x| x as usize);
-            t.partners.get(lo..hi).unwrap_or(&[])
-        };
+        let partners = |a: u32| t.partners_of(a);
         let all = &heads.pair_members;
         let words = pair_row::pair_row(&t.split, partners, &t.left_kids, u, all, &t.reach);
         let out = restrict(&words);
@@ -2522,11 +2530,7 @@ mod tests {
             .collect();
         assert!(reach.len() > 200, "{} tokens reached", reach.len());
         let heads = v.build_heads();
-        let partners = |a: u32| -> &[(u32, u32)] {
-            let lo = t.partner_at[a as usize] as usize;
-            let hi = t.partner_at[a as usize + 1] as usize;
-            &t.partners[lo..hi]
-        };
+        let partners = |a: u32| t.partners_of(a);
         let all = t.reach.clone();
         let (mut valid, mut invalid) = (0, 0);
         for &a in &reach {

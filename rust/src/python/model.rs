@@ -643,8 +643,9 @@ impl PyTokenModel {
                 Ok(())
             })();
             if result.is_err() && !finished {
-                stop.set(); // the workers skip the texts left
-                            // wait for them with the GIL released (the scope's end would hold it)
+                // the workers skip the texts left; wait for them with the GIL released (the
+                // scope's end would hold it)
+                stop.set();
                 py.detach(|| {
                     if let Ok(rx) = rx.lock() {
                         while let Ok((i, _)) = rx.recv() {
