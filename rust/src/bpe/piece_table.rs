@@ -321,6 +321,10 @@ impl MidTable {
     }
 }
 
+/// Most buckets [`PieceTable::copy_for`] reserves room for: 2^19 buckets (32 MiB, the table
+/// of [`DEFAULT_LIMIT`] entries). Reserved room is address space, not memory, until used.
+const ROOM_BUCKETS: usize = 1 << 19;
+
 /// Entries [`PieceTable::absorb`] prefetches at once (an even number: two per bucket).
 const ABSORB_AHEAD: usize = 16;
 
@@ -404,8 +408,11 @@ pub enum Found<'a> {
 /// `n` empty buckets. A large table is backed by transparent huge pages where the system
 /// offers them on request (Linux `madvise`): with 4 KiB pages each probe of a 16 MiB table is
 /// also a TLB miss, which stalled the prefetches (measured: encode ~20 % slower on cl100k).
-fn buckets_like(n: usize, from: &[Bucket]) -> Vec<Bucket> {
-    let mut v: Vec<Bucket> = Vec::with_capacity(n);
+///
+/// `room` buckets (if more than `n`) are reserved, not touched: [`PieceTable::grow_to`] doubles
+/// within them in place, so a growth touches only the new half and copies nothing.
+fn buckets_like(n: usize, from: &[Bucket], room: usize) -> Vec<Bucket> {
+    let mut v: Vec<Bucket> = Vec::with_capacity(n.max(room));
     advise_huge_pages(&v);
     v.extend_from_slice(&from[..from.len().min(n)]);
     v.resize(n, Bucket::default());
@@ -463,8 +470,15 @@ pub struct PieceTable {
 
 impl Clone for PieceTable {
     fn clone(&self) -> Self {
+        self.copy_with_room(0)
+    }
+}
+
+impl PieceTable {
+    /// A copy whose buckets have room for `room` (see [`buckets_like`]).
+    fn copy_with_room(&self, room: usize) -> Self {
         Self {
-            buckets: buckets_like(self.buckets.len(), &self.buckets),
+            buckets: buckets_like(self.buckets.len(), &self.buckets, room),
             shift: self.shift,
             len: self.len,
             limit: self.limit,
@@ -494,7 +508,7 @@ impl PieceTable {
             buckets *= 2;
         }
         Self {
-            buckets: buckets_like(buckets, &[]),
+            buckets: buckets_like(buckets, &[], 0),
             shift: 64 - buckets.trailing_zeros(),
             len: 0,
             limit,
@@ -852,10 +866,16 @@ impl PieceTable {
         }
     }
 
-    /// Rehash into `size` buckets (a power of two, larger than now).
+    /// Rehash into `size` buckets (a power of two, larger than now): in place when the
+    /// buckets' reserved room holds `size` ([`PieceTable::copy_for`]), else into a new
+    /// allocation.
     #[cold]
     fn grow_to(&mut self, size: usize) {
-        let old = std::mem::replace(&mut self.buckets, buckets_like(size, &[]));
+        if size <= self.buckets.capacity() {
+            self.grow_in_place(size);
+            return;
+        }
+        let old = std::mem::replace(&mut self.buckets, buckets_like(size, &[], 0));
         self.shift = 64 - size.trailing_zeros();
         for b in old {
             for e in b.0 {
@@ -864,6 +884,64 @@ impl PieceTable {
                 }
             }
         }
+    }
+
+    /// [`PieceTable::grow_to`] within the reserved room, keeping the order in which a fresh
+    /// table would take the entries (the old buckets in turn), so the same entries sit in their
+    /// home bucket as after a rehash into a new allocation. The old buckets are first copied
+    /// into the new half and cleared; then each copied bucket in turn gives its entries to the
+    /// first empty slot from their new home up, below that bucket: everything below it already
+    /// holds only re-placed entries (or none), everything from it up is still to be visited or
+    /// empty. The few entries whose probe would reach it (homes near the top, or probes that
+    /// wrap around) are re-placed last, by a plain insert into the finished table.
+    fn grow_in_place(&mut self, size: usize) {
+        debug_assert!(size.is_power_of_two() && size > self.buckets.len());
+        debug_assert!(size <= self.buckets.capacity());
+        let old = self.buckets.len();
+        self.buckets.extend_from_within(..);
+        self.buckets.resize(size, Bucket::default());
+        self.buckets[..old].fill(Bucket::default());
+        self.shift = 64 - size.trailing_zeros();
+        let mut later = Vec::new();
+        for i in old..2 * old {
+            for s in 0..2 {
+                let e = std::mem::take(&mut self.buckets[i].0[s]);
+                if e.key != 0 && !self.place_below(e, i) {
+                    later.push(e);
+                }
+            }
+        }
+        for e in later {
+            self.place(e);
+        }
+    }
+
+    /// Put `e` into the first empty slot from its home bucket up, below bucket `end` (not
+    /// wrapping around); false when there is none.
+    fn place_below(&mut self, e: Entry, end: usize) -> bool {
+        let home = (hash(e.key) >> self.shift) as usize;
+        for b in self.buckets.get_mut(home..end).into_iter().flatten() {
+            for slot in &mut b.0 {
+                if slot.key == 0 {
+                    *slot = e;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// A copy of this table whose limit is `limit`, with room reserved (not touched) for the
+    /// buckets that limit allows, up to [`ROOM_BUCKETS`]: its growth doubles in place
+    /// ([`PieceTable::grow_to`]).
+    pub fn copy_for(&self, limit: usize) -> PieceTable {
+        let mut room = self.buckets.len();
+        while limit.saturating_mul(4) > room * 2 * 3 && room < ROOM_BUCKETS {
+            room *= 2;
+        }
+        let mut t = self.copy_with_room(room);
+        t.limit = limit;
+        t
     }
 }
 
@@ -952,8 +1030,7 @@ impl PieceCache {
         }
         let s = self.seed.get_or_init(seed);
         if s.len <= limit {
-            let mut t = s.clone();
-            t.limit = limit;
+            let mut t = s.copy_for(limit);
             t.seeded = true;
             t.fresh = true;
             t
@@ -1188,6 +1265,51 @@ mod tests {
             }
         }
         assert!(t.slots() >= 1000 * 4 / 3);
+    }
+
+    /// Growth in place ([`PieceTable::copy_for`]'s room) keeps every entry reachable, from 4
+    /// buckets (where probes wrap around the end) through several doublings, and by more than
+    /// a doubling at once (`absorb`); it leaves the same entries as growth into a new
+    /// allocation, and the same in their home bucket but for the few placed last.
+    #[test]
+    fn growth_in_place_keeps_every_entry() {
+        let ids = |i: u32| -> Vec<u32> { (0..i % 6 + 1).map(|j| i * 10 + j).collect() };
+        let key = |i: u32| pack(format!("g{i}").as_bytes());
+        let value = |t: &PieceTable, k: u128| match t.get(k) {
+            None => None,
+            Some(Found::Inline(c, v)) => Some(v[..c as usize].to_vec()),
+            Some(Found::Arena(s)) => Some(s.to_vec()),
+        };
+        let at_home = |t: &PieceTable, k: u128| {
+            let i = (hash(k) >> t.shift) as usize;
+            t.buckets[i].0.iter().any(|e| e.key == k)
+        };
+        let empty = PieceTable::with_capacity(0, 100_000);
+        let mut room = empty.copy_for(100_000);
+        let mut plain = empty.clone();
+        assert!(room.buckets.capacity() >= 1 << 16 && plain.buckets.capacity() < 16);
+        for i in 0..20_000u32 {
+            room.insert(key(i), &ids(i));
+            plain.insert(key(i), &ids(i));
+            if i.is_power_of_two() || i % 997 == 0 {
+                assert_eq!(room.buckets.len(), plain.buckets.len());
+                for j in 0..=i {
+                    assert_eq!(value(&room, key(j)), Some(ids(j)), "{i} {j}");
+                }
+            }
+        }
+        let home = |t: &PieceTable| (0..20_000).filter(|&i| at_home(t, key(i))).count();
+        let (a, b) = (home(&room), home(&plain));
+        assert!(a.abs_diff(b) < 100, "{a} {b}");
+        // more than a doubling at once
+        let mut big = PieceTable::with_capacity(0, 100_000).copy_for(100_000);
+        big.insert(pack(b"first"), &[1]);
+        big.absorb(&room);
+        assert_eq!(big.len(), 20_001);
+        for i in 0..20_000u32 {
+            assert_eq!(value(&big, key(i)), Some(ids(i)), "{i}");
+        }
+        assert_eq!(value(&big, pack(b"absent")), None);
     }
 
     #[test]
