@@ -561,9 +561,17 @@ impl Bpe {
         // every token's ids first (appended to one buffer), then the inserts with their
         // buckets prefetched
         let (mut ids, mut spans) = (Vec::new(), Vec::with_capacity(n));
-        for (_, t) in self.tokens.iter().enumerate().filter(short) {
+        for (i, t) in self.tokens.iter().enumerate().filter(short) {
             let start = ids.len();
-            self.encode_piece(t, &mut ids);
+            if self.ignore_merges {
+                // a whole piece that is a token is that token (`encode_piece`), and a regular
+                // token's bytes name only its own id (`Bpe::build` refuses two ids for one
+                // text): no lookup by bytes
+                ids.push(i as u32);
+                debug_assert_eq!(self.id_of(t), Some(i as u32));
+            } else {
+                self.encode_piece(t, &mut ids);
+            }
             spans.push((piece_table::pack(t), start, ids.len()));
         }
         table.insert_many(
