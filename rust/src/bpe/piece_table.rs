@@ -293,19 +293,64 @@ impl MidTable {
         }
     }
 
+    /// A copy whose slots have room reserved (not touched) for `room` slots, so that it grows
+    /// in place up to that size ([`MidTable::grow`]).
+    fn copy_with_room(&self, room: usize) -> Self {
+        let mut slots = Vec::with_capacity(room.max(self.slots.len()));
+        slots.extend_from_slice(&self.slots);
+        Self {
+            slots,
+            shift: self.shift,
+            len: self.len,
+        }
+    }
+
     fn insert(&mut self, key: [u128; 2], val: [u32; 8]) {
         if (self.len + 1) * 2 > self.slots.len() {
-            let size = 2 * self.slots.len();
-            let old = std::mem::replace(&mut self.slots, vec![MidEntry::default(); size]);
-            self.shift -= 1;
+            self.grow();
+        }
+        self.place(MidEntry { key, val });
+        self.len += 1;
+    }
+
+    /// Double the slots. Within the reserved room in place, as [`PieceTable::grow_to`]'s
+    /// `grow_in_place` (the old slots copied into the new half and re-placed in order, each
+    /// below the slot it leaves; those whose probe would reach it placed last); else into a
+    /// new allocation.
+    #[cold]
+    fn grow(&mut self) {
+        let old = self.slots.len();
+        self.shift -= 1;
+        if 2 * old > self.slots.capacity() {
+            let old = std::mem::replace(&mut self.slots, vec![MidEntry::default(); 2 * old]);
             for e in old {
                 if e.key[1] != 0 {
                     self.place(e);
                 }
             }
+            return;
         }
-        self.place(MidEntry { key, val });
-        self.len += 1;
+        self.slots.extend_from_within(..);
+        self.slots[..old].fill(MidEntry::default());
+        let mut later = Vec::new();
+        for i in old..2 * old {
+            let e = std::mem::take(&mut self.slots[i]);
+            if e.key[1] == 0 {
+                continue;
+            }
+            let home = self.home(hash_mid(e.key));
+            match self
+                .slots
+                .get_mut(home..i)
+                .and_then(|s| s.iter_mut().find(|s| s.key[1] == 0))
+            {
+                Some(slot) => *slot = e,
+                None => later.push(e),
+            }
+        }
+        for e in later {
+            self.place(e);
+        }
     }
 
     fn place(&mut self, e: MidEntry) {
@@ -324,6 +369,10 @@ impl MidTable {
 /// Most buckets [`PieceTable::copy_for`] reserves room for: 2^19 buckets (32 MiB, the table
 /// of [`DEFAULT_LIMIT`] entries). Reserved room is address space, not memory, until used.
 const ROOM_BUCKETS: usize = 1 << 19;
+
+/// Most slots [`PieceTable::copy_for`] reserves room for in the 16..=31-byte table: 2^17
+/// (8 MiB, the most [`DEFAULT_LIMIT`]'s bound lets it hold).
+const ROOM_MID_SLOTS: usize = 1 << 17;
 
 /// Entries [`PieceTable::absorb`] prefetches at once (an even number: two per bucket).
 const ABSORB_AHEAD: usize = 16;
@@ -470,20 +519,20 @@ pub struct PieceTable {
 
 impl Clone for PieceTable {
     fn clone(&self) -> Self {
-        self.copy_with_room(0)
+        self.copy_with_room(0, 0)
     }
 }
 
 impl PieceTable {
     /// A copy whose buckets have room for `room` (see [`buckets_like`]).
-    fn copy_with_room(&self, room: usize) -> Self {
+    fn copy_with_room(&self, room: usize, mid_room: usize) -> Self {
         Self {
             buckets: buckets_like(self.buckets.len(), &self.buckets, room),
             shift: self.shift,
             len: self.len,
             limit: self.limit,
             arena: self.arena.clone(),
-            mid: self.mid.clone(),
+            mid: self.mid.copy_with_room(mid_room),
             long: self.long.clone(),
             long_bytes: self.long_bytes,
             seeded: self.seeded,
@@ -932,14 +981,22 @@ impl PieceTable {
     }
 
     /// A copy of this table whose limit is `limit`, with room reserved (not touched) for the
-    /// buckets that limit allows, up to [`ROOM_BUCKETS`]: its growth doubles in place
+    /// buckets that limit allows, up to [`ROOM_BUCKETS`], and for the 16..=31-byte slots its
+    /// bound allows, up to [`ROOM_MID_SLOTS`]: their growth doubles in place
     /// ([`PieceTable::grow_to`]).
     pub fn copy_for(&self, limit: usize) -> PieceTable {
         let mut room = self.buckets.len();
         while limit.saturating_mul(4) > room * 2 * 3 && room < ROOM_BUCKETS {
             room *= 2;
         }
-        let mut t = self.copy_with_room(room);
+        // the 16..=31-byte table up to the size its bound allows (see `insert_long`)
+        let mut mid_room = self.mid.slots.len();
+        while 2 * mid_room * std::mem::size_of::<MidEntry>() <= limit.saturating_mul(16)
+            && mid_room < ROOM_MID_SLOTS
+        {
+            mid_room *= 2;
+        }
+        let mut t = self.copy_with_room(room, mid_room);
         t.limit = limit;
         t
     }
@@ -1297,6 +1354,22 @@ mod tests {
                     assert_eq!(value(&room, key(j)), Some(ids(j)), "{i} {j}");
                 }
             }
+        }
+        // pieces of 16..=31 bytes grow their table in place too
+        let pieces: Vec<Vec<u8>> = (0..5000usize)
+            .map(|i| {
+                format!("{i:05} is a piece of 16 to 31 bytes").into_bytes()[..16 + i % 16].to_vec()
+            })
+            .collect();
+        assert!(room.mid.slots.capacity() >= 1 << 14);
+        for (i, p) in pieces.iter().enumerate() {
+            assert!(room.get_long(p).is_none(), "{i}");
+            room.insert_long(p, &ids(i as u32));
+            plain.insert_long(p, &ids(i as u32));
+        }
+        assert_eq!(room.mid.slots.len(), plain.mid.slots.len());
+        for (i, p) in pieces.iter().enumerate() {
+            assert_eq!(room.get_long(p), Some(&ids(i as u32)[..]), "{i}");
         }
         let home = |t: &PieceTable| (0..20_000).filter(|&i| at_home(t, key(i))).count();
         let (a, b) = (home(&room), home(&plain));
