@@ -255,9 +255,13 @@ struct MidTable {
 }
 
 impl MidTable {
-    fn new() -> Self {
+    /// An empty table of 16 slots with room reserved (not touched) for `room`, so that it
+    /// grows in place up to that size ([`MidTable::grow`]).
+    fn with_room(room: usize) -> Self {
+        let mut slots = Vec::with_capacity(room.max(16));
+        slots.resize(16, MidEntry::default());
         Self {
-            slots: vec![MidEntry::default(); 16],
+            slots,
             shift: 60,
             len: 0,
         }
@@ -290,18 +294,6 @@ impl MidTable {
                 return None;
             }
             i += 1;
-        }
-    }
-
-    /// A copy whose slots have room reserved (not touched) for `room` slots, so that it grows
-    /// in place up to that size ([`MidTable::grow`]).
-    fn copy_with_room(&self, room: usize) -> Self {
-        let mut slots = Vec::with_capacity(room.max(self.slots.len()));
-        slots.extend_from_slice(&self.slots);
-        Self {
-            slots,
-            shift: self.shift,
-            len: self.len,
         }
     }
 
@@ -366,11 +358,11 @@ impl MidTable {
     }
 }
 
-/// Most buckets [`PieceTable::copy_for`] reserves room for: 2^19 buckets (32 MiB, the table
+/// Most buckets [`PieceTable::with_room`] reserves room for: 2^19 buckets (32 MiB, the table
 /// of [`DEFAULT_LIMIT`] entries). Reserved room is address space, not memory, until used.
 const ROOM_BUCKETS: usize = 1 << 19;
 
-/// Most slots [`PieceTable::copy_for`] reserves room for in the 16..=31-byte table: 2^17
+/// Most slots [`PieceTable::with_room`] reserves room for in the 16..=31-byte table: 2^17
 /// (8 MiB, the most [`DEFAULT_LIMIT`]'s bound lets it hold).
 const ROOM_MID_SLOTS: usize = 1 << 17;
 
@@ -519,20 +511,13 @@ pub struct PieceTable {
 
 impl Clone for PieceTable {
     fn clone(&self) -> Self {
-        self.copy_with_room(0, 0)
-    }
-}
-
-impl PieceTable {
-    /// A copy whose buckets have room for `room` (see [`buckets_like`]).
-    fn copy_with_room(&self, room: usize, mid_room: usize) -> Self {
         Self {
-            buckets: buckets_like(self.buckets.len(), &self.buckets, room),
+            buckets: buckets_like(self.buckets.len(), &self.buckets, 0),
             shift: self.shift,
             len: self.len,
             limit: self.limit,
             arena: self.arena.clone(),
-            mid: self.mid.copy_with_room(mid_room),
+            mid: self.mid.clone(),
             long: self.long.clone(),
             long_bytes: self.long_bytes,
             seeded: self.seeded,
@@ -552,17 +537,23 @@ impl PieceTable {
     /// [`INLINE16`] ids below 2^16 inline (for vocabularies of at most 65,536 ids; a larger id
     /// still goes to the arena), else up to [`INLINE`] ids of 32 bits.
     pub fn with_layout(n: usize, limit: usize, narrow: bool) -> Self {
+        Self::sized(n, limit, narrow, 0, 0)
+    }
+
+    /// [`PieceTable::with_layout`] with `room` buckets and `mid_room` 16..=31-byte slots
+    /// reserved.
+    fn sized(n: usize, limit: usize, narrow: bool, room: usize, mid_room: usize) -> Self {
         let mut buckets = 4usize;
         while n * 4 > buckets * 2 * 3 {
             buckets *= 2;
         }
         Self {
-            buckets: buckets_like(buckets, &[], 0),
+            buckets: buckets_like(buckets, &[], room),
             shift: 64 - buckets.trailing_zeros(),
             len: 0,
             limit,
             arena: Vec::new(),
-            mid: MidTable::new(),
+            mid: MidTable::with_room(mid_room),
             long: FxHashMap::default(),
             long_bytes: 0,
             seeded: false,
@@ -916,7 +907,7 @@ impl PieceTable {
     }
 
     /// Rehash into `size` buckets (a power of two, larger than now): in place when the
-    /// buckets' reserved room holds `size` ([`PieceTable::copy_for`]), else into a new
+    /// buckets' reserved room holds `size` ([`PieceTable::with_room`]), else into a new
     /// allocation.
     #[cold]
     fn grow_to(&mut self, size: usize) {
@@ -980,27 +971,99 @@ impl PieceTable {
         false
     }
 
-    /// A copy of this table whose limit is `limit`, with room reserved (not touched) for the
-    /// buckets that limit allows, up to [`ROOM_BUCKETS`], and for the 16..=31-byte slots its
-    /// bound allows, up to [`ROOM_MID_SLOTS`]: their growth doubles in place
-    /// ([`PieceTable::grow_to`]).
-    pub fn copy_for(&self, limit: usize) -> PieceTable {
-        let mut room = self.buckets.len();
+    /// [`PieceTable::with_layout`] with room reserved (not touched) for the buckets `limit`
+    /// allows, up to [`ROOM_BUCKETS`], and for the 16..=31-byte slots its bound allows, up to
+    /// [`ROOM_MID_SLOTS`]: their growth then doubles in place ([`PieceTable::grow_to`]) and
+    /// touches only the new half. Reserved room is address space, not memory, until used.
+    pub fn with_room(n: usize, limit: usize, narrow: bool) -> PieceTable {
+        let mut room = 4;
         while limit.saturating_mul(4) > room * 2 * 3 && room < ROOM_BUCKETS {
             room *= 2;
         }
         // the 16..=31-byte table up to the size its bound allows (see `insert_long`)
-        let mut mid_room = self.mid.slots.len();
+        let mut mid_room = 16;
         while 2 * mid_room * std::mem::size_of::<MidEntry>() <= limit.saturating_mul(16)
             && mid_room < ROOM_MID_SLOTS
         {
             mid_room *= 2;
         }
-        let mut t = self.copy_with_room(room, mid_room);
+        Self::sized(n, limit, narrow, room, mid_room)
+    }
+}
+
+/// What every lent table starts with: the encoding of every short token, as a list (key and
+/// ids, in the order they are inserted) rather than a table, so that a lent table is built
+/// straight into its own buckets (reserved for its limit, sized past the growth its first
+/// misses would cause) instead of being a copy of a table kept only to be copied.
+pub struct Seed {
+    keys: Vec<u128>,
+    /// where each key's ids end in `ids` (they start where the previous key's end)
+    ends: Vec<usize>,
+    ids: Vec<u32>,
+    narrow: bool,
+}
+
+impl Seed {
+    /// An empty seed whose tables use the value layout `narrow` ([`PieceTable::with_layout`]).
+    pub fn new(narrow: bool) -> Self {
+        Self {
+            keys: Vec::new(),
+            ends: Vec::new(),
+            ids: Vec::new(),
+            narrow,
+        }
+    }
+
+    /// Room for `n` keys.
+    pub fn reserve(&mut self, n: usize) {
+        self.keys.reserve(n);
+        self.ends.reserve(n);
+    }
+
+    /// Add a short key (absent so far) and the ids it encodes to.
+    pub fn push(&mut self, key: u128, ids: &[u32]) {
+        debug_assert!(key != 0 && !ids.is_empty());
+        self.ids.extend_from_slice(ids);
+        self.keys.push(key);
+        self.ends.push(self.ids.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// A seeded table of limit `limit` (at least [`Seed::len`]) holding every key, inserted in
+    /// order (the table [`PieceTable::insert`] one at a time would give, growth aside), sized
+    /// so that its first [`SEED_SLACK`]-th more entries do not grow it, with room reserved as
+    /// [`PieceTable::with_room`].
+    fn table(&self, limit: usize) -> PieceTable {
+        let n = self.len();
+        let mut t = PieceTable::with_room(n + n / SEED_SLACK, limit, self.narrow);
+        // every key, whatever the arena's bound (as a copy of a table built without one)
+        t.limit = usize::MAX;
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        t.insert_many(
+            self.keys
+                .iter()
+                .zip(starts.zip(&self.ends))
+                .filter_map(|(&key, (s, &e))| Some((key, self.ids.get(s..e)?))),
+        );
+        debug_assert_eq!(t.len(), n);
         t.limit = limit;
+        t.seeded = true;
+        t.fresh = true;
         t
     }
 }
+
+/// A table built from a [`Seed`] of `n` keys is sized for `n + n / SEED_SLACK` entries: a seed
+/// just under the growth threshold (o200k's fills its table to 72 %) would otherwise grow at
+/// its first misses.
+const SEED_SLACK: usize = 16;
 
 /// What [`PieceCache::info`] reports, summed over the model's tables.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -1021,7 +1084,7 @@ pub struct CacheInfo {
 
 /// The tables of one model: a lazily built seed and a pool of tables lent to encoding calls.
 pub struct PieceCache {
-    seed: OnceLock<PieceTable>,
+    seed: OnceLock<Seed>,
     pool: Mutex<Vec<PieceTable>>,
     limit: AtomicUsize,
 }
@@ -1059,7 +1122,7 @@ impl PieceCache {
     pub fn info(&self) -> CacheInfo {
         let mut info = CacheInfo {
             limit: self.limit(),
-            seed: self.seed.get().map_or(0, |s| s.len),
+            seed: self.seed.get().map_or(0, Seed::len),
             ..CacheInfo::default()
         };
         if info.seed > info.limit {
@@ -1076,9 +1139,9 @@ impl PieceCache {
         info
     }
 
-    /// A table for one call: from the pool, else a copy of the seed (built once by `seed`, a
-    /// table of every short token's encoding). Give it back with [`PieceCache::give_back`].
-    pub fn lend(&self, seed: impl FnOnce() -> PieceTable) -> PieceTable {
+    /// A table for one call: from the pool, else a new table of the seed (built once by
+    /// `seed`: every short token's encoding). Give it back with [`PieceCache::give_back`].
+    pub fn lend(&self, seed: impl FnOnce() -> Seed) -> PieceTable {
         let limit = self.limit();
         if let Some(t) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
             if t.limit == limit {
@@ -1086,13 +1149,10 @@ impl PieceCache {
             }
         }
         let s = self.seed.get_or_init(seed);
-        if s.len <= limit {
-            let mut t = s.copy_for(limit);
-            t.seeded = true;
-            t.fresh = true;
-            t
+        if s.len() <= limit {
+            s.table(limit)
         } else {
-            PieceTable::with_capacity(limit.min(1 << 16), limit)
+            PieceTable::with_room(limit.min(1 << 16), limit, false)
         }
     }
 
@@ -1324,7 +1384,7 @@ mod tests {
         assert!(t.slots() >= 1000 * 4 / 3);
     }
 
-    /// Growth in place ([`PieceTable::copy_for`]'s room) keeps every entry reachable, from 4
+    /// Growth in place ([`PieceTable::with_room`]'s room) keeps every entry reachable, from 4
     /// buckets (where probes wrap around the end) through several doublings, and by more than
     /// a doubling at once (`absorb`); it leaves the same entries as growth into a new
     /// allocation, and the same in their home bucket but for the few placed last.
@@ -1341,9 +1401,8 @@ mod tests {
             let i = (hash(k) >> t.shift) as usize;
             t.buckets[i].0.iter().any(|e| e.key == k)
         };
-        let empty = PieceTable::with_capacity(0, 100_000);
-        let mut room = empty.copy_for(100_000);
-        let mut plain = empty.clone();
+        let mut room = PieceTable::with_room(0, 100_000, false);
+        let mut plain = PieceTable::with_capacity(0, 100_000);
         assert!(room.buckets.capacity() >= 1 << 16 && plain.buckets.capacity() < 16);
         for i in 0..20_000u32 {
             room.insert(key(i), &ids(i));
@@ -1375,7 +1434,7 @@ mod tests {
         let (a, b) = (home(&room), home(&plain));
         assert!(a.abs_diff(b) < 100, "{a} {b}");
         // more than a doubling at once
-        let mut big = PieceTable::with_capacity(0, 100_000).copy_for(100_000);
+        let mut big = PieceTable::with_room(0, 100_000, false);
         big.insert(pack(b"first"), &[1]);
         big.absorb(&room);
         assert_eq!(big.len(), 20_001);
@@ -1493,13 +1552,21 @@ mod tests {
     fn cache_lends_seeded_tables_and_respects_a_new_limit() {
         let c = PieceCache::default();
         let seed = || {
-            let mut s = PieceTable::with_capacity(2, usize::MAX);
-            s.insert(pack(b"ab"), &[7]);
-            s.insert(pack(b"cd"), &[8, 9]);
+            let mut s = Seed::new(false);
+            s.push(pack(b"ab"), &[7]);
+            s.push(pack(b"cd"), &[8, 9, 10, 11, 12]);
             s
         };
         let t = c.lend(seed);
         assert_eq!(t.len(), 2);
+        assert!(t.seeded() && t.fresh());
+        let ids = |t: &PieceTable, k| match t.get(k) {
+            Some(Found::Inline(c, v)) => v[..c as usize].to_vec(),
+            Some(Found::Arena(s)) => s.to_vec(),
+            None => Vec::new(),
+        };
+        assert_eq!(ids(&t, pack(b"ab")), [7]);
+        assert_eq!(ids(&t, pack(b"cd")), [8, 9, 10, 11, 12]);
         c.give_back(t);
         assert_eq!(c.info().tables, 1);
         c.set_limit(1);
