@@ -505,7 +505,7 @@ pub struct PieceTable {
     seeded: bool,
     /// values in the 16-bit layout ([`inline_value`]): up to seven ids below 2^16 inline
     narrow: bool,
-    /// has stored nothing since it was made (a copy of the seed, or empty)
+    /// has stored nothing since it was made (a table of the seed, or empty)
     fresh: bool,
 }
 
@@ -570,7 +570,7 @@ impl PieceTable {
         self.narrow
     }
 
-    /// Whether the table has stored nothing since it was made (a copy of the seed, or empty).
+    /// Whether the table has stored nothing since it was made (a table of the seed, or empty).
     pub fn fresh(&self) -> bool {
         self.fresh
     }
@@ -1043,7 +1043,7 @@ impl Seed {
     fn table(&self, limit: usize) -> PieceTable {
         let n = self.len();
         let mut t = PieceTable::with_room(n + n / SEED_SLACK, limit, self.narrow);
-        // every key, whatever the arena's bound (as a copy of a table built without one)
+        // every key, whatever the arena's bound (the seed is stored whole, as before the limit)
         t.limit = usize::MAX;
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         t.insert_many(
