@@ -1038,8 +1038,8 @@ impl Seed {
 
     /// A seeded table of limit `limit` (at least [`Seed::len`]) holding every key, inserted in
     /// order (the table [`PieceTable::insert`] one at a time would give, growth aside), sized
-    /// so that its first [`SEED_SLACK`]-th more entries do not grow it, with room reserved as
-    /// [`PieceTable::with_room`].
+    /// for `1 / SEED_SLACK` more entries than the seed's so that its first misses do not grow
+    /// it, with room reserved ([`PieceTable::with_room`]).
     fn table(&self, limit: usize) -> PieceTable {
         let n = self.len();
         let mut t = PieceTable::with_room(n + n / SEED_SLACK, limit, self.narrow);
