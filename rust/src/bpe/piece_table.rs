@@ -975,7 +975,7 @@ impl PieceTable {
     /// allows, up to [`ROOM_BUCKETS`], and for the 16..=31-byte slots its bound allows, up to
     /// [`ROOM_MID_SLOTS`]: their growth then doubles in place ([`PieceTable::grow_to`]) and
     /// touches only the new half. Reserved room is address space, not memory, until used.
-    pub fn with_room(n: usize, limit: usize, narrow: bool) -> PieceTable {
+    fn with_room(n: usize, limit: usize, narrow: bool) -> PieceTable {
         let mut room = 4;
         while limit.saturating_mul(4) > room * 2 * 3 && room < ROOM_BUCKETS {
             room *= 2;
