@@ -19,8 +19,8 @@
 
 use super::pairs::NONE;
 use super::piece_table::{
-    self, Found, PieceCache, PieceTable, INLINE, INLINE16, MAX_INLINE, MAX_KEY_LEN, MID_INLINE,
-    MID_KEY_LEN, NOT_SHORT,
+    self, Found, PieceCache, PieceTable, Seed, INLINE, INLINE16, MAX_INLINE, MAX_KEY_LEN,
+    MID_INLINE, MID_KEY_LEN, NOT_SHORT,
 };
 use super::Bpe;
 use crate::error::{Error, Result};
@@ -549,29 +549,30 @@ impl Bpe {
     }
 
     /// The encoding of every regular token of 1..=15 bytes, by the uncached path.
-    fn seed_table(&self) -> PieceTable {
+    fn seed_table(&self) -> Seed {
         let short = |(i, t): &(usize, &Vec<u8>)| {
             (1..=MAX_KEY_LEN).contains(&t.len()) && !self.is_special[*i]
         };
         let n = self.tokens.iter().enumerate().filter(short).count();
         // ids of 16 bits hold seven inline (gpt2's whitespace runs of 5..=7 ids stay on the
         // hot path); a larger id in a narrow table goes to the arena
-        let narrow = self.tokens.len() <= 1 << 16;
-        let mut table = PieceTable::with_layout(n, usize::MAX, narrow);
-        // every token's ids first (appended to one buffer), then the inserts with their
-        // buckets prefetched
-        let (mut ids, mut spans) = (Vec::new(), Vec::with_capacity(n));
-        for (_, t) in self.tokens.iter().enumerate().filter(short) {
-            let start = ids.len();
-            self.encode_piece(t, &mut ids);
-            spans.push((piece_table::pack(t), start, ids.len()));
+        let mut seed = Seed::new(self.tokens.len() <= 1 << 16);
+        seed.reserve(n);
+        let mut ids = Vec::new();
+        for (i, t) in self.tokens.iter().enumerate().filter(short) {
+            ids.clear();
+            if self.ignore_merges {
+                // a whole piece that is a token is that token (`encode_piece`), and a regular
+                // token's bytes name only its own id (`Bpe::build` refuses two ids for one
+                // text): no lookup by bytes
+                ids.push(i as u32);
+                debug_assert_eq!(self.id_of(t), Some(i as u32));
+            } else {
+                self.encode_piece(t, &mut ids);
+            }
+            seed.push(piece_table::pack(t), &ids);
         }
-        table.insert_many(
-            spans
-                .iter()
-                .filter_map(|&(key, s, e)| Some((key, ids.get(s..e)?))),
-        );
-        table
+        seed
     }
 
     /// Append the ids of one piece to `out` (uncached: see [`Bpe::piece_encoder`]).

@@ -255,9 +255,13 @@ struct MidTable {
 }
 
 impl MidTable {
-    fn new() -> Self {
+    /// An empty table of 16 slots with room reserved (not touched) for `room`, so that it
+    /// grows in place up to that size ([`MidTable::grow`]).
+    fn with_room(room: usize) -> Self {
+        let mut slots = Vec::with_capacity(room.max(16));
+        slots.resize(16, MidEntry::default());
         Self {
-            slots: vec![MidEntry::default(); 16],
+            slots,
             shift: 60,
             len: 0,
         }
@@ -295,17 +299,50 @@ impl MidTable {
 
     fn insert(&mut self, key: [u128; 2], val: [u32; 8]) {
         if (self.len + 1) * 2 > self.slots.len() {
-            let size = 2 * self.slots.len();
-            let old = std::mem::replace(&mut self.slots, vec![MidEntry::default(); size]);
-            self.shift -= 1;
+            self.grow();
+        }
+        self.place(MidEntry { key, val });
+        self.len += 1;
+    }
+
+    /// Double the slots. Within the reserved room in place, as [`PieceTable::grow_to`]'s
+    /// `grow_in_place` (the old slots copied into the new half and re-placed in order, each
+    /// below the slot it leaves; those whose probe would reach it placed last); else into a
+    /// new allocation.
+    #[cold]
+    fn grow(&mut self) {
+        let old = self.slots.len();
+        self.shift -= 1;
+        if 2 * old > self.slots.capacity() {
+            let old = std::mem::replace(&mut self.slots, vec![MidEntry::default(); 2 * old]);
             for e in old {
                 if e.key[1] != 0 {
                     self.place(e);
                 }
             }
+            return;
         }
-        self.place(MidEntry { key, val });
-        self.len += 1;
+        self.slots.extend_from_within(..);
+        self.slots[..old].fill(MidEntry::default());
+        let mut later = Vec::new();
+        for i in old..2 * old {
+            let e = std::mem::take(&mut self.slots[i]);
+            if e.key[1] == 0 {
+                continue;
+            }
+            let home = self.home(hash_mid(e.key));
+            match self
+                .slots
+                .get_mut(home..i)
+                .and_then(|s| s.iter_mut().find(|s| s.key[1] == 0))
+            {
+                Some(slot) => *slot = e,
+                None => later.push(e),
+            }
+        }
+        for e in later {
+            self.place(e);
+        }
     }
 
     fn place(&mut self, e: MidEntry) {
@@ -320,6 +357,14 @@ impl MidTable {
         }
     }
 }
+
+/// Most buckets [`PieceTable::with_room`] reserves room for: 2^19 buckets (32 MiB, the table
+/// of [`DEFAULT_LIMIT`] entries). Reserved room is address space, not memory, until used.
+const ROOM_BUCKETS: usize = 1 << 19;
+
+/// Most slots [`PieceTable::with_room`] reserves room for in the 16..=31-byte table: 2^17
+/// (8 MiB, the most [`DEFAULT_LIMIT`]'s bound lets it hold).
+const ROOM_MID_SLOTS: usize = 1 << 17;
 
 /// Entries [`PieceTable::absorb`] prefetches at once (an even number: two per bucket).
 const ABSORB_AHEAD: usize = 16;
@@ -404,8 +449,11 @@ pub enum Found<'a> {
 /// `n` empty buckets. A large table is backed by transparent huge pages where the system
 /// offers them on request (Linux `madvise`): with 4 KiB pages each probe of a 16 MiB table is
 /// also a TLB miss, which stalled the prefetches (measured: encode ~20 % slower on cl100k).
-fn buckets_like(n: usize, from: &[Bucket]) -> Vec<Bucket> {
-    let mut v: Vec<Bucket> = Vec::with_capacity(n);
+///
+/// `room` buckets (if more than `n`) are reserved, not touched: [`PieceTable::grow_to`] doubles
+/// within them in place, so a growth touches only the new half and copies nothing.
+fn buckets_like(n: usize, from: &[Bucket], room: usize) -> Vec<Bucket> {
+    let mut v: Vec<Bucket> = Vec::with_capacity(n.max(room));
     advise_huge_pages(&v);
     v.extend_from_slice(&from[..from.len().min(n)]);
     v.resize(n, Bucket::default());
@@ -457,14 +505,14 @@ pub struct PieceTable {
     seeded: bool,
     /// values in the 16-bit layout ([`inline_value`]): up to seven ids below 2^16 inline
     narrow: bool,
-    /// has stored nothing since it was made (a copy of the seed, or empty)
+    /// has stored nothing since it was made (a table of the seed, or empty)
     fresh: bool,
 }
 
 impl Clone for PieceTable {
     fn clone(&self) -> Self {
         Self {
-            buckets: buckets_like(self.buckets.len(), &self.buckets),
+            buckets: buckets_like(self.buckets.len(), &self.buckets, 0),
             shift: self.shift,
             len: self.len,
             limit: self.limit,
@@ -489,17 +537,23 @@ impl PieceTable {
     /// [`INLINE16`] ids below 2^16 inline (for vocabularies of at most 65,536 ids; a larger id
     /// still goes to the arena), else up to [`INLINE`] ids of 32 bits.
     pub fn with_layout(n: usize, limit: usize, narrow: bool) -> Self {
+        Self::sized(n, limit, narrow, 0, 0)
+    }
+
+    /// [`PieceTable::with_layout`] with `room` buckets and `mid_room` 16..=31-byte slots
+    /// reserved.
+    fn sized(n: usize, limit: usize, narrow: bool, room: usize, mid_room: usize) -> Self {
         let mut buckets = 4usize;
         while n * 4 > buckets * 2 * 3 {
             buckets *= 2;
         }
         Self {
-            buckets: buckets_like(buckets, &[]),
+            buckets: buckets_like(buckets, &[], room),
             shift: 64 - buckets.trailing_zeros(),
             len: 0,
             limit,
             arena: Vec::new(),
-            mid: MidTable::new(),
+            mid: MidTable::with_room(mid_room),
             long: FxHashMap::default(),
             long_bytes: 0,
             seeded: false,
@@ -516,7 +570,7 @@ impl PieceTable {
         self.narrow
     }
 
-    /// Whether the table has stored nothing since it was made (a copy of the seed, or empty).
+    /// Whether the table has stored nothing since it was made (a table of the seed, or empty).
     pub fn fresh(&self) -> bool {
         self.fresh
     }
@@ -852,10 +906,16 @@ impl PieceTable {
         }
     }
 
-    /// Rehash into `size` buckets (a power of two, larger than now).
+    /// Rehash into `size` buckets (a power of two, larger than now): in place when the
+    /// buckets' reserved room holds `size` ([`PieceTable::with_room`]), else into a new
+    /// allocation.
     #[cold]
     fn grow_to(&mut self, size: usize) {
-        let old = std::mem::replace(&mut self.buckets, buckets_like(size, &[]));
+        if size <= self.buckets.capacity() {
+            self.grow_in_place(size);
+            return;
+        }
+        let old = std::mem::replace(&mut self.buckets, buckets_like(size, &[], 0));
         self.shift = 64 - size.trailing_zeros();
         for b in old {
             for e in b.0 {
@@ -865,7 +925,145 @@ impl PieceTable {
             }
         }
     }
+
+    /// [`PieceTable::grow_to`] within the reserved room, keeping the order in which a fresh
+    /// table would take the entries (the old buckets in turn), so the same entries sit in their
+    /// home bucket as after a rehash into a new allocation. The old buckets are first copied
+    /// into the new half and cleared; then each copied bucket in turn gives its entries to the
+    /// first empty slot from their new home up, below that bucket: everything below it already
+    /// holds only re-placed entries (or none), everything from it up is still to be visited or
+    /// empty. The few entries whose probe would reach it (homes near the top, or probes that
+    /// wrap around) are re-placed last, by a plain insert into the finished table.
+    fn grow_in_place(&mut self, size: usize) {
+        debug_assert!(size.is_power_of_two() && size > self.buckets.len());
+        debug_assert!(size <= self.buckets.capacity());
+        let old = self.buckets.len();
+        self.buckets.extend_from_within(..);
+        self.buckets.resize(size, Bucket::default());
+        self.buckets[..old].fill(Bucket::default());
+        self.shift = 64 - size.trailing_zeros();
+        let mut later = Vec::new();
+        for i in old..2 * old {
+            for s in 0..2 {
+                let e = std::mem::take(&mut self.buckets[i].0[s]);
+                if e.key != 0 && !self.place_below(e, i) {
+                    later.push(e);
+                }
+            }
+        }
+        for e in later {
+            self.place(e);
+        }
+    }
+
+    /// Put `e` into the first empty slot from its home bucket up, below bucket `end` (not
+    /// wrapping around); false when there is none.
+    fn place_below(&mut self, e: Entry, end: usize) -> bool {
+        let home = (hash(e.key) >> self.shift) as usize;
+        for b in self.buckets.get_mut(home..end).into_iter().flatten() {
+            for slot in &mut b.0 {
+                if slot.key == 0 {
+                    *slot = e;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// [`PieceTable::with_layout`] with room reserved (not touched) for the buckets `limit`
+    /// allows, up to [`ROOM_BUCKETS`], and for the 16..=31-byte slots its bound allows, up to
+    /// [`ROOM_MID_SLOTS`]: their growth then doubles in place ([`PieceTable::grow_to`]) and
+    /// touches only the new half. Reserved room is address space, not memory, until used.
+    fn with_room(n: usize, limit: usize, narrow: bool) -> PieceTable {
+        let mut room = 4;
+        while limit.saturating_mul(4) > room * 2 * 3 && room < ROOM_BUCKETS {
+            room *= 2;
+        }
+        // the 16..=31-byte table up to the size its bound allows (see `insert_long`)
+        let mut mid_room = 16;
+        while 2 * mid_room * std::mem::size_of::<MidEntry>() <= limit.saturating_mul(16)
+            && mid_room < ROOM_MID_SLOTS
+        {
+            mid_room *= 2;
+        }
+        Self::sized(n, limit, narrow, room, mid_room)
+    }
 }
+
+/// What every lent table starts with: the encoding of every short token, as a list (key and
+/// ids, in the order they are inserted) rather than a table, so that a lent table is built
+/// straight into its own buckets (reserved for its limit, sized past the growth its first
+/// misses would cause) instead of being a copy of a table kept only to be copied.
+pub struct Seed {
+    keys: Vec<u128>,
+    /// where each key's ids end in `ids` (they start where the previous key's end)
+    ends: Vec<usize>,
+    ids: Vec<u32>,
+    narrow: bool,
+}
+
+impl Seed {
+    /// An empty seed whose tables use the value layout `narrow` ([`PieceTable::with_layout`]).
+    pub fn new(narrow: bool) -> Self {
+        Self {
+            keys: Vec::new(),
+            ends: Vec::new(),
+            ids: Vec::new(),
+            narrow,
+        }
+    }
+
+    /// Room for `n` keys.
+    pub fn reserve(&mut self, n: usize) {
+        self.keys.reserve(n);
+        self.ends.reserve(n);
+    }
+
+    /// Add a short key (absent so far) and the ids it encodes to.
+    pub fn push(&mut self, key: u128, ids: &[u32]) {
+        debug_assert!(key != 0 && !ids.is_empty());
+        self.ids.extend_from_slice(ids);
+        self.keys.push(key);
+        self.ends.push(self.ids.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// A seeded table of limit `limit` (at least [`Seed::len`]) holding every key, inserted in
+    /// order (the table [`PieceTable::insert`] one at a time would give, growth aside), sized
+    /// for `1 / SEED_SLACK` more entries than the seed's so that its first misses do not grow
+    /// it, with room reserved ([`PieceTable::with_room`]).
+    fn table(&self, limit: usize) -> PieceTable {
+        let n = self.len();
+        let mut t = PieceTable::with_room(n + n / SEED_SLACK, limit, self.narrow);
+        // every key, whatever the arena's bound (the seed is stored whole, as before the limit)
+        t.limit = usize::MAX;
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        t.insert_many(
+            self.keys
+                .iter()
+                .zip(starts.zip(&self.ends))
+                .filter_map(|(&key, (s, &e))| Some((key, self.ids.get(s..e)?))),
+        );
+        debug_assert_eq!(t.len(), n);
+        t.limit = limit;
+        t.seeded = true;
+        t.fresh = true;
+        t
+    }
+}
+
+/// A table built from a [`Seed`] of `n` keys is sized for `n + n / SEED_SLACK` entries: a seed
+/// just under the growth threshold (o200k's fills its table to 72 %) would otherwise grow at
+/// its first misses.
+const SEED_SLACK: usize = 16;
 
 /// What [`PieceCache::info`] reports, summed over the model's tables.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -886,7 +1084,7 @@ pub struct CacheInfo {
 
 /// The tables of one model: a lazily built seed and a pool of tables lent to encoding calls.
 pub struct PieceCache {
-    seed: OnceLock<PieceTable>,
+    seed: OnceLock<Seed>,
     pool: Mutex<Vec<PieceTable>>,
     limit: AtomicUsize,
 }
@@ -924,7 +1122,7 @@ impl PieceCache {
     pub fn info(&self) -> CacheInfo {
         let mut info = CacheInfo {
             limit: self.limit(),
-            seed: self.seed.get().map_or(0, |s| s.len),
+            seed: self.seed.get().map_or(0, Seed::len),
             ..CacheInfo::default()
         };
         if info.seed > info.limit {
@@ -941,9 +1139,9 @@ impl PieceCache {
         info
     }
 
-    /// A table for one call: from the pool, else a copy of the seed (built once by `seed`, a
-    /// table of every short token's encoding). Give it back with [`PieceCache::give_back`].
-    pub fn lend(&self, seed: impl FnOnce() -> PieceTable) -> PieceTable {
+    /// A table for one call: from the pool, else a new table of the seed (built once by
+    /// `seed`: every short token's encoding). Give it back with [`PieceCache::give_back`].
+    pub fn lend(&self, seed: impl FnOnce() -> Seed) -> PieceTable {
         let limit = self.limit();
         if let Some(t) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
             if t.limit == limit {
@@ -951,14 +1149,10 @@ impl PieceCache {
             }
         }
         let s = self.seed.get_or_init(seed);
-        if s.len <= limit {
-            let mut t = s.clone();
-            t.limit = limit;
-            t.seeded = true;
-            t.fresh = true;
-            t
+        if s.len() <= limit {
+            s.table(limit)
         } else {
-            PieceTable::with_capacity(limit.min(1 << 16), limit)
+            PieceTable::with_room(limit.min(1 << 16), limit, false)
         }
     }
 
@@ -1190,6 +1384,66 @@ mod tests {
         assert!(t.slots() >= 1000 * 4 / 3);
     }
 
+    /// Growth in place ([`PieceTable::with_room`]'s room) keeps every entry reachable, from 4
+    /// buckets (where probes wrap around the end) through several doublings, and by more than
+    /// a doubling at once (`absorb`); it leaves the same entries as growth into a new
+    /// allocation, and the same in their home bucket but for the few placed last.
+    #[test]
+    fn growth_in_place_keeps_every_entry() {
+        let ids = |i: u32| -> Vec<u32> { (0..i % 6 + 1).map(|j| i * 10 + j).collect() };
+        let key = |i: u32| pack(format!("g{i}").as_bytes());
+        let value = |t: &PieceTable, k: u128| match t.get(k) {
+            None => None,
+            Some(Found::Inline(c, v)) => Some(v[..c as usize].to_vec()),
+            Some(Found::Arena(s)) => Some(s.to_vec()),
+        };
+        let at_home = |t: &PieceTable, k: u128| {
+            let i = (hash(k) >> t.shift) as usize;
+            t.buckets[i].0.iter().any(|e| e.key == k)
+        };
+        let mut room = PieceTable::with_room(0, 100_000, false);
+        let mut plain = PieceTable::with_capacity(0, 100_000);
+        assert!(room.buckets.capacity() >= 1 << 16 && plain.buckets.capacity() < 16);
+        for i in 0..20_000u32 {
+            room.insert(key(i), &ids(i));
+            plain.insert(key(i), &ids(i));
+            if i.is_power_of_two() || i % 997 == 0 {
+                assert_eq!(room.buckets.len(), plain.buckets.len());
+                for j in 0..=i {
+                    assert_eq!(value(&room, key(j)), Some(ids(j)), "{i} {j}");
+                }
+            }
+        }
+        // pieces of 16..=31 bytes grow their table in place too
+        let pieces: Vec<Vec<u8>> = (0..5000usize)
+            .map(|i| {
+                format!("{i:05} is a piece of 16 to 31 bytes").into_bytes()[..16 + i % 16].to_vec()
+            })
+            .collect();
+        assert!(room.mid.slots.capacity() >= 1 << 14);
+        for (i, p) in pieces.iter().enumerate() {
+            assert!(room.get_long(p).is_none(), "{i}");
+            room.insert_long(p, &ids(i as u32));
+            plain.insert_long(p, &ids(i as u32));
+        }
+        assert_eq!(room.mid.slots.len(), plain.mid.slots.len());
+        for (i, p) in pieces.iter().enumerate() {
+            assert_eq!(room.get_long(p), Some(&ids(i as u32)[..]), "{i}");
+        }
+        let home = |t: &PieceTable| (0..20_000).filter(|&i| at_home(t, key(i))).count();
+        let (a, b) = (home(&room), home(&plain));
+        assert!(a.abs_diff(b) < 100, "{a} {b}");
+        // more than a doubling at once
+        let mut big = PieceTable::with_room(0, 100_000, false);
+        big.insert(pack(b"first"), &[1]);
+        big.absorb(&room);
+        assert_eq!(big.len(), 20_001);
+        for i in 0..20_000u32 {
+            assert_eq!(value(&big, key(i)), Some(ids(i)), "{i}");
+        }
+        assert_eq!(value(&big, pack(b"absent")), None);
+    }
+
     #[test]
     fn long_pieces_of_every_length_round_trip() {
         let mut t = PieceTable::with_capacity(0, 1000);
@@ -1298,13 +1552,21 @@ mod tests {
     fn cache_lends_seeded_tables_and_respects_a_new_limit() {
         let c = PieceCache::default();
         let seed = || {
-            let mut s = PieceTable::with_capacity(2, usize::MAX);
-            s.insert(pack(b"ab"), &[7]);
-            s.insert(pack(b"cd"), &[8, 9]);
+            let mut s = Seed::new(false);
+            s.push(pack(b"ab"), &[7]);
+            s.push(pack(b"cd"), &[8, 9, 10, 11, 12]);
             s
         };
         let t = c.lend(seed);
         assert_eq!(t.len(), 2);
+        assert!(t.seeded() && t.fresh());
+        let ids = |t: &PieceTable, k| match t.get(k) {
+            Some(Found::Inline(c, v)) => v[..c as usize].to_vec(),
+            Some(Found::Arena(s)) => s.to_vec(),
+            None => Vec::new(),
+        };
+        assert_eq!(ids(&t, pack(b"ab")), [7]);
+        assert_eq!(ids(&t, pack(b"cd")), [8, 9, 10, 11, 12]);
         c.give_back(t);
         assert_eq!(c.info().tables, 1);
         c.set_limit(1);
