@@ -32,9 +32,9 @@ struct Slot {
 }
 
 pub struct PairTable {
-    dense: Huge<u32>,
+    dense: Vec<u32>,
     /// packed slots (`l << 42 | r << 21 | prio`, [`EMPTY`] when free), when everything fits
-    packed: Huge<u64>,
+    packed: Vec<u64>,
     slots: Vec<Slot>,
     /// `64 - log2(slots.len())`
     shift: u32,
@@ -63,12 +63,12 @@ impl PairTable {
     /// priority of every pair is its result id (rank models), so no result table is kept.
     pub fn new(pairs: &[(u32, u32, u32, u32)], prio_is_result: bool) -> Self {
         let side = 1usize << DENSE_BITS;
-        let mut dense = Huge::new(side * side, NONE);
+        let mut dense = vec![NONE; side * side];
         let n = (pairs.len() * 2).next_power_of_two().max(16);
         let fits = pairs
             .iter()
             .all(|&(l, r, p, _)| ((l | r | p) as u64) < LANE_MASK);
-        let mut packed = Huge::new(if fits { n } else { 0 }, EMPTY);
+        let mut packed = if fits { vec![EMPTY; n] } else { Vec::new() };
         let mut slots = if fits {
             Vec::new()
         } else {
@@ -194,85 +194,6 @@ impl PairTable {
     }
 }
 
-/// An array of `len` elements whose first one sits on a 2 MiB boundary, backed by transparent
-/// huge pages where the system offers them on request (Linux `madvise`), as the piece table's
-/// buckets are: the merge loop's probes land anywhere in the 4 MiB grid and the 4-8 MiB slot
-/// array, and with 4 KiB pages nearly each one is also a TLB miss. The buffer is over-allocated
-/// by up to 2 MiB to place the start; the part before it is never touched (`MaybeUninit`).
-struct Huge<T> {
-    buf: Vec<std::mem::MaybeUninit<T>>,
-    off: usize,
-    len: usize,
-}
-
-impl<T: Copy> Huge<T> {
-    /// Arrays smaller than this stay in ordinary pages.
-    const MIN_BYTES: usize = 2 * HUGE_PAGE;
-
-    fn new(len: usize, fill: T) -> Self {
-        let size = std::mem::size_of::<T>().max(1);
-        let huge = cfg!(target_os = "linux") && len * size >= Self::MIN_BYTES;
-        let pad = if huge { HUGE_PAGE / size } else { 0 };
-        let mut buf: Vec<std::mem::MaybeUninit<T>> = Vec::with_capacity(len + pad);
-        let start = buf.as_ptr() as usize;
-        let off = if huge {
-            (start.next_multiple_of(HUGE_PAGE) - start) / size
-        } else {
-            0
-        };
-        debug_assert!(off <= pad && (!huge || (start + off * size) % HUGE_PAGE == 0));
-        advise_huge_pages(start + off * size, len * size);
-        // SAFETY: `MaybeUninit` needs no initialisation; the capacity is `len + pad >= off + len`.
-        unsafe { buf.set_len(off + len) };
-        for x in &mut buf[off..] {
-            x.write(fill);
-        }
-        Self { buf, off, len }
-    }
-}
-
-impl<T> std::ops::Deref for Huge<T> {
-    type Target = [T];
-    #[inline(always)]
-    fn deref(&self) -> &[T] {
-        let part = &self.buf[self.off..self.off + self.len];
-        // SAFETY: `buf[off..off + len]` was written in `new` and `MaybeUninit<T>` has `T`'s layout.
-        unsafe { std::slice::from_raw_parts(part.as_ptr().cast(), part.len()) }
-    }
-}
-
-impl<T> std::ops::DerefMut for Huge<T> {
-    #[inline(always)]
-    fn deref_mut(&mut self) -> &mut [T] {
-        let part = &mut self.buf[self.off..self.off + self.len];
-        // SAFETY: as in `deref`.
-        unsafe { std::slice::from_raw_parts_mut(part.as_mut_ptr().cast(), part.len()) }
-    }
-}
-
-const HUGE_PAGE: usize = 2 << 20;
-
-/// Ask for huge pages for the whole 2 MiB pages of `[start, start + bytes)` (not yet touched).
-#[cfg(target_os = "linux")]
-fn advise_huge_pages(start: usize, bytes: usize) {
-    let first = start.next_multiple_of(HUGE_PAGE);
-    let last = (start + bytes) / HUGE_PAGE * HUGE_PAGE;
-    if last > first {
-        // SAFETY: madvise only advises the kernel about pages of this allocation (owned, not
-        // yet touched); it changes no memory contents and its failure is harmless.
-        unsafe {
-            libc::madvise(
-                first as *mut libc::c_void,
-                last - first,
-                libc::MADV_HUGEPAGE,
-            );
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_: usize, _: usize) {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,10 +217,6 @@ mod tests {
             assert_eq!(t.prio(7, 90_000), NONE);
             assert_eq!(t.prio(7, 5_000_000), NONE);
             assert!(!t.packed.is_empty());
-            // the grid starts on a huge-page boundary where huge pages are asked for
-            if cfg!(target_os = "linux") {
-                assert_eq!(t.dense.as_ptr() as usize % HUGE_PAGE, 0);
-            }
         }
         // ids beyond 21 bits: the wide slots
         let wide = PairTable::new(
