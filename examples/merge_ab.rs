@@ -62,11 +62,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for p in pieces {
                 out.clear();
                 bpe.encode_piece(p, &mut out);
-                sum = out
-                    .iter()
-                    .fold(sum.wrapping_mul(31), |a, &i| {
-                        a.wrapping_mul(1_000_003).wrapping_add(u64::from(i))
-                    });
+                sum = out.iter().fold(sum.wrapping_mul(31), |a, &i| {
+                    a.wrapping_mul(1_000_003).wrapping_add(u64::from(i))
+                });
             }
             best[k] = best[k].min(cpu() - t);
         }

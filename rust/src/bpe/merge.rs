@@ -330,11 +330,9 @@ fn sift_down(v: &mut [u64], mut i: usize) {
         if c >= n {
             break;
         }
-        let c = if c + 1 < n && v[c + 1] < v[c] {
-            c + 1
-        } else {
-            c
-        };
+        // the smaller child without a branch (which one is a coin toss)
+        let right = v.get(c + 1).copied().unwrap_or(u64::MAX);
+        let c = c + usize::from(right < v[c]);
         if x <= v[c] {
             break;
         }
