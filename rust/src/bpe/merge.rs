@@ -584,6 +584,21 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_heap_appends_nothing_and_the_next_call_is_whole() {
+        let [bpe, _] = models(b"ab", 400, 9);
+        let piece = "ab".repeat(100_000);
+        let cancel = crate::cancel::Cancel::new();
+        cancel.set();
+        let mut out = vec![7];
+        crate::cancel::scope(&cancel, || bpe.merge_heap(piece.as_bytes(), &mut out));
+        assert_eq!(out, [7]);
+        // the thread's scratch is left usable
+        out.clear();
+        bpe.merge_heap(piece.as_bytes(), &mut out);
+        assert_eq!(bpe.decode_bytes(&out).unwrap(), piece.as_bytes());
+    }
+
+    #[test]
     fn min_heap_pops_in_order() {
         let mut rng = Rng(42);
         let v: Vec<u64> = (0..1000).map(|_| rng.next() % 500).collect();
