@@ -212,9 +212,14 @@ impl<T: Tables> PieceEncoder<'_, T> {
     #[cold]
     #[inline(never)]
     fn miss(&mut self, key: u128, piece: &[u8], out: &mut Vec<u32>) {
-        if self.t.find(key, out) {
-            return;
+        if !self.t.find(key, out) {
+            self.merge_and_store(key, piece, out);
         }
+    }
+
+    /// Merge a short piece no table has, append its ids and store them.
+    #[inline(always)]
+    fn merge_and_store(&mut self, key: u128, piece: &[u8], out: &mut Vec<u32>) {
         let at = out.len();
         if self.t.main().seeded() && piece.len() > 1 {
             // every short token is in the seed: this piece is not one, merge it
@@ -372,8 +377,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
             // count lanes, all within the reserved `LANES * (n - i)`).
             unsafe { out.set_len(len + w) };
             if i < n {
-                let (s, e) = c.spans[i];
-                self.emit_slow(bytes, s, e, c.keys[i], c.mids[i], c.hashes[i], home, out);
+                self.emit_slow(bytes, c, i, home, out);
                 i += 1;
             }
         }
@@ -384,18 +388,9 @@ impl<T: Tables> PieceEncoder<'_, T> {
     /// key if it has 16..=31 bytes; `home` the arena lanes of its home-bucket entry when that
     /// holds its ids in the arena ([`PieceTable::arena_ids`]), else 0.
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
-    fn emit_slow(
-        &mut self,
-        bytes: &[u8],
-        s: usize,
-        e: usize,
-        key: u128,
-        mid: [u128; 2],
-        h: u64,
-        home: u64,
-        out: &mut Vec<u32>,
-    ) {
+    fn emit_slow(&mut self, bytes: &[u8], c: &Chunk, i: usize, home: u64, out: &mut Vec<u32>) {
+        let (s, e) = c.spans[i];
+        let (key, h) = (c.keys[i], c.hashes[i]);
         if home != 0 {
             // found in its home bucket: no second probe
             if let Some(ids) = self.t.main().arena_ids(home) {
@@ -406,7 +401,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
         if key == NOT_SHORT {
             if e - s <= MID_KEY_LEN {
                 // its slot, then the general path
-                if let Some(v) = self.t.main().get_mid_home(mid, h) {
+                if let Some(v) = self.t.main().get_mid_home(c.mids[i], h) {
                     if let Some(ids) = v.get(1..=v[0] as usize) {
                         out.extend_from_slice(ids);
                         return;
@@ -418,9 +413,51 @@ impl<T: Tables> PieceEncoder<'_, T> {
         }
         match self.t.main().get_hashed(key, h) {
             Some(found) => push_found(found, out),
-            None => self.miss(key, &bytes[s..e], out),
+            None => self.miss_in_chunk(bytes, c, i, out),
         }
     }
+
+    /// [`PieceEncoder::miss`] for the short piece `i` of a chunk: when a later piece of the
+    /// chunk is a short miss too, the two are merged together ([`Bpe::merge_short_pair`]: their
+    /// chains of pair loads overlap) and both stored, so the later one is a hit when the emit
+    /// loop reaches it.
+    #[cold]
+    #[inline(never)]
+    fn miss_in_chunk(&mut self, bytes: &[u8], c: &Chunk, i: usize, out: &mut Vec<u32>) {
+        let key = c.keys[i];
+        let (s, e) = c.spans[i];
+        let piece = &bytes[s..e];
+        if self.t.find(key, out) {
+            return;
+        }
+        let later = if self.t.main().seeded() && piece.len() > 1 {
+            next_miss(self.t.main(), c, i)
+        } else {
+            None
+        };
+        let Some(j) = later else {
+            self.merge_and_store(key, piece, out);
+            return;
+        };
+        let (sj, ej) = c.spans[j];
+        let at = out.len();
+        let split = self.bpe.merge_short_pair(piece, &bytes[sj..ej], out);
+        self.t.store(key, &out[at..split]);
+        self.t.store(c.keys[j], &out[split..]);
+        out.truncate(split);
+    }
+}
+
+/// The first piece after `i` in `c` that is short, of two bytes or more, not piece `i`'s key,
+/// and absent from `main`: a miss the emit loop will meet later in the chunk.
+#[inline]
+fn next_miss(main: &PieceTable, c: &Chunk, i: usize) -> Option<usize> {
+    let key = c.keys[i];
+    (i + 1..c.n.min(CHUNK)).find(|&j| {
+        let (s, e) = c.spans[j];
+        let k = c.keys[j];
+        k != NOT_SHORT && k != key && e - s > 1 && main.get_hashed(k, c.hashes[j]).is_none()
+    })
 }
 
 /// Ids of `text` with the specials `m` matches as their ids.
