@@ -170,11 +170,11 @@ impl<const CAP: usize> List<CAP> {
         let n = self.n;
         let mut best = NONE;
         let mut at = 0;
+        // which pair is lowest is a coin toss: selects, not branches
         for (i, &r) in self.rank[..n - 1].iter().enumerate() {
-            if r < best {
-                best = r;
-                at = i;
-            }
+            let lower = r < best;
+            best = std::hint::select_unpredictable(lower, r, best);
+            at = std::hint::select_unpredictable(lower, i, at);
         }
         if best == NONE {
             return None;
