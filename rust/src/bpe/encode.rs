@@ -338,6 +338,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
     fn emit_in<const NARROW: bool>(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
         let inline = if NARROW { INLINE16 } else { INLINE } as u32;
         let n = c.n.min(CHUNK);
+        let mut pending = None;
         let mut i = 0;
         while i < n {
             out.reserve(LANES * (n - i));
@@ -377,9 +378,12 @@ impl<T: Tables> PieceEncoder<'_, T> {
             // count lanes, all within the reserved `LANES * (n - i)`).
             unsafe { out.set_len(len + w) };
             if i < n {
-                self.emit_slow(bytes, c, i, home, out);
+                self.emit_slow(bytes, c, i, home, &mut pending, out);
                 i += 1;
             }
+        }
+        if let Some(p) = pending {
+            self.merge_pending(bytes, c, p, out);
         }
     }
 
@@ -388,7 +392,15 @@ impl<T: Tables> PieceEncoder<'_, T> {
     /// key if it has 16..=31 bytes; `home` the arena lanes of its home-bucket entry when that
     /// holds its ids in the arena ([`PieceTable::arena_ids`]), else 0.
     #[inline(never)]
-    fn emit_slow(&mut self, bytes: &[u8], c: &Chunk, i: usize, home: u64, out: &mut Vec<u32>) {
+    fn emit_slow(
+        &mut self,
+        bytes: &[u8],
+        c: &Chunk,
+        i: usize,
+        home: u64,
+        pending: &mut Option<Pending>,
+        out: &mut Vec<u32>,
+    ) {
         let (s, e) = c.spans[i];
         let (key, h) = (c.keys[i], c.hashes[i]);
         if home != 0 {
@@ -413,51 +425,82 @@ impl<T: Tables> PieceEncoder<'_, T> {
         }
         match self.t.main().get_hashed(key, h) {
             Some(found) => push_found(found, out),
-            None => self.miss_in_chunk(bytes, c, i, out),
+            None => self.miss_in_chunk(bytes, c, i, pending, out),
         }
     }
 
-    /// [`PieceEncoder::miss`] for the short piece `i` of a chunk: when a later piece of the
-    /// chunk is a short miss too, the two are merged together ([`Bpe::merge_short_pair`]: their
-    /// chains of pair loads overlap) and both stored, so the later one is a hit when the emit
-    /// loop reaches it.
+    /// [`PieceEncoder::miss`] for the short piece `i` of a chunk, merged in pairs: the first
+    /// such miss of a chunk is left `pending` (its ids are not appended yet); the next one is
+    /// merged together with it ([`Bpe::merge_short_pair`]: the two pieces' chains of pair
+    /// loads overlap), both are stored, and the first one's ids are rotated into their place
+    /// in `out`. A miss left pending at the chunk's end is merged alone
+    /// ([`PieceEncoder::merge_pending`]).
     #[cold]
     #[inline(never)]
-    fn miss_in_chunk(&mut self, bytes: &[u8], c: &Chunk, i: usize, out: &mut Vec<u32>) {
+    fn miss_in_chunk(
+        &mut self,
+        bytes: &[u8],
+        c: &Chunk,
+        i: usize,
+        pending: &mut Option<Pending>,
+        out: &mut Vec<u32>,
+    ) {
         let key = c.keys[i];
         let (s, e) = c.spans[i];
         let piece = &bytes[s..e];
         if self.t.find(key, out) {
             return;
         }
-        let later = if self.t.main().seeded() && piece.len() > 1 {
-            next_miss(self.t.main(), c, i)
-        } else {
-            None
-        };
-        let Some(j) = later else {
+        if !(self.t.main().seeded() && piece.len() > 1) {
             self.merge_and_store(key, piece, out);
             return;
+        }
+        let Some(p) = pending.take() else {
+            *pending = Some(Pending { i, at: out.len() });
+            return;
         };
-        let (sj, ej) = c.spans[j];
-        let at = out.len();
-        let split = self.bpe.merge_short_pair(piece, &bytes[sj..ej], out);
-        self.t.store(key, &out[at..split]);
-        self.t.store(c.keys[j], &out[split..]);
-        out.truncate(split);
+        if c.keys[p.i] == key {
+            // the same piece again: merged once, its ids copied
+            let ids = self.merge_pending(bytes, c, p, out);
+            out.extend_from_within(ids);
+            return;
+        }
+        let (ps, pe) = c.spans[p.i];
+        let end = out.len();
+        let split = self.bpe.merge_short_pair(&bytes[ps..pe], piece, out);
+        self.t.store(c.keys[p.i], &out[end..split]);
+        self.t.store(key, &out[split..]);
+        // the pending piece's ids go before those of the pieces emitted since
+        out[p.at..split].rotate_right(split - end);
+    }
+
+    /// Merge the pending miss `p` of chunk `c` alone, store its ids and put them at `p.at` in
+    /// `out`; returns where they are.
+    #[cold]
+    #[inline(never)]
+    fn merge_pending(
+        &mut self,
+        bytes: &[u8],
+        c: &Chunk,
+        p: Pending,
+        out: &mut Vec<u32>,
+    ) -> std::ops::Range<usize> {
+        let (s, e) = c.spans[p.i];
+        let end = out.len();
+        self.bpe.merge_linear(&bytes[s..e], out);
+        let k = out.len() - end;
+        self.t.store(c.keys[p.i], &out[end..]);
+        out[p.at..].rotate_right(k);
+        p.at..p.at + k
     }
 }
 
-/// The first piece after `i` in `c` that is short, of two bytes or more, not piece `i`'s key,
-/// and absent from `main`: a miss the emit loop will meet later in the chunk.
-#[inline]
-fn next_miss(main: &PieceTable, c: &Chunk, i: usize) -> Option<usize> {
-    let key = c.keys[i];
-    (i + 1..c.n.min(CHUNK)).find(|&j| {
-        let (s, e) = c.spans[j];
-        let k = c.keys[j];
-        k != NOT_SHORT && k != key && e - s > 1 && main.get_hashed(k, c.hashes[j]).is_none()
-    })
+/// A short miss of a chunk waiting for a second one to be merged with
+/// ([`PieceEncoder::miss_in_chunk`]): its index in the chunk and where its ids go in `out`.
+#[derive(Clone, Copy)]
+struct Pending {
+    i: usize,
+    at: usize,
 }
 
 /// Ids of `text` with the specials `m` matches as their ids.
