@@ -212,14 +212,9 @@ impl<T: Tables> PieceEncoder<'_, T> {
     #[cold]
     #[inline(never)]
     fn miss(&mut self, key: u128, piece: &[u8], out: &mut Vec<u32>) {
-        if !self.t.find(key, out) {
-            self.merge_and_store(key, piece, out);
+        if self.t.find(key, out) {
+            return;
         }
-    }
-
-    /// Merge a short piece no table has, append its ids and store them.
-    #[inline(always)]
-    fn merge_and_store(&mut self, key: u128, piece: &[u8], out: &mut Vec<u32>) {
         let at = out.len();
         if self.t.main().seeded() && piece.len() > 1 {
             // every short token is in the seed: this piece is not one, merge it
@@ -338,7 +333,6 @@ impl<T: Tables> PieceEncoder<'_, T> {
     fn emit_in<const NARROW: bool>(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
         let inline = if NARROW { INLINE16 } else { INLINE } as u32;
         let n = c.n.min(CHUNK);
-        let mut pending = None;
         let mut i = 0;
         while i < n {
             out.reserve(LANES * (n - i));
@@ -378,12 +372,10 @@ impl<T: Tables> PieceEncoder<'_, T> {
             // count lanes, all within the reserved `LANES * (n - i)`).
             unsafe { out.set_len(len + w) };
             if i < n {
-                self.emit_slow(bytes, c, i, home, &mut pending, out);
+                let (s, e) = c.spans[i];
+                self.emit_slow(bytes, s, e, c.keys[i], c.mids[i], c.hashes[i], home, out);
                 i += 1;
             }
-        }
-        if let Some(p) = pending {
-            self.merge_pending(bytes, c, p, out);
         }
     }
 
@@ -392,17 +384,18 @@ impl<T: Tables> PieceEncoder<'_, T> {
     /// key if it has 16..=31 bytes; `home` the arena lanes of its home-bucket entry when that
     /// holds its ids in the arena ([`PieceTable::arena_ids`]), else 0.
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn emit_slow(
         &mut self,
         bytes: &[u8],
-        c: &Chunk,
-        i: usize,
+        s: usize,
+        e: usize,
+        key: u128,
+        mid: [u128; 2],
+        h: u64,
         home: u64,
-        pending: &mut Option<Pending>,
         out: &mut Vec<u32>,
     ) {
-        let (s, e) = c.spans[i];
-        let (key, h) = (c.keys[i], c.hashes[i]);
         if home != 0 {
             // found in its home bucket: no second probe
             if let Some(ids) = self.t.main().arena_ids(home) {
@@ -413,7 +406,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
         if key == NOT_SHORT {
             if e - s <= MID_KEY_LEN {
                 // its slot, then the general path
-                if let Some(v) = self.t.main().get_mid_home(c.mids[i], h) {
+                if let Some(v) = self.t.main().get_mid_home(mid, h) {
                     if let Some(ids) = v.get(1..=v[0] as usize) {
                         out.extend_from_slice(ids);
                         return;
@@ -425,82 +418,9 @@ impl<T: Tables> PieceEncoder<'_, T> {
         }
         match self.t.main().get_hashed(key, h) {
             Some(found) => push_found(found, out),
-            None => self.miss_in_chunk(bytes, c, i, pending, out),
+            None => self.miss(key, &bytes[s..e], out),
         }
     }
-
-    /// [`PieceEncoder::miss`] for the short piece `i` of a chunk, merged in pairs: the first
-    /// such miss of a chunk is left `pending` (its ids are not appended yet); the next one is
-    /// merged together with it ([`Bpe::merge_short_pair`]: the two pieces' chains of pair
-    /// loads overlap), both are stored, and the first one's ids are rotated into their place
-    /// in `out`. A miss left pending at the chunk's end is merged alone
-    /// ([`PieceEncoder::merge_pending`]).
-    #[cold]
-    #[inline(never)]
-    fn miss_in_chunk(
-        &mut self,
-        bytes: &[u8],
-        c: &Chunk,
-        i: usize,
-        pending: &mut Option<Pending>,
-        out: &mut Vec<u32>,
-    ) {
-        let key = c.keys[i];
-        let (s, e) = c.spans[i];
-        let piece = &bytes[s..e];
-        if self.t.find(key, out) {
-            return;
-        }
-        if !(self.t.main().seeded() && piece.len() > 1) {
-            self.merge_and_store(key, piece, out);
-            return;
-        }
-        let Some(p) = pending.take() else {
-            *pending = Some(Pending { i, at: out.len() });
-            return;
-        };
-        if c.keys[p.i] == key {
-            // the same piece again: merged once, its ids copied
-            let ids = self.merge_pending(bytes, c, p, out);
-            out.extend_from_within(ids);
-            return;
-        }
-        let (ps, pe) = c.spans[p.i];
-        let end = out.len();
-        let split = self.bpe.merge_short_pair(&bytes[ps..pe], piece, out);
-        self.t.store(c.keys[p.i], &out[end..split]);
-        self.t.store(key, &out[split..]);
-        // the pending piece's ids go before those of the pieces emitted since
-        out[p.at..split].rotate_right(split - end);
-    }
-
-    /// Merge the pending miss `p` of chunk `c` alone, store its ids and put them at `p.at` in
-    /// `out`; returns where they are.
-    #[cold]
-    #[inline(never)]
-    fn merge_pending(
-        &mut self,
-        bytes: &[u8],
-        c: &Chunk,
-        p: Pending,
-        out: &mut Vec<u32>,
-    ) -> std::ops::Range<usize> {
-        let (s, e) = c.spans[p.i];
-        let end = out.len();
-        self.bpe.merge_linear(&bytes[s..e], out);
-        let k = out.len() - end;
-        self.t.store(c.keys[p.i], &out[end..]);
-        out[p.at..].rotate_right(k);
-        p.at..p.at + k
-    }
-}
-
-/// A short miss of a chunk waiting for a second one to be merged with
-/// ([`PieceEncoder::miss_in_chunk`]): its index in the chunk and where its ids go in `out`.
-#[derive(Clone, Copy)]
-struct Pending {
-    i: usize,
-    at: usize,
 }
 
 /// Ids of `text` with the specials `m` matches as their ids.

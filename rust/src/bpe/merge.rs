@@ -79,14 +79,6 @@ impl Bpe {
         }
     }
 
-    /// [`Bpe::merge_linear`] of two pieces of 1..=15 bytes at once, their merges interleaved
-    /// (`merge_list_pair`): appends `a`'s ids, then `b`'s, to `out`, and returns the length
-    /// of `out` between the two.
-    pub(super) fn merge_short_pair(&self, a: &[u8], b: &[u8], out: &mut Vec<u32>) -> usize {
-        debug_assert!((1..SHORT_CAP).contains(&a.len()) && (1..SHORT_CAP).contains(&b.len()));
-        merge_list_pair::<SHORT_CAP>(&self.pairs, &self.byte_ids, [a, b], out)
-    }
-
     /// The merge loop for a piece of any length (a heap); stops early, appending nothing, when
     /// the thread's [`crate::cancel`] handle is set.
     pub(super) fn merge_heap(&self, piece: &[u8], out: &mut Vec<u32>) {
@@ -112,120 +104,8 @@ impl Bpe {
     }
 }
 
-/// One piece in the scan over a linked list of at most `CAP` (< 256) nodes: `next[i]` is the
-/// next live position (`n` past the end), `prev[i]` the one before (`u8::MAX` before the
-/// start), `rank[i]` the priority of the pair at live position `i`.
-struct List<const CAP: usize> {
-    n: usize,
-    sym: [u32; CAP],
-    rank: [u32; CAP],
-    next: [u8; CAP],
-    prev: [u8; CAP],
-}
-
-/// A merge [`List::choose`] picked: the pair at `at` becomes `merged`.
-#[derive(Clone, Copy)]
-struct Step {
-    at: usize,
-    merged: u32,
-}
-
-impl<const CAP: usize> List<CAP> {
-    /// The piece's byte tokens, their pairs' loads requested (not read).
-    #[inline(always)]
-    fn new(pairs: &PairTable, byte_ids: &[u32; 256], piece: &[u8]) -> Self {
-        let n = piece.len();
-        debug_assert!((1..=CAP).contains(&n) && CAP < u8::MAX as usize);
-        let mut l = List {
-            n,
-            sym: [0; CAP],
-            rank: [NONE; CAP],
-            next: [0; CAP],
-            prev: [0; CAP],
-        };
-        for (i, (s, &b)) in l.sym.iter_mut().zip(piece).enumerate() {
-            *s = byte_ids[b as usize];
-            l.next[i] = (i + 1) as u8;
-            l.prev[i] = (i as u8).wrapping_sub(1);
-        }
-        // the first probes are independent: issue all their loads, then read them
-        for w in l.sym[..n].windows(2) {
-            pairs.prefetch(w[0], w[1]);
-        }
-        l
-    }
-
-    /// Read the first pairs' priorities (after [`List::new`]).
-    #[inline(always)]
-    fn read_pairs(&mut self, pairs: &PairTable) {
-        for i in 0..self.n - 1 {
-            self.rank[i] = pairs.prio(self.sym[i], self.sym[i + 1]);
-        }
-    }
-
-    /// The next merge (lowest priority, leftmost), with the loads of the two pairs it creates
-    /// requested; `None` when no pair merges.
-    #[inline(always)]
-    fn choose(&self, pairs: &PairTable) -> Option<Step> {
-        let n = self.n;
-        let mut best = NONE;
-        let mut at = 0;
-        // which pair is lowest is a coin toss: selects, not branches
-        for (i, &r) in self.rank[..n - 1].iter().enumerate() {
-            let lower = r < best;
-            best = std::hint::select_unpredictable(lower, r, best);
-            at = std::hint::select_unpredictable(lower, i, at);
-        }
-        if best == NONE {
-            return None;
-        }
-        let merged = pairs.result(best);
-        let right = self.next[self.next[at] as usize] as usize;
-        let left = self.prev[at] as usize;
-        // both refreshed pairs are known now: start their loads before the surgery
-        if right < n {
-            pairs.prefetch(merged, self.sym[right]);
-        }
-        if left < n {
-            pairs.prefetch(self.sym[left], merged);
-        }
-        Some(Step { at, merged })
-    }
-
-    /// Apply a merge [`List::choose`] picked: unlink the right node, read the two new pairs.
-    #[inline(always)]
-    fn apply(&mut self, pairs: &PairTable, step: Step) {
-        let Step { at, merged } = step;
-        let n = self.n;
-        let dead = self.next[at] as usize;
-        let right = self.next[dead] as usize;
-        let left = self.prev[at] as usize;
-        self.sym[at] = merged;
-        self.next[at] = right as u8;
-        self.rank[dead] = NONE;
-        self.rank[at] = if right < n {
-            self.prev[right] = at as u8;
-            pairs.prio(merged, self.sym[right])
-        } else {
-            NONE
-        };
-        if left < n {
-            self.rank[left] = pairs.prio(self.sym[left], merged);
-        }
-    }
-
-    /// Append the live tokens in order.
-    #[inline(always)]
-    fn emit(&self, out: &mut Vec<u32>) {
-        let mut i = 0;
-        while i < self.n {
-            out.push(self.sym[i]);
-            i = self.next[i] as usize;
-        }
-    }
-}
-
-/// The scan over one piece's [`List`].
+/// The scan over a linked list of at most `CAP` (< 256) nodes: `next[i]` is the next live
+/// position (`n` past the end), `prev[i]` the one before (`u8::MAX` before the start).
 #[inline(always)]
 fn merge_list<const CAP: usize>(
     pairs: &PairTable,
@@ -233,57 +113,66 @@ fn merge_list<const CAP: usize>(
     piece: &[u8],
     out: &mut Vec<u32>,
 ) {
-    let mut l = List::<CAP>::new(pairs, byte_ids, piece);
-    l.read_pairs(pairs);
-    while let Some(step) = l.choose(pairs) {
-        l.apply(pairs, step);
+    let n = piece.len();
+    debug_assert!((1..=CAP).contains(&n) && CAP < u8::MAX as usize);
+    let mut sym = [0u32; CAP];
+    let mut rank = [NONE; CAP];
+    let mut next = [0u8; CAP];
+    let mut prev = [0u8; CAP];
+    for (i, (s, &b)) in sym.iter_mut().zip(piece).enumerate() {
+        *s = byte_ids[b as usize];
+        next[i] = (i + 1) as u8;
+        prev[i] = (i as u8).wrapping_sub(1);
     }
-    l.emit(out);
-}
-
-/// The scan over two pieces' [`List`]s at once, step by step: each step chooses both pieces'
-/// merges (requesting the loads of their new pairs) before applying either, so the two
-/// pieces' chains of dependent pair loads are in flight together instead of one after the
-/// other. Appends `a`'s ids, then `b`'s (those of two [`merge_list`] calls), and returns the
-/// length of `out` between the two.
-#[inline(always)]
-fn merge_list_pair<const CAP: usize>(
-    pairs: &PairTable,
-    byte_ids: &[u32; 256],
-    [a, b]: [&[u8]; 2],
-    out: &mut Vec<u32>,
-) -> usize {
-    let mut la = List::<CAP>::new(pairs, byte_ids, a);
-    let mut lb = List::<CAP>::new(pairs, byte_ids, b);
-    la.read_pairs(pairs);
-    lb.read_pairs(pairs);
+    // the first probes are independent: issue all their loads, then read them
+    for w in sym[..n].windows(2) {
+        pairs.prefetch(w[0], w[1]);
+    }
+    for i in 0..n - 1 {
+        rank[i] = pairs.prio(sym[i], sym[i + 1]);
+    }
+    let live = n.saturating_sub(1);
     loop {
-        match (la.choose(pairs), lb.choose(pairs)) {
-            (Some(sa), Some(sb)) => {
-                la.apply(pairs, sa);
-                lb.apply(pairs, sb);
+        let mut best = NONE;
+        let mut at = 0;
+        for (i, &r) in rank[..live].iter().enumerate() {
+            if r < best {
+                best = r;
+                at = i;
             }
-            (Some(sa), None) => {
-                la.apply(pairs, sa);
-                while let Some(step) = la.choose(pairs) {
-                    la.apply(pairs, step);
-                }
-                break;
-            }
-            (None, Some(sb)) => {
-                lb.apply(pairs, sb);
-                while let Some(step) = lb.choose(pairs) {
-                    lb.apply(pairs, step);
-                }
-                break;
-            }
-            (None, None) => break,
+        }
+        if best == NONE {
+            break;
+        }
+        let merged = pairs.result(best);
+        let dead = next[at] as usize;
+        let right = next[dead] as usize;
+        let left = prev[at] as usize;
+        // both refreshed pairs are known now: start their loads before the surgery
+        if right < n {
+            pairs.prefetch(merged, sym[right]);
+        }
+        if left < n {
+            pairs.prefetch(sym[left], merged);
+        }
+        sym[at] = merged;
+        next[at] = right as u8;
+        rank[dead] = NONE;
+        rank[at] = if right < n {
+            prev[right] = at as u8;
+            pairs.prio(merged, sym[right])
+        } else {
+            NONE
+        };
+        if left < n {
+            rank[left] = pairs.prio(sym[left], merged);
         }
     }
-    la.emit(out);
-    let split = out.len();
-    lb.emit(out);
-    split
+    let mut i = 0;
+    while i < n {
+        out.push(sym[i]);
+        i = next[i] as usize;
+    }
 }
 
 /// The heap loop over the thread's [`Scratch`] (`piece.len() < END`).
@@ -655,31 +544,6 @@ mod tests {
         }
         // the pieces were merged, not left as bytes
         assert!(merged > 100_000, "{merged}");
-    }
-
-    #[test]
-    fn the_pair_loop_equals_two_single_loops() {
-        let mid: Vec<u8> = b"abcde ".to_vec();
-        let large: Vec<u8> = (b'!'..=b'~').chain([0xC3, 0xA9, 0xD0, 0xB0]).collect();
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-        let mut merged = 0usize;
-        for (k, alphabet) in [b"ab".to_vec(), mid, large].iter().enumerate() {
-            for bpe in models(alphabet, 256 + 300 + 200 * k, 11 + k as u64) {
-                for _ in 0..3000 {
-                    let (la, lb) = (1 + rng.below(SHORT_CAP - 1), 1 + rng.below(SHORT_CAP - 1));
-                    let a = random_piece(&mut rng, alphabet, la);
-                    let b = random_piece(&mut rng, alphabet, lb);
-                    let mut want = reference_scan(&bpe, &a);
-                    let split = want.len();
-                    want.extend(reference_scan(&bpe, &b));
-                    merged += a.len() + b.len() - want.len();
-                    let mut got = vec![7];
-                    assert_eq!(bpe.merge_short_pair(&a, &b, &mut got), 1 + split);
-                    assert_eq!(got[1..], want, "{a:?} {b:?}");
-                }
-            }
-        }
-        assert!(merged > 50_000, "{merged}");
     }
 
     #[test]
