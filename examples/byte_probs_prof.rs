@@ -22,14 +22,10 @@ use std::sync::Arc;
 use tokforge::byte_probs::{CoverIndex, LmRow, Mode, RowLayout, Rule};
 use tokforge::formats::detect::{load_file, LoadOptions};
 
+mod common;
+
 fn cpu() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid out-pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    common::clock(libc::CLOCK_PROCESS_CPUTIME_ID)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -13,29 +13,14 @@ use std::path::Path;
 use tokforge::formats::detect::{load_file, LoadOptions};
 use tokforge::Bpe;
 
-fn cpu() -> f64 {
-    clock(libc::CLOCK_THREAD_CPUTIME_ID)
-}
-
-fn clock(id: libc::clockid_t) -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid out-pointer to a timespec.
-    unsafe { libc::clock_gettime(id, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
+mod common;
+use common::{clock, thread_cpu as cpu};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (vocab, sample, lengths) = (&args[1], &args[2], &args[3]);
     let passes: usize = args.get(4).map_or(Ok(3), |s| s.parse())?;
-    let stem = std::path::Path::new(vocab)
-        .file_name()
-        .and_then(|s| s.to_str())
-        .and_then(|s| s.split('.').next())
-        .ok_or("vocab name")?;
+    let stem = common::vocab_stem(vocab)?;
     let bpe = load_file(Path::new(vocab), &LoadOptions::default())?.into_bpe()?;
     let text = std::fs::read_to_string(sample)?;
     let lens: Vec<usize> = std::fs::read_to_string(lengths)?

@@ -12,25 +12,14 @@ use std::path::Path;
 
 use tokforge::formats::detect::{load_file, LoadOptions};
 
-fn cpu() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid out-pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
+mod common;
+use common::thread_cpu as cpu;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (vocab, sample) = (&args[1], &args[2]);
     let passes: usize = args.get(3).map_or(Ok(5), |s| s.parse())?;
-    let stem = Path::new(vocab)
-        .file_name()
-        .and_then(|s| s.to_str())
-        .and_then(|s| s.split('.').next())
-        .ok_or("vocab name")?;
+    let stem = common::vocab_stem(vocab)?;
     let bpe = load_file(Path::new(vocab), &LoadOptions::default())?.into_bpe()?;
     let text = std::fs::read_to_string(sample)?;
     let bytes = text.as_bytes();

@@ -142,20 +142,6 @@ fn set(bits: &mut [u64], id: u32) {
     }
 }
 
-/// The members `v` (`members & reach`) with the merge-only BPE of `bytes(u) + bytes(v)` equal
-/// to `[u, v]`, as a bitset of `members.len()` words. `partners(a)` are the merges `(a, r)` as
-/// `(r, priority)`.
-pub(crate) fn pair_row<'a>(
-    split: &[(u32, u32, u32)],
-    partners: impl Fn(u32) -> &'a [(u32, u32)],
-    kids: &LeftKids,
-    u: u32,
-    members: &[u64],
-    reach: &[u64],
-) -> Vec<u64> {
-    pair_row_by(split, partners, kids, u, members, reach, How::Auto)
-}
-
 /// How a pair row removes the candidates with a bad root on their left spine (`Walk` and
 /// `Descend` force one way, for the tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,9 +155,11 @@ pub(crate) enum How {
     Descend,
 }
 
-/// [`pair_row`] with the removal of the bad roots' descendants chosen by `how` (the tests
-/// compare both ways; the answer is the same).
-pub(crate) fn pair_row_by<'a>(
+/// The members `v` (`members & reach`) with the merge-only BPE of `bytes(u) + bytes(v)` equal
+/// to `[u, v]`, as a bitset of `members.len()` words. `partners(a)` are the merges `(a, r)` as
+/// `(r, priority)`. `how` chooses how the bad roots' descendants are removed ([`How::Auto`];
+/// the tests force each way: the answer is the same).
+pub(crate) fn pair_row<'a>(
     split: &[(u32, u32, u32)],
     partners: impl Fn(u32) -> &'a [(u32, u32)],
     kids: &LeftKids,

@@ -1588,7 +1588,15 @@ impl Validity {
         }
         let partners = |a: u32| t.partners_of(a);
         let all = &heads.pair_members;
-        let words = pair_row::pair_row(&t.split, partners, &t.left_kids, u, all, &t.reach);
+        let words = pair_row::pair_row(
+            &t.split,
+            partners,
+            &t.left_kids,
+            u,
+            all,
+            &t.reach,
+            pair_row::How::Auto,
+        );
         let out = restrict(&words);
         if let Ok(mut lru) = self.pair_rows.lock() {
             if lru.map.len() >= PAIR_ROWS {
@@ -2534,11 +2542,19 @@ mod tests {
         let all = t.reach.clone();
         let (mut valid, mut invalid) = (0, 0);
         for &a in &reach {
-            let row = pair_row::pair_row(&t.split, partners, &t.left_kids, a, &all, &t.reach);
+            let row = pair_row::pair_row(
+                &t.split,
+                partners,
+                &t.left_kids,
+                a,
+                &all,
+                &t.reach,
+                pair_row::How::Auto,
+            );
             // both ways of removing the bad roots' descendants give the same row
             for how in [pair_row::How::Walk, pair_row::How::Descend] {
                 let other =
-                    pair_row::pair_row_by(&t.split, partners, &t.left_kids, a, &all, &t.reach, how);
+                    pair_row::pair_row(&t.split, partners, &t.left_kids, a, &all, &t.reach, how);
                 assert_eq!(other, row, "pair row of {a} by {how:?}");
             }
             let letters = v.pair_row(t, &heads, a, PairSet::Letters);
