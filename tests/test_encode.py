@@ -235,6 +235,27 @@ def test_id_lists_hold_one_reference_per_item(gpt2):
     assert gpt2.encode_ordinary(text) == ids and small in ids and large in ids
 
 
+def test_id_lists_are_left_out_of_the_cycle_collector(gpt2):
+    """A list of ints cannot be in a reference cycle, so the lists of ids are untracked: a
+    collection does not walk every id of every list the caller keeps. The batch's outer list
+    holds lists and stays tracked; an untracked list still behaves as a list."""
+    import gc
+
+    text = "the cat sat on the mat " * 30
+    one = gpt2.encode_ordinary(text)
+    also = gpt2.encode(text, allowed_special="all")
+    batch = gpt2.encode_batch([text, "", "x"], num_threads=2)
+    assert not gc.is_tracked(one) and not gc.is_tracked(also)
+    assert gc.is_tracked(batch) and not any(gc.is_tracked(ids) for ids in batch)
+    assert not any(o is one for o in gc.get_objects())
+    assert gc.is_tracked([1, 2, 3][:])  # the check itself tells a tracked list
+    copy = list(one)
+    one.append(5)
+    one.sort()
+    gc.collect()
+    assert sorted(copy + [5]) == one and also == copy and batch[0] == copy
+
+
 def test_offsets_cover_the_text(gpt2):
     text = "héllo 世界 <|endoftext|> ok"
     ids, spans = gpt2.encode_with_offsets(text, allowed_special="all")

@@ -78,10 +78,11 @@ impl PyTokenModel {
             )));
         }
         // SAFETY: `PyList_New` returns a new list of `n` NULL slots (or NULL with an exception
-        // set); each slot `k < n` is then set exactly once to a new reference (the shared int,
-        // incremented), either straight into the list's item array (`list_items`: CPython's
-        // layout, verified on a real list) or through `PyList_SetItem`, which steals it; every
-        // id was checked to index `ints`. The GIL is held (`py`).
+        // set), tracked by the cycle collector; each slot `k < n` is then set exactly once to a
+        // new reference (the shared int, incremented), either straight into the list's item
+        // array (`list_items`: CPython's layout, verified on a real list) or through
+        // `PyList_SetItem`, which steals it; every id was checked to index `ints`; the full
+        // list is untracked once (legal for a tracked object). The GIL is held (`py`).
         unsafe {
             let list = ffi::PyList_New(n);
             if list.is_null() {
@@ -115,6 +116,12 @@ impl PyTokenModel {
                     }
                 }
             }
+            // A list of ints cannot be part of a reference cycle, so the cycle collector need
+            // not see it: each of its passes would otherwise visit every id of every list the
+            // caller keeps (measured: 17 % of a list pass over 26.5 MB that keeps its lists,
+            // o200k), as CPython spares tuples of atomic objects. Should the caller later put
+            // the list into a cycle of its own, the collector will not free that cycle.
+            ffi::PyObject_GC_UnTrack(list.cast());
             Ok(Bound::from_owned_ptr(py, list).cast_into_unchecked())
         }
     }
