@@ -281,7 +281,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
                 let n = e - s;
                 let (key, h) = if n <= MAX_KEY_LEN {
                     let key = piece_table::pack_at(bytes, s, n);
-                    (key, homes.prefetch(key))
+                    (key, homes.hash(key))
                 } else if n <= MID_KEY_LEN {
                     let key = piece_table::pack_mid_at(bytes, s, n);
                     next.mids[j] = key;
@@ -294,6 +294,11 @@ impl<T: Tables> PieceEncoder<'_, T> {
                 next.hashes[j] = h;
             }
             next.n = spans.len();
+            // the short pieces' buckets, in a loop of their own so that all of them are in
+            // flight at once (a piece of another length prefetches a bucket it will not read)
+            for &h in &next.hashes[..spans.len().min(CHUNK)] {
+                homes.prefetch_hashed(h);
+            }
             self.emit(bytes, done, out);
             cur ^= 1;
         })?;

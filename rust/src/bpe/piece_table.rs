@@ -377,11 +377,18 @@ pub struct Homes<'a> {
 }
 
 impl Homes<'_> {
-    /// Start loading the home bucket of `key` into the cache; returns the key's hash for
-    /// [`Homes::probe`] (as [`PieceTable::prefetch`]).
+    /// The hash of `key` for [`Homes::prefetch_hashed`] and [`Homes::probe`].
     #[inline(always)]
-    pub fn prefetch(&self, key: u128) -> u64 {
-        let h = hash(key);
+    pub fn hash(&self, key: u128) -> u64 {
+        hash(key)
+    }
+
+    /// Start loading the home bucket of hash `h` ([`Homes::hash`]) into the cache. The encoder
+    /// hashes a chunk's pieces first and then prefetches their buckets in a loop of a few
+    /// instructions each, so that all of them are in flight at once (with the packing between
+    /// the prefetches, the core waited at each of them).
+    #[inline(always)]
+    pub fn prefetch_hashed(&self, h: u64) {
         let i = (h >> self.shift) as usize & self.buckets.len().wrapping_sub(1);
         #[cfg(target_arch = "x86_64")]
         if let Some(b) = self.buckets.get(i) {
@@ -393,7 +400,6 @@ impl Homes<'_> {
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = i;
-        h
     }
 
     /// A branch-free look at the home bucket of `key` (hash `h`): the value of the entry
