@@ -47,6 +47,9 @@ pub trait Tables {
     fn store(&mut self, key: u128, ids: &[u32]);
     /// [`Tables::store`] for a piece longer than [`MAX_KEY_LEN`].
     fn store_long(&mut self, piece: &[u8], ids: &[u32]);
+    /// Move a short piece found past its home bucket in [`Tables::main`] into that bucket
+    /// ([`PieceTable::promote`]), where the main table is this thread's own.
+    fn promote(&mut self, key: u128, h: u64);
 }
 
 /// A table lent by the model for as long as it lives (one encoding call); given back when
@@ -79,6 +82,9 @@ impl Tables for Lent<'_> {
     }
     fn store_long(&mut self, piece: &[u8], ids: &[u32]) {
         self.table.insert_long(piece, ids);
+    }
+    fn promote(&mut self, key: u128, h: u64) {
+        self.table.promote(key, h);
     }
 }
 
@@ -170,6 +176,8 @@ impl Tables for Shared<'_> {
             }
         }
     }
+    /// The shared table is only read while the batch runs.
+    fn promote(&mut self, _: u128, _: u64) {}
 }
 
 /// Encodes pieces with the piece tables of [`Tables`]: one per call (or per thread of a
@@ -422,7 +430,11 @@ impl<T: Tables> PieceEncoder<'_, T> {
             return;
         }
         match self.t.main().get_hashed(key, h) {
-            Some(found) => push_found(found, out),
+            Some(found) => {
+                push_found(found, out);
+                // found, and not in its home bucket (`home` covers the arena values there)
+                self.t.promote(key, h);
+            }
             None => self.miss(key, &bytes[s..e], out),
         }
     }

@@ -869,6 +869,39 @@ impl PieceTable {
         }
     }
 
+    /// Move `key` (hash `h`), if it sits past its home bucket, into that bucket's first
+    /// slot; the entry there moves to the second slot and the second slot's entry to where
+    /// `key` was. A piece found past its home bucket leaves the encoder's one-branch loop for
+    /// its slow path ([`Homes::probe`] reads the home bucket only); moved home, its next
+    /// lookups stay in the loop. This keeps every key findable: the table never deletes, so
+    /// every slot from a key's home up to where it sits is full, and the entry sent to
+    /// `key`'s old place (whose home is at or before `key`'s home bucket) is still reached
+    /// by its probe through full slots. Recently promoted entries keep their home slots
+    /// (the second slot's entry, promoted earliest, leaves first).
+    pub fn promote(&mut self, key: u128, h: u64) {
+        let mask = self.buckets.len() - 1;
+        let home = (h >> self.shift) as usize & mask;
+        let mut i = home;
+        loop {
+            let b = &self.buckets[i].0;
+            let Some(s) = b.iter().position(|e| e.key == key || e.key == 0) else {
+                i = (i + 1) & mask;
+                if i == home {
+                    return;
+                }
+                continue;
+            };
+            if b[s].key == 0 || i == home {
+                return;
+            }
+            let found = self.buckets[i].0[s];
+            let [first, second] = self.buckets[home].0;
+            self.buckets[home].0 = [found, first];
+            self.buckets[i].0[s] = second;
+            return;
+        }
+    }
+
     /// Store `ids` for `key` (absent), unless the table or the arena is full. `ids` is
     /// non-empty.
     pub fn insert(&mut self, key: u128, ids: &[u32]) {
@@ -1269,6 +1302,72 @@ mod tests {
     #[test]
     fn the_narrow_home_probe_agrees_with_the_lookup() {
         home_probe_agrees_with_the_lookup::<true>();
+    }
+
+    /// [`PieceTable::promote`] moves a key found past its home bucket into it and leaves every
+    /// key findable with its ids, on a table loaded to its growth threshold, through growth
+    /// after promotions, for keys that wrap around the end of the table too.
+    #[test]
+    fn promoted_keys_move_home_and_every_key_stays_found() {
+        let mut t = PieceTable::with_capacity(0, 100_000);
+        let keys: Vec<u128> = (0..6000u32)
+            .map(|i| pack(format!("k{i}").as_bytes()))
+            .collect();
+        let ids =
+            |i: usize| -> Vec<u32> { (0..(i % 6) as u32 + 1).map(|j| i as u32 * 8 + j).collect() };
+        let check = |t: &PieceTable, upto: usize| {
+            for (i, &k) in keys[..upto].iter().enumerate() {
+                let got: Vec<u32> = match t.get(k) {
+                    Some(Found::Inline(c, v)) => v[..c as usize].to_vec(),
+                    Some(Found::Arena(a)) => a.to_vec(),
+                    None => panic!("key {i} lost"),
+                };
+                assert_eq!(got, ids(i), "key {i}");
+            }
+            assert!(t.get(pack(b"absent")).is_none());
+        };
+        let at_home = |t: &PieceTable, k: u128| t.homes().probe::<false>(k, hash(k)).1 != 0;
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        // 3000 keys: the table's threshold is 3/4 of its slots, so many sit past their home
+        for (i, &k) in keys[..3000].iter().enumerate() {
+            t.insert(k, &ids(i));
+        }
+        let away: Vec<usize> = (0..3000)
+            .filter(|&i| ids(i).len() <= INLINE && !at_home(&t, keys[i]))
+            .collect();
+        assert!(away.len() > 100, "{}", away.len());
+        let mut moved = 0;
+        for _ in 0..20_000 {
+            let i = next() as usize % 3000;
+            let k = keys[i];
+            let was_home = t.homes().probe::<false>(k, hash(k)).1 != 0;
+            t.promote(k, hash(k));
+            if ids(i).len() <= INLINE {
+                // inline values: the home probe now answers with the ids
+                assert!(at_home(&t, k), "key {i}");
+                moved += usize::from(!was_home);
+            }
+        }
+        assert!(moved > 100, "{moved}");
+        check(&t, 3000);
+        t.promote(pack(b"absent"), hash(pack(b"absent")));
+        check(&t, 3000);
+        // growth re-places the promoted layout; more promotions after it
+        for (i, &k) in keys.iter().enumerate().skip(3000) {
+            t.insert(k, &ids(i));
+        }
+        for _ in 0..20_000 {
+            let k = keys[next() as usize % 6000];
+            t.promote(k, hash(k));
+        }
+        check(&t, 6000);
+        assert_eq!(t.len(), 6000);
     }
 
     #[test]
