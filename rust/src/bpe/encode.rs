@@ -385,42 +385,38 @@ impl<T: Tables> PieceEncoder<'_, T> {
             // count lanes, all within the reserved `LANES * (n - i)`).
             unsafe { out.set_len(len + w) };
             if i < n {
-                let (s, e) = c.spans[i];
-                self.emit_slow(bytes, s, e, c.keys[i], c.mids[i], c.hashes[i], home, out);
+                self.emit_slow(bytes, c, i, home, out);
                 i += 1;
             }
         }
     }
 
-    /// A piece [`PieceEncoder::emit`] did not answer: long, further along its probe chain, with
-    /// more than [`INLINE`] ids, or a miss. `key` is its short key or [`NOT_SHORT`]; `mid` its
-    /// key if it has 16..=31 bytes; `home` the arena lanes of its home-bucket entry when that
-    /// holds its ids in the arena ([`PieceTable::arena_ids`]), else 0.
+    /// Piece `i` of chunk `c`, which [`PieceEncoder::emit`] did not answer: long, further along
+    /// its probe chain, with more than [`INLINE`] ids, or a miss. `home` is the arena lanes of
+    /// its home-bucket entry when that holds its ids in the arena ([`PieceTable::arena_ids`]),
+    /// else 0. (Taking the chunk and the index, not the piece's fields, keeps the emit loop
+    /// from loading them for every piece.)
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
-    fn emit_slow(
-        &mut self,
-        bytes: &[u8],
-        s: usize,
-        e: usize,
-        key: u128,
-        mid: [u128; 2],
-        h: u64,
-        home: u64,
-        out: &mut Vec<u32>,
-    ) {
+    fn emit_slow(&mut self, bytes: &[u8], c: &Chunk, i: usize, home: u64, out: &mut Vec<u32>) {
+        let ((s, e), key, h) = (c.spans[i], c.keys[i], c.hashes[i]);
         if home != 0 {
             // found in its home bucket: no second probe
             if let Some(ids) = self.t.main().arena_ids(home) {
-                out.extend_from_slice(ids);
+                push_ids(out, ids);
                 return;
             }
         }
         if key == NOT_SHORT {
             if e - s <= MID_KEY_LEN {
                 // its slot, then the general path
-                if let Some(v) = self.t.main().get_mid_home(mid, h) {
-                    if let Some(ids) = v.get(1..=v[0] as usize) {
+                if let Some(v) = self.t.main().get_mid_home(c.mids[i], h) {
+                    let count = v[0] as usize;
+                    if (1..=MID_INLINE).contains(&count) {
+                        let [_, lanes @ ..] = v;
+                        push_lanes(out, lanes, count);
+                        return;
+                    }
+                    if let Some(ids) = v.get(1..=count) {
                         out.extend_from_slice(ids);
                         return;
                     }
@@ -455,6 +451,37 @@ fn encode_split<T: Tables>(
     }
     enc.encode_text(&text[pos..], &mut out)?;
     Ok(out)
+}
+
+/// Append the first `count` (at most 7) of `lanes` to `out` by one fixed-size copy of all
+/// seven, not a call to `memcpy` for a few ids.
+#[inline(always)]
+fn push_lanes(out: &mut Vec<u32>, lanes: [u32; 7], count: usize) {
+    debug_assert!(count <= lanes.len());
+    out.reserve(lanes.len());
+    let len = out.len();
+    for (d, &l) in out.spare_capacity_mut().iter_mut().zip(&lanes) {
+        d.write(l);
+    }
+    // SAFETY: the first `lanes.len()` (>= `count`) ids of the spare capacity, reserved above,
+    // were written by the loop.
+    unsafe { out.set_len(len + count.min(lanes.len())) };
+}
+
+/// Append `ids` to `out`: four to seven of them (a short piece's arena value) by two
+/// overlapping copies of four into [`push_lanes`], others as they are.
+#[inline(always)]
+fn push_ids(out: &mut Vec<u32>, ids: &[u32]) {
+    let n = ids.len();
+    match (ids.first_chunk::<4>(), ids.last_chunk::<4>()) {
+        (Some(head), Some(tail)) if n <= 7 => {
+            let mut lanes = [0; 7];
+            lanes[n - 4..n].copy_from_slice(tail);
+            lanes[..4].copy_from_slice(head);
+            push_lanes(out, lanes, n);
+        }
+        _ => out.extend_from_slice(ids),
+    }
 }
 
 /// Append the ids of a table hit.
