@@ -851,6 +851,26 @@ mod tests {
     }
 
     #[test]
+    fn fixed_size_copies_append_exactly_the_ids() {
+        for n in 0..=12u32 {
+            let ids: Vec<u32> = (0..n).map(|k| 1000 + k).collect();
+            for prefix in [0, 1, 5] {
+                let mut out: Vec<u32> = (0..prefix).collect();
+                out.shrink_to_fit();
+                push_ids(&mut out, &ids);
+                let want: Vec<u32> = (0..prefix).chain(ids.iter().copied()).collect();
+                assert_eq!(out, want, "{n} ids after {prefix}");
+            }
+        }
+        let lanes = [7, 6, 5, 4, 3, 2, 1];
+        for count in 0..=7 {
+            let mut out = vec![9];
+            push_lanes(&mut out, lanes, count);
+            assert_eq!(out[1..], lanes[..count], "{count}");
+        }
+    }
+
+    #[test]
     fn specials_split_only_when_allowed() {
         let bpe = small();
         let text = "banana<|eot|>bandana";
