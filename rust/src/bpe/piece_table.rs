@@ -67,14 +67,33 @@ pub fn pack(piece: &[u8]) -> u128 {
 #[inline]
 pub fn pack_at(bytes: &[u8], start: usize, n: usize) -> u128 {
     debug_assert!((1..=MAX_KEY_LEN).contains(&n));
-    match bytes
-        .get(start..start + 16)
-        .and_then(|s| <[u8; 16]>::try_from(s).ok())
-    {
-        Some(w) => (u128::from_le_bytes(w) & low_bytes(n)) | ((n as u128) << 120),
+    match bytes.get(start..).and_then(|r| r.first_chunk::<16>()) {
+        Some(w) => {
+            let [lo, hi] = KEY_MASKS[n & 15];
+            let w = u128::from_le_bytes(*w);
+            let lo = w as u64 & lo;
+            let hi = ((w >> 64) as u64 & hi) | ((n as u64) << 56);
+            u128::from(lo) | (u128::from(hi) << 64)
+        }
         None => pack(&bytes[start..start + n]),
     }
 }
+
+/// The 64-bit halves of [`low_bytes`]`(n)` for every `n` in `0..16`: two loads on the path of
+/// every key instead of building the mask.
+static KEY_MASKS: [[u64; 2]; 16] = {
+    let mut t = [[0u64; 2]; 16];
+    let mut n = 0;
+    while n < 16 {
+        t[n] = if n <= 8 {
+            [if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 }, 0]
+        } else {
+            [u64::MAX, (1u64 << (8 * (n - 8))) - 1]
+        };
+        n += 1;
+    }
+    t
+};
 
 /// A key for a piece of more than [`MAX_KEY_LEN`] bytes where a short key is expected: no real
 /// key (its length byte would be 255) and not the empty mark, so it matches no entry of a table.
@@ -1230,6 +1249,8 @@ mod tests {
     fn low_bytes_is_the_mask_of_the_low_bytes() {
         for n in 0..=MAX_KEY_LEN {
             assert_eq!(low_bytes(n), (1u128 << (8 * n)) - 1, "{n}");
+            let [lo, hi] = KEY_MASKS[n];
+            assert_eq!(u128::from(lo) | (u128::from(hi) << 64), low_bytes(n), "{n}");
         }
     }
 
