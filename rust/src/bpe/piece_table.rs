@@ -86,7 +86,14 @@ static KEY_MASKS: [[u64; 2]; 16] = {
     let mut n = 0;
     while n < 16 {
         t[n] = if n <= 8 {
-            [if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 }, 0]
+            [
+                if n == 8 {
+                    u64::MAX
+                } else {
+                    (1u64 << (8 * n)) - 1
+                },
+                0,
+            ]
         } else {
             [u64::MAX, (1u64 << (8 * (n - 8))) - 1]
         };
