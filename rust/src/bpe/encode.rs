@@ -287,7 +287,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
                     next.mids[j] = key;
                     (NOT_SHORT, main.prefetch_mid(key))
                 } else {
-                    (NOT_SHORT, 0)
+                    (NOT_SHORT, main.prefetch_long(&bytes[s..e]))
                 };
                 next.spans[j] = (s, e);
                 next.keys[j] = key;
@@ -417,6 +417,15 @@ impl<T: Tables> PieceEncoder<'_, T> {
                         return;
                     }
                 }
+            } else {
+                // its hash and prefetched slot from the pack loop
+                let piece = &bytes[s..e];
+                if let Some(ids) = self.t.main().get_long_hashed(piece, h) {
+                    out.extend_from_slice(ids);
+                    return;
+                }
+                self.miss_long(piece, out);
+                return;
             }
             self.encode_at(bytes, s, e, out);
             return;

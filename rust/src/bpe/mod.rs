@@ -20,6 +20,7 @@ pub mod encode;
 pub mod inspect;
 mod merge;
 pub mod pairs;
+mod long_table;
 pub mod piece_table;
 pub mod train;
 

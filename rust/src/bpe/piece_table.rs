@@ -24,7 +24,9 @@
 //! `2 * limit` ids. A limit below the seed's size gives unseeded tables.
 //!
 //! Pieces of 16..=31 bytes are keyed by two `u128` ([`MID_KEY_LEN`]: no boxed key, no
-//! `memcmp`), longer ones by their bytes in a plain map; both are bounded by `16 * limit` bytes.
+//! `memcmp`), longer ones by a 64-bit hash of their bytes in a table of their own
+//! ([`LongTable`]: slots of hash, length and offset into an arena of ids and bytes); both are
+//! bounded by `16 * limit` bytes.
 //!
 //! Sharing: tables are not locked per probe. [`PieceCache`] (one per model) lends each encoding
 //! call a table of its own ([`PieceCache::lend`]) from a pool, and takes it back when the call
@@ -38,7 +40,7 @@
 //! Invariants: every stored value is the encoding [`super::Bpe`]'s uncached path gives for the
 //! key's bytes; `len <= limit`; the capacity is a power of two >= 4 buckets.
 
-use rustc_hash::FxHashMap;
+use super::long_table::{hash_long, LongTable};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -503,10 +505,9 @@ pub struct PieceTable {
     /// pieces of 16..=31 bytes keyed by their bytes packed into two `u128` ([`pack_mid`]):
     /// `[count, id0, .., id6]`, or `[count, arena offset, ..]` for `count > 7`
     mid: MidTable,
-    /// longer pieces (rarer, so a plain map); with the slots of `mid`, bounded by
-    /// `long_bytes + mid slot bytes <= 16 * limit`
-    long: FxHashMap<Box<[u8]>, Box<[u32]>>,
-    long_bytes: usize,
+    /// longer pieces, under a hash of their bytes; with the slots of `mid`, bounded by
+    /// `long.bytes() + mid slot bytes <= 16 * limit`
+    long: LongTable,
     /// holds the seed: a short piece missing from it is not a token
     seeded: bool,
     /// values in the 16-bit layout ([`inline_value`]): up to seven ids below 2^16 inline
@@ -525,7 +526,6 @@ impl Clone for PieceTable {
             arena: self.arena.clone(),
             mid: self.mid.clone(),
             long: self.long.clone(),
-            long_bytes: self.long_bytes,
             seeded: self.seeded,
             narrow: self.narrow,
             fresh: self.fresh,
@@ -560,8 +560,7 @@ impl PieceTable {
             limit,
             arena: Vec::new(),
             mid: MidTable::with_room(mid_room),
-            long: FxHashMap::default(),
-            long_bytes: 0,
+            long: LongTable::default(),
             seeded: false,
             narrow,
             fresh: true,
@@ -602,29 +601,43 @@ impl PieceTable {
                 self.arena.get(s..s + c)
             };
         }
-        self.long.get(piece).map(|v| &v[..])
+        self.long.get(piece, hash_long(piece))
+    }
+
+    /// The ids stored for a piece longer than [`MID_KEY_LEN`] whose hash is `h`
+    /// ([`PieceTable::prefetch_long`]), if any.
+    #[inline]
+    pub fn get_long_hashed(&self, piece: &[u8], h: u64) -> Option<&[u32]> {
+        debug_assert!(piece.len() > MID_KEY_LEN);
+        self.long.get(piece, h)
     }
 
     /// Store the ids of a piece longer than [`MAX_KEY_LEN`] (absent) unless over the bound.
     pub fn insert_long(&mut self, piece: &[u8], ids: &[u32]) {
-        // the mid table counts as allocated (after the growth this insert may cause); a longer
-        // piece costs its bytes, its ids and the map's overhead
+        if piece.len() > MID_KEY_LEN {
+            self.insert_long_hashed(piece, hash_long(piece), ids);
+            return;
+        }
+        // the mid table counts as allocated after the growth this insert may cause
         let mid_bytes = self.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
-        let cost = if piece.len() <= MID_KEY_LEN {
-            0
-        } else {
-            piece.len() + 4 * ids.len() + 48
-        };
-        if self.long_bytes + cost + mid_bytes > self.limit.saturating_mul(16) {
+        if self.long.bytes() + mid_bytes > self.limit.saturating_mul(16) {
             return;
         }
-        if piece.len() <= MID_KEY_LEN {
-            self.insert_mid(pack_mid(piece), ids);
+        self.insert_mid(pack_mid(piece), ids);
+    }
+
+    /// [`PieceTable::insert_long`] of a piece longer than [`MID_KEY_LEN`] with hash `h`: its
+    /// slots and arena after the insert, with the 16..=31-byte table's slots, within the bound.
+    fn insert_long_hashed(&mut self, piece: &[u8], h: u64, ids: &[u32]) {
+        let mid_bytes = self.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
+        if self.long.bytes_after(piece.len(), ids.len()) + mid_bytes
+            > self.limit.saturating_mul(16)
+        {
             return;
         }
-        self.fresh = false;
-        self.long_bytes += cost;
-        self.long.insert(piece.into(), ids.into());
+        if self.long.insert(piece, h, ids) {
+            self.fresh = false;
+        }
     }
 
     /// Store the ids of a piece of 16..=31 bytes under its [`pack_mid`] key (absent; the
@@ -690,7 +703,7 @@ impl PieceTable {
             }
             debug_assert!(self.mid.get(e.key, hash_mid(e.key)).is_none());
             let mid_bytes = self.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
-            if self.long_bytes + mid_bytes > self.limit.saturating_mul(16) {
+            if self.long.bytes() + mid_bytes > self.limit.saturating_mul(16) {
                 break;
             }
             let c = e.val[0] as usize;
@@ -700,9 +713,9 @@ impl PieceTable {
                 self.insert_mid(e.key, ids);
             }
         }
-        for (piece, ids) in &other.long {
-            debug_assert!(!self.long.contains_key(piece));
-            self.insert_long(piece, ids);
+        for (piece, h, ids) in other.long.iter() {
+            debug_assert!(self.long.get(piece, h).is_none());
+            self.insert_long_hashed(piece, h, ids);
         }
     }
 
@@ -766,7 +779,7 @@ impl PieceTable {
     pub fn bytes(&self) -> usize {
         self.buckets.len() * std::mem::size_of::<Bucket>()
             + self.arena.capacity() * 4
-            + self.long_bytes
+            + self.long.bytes()
             + self.mid.slots.len() * std::mem::size_of::<MidEntry>()
     }
     /// Pieces of either length stored.
@@ -811,6 +824,15 @@ impl PieceTable {
                 _mm_prefetch::<_MM_HINT_T0>((e as *const MidEntry).cast::<i8>());
             }
         }
+        h
+    }
+
+    /// Start loading the home slot of a piece longer than [`MID_KEY_LEN`]; returns its hash for
+    /// [`PieceTable::get_long_hashed`].
+    #[inline]
+    pub fn prefetch_long(&self, piece: &[u8]) -> u64 {
+        let h = hash_long(piece);
+        self.long.prefetch(h);
         h
     }
 
