@@ -8,8 +8,8 @@
 //! That is the uncached path ([`Bpe::encode_piece`]). Text goes through a [`PieceEncoder`]: the
 //! pieces of up to 15 bytes are answered by the model's piece table (docs/bpe.md §13), seeded
 //! with every short token and filled by misses, kept across calls; longer pieces are remembered
-//! beside it (16..=31 bytes under a packed key, longer ones in a bounded map). A table never
-//! changes an id: it stores what the uncached path gives.
+//! beside it (16..=31 bytes under a packed key, longer ones under a hash of their bytes). A
+//! table never changes an id: it stores what the uncached path gives.
 //!
 //! Special tokens: a leftmost-longest Aho-Corasick automaton over the allowed special texts
 //! splits the text; the parts between matches are encoded as ordinary text (tiktoken's
@@ -386,7 +386,8 @@ impl<T: Tables> PieceEncoder<'_, T> {
 
     /// A piece [`PieceEncoder::emit`] did not answer: long, further along its probe chain, with
     /// more than [`INLINE`] ids, or a miss. `key` is its short key or [`NOT_SHORT`]; `mid` its
-    /// key if it has 16..=31 bytes; `home` the arena lanes of its home-bucket entry when that
+    /// key if it has 16..=31 bytes; `h` the hash of its key (for a longer piece, of its bytes:
+    /// [`PieceTable::prefetch_long`]); `home` the arena lanes of its home-bucket entry when that
     /// holds its ids in the arena ([`PieceTable::arena_ids`]), else 0.
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
@@ -502,7 +503,8 @@ fn widen(ab: u64, cd: u64) -> [u32; 8] {
 
 /// A chunk of pieces prepared for lookup: spans, keys and hashes. A short piece has its key in
 /// `keys`, a longer one [`NOT_SHORT`] there; a piece of 16..=31 bytes has its two key halves in
-/// `mids` (other entries of `mids` are stale).
+/// `mids` (other entries of `mids` are stale). `hashes` holds the hash of every piece's key (of
+/// a piece over 31 bytes, of its bytes).
 struct Chunk {
     n: usize,
     spans: [(usize, usize); CHUNK],
