@@ -287,7 +287,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
                     next.mids[j] = key;
                     (NOT_SHORT, main.prefetch_mid(key))
                 } else {
-                    (NOT_SHORT, main.prefetch_long(&bytes[s..e]))
+                    (NOT_SHORT, main.prefetch_long(bytes, s, e))
                 };
                 next.spans[j] = (s, e);
                 next.keys[j] = key;

@@ -42,9 +42,7 @@ pub fn hash_long(p: &[u8]) -> u64 {
     const K1: u64 = 0xbf58_476d_1ce4_e5b9;
     const K2: u64 = 0x94d0_49bb_1331_11eb;
     debug_assert!(p.len() >= 16);
-    let word = |c: &[u8]| -> u64 {
-        u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or([0; 8]))
-    };
+    let word = |c: &[u8]| -> u64 { u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or([0; 8])) };
     let block = |c: &[u8]| fold(word(&c[..8]) ^ K1, word(&c[8..16]) ^ K2);
     let mut h = (p.len() as u64).wrapping_mul(K0);
     let mut chunks = p.chunks_exact(16);
@@ -276,7 +274,9 @@ mod tests {
         for i in 0..5000usize {
             let len = 32 + (next() % 200) as usize;
             // few distinct bytes, so that pieces share long prefixes
-            let p: Vec<u8> = (0..len).map(|_| b"ab\xe4\xb8"[(next() % 4) as usize]).collect();
+            let p: Vec<u8> = (0..len)
+                .map(|_| b"ab\xe4\xb8"[(next() % 4) as usize])
+                .collect();
             let h = hash_long(&p);
             match stored.iter().find(|(q, _)| *q == p) {
                 Some((_, ids)) => assert_eq!(t.get(&p, h), Some(&ids[..])),

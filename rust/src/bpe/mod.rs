@@ -18,9 +18,9 @@
 pub mod count;
 pub mod encode;
 pub mod inspect;
+mod long_table;
 mod merge;
 pub mod pairs;
-mod long_table;
 pub mod piece_table;
 pub mod train;
 
