@@ -8,8 +8,8 @@
 //! That is the uncached path ([`Bpe::encode_piece`]). Text goes through a [`PieceEncoder`]: the
 //! pieces of up to 15 bytes are answered by the model's piece table (docs/bpe.md §13), seeded
 //! with every short token and filled by misses, kept across calls; longer pieces are remembered
-//! beside it (16..=31 bytes under a packed key, longer ones in a bounded map). A table never
-//! changes an id: it stores what the uncached path gives.
+//! beside it (16..=31 bytes under a packed key, longer ones under a hash of their bytes). A
+//! table never changes an id: it stores what the uncached path gives.
 //!
 //! Special tokens: a leftmost-longest Aho-Corasick automaton over the allowed special texts
 //! splits the text; the parts between matches are encoded as ordinary text (tiktoken's
@@ -308,7 +308,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
                     next.mids[j] = key;
                     (NOT_SHORT, main.prefetch_mid(key))
                 } else {
-                    (NOT_SHORT, 0)
+                    (NOT_SHORT, main.prefetch_long(bytes, s, e))
                 };
                 next.spans[j] = (s, e);
                 next.keys[j] = key;
@@ -405,10 +405,12 @@ impl<T: Tables> PieceEncoder<'_, T> {
     }
 
     /// Piece `i` of chunk `c`, which [`PieceEncoder::emit`] did not answer: long, further along
-    /// its probe chain, with more than [`INLINE`] ids, or a miss. `home` is the arena lanes of
-    /// its home-bucket entry when that holds its ids in the arena ([`PieceTable::arena_ids`]),
-    /// else 0. (Taking the chunk and the index, not the piece's fields, keeps the emit loop
-    /// from loading them for every piece.)
+    /// its probe chain, with more than [`INLINE`] ids, or a miss. The chunk holds its short key
+    /// or [`NOT_SHORT`], its 16..=31-byte key, and the hash of its key (for a longer piece, of
+    /// its bytes: [`PieceTable::prefetch_long`]); `home` is the arena lanes of its home-bucket
+    /// entry when that holds its ids in the arena ([`PieceTable::arena_ids`]), else 0. (Taking
+    /// the chunk and the index, not the piece's fields, keeps the emit loop from loading them
+    /// for every piece.)
     #[inline(never)]
     fn emit_slow(&mut self, bytes: &[u8], c: &Chunk, i: usize, home: u64, out: &mut Vec<u32>) {
         let ((s, e), key, h) = (c.spans[i], c.keys[i], c.hashes[i]);
@@ -434,6 +436,15 @@ impl<T: Tables> PieceEncoder<'_, T> {
                         return;
                     }
                 }
+            } else {
+                // its hash and prefetched slot from the pack loop
+                let piece = &bytes[s..e];
+                if let Some(ids) = self.t.main().get_long_hashed(piece, h) {
+                    out.extend_from_slice(ids);
+                    return;
+                }
+                self.miss_long(piece, out);
+                return;
             }
             self.encode_at(bytes, s, e, out);
             return;
@@ -545,7 +556,8 @@ fn widen(ab: u64, cd: u64) -> [u32; 8] {
 
 /// A chunk of pieces prepared for lookup: spans, keys and hashes. A short piece has its key in
 /// `keys`, a longer one [`NOT_SHORT`] there; a piece of 16..=31 bytes has its two key halves in
-/// `mids` (other entries of `mids` are stale).
+/// `mids` (other entries of `mids` are stale). `hashes` holds the hash of every piece's key (of
+/// a piece over 31 bytes, of its bytes).
 struct Chunk {
     n: usize,
     spans: [(usize, usize); CHUNK],

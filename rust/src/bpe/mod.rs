@@ -18,6 +18,7 @@
 pub mod count;
 pub mod encode;
 pub mod inspect;
+mod long_table;
 mod merge;
 pub mod pairs;
 pub mod piece_table;

@@ -24,7 +24,9 @@
 //! `2 * limit` ids. A limit below the seed's size gives unseeded tables.
 //!
 //! Pieces of 16..=31 bytes are keyed by two `u128` ([`MID_KEY_LEN`]: no boxed key, no
-//! `memcmp`), longer ones by their bytes in a plain map; both are bounded by `16 * limit` bytes.
+//! `memcmp`), longer ones by a 64-bit hash of their bytes in a table of their own
+//! ([`LongTable`]: slots of hash, length and offset into an arena of ids and bytes); both are
+//! bounded by `16 * limit` bytes.
 //!
 //! Sharing: tables are not locked per probe. [`PieceCache`] (one per model) lends each encoding
 //! call a table of its own ([`PieceCache::lend`]) from a pool, and takes it back when the call
@@ -38,7 +40,7 @@
 //! Invariants: every stored value is the encoding [`super::Bpe`]'s uncached path gives for the
 //! key's bytes; `len <= limit`; the capacity is a power of two >= 4 buckets.
 
-use rustc_hash::FxHashMap;
+use super::long_table::{hash_long, LongTable};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -529,10 +531,9 @@ pub struct PieceTable {
     /// pieces of 16..=31 bytes keyed by their bytes packed into two `u128` ([`pack_mid`]):
     /// `[count, id0, .., id6]`, or `[count, arena offset, ..]` for `count > 7`
     mid: MidTable,
-    /// longer pieces (rarer, so a plain map); with the slots of `mid`, bounded by
-    /// `long_bytes + mid slot bytes <= 16 * limit`
-    long: FxHashMap<Box<[u8]>, Box<[u32]>>,
-    long_bytes: usize,
+    /// longer pieces, under a hash of their bytes; with the slots of `mid`, bounded by
+    /// `long.bytes() + mid slot bytes <= 16 * limit`
+    long: LongTable,
     /// holds the seed: a short piece missing from it is not a token
     seeded: bool,
     /// values in the 16-bit layout ([`inline_value`]): up to seven ids below 2^16 inline
@@ -551,7 +552,6 @@ impl Clone for PieceTable {
             arena: self.arena.clone(),
             mid: self.mid.clone(),
             long: self.long.clone(),
-            long_bytes: self.long_bytes,
             seeded: self.seeded,
             narrow: self.narrow,
             fresh: self.fresh,
@@ -586,8 +586,7 @@ impl PieceTable {
             limit,
             arena: Vec::new(),
             mid: MidTable::with_room(mid_room),
-            long: FxHashMap::default(),
-            long_bytes: 0,
+            long: LongTable::default(),
             seeded: false,
             narrow,
             fresh: true,
@@ -628,29 +627,42 @@ impl PieceTable {
                 self.arena.get(s..s + c)
             };
         }
-        self.long.get(piece).map(|v| &v[..])
+        self.long.get(piece, hash_long(piece))
+    }
+
+    /// The ids stored for a piece longer than [`MID_KEY_LEN`] whose hash is `h`
+    /// ([`PieceTable::prefetch_long`]), if any.
+    #[inline]
+    pub fn get_long_hashed(&self, piece: &[u8], h: u64) -> Option<&[u32]> {
+        debug_assert!(piece.len() > MID_KEY_LEN);
+        self.long.get(piece, h)
     }
 
     /// Store the ids of a piece longer than [`MAX_KEY_LEN`] (absent) unless over the bound.
     pub fn insert_long(&mut self, piece: &[u8], ids: &[u32]) {
-        // the mid table counts as allocated (after the growth this insert may cause); a longer
-        // piece costs its bytes, its ids and the map's overhead
+        if piece.len() > MID_KEY_LEN {
+            self.insert_long_hashed(piece, hash_long(piece), ids);
+            return;
+        }
+        // the mid table counts as allocated after the growth this insert may cause
         let mid_bytes = self.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
-        let cost = if piece.len() <= MID_KEY_LEN {
-            0
-        } else {
-            piece.len() + 4 * ids.len() + 48
-        };
-        if self.long_bytes + cost + mid_bytes > self.limit.saturating_mul(16) {
+        if self.long.bytes() + mid_bytes > self.limit.saturating_mul(16) {
             return;
         }
-        if piece.len() <= MID_KEY_LEN {
-            self.insert_mid(pack_mid(piece), ids);
+        self.insert_mid(pack_mid(piece), ids);
+    }
+
+    /// [`PieceTable::insert_long`] of a piece longer than [`MID_KEY_LEN`] with hash `h`: its
+    /// slots and arena after the insert, with the 16..=31-byte table's slots, within the bound.
+    fn insert_long_hashed(&mut self, piece: &[u8], h: u64, ids: &[u32]) {
+        let mid_bytes = self.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
+        if self.long.bytes_after(piece.len(), ids.len()) + mid_bytes > self.limit.saturating_mul(16)
+        {
             return;
         }
-        self.fresh = false;
-        self.long_bytes += cost;
-        self.long.insert(piece.into(), ids.into());
+        if self.long.insert(piece, h, ids) {
+            self.fresh = false;
+        }
     }
 
     /// Store the ids of a piece of 16..=31 bytes under its [`pack_mid`] key (absent; the
@@ -716,7 +728,7 @@ impl PieceTable {
             }
             debug_assert!(self.mid.get(e.key, hash_mid(e.key)).is_none());
             let mid_bytes = self.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
-            if self.long_bytes + mid_bytes > self.limit.saturating_mul(16) {
+            if self.long.bytes() + mid_bytes > self.limit.saturating_mul(16) {
                 break;
             }
             let c = e.val[0] as usize;
@@ -726,9 +738,9 @@ impl PieceTable {
                 self.insert_mid(e.key, ids);
             }
         }
-        for (piece, ids) in &other.long {
-            debug_assert!(!self.long.contains_key(piece));
-            self.insert_long(piece, ids);
+        for (piece, h, ids) in other.long.iter() {
+            debug_assert!(self.long.get(piece, h).is_none());
+            self.insert_long_hashed(piece, h, ids);
         }
     }
 
@@ -792,7 +804,7 @@ impl PieceTable {
     pub fn bytes(&self) -> usize {
         self.buckets.len() * std::mem::size_of::<Bucket>()
             + self.arena.capacity() * 4
-            + self.long_bytes
+            + self.long.bytes()
             + self.mid.slots.len() * std::mem::size_of::<MidEntry>()
     }
     /// Pieces of either length stored.
@@ -837,6 +849,19 @@ impl PieceTable {
                 _mm_prefetch::<_MM_HINT_T0>((e as *const MidEntry).cast::<i8>());
             }
         }
+        h
+    }
+
+    /// Start loading the home slot of a piece longer than [`MID_KEY_LEN`]; returns its hash for
+    /// [`PieceTable::get_long_hashed`]. Out of line and cold, taking the piece as a span of
+    /// `bytes`: one piece in 170 takes it, and inlined (its hash, the slice's bounds check)
+    /// it cost the encoder's pack loop four instructions for every piece.
+    #[cold]
+    #[inline(never)]
+    pub fn prefetch_long(&self, bytes: &[u8], start: usize, end: usize) -> u64 {
+        let piece = bytes.get(start..end).unwrap_or(&[]);
+        let h = hash_long(piece);
+        self.long.prefetch(h);
         h
     }
 
@@ -1574,6 +1599,60 @@ mod tests {
             assert_eq!(value(&big, key(i)), Some(ids(i)), "{i}");
         }
         assert_eq!(value(&big, pack(b"absent")), None);
+    }
+
+    /// Pieces over 31 bytes stop at the bound (their slots and arena with the 16..=31-byte
+    /// slots within `16 * limit` bytes), keep what they stored, and a batch's absorb adds
+    /// another table's within the same bound.
+    #[test]
+    fn long_pieces_stop_at_the_bound_and_absorb_within_it() {
+        let ids =
+            |i: usize| -> Vec<u32> { (0..(i % 9) as u32 + 1).map(|j| i as u32 * 16 + j).collect() };
+        let piece =
+            |i: usize| format!("{i:>6}: {}", "\u{4e2d}\u{6587}".repeat(4 + i % 20)).into_bytes();
+        let value = |t: &PieceTable, i: usize| t.get_long(&piece(i)).map(<[u32]>::to_vec);
+        let long_bytes =
+            |t: &PieceTable| t.long.bytes() + t.mid.slots.len() * std::mem::size_of::<MidEntry>();
+        let limit = 2000;
+        let mut t = PieceTable::with_capacity(0, limit);
+        for i in 0..3000 {
+            assert_eq!(value(&t, i), None);
+            t.insert_long(&piece(i), &ids(i));
+            assert!(long_bytes(&t) <= 16 * limit, "{i}");
+        }
+        let kept = (0..3000).filter(|&i| value(&t, i).is_some()).count();
+        assert!(kept > 100 && kept < 3000, "{kept}");
+        assert_eq!(t.entries(), kept);
+        for i in 0..3000 {
+            assert!(
+                value(&t, i).is_none() || value(&t, i) == Some(ids(i)),
+                "{i}"
+            );
+        }
+        // the first pieces are kept (inserting stops, it never evicts)
+        assert!((0..kept).all(|i| value(&t, i) == Some(ids(i))));
+        // absorb: a table with room takes every piece of another, hashes reused
+        let mut big = PieceTable::with_capacity(0, 1 << 20);
+        big.insert_long(&piece(5000), &ids(5000));
+        big.absorb(&t);
+        assert_eq!(big.entries(), kept + 1);
+        for i in (0..kept).chain([5000]) {
+            assert_eq!(value(&big, i), Some(ids(i)), "{i}");
+            let p = piece(i);
+            let h = big.prefetch_long(&p, 0, p.len());
+            assert_eq!(big.get_long_hashed(&p, h), Some(&ids(i)[..]), "{i}");
+        }
+        // and a full table absorbs within its bound
+        let mut small = PieceTable::with_capacity(0, 200);
+        small.absorb(&t);
+        assert!(small.entries() > 0 && small.entries() < kept);
+        assert!(long_bytes(&small) <= 16 * 200);
+        for i in 0..kept {
+            assert!(
+                value(&small, i).is_none() || value(&small, i) == Some(ids(i)),
+                "{i}"
+            );
+        }
     }
 
     #[test]
