@@ -97,9 +97,6 @@ const SPILL_SHARDS: usize = 16;
 /// is merged once per batch, whichever thread meets it first.
 struct Spill {
     shards: Vec<Mutex<PieceTable>>,
-    /// short pieces the threads found past their home bucket in the shared table, promoted
-    /// ([`PieceTable::promote`]) when the batch ends and the table is no longer shared
-    promotions: Mutex<Vec<(u128, u64)>>,
 }
 
 impl Spill {
@@ -111,7 +108,6 @@ impl Spill {
             shards: (0..SPILL_SHARDS)
                 .map(|_| Mutex::new(PieceTable::with_capacity(0, per)))
                 .collect(),
-            promotions: Mutex::new(Vec::new()),
         }
     }
 
@@ -134,12 +130,7 @@ impl Spill {
 pub struct Shared<'a> {
     main: &'a PieceTable,
     spill: &'a Spill,
-    /// this thread's pieces to promote when the batch ends (at most [`PROMOTIONS`])
-    promotions: Vec<(u128, u64)>,
 }
-
-/// Most promotions one thread of a batch records (16 bytes each).
-const PROMOTIONS: usize = 1 << 16;
 
 impl Tables for Shared<'_> {
     #[inline(always)]
@@ -185,12 +176,10 @@ impl Tables for Shared<'_> {
             }
         }
     }
-    /// The shared table is only read while the batch runs: recorded, promoted when it ends.
-    fn promote(&mut self, key: u128, h: u64) {
-        if self.promotions.len() < PROMOTIONS {
-            self.promotions.push((key, h));
-        }
-    }
+    /// Nothing: the shared table is only read while the batch runs. (Promoting what the
+    /// threads met, when the batch ends, pushed entries met often out of their buckets for the
+    /// whole next batch: docs/bpe.md §13.5, fourteenth round.)
+    fn promote(&mut self, _: u128, _: u64) {}
 }
 
 /// Encodes pieces with the piece tables of [`Tables`]: one per call (or per thread of a
@@ -707,7 +696,6 @@ impl Bpe {
                 t: Shared {
                     main: shared,
                     spill: &spill,
-                    promotions: Vec::new(),
                 },
             };
             while !failed.load(Ordering::Relaxed) && !cancel.is_set() {
@@ -730,9 +718,6 @@ impl Bpe {
                 }
                 sink(i, ids);
             }
-            if let Ok(mut all) = spill.promotions.lock() {
-                all.append(&mut enc.t.promotions);
-            }
         };
         rayon::scope(|s| {
             for _ in 1..threads {
@@ -740,9 +725,6 @@ impl Bpe {
             }
             work();
         });
-        for (key, h) in spill.promotions.into_inner().unwrap_or_default() {
-            main.t.table.promote(key, h);
-        }
         for shard in spill.shards {
             if let Ok(t) = shard.into_inner() {
                 main.t.table.absorb(&t);
@@ -955,72 +937,6 @@ mod tests {
                 "limit {limit}"
             );
         }
-    }
-
-    /// Short pieces of `texts` whose key sits in the model's table but not in its home bucket.
-    fn away_from_home(bpe: &Bpe, texts: &[String]) -> usize {
-        let enc = bpe.piece_encoder();
-        let t = &enc.t.table;
-        let homes = t.homes();
-        let mut away = std::collections::HashSet::new();
-        for text in texts {
-            for p in bpe.pretokenizer().pieces(text).unwrap() {
-                if p.len() <= MAX_KEY_LEN {
-                    let key = piece_table::pack(p.as_bytes());
-                    let h = homes.hash(key);
-                    if t.get(key).is_some() && homes.probe::<false>(key, h).1 == 0 {
-                        away.insert(key);
-                    }
-                }
-            }
-        }
-        away.len()
-    }
-
-    /// A batch's threads only read the shared table; the pieces they find past their home
-    /// bucket are promoted into it when the batch ends, as a single call promotes them at
-    /// once, so the next call finds them home. No id changes.
-    #[test]
-    fn a_batch_promotes_what_it_found_away_from_home() {
-        let bpe = small();
-        let texts: Vec<String> = (0..60)
-            .map(|i| (0..100).map(|j| format!(" b{}a{j}", i * 100 + j)).collect())
-            .collect();
-        let want: Vec<Vec<u32>> = texts
-            .iter()
-            .map(|t| bpe.encode_ordinary(t).unwrap())
-            .collect();
-        let fresh = small();
-        let pool = |n| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .unwrap()
-        };
-        let (one, pool) = (pool(1), pool(2));
-        // the first batch takes a table per thread, the second shares one and fills it (on one
-        // thread: the same table every run)
-        for _ in 0..2 {
-            assert_eq!(
-                one.install(|| fresh.encode_batch(&texts, None)).unwrap(),
-                want
-            );
-        }
-        // a batch over a few of the texts brings their pieces home (those of the other texts
-        // that shared their home buckets leave them)
-        let few = &texts[..24];
-        let before = away_from_home(&fresh, few);
-        assert!(before > 20, "{before}");
-        assert_eq!(
-            pool.install(|| fresh.encode_batch(few, None)).unwrap(),
-            want[..24]
-        );
-        let after = away_from_home(&fresh, few);
-        assert!(after * 4 < before * 3, "{before} -> {after}");
-        assert_eq!(
-            pool.install(|| fresh.encode_batch(&texts, None)).unwrap(),
-            want
-        );
     }
 
     #[test]
