@@ -562,7 +562,12 @@ class Tokenizer:
         self._model.set_cache_limit(entries)
 
     def encode_ordinary(self, text: str) -> list[int]:
-        """Token ids of ``text``; special-token text is encoded as plain text."""
+        """Token ids of ``text``; special-token text is encoded as plain text.
+
+        Lists of ids (here and from :meth:`encode` and :meth:`encode_batch`) hold only ints, so
+        they are not tracked by the cycle collector (``gc.is_tracked`` is false): a collection
+        does not walk the ids of every list kept. A cycle made later through such a list is
+        not collected."""
         try:
             return self._model.encode_ordinary(text)
         except UnicodeEncodeError:
