@@ -9,7 +9,8 @@
 //! values chained four dependent loads per piece (control bytes, entry, key, value).
 //!
 //! Layout of a piece in the arena, from its offset: the count of ids, the ids, then the bytes
-//! little-endian in `len.div_ceil(4)` words (the last one zero-padded).
+//! in memory order in `len.div_ceil(4)` words (native-endian, so that the words read as bytes
+//! give the piece back; the last one zero-padded).
 //!
 //! Invariants: the slots are a power of two (at least [`MIN_SLOTS`]), at most half of them
 //! used; an empty slot has hash 0 and no real hash is 0 ([`hash_long`]); every used slot's
@@ -197,7 +198,7 @@ impl LongTable {
         for c in piece.chunks(4) {
             let mut w = [0u8; 4];
             w[..c.len()].copy_from_slice(c);
-            self.data.push(u32::from_le_bytes(w));
+            self.data.push(u32::from_ne_bytes(w));
         }
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
