@@ -291,7 +291,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
                 let n = e - s;
                 let (key, h) = if n <= MAX_KEY_LEN {
                     let key = piece_table::pack_at(bytes, s, n);
-                    (key, homes.hash(key))
+                    (key, piece_table::hash(key))
                 } else if n <= MID_KEY_LEN {
                     let key = piece_table::pack_mid_at(bytes, s, n);
                     next.mids[j] = key;

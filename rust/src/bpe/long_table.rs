@@ -250,16 +250,7 @@ impl LongTable {
 mod tests {
     use super::*;
 
-    /// A small deterministic generator (xorshift), so the tests need no dependency.
-    fn rng(seed: u64) -> impl FnMut() -> u64 {
-        let mut x = seed | 1;
-        move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        }
-    }
+    use super::super::xorshift as rng;
 
     fn value(i: usize) -> Vec<u32> {
         (0..(i % 19) as u32 + 1)

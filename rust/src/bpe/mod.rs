@@ -300,3 +300,16 @@ impl Bpe {
             .collect()
     }
 }
+
+/// A small deterministic generator (xorshift64) for the tests of the piece tables, so they need
+/// no dependency; `seed` 0 is taken as 1.
+#[cfg(test)]
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}

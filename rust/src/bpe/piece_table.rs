@@ -87,18 +87,8 @@ static KEY_MASKS: [[u64; 2]; 16] = {
     let mut t = [[0u64; 2]; 16];
     let mut n = 0;
     while n < 16 {
-        t[n] = if n <= 8 {
-            [
-                if n == 8 {
-                    u64::MAX
-                } else {
-                    (1u64 << (8 * n)) - 1
-                },
-                0,
-            ]
-        } else {
-            [u64::MAX, (1u64 << (8 * (n - 8))) - 1]
-        };
+        let m = low_bytes(n);
+        t[n] = [m as u64, (m >> 64) as u64];
         n += 1;
     }
     t
@@ -112,12 +102,12 @@ pub const NOT_SHORT: u128 = u128::MAX;
 /// half: a variable `u128` shift compiles to a long `shld`/`cmov` sequence on the path of every
 /// key.
 #[inline(always)]
-fn low_bytes(n: usize) -> u128 {
+const fn low_bytes(n: usize) -> u128 {
     debug_assert!(n <= MAX_KEY_LEN);
     let part = (1u64 << ((8 * n) as u32 & 63)).wrapping_sub(1);
     let lo = if n >= 8 { u64::MAX } else { part };
     let hi = if n > 8 { part } else { 0 };
-    u128::from(lo) | (u128::from(hi) << 64)
+    lo as u128 | ((hi as u128) << 64)
 }
 
 /// Longest piece (bytes) keyed by two `u128` (`pack_mid`).
@@ -163,9 +153,10 @@ fn hash_mid(key: [u128; 2]) -> u64 {
     hash(key[0] ^ key[1].rotate_left(64))
 }
 
-/// Hash of a key: multiply-shift over both halves (the top bits index the table).
+/// Hash of a key: multiply-shift over both halves (the top bits index the table; the encoder
+/// hashes a chunk's keys for [`Homes::prefetch_hashed`] and [`Homes::probe`]).
 #[inline]
-fn hash(key: u128) -> u64 {
+pub fn hash(key: u128) -> u64 {
     let lo = key as u64;
     let hi = (key >> 64) as u64;
     (lo ^ hi.rotate_left(29).wrapping_mul(0xff51_afd7_ed55_8ccd))
@@ -405,13 +396,7 @@ pub struct Homes<'a> {
 }
 
 impl Homes<'_> {
-    /// The hash of `key` for [`Homes::prefetch_hashed`] and [`Homes::probe`].
-    #[inline(always)]
-    pub fn hash(&self, key: u128) -> u64 {
-        hash(key)
-    }
-
-    /// Start loading the home bucket of hash `h` ([`Homes::hash`]) into the cache. The encoder
+    /// Start loading the home bucket of hash `h` ([`hash`]) into the cache. The encoder
     /// hashes a chunk's pieces first and then prefetches their buckets in a loop of a few
     /// instructions each, so that all of them are in flight at once (with the packing between
     /// the prefetches, the core waited at each of them).
@@ -1379,13 +1364,7 @@ mod tests {
             assert!(t.get(pack(b"absent")).is_none());
         };
         let at_home = |t: &PieceTable, k: u128| t.homes().probe::<false>(k, hash(k)).1 != 0;
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = super::super::xorshift(0x2545_f491_4f6c_dd1d);
         // 3000 keys: the table's threshold is 3/4 of its slots, so many sit past their home
         for (i, &k) in keys[..3000].iter().enumerate() {
             t.insert(k, &ids(i));
