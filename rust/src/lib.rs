@@ -22,6 +22,7 @@ pub mod cancel;
 pub mod dynamic;
 pub mod error;
 pub mod formats;
+pub mod huge_pages;
 pub mod lib_model;
 pub mod metrics;
 pub mod mixture;

@@ -473,37 +473,11 @@ pub enum Found<'a> {
 /// within them in place, so a growth touches only the new half and copies nothing.
 fn buckets_like(n: usize, from: &[Bucket], room: usize) -> Vec<Bucket> {
     let mut v: Vec<Bucket> = Vec::with_capacity(n.max(room));
-    advise_huge_pages(&v);
+    crate::huge_pages::advise(&v);
     v.extend_from_slice(&from[..from.len().min(n)]);
     v.resize(n, Bucket::default());
     v
 }
-
-#[cfg(target_os = "linux")]
-fn advise_huge_pages(v: &Vec<Bucket>) {
-    const HUGE: usize = 2 << 20;
-    let bytes = v.capacity() * std::mem::size_of::<Bucket>();
-    if bytes < 2 * HUGE {
-        return;
-    }
-    let start = v.as_ptr() as usize;
-    let first = start.next_multiple_of(HUGE);
-    let last = (start + bytes) / HUGE * HUGE;
-    if last > first {
-        // SAFETY: madvise only advises the kernel about pages of this allocation (owned, not
-        // yet touched); it changes no memory contents and its failure is harmless.
-        unsafe {
-            libc::madvise(
-                first as *mut libc::c_void,
-                last - first,
-                libc::MADV_HUGEPAGE,
-            );
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_: &Vec<Bucket>) {}
 
 /// One open-addressing table (see the module docs). Not shared: one caller at a time.
 pub struct PieceTable {

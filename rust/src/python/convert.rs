@@ -148,6 +148,8 @@ pub fn flatten(parts: Vec<Vec<u32>>) -> (Vec<u32>, Vec<i64>) {
     // is `calloc`, which clears memory the heap reuses on the calling thread, serially):
     // every id is written by the copy
     let mut flat: Vec<u32> = Vec::with_capacity(total);
+    // fresh pages: one fault per 2 MiB instead of per 4 KiB (a third of the copy's cost)
+    crate::huge_pages::advise(&flat);
     let mut outs = Vec::with_capacity(parts.len());
     let mut rest = &mut flat.spare_capacity_mut()[..total];
     for p in &parts {
