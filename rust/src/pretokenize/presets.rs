@@ -369,6 +369,10 @@ impl Rules for O200kRules {
     }
 }
 
+/// Pieces of a window the emit loop of [`fill_blocks`] writes with no branch at all (more in
+/// groups of 8).
+const EMIT_FIRST: usize = 16;
+
 /// Fill `buf` from index `k` (see [`Spans::fill`]): first every piece a window settles at
 /// once (`R::bounds`: the trusted piece ends of a window starting at a piece start, see
 /// `Window::gpt2_bounds`), and one piece the per-piece way (`R::fast`, else `R::end`) when a
@@ -420,15 +424,24 @@ fn fill_blocks<R: Rules, const AVX2: bool>(
             let n = ends.count_ones() as usize;
             let last = w.base + 63 - ends.leading_zeros() as usize;
             let mut start = pos;
-            for (g, group) in dst.chunks_exact_mut(8).enumerate() {
-                if g > 0 && 8 * g >= n {
-                    break;
-                }
-                for slot in group {
-                    let e = w.base + ends.trailing_zeros() as usize;
-                    *slot = (start, e);
-                    start = e;
-                    ends &= ends.wrapping_sub(1);
+            let (first, more) = dst.split_at_mut(EMIT_FIRST);
+            for slot in first {
+                let e = w.base + ends.trailing_zeros() as usize;
+                *slot = (start, e);
+                start = e;
+                ends &= ends.wrapping_sub(1);
+            }
+            if n > EMIT_FIRST {
+                for (g, group) in more.chunks_exact_mut(8).enumerate() {
+                    if g > 0 && EMIT_FIRST + 8 * g >= n {
+                        break;
+                    }
+                    for slot in group {
+                        let e = w.base + ends.trailing_zeros() as usize;
+                        *slot = (start, e);
+                        start = e;
+                        ends &= ends.wrapping_sub(1);
+                    }
                 }
             }
             k += n;
