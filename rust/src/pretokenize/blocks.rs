@@ -81,9 +81,10 @@ pub(super) struct Window {
     /// o200k: letters in both of its letter classes (`Lm`, `Lo`, two or three bytes)
     both: u64,
     /// lead bytes of two- and three-byte characters in `[^\s\p{L}\p{N}]` (for o200k also
-    /// outside its letter classes, so no mark): they end a run of letters or digits (the
-    /// characters themselves stay `high`)
+    /// outside its letter classes, so no mark)
     other: u64,
+    /// the bytes of those characters: they are punctuation like the ASCII one (not `high`)
+    wide_other: u64,
     /// the bytes of the non-ASCII letters (part of `alpha`)
     wide: u64,
     /// o200k: the bytes of the non-ASCII `Lu`/`Lt` letters (part of `upper`)
@@ -236,8 +237,9 @@ impl Window {
         w.wide_upper = self.wide_upper >> d;
         w.both = self.both >> d;
         w.other = self.other >> d;
+        w.wide_other = self.wide_other >> d;
         w.alpha |= w.wide;
-        w.high &= !w.wide;
+        w.high &= !(w.wide | w.wide_other);
         w.upper |= w.wide_upper;
         w.decode(bytes, flags, case, self.decoded - d);
         w
@@ -274,10 +276,13 @@ impl Window {
             // branch-free: letters and punctuation alternate unpredictably in some scripts
             let letter = u64::from(f & super::presets::FLAG_L != 0).wrapping_neg();
             let m = (((1u64 << n) - 1) << k) & letter;
-            self.other |= u64::from(f & word == 0) << k;
+            let other = u64::from(f & word == 0);
+            self.other |= other << k;
+            let p = (((1u64 << n) - 1) << k) & other.wrapping_neg();
+            self.wide_other |= p;
             self.wide |= m;
             self.alpha |= m;
-            self.high &= !m;
+            self.high &= !(m | p);
             if case {
                 // branch-free too (`up && lo` compiled to a mispredicted branch)
                 let up = u64::from(f & super::presets::FLAG_UP != 0);
@@ -325,11 +330,30 @@ impl Window {
         (e < 64 && !bit(self.high, e)).then_some(e)
     }
 
-    /// [`Window::run`] for a run of letters or digits, which a character of `other` ends too.
+    /// [`Window::run`] for a run of letters or digits.
     #[inline(always)]
     fn word_run(&self, m: u64, k: usize) -> Option<usize> {
-        let e = k + ones_from(m, k);
-        (e < 64 && !bit(self.high & !self.other, e)).then_some(e)
+        self.run(m, k)
+    }
+
+    /// Window offset of the character after the one that starts at `k` (a `wide_other`
+    /// character spans more than one byte).
+    #[inline(always)]
+    fn next_char(&self, k: usize) -> usize {
+        k + 1 + ones_from(self.wide_other & !self.other, k + 1)
+    }
+
+    /// The bits after a lone punctuation character (one that starts a piece, at `o` or not
+    /// after a space or other punctuation: the prefix of a letter run that follows it), for
+    /// cl100k and o200k; a character of `wide_other` counts once, not per byte.
+    #[inline(always)]
+    fn after_lone_punct(&self, q: u64, o: u64) -> u64 {
+        let prev = |m: u64| m << 1;
+        let cont = self.wide_other & !self.other;
+        let mut a = (q & !cont & !prev(q) & !prev(self.space)) | (q & o);
+        a |= prev(a) & cont;
+        a |= prev(a) & cont;
+        prev(a)
     }
 
     /// cl100k: `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|
@@ -344,11 +368,12 @@ impl Window {
             return self.word_run(self.alpha, o).map(|e| self.base + e);
         }
         if bit(p, o) {
-            if bit(self.high, o + 1) {
+            let n = self.next_char(o);
+            if bit(self.high, n) {
                 return None;
             }
-            if bit(self.alpha, o + 1) {
-                return self.word_run(self.alpha, o + 1).map(|e| self.base + e);
+            if bit(self.alpha, n) {
+                return self.word_run(self.alpha, n).map(|e| self.base + e);
             }
         }
         if bit(self.digit, o) {
@@ -430,11 +455,12 @@ impl Window {
         if bit(self.alpha, o) {
             at = Some(o);
         } else if bit(self.prefix(), o) {
-            if bit(self.high, o + 1) {
+            let n = self.next_char(o);
+            if bit(self.high, n) {
                 return None;
             }
-            if bit(self.alpha, o + 1) {
-                at = Some(o + 1);
+            if bit(self.alpha, n) {
+                at = Some(n);
             }
         }
         if let Some(p) = at {
@@ -521,7 +547,7 @@ impl Window {
         let last = r & !(w2 >> 1) & (self.valid >> 1);
         let ws_starts = (w2 & !prev(w2)) | after_last_newline(nl & w2, r, last) | last;
         // (`o` is a start whatever precedes it: the bytes before may not be ASCII)
-        let lone_q = (prev(q) & !prev(prev(q)) & !prev(prev(self.space))) | prev(q & 1u64 << o);
+        let lone_q = self.after_lone_punct(q, 1u64 << o);
         let letters = self.alpha & !prev(self.alpha) & !lone_q & !prev(r);
         let puncts = q & !prev(q) & !prev(self.space);
         let starts = letters | puncts | ws_starts | self.digit_starts(o);
@@ -552,7 +578,7 @@ impl Window {
         let ends = run_end & (self.valid >> u32::from(end > 64));
         let ws_starts = (w2 & !prev(w2)) | after_last_newline(nl & w2, r, ends) | last;
         // (`o` is a start whatever precedes it: the bytes before may not be ASCII)
-        let lone_q = (prev(q) & !prev(prev(q)) & !prev(prev(self.space))) | prev(q & 1u64 << o);
+        let lone_q = self.after_lone_punct(q, 1u64 << o);
         let lower = self.alpha & !self.upper & !self.both;
         let (splits, open) = if self.both == 0 {
             (self.upper & prev(lower), w2)
@@ -637,13 +663,7 @@ impl Window {
             65
         };
         let mut cut = if top <= 64 { top.saturating_sub(1) } else { 64 };
-        if top > o && bit(self.other, top) && bit(self.alpha | self.digit, top - 1) {
-            // a run of letters or digits ends before a character of `other`, which starts a
-            // piece whatever follows (punctuation, or the prefix of letters); the boundaries
-            // before it do not depend on the bytes from `top` on either
-            b |= 1u64 << top;
-            cut = top + 1;
-        } else if (1..=64).contains(&top) && bit(open, top - 1) {
+        if (1..=64).contains(&top) && bit(open, top - 1) {
             let below = !open & ((1u64 << (top - 1)) - 1);
             let start = 64 - below.leading_zeros() as usize;
             cut = cut.min(start + 1);
