@@ -511,7 +511,7 @@ impl Window {
     /// does not settle: up to 2 bytes before a byte `>= 0x80` or the window's end, and up to a
     /// `'` that starts a piece (a contraction is left to the per-piece path).
     #[inline(always)]
-    pub fn gpt2_bounds(&self, o: usize, len: usize) -> u64 {
+    pub fn gpt2_bounds(&self, o: usize) -> u64 {
         let q = self.punct();
         let prev = |m: u64| m << 1;
         let runs =
@@ -522,7 +522,7 @@ impl Window {
             | ((runs & after_space) >> 1)
             | (ws & !prev(ws))
             | (ws & !(ws >> 1) & (self.valid >> 1));
-        self.trusted(o, starts, (starts | 1u64 << o) & self.apos_c, 0, len)
+        self.trusted(o, starts, (starts | 1u64 << o) & self.apos_c, 0)
     }
 
     /// [`Window::gpt2_bounds`] for cl100k. Over ASCII with no contraction: a letter run takes
@@ -535,7 +535,7 @@ impl Window {
     /// whitespace run goes on past what ASCII settles, its split is not known: boundaries are
     /// trusted only up to its start.
     #[inline(always)]
-    pub fn cl100k_bounds(&self, o: usize, len: usize) -> u64 {
+    pub fn cl100k_bounds(&self, o: usize) -> u64 {
         let prev = |m: u64| m << 1;
         let q = self.punct();
         let nl = self.nl;
@@ -551,7 +551,7 @@ impl Window {
         let letters = self.alpha & !prev(self.alpha) & !lone_q & !prev(r);
         let puncts = q & !prev(q) & !prev(self.space);
         let starts = letters | puncts | ws_starts | self.digit_starts(o);
-        self.trusted(o, starts, (starts | 1u64 << o) & self.apos_c, w2, len)
+        self.trusted(o, starts, (starts | 1u64 << o) & self.apos_c, w2)
     }
 
     /// [`Window::cl100k_bounds`] for o200k: letter runs also split before an upper-case letter
@@ -588,7 +588,7 @@ impl Window {
         let letters = (self.alpha & !prev(self.alpha) & !lone_q & !prev(r)) | splits;
         let puncts = q & !prev(q) & !prev(self.space);
         let starts = letters | puncts | ws_starts | self.digit_starts(o);
-        self.trusted(o, starts, (self.apos_c & prev(self.alpha)) >> 1, open, len)
+        self.trusted(o, starts, (self.apos_c & prev(self.alpha)) >> 1, open)
     }
 
     /// o200k's splits inside a run of letters when some are in both of its letter classes
@@ -644,38 +644,28 @@ impl Window {
     /// splits depend on where they end) that reaches the first byte not settled; plus the end
     /// of the text when it lies in the window.
     #[inline(always)]
-    fn trusted(&self, o: usize, starts: u64, stop: u64, open: u64, len: usize) -> u64 {
-        let end = len - self.base;
+    fn trusted(&self, o: usize, starts: u64, stop: u64, open: u64) -> u64 {
+        // masks and selects, no branch on which case applies (the `open` case alone was
+        // mispredicted 0.15 M times a cl100k pass as an `if`)
         let from = u64::MAX << o;
-        let mut b = starts & self.valid;
-        if end < 64 {
-            b |= 1u64 << end;
-        }
-        b &= from << 1;
+        // the end of the text when it lies in the window (`valid` is then its bytes)
+        let b = ((starts & self.valid) | self.valid.wrapping_add(1)) & (from << 1);
+        // `h`: the first byte not settled (none: every byte is, up to the window's end)
+        let unsettled = self.high & self.valid & from;
+        let h = unsettled & unsettled.wrapping_neg();
+        let (none, full) = (unsettled == 0, self.valid == u64::MAX);
+        // trusted: the bits below the byte before `h` (bit 63 needs byte 64), or every bit
+        // when the text ends in the window
+        let below = (h.wrapping_sub(1) >> 1) | (u64::from(none & !full) << 63);
+        // a run of `open` that reaches the byte before `h` (or the window's last byte): only
+        // up to its start
+        let last = (h >> 1) | (u64::from(none & full) << 63);
+        let rest = ((!open & last.wrapping_sub(1)) << 1) | 1;
+        let to_open = u64::MAX >> rest.leading_zeros();
+        let to_open = to_open | u64::from(last & open == 0).wrapping_neg();
+        // and up to the first bit of `stop` included
         let stop = stop & from;
-        // bits strictly below `cut` are trusted; `top`: the first byte not settled
-        let high = (self.high & self.valid & from).trailing_zeros() as usize;
-        let top = if high < 64 {
-            high
-        } else if end >= 64 {
-            64
-        } else {
-            65
-        };
-        let mut cut = if top <= 64 { top.saturating_sub(1) } else { 64 };
-        if (1..=64).contains(&top) && bit(open, top - 1) {
-            let below = !open & ((1u64 << (top - 1)) - 1);
-            let start = 64 - below.leading_zeros() as usize;
-            cut = cut.min(start + 1);
-        }
-        if stop != 0 {
-            cut = cut.min(stop.trailing_zeros() as usize + 1);
-        }
-        if cut >= 64 {
-            b
-        } else {
-            b & ((1u64 << cut) - 1)
-        }
+        b & below & to_open & (stop ^ stop.wrapping_sub(1))
     }
 }
 

@@ -324,8 +324,8 @@ struct O200kRules;
 impl Rules for Gpt2Rules {
     const CASE: bool = false;
     #[inline(always)]
-    fn bounds(w: &Window, o: usize, len: usize) -> u64 {
-        w.gpt2_bounds(o, len)
+    fn bounds(w: &Window, o: usize, _len: usize) -> u64 {
+        w.gpt2_bounds(o)
     }
     #[inline(always)]
     fn fast(w: &Window, o: usize, len: usize) -> Option<usize> {
@@ -340,8 +340,8 @@ impl Rules for Gpt2Rules {
 impl Rules for Cl100kRules {
     const CASE: bool = false;
     #[inline(always)]
-    fn bounds(w: &Window, o: usize, len: usize) -> u64 {
-        w.cl100k_bounds(o, len)
+    fn bounds(w: &Window, o: usize, _len: usize) -> u64 {
+        w.cl100k_bounds(o)
     }
     #[inline(always)]
     fn fast(w: &Window, o: usize, len: usize) -> Option<usize> {
