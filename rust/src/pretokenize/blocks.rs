@@ -47,6 +47,16 @@
 /// so runs of up to `64 - REBASE` bytes always end inside the window.
 pub(super) const REBASE: usize = 32;
 
+/// Which non-ASCII classes a preset's windows tell apart (see [`Window::new`]).
+#[derive(Clone, Copy)]
+pub(super) struct Classes {
+    /// o200k's two letter classes (`upper`, `both`)
+    pub case: bool,
+    /// whitespace of two and three bytes (`wide_space`): cl100k and o200k, whose rules split
+    /// it by characters (`Window::char_starts`); gpt2's windows leave it unsettled
+    pub spaces: bool,
+}
+
 /// Bitmasks of the classes of 64 bytes of text from `base` (bit `k` is byte `base + k`).
 #[derive(Clone, Copy, Default)]
 pub(super) struct Window {
@@ -85,6 +95,9 @@ pub(super) struct Window {
     other: u64,
     /// the bytes of those characters: they are punctuation like the ASCII one (not `high`)
     wide_other: u64,
+    /// the bytes of the two- and three-byte whitespace characters (`U+0085`, `U+00A0`,
+    /// `U+3000`, ...): part of `ws` (none is a newline), not `high`
+    wide_space: u64,
     /// the bytes of the non-ASCII letters (part of `alpha`)
     wide: u64,
     /// o200k: the bytes of the non-ASCII `Lu`/`Lt` letters (part of `upper`)
@@ -155,12 +168,12 @@ impl Window {
     /// instantiated `true` inside [`super::presets`]' AVX2 loop, which runs after
     /// `is_x86_feature_detected!("avx2")`; always `false` on other targets.
     #[inline(always)]
-    pub fn new<const AVX2: bool>(b: &[u8], base: usize, flags: &[u8], case: bool) -> Window {
+    pub fn new<const AVX2: bool>(b: &[u8], base: usize, flags: &[u8], c: Classes) -> Window {
         let mut pad = [0u8; 64];
         let (bytes, mut w) = Window::classified::<AVX2>(b, base, &mut pad);
         let valid = w.valid;
         w.mark_contractions(bytes, w.apos & valid);
-        w.decode(bytes, flags, case, 0);
+        w.decode(bytes, flags, c, 0);
         w
     }
 
@@ -221,11 +234,11 @@ impl Window {
         b: &[u8],
         base: usize,
         flags: &[u8],
-        case: bool,
+        c: Classes,
     ) -> Window {
         let d = base.wrapping_sub(self.base);
         if d == 0 || d >= self.decoded {
-            return Window::new::<AVX2>(b, base, flags, case);
+            return Window::new::<AVX2>(b, base, flags, c);
         }
         let mut pad = [0u8; 64];
         let (bytes, mut w) = Window::classified::<AVX2>(b, base, &mut pad);
@@ -238,17 +251,17 @@ impl Window {
         w.both = self.both >> d;
         w.other = self.other >> d;
         w.wide_other = self.wide_other >> d;
-        w.alpha |= w.wide;
-        w.high &= !(w.wide | w.wide_other);
+        w.wide_space = self.wide_space >> d;
         w.upper |= w.wide_upper;
-        w.decode(bytes, flags, case, self.decoded - d);
+        w.decode(bytes, flags, c, self.decoded - d);
         w
     }
 
     /// Classify the two- and three-byte characters whose lead byte is at window offset `from`
     /// or later (see [`Window::new`]), up to the first that runs past the window.
     #[inline(always)]
-    fn decode(&mut self, bytes: &[u8; 64], flags: &[u8], case: bool, from: usize) {
+    fn decode(&mut self, bytes: &[u8; 64], flags: &[u8], c: Classes, from: usize) {
+        let case = c.case;
         // a non-letter with none of these flags is `other` (numbers and spaces are not; for
         // o200k neither are marks, which are in its case classes)
         let word = if case {
@@ -280,9 +293,10 @@ impl Window {
             self.other |= other << k;
             let p = (((1u64 << n) - 1) << k) & other.wrapping_neg();
             self.wide_other |= p;
+            // (no whitespace character is a letter)
+            let space = u64::from(c.spaces & (f & super::presets::FLAG_S != 0)).wrapping_neg();
+            self.wide_space |= (((1u64 << n) - 1) << k) & space;
             self.wide |= m;
-            self.alpha |= m;
-            self.high &= !(m | p);
             if case {
                 // branch-free too (`up && lo` compiled to a mispredicted branch)
                 let up = u64::from(f & super::presets::FLAG_UP != 0);
@@ -293,6 +307,10 @@ impl Window {
                 self.wide_upper |= u;
             }
         }
+        // (once, not per character: each of these is a chain through the loop)
+        self.alpha |= self.wide;
+        self.ws |= self.wide_space;
+        self.high &= !(self.wide | self.wide_other | self.wide_space);
     }
 
     /// Every class mask of [`classify`] (for the tests of the SIMD versions).
@@ -336,11 +354,36 @@ impl Window {
         self.run(m, k)
     }
 
-    /// Window offset of the character after the one that starts at `k` (a `wide_other`
-    /// character spans more than one byte).
+    /// The continuation bytes of the settled characters of two and three bytes that are not
+    /// letters (`wide_other`, `wide_space`): a punctuation or whitespace rule that takes or
+    /// splits off one character takes all of its bytes.
+    #[inline(always)]
+    fn cont(&self) -> u64 {
+        (self.wide_other | self.wide_space) & !self.lead
+    }
+
+    /// Window offset of the character after the one that starts at `k`.
     #[inline(always)]
     fn next_char(&self, k: usize) -> usize {
-        k + 1 + ones_from(self.wide_other & !self.other, k + 1)
+        k + 1 + ones_from(self.cont(), k + 1)
+    }
+
+    /// The first bytes of the characters that hold the bits of `m` (bits of `m` moved down
+    /// over the continuation bytes).
+    #[inline(always)]
+    fn char_starts(&self, m: u64) -> u64 {
+        let cont = self.cont();
+        let m = (m & !cont) | ((m & cont) >> 1);
+        (m & !cont) | ((m & cont) >> 1)
+    }
+
+    /// The end of a piece of whitespace from `o` that a non-space follows at `e` (the run
+    /// `o..e` holds no newline): all but its last character, or that one character.
+    #[inline(always)]
+    fn space_piece(&self, o: usize, e: usize) -> usize {
+        // `e > o`: the run is not empty; back over the last character's continuation bytes
+        let last = e - 1 - (self.cont() << (64 - e)).leading_ones() as usize;
+        self.base + if last > o { last } else { e }
     }
 
     /// The bits after a lone punctuation character (one that starts a piece, at `o` or not
@@ -349,7 +392,7 @@ impl Window {
     #[inline(always)]
     fn after_lone_punct(&self, q: u64, o: u64) -> u64 {
         let prev = |m: u64| m << 1;
-        let cont = self.wide_other & !self.other;
+        let cont = self.cont();
         let mut a = (q & !cont & !prev(q) & !prev(self.space)) | (q & o);
         a |= prev(a) & cont;
         a |= prev(a) & cont;
@@ -399,7 +442,7 @@ impl Window {
         if nl != 0 {
             return Some(self.base + 64 - nl.leading_zeros() as usize);
         }
-        Some(self.base + if e - o >= 2 { e - 1 } else { o + 1 })
+        Some(self.space_piece(o, e))
     }
 
     /// `\p{N}{1,3}+` from `o` (a digit).
@@ -440,7 +483,7 @@ impl Window {
         if self.base + e == len {
             return Some(len);
         }
-        Some(self.base + if e - o >= 2 { e - 1 } else { o + 1 })
+        Some(self.space_piece(o, e))
     }
 
     /// o200k (see `O200K_PATTERN`): ASCII letters are "upper" `[A-Z]` or "lower" `[a-z]`, never
@@ -494,7 +537,7 @@ impl Window {
         if self.base + e == len {
             return Some(len);
         }
-        Some(self.base + if e - o >= 2 { e - 1 } else { e })
+        Some(self.space_piece(o, e))
     }
 }
 
@@ -522,6 +565,7 @@ impl Window {
             | ((runs & after_space) >> 1)
             | (ws & !prev(ws))
             | (ws & !(ws >> 1) & (self.valid >> 1));
+        // (whitespace is ASCII here: `Classes::spaces` is off for gpt2)
         self.trusted(o, starts, (starts | 1u64 << o) & self.apos_c, 0)
     }
 
@@ -545,7 +589,8 @@ impl Window {
         let w2 = self.ws & !absorbed;
         let r = w2 & !nl;
         let last = r & !(w2 >> 1) & (self.valid >> 1);
-        let ws_starts = (w2 & !prev(w2)) | after_last_newline(nl & w2, r, last) | last;
+        let ws_starts =
+            (w2 & !prev(w2)) | after_last_newline(nl & w2, r, last) | self.char_starts(last);
         // (`o` is a start whatever precedes it: the bytes before may not be ASCII)
         let lone_q = self.after_lone_punct(q, 1u64 << o);
         let letters = self.alpha & !prev(self.alpha) & !lone_q & !prev(r);
@@ -570,7 +615,7 @@ impl Window {
         let w2 = self.ws & !absorbed;
         let r = w2 & !nl;
         let run_end = r & !(w2 >> 1);
-        let last = run_end & (self.valid >> 1);
+        let last = self.char_starts(run_end & (self.valid >> 1));
         // the ends of runs that end before a non-space or at the end of the text: `last` and,
         // when the text ends in the window (`valid` is then its bytes), its last byte; one
         // shift instead of a compare and a select (`len > base`, so `end >= 1`)

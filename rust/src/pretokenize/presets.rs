@@ -77,7 +77,7 @@ use std::sync::OnceLock;
 
 use regex_syntax::hir::{Class, HirKind};
 
-use super::blocks::{Window, REBASE};
+use super::blocks::{Classes, Window, REBASE};
 
 /// Pattern of GPT-2 / `r50k_base` / `p50k_base` (tiktoken `r50k_pat_str`).
 pub const GPT2_PATTERN: &str =
@@ -307,8 +307,8 @@ impl<'t> Spans<'t> {
 /// A preset's window rules and exact scanner, as plain functions (not closures), so that they
 /// are inlined into the loop and compiled with its target features.
 trait Rules {
-    /// o200k's letter case classes (see `Window::new`).
-    const CASE: bool;
+    /// The non-ASCII classes its windows tell apart (see `Window::new`).
+    const CLASSES: Classes;
     /// The trusted piece ends of a window from a piece start (`Window::gpt2_bounds`, ...).
     fn bounds(w: &Window, o: usize, len: usize) -> u64;
     /// One piece the per-piece way, if the window settles it (`Window::gpt2`, ...).
@@ -322,7 +322,10 @@ struct Cl100kRules;
 struct O200kRules;
 
 impl Rules for Gpt2Rules {
-    const CASE: bool = false;
+    const CLASSES: Classes = Classes {
+        case: false,
+        spaces: false,
+    };
     #[inline(always)]
     fn bounds(w: &Window, o: usize, _len: usize) -> u64 {
         w.gpt2_bounds(o)
@@ -338,7 +341,10 @@ impl Rules for Gpt2Rules {
 }
 
 impl Rules for Cl100kRules {
-    const CASE: bool = false;
+    const CLASSES: Classes = Classes {
+        case: false,
+        spaces: true,
+    };
     #[inline(always)]
     fn bounds(w: &Window, o: usize, _len: usize) -> u64 {
         w.cl100k_bounds(o)
@@ -354,7 +360,10 @@ impl Rules for Cl100kRules {
 }
 
 impl Rules for O200kRules {
-    const CASE: bool = true;
+    const CLASSES: Classes = Classes {
+        case: true,
+        spaces: true,
+    };
     #[inline(always)]
     fn bounds(w: &Window, o: usize, len: usize) -> u64 {
         w.o200k_bounds(o, len)
@@ -391,11 +400,11 @@ fn fill_blocks<R: Rules, const AVX2: bool>(
     let want = want.min(buf.len());
     let mut w = match spans.window {
         Some(w) => w,
-        None => Window::new::<AVX2>(b, pos, &t.bmp, R::CASE),
+        None => Window::new::<AVX2>(b, pos, &t.bmp, R::CLASSES),
     };
     while k < want && pos < len {
         if pos - w.base > REBASE {
-            w = w.advance::<AVX2>(b, pos, &t.bmp, R::CASE);
+            w = w.advance::<AVX2>(b, pos, &t.bmp, R::CLASSES);
         }
         let o = pos - w.base;
         let mut ends = R::bounds(&w, o, len);
@@ -497,6 +506,7 @@ pub(super) const FLAG_L: u8 = L;
 pub(super) const FLAG_UP: u8 = UP;
 pub(super) const FLAG_LO: u8 = LO;
 pub(super) const FLAG_WORD: u8 = L | N | S;
+pub(super) const FLAG_S: u8 = S;
 
 /// Class patterns and the flag each one sets, parsed with regex-syntax.
 const CLASS_PATTERNS: [(&str, u8); 5] = [
@@ -1563,6 +1573,7 @@ mod tests {
         let lower = Regex::new(r"^[\p{Ll}\p{Lm}\p{Lo}\p{M}]$").unwrap();
         let number_or_space = Regex::new(r"^[\s\p{N}]$").unwrap();
         let mark = Regex::new(r"^\p{M}$").unwrap();
+        let space_re = Regex::new(r"^\s$").unwrap();
         let t = tables();
         let mut texts = Vec::new();
         for cp in 0x80..=0xFFFFu32 {
@@ -1579,9 +1590,9 @@ mod tests {
                 number_or_space.is_match(&s).unwrap(),
                 mark.is_match(&s).unwrap(),
             );
-            for case in [false, true] {
+            for (case, spaces) in [(false, false), (false, true), (true, true)] {
                 let text = format!("a{s}b");
-                let w = Window::new::<false>(text.as_bytes(), 0, &t.bmp, case);
+                let w = Window::new::<false>(text.as_bytes(), 0, &t.bmp, Classes { case, spaces });
                 let mask = ((1u64 << s.len()) - 1) << 1;
                 let (alpha, up, both, high) = w.masks_for_tests();
                 assert_eq!(alpha & mask != 0, l, "{cp:#x} letter");
@@ -1589,7 +1600,8 @@ mod tests {
                 // letters, and punctuation (`[^\s\p{L}\p{N}]`, for o200k no mark either),
                 // are settled
                 let punct = !l && !n && !(case && m);
-                assert_eq!(high & mask == 0, l || punct, "{cp:#x} high");
+                let space = spaces && space_re.is_match(&s).unwrap();
+                assert_eq!(high & mask == 0, l || punct || space, "{cp:#x} high");
                 if case && l {
                     assert_eq!(up & mask == mask, u && !d, "{cp:#x} upper");
                     assert_eq!(both & mask == mask, u && d, "{cp:#x} both");
