@@ -90,10 +90,8 @@ pub(super) struct Window {
     lead: u64,
     /// o200k: letters in both of its letter classes (`Lm`, `Lo`, two or three bytes)
     both: u64,
-    /// lead bytes of two- and three-byte characters in `[^\s\p{L}\p{N}]` (for o200k also
-    /// outside its letter classes, so no mark)
-    other: u64,
-    /// the bytes of those characters: they are punctuation like the ASCII one (not `high`)
+    /// the bytes of the two- and three-byte characters in `[^\s\p{L}\p{N}]` (for o200k also
+    /// outside its letter classes, so no mark): punctuation like the ASCII one (not `high`)
     wide_other: u64,
     /// the bytes of the two- and three-byte whitespace characters (`U+0085`, `U+00A0`,
     /// `U+3000`, ...): part of `ws` (none is a newline), not `high`
@@ -249,7 +247,6 @@ impl Window {
         w.wide = self.wide >> d;
         w.wide_upper = self.wide_upper >> d;
         w.both = self.both >> d;
-        w.other = self.other >> d;
         w.wide_other = self.wide_other >> d;
         w.wide_space = self.wide_space >> d;
         w.upper |= w.wide_upper;
@@ -262,8 +259,8 @@ impl Window {
     #[inline(always)]
     fn decode(&mut self, bytes: &[u8; 64], flags: &[u8], c: Classes, from: usize) {
         let case = c.case;
-        // a non-letter with none of these flags is `other` (numbers and spaces are not; for
-        // o200k neither are marks, which are in its case classes)
+        // a character with none of these flags is punctuation, `wide_other` (numbers and
+        // spaces are not; for o200k neither are marks, which are in its case classes)
         let word = if case {
             super::presets::FLAG_WORD | super::presets::FLAG_UP | super::presets::FLAG_LO
         } else {
@@ -287,16 +284,14 @@ impl Window {
             }
             let f = flags.get(cp as usize).copied().unwrap_or(0);
             // branch-free: letters and punctuation alternate unpredictably in some scripts
+            let span = ((1u64 << n) - 1) << k;
             let letter = u64::from(f & super::presets::FLAG_L != 0).wrapping_neg();
-            let m = (((1u64 << n) - 1) << k) & letter;
-            let other = u64::from(f & word == 0);
-            self.other |= other << k;
-            let p = (((1u64 << n) - 1) << k) & other.wrapping_neg();
-            self.wide_other |= p;
+            let m = span & letter;
+            self.wide |= m;
+            self.wide_other |= span & u64::from(f & word == 0).wrapping_neg();
             // (no whitespace character is a letter)
             let space = u64::from(c.spaces & (f & super::presets::FLAG_S != 0)).wrapping_neg();
-            self.wide_space |= (((1u64 << n) - 1) << k) & space;
-            self.wide |= m;
+            self.wide_space |= span & space;
             if case {
                 // branch-free too (`up && lo` compiled to a mispredicted branch)
                 let up = u64::from(f & super::presets::FLAG_UP != 0);
