@@ -6,7 +6,14 @@
 //! `>= 0x80` and the bytes inside the text. Letters of two and three bytes are classified too
 //! (a loop over the window's lead bytes and the BMP class table of `presets`): all their bytes
 //! are letter bits, so the rules below treat a non-ASCII word like an ASCII one; for o200k they
-//! are also split by its case classes (`Window::case_splits`).
+//! are also split by its case classes (`Window::case_splits`). The other characters of two and
+//! three bytes in `[^\s\p{L}\p{N}]` (punctuation, symbols; for o200k not the marks, which are
+//! in its letter classes) are punctuation bits like ASCII punctuation, and for cl100k and o200k
+//! the whitespace characters of two and three bytes (`U+00A0`, `U+3000`, ...) are whitespace
+//! bits ([`Classes`]). A rule that takes or splits off one character (the prefix of a letter
+//! run, the last character of a whitespace run) moves over their continuation bytes
+//! (`Window::char_starts`, `next_char`, `after_lone_punct`), so a boundary is never inside a
+//! character.
 //!
 //! Whole window first: over the classified characters each preset's piece boundaries are a
 //! function of a few neighbouring bytes, or of the run they lie in (`Window::gpt2_bounds`,
@@ -22,8 +29,8 @@
 //! (and the caller runs the exact scanner of [`super::presets`] from the same start) when:
 //! the piece starts with a `'` followed by a contraction letter or a byte `>= 0x80`
 //! (contractions and their Unicode case folds) or with an unclassified byte `>= 0x80`; a run
-//! stops at an unclassified byte `>= 0x80` (a mark, a non-ASCII digit or space could continue
-//! it; a run of letters or digits stopping at non-ASCII punctuation is settled); a run reaches
+//! stops at an unclassified byte `>= 0x80` (a mark, a non-ASCII digit, a character of four
+//! bytes, for gpt2 a non-ASCII space could continue it); a run reaches
 //! the end of the window; an o200k letter run is followed by such a `'` (the contraction
 //! suffix) or holds an `Lm`/`Lo` letter. Every other case is one of the regex alternatives over
 //! the classes, written out per preset below with the reasoning of the exact scanners. Since the
@@ -35,9 +42,10 @@
 //! a piece starts more than [`REBASE`] bytes into the current one, so each byte goes through the
 //! SIMD compares at most about twice; the characters of two and three bytes the previous window
 //! decoded keep their classes in the next (`Window::advance`), so each is decoded once. On the
-//! benchmark sample the whole-window path leaves about 3 % of the pieces to the per-piece path
-//! (11 % when only ASCII was classified), and the pre-tokenizer takes 17-23 ms for the 26.5 MB
-//! (one thread; docs/bpe.md §13.2, §13.5). The tests of
+//! benchmark sample the whole-window path leaves about 1 % of the pieces to the exact scanner
+//! (11 % when only ASCII was classified, 2.5 % before the non-ASCII punctuation and spaces),
+//! and the pre-tokenizer takes 17-21 ms for the 26.5 MB (one thread; docs/bpe.md §13.2,
+//! §13.5). The tests of
 //! `presets` compare the pieces of [`super::presets::fill_spans`] (which uses this path) with
 //! `fancy-regex` too, including runs across window ends and ASCII / non-ASCII transitions at
 //! every offset of a window, with the exact scanner on long random texts of the characters the
@@ -159,8 +167,11 @@ impl Window {
     /// a letter joins `alpha` and leaves `high`. With `case` (o200k) an `Lu`/`Lt` letter also
     /// joins `upper` and an `Lm`/`Lo` letter (in both of o200k's letter classes) `both`;
     /// without it (gpt2, cl100k, where `\p{L}` is one class) `upper` and `both` stay ASCII-only
-    /// and empty. Every other non-ASCII character (marks, digits, spaces, punctuation, four-byte
-    /// characters) stays `high`: unsettled.
+    /// and empty. A character of `[^\s\p{L}\p{N}]` (for o200k also no mark) is punctuation
+    /// (`wide_other`: it leaves `high`, so `punct` holds its bytes), and with `c.spaces` a
+    /// whitespace character is whitespace (`wide_space`, part of `ws`). Every other non-ASCII
+    /// character (marks, digits, for gpt2 spaces, four-byte characters) stays `high`:
+    /// unsettled.
     ///
     /// `AVX2`: classify with AVX2 (two 32-byte blocks instead of four 16-byte ones). Only
     /// instantiated `true` inside [`super::presets`]' AVX2 loop, which runs after
@@ -682,7 +693,7 @@ impl Window {
     /// `>= 0x80` (from `o`) less 1, before bit 63 (bit 63 needs byte 64), up to the first bit
     /// of `stop` (from `o`) included, and up to the start of a run of `open` (runs whose
     /// splits depend on where they end) that reaches the first byte not settled; plus the end
-    /// of the text when it lies in the window.
+    /// of the text when it lies in the window. No branch: about 30 mask operations.
     #[inline(always)]
     fn trusted(&self, o: usize, starts: u64, stop: u64, open: u64) -> u64 {
         // masks and selects, no branch on which case applies (the `open` case alone was

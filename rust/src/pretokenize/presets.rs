@@ -1599,7 +1599,7 @@ mod tests {
                 assert!(alpha & mask == 0 || alpha & mask == mask, "{cp:#x}");
                 // letters, and punctuation (`[^\s\p{L}\p{N}]`, for o200k no mark either),
                 // are settled
-                let punct = !l && !n && !(case && m);
+                let punct = !(l || n || (case && m));
                 let space = spaces && space_re.is_match(&s).unwrap();
                 assert_eq!(high & mask == 0, l || punct || space, "{cp:#x} high");
                 if case && l {
