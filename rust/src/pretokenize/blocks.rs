@@ -55,6 +55,9 @@
 /// so runs of up to `64 - REBASE` bytes always end inside the window.
 pub(super) const REBASE: usize = 32;
 
+/// The class flags of the Basic Multilingual Plane, one byte per code point (`presets::Tables`).
+pub(super) type Flags = [u8; 0x1_0000];
+
 /// Which non-ASCII classes a preset's windows tell apart (see [`Window::new`]).
 #[derive(Clone, Copy)]
 pub(super) struct Classes {
@@ -177,7 +180,7 @@ impl Window {
     /// instantiated `true` inside [`super::presets`]' AVX2 loop, which runs after
     /// `is_x86_feature_detected!("avx2")`; always `false` on other targets.
     #[inline(always)]
-    pub fn new<const AVX2: bool>(b: &[u8], base: usize, flags: &[u8], c: Classes) -> Window {
+    pub fn new<const AVX2: bool>(b: &[u8], base: usize, flags: &Flags, c: Classes) -> Window {
         let mut pad = [0u8; 64];
         let (bytes, mut w) = Window::classified::<AVX2>(b, base, &mut pad);
         let valid = w.valid;
@@ -242,7 +245,7 @@ impl Window {
         &self,
         b: &[u8],
         base: usize,
-        flags: &[u8],
+        flags: &Flags,
         c: Classes,
     ) -> Window {
         let d = base.wrapping_sub(self.base);
@@ -268,7 +271,7 @@ impl Window {
     /// Classify the two- and three-byte characters whose lead byte is at window offset `from`
     /// or later (see [`Window::new`]), up to the first that runs past the window.
     #[inline(always)]
-    fn decode(&mut self, bytes: &[u8; 64], flags: &[u8], c: Classes, from: usize) {
+    fn decode(&mut self, bytes: &[u8; 64], flags: &Flags, c: Classes, from: usize) {
         let case = c.case;
         // a character with none of these flags is punctuation, `wide_other` (numbers and
         // spaces are not; for o200k neither are marks, which are in its case classes)
@@ -293,7 +296,8 @@ impl Window {
                 self.decoded = k;
                 break;
             }
-            let f = flags.get(cp as usize).copied().unwrap_or(0);
+            // (a code point of at most three bytes is below 0x1_0000: no bounds check)
+            let f = flags[(cp & 0xFFFF) as usize];
             // branch-free: letters and punctuation alternate unpredictably in some scripts
             let span = ((1u64 << n) - 1) << k;
             let letter = u64::from(f & super::presets::FLAG_L != 0).wrapping_neg();

@@ -77,7 +77,7 @@ use std::sync::OnceLock;
 
 use regex_syntax::hir::{Class, HirKind};
 
-use super::blocks::{Classes, Window, REBASE};
+use super::blocks::{Classes, Flags, Window, REBASE};
 
 /// Pattern of GPT-2 / `r50k_base` / `p50k_base` (tiktoken `r50k_pat_str`).
 pub const GPT2_PATTERN: &str =
@@ -547,7 +547,7 @@ struct Tables {
     /// Class flags of ASCII characters.
     ascii: [u8; 128],
     /// Class flags of the Basic Multilingual Plane, one byte per code point.
-    bmp: Vec<u8>,
+    bmp: Box<Flags>,
     /// Case-fold bits of ASCII characters.
     ascii_fold: [u8; 128],
     /// Block number of each 256-code-point block (used above the BMP).
@@ -637,7 +637,8 @@ impl Tables {
 
         let mut ascii = [0u8; 128];
         ascii.copy_from_slice(&flat[..128]);
-        let bmp = flat[..BMP].to_vec();
+        let mut bmp = Box::new([0u8; BMP]);
+        bmp.copy_from_slice(&flat[..BMP]);
 
         let mut index = Vec::with_capacity(MAX_CP / BLOCK);
         let mut blocks: Vec<u8> = Vec::new();
