@@ -77,7 +77,7 @@ use std::sync::OnceLock;
 
 use regex_syntax::hir::{Class, HirKind};
 
-use super::blocks::{Window, REBASE};
+use super::blocks::{Classes, Flags, Window, REBASE};
 
 /// Pattern of GPT-2 / `r50k_base` / `p50k_base` (tiktoken `r50k_pat_str`).
 pub const GPT2_PATTERN: &str =
@@ -307,8 +307,8 @@ impl<'t> Spans<'t> {
 /// A preset's window rules and exact scanner, as plain functions (not closures), so that they
 /// are inlined into the loop and compiled with its target features.
 trait Rules {
-    /// o200k's letter case classes (see `Window::new`).
-    const CASE: bool;
+    /// The non-ASCII classes its windows tell apart (see `Window::new`).
+    const CLASSES: Classes;
     /// The trusted piece ends of a window from a piece start (`Window::gpt2_bounds`, ...).
     fn bounds(w: &Window, o: usize, len: usize) -> u64;
     /// One piece the per-piece way, if the window settles it (`Window::gpt2`, ...).
@@ -322,10 +322,13 @@ struct Cl100kRules;
 struct O200kRules;
 
 impl Rules for Gpt2Rules {
-    const CASE: bool = false;
+    const CLASSES: Classes = Classes {
+        case: false,
+        spaces: false,
+    };
     #[inline(always)]
-    fn bounds(w: &Window, o: usize, len: usize) -> u64 {
-        w.gpt2_bounds(o, len)
+    fn bounds(w: &Window, o: usize, _len: usize) -> u64 {
+        w.gpt2_bounds(o)
     }
     #[inline(always)]
     fn fast(w: &Window, o: usize, len: usize) -> Option<usize> {
@@ -338,10 +341,13 @@ impl Rules for Gpt2Rules {
 }
 
 impl Rules for Cl100kRules {
-    const CASE: bool = false;
+    const CLASSES: Classes = Classes {
+        case: false,
+        spaces: true,
+    };
     #[inline(always)]
-    fn bounds(w: &Window, o: usize, len: usize) -> u64 {
-        w.cl100k_bounds(o, len)
+    fn bounds(w: &Window, o: usize, _len: usize) -> u64 {
+        w.cl100k_bounds(o)
     }
     #[inline(always)]
     fn fast(w: &Window, o: usize, len: usize) -> Option<usize> {
@@ -354,7 +360,10 @@ impl Rules for Cl100kRules {
 }
 
 impl Rules for O200kRules {
-    const CASE: bool = true;
+    const CLASSES: Classes = Classes {
+        case: true,
+        spaces: true,
+    };
     #[inline(always)]
     fn bounds(w: &Window, o: usize, len: usize) -> u64 {
         w.o200k_bounds(o, len)
@@ -368,6 +377,10 @@ impl Rules for O200kRules {
         o200k(t, b, s)
     }
 }
+
+/// Pieces of a window the emit loop of [`fill_blocks`] writes with no branch at all (more in
+/// groups of 8).
+const EMIT_FIRST: usize = 16;
 
 /// Fill `buf` from index `k` (see [`Spans::fill`]): first every piece a window settles at
 /// once (`R::bounds`: the trusted piece ends of a window starting at a piece start, see
@@ -387,11 +400,11 @@ fn fill_blocks<R: Rules, const AVX2: bool>(
     let want = want.min(buf.len());
     let mut w = match spans.window {
         Some(w) => w,
-        None => Window::new::<AVX2>(b, pos, &t.bmp, R::CASE),
+        None => Window::new::<AVX2>(b, pos, &t.bmp, R::CLASSES),
     };
     while k < want && pos < len {
         if pos - w.base > REBASE {
-            w = w.advance::<AVX2>(b, pos, &t.bmp, R::CASE);
+            w = w.advance::<AVX2>(b, pos, &t.bmp, R::CLASSES);
         }
         let o = pos - w.base;
         let mut ends = R::bounds(&w, o, len);
@@ -420,15 +433,24 @@ fn fill_blocks<R: Rules, const AVX2: bool>(
             let n = ends.count_ones() as usize;
             let last = w.base + 63 - ends.leading_zeros() as usize;
             let mut start = pos;
-            for (g, group) in dst.chunks_exact_mut(8).enumerate() {
-                if g > 0 && 8 * g >= n {
-                    break;
-                }
-                for slot in group {
-                    let e = w.base + ends.trailing_zeros() as usize;
-                    *slot = (start, e);
-                    start = e;
-                    ends &= ends.wrapping_sub(1);
+            let (first, more) = dst.split_at_mut(EMIT_FIRST);
+            for slot in first {
+                let e = w.base + ends.trailing_zeros() as usize;
+                *slot = (start, e);
+                start = e;
+                ends &= ends.wrapping_sub(1);
+            }
+            if n > EMIT_FIRST {
+                for (g, group) in more.chunks_exact_mut(8).enumerate() {
+                    if g > 0 && EMIT_FIRST + 8 * g >= n {
+                        break;
+                    }
+                    for slot in group {
+                        let e = w.base + ends.trailing_zeros() as usize;
+                        *slot = (start, e);
+                        start = e;
+                        ends &= ends.wrapping_sub(1);
+                    }
                 }
             }
             k += n;
@@ -484,6 +506,7 @@ pub(super) const FLAG_L: u8 = L;
 pub(super) const FLAG_UP: u8 = UP;
 pub(super) const FLAG_LO: u8 = LO;
 pub(super) const FLAG_WORD: u8 = L | N | S;
+pub(super) const FLAG_S: u8 = S;
 
 /// Class patterns and the flag each one sets, parsed with regex-syntax.
 const CLASS_PATTERNS: [(&str, u8); 5] = [
@@ -524,7 +547,7 @@ struct Tables {
     /// Class flags of ASCII characters.
     ascii: [u8; 128],
     /// Class flags of the Basic Multilingual Plane, one byte per code point.
-    bmp: Vec<u8>,
+    bmp: Box<Flags>,
     /// Case-fold bits of ASCII characters.
     ascii_fold: [u8; 128],
     /// Block number of each 256-code-point block (used above the BMP).
@@ -614,7 +637,8 @@ impl Tables {
 
         let mut ascii = [0u8; 128];
         ascii.copy_from_slice(&flat[..128]);
-        let bmp = flat[..BMP].to_vec();
+        let mut bmp = Box::new([0u8; BMP]);
+        bmp.copy_from_slice(&flat[..BMP]);
 
         let mut index = Vec::with_capacity(MAX_CP / BLOCK);
         let mut blocks: Vec<u8> = Vec::new();
@@ -1416,7 +1440,7 @@ mod tests {
         "ÉΩЖéωжß\u{01C5}\u{1F88}\u{02B0}\u{3005}中文اب한ア",
         "\u{0301}\u{0903}\u{20DD}\u{0660}\u{0967}\u{2160}\u{00B2}\u{00BD}",
         "\u{00A0}\u{2003}\u{2028}\u{3000}\u{0085}\u{180E}\u{200B}\u{200D}",
-        "😀\u{1F3FD}\u{E000}\u{FFFD}",
+        "😀\u{1F3FD}\u{E000}\u{FFFD}«»“”’—。、§×",
     );
 
     struct XorShift(u64);
@@ -1548,6 +1572,9 @@ mod tests {
         let letter = Regex::new(r"^\p{L}$").unwrap();
         let upper = Regex::new(r"^[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]$").unwrap();
         let lower = Regex::new(r"^[\p{Ll}\p{Lm}\p{Lo}\p{M}]$").unwrap();
+        let number_or_space = Regex::new(r"^[\s\p{N}]$").unwrap();
+        let mark = Regex::new(r"^\p{M}$").unwrap();
+        let space_re = Regex::new(r"^\s$").unwrap();
         let t = tables();
         let mut texts = Vec::new();
         for cp in 0x80..=0xFFFFu32 {
@@ -1560,20 +1587,28 @@ mod tests {
                 upper.is_match(&s).unwrap(),
                 lower.is_match(&s).unwrap(),
             );
-            for case in [false, true] {
+            let (n, m) = (
+                number_or_space.is_match(&s).unwrap(),
+                mark.is_match(&s).unwrap(),
+            );
+            for (case, spaces) in [(false, false), (false, true), (true, true)] {
                 let text = format!("a{s}b");
-                let w = Window::new::<false>(text.as_bytes(), 0, &t.bmp, case);
-                let m = ((1u64 << s.len()) - 1) << 1;
+                let w = Window::new::<false>(text.as_bytes(), 0, &t.bmp, Classes { case, spaces });
+                let mask = ((1u64 << s.len()) - 1) << 1;
                 let (alpha, up, both, high) = w.masks_for_tests();
-                assert_eq!(alpha & m != 0, l, "{cp:#x} letter");
-                assert!(alpha & m == 0 || alpha & m == m, "{cp:#x}");
-                assert_eq!(high & m == 0, l, "{cp:#x} high");
+                assert_eq!(alpha & mask != 0, l, "{cp:#x} letter");
+                assert!(alpha & mask == 0 || alpha & mask == mask, "{cp:#x}");
+                // letters, and punctuation (`[^\s\p{L}\p{N}]`, for o200k no mark either),
+                // are settled
+                let punct = !(l || n || (case && m));
+                let space = spaces && space_re.is_match(&s).unwrap();
+                assert_eq!(high & mask == 0, l || punct || space, "{cp:#x} high");
                 if case && l {
-                    assert_eq!(up & m == m, u && !d, "{cp:#x} upper");
-                    assert_eq!(both & m == m, u && d, "{cp:#x} both");
+                    assert_eq!(up & mask == mask, u && !d, "{cp:#x} upper");
+                    assert_eq!(both & mask == mask, u && d, "{cp:#x} both");
                 } else {
-                    assert_eq!(up & m, 0, "{cp:#x}");
-                    assert_eq!(both & m, 0, "{cp:#x}");
+                    assert_eq!(up & mask, 0, "{cp:#x}");
+                    assert_eq!(both & mask, 0, "{cp:#x}");
                 }
             }
             for ctx in [
@@ -1614,7 +1649,7 @@ mod tests {
     fn window_bounds_give_the_exact_scanners_pieces() {
         let alphabet: Vec<char> =
             "aZbYs tT  \n\n\r\t\x0b\x0c'/.-,(09 1 \u{e9}\u{660}\u{3000}\u{a0}Ab\
-             éÉжЖǅʰא中ーＡａ\u{301}\u{903}ſ𝐀«“"
+             éÉжЖǅʰא中ーＡａ\u{301}\u{903}ſ𝐀«“’—。§×"
                 .chars()
                 .collect();
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
