@@ -16,8 +16,8 @@
 //! `allowed_special`). Checking for disallowed specials is [`SpecialMatcher::find`].
 
 use super::piece_table::{
-    self, Found, PieceCache, PieceTable, Seed, INLINE, INLINE16, MAX_INLINE, MAX_KEY_LEN,
-    MID_INLINE, MID_KEY_LEN, NOT_SHORT,
+    self, low_lanes, Found, PieceCache, PieceTable, Seed, INLINE, INLINE16, MAX_INLINE,
+    MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN, NOT_SHORT,
 };
 use super::Bpe;
 use crate::error::{Error, Result};
@@ -358,26 +358,25 @@ impl<T: Tables> PieceEncoder<'_, T> {
             let homes = self.t.main().homes();
             let mut home = 0;
             while i < n {
-                let ([ab, cd], count) = homes.probe::<NARROW>(c.keys[i], c.hashes[i]);
+                let (val, count) = homes.probe::<NARROW>(c.keys[i], c.hashes[i]);
                 debug_assert!(w + LANES <= spare.len());
                 if NARROW {
-                    let wide = widen(ab, cd);
+                    let wide = widen(val);
                     // SAFETY: `w + 8 <= spare.len()`: the spare capacity holds `LANES * (n -
                     // i0)` ids (LANES = 8) for the `i0` this inner loop started at, and each
                     // piece before `i` added at most 7 to `w`, so `w + 8 <= 8 * (i - i0 + 1) <=
                     // LANES * (n - i0)`.
                     unsafe { dst.add(w).cast::<[u32; 8]>().write_unaligned(wide) };
                 } else {
-                    // SAFETY: `w + 4 <= spare.len()`, as above with at most 4 per piece.
-                    unsafe {
-                        dst.add(w).cast::<u64>().write_unaligned(ab);
-                        dst.add(w + 2).cast::<u64>().write_unaligned(cd);
-                    }
+                    // SAFETY: `w + 4 <= spare.len()`, as above with at most 4 per piece; the
+                    // entry's value and the spare capacity do not overlap. (A copy between
+                    // the two places: one 16-byte load and store.)
+                    unsafe { std::ptr::copy_nonoverlapping(val.as_ptr(), dst.add(w), 4) };
                 }
                 // one compare for "found, ids inline": a count of 0 (not found) wraps, an
                 // arena value's is above `inline`
                 if count.wrapping_sub(1) >= inline {
-                    home = if count != 0 { ab } else { 0 };
+                    home = if count != 0 { low_lanes(*val) } else { 0 };
                     break;
                 }
                 w += count as usize;
@@ -530,19 +529,19 @@ fn push_found(found: Found<'_>, out: &mut Vec<u32>) {
 const LANES: usize = 8;
 const _: () = assert!(INLINE <= LANES && INLINE16 < LANES && MID_INLINE <= LANES);
 
-/// The eight 16-bit lanes of a narrow value (as [`Homes::probe`] gives them: lanes 0..=3 in
-/// `ab`, 4..=7 in `cd`, little-endian) as eight `u32`.
+/// The eight 16-bit lanes of a narrow value (as [`Homes::probe`] gives it: little-endian in
+/// four `u32`) as eight `u32` (one 16-byte load, two unpacks).
 ///
 /// [`Homes::probe`]: super::piece_table::Homes::probe
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn widen(ab: u64, cd: u64) -> [u32; 8] {
+fn widen(val: &[u32; 4]) -> [u32; 8] {
     use std::arch::x86_64::{
-        __m128i, _mm_set_epi64x, _mm_setzero_si128, _mm_unpackhi_epi16, _mm_unpacklo_epi16,
+        __m128i, _mm_loadu_si128, _mm_setzero_si128, _mm_unpackhi_epi16, _mm_unpacklo_epi16,
     };
-    // SAFETY: SSE2 is part of the x86_64 baseline; the intrinsics only move register values.
+    // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the 16 bytes of `val`.
     unsafe {
-        let v = _mm_set_epi64x(cd as i64, ab as i64);
+        let v = _mm_loadu_si128(val.as_ptr().cast::<__m128i>());
         let z = _mm_setzero_si128();
         let lanes: [__m128i; 2] = [_mm_unpacklo_epi16(v, z), _mm_unpackhi_epi16(v, z)];
         std::mem::transmute::<[__m128i; 2], [u32; 8]>(lanes)
@@ -552,11 +551,10 @@ fn widen(ab: u64, cd: u64) -> [u32; 8] {
 /// [`widen`] without SSE2.
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
-fn widen(ab: u64, cd: u64) -> [u32; 8] {
+fn widen(val: &[u32; 4]) -> [u32; 8] {
     let mut wide = [0u32; 8];
     for (k, w) in wide.iter_mut().enumerate() {
-        let half = if k < 4 { ab } else { cd };
-        *w = ((half >> (16 * (k % 4))) & 0xffff) as u32;
+        *w = (val[k / 2] >> (16 * (k % 2))) & 0xffff;
     }
     wide
 }
