@@ -287,6 +287,9 @@ impl<T: Tables> PieceEncoder<'_, T> {
             let (next, done) = if cur == 0 { (a, b) } else { (b, a) };
             let main = self.t.main();
             let homes = main.homes();
+            // at most CHUNK (`for_each_chunk`); cut to it, the loop needs no index check
+            debug_assert!(spans.len() <= CHUNK);
+            let spans = &spans[..spans.len().min(CHUNK)];
             for (j, &(s, e)) in spans.iter().enumerate() {
                 let n = e - s;
                 let (key, h) = if n <= MAX_KEY_LEN {
@@ -306,7 +309,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
             next.n = spans.len();
             // the short pieces' buckets, in a loop of their own so that all of them are in
             // flight at once (a piece of another length prefetches a bucket it will not read)
-            for &h in &next.hashes[..spans.len().min(CHUNK)] {
+            for &h in &next.hashes[..spans.len()] {
                 homes.prefetch_hashed(h);
             }
             self.emit(bytes, done, out);
