@@ -422,7 +422,10 @@ impl<T: Tables> PieceEncoder<'_, T> {
                         push_lanes(out, lanes, count);
                         return;
                     }
-                    if let Some(ids) = v.get(1..=count) {
+                    // more ids than the slot holds: lane 1 is their offset in the arena (not
+                    // a second lookup by bytes: gpt2's runs of 16..=31 spaces, one id a space)
+                    let offset_count = u64::from(v[1]) | (u64::from(v[0]) << 32);
+                    if let Some(ids) = self.t.main().arena_ids(offset_count) {
                         out.extend_from_slice(ids);
                         return;
                     }

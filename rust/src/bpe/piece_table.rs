@@ -855,7 +855,8 @@ impl PieceTable {
     }
 
     /// The value stored for a piece of 16..=31 bytes when it sits in its home slot:
-    /// `[count, id0, .., id6]` (for `count > 7` the ids are in the arena). `None` says nothing:
+    /// `[count, id0, .., id6]` (for `count > 7` the ids are in the arena, at the offset in lane
+    /// 1: [`PieceTable::arena_ids`] of `offset | count << 32`). `None` says nothing:
     /// the piece may be further along its probe chain ([`PieceTable::get_long`]).
     #[inline(always)]
     pub fn get_mid_home(&self, key: [u128; 2], h: u64) -> Option<[u32; 8]> {
