@@ -287,6 +287,7 @@ impl MidTable {
     /// grows in place up to that size ([`MidTable::grow`]).
     fn with_room(room: usize) -> Self {
         let mut slots = Vec::with_capacity(room.max(16));
+        advise_huge_pages(&slots);
         slots.resize(16, MidEntry::default());
         Self {
             slots,
@@ -484,9 +485,9 @@ fn buckets_like(n: usize, from: &[Bucket], room: usize) -> Vec<Bucket> {
 }
 
 #[cfg(target_os = "linux")]
-fn advise_huge_pages(v: &Vec<Bucket>) {
+fn advise_huge_pages<T>(v: &Vec<T>) {
     const HUGE: usize = 2 << 20;
-    let bytes = v.capacity() * std::mem::size_of::<Bucket>();
+    let bytes = v.capacity() * std::mem::size_of::<T>();
     if bytes < 2 * HUGE {
         return;
     }
@@ -507,7 +508,7 @@ fn advise_huge_pages(v: &Vec<Bucket>) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_: &Vec<Bucket>) {}
+fn advise_huge_pages<T>(_: &Vec<T>) {}
 
 /// One open-addressing table (see the module docs). Not shared: one caller at a time.
 pub struct PieceTable {
