@@ -325,17 +325,18 @@ impl<T: Tables> PieceEncoder<'_, T> {
     /// The hot case (a short piece found in its home bucket with at most [`INLINE`] ids: nearly
     /// every piece of a warm pass) takes one branch per piece, which goes the same way until a
     /// piece leaves it: the home bucket is probed without a branch
-    /// ([`Homes::probe`](super::piece_table::Homes::probe)), a miss turns the count to 0, the
-    /// four inline lanes are stored into the spare capacity of `out` unconditionally (two
-    /// 8-byte stores), and the write cursor advances by the count when it is 1..=4. The
+    /// ([`Homes::probe`](super::piece_table::Homes::probe): the entry chosen by an index, its
+    /// value read in place), a miss turns the count to 0, the four inline lanes are copied
+    /// into the spare capacity of `out` unconditionally (one 16-byte load and store), and the
+    /// write cursor advances by the count when it is 1..=4. The
     /// capacity is reserved for [`LANES`] ids per piece left, so the stores need no check, and
     /// lanes past the count are overwritten by the next piece or lie past the length.
     /// Everything else (pieces of 16 bytes or more, whose key is [`NOT_SHORT`], probe chains,
     /// arena values, misses) takes [`PieceEncoder::emit_slow`].
     ///
     /// A narrow table ([`PieceTable::narrow`]: ids of 16 bits) holds up to [`INLINE16`] ids
-    /// inline: its loop widens the entry's eight 16-bit lanes to eight ids (two 16-byte
-    /// stores) and stays in the hot case for counts 1..=7. The layout is the table's, fixed
+    /// inline: its loop widens the entry's eight 16-bit lanes to eight ids (one 16-byte load,
+    /// two unpacks, two 16-byte stores) and stays in the hot case for counts 1..=7. The layout is the table's, fixed
     /// for its life: the loop is compiled once per layout (`NARROW`), chosen once per chunk.
     #[inline]
     fn emit(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
