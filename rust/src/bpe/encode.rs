@@ -276,7 +276,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
         out: &mut Vec<u32>,
     ) -> Result<()> {
         let bytes = text.as_bytes();
-        reserve_ids(out, text.len());
+        out.reserve(text.len() / 4);
         let pretokenizer = self.bpe.pretokenizer();
         for c in chunks.iter_mut() {
             c.n = 0;
@@ -470,24 +470,6 @@ fn encode_split<T: Tables>(
     }
     enc.encode_text(&text[pos..], &mut out)?;
     Ok(out)
-}
-
-/// Make room in `out` for the ids of a text of `len` bytes: half as many ids as bytes (gpt2
-/// makes 0.41 ids a byte on the benchmark sample, one a byte in the whitespace runs of code;
-/// cl100k 0.28), so that a long text's buffer is rarely grown, and so copied, in its middle.
-/// An empty `out` too small for that is replaced, not grown: nothing in it needs copying. A
-/// short text is left to the emit loop's reservation ([`LANES`] a piece).
-#[inline]
-fn reserve_ids(out: &mut Vec<u32>, len: usize) {
-    let want = len / 2 + CHUNK * LANES;
-    if len < 16 * CHUNK * LANES || out.capacity() - out.len() >= want {
-        return;
-    }
-    if out.is_empty() {
-        *out = Vec::with_capacity(want);
-    } else {
-        out.reserve(want);
-    }
 }
 
 /// Append the first `count` (at most 7) of `lanes` to `out` by one fixed-size copy of all
