@@ -16,8 +16,8 @@
 //! `allowed_special`). Checking for disallowed specials is [`SpecialMatcher::find`].
 
 use super::piece_table::{
-    self, Found, PieceCache, PieceTable, Seed, INLINE, INLINE16, MAX_INLINE, MAX_KEY_LEN,
-    MID_INLINE, MID_KEY_LEN, NOT_SHORT,
+    self, low_lanes, Found, PieceCache, PieceTable, Seed, INLINE, INLINE16, MAX_INLINE,
+    MAX_KEY_LEN, MID_INLINE, MID_KEY_LEN, NOT_SHORT,
 };
 use super::Bpe;
 use crate::error::{Error, Result};
@@ -287,6 +287,9 @@ impl<T: Tables> PieceEncoder<'_, T> {
             let (next, done) = if cur == 0 { (a, b) } else { (b, a) };
             let main = self.t.main();
             let homes = main.homes();
+            // at most CHUNK (`for_each_chunk`); cut to it, the loop needs no index check
+            debug_assert!(spans.len() <= CHUNK);
+            let spans = &spans[..spans.len().min(CHUNK)];
             for (j, &(s, e)) in spans.iter().enumerate() {
                 let n = e - s;
                 let (key, h) = if n <= MAX_KEY_LEN {
@@ -306,7 +309,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
             next.n = spans.len();
             // the short pieces' buckets, in a loop of their own so that all of them are in
             // flight at once (a piece of another length prefetches a bucket it will not read)
-            for &h in &next.hashes[..spans.len().min(CHUNK)] {
+            for &h in &next.hashes[..spans.len()] {
                 homes.prefetch_hashed(h);
             }
             self.emit(bytes, done, out);
@@ -322,17 +325,18 @@ impl<T: Tables> PieceEncoder<'_, T> {
     /// The hot case (a short piece found in its home bucket with at most [`INLINE`] ids: nearly
     /// every piece of a warm pass) takes one branch per piece, which goes the same way until a
     /// piece leaves it: the home bucket is probed without a branch
-    /// ([`Homes::probe`](super::piece_table::Homes::probe)), a miss turns the count to 0, the
-    /// four inline lanes are stored into the spare capacity of `out` unconditionally (two
-    /// 8-byte stores), and the write cursor advances by the count when it is 1..=4. The
+    /// ([`Homes::probe`](super::piece_table::Homes::probe): the entry chosen by an index, its
+    /// value read in place), a miss turns the count to 0, the four inline lanes are copied
+    /// into the spare capacity of `out` unconditionally (one 16-byte load and store), and the
+    /// write cursor advances by the count when it is 1..=4. The
     /// capacity is reserved for [`LANES`] ids per piece left, so the stores need no check, and
     /// lanes past the count are overwritten by the next piece or lie past the length.
     /// Everything else (pieces of 16 bytes or more, whose key is [`NOT_SHORT`], probe chains,
     /// arena values, misses) takes [`PieceEncoder::emit_slow`].
     ///
     /// A narrow table ([`PieceTable::narrow`]: ids of 16 bits) holds up to [`INLINE16`] ids
-    /// inline: its loop widens the entry's eight 16-bit lanes to eight ids (two 16-byte
-    /// stores) and stays in the hot case for counts 1..=7. The layout is the table's, fixed
+    /// inline: its loop widens the entry's eight 16-bit lanes to eight ids (one 16-byte load,
+    /// two unpacks, two 16-byte stores) and stays in the hot case for counts 1..=7. The layout is the table's, fixed
     /// for its life: the loop is compiled once per layout (`NARROW`), chosen once per chunk.
     #[inline]
     fn emit(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
@@ -358,26 +362,25 @@ impl<T: Tables> PieceEncoder<'_, T> {
             let homes = self.t.main().homes();
             let mut home = 0;
             while i < n {
-                let ([ab, cd], count) = homes.probe::<NARROW>(c.keys[i], c.hashes[i]);
+                let (val, count) = homes.probe::<NARROW>(c.keys[i], c.hashes[i]);
                 debug_assert!(w + LANES <= spare.len());
                 if NARROW {
-                    let wide = widen(ab, cd);
+                    let wide = widen(val);
                     // SAFETY: `w + 8 <= spare.len()`: the spare capacity holds `LANES * (n -
                     // i0)` ids (LANES = 8) for the `i0` this inner loop started at, and each
                     // piece before `i` added at most 7 to `w`, so `w + 8 <= 8 * (i - i0 + 1) <=
                     // LANES * (n - i0)`.
                     unsafe { dst.add(w).cast::<[u32; 8]>().write_unaligned(wide) };
                 } else {
-                    // SAFETY: `w + 4 <= spare.len()`, as above with at most 4 per piece.
-                    unsafe {
-                        dst.add(w).cast::<u64>().write_unaligned(ab);
-                        dst.add(w + 2).cast::<u64>().write_unaligned(cd);
-                    }
+                    // SAFETY: `w + 4 <= spare.len()`, as above with at most 4 per piece; the
+                    // entry's value and the spare capacity do not overlap. (A copy between
+                    // the two places: one 16-byte load and store.)
+                    unsafe { std::ptr::copy_nonoverlapping(val.as_ptr(), dst.add(w), 4) };
                 }
                 // one compare for "found, ids inline": a count of 0 (not found) wraps, an
                 // arena value's is above `inline`
                 if count.wrapping_sub(1) >= inline {
-                    home = if count != 0 { ab } else { 0 };
+                    home = if count != 0 { low_lanes(*val) } else { 0 };
                     break;
                 }
                 w += count as usize;
@@ -420,7 +423,10 @@ impl<T: Tables> PieceEncoder<'_, T> {
                         push_lanes(out, lanes, count);
                         return;
                     }
-                    if let Some(ids) = v.get(1..=count) {
+                    // more ids than the slot holds: lane 1 is their offset in the arena (not
+                    // a second lookup by bytes: gpt2's runs of 16..=31 spaces, one id a space)
+                    let offset_count = u64::from(v[1]) | (u64::from(v[0]) << 32);
+                    if let Some(ids) = self.t.main().arena_ids(offset_count) {
                         out.extend_from_slice(ids);
                         return;
                     }
@@ -512,19 +518,19 @@ fn push_found(found: Found<'_>, out: &mut Vec<u32>) {
 const LANES: usize = 8;
 const _: () = assert!(INLINE <= LANES && INLINE16 < LANES && MID_INLINE <= LANES);
 
-/// The eight 16-bit lanes of a narrow value (as [`Homes::probe`] gives them: lanes 0..=3 in
-/// `ab`, 4..=7 in `cd`, little-endian) as eight `u32`.
+/// The eight 16-bit lanes of a narrow value (as [`Homes::probe`] gives it: little-endian in
+/// four `u32`) as eight `u32` (one 16-byte load, two unpacks).
 ///
 /// [`Homes::probe`]: super::piece_table::Homes::probe
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn widen(ab: u64, cd: u64) -> [u32; 8] {
+fn widen(val: &[u32; 4]) -> [u32; 8] {
     use std::arch::x86_64::{
-        __m128i, _mm_set_epi64x, _mm_setzero_si128, _mm_unpackhi_epi16, _mm_unpacklo_epi16,
+        __m128i, _mm_loadu_si128, _mm_setzero_si128, _mm_unpackhi_epi16, _mm_unpacklo_epi16,
     };
-    // SAFETY: SSE2 is part of the x86_64 baseline; the intrinsics only move register values.
+    // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the 16 bytes of `val`.
     unsafe {
-        let v = _mm_set_epi64x(cd as i64, ab as i64);
+        let v = _mm_loadu_si128(val.as_ptr().cast::<__m128i>());
         let z = _mm_setzero_si128();
         let lanes: [__m128i; 2] = [_mm_unpacklo_epi16(v, z), _mm_unpackhi_epi16(v, z)];
         std::mem::transmute::<[__m128i; 2], [u32; 8]>(lanes)
@@ -534,11 +540,10 @@ fn widen(ab: u64, cd: u64) -> [u32; 8] {
 /// [`widen`] without SSE2.
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
-fn widen(ab: u64, cd: u64) -> [u32; 8] {
+fn widen(val: &[u32; 4]) -> [u32; 8] {
     let mut wide = [0u32; 8];
     for (k, w) in wide.iter_mut().enumerate() {
-        let half = if k < 4 { ab } else { cd };
-        *w = ((half >> (16 * (k % 4))) & 0xffff) as u32;
+        *w = (val[k / 2] >> (16 * (k % 2))) & 0xffff;
     }
     wide
 }

@@ -69,15 +69,24 @@ pub fn pack(piece: &[u8]) -> u128 {
 #[inline]
 pub fn pack_at(bytes: &[u8], start: usize, n: usize) -> u128 {
     debug_assert!((1..=MAX_KEY_LEN).contains(&n));
-    match bytes.get(start..).and_then(|r| r.first_chunk::<16>()) {
-        Some(w) => {
-            let [lo, hi] = KEY_MASKS[n & 15];
-            let w = u128::from_le_bytes(*w);
-            let lo = w as u64 & lo;
-            let hi = ((w >> 64) as u64 & hi) | ((n as u64) << 56);
-            u128::from(lo) | (u128::from(hi) << 64)
-        }
-        None => pack(&bytes[start..start + n]),
+    // one compare against a bound the caller's loop computes once (taking `bytes[start..]` and
+    // then its first 16 bytes checked twice, seven instructions on the path of every piece)
+    if start < bytes.len().saturating_sub(15) {
+        // SAFETY: `start + 16 <= bytes.len()`, checked above; an unaligned read of 16 bytes.
+        let w = unsafe {
+            bytes
+                .as_ptr()
+                .add(start)
+                .cast::<[u8; 16]>()
+                .read_unaligned()
+        };
+        let [lo, hi] = KEY_MASKS[n & 15];
+        let w = u128::from_le_bytes(w);
+        let lo = w as u64 & lo;
+        let hi = ((w >> 64) as u64 & hi) | ((n as u64) << 56);
+        u128::from(lo) | (u128::from(hi) << 64)
+    } else {
+        pack(&bytes[start..start + n])
     }
 }
 
@@ -278,6 +287,7 @@ impl MidTable {
     /// grows in place up to that size ([`MidTable::grow`]).
     fn with_room(room: usize) -> Self {
         let mut slots = Vec::with_capacity(room.max(16));
+        crate::huge_pages::advise(&slots);
         slots.resize(16, MidEntry::default());
         Self {
             slots,
@@ -416,46 +426,41 @@ impl Homes<'_> {
     }
 
     /// A branch-free look at the home bucket of `key` (hash `h`): the value of the entry
-    /// holding `key` as two `u64` (32-bit lanes 0 and 1, lanes 2 and 3, little-endian, so two
-    /// stores write them in order; for `NARROW`, 16-bit lanes 0..=3 and 4..=7) and a count:
-    /// 1..=[`INLINE`] (`NARROW`: 1..=[`INLINE16`]) when the ids are inline (lanes past the count
-    /// mean nothing), 0 when no entry of the bucket holds `key` (`key` may still be further
-    /// along its probe chain), above that when the ids are in the arena (the first `u64` then
-    /// holds their offset and count: [`PieceTable::arena_ids`]). `NARROW` must be the table's
-    /// [`PieceTable::narrow`]. Key 0 (no real key) must not be probed: it would match an empty
-    /// entry.
-    /// Both entries are read and one selected with a mask: a branch on which of the two holds
-    /// the key goes either way at random (0.7 M mispredictions a warm cl100k pass of the
-    /// benchmark sample).
+    /// holding `key`, in place (32-bit lanes; for `NARROW`, eight 16-bit lanes
+    /// little-endian in them) and a count: 1..=[`INLINE`] (`NARROW`: 1..=[`INLINE16`]) when the
+    /// ids are inline (lanes past the count mean nothing), 0 when no entry of the bucket holds
+    /// `key` (`key` may still be further along its probe chain), above that when the ids are
+    /// in the arena (lanes 0 and 1 then hold their offset and count:
+    /// [`PieceTable::arena_ids`]). `NARROW` must be the table's [`PieceTable::narrow`]. Key 0
+    /// (no real key) must not be probed: it would match an empty entry.
+    /// Both keys are compared and the entry chosen by an index (an address computed, no
+    /// branch: which of the two holds the key is a coin toss, and a branch on it cost 0.7 M
+    /// mispredictions a warm cl100k pass of the benchmark sample); the caller then reads its
+    /// value once, as one 16-byte load (issue 15, fifteenth round: selecting each half of both
+    /// values with masks read both and took more instructions).
     #[inline(always)]
-    pub fn probe<const NARROW: bool>(&self, key: u128, h: u64) -> ([u64; 2], u32) {
+    pub fn probe<const NARROW: bool>(&self, key: u128, h: u64) -> (&[u32; 4], u32) {
         debug_assert!(key != 0);
         let i = (h >> self.shift) as usize & self.buckets.len().wrapping_sub(1);
-        let Some(Bucket([a, b])) = self.buckets.get(i) else {
-            return ([0; 2], 0);
+        let Some(Bucket(pair)) = self.buckets.get(i) else {
+            return (&[0; 4], 0);
         };
-        let (in_a, in_b) = (a.key == key, b.key == key);
-        let sel = u64::from(in_a).wrapping_neg();
-        let [a0, a1] = halves(a.val);
-        let [b0, b1] = halves(b.val);
-        let v0 = (a0 & sel) | (b0 & !sel);
-        let v1 = (a1 & sel) | (b1 & !sel);
+        let (in_a, in_b) = (pair[0].key == key, pair[1].key == key);
+        let val = &pair[usize::from(!in_a)].val;
         let count = if NARROW {
-            (v1 >> 48) as u32
+            val[3] >> 16
         } else {
-            (INLINE as u32).wrapping_sub((v1 >> 56) as u32)
+            (INLINE as u32).wrapping_sub(val[3] >> 24)
         };
-        ([v0, v1], if in_a | in_b { count } else { 0 })
+        (val, if in_a | in_b { count } else { 0 })
     }
 }
 
-/// An entry's value as two `u64` (lanes 0 and 1, lanes 2 and 3).
+/// Lanes 0 and 1 of an entry's value as one `u64` (lane 0 low), as
+/// [`PieceTable::arena_ids`] takes them.
 #[inline(always)]
-fn halves(v: [u32; 4]) -> [u64; 2] {
-    [
-        u64::from(v[0]) | (u64::from(v[1]) << 32),
-        u64::from(v[2]) | (u64::from(v[3]) << 32),
-    ]
+pub fn low_lanes(v: [u32; 4]) -> u64 {
+    u64::from(v[0]) | (u64::from(v[1]) << 32)
 }
 
 /// Ids found for a piece: up to [`MAX_INLINE`] inline (the count, then the lanes), or a slice
@@ -825,7 +830,8 @@ impl PieceTable {
     }
 
     /// The value stored for a piece of 16..=31 bytes when it sits in its home slot:
-    /// `[count, id0, .., id6]` (for `count > 7` the ids are in the arena). `None` says nothing:
+    /// `[count, id0, .., id6]` (for `count > 7` the ids are in the arena, at the offset in lane
+    /// 1: [`PieceTable::arena_ids`] of `offset | count << 32`). `None` says nothing:
     /// the piece may be further along its probe chain ([`PieceTable::get_long`]).
     #[inline(always)]
     pub fn get_mid_home(&self, key: [u128; 2], h: u64) -> Option<[u32; 8]> {
@@ -1269,13 +1275,13 @@ mod tests {
         let homes = t.homes();
         let (mut home, mut away, mut arena, mut full) = (0, 0, 0, 0);
         for (i, &k) in keys.iter().chain(&[NOT_SHORT, pack(b"absent")]).enumerate() {
-            let ([ab, cd], count) = homes.probe::<NARROW>(k, hash(k));
+            let (val, count) = homes.probe::<NARROW>(k, hash(k));
             let lanes: Vec<u32> = if NARROW {
                 (0..8)
-                    .map(|l| ([ab, cd][l / 4] >> (16 * (l % 4))) as u32 & 0xffff)
+                    .map(|l| (val[l / 2] >> (16 * (l % 2))) & 0xffff)
                     .collect()
             } else {
-                vec![ab as u32, (ab >> 32) as u32, cd as u32, (cd >> 32) as u32]
+                val.to_vec()
             };
             match t.get(k) {
                 Some(Found::Inline(c, v)) if count != 0 => {
@@ -1290,7 +1296,7 @@ mod tests {
                 Some(Found::Arena(got)) if count != 0 => {
                     assert!(count > most as u32);
                     assert_eq!(got, &ids(i)[..]);
-                    assert_eq!(t.arena_ids(ab), Some(got));
+                    assert_eq!(t.arena_ids(low_lanes(*val)), Some(got));
                     home += 1;
                     arena += 1;
                 }
