@@ -381,6 +381,9 @@ impl Rules for O200kRules {
 /// Pieces of a window the emit loop of [`fill_blocks`] writes with no branch at all (more in
 /// groups of 8).
 const EMIT_FIRST: usize = 16;
+// the emit loop's writes (the first ones, then whole groups of 8) stay within `SLACK` for the
+// up to 64 pieces of a window
+const _: () = assert!(EMIT_FIRST <= SLACK && EMIT_FIRST + (SLACK - EMIT_FIRST) / 8 * 8 >= 64);
 
 /// Fill `buf` from index `k` (see [`Spans::fill`]): first every piece a window settles at
 /// once (`R::bounds`: the trusted piece ends of a window starting at a piece start, see
