@@ -358,12 +358,6 @@ impl Window {
         (e < 64 && !bit(self.high, e)).then_some(e)
     }
 
-    /// [`Window::run`] for a run of letters or digits.
-    #[inline(always)]
-    fn word_run(&self, m: u64, k: usize) -> Option<usize> {
-        self.run(m, k)
-    }
-
     /// The continuation bytes of the settled characters of two and three bytes that are not
     /// letters (`wide_other`, `wide_space`): a punctuation or whitespace rule that takes or
     /// splits off one character takes all of its bytes.
@@ -418,7 +412,7 @@ impl Window {
         }
         let p = self.prefix();
         if bit(self.alpha, o) {
-            return self.word_run(self.alpha, o).map(|e| self.base + e);
+            return self.run(self.alpha, o).map(|e| self.base + e);
         }
         if bit(p, o) {
             let n = self.next_char(o);
@@ -426,7 +420,7 @@ impl Window {
                 return None;
             }
             if bit(self.alpha, n) {
-                return self.word_run(self.alpha, n).map(|e| self.base + e);
+                return self.run(self.alpha, n).map(|e| self.base + e);
             }
         }
         if bit(self.digit, o) {
@@ -462,7 +456,7 @@ impl Window {
         if n >= 3 {
             return Some(self.base + o + 3);
         }
-        self.word_run(self.digit, o).map(|e| self.base + e)
+        self.run(self.digit, o).map(|e| self.base + e)
     }
 
     /// GPT-2: `'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s`.
@@ -483,7 +477,7 @@ impl Window {
         }
         for m in [self.alpha, self.digit] {
             if bit(m, from) {
-                return self.word_run(m, from).map(|e| self.base + e);
+                return self.run(m, from).map(|e| self.base + e);
             }
         }
         if bit(q, from) {
@@ -518,7 +512,7 @@ impl Window {
         }
         if let Some(p) = at {
             let u = p + ones_from(self.upper, p);
-            let e = self.word_run(self.alpha & !self.upper & !self.both, u)?;
+            let e = self.run(self.alpha & !self.upper & !self.both, u)?;
             if (self.both >> p) & (u64::MAX >> (63 - (e - p))) != 0 {
                 return None;
             }
