@@ -187,6 +187,40 @@ def test_batch_and_numpy_equal_single_calls(pair, corpus_docs):
         assert flat[offsets[i] : offsets[i + 1]].tolist() == w
 
 
+def test_freed_batch_arrays_are_reused_without_touching_live_ones(gpt2, corpus_docs):
+    """A freed flat array's memory is kept for the next batch of about its size, only once no
+    array or view uses it; arrays alive meanwhile keep their ids; release frees the memory."""
+    tokforge.release_batch_output()
+    small = list(corpus_docs.values())[:3]
+    big = [small[0]] * 40  # a few MiB of ids: kept (small arrays are left to the heap)
+    want = gpt2.encode_batch_numpy(big, disallowed_special=())[0].copy()
+    assert want.nbytes > 1 << 20
+    a, _ = gpt2.encode_batch_numpy(big, disallowed_special=())
+    address = a.__array_interface__["data"][0]
+    view = a[7:]
+    del a
+    assert tokforge.batch_output_info()["buffers"] == 0  # the view still holds the memory
+    b, _ = gpt2.encode_batch_numpy(big, disallowed_special=())
+    assert b.__array_interface__["data"][0] != address
+    del view
+    info = tokforge.batch_output_info()
+    assert info["buffers"] == 1 and info["bytes"] >= want.nbytes
+    c, _ = gpt2.encode_batch_numpy(big, disallowed_special=())  # reuses a's memory
+    assert c.__array_interface__["data"][0] == address
+    assert np.array_equal(b, want) and np.array_equal(c, want)
+    c[:] = 0  # the caller's array to write; the next batch starts from its own ids
+    del c
+    d, _ = gpt2.encode_batch_numpy(big[:36], disallowed_special=())  # 90 %: fits a's memory
+    assert d.__array_interface__["data"][0] == address
+    assert np.array_equal(d, want[: len(d)]) and np.array_equal(b, want)
+    flat, _ = gpt2.encode_batch_numpy(small, disallowed_special=())  # far smaller: new
+    assert flat.__array_interface__["data"][0] != address
+    del b, d
+    assert tokforge.batch_output_info()["buffers"] == 2
+    assert tokforge.release_batch_output() >= 2 * want.nbytes * 9 // 10
+    assert tokforge.batch_output_info() == {"buffers": 0, "bytes": 0, "limit": 256 << 20}
+
+
 def test_batches_of_odd_texts_equal_single_calls(pair):
     """Both batch forms read each str's own UTF-8 buffer: empty texts, specials, lone
     surrogates (the UTF-8 step fails, the texts are fixed and retried), str subclasses and a

@@ -11,8 +11,10 @@ from . import byte_probs as byte_probs
 from . import dynamic as dynamic
 from . import lib_model as lib_model
 from . import mixture as mixture
+from ._core import batch_output_info as batch_output_info
 from ._core import hf_pattern as hf_pattern
 from ._core import preset_pattern as preset_pattern
+from ._core import release_batch_output as release_batch_output
 from .byte_probs import ByteEnsemble as ByteEnsemble
 from .byte_probs import ByteLM as ByteLM
 from .corpora import corpus_dir as corpus_dir
@@ -47,6 +49,8 @@ __all__ = [
     "Tokenizer",
     "preset_pattern",
     "hf_pattern",
+    "batch_output_info",
+    "release_batch_output",
     "corpus_dir",
     "corpus_files",
     "TokforgeError",

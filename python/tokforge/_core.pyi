@@ -195,6 +195,11 @@ def hf_pattern(pattern: str) -> str: ...
 def byte_level_decode(text: str) -> Optional[bytes]: ...
 def format_ids(ids: NDArray[np.uint32], offsets: NDArray[np.int64], line_end: int = 10) -> bytes:
     """Ids as decimal text: each document's ids space-separated, then ``line_end`` (a byte)."""
+def batch_output_info() -> dict[str, int]:
+    """Memory kept for ``encode_batch_numpy``'s next flat array: ``buffers``, ``bytes`` and
+    ``limit`` (the largest buffer kept)."""
+def release_batch_output() -> int:
+    """Free the memory kept for ``encode_batch_numpy``'s next flat array; the bytes freed."""
 
 # ---- dynamic merging (rust/src/python/dynamic.rs) ------------------------------------------
 BOUNDARY_PATTERNS: dict[str, str]

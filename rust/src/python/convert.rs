@@ -147,9 +147,9 @@ pub fn flatten(parts: Vec<Vec<u32>>) -> (Vec<u32>, Vec<i64>) {
     // thread it was a serial tail of every batch. The array is not zeroed first (`vec![0; n]`
     // is `calloc`, which clears memory the heap reuses on the calling thread, serially):
     // every id is written by the copy
-    let mut flat: Vec<u32> = Vec::with_capacity(total);
-    // fresh pages: one fault per 2 MiB instead of per 4 KiB (a third of the copy's cost)
-    crate::huge_pages::advise(&flat);
+    // a buffer of a freed batch array when one fits (its pages are mapped already), else a
+    // new one backed by huge pages
+    let mut flat = super::output_pool::take(total);
     let mut outs = Vec::with_capacity(parts.len());
     let mut rest = &mut flat.spare_capacity_mut()[..total];
     for p in &parts {

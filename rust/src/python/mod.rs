@@ -10,6 +10,7 @@ mod lib_model;
 mod metrics;
 mod mixture;
 mod model;
+mod output_pool;
 mod train;
 
 use crate::cancel::{self, Cancel};
@@ -39,6 +40,8 @@ fn tokforge_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     mixture::register(m)?;
     metrics::register(m)?;
     m.add_function(wrap_pyfunction!(format::format_ids, m)?)?;
+    m.add_function(wrap_pyfunction!(batch_output_info, m)?)?;
+    m.add_function(wrap_pyfunction!(release_batch_output, m)?)?;
     Ok(())
 }
 
@@ -158,4 +161,22 @@ pub(crate) fn pool(n: Option<convert::Int>) -> PyResult<Arc<rayon::ThreadPool>> 
         pools.remove(0);
     }
     Ok(p)
+}
+
+/// The memory `encode_batch_numpy` keeps for its next flat array once numpy frees one
+/// (`output_pool`): `{"buffers", "bytes", "limit"}` (limit: the largest buffer kept, in bytes).
+#[pyfunction]
+fn batch_output_info() -> std::collections::BTreeMap<&'static str, usize> {
+    let (buffers, bytes) = output_pool::kept();
+    std::collections::BTreeMap::from([
+        ("buffers", buffers),
+        ("bytes", bytes),
+        ("limit", output_pool::MAX_BYTES),
+    ])
+}
+
+/// Free the memory kept for `encode_batch_numpy`'s next flat array; returns the bytes freed.
+#[pyfunction]
+fn release_batch_output() -> usize {
+    output_pool::release()
 }

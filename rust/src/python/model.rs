@@ -692,7 +692,10 @@ impl PyTokenModel {
             let parts = m.encode_batch(&refs, sm.as_deref())?;
             Ok(super::convert::flatten(parts))
         })?;
-        Ok((flat.into_pyarray(py), offsets.into_pyarray(py)))
+        Ok((
+            super::output_pool::into_numpy(py, flat)?,
+            offsets.into_pyarray(py),
+        ))
     }
 
     /// Bytes of a sequence of ids.

@@ -1,0 +1,99 @@
+//! The flat id arrays of `encode_batch_numpy`, kept for the next call once numpy frees them.
+//!
+//! A batch's flat array is tens of megabytes (4 bytes an id). Allocated afresh, every call pays
+//! the kernel for new pages on the first write: glibc maps such a buffer on its own and unmaps
+//! it when numpy frees it. On the development machine, a VM whose balloon takes freed memory
+//! back, that cost moved a two-thread batch by up to 1.4x between runs (docs/bpe.md §13.4).
+//! Here the array's memory belongs to a [`PooledIds`] object (the numpy array's base): when the
+//! array is freed its buffer returns to a small pool, and the next batch of about the same size
+//! writes into pages that are already mapped. The pool is bounded: at most [`KEEP`] buffers of
+//! [`MIN_BYTES`]..=[`MAX_BYTES`] bytes, a buffer is reused only for an array of at least
+//! 4/5 of its capacity (so an array never holds much more memory than it shows), and
+//! [`release`] empties it.
+
+use numpy::ndarray::ArrayView1;
+use numpy::PyArray1;
+use pyo3::prelude::*;
+use std::sync::Mutex;
+
+/// Most free buffers kept.
+const KEEP: usize = 2;
+/// Smaller buffers come from the heap, which reuses memory on its own.
+const MIN_BYTES: usize = 1 << 20;
+/// Larger buffers are not kept (a batch's array of more than 256 MiB is 64 M ids).
+pub const MAX_BYTES: usize = 256 << 20;
+
+/// The free buffers, most recently returned last.
+static FREE: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());
+
+/// An empty buffer for `n` ids: a kept one whose capacity is `n..=n * 5 / 4`, else a new one
+/// (backed by huge pages where the system offers them, see [`crate::huge_pages`]).
+pub fn take(n: usize) -> Vec<u32> {
+    if n * 4 >= MIN_BYTES {
+        if let Ok(mut free) = FREE.lock() {
+            let fits = |v: &Vec<u32>| v.capacity() >= n && v.capacity() - n <= n / 4;
+            if let Some(k) = free.iter().rposition(fits) {
+                let mut v = free.swap_remove(k);
+                v.clear();
+                return v;
+            }
+        }
+    }
+    let v = Vec::with_capacity(n);
+    crate::huge_pages::advise(&v);
+    v
+}
+
+/// Keep `v`'s memory for a later [`take`] when it is in the kept size range; the oldest kept
+/// buffer makes room.
+fn give_back(v: Vec<u32>) {
+    let bytes = v.capacity() * 4;
+    if !(MIN_BYTES..=MAX_BYTES).contains(&bytes) {
+        return;
+    }
+    if let Ok(mut free) = FREE.lock() {
+        if free.len() == KEEP {
+            free.remove(0);
+        }
+        free.push(v);
+    }
+}
+
+/// Free every kept buffer; returns the bytes freed.
+pub fn release() -> usize {
+    let Ok(mut free) = FREE.lock() else {
+        return 0;
+    };
+    let bytes = bytes_of(&free);
+    free.clear();
+    bytes
+}
+
+/// The number of kept buffers and their bytes.
+pub fn kept() -> (usize, usize) {
+    FREE.lock()
+        .map_or((0, 0), |free| (free.len(), bytes_of(&free)))
+}
+
+fn bytes_of(buffers: &[Vec<u32>]) -> usize {
+    buffers.iter().map(|v| v.capacity() * 4).sum()
+}
+
+/// The owner of a numpy array's ids: its buffer goes back to the pool when numpy frees the array.
+#[pyclass(frozen, module = "tokforge._core")]
+pub struct PooledIds(Vec<u32>);
+
+impl Drop for PooledIds {
+    fn drop(&mut self) {
+        give_back(std::mem::take(&mut self.0));
+    }
+}
+
+/// `ids` as a `uint32` numpy array over the same memory (no copy), owned by a [`PooledIds`].
+pub fn into_numpy(py: Python<'_>, ids: Vec<u32>) -> PyResult<Bound<'_, PyArray1<u32>>> {
+    let owner = Bound::new(py, PooledIds(ids))?;
+    let view = ArrayView1::from(owner.get().0.as_slice());
+    // SAFETY: the array reads the buffer of `owner`, which is its base object: the buffer is
+    // neither moved nor freed (nor returned to the pool) before numpy drops the array's base.
+    Ok(unsafe { PyArray1::borrow_from_array(&view, owner.clone().into_any()) })
+}
