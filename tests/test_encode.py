@@ -648,13 +648,21 @@ def test_a_batch_shares_one_piece_table_and_changes_no_id(limited, corpus_docs):
 
 
 def test_encode_numpy_equals_encode_without_a_copy(pair, corpus_docs):
+    """Arrays of more than 1024 ids wrap the encoder's buffer (no copy); shorter ones are
+    numpy's own memory. Plain text (``disallowed_special=()``) takes the ordinary path."""
     ours, theirs = pair
     eot = "<|endoftext|>"
-    for text in list(corpus_docs.values())[:5] + [f"a{eot}b", ""]:
+    texts = list(corpus_docs.values())[:5] + [f"a{eot}b", "", "\ud83d lone"]
+    texts += ["x " * 1023, "x " * 1024]  # 1024 and 1025 ids
+    for text in texts:
         arr = ours.encode_numpy(text, allowed_special="all")
         assert arr.dtype == np.uint32 and arr.ndim == 1
-        assert not arr.flags.owndata  # numpy wraps the encoder's buffer
+        assert arr.flags.owndata == (len(arr) <= 1024)
         assert arr.tolist() == ours.encode(text, allowed_special="all")
         assert arr.tolist() == theirs.encode(text, allowed_special="all")
+        plain = ours.encode_numpy(text, disallowed_special=())
+        assert plain.flags.owndata == (len(plain) <= 1024)
+        assert plain.tolist() == ours.encode_ordinary(text) == theirs.encode_ordinary(text)
+    assert [len(ours.encode_numpy(t, disallowed_special=())) for t in texts[-2:]] == [1024, 1025]
     with pytest.raises(tokforge.InputError, match="disallowed"):
         ours.encode_numpy(eot)

@@ -105,6 +105,8 @@ class TokenModel:
         """Ids of ``text``; the special tokens with ids in ``allowed`` are recognised."""
     def encode_numpy(self, text: str, allowed: list[int]) -> Any:
         """:meth:`encode` as a ``uint32`` array (the encoder's buffer, not copied)."""
+    def encode_ordinary_numpy(self, text: str) -> Any:
+        """:meth:`encode_ordinary` as a ``uint32`` numpy array."""
     def cache_info(self) -> Optional[dict[str, int]]:
         """Size of the encoder's piece table; ``None`` for a model without one."""
     def set_cache_limit(self, entries: int) -> None:

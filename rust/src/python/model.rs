@@ -528,8 +528,8 @@ impl PyTokenModel {
         long_call(py, text, || m.encode_with_spans(text, sm.as_deref()))
     }
 
-    /// Ids of `text` as a `uint32` array (the encoder's buffer, not copied); the special tokens
-    /// in `allowed` (ids) are recognised in the text.
+    /// Ids of `text` as a `uint32` array (see [`ids_array`]); the special tokens in `allowed`
+    /// (ids) are recognised in the text.
     fn encode_numpy<'py>(
         &self,
         py: Python<'py>,
@@ -540,7 +540,19 @@ impl PyTokenModel {
         let sm = self.matcher(&allowed, "allowed")?;
         let m = &self.inner;
         let ids = long_call(py, text, || m.encode(text, sm.as_deref()))?;
-        Ok(ids.into_pyarray(py))
+        Ok(ids_array(py, ids))
+    }
+
+    /// Ids of `text` as a `uint32` array, special-token text encoded as plain text.
+    fn encode_ordinary_numpy<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let text = str_utf8(text)?;
+        let m = &self.inner;
+        let ids = long_call(py, text, || m.encode_ordinary(text))?;
+        Ok(ids_array(py, ids))
     }
 
     /// The piece table of the encoder (docs/bpe.md §13), summed over its per-thread tables:
@@ -704,6 +716,21 @@ impl PyTokenModel {
         let m = &self.inner;
         let bytes = py.detach(|| m.decode_bytes(&v))?;
         Ok(PyBytes::new(py, &bytes))
+    }
+}
+
+/// Arrays of at most this many ids are numpy's own memory, the ids copied in (see [`ids_array`]).
+const COPY_IDS: usize = 1024;
+
+/// `ids` as a `uint32` array. A short one is copied into an array numpy allocates: one object
+/// from numpy's allocator, cheaper than wrapping the buffer in an owner object and an array
+/// (which was a fifth of a short text's call). A longer one wraps the encoder's buffer without
+/// a copy.
+fn ids_array(py: Python<'_>, ids: Vec<u32>) -> Bound<'_, PyArray1<u32>> {
+    if ids.len() <= COPY_IDS {
+        PyArray1::from_slice(py, &ids)
+    } else {
+        ids.into_pyarray(py)
     }
 }
 
