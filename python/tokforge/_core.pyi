@@ -198,10 +198,11 @@ def byte_level_decode(text: str) -> Optional[bytes]: ...
 def format_ids(ids: NDArray[np.uint32], offsets: NDArray[np.int64], line_end: int = 10) -> bytes:
     """Ids as decimal text: each document's ids space-separated, then ``line_end`` (a byte)."""
 def batch_output_info() -> dict[str, int]:
-    """Memory kept for ``encode_batch_numpy``'s next flat array: ``buffers``, ``bytes`` and
-    ``limit`` (the largest buffer kept)."""
+    """Memory kept for ``encode_batch_numpy``'s next call: freed flat arrays (``buffers``,
+    ``bytes``, ``limit``: the largest kept) and the threads' runs (``runs``, ``run_bytes``,
+    ``run_limit``: all together)."""
 def release_batch_output() -> int:
-    """Free the memory kept for ``encode_batch_numpy``'s next flat array; the bytes freed."""
+    """Free the memory kept for ``encode_batch_numpy``'s next call; the bytes freed."""
 
 # ---- dynamic merging (rust/src/python/dynamic.rs) ------------------------------------------
 BOUNDARY_PATTERNS: dict[str, str]

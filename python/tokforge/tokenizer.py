@@ -606,10 +606,11 @@ class Tokenizer:
         ``ids[offsets[i]:offsets[i + 1]]`` are the ids of ``texts[i]``. No Python object is made
         per token: made for feeding training pipelines.
 
-        When numpy frees a flat array of 1-256 MiB, its memory is kept (at most two arrays'
-        worth) for the next call's array of about the same size, so a loop over batches does
-        not ask the system for fresh pages every time: :func:`tokforge.batch_output_info` reports
-        it and :func:`tokforge.release_batch_output` frees it."""
+        A loop over batches does not ask the system for fresh memory on every call: when numpy
+        frees a flat array of 1-256 MiB its memory is kept (at most two arrays' worth) for the
+        next call's array of about the same size, and the threads' working buffers (at most
+        128 MiB) are kept too. :func:`tokforge.batch_output_info` reports that memory and
+        :func:`tokforge.release_batch_output` frees it."""
         texts = str_list(texts, "texts")
         try:
             ids = self._allowed_ids(allowed_special, disallowed_special, texts)

@@ -113,6 +113,18 @@ pub trait TokenModel: Send + Sync {
             .map(|t| crate::cancel::scope(&cancel, || self.encode(t, allowed)))
             .collect()
     }
+    /// [`TokenModel::encode_batch`] as one flat buffer and offsets (`ids[off[i]..off[i + 1]]`
+    /// are text `i`'s); `flat(n)` gives the buffer for `n` ids (its contents are replaced).
+    fn encode_batch_flat(
+        &self,
+        texts: &[&str],
+        allowed: Option<&SpecialMatcher>,
+        flat: &mut dyn FnMut(usize) -> Vec<u32>,
+    ) -> Result<(Vec<u32>, Vec<i64>)> {
+        let parts = self.encode_batch(texts, allowed)?;
+        let parts: Vec<&[u32]> = parts.iter().map(Vec::as_slice).collect();
+        Ok(crate::bpe::concat(&parts, flat))
+    }
     /// [`TokenModel::encode`] of each text, in parallel on the current rayon pool, handing
     /// `(index, ids)` to `sink` as each text is done (in no particular order). After an error
     /// the texts not yet started may be skipped.
@@ -221,6 +233,15 @@ impl TokenModel for Bpe {
         allowed: Option<&SpecialMatcher>,
     ) -> Result<Vec<Vec<u32>>> {
         Bpe::encode_batch(self, texts, allowed)
+    }
+    /// Each thread appends to a run of its own ([`Bpe::encode_batch_flat`]).
+    fn encode_batch_flat(
+        &self,
+        texts: &[&str],
+        allowed: Option<&SpecialMatcher>,
+        flat: &mut dyn FnMut(usize) -> Vec<u32>,
+    ) -> Result<(Vec<u32>, Vec<i64>)> {
+        Bpe::encode_batch_flat(self, texts, allowed, flat)
     }
     fn encode_with_spans(
         &self,

@@ -23,9 +23,7 @@ use super::Bpe;
 use crate::error::{Error, Result};
 use crate::pretokenize::CHUNK;
 pub use crate::special::SpecialMatcher;
-use rayon::prelude::*;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Where each token of an encoding came from, in bytes of the input.
@@ -59,7 +57,7 @@ pub struct Lent<'a> {
     cache: &'a PieceCache,
     /// Taken out only by `drop` (no empty table is made to take its place: that was an aligned
     /// allocation and three frees on every call, a fifth of a short text's call).
-    table: ManuallyDrop<PieceTable>,
+    pub(super) table: ManuallyDrop<PieceTable>,
 }
 
 impl Drop for Lent<'_> {
@@ -99,14 +97,14 @@ const SPILL_SHARDS: usize = 16;
 /// The misses of a batch's threads, in tables behind locks (taken only on a miss of the
 /// shared table, never per probe), merged into the shared table when the batch ends: a piece
 /// is merged once per batch, whichever thread meets it first.
-struct Spill {
-    shards: Vec<Mutex<PieceTable>>,
+pub(super) struct Spill {
+    pub(super) shards: Vec<Mutex<PieceTable>>,
 }
 
 impl Spill {
     /// Shards holding at most `room` short entries together (what the shared table can still
     /// take).
-    fn new(room: usize) -> Self {
+    pub(super) fn new(room: usize) -> Self {
         let per = room.div_ceil(SPILL_SHARDS);
         Self {
             shards: (0..SPILL_SHARDS)
@@ -132,8 +130,8 @@ impl Spill {
 /// One thread's view of a table shared by the threads of a batch: the shared table is only
 /// read (no lock); misses go to the batch's [`Spill`] ([`Bpe::encode_each`]).
 pub struct Shared<'a> {
-    main: &'a PieceTable,
-    spill: &'a Spill,
+    pub(super) main: &'a PieceTable,
+    pub(super) spill: &'a Spill,
 }
 
 impl Tables for Shared<'_> {
@@ -189,8 +187,8 @@ impl Tables for Shared<'_> {
 /// Encodes pieces with the piece tables of [`Tables`]: one per call (or per thread of a
 /// batch), not one per piece.
 pub struct PieceEncoder<'a, T: Tables = Lent<'a>> {
-    bpe: &'a Bpe,
-    t: T,
+    pub(super) bpe: &'a Bpe,
+    pub(super) t: T,
 }
 
 impl<T: Tables> PieceEncoder<'_, T> {
@@ -459,21 +457,25 @@ impl<T: Tables> PieceEncoder<'_, T> {
     }
 }
 
-/// Ids of `text` with the specials `m` matches as their ids.
-fn encode_split<T: Tables>(
-    enc: &mut PieceEncoder<'_, T>,
-    text: &str,
-    m: &SpecialMatcher,
-) -> Result<Vec<u32>> {
-    let mut out = Vec::with_capacity(text.len() / 3);
-    let mut pos = 0;
-    while let Some((s, e, id)) = m.find(text, pos) {
-        enc.encode_text(&text[pos..s], &mut out)?;
-        out.push(id);
-        pos = e;
+impl<T: Tables> PieceEncoder<'_, T> {
+    /// Append the ids of `text` to `out`, the specials `allowed` matches as their ids.
+    pub fn encode_into(
+        &mut self,
+        text: &str,
+        allowed: Option<&SpecialMatcher>,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
+        let Some(m) = allowed else {
+            return self.encode_text(text, out);
+        };
+        let mut pos = 0;
+        while let Some((s, e, id)) = m.find(text, pos) {
+            self.encode_text(&text[pos..s], out)?;
+            out.push(id);
+            pos = e;
+        }
+        self.encode_text(&text[pos..], out)
     }
-    enc.encode_text(&text[pos..], &mut out)?;
-    Ok(out)
 }
 
 /// Append the first `count` (at most 7) of `lanes` to `out` by one fixed-size copy of all
@@ -651,122 +653,11 @@ impl Bpe {
 
     /// Ids of `text`; occurrences of the specials in `allowed` become their ids.
     pub fn encode(&self, text: &str, allowed: Option<&SpecialMatcher>) -> Result<Vec<u32>> {
-        let Some(m) = allowed else {
+        if allowed.is_none() {
             return self.encode_ordinary(text);
-        };
-        encode_split(&mut self.piece_encoder(), text, m)
-    }
-
-    /// [`Bpe::encode`] of each text on the threads of the current rayon pool, handing
-    /// `(index, ids)` to `sink` as each text is done (in no particular order); stops at the
-    /// first error (the texts not yet started are skipped).
-    ///
-    /// The threads share one piece table, lent by the model for the whole call and only read
-    /// while they run (no lock per probe); its misses go to a table of the batch behind locks
-    /// (sharded, looked up after a miss of the shared one, so a piece is merged once per
-    /// batch), merged into the shared table, within its bound, when the call ends. So every text meets every piece the model's table has learnt, and
-    /// a batch leaves one warm table instead of one partly warm table per thread (docs/bpe.md
-    /// §13.4). Texts are handed out one at a time from a shared counter.
-    pub fn encode_each<S, F>(&self, texts: &[S], allowed: Option<&SpecialMatcher>, sink: F)
-    where
-        S: AsRef<str> + Sync,
-        F: Fn(usize, Result<Vec<u32>>) + Sync,
-    {
-        let cancel = crate::cancel::current();
-        let mut main = self.piece_encoder();
-        if main.t.table.fresh() && texts.len() > 1 {
-            // a table that has learnt nothing (a model's first call): sharing it would merge
-            // nearly every piece of the batch into it on one thread after the parallel part, so
-            // each text borrows a table as a single call does (one per thread), and the batches
-            // after this one share the table they find
-            drop(main);
-            let failed = AtomicBool::new(false);
-            texts.par_iter().enumerate().for_each(|(i, text)| {
-                if failed.load(Ordering::Relaxed) || cancel.is_set() {
-                    return;
-                }
-                let ids = crate::cancel::scope(&cancel, || self.encode(text.as_ref(), allowed));
-                if ids.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                sink(i, ids);
-            });
-            return;
         }
-        let threads = rayon::current_num_threads().clamp(1, texts.len().max(1));
-        // the misses may take what the shared table still has room for
-        let spill = Spill::new(main.t.table.limit().saturating_sub(main.t.table.len()));
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
-        let shared = &main.t.table;
-        let work = || {
-            let mut enc = PieceEncoder {
-                bpe: self,
-                t: Shared {
-                    main: shared,
-                    spill: &spill,
-                },
-            };
-            while !failed.load(Ordering::Relaxed) && !cancel.is_set() {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(text) = texts.get(i) else {
-                    break;
-                };
-                let ids = crate::cancel::scope(&cancel, || {
-                    let text = text.as_ref();
-                    match allowed {
-                        Some(m) => encode_split(&mut enc, text, m),
-                        None => {
-                            let mut out = Vec::with_capacity(text.len() / 3);
-                            enc.encode_text(text, &mut out).map(|()| out)
-                        }
-                    }
-                });
-                if ids.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                sink(i, ids);
-            }
-        };
-        rayon::scope(|s| {
-            for _ in 1..threads {
-                s.spawn(|_| work());
-            }
-            work();
-        });
-        for shard in spill.shards {
-            if let Ok(t) = shard.into_inner() {
-                main.t.table.absorb(&t);
-            }
-        }
-    }
-
-    /// [`Bpe::encode`] of each text, in parallel (see [`Bpe::encode_each`]); the same ids for
-    /// any thread count.
-    pub fn encode_batch<S: AsRef<str> + Sync>(
-        &self,
-        texts: &[S],
-        allowed: Option<&SpecialMatcher>,
-    ) -> Result<Vec<Vec<u32>>> {
-        let slots: Vec<Mutex<Option<Result<Vec<u32>>>>> =
-            texts.iter().map(|_| Mutex::new(None)).collect();
-        self.encode_each(texts, allowed, |i, ids| {
-            if let Some(Ok(mut s)) = slots.get(i).map(|s| s.lock()) {
-                *s = Some(ids);
-            }
-        });
-        let mut out = Vec::with_capacity(texts.len());
-        let mut skipped = false;
-        for s in slots {
-            match s.into_inner().ok().flatten() {
-                Some(ids) => out.push(ids?),
-                None => skipped = true,
-            }
-        }
-        // a text is skipped only after another failed (that error is returned above)
-        if skipped {
-            return Err(crate::cancel::cancelled());
-        }
+        let mut out = Vec::with_capacity(text.len() / 3);
+        self.piece_encoder().encode_into(text, allowed, &mut out)?;
         Ok(out)
     }
 

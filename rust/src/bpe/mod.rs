@@ -15,6 +15,7 @@
 //! - a byte string has at most one regular id; special tokens are distinct and non-empty;
 //! - each merge `(l, r)` names two regular tokens and `bytes(l) + bytes(r)` is a token.
 
+mod batch;
 pub mod count;
 pub mod encode;
 pub mod inspect;
@@ -26,6 +27,8 @@ pub mod train;
 
 use crate::error::{Error, Result};
 use crate::pretokenize::Pretokenizer;
+pub(crate) use batch::concat;
+pub use batch::{kept_runs, release_runs, RUNS_KEPT_BYTES};
 use rustc_hash::FxHashMap;
 
 /// How merge priority is defined; see the module docs.

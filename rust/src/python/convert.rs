@@ -1,12 +1,11 @@
 //! Conversions shared by the bindings: Python ints checked against the ranges the core needs
 //! ([`Int`]: one place, so every size, count and id names the argument and the value instead of
-//! pyo3's bare `OverflowError`), ids, flat arrays and the special-token matcher cache.
+//! pyo3's bare `OverflowError`), ids and the special-token matcher cache.
 
 use super::errors::{InputError, VocabError};
 use crate::special::SpecialMatcher;
 use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
-use rayon::prelude::*;
 use std::fmt::Display;
 use std::sync::{Arc, Mutex};
 
@@ -132,42 +131,6 @@ pub fn token_of<T>(
         .ok_or_else(|| {
             VocabError::new_err(format!("id {id} is outside the vocabulary of {vocab_size}"))
         })
-}
-
-/// Per-text id lists as one flat array plus offsets (`ids[off[i]..off[i+1]]` is text `i`).
-pub fn flatten(parts: Vec<Vec<u32>>) -> (Vec<u32>, Vec<i64>) {
-    let mut offsets = Vec::with_capacity(parts.len() + 1);
-    offsets.push(0i64);
-    let mut total = 0usize;
-    for p in &parts {
-        total += p.len();
-        offsets.push(total as i64);
-    }
-    // the copy (and the first touch of the new pages) runs on the current rayon pool: on one
-    // thread it was a serial tail of every batch. The array is not zeroed first (`vec![0; n]`
-    // is `calloc`, which clears memory the heap reuses on the calling thread, serially):
-    // every id is written by the copy
-    // a buffer of a freed batch array when one fits (its pages are mapped already), else a
-    // new one backed by huge pages
-    let mut flat = super::output_pool::take(total);
-    let mut outs = Vec::with_capacity(parts.len());
-    let mut rest = &mut flat.spare_capacity_mut()[..total];
-    for p in &parts {
-        let (head, tail) = rest.split_at_mut(p.len());
-        outs.push(head);
-        rest = tail;
-    }
-    outs.into_par_iter()
-        .zip(parts.par_iter())
-        .with_min_len(16)
-        .for_each(|(o, p)| {
-            for (o, &v) in o.iter_mut().zip(p) {
-                o.write(v);
-            }
-        });
-    // SAFETY: the parts tile `0..total` and each was copied into its range above
-    unsafe { flat.set_len(total) };
-    (flat, offsets)
 }
 
 /// The special-token matcher of the last id set asked for, so repeated calls with the same

@@ -163,20 +163,25 @@ pub(crate) fn pool(n: Option<convert::Int>) -> PyResult<Arc<rayon::ThreadPool>> 
     Ok(p)
 }
 
-/// The memory `encode_batch_numpy` keeps for its next flat array once numpy frees one
-/// (`output_pool`): `{"buffers", "bytes", "limit"}` (limit: the largest buffer kept, in bytes).
+/// The memory `encode_batch_numpy` keeps for its next call: the flat arrays numpy freed
+/// (`output_pool`; `buffers`, `bytes`, `limit`: the largest kept) and the threads' runs
+/// (`runs`, `run_bytes`, `run_limit`: all of them together).
 #[pyfunction]
 fn batch_output_info() -> std::collections::BTreeMap<&'static str, usize> {
     let (buffers, bytes) = output_pool::kept();
+    let (runs, run_bytes) = crate::bpe::kept_runs();
     std::collections::BTreeMap::from([
         ("buffers", buffers),
         ("bytes", bytes),
         ("limit", output_pool::MAX_BYTES),
+        ("runs", runs),
+        ("run_bytes", run_bytes),
+        ("run_limit", crate::bpe::RUNS_KEPT_BYTES),
     ])
 }
 
-/// Free the memory kept for `encode_batch_numpy`'s next flat array; returns the bytes freed.
+/// Free the memory kept for `encode_batch_numpy`'s next call; returns the bytes freed.
 #[pyfunction]
 fn release_batch_output() -> usize {
-    output_pool::release()
+    output_pool::release() + crate::bpe::release_runs()
 }

@@ -700,9 +700,9 @@ impl PyTokenModel {
             .iter()
             .map(str_utf8)
             .collect::<PyResult<Vec<&str>>>()?;
-        let (flat, offsets) = super::interruptible(py, &pool, || -> crate::Result<_> {
-            let parts = m.encode_batch(&refs, sm.as_deref())?;
-            Ok(super::convert::flatten(parts))
+        // the flat array: a freed one's memory when one fits (its pages are mapped already)
+        let (flat, offsets) = super::interruptible(py, &pool, || {
+            m.encode_batch_flat(&refs, sm.as_deref(), &mut super::output_pool::take)
         })?;
         Ok((
             super::output_pool::into_numpy(py, flat)?,
