@@ -365,7 +365,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
     /// lanes are widened by one `vpmovzxwd` and stored by one 32-byte store (the SSE2 loop
     /// takes two unpacks and two stores: every piece of gpt2), and in both layouts the key
     /// compares are VEX `vpxor`/`vptest` with the chunk's base kept in a register (warm passes
-    /// 1.05x gpt2, 1.03x cl100k, 1.015x o200k; docs/bpe.md §13.5, enc16a).
+    /// 1.01-1.05x faster; docs/bpe.md §13.5, sixteenth round).
     ///
     /// # Safety
     /// The CPU must support AVX2.
