@@ -338,20 +338,60 @@ impl<T: Tables> PieceEncoder<'_, T> {
     ///
     /// A narrow table ([`PieceTable::narrow`]: ids of 16 bits) holds up to [`INLINE16`] ids
     /// inline: its loop widens the entry's eight 16-bit lanes to eight ids (one 16-byte load,
-    /// two unpacks, two 16-byte stores) and stays in the hot case for counts 1..=7. The layout is the table's, fixed
+    /// two unpacks, two 16-byte stores; with AVX2 one `vpmovzxwd` and one 32-byte store) and
+    /// stays in the hot case for counts 1..=7. The layout is the table's, fixed
     /// for its life: the loop is compiled once per layout (`NARROW`), chosen once per chunk.
     #[inline]
     fn emit(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
-        if self.t.main().narrow() {
-            self.emit_in::<true>(bytes, c, out);
+        let narrow = self.t.main().narrow();
+        #[cfg(target_arch = "x86_64")]
+        if emit_with_avx2() {
+            // SAFETY: the CPU has AVX2, checked just above.
+            unsafe {
+                if narrow {
+                    self.emit_avx2::<true>(bytes, c, out);
+                } else {
+                    self.emit_avx2::<false>(bytes, c, out);
+                }
+            }
+            return;
+        }
+        if narrow {
+            self.emit_in::<true, false>(bytes, c, out);
         } else {
-            self.emit_in::<false>(bytes, c, out);
+            self.emit_in::<false, false>(bytes, c, out);
         }
     }
 
-    /// [`PieceEncoder::emit`] for the value layout `NARROW` (the main table's).
+    /// The loop of [`PieceEncoder::emit`] compiled with AVX2: a narrow value's eight 16-bit
+    /// lanes are widened by one `vpmovzxwd` and stored by one 32-byte store (the SSE2 loop
+    /// takes two unpacks and two stores: every piece of gpt2), and in both layouts the key
+    /// compares are VEX `vpxor`/`vptest` with the chunk's base kept in a register (warm passes
+    /// 1.01-1.05x faster; docs/bpe.md §13.5, sixteenth round).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline(never)]
+    unsafe fn emit_avx2<const NARROW: bool>(
+        &mut self,
+        bytes: &[u8],
+        c: &Chunk,
+        out: &mut Vec<u32>,
+    ) {
+        self.emit_in::<NARROW, true>(bytes, c, out);
+    }
+
+    /// [`PieceEncoder::emit`] for the value layout `NARROW` (the main table's); `AVX2` only
+    /// inside [`PieceEncoder::emit_avx2`].
     #[inline(always)]
-    fn emit_in<const NARROW: bool>(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
+    fn emit_in<const NARROW: bool, const AVX2: bool>(
+        &mut self,
+        bytes: &[u8],
+        c: &Chunk,
+        out: &mut Vec<u32>,
+    ) {
         let inline = if NARROW { INLINE16 } else { INLINE } as u32;
         let n = c.n.min(CHUNK);
         let mut i = 0;
@@ -366,7 +406,14 @@ impl<T: Tables> PieceEncoder<'_, T> {
             while i < n {
                 let (val, count) = homes.probe::<NARROW>(c.keys[i], c.hashes[i]);
                 debug_assert!(w + LANES <= spare.len());
-                if NARROW {
+                if NARROW && AVX2 {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `AVX2` is set only in `emit_avx2`, whose caller checked the CPU;
+                    // `w + 8 <= spare.len()` as below.
+                    unsafe {
+                        widen_store_avx2(val, dst.add(w));
+                    }
+                } else if NARROW {
                     let wide = widen(val);
                     // SAFETY: `w + 8 <= spare.len()`: the spare capacity holds `LANES * (n -
                     // i0)` ids (LANES = 8) for the `i0` this inner loop started at, and each
@@ -540,6 +587,43 @@ fn widen(val: &[u32; 4]) -> [u32; 8] {
         let z = _mm_setzero_si128();
         let lanes: [__m128i; 2] = [_mm_unpacklo_epi16(v, z), _mm_unpackhi_epi16(v, z)];
         std::mem::transmute::<[__m128i; 2], [u32; 8]>(lanes)
+    }
+}
+
+/// Whether [`PieceEncoder::emit`] takes its AVX2 build: the CPU has AVX2 (and, in tests, the
+/// thread has not asked for the SSE2 loop, which such a CPU would otherwise never run).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn emit_with_avx2() -> bool {
+    #[cfg(test)]
+    if SSE2_ONLY.with(std::cell::Cell::get) {
+        return false;
+    }
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+thread_local! {
+    /// Set by a test to run the SSE2 emit loop on a CPU with AVX2.
+    static SSE2_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// [`widen`] with AVX2, stored: the eight ids written to `dst` by one 32-byte store.
+///
+/// # Safety
+/// The CPU must support AVX2; `dst` must be valid for writes of eight `u32`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn widen_store_avx2(val: &[u32; 4], dst: *mut u32) {
+    use std::arch::x86_64::{
+        __m128i, __m256i, _mm256_cvtepu16_epi32, _mm256_storeu_si256, _mm_loadu_si128,
+    };
+    // SAFETY: the load reads the 16 bytes of `val`; the store writes 32 bytes at `dst`, valid
+    // by the caller's contract.
+    unsafe {
+        let v = _mm_loadu_si128(val.as_ptr().cast::<__m128i>());
+        _mm256_storeu_si256(dst.cast::<__m256i>(), _mm256_cvtepu16_epi32(v));
     }
 }
 
@@ -901,6 +985,66 @@ mod tests {
             fresh.encode_ordinary(t).unwrap();
         }
         assert_eq!(fresh.piece_cache().info().entries, after_batch);
+    }
+
+    /// The emit loop's builds (SSE2, and AVX2 where the CPU has it) on a narrow table and on a
+    /// wide one (a model of more than 65,536 ids), against the uncached path: pieces with one
+    /// to seven ids, arena values, 16..=31-byte and longer pieces, repeated (warm) and not.
+    #[test]
+    fn every_emit_loop_gives_the_uncached_ids() {
+        let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], u32::from(b))).collect();
+        let letters = b"abcdefghijklmnop";
+        for len in 2..=4u32 {
+            for k in 0..16usize.pow(len) {
+                let t: Vec<u8> = (0..len).map(|d| letters[k / 16usize.pow(d) % 16]).collect();
+                ranks.push((t, ranks.len() as u32));
+            }
+        }
+        let wide = Bpe::from_ranks(ranks, vec![], Pretokenizer::new("gpt2").unwrap()).unwrap();
+        let narrow = small();
+        let mut texts = Vec::new();
+        let mut x = 12345u64;
+        for n in [10, 300, 3000] {
+            let mut t = String::new();
+            for _ in 0..n {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let r = (x >> 33) as usize;
+                match r % 7 {
+                    0 => t.push_str(&" ".repeat(1 + r / 7 % 40)),
+                    1 => t.push('\n'),
+                    2 => t.push_str(&(r % 100_000).to_string()),
+                    3 => t.push_str(&"ab".repeat(1 + r / 7 % 24)),
+                    4 => t.push_str(", "),
+                    _ => {
+                        t.push(' ');
+                        for i in 0..1 + r / 7 % 9 {
+                            t.push(char::from(letters[(r >> (3 + i)) % 16]));
+                        }
+                    }
+                }
+            }
+            texts.push(t);
+        }
+        for (bpe, is_narrow) in [(&narrow, true), (&wide, false)] {
+            assert_eq!(bpe.piece_encoder().t.table.narrow(), is_narrow);
+            for t in &texts {
+                let mut want = Vec::new();
+                for p in bpe.pretokenizer().pieces(t).unwrap() {
+                    bpe.encode_piece(p.as_bytes(), &mut want);
+                }
+                for sse2_only in [true, false, true] {
+                    #[cfg(target_arch = "x86_64")]
+                    SSE2_ONLY.with(|c| c.set(sse2_only));
+                    for _ in 0..2 {
+                        assert_eq!(bpe.encode_ordinary(t).unwrap(), want, "{sse2_only}");
+                    }
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        SSE2_ONLY.with(|c| c.set(false));
     }
 
     /// TV4 of docs/bpe.md §6: toy ranks a=0 b=1 c=2 ab=3 cb=4 ac=5 bb=6 cbb=7 acbb=8 (plus the
