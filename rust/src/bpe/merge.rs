@@ -72,6 +72,18 @@ impl Bpe {
     /// The merge loop for a piece of 1..=[`LIST_MAX`] bytes (a linked list on the stack).
     pub(super) fn merge_linear(&self, piece: &[u8], out: &mut Vec<u32>) {
         debug_assert!(!piece.is_empty() && piece.len() <= LIST_MAX);
+        #[cfg(target_arch = "x86_64")]
+        if self.pairs.narrow() && std::arch::is_x86_feature_detected!("sse4.1") {
+            // SAFETY: SSE4.1 was detected on this CPU; every priority is below `u16::MAX`.
+            unsafe {
+                if piece.len() <= SHORT_CAP {
+                    narrow::merge_list::<2>(&self.pairs, &self.byte_ids, piece, out);
+                } else {
+                    narrow::merge_list::<4>(&self.pairs, &self.byte_ids, piece, out);
+                }
+            }
+            return;
+        }
         if piece.len() <= SHORT_CAP {
             merge_list::<SHORT_CAP>(&self.pairs, &self.byte_ids, piece, out);
         } else {
@@ -172,6 +184,109 @@ fn merge_list<const CAP: usize>(
     while i < n {
         out.push(sym[i]);
         i = next[i] as usize;
+    }
+}
+
+/// The list scan for a model whose priorities all fit 16 bits ([`PairTable::narrow`]): the
+/// priorities live in SSE registers, eight `u16` lanes each (`u16::MAX` for [`NONE`]), and
+/// the lowest, leftmost on ties, comes from SSE4.1's `phminposuw` (the minimum of eight lanes
+/// and its index in one instruction) per register, no branch on the data. A merge rewrites
+/// its three lanes (the merged pair's, the removed node's and the left neighbour's) by a
+/// compare of the lane index and a blend, in registers: with the priorities in an array,
+/// each scan's wide load would wait on the narrow stores before it (no store forwarding).
+#[cfg(target_arch = "x86_64")]
+mod narrow {
+    use super::super::pairs::{PairTable, NONE};
+    use std::arch::x86_64::*;
+
+    /// `W` registers of eight lanes: a piece of at most `8 * W` (<= 32) bytes.
+    ///
+    /// # Safety
+    /// The CPU must support SSE4.1, `pairs.narrow()`, `1 <= piece.len() <= 8 * W <= 32`.
+    #[target_feature(enable = "sse4.1")]
+    pub(super) unsafe fn merge_list<const W: usize>(
+        pairs: &PairTable,
+        byte_ids: &[u32; 256],
+        piece: &[u8],
+        out: &mut Vec<u32>,
+    ) {
+        const CAP: usize = 32;
+        let n = piece.len();
+        debug_assert!((1..=8 * W).contains(&n) && 8 * W <= CAP && pairs.narrow());
+        let n = n.min(8 * W);
+        let mut sym = [0u32; CAP];
+        let mut next = [0u8; CAP];
+        let mut prev = [0u8; CAP];
+        for (i, (s, &b)) in sym.iter_mut().zip(&piece[..n]).enumerate() {
+            *s = byte_ids[b as usize];
+            next[i] = (i + 1) as u8;
+            prev[i] = (i as u8).wrapping_sub(1);
+        }
+        for w in sym[..n].windows(2) {
+            pairs.prefetch(w[0], w[1]);
+        }
+        // a priority below `u16::MAX` is itself; NONE (`u32::MAX`) becomes `u16::MAX`
+        let mut first = [u16::MAX; CAP];
+        for i in 0..n - 1 {
+            first[i] = pairs.prio(sym[i], sym[i + 1]) as u16;
+        }
+        let mut rank = [_mm_setzero_si128(); W];
+        let mut lanes = [_mm_setzero_si128(); W];
+        for (k, (r, l)) in rank.iter_mut().zip(lanes.iter_mut()).enumerate() {
+            // SAFETY: `8 * k + 8 <= 8 * W <= CAP`: inside `first`.
+            *r = unsafe { _mm_loadu_si128(first.as_ptr().add(8 * k).cast()) };
+            let b = (8 * k) as i16;
+            *l = _mm_setr_epi16(b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7);
+        }
+        // lane `pos` of the registers set to `v` (no lane when `pos` is past them)
+        let set = |rank: &mut [__m128i; W], pos: usize, v: u32| {
+            let (p, v) = (_mm_set1_epi16(pos as i16), _mm_set1_epi16(v as u16 as i16));
+            for (r, l) in rank.iter_mut().zip(&lanes) {
+                *r = _mm_blendv_epi8(*r, v, _mm_cmpeq_epi16(p, *l));
+            }
+        };
+        loop {
+            // per register `index << 16 | value`, turned to `value << 16 | index`: the
+            // smallest key is the lowest priority, then the leftmost position
+            let mut key = u32::MAX;
+            for (k, r) in rank.iter().enumerate() {
+                let m = _mm_cvtsi128_si32(_mm_minpos_epu16(*r)) as u32;
+                key = key.min(m.rotate_left(16) + 8 * k as u32);
+            }
+            let best = key >> 16;
+            if best == u32::from(u16::MAX) {
+                break;
+            }
+            let at = (key & 0xffff) as usize;
+            let merged = pairs.result(best);
+            let dead = next[at] as usize;
+            let right = next[dead] as usize;
+            let left = prev[at] as usize;
+            if right < n {
+                pairs.prefetch(merged, sym[right]);
+            }
+            if left < n {
+                pairs.prefetch(sym[left], merged);
+            }
+            sym[at] = merged;
+            next[at] = right as u8;
+            set(&mut rank, dead, NONE);
+            let r = if right < n {
+                prev[right] = at as u8;
+                pairs.prio(merged, sym[right])
+            } else {
+                NONE
+            };
+            set(&mut rank, at, r);
+            if left < n {
+                set(&mut rank, left, pairs.prio(sym[left], merged));
+            }
+        }
+        let mut i = 0;
+        while i < n {
+            out.push(sym[i]);
+            i = next[i] as usize;
+        }
     }
 }
 
