@@ -77,9 +77,9 @@ impl Bpe {
             // SAFETY: SSE4.1 was detected on this CPU; every priority is below `u16::MAX`.
             unsafe {
                 if piece.len() <= SHORT_CAP {
-                    narrow::merge_list::<2>(&self.pairs, &self.byte_ids, piece, out);
+                    narrow::merge_list::<2, 16>(&self.pairs, &self.byte_ids, piece, out);
                 } else {
-                    narrow::merge_list::<4>(&self.pairs, &self.byte_ids, piece, out);
+                    narrow::merge_list::<4, 32>(&self.pairs, &self.byte_ids, piece, out);
                 }
             }
             return;
@@ -96,6 +96,15 @@ impl Bpe {
     pub(super) fn merge_heap(&self, piece: &[u8], out: &mut Vec<u32>) {
         if piece.len() < 2 {
             out.extend(piece.iter().map(|&b| self.byte_ids[b as usize]));
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if piece.len() <= narrow::LIST_MAX
+            && self.pairs.narrow()
+            && std::arch::is_x86_feature_detected!("sse4.1")
+        {
+            // SAFETY: SSE4.1 was detected on this CPU; every priority is below `u16::MAX`.
+            unsafe { narrow::merge_list::<8, 64>(&self.pairs, &self.byte_ids, piece, out) };
             return;
         }
         if piece.len() >= END as usize {
@@ -199,21 +208,24 @@ mod narrow {
     use super::super::pairs::{PairTable, NONE};
     use std::arch::x86_64::*;
 
-    /// `W` registers of eight lanes: a piece of at most `8 * W` (<= 32) bytes.
+    /// Pieces of up to this many bytes take the scan when priorities are narrow (the heap
+    /// above): the registers' scan costs less per merge than the heap's sift up to here.
+    pub(super) const LIST_MAX: usize = 64;
+
+    /// `W` registers of eight lanes: a piece of at most `CAP = 8 * W` (< 256) bytes.
     ///
     /// # Safety
-    /// The CPU must support SSE4.1, `pairs.narrow()`, `1 <= piece.len() <= 8 * W <= 32`.
+    /// The CPU must support SSE4.1, `pairs.narrow()`, `1 <= piece.len() <= CAP = 8 * W`.
     #[target_feature(enable = "sse4.1")]
-    pub(super) unsafe fn merge_list<const W: usize>(
+    pub(super) unsafe fn merge_list<const W: usize, const CAP: usize>(
         pairs: &PairTable,
         byte_ids: &[u32; 256],
         piece: &[u8],
         out: &mut Vec<u32>,
     ) {
-        const CAP: usize = 32;
         let n = piece.len();
-        debug_assert!((1..=8 * W).contains(&n) && 8 * W <= CAP && pairs.narrow());
-        let n = n.min(8 * W);
+        debug_assert!((1..=CAP).contains(&n) && 8 * W == CAP && CAP < 256 && pairs.narrow());
+        let n = n.min(CAP).min(8 * W);
         let mut sym = [0u32; CAP];
         let mut next = [0u8; CAP];
         let mut prev = [0u8; CAP];
