@@ -9,6 +9,10 @@
 //!   the tail) and refreshes the two pairs around the merged token, whose priority-table lines
 //!   are requested as soon as the merge is chosen, before the list surgery. O(n^2) on small n,
 //!   no allocation; the pieces the piece table misses (at most 15 bytes) take an array of 16.
+//!   On x86_64 with SSE4.1 the priorities of the scan live in SSE registers as 16-bit lanes
+//!   (`lanes`: `phminposuw` finds the lowest; issue 15, sixteenth round): for every list of a
+//!   model whose priorities fit 16 bits (gpt2; then up to `lanes::LIST_MAX` bytes, not the
+//!   heap), for the lists of 17..=32 bytes of the others.
 //! - longer pieces: a binary min-heap of packed `priority << 32 | position` entries over the
 //!   same linked list (arrays reused from call to call on each thread), with lazy deletion: an
 //!   entry is current when the pair at its position still has its priority (`rank[pos]`), so a
@@ -72,6 +76,23 @@ impl Bpe {
     /// The merge loop for a piece of 1..=[`LIST_MAX`] bytes (a linked list on the stack).
     pub(super) fn merge_linear(&self, piece: &[u8], out: &mut Vec<u32>) {
         debug_assert!(!piece.is_empty() && piece.len() <= LIST_MAX);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("sse4.1") {
+            let (p, b) = (&self.pairs, &self.byte_ids);
+            // SAFETY: SSE4.1 was detected on this CPU; `WIDE` is false only when every
+            // priority is below `u16::MAX`; the piece fits the list (`LIST_MAX` = 32).
+            unsafe {
+                match (p.narrow(), piece.len() <= SHORT_CAP) {
+                    (true, true) => lanes::merge_list::<2, 16, false>(p, b, piece, out),
+                    (true, false) => lanes::merge_list::<4, 32, false>(p, b, piece, out),
+                    // wide priorities in a short piece: as fast on the scalar scan, whose
+                    // branch predicts well over a few entries (docs/bpe.md §13.5)
+                    (false, true) => merge_list::<SHORT_CAP>(p, b, piece, out),
+                    (false, false) => lanes::merge_list::<4, 32, true>(p, b, piece, out),
+                }
+            }
+            return;
+        }
         if piece.len() <= SHORT_CAP {
             merge_list::<SHORT_CAP>(&self.pairs, &self.byte_ids, piece, out);
         } else {
@@ -84,6 +105,16 @@ impl Bpe {
     pub(super) fn merge_heap(&self, piece: &[u8], out: &mut Vec<u32>) {
         if piece.len() < 2 {
             out.extend(piece.iter().map(|&b| self.byte_ids[b as usize]));
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if piece.len() <= lanes::LIST_MAX
+            && self.pairs.narrow()
+            && std::arch::is_x86_feature_detected!("sse4.1")
+        {
+            // SAFETY: SSE4.1 was detected on this CPU; every priority is below `u16::MAX`;
+            // the piece fits the list.
+            unsafe { lanes::merge_list::<8, 64, false>(&self.pairs, &self.byte_ids, piece, out) };
             return;
         }
         if piece.len() >= END as usize {
@@ -172,6 +203,149 @@ fn merge_list<const CAP: usize>(
     while i < n {
         out.push(sym[i]);
         i = next[i] as usize;
+    }
+}
+
+/// The list scan with the priorities in SSE registers: eight 16-bit lanes per register, the
+/// lowest (leftmost on ties) taken by SSE4.1's `phminposuw` (the minimum of eight lanes and
+/// its index in one instruction) per register, so the scan has no branch on the data, where
+/// the scalar scan's branch on "lower than the lowest so far" goes either way at random. A
+/// merge rewrites its three lanes (the merged pair's, the removed node's and the left
+/// neighbour's) by a compare of the lane index and a blend, in registers: with the lanes in an
+/// array, each scan's wide load would wait on the narrow stores before it (no store
+/// forwarding). A priority of `u16::MAX - 1` or more has the lane [`CLAMPED`], [`NONE`] the
+/// lane `u16::MAX`; a model whose priorities all fit below `u16::MAX`
+/// ([`PairTable::narrow`], gpt2) never has a clamped lane, others (`WIDE`) keep the exact
+/// priorities in an array too and, when the lowest lane is clamped, scan that instead.
+#[cfg(target_arch = "x86_64")]
+mod lanes {
+    use super::super::pairs::{PairTable, NONE};
+    use std::arch::x86_64::*;
+
+    /// Pieces of up to this many bytes take the scan when priorities are narrow (the heap
+    /// above): with no branch per entry the scan costs less per merge than the heap's sift up
+    /// to here.
+    pub(super) const LIST_MAX: usize = 64;
+
+    /// The lane of [`NONE`].
+    const NONE16: u32 = u16::MAX as u32;
+    /// The lane of every priority of at least this value.
+    const CLAMPED: u32 = NONE16 - 1;
+
+    /// A priority's lane: itself below [`CLAMPED`], [`NONE16`] for [`NONE`], else [`CLAMPED`].
+    #[inline(always)]
+    fn clamp(r: u32) -> u16 {
+        r.min(CLAMPED) as u16 | u16::from(r == NONE)
+    }
+
+    /// `W` registers of eight lanes: a piece of at most `CAP = 8 * W` (< 256) bytes. `WIDE`:
+    /// priorities may be clamped (keep the exact ones).
+    ///
+    /// # Safety
+    /// The CPU must support SSE4.1; `1 <= piece.len() <= CAP = 8 * W`; without `WIDE`, every
+    /// priority is below `u16::MAX` (`pairs.narrow()`).
+    #[target_feature(enable = "sse4.1")]
+    pub(super) unsafe fn merge_list<const W: usize, const CAP: usize, const WIDE: bool>(
+        pairs: &PairTable,
+        byte_ids: &[u32; 256],
+        piece: &[u8],
+        out: &mut Vec<u32>,
+    ) {
+        let n = piece.len();
+        debug_assert!((1..=CAP).contains(&n) && 8 * W == CAP && CAP < 256);
+        debug_assert!(WIDE || pairs.narrow());
+        let n = n.min(CAP);
+        let mut sym = [0u32; CAP];
+        let mut next = [0u8; CAP];
+        let mut prev = [0u8; CAP];
+        for (i, (s, &b)) in sym.iter_mut().zip(&piece[..n]).enumerate() {
+            *s = byte_ids[b as usize];
+            next[i] = (i + 1) as u8;
+            prev[i] = (i as u8).wrapping_sub(1);
+        }
+        for w in sym[..n].windows(2) {
+            pairs.prefetch(w[0], w[1]);
+        }
+        // the exact priorities, for the scans of clamped lanes (not kept when no priority
+        // is clamped)
+        let mut exact = [NONE; CAP];
+        let mut first = [u16::MAX; CAP];
+        for i in 0..n - 1 {
+            let r = pairs.prio(sym[i], sym[i + 1]);
+            if WIDE {
+                exact[i] = r;
+            }
+            first[i] = clamp(r);
+        }
+        let mut rank = [_mm_setzero_si128(); W];
+        let mut lanes = [_mm_setzero_si128(); W];
+        for (k, (r, l)) in rank.iter_mut().zip(lanes.iter_mut()).enumerate() {
+            // SAFETY: `8 * k + 8 <= 8 * W <= CAP`: inside `first`.
+            *r = unsafe { _mm_loadu_si128(first.as_ptr().add(8 * k).cast()) };
+            let b = (8 * k) as i16;
+            *l = _mm_setr_epi16(b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7);
+        }
+        // priority `pos` (< n) set to `v`: its exact entry and its lane
+        let set = |rank: &mut [__m128i; W], exact: &mut [u32; CAP], pos: usize, v: u32| {
+            if WIDE {
+                exact[pos] = v;
+            }
+            let (p, v) = (_mm_set1_epi16(pos as i16), _mm_set1_epi16(clamp(v) as i16));
+            for (r, l) in rank.iter_mut().zip(&lanes) {
+                *r = _mm_blendv_epi8(*r, v, _mm_cmpeq_epi16(p, *l));
+            }
+        };
+        loop {
+            // per register `index << 16 | value`, turned to `value << 16 | index`: the
+            // smallest key is the lowest priority, then the leftmost position
+            let mut key = u32::MAX;
+            for (k, r) in rank.iter().enumerate() {
+                let m = _mm_cvtsi128_si32(_mm_minpos_epu16(*r)) as u32;
+                key = key.min(m.rotate_left(16) + 8 * k as u32);
+            }
+            let (best, at) = match key >> 16 {
+                NONE16 => break,
+                // every live priority is CLAMPED or more: the lowest exact one, leftmost
+                CLAMPED if WIDE => {
+                    let (mut best, mut at) = (NONE, 0);
+                    for (i, &r) in exact[..n].iter().enumerate() {
+                        if r < best {
+                            (best, at) = (r, i);
+                        }
+                    }
+                    (best, at)
+                }
+                best => (best, (key & 0xffff) as usize),
+            };
+            let merged = pairs.result(best);
+            let dead = next[at] as usize;
+            let right = next[dead] as usize;
+            let left = prev[at] as usize;
+            if right < n {
+                pairs.prefetch(merged, sym[right]);
+            }
+            if left < n {
+                pairs.prefetch(sym[left], merged);
+            }
+            sym[at] = merged;
+            next[at] = right as u8;
+            set(&mut rank, &mut exact, dead, NONE);
+            let r = if right < n {
+                prev[right] = at as u8;
+                pairs.prio(merged, sym[right])
+            } else {
+                NONE
+            };
+            set(&mut rank, &mut exact, at, r);
+            if left < n {
+                set(&mut rank, &mut exact, left, pairs.prio(sym[left], merged));
+            }
+        }
+        let mut i = 0;
+        while i < n {
+            out.push(sym[i]);
+            i = next[i] as usize;
+        }
     }
 }
 
@@ -511,6 +685,24 @@ mod tests {
         }
     }
 
+    /// `rank` (a rank model) with 70,000 tokens that never merge placed after its first `keep`
+    /// ranks, so that the priorities of its later merges are above `u16::MAX` (as cl100k's
+    /// and o200k's are) and its earlier ones below. The fillers are seven bytes of
+    /// `0xF8..=0xFF`, of which no part longer than a byte is a token.
+    fn widened(rank: &Bpe, keep: u32) -> Bpe {
+        const FILL: u32 = 70_000;
+        let mut ranks: Vec<(Vec<u8>, u32)> = rank
+            .regular_tokens()
+            .into_iter()
+            .map(|(t, r)| (t, if r < keep { r } else { r + FILL }))
+            .collect();
+        for i in 0..FILL {
+            let t = (0..7).map(|k| 0xF8 + ((i >> (3 * k)) & 7) as u8).collect();
+            ranks.push((t, keep + i));
+        }
+        Bpe::from_ranks(ranks, vec![], Pretokenizer::new("gpt2").unwrap()).unwrap()
+    }
+
     #[test]
     fn list_and_heap_loops_equal_the_reference_scan() {
         let small: Vec<u8> = b"ab".to_vec();
@@ -519,7 +711,13 @@ mod tests {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut merged = 0usize;
         for (k, alphabet) in [small, mid, large].iter().enumerate() {
-            for bpe in models(alphabet, 256 + 300 + 200 * k, 7 + k as u64) {
+            let [list, rank] = models(alphabet, 256 + 300 + 200 * k, 7 + k as u64);
+            // priorities past 16 bits from the middle of the merges on, and for all of them
+            let half = (256 + rank.vocab_size() as u32) / 2;
+            let wide = [widened(&rank, half), widened(&rank, 256)];
+            assert!(list.pairs.narrow() && rank.pairs.narrow());
+            assert!(!wide[0].pairs.narrow() && !wide[1].pairs.narrow());
+            for bpe in [list, rank].into_iter().chain(wide) {
                 for _ in 0..1500 {
                     let len = 1 + rng.below(300);
                     let piece = random_piece(&mut rng, alphabet, len);

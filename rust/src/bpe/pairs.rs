@@ -50,6 +50,9 @@ pub struct PairTable {
     filter_shift: u32,
     /// result id by priority (merge-list order); empty when priority is the result id
     merged: Vec<u32>,
+    /// every priority is below `u16::MAX`, so a merge loop may keep them as `u16` with
+    /// `u16::MAX` for [`NONE`] (vocabularies of fewer than 65,535 merges, such as gpt2's)
+    narrow: bool,
 }
 
 impl std::fmt::Debug for PairTable {
@@ -143,6 +146,7 @@ impl PairTable {
             }
             slots[i] = Slot { key: k, prio };
         }
+        let narrow = pairs.iter().all(|p| p.2 < u32::from(u16::MAX));
         Self {
             dense,
             packed,
@@ -151,7 +155,14 @@ impl PairTable {
             filter,
             filter_shift,
             merged,
+            narrow,
         }
+    }
+
+    /// Every priority is below `u16::MAX` (see the field).
+    #[inline]
+    pub fn narrow(&self) -> bool {
+        self.narrow
     }
 
     /// Start loading the cell or slot [`PairTable::prio`] reads first for `(l, r)`, so that the
