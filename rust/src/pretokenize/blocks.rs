@@ -55,7 +55,9 @@
 /// so runs of up to `64 - REBASE` bytes always end inside the window.
 pub(super) const REBASE: usize = 32;
 
-/// How far ahead of a window the text is prefetched (bytes).
+/// How far ahead of a window the text is prefetched (bytes). The hardware prefetcher alone
+/// does not keep the text ahead while the encoder's piece-table probes are in flight: a warm
+/// encode pass is 5-9 % faster with it (512 and 2048 measured the same; docs/bpe.md §13.5).
 const PREFETCH_AHEAD: usize = 1024;
 
 /// The class flags of the Basic Multilingual Plane, one byte per code point (`presets::Tables`).
