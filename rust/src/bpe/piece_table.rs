@@ -171,7 +171,8 @@ fn hash_mid(key: [u128; 2]) -> u64 {
 ///
 /// The xor loses nothing for pieces of up to 7 bytes (the low half holds the bytes below bit
 /// 56, the high half only the length above it); longer keys can share it only when their bytes
-/// 8.. xor their first bytes alike, and such a pair still shares a bucket of two entries.
+/// 8.. and length xor their first bytes alike, and such a pair still shares a bucket of two
+/// entries.
 #[inline]
 pub fn hash(key: u128) -> u64 {
     let lo = key as u64;
