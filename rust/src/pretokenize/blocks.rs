@@ -55,6 +55,11 @@
 /// so runs of up to `64 - REBASE` bytes always end inside the window.
 pub(super) const REBASE: usize = 32;
 
+/// How far ahead of a window the text is prefetched (bytes). The hardware prefetcher alone
+/// does not keep the text ahead while the encoder's piece-table probes are in flight: a warm
+/// encode pass is 5-9 % faster with it (512 and 2048 measured the same; docs/bpe.md §13.5).
+const PREFETCH_AHEAD: usize = 1024;
+
 /// The class flags of the Basic Multilingual Plane, one byte per code point (`presets::Tables`).
 pub(super) type Flags = [u8; 0x1_0000];
 
@@ -197,6 +202,13 @@ impl Window {
         base: usize,
         pad: &'a mut [u8; 64],
     ) -> (&'a [u8; 64], Window) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch reads nothing and faults on no address; the pointer is only formed
+        // with `wrapping_add`.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(base + PREFETCH_AHEAD).cast());
+        }
         let rest = b.get(base..).unwrap_or(&[]);
         let (bytes, valid) = match rest.first_chunk::<64>() {
             Some(c) => (c, u64::MAX),
