@@ -467,7 +467,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
     /// is of 16..=31 bytes: its 16..=31-byte pieces (20-68 k a warm pass) are then answered
     /// inside the emit loop, without the call to [`PieceEncoder::emit_slow`] and the loop's
     /// restart after it (its second `reserve`, its reload of the loop's state).
-    #[inline(always)]
+    #[inline(never)]
     fn mid_home(&self, c: &Chunk, i: usize) -> MidHome {
         let (s, e) = c.spans[i];
         let n = e.wrapping_sub(s);
