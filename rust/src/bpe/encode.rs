@@ -430,24 +430,6 @@ impl<T: Tables> PieceEncoder<'_, T> {
                 // arena value's is above `inline`
                 if count.wrapping_sub(1) >= inline {
                     home = if count != 0 { low_lanes(*val) } else { 0 };
-                    if count == 0 {
-                        match self.mid_home(c, i) {
-                            MidHome::Inline(lanes, k) => {
-                                // SAFETY: `w + 7 <= spare.len()`, as for a short piece's lanes
-                                // above (at most 7 ids a piece).
-                                unsafe {
-                                    dst.add(w)
-                                        .cast::<[u32; MID_INLINE]>()
-                                        .write_unaligned(lanes)
-                                };
-                                w += k;
-                                i += 1;
-                                continue;
-                            }
-                            MidHome::Arena(lanes) => home = lanes,
-                            MidHome::Other => {}
-                        }
-                    }
                     break;
                 }
                 w += count as usize;
@@ -457,17 +439,24 @@ impl<T: Tables> PieceEncoder<'_, T> {
             // count lanes, all within the reserved `LANES * (n - i)`).
             unsafe { out.set_len(len + w) };
             if i < n {
-                self.emit_slow(bytes, c, i, home, out);
+                match if home == 0 {
+                    self.mid_home(c, i)
+                } else {
+                    MidHome::Other
+                } {
+                    MidHome::Inline(lanes, k) => push_lanes(out, lanes, k),
+                    MidHome::Arena(lanes) => self.emit_slow(bytes, c, i, lanes, out),
+                    MidHome::Other => self.emit_slow(bytes, c, i, home, out),
+                }
                 i += 1;
             }
         }
     }
 
     /// Piece `i` of chunk `c`, not found in its home bucket, looked up in its home slot when it
-    /// is of 16..=31 bytes: its 16..=31-byte pieces (20-68 k a warm pass) are then answered
-    /// inside the emit loop, without the call to [`PieceEncoder::emit_slow`] and the loop's
-    /// restart after it (its second `reserve`, its reload of the loop's state).
-    #[inline(never)]
+    /// is of 16..=31 bytes: such a piece with its ids inline (20-68 k a warm pass) is then
+    /// answered at the emit loop's exit, without the call to [`PieceEncoder::emit_slow`].
+    #[inline(always)]
     fn mid_home(&self, c: &Chunk, i: usize) -> MidHome {
         let (s, e) = c.spans[i];
         let n = e.wrapping_sub(s);
