@@ -439,39 +439,9 @@ impl<T: Tables> PieceEncoder<'_, T> {
             // count lanes, all within the reserved `LANES * (n - i)`).
             unsafe { out.set_len(len + w) };
             if i < n {
-                match if home == 0 {
-                    self.mid_home(c, i)
-                } else {
-                    MidHome::Other
-                } {
-                    MidHome::Inline(lanes, k) => push_lanes(out, lanes, k),
-                    MidHome::Arena(lanes) => self.emit_slow(bytes, c, i, lanes, out),
-                    MidHome::Other => self.emit_slow(bytes, c, i, home, out),
-                }
+                self.emit_slow(bytes, c, i, home, out);
                 i += 1;
             }
-        }
-    }
-
-    /// Piece `i` of chunk `c`, not found in its home bucket, looked up in its home slot when it
-    /// is of 16..=31 bytes: such a piece with its ids inline (20-68 k a warm pass) is then
-    /// answered at the emit loop's exit, without the call to [`PieceEncoder::emit_slow`].
-    #[inline(always)]
-    fn mid_home(&self, c: &Chunk, i: usize) -> MidHome {
-        let (s, e) = c.spans[i];
-        let n = e.wrapping_sub(s);
-        if !(MAX_KEY_LEN < n && n <= MID_KEY_LEN) {
-            return MidHome::Other;
-        }
-        match self.t.main().get_mid_home(c.mids[i], c.hashes[i]) {
-            Some([count, lanes @ ..]) if (1..=MID_INLINE as u32).contains(&count) => {
-                MidHome::Inline(lanes, count as usize)
-            }
-            // more ids than the slot holds: lane 1 is their offset in the arena
-            Some([count, offset, ..]) => {
-                MidHome::Arena(u64::from(offset) | (u64::from(count) << 32))
-            }
-            None => MidHome::Other,
         }
     }
 
@@ -594,18 +564,6 @@ fn push_found(found: Found<'_>, out: &mut Vec<u32>) {
         Found::Inline(c, v) => out.extend_from_slice(&v[..(c as usize).min(MAX_INLINE)]),
         Found::Arena(ids) => out.extend_from_slice(ids),
     }
-}
-
-/// What [`PieceEncoder::mid_home`] found for a piece.
-enum MidHome {
-    /// A 16..=31-byte piece in its home slot with its ids inline: the slot's seven lanes and
-    /// the count.
-    Inline([u32; MID_INLINE], usize),
-    /// A 16..=31-byte piece in its home slot with its ids in the arena: their offset and
-    /// count as [`PieceTable::arena_ids`] takes them.
-    Arena(u64),
-    /// Any other piece, or one not in its home slot.
-    Other,
 }
 
 /// Ids [`PieceEncoder::emit`] may store per piece: the eight widened lanes of a narrow entry
