@@ -3,7 +3,8 @@
 //! [`Window::new`] classifies 64 bytes of the text at once (two AVX2 or four SSE2 compares per
 //! class on x86_64, a byte loop elsewhere) into one `u64` per class, bit `k` for byte
 //! `base + k`: letters, upper-case letters, digits, whitespace, `\r`/`\n`, `/`, `'`, bytes
-//! `>= 0x80` and the bytes inside the text. Letters of two and three bytes are classified too
+//! `>= 0x80` and the bytes inside the text (the upper-case letters, `\r`/`\n` and `/` only for
+//! the presets whose rules read them, [`Classes`]). Letters of two and three bytes are classified too
 //! (a loop over the window's lead bytes and the BMP class table of `presets`): all their bytes
 //! are letter bits, so the rules below treat a non-ASCII word like an ASCII one; for o200k they
 //! are also split by its case classes (`Window::case_splits`). The other characters of two and
@@ -87,13 +88,13 @@ pub(super) struct Window {
     valid: u64,
     /// `[A-Za-z]`
     alpha: u64,
-    /// `[A-Z]`
+    /// `[A-Z]` (empty unless `Classes::case`)
     upper: u64,
     /// `[0-9]`
     digit: u64,
     /// ASCII `\s`: `[\t\n\x0B\x0C\r ]`
     ws: u64,
-    /// `[\r\n]`
+    /// `[\r\n]` (empty unless `Classes::newlines`)
     nl: u64,
     /// `>= 0x80`: a byte of a non-ASCII character
     high: u64,
@@ -104,7 +105,7 @@ pub(super) struct Window {
     /// `ſ`) or the window's end. A `'` followed by anything else is punctuation (gpt2, o200k)
     /// or the prefix of letters (cl100k, o200k) like any other.
     apos_c: u64,
-    /// `/`
+    /// `/` (empty unless `Classes::slash`)
     slash: u64,
     /// ` `
     space: u64,
@@ -180,8 +181,9 @@ impl Window {
     /// class flags of the Basic Multilingual Plane, see `presets::Tables`): every byte of such
     /// a letter joins `alpha` and leaves `high`. With `case` (o200k) an `Lu`/`Lt` letter also
     /// joins `upper` and an `Lm`/`Lo` letter (in both of o200k's letter classes) `both`;
-    /// without it (gpt2, cl100k, where `\p{L}` is one class) `upper` and `both` stay ASCII-only
-    /// and empty. A character of `[^\s\p{L}\p{N}]` (for o200k also no mark) is punctuation
+    /// without it (gpt2, cl100k, where `\p{L}` is one class) `upper` and `both` stay empty
+    /// (`upper` is not classified for ASCII either, nor `nl` and `slash` unless `c` asks for
+    /// them: their compares are skipped). A character of `[^\s\p{L}\p{N}]` (for o200k also no mark) is punctuation
     /// (`wide_other`: it leaves `high`, so `punct` holds its bytes), and with `c.spaces` a
     /// whitespace character is whitespace (`wide_space`, part of `ws`). Every other non-ASCII
     /// character (marks, digits, for gpt2 spaces, four-byte characters) stays `high`:
