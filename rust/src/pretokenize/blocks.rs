@@ -3,7 +3,8 @@
 //! [`Window::new`] classifies 64 bytes of the text at once (two AVX2 or four SSE2 compares per
 //! class on x86_64, a byte loop elsewhere) into one `u64` per class, bit `k` for byte
 //! `base + k`: letters, upper-case letters, digits, whitespace, `\r`/`\n`, `/`, `'`, bytes
-//! `>= 0x80` and the bytes inside the text. Letters of two and three bytes are classified too
+//! `>= 0x80` and the bytes inside the text (the upper-case letters, `\r`/`\n` and `/` only for
+//! the presets whose rules read them, [`Classes`]). Letters of two and three bytes are classified too
 //! (a loop over the window's lead bytes and the BMP class table of `presets`): all their bytes
 //! are letter bits, so the rules below treat a non-ASCII word like an ASCII one; for o200k they
 //! are also split by its case classes (`Window::case_splits`). The other characters of two and
@@ -63,14 +64,20 @@ const PREFETCH_AHEAD: usize = 1024;
 /// The class flags of the Basic Multilingual Plane, one byte per code point (`presets::Tables`).
 pub(super) type Flags = [u8; 0x1_0000];
 
-/// Which non-ASCII classes a preset's windows tell apart (see [`Window::new`]).
+/// Which classes a preset's windows tell apart (see [`Window::new`]): the classes its rules
+/// do not read are left empty, so its windows skip their compares.
 #[derive(Clone, Copy)]
 pub(super) struct Classes {
-    /// o200k's two letter classes (`upper`, `both`)
+    /// o200k's two letter classes (`upper`, `both`; ASCII `upper` too)
     pub case: bool,
     /// whitespace of two and three bytes (`wide_space`): cl100k and o200k, whose rules split
     /// it by characters (`Window::char_starts`); gpt2's windows leave it unsettled
     pub spaces: bool,
+    /// `nl`: cl100k and o200k, whose whitespace and punctuation rules treat `\r`/`\n` apart
+    /// (gpt2's rules never read it)
+    pub newlines: bool,
+    /// `slash`: o200k, whose punctuation runs take the `/` after them
+    pub slash: bool,
 }
 
 /// Bitmasks of the classes of 64 bytes of text from `base` (bit `k` is byte `base + k`).
@@ -81,13 +88,13 @@ pub(super) struct Window {
     valid: u64,
     /// `[A-Za-z]`
     alpha: u64,
-    /// `[A-Z]`
+    /// `[A-Z]` (empty unless `Classes::case`)
     upper: u64,
     /// `[0-9]`
     digit: u64,
     /// ASCII `\s`: `[\t\n\x0B\x0C\r ]`
     ws: u64,
-    /// `[\r\n]`
+    /// `[\r\n]` (empty unless `Classes::newlines`)
     nl: u64,
     /// `>= 0x80`: a byte of a non-ASCII character
     high: u64,
@@ -98,7 +105,7 @@ pub(super) struct Window {
     /// `ſ`) or the window's end. A `'` followed by anything else is punctuation (gpt2, o200k)
     /// or the prefix of letters (cl100k, o200k) like any other.
     apos_c: u64,
-    /// `/`
+    /// `/` (empty unless `Classes::slash`)
     slash: u64,
     /// ` `
     space: u64,
@@ -174,8 +181,9 @@ impl Window {
     /// class flags of the Basic Multilingual Plane, see `presets::Tables`): every byte of such
     /// a letter joins `alpha` and leaves `high`. With `case` (o200k) an `Lu`/`Lt` letter also
     /// joins `upper` and an `Lm`/`Lo` letter (in both of o200k's letter classes) `both`;
-    /// without it (gpt2, cl100k, where `\p{L}` is one class) `upper` and `both` stay ASCII-only
-    /// and empty. A character of `[^\s\p{L}\p{N}]` (for o200k also no mark) is punctuation
+    /// without it (gpt2, cl100k, where `\p{L}` is one class) `upper` and `both` stay empty
+    /// (`upper` is not classified for ASCII either, nor `nl` and `slash` unless `c` asks for
+    /// them: their compares are skipped). A character of `[^\s\p{L}\p{N}]` (for o200k also no mark) is punctuation
     /// (`wide_other`: it leaves `high`, so `punct` holds its bytes), and with `c.spaces` a
     /// whitespace character is whitespace (`wide_space`, part of `ws`). Every other non-ASCII
     /// character (marks, digits, for gpt2 spaces, four-byte characters) stays `high`:
@@ -187,7 +195,7 @@ impl Window {
     #[inline(always)]
     pub fn new<const AVX2: bool>(b: &[u8], base: usize, flags: &Flags, c: Classes) -> Window {
         let mut pad = [0u8; 64];
-        let (bytes, mut w) = Window::classified::<AVX2>(b, base, &mut pad);
+        let (bytes, mut w) = Window::classified::<AVX2>(b, base, &mut pad, c);
         let valid = w.valid;
         w.mark_contractions(bytes, w.apos & valid);
         w.decode(bytes, flags, c, 0);
@@ -201,6 +209,7 @@ impl Window {
         b: &'a [u8],
         base: usize,
         pad: &'a mut [u8; 64],
+        c: Classes,
     ) -> (&'a [u8; 64], Window) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a prefetch reads nothing and faults on no address; the pointer is only formed
@@ -221,12 +230,12 @@ impl Window {
         #[cfg(target_arch = "x86_64")]
         let mut w = if AVX2 {
             // SAFETY: `AVX2` is only true in code that runs after AVX2 was detected (see `new`).
-            unsafe { avx2::classify(bytes) }
+            unsafe { avx2::classify(bytes, c) }
         } else {
-            classify(bytes)
+            classify(bytes, c)
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let mut w = classify(bytes);
+        let mut w = classify(bytes, c);
         w.base = base;
         w.valid = valid;
         (bytes, w)
@@ -265,7 +274,7 @@ impl Window {
             return Window::new::<AVX2>(b, base, flags, c);
         }
         let mut pad = [0u8; 64];
-        let (bytes, mut w) = Window::classified::<AVX2>(b, base, &mut pad);
+        let (bytes, mut w) = Window::classified::<AVX2>(b, base, &mut pad, c);
         let valid = w.valid;
         // a `'` of the old window keeps its class unless its next byte was past that window
         w.apos_c = (self.apos_c >> d) & !(1u64 << (63 - d));
@@ -730,34 +739,51 @@ impl Window {
     }
 }
 
-/// The class masks of 64 bytes (`base` and `valid` left 0).
+/// Every class, and none of those a preset may leave out (for the tests of the SIMD versions).
+#[cfg(all(test, target_arch = "x86_64"))]
+const CLASSES_FOR_TESTS: [Classes; 2] = [
+    Classes {
+        case: true,
+        spaces: true,
+        newlines: true,
+        slash: true,
+    },
+    Classes {
+        case: false,
+        spaces: false,
+        newlines: false,
+        slash: false,
+    },
+];
+
+/// The class masks of 64 bytes (`base` and `valid` left 0; the classes `c` leaves out empty).
 #[inline]
-fn classify(bytes: &[u8; 64]) -> Window {
+fn classify(bytes: &[u8; 64], c: Classes) -> Window {
     #[cfg(target_arch = "x86_64")]
     {
-        sse2::classify(bytes)
+        sse2::classify(bytes, c)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        classify_bytes(bytes)
+        classify_bytes(bytes, c)
     }
 }
 
 /// Portable classification, one byte at a time (also the reference of the SIMD versions).
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-fn classify_bytes(bytes: &[u8; 64]) -> Window {
+fn classify_bytes(bytes: &[u8; 64], c: Classes) -> Window {
     let mut w = Window::default();
     for (k, &x) in bytes.iter().enumerate() {
         let m = 1u64 << k;
         let set = |f: bool| if f { m } else { 0 };
         w.alpha |= set(x.is_ascii_alphabetic());
-        w.upper |= set(x.is_ascii_uppercase());
+        w.upper |= set(c.case && x.is_ascii_uppercase());
         w.digit |= set(x.is_ascii_digit());
         w.ws |= set(matches!(x, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' '));
-        w.nl |= set(x == b'\r' || x == b'\n');
+        w.nl |= set(c.newlines && (x == b'\r' || x == b'\n'));
         w.high |= set(x >= 0x80);
         w.apos |= set(x == b'\'');
-        w.slash |= set(x == b'/');
+        w.slash |= set(c.slash && x == b'/');
         w.space |= set(x == b' ');
         w.lead |= set((0xC0..0xF0).contains(&x));
     }
@@ -766,7 +792,7 @@ fn classify_bytes(bytes: &[u8; 64]) -> Window {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::Window;
+    use super::{Classes, Window};
     use std::arch::x86_64::{
         __m256i, _mm256_add_epi8, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256,
         _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
@@ -795,7 +821,7 @@ mod avx2 {
     /// The CPU must support AVX2.
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn classify(bytes: &[u8; 64]) -> Window {
+    pub(super) unsafe fn classify(bytes: &[u8; 64], c: Classes) -> Window {
         let mut w = Window::default();
         for (i, chunk) in bytes.chunks_exact(32).enumerate() {
             // SAFETY: `chunk` is 32 readable bytes; the load is unaligned.
@@ -805,15 +831,20 @@ mod avx2 {
             unsafe {
                 let lower = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
                 w.alpha |= bits(in_range(lower, b'a', 26)) << sh;
-                w.upper |= bits(in_range(v, b'A', 26)) << sh;
+                if c.case {
+                    w.upper |= bits(in_range(v, b'A', 26)) << sh;
+                }
                 w.digit |= bits(in_range(v, b'0', 10)) << sh;
-                let nl = _mm256_or_si256(eq(v, b'\n'), eq(v, b'\r'));
                 let space = eq(v, b' ');
                 w.ws |= bits(_mm256_or_si256(in_range(v, b'\t', 5), space)) << sh;
-                w.nl |= bits(nl) << sh;
+                if c.newlines {
+                    w.nl |= bits(_mm256_or_si256(eq(v, b'\n'), eq(v, b'\r'))) << sh;
+                }
                 w.high |= bits(v) << sh;
                 w.apos |= bits(eq(v, b'\'')) << sh;
-                w.slash |= bits(eq(v, b'/')) << sh;
+                if c.slash {
+                    w.slash |= bits(eq(v, b'/')) << sh;
+                }
                 w.space |= bits(space) << sh;
                 w.lead |= bits(in_range(v, 0xC0, 0x30)) << sh;
             }
@@ -835,10 +866,12 @@ mod avx2 {
                     let v = 64 * (j % 4) + k as u8;
                     *x = if j < 4 { v } else { 255 - v };
                 }
-                // SAFETY: AVX2 was detected above.
-                let a = unsafe { super::classify(&bytes) };
-                let b = super::super::classify_bytes(&bytes);
-                assert_eq!(a.masks(), b.masks(), "{j}");
+                for c in super::super::CLASSES_FOR_TESTS {
+                    // SAFETY: AVX2 was detected above.
+                    let a = unsafe { super::classify(&bytes, c) };
+                    let b = super::super::classify_bytes(&bytes, c);
+                    assert_eq!(a.masks(), b.masks(), "{j}");
+                }
             }
         }
     }
@@ -846,7 +879,7 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod sse2 {
-    use super::Window;
+    use super::{Classes, Window};
     use std::arch::x86_64::{
         __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
         _mm_or_si128, _mm_set1_epi8,
@@ -882,7 +915,7 @@ mod sse2 {
     }
 
     #[inline]
-    pub(super) fn classify(bytes: &[u8; 64]) -> Window {
+    pub(super) fn classify(bytes: &[u8; 64], c: Classes) -> Window {
         let mut w = Window::default();
         for (i, chunk) in bytes.chunks_exact(16).enumerate() {
             // SAFETY: `chunk` is 16 readable bytes; the load is unaligned.
@@ -891,15 +924,20 @@ mod sse2 {
             // SAFETY: as above.
             let lower = unsafe { _mm_or_si128(v, _mm_set1_epi8(0x20)) };
             w.alpha |= bits(in_range(lower, b'a', 26)) << sh;
-            w.upper |= bits(in_range(v, b'A', 26)) << sh;
+            if c.case {
+                w.upper |= bits(in_range(v, b'A', 26)) << sh;
+            }
             w.digit |= bits(in_range(v, b'0', 10)) << sh;
-            let nl = or(eq(v, b'\n'), eq(v, b'\r'));
             let space = eq(v, b' ');
             w.ws |= bits(or(in_range(v, b'\t', 5), space)) << sh;
-            w.nl |= bits(nl) << sh;
+            if c.newlines {
+                w.nl |= bits(or(eq(v, b'\n'), eq(v, b'\r'))) << sh;
+            }
             w.high |= bits(v) << sh;
             w.apos |= bits(eq(v, b'\'')) << sh;
-            w.slash |= bits(eq(v, b'/')) << sh;
+            if c.slash {
+                w.slash |= bits(eq(v, b'/')) << sh;
+            }
             w.space |= bits(space) << sh;
             w.lead |= bits(in_range(v, 0xC0, 0x30)) << sh;
         }
@@ -918,9 +956,11 @@ mod sse2 {
                         let v = 64 * (j % 4) + k as u8;
                         *x = if j < 4 { v } else { 255 - v };
                     }
-                    let a = super::classify(&bytes);
-                    let b = super::super::classify_bytes(&bytes);
-                    assert_eq!(a.masks(), b.masks(), "{j}");
+                    for c in super::super::CLASSES_FOR_TESTS {
+                        let a = super::classify(&bytes, c);
+                        let b = super::super::classify_bytes(&bytes, c);
+                        assert_eq!(a.masks(), b.masks(), "{j}");
+                    }
                 }
             }
         }

@@ -325,6 +325,8 @@ impl Rules for Gpt2Rules {
     const CLASSES: Classes = Classes {
         case: false,
         spaces: false,
+        newlines: false,
+        slash: false,
     };
     #[inline(always)]
     fn bounds(w: &Window, o: usize, _len: usize) -> u64 {
@@ -344,6 +346,8 @@ impl Rules for Cl100kRules {
     const CLASSES: Classes = Classes {
         case: false,
         spaces: true,
+        newlines: true,
+        slash: false,
     };
     #[inline(always)]
     fn bounds(w: &Window, o: usize, _len: usize) -> u64 {
@@ -363,6 +367,8 @@ impl Rules for O200kRules {
     const CLASSES: Classes = Classes {
         case: true,
         spaces: true,
+        newlines: true,
+        slash: true,
     };
     #[inline(always)]
     fn bounds(w: &Window, o: usize, len: usize) -> u64 {
@@ -1596,7 +1602,13 @@ mod tests {
             );
             for (case, spaces) in [(false, false), (false, true), (true, true)] {
                 let text = format!("a{s}b");
-                let w = Window::new::<false>(text.as_bytes(), 0, &t.bmp, Classes { case, spaces });
+                let c = Classes {
+                    case,
+                    spaces,
+                    newlines: true,
+                    slash: case,
+                };
+                let w = Window::new::<false>(text.as_bytes(), 0, &t.bmp, c);
                 let mask = ((1u64 << s.len()) - 1) << 1;
                 let (alpha, up, both, high) = w.masks_for_tests();
                 assert_eq!(alpha & mask != 0, l, "{cp:#x} letter");
