@@ -23,6 +23,7 @@ pub mod dynamic;
 pub mod error;
 pub mod formats;
 pub mod huge_pages;
+pub mod kept_buffers;
 pub mod lib_model;
 pub mod metrics;
 pub mod mixture;

@@ -14,6 +14,7 @@
 use super::encode::{PieceEncoder, Shared, SpecialMatcher, Spill, Tables};
 use super::Bpe;
 use crate::error::{Error, Result};
+use crate::kept_buffers::KeptBuffers;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -109,58 +110,35 @@ impl BatchSink for Runs {
     }
 }
 
-/// Runs kept for the next batch ([`Bpe::encode_batch_flat`]), at most [`RUNS_KEPT`] of them
-/// and [`RUNS_KEPT_BYTES`] together.
-static RUNS: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());
-/// Most runs kept.
+/// Most runs kept for the next batch ([`Bpe::encode_batch_flat`]).
 const RUNS_KEPT: usize = 8;
 /// Most bytes of runs kept (a larger batch's runs are freed after it).
 pub const RUNS_KEPT_BYTES: usize = 128 << 20;
 
+/// Runs kept for the next batch.
+static RUNS: KeptBuffers = KeptBuffers::new(RUNS_KEPT, RUNS_KEPT_BYTES);
+
 /// An empty run: the largest kept one, else a new one.
 fn take_run() -> Vec<u32> {
-    let Ok(mut kept) = RUNS.lock() else {
-        return Vec::new();
-    };
-    let k = (0..kept.len()).max_by_key(|&k| kept[k].capacity());
-    k.map(|k| kept.swap_remove(k)).unwrap_or_default()
+    RUNS.take(|kept| (0..kept.len()).max_by_key(|&k| kept[k].capacity()))
+        .unwrap_or_default()
 }
 
-/// Keep `runs` for the next batch, the largest first, within the bounds.
+/// Keep `runs` for the next batch.
 fn keep_runs(runs: Vec<Run>) {
-    let Ok(mut kept) = RUNS.lock() else {
-        return;
-    };
-    let mut bytes = bytes_of(&kept);
-    let mut runs: Vec<Vec<u32>> = runs.into_iter().map(|r| r.ids).collect();
-    runs.sort_by_key(|r| std::cmp::Reverse(r.capacity()));
-    for mut r in runs {
-        let b = r.capacity() * 4;
-        if kept.len() < RUNS_KEPT && bytes + b <= RUNS_KEPT_BYTES {
-            r.clear();
-            bytes += b;
-            kept.push(r);
-        }
+    for r in runs {
+        RUNS.keep(r.ids);
     }
-}
-
-fn bytes_of(runs: &[Vec<u32>]) -> usize {
-    runs.iter().map(|r| r.capacity() * 4).sum()
 }
 
 /// The number of runs kept for the next batch and their bytes.
 pub fn kept_runs() -> (usize, usize) {
-    RUNS.lock().map_or((0, 0), |r| (r.len(), bytes_of(&r)))
+    RUNS.kept()
 }
 
 /// Free the runs kept for the next batch; returns the bytes freed.
 pub fn release_runs() -> usize {
-    let Ok(mut kept) = RUNS.lock() else {
-        return 0;
-    };
-    let bytes = bytes_of(&kept);
-    kept.clear();
-    bytes
+    RUNS.release()
 }
 
 /// Texts `next..` (claimed one at a time) encoded with `enc` into `sink` until they run out,

@@ -176,21 +176,9 @@ fn merge_list<const CAP: usize>(
             break;
         }
         let merged = pairs.result(best);
-        let dead = next[at] as usize;
-        let right = next[dead] as usize;
-        let left = prev[at] as usize;
-        // both refreshed pairs are known now: start their loads before the surgery
-        if right < n {
-            pairs.prefetch(merged, sym[right]);
-        }
-        if left < n {
-            pairs.prefetch(sym[left], merged);
-        }
-        sym[at] = merged;
-        next[at] = right as u8;
+        let (left, dead, right) = splice(pairs, &mut sym, &mut next, &mut prev, n, at, merged);
         rank[dead] = NONE;
         rank[at] = if right < n {
-            prev[right] = at as u8;
             pairs.prio(merged, sym[right])
         } else {
             NONE
@@ -204,6 +192,35 @@ fn merge_list<const CAP: usize>(
         out.push(sym[i]);
         i = next[i] as usize;
     }
+}
+
+/// A merge in a list scan's linked list: the pair at `at` becomes `merged` and the node after
+/// it leaves the list. Both pairs the merge makes are known before the list changes, so their
+/// priorities' loads start first. Returns `(left, dead, right)`: the node before `at`, the one
+/// removed and the one now after `at` (`>= n`: none).
+#[inline(always)]
+fn splice<const CAP: usize>(
+    pairs: &PairTable,
+    sym: &mut [u32; CAP],
+    next: &mut [u8; CAP],
+    prev: &mut [u8; CAP],
+    n: usize,
+    at: usize,
+    merged: u32,
+) -> (usize, usize, usize) {
+    let dead = next[at] as usize;
+    let right = next[dead] as usize;
+    let left = prev[at] as usize;
+    if right < n {
+        pairs.prefetch(merged, sym[right]);
+        prev[right] = at as u8;
+    }
+    if left < n {
+        pairs.prefetch(sym[left], merged);
+    }
+    sym[at] = merged;
+    next[at] = right as u8;
+    (left, dead, right)
 }
 
 /// The list scan with the priorities in SSE registers: eight 16-bit lanes per register, the
@@ -318,20 +335,10 @@ mod lanes {
                 best => (best, (key & 0xffff) as usize),
             };
             let merged = pairs.result(best);
-            let dead = next[at] as usize;
-            let right = next[dead] as usize;
-            let left = prev[at] as usize;
-            if right < n {
-                pairs.prefetch(merged, sym[right]);
-            }
-            if left < n {
-                pairs.prefetch(sym[left], merged);
-            }
-            sym[at] = merged;
-            next[at] = right as u8;
+            let (left, dead, right) =
+                super::splice(pairs, &mut sym, &mut next, &mut prev, n, at, merged);
             set(&mut rank, &mut exact, dead, NONE);
             let r = if right < n {
-                prev[right] = at as u8;
                 pairs.prio(merged, sym[right])
             } else {
                 NONE

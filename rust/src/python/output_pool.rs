@@ -11,10 +11,10 @@
 //! 4/5 of its capacity (so an array never holds much more memory than it shows), and
 //! [`release`] empties it.
 
+use crate::kept_buffers::KeptBuffers;
 use numpy::ndarray::ArrayView1;
 use numpy::PyArray1;
 use pyo3::prelude::*;
-use std::sync::Mutex;
 
 /// Most free buffers kept.
 const KEEP: usize = 2;
@@ -23,20 +23,16 @@ const MIN_BYTES: usize = 1 << 20;
 /// Larger buffers are not kept (a batch's array of more than 256 MiB is 64 M ids).
 pub const MAX_BYTES: usize = 256 << 20;
 
-/// The free buffers, most recently returned last.
-static FREE: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());
+/// The free buffers.
+static FREE: KeptBuffers = KeptBuffers::new(KEEP, KEEP * MAX_BYTES);
 
 /// An empty buffer for `n` ids: a kept one whose capacity is `n..=n * 5 / 4`, else a new one
 /// (backed by huge pages where the system offers them, see [`crate::huge_pages`]).
 pub fn take(n: usize) -> Vec<u32> {
     if n * 4 >= MIN_BYTES {
-        if let Ok(mut free) = FREE.lock() {
-            let fits = |v: &Vec<u32>| v.capacity() >= n && v.capacity() - n <= n / 4;
-            if let Some(k) = free.iter().rposition(fits) {
-                let mut v = free.swap_remove(k);
-                v.clear();
-                return v;
-            }
+        let fits = |v: &Vec<u32>| v.capacity() >= n && v.capacity() - n <= n / 4;
+        if let Some(v) = FREE.take(|free| free.iter().rposition(fits)) {
+            return v;
         }
     }
     let v = Vec::with_capacity(n);
@@ -44,39 +40,21 @@ pub fn take(n: usize) -> Vec<u32> {
     v
 }
 
-/// Keep `v`'s memory for a later [`take`] when it is in the kept size range; the oldest kept
-/// buffer makes room.
+/// Keep `v`'s memory for a later [`take`] when it is in the kept size range.
 fn give_back(v: Vec<u32>) {
-    let bytes = v.capacity() * 4;
-    if !(MIN_BYTES..=MAX_BYTES).contains(&bytes) {
-        return;
-    }
-    if let Ok(mut free) = FREE.lock() {
-        if free.len() == KEEP {
-            free.remove(0);
-        }
-        free.push(v);
+    if (MIN_BYTES..=MAX_BYTES).contains(&(v.capacity() * 4)) {
+        FREE.keep(v);
     }
 }
 
 /// Free every kept buffer; returns the bytes freed.
 pub fn release() -> usize {
-    let Ok(mut free) = FREE.lock() else {
-        return 0;
-    };
-    let bytes = bytes_of(&free);
-    free.clear();
-    bytes
+    FREE.release()
 }
 
 /// The number of kept buffers and their bytes.
 pub fn kept() -> (usize, usize) {
-    FREE.lock()
-        .map_or((0, 0), |free| (free.len(), bytes_of(&free)))
-}
-
-fn bytes_of(buffers: &[Vec<u32>]) -> usize {
-    buffers.iter().map(|v| v.capacity() * 4).sum()
+    FREE.kept()
 }
 
 /// The owner of a numpy array's ids: its buffer goes back to the pool when numpy frees the array.
