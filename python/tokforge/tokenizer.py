@@ -512,8 +512,8 @@ class Tokenizer:
         allowed_special: SpecialSet = frozenset(),
         disallowed_special: SpecialSet = "all",
     ) -> Any:  # a numpy uint32 array (numpy is imported by the native module)
-        """:meth:`encode` as a ``uint32`` numpy array: the encoder's buffer itself, no Python
-        int per token (faster than the list for long texts).
+        """:meth:`encode` as a ``uint32`` numpy array: no Python int per token (faster than the
+        list). Above 1024 ids the array is the encoder's buffer itself, not a copy.
 
         >>> tok = Tokenizer.train(texts=["a b"], vocab_size=258)
         >>> tok.encode_numpy("a b", disallowed_special=()).tolist() == tok.encode_ordinary("a b")
