@@ -117,20 +117,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 all.push(bpe.encode_ordinary(d)?);
             }
             times.push(cpu() - t);
-            for ids in &all {
-                sum = sum.wrapping_mul(31).wrapping_add(ids.len() as u64);
-                sum = ids.iter().fold(sum, |a, &i| {
-                    a.wrapping_mul(1_000_003).wrapping_add(u64::from(i))
-                });
-            }
+            sum = all.iter().fold(sum, |s, ids| fold_ids(s, ids));
             continue;
         }
         for d in &docs {
-            let ids = bpe.encode_ordinary(d)?;
-            sum = sum.wrapping_mul(31).wrapping_add(ids.len() as u64);
-            sum = ids.iter().fold(sum, |a, &i| {
-                a.wrapping_mul(1_000_003).wrapping_add(u64::from(i))
-            });
+            sum = fold_ids(sum, &bpe.encode_ordinary(d)?);
         }
         times.push(cpu() - t);
     }
@@ -197,6 +188,14 @@ fn batch(
         s1 == sn
     );
     Ok(())
+}
+
+/// `sum` with one document's ids folded in (its count, then each id).
+fn fold_ids(sum: u64, ids: &[u32]) -> u64 {
+    let sum = sum.wrapping_mul(31).wrapping_add(ids.len() as u64);
+    ids.iter().fold(sum, |a, &i| {
+        a.wrapping_mul(1_000_003).wrapping_add(u64::from(i))
+    })
 }
 
 fn one_batch(bpe: &Bpe, docs: &[&str]) -> Result<usize, tokforge::Error> {

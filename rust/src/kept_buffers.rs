@@ -49,6 +49,11 @@ impl KeptBuffers {
         free.push(v);
     }
 
+    /// The most bytes kept together.
+    pub fn most_bytes(&self) -> usize {
+        self.most_bytes
+    }
+
     /// The number of kept buffers and their bytes.
     pub fn kept(&self) -> (usize, usize) {
         self.free

@@ -9,7 +9,7 @@
 //!
 //! Where the ids go is a [`BatchSink`]: one `Vec` per text ([`Bpe::encode_each`],
 //! [`Bpe::encode_batch`]), or one run per thread copied into a flat buffer at the end
-//! ([`Bpe::encode_batch_flat`]), whose runs are kept for the next batch ([`RUNS`]).
+//! ([`Bpe::encode_batch_flat`]), whose runs are kept for the next batch ([`KEPT_RUNS`]).
 
 use super::encode::{PieceEncoder, Shared, SpecialMatcher, Spill, Tables};
 use super::Bpe;
@@ -67,7 +67,7 @@ struct Run {
     ends: Vec<(usize, usize)>,
 }
 
-/// Each thread appends its texts' ids to one run (a buffer kept across calls, [`RUNS`]): no
+/// Each thread appends its texts' ids to one run (a buffer kept across calls, [`KEPT_RUNS`]): no
 /// allocation per text, and no fresh memory once the runs have grown to a batch's size.
 #[derive(Default)]
 struct Runs {
@@ -110,35 +110,15 @@ impl BatchSink for Runs {
     }
 }
 
-/// Most runs kept for the next batch ([`Bpe::encode_batch_flat`]).
-const RUNS_KEPT: usize = 8;
-/// Most bytes of runs kept (a larger batch's runs are freed after it).
-pub const RUNS_KEPT_BYTES: usize = 128 << 20;
-
-/// Runs kept for the next batch.
-static RUNS: KeptBuffers = KeptBuffers::new(RUNS_KEPT, RUNS_KEPT_BYTES);
+/// Runs kept for the next batch ([`Bpe::encode_batch_flat`]): at most 8, and 128 MiB together
+/// (a larger batch's runs are freed after it).
+pub static KEPT_RUNS: KeptBuffers = KeptBuffers::new(8, 128 << 20);
 
 /// An empty run: the largest kept one, else a new one.
 fn take_run() -> Vec<u32> {
-    RUNS.take(|kept| (0..kept.len()).max_by_key(|&k| kept[k].capacity()))
+    KEPT_RUNS
+        .take(|kept| (0..kept.len()).max_by_key(|&k| kept[k].capacity()))
         .unwrap_or_default()
-}
-
-/// Keep `runs` for the next batch.
-fn keep_runs(runs: Vec<Run>) {
-    for r in runs {
-        RUNS.keep(r.ids);
-    }
-}
-
-/// The number of runs kept for the next batch and their bytes.
-pub fn kept_runs() -> (usize, usize) {
-    RUNS.kept()
-}
-
-/// Free the runs kept for the next batch; returns the bytes freed.
-pub fn release_runs() -> usize {
-    RUNS.release()
 }
 
 /// Texts `next..` (claimed one at a time) encoded with `enc` into `sink` until they run out,
@@ -170,6 +150,16 @@ fn work<T: Tables, S: AsRef<str> + Sync, K: BatchSink>(
     sink.finish(local);
 }
 
+/// `work` on `threads` threads of the current rayon pool, this one included.
+fn on_threads(threads: usize, work: impl Fn() + Sync) {
+    rayon::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(|_| work());
+        }
+        work();
+    });
+}
+
 impl Bpe {
     /// Every text encoded into `sink` on the threads of the current rayon pool (module docs).
     fn run_batch<S: AsRef<str> + Sync, K: BatchSink>(
@@ -189,22 +179,16 @@ impl Bpe {
             // each thread borrows a table as a single call does, and the batches after this
             // one share the table they find
             drop(main);
-            let work = || {
+            on_threads(threads, || {
                 let mut enc = self.piece_encoder();
                 work(&mut enc, texts, allowed, sink, &next, &failed, &cancel);
-            };
-            rayon::scope(|s| {
-                for _ in 1..threads {
-                    s.spawn(|_| work());
-                }
-                work();
             });
             return;
         }
         // the misses may take what the shared table still has room for
         let spill = Spill::new(main.t.table.limit().saturating_sub(main.t.table.len()));
         let shared = &main.t.table;
-        let work = || {
+        on_threads(threads, || {
             let mut enc = PieceEncoder {
                 bpe: self,
                 t: Shared {
@@ -213,12 +197,6 @@ impl Bpe {
                 },
             };
             work(&mut enc, texts, allowed, sink, &next, &failed, &cancel);
-        };
-        rayon::scope(|s| {
-            for _ in 1..threads {
-                s.spawn(|_| work());
-            }
-            work();
         });
         for shard in spill.shards {
             if let Ok(t) = shard.into_inner() {
@@ -285,7 +263,9 @@ impl Bpe {
             Some(e) => Err(e),
             None => gather(texts.len(), &done, flat),
         };
-        keep_runs(done);
+        for run in done {
+            KEPT_RUNS.keep(run.ids);
+        }
         out
     }
 }

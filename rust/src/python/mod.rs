@@ -168,20 +168,20 @@ pub(crate) fn pool(n: Option<convert::Int>) -> PyResult<Arc<rayon::ThreadPool>> 
 /// (`runs`, `run_bytes`, `run_limit`: all of them together).
 #[pyfunction]
 fn batch_output_info() -> std::collections::BTreeMap<&'static str, usize> {
-    let (buffers, bytes) = output_pool::kept();
-    let (runs, run_bytes) = crate::bpe::kept_runs();
+    let (buffers, bytes) = output_pool::FREE.kept();
+    let (runs, run_bytes) = crate::bpe::KEPT_RUNS.kept();
     std::collections::BTreeMap::from([
         ("buffers", buffers),
         ("bytes", bytes),
         ("limit", output_pool::MAX_BYTES),
         ("runs", runs),
         ("run_bytes", run_bytes),
-        ("run_limit", crate::bpe::RUNS_KEPT_BYTES),
+        ("run_limit", crate::bpe::KEPT_RUNS.most_bytes()),
     ])
 }
 
 /// Free the memory kept for `encode_batch_numpy`'s next call; returns the bytes freed.
 #[pyfunction]
 fn release_batch_output() -> usize {
-    output_pool::release() + crate::bpe::release_runs()
+    output_pool::FREE.release() + crate::bpe::KEPT_RUNS.release()
 }

@@ -9,7 +9,7 @@
 //! writes into pages that are already mapped. The pool is bounded: at most [`KEEP`] buffers of
 //! [`MIN_BYTES`]..=[`MAX_BYTES`] bytes, a buffer is reused only for an array of at least
 //! 4/5 of its capacity (so an array never holds much more memory than it shows), and
-//! [`release`] empties it.
+//! `FREE.release()` empties it.
 
 use crate::kept_buffers::KeptBuffers;
 use numpy::ndarray::ArrayView1;
@@ -24,7 +24,7 @@ const MIN_BYTES: usize = 1 << 20;
 pub const MAX_BYTES: usize = 256 << 20;
 
 /// The free buffers.
-static FREE: KeptBuffers = KeptBuffers::new(KEEP, KEEP * MAX_BYTES);
+pub static FREE: KeptBuffers = KeptBuffers::new(KEEP, KEEP * MAX_BYTES);
 
 /// An empty buffer for `n` ids: a kept one whose capacity is `n..=n * 5 / 4`, else a new one
 /// (backed by huge pages where the system offers them, see [`crate::huge_pages`]).
@@ -45,16 +45,6 @@ fn give_back(v: Vec<u32>) {
     if (MIN_BYTES..=MAX_BYTES).contains(&(v.capacity() * 4)) {
         FREE.keep(v);
     }
-}
-
-/// Free every kept buffer; returns the bytes freed.
-pub fn release() -> usize {
-    FREE.release()
-}
-
-/// The number of kept buffers and their bytes.
-pub fn kept() -> (usize, usize) {
-    FREE.kept()
 }
 
 /// The owner of a numpy array's ids: its buffer goes back to the pool when numpy frees the array.
