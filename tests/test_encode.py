@@ -233,8 +233,10 @@ def test_freed_batch_arrays_are_reused_without_touching_live_ones(gpt2, corpus_d
 
 def test_batches_of_odd_texts_equal_single_calls(pair):
     """Both batch forms read each str's own UTF-8 buffer: empty texts, specials, lone
-    surrogates (the UTF-8 step fails, the texts are fixed and retried), str subclasses and a
-    text longer than the rest give the ids of single calls, on any thread count."""
+    surrogates (the UTF-8 step fails, the texts are fixed and retried), str subclasses, a text
+    longer than the rest and texts of over 1 MiB (which the calling thread, encoding short texts
+    of the list batch itself, leaves to the pool) give the ids of single calls, on any thread
+    count."""
     ours, _ = pair
 
     class S(str):
@@ -242,6 +244,8 @@ def test_batches_of_odd_texts_equal_single_calls(pair):
 
     texts = ["", "a<|endoftext|>b", "x" * 20_000, S("sub class é"), "\ud83d lone", "", "ok"]
     texts += [f"doc {i} " * (i % 7) for i in range(200)]
+    texts[3:3] = ["long é text " * 100_000, "and another " * 100_000]
+    texts.append("a last long one " * 70_000)
     for allowed in [frozenset(), "all"]:
         want = [ours.encode(t, allowed_special=allowed, disallowed_special=()) for t in texts]
         for threads in [1, 2, 3]:

@@ -584,7 +584,12 @@ class Tokenizer:
         disallowed_special: SpecialSet = "all",
         num_threads: int | None = None,
     ) -> list[list[int]]:
-        """:meth:`encode` of many texts, in parallel with the GIL released."""
+        """:meth:`encode` of many texts, in parallel with the GIL released.
+
+        ``num_threads`` threads encode (default: one per core). With two or more, the calling
+        thread is one of them: between the texts under 1 MiB it encodes itself, it turns the
+        finished ones into lists (holding the GIL only for that).
+        """
         texts = str_list(texts, "texts")
         try:
             ids = self._allowed_ids(allowed_special, disallowed_special, texts)

@@ -60,6 +60,17 @@ impl ModelKind {
     }
 }
 
+/// The part of the thread that starts a batch with [`TokenModel::encode_each_here`]: it takes
+/// care of the texts the batch has finished (their ids went to the batch's sink) between the
+/// texts it encodes itself, and while it waits for the others.
+pub trait Caller {
+    /// Take care of the texts finished so far; with `wait`, first wait for one (at most a
+    /// short while). `false` stops the batch: the texts not started are skipped.
+    fn between(&mut self, wait: bool) -> bool;
+    /// Every text is taken care of, or the batch failed.
+    fn done(&self) -> bool;
+}
+
 /// What every tokforge tokenizer model can do; see the module docs for the invariants.
 pub trait TokenModel: Send + Sync {
     /// Which family this model is.
@@ -140,6 +151,34 @@ pub trait TokenModel: Send + Sync {
                 return;
             }
             sink(i, crate::cancel::scope(&cancel, || self.encode(t, allowed)));
+        });
+    }
+    /// [`TokenModel::encode_each`] on `pool`, called from a thread outside it that takes care
+    /// of the results through `caller` (see [`Caller`]). BPE: `workers` threads of `pool` encode
+    /// and so does this thread, the texts shorter than `own` bytes (none when 0), between calls
+    /// of `caller` ([`Bpe::encode_each_here`]). Others: the pool encodes, this thread only calls
+    /// `caller`.
+    #[allow(clippy::too_many_arguments)]
+    fn encode_each_here(
+        &self,
+        pool: &rayon::ThreadPool,
+        _workers: usize,
+        _own: usize,
+        texts: &[&str],
+        allowed: Option<&SpecialMatcher>,
+        sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
+        caller: &mut dyn Caller,
+    ) {
+        // the pool's own handle: set when the caller stops or this thread's handle is set
+        let (outer, stop) = (crate::cancel::current(), crate::cancel::Cancel::new());
+        pool.in_place_scope(|s| {
+            s.spawn(|_| crate::cancel::scope(&stop, || self.encode_each(texts, allowed, sink)));
+            while !caller.done() {
+                if outer.is_set() || !caller.between(true) {
+                    stop.set();
+                    break;
+                }
+            }
         });
     }
     /// Concatenated bytes of `ids`; an unknown id is a [`crate::Error::Vocab`] naming it.
@@ -225,6 +264,19 @@ impl TokenModel for Bpe {
         sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
     ) {
         Bpe::encode_each(self, texts, allowed, sink)
+    }
+    /// This thread encodes too ([`Bpe::encode_each_here`]).
+    fn encode_each_here(
+        &self,
+        pool: &rayon::ThreadPool,
+        workers: usize,
+        own: usize,
+        texts: &[&str],
+        allowed: Option<&SpecialMatcher>,
+        sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
+        caller: &mut dyn Caller,
+    ) {
+        Bpe::encode_each_here(self, pool, workers, own, texts, allowed, sink, caller)
     }
     /// The threads share one piece table ([`Bpe::encode_each`]).
     fn encode_batch(
@@ -493,6 +545,97 @@ mod tests {
                 }
             }
             assert!(m.special_matcher(&[eot + 1]).is_err());
+        }
+    }
+
+    /// A caller that keeps what the batch sends it, and stops after `stop_after` rounds.
+    struct Keep {
+        rx: std::sync::mpsc::Receiver<(usize, Result<Vec<u32>>)>,
+        got: Vec<Option<Vec<u32>>>,
+        rounds: usize,
+        stop_after: usize,
+        on_this_thread: usize,
+    }
+
+    impl Caller for Keep {
+        fn between(&mut self, wait: bool) -> bool {
+            if !wait {
+                self.on_this_thread += 1;
+            }
+            let mut got: Vec<_> = self.rx.try_iter().collect();
+            if got.is_empty() && wait {
+                got.extend(self.rx.recv_timeout(std::time::Duration::from_millis(50)));
+            }
+            for (i, ids) in got {
+                self.got[i] = Some(ids.unwrap());
+            }
+            self.rounds += 1;
+            self.rounds < self.stop_after
+        }
+        fn done(&self) -> bool {
+            self.got.iter().all(Option::is_some)
+        }
+    }
+
+    fn each_here(
+        m: &dyn TokenModel,
+        texts: &[&str],
+        workers: usize,
+        own: usize,
+        stop_after: usize,
+    ) -> Keep {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .build()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut keep = Keep {
+            rx,
+            got: vec![None; texts.len()],
+            rounds: 0,
+            stop_after,
+            on_this_thread: 0,
+        };
+        let cancel = crate::cancel::Cancel::new();
+        let sink = move |i, ids| tx.send((i, ids)).unwrap();
+        crate::cancel::scope(&cancel, || {
+            m.encode_each_here(&pool, workers, own, texts, None, &sink, &mut keep)
+        });
+        keep
+    }
+
+    #[test]
+    fn a_batch_with_the_calling_thread_taking_part_gives_every_text_its_ids() {
+        let long = "the cat sat on the mat lower ".repeat(40);
+        let mut texts: Vec<&str> = TEXTS.to_vec();
+        texts.extend(std::iter::repeat_n(long.as_str(), 5));
+        texts.extend(TEXTS);
+        for m in models() {
+            let want: Vec<Vec<u32>> = texts.iter().map(|t| m.encode(t, None).unwrap()).collect();
+            // own = 0: the pool encodes alone; 100: the long texts are left to the pool
+            for (workers, own) in [(1, 0), (1, 100), (2, 100), (1, usize::MAX)] {
+                let keep = each_here(m.as_ref(), &texts, workers, own, usize::MAX);
+                let got: Vec<Vec<u32>> = keep.got.into_iter().map(Option::unwrap).collect();
+                assert_eq!(got, want, "{:?} {workers} {own}", m.kind());
+                if m.kind() == ModelKind::Lib || own == 0 {
+                    assert_eq!(keep.on_this_thread, 0, "{:?} {own}", m.kind());
+                }
+            }
+        }
+        // BPE: the calling thread encodes texts itself when it may
+        let keep = each_here(&bpe(), &texts, 1, usize::MAX, usize::MAX);
+        assert!(keep.on_this_thread > 0);
+    }
+
+    #[test]
+    fn a_caller_that_stops_ends_the_batch() {
+        let texts = vec!["the cat sat on the mat"; 200_000];
+        for m in models() {
+            let keep = each_here(m.as_ref(), &texts, 1, 100, 1);
+            assert_eq!(keep.rounds, 1, "{:?}", m.kind());
+            // the texts not started were skipped
+            let sent = keep.got.iter().flatten().count() + keep.rx.try_iter().count();
+            assert!(sent < texts.len() / 2, "{:?} {sent}", m.kind());
         }
     }
 

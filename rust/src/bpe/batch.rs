@@ -15,6 +15,7 @@ use super::encode::{PieceEncoder, Shared, SpecialMatcher, Spill, Tables};
 use super::Bpe;
 use crate::error::{Error, Result};
 use crate::kept_buffers::KeptBuffers;
+use crate::model::Caller;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -121,57 +122,197 @@ fn take_run() -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// Texts `next..` (claimed one at a time) encoded with `enc` into `sink` until they run out,
-/// one fails or `cancel` is set.
+/// The texts of a batch, handed out one at a time from a shared counter.
+struct Queue<'a, S> {
+    texts: &'a [S],
+    next: AtomicUsize,
+    failed: AtomicBool,
+}
+
+/// Why [`Queue::claim_below`] gave no text.
+enum Left {
+    /// The next text is too long for the caller: a pool thread will take it.
+    Long,
+    /// Every text is taken.
+    None,
+}
+
+impl<'a, S: AsRef<str>> Queue<'a, S> {
+    fn new(texts: &'a [S]) -> Self {
+        Queue {
+            texts,
+            next: AtomicUsize::new(0),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// The next text not taken yet.
+    fn claim(&self) -> Option<(usize, &'a str)> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.texts.get(i).map(|t| (i, t.as_ref()))
+    }
+
+    /// The next text not taken yet, when it is shorter than `limit` bytes.
+    fn claim_below(&self, limit: usize) -> std::result::Result<(usize, &'a str), Left> {
+        let mut i = self.next.load(Ordering::Relaxed);
+        loop {
+            let Some(t) = self.texts.get(i) else {
+                return Err(Left::None);
+            };
+            let t = t.as_ref();
+            if t.len() >= limit {
+                return Err(Left::Long);
+            }
+            match self
+                .next
+                .compare_exchange_weak(i, i + 1, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok((i, t)),
+                Err(now) => i = now,
+            }
+        }
+    }
+
+    /// A text failed or the caller stopped: the texts not taken yet are skipped.
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// Text `i` encoded with `enc` into `sink` (the queue fails when it does).
 #[allow(clippy::too_many_arguments)]
-fn work<T: Tables, S: AsRef<str> + Sync, K: BatchSink>(
+fn one<T: Tables, S: AsRef<str>, K: BatchSink>(
     enc: &mut PieceEncoder<'_, T>,
-    texts: &[S],
+    q: &Queue<S>,
+    (i, text): (usize, &str),
     allowed: Option<&SpecialMatcher>,
     sink: &K,
-    next: &AtomicUsize,
-    failed: &AtomicBool,
+    local: &mut K::Local,
+    cancel: &crate::cancel::Cancel,
+) {
+    let ok = sink.text(local, i, text.len(), |out| {
+        crate::cancel::scope(cancel, || enc.encode_into(text, allowed, out))
+    });
+    if !ok {
+        q.fail();
+    }
+}
+
+/// A pool thread's part: texts claimed one at a time until they run out, one fails or
+/// `cancel` is set.
+fn work<T: Tables, S: AsRef<str>, K: BatchSink>(
+    enc: &mut PieceEncoder<'_, T>,
+    q: &Queue<S>,
+    allowed: Option<&SpecialMatcher>,
+    sink: &K,
     cancel: &crate::cancel::Cancel,
 ) {
     let mut local = sink.start();
-    while !failed.load(Ordering::Relaxed) && !cancel.is_set() {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some(text) = texts.get(i) else {
+    while !q.failed() && !cancel.is_set() {
+        let Some(next) = q.claim() else {
             break;
         };
-        let text = text.as_ref();
-        let ok = sink.text(&mut local, i, text.len(), |out| {
-            crate::cancel::scope(cancel, || enc.encode_into(text, allowed, out))
-        });
-        if !ok {
-            failed.store(true, Ordering::Relaxed);
-        }
+        one(enc, q, next, allowed, sink, &mut local, cancel);
     }
     sink.finish(local);
 }
 
-/// `work` on `threads` threads of the current rayon pool, this one included.
-fn on_threads(threads: usize, work: impl Fn() + Sync) {
-    rayon::scope(|s| {
-        for _ in 1..threads {
-            s.spawn(|_| work());
+/// The calling thread's part when it is outside the pool ([`Crew::Here`]): the texts shorter
+/// than `own` bytes it can claim, with `caller` taking care of the finished ones after each;
+/// then `caller` alone until every text is taken care of. A text at least `own` bytes long is
+/// left to the pool, so the caller is never busy with one text for long.
+#[allow(clippy::too_many_arguments)]
+fn work_here<T: Tables, S: AsRef<str>, K: BatchSink>(
+    enc: &mut PieceEncoder<'_, T>,
+    q: &Queue<S>,
+    allowed: Option<&SpecialMatcher>,
+    sink: &K,
+    cancel: &crate::cancel::Cancel,
+    own: usize,
+    caller: &mut dyn Caller,
+) {
+    let mut local = sink.start();
+    while !q.failed() && !cancel.is_set() {
+        let go_on = match q.claim_below(own) {
+            Ok(next) => {
+                one(enc, q, next, allowed, sink, &mut local, cancel);
+                caller.between(false)
+            }
+            Err(Left::Long) => caller.between(true),
+            Err(Left::None) => break,
+        };
+        if !go_on {
+            q.fail();
         }
-        work();
-    });
+    }
+    sink.finish(local);
+    while !q.failed() && !caller.done() {
+        if !caller.between(true) {
+            q.fail();
+        }
+    }
+}
+
+/// Who encodes a batch.
+enum Crew<'a> {
+    /// The threads of the current rayon pool, this one included.
+    Pool,
+    /// `workers` threads of `pool`, and this thread (outside it) through [`work_here`].
+    Here {
+        pool: &'a rayon::ThreadPool,
+        workers: usize,
+        own: usize,
+        caller: &'a mut dyn Caller,
+    },
+}
+
+/// Every text of `q` encoded into `sink` by `crew`, each thread with an encoder from `make`.
+fn launch<'t, T: Tables, S: AsRef<str> + Sync, K: BatchSink>(
+    crew: Crew<'_>,
+    make: impl Fn() -> PieceEncoder<'t, T> + Sync,
+    q: &Queue<S>,
+    allowed: Option<&SpecialMatcher>,
+    sink: &K,
+    cancel: &crate::cancel::Cancel,
+) {
+    let n = q.texts.len().max(1);
+    let worker = || work(&mut make(), q, allowed, sink, cancel);
+    match crew {
+        Crew::Pool => rayon::scope(|s| {
+            for _ in 1..rayon::current_num_threads().clamp(1, n) {
+                s.spawn(|_| worker());
+            }
+            worker();
+        }),
+        Crew::Here {
+            pool,
+            workers,
+            own,
+            caller,
+        } => pool.in_place_scope(|s| {
+            for _ in 0..workers.min(n) {
+                s.spawn(|_| worker());
+            }
+            work_here(&mut make(), q, allowed, sink, cancel, own, caller);
+        }),
+    }
 }
 
 impl Bpe {
-    /// Every text encoded into `sink` on the threads of the current rayon pool (module docs).
+    /// Every text encoded into `sink` by `crew` (module docs).
     fn run_batch<S: AsRef<str> + Sync, K: BatchSink>(
         &self,
         texts: &[S],
         allowed: Option<&SpecialMatcher>,
         sink: &K,
+        crew: Crew<'_>,
     ) {
         let cancel = crate::cancel::current();
-        let threads = rayon::current_num_threads().clamp(1, texts.len().max(1));
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
+        let q = Queue::new(texts);
         let mut main = self.piece_encoder();
         if main.t.table.fresh() && texts.len() > 1 {
             // a table that has learnt nothing (a model's first call): sharing it would merge
@@ -179,25 +320,20 @@ impl Bpe {
             // each thread borrows a table as a single call does, and the batches after this
             // one share the table they find
             drop(main);
-            on_threads(threads, || {
-                let mut enc = self.piece_encoder();
-                work(&mut enc, texts, allowed, sink, &next, &failed, &cancel);
-            });
+            launch(crew, || self.piece_encoder(), &q, allowed, sink, &cancel);
             return;
         }
         // the misses may take what the shared table still has room for
         let spill = Spill::new(main.t.table.limit().saturating_sub(main.t.table.len()));
         let shared = &main.t.table;
-        on_threads(threads, || {
-            let mut enc = PieceEncoder {
-                bpe: self,
-                t: Shared {
-                    main: shared,
-                    spill: &spill,
-                },
-            };
-            work(&mut enc, texts, allowed, sink, &next, &failed, &cancel);
-        });
+        let make = || PieceEncoder {
+            bpe: self,
+            t: Shared {
+                main: shared,
+                spill: &spill,
+            },
+        };
+        launch(crew, make, &q, allowed, sink, &cancel);
         for shard in spill.shards {
             if let Ok(t) = shard.into_inner() {
                 main.t.table.absorb(&t);
@@ -214,7 +350,35 @@ impl Bpe {
         S: AsRef<str> + Sync,
         F: Fn(usize, Result<Vec<u32>>) + Sync,
     {
-        self.run_batch(texts, allowed, &PerText(sink));
+        self.run_batch(texts, allowed, &PerText(sink), Crew::Pool);
+    }
+
+    /// [`Bpe::encode_each`] from a thread outside `pool`, which takes part: `workers` threads
+    /// of `pool` encode, and this thread encodes the texts shorter than `own` bytes (none when
+    /// 0) between calls of `caller`, then calls it until every text is taken care of. So the
+    /// thread that turns ids into the caller's objects keeps a core busy instead of waiting
+    /// on one, and takes care of its own texts while their ids are in its cache.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_each_here<S, F>(
+        &self,
+        pool: &rayon::ThreadPool,
+        workers: usize,
+        own: usize,
+        texts: &[S],
+        allowed: Option<&SpecialMatcher>,
+        sink: F,
+        caller: &mut dyn Caller,
+    ) where
+        S: AsRef<str> + Sync,
+        F: Fn(usize, Result<Vec<u32>>) + Sync,
+    {
+        let crew = Crew::Here {
+            pool,
+            workers,
+            own,
+            caller,
+        };
+        self.run_batch(texts, allowed, &PerText(sink), crew);
     }
 
     /// [`Bpe::encode`] of each text, in parallel (see [`Bpe::encode_each`]); the same ids for
@@ -257,7 +421,7 @@ impl Bpe {
         flat: impl FnOnce(usize) -> Vec<u32>,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
         let runs = Runs::default();
-        self.run_batch(texts, allowed, &runs);
+        self.run_batch(texts, allowed, &runs, Crew::Pool);
         let done = runs.done.into_inner().unwrap_or_default();
         let out = match runs.error.into_inner().ok().flatten() {
             Some(e) => Err(e),

@@ -9,7 +9,7 @@ use crate::cancel::{self, Cancel};
 use crate::formats::detect::{self, LoadOptions, Loaded};
 use crate::formats::tiktoken;
 use crate::lib_model::{self as lm, Rule};
-use crate::model::{ModelKind, TokenModel};
+use crate::model::{Caller, ModelKind, TokenModel};
 use crate::pretokenize::{Preset, Pretokenizer};
 use crate::special::SpecialMatcher;
 use numpy::{IntoPyArray, PyArray1};
@@ -17,8 +17,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 use std::path::PathBuf;
-use std::sync::mpsc::RecvTimeoutError;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use super::convert::{ids_to_u32, named_ids, str_utf8, Int};
 use super::errors::InputError;
@@ -585,11 +584,12 @@ impl PyTokenModel {
         Ok(())
     }
 
-    /// Encode many texts in parallel: one list of ids per text. Worker threads encode while this
-    /// thread (holding the GIL only for that) turns finished texts into Python lists, so list
-    /// building overlaps encoding instead of following it. The workers read each str's own
-    /// UTF-8 buffer (as `encode_numpy` does): no copy of the texts per call. Ctrl-C (or an
-    /// error) stops the workers at their next check; no partial result is returned.
+    /// Encode many texts in parallel: one list of ids per text. This thread turns finished
+    /// texts into Python lists (holding the GIL only for that) and, with two threads or more,
+    /// is one of the encoding threads: between its own texts it builds the lists of the
+    /// others', so list building overlaps encoding and no core waits. The threads read each
+    /// str's own UTF-8 buffer (as `encode_numpy` does): no copy of the texts per call. Ctrl-C
+    /// (or an error) stops the threads at their next check; no partial result is returned.
     #[pyo3(signature = (texts, allowed, num_threads=None))]
     fn encode_batch<'py>(
         &self,
@@ -598,87 +598,50 @@ impl PyTokenModel {
         allowed: Vec<Int>,
         num_threads: Option<Int>,
     ) -> PyResult<Bound<'py, PyList>> {
-        // the workers' last message: every text is done and the batch's tables are put back
-        const FINISHED: usize = usize::MAX;
         let sm = self.matcher(&allowed, "allowed")?;
         let pool = super::pool(num_threads)?;
-        // `texts` holds the strs, and the workers are done before it is dropped (the scope
-        // below waits for them)
+        // `texts` holds the strs, and the threads are done before it is dropped (the call
+        // below returns only after them)
         let refs = texts
             .iter()
             .map(str_utf8)
             .collect::<PyResult<Vec<&str>>>()?;
-        let n = refs.len();
+        // one encoding thread: a worker, this thread only builds lists; more: this thread is
+        // one of them, for texts short enough to leave Ctrl-C unchecked while it encodes one
+        let threads = pool.current_num_threads();
+        let (workers, own) = match threads {
+            1 => (1, 0),
+            n => (n - 1, super::INTERRUPTIBLE_BYTES),
+        };
         let stop = Cancel::new();
         let (tx, rx) = std::sync::mpsc::channel::<(usize, crate::Result<Vec<u32>>)>();
-        let rx = Mutex::new(rx); // so that waiting can happen with the GIL released
+        let mut lists = ListBuilder {
+            model: self,
+            rx,
+            lists: (0..refs.len()).map(|_| None).collect(),
+            done: 0,
+            error: None,
+            stop: &stop,
+        };
         let (m, refs, sm) = (&self.inner, &refs, sm.as_deref());
-        let mut lists: Vec<Option<Bound<'py, PyList>>> = (0..n).map(|_| None).collect();
-        let result = pool.in_place_scope(|s| {
-            let stop_w = stop.clone();
-            s.spawn(move |_| {
-                // the texts share one piece table (`Bpe::encode_each`); a set `stop` ends the
-                // texts in progress and skips the rest
-                cancel::scope(&stop_w, || {
-                    m.encode_each(refs, sm, &|i, ids| {
-                        // a closed receiver means the caller already failed: nothing to report to
-                        let _ = tx.send((i, ids));
-                    });
-                });
-                // the batch's piece table is back in the model's pool: the caller may return
-                let _ = tx.send((FINISHED, Ok(Vec::new())));
-            });
-            let (mut done, mut finished) = (0, false);
-            let result = (|| -> PyResult<()> {
-                while done < n || !finished {
-                    // wait (GIL released) for at least one text, then take every text finished
-                    let ready = py.detach(|| -> Result<Vec<_>, RecvTimeoutError> {
-                        let rx = rx.lock().map_err(|_| RecvTimeoutError::Disconnected)?;
-                        let mut got = vec![rx.recv_timeout(super::POLL)?];
-                        got.extend(rx.try_iter());
-                        Ok(got)
-                    });
-                    // results may stream in without a pause: check for Ctrl-C on every round
-                    py.check_signals()?;
-                    match ready {
-                        Ok(got) => {
-                            for (i, ids) in got {
-                                if i == FINISHED {
-                                    finished = true;
-                                    continue;
-                                }
-                                lists[i] = Some(self.id_list(py, &ids?)?);
-                                done += 1;
-                            }
-                        }
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => {
-                            return Err(super::errors::TokforgeError::new_err(
-                                "encoding workers stopped",
-                            ))
-                        }
-                    }
-                }
-                Ok(())
-            })();
-            if result.is_err() && !finished {
-                // the workers skip the texts left; wait for them with the GIL released (the
-                // scope's end would hold it)
-                stop.set();
-                py.detach(|| {
-                    if let Ok(rx) = rx.lock() {
-                        while let Ok((i, _)) = rx.recv() {
-                            if i == FINISHED {
-                                break;
-                            }
-                        }
-                    }
-                });
-            }
-            result
+        let sink = move |i, ids| {
+            // the receiver lives until the batch has ended
+            let _ = tx.send((i, ids));
+        };
+        py.detach(|| {
+            cancel::scope(&stop, || {
+                m.encode_each_here(&pool, workers, own, refs, sm, &sink, &mut lists)
+            })
         });
-        result?;
-        PyList::new(py, lists.into_iter().flatten())
+        if let Some(e) = lists.error {
+            return Err(e);
+        }
+        let lists = lists
+            .lists
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| super::errors::TokforgeError::new_err("encoding workers stopped"))?;
+        PyList::new(py, lists)
     }
 
     /// Encode many texts in parallel into one flat `uint32` array plus `int64` offsets
@@ -788,4 +751,53 @@ pub fn preset_pattern(name: &str) -> PyResult<&'static str> {
             "unknown preset {name:?}; expected gpt2, cl100k or o200k"
         ))
     })
+}
+
+/// `encode_batch`'s calling thread taking care of finished texts: each becomes a Python list.
+struct ListBuilder<'a> {
+    model: &'a PyTokenModel,
+    rx: std::sync::mpsc::Receiver<(usize, crate::Result<Vec<u32>>)>,
+    lists: Vec<Option<Py<PyList>>>,
+    done: usize,
+    error: Option<PyErr>,
+    stop: &'a Cancel,
+}
+
+impl Caller for ListBuilder<'_> {
+    fn between(&mut self, wait: bool) -> bool {
+        let mut got: Vec<_> = self.rx.try_iter().collect();
+        if got.is_empty() {
+            if !wait {
+                return true;
+            }
+            // a timeout (the sender lives until the batch ends): Ctrl-C is checked below
+            if let Ok(first) = self.rx.recv_timeout(super::POLL) {
+                got.push(first);
+                got.extend(self.rx.try_iter());
+            }
+        }
+        let built = Python::attach(|py| -> PyResult<()> {
+            for (i, ids) in got {
+                let list = self.model.id_list(py, &ids?)?;
+                if let Some(slot) = self.lists.get_mut(i) {
+                    *slot = Some(list.unbind());
+                    self.done += 1;
+                }
+            }
+            // results may stream in without a pause: check for Ctrl-C on every round
+            py.check_signals()
+        });
+        match built {
+            Ok(()) => true,
+            Err(e) => {
+                self.stop.set();
+                self.error.get_or_insert(e);
+                false
+            }
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.done == self.lists.len() || self.error.is_some()
+    }
 }
