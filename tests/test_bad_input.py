@@ -463,11 +463,10 @@ def test_paths_that_are_not_files(tmp_path, tok):
 
 # ---- aborts and hangs, in a subprocess with a memory cap and a timeout ---------------------
 ISOLATED = textwrap.dedent("""
-    import json, resource, sys, tempfile, base64
+    import json, resource, sys, base64
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # an abort-sized allocation fails
     import tokforge
     from tokforge import Tokenizer
-    tmp = tempfile.mkdtemp()
     tok = Tokenizer.train(texts=["hello world"] * 10, vocab_size=260)
     cases = {
         # 10^9 merges asked of a tiny corpus: once a 24 GB merge log up front (abort)

@@ -444,6 +444,7 @@ mod tests {
             assert_eq!(b.bytes, text.len() as u64);
             assert_eq!(sorted(a), sorted(b), "{name}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -465,6 +466,7 @@ mod tests {
             .map(|s| (s.as_bytes().to_vec(), 1))
             .collect();
         assert_eq!(sorted(c), want);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -488,6 +490,7 @@ mod tests {
         let sa = sorted(a);
         assert_eq!(sa, sorted(want));
         assert_eq!(sorted(b), sa);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
