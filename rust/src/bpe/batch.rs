@@ -6,6 +6,9 @@
 //! the shared table, within its bound, when the call ends. So every text meets every piece the
 //! model's table has learnt, and a batch leaves one warm table instead of one partly warm table
 //! per thread (docs/bpe.md §13.4). Texts are handed out one at a time from a shared counter.
+//! The threads are those of the current pool or ([`Bpe::encode_each_here`]) some of a given
+//! pool's and the calling thread, which encodes the shorter texts and, between them, takes care
+//! of the finished ones through its [`Caller`].
 //!
 //! Where the ids go is a [`BatchSink`]: one `Vec` per text ([`Bpe::encode_each`],
 //! [`Bpe::encode_batch`]), or one run per thread copied into a flat buffer at the end
