@@ -198,7 +198,7 @@ impl Window {
         let (bytes, mut w) = Window::classified::<AVX2>(b, base, &mut pad, c);
         let valid = w.valid;
         w.mark_contractions(bytes, w.apos & valid);
-        w.decode(bytes, flags, c, 0);
+        w.decode::<AVX2>(bytes, flags, c, 0);
         w
     }
 
@@ -285,14 +285,22 @@ impl Window {
         w.wide_other = self.wide_other >> d;
         w.wide_space = self.wide_space >> d;
         w.upper |= w.wide_upper;
-        w.decode(bytes, flags, c, self.decoded - d);
+        w.decode::<AVX2>(bytes, flags, c, self.decoded - d);
         w
     }
 
     /// Classify the two- and three-byte characters whose lead byte is at window offset `from`
-    /// or later (see [`Window::new`]), up to the first that runs past the window.
+    /// or later (see [`Window::new`]), up to the first that runs past the window. With `AVX2`
+    /// their code points are computed for all 64 offsets at once and the class masks come
+    /// from one compare per class (`avx2::decode`); without it, one character at a time.
     #[inline(always)]
-    fn decode(&mut self, bytes: &[u8; 64], flags: &Flags, c: Classes, from: usize) {
+    fn decode<const AVX2: bool>(
+        &mut self,
+        bytes: &[u8; 64],
+        flags: &Flags,
+        c: Classes,
+        from: usize,
+    ) {
         let case = c.case;
         // a character with none of these flags is punctuation, `wide_other` (numbers and
         // spaces are not; for o200k neither are marks, which are in its case classes)
@@ -301,8 +309,16 @@ impl Window {
         } else {
             super::presets::FLAG_WORD
         };
+        let leads = self.lead & self.valid & (u64::MAX << from);
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: `AVX2` is only true in code that runs after AVX2 was detected (see `new`).
+            unsafe { avx2::decode(self, bytes, flags, c, leads, word) };
+            self.finish_decode();
+            return;
+        }
         self.decoded = 64;
-        let mut leads = self.lead & self.valid & (u64::MAX << from);
+        let mut leads = leads;
         while leads != 0 {
             let k = leads.trailing_zeros() as usize;
             leads &= leads - 1;
@@ -338,6 +354,12 @@ impl Window {
                 self.wide_upper |= u;
             }
         }
+        self.finish_decode();
+    }
+
+    /// Ors the decoded characters' masks into the ASCII classes.
+    #[inline(always)]
+    fn finish_decode(&mut self) {
         // (once, not per character: each of these is a chain through the loop)
         self.alpha |= self.wide;
         self.ws |= self.wide_space;
@@ -792,10 +814,13 @@ fn classify_bytes(bytes: &[u8; 64], c: Classes) -> Window {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Classes, Window};
+    use super::{Classes, Flags, Window};
     use std::arch::x86_64::{
-        __m256i, _mm256_add_epi8, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256,
-        _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
+        __m128i, __m256i, _mm256_add_epi8, _mm256_and_si256, _mm256_blendv_epi8, _mm256_cmpeq_epi8,
+        _mm256_cmpgt_epi16, _mm256_cmpgt_epi8, _mm256_cvtepu8_epi16, _mm256_loadu_si256,
+        _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi16, _mm256_set1_epi8,
+        _mm256_setzero_si256, _mm256_slli_epi16, _mm256_storeu_si256, _mm_alignr_epi8,
+        _mm_loadu_si128, _mm_setzero_si128,
     };
 
     /// Bytes `x` with `lo <= x < lo + n` (unsigned), as in the SSE2 version.
@@ -850,6 +875,138 @@ mod avx2 {
             }
         }
         w
+    }
+
+    /// The code point of the two- or three-byte character that would start at each offset
+    /// of `bytes` (meaningful at the lead bytes only; bytes past the window read as 0, so a
+    /// character that runs past it gets a wrong one and must be left out by the caller).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[inline(always)]
+    unsafe fn code_points(bytes: &[u8; 64], cps: &mut [u16; 64]) {
+        for g in 0..4 {
+            // SAFETY: bytes `16 * g..16 * g + 32` (the second half only below 48) and `u16`s
+            // `16 * g..16 * g + 16` are in the arrays (unaligned loads and store); the rest are
+            // register-only AVX2 intrinsics.
+            unsafe {
+                let p = bytes.as_ptr().add(16 * g);
+                let a = _mm_loadu_si128(p.cast::<__m128i>());
+                let b = if g < 3 {
+                    _mm_loadu_si128(p.add(16).cast::<__m128i>())
+                } else {
+                    _mm_setzero_si128()
+                };
+                let b0 = _mm256_cvtepu8_epi16(a);
+                let b1 = _mm256_cvtepu8_epi16(_mm_alignr_epi8::<1>(b, a));
+                let b2 = _mm256_cvtepu8_epi16(_mm_alignr_epi8::<2>(b, a));
+                let m3f = _mm256_set1_epi16(0x3F);
+                let t1 = _mm256_and_si256(b1, m3f);
+                let two = _mm256_or_si256(
+                    _mm256_slli_epi16::<6>(_mm256_and_si256(b0, _mm256_set1_epi16(0x1F))),
+                    t1,
+                );
+                // (the shift by 12 keeps the lead byte's low 4 bits)
+                let three = _mm256_or_si256(
+                    _mm256_or_si256(_mm256_slli_epi16::<12>(b0), _mm256_slli_epi16::<6>(t1)),
+                    _mm256_and_si256(b2, m3f),
+                );
+                let is3 = _mm256_cmpgt_epi16(b0, _mm256_set1_epi16(0xDF));
+                let cp = _mm256_blendv_epi8(two, three, is3);
+                _mm256_storeu_si256(cps.as_mut_ptr().add(16 * g).cast::<__m256i>(), cp);
+            }
+        }
+    }
+
+    /// Bit `k` set when byte `k` of `fl` has one of the flags `f`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[inline(always)]
+    unsafe fn any_flag(fl: &[u8; 64], f: u8) -> u64 {
+        let mut out = 0;
+        for (i, chunk) in fl.chunks_exact(32).enumerate() {
+            // SAFETY: `chunk` is 32 readable bytes (unaligned load); the rest are register-only
+            // AVX2 intrinsics.
+            let none = unsafe {
+                let v = _mm256_loadu_si256(chunk.as_ptr().cast::<__m256i>());
+                _mm256_cmpeq_epi8(
+                    _mm256_and_si256(v, _mm256_set1_epi8(f as i8)),
+                    _mm256_setzero_si256(),
+                )
+            };
+            out |= !unsafe { bits(none) } << (32 * i) & (u64::from(u32::MAX) << (32 * i));
+        }
+        out
+    }
+
+    /// [`Window::decode`] of the lead bytes `leads` of `bytes` (all past the characters
+    /// already classified), branch-free but for one loop of two loads and a store per
+    /// character: the code points of every offset at once ([`code_points`]), each lead's
+    /// class flags looked up into a byte array, then each class's lead bits by one compare
+    /// and moved over the character's continuation bytes with two shifts. `word`: the flags
+    /// of the characters that are not punctuation.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[inline(always)]
+    pub(super) unsafe fn decode(
+        w: &mut Window,
+        bytes: &[u8; 64],
+        flags: &Flags,
+        c: Classes,
+        leads: u64,
+        word: u8,
+    ) {
+        use crate::pretokenize::presets::{FLAG_L, FLAG_LO, FLAG_S, FLAG_UP};
+        w.decoded = 64;
+        if leads == 0 {
+            return;
+        }
+        let mut lead3 = 0;
+        for (i, chunk) in bytes.chunks_exact(32).enumerate() {
+            // SAFETY: `chunk` is 32 readable bytes; the load is unaligned.
+            let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast::<__m256i>()) };
+            // SAFETY: register-only AVX2 intrinsics; the caller guarantees AVX2.
+            lead3 |= unsafe { bits(in_range(v, 0xE0, 0x10)) } << (32 * i);
+        }
+        // the character that runs past the window (a lead byte at 63, a three-byte one at 62;
+        // at most one): it and the bytes after it stay unclassified
+        let cut = leads & ((1 << 63) | (lead3 & (1 << 62)));
+        w.decoded = cut.trailing_zeros() as usize;
+        let leads = leads & !cut;
+        let lead3 = lead3 & leads;
+        let mut cps = [0u16; 64];
+        // SAFETY: the caller guarantees AVX2.
+        unsafe { code_points(bytes, &mut cps) };
+        let mut fl = [0u8; 64];
+        let mut m = leads;
+        while m != 0 {
+            let k = m.trailing_zeros() as usize & 63;
+            m &= m - 1;
+            fl[k] = flags[usize::from(cps[k])];
+        }
+        // SAFETY: the caller guarantees AVX2.
+        let any = |f: u8| unsafe { any_flag(&fl, f) };
+        let letter = any(FLAG_L);
+        let other = leads & !any(word);
+        let space = if c.spaces { any(FLAG_S) } else { 0 };
+        let (up, lo) = if c.case {
+            (any(FLAG_UP), any(FLAG_LO))
+        } else {
+            (0, 0)
+        };
+        // every byte of the characters that start at the bits of `x`
+        let spread = |x: u64| x | (x << 1) | ((x & lead3) << 2);
+        w.wide |= spread(letter);
+        w.wide_other |= spread(other);
+        w.wide_space |= spread(space);
+        if c.case {
+            w.both |= spread(letter & up & lo);
+            let u = spread(letter & up & !lo);
+            w.upper |= u;
+            w.wide_upper |= u;
+        }
     }
 
     #[cfg(test)]
