@@ -1,7 +1,7 @@
 //! Fast path of the preset scanners: byte classes of a 64-byte window as bitmasks.
 //!
-//! [`Window::new`] classifies 64 bytes of the text at once (two AVX2 or four SSE2 compares per
-//! class on x86_64, a byte loop elsewhere) into one `u64` per class, bit `k` for byte
+//! [`Window::new`] classifies 64 bytes of the text at once (one AVX-512, two AVX2 or four SSE2
+//! compares per class on x86_64, a byte loop elsewhere) into one `u64` per class, bit `k` for byte
 //! `base + k`: letters, upper-case letters, digits, whitespace, `\r`/`\n`, `/`, `'`, bytes
 //! `>= 0x80` and the bytes inside the text (the upper-case letters, `\r`/`\n` and `/` only for
 //! the presets whose rules read them, [`Classes`]). Letters of two and three bytes are classified too
@@ -60,6 +60,14 @@ pub(super) const REBASE: usize = 32;
 /// does not keep the text ahead while the encoder's piece-table probes are in flight: a warm
 /// encode pass is 5-9 % faster with it (512 and 2048 measured the same; docs/bpe.md §13.5).
 const PREFETCH_AHEAD: usize = 1024;
+
+/// SIMD level of a window's code: the x86_64 baseline (SSE2; the byte loop elsewhere).
+pub(super) const SSE2: u8 = 0;
+/// SIMD level of a window's code: AVX2 (with BMI1/2, LZCNT, POPCNT).
+pub(super) const AVX2: u8 = 1;
+/// SIMD level of a window's code: AVX2 and AVX-512 F/BW/VBMI2 (only with `tokforge_avx512`,
+/// see `avx512`).
+pub(super) const AVX512: u8 = 2;
 
 /// The class flags of the Basic Multilingual Plane, one byte per code point (`presets::Tables`).
 pub(super) type Flags = [u8; 0x1_0000];
@@ -189,23 +197,25 @@ impl Window {
     /// character (marks, digits, for gpt2 spaces, four-byte characters) stays `high`:
     /// unsettled.
     ///
-    /// `AVX2`: classify with AVX2 (two 32-byte blocks instead of four 16-byte ones). Only
-    /// instantiated `true` inside [`super::presets`]' AVX2 loop, which runs after
-    /// `is_x86_feature_detected!("avx2")`; always `false` on other targets.
+    /// `SIMD`: classify with AVX2 (two 32-byte blocks instead of four 16-byte ones) when
+    /// [`AVX2`], with AVX-512 (one 64-byte block, compares into mask registers) when
+    /// [`AVX512`]. Only instantiated above [`SSE2`] inside [`super::presets`]' AVX2 and AVX-512
+    /// loops, which run after `is_x86_feature_detected!` found those features; always
+    /// [`SSE2`] on other targets.
     #[inline(always)]
-    pub fn new<const AVX2: bool>(b: &[u8], base: usize, flags: &Flags, c: Classes) -> Window {
+    pub fn new<const SIMD: u8>(b: &[u8], base: usize, flags: &Flags, c: Classes) -> Window {
         let mut pad = [0u8; 64];
-        let (bytes, mut w) = Window::classified::<AVX2>(b, base, &mut pad, c);
+        let (bytes, mut w) = Window::classified::<SIMD>(b, base, &mut pad, c);
         let valid = w.valid;
         w.mark_contractions(bytes, w.apos & valid);
-        w.decode(bytes, flags, c, 0);
+        w.decode::<SIMD>(bytes, flags, c, 0);
         w
     }
 
     /// The 64 bytes of `b` from `base` (zero-padded into `pad` at the text's end) and their
     /// byte classes: the SIMD part of [`Window::new`] and [`Window::advance`].
     #[inline(always)]
-    fn classified<'a, const AVX2: bool>(
+    fn classified<'a, const SIMD: u8>(
         b: &'a [u8],
         base: usize,
         pad: &'a mut [u8; 64],
@@ -227,9 +237,18 @@ impl Window {
                 (padded, (1u64 << rest.len()) - 1)
             }
         };
+        #[cfg(all(target_arch = "x86_64", tokforge_avx512))]
+        if SIMD == AVX512 {
+            // SAFETY: `SIMD` is `AVX512` only in code that runs after AVX-512 BW was detected
+            // (see `new`).
+            let mut w = unsafe { avx512::classify(bytes, c) };
+            w.base = base;
+            w.valid = valid;
+            return (bytes, w);
+        }
         #[cfg(target_arch = "x86_64")]
-        let mut w = if AVX2 {
-            // SAFETY: `AVX2` is only true in code that runs after AVX2 was detected (see `new`).
+        let mut w = if SIMD == AVX2 {
+            // SAFETY: `SIMD` is `AVX2` or more only in code that runs after AVX2 was detected.
             unsafe { avx2::classify(bytes, c) }
         } else {
             classify(bytes, c)
@@ -262,7 +281,7 @@ impl Window {
     /// shifted, and only the lead bytes past them are decoded. A character's classes depend on
     /// its own bytes alone, so the masks equal those of [`Window::new`].
     #[inline(always)]
-    pub fn advance<const AVX2: bool>(
+    pub fn advance<const SIMD: u8>(
         &self,
         b: &[u8],
         base: usize,
@@ -271,10 +290,10 @@ impl Window {
     ) -> Window {
         let d = base.wrapping_sub(self.base);
         if d == 0 || d >= self.decoded {
-            return Window::new::<AVX2>(b, base, flags, c);
+            return Window::new::<SIMD>(b, base, flags, c);
         }
         let mut pad = [0u8; 64];
-        let (bytes, mut w) = Window::classified::<AVX2>(b, base, &mut pad, c);
+        let (bytes, mut w) = Window::classified::<SIMD>(b, base, &mut pad, c);
         let valid = w.valid;
         // a `'` of the old window keeps its class unless its next byte was past that window
         w.apos_c = (self.apos_c >> d) & !(1u64 << (63 - d));
@@ -285,14 +304,17 @@ impl Window {
         w.wide_other = self.wide_other >> d;
         w.wide_space = self.wide_space >> d;
         w.upper |= w.wide_upper;
-        w.decode(bytes, flags, c, self.decoded - d);
+        w.decode::<SIMD>(bytes, flags, c, self.decoded - d);
         w
     }
 
     /// Classify the two- and three-byte characters whose lead byte is at window offset `from`
-    /// or later (see [`Window::new`]), up to the first that runs past the window.
+    /// or later (see [`Window::new`]), up to the first that runs past the window. At the [`AVX2`]
+    /// level and above their code points are computed for all 64 offsets at once and the
+    /// class masks come from one compare per class (`avx2::decode`); below it, one character
+    /// at a time.
     #[inline(always)]
-    fn decode(&mut self, bytes: &[u8; 64], flags: &Flags, c: Classes, from: usize) {
+    fn decode<const SIMD: u8>(&mut self, bytes: &[u8; 64], flags: &Flags, c: Classes, from: usize) {
         let case = c.case;
         // a character with none of these flags is punctuation, `wide_other` (numbers and
         // spaces are not; for o200k neither are marks, which are in its case classes)
@@ -301,8 +323,17 @@ impl Window {
         } else {
             super::presets::FLAG_WORD
         };
+        let leads = self.lead & self.valid & (u64::MAX << from);
+        #[cfg(target_arch = "x86_64")]
+        if SIMD >= AVX2 {
+            // SAFETY: `SIMD` is `AVX2` or more only in code that runs after AVX2 was detected,
+            // `AVX512` only after AVX-512 F/BW was (see `new`).
+            unsafe { avx2::decode::<SIMD>(self, bytes, flags, c, leads, word) };
+            self.finish_decode();
+            return;
+        }
         self.decoded = 64;
-        let mut leads = self.lead & self.valid & (u64::MAX << from);
+        let mut leads = leads;
         while leads != 0 {
             let k = leads.trailing_zeros() as usize;
             leads &= leads - 1;
@@ -338,6 +369,12 @@ impl Window {
                 self.wide_upper |= u;
             }
         }
+        self.finish_decode();
+    }
+
+    /// Ors the decoded characters' masks into the ASCII classes.
+    #[inline(always)]
+    fn finish_decode(&mut self) {
         // (once, not per character: each of these is a chain through the loop)
         self.alpha |= self.wide;
         self.ws |= self.wide_space;
@@ -790,12 +827,176 @@ fn classify_bytes(bytes: &[u8; 64], c: Classes) -> Window {
     w
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
+/// The AVX-512 level, built only by compilers that have its intrinsics (Rust 1.89; `build.rs`
+/// sets `tokforge_avx512`), so that the crate's MSRV still builds the others.
+#[cfg(all(target_arch = "x86_64", tokforge_avx512))]
+#[allow(clippy::incompatible_msrv)]
+pub(super) mod avx512 {
     use super::{Classes, Window};
     use std::arch::x86_64::{
-        __m256i, _mm256_add_epi8, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256,
-        _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
+        __m512i, _mm512_add_epi64, _mm512_castsi512_si128, _mm512_cmpeq_epi8_mask,
+        _mm512_cmplt_epu8_mask, _mm512_cvtepu8_epi64, _mm512_loadu_si512,
+        _mm512_maskz_compress_epi8, _mm512_movepi8_mask, _mm512_or_si512,
+        _mm512_permutex2var_epi64, _mm512_permutexvar_epi64, _mm512_set1_epi64, _mm512_set1_epi8,
+        _mm512_setr_epi64, _mm512_storeu_si512, _mm512_sub_epi8, _mm512_test_epi8_mask,
+    };
+
+    // the emit stores a piece as two 64-bit lanes, start then end
+    const _: () = assert!(
+        std::mem::offset_of!((usize, usize), 0) == 0
+            && std::mem::offset_of!((usize, usize), 1) == 8
+            && std::mem::size_of::<(usize, usize)>() == 16
+    );
+
+    /// Bytes `x` with `lo <= x < lo + n` (unsigned).
+    #[inline(always)]
+    unsafe fn in_range(v: __m512i, lo: u8, n: u8) -> u64 {
+        _mm512_cmplt_epu8_mask(
+            _mm512_sub_epi8(v, _mm512_set1_epi8(lo as i8)),
+            _mm512_set1_epi8(n as i8),
+        )
+    }
+
+    #[inline(always)]
+    unsafe fn eq(v: __m512i, x: u8) -> u64 {
+        _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(x as i8))
+    }
+
+    /// [`super::sse2::classify`] with one 64-byte block, each class one compare into a mask
+    /// register.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and BW.
+    #[inline(always)]
+    pub(super) unsafe fn classify(bytes: &[u8; 64], c: Classes) -> Window {
+        let mut w = Window::default();
+        // SAFETY: `bytes` is 64 readable bytes; the load is unaligned. The rest are
+        // register-only AVX-512 intrinsics; the caller guarantees the features.
+        unsafe {
+            let v = _mm512_loadu_si512(bytes.as_ptr().cast::<__m512i>());
+            w.alpha = in_range(_mm512_or_si512(v, _mm512_set1_epi8(0x20)), b'a', 26);
+            if c.case {
+                w.upper = in_range(v, b'A', 26);
+            }
+            w.digit = in_range(v, b'0', 10);
+            w.space = eq(v, b' ');
+            w.ws = in_range(v, b'\t', 5) | w.space;
+            if c.newlines {
+                w.nl = eq(v, b'\n') | eq(v, b'\r');
+            }
+            w.high = _mm512_movepi8_mask(v);
+            w.apos = eq(v, b'\'');
+            if c.slash {
+                w.slash = eq(v, b'/');
+            }
+            w.lead = in_range(v, 0xC0, 0x30);
+        }
+        w
+    }
+
+    /// [`super::avx2::any_flag`] with one `vptestmb`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and BW.
+    #[inline(always)]
+    pub(super) unsafe fn any_flag(fl: &[u8; 64], f: u8) -> u64 {
+        // SAFETY: `fl` is 64 readable bytes (unaligned load); the caller guarantees the
+        // features.
+        unsafe {
+            let v = _mm512_loadu_si512(fl.as_ptr().cast::<__m512i>());
+            _mm512_test_epi8_mask(v, _mm512_set1_epi8(f as i8))
+        }
+    }
+
+    /// Writes the `n` pieces that end at the bits of `ends` (window offsets from `base`; the
+    /// first starts at `start`, each next one where the one before ends) into `dst` as
+    /// `(start, end)` spans, 8 at a time: the offsets of the bits compressed into the first
+    /// `n` bytes of a register (`vpcompressb`), each 8 widened to 64 bits and interleaved with
+    /// the ends before them into two 64-byte stores. The first 16 spans are written whatever
+    /// `n` is, then whole groups of 8; entries past `n` hold arbitrary spans.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VBMI2.
+    #[inline(always)]
+    pub(in crate::pretokenize) unsafe fn emit(
+        dst: &mut [(usize, usize); 64],
+        start: usize,
+        base: usize,
+        ends: u64,
+        n: usize,
+    ) {
+        // SAFETY: register-only AVX-512 intrinsics (the caller guarantees the features); the
+        // stores write 64 bytes, 4 spans, at spans `4 * j` for `j < 16` of the 64 of `dst`
+        // (unaligned), whose layout the assertion above fixes.
+        unsafe {
+            let iota = _mm512_loadu_si512(IOTA.as_ptr().cast::<__m512i>());
+            let offsets = _mm512_maskz_compress_epi8(ends, iota);
+            let base = _mm512_set1_epi64(base as i64);
+            // (start, end) of pieces 0..4 of a group: lane 8 is the end before the group
+            let first = _mm512_setr_epi64(15, 0, 0, 1, 1, 2, 2, 3);
+            let second = _mm512_setr_epi64(3, 4, 4, 5, 5, 6, 6, 7);
+            let mut prev = _mm512_set1_epi64(start as i64);
+            let out = dst.as_mut_ptr().cast::<__m512i>();
+            for g in 0..8 {
+                if g >= 2 && 8 * g >= n {
+                    break;
+                }
+                let group = _mm512_permutexvar_epi64(_mm512_set1_epi64(g as i64), offsets);
+                let e = _mm512_add_epi64(_mm512_cvtepu8_epi64(_mm512_castsi512_si128(group)), base);
+                _mm512_storeu_si512(out.add(2 * g), _mm512_permutex2var_epi64(e, first, prev));
+                _mm512_storeu_si512(out.add(2 * g + 1), _mm512_permutexvar_epi64(second, e));
+                prev = e;
+            }
+        }
+    }
+
+    /// The byte offsets of a window, `0..64`.
+    static IOTA: [u8; 64] = {
+        let mut a = [0u8; 64];
+        let mut i = 0;
+        while i < 64 {
+            a[i] = i as u8;
+            i += 1;
+        }
+        a
+    };
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn avx512_agrees_with_bytes() {
+            if !(std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw"))
+            {
+                return;
+            }
+            for j in 0..8u8 {
+                let mut bytes = [0u8; 64];
+                for (k, x) in bytes.iter_mut().enumerate() {
+                    // every byte value, forwards and backwards
+                    let v = 64 * (j % 4) + k as u8;
+                    *x = if j < 4 { v } else { 255 - v };
+                }
+                for c in super::super::CLASSES_FOR_TESTS {
+                    // SAFETY: AVX-512 F and BW were detected above.
+                    let a = unsafe { super::classify(&bytes, c) };
+                    let b = super::super::classify_bytes(&bytes, c);
+                    assert_eq!(a.masks(), b.masks(), "{j}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Classes, Flags, Window};
+    use std::arch::x86_64::{
+        __m128i, __m256i, _mm256_add_epi8, _mm256_and_si256, _mm256_blendv_epi8, _mm256_cmpeq_epi8,
+        _mm256_cmpgt_epi16, _mm256_cmpgt_epi8, _mm256_cvtepu8_epi16, _mm256_loadu_si256,
+        _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi16, _mm256_set1_epi8,
+        _mm256_setzero_si256, _mm256_slli_epi16, _mm256_storeu_si256, _mm_alignr_epi8,
+        _mm_loadu_si128, _mm_setzero_si128,
     };
 
     /// Bytes `x` with `lo <= x < lo + n` (unsigned), as in the SSE2 version.
@@ -850,6 +1051,145 @@ mod avx2 {
             }
         }
         w
+    }
+
+    /// The code point of the two- or three-byte character that would start at each offset
+    /// of `bytes` (meaningful at the lead bytes only; bytes past the window read as 0, so a
+    /// character that runs past it gets a wrong one and must be left out by the caller).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[inline(always)]
+    unsafe fn code_points(bytes: &[u8; 64], cps: &mut [u16; 64]) {
+        for g in 0..4 {
+            // SAFETY: bytes `16 * g..16 * g + 32` (the second half only below 48) and `u16`s
+            // `16 * g..16 * g + 16` are in the arrays (unaligned loads and store); the rest are
+            // register-only AVX2 intrinsics.
+            unsafe {
+                let p = bytes.as_ptr().add(16 * g);
+                let a = _mm_loadu_si128(p.cast::<__m128i>());
+                let b = if g < 3 {
+                    _mm_loadu_si128(p.add(16).cast::<__m128i>())
+                } else {
+                    _mm_setzero_si128()
+                };
+                let b0 = _mm256_cvtepu8_epi16(a);
+                let b1 = _mm256_cvtepu8_epi16(_mm_alignr_epi8::<1>(b, a));
+                let b2 = _mm256_cvtepu8_epi16(_mm_alignr_epi8::<2>(b, a));
+                let m3f = _mm256_set1_epi16(0x3F);
+                let t1 = _mm256_and_si256(b1, m3f);
+                let two = _mm256_or_si256(
+                    _mm256_slli_epi16::<6>(_mm256_and_si256(b0, _mm256_set1_epi16(0x1F))),
+                    t1,
+                );
+                // (the shift by 12 keeps the lead byte's low 4 bits)
+                let three = _mm256_or_si256(
+                    _mm256_or_si256(_mm256_slli_epi16::<12>(b0), _mm256_slli_epi16::<6>(t1)),
+                    _mm256_and_si256(b2, m3f),
+                );
+                let is3 = _mm256_cmpgt_epi16(b0, _mm256_set1_epi16(0xDF));
+                let cp = _mm256_blendv_epi8(two, three, is3);
+                _mm256_storeu_si256(cps.as_mut_ptr().add(16 * g).cast::<__m256i>(), cp);
+            }
+        }
+    }
+
+    /// Bit `k` set when byte `k` of `fl` has one of the flags `f`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[inline(always)]
+    unsafe fn any_flag(fl: &[u8; 64], f: u8) -> u64 {
+        let mut out = 0;
+        for (i, chunk) in fl.chunks_exact(32).enumerate() {
+            // SAFETY: `chunk` is 32 readable bytes (unaligned load); the rest are register-only
+            // AVX2 intrinsics.
+            let none = unsafe {
+                let v = _mm256_loadu_si256(chunk.as_ptr().cast::<__m256i>());
+                _mm256_cmpeq_epi8(
+                    _mm256_and_si256(v, _mm256_set1_epi8(f as i8)),
+                    _mm256_setzero_si256(),
+                )
+            };
+            out |= !unsafe { bits(none) } << (32 * i) & (u64::from(u32::MAX) << (32 * i));
+        }
+        out
+    }
+
+    /// [`Window::decode`] of the lead bytes `leads` of `bytes` (all past the characters
+    /// already classified), branch-free but for one loop of two loads and a store per
+    /// character: the code points of every offset at once ([`code_points`]), each lead's
+    /// class flags looked up into a byte array, then each class's lead bits by one compare
+    /// (one `vptestmb` when `SIMD` is [`super::AVX512`]) and moved over the character's
+    /// continuation bytes with two shifts. `word`: the flags of the characters that are not
+    /// punctuation.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, and AVX-512 F and BW when `SIMD` is [`super::AVX512`].
+    #[inline(always)]
+    pub(super) unsafe fn decode<const SIMD: u8>(
+        w: &mut Window,
+        bytes: &[u8; 64],
+        flags: &Flags,
+        c: Classes,
+        leads: u64,
+        word: u8,
+    ) {
+        use crate::pretokenize::presets::{FLAG_L, FLAG_LO, FLAG_S, FLAG_UP};
+        w.decoded = 64;
+        if leads == 0 {
+            return;
+        }
+        let mut lead3 = 0;
+        for (i, chunk) in bytes.chunks_exact(32).enumerate() {
+            // SAFETY: `chunk` is 32 readable bytes; the load is unaligned.
+            let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast::<__m256i>()) };
+            // SAFETY: register-only AVX2 intrinsics; the caller guarantees AVX2.
+            lead3 |= unsafe { bits(in_range(v, 0xE0, 0x10)) } << (32 * i);
+        }
+        // the character that runs past the window (a lead byte at 63, a three-byte one at 62;
+        // at most one): it and the bytes after it stay unclassified
+        let cut = leads & ((1 << 63) | (lead3 & (1 << 62)));
+        w.decoded = cut.trailing_zeros() as usize;
+        let leads = leads & !cut;
+        let lead3 = lead3 & leads;
+        let mut cps = [0u16; 64];
+        // SAFETY: the caller guarantees AVX2.
+        unsafe { code_points(bytes, &mut cps) };
+        let mut fl = [0u8; 64];
+        let mut m = leads;
+        while m != 0 {
+            let k = m.trailing_zeros() as usize & 63;
+            m &= m - 1;
+            fl[k] = flags[usize::from(cps[k])];
+        }
+        // SAFETY: the caller guarantees AVX2, and AVX-512 F/BW when `SIMD` is `AVX512`.
+        let any = |f: u8| unsafe {
+            #[cfg(tokforge_avx512)]
+            if SIMD == super::AVX512 {
+                return super::avx512::any_flag(&fl, f);
+            }
+            any_flag(&fl, f)
+        };
+        let letter = any(FLAG_L);
+        let other = leads & !any(word);
+        let space = if c.spaces { any(FLAG_S) } else { 0 };
+        let (up, lo) = if c.case {
+            (any(FLAG_UP), any(FLAG_LO))
+        } else {
+            (0, 0)
+        };
+        // every byte of the characters that start at the bits of `x`
+        let spread = |x: u64| x | (x << 1) | ((x & lead3) << 2);
+        w.wide |= spread(letter);
+        w.wide_other |= spread(other);
+        w.wide_space |= spread(space);
+        if c.case {
+            w.both |= spread(letter & up & lo);
+            let u = spread(letter & up & !lo);
+            w.upper |= u;
+            w.wide_upper |= u;
+        }
     }
 
     #[cfg(test)]

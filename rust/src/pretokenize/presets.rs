@@ -77,7 +77,7 @@ use std::sync::OnceLock;
 
 use regex_syntax::hir::{Class, HirKind};
 
-use super::blocks::{Classes, Flags, Window, REBASE};
+use super::blocks::{Classes, Flags, Window, AVX2, AVX512, REBASE, SSE2};
 
 /// Pattern of GPT-2 / `r50k_base` / `p50k_base` (tiktoken `r50k_pat_str`).
 pub const GPT2_PATTERN: &str =
@@ -232,27 +232,41 @@ pub struct Spans<'t> {
     pos: usize,
     /// the window of `pos` (`base <= pos`), when one was built
     window: Option<Window>,
-    /// the AVX2 (and BMI) build of the loop can run
-    avx2: bool,
+    /// the builds of the loop that can run: [`AVX512`] (AVX-512 F/BW/VBMI2 as well as the
+    /// AVX2 build's features), [`AVX2`] (AVX2, BMI1/2, LZCNT, POPCNT) or [`SSE2`]
+    simd: u8,
 }
 
 impl<'t> Spans<'t> {
     /// The pieces of `text` from byte `pos` (a piece start).
     pub fn new(preset: Preset, text: &'t str, pos: usize) -> Self {
         #[cfg(target_arch = "x86_64")]
-        let avx2 = std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("bmi1")
-            && std::arch::is_x86_feature_detected!("bmi2")
-            && std::arch::is_x86_feature_detected!("lzcnt")
-            && std::arch::is_x86_feature_detected!("popcnt");
+        let simd = {
+            let avx2 = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("bmi1")
+                && std::arch::is_x86_feature_detected!("bmi2")
+                && std::arch::is_x86_feature_detected!("lzcnt")
+                && std::arch::is_x86_feature_detected!("popcnt");
+            #[cfg(tokforge_avx512)]
+            let avx512 = std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vbmi2");
+            #[cfg(not(tokforge_avx512))]
+            let avx512 = false;
+            match (avx2, avx512) {
+                (true, true) => AVX512,
+                (true, false) => AVX2,
+                (false, _) => SSE2,
+            }
+        };
         #[cfg(not(target_arch = "x86_64"))]
-        let avx2 = false;
+        let simd = SSE2;
         Spans {
             preset,
             text: text.as_bytes(),
             pos,
             window: None,
-            avx2,
+            simd,
         }
     }
 
@@ -266,12 +280,30 @@ impl<'t> Spans<'t> {
     /// entries past `want`, a window's pieces are emitted whole (the count may pass `want`),
     /// otherwise it stops at `buf.len()`.
     pub fn fill(&mut self, buf: &mut [(usize, usize)], k: usize, want: usize) -> usize {
+        #[cfg(all(target_arch = "x86_64", tokforge_avx512))]
+        if self.simd == AVX512 {
+            // SAFETY: `simd` is only `AVX512` when the features of `fill_avx512` were detected.
+            return unsafe { self.fill_avx512(buf, k, want) };
+        }
         #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            // SAFETY: `avx2` is only set when the features of `fill_avx2` were detected.
+        if self.simd == AVX2 {
+            // SAFETY: `simd` is only `AVX2` when the features of `fill_avx2` were detected.
             return unsafe { self.fill_avx2(buf, k, want) };
         }
-        self.fill_with::<false>(buf, k, want)
+        self.fill_with::<SSE2>(buf, k, want)
+    }
+
+    /// [`Spans::fill`] compiled for AVX-512 as well as AVX2: a window's 64 bytes classified
+    /// with one compare per class into mask registers, its pieces written 8 at a time from the
+    /// compressed offsets of its ends (`blocks::avx512`).
+    ///
+    /// # Safety
+    /// The CPU must support the features of `fill_avx2` and AVX-512 F, BW and VBMI2.
+    #[cfg(all(target_arch = "x86_64", tokforge_avx512))]
+    #[allow(clippy::incompatible_msrv)]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt,avx512f,avx512bw,avx512vbmi2")]
+    unsafe fn fill_avx512(&mut self, buf: &mut [(usize, usize)], k: usize, want: usize) -> usize {
+        self.fill_with::<AVX512>(buf, k, want)
     }
 
     /// [`Spans::fill`] compiled for AVX2 (classification of 32 bytes per instruction) and BMI
@@ -282,12 +314,13 @@ impl<'t> Spans<'t> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
     unsafe fn fill_avx2(&mut self, buf: &mut [(usize, usize)], k: usize, want: usize) -> usize {
-        self.fill_with::<true>(buf, k, want)
+        self.fill_with::<AVX2>(buf, k, want)
     }
 
-    /// [`Spans::fill`] with the AVX2 classification when `AVX2` (only from `fill_avx2`).
+    /// [`Spans::fill`] at the SIMD level `SIMD` (above [`SSE2`] only from `fill_avx2` and
+    /// `fill_avx512`).
     #[inline(always)]
-    fn fill_with<const AVX2: bool>(
+    fn fill_with<const SIMD: u8>(
         &mut self,
         buf: &mut [(usize, usize)],
         k: usize,
@@ -297,9 +330,9 @@ impl<'t> Spans<'t> {
         // one loop per preset, so that both scanners are inlined into it; the window fast path
         // (`blocks`) answers ASCII pieces, the exact scanner the rest
         match self.preset {
-            Preset::Gpt2 => fill_blocks::<Gpt2Rules, AVX2>(self, t, buf, k, want),
-            Preset::Cl100k => fill_blocks::<Cl100kRules, AVX2>(self, t, buf, k, want),
-            Preset::O200k => fill_blocks::<O200kRules, AVX2>(self, t, buf, k, want),
+            Preset::Gpt2 => fill_blocks::<Gpt2Rules, SIMD>(self, t, buf, k, want),
+            Preset::Cl100k => fill_blocks::<Cl100kRules, SIMD>(self, t, buf, k, want),
+            Preset::O200k => fill_blocks::<O200kRules, SIMD>(self, t, buf, k, want),
         }
     }
 }
@@ -396,7 +429,7 @@ const _: () = assert!(EMIT_FIRST <= SLACK && EMIT_FIRST + (SLACK - EMIT_FIRST) /
 /// `Window::gpt2_bounds`), and one piece the per-piece way (`R::fast`, else `R::end`) when a
 /// window settles none.
 #[inline(always)]
-fn fill_blocks<R: Rules, const AVX2: bool>(
+fn fill_blocks<R: Rules, const SIMD: u8>(
     spans: &mut Spans<'_>,
     t: &Tables,
     buf: &mut [(usize, usize)],
@@ -409,11 +442,11 @@ fn fill_blocks<R: Rules, const AVX2: bool>(
     let want = want.min(buf.len());
     let mut w = match spans.window {
         Some(w) => w,
-        None => Window::new::<AVX2>(b, pos, &t.bmp, R::CLASSES),
+        None => Window::new::<SIMD>(b, pos, &t.bmp, R::CLASSES),
     };
     while k < want && pos < len {
         if pos - w.base > REBASE {
-            w = w.advance::<AVX2>(b, pos, &t.bmp, R::CLASSES);
+            w = w.advance::<SIMD>(b, pos, &t.bmp, R::CLASSES);
         }
         let o = pos - w.base;
         let mut ends = R::bounds(&w, o, len);
@@ -442,6 +475,16 @@ fn fill_blocks<R: Rules, const AVX2: bool>(
             let n = ends.count_ones() as usize;
             let last = w.base + 63 - ends.leading_zeros() as usize;
             let mut start = pos;
+            #[cfg(all(target_arch = "x86_64", tokforge_avx512))]
+            if SIMD == AVX512 {
+                if let Some(dst) = dst.first_chunk_mut::<64>() {
+                    // SAFETY: `SIMD` is `AVX512` only inside `fill_avx512`.
+                    unsafe { super::blocks::avx512::emit(dst, pos, w.base, ends, n) };
+                }
+                k += n;
+                pos = last;
+                continue;
+            }
             let (first, more) = dst.split_at_mut(EMIT_FIRST);
             for slot in first {
                 let e = w.base + ends.trailing_zeros() as usize;
@@ -1608,7 +1651,7 @@ mod tests {
                     newlines: true,
                     slash: case,
                 };
-                let w = Window::new::<false>(text.as_bytes(), 0, &t.bmp, c);
+                let w = Window::new::<SSE2>(text.as_bytes(), 0, &t.bmp, c);
                 let mask = ((1u64 << s.len()) - 1) << 1;
                 let (alpha, up, both, high) = w.masks_for_tests();
                 assert_eq!(alpha & mask != 0, l, "{cp:#x} letter");
@@ -1697,10 +1740,10 @@ mod tests {
                 assert_eq!(got, want, "case {case}, {preset}: {text:?}");
                 // one `Spans` kept across buffers, with the slack for whole windows (the
                 // encoder's way), asking for 1 to 40 pieces at a time; in the build that
-                // `fill_spans` ran and in the baseline one (SSE2 on x86_64)
-                for avx2 in [true, false] {
+                // `fill_spans` ran and in each below it (down to SSE2 on x86_64)
+                for simd in [AVX512, AVX2, SSE2] {
                     let mut scan = Spans::new(preset, &text, 0);
-                    scan.avx2 &= avx2;
+                    scan.simd = scan.simd.min(simd);
                     let mut big = [(0, 0); 40 + SLACK];
                     let mut got = Vec::new();
                     let mut have = 0;
@@ -1713,7 +1756,7 @@ mod tests {
                         big.copy_within(n..have, 0);
                         have -= n;
                     }
-                    assert_eq!(got, spans, "case {case}, {preset}, avx2 {avx2}: {text:?}");
+                    assert_eq!(got, spans, "case {case}, {preset}, simd {simd}: {text:?}");
                 }
             }
         }
