@@ -401,7 +401,7 @@ fn merge_heap_in(
     while let Some(e) = h.pop() {
         steps = steps.wrapping_add(1);
         // a piece of millions of bytes (one long word) takes seconds: let it be cancelled
-        if steps % (1 << 16) == 0 && crate::cancel::is_set() {
+        if steps.is_multiple_of(1 << 16) && crate::cancel::is_set() {
             cancelled = true;
             break;
         }
@@ -543,7 +543,7 @@ fn merge_heap_wide(pairs: &PairTable, byte_ids: &[u32; 256], piece: &[u8], out: 
     let mut steps = 0u32;
     while let Some(Reverse((r, i, l, rt))) = heap.pop() {
         steps = steps.wrapping_add(1);
-        if steps % (1 << 16) == 0 && crate::cancel::is_set() {
+        if steps.is_multiple_of(1 << 16) && crate::cancel::is_set() {
             return;
         }
         let j = next[i];

@@ -1272,7 +1272,7 @@ mod tests {
             (INLINE, 1 << 24)
         };
         let ids = |i: usize| -> Vec<u32> {
-            let big = if i % 7 == 0 { big } else { 0 };
+            let big = if i.is_multiple_of(7) { big } else { 0 };
             (0..(i % (most + 2)) as u32 + 1)
                 .map(|j| ((i as u32 * 10 + j) % 60_000) | big)
                 .collect()

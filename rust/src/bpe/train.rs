@@ -225,7 +225,7 @@ pub fn train(
         });
         apply_merge(&mut words, &mut pc, &mut heap, a, b, new, &job.words);
         crate::cancel::check()?;
-        if log.len() % 64 == 0
+        if log.len().is_multiple_of(64)
             && !progress.report("merge", (n_syms - 256) as u64, target_merges as u64)
         {
             return Err(Error::Interrupted("during merges".into()));

@@ -27,7 +27,7 @@ impl Ranks {
         let n_words = positions.div_ceil(64);
         bits.resize(n_words + 1, 0);
         bits[n_words] = 0;
-        if positions % 64 != 0 {
+        if !positions.is_multiple_of(64) {
             bits[n_words - 1] &= (1u64 << (positions % 64)) - 1;
         }
         let mut before = Vec::with_capacity(bits.len());

@@ -300,7 +300,7 @@ mod tests {
                 let want = trie
                     .perm()
                     .get(k)
-                    .is_some_and(|&id| id as usize % stride == 0);
+                    .is_some_and(|&id| (id as usize).is_multiple_of(stride));
                 assert_eq!(set, want, "stride {stride}, position {k}");
             }
             // from a base: the same bits, whatever the base (sub-, super- or overlapping set,

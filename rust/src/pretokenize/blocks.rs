@@ -65,8 +65,7 @@ const PREFETCH_AHEAD: usize = 1024;
 pub(super) const SSE2: u8 = 0;
 /// SIMD level of a window's code: AVX2 (with BMI1/2, LZCNT, POPCNT).
 pub(super) const AVX2: u8 = 1;
-/// SIMD level of a window's code: AVX2 and AVX-512 F/BW/VBMI2 (only with `tokforge_avx512`,
-/// see `avx512`).
+/// SIMD level of a window's code: AVX2 and AVX-512 F/BW/VBMI2 (see `avx512`).
 pub(super) const AVX512: u8 = 2;
 
 /// The class flags of the Basic Multilingual Plane, one byte per code point (`presets::Tables`).
@@ -237,7 +236,7 @@ impl Window {
                 (padded, (1u64 << rest.len()) - 1)
             }
         };
-        #[cfg(all(target_arch = "x86_64", tokforge_avx512))]
+        #[cfg(target_arch = "x86_64")]
         if SIMD == AVX512 {
             // SAFETY: `SIMD` is `AVX512` only in code that runs after AVX-512 BW was detected
             // (see `new`).
@@ -827,10 +826,8 @@ fn classify_bytes(bytes: &[u8; 64], c: Classes) -> Window {
     w
 }
 
-/// The AVX-512 level, built only by compilers that have its intrinsics (Rust 1.89; `build.rs`
-/// sets `tokforge_avx512`), so that the crate's MSRV still builds the others.
-#[cfg(all(target_arch = "x86_64", tokforge_avx512))]
-#[allow(clippy::incompatible_msrv)]
+/// The AVX-512 level (its intrinsics are stable since Rust 1.89, the crate's MSRV).
+#[cfg(target_arch = "x86_64")]
 pub(super) mod avx512 {
     use super::{Classes, Window};
     use std::arch::x86_64::{
@@ -1165,7 +1162,6 @@ mod avx2 {
         }
         // SAFETY: the caller guarantees AVX2, and AVX-512 F/BW when `SIMD` is `AVX512`.
         let any = |f: u8| unsafe {
-            #[cfg(tokforge_avx512)]
             if SIMD == super::AVX512 {
                 return super::avx512::any_flag(&fl, f);
             }

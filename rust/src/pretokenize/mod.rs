@@ -70,7 +70,7 @@ fn split_stage<'t>(
     match stage {
         Stage::Preset(p) => {
             for piece in presets::pieces(*p, text) {
-                if *count % 1024 == 0 {
+                if count.is_multiple_of(1024) {
                     crate::cancel::check()?;
                 }
                 *count += 1;
@@ -93,7 +93,7 @@ fn split_isolated<'t>(
 ) -> Result<()> {
     let mut last = 0;
     for m in regex.find_iter(text) {
-        if *count % 1024 == 0 {
+        if count.is_multiple_of(1024) {
             crate::cancel::check()?;
         }
         *count += 1;

@@ -247,12 +247,9 @@ impl<'t> Spans<'t> {
                 && std::arch::is_x86_feature_detected!("bmi2")
                 && std::arch::is_x86_feature_detected!("lzcnt")
                 && std::arch::is_x86_feature_detected!("popcnt");
-            #[cfg(tokforge_avx512)]
             let avx512 = std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
                 && std::arch::is_x86_feature_detected!("avx512vbmi2");
-            #[cfg(not(tokforge_avx512))]
-            let avx512 = false;
             match (avx2, avx512) {
                 (true, true) => AVX512,
                 (true, false) => AVX2,
@@ -280,7 +277,7 @@ impl<'t> Spans<'t> {
     /// entries past `want`, a window's pieces are emitted whole (the count may pass `want`),
     /// otherwise it stops at `buf.len()`.
     pub fn fill(&mut self, buf: &mut [(usize, usize)], k: usize, want: usize) -> usize {
-        #[cfg(all(target_arch = "x86_64", tokforge_avx512))]
+        #[cfg(target_arch = "x86_64")]
         if self.simd == AVX512 {
             // SAFETY: `simd` is only `AVX512` when the features of `fill_avx512` were detected.
             return unsafe { self.fill_avx512(buf, k, want) };
@@ -299,8 +296,7 @@ impl<'t> Spans<'t> {
     ///
     /// # Safety
     /// The CPU must support the features of `fill_avx2` and AVX-512 F, BW and VBMI2.
-    #[cfg(all(target_arch = "x86_64", tokforge_avx512))]
-    #[allow(clippy::incompatible_msrv)]
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt,avx512f,avx512bw,avx512vbmi2")]
     unsafe fn fill_avx512(&mut self, buf: &mut [(usize, usize)], k: usize, want: usize) -> usize {
         self.fill_with::<AVX512>(buf, k, want)
@@ -475,7 +471,7 @@ fn fill_blocks<R: Rules, const SIMD: u8>(
             let n = ends.count_ones() as usize;
             let last = w.base + 63 - ends.leading_zeros() as usize;
             let mut start = pos;
-            #[cfg(all(target_arch = "x86_64", tokforge_avx512))]
+            #[cfg(target_arch = "x86_64")]
             if SIMD == AVX512 {
                 if let Some(dst) = dst.first_chunk_mut::<64>() {
                     // SAFETY: `SIMD` is `AVX512` only inside `fill_avx512`.
