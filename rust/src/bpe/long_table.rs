@@ -93,15 +93,6 @@ impl Default for LongTable {
 }
 
 impl LongTable {
-    /// An empty table whose arena has capacity for `words` (reserved, not touched: it then
-    /// grows without being copied).
-    pub fn with_room(words: usize) -> Self {
-        Self {
-            data: super::piece_table::with_room(words),
-            ..Self::default()
-        }
-    }
-
     /// Pieces stored.
     pub fn len(&self) -> usize {
         self.len

@@ -403,10 +403,6 @@ const ROOM_BUCKETS: usize = 1 << 19;
 /// (8 MiB, the most [`DEFAULT_LIMIT`]'s bound lets it hold).
 const ROOM_MID_SLOTS: usize = 1 << 17;
 
-/// Most words [`PieceTable::with_room`] reserves room for in either arena: 2^22 (16 MiB, more
-/// than [`DEFAULT_LIMIT`]'s bounds let them hold).
-const ROOM_ARENA_WORDS: usize = 1 << 22;
-
 /// Entries [`PieceTable::absorb`] prefetches at once (an even number: two per bucket).
 const ABSORB_AHEAD: usize = 16;
 
@@ -496,26 +492,6 @@ fn buckets_like(n: usize, from: &[Bucket], room: usize) -> Vec<Bucket> {
     v
 }
 
-/// What [`PieceTable::with_room`] reserves: capacity (address space, untouched) for the
-/// short table's buckets, the 16..=31-byte slots and the words of the two arenas.
-#[derive(Clone, Copy, Default)]
-struct Room {
-    buckets: usize,
-    mid: usize,
-    arena: usize,
-    long: usize,
-}
-
-/// An empty vector with capacity for `n` items, backed by transparent huge pages where the
-/// system offers them ([`crate::huge_pages::advise`]). An arena grown by doubling was copied
-/// into fresh memory at each doubling (the realloc's copy and its 4 KiB page faults were most
-/// of the faults of a gpt2 cold pass: its arenas reach 2.1 and 3.9 MB).
-pub(super) fn with_room<T>(n: usize) -> Vec<T> {
-    let v = Vec::with_capacity(n);
-    crate::huge_pages::advise(&v);
-    v
-}
-
 /// One open-addressing table (see the module docs). Not shared: one caller at a time.
 pub struct PieceTable {
     buckets: Vec<Bucket>,
@@ -565,23 +541,24 @@ impl PieceTable {
     /// [`INLINE16`] ids below 2^16 inline (for vocabularies of at most 65,536 ids; a larger id
     /// still goes to the arena), else up to [`INLINE`] ids of 32 bits.
     pub fn with_layout(n: usize, limit: usize, narrow: bool) -> Self {
-        Self::sized(n, limit, narrow, Room::default())
+        Self::sized(n, limit, narrow, 0, 0)
     }
 
-    /// [`PieceTable::with_layout`] with `room` reserved.
-    fn sized(n: usize, limit: usize, narrow: bool, room: Room) -> Self {
+    /// [`PieceTable::with_layout`] with `room` buckets and `mid_room` 16..=31-byte slots
+    /// reserved.
+    fn sized(n: usize, limit: usize, narrow: bool, room: usize, mid_room: usize) -> Self {
         let mut buckets = 4usize;
         while n * 4 > buckets * 2 * 3 {
             buckets *= 2;
         }
         Self {
-            buckets: buckets_like(buckets, &[], room.buckets),
+            buckets: buckets_like(buckets, &[], room),
             shift: 64 - buckets.trailing_zeros(),
             len: 0,
             limit,
-            arena: with_room(room.arena),
-            mid: MidTable::with_room(room.mid),
-            long: LongTable::with_room(room.long),
+            arena: Vec::new(),
+            mid: MidTable::with_room(mid_room),
+            long: LongTable::default(),
             seeded: false,
             narrow,
             fresh: true,
@@ -798,7 +775,7 @@ impl PieceTable {
     /// Bytes held (slots, arena, long pieces).
     pub fn bytes(&self) -> usize {
         self.buckets.len() * std::mem::size_of::<Bucket>()
-            + self.arena.len() * 4
+            + self.arena.capacity() * 4
             + self.long.bytes()
             + self.mid.slots.len() * std::mem::size_of::<MidEntry>()
     }
@@ -1058,15 +1035,13 @@ impl PieceTable {
     }
 
     /// [`PieceTable::with_layout`] with room reserved (not touched) for the buckets `limit`
-    /// allows, up to [`ROOM_BUCKETS`], for the 16..=31-byte slots its bound allows, up to
-    /// [`ROOM_MID_SLOTS`], and for the words its bounds allow the two arenas, up to
-    /// [`ROOM_ARENA_WORDS`] each: the tables' growth then doubles in place
-    /// ([`PieceTable::grow_to`]) and touches only the new half, and an arena grows without
-    /// being copied. Reserved room is address space, not memory, until used.
+    /// allows, up to [`ROOM_BUCKETS`], and for the 16..=31-byte slots its bound allows, up to
+    /// [`ROOM_MID_SLOTS`]: their growth then doubles in place ([`PieceTable::grow_to`]) and
+    /// touches only the new half. Reserved room is address space, not memory, until used.
     fn with_room(n: usize, limit: usize, narrow: bool) -> PieceTable {
-        let mut buckets = 4;
-        while limit.saturating_mul(4) > buckets * 2 * 3 && buckets < ROOM_BUCKETS {
-            buckets *= 2;
+        let mut room = 4;
+        while limit.saturating_mul(4) > room * 2 * 3 && room < ROOM_BUCKETS {
+            room *= 2;
         }
         // the 16..=31-byte table up to the size its bound allows (see `insert_long`)
         let mut mid_room = 16;
@@ -1075,14 +1050,7 @@ impl PieceTable {
         {
             mid_room *= 2;
         }
-        let room = Room {
-            buckets,
-            mid: mid_room,
-            arena: limit.saturating_mul(2).min(ROOM_ARENA_WORDS),
-            // the longer pieces share the 16..=31-byte slots' bound (see `insert_long`)
-            long: (limit.saturating_mul(16) / 4).min(ROOM_ARENA_WORDS),
-        };
-        Self::sized(n, limit, narrow, room)
+        Self::sized(n, limit, narrow, room, mid_room)
     }
 }
 
