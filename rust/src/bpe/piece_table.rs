@@ -403,6 +403,9 @@ const ROOM_BUCKETS: usize = 1 << 19;
 /// (8 MiB, the most [`DEFAULT_LIMIT`]'s bound lets it hold).
 const ROOM_MID_SLOTS: usize = 1 << 17;
 
+/// How many inserts ahead [`PieceTable::insert_many`] prefetches a home bucket.
+const INSERT_AHEAD: usize = 32;
+
 /// Entries [`PieceTable::absorb`] prefetches at once (an even number: two per bucket).
 const ABSORB_AHEAD: usize = 16;
 
@@ -716,27 +719,26 @@ impl PieceTable {
         }
     }
 
-    /// Insert each `(key, ids)` in turn (keys absent, short), the home buckets of each group of
-    /// [`ABSORB_AHEAD`] prefetched before they are filled; the same table as inserting them one
-    /// by one. Building the seed (~100 k keys into a 16 MiB table) waited for each bucket in
-    /// turn.
+    /// Insert each `(key, ids)` in turn (keys absent, short), the home bucket of each prefetched
+    /// [`INSERT_AHEAD`] inserts before it is filled; the same table as inserting them one by
+    /// one. Building the seed (~100 k keys into a 16 MiB table) waited for each bucket in turn;
+    /// in groups of 16 (all prefetched, then all filled) the first inserts of a group still
+    /// waited for the loads just issued.
     pub fn insert_many<'a>(&mut self, items: impl IntoIterator<Item = (u128, &'a [u32])>) {
-        let mut items = items.into_iter();
-        let mut group = Vec::with_capacity(ABSORB_AHEAD);
-        loop {
-            group.clear();
-            group.extend(
-                items
-                    .by_ref()
-                    .take(ABSORB_AHEAD)
-                    .map(|(key, ids)| (key, self.prefetch(key), ids)),
-            );
-            if group.is_empty() {
-                return;
+        let mut ring: [(u128, u64, &[u32]); INSERT_AHEAD] = [(0, 0, &[]); INSERT_AHEAD];
+        let mut n = 0usize;
+        for (key, ids) in items {
+            let slot = &mut ring[n % INSERT_AHEAD];
+            if n >= INSERT_AHEAD {
+                let (k, h, v) = *slot;
+                self.insert_hashed(k, h, v);
             }
-            for &(key, h, ids) in &group {
-                self.insert_hashed(key, h, ids);
-            }
+            *slot = (key, self.prefetch(key), ids);
+            n += 1;
+        }
+        for i in n.saturating_sub(INSERT_AHEAD)..n {
+            let (k, h, v) = ring[i % INSERT_AHEAD];
+            self.insert_hashed(k, h, v);
         }
     }
 
@@ -1656,6 +1658,9 @@ mod tests {
         let ids = |i: u32| -> Vec<u32> { (0..i % 6 + 1).map(|j| i * 10 + j).collect() };
         for (n, cap, limit) in [
             (0, 0, 10),
+            (INSERT_AHEAD as u32 - 1, 0, 1000),
+            (INSERT_AHEAD as u32, 0, 1000),
+            (INSERT_AHEAD as u32 + 1, 0, 1000),
             (37, 0, 1000),
             (5000, 5000, usize::MAX),
             (900, 64, 700),
