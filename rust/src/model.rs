@@ -639,6 +639,38 @@ mod tests {
         }
     }
 
+    /// A caller that never sees its texts done and sets the batch's handle on its first round.
+    struct CancelAtOnce(crate::cancel::Cancel);
+
+    impl Caller for CancelAtOnce {
+        fn between(&mut self, _: bool) -> bool {
+            self.0.set();
+            true
+        }
+        fn done(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_batch_whose_handle_is_set_returns() {
+        let texts = vec!["the cat sat on the mat"; 200_000];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        for m in models() {
+            for own in [0, 100] {
+                let cancel = crate::cancel::Cancel::new();
+                let mut caller = CancelAtOnce(cancel.clone());
+                crate::cancel::scope(&cancel, || {
+                    m.encode_each_here(&pool, 1, own, &texts, None, &|_, _| {}, &mut caller)
+                });
+                assert!(cancel.is_set());
+            }
+        }
+    }
+
     #[test]
     fn the_trait_gives_the_concrete_models_ids() {
         let (b, l) = (bpe(), lib());

@@ -253,7 +253,8 @@ fn work_here<T: Tables, S: AsRef<str>, K: BatchSink>(
         }
     }
     sink.finish(local);
-    while !q.failed() && !caller.done() {
+    // (a set `cancel` skips the texts not started: they would never be done)
+    while !q.failed() && !cancel.is_set() && !caller.done() {
         if !caller.between(true) {
             q.fail();
         }
@@ -264,7 +265,8 @@ fn work_here<T: Tables, S: AsRef<str>, K: BatchSink>(
 enum Crew<'a> {
     /// The threads of the current rayon pool, this one included.
     Pool,
-    /// `workers` threads of `pool`, and this thread (outside it) through [`work_here`].
+    /// `workers` threads of `pool` (at least one: the texts this thread leaves need one), and
+    /// this thread (outside it) through [`work_here`].
     Here {
         pool: &'a rayon::ThreadPool,
         workers: usize,
@@ -297,7 +299,7 @@ fn launch<'t, T: Tables, S: AsRef<str> + Sync, K: BatchSink>(
             own,
             caller,
         } => pool.in_place_scope(|s| {
-            for _ in 0..workers.min(n) {
+            for _ in 0..workers.clamp(1, n) {
                 s.spawn(|_| worker());
             }
             work_here(&mut make(), q, allowed, sink, cancel, own, caller);
