@@ -292,15 +292,16 @@ impl<T: Tables> PieceEncoder<'_, T> {
             debug_assert!(spans.len() <= CHUNK);
             let spans = &spans[..spans.len().min(CHUNK)];
             #[cfg(target_arch = "x86_64")]
-            let packed = if simd() == Simd::Avx512 {
-                // SAFETY: the CPU has the features `pack_avx512` needs, checked by `simd`.
-                unsafe { pack_avx512(bytes, spans, next) }
+            if simd() == Simd::Avx512 {
+                // SAFETY: the CPU has the features `prepare_avx512` needs, checked by `simd`.
+                unsafe { prepare_avx512(main, bytes, spans, next) };
             } else {
-                0
-            };
+                for j in 0..spans.len() {
+                    prepare_one(main, bytes, spans, next, j);
+                }
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            let packed = 0;
-            for j in packed..spans.len() {
+            for j in 0..spans.len() {
                 prepare_one(main, bytes, spans, next, j);
             }
             next.n = spans.len();
@@ -594,7 +595,7 @@ enum Simd {
     Sse2,
     /// AVX2: [`PieceEncoder::emit_avx2`].
     Avx2,
-    /// AVX-512 F, BW, VL, DQ and VBMI (with AVX2): [`pack_avx512`] too.
+    /// AVX-512 F, BW, VL, DQ and VBMI (with AVX2): [`prepare_avx512`] too.
     Avx512,
 }
 
@@ -663,7 +664,7 @@ fn prepare_one(
     }
 }
 
-// `pack_avx512` reads a chunk's spans as pairs of 64-bit lanes, start first.
+// `prepare_avx512` reads a chunk's spans as pairs of 64-bit lanes, start first.
 #[cfg(target_arch = "x86_64")]
 const _: () = assert!(
     std::mem::offset_of!((usize, usize), 0) == 0
@@ -671,20 +672,24 @@ const _: () = assert!(
         && std::mem::size_of::<(usize, usize)>() == 16
 );
 
-/// The keys, hashes and spans of the leading pieces of `spans` in `next`, four at a time with
-/// AVX-512, as [`prepare_one`] gives them; returns how many were prepared (the rest are left to
-/// [`prepare_one`]). A group of four is taken when all four are short and lie within 64 bytes:
-/// one masked load of those bytes, the four keys picked out of it by one `vpermb` (each 16-byte
-/// lane indexed from its piece's start, bytes past its length zeroed by the mask) with the
-/// lengths blended into the top bytes, their hashes by one `vpmullq`, and 64-byte stores of the
-/// keys and the spans. The first group that is not taken ends it.
+/// The pieces of `spans` prepared in `next` as [`prepare_one`] prepares them, four at a time
+/// with AVX-512 where it can: a group of four is packed at once when all four are short and lie
+/// within 64 bytes (one masked load of those bytes, the four keys picked out of it by one
+/// `vpermb`, each 16-byte lane indexed from its piece's start and the bytes past its length
+/// zeroed by the mask, the lengths blended into the top bytes, the hashes by one `vpmullq`,
+/// 64-byte stores of the keys and the spans); another group, and the last pieces, one by one.
 ///
 /// # Safety
 /// The CPU must support AVX2 and AVX-512 F, BW, VL, DQ and VBMI.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi")]
 #[inline(never)]
-unsafe fn pack_avx512(bytes: &[u8], spans: &[(usize, usize)], next: &mut Chunk) -> usize {
+unsafe fn prepare_avx512(
+    main: &PieceTable,
+    bytes: &[u8],
+    spans: &[(usize, usize)],
+    next: &mut Chunk,
+) {
     use std::arch::x86_64::{
         __m256i, __m512i, _mm512_add_epi8, _mm512_castsi512_si256, _mm512_cmp_epu64_mask,
         _mm512_cmplt_epu8_mask, _mm512_loadu_si512, _mm512_mask_blend_epi8,
@@ -708,7 +713,11 @@ unsafe fn pack_avx512(bytes: &[u8], spans: &[(usize, usize)], next: &mut Chunk) 
     {
         let len = e3.wrapping_sub(s0);
         if !(1..=64).contains(&len) || e3 > bytes.len() {
-            break;
+            for i in j..j + 4 {
+                prepare_one(main, bytes, spans, next, i);
+            }
+            j += 4;
+            continue;
         }
         // SAFETY: `group` is four spans, 64 bytes (the layout pinned above)
         let p = unsafe { _mm512_loadu_si512(group.as_ptr().cast::<__m512i>()) };
@@ -717,7 +726,11 @@ unsafe fn pack_avx512(bytes: &[u8], spans: &[(usize, usize)], next: &mut Chunk) 
         let n = _mm512_sub_epi64(_mm512_unpackhi_epi64(p, p), starts);
         // all four 1..=15 bytes long (n - 1 <= 14 unsigned)
         if _mm512_cmp_epu64_mask::<_MM_CMPINT_LE>(_mm512_sub_epi64(n, one), fourteen) != 0xff {
-            break;
+            for i in j..j + 4 {
+                prepare_one(main, bytes, spans, next, i);
+            }
+            j += 4;
+            continue;
         }
         // SAFETY: reads the `len` bytes at `s0` (`s0 < e3 <= bytes.len()`, checked above); the
         // masked-off bytes are not accessed.
@@ -751,7 +764,9 @@ unsafe fn pack_avx512(bytes: &[u8], spans: &[(usize, usize)], next: &mut Chunk) 
         }
         j += 4;
     }
-    j
+    for i in j..spans.len() {
+        prepare_one(main, bytes, spans, next, i);
+    }
 }
 
 /// [`widen`] with AVX2, stored: the eight ids written to `dst` by one 32-byte store.
