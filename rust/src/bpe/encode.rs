@@ -293,8 +293,19 @@ impl<T: Tables> PieceEncoder<'_, T> {
             let spans = &spans[..spans.len().min(CHUNK)];
             #[cfg(target_arch = "x86_64")]
             if simd() == Simd::Avx512 {
-                // SAFETY: the CPU has the features `prepare_avx512` needs, checked by `simd`.
-                unsafe { prepare_avx512(main, bytes, spans, next) };
+                // SAFETY: the CPU has the features `pack_avx512` needs, checked by `simd`.
+                let left = unsafe { pack_avx512(bytes, spans, next) };
+                let groups = spans.len() / 4;
+                for g in 0..groups {
+                    if left & (1 << g) != 0 {
+                        for j in 4 * g..4 * g + 4 {
+                            prepare_one(main, bytes, spans, next, j);
+                        }
+                    }
+                }
+                for j in 4 * groups..spans.len() {
+                    prepare_one(main, bytes, spans, next, j);
+                }
             } else {
                 for j in 0..spans.len() {
                     prepare_one(main, bytes, spans, next, j);
@@ -595,7 +606,7 @@ enum Simd {
     Sse2,
     /// AVX2: [`PieceEncoder::emit_avx2`].
     Avx2,
-    /// AVX-512 F, BW, VL, DQ and VBMI (with AVX2): [`prepare_avx512`] too.
+    /// AVX-512 F, BW, VL, DQ and VBMI (with AVX2): [`pack_avx512`] too.
     Avx512,
 }
 
@@ -664,7 +675,7 @@ fn prepare_one(
     }
 }
 
-// `prepare_avx512` reads a chunk's spans as pairs of 64-bit lanes, start first.
+// `pack_avx512` reads a chunk's spans as pairs of 64-bit lanes, start first.
 #[cfg(target_arch = "x86_64")]
 const _: () = assert!(
     std::mem::offset_of!((usize, usize), 0) == 0
@@ -672,24 +683,20 @@ const _: () = assert!(
         && std::mem::size_of::<(usize, usize)>() == 16
 );
 
-/// The pieces of `spans` prepared in `next` as [`prepare_one`] prepares them, four at a time
-/// with AVX-512 where it can: a group of four is packed at once when all four are short and lie
-/// within 64 bytes (one masked load of those bytes, the four keys picked out of it by one
-/// `vpermb`, each 16-byte lane indexed from its piece's start and the bytes past its length
-/// zeroed by the mask, the lengths blended into the top bytes, the hashes by one `vpmullq`,
-/// 64-byte stores of the keys and the spans); another group, and the last pieces, one by one.
+/// The keys, hashes and spans of the pieces of `spans` in `next`, as [`prepare_one`] gives
+/// them, four at a time with AVX-512 where all four are short and lie within 64 bytes: one
+/// masked load of those bytes, the four keys picked out of it by one `vpermb` (each 16-byte
+/// lane indexed from its piece's start, the bytes past its length zeroed by the mask), the
+/// lengths blended into the top bytes, the hashes by one `vpmullq`, 64-byte stores of the keys
+/// and the spans. Returns the groups of four it left (bit `g` for pieces `4g..4g + 4`); the
+/// pieces after the last whole group are left too.
 ///
 /// # Safety
 /// The CPU must support AVX2 and AVX-512 F, BW, VL, DQ and VBMI.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi")]
 #[inline(never)]
-unsafe fn prepare_avx512(
-    main: &PieceTable,
-    bytes: &[u8],
-    spans: &[(usize, usize)],
-    next: &mut Chunk,
-) {
+unsafe fn pack_avx512(bytes: &[u8], spans: &[(usize, usize)], next: &mut Chunk) -> u32 {
     use std::arch::x86_64::{
         __m256i, __m512i, _mm512_add_epi8, _mm512_castsi512_si256, _mm512_cmp_epu64_mask,
         _mm512_cmplt_epu8_mask, _mm512_loadu_si512, _mm512_mask_blend_epi8,
@@ -708,14 +715,13 @@ unsafe fn prepare_avx512(
     let evens = _mm512_set_epi64(0, 0, 0, 0, 6, 4, 2, 0);
     let zero = _mm512_setzero_si512();
     let mut j = 0;
+    let mut left = 0;
     while let (Some(group), Some(&(s0, _)), Some(&(_, e3))) =
         (spans.get(j..j + 4), spans.get(j), spans.get(j + 3))
     {
         let len = e3.wrapping_sub(s0);
         if !(1..=64).contains(&len) || e3 > bytes.len() {
-            for i in j..j + 4 {
-                prepare_one(main, bytes, spans, next, i);
-            }
+            left |= 1 << (j / 4);
             j += 4;
             continue;
         }
@@ -726,9 +732,7 @@ unsafe fn prepare_avx512(
         let n = _mm512_sub_epi64(_mm512_unpackhi_epi64(p, p), starts);
         // all four 1..=15 bytes long (n - 1 <= 14 unsigned)
         if _mm512_cmp_epu64_mask::<_MM_CMPINT_LE>(_mm512_sub_epi64(n, one), fourteen) != 0xff {
-            for i in j..j + 4 {
-                prepare_one(main, bytes, spans, next, i);
-            }
+            left |= 1 << (j / 4);
             j += 4;
             continue;
         }
@@ -764,9 +768,7 @@ unsafe fn prepare_avx512(
         }
         j += 4;
     }
-    for i in j..spans.len() {
-        prepare_one(main, bytes, spans, next, i);
-    }
+    left
 }
 
 /// [`widen`] with AVX2, stored: the eight ids written to `dst` by one 32-byte store.
