@@ -294,17 +294,11 @@ impl<T: Tables> PieceEncoder<'_, T> {
             #[cfg(target_arch = "x86_64")]
             if simd() == Simd::Avx512 {
                 // SAFETY: the CPU has the features `pack_avx512` needs, checked by `simd`.
-                let left = unsafe { pack_avx512(bytes, spans, next) };
-                let groups = spans.len() / 4;
-                for g in 0..groups {
-                    if left & (1 << g) != 0 {
-                        for j in 4 * g..4 * g + 4 {
-                            prepare_one(main, bytes, spans, next, j);
-                        }
-                    }
-                }
-                for j in 4 * groups..spans.len() {
-                    prepare_one(main, bytes, spans, next, j);
+                let mut left = unsafe { pack_avx512(bytes, spans, next) };
+                // one bit a piece it left, every other bit of `left`
+                while left != 0 {
+                    prepare_one(main, bytes, spans, next, left.trailing_zeros() as usize / 2);
+                    left &= left - 1;
                 }
             } else {
                 for j in 0..spans.len() {
@@ -684,19 +678,20 @@ const _: () = assert!(
 );
 
 /// The keys, hashes and spans of the pieces of `spans` in `next`, as [`prepare_one`] gives
-/// them, four at a time with AVX-512 where all four are short and lie within 64 bytes: one
-/// masked load of those bytes, the four keys picked out of it by one `vpermb` (each 16-byte
-/// lane indexed from its piece's start, the bytes past its length zeroed by the mask), the
-/// lengths blended into the top bytes, the hashes by one `vpmullq`, 64-byte stores of the keys
-/// and the spans. Returns the groups of four it left (bit `g` for pieces `4g..4g + 4`); the
-/// pieces after the last whole group are left too.
+/// them, four at a time with AVX-512: one masked load of the 64 bytes from the group's first
+/// start (fewer at the end of the text), the four keys picked out of them by one `vpermb`
+/// (each 16-byte lane indexed from its piece's start, the bytes past its length zeroed by the
+/// mask), the lengths blended into the top bytes, the hashes by one `vpmullq`, 64-byte stores
+/// of the keys and the spans. A piece that is not short or does not end within the 64 bytes
+/// gets a key that means nothing: it is left to [`prepare_one`], without a branch here. Returns
+/// the pieces left, bit `2j` for piece `j` (the pieces after the last whole group too).
 ///
 /// # Safety
 /// The CPU must support AVX2 and AVX-512 F, BW, VL, DQ and VBMI.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi")]
 #[inline(never)]
-unsafe fn pack_avx512(bytes: &[u8], spans: &[(usize, usize)], next: &mut Chunk) -> u32 {
+unsafe fn pack_avx512(bytes: &[u8], spans: &[(usize, usize)], next: &mut Chunk) -> u64 {
     use std::arch::x86_64::{
         __m256i, __m512i, _mm512_add_epi8, _mm512_castsi512_si256, _mm512_cmp_epu64_mask,
         _mm512_cmplt_epu8_mask, _mm512_loadu_si512, _mm512_mask_blend_epi8,
@@ -707,66 +702,71 @@ unsafe fn pack_avx512(bytes: &[u8], spans: &[(usize, usize)], next: &mut Chunk) 
         _MM_CMPINT_LE, _MM_PERM_BADC,
     };
     // byte t of each 16-byte lane: t
-    let lane_bytes = _mm512_set1_epi64(0x0f0e_0d0c_0b0a_0908_u64 as i64);
-    let lane_bytes = _mm512_unpacklo_epi64(_mm512_set1_epi64(0x0706_0504_0302_0100), lane_bytes);
+    let lane_bytes = _mm512_unpacklo_epi64(
+        _mm512_set1_epi64(0x0706_0504_0302_0100),
+        _mm512_set1_epi64(0x0f0e_0d0c_0b0a_0908),
+    );
     let fourteen = _mm512_set1_epi64(MAX_KEY_LEN as i64 - 1);
+    let sixty_four = _mm512_set1_epi64(64);
     let one = _mm512_set1_epi64(1);
     let mul = _mm512_set1_epi64(piece_table::HASH_MUL as i64);
     let evens = _mm512_set_epi64(0, 0, 0, 0, 6, 4, 2, 0);
     let zero = _mm512_setzero_si512();
-    let mut j = 0;
+    let groups = spans.len().min(CHUNK) / 4;
     let mut left = 0;
-    while let (Some(group), Some(&(s0, _)), Some(&(_, e3))) =
-        (spans.get(j..j + 4), spans.get(j), spans.get(j + 3))
-    {
-        let len = e3.wrapping_sub(s0);
-        if !(1..=64).contains(&len) || e3 > bytes.len() {
-            left |= 1 << (j / 4);
-            j += 4;
-            continue;
-        }
+    // the pieces after the last whole group
+    for j in 4 * groups..spans.len().min(CHUNK) {
+        left |= 1 << (2 * j);
+    }
+    for g in 0..groups {
+        let j = 4 * g;
+        let (Some(group), Some(k), Some(h), Some(sp)) = (
+            spans.get(j..j + 4),
+            next.keys.get_mut(j..j + 4),
+            next.hashes.get_mut(j..j + 4),
+            next.spans.get_mut(j..j + 4),
+        ) else {
+            break;
+        };
         // SAFETY: `group` is four spans, 64 bytes (the layout pinned above)
         let p = unsafe { _mm512_loadu_si512(group.as_ptr().cast::<__m512i>()) };
-        // each lane: (start, start), (end, end), the length (wrapping when a span is reversed)
+        let s0 = group[0].0;
+        // each lane: (start, start) and the length (wrapping when a span is reversed)
         let starts = _mm512_unpacklo_epi64(p, p);
         let n = _mm512_sub_epi64(_mm512_unpackhi_epi64(p, p), starts);
-        // all four 1..=15 bytes long (n - 1 <= 14 unsigned)
-        if _mm512_cmp_epu64_mask::<_MM_CMPINT_LE>(_mm512_sub_epi64(n, one), fourteen) != 0xff {
-            left |= 1 << (j / 4);
-            j += 4;
-            continue;
-        }
-        // SAFETY: reads the `len` bytes at `s0` (`s0 < e3 <= bytes.len()`, checked above); the
-        // masked-off bytes are not accessed.
+        let base = _mm512_set1_epi64(s0 as i64);
+        // the pieces packed here: 1..=15 bytes (n - 1 <= 14 unsigned), ending within 64
+        // bytes of `s0` (spans in order: starting at or after it)
+        let short = _mm512_cmp_epu64_mask::<_MM_CMPINT_LE>(_mm512_sub_epi64(n, one), fourteen);
+        let end = _mm512_sub_epi64(_mm512_unpackhi_epi64(p, p), base);
+        let inside = _mm512_cmp_epu64_mask::<_MM_CMPINT_LE>(end, sixty_four);
+        left |= u64::from(!(short & inside) & 0x55) << (8 * g);
+        let avail = bytes.len().saturating_sub(s0).min(64);
+        // SAFETY: reads the `avail` bytes at `s0`, within `bytes`; the masked-off bytes are
+        // not accessed.
         let window = unsafe {
-            _mm512_maskz_loadu_epi8(u64::MAX >> (64 - len), bytes.as_ptr().add(s0).cast::<i8>())
+            _mm512_maskz_loadu_epi8(
+                u64::MAX.checked_shr(64 - avail as u32).unwrap_or(0),
+                bytes.as_ptr().wrapping_add(s0).cast::<i8>(),
+            )
         };
-        // each lane's start in the window and its length, in every byte of the lane (spans in
-        // order: starts from `s0`, each below 64)
-        let rel = _mm512_sub_epi64(starts, _mm512_set1_epi64(s0 as i64));
-        let rel = _mm512_shuffle_epi8(rel, zero);
+        // each lane's start in the window and its length, in every byte of the lane
+        let rel = _mm512_shuffle_epi8(_mm512_sub_epi64(starts, base), zero);
         let nb = _mm512_shuffle_epi8(n, zero);
-        let inside = _mm512_cmplt_epu8_mask(lane_bytes, nb);
-        let keys = _mm512_maskz_permutexvar_epi8(inside, _mm512_add_epi8(rel, lane_bytes), window);
+        let within = _mm512_cmplt_epu8_mask(lane_bytes, nb);
+        let keys = _mm512_maskz_permutexvar_epi8(within, _mm512_add_epi8(rel, lane_bytes), window);
         // the length in each key's top byte
         let keys = _mm512_mask_blend_epi8(0x8000_8000_8000_8000, keys, nb);
         // `piece_table::hash` of each: its halves xor-ed, one multiply
         let folded = _mm512_xor_si512(keys, _mm512_shuffle_epi32::<_MM_PERM_BADC>(keys));
         let hashes = _mm512_permutexvar_epi64(evens, _mm512_mullo_epi64(folded, mul));
-        if let (Some(k), Some(h), Some(sp)) = (
-            next.keys.get_mut(j..j + 4),
-            next.hashes.get_mut(j..j + 4),
-            next.spans.get_mut(j..j + 4),
-        ) {
-            // SAFETY: 64 bytes of four keys, 32 of four hashes, 64 of four spans, each in the
-            // slices just taken
-            unsafe {
-                _mm512_storeu_si512(k.as_mut_ptr().cast::<__m512i>(), keys);
-                _mm256_storeu_si256(h.as_mut_ptr().cast::<__m256i>(), _mm512_castsi512_si256(hashes));
-                _mm512_storeu_si512(sp.as_mut_ptr().cast::<__m512i>(), p);
-            }
+        // SAFETY: 64 bytes of four keys, 32 of four hashes, 64 of four spans, each in the
+        // slices taken above
+        unsafe {
+            _mm512_storeu_si512(k.as_mut_ptr().cast::<__m512i>(), keys);
+            _mm256_storeu_si256(h.as_mut_ptr().cast::<__m256i>(), _mm512_castsi512_si256(hashes));
+            _mm512_storeu_si512(sp.as_mut_ptr().cast::<__m512i>(), p);
         }
-        j += 4;
     }
     left
 }
