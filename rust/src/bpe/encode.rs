@@ -693,13 +693,13 @@ const _: () = assert!(
 #[inline(never)]
 unsafe fn pack_avx512(bytes: &[u8], spans: &[(usize, usize)], next: &mut Chunk) -> u64 {
     use std::arch::x86_64::{
-        __m256i, __m512i, _mm512_add_epi8, _mm512_castsi512_si256, _mm512_cmp_epu64_mask,
-        _mm512_cmplt_epu8_mask, _mm512_loadu_si512, _mm512_mask_blend_epi8,
+        __m256i, __m512i, _mm256_storeu_si256, _mm512_add_epi8, _mm512_castsi512_si256,
+        _mm512_cmp_epu64_mask, _mm512_cmplt_epu8_mask, _mm512_loadu_si512, _mm512_mask_blend_epi8,
         _mm512_maskz_loadu_epi8, _mm512_maskz_permutexvar_epi8, _mm512_mullo_epi64,
         _mm512_permutexvar_epi64, _mm512_set1_epi64, _mm512_set_epi64, _mm512_setzero_si512,
         _mm512_shuffle_epi32, _mm512_shuffle_epi8, _mm512_storeu_si512, _mm512_sub_epi64,
-        _mm512_unpackhi_epi64, _mm512_unpacklo_epi64, _mm512_xor_si512, _mm256_storeu_si256,
-        _MM_CMPINT_LE, _MM_PERM_BADC,
+        _mm512_unpackhi_epi64, _mm512_unpacklo_epi64, _mm512_xor_si512, _MM_CMPINT_LE,
+        _MM_PERM_BADC,
     };
     // byte t of each 16-byte lane: t
     let lane_bytes = _mm512_unpacklo_epi64(
@@ -764,7 +764,10 @@ unsafe fn pack_avx512(bytes: &[u8], spans: &[(usize, usize)], next: &mut Chunk) 
         // slices taken above
         unsafe {
             _mm512_storeu_si512(k.as_mut_ptr().cast::<__m512i>(), keys);
-            _mm256_storeu_si256(h.as_mut_ptr().cast::<__m256i>(), _mm512_castsi512_si256(hashes));
+            _mm256_storeu_si256(
+                h.as_mut_ptr().cast::<__m256i>(),
+                _mm512_castsi512_si256(hashes),
+            );
             _mm512_storeu_si512(sp.as_mut_ptr().cast::<__m512i>(), p);
         }
     }
