@@ -1156,6 +1156,61 @@ mod tests {
     /// The emit loop's builds (SSE2, and AVX2 where the CPU has it) on a narrow table and on a
     /// wide one (a model of more than 65,536 ids), against the uncached path: pieces with one
     /// to seven ids, arena values, 16..=31-byte and longer pieces, repeated (warm) and not.
+    /// `pack_avx512` gives the keys, hashes and spans of `pack_at` and `hash` for every piece
+    /// it does not leave, and leaves every piece it cannot pack: pieces of 1..=40 bytes, up to a
+    /// chunk of them, cut at every end of the text (the window's masked load near it). (The
+    /// encoding tests would not see a wrong key that is still one key per piece: it only
+    /// misses the seeded entries.)
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn pack_avx512_agrees_with_pack_at() {
+        if simd() != Simd::Avx512 {
+            return;
+        }
+        let mut x = 99u64;
+        let mut text = Vec::new();
+        let mut cuts = vec![0];
+        while text.len() < 3000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (x >> 33) as usize;
+            let n = if r % 5 == 0 {
+                1 + r / 5 % 40
+            } else {
+                1 + r / 5 % 9
+            };
+            text.extend((0..n).map(|i| (r >> (i % 24)) as u8));
+            cuts.push(text.len());
+        }
+        let spans: Vec<(usize, usize)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
+        let mut c = Chunk::EMPTY;
+        let mut packed_any = 0;
+        for from in 0..spans.len() {
+            for take in [1, 3, 4, 7, 8, 13, CHUNK] {
+                let part = &spans[from..(from + take).min(spans.len())];
+                let bytes = &text[..part[part.len() - 1].1];
+                // SAFETY: the CPU has the features, checked above.
+                let left = unsafe { pack_avx512(bytes, part, &mut c) };
+                for (j, &(s, e)) in part.iter().enumerate() {
+                    let n = e - s;
+                    let packed = left & (1 << (2 * j)) == 0;
+                    if n > MAX_KEY_LEN || j >= part.len() / 4 * 4 {
+                        assert!(!packed, "{from} {take} {j}");
+                    }
+                    if packed {
+                        packed_any += 1;
+                        let key = piece_table::pack_at(bytes, s, n);
+                        assert_eq!(c.keys[j], key, "{from} {take} {j}");
+                        assert_eq!(c.hashes[j], piece_table::hash(key));
+                        assert_eq!(c.spans[j], (s, e));
+                    }
+                }
+            }
+        }
+        assert!(packed_any > 10_000, "{packed_any}");
+    }
+
     #[test]
     fn every_emit_loop_gives_the_uncached_ids() {
         let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], u32::from(b))).collect();
