@@ -1175,7 +1175,7 @@ mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let r = (x >> 33) as usize;
-            let n = if r % 5 == 0 {
+            let n = if r.is_multiple_of(5) {
                 1 + r / 5 % 40
             } else {
                 1 + r / 5 % 9
