@@ -288,29 +288,31 @@ impl<T: Tables> PieceEncoder<'_, T> {
             let [a, b] = &mut *chunks;
             let (next, done) = if cur == 0 { (a, b) } else { (b, a) };
             let main = self.t.main();
-            let homes = main.homes();
-            // at most CHUNK (`for_each_chunk`); cut to it, the loop needs no index check
+            // at most CHUNK (`for_each_chunk`); cut to it, the loops need no index check
             debug_assert!(spans.len() <= CHUNK);
             let spans = &spans[..spans.len().min(CHUNK)];
-            for (j, &(s, e)) in spans.iter().enumerate() {
-                let n = e - s;
-                let (key, h) = if n <= MAX_KEY_LEN {
-                    let key = piece_table::pack_at(bytes, s, n);
-                    (key, piece_table::hash(key))
-                } else if n <= MID_KEY_LEN {
-                    let key = piece_table::pack_mid_at(bytes, s, n);
-                    next.mids[j] = key;
-                    (NOT_SHORT, main.prefetch_mid(key))
-                } else {
-                    (NOT_SHORT, main.prefetch_long(bytes, s, e))
-                };
-                next.spans[j] = (s, e);
-                next.keys[j] = key;
-                next.hashes[j] = h;
+            #[cfg(target_arch = "x86_64")]
+            if simd() == Simd::Avx512 {
+                // SAFETY: the CPU has the features `pack_avx512` needs, checked by `simd`.
+                let mut left = unsafe { pack_avx512(bytes, spans, next) };
+                // one bit a piece it left, every other bit of `left`
+                while left != 0 {
+                    prepare_one(main, bytes, spans, next, left.trailing_zeros() as usize / 2);
+                    left &= left - 1;
+                }
+            } else {
+                for j in 0..spans.len() {
+                    prepare_one(main, bytes, spans, next, j);
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            for j in 0..spans.len() {
+                prepare_one(main, bytes, spans, next, j);
             }
             next.n = spans.len();
             // the short pieces' buckets, in a loop of their own so that all of them are in
             // flight at once (a piece of another length prefetches a bucket it will not read)
+            let homes = main.homes();
             for &h in &next.hashes[..spans.len()] {
                 homes.prefetch_hashed(h);
             }
@@ -345,7 +347,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
     fn emit(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
         let narrow = self.t.main().narrow();
         #[cfg(target_arch = "x86_64")]
-        if emit_with_avx2() {
+        if simd() >= Simd::Avx2 {
             // SAFETY: the CPU has AVX2, checked just above.
             unsafe {
                 if narrow {
@@ -590,22 +592,186 @@ fn widen(val: &[u32; 4]) -> [u32; 8] {
     }
 }
 
-/// Whether [`PieceEncoder::emit`] takes its AVX2 build: the CPU has AVX2 (and, in tests, the
-/// thread has not asked for the SSE2 loop, which such a CPU would otherwise never run).
+/// The instruction sets the chunk loops of [`PieceEncoder::encode_text`] are compiled for.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Simd {
+    /// The x86_64 baseline.
+    Sse2,
+    /// AVX2: [`PieceEncoder::emit_avx2`].
+    Avx2,
+    /// AVX-512 F, BW, VL, DQ and VBMI (with AVX2): [`pack_avx512`] too.
+    Avx512,
+}
+
+/// The best [`Simd`] level of the CPU (in tests, at most the thread's `MAX_SIMD`, so that a CPU
+/// with AVX-512 runs the other loops too).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn emit_with_avx2() -> bool {
+fn simd() -> Simd {
+    let level = if !std::arch::is_x86_feature_detected!("avx2") {
+        Simd::Sse2
+    } else if std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vbmi")
+    {
+        Simd::Avx512
+    } else {
+        Simd::Avx2
+    };
     #[cfg(test)]
-    if SSE2_ONLY.with(std::cell::Cell::get) {
-        return false;
-    }
-    std::arch::is_x86_feature_detected!("avx2")
+    let level = level.min(MAX_SIMD.with(std::cell::Cell::get));
+    level
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
 thread_local! {
-    /// Set by a test to run the SSE2 emit loop on a CPU with AVX2.
-    static SSE2_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set by a test to run a lower level's loops than the CPU has.
+    static MAX_SIMD: std::cell::Cell<Simd> = const { std::cell::Cell::new(Simd::Avx512) };
+}
+
+/// Piece `j` of `spans` prepared in `next`: its span, its short key and the key's hash, or
+/// [`NOT_SHORT`] and the hash of its longer key (whose slot is prefetched here).
+#[inline(always)]
+fn prepare_one(
+    main: &PieceTable,
+    bytes: &[u8],
+    spans: &[(usize, usize)],
+    next: &mut Chunk,
+    j: usize,
+) {
+    let Some(&(s, e)) = spans.get(j) else {
+        return;
+    };
+    let n = e - s;
+    let (key, h) = if n <= MAX_KEY_LEN {
+        let key = piece_table::pack_at(bytes, s, n);
+        (key, piece_table::hash(key))
+    } else if n <= MID_KEY_LEN {
+        let key = piece_table::pack_mid_at(bytes, s, n);
+        if let Some(m) = next.mids.get_mut(j) {
+            *m = key;
+        }
+        (NOT_SHORT, main.prefetch_mid(key))
+    } else {
+        (NOT_SHORT, main.prefetch_long(bytes, s, e))
+    };
+    if let (Some(sp), Some(k), Some(hh)) = (
+        next.spans.get_mut(j),
+        next.keys.get_mut(j),
+        next.hashes.get_mut(j),
+    ) {
+        *sp = (s, e);
+        *k = key;
+        *hh = h;
+    }
+}
+
+// `pack_avx512` reads a chunk's spans as pairs of 64-bit lanes, start first.
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(
+    std::mem::offset_of!((usize, usize), 0) == 0
+        && std::mem::offset_of!((usize, usize), 1) == 8
+        && std::mem::size_of::<(usize, usize)>() == 16
+);
+
+/// The keys, hashes and spans of the pieces of `spans` in `next`, as [`prepare_one`] gives
+/// them, four at a time with AVX-512: one masked load of the 64 bytes from the group's first
+/// start (fewer at the end of the text), the four keys picked out of them by one `vpermb`
+/// (each 16-byte lane indexed from its piece's start, the bytes past its length zeroed by the
+/// mask), the lengths blended into the top bytes, the hashes by one `vpmullq`, 64-byte stores
+/// of the keys and the spans. A piece that is not short or does not end within the 64 bytes
+/// gets a key that means nothing: it is left to [`prepare_one`], without a branch here. Returns
+/// the pieces left, bit `2j` for piece `j` (the pieces after the last whole group too).
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX-512 F, BW, VL, DQ and VBMI.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi")]
+#[inline(never)]
+unsafe fn pack_avx512(bytes: &[u8], spans: &[(usize, usize)], next: &mut Chunk) -> u64 {
+    use std::arch::x86_64::{
+        __m256i, __m512i, _mm256_storeu_si256, _mm512_add_epi8, _mm512_castsi512_si256,
+        _mm512_cmp_epu64_mask, _mm512_cmplt_epu8_mask, _mm512_loadu_si512, _mm512_mask_blend_epi8,
+        _mm512_maskz_loadu_epi8, _mm512_maskz_permutexvar_epi8, _mm512_mullo_epi64,
+        _mm512_permutexvar_epi64, _mm512_set1_epi64, _mm512_set_epi64, _mm512_setzero_si512,
+        _mm512_shuffle_epi32, _mm512_shuffle_epi8, _mm512_storeu_si512, _mm512_sub_epi64,
+        _mm512_unpackhi_epi64, _mm512_unpacklo_epi64, _mm512_xor_si512, _MM_CMPINT_LE,
+        _MM_PERM_BADC,
+    };
+    // byte t of each 16-byte lane: t
+    let lane_bytes = _mm512_unpacklo_epi64(
+        _mm512_set1_epi64(0x0706_0504_0302_0100),
+        _mm512_set1_epi64(0x0f0e_0d0c_0b0a_0908),
+    );
+    let fourteen = _mm512_set1_epi64(MAX_KEY_LEN as i64 - 1);
+    let sixty_four = _mm512_set1_epi64(64);
+    let one = _mm512_set1_epi64(1);
+    let mul = _mm512_set1_epi64(piece_table::HASH_MUL as i64);
+    let evens = _mm512_set_epi64(0, 0, 0, 0, 6, 4, 2, 0);
+    let zero = _mm512_setzero_si512();
+    let groups = spans.len().min(CHUNK) / 4;
+    let mut left = 0;
+    // the pieces after the last whole group
+    for j in 4 * groups..spans.len().min(CHUNK) {
+        left |= 1 << (2 * j);
+    }
+    for g in 0..groups {
+        let j = 4 * g;
+        let (Some(group), Some(k), Some(h), Some(sp)) = (
+            spans.get(j..j + 4),
+            next.keys.get_mut(j..j + 4),
+            next.hashes.get_mut(j..j + 4),
+            next.spans.get_mut(j..j + 4),
+        ) else {
+            break;
+        };
+        // SAFETY: `group` is four spans, 64 bytes (the layout pinned above)
+        let p = unsafe { _mm512_loadu_si512(group.as_ptr().cast::<__m512i>()) };
+        let s0 = group[0].0;
+        // each lane: (start, start) and the length (wrapping when a span is reversed)
+        let starts = _mm512_unpacklo_epi64(p, p);
+        let n = _mm512_sub_epi64(_mm512_unpackhi_epi64(p, p), starts);
+        let base = _mm512_set1_epi64(s0 as i64);
+        // the pieces packed here: 1..=15 bytes (n - 1 <= 14 unsigned), ending within 64
+        // bytes of `s0` (spans in order: starting at or after it)
+        let short = _mm512_cmp_epu64_mask::<_MM_CMPINT_LE>(_mm512_sub_epi64(n, one), fourteen);
+        let end = _mm512_sub_epi64(_mm512_unpackhi_epi64(p, p), base);
+        let inside = _mm512_cmp_epu64_mask::<_MM_CMPINT_LE>(end, sixty_four);
+        left |= u64::from(!(short & inside) & 0x55) << (8 * g);
+        let avail = bytes.len().saturating_sub(s0).min(64);
+        // SAFETY: reads the `avail` bytes at `s0`, within `bytes`; the masked-off bytes are
+        // not accessed.
+        let window = unsafe {
+            _mm512_maskz_loadu_epi8(
+                u64::MAX.checked_shr(64 - avail as u32).unwrap_or(0),
+                bytes.as_ptr().wrapping_add(s0).cast::<i8>(),
+            )
+        };
+        // each lane's start in the window and its length, in every byte of the lane
+        let rel = _mm512_shuffle_epi8(_mm512_sub_epi64(starts, base), zero);
+        let nb = _mm512_shuffle_epi8(n, zero);
+        let within = _mm512_cmplt_epu8_mask(lane_bytes, nb);
+        let keys = _mm512_maskz_permutexvar_epi8(within, _mm512_add_epi8(rel, lane_bytes), window);
+        // the length in each key's top byte
+        let keys = _mm512_mask_blend_epi8(0x8000_8000_8000_8000, keys, nb);
+        // `piece_table::hash` of each: its halves xor-ed, one multiply
+        let folded = _mm512_xor_si512(keys, _mm512_shuffle_epi32::<_MM_PERM_BADC>(keys));
+        let hashes = _mm512_permutexvar_epi64(evens, _mm512_mullo_epi64(folded, mul));
+        // SAFETY: 64 bytes of four keys, 32 of four hashes, 64 of four spans, each in the
+        // slices taken above
+        unsafe {
+            _mm512_storeu_si512(k.as_mut_ptr().cast::<__m512i>(), keys);
+            _mm256_storeu_si256(
+                h.as_mut_ptr().cast::<__m256i>(),
+                _mm512_castsi512_si256(hashes),
+            );
+            _mm512_storeu_si512(sp.as_mut_ptr().cast::<__m512i>(), p);
+        }
+    }
+    left
 }
 
 /// [`widen`] with AVX2, stored: the eight ids written to `dst` by one 32-byte store.
@@ -990,6 +1156,61 @@ mod tests {
     /// The emit loop's builds (SSE2, and AVX2 where the CPU has it) on a narrow table and on a
     /// wide one (a model of more than 65,536 ids), against the uncached path: pieces with one
     /// to seven ids, arena values, 16..=31-byte and longer pieces, repeated (warm) and not.
+    /// `pack_avx512` gives the keys, hashes and spans of `pack_at` and `hash` for every piece
+    /// it does not leave, and leaves every piece it cannot pack: pieces of 1..=40 bytes, up to a
+    /// chunk of them, cut at every end of the text (the window's masked load near it). (The
+    /// encoding tests would not see a wrong key that is still one key per piece: it only
+    /// misses the seeded entries.)
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn pack_avx512_agrees_with_pack_at() {
+        if simd() != Simd::Avx512 {
+            return;
+        }
+        let mut x = 99u64;
+        let mut text = Vec::new();
+        let mut cuts = vec![0];
+        while text.len() < 3000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (x >> 33) as usize;
+            let n = if r.is_multiple_of(5) {
+                1 + r / 5 % 40
+            } else {
+                1 + r / 5 % 9
+            };
+            text.extend((0..n).map(|i| (r >> (i % 24)) as u8));
+            cuts.push(text.len());
+        }
+        let spans: Vec<(usize, usize)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
+        let mut c = Chunk::EMPTY;
+        let mut packed_any = 0;
+        for from in 0..spans.len() {
+            for take in [1, 3, 4, 7, 8, 13, CHUNK] {
+                let part = &spans[from..(from + take).min(spans.len())];
+                let bytes = &text[..part[part.len() - 1].1];
+                // SAFETY: the CPU has the features, checked above.
+                let left = unsafe { pack_avx512(bytes, part, &mut c) };
+                for (j, &(s, e)) in part.iter().enumerate() {
+                    let n = e - s;
+                    let packed = left & (1 << (2 * j)) == 0;
+                    if n > MAX_KEY_LEN || j >= part.len() / 4 * 4 {
+                        assert!(!packed, "{from} {take} {j}");
+                    }
+                    if packed {
+                        packed_any += 1;
+                        let key = piece_table::pack_at(bytes, s, n);
+                        assert_eq!(c.keys[j], key, "{from} {take} {j}");
+                        assert_eq!(c.hashes[j], piece_table::hash(key));
+                        assert_eq!(c.spans[j], (s, e));
+                    }
+                }
+            }
+        }
+        assert!(packed_any > 10_000, "{packed_any}");
+    }
+
     #[test]
     fn every_emit_loop_gives_the_uncached_ids() {
         let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], u32::from(b))).collect();
@@ -1034,17 +1255,18 @@ mod tests {
                 for p in bpe.pretokenizer().pieces(t).unwrap() {
                     bpe.encode_piece(p.as_bytes(), &mut want);
                 }
-                for sse2_only in [true, false, true] {
-                    #[cfg(target_arch = "x86_64")]
-                    SSE2_ONLY.with(|c| c.set(sse2_only));
+                #[cfg(target_arch = "x86_64")]
+                for level in [Simd::Sse2, Simd::Avx512, Simd::Avx2, Simd::Sse2] {
+                    MAX_SIMD.with(|c| c.set(level));
                     for _ in 0..2 {
-                        assert_eq!(bpe.encode_ordinary(t).unwrap(), want, "{sse2_only}");
+                        assert_eq!(bpe.encode_ordinary(t).unwrap(), want, "{level:?}");
                     }
                 }
+                assert_eq!(bpe.encode_ordinary(t).unwrap(), want);
             }
         }
         #[cfg(target_arch = "x86_64")]
-        SSE2_ONLY.with(|c| c.set(false));
+        MAX_SIMD.with(|c| c.set(Simd::Avx512));
     }
 
     /// TV4 of docs/bpe.md §6: toy ranks a=0 b=1 c=2 ab=3 cb=4 ac=5 bb=6 cbb=7 acbb=8 (plus the

@@ -177,8 +177,11 @@ fn hash_mid(key: [u128; 2]) -> u64 {
 pub fn hash(key: u128) -> u64 {
     let lo = key as u64;
     let hi = (key >> 64) as u64;
-    (lo ^ hi).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    (lo ^ hi).wrapping_mul(HASH_MUL)
 }
+
+/// The multiplier of [`hash`] (the encoder's vector packing multiplies by it too).
+pub const HASH_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
 
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
