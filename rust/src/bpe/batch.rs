@@ -322,10 +322,12 @@ impl Bpe {
         if main.t.table.fresh() && texts.len() > 1 {
             // a table that has learnt nothing (a model's first call): sharing it would merge
             // nearly every piece of the batch into it on one thread after the parallel part, so
-            // each thread borrows a table as a single call does, and the batches after this
-            // one share the table they find
+            // each thread borrows a table as a single call does; then the threads' tables
+            // become one (a lookup and an insert per piece, not a merge), which the batches
+            // after this one share
             drop(main);
             launch(crew, || self.piece_encoder(), &q, allowed, sink, &cancel);
+            self.cache.merge_pool();
             return;
         }
         // the misses may take what the shared table still has room for

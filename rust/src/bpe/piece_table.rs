@@ -668,9 +668,21 @@ impl PieceTable {
     /// [`ABSORB_AHEAD`] entries are prefetched before they are filled: this runs on one thread
     /// after a batch's parallel part.
     pub fn absorb(&mut self, other: &PieceTable) {
+        self.absorb_with(other, true);
+    }
+
+    /// [`PieceTable::absorb`] of a table that may hold pieces this one holds too (those are
+    /// skipped): the tables of a batch's threads, each of which met part of the texts.
+    pub fn absorb_overlapping(&mut self, other: &PieceTable) {
+        self.absorb_with(other, false);
+    }
+
+    /// [`PieceTable::absorb`]; `absent`: `other`'s pieces are known to be missing here (so no
+    /// lookup, and the final size is known: one growth up front).
+    fn absorb_with(&mut self, other: &PieceTable, absent: bool) {
         let want = (self.len + other.len).min(self.limit);
         let mut size = self.buckets.len();
-        while want * 4 > size * 2 * 3 {
+        while absent && want * 4 > size * 2 * 3 {
             size *= 2;
         }
         if size > self.buckets.len() {
@@ -686,7 +698,10 @@ impl PieceTable {
                 }
             }
             for &(key, h, val) in &group[..n] {
-                debug_assert!(self.get(key).is_none());
+                debug_assert!(!absent || self.get(key).is_none());
+                if !absent && self.get_hashed(key, h).is_some() {
+                    continue;
+                }
                 let lanes;
                 let ids = match unpack_value(val, other.narrow) {
                     Ok((c, v)) => {
@@ -704,7 +719,10 @@ impl PieceTable {
             if e.key[1] == 0 {
                 continue;
             }
-            debug_assert!(self.mid.get(e.key, hash_mid(e.key)).is_none());
+            debug_assert!(!absent || self.mid.get(e.key, hash_mid(e.key)).is_none());
+            if !absent && self.mid.get(e.key, hash_mid(e.key)).is_some() {
+                continue;
+            }
             let mid_bytes = self.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
             if self.long.bytes() + mid_bytes > self.limit.saturating_mul(16) {
                 break;
@@ -717,8 +735,10 @@ impl PieceTable {
             }
         }
         for (piece, h, ids) in other.long.iter() {
-            debug_assert!(self.long.get(piece, h).is_none());
-            self.insert_long_hashed(piece, h, ids);
+            debug_assert!(!absent || self.long.get(piece, h).is_none());
+            if absent || self.long.get(piece, h).is_none() {
+                self.insert_long_hashed(piece, h, ids);
+            }
         }
     }
 
@@ -1224,6 +1244,25 @@ impl PieceCache {
         }
     }
 
+    /// The tables given back so far made one: the largest with every piece of the others
+    /// (within its bound), the others dropped. A batch whose threads each borrowed a table
+    /// leaves one table that met every text, for the next batch to share
+    /// ([`crate::bpe::Bpe::encode_batch`]).
+    pub fn merge_pool(&self) {
+        // out of the pool while they merge: a call meanwhile makes a table of its own
+        let Some(mut all) = self.pool.lock().ok().map(|mut p| std::mem::take(&mut *p)) else {
+            return;
+        };
+        let Some(k) = (0..all.len()).max_by_key(|&k| all[k].len()) else {
+            return;
+        };
+        let mut into = all.swap_remove(k);
+        for t in &all {
+            into.absorb_overlapping(t);
+        }
+        self.give_back(into);
+    }
+
     /// Return a table lent by [`PieceCache::lend`].
     pub fn give_back(&self, t: PieceTable) {
         if t.limit != self.limit() {
@@ -1685,6 +1724,35 @@ mod tests {
                     assert_eq!((x.key, x.val), (y.key, y.val));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn overlapping_tables_absorb_into_their_union() {
+        let ids = |i: u32| -> Vec<u32> { (0..i % 7 + 1).map(|j| i * 10 + j).collect() };
+        let key = |i: u32| format!("k{i}").into_bytes();
+        let mid = |i: u32| format!("a mid piece {i:06}").into_bytes();
+        let long = |i: u32| format!("a long piece of text, one of many: {i}").into_bytes();
+        let mut a = PieceTable::with_capacity(0, 10_000);
+        let mut b = PieceTable::with_capacity(0, 10_000);
+        for (t, range) in [(&mut a, 0..300u32), (&mut b, 200..500u32)] {
+            for i in range {
+                t.insert(pack(&key(i)), &ids(i));
+                t.insert_long(&mid(i), &ids(i));
+                t.insert_long(&long(i), &ids(i));
+            }
+        }
+        a.absorb_overlapping(&b);
+        assert_eq!(a.len(), 500);
+        for i in 0..500u32 {
+            let short = match a.get(pack(&key(i))) {
+                Some(Found::Inline(c, v)) => v[..c as usize].to_vec(),
+                Some(Found::Arena(s)) => s.to_vec(),
+                None => panic!("{i} missing"),
+            };
+            assert_eq!(short, ids(i), "{i}");
+            assert_eq!(a.get_long(&mid(i)), Some(&ids(i)[..]), "{i}");
+            assert_eq!(a.get_long(&long(i)), Some(&ids(i)[..]), "{i}");
         }
     }
 
