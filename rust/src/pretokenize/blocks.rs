@@ -792,6 +792,26 @@ const CLASSES_FOR_TESTS: [Classes; 2] = [
     },
 ];
 
+/// `simd` (a SIMD classifier) gives the masks of the byte loop on 64-byte windows holding every
+/// byte value, forwards and backwards, for every class set of [`CLASSES_FOR_TESTS`].
+#[cfg(all(test, target_arch = "x86_64"))]
+fn check_classifier(simd: impl Fn(&[u8; 64], Classes) -> Window) {
+    for j in 0..8u8 {
+        let mut bytes = [0u8; 64];
+        for (k, x) in bytes.iter_mut().enumerate() {
+            let v = 64 * (j % 4) + k as u8;
+            *x = if j < 4 { v } else { 255 - v };
+        }
+        for c in CLASSES_FOR_TESTS {
+            assert_eq!(
+                simd(&bytes, c).masks(),
+                classify_bytes(&bytes, c).masks(),
+                "{j}"
+            );
+        }
+    }
+}
+
 /// The class masks of 64 bytes (`base` and `valid` left 0; the classes `c` leaves out empty).
 #[inline]
 fn classify(bytes: &[u8; 64], c: Classes) -> Window {
@@ -967,20 +987,8 @@ pub(super) mod avx512 {
             {
                 return;
             }
-            for j in 0..8u8 {
-                let mut bytes = [0u8; 64];
-                for (k, x) in bytes.iter_mut().enumerate() {
-                    // every byte value, forwards and backwards
-                    let v = 64 * (j % 4) + k as u8;
-                    *x = if j < 4 { v } else { 255 - v };
-                }
-                for c in super::super::CLASSES_FOR_TESTS {
-                    // SAFETY: AVX-512 F and BW were detected above.
-                    let a = unsafe { super::classify(&bytes, c) };
-                    let b = super::super::classify_bytes(&bytes, c);
-                    assert_eq!(a.masks(), b.masks(), "{j}");
-                }
-            }
+            // SAFETY: AVX-512 F and BW were detected above.
+            super::super::check_classifier(|b, c| unsafe { super::classify(b, c) });
         }
     }
 }
@@ -1195,20 +1203,8 @@ mod avx2 {
             if !std::arch::is_x86_feature_detected!("avx2") {
                 return;
             }
-            for j in 0..8u8 {
-                let mut bytes = [0u8; 64];
-                for (k, x) in bytes.iter_mut().enumerate() {
-                    // every byte value, forwards and backwards
-                    let v = 64 * (j % 4) + k as u8;
-                    *x = if j < 4 { v } else { 255 - v };
-                }
-                for c in super::super::CLASSES_FOR_TESTS {
-                    // SAFETY: AVX2 was detected above.
-                    let a = unsafe { super::classify(&bytes, c) };
-                    let b = super::super::classify_bytes(&bytes, c);
-                    assert_eq!(a.masks(), b.masks(), "{j}");
-                }
-            }
+            // SAFETY: AVX2 was detected above.
+            super::super::check_classifier(|b, c| unsafe { super::classify(b, c) });
         }
     }
 }
@@ -1284,21 +1280,7 @@ mod sse2 {
     mod tests {
         #[test]
         fn sse2_agrees_with_bytes() {
-            for j in 0..8u8 {
-                {
-                    let mut bytes = [0u8; 64];
-                    for (k, x) in bytes.iter_mut().enumerate() {
-                        // every byte value, forwards and backwards
-                        let v = 64 * (j % 4) + k as u8;
-                        *x = if j < 4 { v } else { 255 - v };
-                    }
-                    for c in super::super::CLASSES_FOR_TESTS {
-                        let a = super::classify(&bytes, c);
-                        let b = super::super::classify_bytes(&bytes, c);
-                        assert_eq!(a.masks(), b.masks(), "{j}");
-                    }
-                }
-            }
+            super::super::check_classifier(super::classify);
         }
     }
 }
