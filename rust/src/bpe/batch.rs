@@ -1,4 +1,4 @@
-//! Encoding many texts at once on the threads of the current rayon pool.
+//! Encoding many texts at once on the threads of a rayon pool.
 //!
 //! The threads share one piece table, lent by the model for the whole call and only read while
 //! they run (no lock per probe); its misses go to a table of the batch behind locks (sharded,
@@ -16,6 +16,7 @@
 
 use super::encode::{PieceEncoder, Shared, SpecialMatcher, Spill, Tables};
 use super::Bpe;
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::kept_buffers::KeptBuffers;
 use crate::model::Caller;
@@ -125,14 +126,18 @@ fn take_run() -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// The texts of a batch, handed out one at a time from a shared counter.
-struct Queue<'a, S> {
+/// One batch's texts, handed out one at a time from a shared counter, with what every thread
+/// needs to encode them: the specials allowed, where the ids go and the cancel handle.
+struct Batch<'a, S, K> {
     texts: &'a [S],
     next: AtomicUsize,
     failed: AtomicBool,
+    allowed: Option<&'a SpecialMatcher>,
+    sink: &'a K,
+    cancel: Cancel,
 }
 
-/// Why [`Queue::claim_below`] gave no text.
+/// Why [`Batch::claim_below`] gave no text.
 enum Left {
     /// The next text is too long for the caller: a pool thread will take it.
     Long,
@@ -140,15 +145,21 @@ enum Left {
     None,
 }
 
-impl<'a, S: AsRef<str>> Queue<'a, S> {
-    fn new(texts: &'a [S]) -> Self {
-        Queue {
-            texts,
-            next: AtomicUsize::new(0),
-            failed: AtomicBool::new(false),
-        }
-    }
+/// Who encodes a batch.
+enum Crew<'a> {
+    /// The threads of the current rayon pool, this one included.
+    Pool,
+    /// `workers` threads of `pool` (at least one: the texts this thread leaves need one), and
+    /// this thread (outside it) through [`Batch::work_here`].
+    Here {
+        pool: &'a rayon::ThreadPool,
+        workers: usize,
+        own: usize,
+        caller: &'a mut dyn Caller,
+    },
+}
 
+impl<'a, S: AsRef<str> + Sync, K: BatchSink> Batch<'a, S, K> {
     /// The next text not taken yet.
     fn claim(&self) -> Option<(usize, &'a str)> {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
@@ -181,129 +192,98 @@ impl<'a, S: AsRef<str>> Queue<'a, S> {
         self.failed.store(true, Ordering::Relaxed);
     }
 
-    fn failed(&self) -> bool {
-        self.failed.load(Ordering::Relaxed)
+    /// Whether a thread should stop taking texts: one failed, or the handle is set.
+    fn stopped(&self) -> bool {
+        self.failed.load(Ordering::Relaxed) || self.cancel.is_set()
     }
-}
 
-/// Text `i` encoded with `enc` into `sink` (the queue fails when it does).
-#[allow(clippy::too_many_arguments)]
-fn one<T: Tables, S: AsRef<str>, K: BatchSink>(
-    enc: &mut PieceEncoder<'_, T>,
-    q: &Queue<S>,
-    (i, text): (usize, &str),
-    allowed: Option<&SpecialMatcher>,
-    sink: &K,
-    local: &mut K::Local,
-    cancel: &crate::cancel::Cancel,
-) {
-    let ok = sink.text(local, i, text.len(), |out| {
-        crate::cancel::scope(cancel, || enc.encode_into(text, allowed, out))
-    });
-    if !ok {
-        q.fail();
-    }
-}
-
-/// A pool thread's part: texts claimed one at a time until they run out, one fails or
-/// `cancel` is set.
-fn work<T: Tables, S: AsRef<str>, K: BatchSink>(
-    enc: &mut PieceEncoder<'_, T>,
-    q: &Queue<S>,
-    allowed: Option<&SpecialMatcher>,
-    sink: &K,
-    cancel: &crate::cancel::Cancel,
-) {
-    let mut local = sink.start();
-    while !q.failed() && !cancel.is_set() {
-        let Some(next) = q.claim() else {
-            break;
-        };
-        one(enc, q, next, allowed, sink, &mut local, cancel);
-    }
-    sink.finish(local);
-}
-
-/// The calling thread's part when it is outside the pool ([`Crew::Here`]): the texts shorter
-/// than `own` bytes it can claim, with `caller` taking care of the finished ones after each;
-/// then `caller` alone until every text is taken care of. A text at least `own` bytes long is
-/// left to the pool, so the caller is never busy with one text for long.
-#[allow(clippy::too_many_arguments)]
-fn work_here<T: Tables, S: AsRef<str>, K: BatchSink>(
-    enc: &mut PieceEncoder<'_, T>,
-    q: &Queue<S>,
-    allowed: Option<&SpecialMatcher>,
-    sink: &K,
-    cancel: &crate::cancel::Cancel,
-    own: usize,
-    caller: &mut dyn Caller,
-) {
-    let mut local = sink.start();
-    while !q.failed() && !cancel.is_set() {
-        let go_on = match q.claim_below(own) {
-            Ok(next) => {
-                one(enc, q, next, allowed, sink, &mut local, cancel);
-                caller.between(false)
-            }
-            Err(Left::Long) => caller.between(true),
-            Err(Left::None) => break,
-        };
-        if !go_on {
-            q.fail();
+    /// Text `i` encoded with `enc` into the sink (the batch fails when it does).
+    fn one<T: Tables>(
+        &self,
+        enc: &mut PieceEncoder<'_, T>,
+        (i, text): (usize, &str),
+        local: &mut K::Local,
+    ) {
+        let ok = self.sink.text(local, i, text.len(), |out| {
+            crate::cancel::scope(&self.cancel, || enc.encode_into(text, self.allowed, out))
+        });
+        if !ok {
+            self.fail();
         }
     }
-    sink.finish(local);
-    // (a set `cancel` skips the texts not started: they would never be done)
-    while !q.failed() && !cancel.is_set() && !caller.done() {
-        if !caller.between(true) {
-            q.fail();
-        }
-    }
-}
 
-/// Who encodes a batch.
-enum Crew<'a> {
-    /// The threads of the current rayon pool, this one included.
-    Pool,
-    /// `workers` threads of `pool` (at least one: the texts this thread leaves need one), and
-    /// this thread (outside it) through [`work_here`].
-    Here {
-        pool: &'a rayon::ThreadPool,
-        workers: usize,
+    /// A pool thread's part: texts claimed one at a time until they run out, one fails or the
+    /// handle is set.
+    fn work<T: Tables>(&self, enc: &mut PieceEncoder<'_, T>) {
+        let mut local = self.sink.start();
+        while !self.stopped() {
+            let Some(next) = self.claim() else {
+                break;
+            };
+            self.one(enc, next, &mut local);
+        }
+        self.sink.finish(local);
+    }
+
+    /// The calling thread's part when it is outside the pool ([`Crew::Here`]): the texts
+    /// shorter than `own` bytes it can claim, with `caller` taking care of the finished ones
+    /// after each; then `caller` alone until every text is taken care of. A text at least `own`
+    /// bytes long is left to the pool, so the caller is never busy with one text for long.
+    fn work_here<T: Tables>(
+        &self,
+        enc: &mut PieceEncoder<'_, T>,
         own: usize,
-        caller: &'a mut dyn Caller,
-    },
-}
+        caller: &mut dyn Caller,
+    ) {
+        let mut local = self.sink.start();
+        while !self.stopped() {
+            let go_on = match self.claim_below(own) {
+                Ok(next) => {
+                    self.one(enc, next, &mut local);
+                    caller.between(false)
+                }
+                Err(Left::Long) => caller.between(true),
+                Err(Left::None) => break,
+            };
+            if !go_on {
+                self.fail();
+            }
+        }
+        self.sink.finish(local);
+        // (a set handle skips the texts not started: they would never be done)
+        while !self.stopped() && !caller.done() {
+            if !caller.between(true) {
+                self.fail();
+            }
+        }
+    }
 
-/// Every text of `q` encoded into `sink` by `crew`, each thread with an encoder from `make`.
-fn launch<'t, T: Tables, S: AsRef<str> + Sync, K: BatchSink>(
-    crew: Crew<'_>,
-    make: impl Fn() -> PieceEncoder<'t, T> + Sync,
-    q: &Queue<S>,
-    allowed: Option<&SpecialMatcher>,
-    sink: &K,
-    cancel: &crate::cancel::Cancel,
-) {
-    let n = q.texts.len().max(1);
-    let worker = || work(&mut make(), q, allowed, sink, cancel);
-    match crew {
-        Crew::Pool => rayon::scope(|s| {
-            for _ in 1..rayon::current_num_threads().clamp(1, n) {
-                s.spawn(|_| worker());
-            }
-            worker();
-        }),
-        Crew::Here {
-            pool,
-            workers,
-            own,
-            caller,
-        } => pool.in_place_scope(|s| {
-            for _ in 0..workers.clamp(1, n) {
-                s.spawn(|_| worker());
-            }
-            work_here(&mut make(), q, allowed, sink, cancel, own, caller);
-        }),
+    /// Every text encoded by `crew`, each thread with an encoder from `make`.
+    fn launch<'t, T: Tables>(&self, crew: Crew<'_>, make: impl Fn() -> PieceEncoder<'t, T> + Sync)
+    where
+        Self: Sync,
+    {
+        let n = self.texts.len().max(1);
+        let worker = || self.work(&mut make());
+        match crew {
+            Crew::Pool => rayon::scope(|s| {
+                for _ in 1..rayon::current_num_threads().clamp(1, n) {
+                    s.spawn(|_| worker());
+                }
+                worker();
+            }),
+            Crew::Here {
+                pool,
+                workers,
+                own,
+                caller,
+            } => pool.in_place_scope(|s| {
+                for _ in 0..workers.clamp(1, n) {
+                    s.spawn(|_| worker());
+                }
+                self.work_here(&mut make(), own, caller);
+            }),
+        }
     }
 }
 
@@ -316,8 +296,14 @@ impl Bpe {
         sink: &K,
         crew: Crew<'_>,
     ) {
-        let cancel = crate::cancel::current();
-        let q = Queue::new(texts);
+        let batch = Batch {
+            texts,
+            next: AtomicUsize::new(0),
+            failed: AtomicBool::new(false),
+            allowed,
+            sink,
+            cancel: crate::cancel::current(),
+        };
         let mut main = self.piece_encoder();
         if main.t.table.fresh() && texts.len() > 1 {
             // a table that has learnt nothing (a model's first call): sharing it would merge
@@ -326,7 +312,7 @@ impl Bpe {
             // become one (a lookup and an insert per piece, not a merge), which the batches
             // after this one share
             drop(main);
-            launch(crew, || self.piece_encoder(), &q, allowed, sink, &cancel);
+            batch.launch(crew, || self.piece_encoder());
             self.cache.merge_pool();
             return;
         }
@@ -340,7 +326,7 @@ impl Bpe {
                 spill: &spill,
             },
         };
-        launch(crew, make, &q, allowed, sink, &cancel);
+        batch.launch(crew, make);
         for shard in spill.shards {
             if let Ok(t) = shard.into_inner() {
                 main.t.table.absorb(&t);
