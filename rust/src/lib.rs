@@ -31,6 +31,7 @@ pub mod model;
 pub mod pretokenize;
 pub mod progress;
 pub mod sentencepiece;
+pub mod simd;
 pub mod special;
 
 #[cfg(feature = "python")]

@@ -22,6 +22,8 @@ use super::piece_table::{
 use super::Bpe;
 use crate::error::{Error, Result};
 use crate::pretokenize::CHUNK;
+#[cfg(target_arch = "x86_64")]
+use crate::simd::Level;
 pub use crate::special::SpecialMatcher;
 use std::mem::ManuallyDrop;
 use std::sync::Mutex;
@@ -292,7 +294,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
             debug_assert!(spans.len() <= CHUNK);
             let spans = &spans[..spans.len().min(CHUNK)];
             #[cfg(target_arch = "x86_64")]
-            if simd() == Simd::Avx512 {
+            if simd() == Level::Avx512 {
                 // SAFETY: the CPU has the features `pack_avx512` needs, checked by `simd`.
                 let mut left = unsafe { pack_avx512(bytes, spans, next) };
                 // one bit a piece it left, every other bit of `left`
@@ -347,7 +349,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
     fn emit(&mut self, bytes: &[u8], c: &Chunk, out: &mut Vec<u32>) {
         let narrow = self.t.main().narrow();
         #[cfg(target_arch = "x86_64")]
-        if simd() >= Simd::Avx2 {
+        if simd() >= Level::Avx2 {
             // SAFETY: the CPU has AVX2, checked just above.
             unsafe {
                 if narrow {
@@ -592,35 +594,13 @@ fn widen(val: &[u32; 4]) -> [u32; 8] {
     }
 }
 
-/// The instruction sets the chunk loops of [`PieceEncoder::encode_text`] are compiled for.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Simd {
-    /// The x86_64 baseline.
-    Sse2,
-    /// AVX2: [`PieceEncoder::emit_avx2`].
-    Avx2,
-    /// AVX-512 F, BW, VL, DQ and VBMI (with AVX2): [`pack_avx512`] too.
-    Avx512,
-}
-
-/// The best [`Simd`] level of the CPU (in tests, at most the thread's `MAX_SIMD`, so that a CPU
-/// with AVX-512 runs the other loops too).
+/// The level the chunk loops of [`PieceEncoder::encode_text`] run at: AVX2 for
+/// [`PieceEncoder::emit_avx2`], AVX-512 for [`pack_avx512`] too ([`crate::simd::level`]; in
+/// tests, at most the thread's `MAX_SIMD`, so that a CPU with AVX-512 runs the other loops too).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn simd() -> Simd {
-    let level = if !std::arch::is_x86_feature_detected!("avx2") {
-        Simd::Sse2
-    } else if std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-        && std::arch::is_x86_feature_detected!("avx512vl")
-        && std::arch::is_x86_feature_detected!("avx512dq")
-        && std::arch::is_x86_feature_detected!("avx512vbmi")
-    {
-        Simd::Avx512
-    } else {
-        Simd::Avx2
-    };
+fn simd() -> Level {
+    let level = crate::simd::level();
     #[cfg(test)]
     let level = level.min(MAX_SIMD.with(std::cell::Cell::get));
     level
@@ -629,7 +609,7 @@ fn simd() -> Simd {
 #[cfg(all(test, target_arch = "x86_64"))]
 thread_local! {
     /// Set by a test to run a lower level's loops than the CPU has.
-    static MAX_SIMD: std::cell::Cell<Simd> = const { std::cell::Cell::new(Simd::Avx512) };
+    static MAX_SIMD: std::cell::Cell<Level> = const { std::cell::Cell::new(Level::Avx512) };
 }
 
 /// Piece `j` of `spans` prepared in `next`: its span, its short key and the key's hash, or
@@ -1164,7 +1144,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn pack_avx512_agrees_with_pack_at() {
-        if simd() != Simd::Avx512 {
+        if simd() != Level::Avx512 {
             return;
         }
         let mut x = 99u64;
@@ -1256,7 +1236,7 @@ mod tests {
                     bpe.encode_piece(p.as_bytes(), &mut want);
                 }
                 #[cfg(target_arch = "x86_64")]
-                for level in [Simd::Sse2, Simd::Avx512, Simd::Avx2, Simd::Sse2] {
+                for level in [Level::Sse2, Level::Avx512, Level::Avx2, Level::Sse2] {
                     MAX_SIMD.with(|c| c.set(level));
                     for _ in 0..2 {
                         assert_eq!(bpe.encode_ordinary(t).unwrap(), want, "{level:?}");
@@ -1266,7 +1246,7 @@ mod tests {
             }
         }
         #[cfg(target_arch = "x86_64")]
-        MAX_SIMD.with(|c| c.set(Simd::Avx512));
+        MAX_SIMD.with(|c| c.set(Level::Avx512));
     }
 
     /// TV4 of docs/bpe.md §6: toy ranks a=0 b=1 c=2 ab=3 cb=4 ac=5 bb=6 cbb=7 acbb=8 (plus the

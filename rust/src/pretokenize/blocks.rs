@@ -52,6 +52,8 @@
 //! every offset of a window, with the exact scanner on long random texts of the characters the
 //! window rules tell apart, and every character of two and three bytes in several contexts.
 
+use crate::simd::Level;
+
 /// A piece starting more than this many bytes into the window gets a new window at its start,
 /// so runs of up to `64 - REBASE` bytes always end inside the window.
 pub(super) const REBASE: usize = 32;
@@ -61,12 +63,13 @@ pub(super) const REBASE: usize = 32;
 /// encode pass is 5-9 % faster with it (512 and 2048 measured the same; docs/bpe.md §13.5).
 const PREFETCH_AHEAD: usize = 1024;
 
-/// SIMD level of a window's code: the x86_64 baseline (SSE2; the byte loop elsewhere).
-pub(super) const SSE2: u8 = 0;
+/// SIMD level of a window's code (a const parameter, so a number: [`Level`] as `u8`): the
+/// x86_64 baseline (SSE2; the byte loop elsewhere).
+pub(super) const SSE2: u8 = Level::Sse2 as u8;
 /// SIMD level of a window's code: AVX2 (with BMI1/2, LZCNT, POPCNT).
-pub(super) const AVX2: u8 = 1;
-/// SIMD level of a window's code: AVX2 and AVX-512 F/BW/VBMI2 (see `avx512`).
-pub(super) const AVX512: u8 = 2;
+pub(super) const AVX2: u8 = Level::Avx2 as u8;
+/// SIMD level of a window's code: AVX-512 (see `avx512`) on top of AVX2.
+pub(super) const AVX512: u8 = Level::Avx512 as u8;
 
 /// The class flags of the Basic Multilingual Plane, one byte per code point (`presets::Tables`).
 pub(super) type Flags = [u8; 0x1_0000];

@@ -232,32 +232,15 @@ pub struct Spans<'t> {
     pos: usize,
     /// the window of `pos` (`base <= pos`), when one was built
     window: Option<Window>,
-    /// the builds of the loop that can run: [`AVX512`] (AVX-512 F/BW/VBMI2 as well as the
-    /// AVX2 build's features), [`AVX2`] (AVX2, BMI1/2, LZCNT, POPCNT) or [`SSE2`]
+    /// the builds of the loop that can run: [`AVX512`], [`AVX2`] or [`SSE2`] (the CPU's
+    /// [`crate::simd::level`])
     simd: u8,
 }
 
 impl<'t> Spans<'t> {
     /// The pieces of `text` from byte `pos` (a piece start).
     pub fn new(preset: Preset, text: &'t str, pos: usize) -> Self {
-        #[cfg(target_arch = "x86_64")]
-        let simd = {
-            let avx2 = std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("bmi1")
-                && std::arch::is_x86_feature_detected!("bmi2")
-                && std::arch::is_x86_feature_detected!("lzcnt")
-                && std::arch::is_x86_feature_detected!("popcnt");
-            let avx512 = std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512vbmi2");
-            match (avx2, avx512) {
-                (true, true) => AVX512,
-                (true, false) => AVX2,
-                (false, _) => SSE2,
-            }
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let simd = SSE2;
+        let simd = crate::simd::level() as u8;
         Spans {
             preset,
             text: text.as_bytes(),
