@@ -664,22 +664,24 @@ def test_a_batch_shares_one_piece_table_and_changes_no_id(limited, corpus_docs):
             assert info["slots"] <= info["tables"] * max(8, 4 * limit)
 
 
-def test_encode_numpy_equals_encode_without_a_copy(pair, corpus_docs):
-    """Arrays of more than 1024 ids wrap the encoder's buffer (no copy); shorter ones are
-    numpy's own memory. Plain text (``disallowed_special=()``) takes the ordinary path."""
+def test_encode_numpy_equals_encode(pair, corpus_docs):
+    """A text under 1 MiB is encoded into a buffer kept per thread, its ids copied into numpy's
+    own array; from 1 MiB the array wraps the encoder's buffer (no copy). Calls one after the
+    other reuse that buffer, so a longer text before a shorter one must leave nothing behind.
+    Plain text (``disallowed_special=()``) takes the ordinary path."""
     ours, theirs = pair
     eot = "<|endoftext|>"
     texts = list(corpus_docs.values())[:5] + [f"a{eot}b", "", "\ud83d lone"]
-    texts += ["x " * 1023, "x " * 1024]  # 1024 and 1025 ids
+    texts += ["x " * 1023, "x " * 1024, "y" * 3, "z " * (1 << 19), "z"]  # 1 MiB of text
     for text in texts:
         arr = ours.encode_numpy(text, allowed_special="all")
         assert arr.dtype == np.uint32 and arr.ndim == 1
-        assert arr.flags.owndata == (len(arr) <= 1024)
+        assert arr.flags.owndata == (len(text) < 1 << 20)
         assert arr.tolist() == ours.encode(text, allowed_special="all")
         assert arr.tolist() == theirs.encode(text, allowed_special="all")
         plain = ours.encode_numpy(text, disallowed_special=())
-        assert plain.flags.owndata == (len(plain) <= 1024)
+        assert plain.flags.owndata == (len(text) < 1 << 20)
         assert plain.tolist() == ours.encode_ordinary(text) == theirs.encode_ordinary(text)
-    assert [len(ours.encode_numpy(t, disallowed_special=())) for t in texts[-2:]] == [1024, 1025]
+    assert [len(ours.encode_numpy(t, disallowed_special=())) for t in texts[8:10]] == [1024, 1025]
     with pytest.raises(tokforge.InputError, match="disallowed"):
         ours.encode_numpy(eot)

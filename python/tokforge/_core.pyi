@@ -104,7 +104,7 @@ class TokenModel:
     def encode(self, text: str, allowed: list[int]) -> list[int]:
         """Ids of ``text``; the special tokens with ids in ``allowed`` are recognised."""
     def encode_numpy(self, text: str, allowed: list[int]) -> Any:
-        """:meth:`encode` as a ``uint32`` array (above 1024 ids the encoder's buffer, not
+        """:meth:`encode` as a ``uint32`` array (from 1 MiB of text the encoder's buffer, not
         copied)."""
     def encode_ordinary_numpy(self, text: str) -> Any:
         """:meth:`encode_ordinary` as a ``uint32`` numpy array."""

@@ -513,7 +513,8 @@ class Tokenizer:
         disallowed_special: SpecialSet = "all",
     ) -> Any:  # a numpy uint32 array (numpy is imported by the native module)
         """:meth:`encode` as a ``uint32`` numpy array: no Python int per token (faster than the
-        list). Above 1024 ids the array is the encoder's buffer itself, not a copy.
+        list). The array is numpy's own, the ids copied in once from a buffer the encoder keeps
+        per thread (a text of 1 MiB or more: the encoder's own buffer, not a copy).
 
         >>> tok = Tokenizer.train(texts=["a b"], vocab_size=258)
         >>> tok.encode_numpy("a b", disallowed_special=()).tolist() == tok.encode_ordinary("a b")

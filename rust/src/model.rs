@@ -105,6 +105,17 @@ pub trait TokenModel: Send + Sync {
     fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>>;
     /// Ids of `text`; the special tokens `allowed` matches become their ids.
     fn encode(&self, text: &str, allowed: Option<&SpecialMatcher>) -> Result<Vec<u32>>;
+    /// [`TokenModel::encode`] appended to `out` (a buffer reused across calls saves the
+    /// allocation, and the copies of its growth).
+    fn encode_into(
+        &self,
+        text: &str,
+        allowed: Option<&SpecialMatcher>,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
+        out.extend(self.encode(text, allowed)?);
+        Ok(())
+    }
     /// Ids with the byte span `(start, end)` of each in `text`.
     fn encode_with_spans(
         &self,
@@ -255,6 +266,14 @@ impl TokenModel for Bpe {
     }
     fn encode(&self, text: &str, allowed: Option<&SpecialMatcher>) -> Result<Vec<u32>> {
         Bpe::encode(self, text, allowed)
+    }
+    fn encode_into(
+        &self,
+        text: &str,
+        allowed: Option<&SpecialMatcher>,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
+        Bpe::encode_into(self, text, allowed, out)
     }
     /// The threads share one piece table ([`Bpe::encode_each`]).
     fn encode_each(

@@ -30,39 +30,41 @@ trait BatchSink: Sync {
     type Local;
     /// A thread's [`BatchSink::Local`] as it starts.
     fn start(&self) -> Self::Local;
-    /// Text `i` of `len` bytes: `encode` appends its ids to the buffer it is given. `false`
+    /// Text `i`: `encode` appends its ids to the buffer it is given. `false`
     /// when it failed (the batch stops).
     fn text(
         &self,
         local: &mut Self::Local,
         i: usize,
-        len: usize,
         encode: impl FnOnce(&mut Vec<u32>) -> Result<()>,
     ) -> bool;
     /// The thread is done.
     fn finish(&self, local: Self::Local);
 }
 
-/// One `Vec` per text, handed to a callback as each text is done.
+/// One `Vec` per text, handed to a callback as each text is done. A thread encodes each text
+/// into one buffer of its own, then copies the ids into a `Vec` of their size: no copy at each
+/// growth of a buffer per text, nor its fresh pages.
 struct PerText<F>(F);
 
 impl<F: Fn(usize, Result<Vec<u32>>) + Sync> BatchSink for PerText<F> {
-    type Local = ();
-    fn start(&self) {}
+    type Local = Vec<u32>;
+    fn start(&self) -> Vec<u32> {
+        Vec::new()
+    }
     fn text(
         &self,
-        _: &mut (),
+        scratch: &mut Vec<u32>,
         i: usize,
-        len: usize,
         encode: impl FnOnce(&mut Vec<u32>) -> Result<()>,
     ) -> bool {
-        let mut ids = Vec::with_capacity(len / 3);
-        let r = encode(&mut ids);
+        scratch.clear();
+        let r = encode(scratch);
         let ok = r.is_ok();
-        (self.0)(i, r.map(|()| ids));
+        (self.0)(i, r.map(|()| scratch.to_vec()));
         ok
     }
-    fn finish(&self, _: ()) {}
+    fn finish(&self, _: Vec<u32>) {}
 }
 
 /// One thread's ids, text after text: `ends[k] = (text, end of its ids in `ids`)`.
@@ -92,7 +94,6 @@ impl BatchSink for Runs {
         &self,
         run: &mut Run,
         i: usize,
-        _: usize,
         encode: impl FnOnce(&mut Vec<u32>) -> Result<()>,
     ) -> bool {
         match encode(&mut run.ids) {
@@ -204,7 +205,7 @@ impl<'a, S: AsRef<str> + Sync, K: BatchSink> Batch<'a, S, K> {
         (i, text): (usize, &str),
         local: &mut K::Local,
     ) {
-        let ok = self.sink.text(local, i, text.len(), |out| {
+        let ok = self.sink.text(local, i, |out| {
             crate::cancel::scope(&self.cancel, || enc.encode_into(text, self.allowed, out))
         });
         if !ok {

@@ -883,12 +883,22 @@ impl Bpe {
 
     /// Ids of `text`; occurrences of the specials in `allowed` become their ids.
     pub fn encode(&self, text: &str, allowed: Option<&SpecialMatcher>) -> Result<Vec<u32>> {
-        if allowed.is_none() {
-            return self.encode_ordinary(text);
-        }
         let mut out = Vec::with_capacity(text.len() / 3);
-        self.piece_encoder().encode_into(text, allowed, &mut out)?;
+        self.encode_into(text, allowed, &mut out)?;
         Ok(out)
+    }
+
+    /// [`Bpe::encode`] appended to `out`.
+    pub fn encode_into(
+        &self,
+        text: &str,
+        allowed: Option<&SpecialMatcher>,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
+        match allowed {
+            None => self.encode_ordinary_into(text, out),
+            Some(_) => self.piece_encoder().encode_into(text, allowed, out),
+        }
     }
 
     /// Like [`Bpe::encode`], with the byte span of every token. A token that is part of a piece
