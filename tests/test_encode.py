@@ -672,7 +672,8 @@ def test_encode_numpy_equals_encode(pair, corpus_docs):
     ours, theirs = pair
     eot = "<|endoftext|>"
     texts = list(corpus_docs.values())[:5] + [f"a{eot}b", "", "\ud83d lone"]
-    texts += ["x " * 1023, "x " * 1024, "y" * 3, "z " * (1 << 19), "z"]  # 1 MiB of text
+    # 1024 and 1025 ids; 300,000 ids (more than the per-thread buffer keeps); 1 MiB of text
+    texts += ["x " * 1023, "x " * 1024, "y" * 3, "w " * 300_000, "v", "z " * (1 << 19), "z"]
     for text in texts:
         arr = ours.encode_numpy(text, allowed_special="all")
         assert arr.dtype == np.uint32 and arr.ndim == 1
