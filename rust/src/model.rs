@@ -19,7 +19,8 @@
 //! - ids are `0..vocab_size()`; [`TokenModel::token_bytes`] is `Some` for every id an encoder
 //!   emits, and `decode_bytes(encode(t, m)) == t` as bytes for every text `t` (both families
 //!   are byte-level: every string encodes, nothing is lost);
-//! - `encode(t, None) == encode_ordinary(t)`; `encode_with_spans(t, m).0 == encode(t, m)` and
+//! - `encode(t, None) == encode_ordinary(t)`; `encode_into(t, m, out)` appends `encode(t, m)`
+//!   to `out`; `encode_with_spans(t, m).0 == encode(t, m)` and
 //!   the spans are in order, tile `t`'s bytes and each is the bytes of its id;
 //! - `encode_batch(ts, m)[i] == encode(ts[i], m)` for any rayon thread count;
 //! - `is_special(id)` holds exactly for the ids in [`TokenModel::specials`]; for a byte string
@@ -548,6 +549,10 @@ mod tests {
                 for (t, from_batch) in TEXTS.iter().zip(&batch) {
                     let ids = m.encode(t, allowed).unwrap();
                     assert_eq!(&ids, from_batch, "{:?} {t:?}", m.kind());
+                    // appended after what the buffer holds, which it keeps
+                    let mut into = vec![7, 7];
+                    m.encode_into(t, allowed, &mut into).unwrap();
+                    assert_eq!((&into[..2], &into[2..]), (&[7, 7][..], &ids[..]));
                     assert_eq!(m.decode_bytes(&ids).unwrap(), t.as_bytes());
                     let (ids2, spans) = m.encode_with_spans(t, allowed).unwrap();
                     assert_eq!(ids2, ids);

@@ -30,8 +30,8 @@ trait BatchSink: Sync {
     type Local;
     /// A thread's [`BatchSink::Local`] as it starts.
     fn start(&self) -> Self::Local;
-    /// Text `i`: `encode` appends its ids to the buffer it is given. `false`
-    /// when it failed (the batch stops).
+    /// Text `i`: `encode` appends its ids to the buffer it is given. `false` when it failed
+    /// (the batch stops).
     fn text(
         &self,
         local: &mut Self::Local,
