@@ -727,11 +727,11 @@ const SCRATCH_KEEP: usize = 1 << 18;
 /// `then` of the ids `encode` appends to an empty buffer. A text shorter than
 /// [`super::INTERRUPTIBLE_BYTES`] is encoded on this thread into its scratch buffer, kept for
 /// its next call (up to [`SCRATCH_KEEP`] ids): the ids are then copied once into what the
-/// caller keeps, of their exact size. A fresh buffer per call, grown
-/// as the ids came, was copied at each growth and touched fresh pages each time (a cold pass
-/// over the 26 MB bench sample: 20,500 page faults -> 18,000; a warm one 1,800 -> 150 and
-/// 1.1x faster, gpt2). A longer text is encoded on a worker ([`long_call`]) into a buffer of
-/// its own, handed over owned.
+/// caller keeps, of their exact size. A fresh buffer per call, grown as the ids came, was
+/// copied at each growth and touched fresh pages each time (a cold pass over the 26 MB bench
+/// sample: 20,500 page faults -> 18,000; a warm one 1,800 -> 150 and 1.1x faster, gpt2). A
+/// longer text is encoded on a worker ([`long_call`]) into a buffer of its own, handed over
+/// owned.
 fn encoded<R>(
     py: Python<'_>,
     text: &str,
