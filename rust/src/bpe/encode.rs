@@ -1143,9 +1143,6 @@ mod tests {
         assert_eq!(fresh.piece_cache().info().entries, after_batch);
     }
 
-    /// The emit loop's builds (SSE2, and AVX2 where the CPU has it) on a narrow table and on a
-    /// wide one (a model of more than 65,536 ids), against the uncached path: pieces with one
-    /// to seven ids, arena values, 16..=31-byte and longer pieces, repeated (warm) and not.
     /// `pack_avx512` gives the keys, hashes and spans of `pack_at` and `hash` for every piece
     /// it does not leave, and leaves every piece it cannot pack: pieces of 1..=40 bytes, up to a
     /// chunk of them, cut at every end of the text (the window's masked load near it). (The
@@ -1201,6 +1198,10 @@ mod tests {
         assert!(packed_any > 10_000, "{packed_any}");
     }
 
+    /// The chunk loops' builds (SSE2, AVX2 and AVX-512 where the CPU has them) on a narrow
+    /// table and on a wide one (a model of more than 65,536 ids), against the uncached path:
+    /// pieces with one to seven ids, arena values, 16..=31-byte and longer pieces, repeated
+    /// (warm) and not.
     #[test]
     fn every_emit_loop_gives_the_uncached_ids() {
         let mut ranks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], u32::from(b))).collect();
