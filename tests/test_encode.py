@@ -218,17 +218,9 @@ def test_freed_batch_arrays_are_reused_without_touching_live_ones(gpt2, corpus_d
     del b, d
     assert tokforge.batch_output_info()["buffers"] == 2
     info = tokforge.batch_output_info()
-    assert info["runs"] >= 1 and 0 < info["run_bytes"] <= info["run_limit"] == 128 << 20
     freed = tokforge.release_batch_output()
-    assert freed == info["bytes"] + info["run_bytes"] >= 2 * want.nbytes * 9 // 10
-    assert tokforge.batch_output_info() == {
-        "buffers": 0,
-        "bytes": 0,
-        "limit": 256 << 20,
-        "runs": 0,
-        "run_bytes": 0,
-        "run_limit": 128 << 20,
-    }
+    assert freed == info["bytes"] >= 2 * want.nbytes
+    assert tokforge.batch_output_info() == {"buffers": 0, "bytes": 0, "limit": 256 << 20}
 
 
 def test_batches_of_odd_texts_equal_single_calls(pair):

@@ -200,8 +200,7 @@ def format_ids(ids: NDArray[np.uint32], offsets: NDArray[np.int64], line_end: in
     """Ids as decimal text: each document's ids space-separated, then ``line_end`` (a byte)."""
 def batch_output_info() -> dict[str, int]:
     """Memory kept for ``encode_batch_numpy``'s next call: freed flat arrays (``buffers``,
-    ``bytes``, ``limit``: the largest kept) and the threads' runs (``runs``, ``run_bytes``,
-    ``run_limit``: all together)."""
+    ``bytes``, ``limit``: the largest kept)."""
 def release_batch_output() -> int:
     """Free the memory kept for ``encode_batch_numpy``'s next call; the bytes freed."""
 

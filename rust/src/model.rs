@@ -572,6 +572,66 @@ mod tests {
         }
     }
 
+    /// The flat batch puts each text's ids at its place whichever thread finishes first:
+    /// texts of very different lengths on two threads, specials allowed or not, one group or
+    /// groups of one text or a few (the buffer grows between them), give the ids of single
+    /// calls and offsets that tile the buffer. A set handle ends the batch with an error.
+    #[test]
+    fn the_flat_batch_places_every_text_in_order() {
+        let b = bpe();
+        let eot = b.special_id("<|eot|>").unwrap();
+        let matcher = TokenModel::special_matcher(&b, &[eot]).unwrap();
+        let long = "the cat sat on the mat lower ".repeat(300);
+        let texts: Vec<&str> = (0..90)
+            .map(|k| {
+                if k % 7 == 3 {
+                    long.as_str()
+                } else {
+                    TEXTS[k % TEXTS.len()]
+                }
+            })
+            .collect();
+        let bytes: usize = texts.iter().map(|t| t.len()).sum();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for allowed in [None, matcher.as_ref()] {
+            for group in [usize::MAX, 1, 500] {
+                let mut asked = 0;
+                let flat = |n| {
+                    asked = n;
+                    vec![7; n / 2]
+                };
+                let (ids, ends) = pool
+                    .install(|| b.encode_flat_in_groups(&texts, allowed, flat, group))
+                    .unwrap();
+                assert!(
+                    asked <= bytes && (group < bytes || asked == bytes),
+                    "{group}"
+                );
+                assert_eq!((ends.len(), ends[0]), (texts.len() + 1, 0));
+                assert_eq!(ends[texts.len()] as usize, ids.len());
+                for (i, t) in texts.iter().enumerate() {
+                    let got = &ids[ends[i] as usize..ends[i + 1] as usize];
+                    assert_eq!(got, b.encode(t, allowed).unwrap(), "{group} {i}");
+                }
+            }
+        }
+        let cancel = crate::cancel::Cancel::new();
+        cancel.set();
+        let stopped = pool.install(|| {
+            crate::cancel::scope(&cancel, || {
+                b.encode_batch_flat(&texts, None, Vec::with_capacity)
+            })
+        });
+        let e = stopped.err();
+        assert!(
+            matches!(e, Some(crate::error::Error::Interrupted(_))),
+            "{e:?}"
+        );
+    }
+
     /// A caller that keeps what the batch sends it, and stops after `stop_after` rounds.
     struct Keep {
         rx: std::sync::mpsc::Receiver<(usize, Result<Vec<u32>>)>,

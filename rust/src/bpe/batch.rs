@@ -11,14 +11,13 @@
 //! of the finished ones through its [`Caller`].
 //!
 //! Where the ids go is a [`BatchSink`]: one `Vec` per text ([`Bpe::encode_each`],
-//! [`Bpe::encode_batch`]), or one run per thread copied into a flat buffer at the end
-//! ([`Bpe::encode_batch_flat`]), whose runs are kept for the next batch ([`KEPT_RUNS`]).
+//! [`Bpe::encode_batch`]), or their places in one flat buffer, in text order
+//! ([`Bpe::encode_batch_flat`], [`InOrder`]).
 
 use super::encode::{PieceEncoder, Shared, SpecialMatcher, Spill, Tables};
 use super::Bpe;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::kept_buffers::KeptBuffers;
 use crate::model::Caller;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -67,64 +66,136 @@ impl<F: Fn(usize, Result<Vec<u32>>) + Sync> BatchSink for PerText<F> {
     fn finish(&self, _: Vec<u32>) {}
 }
 
-/// One thread's ids, text after text: `ends[k] = (text, end of its ids in `ids`)`.
-#[derive(Default)]
-struct Run {
-    ids: Vec<u32>,
-    ends: Vec<(usize, usize)>,
-}
-
-/// Each thread appends its texts' ids to one run (a buffer kept across calls, [`KEPT_RUNS`]): no
-/// allocation per text, and no fresh memory once the runs have grown to a batch's size.
-#[derive(Default)]
-struct Runs {
-    done: Mutex<Vec<Run>>,
+/// Each thread encodes a text into a buffer of its own, then copies its ids straight into the
+/// output at the text's place: the texts before it are done (their ids' end is known), or
+/// the ids wait, in that buffer, for the thread that finishes the text before them. The
+/// output's capacity is a bound on the ids (a token is at least one byte of its text), so
+/// threads write disjoint ranges of it without moving it. Against a run per thread copied
+/// into the output at the end, the ids cross memory once, not three times.
+struct InOrder {
+    out: OutIds,
+    cap: usize,
+    commit: Mutex<Commit>,
     error: Mutex<Option<Error>>,
 }
 
-impl BatchSink for Runs {
-    type Local = Run;
-    fn start(&self) -> Run {
-        Run {
-            ids: take_run(),
-            ends: Vec::new(),
-        }
-    }
-    fn text(
-        &self,
-        run: &mut Run,
-        i: usize,
-        encode: impl FnOnce(&mut Vec<u32>) -> Result<()>,
-    ) -> bool {
-        match encode(&mut run.ids) {
-            Ok(()) => {
-                run.ends.push((i, run.ids.len()));
-                true
-            }
-            Err(e) => {
-                if let Ok(mut first) = self.error.lock() {
-                    first.get_or_insert(e);
-                }
-                false
-            }
-        }
-    }
-    fn finish(&self, run: Run) {
-        if let Ok(mut done) = self.done.lock() {
-            done.push(run);
-        }
+/// The start of the output's buffer, written by the threads in ranges [`Commit`] hands out.
+struct OutIds(*mut u32);
+
+// SAFETY: the threads write through the pointer only in the disjoint ranges [`Commit::claim`]
+// gives them, and the buffer outlives the batch (see [`Bpe::encode_in_order`])
+unsafe impl Sync for OutIds {}
+
+/// The texts whose ids have a place in the output, in text order.
+struct Commit {
+    /// The next text to place.
+    next: usize,
+    /// Where its ids go.
+    at: usize,
+    /// The end of each placed text's ids.
+    ends: Vec<i64>,
+    /// The ids of texts done before the text before them.
+    waiting: std::collections::BTreeMap<usize, Vec<u32>>,
+}
+
+impl Commit {
+    /// Place the next text's `n` ids: their start, or `None` when they would pass `cap`.
+    fn claim(&mut self, n: usize, cap: usize) -> Option<usize> {
+        let at = self.at;
+        let end = at.checked_add(n).filter(|&e| e <= cap)?;
+        self.at = end;
+        self.next += 1;
+        self.ends.push(end as i64);
+        Some(at)
     }
 }
 
-/// Runs kept for the next batch ([`Bpe::encode_batch_flat`]): at most 8, and 128 MiB together
-/// (a larger batch's runs are freed after it).
-pub static KEPT_RUNS: KeptBuffers = KeptBuffers::new(8, 128 << 20);
+/// What one thread of an [`InOrder`] batch keeps.
+#[derive(Default)]
+struct Placing {
+    /// The ids of the text it encodes.
+    ids: Vec<u32>,
+    /// Buffers of texts it placed for others, for its next text that must wait.
+    spare: Vec<Vec<u32>>,
+    /// Waiting ids it placed, with their places, to copy once the lock is let go.
+    due: Vec<(usize, Vec<u32>)>,
+}
 
-/// An empty run: the largest kept one, else a new one.
-fn take_run() -> Vec<u32> {
-    KEPT_RUNS
-        .take(|kept| (0..kept.len()).max_by_key(|&k| kept[k].capacity()))
-        .unwrap_or_default()
+impl InOrder {
+    /// `ids` copied to place `at` of the output.
+    fn write(&self, at: usize, ids: &[u32]) {
+        debug_assert!(at + ids.len() <= self.cap);
+        // SAFETY: `at..at + ids.len()` is within the buffer's capacity and was claimed by
+        // this thread alone ([`Commit::claim`])
+        unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), self.out.0.add(at), ids.len()) };
+    }
+
+    fn failed(&self, e: Error) -> bool {
+        if let Ok(mut first) = self.error.lock() {
+            first.get_or_insert(e);
+        }
+        false
+    }
+}
+
+/// A text whose ids would pass the room [`InOrder`] has for them (a token of no bytes).
+fn too_many_ids(i: usize) -> Error {
+    Error::Vocab(format!(
+        "text {i} of the batch gave more ids than it has bytes"
+    ))
+}
+
+impl BatchSink for InOrder {
+    type Local = Placing;
+    fn start(&self) -> Placing {
+        Placing::default()
+    }
+    fn text(
+        &self,
+        p: &mut Placing,
+        i: usize,
+        encode: impl FnOnce(&mut Vec<u32>) -> Result<()>,
+    ) -> bool {
+        p.ids.clear();
+        if let Err(e) = encode(&mut p.ids) {
+            return self.failed(e);
+        }
+        let at = {
+            let Ok(mut c) = self.commit.lock() else {
+                return false;
+            };
+            if c.next != i {
+                let empty = p.spare.pop().unwrap_or_default();
+                c.waiting.insert(i, std::mem::replace(&mut p.ids, empty));
+                return true;
+            }
+            let Some(at) = c.claim(p.ids.len(), self.cap) else {
+                drop(c);
+                return self.failed(too_many_ids(i));
+            };
+            loop {
+                let next = c.next;
+                let Some(ids) = c.waiting.first_entry().filter(|e| *e.key() == next) else {
+                    break;
+                };
+                let ids = ids.remove();
+                let Some(w) = c.claim(ids.len(), self.cap) else {
+                    drop(c);
+                    return self.failed(too_many_ids(next));
+                };
+                p.due.push((w, ids));
+            }
+            at
+        };
+        self.write(at, &p.ids);
+        for (w, mut ids) in p.due.drain(..) {
+            self.write(w, &ids);
+            ids.clear();
+            p.spare.push(ids);
+        }
+        true
+    }
+    fn finish(&self, _: Placing) {}
 }
 
 /// One batch's texts, handed out one at a time from a shared counter, with what every thread
@@ -405,52 +476,94 @@ impl Bpe {
     }
 
     /// [`Bpe::encode_batch`] as one flat buffer and offsets (`ids[off[i]..off[i + 1]]` are
-    /// text `i`'s); `flat(n)` gives the buffer for `n` ids (empty, capacity at least `n`).
-    /// Each thread appends its texts' ids to a run of its own, kept for the next batch, and
-    /// the runs are copied into the buffer in text order on the pool's threads.
+    /// text `i`'s); `flat(n)` gives the buffer, asked for room for `n` ids (its contents are
+    /// replaced). Each thread copies a text's ids into the buffer at their place
+    /// ([`InOrder`]); the room asked for is a bound on the ids, the bytes of the texts, for
+    /// at most [`GROUP_BYTES`] of text at a time.
     pub fn encode_batch_flat<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
         allowed: Option<&SpecialMatcher>,
         flat: impl FnOnce(usize) -> Vec<u32>,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
-        let runs = Runs::default();
-        self.run_batch(texts, allowed, &runs, Crew::Pool);
-        let done = runs.done.into_inner().unwrap_or_default();
-        let out = match runs.error.into_inner().ok().flatten() {
-            Some(e) => Err(e),
-            None => gather(texts.len(), &done, flat),
-        };
-        for run in done {
-            KEPT_RUNS.keep(run.ids);
+        self.encode_flat_in_groups(texts, allowed, flat, GROUP_BYTES)
+    }
+
+    /// [`Bpe::encode_batch_flat`], `group_bytes` of text at a time (at least one text).
+    pub(crate) fn encode_flat_in_groups<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        allowed: Option<&SpecialMatcher>,
+        flat: impl FnOnce(usize) -> Vec<u32>,
+        group_bytes: usize,
+    ) -> Result<(Vec<u32>, Vec<i64>)> {
+        let mut groups = vec![0];
+        let mut bytes = 0;
+        for (i, t) in texts.iter().enumerate() {
+            let n = t.as_ref().len();
+            if bytes > 0 && bytes + n > group_bytes {
+                groups.push(i);
+                bytes = 0;
+            }
+            bytes += n;
         }
-        out
+        groups.push(texts.len());
+        let bound =
+            |g: &[usize]| -> usize { texts[g[0]..g[1]].iter().map(|t| t.as_ref().len()).sum() };
+        let mut ids = flat(bound(&groups[..2]));
+        ids.clear();
+        let mut ends = Vec::with_capacity(texts.len() + 1);
+        ends.push(0);
+        for g in groups.windows(2) {
+            ids.reserve(bound(g));
+            ends = self.encode_in_order(&texts[g[0]..g[1]], allowed, &mut ids, ends)?;
+        }
+        Ok((ids, ends))
+    }
+
+    /// `texts`' ids appended to `ids` (whose spare room is at least their bytes) in text order
+    /// by the threads of the pool ([`InOrder`]), and the end of each pushed to `ends`.
+    fn encode_in_order<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        allowed: Option<&SpecialMatcher>,
+        ids: &mut Vec<u32>,
+        ends: Vec<i64>,
+    ) -> Result<Vec<i64>> {
+        let sink = InOrder {
+            out: OutIds(ids.as_mut_ptr()),
+            cap: ids.capacity(),
+            commit: Mutex::new(Commit {
+                next: 0,
+                at: ids.len(),
+                ends,
+                waiting: Default::default(),
+            }),
+            error: Mutex::new(None),
+        };
+        self.run_batch(texts, allowed, &sink, Crew::Pool);
+        if let Some(e) = sink.error.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        let c = sink
+            .commit
+            .into_inner()
+            .map_err(|_| crate::cancel::cancelled())?;
+        if c.next != texts.len() {
+            // a text was skipped (the batch was stopped)
+            return Err(crate::cancel::cancelled());
+        }
+        // SAFETY: every id below `c.at` was written: the claimed ranges tile `ids.len()..c.at`
+        // and each claim's copy is made before its thread's `text` returns, so before
+        // `run_batch` does
+        unsafe { ids.set_len(c.at) };
+        Ok(c.ends)
     }
 }
 
-/// The ids of texts `0..n`, found in `runs`, copied in text order into `flat(total)`; an
-/// interruption error when a text is in no run (the batch was stopped).
-fn gather(
-    n: usize,
-    runs: &[Run],
-    flat: impl FnOnce(usize) -> Vec<u32>,
-) -> Result<(Vec<u32>, Vec<i64>)> {
-    let mut src: Vec<Option<&[u32]>> = vec![None; n];
-    for run in runs {
-        let mut start = 0;
-        for &(i, end) in &run.ends {
-            if let (Some(slot), Some(ids)) = (src.get_mut(i), run.ids.get(start..end)) {
-                *slot = Some(ids);
-            }
-            start = end;
-        }
-    }
-    let src: Vec<&[u32]> = src
-        .into_iter()
-        .collect::<Option<_>>()
-        .ok_or_else(crate::cancel::cancelled)?;
-    Ok(concat(&src, flat))
-}
+/// The text one launch of [`Bpe::encode_batch_flat`] encodes at most, in bytes (but at least
+/// one text): the room reserved for its ids is 4 bytes a byte, mapped only where written.
+const GROUP_BYTES: usize = 1 << 28;
 
 /// `parts` one after the other in `flat(total)` (its contents are replaced), with the offsets
 /// of each (`ids[off[i]..off[i + 1]]` is `parts[i]`).

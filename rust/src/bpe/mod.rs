@@ -28,7 +28,6 @@ pub mod train;
 use crate::error::{Error, Result};
 use crate::pretokenize::Pretokenizer;
 pub(crate) use batch::concat;
-pub use batch::KEPT_RUNS;
 use rustc_hash::FxHashMap;
 
 /// How merge priority is defined; see the module docs.

@@ -164,24 +164,19 @@ pub(crate) fn pool(n: Option<convert::Int>) -> PyResult<Arc<rayon::ThreadPool>> 
 }
 
 /// The memory `encode_batch_numpy` keeps for its next call: the flat arrays numpy freed
-/// (`output_pool`; `buffers`, `bytes`, `limit`: the largest kept) and the threads' runs
-/// (`runs`, `run_bytes`, `run_limit`: all of them together).
+/// (`output_pool`; `buffers`, `bytes`, `limit`: the largest kept).
 #[pyfunction]
 fn batch_output_info() -> std::collections::BTreeMap<&'static str, usize> {
     let (buffers, bytes) = output_pool::FREE.kept();
-    let (runs, run_bytes) = crate::bpe::KEPT_RUNS.kept();
     std::collections::BTreeMap::from([
         ("buffers", buffers),
         ("bytes", bytes),
         ("limit", output_pool::MAX_BYTES),
-        ("runs", runs),
-        ("run_bytes", run_bytes),
-        ("run_limit", crate::bpe::KEPT_RUNS.most_bytes()),
     ])
 }
 
 /// Free the memory kept for `encode_batch_numpy`'s next call; returns the bytes freed.
 #[pyfunction]
 fn release_batch_output() -> usize {
-    output_pool::FREE.release() + crate::bpe::KEPT_RUNS.release()
+    output_pool::FREE.release()
 }

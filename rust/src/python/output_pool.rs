@@ -7,9 +7,10 @@
 //! Here the array's memory belongs to a [`PooledIds`] object (the numpy array's base): when the
 //! array is freed its buffer returns to a small pool, and the next batch of about the same size
 //! writes into pages that are already mapped. The pool is bounded: at most [`KEEP`] buffers of
-//! [`MIN_BYTES`]..=[`MAX_BYTES`] bytes, a buffer is reused only for an array of at least
-//! 4/5 of its capacity (so an array never holds much more memory than it shows), and
-//! `FREE.release()` empties it.
+//! [`MIN_BYTES`]..=[`MAX_BYTES`] bytes, a buffer is reused only for a request of at least 4/5
+//! of its capacity, and `FREE.release()` empties it. (A batch asks for room for one id per
+//! byte of its texts, a bound on its ids, and writes only the pages its ids need; the rest of
+//! the room is not written, and not mapped unless an earlier use wrote it.)
 
 use crate::kept_buffers::KeptBuffers;
 use numpy::ndarray::ArrayView1;
