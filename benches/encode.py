@@ -36,6 +36,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from common import (  # noqa: E402
+    ChildResult,
     ensure_packages,
     format_table,
     installed_version,
@@ -481,6 +482,50 @@ def child(spec: dict) -> None:
     print("@@RESULT " + json.dumps(result))
 
 
+def child_result(stdout: str) -> dict | None:
+    """The result a child printed (``@@RESULT`` line), if any."""
+    res = None
+    for line in stdout.splitlines():
+        if line.startswith("@@RESULT "):
+            res = json.loads(line[len("@@RESULT ") :])
+    return res
+
+
+def run_row(
+    spec: dict, threads: int, args: argparse.Namespace
+) -> tuple[ChildResult, float | None, int]:
+    """One child for ``spec``, run again (up to ``--retries`` times) while other processes
+    disturb it; the least disturbed run, the cores others kept busy in it, and the attempts."""
+    r: ChildResult | None = None
+    others: float | None = None
+    attempts = 0
+    while True:
+        attempts += 1
+        if args.wait_idle > 0:
+            before = wait_idle(args.wait_idle)
+            if before is not None and before > DISTURBED:
+                log(f"  other processes keep {before:.2f} cores busy; running anyway")
+        busy0 = cpu_busy_s()
+        r1 = run_child(
+            [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)],
+            env=thread_env(threads),
+            timeout=args.timeout,
+        )
+        busy1 = cpu_busy_s()
+        o1 = _others_in_passes(r1.stdout)
+        if o1 is None and busy0 is not None and busy1 is not None:
+            o1 = max(0.0, (busy1 - busy0 - r1.user_s - r1.sys_s) / r1.wall_s)
+        if r is None or (o1 is not None and others is not None and o1 < others):
+            r, others = r1, o1
+        if r1.returncode != 0 or others is None or others <= DISTURBED:
+            break
+        if attempts > args.retries:
+            break
+        log(f"  disturbed (others kept {o1:.2f} cores busy): running it again")
+    assert r is not None
+    return r, others, attempts
+
+
 def _others_in_passes(stdout: str) -> float | None:
     """Cores that other processes kept busy in a child's timed passes: the larger of the cold
     pass's figure and the warm passes' together (machine-wide busy CPU minus the child's)."""
@@ -521,6 +566,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--repeat", type=int, default=3, help="warm passes after the cold one (default 3)"
+    )
+    ap.add_argument(
+        "--cold-runs",
+        type=int,
+        default=3,
+        help="fresh processes whose cold pass is timed, per row; the median is shown (default 3)",
     )
     ap.add_argument("--only", default="", help="comma list of rows: " + ", ".join(PEERS))
     ap.add_argument("--skip", default="", help="comma list of rows to leave out")
@@ -640,42 +691,19 @@ def main(argv: list[str] | None = None) -> int:
                     "special_doc": sample["special_doc"],
                 }
                 log(f"{v} {mode} {peer} ({threads} thread{'s' if threads > 1 else ''}) ...")
-                r, others, attempts = None, None, 0
-                while True:
-                    attempts += 1
-                    if args.wait_idle > 0:
-                        before = wait_idle(args.wait_idle)
-                        if before is not None and before > DISTURBED:
-                            log(f"  other processes keep {before:.2f} cores busy; running anyway")
-                    busy0 = cpu_busy_s()
-                    r1 = run_child(
-                        [
-                            sys.executable,
-                            str(Path(__file__).resolve()),
-                            "--child",
-                            json.dumps(spec),
-                        ],
-                        env=thread_env(threads),
-                        timeout=args.timeout,
-                    )
-                    busy1 = cpu_busy_s()
-                    o1 = _others_in_passes(r1.stdout)
-                    if o1 is None and busy0 is not None and busy1 is not None:
-                        o1 = max(0.0, (busy1 - busy0 - r1.user_s - r1.sys_s) / r1.wall_s)
-                    if r is None or (o1 is not None and others is not None and o1 < others):
-                        r, others = r1, o1
-                    if r1.returncode != 0 or others is None or others <= DISTURBED:
-                        break
-                    if attempts > args.retries:
-                        break
-                    log(f"  disturbed (others kept {o1:.2f} cores busy): running it again")
+                r, others, attempts = run_row(spec, threads, args)
+                # more fresh processes for the cold pass alone (its time moves most between
+                # runs: page faults of fresh memory), for every peer alike; the median is kept
+                colds = []
+                for _ in range(args.cold_runs - 1):
+                    rc, _, _ = run_row({**spec, "repeat": 0}, threads, args)
+                    rres = child_result(rc.stdout)
+                    if rc.returncode == 0 and rres is not None:
+                        colds.append((rres["walls"][0], rres["cpus"][0], rres["digests"]))
                 row = {"vocab": v, "mode": mode, "threads": threads, "peer": peer, "call": call}
                 row["others_cores"] = others
                 row["attempts"] = attempts
-                res = None
-                for line in r.stdout.splitlines():
-                    if line.startswith("@@RESULT "):
-                        res = json.loads(line[len("@@RESULT ") :])
+                res = child_result(r.stdout)
                 if r.returncode != 0 or res is None:
                     why = "timed out" if r.timed_out else f"exit {r.returncode}"
                     tail = (r.stderr.strip().splitlines() or ["?"])[-1][:200]
@@ -686,13 +714,18 @@ def main(argv: list[str] | None = None) -> int:
                     warm = res["walls"][1:] or res["walls"][:1]
                     warm_s = statistics.median(warm)
                     warm_cpu = statistics.median(res["cpus"][1:] or res["cpus"][:1])
+                    cold_walls = [res["walls"][0]] + [c[0] for c in colds]
+                    cold_cpus = [res["cpus"][0]] + [c[1] for c in colds]
+                    cold_agree = all(c[2] == res["digests"] for c in colds)
                     row.update(
                         version=res["version"],
-                        cold_cpu_mbs=sample["bytes"] / MB / res["cpus"][0],
+                        cold_cpu_mbs=sample["bytes"] / MB / statistics.median(cold_cpus),
                         warm_cpu_mbs=sample["bytes"] / MB / warm_cpu,
-                        cold_mbs=sample["bytes"] / MB / res["walls"][0],
+                        cold_mbs=sample["bytes"] / MB / statistics.median(cold_walls),
                         warm_mbs=sample["bytes"] / MB / warm_s,
-                        cold_s=res["walls"][0],
+                        cold_s=statistics.median(cold_walls),
+                        cold_walls=cold_walls,
+                        cold_cpus=cold_cpus,
                         warm_s=warm_s,
                         walls=res["walls"],
                         cpus=res["cpus"],
@@ -704,9 +737,14 @@ def main(argv: list[str] | None = None) -> int:
                         rss_base_mb=res["rss_base_mb"],
                         rss_docs_mb=res["rss_docs_mb"],
                         enc_rss_mb=res["peak_rss_mb"] - res["rss_base_mb"],
-                        passes_agree=res["passes_agree"],
+                        passes_agree=res["passes_agree"] and cold_agree,
                         special_probe=res["special_probe"],
                         _digests=res["digests"],
+                    )
+                    spread = sorted(sample["bytes"] / MB / c for c in cold_cpus)
+                    log(
+                        f"  cold CPU MB/s of {len(spread)} processes: "
+                        + ", ".join(f"{x:.1f}" for x in spread)
                     )
                     log(
                         f"  cold {row['cold_mbs']:.2f} MB/s, warm {row['warm_mbs']:.2f} MB/s, "
@@ -904,7 +942,8 @@ def main(argv: list[str] | None = None) -> int:
     out.append(
         "MB = 10^6 bytes of input; MB/s of wall time, and of CPU time ('cpu' columns: the "
         "child's user + system time, which other processes sharing the machine disturb least). "
-        "cold: 1st pass in a fresh process after loading; warm: median "
+        f"cold: 1st pass in a fresh process after loading, median of {args.cold_runs} "
+        "processes; warm: median "
         f"of {args.repeat} more passes over the same documents. tf/peer: tokforge's MB/s / the "
         "peer's, same vocab, mode and phase (> 1: tokforge faster; -np rows against tokforge-np "
         "where it exists; CPU time in single mode, wall time in batch mode). peak RSS: the child process's own peak "
