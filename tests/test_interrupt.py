@@ -27,6 +27,7 @@ CALIBRATED = (
 
 CASES = {
     "encode_batch": Case(CALIBRATED, "tok.encode_batch(texts)"),
+    "encode_batch_numpy": Case(CALIBRATED, "tok.encode_batch_numpy(texts)"),
     "encode": Case(CALIBRATED + "text = ''.join(chunks[:64]) * (reps * len(chunks) // 64)",
                    "tok.encode(text)"),
     "train (endless texts)": Case(

@@ -148,6 +148,56 @@ pub trait TokenModel: Send + Sync {
         let parts: Vec<&[u32]> = parts.iter().map(Vec::as_slice).collect();
         Ok(crate::bpe::concat(&parts, flat))
     }
+    /// [`TokenModel::encode_batch_flat`] on `pool`, called from a thread outside it that calls
+    /// `caller` meanwhile (its `false` stops the batch); `caller` takes care of no text, so its
+    /// `done` may stay `false`. BPE: `workers` threads of `pool` encode and so does this thread,
+    /// the texts shorter than `own` bytes, between calls of `caller`
+    /// ([`Bpe::encode_batch_flat_here`]). Others: the pool encodes, this thread only calls
+    /// `caller` (with `wait`; it is unparked when the pool is done), then copies the ids into
+    /// the flat buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn encode_batch_flat_here(
+        &self,
+        pool: &rayon::ThreadPool,
+        _workers: usize,
+        _own: usize,
+        texts: &[&str],
+        allowed: Option<&SpecialMatcher>,
+        flat: &mut dyn FnMut(usize) -> Vec<u32>,
+        caller: &mut dyn Caller,
+    ) -> Result<(Vec<u32>, Vec<i64>)> {
+        let (outer, stop) = (crate::cancel::current(), crate::cancel::Cancel::new());
+        let parts = std::sync::Mutex::new(None);
+        let finished = std::sync::atomic::AtomicBool::new(false);
+        let waiter = std::thread::current();
+        pool.in_place_scope(|s| {
+            s.spawn(|_| {
+                let r = crate::cancel::scope(&stop, || self.encode_batch(texts, allowed));
+                if let Ok(mut p) = parts.lock() {
+                    *p = Some(r);
+                }
+                finished.store(true, std::sync::atomic::Ordering::Release);
+                waiter.unpark();
+            });
+            while !finished.load(std::sync::atomic::Ordering::Acquire) {
+                if outer.is_set() || !caller.between(true) {
+                    stop.set();
+                    break;
+                }
+            }
+        });
+        let parts = parts
+            .into_inner()
+            .ok()
+            .flatten()
+            .ok_or_else(crate::cancel::cancelled)??;
+        if stop.is_set() {
+            return Err(crate::cancel::cancelled());
+        }
+        let parts: Vec<&[u32]> = parts.iter().map(Vec::as_slice).collect();
+        let buffer = flat(parts.iter().map(|p| p.len()).sum());
+        Ok(pool.install(|| crate::bpe::concat(&parts, |_| buffer)))
+    }
     /// [`TokenModel::encode`] of each text, in parallel on the current rayon pool, handing
     /// `(index, ids)` to `sink` as each text is done (in no particular order). After an error
     /// the texts not yet started may be skipped.
@@ -306,7 +356,7 @@ impl TokenModel for Bpe {
     ) -> Result<Vec<Vec<u32>>> {
         Bpe::encode_batch(self, texts, allowed)
     }
-    /// Each thread appends to a run of its own ([`Bpe::encode_batch_flat`]).
+    /// Each thread copies a text's ids to their place ([`Bpe::encode_batch_flat`]).
     fn encode_batch_flat(
         &self,
         texts: &[&str],
@@ -314,6 +364,19 @@ impl TokenModel for Bpe {
         flat: &mut dyn FnMut(usize) -> Vec<u32>,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
         Bpe::encode_batch_flat(self, texts, allowed, flat)
+    }
+    /// This thread encodes too ([`Bpe::encode_batch_flat_here`]).
+    fn encode_batch_flat_here(
+        &self,
+        pool: &rayon::ThreadPool,
+        workers: usize,
+        own: usize,
+        texts: &[&str],
+        allowed: Option<&SpecialMatcher>,
+        flat: &mut dyn FnMut(usize) -> Vec<u32>,
+        caller: &mut dyn Caller,
+    ) -> Result<(Vec<u32>, Vec<i64>)> {
+        Bpe::encode_batch_flat_here(self, pool, workers, own, texts, allowed, flat, caller)
     }
     fn encode_with_spans(
         &self,
@@ -578,6 +641,7 @@ mod tests {
     /// calls and offsets that tile the buffer. A set handle ends the batch with an error.
     #[test]
     fn the_flat_batch_places_every_text_in_order() {
+        use crate::bpe::Crew::Pool;
         let b = bpe();
         let eot = b.special_id("<|eot|>").unwrap();
         let matcher = TokenModel::special_matcher(&b, &[eot]).unwrap();
@@ -604,7 +668,7 @@ mod tests {
                     vec![7; n / 2]
                 };
                 let (ids, ends) = pool
-                    .install(|| b.encode_flat_in_groups(&texts, allowed, flat, group))
+                    .install(|| b.encode_flat_in_groups(&texts, allowed, flat, group, Pool))
                     .unwrap();
                 assert!(
                     asked <= bytes && (group < bytes || asked == bytes),
@@ -630,6 +694,95 @@ mod tests {
             matches!(e, Some(crate::error::Error::Interrupted(_))),
             "{e:?}"
         );
+    }
+
+    /// A caller of a flat batch: counts its rounds and stops the batch at round `stop_at`.
+    struct Rounds {
+        rounds: usize,
+        stop_at: usize,
+    }
+
+    impl Caller for Rounds {
+        fn between(&mut self, wait: bool) -> bool {
+            if wait {
+                std::thread::park_timeout(std::time::Duration::from_millis(1));
+            }
+            self.rounds += 1;
+            self.rounds < self.stop_at
+        }
+        fn done(&self) -> bool {
+            false
+        }
+    }
+
+    /// The flat batch with the calling thread taking part (BPE) or waiting (LiB): every text's
+    /// ids in place for any split between the pool and the caller; a caller that stops at
+    /// once ends a long batch with an interruption and no ids.
+    #[test]
+    fn the_flat_batch_with_the_calling_thread_gives_every_text_its_ids() {
+        let long = "the cat sat on the mat lower ".repeat(300);
+        let texts: Vec<&str> = (0..60)
+            .map(|k| {
+                if k % 7 == 3 {
+                    long.as_str()
+                } else {
+                    TEXTS[k % TEXTS.len()]
+                }
+            })
+            .collect();
+        for m in models() {
+            for (threads, workers, own) in [(1, 1, 0), (2, 1, 100), (2, 1, usize::MAX), (3, 2, 100)]
+            {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut caller = Rounds {
+                    rounds: 0,
+                    stop_at: usize::MAX,
+                };
+                let (ids, ends) = m
+                    .encode_batch_flat_here(
+                        &pool,
+                        workers,
+                        own,
+                        &texts,
+                        None,
+                        &mut Vec::with_capacity,
+                        &mut caller,
+                    )
+                    .unwrap();
+                assert_eq!(ends.len(), texts.len() + 1);
+                for (i, t) in texts.iter().enumerate() {
+                    let got = &ids[ends[i] as usize..ends[i + 1] as usize];
+                    assert_eq!(got, m.encode(t, None).unwrap(), "{:?} {own} {i}", m.kind());
+                }
+            }
+            let many = vec!["the cat sat on the mat"; 200_000];
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            let mut caller = Rounds {
+                rounds: 0,
+                stop_at: 1,
+            };
+            let stopped = m.encode_batch_flat_here(
+                &pool,
+                1,
+                100,
+                &many,
+                None,
+                &mut Vec::with_capacity,
+                &mut caller,
+            );
+            let e = stopped.err();
+            assert!(
+                matches!(e, Some(crate::error::Error::Interrupted(_))),
+                "{:?} {e:?}",
+                m.kind()
+            );
+        }
     }
 
     /// A caller that keeps what the batch sends it, and stops after `stop_after` rounds.

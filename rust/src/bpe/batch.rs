@@ -75,8 +75,14 @@ impl<F: Fn(usize, Result<Vec<u32>>) + Sync> BatchSink for PerText<F> {
 struct InOrder {
     out: OutIds,
     cap: usize,
+    /// The texts of the batch.
+    texts: usize,
     commit: Mutex<Commit>,
     error: Mutex<Option<Error>>,
+    /// Texts whose ids are in the output.
+    written: AtomicUsize,
+    /// The thread to wake when every text's ids are ([`Crew::Here`]'s caller, which waits).
+    waiter: Option<std::thread::Thread>,
 }
 
 /// The start of the output's buffer, written by the threads in ranges [`Commit`] hands out.
@@ -138,6 +144,22 @@ impl InOrder {
     }
 }
 
+/// The caller of an [`InOrder`] batch ([`Bpe::encode_batch_flat_here`]), done once every text's
+/// ids are written (it takes care of none itself).
+struct UntilWritten<'a> {
+    caller: &'a mut dyn Caller,
+    sink: &'a InOrder,
+}
+
+impl Caller for UntilWritten<'_> {
+    fn between(&mut self, wait: bool) -> bool {
+        self.caller.between(wait)
+    }
+    fn done(&self) -> bool {
+        self.caller.done() || self.sink.written.load(Ordering::Acquire) == self.sink.texts
+    }
+}
+
 /// A text whose ids would pass the room [`InOrder`] has for them (a token of no bytes).
 fn too_many_ids(i: usize) -> Error {
     Error::Vocab(format!(
@@ -188,10 +210,16 @@ impl BatchSink for InOrder {
             at
         };
         self.write(at, &p.ids);
+        let placed = 1 + p.due.len();
         for (w, mut ids) in p.due.drain(..) {
             self.write(w, &ids);
             ids.clear();
             p.spare.push(ids);
+        }
+        if self.written.fetch_add(placed, Ordering::AcqRel) + placed == self.texts {
+            if let Some(w) = &self.waiter {
+                w.unpark();
+            }
         }
         true
     }
@@ -218,7 +246,7 @@ enum Left {
 }
 
 /// Who encodes a batch.
-enum Crew<'a> {
+pub(crate) enum Crew<'a> {
     /// The threads of the current rayon pool, this one included.
     Pool,
     /// `workers` threads of `pool` (at least one: the texts this thread leaves need one), and
@@ -229,6 +257,26 @@ enum Crew<'a> {
         own: usize,
         caller: &'a mut dyn Caller,
     },
+}
+
+impl Crew<'_> {
+    /// The same crew for one more launch.
+    fn again(&mut self) -> Crew<'_> {
+        match self {
+            Crew::Pool => Crew::Pool,
+            Crew::Here {
+                pool,
+                workers,
+                own,
+                caller,
+            } => Crew::Here {
+                pool,
+                workers: *workers,
+                own: *own,
+                caller: &mut **caller,
+            },
+        }
+    }
 }
 
 impl<'a, S: AsRef<str> + Sync, K: BatchSink> Batch<'a, S, K> {
@@ -476,26 +524,53 @@ impl Bpe {
     }
 
     /// [`Bpe::encode_batch`] as one flat buffer and offsets (`ids[off[i]..off[i + 1]]` are
-    /// text `i`'s); `flat(n)` gives the buffer, asked for room for `n` ids (its contents are
-    /// replaced). Each thread copies a text's ids into the buffer at their place
-    /// ([`InOrder`]); the room asked for is a bound on the ids, the bytes of the texts, for
-    /// at most [`GROUP_BYTES`] of text at a time.
+    /// text `i`'s), on the current pool; `flat(n)` gives the buffer, asked for room for `n`
+    /// ids (its contents are replaced). Each thread copies a text's ids into the buffer at
+    /// their place ([`InOrder`]); the room asked for is a bound on the ids, the bytes of the
+    /// texts, for at most [`GROUP_BYTES`] of text at a time.
     pub fn encode_batch_flat<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
         allowed: Option<&SpecialMatcher>,
         flat: impl FnOnce(usize) -> Vec<u32>,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
-        self.encode_flat_in_groups(texts, allowed, flat, GROUP_BYTES)
+        self.encode_flat_in_groups(texts, allowed, flat, GROUP_BYTES, Crew::Pool)
     }
 
-    /// [`Bpe::encode_batch_flat`], `group_bytes` of text at a time (at least one text).
+    /// [`Bpe::encode_batch_flat`] from a thread outside `pool`, which takes part as in
+    /// [`Bpe::encode_each_here`]: `workers` threads of `pool` encode, and this thread encodes
+    /// the texts shorter than `own` bytes between calls of `caller`, then calls it (with
+    /// `wait`) until every text's ids are written; its thread is unparked when they are, so
+    /// a `caller` that waits by parking wakes at once.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_batch_flat_here<S: AsRef<str> + Sync>(
+        &self,
+        pool: &rayon::ThreadPool,
+        workers: usize,
+        own: usize,
+        texts: &[S],
+        allowed: Option<&SpecialMatcher>,
+        flat: impl FnOnce(usize) -> Vec<u32>,
+        caller: &mut dyn Caller,
+    ) -> Result<(Vec<u32>, Vec<i64>)> {
+        let crew = Crew::Here {
+            pool,
+            workers,
+            own,
+            caller,
+        };
+        self.encode_flat_in_groups(texts, allowed, flat, GROUP_BYTES, crew)
+    }
+
+    /// [`Bpe::encode_batch_flat`] by `crew`, `group_bytes` of text at a time (at least one
+    /// text).
     pub(crate) fn encode_flat_in_groups<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
         allowed: Option<&SpecialMatcher>,
         flat: impl FnOnce(usize) -> Vec<u32>,
         group_bytes: usize,
+        mut crew: Crew<'_>,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
         let mut groups = vec![0];
         let mut bytes = 0;
@@ -516,23 +591,27 @@ impl Bpe {
         ends.push(0);
         for g in groups.windows(2) {
             ids.reserve(bound(g));
-            ends = self.encode_in_order(&texts[g[0]..g[1]], allowed, &mut ids, ends)?;
+            let part = &texts[g[0]..g[1]];
+            ends = self.encode_in_order(part, allowed, &mut ids, ends, crew.again())?;
         }
         Ok((ids, ends))
     }
 
     /// `texts`' ids appended to `ids` (whose spare room is at least their bytes) in text order
-    /// by the threads of the pool ([`InOrder`]), and the end of each pushed to `ends`.
+    /// by `crew` ([`InOrder`]), and the end of each pushed to `ends`.
     fn encode_in_order<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
         allowed: Option<&SpecialMatcher>,
         ids: &mut Vec<u32>,
         ends: Vec<i64>,
+        crew: Crew<'_>,
     ) -> Result<Vec<i64>> {
+        let here = matches!(crew, Crew::Here { .. });
         let sink = InOrder {
             out: OutIds(ids.as_mut_ptr()),
             cap: ids.capacity(),
+            texts: texts.len(),
             commit: Mutex::new(Commit {
                 next: 0,
                 at: ids.len(),
@@ -540,8 +619,30 @@ impl Bpe {
                 waiting: Default::default(),
             }),
             error: Mutex::new(None),
+            written: AtomicUsize::new(0),
+            waiter: here.then(std::thread::current),
         };
-        self.run_batch(texts, allowed, &sink, Crew::Pool);
+        match crew {
+            Crew::Pool => self.run_batch(texts, allowed, &sink, Crew::Pool),
+            Crew::Here {
+                pool,
+                workers,
+                own,
+                caller,
+            } => {
+                let caller = &mut UntilWritten {
+                    caller,
+                    sink: &sink,
+                };
+                let crew = Crew::Here {
+                    pool,
+                    workers,
+                    own,
+                    caller,
+                };
+                self.run_batch(texts, allowed, &sink, crew);
+            }
+        }
         if let Some(e) = sink.error.into_inner().ok().flatten() {
             return Err(e);
         }

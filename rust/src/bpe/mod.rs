@@ -28,6 +28,8 @@ pub mod train;
 use crate::error::{Error, Result};
 use crate::pretokenize::Pretokenizer;
 pub(crate) use batch::concat;
+#[cfg(test)]
+pub(crate) use batch::Crew;
 use rustc_hash::FxHashMap;
 
 /// How merge priority is defined; see the module docs.

@@ -664,7 +664,10 @@ impl PyTokenModel {
     }
 
     /// Encode many texts in parallel into one flat `uint32` array plus `int64` offsets
-    /// (`ids[offsets[i]:offsets[i+1]]` belong to text `i`): no Python object per token.
+    /// (`ids[offsets[i]:offsets[i+1]]` belong to text `i`): no Python object per token. With two
+    /// threads or more this thread is one of the encoding threads (for the texts short enough
+    /// to leave Ctrl-C unchecked while it encodes one); it checks for Ctrl-C between them and
+    /// while it waits for the others. No partial result is returned.
     #[pyo3(signature = (texts, allowed, num_threads=None))]
     fn encode_batch_numpy<'py>(
         &self,
@@ -675,17 +678,43 @@ impl PyTokenModel {
     ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
         let sm = self.matcher(&allowed, "allowed")?;
         let pool = super::pool(num_threads)?;
-        let m = &self.inner;
         // each str's own UTF-8 buffer (cached in the str, as `encode_numpy` reads it), not a
         // copy per call: `texts` holds the strs, so the slices outlive the work
         let refs = texts
             .iter()
             .map(str_utf8)
             .collect::<PyResult<Vec<&str>>>()?;
+        let (workers, own) = match pool.current_num_threads() {
+            1 => (1, 0),
+            n => (n - 1, super::INTERRUPTIBLE_BYTES),
+        };
+        let stop = Cancel::new();
+        let mut checks = SignalChecks {
+            stop: &stop,
+            last: std::time::Instant::now(),
+            // waiting only for the pool: it unparks this thread when it is done
+            wait: if own == 0 { super::POLL } else { WAIT_STEP },
+            error: None,
+        };
+        let (m, refs, sm) = (&self.inner, &refs, sm.as_deref());
         // the flat array: a freed one's memory when one fits (its pages are mapped already)
-        let (flat, offsets) = super::interruptible(py, &pool, || {
-            m.encode_batch_flat(&refs, sm.as_deref(), &mut super::output_pool::take)
-        })?;
+        let out = py.detach(|| {
+            cancel::scope(&stop, || {
+                m.encode_batch_flat_here(
+                    &pool,
+                    workers,
+                    own,
+                    refs,
+                    sm,
+                    &mut super::output_pool::take,
+                    &mut checks,
+                )
+            })
+        });
+        if let Some(e) = checks.error {
+            return Err(e);
+        }
+        let (flat, offsets) = out?;
         Ok((
             super::output_pool::into_numpy(py, flat)?,
             offsets.into_pyarray(py),
@@ -814,6 +843,45 @@ pub fn preset_pattern(name: &str) -> PyResult<&'static str> {
 }
 
 /// `encode_batch`'s calling thread taking care of finished texts: each becomes a Python list.
+/// How long the calling thread of `encode_batch_numpy` parks at a time while it waits for a
+/// text of 1 MiB or more to be taken by a worker (it takes the shorter texts after it).
+const WAIT_STEP: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// The calling thread's part in `encode_batch_numpy`, between the texts it encodes and while
+/// it waits (parked, woken when every text's ids are written): Ctrl-C is checked every
+/// [`super::POLL`].
+struct SignalChecks<'a> {
+    stop: &'a Cancel,
+    last: std::time::Instant,
+    wait: std::time::Duration,
+    error: Option<PyErr>,
+}
+
+impl Caller for SignalChecks<'_> {
+    fn between(&mut self, wait: bool) -> bool {
+        if wait {
+            std::thread::park_timeout(self.wait);
+        }
+        if self.last.elapsed() < super::POLL {
+            return true;
+        }
+        self.last = std::time::Instant::now();
+        match Python::attach(|py| py.check_signals()) {
+            Ok(()) => true,
+            Err(e) => {
+                self.stop.set();
+                self.error.get_or_insert(e);
+                false
+            }
+        }
+    }
+
+    /// It takes care of no text: done only once it has stopped the batch.
+    fn done(&self) -> bool {
+        self.error.is_some()
+    }
+}
+
 struct ListBuilder<'a> {
     model: &'a PyTokenModel,
     rx: std::sync::mpsc::Receiver<(usize, crate::Result<Vec<u32>>)>,
