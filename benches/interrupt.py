@@ -54,12 +54,12 @@ CASES: dict[str, Case] = {
     ),
     "encode_batch": Case(
         "tok = Tokenizer.train(texts=[words(2 << 20)], vocab_size=2000)\n"
-        "t = words(96 << 20, 1)\ntexts = [t[i:i + 8192] for i in range(0, len(t), 8192)]",
+        "t = words(96 << 20, 1)\ntexts = [t[i:i + 8192] for i in range(0, len(t), 8192)] * 30",
         "tok.encode_batch(texts)",
     ),
     "encode_batch_numpy": Case(
         "tok = Tokenizer.train(texts=[words(2 << 20)], vocab_size=2000)\n"
-        "t = words(96 << 20, 1)\ntexts = [t[i:i + 8192] for i in range(0, len(t), 8192)]",
+        "t = words(96 << 20, 1)\ntexts = [t[i:i + 8192] for i in range(0, len(t), 8192)] * 30",
         "tok.encode_batch_numpy(texts)",
     ),
     "train_count": Case(
