@@ -223,6 +223,15 @@ def test_freed_batch_arrays_are_reused_without_touching_live_ones(gpt2, corpus_d
     assert tokforge.batch_output_info() == {"buffers": 0, "bytes": 0, "limit": 256 << 20}
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_empty_batch_gives_no_ids(gpt2, threads):
+    flat, offsets = gpt2.encode_batch_numpy([], num_threads=threads)
+    assert flat.dtype == np.uint32 and len(flat) == 0 and offsets.tolist() == [0]
+    assert gpt2.encode_batch([], num_threads=threads) == []
+    flat, offsets = gpt2.encode_batch_numpy(["", ""], num_threads=threads)
+    assert len(flat) == 0 and offsets.tolist() == [0, 0, 0]
+
+
 def test_batches_of_odd_texts_equal_single_calls(pair):
     """Both batch forms read each str's own UTF-8 buffer: empty texts, specials, lone
     surrogates (the UTF-8 step fails, the texts are fixed and retried), str subclasses, a text

@@ -61,9 +61,10 @@ impl ModelKind {
     }
 }
 
-/// The part of the thread that starts a batch with [`TokenModel::encode_each_here`]: it takes
-/// care of the texts the batch has finished (their ids went to the batch's sink) between the
-/// texts it encodes itself, and while it waits for the others.
+/// The part of the thread that starts a batch with [`TokenModel::encode_each_here`] (or
+/// [`TokenModel::encode_batch_flat_here`], where there is nothing to take care of but Ctrl-C):
+/// it takes care of the texts the batch has finished (their ids went to the batch's sink)
+/// between the texts it encodes itself, and while it waits for the others.
 pub trait Caller {
     /// Take care of the texts finished so far; with `wait`, first wait for one (at most a
     /// short while). `false` stops the batch: the texts not started are skipped.
