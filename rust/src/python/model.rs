@@ -843,6 +843,19 @@ pub fn preset_pattern(name: &str) -> PyResult<&'static str> {
 }
 
 /// `encode_batch`'s calling thread taking care of finished texts: each becomes a Python list.
+/// Whether a batch's calling thread goes on after `r`: on an error (Ctrl-C, a list it could
+/// not build) the batch is stopped and the first error kept.
+fn go_on(r: PyResult<()>, stop: &Cancel, error: &mut Option<PyErr>) -> bool {
+    match r {
+        Ok(()) => true,
+        Err(e) => {
+            stop.set();
+            error.get_or_insert(e);
+            false
+        }
+    }
+}
+
 /// How long the calling thread of `encode_batch_numpy` parks at a time while it waits for a
 /// text of 1 MiB or more to be taken by a worker (it takes the shorter texts after it).
 const WAIT_STEP: std::time::Duration = std::time::Duration::from_micros(200);
@@ -866,14 +879,11 @@ impl Caller for SignalChecks<'_> {
             return true;
         }
         self.last = std::time::Instant::now();
-        match Python::attach(|py| py.check_signals()) {
-            Ok(()) => true,
-            Err(e) => {
-                self.stop.set();
-                self.error.get_or_insert(e);
-                false
-            }
-        }
+        go_on(
+            Python::attach(|py| py.check_signals()),
+            self.stop,
+            &mut self.error,
+        )
     }
 
     /// It takes care of no text: done only once it has stopped the batch.
@@ -915,14 +925,7 @@ impl Caller for ListBuilder<'_> {
             // results may stream in without a pause: check for Ctrl-C on every round
             py.check_signals()
         });
-        match built {
-            Ok(()) => true,
-            Err(e) => {
-                self.stop.set();
-                self.error.get_or_insert(e);
-                false
-            }
-        }
+        go_on(built, self.stop, &mut self.error)
     }
 
     fn done(&self) -> bool {
