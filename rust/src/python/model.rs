@@ -842,7 +842,6 @@ pub fn preset_pattern(name: &str) -> PyResult<&'static str> {
     })
 }
 
-/// `encode_batch`'s calling thread taking care of finished texts: each becomes a Python list.
 /// Whether a batch's calling thread goes on after `r`: on an error (Ctrl-C, a list it could
 /// not build) the batch is stopped and the first error kept.
 fn go_on(r: PyResult<()>, stop: &Cancel, error: &mut Option<PyErr>) -> bool {
@@ -892,6 +891,7 @@ impl Caller for SignalChecks<'_> {
     }
 }
 
+/// `encode_batch`'s calling thread taking care of finished texts: each becomes a Python list.
 struct ListBuilder<'a> {
     model: &'a PyTokenModel,
     rx: std::sync::mpsc::Receiver<(usize, crate::Result<Vec<u32>>)>,
