@@ -1,5 +1,5 @@
-//! Buffers of ids kept from one call to the next (a batch's runs, the memory of freed numpy
-//! arrays), so that a loop over batches does not ask the system for fresh pages every time.
+//! Buffers of ids kept from one call to the next (the memory of freed numpy arrays), so that a
+//! loop over batches does not ask the system for fresh pages every time.
 //! Bounded by a count and by bytes; the oldest buffer makes room for a new one.
 
 use std::sync::Mutex;
@@ -47,11 +47,6 @@ impl KeptBuffers {
         }
         v.clear();
         free.push(v);
-    }
-
-    /// The most bytes kept together.
-    pub fn most_bytes(&self) -> usize {
-        self.most_bytes
     }
 
     /// The number of kept buffers and their bytes.
