@@ -25,10 +25,8 @@ use std::sync::Mutex;
 
 /// Where the threads of a batch put each text's ids.
 trait BatchSink: Sync {
-    /// What one thread keeps while it works.
-    type Local;
-    /// A thread's [`BatchSink::Local`] as it starts.
-    fn start(&self) -> Self::Local;
+    /// What one thread keeps while it works (its buffers; empty as it starts).
+    type Local: Default;
     /// Text `i`: `encode` appends its ids to the buffer it is given. `false` when it failed
     /// (the batch stops).
     fn text(
@@ -37,8 +35,6 @@ trait BatchSink: Sync {
         i: usize,
         encode: impl FnOnce(&mut Vec<u32>) -> Result<()>,
     ) -> bool;
-    /// The thread is done.
-    fn finish(&self, local: Self::Local);
 }
 
 /// One `Vec` per text, handed to a callback as each text is done. A thread encodes each text
@@ -48,9 +44,6 @@ struct PerText<F>(F);
 
 impl<F: Fn(usize, Result<Vec<u32>>) + Sync> BatchSink for PerText<F> {
     type Local = Vec<u32>;
-    fn start(&self) -> Vec<u32> {
-        Vec::new()
-    }
     fn text(
         &self,
         scratch: &mut Vec<u32>,
@@ -63,7 +56,6 @@ impl<F: Fn(usize, Result<Vec<u32>>) + Sync> BatchSink for PerText<F> {
         (self.0)(i, r.map(|()| scratch.to_vec()));
         ok
     }
-    fn finish(&self, _: Vec<u32>) {}
 }
 
 /// Each thread encodes a text into a buffer of its own, then copies its ids straight into the
@@ -169,9 +161,6 @@ fn too_many_ids(i: usize) -> Error {
 
 impl BatchSink for InOrder {
     type Local = Placing;
-    fn start(&self) -> Placing {
-        Placing::default()
-    }
     fn text(
         &self,
         p: &mut Placing,
@@ -223,7 +212,6 @@ impl BatchSink for InOrder {
         }
         true
     }
-    fn finish(&self, _: Placing) {}
 }
 
 /// One batch's texts, handed out one at a time from a shared counter, with what every thread
@@ -335,14 +323,13 @@ impl<'a, S: AsRef<str> + Sync, K: BatchSink> Batch<'a, S, K> {
     /// A pool thread's part: texts claimed one at a time until they run out, one fails or the
     /// handle is set.
     fn work<T: Tables>(&self, enc: &mut PieceEncoder<'_, T>) {
-        let mut local = self.sink.start();
+        let mut local = K::Local::default();
         while !self.stopped() {
             let Some(next) = self.claim() else {
                 break;
             };
             self.one(enc, next, &mut local);
         }
-        self.sink.finish(local);
     }
 
     /// The calling thread's part when it is outside the pool ([`Crew::Here`]): the texts
@@ -355,7 +342,7 @@ impl<'a, S: AsRef<str> + Sync, K: BatchSink> Batch<'a, S, K> {
         own: usize,
         caller: &mut dyn Caller,
     ) {
-        let mut local = self.sink.start();
+        let mut local = K::Local::default();
         while !self.stopped() {
             let go_on = match self.claim_below(own) {
                 Ok(next) => {
@@ -369,7 +356,6 @@ impl<'a, S: AsRef<str> + Sync, K: BatchSink> Batch<'a, S, K> {
                 self.fail();
             }
         }
-        self.sink.finish(local);
         // (a set handle skips the texts not started: they would never be done)
         while !self.stopped() && !caller.done() {
             if !caller.between(true) {
@@ -572,26 +558,27 @@ impl Bpe {
         group_bytes: usize,
         mut crew: Crew<'_>,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
-        let mut groups = vec![0];
-        let mut bytes = 0;
+        // (first text, bytes) of each group: its bytes bound its ids
+        let mut groups = vec![(0, 0)];
         for (i, t) in texts.iter().enumerate() {
             let n = t.as_ref().len();
-            if bytes > 0 && bytes + n > group_bytes {
-                groups.push(i);
-                bytes = 0;
+            if let Some(g) = groups
+                .last_mut()
+                .filter(|g| g.1 == 0 || g.1 + n <= group_bytes)
+            {
+                g.1 += n;
+            } else {
+                groups.push((i, n));
             }
-            bytes += n;
         }
-        groups.push(texts.len());
-        let bound =
-            |g: &[usize]| -> usize { texts[g[0]..g[1]].iter().map(|t| t.as_ref().len()).sum() };
-        let mut ids = flat(bound(&groups[..2]));
+        let mut ids = flat(groups[0].1);
         ids.clear();
         let mut ends = Vec::with_capacity(texts.len() + 1);
         ends.push(0);
-        for g in groups.windows(2) {
-            ids.reserve(bound(g));
-            let part = &texts[g[0]..g[1]];
+        for (k, &(start, bytes)) in groups.iter().enumerate() {
+            let end = groups.get(k + 1).map_or(texts.len(), |g| g.0);
+            ids.reserve(bytes);
+            let part = &texts[start..end];
             ends = self.encode_in_order(part, allowed, &mut ids, ends, crew.again())?;
         }
         Ok((ids, ends))

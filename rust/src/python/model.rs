@@ -625,13 +625,7 @@ impl PyTokenModel {
             .iter()
             .map(str_utf8)
             .collect::<PyResult<Vec<&str>>>()?;
-        // one encoding thread: a worker, this thread only builds lists; more: this thread is
-        // one of them, for texts short enough to leave Ctrl-C unchecked while it encodes one
-        let threads = pool.current_num_threads();
-        let (workers, own) = match threads {
-            1 => (1, 0),
-            n => (n - 1, super::INTERRUPTIBLE_BYTES),
-        };
+        let (workers, own) = split_crew(&pool);
         let stop = Cancel::new();
         let (tx, rx) = std::sync::mpsc::channel::<(usize, crate::Result<Vec<u32>>)>();
         let mut lists = ListBuilder {
@@ -684,10 +678,7 @@ impl PyTokenModel {
             .iter()
             .map(str_utf8)
             .collect::<PyResult<Vec<&str>>>()?;
-        let (workers, own) = match pool.current_num_threads() {
-            1 => (1, 0),
-            n => (n - 1, super::INTERRUPTIBLE_BYTES),
-        };
+        let (workers, own) = split_crew(&pool);
         let stop = Cancel::new();
         let mut checks = SignalChecks {
             stop: &stop,
@@ -840,6 +831,17 @@ pub fn preset_pattern(name: &str) -> PyResult<&'static str> {
             "unknown preset {name:?}; expected gpt2, cl100k or o200k"
         ))
     })
+}
+
+/// The pool threads that encode a batch and the longest text (in bytes, exclusive) the calling
+/// thread encodes itself: with one encoding thread, a worker, and this thread only takes care
+/// of the results; with more, this thread is one of them, for texts short enough to leave
+/// Ctrl-C unchecked while it encodes one.
+fn split_crew(pool: &rayon::ThreadPool) -> (usize, usize) {
+    match pool.current_num_threads() {
+        1 => (1, 0),
+        n => (n - 1, super::INTERRUPTIBLE_BYTES),
+    }
 }
 
 /// Whether a batch's calling thread goes on after `r`: on an error (Ctrl-C, a list it could
