@@ -6,9 +6,10 @@
 //! the shared table, within its bound, when the call ends. So every text meets every piece the
 //! model's table has learnt, and a batch leaves one warm table instead of one partly warm table
 //! per thread (docs/bpe.md §13.4). Texts are handed out one at a time from a shared counter.
-//! The threads are those of the current pool or ([`Bpe::encode_each_here`]) some of a given
-//! pool's and the calling thread, which encodes the shorter texts and, between them, takes care
-//! of the finished ones through its [`Caller`].
+//! The threads are those of the current pool or ([`Bpe::encode_each_here`],
+//! [`Bpe::encode_batch_flat_here`]) some of a given pool's and the calling thread, which encodes
+//! the shorter texts and, between them, takes care of the finished ones (or of Ctrl-C) through
+//! its [`Caller`].
 //!
 //! Where the ids go is a [`BatchSink`]: one `Vec` per text ([`Bpe::encode_each`],
 //! [`Bpe::encode_batch`]), or their places in one flat buffer, in text order
