@@ -92,48 +92,39 @@ impl Tables for Lent<'_> {
     }
 }
 
-/// Shards of the table of a batch's misses ([`Spill`]): threads missing different pieces
-/// rarely wait for each other.
-const SPILL_SHARDS: usize = 16;
-
-/// The misses of a batch's threads, in tables behind locks (taken only on a miss of the
-/// shared table, never per probe), merged into the shared table when the batch ends: a piece
-/// is merged once per batch, whichever thread meets it first.
-pub(super) struct Spill {
-    pub(super) shards: Vec<Mutex<PieceTable>>,
-}
-
-impl Spill {
-    /// Shards holding at most `room` short entries together (what the shared table can still
-    /// take).
-    pub(super) fn new(room: usize) -> Self {
-        let per = room.div_ceil(SPILL_SHARDS);
-        Self {
-            shards: (0..SPILL_SHARDS)
-                .map(|_| Mutex::new(PieceTable::with_capacity(0, per)))
-                .collect(),
-        }
-    }
-
-    fn shard(&self, k: u64) -> Option<std::sync::MutexGuard<'_, PieceTable>> {
-        let i = (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize % SPILL_SHARDS;
-        self.shards.get(i)?.lock().ok()
-    }
-
-    fn shard_long(&self, piece: &[u8]) -> Option<std::sync::MutexGuard<'_, PieceTable>> {
-        let k = piece
-            .iter()
-            .take(8)
-            .fold(piece.len() as u64, |a, &b| (a << 8) ^ u64::from(b));
-        self.shard(k)
-    }
-}
-
-/// One thread's view of a table shared by the threads of a batch: the shared table is only
-/// read (no lock); misses go to the batch's [`Spill`] ([`Bpe::encode_each`]).
+/// One thread's tables in a batch: the table the batch's threads share, only read (no lock),
+/// and a table of the thread's own for the pieces the shared one lacks (no lock either). When
+/// the thread is done its table goes to `done`, to be merged into the shared table after the
+/// batch ([`Bpe::encode_each`]). A piece new to the shared table is merged once per thread
+/// that meets it.
 pub struct Shared<'a> {
     pub(super) main: &'a PieceTable,
-    pub(super) spill: &'a Spill,
+    /// Taken out only by `drop`.
+    own: ManuallyDrop<PieceTable>,
+    done: &'a Mutex<Vec<PieceTable>>,
+}
+
+impl<'a> Shared<'a> {
+    /// `main` shared, with a table of its own of at most `room` short entries.
+    pub(super) fn new(main: &'a PieceTable, room: usize, done: &'a Mutex<Vec<PieceTable>>) -> Self {
+        Self {
+            main,
+            own: ManuallyDrop::new(PieceTable::with_capacity(0, room)),
+            done,
+        }
+    }
+}
+
+impl Drop for Shared<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `own` is not used again: this is its last use
+        let t = unsafe { ManuallyDrop::take(&mut self.own) };
+        if !t.fresh() {
+            if let Ok(mut done) = self.done.lock() {
+                done.push(t);
+            }
+        }
+    }
 }
 
 impl Tables for Shared<'_> {
@@ -142,10 +133,7 @@ impl Tables for Shared<'_> {
         self.main
     }
     fn find(&self, key: u128, out: &mut Vec<u32>) -> bool {
-        let Some(t) = self.spill.shard(key as u64 ^ (key >> 64) as u64) else {
-            return false;
-        };
-        match t.get(key) {
+        match self.own.get(key) {
             Some(found) => {
                 push_found(found, out);
                 true
@@ -154,10 +142,7 @@ impl Tables for Shared<'_> {
         }
     }
     fn find_long(&self, piece: &[u8], out: &mut Vec<u32>) -> bool {
-        let Some(t) = self.spill.shard_long(piece) else {
-            return false;
-        };
-        match t.get_long(piece) {
+        match self.own.get_long(piece) {
             Some(ids) => {
                 out.extend_from_slice(ids);
                 true
@@ -166,19 +151,10 @@ impl Tables for Shared<'_> {
         }
     }
     fn store(&mut self, key: u128, ids: &[u32]) {
-        if let Some(mut t) = self.spill.shard(key as u64 ^ (key >> 64) as u64) {
-            // another thread may have stored it since `find`
-            if t.get(key).is_none() {
-                t.insert(key, ids);
-            }
-        }
+        self.own.insert(key, ids);
     }
     fn store_long(&mut self, piece: &[u8], ids: &[u32]) {
-        if let Some(mut t) = self.spill.shard_long(piece) {
-            if t.get_long(piece).is_none() {
-                t.insert_long(piece, ids);
-            }
-        }
+        self.own.insert_long(piece, ids);
     }
     /// Nothing: the shared table is only read while the batch runs. (Promoting what the
     /// threads met, when the batch ends, pushed entries met often out of their buckets for the
@@ -1141,6 +1117,72 @@ mod tests {
             fresh.encode_ordinary(t).unwrap();
         }
         assert_eq!(fresh.piece_cache().info().entries, after_batch);
+    }
+
+    /// A batch on a table that has learnt pieces already: with one thread the batch borrows
+    /// the table as a single call does; with more, each thread keeps the pieces the table
+    /// lacks in a table of its own, and those are merged into the shared one at the end (a
+    /// piece several threads met, once). Either way the table then holds every piece of the
+    /// batch (a single call adds nothing), the pool holds one table, and the ids are the
+    /// uncached path's, short pieces, 16..=31-byte ones and longer ones alike.
+    #[test]
+    fn a_batch_after_the_first_leaves_every_new_piece_in_the_one_table() {
+        let known: Vec<String> = (0..8).map(|i| format!("ab{i} abba baab ")).collect();
+        // new pieces, most of them in several texts (so in several threads' own tables); long
+        // enough texts that every thread takes some
+        let texts: Vec<String> = (0..60)
+            .map(|i| {
+                let words: Vec<String> = (0..400)
+                    .map(|k| {
+                        format!(
+                            "bandana{} {} {}{}{}",
+                            (i + k) % 7,
+                            "ab".repeat(8 + (i * k) % 5),
+                            "b".repeat(20 + k % 3),
+                            "a".repeat(40 + i % 4),
+                            " q".repeat(k % 9)
+                        )
+                    })
+                    .collect();
+                // and pieces of this text alone: short, of 16..=31 bytes, longer
+                let tag: String = [b'a' + (i % 26) as u8, b'a' + (i / 26) as u8]
+                    .iter()
+                    .map(|&c| c as char)
+                    .collect();
+                let own = format!(" z{tag} {}{tag} {}{tag}", "y".repeat(16), "x".repeat(35));
+                words.join(" ") + &own.repeat(3)
+            })
+            .collect();
+        for threads in [1, 2, 3] {
+            let bpe = small();
+            for t in &known {
+                bpe.encode_ordinary(t).unwrap();
+            }
+            let before = bpe.piece_cache().info().entries;
+            let want: Vec<Vec<u32>> = texts
+                .iter()
+                .map(|t| {
+                    let mut out = Vec::new();
+                    for p in bpe.pretokenizer().pieces(t).unwrap() {
+                        bpe.encode_piece(p.as_bytes(), &mut out);
+                    }
+                    out
+                })
+                .collect();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let got = pool.install(|| bpe.encode_batch(&texts, None)).unwrap();
+            assert_eq!(got, want, "{threads} threads");
+            let info = bpe.piece_cache().info();
+            assert_eq!(info.tables, 1, "{threads} threads: {info:?}");
+            assert!(info.entries > before, "{threads} threads: {info:?}");
+            for (t, w) in texts.iter().zip(&want) {
+                assert_eq!(&bpe.encode_ordinary(t).unwrap(), w);
+            }
+            assert_eq!(bpe.piece_cache().info(), info, "{threads} threads");
+        }
     }
 
     /// `pack_avx512` gives the keys, hashes and spans of `pack_at` and `hash` for every piece
