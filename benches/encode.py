@@ -433,6 +433,14 @@ def child(spec: dict) -> None:
     t0 = time.perf_counter()
     fn, kind, version = _setup(peer, mode, spec)
     load_s = time.perf_counter() - t0
+    per = spec.get("batch_docs") or 0
+    if mode == "batch" and per:
+        # a dataset encoded a batch at a time: a fresh model meets new text in every call
+        whole = fn
+
+        def fn(docs):
+            return [whole(docs[i : i + per]) for i in range(0, len(docs), per)]
+
     gc.collect()
     rss_base = rss_now_mb()
     peak = rss_peak_mb()  # loading
@@ -449,7 +457,11 @@ def child(spec: dict) -> None:
         b1 = cpu_busy_s()
         busys.append(None if b0 is None or b1 is None else b1 - b0)
         peak = max(peak, rss_peak_mb())
-        ds, tokens = digests(out, kind)
+        if mode == "batch" and per:
+            parts = [digests(o, kind) for o in out]
+            ds, tokens = [d for p in parts for d in p[0]], sum(p[1] for p in parts)
+        else:
+            ds, tokens = digests(out, kind)
         del out
         pass_digests.append(ds)
     probe = None
@@ -548,9 +560,19 @@ def _others_in_passes(stdout: str) -> float | None:
 # ---- the parent ----------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--vocabs", default="gpt2,cl100k,o200k", help="comma list of: " + ", ".join(VOCABS))
+    ap.add_argument(
+        "--vocabs", default="gpt2,cl100k,o200k", help="comma list of: " + ", ".join(VOCABS)
+    )
     ap.add_argument("--modes", default="single,batch", help="single, batch or both")
     ap.add_argument("--threads", type=int, default=2, help="threads of the batch mode (default 2)")
+    ap.add_argument(
+        "--batch-docs",
+        type=int,
+        default=0,
+        help="batch mode: documents per call, as when a dataset is encoded a batch at a time "
+        "(a fresh model then meets new text in every call of the cold pass); 0: all in one "
+        "call (default)",
+    )
     ap.add_argument(
         "--mb", type=float, default=24, help="MiB of the Debian corpus in the sample (default 24)"
     )
@@ -689,6 +711,7 @@ def main(argv: list[str] | None = None) -> int:
                     "text": sample["text"],
                     "lengths": sample["lengths"],
                     "special_doc": sample["special_doc"],
+                    "batch_docs": args.batch_docs,
                 }
                 log(f"{v} {mode} {peer} ({threads} thread{'s' if threads > 1 else ''}) ...")
                 r, others, attempts = run_row(spec, threads, args)
@@ -959,8 +982,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     out.append(
         "single: one call per document, RAYON_NUM_THREADS=1, TOKENIZERS_PARALLELISM=false; "
-        f"batch: one call for all documents, {args.threads} threads (num_threads= and "
-        "RAYON_NUM_THREADS / RAYON_RS_NUM_THREADS)."
+        "batch: "
+        + (
+            f"one call per {args.batch_docs} documents"
+            if args.batch_docs
+            else "one call for all documents"
+        )
+        + f", {args.threads} threads (num_threads= and RAYON_NUM_THREADS / RAYON_RS_NUM_THREADS)."
     )
     for (m, peer), (_, call) in RUNS.items():
         if any(r["peer"] == peer and r["mode"] == m for r in rows):
@@ -985,6 +1013,7 @@ def main(argv: list[str] | None = None) -> int:
                     "ids_identical": all_same,
                     "sample": sample,
                     "threads": args.threads,
+                    "batch_docs": args.batch_docs,
                     "repeat": args.repeat,
                     "versions": versions,
                     "tokforge_build": build,

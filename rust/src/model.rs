@@ -149,6 +149,11 @@ pub trait TokenModel: Send + Sync {
         let parts: Vec<&[u32]> = parts.iter().map(Vec::as_slice).collect();
         Ok(crate::bpe::concat(&parts, flat))
     }
+    /// Whether [`TokenModel::encode_each_here`] and [`TokenModel::encode_batch_flat_here`] let
+    /// the calling thread encode (BPE); otherwise the pool encodes every text.
+    fn calling_thread_encodes(&self) -> bool {
+        false
+    }
     /// [`TokenModel::encode_batch_flat`] on `pool`, called from a thread outside it that calls
     /// `caller` meanwhile (its `false` stops the batch); `caller` takes care of no text, so its
     /// `done` may stay `false`. BPE: `workers` threads of `pool` encode and so does this thread,
@@ -335,6 +340,9 @@ impl TokenModel for Bpe {
         sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
     ) {
         Bpe::encode_each(self, texts, allowed, sink)
+    }
+    fn calling_thread_encodes(&self) -> bool {
+        true
     }
     /// This thread encodes too ([`Bpe::encode_each_here`]).
     fn encode_each_here(

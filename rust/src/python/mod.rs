@@ -122,8 +122,12 @@ const KEPT_POOLS: usize = 4;
 /// `InputError` naming the value). Pools are kept and reused, so worker threads (and their
 /// per-thread encoder caches) survive from one call to the next.
 pub(crate) fn pool(n: Option<convert::Int>) -> PyResult<Arc<rayon::ThreadPool>> {
-    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
-    let n = match n {
+    pool_of(threads_wanted(n)?)
+}
+
+/// The thread count a `num_threads=` argument asks for (see [`pool`]).
+pub(crate) fn threads_wanted(n: Option<convert::Int>) -> PyResult<usize> {
+    Ok(match n {
         Some(n) => match n.size("num_threads", 1, max_threads()) {
             Ok(n) => n,
             Err(_) if n.below(1) => {
@@ -141,7 +145,12 @@ pub(crate) fn pool(n: Option<convert::Int>) -> PyResult<Arc<rayon::ThreadPool>> 
             }
         },
         None => cores(),
-    };
+    })
+}
+
+/// The kept pool of `n` threads (see [`pool`]), started if there is none (`n >= 1`).
+pub(crate) fn pool_of(n: usize) -> PyResult<Arc<rayon::ThreadPool>> {
+    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
     let mut pools = POOLS
         .lock()
         .map_err(|_| errors::TokforgeError::new_err("thread pool registry is poisoned"))?;

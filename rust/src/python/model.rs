@@ -128,6 +128,25 @@ impl PyTokenModel {
         }
     }
 
+    /// The pool of a batch on `num_threads` threads, the pool threads that encode and the
+    /// longest text (in bytes, exclusive) the calling thread encodes itself. On one thread a
+    /// pool thread encodes and the calling thread only takes care of the results. On `n`, where
+    /// the model lets the calling thread encode (BPE), it is one of the `n`, for texts short
+    /// enough to leave Ctrl-C unchecked while it encodes one, and the pool has `n - 1` threads:
+    /// a pool thread with no part in the batch woke with it and spun on the cores the others
+    /// needed (docs/bpe.md §13.5, twentieth round). Other models: the pool of `n` encodes.
+    fn batch_crew(
+        &self,
+        num_threads: Option<Int>,
+    ) -> PyResult<(Arc<rayon::ThreadPool>, usize, usize)> {
+        let n = super::threads_wanted(num_threads)?;
+        if n > 1 && self.inner.calling_thread_encodes() {
+            Ok((super::pool_of(n - 1)?, n - 1, super::INTERRUPTIBLE_BYTES))
+        } else {
+            Ok((super::pool_of(n)?, n, 0))
+        }
+    }
+
     /// The special-token matcher for `ids` (the argument `what`), cached for the last set asked
     /// for.
     fn matcher(&self, ids: &[Int], what: &str) -> PyResult<Option<Arc<SpecialMatcher>>> {
@@ -618,14 +637,13 @@ impl PyTokenModel {
         num_threads: Option<Int>,
     ) -> PyResult<Bound<'py, PyList>> {
         let sm = self.matcher(&allowed, "allowed")?;
-        let pool = super::pool(num_threads)?;
+        let (pool, workers, own) = self.batch_crew(num_threads)?;
         // `texts` holds the strs, and the threads are done before it is dropped (the call
         // below returns only after them)
         let refs = texts
             .iter()
             .map(str_utf8)
             .collect::<PyResult<Vec<&str>>>()?;
-        let (workers, own) = split_crew(&pool);
         let stop = Cancel::new();
         let (tx, rx) = std::sync::mpsc::channel::<(usize, crate::Result<Vec<u32>>)>();
         let mut lists = ListBuilder {
@@ -671,14 +689,13 @@ impl PyTokenModel {
         num_threads: Option<Int>,
     ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
         let sm = self.matcher(&allowed, "allowed")?;
-        let pool = super::pool(num_threads)?;
+        let (pool, workers, own) = self.batch_crew(num_threads)?;
         // each str's own UTF-8 buffer (cached in the str, as `encode_numpy` reads it), not a
         // copy per call: `texts` holds the strs, so the slices outlive the work
         let refs = texts
             .iter()
             .map(str_utf8)
             .collect::<PyResult<Vec<&str>>>()?;
-        let (workers, own) = split_crew(&pool);
         let stop = Cancel::new();
         let mut checks = SignalChecks {
             stop: &stop,
@@ -831,17 +848,6 @@ pub fn preset_pattern(name: &str) -> PyResult<&'static str> {
             "unknown preset {name:?}; expected gpt2, cl100k or o200k"
         ))
     })
-}
-
-/// The pool threads that encode a batch and the longest text (in bytes, exclusive) the calling
-/// thread encodes itself: with one encoding thread, a worker, and this thread only takes care
-/// of the results; with more, this thread is one of them, for texts short enough to leave
-/// Ctrl-C unchecked while it encodes one.
-fn split_crew(pool: &rayon::ThreadPool) -> (usize, usize) {
-    match pool.current_num_threads() {
-        1 => (1, 0),
-        n => (n - 1, super::INTERRUPTIBLE_BYTES),
-    }
 }
 
 /// Whether a batch's calling thread goes on after `r`: on an error (Ctrl-C, a list it could
