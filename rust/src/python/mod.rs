@@ -110,8 +110,11 @@ pub(crate) fn max_threads() -> usize {
     (4 * cores()).max(64)
 }
 
+/// The cores this process may use, asked once: `available_parallelism` reads the cgroup's
+/// files on every call (30 µs, 3 % of a batch call on 100 documents of 13 kB).
 fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |p| p.get())
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |p| p.get()))
 }
 
 /// Pools kept for reuse; the least recently used beyond this many are dropped (their threads
