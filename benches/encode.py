@@ -11,6 +11,7 @@ would mean nothing.
     .venv/bin/python benches/encode.py                      # three vocabularies, 2 threads
     .venv/bin/python benches/encode.py --json > enc.jsonl   # JSON lines on stdout, table on stderr
     .venv/bin/python benches/encode.py --vocabs cl100k --only tokforge,tiktoken --repeat 5
+    .venv/bin/python benches/encode.py --vocabs cl100k --batch-docs 100   # a batch at a time
 
 Throughput is MB/s with MB = 10^6 bytes of UTF-8 input. ``cold`` is the first pass in a fresh
 process (right after the tokenizer is loaded: empty caches), ``warm`` the median of the

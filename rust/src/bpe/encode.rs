@@ -944,6 +944,15 @@ mod tests {
     use crate::pretokenize::Pretokenizer;
     use crate::progress::Silent;
 
+    /// The ids of `text` by the uncached path: each pre-token piece through `encode_piece`.
+    fn uncached(bpe: &Bpe, text: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        for p in bpe.pretokenizer().pieces(text).unwrap() {
+            bpe.encode_piece(p.as_bytes(), &mut out);
+        }
+        out
+    }
+
     fn small() -> Bpe {
         let p = Pretokenizer::new("gpt2").unwrap();
         let mut c = PieceCounts::new();
@@ -1031,16 +1040,7 @@ mod tests {
             String::new(),
             "banana".to_string(),
         ];
-        let want: Vec<Vec<u32>> = texts
-            .iter()
-            .map(|t| {
-                let mut out = Vec::new();
-                for p in bpe.pretokenizer().pieces(t).unwrap() {
-                    bpe.encode_piece(p.as_bytes(), &mut out);
-                }
-                out
-            })
-            .collect();
+        let want: Vec<Vec<u32>> = texts.iter().map(|t| uncached(&bpe, t)).collect();
         for limit in [0, 1, 5, 1000, piece_table::DEFAULT_LIMIT] {
             bpe.piece_cache().set_limit(limit);
             for _ in 0..2 {
@@ -1159,16 +1159,7 @@ mod tests {
                 bpe.encode_ordinary(t).unwrap();
             }
             let before = bpe.piece_cache().info().entries;
-            let want: Vec<Vec<u32>> = texts
-                .iter()
-                .map(|t| {
-                    let mut out = Vec::new();
-                    for p in bpe.pretokenizer().pieces(t).unwrap() {
-                        bpe.encode_piece(p.as_bytes(), &mut out);
-                    }
-                    out
-                })
-                .collect();
+            let want: Vec<Vec<u32>> = texts.iter().map(|t| uncached(&bpe, t)).collect();
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
