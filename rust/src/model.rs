@@ -61,6 +61,17 @@ impl ModelKind {
     }
 }
 
+/// Who encodes a batch that a thread outside `pool` starts ([`TokenModel::encode_each_here`],
+/// [`TokenModel::encode_batch_flat_here`]): `workers` threads of `pool`, and, where the model
+/// lets it ([`TokenModel::calling_thread_encodes`]), the calling thread, for the texts shorter
+/// than `own` bytes (none when 0).
+#[derive(Clone, Copy)]
+pub struct Split<'a> {
+    pub pool: &'a rayon::ThreadPool,
+    pub workers: usize,
+    pub own: usize,
+}
+
 /// The part of the thread that starts a batch with [`TokenModel::encode_each_here`] (or
 /// [`TokenModel::encode_batch_flat_here`], where there is nothing to take care of but Ctrl-C):
 /// it takes care of the texts the batch has finished (their ids went to the batch's sink)
@@ -156,17 +167,13 @@ pub trait TokenModel: Send + Sync {
     }
     /// [`TokenModel::encode_batch_flat`] on `pool`, called from a thread outside it that calls
     /// `caller` meanwhile (its `false` stops the batch); `caller` takes care of no text, so its
-    /// `done` may stay `false`. BPE: `workers` threads of `pool` encode and so does this thread,
-    /// the texts shorter than `own` bytes, between calls of `caller`
-    /// ([`Bpe::encode_batch_flat_here`]). Others: the pool encodes, this thread only calls
-    /// `caller` (with `wait`; it is unparked when the pool is done), then copies the ids into
-    /// the flat buffer.
-    #[allow(clippy::too_many_arguments)]
+    /// `done` may stay `false`. BPE: the threads of `split` encode, this one between calls of
+    /// `caller` ([`Bpe::encode_batch_flat_here`]). Others: the pool encodes, this thread only
+    /// calls `caller` (with `wait`; it is unparked when the pool is done), then copies the ids
+    /// into the flat buffer.
     fn encode_batch_flat_here(
         &self,
-        pool: &rayon::ThreadPool,
-        _workers: usize,
-        _own: usize,
+        split: Split<'_>,
         texts: &[&str],
         allowed: Option<&SpecialMatcher>,
         flat: &mut dyn FnMut(usize) -> Vec<u32>,
@@ -176,6 +183,7 @@ pub trait TokenModel: Send + Sync {
         let parts = std::sync::Mutex::new(None);
         let finished = std::sync::atomic::AtomicBool::new(false);
         let waiter = std::thread::current();
+        let pool = split.pool;
         pool.in_place_scope(|s| {
             s.spawn(|_| {
                 let r = crate::cancel::scope(&stop, || self.encode_batch(texts, allowed));
@@ -222,16 +230,12 @@ pub trait TokenModel: Send + Sync {
         });
     }
     /// [`TokenModel::encode_each`] on `pool`, called from a thread outside it that takes care
-    /// of the results through `caller` (see [`Caller`]). BPE: `workers` threads of `pool` encode
-    /// and so does this thread, the texts shorter than `own` bytes (none when 0), between calls
-    /// of `caller` ([`Bpe::encode_each_here`]). Others: the pool encodes, this thread only calls
-    /// `caller`.
-    #[allow(clippy::too_many_arguments)]
+    /// of the results through `caller` (see [`Caller`]). BPE: the threads of `split` encode,
+    /// this one between calls of `caller` ([`Bpe::encode_each_here`]). Others: the pool encodes,
+    /// this thread only calls `caller`.
     fn encode_each_here(
         &self,
-        pool: &rayon::ThreadPool,
-        _workers: usize,
-        _own: usize,
+        split: Split<'_>,
         texts: &[&str],
         allowed: Option<&SpecialMatcher>,
         sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
@@ -239,7 +243,7 @@ pub trait TokenModel: Send + Sync {
     ) {
         // the pool's own handle: set when the caller stops or this thread's handle is set
         let (outer, stop) = (crate::cancel::current(), crate::cancel::Cancel::new());
-        pool.in_place_scope(|s| {
+        split.pool.in_place_scope(|s| {
             s.spawn(|_| crate::cancel::scope(&stop, || self.encode_each(texts, allowed, sink)));
             while !caller.done() {
                 if outer.is_set() || !caller.between(true) {
@@ -347,15 +351,13 @@ impl TokenModel for Bpe {
     /// This thread encodes too ([`Bpe::encode_each_here`]).
     fn encode_each_here(
         &self,
-        pool: &rayon::ThreadPool,
-        workers: usize,
-        own: usize,
+        split: Split<'_>,
         texts: &[&str],
         allowed: Option<&SpecialMatcher>,
         sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
         caller: &mut dyn Caller,
     ) {
-        Bpe::encode_each_here(self, pool, workers, own, texts, allowed, sink, caller)
+        Bpe::encode_each_here(self, split, texts, allowed, sink, caller)
     }
     /// The threads share one piece table ([`Bpe::encode_each`]).
     fn encode_batch(
@@ -377,15 +379,13 @@ impl TokenModel for Bpe {
     /// This thread encodes too ([`Bpe::encode_batch_flat_here`]).
     fn encode_batch_flat_here(
         &self,
-        pool: &rayon::ThreadPool,
-        workers: usize,
-        own: usize,
+        split: Split<'_>,
         texts: &[&str],
         allowed: Option<&SpecialMatcher>,
         flat: &mut dyn FnMut(usize) -> Vec<u32>,
         caller: &mut dyn Caller,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
-        Bpe::encode_batch_flat_here(self, pool, workers, own, texts, allowed, flat, caller)
+        Bpe::encode_batch_flat_here(self, split, texts, allowed, flat, caller)
     }
     fn encode_with_spans(
         &self,
@@ -752,9 +752,11 @@ mod tests {
                 };
                 let (ids, ends) = m
                     .encode_batch_flat_here(
-                        &pool,
-                        workers,
-                        own,
+                        Split {
+                            pool: &pool,
+                            workers,
+                            own,
+                        },
                         &texts,
                         None,
                         &mut Vec::with_capacity,
@@ -776,15 +778,13 @@ mod tests {
                 rounds: 0,
                 stop_at: 1,
             };
-            let stopped = m.encode_batch_flat_here(
-                &pool,
-                1,
-                100,
-                &many,
-                None,
-                &mut Vec::with_capacity,
-                &mut caller,
-            );
+            let split = Split {
+                pool: &pool,
+                workers: 1,
+                own: 100,
+            };
+            let stopped =
+                m.encode_batch_flat_here(split, &many, None, &mut Vec::with_capacity, &mut caller);
             let e = stopped.err();
             assert!(
                 matches!(e, Some(crate::error::Error::Interrupted(_))),
@@ -845,7 +845,12 @@ mod tests {
         let cancel = crate::cancel::Cancel::new();
         let sink = move |i, ids| tx.send((i, ids)).unwrap();
         crate::cancel::scope(&cancel, || {
-            m.encode_each_here(&pool, workers, own, texts, None, &sink, &mut keep)
+            let split = Split {
+                pool: &pool,
+                workers,
+                own,
+            };
+            m.encode_each_here(split, texts, None, &sink, &mut keep)
         });
         keep
     }
@@ -909,8 +914,13 @@ mod tests {
             for own in [0, 100] {
                 let cancel = crate::cancel::Cancel::new();
                 let mut caller = CancelAtOnce(cancel.clone());
+                let split = Split {
+                    pool: &pool,
+                    workers: 1,
+                    own,
+                };
                 crate::cancel::scope(&cancel, || {
-                    m.encode_each_here(&pool, 1, own, &texts, None, &|_, _| {}, &mut caller)
+                    m.encode_each_here(split, &texts, None, &|_, _| {}, &mut caller)
                 });
                 assert!(cancel.is_set());
             }

@@ -21,7 +21,7 @@ use super::encode::{PieceEncoder, Shared, SpecialMatcher, Tables};
 use super::Bpe;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::model::Caller;
+use crate::model::{Caller, Split};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -240,12 +240,10 @@ enum Left {
 pub(crate) enum Crew<'a> {
     /// The threads of the current rayon pool, this one included.
     Pool,
-    /// `workers` threads of `pool` (at least one: the texts this thread leaves need one), and
-    /// this thread (outside it) through [`Batch::work_here`].
+    /// The split's `workers` threads of its pool (at least one: the texts this thread leaves
+    /// need one), and this thread (outside it) through [`Batch::work_here`].
     Here {
-        pool: &'a rayon::ThreadPool,
-        workers: usize,
-        own: usize,
+        split: Split<'a>,
         caller: &'a mut dyn Caller,
     },
 }
@@ -255,7 +253,7 @@ impl Crew<'_> {
     fn threads(&self, texts: usize) -> usize {
         let n = match self {
             Crew::Pool => rayon::current_num_threads(),
-            Crew::Here { workers, own, .. } => (*workers).max(1) + usize::from(*own > 0),
+            Crew::Here { split, .. } => split.workers.max(1) + usize::from(split.own > 0),
         };
         n.clamp(1, texts.max(1))
     }
@@ -264,15 +262,8 @@ impl Crew<'_> {
     fn again(&mut self) -> Crew<'_> {
         match self {
             Crew::Pool => Crew::Pool,
-            Crew::Here {
-                pool,
-                workers,
-                own,
-                caller,
-            } => Crew::Here {
-                pool,
-                workers: *workers,
-                own: *own,
+            Crew::Here { split, caller } => Crew::Here {
+                split: *split,
                 caller: &mut **caller,
             },
         }
@@ -392,16 +383,11 @@ impl<'a, S: AsRef<str> + Sync, K: BatchSink> Batch<'a, S, K> {
                 }
                 worker();
             }),
-            Crew::Here {
-                pool,
-                workers,
-                own,
-                caller,
-            } => pool.in_place_scope(|s| {
-                for _ in 0..workers.clamp(1, n) {
+            Crew::Here { split, caller } => split.pool.in_place_scope(|s| {
+                for _ in 0..split.workers.clamp(1, n) {
                     s.spawn(|_| worker());
                 }
-                self.work_here(&make, own, caller);
+                self.work_here(&make, split.own, caller);
             }),
         }
     }
@@ -424,8 +410,8 @@ impl Bpe {
             sink,
             cancel: crate::cancel::current(),
         };
-        let alone = crew.threads(texts.len()) == 1;
-        if alone {
+        let threads = crew.threads(texts.len());
+        if threads == 1 {
             // one thread encodes: it borrows a table as a single call does (no batch table)
             batch.launch(crew, || self.piece_encoder());
             return;
@@ -444,7 +430,6 @@ impl Bpe {
             return;
         }
         // the threads' own tables may take together what the shared table still has room for
-        let threads = crew.threads(texts.len());
         let room = main.t.table.limit().saturating_sub(main.t.table.len());
         let room = room.div_ceil(threads);
         let done = Mutex::new(Vec::new());
@@ -477,17 +462,15 @@ impl Bpe {
         self.run_batch(texts, allowed, &PerText(sink), Crew::Pool);
     }
 
-    /// [`Bpe::encode_each`] from a thread outside `pool`, which takes part: `workers` threads
-    /// of `pool` encode, and this thread encodes the texts shorter than `own` bytes (none when
-    /// 0) between calls of `caller`, then calls it until every text is taken care of. So the
-    /// thread that turns ids into the caller's objects keeps a core busy instead of waiting
-    /// on one, and takes care of its own texts while their ids are in its cache.
-    #[allow(clippy::too_many_arguments)]
+    /// [`Bpe::encode_each`] from a thread outside the split's pool, which takes part: the
+    /// split's `workers` threads encode, and this thread encodes the texts shorter than its
+    /// `own` bytes (none when 0) between calls of `caller`, then calls it until every text is
+    /// taken care of. So the thread that turns ids into the caller's objects keeps a core busy
+    /// instead of waiting on one, and takes care of its own texts while their ids are in its
+    /// cache.
     pub fn encode_each_here<S, F>(
         &self,
-        pool: &rayon::ThreadPool,
-        workers: usize,
-        own: usize,
+        split: Split<'_>,
         texts: &[S],
         allowed: Option<&SpecialMatcher>,
         sink: F,
@@ -496,13 +479,7 @@ impl Bpe {
         S: AsRef<str> + Sync,
         F: Fn(usize, Result<Vec<u32>>) + Sync,
     {
-        let crew = Crew::Here {
-            pool,
-            workers,
-            own,
-            caller,
-        };
-        self.run_batch(texts, allowed, &PerText(sink), crew);
+        self.run_batch(texts, allowed, &PerText(sink), Crew::Here { split, caller });
     }
 
     /// [`Bpe::encode`] of each text, in parallel (see [`Bpe::encode_each`]); the same ids for
@@ -548,28 +525,19 @@ impl Bpe {
         self.encode_flat_in_groups(texts, allowed, flat, GROUP_BYTES, Crew::Pool)
     }
 
-    /// [`Bpe::encode_batch_flat`] from a thread outside `pool`, which takes part as in
-    /// [`Bpe::encode_each_here`]: `workers` threads of `pool` encode, and this thread encodes
-    /// the texts shorter than `own` bytes between calls of `caller`, then calls it (with
-    /// `wait`) until every text's ids are written; its thread is unparked when they are, so
-    /// a `caller` that waits by parking wakes at once.
-    #[allow(clippy::too_many_arguments)]
+    /// [`Bpe::encode_batch_flat`] from a thread outside the split's pool, which takes part as
+    /// in [`Bpe::encode_each_here`], then calls `caller` (with `wait`) until every text's ids
+    /// are written; its thread is unparked when they are, so a `caller` that waits by parking
+    /// wakes at once.
     pub fn encode_batch_flat_here<S: AsRef<str> + Sync>(
         &self,
-        pool: &rayon::ThreadPool,
-        workers: usize,
-        own: usize,
+        split: Split<'_>,
         texts: &[S],
         allowed: Option<&SpecialMatcher>,
         flat: impl FnOnce(usize) -> Vec<u32>,
         caller: &mut dyn Caller,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
-        let crew = Crew::Here {
-            pool,
-            workers,
-            own,
-            caller,
-        };
+        let crew = Crew::Here { split, caller };
         self.encode_flat_in_groups(texts, allowed, flat, GROUP_BYTES, crew)
     }
 
@@ -636,23 +604,12 @@ impl Bpe {
         };
         match crew {
             Crew::Pool => self.run_batch(texts, allowed, &sink, Crew::Pool),
-            Crew::Here {
-                pool,
-                workers,
-                own,
-                caller,
-            } => {
+            Crew::Here { split, caller } => {
                 let caller = &mut UntilWritten {
                     caller,
                     sink: &sink,
                 };
-                let crew = Crew::Here {
-                    pool,
-                    workers,
-                    own,
-                    caller,
-                };
-                self.run_batch(texts, allowed, &sink, crew);
+                self.run_batch(texts, allowed, &sink, Crew::Here { split, caller });
             }
         }
         if let Some(e) = sink.error.into_inner().ok().flatten() {

@@ -10,7 +10,7 @@ use crate::cancel::{self, Cancel};
 use crate::formats::detect::{self, LoadOptions, Loaded};
 use crate::formats::tiktoken;
 use crate::lib_model::{self as lm, Rule};
-use crate::model::{Caller, ModelKind, TokenModel};
+use crate::model::{Caller, ModelKind, Split, TokenModel};
 use crate::pretokenize::{Preset, Pretokenizer};
 use crate::special::SpecialMatcher;
 use numpy::{IntoPyArray, PyArray1};
@@ -140,11 +140,12 @@ impl PyTokenModel {
         num_threads: Option<Int>,
     ) -> PyResult<(Arc<rayon::ThreadPool>, usize, usize)> {
         let n = super::threads_wanted(num_threads)?;
-        if n > 1 && self.inner.calling_thread_encodes() {
-            Ok((super::pool_of(n - 1)?, n - 1, super::INTERRUPTIBLE_BYTES))
+        let (workers, own) = if n > 1 && self.inner.calling_thread_encodes() {
+            (n - 1, super::INTERRUPTIBLE_BYTES)
         } else {
-            Ok((super::pool_of(n)?, n, 0))
-        }
+            (n, 0)
+        };
+        Ok((super::pool_of(workers)?, workers, own))
     }
 
     /// The special-token matcher for `ids` (the argument `what`), cached for the last set asked
@@ -638,6 +639,11 @@ impl PyTokenModel {
     ) -> PyResult<Bound<'py, PyList>> {
         let sm = self.matcher(&allowed, "allowed")?;
         let (pool, workers, own) = self.batch_crew(num_threads)?;
+        let split = Split {
+            pool: &pool,
+            workers,
+            own,
+        };
         // `texts` holds the strs, and the threads are done before it is dropped (the call
         // below returns only after them)
         let refs = texts
@@ -661,7 +667,7 @@ impl PyTokenModel {
         };
         py.detach(|| {
             cancel::scope(&stop, || {
-                m.encode_each_here(&pool, workers, own, refs, sm, &sink, &mut lists)
+                m.encode_each_here(split, refs, sm, &sink, &mut lists)
             })
         });
         if let Some(e) = lists.error {
@@ -690,6 +696,11 @@ impl PyTokenModel {
     ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
         let sm = self.matcher(&allowed, "allowed")?;
         let (pool, workers, own) = self.batch_crew(num_threads)?;
+        let split = Split {
+            pool: &pool,
+            workers,
+            own,
+        };
         // each str's own UTF-8 buffer (cached in the str, as `encode_numpy` reads it), not a
         // copy per call: `texts` holds the strs, so the slices outlive the work
         let refs = texts
@@ -709,9 +720,7 @@ impl PyTokenModel {
         let out = py.detach(|| {
             cancel::scope(&stop, || {
                 m.encode_batch_flat_here(
-                    &pool,
-                    workers,
-                    own,
+                    split,
                     refs,
                     sm,
                     &mut super::output_pool::take,
