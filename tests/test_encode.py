@@ -258,6 +258,38 @@ def test_batches_of_odd_texts_equal_single_calls(pair):
             assert got == want
 
 
+def test_a_batch_of_new_strs_equals_tiktoken(pair, corpus_docs):
+    """The strs of a batch are made UTF-8 one after another by the calling thread while the
+    other threads already encode those made: new strs (their UTF-8 form not made yet, as when
+    a dataset is read batch by batch) of every corpus file, with short and long ones mixed,
+    give tiktoken's ids in both batch forms on any thread count; a lone surrogate half-way
+    through (the UTF-8 step fails while the others encode) is fixed and the batch retried."""
+    ours, theirs = pair
+    lines = [ln for text in corpus_docs.values() for ln in text.splitlines(keepends=True)]
+    docs = ["".join(lines[i : i + 1 + i % 40]) for i in range(0, len(lines), 25)]
+    assert sum(not d.isascii() for d in docs) > len(docs) // 20
+    want = theirs.encode_ordinary_batch(docs, num_threads=1)
+
+    def fresh(texts):  # equal strs, none with a UTF-8 form made yet
+        return [t.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass") for t in texts]
+
+    for threads in [1, 2, 3]:
+        assert ours.encode_batch(fresh(docs), disallowed_special=(), num_threads=threads) == want
+        flat, offsets = ours.encode_batch_numpy(
+            fresh(docs), disallowed_special=(), num_threads=threads
+        )
+        assert np.array_equal(flat, np.concatenate([np.array(w, np.uint32) for w in want]))
+        assert offsets.tolist() == np.cumsum([0] + [len(w) for w in want]).tolist()
+    bad = docs[:]
+    bad[len(bad) // 2] += "\ud83d lone"
+    fixed = theirs.encode_ordinary(bad[len(bad) // 2])  # tiktoken fixes it too
+    got = ours.encode_batch(fresh(bad), disallowed_special=(), num_threads=2)
+    assert got[len(bad) // 2] == fixed and got[:3] == want[:3]
+    flat, offsets = ours.encode_batch_numpy(fresh(bad), disallowed_special=(), num_threads=2)
+    k = len(bad) // 2
+    assert flat[offsets[k] : offsets[k + 1]].tolist() == fixed
+
+
 def test_id_lists_hold_one_reference_per_item(gpt2):
     """Lists of ids are written straight into the list's item array with the shared ints'
     counts bumped in place: each list holds exactly one reference per item, given back when

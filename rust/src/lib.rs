@@ -15,6 +15,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod batch_texts;
 pub mod bpe;
 pub mod byte_level;
 pub mod byte_probs;

@@ -30,6 +30,7 @@
 //!   `Tokenizer.encode_stream` hold text back only after the cut; docs/bpe.md §2.3: BPE with a
 //!   custom pattern never cuts; docs/lib.md §8.3: LiB cuts after a newline).
 
+use crate::batch_texts::BatchTexts;
 use crate::bpe::Bpe;
 use crate::error::Result;
 use crate::lib_model::LibModel;
@@ -82,6 +83,33 @@ pub trait Caller {
     fn between(&mut self, wait: bool) -> bool;
     /// Every text is taken care of, or the batch failed.
     fn done(&self) -> bool;
+    /// Make every text of the batch arrive ([`BatchTexts::arrive`]), in order, while the other
+    /// threads encode those that have; called once, first, when some are still to come.
+    /// `false` stops the batch (the texts it could not make are closed off). The default: a
+    /// caller whose texts were all there.
+    fn feed(&mut self) -> bool {
+        true
+    }
+}
+
+/// Every text of `texts`, `caller` first making those still to come arrive (a model whose pool
+/// encodes every text starts once all have); an interruption when they do not.
+pub fn all_arrived<'a>(texts: &BatchTexts<'a>, caller: &mut dyn Caller) -> Result<Vec<&'a str>> {
+    fed(texts, caller);
+    texts.all().ok_or_else(crate::cancel::cancelled)
+}
+
+/// Whether every text of `texts` has arrived, `caller` first making those still to come
+/// arrive ([`Caller::feed`]); when they have not, `texts` is closed (no thread waits for one).
+pub fn fed(texts: &BatchTexts<'_>, caller: &mut dyn Caller) -> bool {
+    if texts.all_there() {
+        return true;
+    }
+    let ok = caller.feed() && texts.all_there();
+    if !ok {
+        texts.close();
+    }
+    ok
 }
 
 /// What every tokforge tokenizer model can do; see the module docs for the invariants.
@@ -174,11 +202,12 @@ pub trait TokenModel: Send + Sync {
     fn encode_batch_flat_here(
         &self,
         split: Split<'_>,
-        texts: &[&str],
+        texts: &BatchTexts<'_>,
         allowed: Option<&SpecialMatcher>,
-        flat: &mut dyn FnMut(usize) -> Vec<u32>,
+        flat: &mut (dyn FnMut(usize) -> Vec<u32> + Send),
         caller: &mut dyn Caller,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
+        let texts = &all_arrived(texts, caller)?;
         let (outer, stop) = (crate::cancel::current(), crate::cancel::Cancel::new());
         let parts = std::sync::Mutex::new(None);
         let finished = std::sync::atomic::AtomicBool::new(false);
@@ -236,11 +265,14 @@ pub trait TokenModel: Send + Sync {
     fn encode_each_here(
         &self,
         split: Split<'_>,
-        texts: &[&str],
+        texts: &BatchTexts<'_>,
         allowed: Option<&SpecialMatcher>,
         sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
         caller: &mut dyn Caller,
     ) {
+        let Ok(texts) = &all_arrived(texts, caller) else {
+            return;
+        };
         // the pool's own handle: set when the caller stops or this thread's handle is set
         let (outer, stop) = (crate::cancel::current(), crate::cancel::Cancel::new());
         split.pool.in_place_scope(|s| {
@@ -352,7 +384,7 @@ impl TokenModel for Bpe {
     fn encode_each_here(
         &self,
         split: Split<'_>,
-        texts: &[&str],
+        texts: &BatchTexts<'_>,
         allowed: Option<&SpecialMatcher>,
         sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
         caller: &mut dyn Caller,
@@ -380,9 +412,9 @@ impl TokenModel for Bpe {
     fn encode_batch_flat_here(
         &self,
         split: Split<'_>,
-        texts: &[&str],
+        texts: &BatchTexts<'_>,
         allowed: Option<&SpecialMatcher>,
-        flat: &mut dyn FnMut(usize) -> Vec<u32>,
+        flat: &mut (dyn FnMut(usize) -> Vec<u32> + Send),
         caller: &mut dyn Caller,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
         Bpe::encode_batch_flat_here(self, split, texts, allowed, flat, caller)
@@ -757,7 +789,7 @@ mod tests {
                             workers,
                             own,
                         },
-                        &texts,
+                        &BatchTexts::arrived(&texts),
                         None,
                         &mut Vec::with_capacity,
                         &mut caller,
@@ -783,6 +815,7 @@ mod tests {
                 workers: 1,
                 own: 100,
             };
+            let many = BatchTexts::arrived(&many);
             let stopped =
                 m.encode_batch_flat_here(split, &many, None, &mut Vec::with_capacity, &mut caller);
             let e = stopped.err();
@@ -850,7 +883,7 @@ mod tests {
                 workers,
                 own,
             };
-            m.encode_each_here(split, texts, None, &sink, &mut keep)
+            m.encode_each_here(split, &BatchTexts::arrived(texts), None, &sink, &mut keep)
         });
         keep
     }
@@ -890,6 +923,150 @@ mod tests {
         }
     }
 
+    /// A caller whose texts arrive while the batch runs: its feed makes them arrive one by
+    /// one, pausing every few, and stops the batch at text `fail_at`. With `rx` it keeps the
+    /// ids a batch of one `Vec` per text sends it.
+    struct Feeding<'a> {
+        all: &'a [&'a str],
+        texts: &'a BatchTexts<'a>,
+        fail_at: usize,
+        feeds: usize,
+        rx: Option<std::sync::mpsc::Receiver<(usize, Result<Vec<u32>>)>>,
+        got: Vec<Option<Vec<u32>>>,
+    }
+
+    impl Caller for Feeding<'_> {
+        fn between(&mut self, wait: bool) -> bool {
+            if let Some(rx) = &self.rx {
+                let mut got: Vec<_> = rx.try_iter().collect();
+                if got.is_empty() && wait {
+                    got.extend(rx.recv_timeout(std::time::Duration::from_millis(5)));
+                }
+                for (i, ids) in got {
+                    self.got[i] = Some(ids.unwrap());
+                }
+            } else if wait {
+                std::thread::park_timeout(std::time::Duration::from_millis(1));
+            }
+            true
+        }
+        fn done(&self) -> bool {
+            self.rx.is_some() && self.got.iter().all(Option::is_some)
+        }
+        fn feed(&mut self) -> bool {
+            self.feeds += 1;
+            for (k, t) in self.all.iter().enumerate() {
+                if k == self.fail_at {
+                    return false;
+                }
+                if k % 10 == 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(300));
+                }
+                self.texts.arrive(t);
+            }
+            true
+        }
+    }
+
+    /// Texts that arrive while the batch runs (the calling thread makes them arrive as the
+    /// others encode) get the ids of single calls, in both batch forms, for every model and
+    /// split, and with a bound too large to encode them as they arrive (they all arrive
+    /// first); a feed that stops half-way ends the batch with no ids, and no thread waits on.
+    #[test]
+    fn texts_that_arrive_while_the_batch_runs_get_their_ids() {
+        let long = "the cat sat on the mat lower ".repeat(300);
+        let all: Vec<&str> = (0..120)
+            .map(|k| {
+                if k % 11 == 5 {
+                    long.as_str()
+                } else {
+                    TEXTS[k % TEXTS.len()]
+                }
+            })
+            .collect();
+        let bytes: usize = all.iter().map(|t| t.len()).sum();
+        for m in models() {
+            let want: Vec<Vec<u32>> = all.iter().map(|t| m.encode(t, None).unwrap()).collect();
+            for (threads, workers, own) in [(1, 1, 0), (2, 1, 100), (2, 1, usize::MAX), (3, 2, 100)]
+            {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let split = Split {
+                    pool: &pool,
+                    workers,
+                    own,
+                };
+                let what = format!("{:?} {threads} {own}", m.kind());
+                for (bound, fail_at) in [
+                    (4 * bytes, usize::MAX),
+                    (usize::MAX / 2, usize::MAX),
+                    (4 * bytes, 60),
+                ] {
+                    let coming = BatchTexts::coming(all.len(), bound);
+                    let mut caller = Feeding {
+                        all: &all,
+                        texts: &coming,
+                        fail_at,
+                        feeds: 0,
+                        rx: None,
+                        got: Vec::new(),
+                    };
+                    let mut asked = 0;
+                    let mut flat = |n| {
+                        asked = n;
+                        Vec::with_capacity(n)
+                    };
+                    let out =
+                        m.encode_batch_flat_here(split, &coming, None, &mut flat, &mut caller);
+                    assert_eq!(caller.feeds, 1, "{what}");
+                    if fail_at < all.len() {
+                        let e = out.err();
+                        assert!(
+                            matches!(e, Some(crate::error::Error::Interrupted(_))),
+                            "{what} {e:?}"
+                        );
+                        continue;
+                    }
+                    let (ids, ends) = out.unwrap();
+                    if m.kind() == ModelKind::Bpe {
+                        assert_eq!(asked, bytes, "{what}");
+                    }
+                    assert_eq!(ends.len(), all.len() + 1, "{what}");
+                    for (i, w) in want.iter().enumerate() {
+                        assert_eq!(
+                            &ids[ends[i] as usize..ends[i + 1] as usize],
+                            w,
+                            "{what} {i}"
+                        );
+                    }
+                }
+                for fail_at in [usize::MAX, 60] {
+                    let coming = BatchTexts::coming(all.len(), 4 * bytes);
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    let mut caller = Feeding {
+                        all: &all,
+                        texts: &coming,
+                        fail_at,
+                        feeds: 0,
+                        rx: Some(rx),
+                        got: vec![None; all.len()],
+                    };
+                    let sink = move |i, ids| tx.send((i, ids)).unwrap();
+                    m.encode_each_here(split, &coming, None, &sink, &mut caller);
+                    assert_eq!(caller.feeds, 1, "{what}");
+                    if fail_at < all.len() {
+                        assert!(!caller.done(), "{what}");
+                        continue;
+                    }
+                    let got: Vec<Vec<u32>> = caller.got.into_iter().map(Option::unwrap).collect();
+                    assert_eq!(got, want, "{what}");
+                }
+            }
+        }
+    }
+
     /// A caller that never sees its texts done and sets the batch's handle on its first round.
     struct CancelAtOnce(crate::cancel::Cancel);
 
@@ -920,6 +1097,7 @@ mod tests {
                     own,
                 };
                 crate::cancel::scope(&cancel, || {
+                    let texts = BatchTexts::arrived(&texts);
                     m.encode_each_here(split, &texts, None, &|_, _| {}, &mut caller)
                 });
                 assert!(cancel.is_set());

@@ -19,12 +19,57 @@
 
 use super::encode::{PieceEncoder, Shared, SpecialMatcher, Tables};
 use super::Bpe;
+use crate::batch_texts::BatchTexts;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::model::{Caller, Split};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+/// The texts a batch's threads read: all there (a slice), or arriving while they work
+/// ([`BatchTexts`], made to arrive by the calling thread of a [`Crew::Here`] batch).
+pub(crate) trait Texts: Sync {
+    /// How many.
+    fn count(&self) -> usize;
+    /// Text `i` (below `count`), waiting while it is on its way; `None` when it will not
+    /// arrive, or once `stop()` holds.
+    fn text(&self, i: usize, stop: &dyn Fn() -> bool) -> Option<&str>;
+    /// Their bytes together, once all have arrived.
+    fn bytes(&self) -> usize;
+    /// Whether every text has arrived, `caller` first making those still to come arrive.
+    fn feed(&self, caller: &mut dyn Caller) -> bool;
+}
+
+impl<S: AsRef<str> + Sync> Texts for [S] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn text(&self, i: usize, _: &dyn Fn() -> bool) -> Option<&str> {
+        self.get(i).map(AsRef::as_ref)
+    }
+    fn bytes(&self) -> usize {
+        self.iter().map(|t| t.as_ref().len()).sum()
+    }
+    fn feed(&self, _: &mut dyn Caller) -> bool {
+        true
+    }
+}
+
+impl Texts for BatchTexts<'_> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn text(&self, i: usize, stop: &dyn Fn() -> bool) -> Option<&str> {
+        self.wait_for(i, stop)
+    }
+    fn bytes(&self) -> usize {
+        self.bound()
+    }
+    fn feed(&self, caller: &mut dyn Caller) -> bool {
+        crate::model::fed(self, caller)
+    }
+}
 
 /// Where the threads of a batch put each text's ids.
 trait BatchSink: Sync {
@@ -38,6 +83,11 @@ trait BatchSink: Sync {
         i: usize,
         encode: impl FnOnce(&mut Vec<u32>) -> Result<()>,
     ) -> bool;
+    /// Every text has arrived, `bytes` together (the calling thread of a batch whose texts
+    /// arrived while it ran, after its [`Caller::feed`]). `false` when the sink failed.
+    fn arrived(&self, _local: &mut Self::Local, _bytes: usize) -> bool {
+        true
+    }
 }
 
 /// One `Vec` per text, handed to a callback as each text is done. A thread encodes each text
@@ -63,13 +113,13 @@ impl<F: Fn(usize, Result<Vec<u32>>) + Sync> BatchSink for PerText<F> {
 
 /// Each thread encodes a text into a buffer of its own, then copies its ids straight into the
 /// output at the text's place: the texts before it are done (their ids' end is known), or
-/// the ids wait, in that buffer, for the thread that finishes the text before them. The
-/// output's capacity is a bound on the ids (a token is at least one byte of its text), so
-/// threads write disjoint ranges of it without moving it. Against a run per thread copied
-/// into the output at the end, the ids cross memory once, not three times.
-struct InOrder {
-    out: OutIds,
-    cap: usize,
+/// the ids wait, in that buffer, for the thread that finishes the text before them (or for
+/// the output, made once every text has arrived when they arrive while the batch runs: its
+/// room is then their bytes, as when they are all there from the start). The output's
+/// capacity is a bound on the ids (a token is at least one byte of its text), so threads write
+/// disjoint ranges of it without moving it. Against a run per thread copied into the output at
+/// the end, the ids cross memory once, not three times.
+struct InOrder<'f> {
     /// The texts of the batch.
     texts: usize,
     commit: Mutex<Commit>,
@@ -78,14 +128,31 @@ struct InOrder {
     written: AtomicUsize,
     /// The thread to wake when every text's ids are ([`Crew::Here`]'s caller, which waits).
     waiter: Option<std::thread::Thread>,
+    /// Makes the output, given the room it needs, once every text has arrived
+    /// ([`BatchSink::arrived`]); `None` once made, or when it was there from the start.
+    later: Mutex<Option<MakeOutput<'f>>>,
+}
+
+/// Gives the output of a flat batch: an empty buffer for the ids it is told of.
+type MakeOutput<'f> = Box<dyn FnOnce(usize) -> Vec<u32> + Send + 'f>;
+
+/// Where a launch of [`InOrder`] writes: a buffer with room past its ids for at least the
+/// bytes of the launch's texts, or one made once they have all arrived.
+enum Output<'f> {
+    Ready(Vec<u32>),
+    Later(MakeOutput<'f>),
 }
 
 /// The start of the output's buffer, written by the threads in ranges [`Commit`] hands out.
+#[derive(Clone, Copy)]
 struct OutIds(*mut u32);
 
 // SAFETY: the threads write through the pointer only in the disjoint ranges [`Commit::claim`]
-// gives them, and the buffer outlives the batch (see [`Bpe::encode_in_order`])
+// gives them, and the buffer outlives the batch (it is the `Commit`'s, taken out only after
+// the threads are done: see [`Bpe::encode_in_order`])
 unsafe impl Sync for OutIds {}
+// SAFETY: as above; the pointer is handed between threads only with the commit's lock held
+unsafe impl Send for OutIds {}
 
 /// The texts whose ids have a place in the output, in text order.
 struct Commit {
@@ -95,19 +162,40 @@ struct Commit {
     at: usize,
     /// The end of each placed text's ids.
     ends: Vec<i64>,
-    /// The ids of texts done before the text before them.
+    /// The ids of texts done before the text before them (or before the output was made).
     waiting: std::collections::BTreeMap<usize, Vec<u32>>,
+    /// The output: its capacity is the room for the ids, of which `..at` are placed.
+    buf: Vec<u32>,
+    /// `buf`'s start, which the threads write through; `None` until the output is made.
+    out: Option<OutIds>,
 }
 
 impl Commit {
-    /// Place the next text's `n` ids: their start, or `None` when they would pass `cap`.
-    fn claim(&mut self, n: usize, cap: usize) -> Option<usize> {
+    /// Place the next text's `n` ids: their start, or `None` when they would pass the room.
+    fn claim(&mut self, n: usize) -> Option<usize> {
         let at = self.at;
-        let end = at.checked_add(n).filter(|&e| e <= cap)?;
+        let end = at.checked_add(n).filter(|&e| e <= self.buf.capacity())?;
         self.at = end;
         self.next += 1;
         self.ends.push(end as i64);
         Some(at)
+    }
+
+    /// Place the waiting ids of the texts next in order, each with its place in `due`; on a
+    /// text whose ids pass the room, its index.
+    fn claim_waiting(
+        &mut self,
+        due: &mut Vec<(usize, Vec<u32>)>,
+    ) -> std::result::Result<(), usize> {
+        loop {
+            let next = self.next;
+            let Some(ids) = self.waiting.first_entry().filter(|e| *e.key() == next) else {
+                return Ok(());
+            };
+            let ids = ids.remove();
+            let at = self.claim(ids.len()).ok_or(next)?;
+            due.push((at, ids));
+        }
     }
 }
 
@@ -122,13 +210,29 @@ struct Placing {
     due: Vec<(usize, Vec<u32>)>,
 }
 
-impl InOrder {
-    /// `ids` copied to place `at` of the output.
-    fn write(&self, at: usize, ids: &[u32]) {
-        debug_assert!(at + ids.len() <= self.cap);
+impl InOrder<'_> {
+    /// `ids` copied to place `at` of the output `out`.
+    fn write(out: OutIds, at: usize, ids: &[u32]) {
         // SAFETY: `at..at + ids.len()` is within the buffer's capacity and was claimed by
         // this thread alone ([`Commit::claim`])
-        unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), self.out.0.add(at), ids.len()) };
+        unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), out.0.add(at), ids.len()) };
+    }
+
+    /// The ids of `p.due` copied to their places (their buffers kept for reuse), and `own` +
+    /// those texts counted as written; the waiting thread is woken once every text is.
+    fn place_due(&self, p: &mut Placing, out: OutIds, own: usize) -> bool {
+        let placed = own + p.due.len();
+        for (at, mut ids) in p.due.drain(..) {
+            Self::write(out, at, &ids);
+            ids.clear();
+            p.spare.push(ids);
+        }
+        if self.written.fetch_add(placed, Ordering::AcqRel) + placed == self.texts {
+            if let Some(w) = &self.waiter {
+                w.unpark();
+            }
+        }
+        true
     }
 
     fn failed(&self, e: Error) -> bool {
@@ -141,17 +245,20 @@ impl InOrder {
 
 /// The caller of an [`InOrder`] batch ([`Bpe::encode_batch_flat_here`]), done once every text's
 /// ids are written (it takes care of none itself).
-struct UntilWritten<'a> {
+struct UntilWritten<'a, 'f> {
     caller: &'a mut dyn Caller,
-    sink: &'a InOrder,
+    sink: &'a InOrder<'f>,
 }
 
-impl Caller for UntilWritten<'_> {
+impl Caller for UntilWritten<'_, '_> {
     fn between(&mut self, wait: bool) -> bool {
         self.caller.between(wait)
     }
     fn done(&self) -> bool {
         self.caller.done() || self.sink.written.load(Ordering::Acquire) == self.sink.texts
+    }
+    fn feed(&mut self) -> bool {
+        self.caller.feed()
     }
 }
 
@@ -162,7 +269,7 @@ fn too_many_ids(i: usize) -> Error {
     ))
 }
 
-impl BatchSink for InOrder {
+impl BatchSink for InOrder<'_> {
     type Local = Placing;
     fn text(
         &self,
@@ -174,53 +281,57 @@ impl BatchSink for InOrder {
         if let Err(e) = encode(&mut p.ids) {
             return self.failed(e);
         }
-        let at = {
+        let (out, at) = {
             let Ok(mut c) = self.commit.lock() else {
                 return false;
             };
-            if c.next != i {
+            let Some(out) = c.out.filter(|_| c.next == i) else {
                 let empty = p.spare.pop().unwrap_or_default();
                 c.waiting.insert(i, std::mem::replace(&mut p.ids, empty));
                 return true;
-            }
-            let Some(at) = c.claim(p.ids.len(), self.cap) else {
+            };
+            let Some(at) = c.claim(p.ids.len()) else {
                 drop(c);
                 return self.failed(too_many_ids(i));
             };
-            loop {
-                let next = c.next;
-                let Some(ids) = c.waiting.first_entry().filter(|e| *e.key() == next) else {
-                    break;
-                };
-                let ids = ids.remove();
-                let Some(w) = c.claim(ids.len(), self.cap) else {
-                    drop(c);
-                    return self.failed(too_many_ids(next));
-                };
-                p.due.push((w, ids));
+            if let Err(k) = c.claim_waiting(&mut p.due) {
+                drop(c);
+                return self.failed(too_many_ids(k));
             }
-            at
+            (out, at)
         };
-        self.write(at, &p.ids);
-        let placed = 1 + p.due.len();
-        for (w, mut ids) in p.due.drain(..) {
-            self.write(w, &ids);
-            ids.clear();
-            p.spare.push(ids);
+        Self::write(out, at, &p.ids);
+        self.place_due(p, out, 1)
+    }
+
+    /// The output made, with room for `bytes` ids, and the ids waiting for it placed.
+    fn arrived(&self, p: &mut Placing, bytes: usize) -> bool {
+        let Some(make) = self.later.lock().ok().and_then(|mut m| m.take()) else {
+            return true;
+        };
+        let mut buf = make(bytes);
+        buf.clear();
+        buf.reserve(bytes);
+        let out = OutIds(buf.as_mut_ptr());
+        let placed = {
+            let Ok(mut c) = self.commit.lock() else {
+                return false;
+            };
+            c.buf = buf;
+            c.out = Some(out);
+            c.claim_waiting(&mut p.due)
+        };
+        match placed {
+            Ok(()) => self.place_due(p, out, 0),
+            Err(k) => self.failed(too_many_ids(k)),
         }
-        if self.written.fetch_add(placed, Ordering::AcqRel) + placed == self.texts {
-            if let Some(w) = &self.waiter {
-                w.unpark();
-            }
-        }
-        true
     }
 }
 
 /// One batch's texts, handed out one at a time from a shared counter, with what every thread
 /// needs to encode them: the specials allowed, where the ids go and the cancel handle.
-struct Batch<'a, S, K> {
-    texts: &'a [S],
+struct Batch<'a, T: ?Sized, K> {
+    texts: &'a T,
     next: AtomicUsize,
     failed: AtomicBool,
     allowed: Option<&'a SpecialMatcher>,
@@ -270,21 +381,32 @@ impl Crew<'_> {
     }
 }
 
-impl<'a, S: AsRef<str> + Sync, K: BatchSink> Batch<'a, S, K> {
-    /// The next text not taken yet.
+impl<'a, T: Texts + ?Sized, K: BatchSink> Batch<'a, T, K> {
+    /// The next text not taken yet (once it has arrived). A text that will not arrive fails
+    /// the batch.
     fn claim(&self) -> Option<(usize, &'a str)> {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.texts.get(i).map(|t| (i, t.as_ref()))
+        if i >= self.texts.count() {
+            return None;
+        }
+        let t = self.texts.text(i, &|| self.stopped());
+        if t.is_none() {
+            self.fail();
+        }
+        t.map(|t| (i, t))
     }
 
-    /// The next text not taken yet, when it is shorter than `limit` bytes.
+    /// The next text not taken yet, when it is shorter than `limit` bytes (every text has
+    /// arrived: this is the calling thread, after its feed).
     fn claim_below(&self, limit: usize) -> std::result::Result<(usize, &'a str), Left> {
         let mut i = self.next.load(Ordering::Relaxed);
         loop {
-            let Some(t) = self.texts.get(i) else {
+            if i >= self.texts.count() {
+                return Err(Left::None);
+            }
+            let Some(t) = self.texts.text(i, &|| true) else {
                 return Err(Left::None);
             };
-            let t = t.as_ref();
             if t.len() >= limit {
                 return Err(Left::Long);
             }
@@ -309,9 +431,9 @@ impl<'a, S: AsRef<str> + Sync, K: BatchSink> Batch<'a, S, K> {
     }
 
     /// Text `i` encoded with `enc` into the sink (the batch fails when it does).
-    fn one<T: Tables>(
+    fn one<E: Tables>(
         &self,
-        enc: &mut PieceEncoder<'_, T>,
+        enc: &mut PieceEncoder<'_, E>,
         (i, text): (usize, &str),
         local: &mut K::Local,
     ) {
@@ -325,7 +447,7 @@ impl<'a, S: AsRef<str> + Sync, K: BatchSink> Batch<'a, S, K> {
 
     /// A pool thread's part: texts claimed one at a time until they run out, one fails or the
     /// handle is set.
-    fn work<T: Tables>(&self, enc: &mut PieceEncoder<'_, T>) {
+    fn work<E: Tables>(&self, enc: &mut PieceEncoder<'_, E>) {
         let mut local = K::Local::default();
         while !self.stopped() {
             let Some(next) = self.claim() else {
@@ -339,13 +461,18 @@ impl<'a, S: AsRef<str> + Sync, K: BatchSink> Batch<'a, S, K> {
     /// shorter than `own` bytes it can claim, with `caller` taking care of the finished ones
     /// after each; then `caller` alone until every text is taken care of. A text at least `own`
     /// bytes long is left to the pool, so the caller is never busy with one text for long.
-    fn work_here<'t, T: Tables>(
+    /// Texts still to come are made to arrive first ([`Caller::feed`]) while the pool's
+    /// threads encode those that have.
+    fn work_here<'t, E: Tables>(
         &self,
-        make: &dyn Fn() -> PieceEncoder<'t, T>,
+        make: &dyn Fn() -> PieceEncoder<'t, E>,
         own: usize,
         caller: &mut dyn Caller,
     ) {
         let mut local = K::Local::default();
+        if !self.texts.feed(caller) || !self.sink.arrived(&mut local, self.texts.bytes()) {
+            self.fail();
+        }
         // made at this thread's first text (it may take none)
         let mut enc = None;
         while !self.stopped() {
@@ -370,11 +497,11 @@ impl<'a, S: AsRef<str> + Sync, K: BatchSink> Batch<'a, S, K> {
     }
 
     /// Every text encoded by `crew`, each thread with an encoder from `make`.
-    fn launch<'t, T: Tables>(&self, crew: Crew<'_>, make: impl Fn() -> PieceEncoder<'t, T> + Sync)
+    fn launch<'t, E: Tables>(&self, crew: Crew<'_>, make: impl Fn() -> PieceEncoder<'t, E> + Sync)
     where
         Self: Sync,
     {
-        let n = self.texts.len().max(1);
+        let n = self.texts.count().max(1);
         let worker = || self.work(&mut make());
         match crew {
             Crew::Pool => rayon::scope(|s| {
@@ -395,9 +522,9 @@ impl<'a, S: AsRef<str> + Sync, K: BatchSink> Batch<'a, S, K> {
 
 impl Bpe {
     /// Every text encoded into `sink` by `crew` (module docs).
-    fn run_batch<S: AsRef<str> + Sync, K: BatchSink>(
+    fn run_batch<T: Texts + ?Sized, K: BatchSink>(
         &self,
-        texts: &[S],
+        texts: &T,
         allowed: Option<&SpecialMatcher>,
         sink: &K,
         crew: Crew<'_>,
@@ -410,7 +537,7 @@ impl Bpe {
             sink,
             cancel: crate::cancel::current(),
         };
-        let threads = crew.threads(texts.len());
+        let threads = crew.threads(texts.count());
         if threads == 1 {
             // one thread encodes: it borrows a table as a single call does (no batch table)
             batch.launch(crew, || self.piece_encoder());
@@ -468,15 +595,17 @@ impl Bpe {
     /// taken care of. So the thread that turns ids into the caller's objects keeps a core busy
     /// instead of waiting on one, and takes care of its own texts while their ids are in its
     /// cache.
-    pub fn encode_each_here<S, F>(
+    ///
+    /// Texts still to come are made to arrive by `caller` first ([`Caller::feed`]), while the
+    /// pool's threads encode those that have.
+    pub fn encode_each_here<F>(
         &self,
         split: Split<'_>,
-        texts: &[S],
+        texts: &BatchTexts<'_>,
         allowed: Option<&SpecialMatcher>,
         sink: F,
         caller: &mut dyn Caller,
     ) where
-        S: AsRef<str> + Sync,
         F: Fn(usize, Result<Vec<u32>>) + Sync,
     {
         self.run_batch(texts, allowed, &PerText(sink), Crew::Here { split, caller });
@@ -529,16 +658,27 @@ impl Bpe {
     /// in [`Bpe::encode_each_here`], then calls `caller` (with `wait`) until every text's ids
     /// are written; its thread is unparked when they are, so a `caller` that waits by parking
     /// wakes at once.
-    pub fn encode_batch_flat_here<S: AsRef<str> + Sync>(
+    ///
+    /// Texts still to come are made to arrive by `caller` first ([`Caller::feed`]), while the
+    /// pool's threads encode those that have; the buffer is asked for once all have (room for
+    /// their bytes, as for texts all there). Texts that may pass [`GROUP_BYTES`] all arrive
+    /// before any is encoded.
+    pub fn encode_batch_flat_here<'f>(
         &self,
         split: Split<'_>,
-        texts: &[S],
+        texts: &BatchTexts<'_>,
         allowed: Option<&SpecialMatcher>,
-        flat: impl FnOnce(usize) -> Vec<u32>,
+        flat: impl FnOnce(usize) -> Vec<u32> + Send + 'f,
         caller: &mut dyn Caller,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
+        if texts.all_there() || texts.bound() > GROUP_BYTES {
+            let all = crate::model::all_arrived(texts, caller)?;
+            let crew = Crew::Here { split, caller };
+            return self.encode_flat_in_groups(&all, allowed, flat, GROUP_BYTES, crew);
+        }
         let crew = Crew::Here { split, caller };
-        self.encode_flat_in_groups(texts, allowed, flat, GROUP_BYTES, crew)
+        let later = Output::Later(Box::new(flat));
+        self.encode_in_order(texts, allowed, later, vec![0], crew)
     }
 
     /// [`Bpe::encode_batch_flat`] by `crew`, `group_bytes` of text at a time (at least one
@@ -572,35 +712,42 @@ impl Bpe {
             let end = groups.get(k + 1).map_or(texts.len(), |g| g.0);
             ids.reserve(bytes);
             let part = &texts[start..end];
-            ends = self.encode_in_order(part, allowed, &mut ids, ends, crew.again())?;
+            let out = Output::Ready(ids);
+            (ids, ends) = self.encode_in_order(part, allowed, out, ends, crew.again())?;
         }
         Ok((ids, ends))
     }
 
-    /// `texts`' ids appended to `ids` (whose spare room is at least their bytes) in text order
-    /// by `crew` ([`InOrder`]), and the end of each pushed to `ends`.
-    fn encode_in_order<S: AsRef<str> + Sync>(
+    /// `texts`' ids appended to the ids of `out` in text order by `crew` ([`InOrder`]), and
+    /// the end of each pushed to `ends`: the output and the ends.
+    fn encode_in_order<T: Texts + ?Sized>(
         &self,
-        texts: &[S],
+        texts: &T,
         allowed: Option<&SpecialMatcher>,
-        ids: &mut Vec<u32>,
+        out: Output<'_>,
         ends: Vec<i64>,
         crew: Crew<'_>,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<(Vec<u32>, Vec<i64>)> {
         let here = matches!(crew, Crew::Here { .. });
+        let (mut buf, later) = match out {
+            Output::Ready(buf) => (buf, None),
+            Output::Later(make) => (Vec::new(), Some(make)),
+        };
+        let start = later.is_none().then_some(OutIds(buf.as_mut_ptr()));
         let sink = InOrder {
-            out: OutIds(ids.as_mut_ptr()),
-            cap: ids.capacity(),
-            texts: texts.len(),
+            texts: texts.count(),
             commit: Mutex::new(Commit {
                 next: 0,
-                at: ids.len(),
+                at: buf.len(),
                 ends,
                 waiting: Default::default(),
+                buf,
+                out: start,
             }),
             error: Mutex::new(None),
             written: AtomicUsize::new(0),
             waiter: here.then(std::thread::current),
+            later: Mutex::new(later),
         };
         match crew {
             Crew::Pool => self.run_batch(texts, allowed, &sink, Crew::Pool),
@@ -615,19 +762,19 @@ impl Bpe {
         if let Some(e) = sink.error.into_inner().ok().flatten() {
             return Err(e);
         }
-        let c = sink
+        let mut c = sink
             .commit
             .into_inner()
             .map_err(|_| crate::cancel::cancelled())?;
-        if c.next != texts.len() {
+        if c.next != texts.count() {
             // a text was skipped (the batch was stopped)
             return Err(crate::cancel::cancelled());
         }
-        // SAFETY: every id below `c.at` was written: the claimed ranges tile `ids.len()..c.at`
-        // and each claim's copy is made before its thread's `text` returns, so before
-        // `run_batch` does
-        unsafe { ids.set_len(c.at) };
-        Ok(c.ends)
+        // SAFETY: every id below `c.at` was written: the claimed ranges tile the buffer from
+        // its length before the launch to `c.at`, and each claim's copy is made before the
+        // thread that claimed it returns from `text` (or `arrived`), so before `run_batch` does
+        unsafe { c.buf.set_len(c.at) };
+        Ok((c.buf, c.ends))
     }
 }
 

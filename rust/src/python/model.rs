@@ -5,6 +5,7 @@
 //! and copied once into the list or array ([`encoded`]).
 //! Capabilities of one family (merges, units) are `None` on the other, or raise `InputError`.
 
+use crate::batch_texts::BatchTexts;
 use crate::bpe::{Bpe, Priority};
 use crate::cancel::{self, Cancel};
 use crate::formats::detect::{self, LoadOptions, Loaded};
@@ -627,8 +628,10 @@ impl PyTokenModel {
     /// texts into Python lists (holding the GIL only for that) and, with two threads or more,
     /// is one of the encoding threads: between its own texts it builds the lists of the
     /// others', so list building overlaps encoding and no core waits. The threads read each
-    /// str's own UTF-8 buffer (as `encode_numpy` does): no copy of the texts per call. Ctrl-C
-    /// (or an error) stops the threads at their next check; no partial result is returned.
+    /// str's own UTF-8 buffer (as `encode_numpy` does): no copy of the texts per call; this
+    /// thread first makes that buffer for the strs that have none yet ([`StrFeed`]) while the
+    /// others encode those done. Ctrl-C (or an error) stops the threads at their next check; no
+    /// partial result is returned.
     #[pyo3(signature = (texts, allowed, num_threads=None))]
     fn encode_batch<'py>(
         &self,
@@ -646,21 +649,22 @@ impl PyTokenModel {
         };
         // `texts` holds the strs, and the threads are done before it is dropped (the call
         // below returns only after them)
-        let refs = texts
-            .iter()
-            .map(str_utf8)
-            .collect::<PyResult<Vec<&str>>>()?;
+        let coming = StrFeed::coming(&texts)?;
         let stop = Cancel::new();
         let (tx, rx) = std::sync::mpsc::channel::<(usize, crate::Result<Vec<u32>>)>();
         let mut lists = ListBuilder {
             model: self,
             rx,
-            lists: (0..refs.len()).map(|_| None).collect(),
+            lists: (0..texts.len()).map(|_| None).collect(),
             done: 0,
             error: None,
             stop: &stop,
+            feed: StrFeed {
+                strs: &texts,
+                texts: &coming,
+            },
         };
-        let (m, refs, sm) = (&self.inner, &refs, sm.as_deref());
+        let (m, refs, sm) = (&self.inner, &coming, sm.as_deref());
         let sink = move |i, ids| {
             // the receiver lives until the batch has ended
             let _ = tx.send((i, ids));
@@ -685,7 +689,8 @@ impl PyTokenModel {
     /// (`ids[offsets[i]:offsets[i+1]]` belong to text `i`): no Python object per token. With two
     /// threads or more this thread is one of the encoding threads (for the texts short enough
     /// to leave Ctrl-C unchecked while it encodes one); it checks for Ctrl-C between them and
-    /// while it waits for the others. No partial result is returned.
+    /// while it waits for the others. It first makes the UTF-8 form of the strs that have none
+    /// yet ([`StrFeed`]) while the others encode those done. No partial result is returned.
     #[pyo3(signature = (texts, allowed, num_threads=None))]
     fn encode_batch_numpy<'py>(
         &self,
@@ -703,10 +708,7 @@ impl PyTokenModel {
         };
         // each str's own UTF-8 buffer (cached in the str, as `encode_numpy` reads it), not a
         // copy per call: `texts` holds the strs, so the slices outlive the work
-        let refs = texts
-            .iter()
-            .map(str_utf8)
-            .collect::<PyResult<Vec<&str>>>()?;
+        let coming = StrFeed::coming(&texts)?;
         let stop = Cancel::new();
         let mut checks = SignalChecks {
             stop: &stop,
@@ -714,8 +716,12 @@ impl PyTokenModel {
             // waiting only for the pool: it unparks this thread when it is done
             wait: if own == 0 { super::POLL } else { WAIT_STEP },
             error: None,
+            feed: StrFeed {
+                strs: &texts,
+                texts: &coming,
+            },
         };
-        let (m, refs, sm) = (&self.inner, &refs, sm.as_deref());
+        let (m, refs, sm) = (&self.inner, &coming, sm.as_deref());
         // the flat array: a freed one's memory when one fits (its pages are mapped already)
         let out = py.detach(|| {
             cancel::scope(&stop, || {
@@ -884,6 +890,7 @@ struct SignalChecks<'a> {
     last: std::time::Instant,
     wait: std::time::Duration,
     error: Option<PyErr>,
+    feed: StrFeed<'a>,
 }
 
 impl Caller for SignalChecks<'_> {
@@ -906,6 +913,10 @@ impl Caller for SignalChecks<'_> {
     fn done(&self) -> bool {
         self.error.is_some()
     }
+
+    fn feed(&mut self) -> bool {
+        self.feed.run(self.stop, &mut self.error)
+    }
 }
 
 /// `encode_batch`'s calling thread taking care of finished texts: each becomes a Python list.
@@ -916,6 +927,7 @@ struct ListBuilder<'a> {
     done: usize,
     error: Option<PyErr>,
     stop: &'a Cancel,
+    feed: StrFeed<'a>,
 }
 
 impl Caller for ListBuilder<'_> {
@@ -947,5 +959,58 @@ impl Caller for ListBuilder<'_> {
 
     fn done(&self) -> bool {
         self.done == self.lists.len() || self.error.is_some()
+    }
+
+    fn feed(&mut self) -> bool {
+        self.feed.run(self.stop, &mut self.error)
+    }
+}
+
+/// The strs of a batch made to arrive as UTF-8 text ([`Caller::feed`]). CPython makes the
+/// UTF-8 form of a str with non-ASCII characters on its first use (and keeps it with the str),
+/// under the interpreter's lock: one str after another on the calling thread, while the
+/// pool's threads encode the texts made (for new text this was a serial third of the batch).
+struct StrFeed<'a> {
+    strs: &'a [Bound<'a, PyString>],
+    texts: &'a BatchTexts<'a>,
+}
+
+// SAFETY: a batch's feed runs on the thread that started the batch, the one that holds `strs`
+// (it crosses `py.detach`, never a thread), and reads the strs only with the interpreter's lock
+// held (`Python::attach`).
+unsafe impl Send for StrFeed<'_> {}
+
+/// Strs between two checks for Ctrl-C in a feed (at most [`super::POLL`] apart).
+const FEED_CHECK: usize = 64;
+
+impl<'a> StrFeed<'a> {
+    /// The texts of `strs`, none arrived yet; their bound is 4 bytes a character.
+    fn coming(strs: &[Bound<'_, PyString>]) -> PyResult<BatchTexts<'a>> {
+        let mut chars = 0usize;
+        for s in strs {
+            chars = chars.saturating_add(s.len()?);
+        }
+        Ok(BatchTexts::coming(strs.len(), chars.saturating_mul(4)))
+    }
+
+    /// Every str made to arrive, Ctrl-C checked every [`super::POLL`]. On an error (a str with
+    /// a lone surrogate, Ctrl-C) the batch is stopped and the first error kept.
+    fn run(&self, stop: &Cancel, error: &mut Option<PyErr>) -> bool {
+        Python::attach(|py| {
+            let mut last = std::time::Instant::now();
+            for (i, s) in self.strs.iter().enumerate() {
+                match str_utf8(s) {
+                    Ok(t) => self.texts.arrive(t),
+                    Err(e) => return go_on(Err(e), stop, error),
+                }
+                if i % FEED_CHECK == FEED_CHECK - 1 && last.elapsed() >= super::POLL {
+                    last = std::time::Instant::now();
+                    if !go_on(py.check_signals(), stop, error) {
+                        return false;
+                    }
+                }
+            }
+            true
+        })
     }
 }
