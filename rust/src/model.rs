@@ -772,8 +772,14 @@ mod tests {
             })
             .collect();
         for m in models() {
-            for (threads, workers, own) in [(1, 1, 0), (2, 1, 100), (2, 1, usize::MAX), (3, 2, 100)]
-            {
+            // workers 0: this thread alone, the texts of `own` bytes or more on the pool
+            for (threads, workers, own) in [
+                (1, 1, 0),
+                (1, 0, 100),
+                (2, 1, 100),
+                (2, 1, usize::MAX),
+                (3, 2, 100),
+            ] {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()
@@ -864,7 +870,7 @@ mod tests {
         stop_after: usize,
     ) -> Keep {
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(workers)
+            .num_threads(workers.max(1))
             .build()
             .unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -897,7 +903,7 @@ mod tests {
         for m in models() {
             let want: Vec<Vec<u32>> = texts.iter().map(|t| m.encode(t, None).unwrap()).collect();
             // own = 0: the pool encodes alone; 100: the long texts are left to the pool
-            for (workers, own) in [(1, 0), (1, 100), (2, 100), (1, usize::MAX)] {
+            for (workers, own) in [(1, 0), (0, 100), (1, 100), (2, 100), (1, usize::MAX)] {
                 let keep = each_here(m.as_ref(), &texts, workers, own, usize::MAX);
                 let got: Vec<Vec<u32>> = keep.got.into_iter().map(Option::unwrap).collect();
                 assert_eq!(got, want, "{:?} {workers} {own}", m.kind());
@@ -987,8 +993,14 @@ mod tests {
         let bytes: usize = all.iter().map(|t| t.len()).sum();
         for m in models() {
             let want: Vec<Vec<u32>> = all.iter().map(|t| m.encode(t, None).unwrap()).collect();
-            for (threads, workers, own) in [(1, 1, 0), (2, 1, 100), (2, 1, usize::MAX), (3, 2, 100)]
-            {
+            // workers 0: this thread alone, the texts of `own` bytes or more on the pool
+            for (threads, workers, own) in [
+                (1, 1, 0),
+                (1, 0, 100),
+                (2, 1, 100),
+                (2, 1, usize::MAX),
+                (3, 2, 100),
+            ] {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()

@@ -130,23 +130,25 @@ impl PyTokenModel {
     }
 
     /// The pool of a batch on `num_threads` threads, the pool threads that encode and the
-    /// longest text (in bytes, exclusive) the calling thread encodes itself. On one thread a
-    /// pool thread encodes and the calling thread only takes care of the results. On `n`, where
-    /// the model lets the calling thread encode (BPE), it is one of the `n`, for texts short
+    /// longest text (in bytes, exclusive) the calling thread encodes itself. Where the model
+    /// lets the calling thread encode (BPE), it is one of the `n` threads, for texts short
     /// enough to leave Ctrl-C unchecked while it encodes one, and the pool has `n - 1` threads:
     /// a pool thread with no part in the batch woke with it and spun on the cores the others
-    /// needed (docs/bpe.md §13.5, twentieth round). Other models: the pool of `n` encodes.
+    /// needed (docs/bpe.md §13.5, twentieth round). On one thread the pool (of one) encodes
+    /// only the longer texts, while the calling thread waits. Other models: the pool of `n`
+    /// encodes and the calling thread takes care of the results.
     fn batch_crew(
         &self,
         num_threads: Option<Int>,
     ) -> PyResult<(Arc<rayon::ThreadPool>, usize, usize)> {
         let n = super::threads_wanted(num_threads)?;
-        let (workers, own) = if n > 1 && self.inner.calling_thread_encodes() {
+        let (workers, own) = if self.inner.calling_thread_encodes() {
             (n - 1, super::INTERRUPTIBLE_BYTES)
         } else {
             (n, 0)
         };
-        Ok((super::pool_of(workers)?, workers, own))
+        // one thread: the pool encodes only the texts too long for this one
+        Ok((super::pool_of(workers.max(1))?, workers, own))
     }
 
     /// The special-token matcher for `ids` (the argument `what`), cached for the last set asked
