@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from unittest import mock
 
 import numpy as np
@@ -288,6 +289,50 @@ def test_a_batch_of_new_strs_equals_tiktoken(pair, corpus_docs):
     flat, offsets = ours.encode_batch_numpy(fresh(bad), disallowed_special=(), num_threads=2)
     k = len(bad) // 2
     assert flat[offsets[k] : offsets[k + 1]].tolist() == fixed
+
+
+def test_disallowed_special_text_raises_in_every_encode_form(pair):
+    """tiktoken's rule: the text of a special token that is not allowed raises, unless it is
+    left out of ``disallowed_special``. The encoder checks each text as it encodes it (a batch
+    on its own threads): the error names the token, the text's index in a batch and the
+    character where it starts; tiktoken raises on the same inputs, and the ids are tiktoken's
+    wherever neither raises."""
+    ours, theirs = pair
+    eot = "<|endoftext|>"
+    # another special, where the vocabulary has one (gpt2 has only eot: an empty set then)
+    other = {t for t in ours.special_tokens if t != eot}
+    texts = [f"doc {i} é ü " * (i % 13) for i in range(120)]
+    bad = texts[:]
+    bad[77] = "héllo wörld " * 50 + eot + " tail"
+    at = bad[77].index(eot)
+    single = [
+        lambda t, **kw: ours.encode(t, **kw),
+        lambda t, **kw: ours.encode_numpy(t, **kw),
+        lambda t, **kw: ours.encode_with_offsets(t, **kw),
+    ]
+    for f in single:
+        with pytest.raises(tokforge.InputError, match=rf"'{re.escape(eot)}' \(character {at}\)"):
+            f(bad[77])
+        with pytest.raises(tokforge.InputError, match="disallowed"):
+            f(bad[77], disallowed_special={eot})
+        f(bad[77], disallowed_special=other)  # not refused: plain text
+    with pytest.raises(ValueError):
+        theirs.encode(bad[77])
+    for threads in [1, 2, 3]:
+        for f in [ours.encode_batch, ours.encode_batch_numpy]:
+            with pytest.raises(
+                tokforge.InputError, match=rf"'{re.escape(eot)}' \(text 77, character {at}\)"
+            ):
+                f(bad, num_threads=threads)
+            with pytest.raises(tokforge.InputError, match="text 77"):
+                f(bad, allowed_special=other, num_threads=threads)
+        want = theirs.encode_batch(bad, allowed_special="all")
+        assert ours.encode_batch(bad, allowed_special="all", num_threads=threads) == want
+        assert ours.encode_batch(bad, disallowed_special=other, num_threads=threads) == [
+            theirs.encode(t, disallowed_special=other) for t in bad
+        ]
+        flat, _ = ours.encode_batch_numpy(texts, num_threads=threads)
+        assert flat.tolist() == [i for ids in theirs.encode_batch(texts) for i in ids]
 
 
 def test_id_lists_hold_one_reference_per_item(gpt2):

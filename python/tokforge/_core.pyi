@@ -101,9 +101,10 @@ class TokenModel:
         """Characters of the longest prefix whose ids cannot depend on what follows (0: none)."""
     def encode_ordinary(self, text: str) -> list[int]:
         """Ids of ``text``; special-token text is plain text."""
-    def encode(self, text: str, allowed: list[int]) -> list[int]:
-        """Ids of ``text``; the special tokens with ids in ``allowed`` are recognised."""
-    def encode_numpy(self, text: str, allowed: list[int]) -> Any:
+    def encode(self, text: str, allowed: list[int], refused: list[int] = ...) -> list[int]:
+        """Ids of ``text``; the special tokens with ids in ``allowed`` are recognised, and the
+        text of those in ``refused`` raises ``InputError``."""
+    def encode_numpy(self, text: str, allowed: list[int], refused: list[int] = ...) -> Any:
         """:meth:`encode` as a ``uint32`` array (from 1 MiB of text the encoder's buffer, not
         copied)."""
     def encode_ordinary_numpy(self, text: str) -> Any:
@@ -115,15 +116,23 @@ class TokenModel:
     def find_special(self, text: str, ids: list[int]) -> Optional[tuple[int, int]]:
         """First ``(char_start, id)`` of one of the special tokens ``ids`` in ``text``."""
     def encode_with_spans(
-        self, text: str, allowed: list[int]
+        self, text: str, allowed: list[int], refused: list[int] = ...
     ) -> tuple[list[int], list[tuple[int, int]]]:
         """Ids and the UTF-8 byte span ``(start, end)`` of each."""
     def encode_batch(
-        self, texts: list[str], allowed: list[int], num_threads: Optional[int] = None
+        self,
+        texts: list[str],
+        allowed: list[int],
+        num_threads: Optional[int] = None,
+        refused: list[int] = ...,
     ) -> list[list[int]]:
         """:meth:`encode` of each text, in parallel; lists built while workers encode."""
     def encode_batch_numpy(
-        self, texts: list[str], allowed: list[int], num_threads: Optional[int] = None
+        self,
+        texts: list[str],
+        allowed: list[int],
+        num_threads: Optional[int] = None,
+        refused: list[int] = ...,
     ) -> tuple[Any, Any]:
         """Flat ``uint32`` ids and ``int64`` offsets of each text's ids, in parallel."""
     def decode_bytes(self, ids: list[int]) -> bytes:

@@ -3,6 +3,7 @@ turns foreign tokenizers (tiktoken, HF) into one."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
@@ -452,14 +453,19 @@ class Tokenizer:
         return _core.pretokenize(self.pattern, text)
 
     # ---- encoding -------------------------------------------------------------------------
-    def _allowed_ids(
-        self, allowed_special: SpecialSet, disallowed_special: SpecialSet, texts: Sequence[str]
-    ) -> list[int]:
-        """tiktoken's special-token policy: ids allowed in the text; raise on disallowed ones."""
+    def _special_ids(
+        self, allowed_special: SpecialSet, disallowed_special: SpecialSet
+    ) -> tuple[list[int], list[int]]:
+        """tiktoken's special-token policy as ``(allowed, refused)`` ids: the specials the
+        encoder turns into their ids, and those whose text it refuses (an :class:`InputError`
+        naming the token and where it is; the encoder checks each text as it encodes it, on the
+        batch's own threads)."""
         if _plain(allowed_special, disallowed_special):
             # the answer below without building the special-token dict, which cost several
             # times a short text's native call
-            return []
+            return [], []
+        if disallowed_special == "all" and _empty(allowed_special):
+            return [], self._all_special_ids
         specials = self.special_tokens
         if allowed_special == "all":
             allowed = set(specials)
@@ -472,19 +478,13 @@ class Tokenizer:
             disallowed = set(specials) - allowed
         else:
             disallowed = _special_set(disallowed_special, "disallowed_special")
-        if disallowed:
-            ids = [specials[t] for t in sorted(disallowed) if t in specials]
-            for i, text in enumerate(texts):
-                hit = self._model.find_special(text, ids)
-                if hit is not None:
-                    token = self._model.token_bytes(hit[1]).decode("utf-8", "replace")
-                    where = f"text {i}, " if len(texts) > 1 else ""
-                    raise InputError(
-                        f"encountered the special token {token!r} ({where}character {hit[0]}), "
-                        "which is disallowed. Pass allowed_special={...} or 'all' to encode it as "
-                        "a special token, or disallowed_special=() to encode it as plain text."
-                    )
-        return sorted(specials[t] for t in allowed)
+        refused = sorted(specials[t] for t in disallowed if t in specials)
+        return sorted(specials[t] for t in allowed), refused
+
+    @functools.cached_property
+    def _all_special_ids(self) -> list[int]:
+        """The ids of every special token: those refused by default."""
+        return sorted(self.special_tokens.values())
 
     def encode(
         self,
@@ -533,18 +533,19 @@ class Tokenizer:
 
     def _encode_one(
         self,
-        native: Callable[[str, Any], Any],
+        native: Callable[[str, Any, Any], Any],
         text: str,
         allowed_special: SpecialSet,
         disallowed_special: SpecialSet,
     ) -> Any:
-        """``native(text, allowed ids)``, retried once with lone surrogates replaced when the
-        native call refuses them (the special-token check runs on the text that is encoded)."""
+        """``native(text, allowed ids, refused ids)``, retried once with lone surrogates replaced
+        when the native call refuses them (the special-token check runs on the text that is
+        encoded)."""
+        allowed, refused = self._special_ids(allowed_special, disallowed_special)
         try:
-            return native(text, self._allowed_ids(allowed_special, disallowed_special, [text]))
+            return native(text, allowed, refused)
         except UnicodeEncodeError:
-            text = _fix_surrogates(text)
-            return native(text, self._allowed_ids(allowed_special, disallowed_special, [text]))
+            return native(_fix_surrogates(text), allowed, refused)
 
     def cache_info(self) -> dict[str, int] | None:
         """Size of the encoder's piece table (docs/bpe.md §13), summed over its per-thread
@@ -592,13 +593,12 @@ class Tokenizer:
         finished ones into lists (holding the GIL only for that).
         """
         texts = str_list(texts, "texts")
+        allowed, refused = self._special_ids(allowed_special, disallowed_special)
         try:
-            ids = self._allowed_ids(allowed_special, disallowed_special, texts)
-            return self._model.encode_batch(texts, ids, num_threads)
+            return self._model.encode_batch(texts, allowed, num_threads, refused)
         except UnicodeEncodeError:  # a lone surrogate somewhere: rare, so fixed only then
             texts = [_fix_surrogates(t) for t in texts]
-            ids = self._allowed_ids(allowed_special, disallowed_special, texts)
-            return self._model.encode_batch(texts, ids, num_threads)
+            return self._model.encode_batch(texts, allowed, num_threads, refused)
 
     def encode_batch_numpy(
         self,
@@ -619,13 +619,12 @@ class Tokenizer:
         :func:`tokforge.batch_output_info` reports that memory and
         :func:`tokforge.release_batch_output` frees it."""
         texts = str_list(texts, "texts")
+        allowed, refused = self._special_ids(allowed_special, disallowed_special)
         try:
-            ids = self._allowed_ids(allowed_special, disallowed_special, texts)
-            return self._model.encode_batch_numpy(texts, ids, num_threads)
+            return self._model.encode_batch_numpy(texts, allowed, num_threads, refused)
         except UnicodeEncodeError:  # a lone surrogate somewhere: rare, so fixed only then
             texts = [_fix_surrogates(t) for t in texts]
-            ids = self._allowed_ids(allowed_special, disallowed_special, texts)
-            return self._model.encode_batch_numpy(texts, ids, num_threads)
+            return self._model.encode_batch_numpy(texts, allowed, num_threads, refused)
 
     def encode_with_offsets(
         self,
@@ -644,8 +643,8 @@ class Tokenizer:
         if unit not in ("bytes", "chars"):
             raise InputError(f"unit={unit!r} is not 'bytes' or 'chars'")
         text = _fix_surrogates(text)
-        allowed = self._allowed_ids(allowed_special, disallowed_special, [text])
-        ids, spans = self._model.encode_with_spans(text, allowed)
+        allowed, refused = self._special_ids(allowed_special, disallowed_special)
+        ids, spans = self._model.encode_with_spans(text, allowed, refused)
         if unit == "chars":
             data = text.encode("utf-8")
             # char index of every byte offset (continuation bytes belong to their character)
@@ -685,7 +684,7 @@ class Tokenizer:
         ...     "".join(chunks))
         True
         """
-        allowed = self._allowed_ids(allowed_special, (), [])
+        allowed, _ = self._special_ids(allowed_special, ())
         buf = ""
         for chunk in chunks:
             buf += chunk
@@ -747,15 +746,15 @@ class Tokenizer:
 _EMPTY_OK = (frozenset, set, tuple, list)
 
 
+def _empty(special: SpecialSet) -> bool:
+    """Whether ``special`` is an empty collection, known without a look at its items."""
+    return type(special) in _EMPTY_OK and not special
+
+
 def _plain(allowed_special: SpecialSet, disallowed_special: SpecialSet) -> bool:
     """Whether no special token is allowed and none is to be checked for (``allowed_special``
     empty, ``disallowed_special=()``): the text is encoded as ordinary text."""
-    return (
-        type(allowed_special) in _EMPTY_OK
-        and type(disallowed_special) in _EMPTY_OK
-        and not allowed_special
-        and not disallowed_special
-    )
+    return _empty(allowed_special) and _empty(disallowed_special)
 
 
 def _special_set(value: SpecialSet, name: str) -> set[str]:

@@ -24,6 +24,19 @@ pub enum Error {
     /// Anything else the caller passed that cannot be used.
     #[error("{0}")]
     Input(String),
+    /// A text holds the text of a special token it may not hold (tiktoken's
+    /// `disallowed_special`); `text`: its index in a batch.
+    #[error(
+        "encountered the special token '{token}' ({}character {char_at}), which is disallowed. \
+         Pass allowed_special={{...}} or 'all' to encode it as a special token, or \
+         disallowed_special=() to encode it as plain text",
+        text.map_or(String::new(), |i| format!("text {i}, "))
+    )]
+    Disallowed {
+        token: String,
+        char_at: usize,
+        text: Option<usize>,
+    },
     /// The progress callback asked to stop (or raised).
     #[error("interrupted: {0}")]
     Interrupted(String),
@@ -37,6 +50,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// This error as met in text `i` of a batch (an [`Error::Disallowed`] names it).
+    pub fn in_text(self, i: usize) -> Self {
+        match self {
+            Error::Disallowed {
+                token,
+                char_at,
+                text: None,
+            } => Error::Disallowed {
+                token,
+                char_at,
+                text: Some(i),
+            },
+            e => e,
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

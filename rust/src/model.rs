@@ -133,6 +133,15 @@ pub trait TokenModel: Send + Sync {
     /// A matcher for the special tokens with these ids (`None` if `ids` is empty); an id that
     /// is not special is a [`crate::Error::Vocab`].
     fn special_matcher(&self, ids: &[u32]) -> Result<Option<SpecialMatcher>>;
+    /// A matcher for the special tokens `allowed` (they become their ids) that refuses the
+    /// text of those `refused` ([`SpecialMatcher::check`]: the encoders fail on a text that
+    /// holds one); `None` if both are empty.
+    fn special_rules(&self, allowed: &[u32], refused: &[u32]) -> Result<Option<SpecialMatcher>> {
+        Ok(SpecialMatcher::refusing(
+            self.special_matcher(allowed)?,
+            self.special_matcher(refused)?,
+        ))
+    }
     /// Id of the special token spelled `text`.
     fn special_id(&self, text: &str) -> Option<u32> {
         self.specials()
@@ -173,7 +182,10 @@ pub trait TokenModel: Send + Sync {
         let cancel = crate::cancel::current();
         texts
             .par_iter()
-            .map(|t| crate::cancel::scope(&cancel, || self.encode(t, allowed)))
+            .enumerate()
+            .map(|(i, t)| {
+                crate::cancel::scope(&cancel, || self.encode(t, allowed)).map_err(|e| e.in_text(i))
+            })
             .collect()
     }
     /// [`TokenModel::encode_batch`] as one flat buffer and offsets (`ids[off[i]..off[i + 1]]`
@@ -255,7 +267,8 @@ pub trait TokenModel: Send + Sync {
             if cancel.is_set() {
                 return;
             }
-            sink(i, crate::cancel::scope(&cancel, || self.encode(t, allowed)));
+            let ids = crate::cancel::scope(&cancel, || self.encode(t, allowed));
+            sink(i, ids.map_err(|e| e.in_text(i)));
         });
     }
     /// [`TokenModel::encode_each`] on `pool`, called from a thread outside it that takes care

@@ -440,6 +440,7 @@ impl<'a, T: Texts + ?Sized, K: BatchSink> Batch<'a, T, K> {
     ) {
         let ok = self.sink.text(local, i, |out| {
             crate::cancel::scope(&self.cancel, || enc.encode_into(text, self.allowed, out))
+                .map_err(|e| e.in_text(i))
         });
         if !ok {
             self.fail();

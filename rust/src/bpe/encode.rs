@@ -495,6 +495,7 @@ impl<T: Tables> PieceEncoder<'_, T> {
         let Some(m) = allowed else {
             return self.encode_text(text, out);
         };
+        m.check(text)?;
         let mut pos = 0;
         while let Some((s, e, id)) = m.find(text, pos) {
             self.encode_text(&text[pos..s], out)?;
@@ -907,6 +908,7 @@ impl Bpe {
             };
         let mut pos = 0;
         if let Some(m) = allowed {
+            m.check(text)?;
             while let Some((s, e, id)) = m.find(text, pos) {
                 emit(&text[pos..s], pos, &mut ids, &mut spans)?;
                 ids.push(id);

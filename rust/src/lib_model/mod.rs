@@ -284,6 +284,7 @@ impl LibModel {
             self.encode_ordinary_spans(text, 0, &mut ids, spans)?;
             return Ok(ids);
         };
+        m.check(text)?;
         let mut pos = 0;
         while let Some((s, e, id)) = m.find(text, pos) {
             self.encode_ordinary_spans(&text[pos..s], pos, &mut ids, spans.as_deref_mut())?;
@@ -322,7 +323,11 @@ impl LibModel {
         let cancel = crate::cancel::current();
         texts
             .par_iter()
-            .map(|t| crate::cancel::scope(&cancel, || self.encode(t.as_ref(), allowed)))
+            .enumerate()
+            .map(|(i, t)| {
+                crate::cancel::scope(&cancel, || self.encode(t.as_ref(), allowed))
+                    .map_err(|e| e.in_text(i))
+            })
             .collect()
     }
 

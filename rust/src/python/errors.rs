@@ -66,7 +66,9 @@ impl From<Error> for PyErr {
         let msg = e.to_string();
         match e {
             Error::Format { .. } => FormatError::new_err(msg),
-            Error::Utf8 { .. } | Error::Input(_) => InputError::new_err(msg),
+            Error::Utf8 { .. } | Error::Input(_) | Error::Disallowed { .. } => {
+                InputError::new_err(msg)
+            }
             Error::Regex { .. } => PatternError::new_err(msg),
             Error::Training(_) => TrainingError::new_err(msg),
             Error::Vocab(_) => VocabError::new_err(msg),

@@ -151,12 +151,26 @@ impl PyTokenModel {
         Ok((super::pool_of(workers.max(1))?, workers, own))
     }
 
-    /// The special-token matcher for `ids` (the argument `what`), cached for the last set asked
-    /// for.
-    fn matcher(&self, ids: &[Int], what: &str) -> PyResult<Option<Arc<SpecialMatcher>>> {
-        let ids = ids_to_u32(ids, what, self.inner.vocab_size())?;
-        self.matcher_cache
-            .get(&ids, |ids| self.inner.special_matcher(ids))
+    /// The special-token matcher for `ids` (the argument `what`) that refuses the text of the
+    /// specials `refused` (ids), cached for the last sets asked for.
+    fn matcher(
+        &self,
+        ids: &[Int],
+        what: &str,
+        refused: &[Int],
+    ) -> PyResult<Option<Arc<SpecialMatcher>>> {
+        let n = self.inner.vocab_size();
+        let mut key = ids_to_u32(ids, what, n)?;
+        let split = key.len();
+        if !refused.is_empty() {
+            // (no id is u32::MAX: ids are below the vocabulary's size)
+            key.push(u32::MAX);
+            key.extend(ids_to_u32(refused, "refused", n)?);
+        }
+        self.matcher_cache.get(&key, |key| {
+            let refused = key.get(split + 1..).unwrap_or_default();
+            self.inner.special_rules(&key[..split], refused)
+        })
     }
 }
 
@@ -524,15 +538,18 @@ impl PyTokenModel {
         )
     }
 
-    /// Ids of `text`; the special tokens in `allowed` (ids) are recognised in the text.
+    /// Ids of `text`; the special tokens in `allowed` (ids) are recognised in the text, and the
+    /// text of those in `refused` is an `InputError` (tiktoken's `disallowed_special`).
+    #[pyo3(signature = (text, allowed, refused=Vec::new()))]
     fn encode<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyString>,
         allowed: Vec<Int>,
+        refused: Vec<Int>,
     ) -> PyResult<Bound<'py, PyList>> {
         let text = str_utf8(text)?;
-        let sm = self.matcher(&allowed, "allowed")?;
+        let sm = self.matcher(&allowed, "allowed", &refused)?;
         let m = &self.inner;
         encoded(
             py,
@@ -543,34 +560,43 @@ impl PyTokenModel {
     }
 
     /// First occurrence of one of the special tokens `ids` in `text`: `(char_start, id)`.
-    fn find_special(&self, text: &str, ids: Vec<Int>) -> PyResult<Option<(usize, u32)>> {
-        let m = self.matcher(&ids, "ids")?;
+    fn find_special(
+        &self,
+        text: &Bound<'_, PyString>,
+        ids: Vec<Int>,
+    ) -> PyResult<Option<(usize, u32)>> {
+        let text = str_utf8(text)?;
+        let m = self.matcher(&ids, "ids", &[])?;
         Ok(m.and_then(|m| m.find(text, 0))
             .map(|(s, _, id)| (text[..s].chars().count(), id)))
     }
 
-    /// Ids with the byte span `[start, end)` of each token in the UTF-8 text.
+    /// Ids with the byte span `[start, end)` of each token in the UTF-8 text (specials as in
+    /// `encode`).
+    #[pyo3(signature = (text, allowed, refused=Vec::new()))]
     fn encode_with_spans(
         &self,
         py: Python<'_>,
         text: &str,
         allowed: Vec<Int>,
+        refused: Vec<Int>,
     ) -> PyResult<(Vec<u32>, Vec<(usize, usize)>)> {
-        let sm = self.matcher(&allowed, "allowed")?;
+        let sm = self.matcher(&allowed, "allowed", &refused)?;
         let m = &self.inner;
         long_call(py, text, || m.encode_with_spans(text, sm.as_deref()))
     }
 
-    /// Ids of `text` as a `uint32` array (see [`ids_array`]); the special tokens in `allowed`
-    /// (ids) are recognised in the text.
+    /// Ids of `text` as a `uint32` array (see [`ids_array`]); specials as in `encode`.
+    #[pyo3(signature = (text, allowed, refused=Vec::new()))]
     fn encode_numpy<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyString>,
         allowed: Vec<Int>,
+        refused: Vec<Int>,
     ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         let text = str_utf8(text)?;
-        let sm = self.matcher(&allowed, "allowed")?;
+        let sm = self.matcher(&allowed, "allowed", &refused)?;
         let m = &self.inner;
         encoded(
             py,
@@ -634,15 +660,18 @@ impl PyTokenModel {
     /// thread first makes that buffer for the strs that have none yet ([`StrFeed`]) while the
     /// others encode those done. Ctrl-C (or an error) stops the threads at their next check; no
     /// partial result is returned.
-    #[pyo3(signature = (texts, allowed, num_threads=None))]
+    /// Specials as in `encode`: each thread checks the texts it takes, and the first error
+    /// found names its text (with several threads, not always the first text that holds one).
+    #[pyo3(signature = (texts, allowed, num_threads=None, refused=Vec::new()))]
     fn encode_batch<'py>(
         &self,
         py: Python<'py>,
         texts: Vec<Bound<'py, PyString>>,
         allowed: Vec<Int>,
         num_threads: Option<Int>,
+        refused: Vec<Int>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let sm = self.matcher(&allowed, "allowed")?;
+        let sm = self.matcher(&allowed, "allowed", &refused)?;
         let (pool, workers, own) = self.batch_crew(num_threads)?;
         let split = Split {
             pool: &pool,
@@ -676,6 +705,10 @@ impl PyTokenModel {
                 m.encode_each_here(split, refs, sm, &sink, &mut lists)
             })
         });
+        if lists.error.is_none() {
+            // a batch that stopped on a text's error may have left it unread
+            lists.between(false);
+        }
         if let Some(e) = lists.error {
             return Err(e);
         }
@@ -693,15 +726,17 @@ impl PyTokenModel {
     /// to leave Ctrl-C unchecked while it encodes one); it checks for Ctrl-C between them and
     /// while it waits for the others. It first makes the UTF-8 form of the strs that have none
     /// yet ([`StrFeed`]) while the others encode those done. No partial result is returned.
-    #[pyo3(signature = (texts, allowed, num_threads=None))]
+    /// Specials as in `encode_batch`.
+    #[pyo3(signature = (texts, allowed, num_threads=None, refused=Vec::new()))]
     fn encode_batch_numpy<'py>(
         &self,
         py: Python<'py>,
         texts: Vec<Bound<'py, PyString>>,
         allowed: Vec<Int>,
         num_threads: Option<Int>,
+        refused: Vec<Int>,
     ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
-        let sm = self.matcher(&allowed, "allowed")?;
+        let sm = self.matcher(&allowed, "allowed", &refused)?;
         let (pool, workers, own) = self.batch_crew(num_threads)?;
         let split = Split {
             pool: &pool,

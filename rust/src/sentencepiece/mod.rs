@@ -285,6 +285,9 @@ impl SpBpe {
         allowed: Option<&SpecialMatcher>,
         mut spans: Option<&mut Vec<(usize, usize)>>,
     ) -> Result<Vec<u32>> {
+        if let Some(m) = allowed {
+            m.check(text)?;
+        }
         let mut out = Vec::new();
         let mut at = 0;
         while at <= text.len() {
