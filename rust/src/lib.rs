@@ -31,6 +31,7 @@ pub mod mixture;
 pub mod model;
 pub mod pretokenize;
 pub mod progress;
+pub mod scratch_ids;
 pub mod sentencepiece;
 pub mod simd;
 pub mod special;

@@ -23,6 +23,7 @@ use crate::batch_texts::BatchTexts;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::model::{Caller, Split};
+use crate::scratch_ids::ScratchIds;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -91,15 +92,15 @@ trait BatchSink: Sync {
 }
 
 /// One `Vec` per text, handed to a callback as each text is done. A thread encodes each text
-/// into one buffer of its own, then copies the ids into a `Vec` of their size: no copy at each
-/// growth of a buffer per text, nor its fresh pages.
+/// into its one buffer ([`ScratchIds`]), then copies the ids into a `Vec` of their size: no
+/// copy at each growth of a buffer per text, nor its fresh pages.
 struct PerText<F>(F);
 
 impl<F: Fn(usize, Result<Vec<u32>>) + Sync> BatchSink for PerText<F> {
-    type Local = Vec<u32>;
+    type Local = ScratchIds;
     fn text(
         &self,
-        scratch: &mut Vec<u32>,
+        scratch: &mut ScratchIds,
         i: usize,
         encode: impl FnOnce(&mut Vec<u32>) -> Result<()>,
     ) -> bool {
@@ -202,8 +203,9 @@ impl Commit {
 /// What one thread of an [`InOrder`] batch keeps.
 #[derive(Default)]
 struct Placing {
-    /// The ids of the text it encodes.
-    ids: Vec<u32>,
+    /// The ids of the text it encodes (in the thread's kept buffer, or in one its texts that
+    /// had to wait for others left it).
+    ids: ScratchIds,
     /// Buffers of texts it placed for others, for its next text that must wait.
     spare: Vec<Vec<u32>>,
     /// Waiting ids it placed, with their places, to copy once the lock is let go.

@@ -13,13 +13,13 @@ use crate::formats::tiktoken;
 use crate::lib_model::{self as lm, Rule};
 use crate::model::{Caller, ModelKind, Split, TokenModel};
 use crate::pretokenize::{Preset, Pretokenizer};
+use crate::scratch_ids::ScratchIds;
 use crate::special::SpecialMatcher;
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -804,18 +804,9 @@ fn ids_array<'py>(py: Python<'py>, ids: Cow<'_, [u32]>) -> Bound<'py, PyArray1<u
     }
 }
 
-thread_local! {
-    /// The buffer a thread's single-text calls encode into (see [`encoded`]).
-    static SCRATCH: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
-}
-
-/// Most ids a thread's scratch buffer keeps room for between calls (1 MiB): a longer text's
-/// buffer is freed after its call.
-const SCRATCH_KEEP: usize = 1 << 18;
-
 /// `then` of the ids `encode` appends to an empty buffer. A text shorter than
-/// [`super::INTERRUPTIBLE_BYTES`] is encoded on this thread into its scratch buffer, kept for
-/// its next call (up to [`SCRATCH_KEEP`] ids): the ids are then copied once into what the
+/// [`super::INTERRUPTIBLE_BYTES`] is encoded on this thread into its scratch buffer
+/// ([`ScratchIds`], kept for its next call): the ids are then copied once into what the
 /// caller keeps, of their exact size. A fresh buffer per call, grown as the ids came, was
 /// copied at each growth and touched fresh pages each time (a cold pass over the 26 MB bench
 /// sample: 20,500 page faults -> 18,000; a warm one 1,800 -> 150 and 1.1x faster, gpt2). A
@@ -834,16 +825,10 @@ fn encoded<R>(
         })?;
         return then(Cow::Owned(ids));
     }
-    let mut ids = SCRATCH.take();
-    ids.clear();
+    let mut ids = ScratchIds::default();
     let done = py.detach(|| encode(&mut ids));
-    let out = done
-        .map_err(PyErr::from)
-        .and_then(|()| then(Cow::Borrowed(&ids)));
-    if ids.capacity() <= SCRATCH_KEEP {
-        SCRATCH.set(ids);
-    }
-    out
+    done.map_err(PyErr::from)
+        .and_then(|()| then(Cow::Borrowed(&ids)))
 }
 
 /// `work` on `text`: on the calling thread for short texts, else on a worker while this thread
