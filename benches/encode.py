@@ -446,7 +446,10 @@ def child(spec: dict) -> None:
     rss_base = rss_now_mb()
     peak = rss_peak_mb()  # loading
     walls, cpus, busys, pass_digests, tokens = [], [], [], [], 0
-    for _ in range(1 + spec["repeat"]):
+    for k in range(1 + spec["repeat"]):
+        if k and spec.get("new_strs"):
+            # equal documents as new strs (the first pass's are new already)
+            docs = [d.encode("utf-8").decode("utf-8") for d in docs]
         gc.collect()
         can_reset = reset_peak()
         b0 = cpu_busy_s()
@@ -573,6 +576,13 @@ def main(argv: list[str] | None = None) -> int:
         help="batch mode: documents per call, as when a dataset is encoded a batch at a time "
         "(a fresh model then meets new text in every call of the cold pass); 0: all in one "
         "call (default)",
+    )
+    ap.add_argument(
+        "--new-strs",
+        action="store_true",
+        help="every warm pass encodes new str objects of the same documents (made before it is "
+        "timed), as when a dataset is read a batch at a time: no str has its UTF-8 form made "
+        "yet (CPython makes it on first use, with the GIL), while the model has met the text",
     )
     ap.add_argument(
         "--mb", type=float, default=24, help="MiB of the Debian corpus in the sample (default 24)"
@@ -713,6 +723,7 @@ def main(argv: list[str] | None = None) -> int:
                     "lengths": sample["lengths"],
                     "special_doc": sample["special_doc"],
                     "batch_docs": args.batch_docs,
+                    "new_strs": args.new_strs,
                 }
                 log(f"{v} {mode} {peer} ({threads} thread{'s' if threads > 1 else ''}) ...")
                 r, others, attempts = run_row(spec, threads, args)
@@ -968,7 +979,9 @@ def main(argv: list[str] | None = None) -> int:
         "child's user + system time, which other processes sharing the machine disturb least). "
         f"cold: 1st pass in a fresh process after loading, median of {args.cold_runs} "
         "processes; warm: median "
-        f"of {args.repeat} more passes over the same documents. tf/peer: tokforge's MB/s / the "
+        f"of {args.repeat} more passes over the same documents"
+        + (" (new str objects each pass, made before it is timed)" if args.new_strs else "")
+        + ". tf/peer: tokforge's MB/s / the "
         "peer's, same vocab, mode and phase (> 1: tokforge faster; -np rows against tokforge-np "
         "where it exists; CPU time in single mode, wall time in batch mode). peak RSS: the child process's own peak "
         "(VmHWM over loading and the passes, not the hashing of ids: interpreter, the sample as "
@@ -1015,6 +1028,7 @@ def main(argv: list[str] | None = None) -> int:
                     "sample": sample,
                     "threads": args.threads,
                     "batch_docs": args.batch_docs,
+                    "new_strs": args.new_strs,
                     "repeat": args.repeat,
                     "versions": versions,
                     "tokforge_build": build,
