@@ -700,15 +700,7 @@ mod tests {
         let eot = b.special_id("<|eot|>").unwrap();
         let matcher = TokenModel::special_matcher(&b, &[eot]).unwrap();
         let long = "the cat sat on the mat lower ".repeat(300);
-        let texts: Vec<&str> = (0..90)
-            .map(|k| {
-                if k % 7 == 3 {
-                    long.as_str()
-                } else {
-                    TEXTS[k % TEXTS.len()]
-                }
-            })
-            .collect();
+        let texts = with_long(&long, 90, 7, 3);
         let bytes: usize = texts.iter().map(|t| t.len()).sum();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
@@ -750,6 +742,29 @@ mod tests {
         );
     }
 
+    /// `n` texts: `long` at every `every`-th place from `at`, the short `TEXTS` between.
+    fn with_long(long: &str, n: usize, every: usize, at: usize) -> Vec<&str> {
+        (0..n)
+            .map(|k| {
+                if k % every == at {
+                    long
+                } else {
+                    TEXTS[k % TEXTS.len()]
+                }
+            })
+            .collect()
+    }
+
+    /// Splits of a batch as `(pool threads, workers, own)`; workers 0: this thread alone, the
+    /// texts of `own` bytes or more on the pool.
+    const SPLITS: [(usize, usize, usize); 5] = [
+        (1, 1, 0),
+        (1, 0, 100),
+        (2, 1, 100),
+        (2, 1, usize::MAX),
+        (3, 2, 100),
+    ];
+
     /// A caller of a flat batch: counts its rounds and stops the batch at round `stop_at`.
     struct Rounds {
         rounds: usize,
@@ -775,24 +790,9 @@ mod tests {
     #[test]
     fn the_flat_batch_with_the_calling_thread_gives_every_text_its_ids() {
         let long = "the cat sat on the mat lower ".repeat(300);
-        let texts: Vec<&str> = (0..60)
-            .map(|k| {
-                if k % 7 == 3 {
-                    long.as_str()
-                } else {
-                    TEXTS[k % TEXTS.len()]
-                }
-            })
-            .collect();
+        let texts = with_long(&long, 60, 7, 3);
         for m in models() {
-            // workers 0: this thread alone, the texts of `own` bytes or more on the pool
-            for (threads, workers, own) in [
-                (1, 1, 0),
-                (1, 0, 100),
-                (2, 1, 100),
-                (2, 1, usize::MAX),
-                (3, 2, 100),
-            ] {
+            for (threads, workers, own) in SPLITS {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()
@@ -994,26 +994,11 @@ mod tests {
     #[test]
     fn texts_that_arrive_while_the_batch_runs_get_their_ids() {
         let long = "the cat sat on the mat lower ".repeat(300);
-        let all: Vec<&str> = (0..120)
-            .map(|k| {
-                if k % 11 == 5 {
-                    long.as_str()
-                } else {
-                    TEXTS[k % TEXTS.len()]
-                }
-            })
-            .collect();
+        let all = with_long(&long, 120, 11, 5);
         let bytes: usize = all.iter().map(|t| t.len()).sum();
         for m in models() {
             let want: Vec<Vec<u32>> = all.iter().map(|t| m.encode(t, None).unwrap()).collect();
-            // workers 0: this thread alone, the texts of `own` bytes or more on the pool
-            for (threads, workers, own) in [
-                (1, 1, 0),
-                (1, 0, 100),
-                (2, 1, 100),
-                (2, 1, usize::MAX),
-                (3, 2, 100),
-            ] {
+            for (threads, workers, own) in SPLITS {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()

@@ -473,10 +473,7 @@ impl<'a, T: Texts + ?Sized, K: BatchSink> Batch<'a, T, K> {
         own: usize,
         caller: &mut dyn Caller,
     ) {
-        let mut local = K::Local::default();
-        if !self.texts.feed(caller) || !self.sink.arrived(&mut local, self.texts.bytes()) {
-            self.fail();
-        }
+        let mut local = self.arrive(caller);
         // made at this thread's first text (it may take none)
         let mut enc = None;
         while !self.stopped() {
@@ -492,7 +489,22 @@ impl<'a, T: Texts + ?Sized, K: BatchSink> Batch<'a, T, K> {
                 self.fail();
             }
         }
-        // (a set handle skips the texts not started: they would never be done)
+        self.until_done(caller);
+    }
+
+    /// The calling thread's start: the texts still to come made to arrive (while the pool's
+    /// threads encode those that have), then the sink told; the thread's buffers.
+    fn arrive(&self, caller: &mut dyn Caller) -> K::Local {
+        let mut local = K::Local::default();
+        if !self.texts.feed(caller) || !self.sink.arrived(&mut local, self.texts.bytes()) {
+            self.fail();
+        }
+        local
+    }
+
+    /// The calling thread's end: `caller` until every text is taken care of (a set handle
+    /// skips the texts not started: they would never be done).
+    fn until_done(&self, caller: &mut dyn Caller) {
         while !self.stopped() && !caller.done() {
             if !caller.between(true) {
                 self.fail();
@@ -544,10 +556,7 @@ impl<'a, T: Texts + ?Sized, K: BatchSink> Batch<'a, T, K> {
         split: Split<'_>,
         caller: &mut dyn Caller,
     ) {
-        let mut local = K::Local::default();
-        if !self.texts.feed(caller) || !self.sink.arrived(&mut local, self.texts.bytes()) {
-            self.fail();
-        }
+        let mut local = self.arrive(caller);
         let mut enc = None;
         while !self.stopped() {
             let Some(next) = self.claim() else {
@@ -579,11 +588,7 @@ impl<'a, T: Texts + ?Sized, K: BatchSink> Batch<'a, T, K> {
                 }
             });
         }
-        while !self.stopped() && !caller.done() {
-            if !caller.between(true) {
-                self.fail();
-            }
-        }
+        self.until_done(caller);
     }
 }
 
