@@ -27,8 +27,15 @@ pub const MAX_BYTES: usize = 256 << 20;
 /// The free buffers.
 pub static FREE: KeptBuffers = KeptBuffers::new(KEEP, KEEP * MAX_BYTES);
 
+/// Smaller new buffers are not backed by huge pages: a batch of 100 documents a call whose
+/// caller keeps every array (so that each call's buffer is new memory) spent 35 ms of CPU a
+/// pass of the bench sample more than single calls with them, 9 ms without (2 MiB pages are
+/// compacted on demand where memory is fragmented; docs/bpe.md §13.5, twenty-first round).
+const HUGE_PAGES_FROM: usize = 64 << 20;
+
 /// An empty buffer for `n` ids: a kept one whose capacity is `n..=n * 5 / 4`, else a new one
-/// (backed by huge pages where the system offers them, see [`crate::huge_pages`]).
+/// (backed by huge pages where the system offers them from [`HUGE_PAGES_FROM`] bytes, see
+/// [`crate::huge_pages`]).
 pub fn take(n: usize) -> Vec<u32> {
     if n * 4 >= MIN_BYTES {
         let fits = |v: &Vec<u32>| v.capacity() >= n && v.capacity() - n <= n / 4;
@@ -37,7 +44,9 @@ pub fn take(n: usize) -> Vec<u32> {
         }
     }
     let v = Vec::with_capacity(n);
-    crate::huge_pages::advise(&v);
+    if n * 4 >= HUGE_PAGES_FROM {
+        crate::huge_pages::advise(&v);
+    }
     v
 }
 
