@@ -6,9 +6,11 @@
 //! back, that cost moved a two-thread batch by up to 1.4x between runs (docs/bpe.md §13.4).
 //! Here the array's memory belongs to a [`PooledIds`] object (the numpy array's base): when the
 //! array is freed its buffer returns to a small pool, and the next batch of about the same size
-//! writes into pages that are already mapped. The pool is bounded: at most [`KEEP`] buffers of
-//! [`MIN_BYTES`]..=[`MAX_BYTES`] bytes, a buffer is reused only for a request of at least 4/5
-//! of its capacity, and `FREE.release()` empties it. (A batch asks for room for one id per
+//! writes into pages that are already mapped. The pool is bounded: at most [`KEEP_BYTES`] of
+//! buffers of [`MIN_BYTES`]..=[`MAX_BYTES`] bytes (and [`KEEP`] buffers), the oldest freed
+//! first, a buffer is reused only for a request of at least 4/5 of its capacity, and
+//! `FREE.release()` empties it. A loop whose caller keeps every call's array until the loop
+//! ends (a pass of 100-document calls) gets all of them back for its next pass. (A batch asks for room for one id per
 //! byte of its texts, a bound on its ids, and writes only the pages its ids need; the rest of
 //! the room is not written, and not mapped unless an earlier use wrote it.)
 
@@ -17,15 +19,21 @@ use numpy::ndarray::ArrayView1;
 use numpy::PyArray1;
 use pyo3::prelude::*;
 
-/// Most free buffers kept.
-const KEEP: usize = 2;
+/// Most free buffers kept. It was 2: a pass of 100-document batches whose arrays the caller
+/// kept got 2 of its 20 arrays' memory back, the others new memory each pass, whose first
+/// writes cost CPU (the bench sample on 2 threads: the numpy batch 590-829 MB/s with 2,
+/// 872 with 64; docs/bpe.md §13.5, twenty-first round).
+const KEEP: usize = 64;
 /// Smaller buffers come from the heap, which reuses memory on its own.
 const MIN_BYTES: usize = 1 << 20;
 /// Larger buffers are not kept (a batch's array of more than 256 MiB is 64 M ids).
 pub const MAX_BYTES: usize = 256 << 20;
+/// Most bytes of free buffers kept (their capacity; only the pages their ids were written to
+/// are mapped).
+const KEEP_BYTES: usize = 2 * MAX_BYTES;
 
 /// The free buffers.
-pub static FREE: KeptBuffers = KeptBuffers::new(KEEP, KEEP * MAX_BYTES);
+pub static FREE: KeptBuffers = KeptBuffers::new(KEEP, KEEP_BYTES);
 
 /// Smaller new buffers are not backed by huge pages: a batch of 100 documents a call whose
 /// caller keeps every array (so that each call's buffer is new memory) spent 35 ms of CPU a
