@@ -614,8 +614,8 @@ class Tokenizer:
 
         A loop over batches does not ask the system for fresh memory on every call: when numpy
         frees a flat array of 1-256 MiB its memory is kept (at most 512 MiB of it, the oldest
-        freed first) for the next call on texts of about the same size (an array is given room for one id per byte
-        of text, and only the pages its ids fill are written).
+        freed first) for the next call on texts of about the same size (an array is given room
+        for one id per byte of text, and only the pages its ids fill are written).
         :func:`tokforge.batch_output_info` reports that memory and
         :func:`tokforge.release_batch_output` frees it."""
         texts = str_list(texts, "texts")

@@ -10,9 +10,10 @@
 //! buffers of [`MIN_BYTES`]..=[`MAX_BYTES`] bytes (and [`KEEP`] buffers), the oldest freed
 //! first, a buffer is reused only for a request of at least 4/5 of its capacity, and
 //! `FREE.release()` empties it. A loop whose caller keeps every call's array until the loop
-//! ends (a pass of 100-document calls) gets all of them back for its next pass. (A batch asks for room for one id per
-//! byte of its texts, a bound on its ids, and writes only the pages its ids need; the rest of
-//! the room is not written, and not mapped unless an earlier use wrote it.)
+//! ends (a pass of 100-document calls) gets all of them back for its next pass. (A batch asks
+//! for room for one id per byte of its texts, a bound on its ids, and writes only the pages its
+//! ids need; the rest of the room is not written, and not mapped unless an earlier use wrote
+//! it.)
 
 use crate::kept_buffers::KeptBuffers;
 use numpy::ndarray::ArrayView1;
