@@ -187,6 +187,11 @@ mod tests {
         let r = scope(&c, || crate::TokenModel::encode_batch(&m, &texts, None));
         assert!(r.is_err());
         // and nothing is stopped without a handle
-        assert_eq!(m.encode_batch(&texts, None).unwrap().len(), 2);
+        assert_eq!(
+            crate::TokenModel::encode_batch(&m, &texts, None)
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

@@ -507,13 +507,6 @@ impl TokenModel for LibModel {
     ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
         LibModel::encode_with_spans(self, text, allowed)
     }
-    fn encode_batch(
-        &self,
-        texts: &[&str],
-        allowed: Option<&SpecialMatcher>,
-    ) -> Result<Vec<Vec<u32>>> {
-        LibModel::encode_batch(self, texts, allowed)
-    }
     fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
         LibModel::decode_bytes(self, ids)
     }

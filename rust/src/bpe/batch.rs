@@ -84,9 +84,9 @@ trait BatchSink: Sync {
         i: usize,
         encode: impl FnOnce(&mut Vec<u32>) -> Result<()>,
     ) -> bool;
-    /// Every text has arrived, `bytes` together (the calling thread of a batch whose texts
+    /// Every text has arrived, `bytes()` together (the calling thread of a batch whose texts
     /// arrived while it ran, after its [`Caller::feed`]). `false` when the sink failed.
-    fn arrived(&self, _local: &mut Self::Local, _bytes: usize) -> bool {
+    fn arrived(&self, _local: &mut Self::Local, _bytes: &dyn Fn() -> usize) -> bool {
         true
     }
 }
@@ -306,11 +306,12 @@ impl BatchSink for InOrder<'_> {
         self.place_due(p, out, 1)
     }
 
-    /// The output made, with room for `bytes` ids, and the ids waiting for it placed.
-    fn arrived(&self, p: &mut Placing, bytes: usize) -> bool {
+    /// The output made, with room for `bytes()` ids, and the ids waiting for it placed.
+    fn arrived(&self, p: &mut Placing, bytes: &dyn Fn() -> usize) -> bool {
         let Some(make) = self.later.lock().ok().and_then(|mut m| m.take()) else {
             return true;
         };
+        let bytes = bytes();
         let mut buf = make(bytes);
         buf.clear();
         buf.reserve(bytes);
@@ -496,7 +497,8 @@ impl<'a, T: Texts + ?Sized, K: BatchSink> Batch<'a, T, K> {
     /// threads encode those that have), then the sink told; the thread's buffers.
     fn arrive(&self, caller: &mut dyn Caller) -> K::Local {
         let mut local = K::Local::default();
-        if !self.texts.feed(caller) || !self.sink.arrived(&mut local, self.texts.bytes()) {
+        let bytes = || self.texts.bytes();
+        if !self.texts.feed(caller) || !self.sink.arrived(&mut local, &bytes) {
             self.fail();
         }
         local

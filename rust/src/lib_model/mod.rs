@@ -314,23 +314,6 @@ impl LibModel {
         Ok((ids, spans))
     }
 
-    /// Encode many texts in parallel (rayon); same result for any thread count.
-    pub fn encode_batch<S: AsRef<str> + Sync>(
-        &self,
-        texts: &[S],
-        allowed: Option<&SpecialMatcher>,
-    ) -> Result<Vec<Vec<u32>>> {
-        let cancel = crate::cancel::current();
-        texts
-            .par_iter()
-            .enumerate()
-            .map(|(i, t)| {
-                crate::cancel::scope(&cancel, || self.encode(t.as_ref(), allowed))
-                    .map_err(|e| e.in_text(i))
-            })
-            .collect()
-    }
-
     /// Bytes of `ids`.
     pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(ids.len() * 4);

@@ -137,10 +137,7 @@ impl PyTokenModel {
     /// needed (docs/bpe.md §13.5, twentieth round). On one thread the pool (of one) encodes
     /// only the longer texts, while the calling thread waits. Other models: the pool of `n`
     /// encodes and the calling thread takes care of the results.
-    fn batch_crew(
-        &self,
-        num_threads: Option<Int>,
-    ) -> PyResult<(Arc<rayon::ThreadPool>, usize, usize)> {
+    fn batch_crew(&self, num_threads: Option<Int>) -> PyResult<BatchCrew> {
         let n = super::threads_wanted(num_threads)?;
         let (workers, own) = if self.inner.calling_thread_encodes() {
             (n - 1, super::INTERRUPTIBLE_BYTES)
@@ -148,7 +145,11 @@ impl PyTokenModel {
             (n, 0)
         };
         // one thread: the pool encodes only the texts too long for this one
-        Ok((super::pool_of(workers.max(1))?, workers, own))
+        Ok(BatchCrew {
+            pool: super::pool_of(workers.max(1))?,
+            workers,
+            own,
+        })
     }
 
     /// The special-token matcher for `ids` (the argument `what`) that refuses the text of the
@@ -171,6 +172,23 @@ impl PyTokenModel {
             let refused = key.get(split + 1..).unwrap_or_default();
             self.inner.special_rules(&key[..split], refused)
         })
+    }
+}
+
+/// The threads of a batch ([`PyTokenModel::batch_crew`]): its pool, kept alive for the call.
+struct BatchCrew {
+    pool: Arc<rayon::ThreadPool>,
+    workers: usize,
+    own: usize,
+}
+
+impl BatchCrew {
+    fn split(&self) -> Split<'_> {
+        Split {
+            pool: &self.pool,
+            workers: self.workers,
+            own: self.own,
+        }
     }
 }
 
@@ -672,12 +690,8 @@ impl PyTokenModel {
         refused: Vec<Int>,
     ) -> PyResult<Bound<'py, PyList>> {
         let sm = self.matcher(&allowed, "allowed", &refused)?;
-        let (pool, workers, own) = self.batch_crew(num_threads)?;
-        let split = Split {
-            pool: &pool,
-            workers,
-            own,
-        };
+        let crew = self.batch_crew(num_threads)?;
+        let split = crew.split();
         // `texts` holds the strs, and the threads are done before it is dropped (the call
         // below returns only after them)
         let coming = StrFeed::coming(&texts)?;
@@ -737,12 +751,8 @@ impl PyTokenModel {
         refused: Vec<Int>,
     ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
         let sm = self.matcher(&allowed, "allowed", &refused)?;
-        let (pool, workers, own) = self.batch_crew(num_threads)?;
-        let split = Split {
-            pool: &pool,
-            workers,
-            own,
-        };
+        let crew = self.batch_crew(num_threads)?;
+        let split = crew.split();
         // each str's own UTF-8 buffer (cached in the str, as `encode_numpy` reads it), not a
         // copy per call: `texts` holds the strs, so the slices outlive the work
         let coming = StrFeed::coming(&texts)?;
@@ -751,7 +761,11 @@ impl PyTokenModel {
             stop: &stop,
             last: std::time::Instant::now(),
             // waiting only for the pool: it unparks this thread when it is done
-            wait: if own == 0 { super::POLL } else { WAIT_STEP },
+            wait: if crew.own == 0 {
+                super::POLL
+            } else {
+                WAIT_STEP
+            },
             error: None,
             feed: StrFeed {
                 strs: &texts,
