@@ -20,7 +20,9 @@ pub struct BatchTexts<'a> {
     bytes: AtomicUsize,
     /// No more texts will arrive: the feed failed or was stopped.
     closed: AtomicBool,
-    /// A bound on the bytes of all the texts, known before they arrive.
+    /// Bounds on the bytes of all the texts, known before they arrive: at least one and at
+    /// most four a character.
+    least: usize,
     bound: usize,
 }
 
@@ -31,21 +33,24 @@ const YIELDS: u32 = 1024;
 const NAP: std::time::Duration = std::time::Duration::from_micros(50);
 
 impl<'a> BatchTexts<'a> {
-    /// `count` texts still to come, at most `bound` bytes together.
-    pub fn coming(count: usize, bound: usize) -> Self {
+    /// `count` texts still to come, of `chars` characters together (UTF-8: one to four
+    /// bytes a character).
+    pub fn coming(count: usize, chars: usize) -> Self {
         Self {
             slots: (0..count).map(|_| OnceLock::new()).collect(),
             arrived: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
-            bound,
+            least: chars,
+            bound: chars.saturating_mul(4),
         }
     }
 
     /// `texts`, all there.
     pub fn arrived(texts: &[&'a str]) -> Self {
         let bytes = texts.iter().map(|t| t.len()).sum();
-        let all = Self::coming(texts.len(), bytes);
+        let mut all = Self::coming(texts.len(), bytes);
+        (all.least, all.bound) = (bytes, bytes);
         for t in texts {
             all.arrive(t);
         }
@@ -84,6 +89,15 @@ impl<'a> BatchTexts<'a> {
             self.bytes.load(Ordering::Relaxed)
         } else {
             self.bound
+        }
+    }
+
+    /// How many bytes the texts have together at least (their bytes once all have arrived).
+    pub fn least(&self) -> usize {
+        if self.all_there() {
+            self.bytes.load(Ordering::Relaxed)
+        } else {
+            self.least
         }
     }
 
@@ -132,7 +146,7 @@ mod tests {
     #[test]
     fn a_thread_waits_for_each_text_until_it_arrives() {
         let words: Vec<String> = (0..300).map(|k| format!("text {k} ")).collect();
-        let coming = BatchTexts::coming(words.len(), 4 * 12 * words.len());
+        let coming = BatchTexts::coming(words.len(), 12 * words.len());
         assert_eq!((coming.all_there(), coming.all()), (false, None));
         let read = std::thread::scope(|s| {
             let reader = s.spawn(|| {
@@ -151,7 +165,10 @@ mod tests {
         let want: Vec<Option<String>> = words.iter().cloned().map(Some).chain([None]).collect();
         assert_eq!(read, want);
         let bytes: usize = words.iter().map(String::len).sum();
-        assert_eq!((coming.all_there(), coming.bound()), (true, bytes));
+        assert_eq!(
+            (coming.all_there(), coming.least(), coming.bound()),
+            (true, bytes, bytes)
+        );
         assert_eq!(coming.all().unwrap().concat(), words.concat());
         // past the last text, an arrival changes nothing
         coming.arrive("more");
@@ -174,11 +191,11 @@ mod tests {
         let asked = AtomicUsize::new(0);
         let stop = || asked.fetch_add(1, Ordering::Relaxed) > 100;
         assert_eq!(open.wait_for(0, &stop), None);
-        assert_eq!(open.bound(), 10);
+        assert_eq!((open.least(), open.bound()), (10, 40));
         let all = BatchTexts::arrived(&["a", "bc"]);
         assert_eq!(
-            (all.len(), all.bound(), all.all()),
-            (2, 3, Some(vec!["a", "bc"]))
+            (all.len(), all.least(), all.bound(), all.all()),
+            (2, 3, 3, Some(vec!["a", "bc"]))
         );
     }
 }

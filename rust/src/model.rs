@@ -65,12 +65,15 @@ impl ModelKind {
 /// Who encodes a batch that a thread outside `pool` starts ([`TokenModel::encode_each_here`],
 /// [`TokenModel::encode_batch_flat_here`]): `workers` threads of `pool`, and, where the model
 /// lets it ([`TokenModel::calling_thread_encodes`]), the calling thread, for the texts shorter
-/// than `own` bytes (none when 0).
+/// than `own` bytes (none when 0). A batch of fewer than `alone_below` bytes is encoded by one
+/// thread (the calling thread where it may encode): waking a pool thread and waiting for it
+/// would cost more than it saves.
 #[derive(Clone, Copy)]
 pub struct Split<'a> {
     pub pool: &'a rayon::ThreadPool,
     pub workers: usize,
     pub own: usize,
+    pub alone_below: usize,
 }
 
 /// The part of the thread that starts a batch with [`TokenModel::encode_each_here`] (or
@@ -90,6 +93,12 @@ pub trait Caller {
     fn feed(&mut self) -> bool {
         true
     }
+}
+
+/// Whether `texts` are too few bytes together for `split`'s pool ([`Split::alone_below`]): the
+/// calling thread encodes them.
+fn alone(texts: &[&str], split: Split<'_>) -> bool {
+    texts.iter().map(|t| t.len()).sum::<usize>() < split.alone_below
 }
 
 /// Every text of `texts`, `caller` first making those still to come arrive (a model whose pool
@@ -220,6 +229,21 @@ pub trait TokenModel: Send + Sync {
         caller: &mut dyn Caller,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
         let texts = &all_arrived(texts, caller)?;
+        if alone(texts, split) {
+            let parts = texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| self.encode(t, allowed).map_err(|e| e.in_text(i)))
+                .collect::<Result<Vec<_>>>()?;
+            let mut ids = flat(parts.iter().map(Vec::len).sum());
+            ids.clear();
+            let mut ends = vec![0i64];
+            for p in &parts {
+                ids.extend_from_slice(p);
+                ends.push(ids.len() as i64);
+            }
+            return Ok((ids, ends));
+        }
         let (outer, stop) = (crate::cancel::current(), crate::cancel::Cancel::new());
         let parts = std::sync::Mutex::new(None);
         let finished = std::sync::atomic::AtomicBool::new(false);
@@ -286,6 +310,15 @@ pub trait TokenModel: Send + Sync {
         let Ok(texts) = &all_arrived(texts, caller) else {
             return;
         };
+        if alone(texts, split) {
+            for (i, t) in texts.iter().enumerate() {
+                sink(i, self.encode(t, allowed).map_err(|e| e.in_text(i)));
+                if !caller.between(false) {
+                    return;
+                }
+            }
+            return;
+        }
         // the pool's own handle: set when the caller stops or this thread's handle is set
         let (outer, stop) = (crate::cancel::current(), crate::cancel::Cancel::new());
         split.pool.in_place_scope(|s| {
@@ -800,6 +833,7 @@ mod tests {
                             pool: &pool,
                             workers,
                             own,
+                            alone_below: 0,
                         },
                         &BatchTexts::arrived(&texts),
                         None,
@@ -826,6 +860,7 @@ mod tests {
                 pool: &pool,
                 workers: 1,
                 own: 100,
+                alone_below: 0,
             };
             let many = BatchTexts::arrived(&many);
             let stopped =
@@ -840,8 +875,9 @@ mod tests {
     }
 
     /// A caller that keeps what the batch sends it, and stops after `stop_after` rounds.
+    /// (Which thread encoded each text: the sink runs on it.)
     struct Keep {
-        rx: std::sync::mpsc::Receiver<(usize, Result<Vec<u32>>)>,
+        rx: std::sync::mpsc::Receiver<(usize, Result<Vec<u32>>, std::thread::ThreadId)>,
         got: Vec<Option<Vec<u32>>>,
         rounds: usize,
         stop_after: usize,
@@ -850,15 +886,13 @@ mod tests {
 
     impl Caller for Keep {
         fn between(&mut self, wait: bool) -> bool {
-            if !wait {
-                self.on_this_thread += 1;
-            }
             let mut got: Vec<_> = self.rx.try_iter().collect();
             if got.is_empty() && wait {
                 got.extend(self.rx.recv_timeout(std::time::Duration::from_millis(50)));
             }
-            for (i, ids) in got {
+            for (i, ids, thread) in got {
                 self.got[i] = Some(ids.unwrap());
+                self.on_this_thread += usize::from(thread == std::thread::current().id());
             }
             self.rounds += 1;
             self.rounds < self.stop_after
@@ -875,6 +909,17 @@ mod tests {
         own: usize,
         stop_after: usize,
     ) -> Keep {
+        each_here_alone_below(m, texts, workers, own, stop_after, 0)
+    }
+
+    fn each_here_alone_below(
+        m: &dyn TokenModel,
+        texts: &[&str],
+        workers: usize,
+        own: usize,
+        stop_after: usize,
+        alone_below: usize,
+    ) -> Keep {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(workers.max(1))
             .build()
@@ -888,12 +933,13 @@ mod tests {
             on_this_thread: 0,
         };
         let cancel = crate::cancel::Cancel::new();
-        let sink = move |i, ids| tx.send((i, ids)).unwrap();
+        let sink = move |i, ids| tx.send((i, ids, std::thread::current().id())).unwrap();
         crate::cancel::scope(&cancel, || {
             let split = Split {
                 pool: &pool,
                 workers,
                 own,
+                alone_below,
             };
             m.encode_each_here(split, &BatchTexts::arrived(texts), None, &sink, &mut keep)
         });
@@ -921,6 +967,30 @@ mod tests {
         // BPE: the calling thread encodes texts itself when it may
         let keep = each_here(&bpe(), &texts, 1, usize::MAX, usize::MAX);
         assert!(keep.on_this_thread > 0);
+        // a batch smaller than `alone_below`: every model encodes it on the calling thread
+        // (a larger one: the pool, with BPE's calling thread taking part)
+        let bytes: usize = texts.iter().map(|t| t.len()).sum();
+        for m in models() {
+            let want: Vec<Vec<u32>> = texts.iter().map(|t| m.encode(t, None).unwrap()).collect();
+            for alone_below in [bytes, bytes + 1] {
+                let keep = each_here_alone_below(
+                    m.as_ref(),
+                    &texts,
+                    2,
+                    usize::MAX,
+                    usize::MAX,
+                    alone_below,
+                );
+                let here = keep.on_this_thread;
+                let got: Vec<Vec<u32>> = keep.got.into_iter().map(Option::unwrap).collect();
+                assert_eq!(got, want, "{:?}", m.kind());
+                if alone_below > bytes {
+                    assert_eq!(here, texts.len(), "{:?}", m.kind());
+                } else if m.kind() != ModelKind::Bpe {
+                    assert_eq!(here, 0, "{:?}", m.kind());
+                }
+            }
+        }
     }
 
     #[test]
@@ -1000,14 +1070,15 @@ mod tests {
                     pool: &pool,
                     workers,
                     own,
+                    alone_below: 0,
                 };
                 let what = format!("{:?} {threads} {own}", m.kind());
-                for (bound, fail_at) in [
-                    (4 * bytes, usize::MAX),
-                    (usize::MAX / 2, usize::MAX),
-                    (4 * bytes, 60),
+                for (chars, fail_at) in [
+                    (bytes, usize::MAX),
+                    (usize::MAX / 8, usize::MAX),
+                    (bytes, 60),
                 ] {
-                    let coming = BatchTexts::coming(all.len(), bound);
+                    let coming = BatchTexts::coming(all.len(), chars);
                     let mut caller = Feeding {
                         all: &all,
                         texts: &coming,
@@ -1046,7 +1117,7 @@ mod tests {
                     }
                 }
                 for fail_at in [usize::MAX, 60] {
-                    let coming = BatchTexts::coming(all.len(), 4 * bytes);
+                    let coming = BatchTexts::coming(all.len(), bytes);
                     let (tx, rx) = std::sync::mpsc::channel();
                     let mut caller = Feeding {
                         all: &all,
@@ -1098,6 +1169,7 @@ mod tests {
                     pool: &pool,
                     workers: 1,
                     own,
+                    alone_below: 0,
                 };
                 crate::cancel::scope(&cancel, || {
                     let texts = BatchTexts::arrived(&texts);

@@ -188,9 +188,17 @@ impl BatchCrew {
             pool: &self.pool,
             workers: self.workers,
             own: self.own,
+            alone_below: ALONE_BELOW,
         }
     }
 }
+
+/// A batch of fewer bytes than this is encoded by the calling thread alone ([`Split`]). A pool
+/// thread asleep since the last call starts about 20 us after it is woken, and the calling
+/// thread waits for it at the end: with 100 us between calls (cl100k, warm, 8 texts a call),
+/// two threads took 51.7 / 32.3 / 32.6 / 47.5 us a call of 4 / 8 / 16 / 32 KiB against
+/// 8.5 / 15.1 / 30.8 / 58.4 us on one thread (docs/bpe.md §13.5, twenty-second round).
+const ALONE_BELOW: usize = 16 << 10;
 
 /// Items of a list ahead of the one written whose int `id_list` prefetches.
 const LIST_AHEAD: usize = 16;
@@ -1020,13 +1028,13 @@ unsafe impl Send for StrFeed<'_> {}
 const FEED_CHECK: usize = 64;
 
 impl<'a> StrFeed<'a> {
-    /// The texts of `strs`, none arrived yet; their bound is 4 bytes a character.
+    /// The texts of `strs`, none arrived yet (their characters counted).
     fn coming(strs: &[Bound<'_, PyString>]) -> PyResult<BatchTexts<'a>> {
         let mut chars = 0usize;
         for s in strs {
             chars = chars.saturating_add(s.len()?);
         }
-        Ok(BatchTexts::coming(strs.len(), chars.saturating_mul(4)))
+        Ok(BatchTexts::coming(strs.len(), chars))
     }
 
     /// Every str made to arrive, Ctrl-C checked every [`super::POLL`]. On an error (a str with
