@@ -36,15 +36,13 @@ const KEEP_BYTES: usize = 2 * MAX_BYTES;
 /// The free buffers.
 pub static FREE: KeptBuffers = KeptBuffers::new(KEEP, KEEP_BYTES);
 
-/// Smaller new buffers are not backed by huge pages: a batch of 100 documents a call whose
-/// caller keeps every array (so that each call's buffer is new memory) spent 35 ms of CPU a
-/// pass of the bench sample more than single calls with them, 9 ms without (2 MiB pages are
-/// compacted on demand where memory is fragmented; docs/bpe.md §13.5, twenty-first round).
-const HUGE_PAGES_FROM: usize = 64 << 20;
-
-/// An empty buffer for `n` ids: a kept one whose capacity is `n..=n * 5 / 4`, else a new one
-/// (backed by huge pages where the system offers them from [`HUGE_PAGES_FROM`] bytes, see
-/// [`crate::huge_pages`]).
+/// An empty buffer for `n` ids: a kept one whose capacity is `n..=n * 5 / 4`, else a new one.
+/// A new one is not backed by huge pages: the ids are written once, in order, so the TLB gains
+/// little, and on a virtual machine whose balloon takes freed memory back, the first writes
+/// to 2 MiB pages the host has to supply again cost 5-9 times those to 4 KiB pages (64 MiB in
+/// a new process: 124-200 ms against 22-25 ms). A fresh process's first batch of the bench
+/// sample on 2 threads took 95-156 ms (median 106.5) with them, 97-123 ms (median 99.5)
+/// without (docs/bpe.md §13.5, twenty-second round).
 pub fn take(n: usize) -> Vec<u32> {
     if n * 4 >= MIN_BYTES {
         let fits = |v: &Vec<u32>| v.capacity() >= n && v.capacity() - n <= n / 4;
@@ -52,11 +50,7 @@ pub fn take(n: usize) -> Vec<u32> {
             return v;
         }
     }
-    let v = Vec::with_capacity(n);
-    if n * 4 >= HUGE_PAGES_FROM {
-        crate::huge_pages::advise(&v);
-    }
-    v
+    Vec::with_capacity(n)
 }
 
 /// Keep `v`'s memory for a later [`take`] when it is in the kept size range.
