@@ -76,6 +76,13 @@ pub struct Split<'a> {
     pub alone_below: usize,
 }
 
+impl Split<'_> {
+    /// Whether a batch of `bytes` bytes of text is encoded by one thread ([`Split`]).
+    pub fn alone(&self, bytes: usize) -> bool {
+        bytes < self.alone_below
+    }
+}
+
 /// The part of the thread that starts a batch with [`TokenModel::encode_each_here`] (or
 /// [`TokenModel::encode_batch_flat_here`], where there is nothing to take care of but Ctrl-C):
 /// it takes care of the texts the batch has finished (their ids went to the batch's sink)
@@ -93,12 +100,6 @@ pub trait Caller {
     fn feed(&mut self) -> bool {
         true
     }
-}
-
-/// Whether `texts` are too few bytes together for `split`'s pool ([`Split::alone_below`]): the
-/// calling thread encodes them.
-fn alone(texts: &[&str], split: Split<'_>) -> bool {
-    texts.iter().map(|t| t.len()).sum::<usize>() < split.alone_below
 }
 
 /// Every text of `texts`, `caller` first making those still to come arrive (a model whose pool
@@ -229,7 +230,7 @@ pub trait TokenModel: Send + Sync {
         caller: &mut dyn Caller,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
         let texts = &all_arrived(texts, caller)?;
-        if alone(texts, split) {
+        if split.alone(texts.iter().map(|t| t.len()).sum()) {
             let parts = texts
                 .iter()
                 .enumerate()
@@ -310,7 +311,7 @@ pub trait TokenModel: Send + Sync {
         let Ok(texts) = &all_arrived(texts, caller) else {
             return;
         };
-        if alone(texts, split) {
+        if split.alone(texts.iter().map(|t| t.len()).sum()) {
             for (i, t) in texts.iter().enumerate() {
                 sink(i, self.encode(t, allowed).map_err(|e| e.in_text(i)));
                 if !caller.between(false) {

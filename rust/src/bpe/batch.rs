@@ -380,7 +380,7 @@ impl Crew<'_> {
     fn threads(&self, texts: usize, least: usize) -> usize {
         let n = match self {
             Crew::Pool => rayon::current_num_threads(),
-            Crew::Here { split, .. } if least < split.alone_below => 1,
+            Crew::Here { split, .. } if split.alone(least) => 1,
             Crew::Here { split, .. } if split.own > 0 => split.workers + 1,
             Crew::Here { split, .. } => split.workers.max(1),
         };
@@ -523,8 +523,8 @@ impl<'a, T: Texts + ?Sized, K: BatchSink> Batch<'a, T, K> {
     ///
     /// It spins for up to [`SPIN_BEFORE_PARK`] first (taking care of finished texts), and only
     /// then lets `caller` park between looks: the last texts usually end within that time, and
-    /// a parked thread on this virtual machine woke 22 µs after its unpark (a round trip of
-    /// two wake-ups took 45 µs), several percent of a call of 100 documents.
+    /// a parked thread on the development machine (a VM) woke 22 µs after its unpark (a round
+    /// trip of two wake-ups took 45 µs), several percent of a call of 100 documents.
     fn until_done(&self, caller: &mut dyn Caller) {
         let start = std::time::Instant::now();
         while !self.stopped() && !caller.done() {
