@@ -746,11 +746,13 @@ def test_a_batch_shares_one_piece_table_and_changes_no_id(limited, corpus_docs):
 
 
 def test_a_batch_that_learns_nothing_keeps_its_tables_and_a_small_batch_runs_alone(cl100k_file):
-    """A model's batch whose every piece is a whole token (in every table from the start)
-    leaves its threads' tables as they were, and the model keeps both: the next such batch
-    builds no table (each built one for its second thread and merged it back, 3 ms a call of
-    100 short texts). A batch under 16 KiB is encoded by the calling thread alone, with one
-    table. A batch that learns makes the tables one again. Ids as tiktoken's throughout."""
+    """A batch under 16 KiB is encoded by the calling thread alone, with one table. A model's
+    batch whose every piece is a whole token (in every table from the start) leaves its
+    threads' tables as they were (each holds the seed and nothing more: before, every such
+    call built a table for its second thread and merged it back, 3 ms a call of 100 short
+    texts; which tables are kept is `piece_table::tests::merging_keeps_tables_that_learnt_
+    nothing_and_makes_the_others_one`, as how many a call borrows depends on which thread
+    starts first). A batch that learns makes the tables one again. Ids as tiktoken's."""
     theirs = tiktoken_encoding(cl100k_file)
     tok = Tokenizer.from_file(cl100k_file)
 
@@ -765,7 +767,7 @@ def test_a_batch_that_learns_nothing_keeps_its_tables_and_a_small_batch_runs_alo
     assert batch([words] * 8)["tables"] == 1
     for _ in range(3):
         info = batch([words * 100] * 20)
-        assert info["tables"] == 2 and info["entries"] == 2 * info["seed"], info
+        assert info["tables"] in (1, 2) and info["entries"] == info["tables"] * info["seed"], info
     info = batch([f" Quetzalcoatlus{k} arrives" * 50 for k in range(40)])
     assert info["tables"] == 1 and info["entries"] > info["seed"], info
 
