@@ -730,9 +730,9 @@ def test_a_batch_shares_one_piece_table_and_changes_no_id(limited, corpus_docs):
             assert got == want, limit
             if k == 0:
                 # the threads' tables made one (tables that hold nothing learn nothing, and
-                # are kept as they are)
-                one = 2 if limit == 0 else 1
-                assert tok.cache_info()["tables"] == one, (limit, tok.cache_info())
+                # are kept as they are: one or two, as the threads borrowed them)
+                tables = tok.cache_info()["tables"]
+                assert tables in ((1, 2) if limit == 0 else (1,)), (limit, tok.cache_info())
             assert tok.encode_batch(docs, disallowed_special=(), num_threads=2) == want, limit
         info = tok.cache_info()
         assert info["tables"] <= 2, (limit, info)
