@@ -1813,23 +1813,29 @@ mod tests {
         assert_eq!(t.len(), 3, "only three 6-id values fit 2 * limit arena ids");
     }
 
-    #[test]
-    fn cache_lends_seeded_tables_and_respects_a_new_limit() {
-        let c = PieceCache::default();
-        let seed = || {
-            let mut s = Seed::new(false);
-            s.push(pack(b"ab"), &[7]);
-            s.push(pack(b"cd"), &[8, 9, 10, 11, 12]);
-            s
-        };
-        let t = c.lend(seed);
-        assert_eq!(t.len(), 2);
-        assert!(t.seeded() && t.fresh());
-        let ids = |t: &PieceTable, k| match t.get(k) {
+    /// A seed of two keys, one with its ids inline and one in the arena.
+    fn seed() -> Seed {
+        let mut s = Seed::new(false);
+        s.push(pack(b"ab"), &[7]);
+        s.push(pack(b"cd"), &[8, 9, 10, 11, 12]);
+        s
+    }
+
+    /// The ids `t` holds for `k` (none when absent).
+    fn ids(t: &PieceTable, k: u128) -> Vec<u32> {
+        match t.get(k) {
             Some(Found::Inline(c, v)) => v[..c as usize].to_vec(),
             Some(Found::Arena(s)) => s.to_vec(),
             None => Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn cache_lends_seeded_tables_and_respects_a_new_limit() {
+        let c = PieceCache::default();
+        let t = c.lend(seed);
+        assert_eq!(t.len(), 2);
+        assert!(t.seeded() && t.fresh());
         assert_eq!(ids(&t, pack(b"ab")), [7]);
         assert_eq!(ids(&t, pack(b"cd")), [8, 9, 10, 11, 12]);
         c.give_back(t);
@@ -1848,16 +1854,11 @@ mod tests {
     #[test]
     fn merging_keeps_tables_that_learnt_nothing_and_makes_the_others_one() {
         let c = PieceCache::default();
-        let seed = || {
-            let mut s = Seed::new(false);
-            s.push(pack(b"ab"), &[7]);
-            s
-        };
         let (a, b) = (c.lend(seed), c.lend(seed));
         c.give_back(a);
         c.give_back(b);
         c.merge_pool();
-        assert_eq!((c.info().tables, c.info().entries), (2, 2));
+        assert_eq!((c.info().tables, c.info().entries), (2, 4));
         let (mut a, mut b, fresh) = (c.lend(seed), c.lend(seed), c.lend(seed));
         a.insert(pack(b"x"), &[1]);
         b.insert(pack(b"y"), &[2, 3]);
@@ -1866,20 +1867,12 @@ mod tests {
             c.give_back(t);
         }
         c.merge_pool();
-        assert_eq!((c.info().tables, c.info().entries), (1, 4));
+        assert_eq!((c.info().tables, c.info().entries), (1, 5));
         let t = c.lend(seed);
-        for (k, want) in [
-            (&b"ab"[..], &[7][..]),
-            (b"x", &[1]),
-            (b"y", &[2, 3]),
-            (b"z", &[4]),
-        ] {
-            let got = match t.get(pack(k)) {
-                Some(Found::Inline(n, v)) => v[..n as usize].to_vec(),
-                Some(Found::Arena(s)) => s.to_vec(),
-                None => Vec::new(),
-            };
-            assert_eq!(got, want);
+        assert_eq!(ids(&t, pack(b"ab")), [7]);
+        assert_eq!(ids(&t, pack(b"cd")), [8, 9, 10, 11, 12]);
+        for (k, want) in [(&b"x"[..], &[1][..]), (b"y", &[2, 3]), (b"z", &[4])] {
+            assert_eq!(ids(&t, pack(k)), want);
         }
     }
 }
