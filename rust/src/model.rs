@@ -102,6 +102,17 @@ pub trait Caller {
     }
 }
 
+/// [`TokenModel::encode`] of text `i` of a batch: its error names the text
+/// ([`crate::Error::in_text`]).
+fn encode_nth<M: TokenModel + ?Sized>(
+    m: &M,
+    i: usize,
+    text: &str,
+    allowed: Option<&SpecialMatcher>,
+) -> Result<Vec<u32>> {
+    m.encode(text, allowed).map_err(|e| e.in_text(i))
+}
+
 /// Every text of `texts`, `caller` first making those still to come arrive (a model whose pool
 /// encodes every text starts once all have); an interruption when they do not.
 pub fn all_arrived<'a>(texts: &BatchTexts<'a>, caller: &mut dyn Caller) -> Result<Vec<&'a str>> {
@@ -193,9 +204,7 @@ pub trait TokenModel: Send + Sync {
         texts
             .par_iter()
             .enumerate()
-            .map(|(i, t)| {
-                crate::cancel::scope(&cancel, || self.encode(t, allowed)).map_err(|e| e.in_text(i))
-            })
+            .map(|(i, t)| crate::cancel::scope(&cancel, || encode_nth(self, i, t, allowed)))
             .collect()
     }
     /// [`TokenModel::encode_batch`] as one flat buffer and offsets (`ids[off[i]..off[i + 1]]`
@@ -234,7 +243,7 @@ pub trait TokenModel: Send + Sync {
             let parts = texts
                 .iter()
                 .enumerate()
-                .map(|(i, t)| self.encode(t, allowed).map_err(|e| e.in_text(i)))
+                .map(|(i, t)| encode_nth(self, i, t, allowed))
                 .collect::<Result<Vec<_>>>()?;
             let mut ids = flat(parts.iter().map(Vec::len).sum());
             ids.clear();
@@ -292,8 +301,10 @@ pub trait TokenModel: Send + Sync {
             if cancel.is_set() {
                 return;
             }
-            let ids = crate::cancel::scope(&cancel, || self.encode(t, allowed));
-            sink(i, ids.map_err(|e| e.in_text(i)));
+            sink(
+                i,
+                crate::cancel::scope(&cancel, || encode_nth(self, i, t, allowed)),
+            );
         });
     }
     /// [`TokenModel::encode_each`] on `pool`, called from a thread outside it that takes care
@@ -313,7 +324,7 @@ pub trait TokenModel: Send + Sync {
         };
         if split.alone(texts.iter().map(|t| t.len()).sum()) {
             for (i, t) in texts.iter().enumerate() {
-                sink(i, self.encode(t, allowed).map_err(|e| e.in_text(i)));
+                sink(i, encode_nth(self, i, t, allowed));
                 if !caller.between(false) {
                     return;
                 }
