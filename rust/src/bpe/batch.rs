@@ -651,7 +651,8 @@ impl Bpe {
             // away from their home buckets (about 8 % more CPU a warm batch)
             drop(main);
             batch.launch(crew, threads, || self.piece_encoder());
-            self.cache.merge_pool();
+            // after the call returns (the next call that borrows a table waits for it)
+            self.cache.merge_pool(true);
             return;
         }
         // the threads' own tables may take together what the shared table still has room for
