@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
 from unittest import mock
 
 import numpy as np
@@ -770,6 +773,39 @@ def test_a_batch_that_learns_nothing_keeps_its_tables_and_a_small_batch_runs_alo
         assert info["tables"] in (1, 2) and info["entries"] == info["tables"] * info["seed"], info
     info = batch([f" Quetzalcoatlus{k} arrives" * 50 for k in range(40)])
     assert info["tables"] == 1 and info["entries"] > info["seed"], info
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork exists only on POSIX systems")
+def test_a_first_batch_merges_its_tables_after_the_call_and_a_fork_does_not_wait(
+    cl100k_file, corpus_docs
+):
+    """A model's first batch on 2 threads gives each thread a table of its own; they are
+    made one on a thread of their own after the call returns, and the next call that needs a
+    table waits for that (``cache_info`` too): one table, holding what both threads learnt. A
+    child forked right after the call, while that merge may still run in the parent, has no
+    such thread: its calls go on without waiting (a hang here is a failure, not a skip)."""
+    theirs = tiktoken_encoding(cl100k_file)
+    docs = list(corpus_docs.values())
+    for _ in range(3):
+        tok = Tokenizer.from_file(cl100k_file)
+        tok.encode_ordinary("a")  # the seed, and one table of it
+        flat, offsets = tok.encode_batch_numpy(docs, disallowed_special=(), num_threads=2)
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 only with the right ids
+            ok = all(tok.encode_ordinary(d) == theirs.encode_ordinary(d) for d in docs[:4])
+            os._exit(0 if ok else 1)
+        info = tok.cache_info()
+        assert info["tables"] == 1 and info["entries"] > info["seed"], info
+        got = [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+        assert got == theirs.encode_ordinary_batch(docs)
+        deadline = time.monotonic() + 60
+        while (status := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if status[0] == 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in its first call")
+        assert os.waitstatus_to_exitcode(status[1]) == 0
 
 
 def test_encode_numpy_equals_encode(pair, corpus_docs):
