@@ -551,7 +551,9 @@ class Tokenizer:
         """Size of the encoder's piece table (docs/bpe.md §13), summed over its per-thread
         tables: ``tables``, ``entries`` (pieces stored), ``seed`` (short tokens preloaded per
         table), ``slots``, ``bytes`` and ``limit`` (most entries per table); ``None`` for a
-        model without one (LiB, SentencePiece-style).
+        model without one (LiB, SentencePiece-style). A model's first batch on several threads
+        merges its threads' tables into one after it returns, on a thread of its own; this
+        (like the next encode) waits for that merge.
 
         >>> tok = Tokenizer.train(texts=["a b"], vocab_size=258)
         >>> _ = tok.encode_ordinary("a b a")
