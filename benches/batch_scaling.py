@@ -1,0 +1,253 @@
+"""Batch scaling: tokforge's batch on ``--threads`` threads against its own one-call-per-document
+loop, in fresh processes run in alternation and compared in neighbouring pairs.
+
+``benches/encode.py`` runs each row once, one row after the other, so on a shared machine its
+single-thread row and its batch row can meet different conditions (one build's batch ratio
+moved by up to 0.3 between its runs). Here a child process encodes the sample with one model,
+either one call per document (``encode_numpy`` / ``encode_ordinary``) or as batches
+(``encode_batch_numpy`` / ``encode_batch``): one cold pass, then ``--passes`` warm ones, every
+pass's ids hashed per document between passes. Children of the two kinds alternate (the order
+swapped every round), and each round's ratio compares its two neighbours: warm, the medians of
+their warm passes; cold, their first passes. The figure is the median over ``--rounds``.
+Every child's ids must equal the first single-call child's.
+
+Two ways in one process were tried first. With two models whose passes alternate, each pass
+found its table pushed out of the caches by the other model's (numpy: cl100k 1.69-1.87x, o200k
+1.68-1.87x). With one model for both kinds, the batch used the table as the single calls had
+laid it out (1.91-1.94x).
+
+    .venv/bin/python benches/batch_scaling.py                   # gpt2, cl100k, o200k; numpy, lists
+    .venv/bin/python benches/batch_scaling.py --vocabs cl100k --forms numpy --rounds 6
+    .venv/bin/python benches/batch_scaling.py --batch-docs 100 --new-strs   # a dataset's loop
+
+The sample is benches/encode.py's (the same documents); MB = 10^6 bytes of UTF-8 input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from common import format_table, machine_info, run_child, thread_env  # noqa: E402
+from encode import MB, VOCABS, build_sample, digests, load_docs, log  # noqa: E402
+
+TARGET = 1.8  # issue 15: >= 1.8x on 2 cores
+
+
+# ---- the child: one model, one kind of call ------------------------------------------------
+def _encoder(spec: dict):
+    """The timed function of the documents and the kind of its output."""
+    import tokforge
+
+    tok = tokforge.Tokenizer.from_file(spec["vocab_path"])
+    t, per, numpy = spec["threads"], spec["batch_docs"], spec["form"] == "numpy"
+    if spec["side"] == "single":
+        if numpy:
+            return (
+                lambda docs: [tok.encode_numpy(d, disallowed_special=()) for d in docs]
+            ), "arrays"
+        return (lambda docs: [tok.encode_ordinary(d) for d in docs]), "lists"
+
+    def whole(docs):
+        if numpy:
+            return tok.encode_batch_numpy(docs, disallowed_special=(), num_threads=t)
+        return tok.encode_batch(docs, disallowed_special=(), num_threads=t)
+
+    def batch(docs):
+        if not per:
+            return whole(docs)
+        return [whole(docs[i : i + per]) for i in range(0, len(docs), per)]
+
+    return batch, "flat" if numpy else "lists"
+
+
+def _ids(out, kind: str, per: int) -> list[str]:
+    """Per-document hashes of a pass's ids (``per``: the output is one part per call)."""
+    if per:
+        return [d for part in out for d in digests(part, kind)[0]]
+    return digests(out, kind)[0]
+
+
+def child(spec: dict) -> None:
+    docs = load_docs(spec)
+    fn, kind = _encoder(spec)
+    per = spec["batch_docs"] if spec["side"] == "batch" else 0
+    walls, cpus, first, agree = [], [], None, True
+    for k in range(1 + spec["passes"]):
+        if k and spec["new_strs"]:
+            docs = [d.encode("utf-8").decode("utf-8") for d in docs]
+        gc.collect()
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = fn(docs)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        ids = _ids(out, kind, per)
+        del out
+        first = ids if first is None else first
+        agree = agree and ids == first
+    print("@@RESULT " + json.dumps({"walls": walls, "cpus": cpus, "ids": first, "agree": agree}))
+
+
+def _result(stdout: str) -> dict | None:
+    for line in stdout.splitlines():
+        if line.startswith("@@RESULT "):
+            return json.loads(line[len("@@RESULT ") :])
+    return None
+
+
+# ---- the parent ----------------------------------------------------------------------------
+def _range(xs: list[float]) -> str:
+    return f"{statistics.median(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--vocabs", default="gpt2,cl100k,o200k", help="comma list of: " + ", ".join(VOCABS)
+    )
+    ap.add_argument("--forms", default="numpy,lists", help="numpy, lists or both")
+    ap.add_argument("--threads", type=int, default=2, help="threads of the batch (default 2)")
+    ap.add_argument("--rounds", type=int, default=4, help="pairs of children per row (default 4)")
+    ap.add_argument(
+        "--passes",
+        type=int,
+        default=6,
+        help="warm passes per child, after its cold one (default 6)",
+    )
+    ap.add_argument(
+        "--batch-docs",
+        type=int,
+        default=0,
+        help="documents per batch call; 0: all in one (default)",
+    )
+    ap.add_argument(
+        "--new-strs",
+        action="store_true",
+        help="every warm pass encodes new str objects of the same documents (made before it is "
+        "timed), as a dataset read a batch at a time does",
+    )
+    ap.add_argument("--mb", type=float, default=24, help="MiB of the Debian corpus in the sample")
+    ap.add_argument("--timeout", type=float, default=1200, help="seconds per child (default 1200)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        child(json.loads(args.child))
+        return 0
+    vocabs = [v for v in args.vocabs.split(",") if v]
+    forms = [f for f in args.forms.split(",") if f]
+    for v in vocabs:
+        if v not in VOCABS:
+            ap.error(f"unknown vocab {v!r}")
+    for f in forms:
+        if f not in ("numpy", "lists"):
+            ap.error(f"unknown form {f!r}")
+    if args.rounds < 1 or args.passes < 1 or args.threads < 2:
+        ap.error("--rounds and --passes must be at least 1, --threads at least 2")
+
+    import tokforge
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from vocabularies import fetch
+
+    paths = {v: str(fetch(VOCABS[v][0])) for v in vocabs}
+    specials: set[str] = set()
+    for v in vocabs:
+        specials |= set(tokforge.Tokenizer.from_file(paths[v]).special_tokens)
+    sample = build_sample(args.mb, 10_000, specials)
+    mb = sample["bytes"] / MB
+    log(f"sample: {mb:.2f} MB in {sample['documents']} documents, sha256 {sample['sha256'][:16]}…")
+
+    def run(spec: dict) -> dict:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+        threads = args.threads if spec["side"] == "batch" else 1
+        r = run_child(cmd, env=thread_env(threads), timeout=args.timeout)
+        res = _result(r.stdout)
+        if r.returncode != 0 or res is None:
+            raise SystemExit(f"child failed ({r.returncode}): {r.stderr[-2000:]}")
+        return res
+
+    rows, targets = [], []
+    for v in vocabs:
+        for form in forms:
+            log(f"{v} {form}: {args.rounds} rounds of a single-call child and a batch child ...")
+            spec = {
+                "vocab_path": paths[v],
+                "text": sample["text"],
+                "lengths": sample["lengths"],
+                "form": form,
+                "threads": args.threads,
+                "passes": args.passes,
+                "batch_docs": args.batch_docs,
+                "new_strs": args.new_strs,
+            }
+            warm_x, cold_x, per_core, one_mbs, many_mbs = [], [], [], [], []
+            ref, same = None, True
+            for k in range(args.rounds):
+                got = {}
+                for side in ("single", "batch") if k % 2 == 0 else ("batch", "single"):
+                    got[side] = r = run({**spec, "side": side})
+                    ref = ref if ref is not None else r["ids"]
+                    same = same and r["agree"] and r["ids"] == ref
+                one, many = got["single"], got["batch"]
+                w1, wb = statistics.median(one["walls"][1:]), statistics.median(many["walls"][1:])
+                warm_x.append(w1 / wb)
+                cold_x.append(one["walls"][0] / many["walls"][0])
+                per_core.append(mb / statistics.median(many["cpus"][1:]))
+                one_mbs.append(mb / w1)
+                many_mbs.append(mb / wb)
+            x = statistics.median(warm_x)
+            rows.append(
+                [
+                    v,
+                    form,
+                    round(statistics.median(one_mbs), 1),
+                    round(statistics.median(many_mbs), 1),
+                    _range(warm_x),
+                    round(statistics.median(per_core), 1),
+                    _range(cold_x),
+                    "=" if same else "DIFFER",
+                ]
+            )
+            targets.append(
+                f"target {v} {form}: batch on {args.threads} threads / single calls = {x:.2f}x "
+                f"warm (>= {TARGET}): {'PASS' if x >= TARGET and same else 'FAIL'}, "
+                f"{statistics.median(cold_x):.2f}x cold"
+            )
+    headers = [
+        "vocab",
+        "form",
+        "single MB/s",
+        f"batch {args.threads}t MB/s",
+        "warm x (range)",
+        "batch MB/cpu-s",
+        "cold x (range)",
+        "ids",
+    ]
+    print(format_table(headers, rows))
+    print()
+    print("\n".join(targets))
+    calls = f"{args.batch_docs} documents a call" if args.batch_docs else "one call for the sample"
+    mi = machine_info()
+    print(
+        f"\nsample: {mb:.2f} MB, {sample['documents']} documents; batch: {calls}"
+        f"{', new strs every warm pass' if args.new_strs else ''}. Each round: a single-call "
+        f"child and a batch child (fresh processes, one model each); warm x: the single "
+        f"child's median warm pass wall over the batch child's ({args.passes} passes each), "
+        f"median over {args.rounds} rounds (range); cold x: the same for their first passes; "
+        f"MB/s: medians of the rounds; batch MB/cpu-s: MB per CPU-second of the batch's warm "
+        f"passes (per core). machine: {mi['cpu']}, {mi['cores']} cores, Python {mi['python']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
