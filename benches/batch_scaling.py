@@ -38,7 +38,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from common import format_table, machine_info, run_child, thread_env  # noqa: E402
-from encode import MB, VOCABS, build_sample, digests, load_docs, log  # noqa: E402
+from encode import MB, VOCABS, build_sample, child_result, digests, load_docs, log  # noqa: E402
 
 TARGET = 1.8  # issue 15: >= 1.8x on 2 cores
 
@@ -95,13 +95,6 @@ def child(spec: dict) -> None:
         first = ids if first is None else first
         agree = agree and ids == first
     print("@@RESULT " + json.dumps({"walls": walls, "cpus": cpus, "ids": first, "agree": agree}))
-
-
-def _result(stdout: str) -> dict | None:
-    for line in stdout.splitlines():
-        if line.startswith("@@RESULT "):
-            return json.loads(line[len("@@RESULT ") :])
-    return None
 
 
 # ---- the parent ----------------------------------------------------------------------------
@@ -170,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
         threads = args.threads if spec["side"] == "batch" else 1
         r = run_child(cmd, env=thread_env(threads), timeout=args.timeout)
-        res = _result(r.stdout)
+        res = child_result(r.stdout)
         if r.returncode != 0 or res is None:
             raise SystemExit(f"child failed ({r.returncode}): {r.stderr[-2000:]}")
         return res
