@@ -2,15 +2,14 @@
 loop, in fresh processes run in alternation and compared in neighbouring pairs.
 
 ``benches/encode.py`` runs each row once, one row after the other, so on a shared machine its
-single-thread row and its batch row can meet different conditions (one build's numpy batch
-ratio on o200k read 1.42-1.92x over six runs). Here a child process encodes the sample with one
-model,
+single-thread row and its batch row can meet different conditions (one build's numpy batch ratio
+on o200k read 1.42-1.92x over six runs). Here a child process encodes the sample with one model,
 either one call per document (``encode_numpy`` / ``encode_ordinary``) or as batches
 (``encode_batch_numpy`` / ``encode_batch``): one cold pass, then ``--passes`` warm ones, every
 pass's ids hashed per document between passes. Children of the two kinds alternate (the order
 swapped every round), and each round's ratio compares its two neighbours: warm, the medians of
-their warm passes; cold, their first passes. The figure is the median over ``--rounds``.
-Every child's ids must equal the first single-call child's.
+their warm passes; cold, their first passes. The figure is the median over ``--rounds``. Every
+child's ids must equal the first single-call child's.
 
 Two ways in one process were tried first. With two models whose passes alternate, each pass
 found its table pushed out of the caches by the other model's (numpy: cl100k 1.69-1.87x, o200k
