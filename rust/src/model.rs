@@ -238,8 +238,11 @@ pub trait TokenModel: Send + Sync {
         flat: &mut (dyn FnMut(usize) -> Vec<u32> + Send),
         caller: &mut dyn Caller,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
-        let texts = &all_arrived(texts, caller)?;
-        if split.alone(texts.iter().map(|t| t.len()).sum()) {
+        let arrived = all_arrived(texts, caller)?;
+        // every text is there: `least` is their bytes, counted as they arrived
+        let alone = split.alone(texts.least());
+        let texts = &arrived;
+        if alone {
             let parts = texts
                 .iter()
                 .enumerate()
@@ -319,10 +322,12 @@ pub trait TokenModel: Send + Sync {
         sink: &(dyn Fn(usize, Result<Vec<u32>>) + Sync),
         caller: &mut dyn Caller,
     ) {
-        let Ok(texts) = &all_arrived(texts, caller) else {
+        let Ok(arrived) = all_arrived(texts, caller) else {
             return;
         };
-        if split.alone(texts.iter().map(|t| t.len()).sum()) {
+        let alone = split.alone(texts.least());
+        let texts = &arrived;
+        if alone {
             for (i, t) in texts.iter().enumerate() {
                 sink(i, encode_nth(self, i, t, allowed));
                 if !caller.between(false) {

@@ -652,7 +652,7 @@ impl Bpe {
             drop(main);
             batch.launch(crew, threads, || self.piece_encoder());
             // after the call returns (the next call that borrows a table waits for it)
-            self.cache.merge_pool(true);
+            self.cache.merge_pool();
             return;
         }
         // the threads' own tables may take together what the shared table still has room for

@@ -1320,12 +1320,11 @@ impl PieceCache {
     /// leaves one table that met every text, for the next batch to share
     /// ([`crate::bpe::Bpe::encode_batch`]).
     ///
-    /// With `later`, the merge runs on a thread of its own, so that the batch's call returns
-    /// before it ends (it took 7.8 ms of a 110 ms first batch of the benchmark sample on 2
-    /// threads, with the other thread idle); until it ends, [`PieceCache::lend`],
-    /// [`PieceCache::info`] and [`PieceCache::set_limit`] wait for it. Tables that learnt
-    /// nothing need no merge.
-    pub fn merge_pool(&self, later: bool) {
+    /// The merge runs on a thread of its own, so that the batch's call returns before it ends
+    /// (it took 7.8 ms of a 110 ms first batch of the benchmark sample on 2 threads, with the
+    /// other thread idle); until it ends, [`PieceCache::lend`], [`PieceCache::info`] and
+    /// [`PieceCache::set_limit`] wait for it. Tables that learnt nothing need no merge.
+    pub fn merge_pool(&self) {
         let all = {
             let Some(mut p) = self.pool.settled() else {
                 return;
@@ -1352,10 +1351,6 @@ impl PieceCache {
             guard.merged = merge_tables(all);
             drop(guard);
         };
-        if !later {
-            job();
-            return;
-        }
         // with no thread to be had the job is dropped with its guard, which ends the merge
         // without its tables (the next calls make new ones)
         let _ = std::thread::Builder::new()
@@ -1946,7 +1941,7 @@ mod tests {
         let (a, b) = (c.lend(seed), c.lend(seed));
         c.give_back(a);
         c.give_back(b);
-        c.merge_pool(false);
+        c.merge_pool();
         assert_eq!((c.info().tables, c.info().entries), (2, 4));
         let (mut a, mut b, fresh) = (c.lend(seed), c.lend(seed), c.lend(seed));
         a.insert(pack(b"x"), &[1]);
@@ -1955,7 +1950,7 @@ mod tests {
         for t in [a, fresh, b] {
             c.give_back(t);
         }
-        c.merge_pool(false);
+        c.merge_pool();
         assert_eq!((c.info().tables, c.info().entries), (1, 5));
         let t = c.lend(seed);
         assert_eq!(ids(&t, pack(b"ab")), [7]);
@@ -1980,7 +1975,7 @@ mod tests {
             b.insert(y, &[round, 1]);
             c.give_back(a);
             c.give_back(b);
-            c.merge_pool(true);
+            c.merge_pool();
             let t = c.lend(seed);
             assert_eq!(ids(&t, x), [round]);
             assert_eq!(ids(&t, y), [round, 1]);
