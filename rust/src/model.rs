@@ -659,6 +659,7 @@ mod tests {
     use crate::bpe::train::{train, TieOrder, TrainConfig};
     use crate::lib_model::Rule;
     use crate::progress::Silent;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     const TEXTS: [&str; 6] = [
         "the cat sat on the mat<|eot|>the dog",
@@ -937,6 +938,21 @@ mod tests {
         stop_after: usize,
         alone_below: usize,
     ) -> Keep {
+        each_here_holding_pool(m, texts, workers, own, stop_after, alone_below, false)
+    }
+
+    /// [`each_here_alone_below`]; with `hold_pool`, a pool thread that has encoded a text waits
+    /// (10 s at most from the batch's start) until the calling thread has encoded one, so whether the calling thread
+    /// takes part does not hang on how the machine schedules the two.
+    fn each_here_holding_pool(
+        m: &dyn TokenModel,
+        texts: &[&str],
+        workers: usize,
+        own: usize,
+        stop_after: usize,
+        alone_below: usize,
+        hold_pool: bool,
+    ) -> Keep {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(workers.max(1))
             .build()
@@ -950,7 +966,23 @@ mod tests {
             on_this_thread: 0,
         };
         let cancel = crate::cancel::Cancel::new();
-        let sink = move |i, ids| tx.send((i, ids, std::thread::current().id())).unwrap();
+        let calling = std::thread::current().id();
+        let calling_went = AtomicBool::new(false);
+        let (start, deadline) = (
+            std::time::Instant::now(),
+            std::time::Duration::from_secs(10),
+        );
+        let sink = |i, ids| {
+            let thread = std::thread::current().id();
+            if thread == calling {
+                calling_went.store(true, Ordering::Release);
+            } else if hold_pool {
+                while !calling_went.load(Ordering::Acquire) && start.elapsed() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            tx.send((i, ids, thread)).unwrap();
+        };
         crate::cancel::scope(&cancel, || {
             let split = Split {
                 pool: &pool,
@@ -982,7 +1014,7 @@ mod tests {
             }
         }
         // BPE: the calling thread encodes texts itself when it may
-        let keep = each_here(&bpe(), &texts, 1, usize::MAX, usize::MAX);
+        let keep = each_here_holding_pool(&bpe(), &texts, 1, usize::MAX, usize::MAX, 0, true);
         assert!(keep.on_this_thread > 0);
         // a batch smaller than `alone_below`: every model encodes it on the calling thread
         // (a larger one: the pool, with BPE's calling thread taking part)
