@@ -927,31 +927,30 @@ mod tests {
         own: usize,
         stop_after: usize,
     ) -> Keep {
-        each_here_alone_below(m, texts, workers, own, stop_after, 0)
+        each_here_how(m, texts, workers, own, stop_after, How::default())
     }
 
-    fn each_here_alone_below(
-        m: &dyn TokenModel,
-        texts: &[&str],
-        workers: usize,
-        own: usize,
-        stop_after: usize,
+    /// How [`each_here_how`] runs its batch.
+    #[derive(Default)]
+    struct How {
+        /// [`Split::alone_below`]
         alone_below: usize,
-    ) -> Keep {
-        each_here_holding_pool(m, texts, workers, own, stop_after, alone_below, false)
-    }
-
-    /// [`each_here_alone_below`]; with `hold_pool`, a pool thread that has encoded a text waits
-    /// (10 s at most from the batch's start) until the calling thread has encoded one, so whether the calling thread
-    /// takes part does not hang on how the machine schedules the two.
-    fn each_here_holding_pool(
-        m: &dyn TokenModel,
-        texts: &[&str],
-        workers: usize,
-        own: usize,
-        stop_after: usize,
-        alone_below: usize,
+        /// A pool thread that has encoded a text waits (10 s at most from the batch's start)
+        /// until the calling thread has encoded one, so whether the calling thread takes part
+        /// does not hang on how the machine schedules the two.
         hold_pool: bool,
+    }
+
+    fn each_here_how(
+        m: &dyn TokenModel,
+        texts: &[&str],
+        workers: usize,
+        own: usize,
+        stop_after: usize,
+        How {
+            alone_below,
+            hold_pool,
+        }: How,
     ) -> Keep {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(workers.max(1))
@@ -1014,7 +1013,11 @@ mod tests {
             }
         }
         // BPE: the calling thread encodes texts itself when it may
-        let keep = each_here_holding_pool(&bpe(), &texts, 1, usize::MAX, usize::MAX, 0, true);
+        let how = How {
+            hold_pool: true,
+            ..How::default()
+        };
+        let keep = each_here_how(&bpe(), &texts, 1, usize::MAX, usize::MAX, how);
         assert!(keep.on_this_thread > 0);
         // a batch smaller than `alone_below`: every model encodes it on the calling thread
         // (a larger one: the pool, with BPE's calling thread taking part)
@@ -1022,14 +1025,11 @@ mod tests {
         for m in models() {
             let want: Vec<Vec<u32>> = texts.iter().map(|t| m.encode(t, None).unwrap()).collect();
             for alone_below in [bytes, bytes + 1] {
-                let keep = each_here_alone_below(
-                    m.as_ref(),
-                    &texts,
-                    2,
-                    usize::MAX,
-                    usize::MAX,
+                let how = How {
                     alone_below,
-                );
+                    ..How::default()
+                };
+                let keep = each_here_how(m.as_ref(), &texts, 2, usize::MAX, usize::MAX, how);
                 let here = keep.on_this_thread;
                 let got: Vec<Vec<u32>> = keep.got.into_iter().map(Option::unwrap).collect();
                 assert_eq!(got, want, "{:?}", m.kind());
