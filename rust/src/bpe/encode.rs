@@ -809,11 +809,16 @@ impl Bpe {
     /// A piece encoder holding one of the model's piece tables until dropped: use one per call
     /// (or per thread), not one per piece.
     pub fn piece_encoder(&self) -> PieceEncoder<'_> {
+        self.piece_encoder_of(self.cache.lend(|| self.seed_table()))
+    }
+
+    /// A piece encoder holding `table`, lent by the model's cache, until dropped.
+    pub(super) fn piece_encoder_of(&self, table: PieceTable) -> PieceEncoder<'_> {
         PieceEncoder {
             bpe: self,
             t: Lent {
                 cache: &self.cache,
-                table: ManuallyDrop::new(self.cache.lend(|| self.seed_table())),
+                table: ManuallyDrop::new(table),
             },
         }
     }

@@ -1315,6 +1315,20 @@ impl PieceCache {
         }
     }
 
+    /// A table of the pool that has learnt pieces (once a merge under way has ended), or
+    /// `None`: then nothing is built, not even the seed ([`crate::bpe::Bpe::encode_batch`]'s
+    /// threads then each borrow a table with [`PieceCache::lend`]). Give it back with
+    /// [`PieceCache::give_back`].
+    pub fn lend_learnt(&self) -> Option<PieceTable> {
+        let limit = self.limit();
+        let mut p = self.pool.settled()?;
+        let k = p
+            .tables
+            .iter()
+            .rposition(|t| !t.fresh() && t.limit == limit)?;
+        Some(p.tables.swap_remove(k))
+    }
+
     /// The tables given back so far made one: the largest with every piece of the others
     /// (within its bound), the others dropped. A batch whose threads each borrowed a table
     /// leaves one table that met every text, for the next batch to share
@@ -1930,6 +1944,30 @@ mod tests {
         assert_eq!(t.len(), 0, "a seed over the limit is not used");
         c.give_back(t);
         assert_eq!(c.info().seed, 0);
+    }
+
+    /// [`PieceCache::lend_learnt`] lends only a table that has learnt pieces, and builds
+    /// nothing (not the seed) when there is none.
+    #[test]
+    fn only_a_table_that_has_learnt_is_lent_as_learnt() {
+        let c = PieceCache::default();
+        assert!(c.lend_learnt().is_none());
+        assert_eq!(c.info().seed, 0, "the seed was built");
+        let (mut a, b) = (c.lend(seed), c.lend(seed));
+        c.give_back(b);
+        assert!(c.lend_learnt().is_none());
+        assert_eq!(c.info().tables, 1, "a fresh table left the pool");
+        a.insert(pack(b"x"), &[1]);
+        c.give_back(a);
+        let t = c.lend_learnt().expect("the table that learnt");
+        assert_eq!(ids(&t, pack(b"x")), [1]);
+        assert_eq!(c.info().tables, 1);
+        c.give_back(t);
+        c.set_limit(5);
+        assert!(
+            c.lend_learnt().is_none(),
+            "a table of another limit was lent"
+        );
     }
 
     /// [`PieceCache::merge_pool`]: tables that learnt nothing stay as they are (a batch of
