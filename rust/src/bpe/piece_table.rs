@@ -1966,7 +1966,7 @@ mod tests {
         c.set_limit(5);
         assert!(
             c.lend_learnt().is_none(),
-            "a table of another limit was lent"
+            "set_cache_limit dropped the tables: none to lend"
         );
     }
 
