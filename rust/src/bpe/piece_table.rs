@@ -556,7 +556,7 @@ impl PieceTable {
     /// [`INLINE16`] ids below 2^16 inline (for vocabularies of at most 65,536 ids; a larger id
     /// still goes to the arena), else up to [`INLINE`] ids of 32 bits.
     pub fn with_layout(n: usize, limit: usize, narrow: bool) -> Self {
-        Self::sized(n, limit, narrow, 0, 0, true)
+        Self::sized(n, limit, narrow, (0, 0), true)
     }
 
     /// [`PieceTable::with_layout`] with `room` buckets and `mid_room` 16..=31-byte slots
@@ -565,8 +565,7 @@ impl PieceTable {
         n: usize,
         limit: usize,
         narrow: bool,
-        room: usize,
-        mid_room: usize,
+        (room, mid_room): (usize, usize),
         huge: bool,
     ) -> Self {
         let mut buckets = 4usize;
@@ -1092,7 +1091,7 @@ impl PieceTable {
         {
             mid_room *= 2;
         }
-        Self::sized(n, limit, narrow, room, mid_room, huge)
+        Self::sized(n, limit, narrow, (room, mid_room), huge)
     }
 }
 
