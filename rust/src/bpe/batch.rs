@@ -649,16 +649,8 @@ impl Bpe {
             // the order of their own tables: later batches found more of the frequent pieces
             // away from their home buckets (about 8 % more CPU a warm batch). Nothing is
             // borrowed here first: a model's first call would build its seed on this thread
-            // before the others start (4.7 ms for cl100k). The first thread's table is the
-            // one that stays (its new pages huge); the others' end with the call
-            let first = AtomicBool::new(true);
-            batch.launch(crew, threads, || {
-                if first.swap(false, Ordering::Relaxed) {
-                    self.piece_encoder()
-                } else {
-                    self.piece_encoder_for_one_call()
-                }
-            });
+            // before the others start (4.7 ms for cl100k)
+            batch.launch(crew, threads, || self.piece_encoder());
             // after the call returns (the next call that borrows a table waits for it)
             self.cache.merge_pool();
             return;

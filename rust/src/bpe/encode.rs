@@ -812,12 +812,6 @@ impl Bpe {
         self.piece_encoder_of(self.cache.lend(|| self.seed_table()))
     }
 
-    /// [`Bpe::piece_encoder`] whose table, if new, is not kept past the call
-    /// ([`PieceCache::lend_for_one_call`]).
-    pub(super) fn piece_encoder_for_one_call(&self) -> PieceEncoder<'_> {
-        self.piece_encoder_of(self.cache.lend_for_one_call(|| self.seed_table()))
-    }
-
     /// A piece encoder holding `table`, lent by the model's cache, until dropped.
     pub(super) fn piece_encoder_of(&self, table: PieceTable) -> PieceEncoder<'_> {
         PieceEncoder {

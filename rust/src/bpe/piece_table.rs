@@ -296,11 +296,9 @@ struct MidTable {
 impl MidTable {
     /// An empty table of 16 slots with room reserved (not touched) for `room`, so that it
     /// grows in place up to that size ([`MidTable::grow`]).
-    fn with_room(room: usize, huge: bool) -> Self {
+    fn with_room(room: usize) -> Self {
         let mut slots = Vec::with_capacity(room.max(16));
-        if huge {
-            crate::huge_pages::advise(&slots);
-        }
+        crate::huge_pages::advise(&slots);
         slots.resize(16, MidEntry::default());
         Self {
             slots,
@@ -492,11 +490,9 @@ pub enum Found<'a> {
 ///
 /// `room` buckets (if more than `n`) are reserved, not touched: [`PieceTable::grow_to`] doubles
 /// within them in place, so a growth touches only the new half and copies nothing.
-fn buckets_like(n: usize, from: &[Bucket], room: usize, huge: bool) -> Vec<Bucket> {
+fn buckets_like(n: usize, from: &[Bucket], room: usize) -> Vec<Bucket> {
     let mut v: Vec<Bucket> = Vec::with_capacity(n.max(room));
-    if huge {
-        crate::huge_pages::advise(&v);
-    }
+    crate::huge_pages::advise(&v);
     v.extend_from_slice(&from[..from.len().min(n)]);
     v.resize(n, Bucket::default());
     v
@@ -522,16 +518,12 @@ pub struct PieceTable {
     narrow: bool,
     /// has stored nothing since it was made (a table of the seed, or empty)
     fresh: bool,
-    /// its buckets and 16..=31-byte slots ask for huge pages ([`crate::huge_pages`]): fewer
-    /// TLB misses for a table that lives, at the price of a slower first touch on some
-    /// machines ([`PieceCache::lend_for_one_call`])
-    huge: bool,
 }
 
 impl Clone for PieceTable {
     fn clone(&self) -> Self {
         Self {
-            buckets: buckets_like(self.buckets.len(), &self.buckets, 0, self.huge),
+            buckets: buckets_like(self.buckets.len(), &self.buckets, 0),
             shift: self.shift,
             len: self.len,
             limit: self.limit,
@@ -541,7 +533,6 @@ impl Clone for PieceTable {
             seeded: self.seeded,
             narrow: self.narrow,
             fresh: self.fresh,
-            huge: self.huge,
         }
     }
 }
@@ -556,34 +547,27 @@ impl PieceTable {
     /// [`INLINE16`] ids below 2^16 inline (for vocabularies of at most 65,536 ids; a larger id
     /// still goes to the arena), else up to [`INLINE`] ids of 32 bits.
     pub fn with_layout(n: usize, limit: usize, narrow: bool) -> Self {
-        Self::sized(n, limit, narrow, (0, 0), true)
+        Self::sized(n, limit, narrow, 0, 0)
     }
 
     /// [`PieceTable::with_layout`] with `room` buckets and `mid_room` 16..=31-byte slots
-    /// reserved, asking for huge pages when `huge`.
-    fn sized(
-        n: usize,
-        limit: usize,
-        narrow: bool,
-        (room, mid_room): (usize, usize),
-        huge: bool,
-    ) -> Self {
+    /// reserved.
+    fn sized(n: usize, limit: usize, narrow: bool, room: usize, mid_room: usize) -> Self {
         let mut buckets = 4usize;
         while n * 4 > buckets * 2 * 3 {
             buckets *= 2;
         }
         Self {
-            buckets: buckets_like(buckets, &[], room, huge),
+            buckets: buckets_like(buckets, &[], room),
             shift: 64 - buckets.trailing_zeros(),
             len: 0,
             limit,
             arena: Vec::new(),
-            mid: MidTable::with_room(mid_room, huge),
+            mid: MidTable::with_room(mid_room),
             long: LongTable::default(),
             seeded: false,
             narrow,
             fresh: true,
-            huge,
         }
     }
 
@@ -1019,7 +1003,7 @@ impl PieceTable {
             self.grow_in_place(size);
             return;
         }
-        let old = std::mem::replace(&mut self.buckets, buckets_like(size, &[], 0, self.huge));
+        let old = std::mem::replace(&mut self.buckets, buckets_like(size, &[], 0));
         self.shift = 64 - size.trailing_zeros();
         for b in old {
             for e in b.0 {
@@ -1079,7 +1063,7 @@ impl PieceTable {
     /// allows, up to [`ROOM_BUCKETS`], and for the 16..=31-byte slots its bound allows, up to
     /// [`ROOM_MID_SLOTS`]: their growth then doubles in place ([`PieceTable::grow_to`]) and
     /// touches only the new half. Reserved room is address space, not memory, until used.
-    fn with_room(n: usize, limit: usize, narrow: bool, huge: bool) -> PieceTable {
+    fn with_room(n: usize, limit: usize, narrow: bool) -> PieceTable {
         let mut room = 4;
         while limit.saturating_mul(4) > room * 2 * 3 && room < ROOM_BUCKETS {
             room *= 2;
@@ -1091,7 +1075,7 @@ impl PieceTable {
         {
             mid_room *= 2;
         }
-        Self::sized(n, limit, narrow, (room, mid_room), huge)
+        Self::sized(n, limit, narrow, room, mid_room)
     }
 }
 
@@ -1144,9 +1128,9 @@ impl Seed {
     /// order (the table [`PieceTable::insert`] one at a time would give, growth aside), sized
     /// for `1 / SEED_SLACK` more entries than the seed's so that its first misses do not grow
     /// it, with room reserved ([`PieceTable::with_room`]).
-    fn table(&self, limit: usize, huge: bool) -> PieceTable {
+    fn table(&self, limit: usize) -> PieceTable {
         let n = self.len();
-        let mut t = PieceTable::with_room(n + n / SEED_SLACK, limit, self.narrow, huge);
+        let mut t = PieceTable::with_room(n + n / SEED_SLACK, limit, self.narrow);
         // every key, whatever the arena's bound (the seed is stored whole, as before the limit)
         t.limit = usize::MAX;
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
@@ -1251,10 +1235,9 @@ impl Drop for MergeGuard {
     }
 }
 
-/// The tables `all` made one: the largest of those that ask for huge pages (the largest of
-/// all if none does) with every piece of the others (within its bound).
+/// The tables `all` made one: the largest with every piece of the others (within its bound).
 fn merge_tables(mut all: Vec<PieceTable>) -> Option<PieceTable> {
-    let k = (0..all.len()).max_by_key(|&k| (all[k].huge, all[k].len()))?;
+    let k = (0..all.len()).max_by_key(|&k| all[k].len())?;
     let mut into = all.swap_remove(k);
     // a fresh table holds only what every table of this model starts with
     for t in all.iter().filter(|t| !t.fresh()) {
@@ -1318,21 +1301,6 @@ impl PieceCache {
     /// table of the seed (built once by `seed`: every short token's encoding). Give it back
     /// with [`PieceCache::give_back`].
     pub fn lend(&self, seed: impl FnOnce() -> Seed) -> PieceTable {
-        self.lend_paged(seed, true)
-    }
-
-    /// [`PieceCache::lend`] for a table that will not outlive the call if it is new: a second
-    /// thread's table in a model's first batch, whose pieces the first thread's table takes
-    /// when the call ends ([`PieceCache::merge_pool`]). A new one does not ask for huge pages:
-    /// where a virtual machine's host takes freed memory back, a process's first touch of a
-    /// huge page is the slowest memory it touches, and such a table gets no lookups after
-    /// the call to earn it back (docs/bpe.md §13.5, twenty-fourth round).
-    pub fn lend_for_one_call(&self, seed: impl FnOnce() -> Seed) -> PieceTable {
-        self.lend_paged(seed, false)
-    }
-
-    /// [`PieceCache::lend`], a new table asking for huge pages when `huge`.
-    fn lend_paged(&self, seed: impl FnOnce() -> Seed, huge: bool) -> PieceTable {
         let limit = self.limit();
         if let Some(t) = self.pool.settled().and_then(|mut p| p.tables.pop()) {
             if t.limit == limit {
@@ -1341,9 +1309,9 @@ impl PieceCache {
         }
         let s = self.seed.get_or_init(seed);
         if s.len() <= limit {
-            s.table(limit, huge)
+            s.table(limit)
         } else {
-            PieceTable::with_room(limit.min(1 << 16), limit, false, huge)
+            PieceTable::with_room(limit.min(1 << 16), limit, false)
         }
     }
 
@@ -1710,7 +1678,7 @@ mod tests {
             let i = (hash(k) >> t.shift) as usize;
             t.buckets[i].0.iter().any(|e| e.key == k)
         };
-        let mut room = PieceTable::with_room(0, 100_000, false, true);
+        let mut room = PieceTable::with_room(0, 100_000, false);
         let mut plain = PieceTable::with_capacity(0, 100_000);
         assert!(room.buckets.capacity() >= 1 << 16 && plain.buckets.capacity() < 16);
         for i in 0..20_000u32 {
@@ -1743,7 +1711,7 @@ mod tests {
         let (a, b) = (home(&room), home(&plain));
         assert!(a.abs_diff(b) < 100, "{a} {b}");
         // more than a doubling at once
-        let mut big = PieceTable::with_room(0, 100_000, false, true);
+        let mut big = PieceTable::with_room(0, 100_000, false);
         big.insert(pack(b"first"), &[1]);
         big.absorb(&room);
         assert_eq!(big.len(), 20_001);
@@ -2000,28 +1968,6 @@ mod tests {
             c.lend_learnt().is_none(),
             "set_cache_limit dropped the tables: none to lend"
         );
-    }
-
-    /// A table lent for one call does not ask for huge pages, and a merge keeps the table
-    /// that does (even the smaller one), so the table that stays has them.
-    #[test]
-    fn a_merge_keeps_the_table_that_asked_for_huge_pages() {
-        let c = PieceCache::default();
-        let (mut kept, mut one_call) = (c.lend(seed), c.lend_for_one_call(seed));
-        assert!(kept.huge && !one_call.huge);
-        kept.insert(pack(b"x"), &[1]);
-        for (i, k) in [&b"y"[..], b"z", b"w"].into_iter().enumerate() {
-            one_call.insert(pack(k), &[i as u32]);
-        }
-        c.give_back(one_call);
-        c.give_back(kept);
-        c.merge_pool();
-        let t = c.lend(seed);
-        assert!(t.huge, "the merge kept the table lent for one call");
-        assert_eq!(t.len(), 6);
-        assert_eq!(ids(&t, pack(b"z")), [1]);
-        let clone = t.clone();
-        assert!(clone.huge && clone.len() == 6);
     }
 
     /// [`PieceCache::merge_pool`]: tables that learnt nothing stay as they are (a batch of
