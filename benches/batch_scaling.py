@@ -38,7 +38,17 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from common import format_table, machine_info, run_child, thread_env  # noqa: E402
-from encode import MB, VOCABS, build_sample, child_result, digests, load_docs, log  # noqa: E402
+from encode import (  # noqa: E402
+    MB,
+    VOCABS,
+    add_shared_options,
+    build_sample,
+    child_result,
+    digests,
+    load_docs,
+    log,
+    vocab_list,
+)
 
 TARGET = 1.8  # issue 15: >= 1.8x on 2 cores
 
@@ -104,11 +114,8 @@ def _range(xs: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--vocabs", default="gpt2,cl100k,o200k", help="comma list of: " + ", ".join(VOCABS)
-    )
+    add_shared_options(ap)
     ap.add_argument("--forms", default="numpy,lists", help="numpy, lists or both")
-    ap.add_argument("--threads", type=int, default=2, help="threads of the batch (default 2)")
     ap.add_argument("--rounds", type=int, default=4, help="pairs of children per row (default 4)")
     ap.add_argument(
         "--passes",
@@ -116,30 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         default=6,
         help="warm passes per child, after its cold one (default 6)",
     )
-    ap.add_argument(
-        "--batch-docs",
-        type=int,
-        default=0,
-        help="documents per batch call; 0: all in one (default)",
-    )
-    ap.add_argument(
-        "--new-strs",
-        action="store_true",
-        help="every warm pass encodes new str objects of the same documents (made before it is "
-        "timed), as a dataset read a batch at a time does",
-    )
-    ap.add_argument("--mb", type=float, default=24, help="MiB of the Debian corpus in the sample")
-    ap.add_argument("--timeout", type=float, default=1200, help="seconds per child (default 1200)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         child(json.loads(args.child))
         return 0
-    vocabs = [v for v in args.vocabs.split(",") if v]
+    vocabs = vocab_list(ap, args.vocabs)
     forms = [f for f in args.forms.split(",") if f]
-    for v in vocabs:
-        if v not in VOCABS:
-            ap.error(f"unknown vocab {v!r}")
     for f in forms:
         if f not in ("numpy", "lists"):
             ap.error(f"unknown form {f!r}")

@@ -562,13 +562,13 @@ def _others_in_passes(stdout: str) -> float | None:
 
 
 # ---- the parent ----------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_shared_options(ap: argparse.ArgumentParser) -> None:
+    """The options this bench and ``benches/batch_scaling.py`` share: the vocabularies, the
+    batch's threads and calls, the sample, the children's timeout."""
     ap.add_argument(
         "--vocabs", default="gpt2,cl100k,o200k", help="comma list of: " + ", ".join(VOCABS)
     )
-    ap.add_argument("--modes", default="single,batch", help="single, batch or both")
-    ap.add_argument("--threads", type=int, default=2, help="threads of the batch mode (default 2)")
+    ap.add_argument("--threads", type=int, default=2, help="threads of the batch (default 2)")
     ap.add_argument(
         "--batch-docs",
         type=int,
@@ -587,6 +587,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--mb", type=float, default=24, help="MiB of the Debian corpus in the sample (default 24)"
     )
+    ap.add_argument("--timeout", type=float, default=1200, help="seconds per child (default 1200)")
+
+
+def vocab_list(ap: argparse.ArgumentParser, vocabs: str) -> list[str]:
+    """``--vocabs`` as a list, each one checked."""
+    out = [v for v in vocabs.split(",") if v]
+    for v in out:
+        if v not in VOCABS:
+            ap.error(f"unknown vocab {v!r}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_shared_options(ap)
+    ap.add_argument("--modes", default="single,batch", help="single, batch or both")
     ap.add_argument(
         "--no-corpora", action="store_true", help="leave corpora/*.txt out of the sample"
     )
@@ -608,7 +624,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--only", default="", help="comma list of rows: " + ", ".join(PEERS))
     ap.add_argument("--skip", default="", help="comma list of rows to leave out")
-    ap.add_argument("--timeout", type=float, default=1200, help="seconds per child (default 1200)")
     ap.add_argument(
         "--wait-idle",
         type=float,
@@ -636,13 +651,10 @@ def main(argv: list[str] | None = None) -> int:
         child(json.loads(args.child))
         return 0
 
-    vocabs = [v for v in args.vocabs.split(",") if v]
+    vocabs = vocab_list(ap, args.vocabs)
     modes = [m for m in args.modes.split(",") if m]
     only = {p for p in args.only.split(",") if p}
     skip = {p for p in args.skip.split(",") if p}
-    for v in vocabs:
-        if v not in VOCABS:
-            ap.error(f"unknown vocab {v!r}")
     for m in modes:
         if m not in ("single", "batch"):
             ap.error(f"unknown mode {m!r}")
