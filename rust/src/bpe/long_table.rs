@@ -212,10 +212,16 @@ impl LongTable {
         true
     }
 
-    /// Every stored piece with its hash and ids, in slot order.
+    /// Every stored piece with its hash and ids, in the order they were stored (their order in
+    /// the arena): a table that takes them in this order lays them out in its arena as this
+    /// one did, the pieces met first (in running text, the frequent ones) together. (In slot
+    /// order they were scattered over the arena: the batches after a model's first, whose
+    /// threads each kept the longer pieces, spent 3-4 % more time.)
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64, &[u32])> + '_ {
-        self.slots.iter().filter(|s| s.hash != 0).map(|s| {
-            let (ids, key) = self.entry(s);
+        let mut used: Vec<Slot> = self.slots.iter().filter(|s| s.hash != 0).copied().collect();
+        used.sort_unstable_by_key(|s| s.at);
+        used.into_iter().map(|s| {
+            let (ids, key) = self.entry(&s);
             (key, s.hash, ids)
         })
     }
@@ -293,16 +299,21 @@ mod tests {
                 assert_eq!(t.get(&q, hash_long(&q)), want);
             }
         }
-        let mut seen: Vec<(Vec<u8>, Vec<u32>)> = t
+        // every piece, in the order stored (through four growths of the slots)
+        let seen: Vec<(Vec<u8>, Vec<u32>)> = t
             .iter()
             .map(|(k, h, ids)| {
                 assert_eq!(h, hash_long(k));
                 (k.to_vec(), ids.to_vec())
             })
             .collect();
-        seen.sort();
-        stored.sort();
         assert_eq!(seen, stored);
+        // and a table that takes them in that order lays them out as this one did
+        let mut copy = LongTable::default();
+        for (k, h, ids) in t.iter() {
+            assert!(copy.insert(k, h, ids));
+        }
+        assert_eq!(copy.data, t.data);
     }
 
     #[test]
