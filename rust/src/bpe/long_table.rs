@@ -299,7 +299,7 @@ mod tests {
                 assert_eq!(t.get(&q, hash_long(&q)), want);
             }
         }
-        // every piece, in the order stored (through four growths of the slots)
+        // every piece, in the order stored (the slots grew ten times meanwhile)
         let seen: Vec<(Vec<u8>, Vec<u32>)> = t
             .iter()
             .map(|(k, h, ids)| {
