@@ -900,6 +900,8 @@ mod tests {
         rounds: usize,
         stop_after: usize,
         on_this_thread: usize,
+        /// Set when it stops the batch.
+        stopped: std::sync::Arc<AtomicBool>,
     }
 
     impl Caller for Keep {
@@ -913,7 +915,11 @@ mod tests {
                 self.on_this_thread += usize::from(thread == std::thread::current().id());
             }
             self.rounds += 1;
-            self.rounds < self.stop_after
+            let go_on = self.rounds < self.stop_after;
+            if !go_on {
+                self.stopped.store(true, Ordering::Release);
+            }
+            go_on
         }
         fn done(&self) -> bool {
             self.got.iter().all(Option::is_some)
@@ -936,9 +942,18 @@ mod tests {
         /// [`Split::alone_below`]
         alone_below: usize,
         /// A pool thread that has encoded a text waits (10 s at most from the batch's start)
-        /// until the calling thread has encoded one, so whether the calling thread takes part
-        /// does not hang on how the machine schedules the two.
-        hold_pool: bool,
+        /// until this has happened, so that what a test checks does not hang on how the
+        /// machine schedules the threads.
+        hold_pool: Option<Until>,
+    }
+
+    /// What a held pool thread waits for ([`How::hold_pool`]).
+    #[derive(Clone, Copy, PartialEq)]
+    enum Until {
+        /// The calling thread has encoded a text.
+        CallingEncoded,
+        /// The caller has stopped the batch.
+        Stopped,
     }
 
     fn each_here_how(
@@ -957,12 +972,14 @@ mod tests {
             .build()
             .unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let stopped = std::sync::Arc::new(AtomicBool::new(false));
         let mut keep = Keep {
             rx,
             got: vec![None; texts.len()],
             rounds: 0,
             stop_after,
             on_this_thread: 0,
+            stopped: std::sync::Arc::clone(&stopped),
         };
         let cancel = crate::cancel::Cancel::new();
         let calling = std::thread::current().id();
@@ -975,8 +992,12 @@ mod tests {
             let thread = std::thread::current().id();
             if thread == calling {
                 calling_went.store(true, Ordering::Release);
-            } else if hold_pool {
-                while !calling_went.load(Ordering::Acquire) && start.elapsed() < deadline {
+            } else if let Some(until) = hold_pool {
+                let flag = match until {
+                    Until::CallingEncoded => &calling_went,
+                    Until::Stopped => &*stopped,
+                };
+                while !flag.load(Ordering::Acquire) && start.elapsed() < deadline {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
             }
@@ -1014,7 +1035,7 @@ mod tests {
         }
         // BPE: the calling thread encodes texts itself when it may
         let how = How {
-            hold_pool: true,
+            hold_pool: Some(Until::CallingEncoded),
             ..How::default()
         };
         let keep = each_here_how(&bpe(), &texts, 1, usize::MAX, usize::MAX, how);
@@ -1042,11 +1063,18 @@ mod tests {
         }
     }
 
+    /// The pool's thread is held after its first text until the caller has stopped the batch:
+    /// on a busy machine it could otherwise encode every text before the calling thread's
+    /// first round (it did once in CI, beside a build).
     #[test]
     fn a_caller_that_stops_ends_the_batch() {
         let texts = vec!["the cat sat on the mat"; 200_000];
+        let how = || How {
+            hold_pool: Some(Until::Stopped),
+            ..How::default()
+        };
         for m in models() {
-            let keep = each_here(m.as_ref(), &texts, 1, 100, 1);
+            let keep = each_here_how(m.as_ref(), &texts, 1, 100, 1, how());
             assert_eq!(keep.rounds, 1, "{:?}", m.kind());
             // the texts not started were skipped
             let sent = keep.got.iter().flatten().count() + keep.rx.try_iter().count();
