@@ -649,6 +649,16 @@ fn class_ranges(pattern: &str) -> Vec<(u32, u32)> {
 impl Tables {
     fn build() -> Tables {
         let mut flat = vec![0u8; MAX_CP];
+        // Written before it is read: the zeros come from the kernel as one shared read-only
+        // page, and the loops below read each byte before they write it, so each of its 272
+        // pages was first mapped for reading and then faulted again on its first write, which
+        // flushes the page's old mapping from every core running the process: an interrupt
+        // to the other thread of a model's first batch for each page (on a VM, an exit each;
+        // docs/bpe.md §13.5, twenty-fifth round). A write per page maps it writable at once.
+        for b in flat.iter_mut().step_by(4096) {
+            // SAFETY: `b` is a valid, aligned `u8` of `flat`; volatile so the write is kept.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
         for (pattern, flag) in CLASS_PATTERNS {
             for (lo, hi) in class_ranges(pattern) {
                 let hi = (hi as usize).min(MAX_CP - 1);
