@@ -948,7 +948,7 @@ mod tests {
     }
 
     /// What a held pool thread waits for ([`How::hold_pool`]).
-    #[derive(Clone, Copy, PartialEq)]
+    #[derive(Clone, Copy)]
     enum Until {
         /// The calling thread has encoded a text.
         CallingEncoded,
