@@ -812,6 +812,33 @@ def test_a_first_batch_merges_its_tables_after_the_call_and_a_fork_does_not_wait
         assert os.waitstatus_to_exitcode(status[1]) == 0
 
 
+def test_a_later_batch_of_new_text_leaves_one_table_with_every_piece(cl100k_file, corpus_docs):
+    """A batch after the first shares the model's table and keeps what it lacks in a table per
+    thread, stored into it when the call ends (after the call, on a thread of its own, when
+    they hold many pieces: the next call waits for that). Ids as tiktoken's; then one table
+    with exactly the pieces of a model that met the same texts one call at a time, and a batch
+    over the same texts again learns nothing."""
+    theirs = tiktoken_encoding(cl100k_file)
+    docs = list(corpus_docs.values())
+    first, later = docs[0::2], docs[1::2]
+    one = Tokenizer.from_file(cl100k_file)
+    for d in first + later:
+        one.encode_ordinary(d)
+    tok = Tokenizer.from_file(cl100k_file)
+    tok.encode_batch_numpy(first, disallowed_special=(), num_threads=2)
+    before = tok.cache_info()
+    flat, offsets = tok.encode_batch_numpy(later, disallowed_special=(), num_threads=2)
+    info = tok.cache_info()
+    got = [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+    assert got == theirs.encode_ordinary_batch(later)
+    assert info["tables"] == 1, info
+    # enough new pieces that they were stored apart (ABSORB_APART is 4096)
+    assert info["entries"] - before["entries"] > 4096, (before, info)
+    assert info["entries"] == one.cache_info()["entries"], (info, one.cache_info())
+    assert tok.encode_batch(later, disallowed_special=(), num_threads=2) == got
+    assert tok.cache_info()["entries"] == info["entries"]
+
+
 def test_encode_numpy_equals_encode(pair, corpus_docs):
     """A text under 1 MiB is encoded into a buffer kept per thread, its ids copied into numpy's
     own array; from 1 MiB the array wraps the encoder's buffer (no copy). Calls one after the

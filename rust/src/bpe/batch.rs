@@ -3,7 +3,8 @@
 //! The threads share one piece table, lent by the model for the whole call and only read while
 //! they run (no lock per probe); each thread keeps the pieces it lacks in a table of its own
 //! (no lock either), and those tables are merged into the shared one, within its bound, when
-//! the call ends. So every text meets every piece the model's table has learnt, and a batch
+//! the call ends (after it returns, on a thread of their own, when they hold many pieces:
+//! [`crate::bpe::piece_table::PieceCache::absorb_and_give_back`]). So every text meets every piece the model's table has learnt, and a batch
 //! leaves one warm table instead of one partly warm table per thread (docs/bpe.md §13.4). A
 //! batch that one thread encodes borrows the model's table as a single call does, and a
 //! model's first batch (its table has learnt nothing yet) gives each thread a table of its
@@ -655,7 +656,8 @@ impl Bpe {
             self.cache.merge_pool();
             return;
         };
-        let mut main = self.piece_encoder_of(table);
+        // given back to the model if a thread panics
+        let main = self.piece_encoder_of(table);
         // the threads' own tables may take together what the shared table still has room for
         let room = main.t.table.limit().saturating_sub(main.t.table.len());
         let room = room.div_ceil(threads);
@@ -665,16 +667,9 @@ impl Bpe {
             bpe: self,
             t: Shared::new(shared, room, &done),
         });
-        let mut tables = done.into_inner().unwrap_or_default();
-        // the largest first: its pieces are all new to the shared table (no lookup each)
-        tables.sort_by_key(|t| std::cmp::Reverse(t.len()));
-        for (k, t) in tables.iter().enumerate() {
-            if k == 0 {
-                main.t.table.absorb(t);
-            } else {
-                main.t.table.absorb_overlapping(t);
-            }
-        }
+        let tables = done.into_inner().unwrap_or_default();
+        // after the call returns when there is much to store
+        self.cache.absorb_and_give_back(main.t.into_table(), tables);
     }
 
     /// [`Bpe::encode`] of each text on the threads of the current rayon pool, handing

@@ -62,6 +62,15 @@ pub struct Lent<'a> {
     pub(super) table: ManuallyDrop<PieceTable>,
 }
 
+impl Lent<'_> {
+    /// The table, no longer given back when dropped.
+    pub(super) fn into_table(self) -> PieceTable {
+        let mut lent = ManuallyDrop::new(self);
+        // SAFETY: `lent` is never dropped, so its `table` is taken out once, here
+        unsafe { ManuallyDrop::take(&mut lent.table) }
+    }
+}
+
 impl Drop for Lent<'_> {
     fn drop(&mut self) {
         // SAFETY: `table` is not used again: this is the `Lent`'s last use of it
