@@ -1,19 +1,15 @@
 //! Encoding many texts at once on the threads of a rayon pool.
 //!
-//! A model's first batch (no table has learnt anything yet) gives each thread a table of its
-//! own, as a single call gets one; they are made one when the call ends, and copied, one per
-//! thread, up to [`MAX_COPIES`]. A batch that then finds a table that has learnt for each of
-//! its threads gives each thread one of them: each stores its misses as it goes, and nothing
-//! is merged after the call (a piece new to both tables is merged by each thread that meets
-//! it). A batch that finds fewer (the first after single calls) shares one: lent by the model
-//! for the whole call and only read while the threads run (no lock per probe), each thread
-//! keeping the pieces it lacks in a table of its own (no lock either); those are merged into
-//! the shared one, within its bound, when the call ends, and it is copied for the threads of
-//! the batches after it (after the call returns, on a thread of their own, when they hold many
-//! pieces or copies are to be made: `PieceCache::absorb_and_give_back`). So every text meets
-//! every piece the model's tables learnt before the call (docs/bpe.md §13.4). A batch that
-//! one thread encodes borrows a table as a single call does. Texts are handed out one at a
-//! time from a shared counter. The threads are those of the current pool or ([`Bpe::encode_each_here`],
+//! The threads share one piece table, lent by the model for the whole call and only read while
+//! they run (no lock per probe); each thread keeps the pieces it lacks in a table of its own
+//! (no lock either), and those tables are merged into the shared one, within its bound, when
+//! the call ends (after it returns, on a thread of their own, when they hold many pieces:
+//! [`crate::bpe::piece_table::PieceCache::absorb_and_give_back`]). So every text meets every piece the model's table has learnt, and a batch
+//! leaves one warm table instead of one partly warm table per thread (docs/bpe.md §13.4). A
+//! batch that one thread encodes borrows the model's table as a single call does, and a
+//! model's first batch (its table has learnt nothing yet) gives each thread a table of its
+//! own, merged into one at the end. Texts are handed out one at a time from a shared counter.
+//! The threads are those of the current pool or ([`Bpe::encode_each_here`],
 //! [`Bpe::encode_batch_flat_here`]) some of a given pool's and the calling thread, which encodes
 //! the shorter texts and, between them, takes care of the finished ones (or of Ctrl-C) through
 //! its [`Caller`].
@@ -32,12 +28,6 @@ use crate::scratch_ids::ScratchIds;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
-
-/// Most tables a batch leaves for the batches after it: one per thread, so that each thread of
-/// a later batch learns into a table of its own, as a single call does (docs/bpe.md §13.4).
-/// Each is bounded by the model's limit, so the model's tables hold at most this many times
-/// that; a batch on more threads shares one of them.
-pub(crate) const MAX_COPIES: usize = 4;
 
 /// The texts a batch's threads read: all there (a slice), or arriving while they work
 /// ([`BatchTexts`], made to arrive by the calling thread of a [`Crew::Here`] batch).
@@ -652,26 +642,18 @@ impl Bpe {
             batch.launch(crew, threads, || self.piece_encoder());
             return;
         }
-        // tables a batch leaves for the batches after it, one per thread, up to this many
-        let copies = threads.min(MAX_COPIES);
-        if self.cache.learnt_tables() >= threads {
-            // enough tables that have learnt for a table per thread: each thread borrows one
-            // as a single call does, storing its misses as it goes; nothing is merged after
-            batch.launch(crew, threads, || self.piece_encoder());
-            return;
-        }
         let Some(table) = self.cache.lend_learnt() else {
             // no table has learnt anything yet (a model's first call): each thread borrows a
             // table as a single call does (promoting what it finds past its home bucket as it
-            // goes), then the threads' tables become one, copied for each thread of the
-            // batches after this one. Sharing the fresh table instead, the threads' new pieces
-            // went into it in the order of their own tables: later batches found more of the
-            // frequent pieces away from their home buckets (about 8 % more CPU a warm batch).
-            // Nothing is borrowed here first: a model's first call would build its seed on this
-            // thread before the others start (4.7 ms for cl100k)
+            // goes), then the threads' tables become one, which the batches after this one
+            // share. Sharing the fresh table instead, the threads' new pieces went into it in
+            // the order of their own tables: later batches found more of the frequent pieces
+            // away from their home buckets (about 8 % more CPU a warm batch). Nothing is
+            // borrowed here first: a model's first call would build its seed on this thread
+            // before the others start (4.7 ms for cl100k)
             batch.launch(crew, threads, || self.piece_encoder());
             // after the call returns (the next call that borrows a table waits for it)
-            self.cache.merge_pool(copies);
+            self.cache.merge_pool();
             return;
         };
         // given back to the model if a thread panics
@@ -687,8 +669,7 @@ impl Bpe {
         });
         let tables = done.into_inner().unwrap_or_default();
         // after the call returns when there is much to store
-        self.cache
-            .absorb_and_give_back(main.t.into_table(), tables, copies);
+        self.cache.absorb_and_give_back(main.t.into_table(), tables);
     }
 
     /// [`Bpe::encode`] of each text on the threads of the current rayon pool, handing

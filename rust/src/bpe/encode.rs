@@ -1071,9 +1071,6 @@ mod tests {
         }
     }
 
-    /// Batches on 1..=3 threads, under every bound, give the uncached path's ids; a batch on
-    /// `n` threads leaves `n` tables (a table per thread, for the batches after it), each
-    /// within the bound.
     #[test]
     fn a_batch_shares_one_table_and_changes_no_id() {
         let bpe = small();
@@ -1096,7 +1093,6 @@ mod tests {
         let m = bpe.special_matcher(&[0]).unwrap();
         for limit in [0, 3, 1000, piece_table::DEFAULT_LIMIT] {
             bpe.piece_cache().set_limit(limit);
-            let mut most = 1;
             for allowed in [None, m.as_ref()] {
                 let want: Vec<Vec<u32>> = texts
                     .iter()
@@ -1112,19 +1108,19 @@ mod tests {
                         assert_eq!(got, want, "limit {limit}, {threads} threads");
                     }
                     let info = bpe.piece_cache().info();
-                    most = most.max(threads);
                     // (a table of limit 0 stores nothing: each batch takes a table per thread)
                     if limit > 0 {
-                        assert_eq!(info.tables, most, "limit {limit}, {threads} threads");
+                        assert_eq!(info.tables, 1, "limit {limit}: one call at a time");
                     }
                     assert!(info.entries <= limit.max(1) * 3, "limit {limit}: {info:?}");
                 }
             }
         }
         bpe.piece_cache().set_limit(piece_table::DEFAULT_LIMIT);
-        // after a fresh model's first batch (one table per thread, however the texts fell to
-        // the threads) the tables are made one, and copied: each holds every piece of the
-        // texts, so a second batch (a table per thread again) and single calls add nothing
+        // a batch's misses are merged into the shared table: after a fresh model's first batch
+        // (one table per thread, however the texts fell to the threads) a second batch shares
+        // the last table given back and leaves it holding every piece of the texts, and a
+        // single call then borrows that table (the pool is last in, first out) and adds nothing
         let fresh = small();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
@@ -1139,13 +1135,12 @@ mod tests {
         assert_eq!(fresh.piece_cache().info().entries, after_batch);
     }
 
-    /// A batch on a table that has learnt pieces already (the only one): with one thread the
-    /// batch borrows the table as a single call does; with more, each thread keeps the pieces
-    /// the table lacks in a table of its own, and those are merged into the shared one at the
-    /// end (a piece several threads met, once), which is then copied for each thread of the
-    /// batches after it. Either way each table then holds every piece of the batch (single
-    /// calls add nothing), the pool holds a table per thread, and the ids are the uncached
-    /// path's, short pieces, 16..=31-byte ones and longer ones alike.
+    /// A batch on a table that has learnt pieces already: with one thread the batch borrows
+    /// the table as a single call does; with more, each thread keeps the pieces the table
+    /// lacks in a table of its own, and those are merged into the shared one at the end (a
+    /// piece several threads met, once). Either way the table then holds every piece of the
+    /// batch (a single call adds nothing), the pool holds one table, and the ids are the
+    /// uncached path's, short pieces, 16..=31-byte ones and longer ones alike.
     #[test]
     fn a_batch_after_the_first_leaves_every_new_piece_in_the_one_table() {
         let known: Vec<String> = (0..8).map(|i| format!("ab{i} abba baab ")).collect();
@@ -1188,7 +1183,7 @@ mod tests {
             let got = pool.install(|| bpe.encode_batch(&texts, None)).unwrap();
             assert_eq!(got, want, "{threads} threads");
             let info = bpe.piece_cache().info();
-            assert_eq!(info.tables, threads, "{threads} threads: {info:?}");
+            assert_eq!(info.tables, 1, "{threads} threads: {info:?}");
             assert!(info.entries > before, "{threads} threads: {info:?}");
             for (t, w) in texts.iter().zip(&want) {
                 assert_eq!(&bpe.encode_ordinary(t).unwrap(), w);

@@ -1230,21 +1230,14 @@ impl Pool {
 struct MergeGuard {
     pool: Arc<Pool>,
     limit: usize,
-    merged: Vec<PieceTable>,
+    merged: Option<PieceTable>,
 }
 
 impl Drop for MergeGuard {
     fn drop(&mut self) {
         self.pool
-            .merge_done(std::mem::take(&mut self.merged), self.limit);
+            .merge_done(self.merged.take().into_iter().collect(), self.limit);
     }
-}
-
-/// `table` and `copies - 1` copies of it (at least `table`).
-fn with_copies(table: PieceTable, copies: usize) -> Vec<PieceTable> {
-    let mut all: Vec<PieceTable> = (1..copies).map(|_| table.clone()).collect();
-    all.push(table);
-    all
 }
 
 /// The tables `all` made one: the largest with every piece of the others (within its bound).
@@ -1314,17 +1307,10 @@ impl PieceCache {
     /// with [`PieceCache::give_back`].
     pub fn lend(&self, seed: impl FnOnce() -> Seed) -> PieceTable {
         let limit = self.limit();
-        // the last given back that has learnt pieces, else the last
-        let taken = self.pool.settled().and_then(|mut p| {
-            let k = p
-                .tables
-                .iter()
-                .rposition(|t| !t.fresh() && t.limit == limit);
-            k.or(p.tables.len().checked_sub(1))
-                .map(|k| p.tables.swap_remove(k))
-        });
-        if let Some(t) = taken.filter(|t| t.limit == limit) {
-            return t;
+        if let Some(t) = self.pool.settled().and_then(|mut p| p.tables.pop()) {
+            if t.limit == limit {
+                return t;
+            }
         }
         let s = self.seed.get_or_init(seed);
         if s.len() <= limit {
@@ -1357,68 +1343,38 @@ impl PieceCache {
     /// (it took 7.8 ms of a 110 ms first batch of the benchmark sample on 2 threads, with the
     /// other thread idle); until it ends, [`PieceCache::lend`], [`PieceCache::info`] and
     /// [`PieceCache::set_limit`] wait for it. Tables that learnt nothing need no merge.
-    ///
-    /// The merged table is left with `copies - 1` copies of it (made on that thread too), so
-    /// that a batch of up to `copies` threads after this one gives each thread a table of its
-    /// own that has learnt ([`PieceCache::learnt_tables`]).
-    pub fn merge_pool(&self, copies: usize) {
+    pub fn merge_pool(&self) {
         let all = {
             let Some(mut p) = self.pool.settled() else {
                 return;
             };
-            let learnt = p.tables.iter().filter(|t| !t.fresh()).count();
-            if learnt == 0 {
+            if p.tables.iter().filter(|t| !t.fresh()).count() < 2 {
                 // nothing learnt (every piece was in the seed): the next batch borrows these
                 // tables again (merging dropped all but one, so every batch of such text built
                 // a table of the seed for its second thread: 0.4 ms a call of two short texts,
-                // 3 ms a call of 100)
-                return;
-            }
-            if learnt == 1 {
-                // one table learnt and the rest hold the seed alone: that one is kept, and
-                // copied
-                p.tables.retain(|t| !t.fresh());
-                if copies < 2 {
-                    return;
+                // 3 ms a call of 100); or one table learnt and the rest hold the seed alone
+                if p.tables.iter().any(|t| !t.fresh()) {
+                    p.tables.retain(|t| !t.fresh());
                 }
+                return;
             }
             p.merging = Some(std::process::id());
             std::mem::take(&mut p.tables)
         };
-        self.merge_apart(move || {
-            merge_tables(all).map_or_else(Vec::new, |t| with_copies(t, copies))
-        });
-    }
-
-    /// How many tables of the pool have learnt pieces (once a merge under way has ended).
-    pub fn learnt_tables(&self) -> usize {
-        let limit = self.limit();
-        self.pool.settled().map_or(0, |p| {
-            p.tables
-                .iter()
-                .filter(|t| !t.fresh() && t.limit == limit)
-                .count()
-        })
+        self.merge_apart(move || merge_tables(all));
     }
 
     /// `learnt` stored in `into` (a table lent by [`PieceCache::lend_learnt`]), which goes back
-    /// to the pool with as many copies of it as make the pool hold `copies` tables that have
-    /// learnt (counting those it holds already): the tables in which the threads of a batch
-    /// that shared `into` kept the pieces it lacked ([`PieceTable::absorb`]; the largest first,
-    /// all of whose pieces are new to `into`).
+    /// to the pool: the tables in which the threads of a batch that shared `into` kept the
+    /// pieces it lacked ([`PieceTable::absorb`]; the largest first, all of whose pieces are new
+    /// to `into`).
     ///
-    /// When they hold at least [`ABSORB_APART`] entries, or copies are to be made, this runs on
-    /// a thread of its own, as [`PieceCache::merge_pool`] does, so that the batch's call
-    /// returns first: a batch of text the table had not met (the benchmark sample's odd
-    /// documents after its even ones, 13.75 MB) spent the last 15 of its 78 ms on this, and on
-    /// the table's growth, with its other thread idle. A call that wants a table meanwhile
-    /// waits for it.
-    pub fn absorb_and_give_back(
-        &self,
-        mut into: PieceTable,
-        mut learnt: Vec<PieceTable>,
-        copies: usize,
-    ) {
+    /// When they hold at least [`ABSORB_APART`] entries, this runs on a thread of its own, as
+    /// [`PieceCache::merge_pool`] does, so that the batch's call returns first: a batch of text
+    /// the table had not met (the benchmark sample's odd documents after its even ones, 13.75
+    /// MB) spent the last 15 of its 78 ms on this, and on the table's growth, with its other
+    /// thread idle. A call that wants a table meanwhile waits for it.
+    pub fn absorb_and_give_back(&self, mut into: PieceTable, mut learnt: Vec<PieceTable>) {
         learnt.sort_by_key(|t| std::cmp::Reverse(t.len()));
         let entries: usize = learnt.iter().map(PieceTable::entries).sum();
         let absorb = move |into: &mut PieceTable| {
@@ -1430,38 +1386,31 @@ impl PieceCache {
                 }
             }
         };
-        let limit = self.limit();
-        let Some(mut p) = self.pool.settled() else {
-            return;
-        };
-        let held = p
-            .tables
-            .iter()
-            .filter(|t| !t.fresh() && t.limit == limit)
-            .count();
-        let copies = copies.saturating_sub(held).max(1);
-        if entries < ABSORB_APART && copies == 1 {
-            drop(p);
+        if entries < ABSORB_APART {
             absorb(&mut into);
             self.give_back(into);
             return;
         }
-        p.merging = Some(std::process::id());
-        drop(p);
+        {
+            let Some(mut p) = self.pool.settled() else {
+                return;
+            };
+            p.merging = Some(std::process::id());
+        }
         self.merge_apart(move || {
             absorb(&mut into);
-            with_copies(into, copies)
+            Some(into)
         });
     }
 
     /// `merge` run on a thread of its own, the pool marked as merging (by the caller), its
-    /// tables given back to the pool when it ends (none when it panics or no thread can be
+    /// table given back to the pool when it ends (or none, when it panics or no thread can be
     /// had: the next calls then make new tables).
-    fn merge_apart(&self, merge: impl FnOnce() -> Vec<PieceTable> + Send + 'static) {
+    fn merge_apart(&self, merge: impl FnOnce() -> Option<PieceTable> + Send + 'static) {
         let mut guard = MergeGuard {
             pool: Arc::clone(&self.pool),
             limit: self.limit(),
-            merged: Vec::new(),
+            merged: None,
         };
         let job = move || {
             guard.merged = merge();
@@ -2081,7 +2030,7 @@ mod tests {
         let (a, b) = (c.lend(seed), c.lend(seed));
         c.give_back(a);
         c.give_back(b);
-        c.merge_pool(1);
+        c.merge_pool();
         assert_eq!((c.info().tables, c.info().entries), (2, 4));
         let (mut a, mut b, fresh) = (c.lend(seed), c.lend(seed), c.lend(seed));
         a.insert(pack(b"x"), &[1]);
@@ -2090,7 +2039,7 @@ mod tests {
         for t in [a, fresh, b] {
             c.give_back(t);
         }
-        c.merge_pool(1);
+        c.merge_pool();
         assert_eq!((c.info().tables, c.info().entries), (1, 5));
         let t = c.lend(seed);
         assert_eq!(ids(&t, pack(b"ab")), [7]);
@@ -2103,45 +2052,9 @@ mod tests {
     /// A merge on a thread of its own: every call that borrows a table, and `info`, wait for
     /// it and find the one merged table; many rounds, so that calls land while it runs.
     #[test]
-    fn a_merge_leaves_copies_and_calls_take_the_tables_that_learnt_first() {
-        let c = PieceCache::default();
-        let (mut a, mut b, f) = (c.lend(seed), c.lend(seed), c.lend(seed));
-        a.insert(pack(b"xy"), &[3]);
-        b.insert(pack(b"zw"), &[4, 5]);
-        c.give_back(a);
-        c.give_back(b);
-        c.merge_pool(3);
-        // waits for the merge
-        assert_eq!(c.learnt_tables(), 3);
-        // a table of the seed alone, given back last
-        c.give_back(f);
-        let all: Vec<PieceTable> = (0..3).map(|_| c.lend(seed)).collect();
-        for t in &all {
-            assert!(!t.fresh());
-            assert_eq!(ids(t, pack(b"xy")), [3]);
-            assert_eq!(ids(t, pack(b"zw")), [4, 5]);
-        }
-        let last = c.lend(seed);
-        assert!(last.fresh() && ids(&last, pack(b"xy")).is_empty());
-        for t in all.into_iter().chain([last]) {
-            c.give_back(t);
-        }
-        assert_eq!((c.info().tables, c.learnt_tables()), (4, 3));
-        // one table learnt, the other holds the seed alone: the first kept and copied
-        let c = PieceCache::default();
-        let (mut a, f) = (c.lend(seed), c.lend(seed));
-        a.insert(pack(b"xy"), &[3]);
-        c.give_back(a);
-        c.give_back(f);
-        c.merge_pool(2);
-        assert_eq!((c.info().tables, c.learnt_tables()), (2, 2));
-    }
-
-    #[test]
     fn a_later_batch_s_tables_go_into_the_shared_one_which_the_next_call_finds_whole() {
-        // fewer entries than ABSORB_APART (stored by the calling thread), then more (apart);
-        // one table left, or two (a copy made)
-        for (n, copies) in [(300u32, 1), (3 * ABSORB_APART as u32, 1), (300, 2)] {
+        // fewer entries than ABSORB_APART (stored by the calling thread), then more (apart)
+        for n in [300u32, 3 * ABSORB_APART as u32] {
             let c = PieceCache::default();
             let mut t = c.lend(seed);
             t.insert(pack(b"learnt"), &[1]);
@@ -2171,33 +2084,30 @@ mod tests {
             }
             a.insert_long(&[b'x'; 40], &[5, 6]);
             b.insert_long(&[b'y'; 20], &[8]);
-            c.absorb_and_give_back(into, vec![b, a], copies);
+            c.absorb_and_give_back(into, vec![b, a]);
             // waits for a store under way
-            assert_eq!(c.learnt_tables(), copies);
-            let all: Vec<PieceTable> = (0..copies).map(|_| c.lend(seed)).collect();
-            for t in all {
-                assert_eq!(ids(&t, pack(b"learnt")), [1]);
-                assert_eq!(ids(&t, pack(b"cd")), [8, 9, 10, 11, 12]);
-                for k in 0..n {
-                    let want = if !k.is_multiple_of(3) || k.is_multiple_of(2) {
-                        val(k)
-                    } else {
-                        Vec::new()
-                    };
-                    assert_eq!(ids(&t, key(k)), want, "n {n}, key {k}");
-                }
-                assert_eq!(t.get_long(&[b'x'; 40]), Some(&[5, 6][..]));
-                assert_eq!(t.get_long(&[b'y'; 20]), Some(&[8][..]));
-                let kept = (0..n)
-                    .filter(|k| !k.is_multiple_of(3) || k.is_multiple_of(2))
-                    .count();
-                assert_eq!(
-                    t.entries(),
-                    c.seed.get().map_or(0, Seed::len) + 1 + kept + 2
-                );
-                c.give_back(t);
+            let t = c.lend(seed);
+            assert_eq!(ids(&t, pack(b"learnt")), [1]);
+            assert_eq!(ids(&t, pack(b"cd")), [8, 9, 10, 11, 12]);
+            for k in 0..n {
+                let want = if !k.is_multiple_of(3) || k.is_multiple_of(2) {
+                    val(k)
+                } else {
+                    Vec::new()
+                };
+                assert_eq!(ids(&t, key(k)), want, "n {n}, key {k}");
             }
-            assert_eq!(c.info().tables, copies, "n {n}");
+            assert_eq!(t.get_long(&[b'x'; 40]), Some(&[5, 6][..]));
+            assert_eq!(t.get_long(&[b'y'; 20]), Some(&[8][..]));
+            let kept = (0..n)
+                .filter(|k| !k.is_multiple_of(3) || k.is_multiple_of(2))
+                .count();
+            assert_eq!(
+                t.entries(),
+                c.seed.get().map_or(0, Seed::len) + 1 + kept + 2
+            );
+            c.give_back(t);
+            assert_eq!(c.info().tables, 1, "n {n}");
         }
     }
 
@@ -2214,7 +2124,7 @@ mod tests {
             b.insert(y, &[round, 1]);
             c.give_back(a);
             c.give_back(b);
-            c.merge_pool(1);
+            c.merge_pool();
             let t = c.lend(seed);
             assert_eq!(ids(&t, x), [round]);
             assert_eq!(ids(&t, y), [round, 1]);
