@@ -4,8 +4,9 @@
 //! they run (no lock per probe); each thread keeps the pieces it lacks in a table of its own
 //! (no lock either), and those tables are merged into the shared one, within its bound, when
 //! the call ends (after it returns, on a thread of their own, when they hold many pieces:
-//! [`crate::bpe::piece_table::PieceCache::absorb_and_give_back`]). So every text meets every piece the model's table has learnt, and a batch
-//! leaves one warm table instead of one partly warm table per thread (docs/bpe.md §13.4). A
+//! `PieceCache::absorb_and_give_back`). So every text meets every piece the model's table has
+//! learnt, and a batch leaves one warm table instead of one partly warm table per thread
+//! (docs/bpe.md §13.4). A
 //! batch that one thread encodes borrows the model's table as a single call does, and a
 //! model's first batch (its table has learnt nothing yet) gives each thread a table of its
 //! own, merged into one at the end. Texts are handed out one at a time from a shared counter.

@@ -2049,8 +2049,9 @@ mod tests {
         }
     }
 
-    /// A merge on a thread of its own: every call that borrows a table, and `info`, wait for
-    /// it and find the one merged table; many rounds, so that calls land while it runs.
+    /// A later batch's own tables stored into the table it shared, by the calling thread (few
+    /// entries) or on a thread of its own (many): the next call that borrows a table waits for
+    /// it and finds one table with every piece of both, a piece both held once.
     #[test]
     fn a_later_batch_s_tables_go_into_the_shared_one_which_the_next_call_finds_whole() {
         // fewer entries than ABSORB_APART (stored by the calling thread), then more (apart)
@@ -2111,6 +2112,8 @@ mod tests {
         }
     }
 
+    /// A merge on a thread of its own: every call that borrows a table, and `info`, wait for
+    /// it and find the one merged table; many rounds, so that calls land while it runs.
     #[test]
     fn calls_during_a_merge_after_the_batch_wait_for_it() {
         let c = PieceCache::default();
