@@ -164,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     for v in vocabs:
         specials |= set(tokforge.Tokenizer.from_file(paths[v]).special_tokens)
     sample = build_sample(args.mb, 10_000, specials)
-    mb = sample["bytes"] / MB
-    log(f"sample: {mb:.2f} MB in {sample['documents']} documents, sha256 {sample['sha256'][:16]}…")
+    log(
+        f"sample: {sample['bytes'] / MB:.2f} MB in {sample['documents']} documents, "
+        f"sha256 {sample['sha256'][:16]}…"
+    )
 
     def run(spec: dict) -> dict:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
@@ -201,13 +203,14 @@ def main(argv: list[str] | None = None) -> int:
                     ref = ref if ref is not None else r["ids"]
                     same = same and r["agree"] and r["ids"] == ref
                 one, many = got["single"], got["batch"]
-                mb = many["bytes"] / MB
+                # the bytes each pass timed (with --unseen, the odd documents')
+                timed_mb = many["bytes"] / MB
                 w1, wb = statistics.median(one["walls"][1:]), statistics.median(many["walls"][1:])
                 warm_x.append(w1 / wb)
                 cold_x.append(one["walls"][0] / many["walls"][0])
-                per_core.append(mb / statistics.median(many["cpus"][1:]))
-                one_mbs.append(mb / w1)
-                many_mbs.append(mb / wb)
+                per_core.append(timed_mb / statistics.median(many["cpus"][1:]))
+                one_mbs.append(timed_mb / w1)
+                many_mbs.append(timed_mb / wb)
             x = statistics.median(warm_x)
             rows.append(
                 [
