@@ -654,7 +654,7 @@ impl Bpe {
             // before the others start (4.7 ms for cl100k)
             batch.launch(crew, threads, || self.piece_encoder());
             // after the call returns (the next call that borrows a table waits for it)
-            self.cache.merge_pool();
+            self.cache.merge_pool(threads);
             return;
         };
         // given back to the model if a thread panics
@@ -670,7 +670,8 @@ impl Bpe {
         });
         let tables = done.into_inner().unwrap_or_default();
         // after the call returns when there is much to store
-        self.cache.absorb_and_give_back(main.t.into_table(), tables);
+        self.cache
+            .absorb_and_give_back(main.t.into_table(), tables, threads);
     }
 
     /// [`Bpe::encode`] of each text on the threads of the current rayon pool, handing

@@ -118,7 +118,8 @@ impl<'a> Shared<'a> {
     pub(super) fn new(main: &'a PieceTable, room: usize, done: &'a Mutex<Vec<PieceTable>>) -> Self {
         Self {
             main,
-            own: ManuallyDrop::new(PieceTable::with_capacity(0, room)),
+            // in the shared table's layout, so its values are stored there as they are
+            own: ManuallyDrop::new(PieceTable::with_layout(0, room, main.narrow())),
             done,
         }
     }
