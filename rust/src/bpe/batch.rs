@@ -3,8 +3,9 @@
 //! The threads share one piece table, lent by the model for the whole call and only read while
 //! they run (no lock per probe); each thread keeps the pieces it lacks in a table of its own
 //! (no lock either), and those tables are merged into the shared one, within its bound, when
-//! the call ends (after it returns, on a thread of their own, when they hold many pieces:
-//! `PieceCache::absorb_and_give_back`). So every text meets every piece the model's table has
+//! the call ends (after it returns, on the process's merge thread and in parts on as many
+//! threads as the batch had, when they hold many pieces: `PieceCache::absorb_and_give_back`,
+//! `PieceTable::absorb_in_parts`). So every text meets every piece the model's table has
 //! learnt, and a batch leaves one warm table instead of one partly warm table per thread
 //! (docs/bpe.md §13.4). A
 //! batch that one thread encodes borrows the model's table as a single call does, and a

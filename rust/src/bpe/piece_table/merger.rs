@@ -81,7 +81,10 @@ mod tests {
         }
         drop(tx);
         let got: Vec<_> = rx.iter().collect();
-        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), (0..20).collect::<Vec<_>>());
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            (0..20).collect::<Vec<_>>()
+        );
         assert!(got.iter().all(|g| g.1 == got[0].1), "one thread");
         assert_ne!(got[0].1, std::thread::current().id());
     }
