@@ -781,10 +781,11 @@ def test_a_first_batch_merges_its_tables_after_the_call_and_a_fork_does_not_wait
     cl100k_file, corpus_docs
 ):
     """A model's first batch on 2 threads gives each thread a table of its own; they are
-    made one on a thread of their own after the call returns, and the next call that needs a
+    made one on the merge thread after the call returns, and the next call that needs a
     table waits for that (``cache_info`` too): one table, holding what both threads learnt. A
     child forked right after the call, while that merge may still run in the parent, has no
-    such thread: its calls go on without waiting (a hang here is a failure, not a skip)."""
+    such thread: its calls go on without waiting, and its own batches run on threads of its
+    own, the parent's batch pools included (a hang here is a failure, not a skip)."""
     theirs = tiktoken_encoding(cl100k_file)
     docs = list(corpus_docs.values())
     for _ in range(3):
@@ -797,6 +798,14 @@ def test_a_first_batch_merges_its_tables_after_the_call_and_a_fork_does_not_wait
             pid = os.fork()
         if pid == 0:  # the child: exit 0 only with the right ids
             ok = all(tok.encode_ordinary(d) == theirs.encode_ordinary(d) for d in docs[:4])
+            # its batches run on threads of its own (the parent's pools and merge thread are
+            # not here: work sent to them used to wait forever)
+            for _ in range(2):
+                again = tok.encode_batch(docs, disallowed_special=(), num_threads=2)
+                ok = ok and again == theirs.encode_ordinary_batch(docs)
+                f, o = tok.encode_batch_numpy(docs, disallowed_special=(), num_threads=2)
+                ok = ok and [f[a:b].tolist() for a, b in zip(o[:-1], o[1:])] == again
+            ok = ok and tok.cache_info()["tables"] == 1
             os._exit(0 if ok else 1)
         info = tok.cache_info()
         assert info["tables"] == 1 and info["entries"] > info["seed"], info

@@ -151,12 +151,26 @@ pub(crate) fn threads_wanted(n: Option<convert::Int>) -> PyResult<usize> {
     })
 }
 
+/// The kept pools of one process: its id, and the pools with their sizes.
+type Pools = (u32, Vec<(usize, Arc<rayon::ThreadPool>)>);
+
 /// The kept pool of `n` threads (see [`pool`]), started if there is none (`n >= 1`).
+///
+/// A child forked from a process that kept pools (`os.fork`, `multiprocessing`'s fork start,
+/// a data loader's workers) has the pools but not their threads: work sent to them would wait
+/// forever. So the pools are kept with the id of their process, and a child starts its own,
+/// leaving the parent's untouched (dropping them would signal threads that are not there).
 pub(crate) fn pool_of(n: usize) -> PyResult<Arc<rayon::ThreadPool>> {
-    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
-    let mut pools = POOLS
+    static POOLS: Mutex<Pools> = Mutex::new((0, Vec::new()));
+    let mut kept = POOLS
         .lock()
         .map_err(|_| errors::TokforgeError::new_err("thread pool registry is poisoned"))?;
+    let pid = std::process::id();
+    if kept.0 != pid {
+        std::mem::forget(std::mem::take(&mut kept.1));
+        kept.0 = pid;
+    }
+    let pools = &mut kept.1;
     if let Some(k) = pools.iter().position(|(m, _)| *m == n) {
         let hit = pools.remove(k);
         let p = hit.1.clone();
