@@ -1384,10 +1384,12 @@ impl PieceCache {
     /// leaves one table that met every text, for the next batch to share
     /// ([`crate::bpe::Bpe::encode_batch`]).
     ///
-    /// The merge runs on a thread of its own, so that the batch's call returns before it ends
+    /// The merge runs on the merge thread, so that the batch's call returns before it ends
     /// (it took 7.8 ms of a 110 ms first batch of the benchmark sample on 2 threads, with the
-    /// other thread idle); until it ends, [`PieceCache::lend`], [`PieceCache::info`] and
-    /// [`PieceCache::set_limit`] wait for it. Tables that learnt nothing need no merge.
+    /// other thread idle), and stores in parts on up to `threads` threads, the batch's
+    /// ([`PieceTable::absorb_in_parts`]); until it ends, [`PieceCache::lend`],
+    /// [`PieceCache::info`] and [`PieceCache::set_limit`] wait for it. Tables that learnt
+    /// nothing need no merge.
     pub fn merge_pool(&self, threads: usize) {
         let all = {
             let Some(mut p) = self.pool.settled() else {
@@ -1414,11 +1416,12 @@ impl PieceCache {
     /// pieces it lacked ([`PieceTable::absorb`]; the largest first, all of whose pieces are new
     /// to `into`).
     ///
-    /// When they hold at least [`ABSORB_APART`] entries, this runs on a thread of its own, as
+    /// When they hold at least [`ABSORB_APART`] entries, this runs on the merge thread, as
     /// [`PieceCache::merge_pool`] does, so that the batch's call returns first: a batch of text
     /// the table had not met (the benchmark sample's odd documents after its even ones, 13.75
     /// MB) spent the last 15 of its 78 ms on this, and on the table's growth, with its other
-    /// thread idle. A call that wants a table meanwhile waits for it.
+    /// thread idle. A call that wants a table meanwhile waits for it. The stores run in parts
+    /// on up to `threads` threads, the batch's ([`PieceTable::absorb_in_parts`]).
     pub fn absorb_and_give_back(
         &self,
         mut into: PieceTable,
