@@ -269,6 +269,19 @@ fn unpack_value(val: [u32; 4], narrow: bool) -> Result<(u32, [u32; MAX_INLINE]),
     ))
 }
 
+/// Start loading bucket `b` into the cache (a hint: no effect on memory).
+#[inline(always)]
+fn prefetch_bucket(b: &Bucket) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch hint neither reads nor writes memory, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((b as *const Bucket).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = b;
+}
+
 /// Two entries sharing one cache line.
 #[derive(Clone, Copy, Default)]
 #[repr(C, align(64))]
@@ -492,6 +505,16 @@ pub enum Found<'a> {
     Arena(&'a [u32]),
 }
 
+impl Found<'_> {
+    /// The ids.
+    pub fn ids(&self) -> &[u32] {
+        match self {
+            Found::Inline(c, v) => &v[..(*c as usize).min(MAX_INLINE)],
+            Found::Arena(ids) => ids,
+        }
+    }
+}
+
 /// `n` empty buckets. A large table is backed by transparent huge pages where the system
 /// offers them on request (Linux `madvise`): with 4 KiB pages each probe of a 16 MiB table is
 /// also a TLB miss, which stalled the prefetches (measured: encode ~20 % slower on cl100k).
@@ -702,30 +725,44 @@ impl PieceTable {
         if size > self.buckets.len() {
             self.grow_to(size);
         }
-        let mut group = [(0u128, 0u64, [0u32; 4]); ABSORB_AHEAD];
-        for bucket in other.buckets.chunks(ABSORB_AHEAD / 2) {
-            let mut n = 0;
-            for e in bucket.iter().flat_map(|b| &b.0).filter(|e| e.key != 0) {
-                if let Some(g) = group.get_mut(n) {
-                    *g = (e.key, self.prefetch(e.key), e.val);
-                    n += 1;
+        let used = other
+            .buckets
+            .iter()
+            .flat_map(|b| &b.0)
+            .filter(|e| e.key != 0);
+        self.in_groups(
+            used,
+            |t, e| (e, t.prefetch(e.key)),
+            |t, (e, h)| {
+                debug_assert!(!absent || t.get(e.key).is_none());
+                if absent || t.get_hashed(e.key, h).is_none() {
+                    t.insert_hashed(e.key, h, other.found(e.val).ids());
                 }
+                true
+            },
+        );
+    }
+
+    /// `each` of every item of `items` in turn, in groups of [`ABSORB_AHEAD`]: `ahead` of a
+    /// whole group first (it prefetches what `each` reads, and gives what `each` needs), so
+    /// that a group's loads are in flight at once; stops at the first `each` that returns
+    /// false.
+    fn in_groups<I: Iterator, T: Copy>(
+        &mut self,
+        mut items: I,
+        ahead: impl Fn(&Self, I::Item) -> T,
+        mut each: impl FnMut(&mut Self, T) -> bool,
+    ) {
+        let mut group = Vec::with_capacity(ABSORB_AHEAD);
+        loop {
+            group.clear();
+            group.extend(items.by_ref().take(ABSORB_AHEAD).map(|x| ahead(self, x)));
+            if group.is_empty() {
+                return;
             }
-            for &(key, h, val) in &group[..n] {
-                debug_assert!(!absent || self.get(key).is_none());
-                if !absent && self.get_hashed(key, h).is_some() {
-                    continue;
-                }
-                let lanes;
-                let ids = match unpack_value(val, other.narrow) {
-                    Ok((c, v)) => {
-                        lanes = v;
-                        lanes.get(..c as usize)
-                    }
-                    Err((s, c)) => other.arena.get(s..s + c),
-                };
-                if let Some(ids) = ids {
-                    self.insert_hashed(key, h, ids);
+            for &g in &group {
+                if !each(self, g) {
+                    return;
                 }
             }
         }
@@ -737,59 +774,44 @@ impl PieceTable {
     /// looked up and filled: a batch's 8,600 new 16..=31-byte pieces (gpt2, 100 documents)
     /// took 2.5 ms one at a time, each a miss in the cache.
     fn absorb_mid_long(&mut self, other: &PieceTable, absent: bool) {
-        let full = |t: &PieceTable| {
-            let mid_bytes = t.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
-            t.long.bytes() + mid_bytes > t.limit.saturating_mul(16)
-        };
         let used = other.mid.slots.iter().filter(|e| e.key[1] != 0);
-        let empty = MidEntry::default();
-        let mut group = [(&empty, 0u64); ABSORB_AHEAD];
-        let mut used = used.peekable();
-        while used.peek().is_some() {
-            let mut n = 0;
-            for (g, e) in group.iter_mut().zip(used.by_ref()) {
-                *g = (e, self.prefetch_mid(e.key));
-                n += 1;
-            }
-            for &(e, h) in &group[..n] {
-                debug_assert!(!absent || self.mid.get(e.key, h).is_none());
-                if !absent && self.mid.get(e.key, h).is_some() {
-                    continue;
+        self.in_groups(
+            used,
+            |t, e| (e, t.prefetch_mid(e.key)),
+            |t, (e, h)| {
+                debug_assert!(!absent || t.mid.get(e.key, h).is_none());
+                if !absent && t.mid.get(e.key, h).is_some() {
+                    return true;
                 }
-                if full(self) {
-                    return self.absorb_long(other, absent);
+                let mid_bytes = t.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
+                if t.long.bytes() + mid_bytes > t.limit.saturating_mul(16) {
+                    return false;
                 }
                 let c = e.val[0] as usize;
                 if c <= MID_INLINE {
-                    self.insert_mid(e.key, &e.val[1..1 + c]);
+                    t.insert_mid(e.key, &e.val[1..1 + c]);
                 } else if let Some(ids) = other.arena.get(e.val[1] as usize..e.val[1] as usize + c)
                 {
-                    self.insert_mid(e.key, ids);
+                    t.insert_mid(e.key, ids);
                 }
-            }
-        }
-        self.absorb_long(other, absent);
-    }
-
-    /// The pieces of 32 bytes or more of [`PieceTable::absorb_with`], each group of
-    /// [`ABSORB_AHEAD`] home slots prefetched first.
-    fn absorb_long(&mut self, other: &PieceTable, absent: bool) {
-        let mut pieces = other.long.iter().peekable();
-        let mut group: [(&[u8], u64, &[u32]); ABSORB_AHEAD] = [(&[], 0, &[]); ABSORB_AHEAD];
-        while pieces.peek().is_some() {
-            let mut n = 0;
-            for (g, (piece, h, ids)) in group.iter_mut().zip(pieces.by_ref()) {
-                self.long.prefetch(h);
-                *g = (piece, h, ids);
-                n += 1;
-            }
-            for &(piece, h, ids) in &group[..n] {
-                debug_assert!(!absent || self.long.get(piece, h).is_none());
-                if absent || self.long.get(piece, h).is_none() {
-                    self.insert_long_hashed(piece, h, ids);
+                true
+            },
+        );
+        // the pieces of 32 bytes or more, each group's home slots prefetched first
+        self.in_groups(
+            other.long.iter(),
+            |t, (piece, h, ids)| {
+                t.long.prefetch(h);
+                (piece, h, ids)
+            },
+            |t, (piece, h, ids)| {
+                debug_assert!(!absent || t.long.get(piece, h).is_none());
+                if absent || t.long.get(piece, h).is_none() {
+                    t.insert_long_hashed(piece, h, ids);
                 }
-            }
-        }
+                true
+            },
+        );
     }
 
     /// Insert each `(key, ids)` in turn (keys absent, short), the home bucket of each prefetched
@@ -873,13 +895,8 @@ impl PieceTable {
     pub fn prefetch(&self, key: u128) -> u64 {
         let h = hash(key);
         let i = (h >> self.shift) as usize & (self.buckets.len() - 1);
-        #[cfg(target_arch = "x86_64")]
         if let Some(b) = self.buckets.get(i) {
-            // SAFETY: a prefetch hint has no effect on memory; the address is a live bucket.
-            unsafe {
-                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                _mm_prefetch::<_MM_HINT_T0>((b as *const Bucket).cast::<i8>());
-            }
+            prefetch_bucket(b);
         }
         h
     }
@@ -955,16 +972,22 @@ impl PieceTable {
             let b = &self.buckets[i & mask].0;
             for e in b {
                 if e.key == key {
-                    return Some(match unpack_value(e.val, self.narrow) {
-                        Ok((c, v)) => Found::Inline(c, v),
-                        Err((s, c)) => Found::Arena(self.arena.get(s..s + c).unwrap_or(&[])),
-                    });
+                    return Some(self.found(e.val));
                 }
                 if e.key == 0 {
                     return None;
                 }
             }
             i += 1;
+        }
+    }
+
+    /// The ids of a value of this table: inline, or in its arena.
+    #[inline]
+    fn found(&self, val: [u32; 4]) -> Found<'_> {
+        match unpack_value(val, self.narrow) {
+            Ok((c, v)) => Found::Inline(c, v),
+            Err((s, c)) => Found::Arena(self.arena.get(s..s + c).unwrap_or(&[])),
         }
     }
 

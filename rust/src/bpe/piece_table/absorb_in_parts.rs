@@ -9,13 +9,14 @@
 //! Here the buckets are cut into one part per thread. Each thread stores the pieces whose home
 //! bucket is in its part, probing only within it, so no two threads write one bucket. What
 //! a part cannot take is left to one thread afterwards: a piece whose probe runs past the
-//! part's end, a value kept in an arena (one arena for the table), and pieces past the share
+//! part's end, a value kept in an arena (one arena for the table) or in another value layout,
+//! and pieces past the share
 //! of the table's room each part gets (so that only that pass grows the table, as one thread
 //! storing them one by one would). The pieces of 16 bytes or more are stored by one thread.
 //! The growth up front first touches its new memory on every thread (the kernel clears each
 //! new page at its first touch), then moves the entries on one.
 
-use super::{hash, inline_value, unpack_value, Bucket, Entry, PieceTable, ABSORB_AHEAD, ARENA};
+use super::{hash, prefetch_bucket, Bucket, Entry, PieceTable, ABSORB_AHEAD, ARENA};
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
@@ -109,19 +110,8 @@ impl PieceTable {
             if self.get_hashed(l.key, l.h).is_some() {
                 continue;
             }
-            let Some(t) = others.get(l.from) else {
-                continue;
-            };
-            let lanes;
-            let ids = match unpack_value(l.val, t.narrow) {
-                Ok((c, v)) => {
-                    lanes = v;
-                    lanes.get(..c as usize)
-                }
-                Err((s, c)) => t.arena.get(s..s + c),
-            };
-            if let Some(ids) = ids {
-                self.insert_hashed(l.key, l.h, ids);
+            if let Some(t) = others.get(l.from) {
+                self.insert_hashed(l.key, l.h, t.found(l.val).ids());
             }
         }
         for (k, t) in others.iter().enumerate() {
@@ -190,7 +180,7 @@ struct Layout {
 
 /// The pieces of `others` whose home bucket is in `part` (the buckets from `base` on, of a
 /// table laid out as `layout` says) stored into it, at most `share` of them; those it cannot
-/// take are left ([`Placed::Left`]), and so are values the table keeps in its arena.
+/// take are left ([`Placed::Left`]), and so are arena values and values of another layout.
 fn fill_part(
     part: &mut [Bucket],
     base: usize,
@@ -222,7 +212,7 @@ fn fill_part(
                 if home < base || home >= end {
                     continue;
                 }
-                prefetch(&part[home - base]);
+                prefetch_bucket(&part[home - base]);
                 let piece = Left {
                     key: e.key,
                     h,
@@ -235,12 +225,13 @@ fn fill_part(
                 }
             }
             for &(at, piece) in &group[..n] {
-                let Some(val) = value_in(piece.val, t.narrow, layout.narrow) else {
+                // a value is copied as it is: in the table's layout and inline
+                if t.narrow != layout.narrow || piece.val[3] >> 24 == ARENA {
                     done.left.push(piece);
                     continue;
-                };
+                }
                 let room = done.stored < share;
-                match place_within(part, at, piece.key, val, room) {
+                match place_within(part, at, piece.key, piece.val, room) {
                     Placed::New => done.stored += 1,
                     Placed::Already => {}
                     Placed::Left => done.left.push(piece),
@@ -249,20 +240,6 @@ fn fill_part(
         }
     }
     done
-}
-
-/// An inline value of a table whose layout is `from_narrow` as a table of layout `narrow`
-/// keeps it inline; `None` for an arena value, or ids that do not fit inline there.
-#[inline]
-fn value_in(val: [u32; 4], from_narrow: bool, narrow: bool) -> Option<[u32; 4]> {
-    if val[3] >> 24 == ARENA {
-        return None;
-    }
-    if from_narrow == narrow {
-        return Some(val);
-    }
-    let (count, lanes) = unpack_value(val, from_narrow).ok()?;
-    inline_value(lanes.get(..count as usize)?, narrow)
 }
 
 /// `key` (value `val`) put into the first empty slot of `part` from bucket `at` up (when
@@ -283,19 +260,6 @@ fn place_within(part: &mut [Bucket], at: usize, key: u128, val: [u32; 4], room: 
         }
     }
     Placed::Left
-}
-
-/// Start loading `b` into the cache (a hint: no effect on memory).
-#[inline(always)]
-fn prefetch(b: &Bucket) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch hint neither reads nor writes memory, whatever the address.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((b as *const Bucket).cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = b;
 }
 
 #[cfg(test)]
