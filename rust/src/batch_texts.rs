@@ -101,6 +101,16 @@ impl<'a> BatchTexts<'a> {
         }
     }
 
+    /// How many texts have arrived (the first ones).
+    pub fn count_arrived(&self) -> usize {
+        self.arrived.load(Ordering::Acquire)
+    }
+
+    /// Whether no more texts will arrive ([`BatchTexts::close`]).
+    pub fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Whether every text has arrived.
     pub fn all_there(&self) -> bool {
         self.arrived.load(Ordering::Acquire) == self.slots.len()

@@ -93,11 +93,12 @@ pub trait Caller {
     fn between(&mut self, wait: bool) -> bool;
     /// Every text is taken care of, or the batch failed.
     fn done(&self) -> bool;
-    /// Make every text of the batch arrive ([`BatchTexts::arrive`]), in order, while the other
-    /// threads encode those that have; called once, first, when some are still to come.
+    /// Make the texts of the batch still to come arrive ([`BatchTexts::arrive`]), in order from
+    /// the first that has not, while the other threads encode those that have; it may stop
+    /// early, between two texts, once `until()` holds (and is called again for the rest).
     /// `false` stops the batch (the texts it could not make are closed off). The default: a
     /// caller whose texts were all there.
-    fn feed(&mut self) -> bool {
+    fn feed(&mut self, _until: &dyn Fn() -> bool) -> bool {
         true
     }
 }
@@ -123,10 +124,23 @@ pub fn all_arrived<'a>(texts: &BatchTexts<'a>, caller: &mut dyn Caller) -> Resul
 /// Whether every text of `texts` has arrived, `caller` first making those still to come
 /// arrive ([`Caller::feed`]); when they have not, `texts` is closed (no thread waits for one).
 pub fn fed(texts: &BatchTexts<'_>, caller: &mut dyn Caller) -> bool {
+    let ok = fed_until(texts, caller, &|| false) && texts.all_there();
+    if !ok {
+        texts.close();
+    }
+    ok
+}
+
+/// [`fed`], stopping early once `until()` holds: whether the feed has not failed (then more
+/// texts may still be to come); when it has, `texts` is closed, and every later feed fails.
+pub fn fed_until(texts: &BatchTexts<'_>, caller: &mut dyn Caller, until: &dyn Fn() -> bool) -> bool {
+    if texts.closed() {
+        return false;
+    }
     if texts.all_there() {
         return true;
     }
-    let ok = caller.feed() && texts.all_there();
+    let ok = caller.feed(until);
     if !ok {
         texts.close();
     }
@@ -1112,7 +1126,7 @@ mod tests {
         fn done(&self) -> bool {
             self.rx.is_some() && self.got.iter().all(Option::is_some)
         }
-        fn feed(&mut self) -> bool {
+        fn feed(&mut self, _: &dyn Fn() -> bool) -> bool {
             self.feeds += 1;
             for (k, t) in self.all.iter().enumerate() {
                 if k == self.fail_at {

@@ -1349,6 +1349,16 @@ impl PieceCache {
         self.limit.load(Ordering::Relaxed)
     }
 
+    /// Whether this process is storing a batch's tables into the pool's (the next call that
+    /// needs a table waits for it: [`PieceCache::merge_pool`]).
+    pub fn merging(&self) -> bool {
+        let pid = std::process::id();
+        self.pool
+            .state
+            .lock()
+            .is_ok_and(|s| s.merging.is_some_and(|p| p == pid))
+    }
+
     /// The tables' sizes (once a merge under way has ended).
     pub fn info(&self) -> CacheInfo {
         let mut info = CacheInfo {
