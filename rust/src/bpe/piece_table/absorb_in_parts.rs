@@ -16,8 +16,7 @@
 //! The growth up front first touches its new memory on every thread (the kernel clears each
 //! new page at its first touch), then moves the entries on one.
 
-use super::{hash, merger, prefetch_bucket, Bucket, Entry, PieceTable, ABSORB_AHEAD, ARENA};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use super::{hash, prefetch_bucket, Bucket, Entry, PieceTable, ABSORB_AHEAD, ARENA};
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
@@ -139,47 +138,37 @@ impl PieceTable {
     }
 }
 
-/// `work` of each item, the first on this thread and the others on the process's kept
-/// helper threads ([`merger::helpers`]) at the same time (on this one, after the first, when
-/// no helpers can be had); the results in the items' order, but for an item whose work
-/// panicked on a helper.
+/// `work` of each item, the first on this thread and the others on threads of their own at
+/// the same time (on this one too, after the first, when no thread can be had or one
+/// panicked before it took its item); the results in the items' order, but for an item whose
+/// thread panicked while at work.
 fn on_threads<T: Send, R: Send>(
     items: impl Iterator<Item = T>,
     work: impl Fn(T) -> R + Sync,
 ) -> Vec<R> {
     let slots: Vec<Mutex<Option<T>>> = items.map(|t| Mutex::new(Some(t))).collect();
-    let done: Vec<Mutex<Option<R>>> = slots.iter().map(|_| Mutex::new(None)).collect();
     let take = |slot: &Mutex<Option<T>>| slot.lock().ok().and_then(|mut t| t.take());
     let work = &work;
-    let mut first = None;
-    let mut run_first = || first = slots.first().and_then(take).map(work);
-    let helpers = match slots.len() {
-        0 | 1 => None,
-        n => merger::helpers(n - 1),
-    };
-    match helpers {
-        Some(pool) => pool.in_place_scope(|s| {
-            for (slot, out) in slots.iter().zip(&done).skip(1) {
-                s.spawn(move |_| {
-                    let r = catch_unwind(AssertUnwindSafe(|| take(slot).map(work)));
-                    if let (Ok(Some(r)), Ok(mut out)) = (r, out.lock()) {
-                        *out = Some(r);
-                    }
-                });
+    std::thread::scope(|s| {
+        let spawned: Vec<_> = slots
+            .iter()
+            .skip(1)
+            .map(|slot| {
+                std::thread::Builder::new()
+                    .name("tokforge-merge".into())
+                    .spawn_scoped(s, move || take(slot).map(work))
+                    .ok()
+            })
+            .collect();
+        let mut out: Vec<R> = slots.first().and_then(take).map(work).into_iter().collect();
+        for (slot, thread) in slots.iter().skip(1).zip(spawned) {
+            match thread.and_then(|t| t.join().ok()).flatten() {
+                Some(r) => out.push(r),
+                None => out.extend(take(slot).map(work)),
             }
-            run_first();
-        }),
-        None => run_first(),
-    }
-    let mut out: Vec<R> = first.into_iter().collect();
-    for (slot, r) in slots.iter().zip(done).skip(1) {
-        match r.into_inner().ok().flatten() {
-            Some(r) => out.push(r),
-            // not run on a helper (none to be had): here
-            None => out.extend(take(slot).map(work)),
         }
-    }
-    out
+        out
+    })
 }
 
 /// What [`fill_part`] needs of the table it fills.
@@ -440,30 +429,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    /// Parts run at once on the kept helper threads (the same pool from call to call), the
-    /// results in the items' order; an item whose work panics on a helper is left out and the
-    /// others are not.
-    #[test]
-    fn parts_run_on_kept_helpers_and_a_panicking_part_is_left_out() {
-        // no test here asks for more helpers than three: the pool stays the same
-        let pool = super::merger::helpers(3).expect("helpers");
-        assert!(std::sync::Arc::ptr_eq(&pool, &super::merger::helpers(2).unwrap()));
-        let run = |fail: Option<usize>| {
-            super::on_threads(0..4usize, |k| {
-                if Some(k) == fail {
-                    panic!("a part that fails");
-                }
-                (k, pool.current_thread_index().is_some())
-            })
-        };
-        for _ in 0..3 {
-            let a = run(None);
-            assert_eq!(a, [(0, false), (1, true), (2, true), (3, true)]);
-        }
-        assert_eq!(run(Some(2)), [(0, false), (1, true), (3, true)]);
-        assert_eq!(super::on_threads(std::iter::once(5), |k| k * 2), [10]);
-        assert!(super::on_threads(std::iter::empty::<usize>(), |k| k).is_empty());
     }
 }

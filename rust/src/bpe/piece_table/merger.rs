@@ -6,7 +6,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// A store to run.
 pub(super) type Job = Box<dyn FnOnce() + Send>;
@@ -51,34 +51,6 @@ pub(super) fn run(mut job: Job) -> Result<(), Job> {
     let sent = jobs.send(job);
     *merger = Some(Merger { pid, jobs });
     sent.map_err(|back| back.0)
-}
-
-/// The threads that store a store's parts beside the merge thread
-/// (`absorb_in_parts::on_threads`): kept per process, as the merge thread is (a thread made for
-/// each part started 100-200 µs after it was asked for, on every call of a loop of batches).
-/// At least `n` threads, or `None` when they cannot be had. A forked child has its parent's
-/// pool but not its threads: it makes its own and leaves the parent's untouched (dropping it
-/// would signal threads that are not there).
-pub(super) fn helpers(n: usize) -> Option<Arc<rayon::ThreadPool>> {
-    static HELPERS: Mutex<Option<(u32, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
-    let mut kept = HELPERS.lock().ok()?;
-    let pid = std::process::id();
-    match kept.take() {
-        Some((p, pool)) if p == pid && pool.current_num_threads() >= n => {
-            *kept = Some((p, Arc::clone(&pool)));
-            return Some(pool);
-        }
-        Some((p, pool)) if p != pid => std::mem::forget(pool),
-        _ => {}
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .thread_name(|_| "tokforge-merge".into())
-        .build()
-        .ok()?;
-    let pool = Arc::new(pool);
-    *kept = Some((pid, Arc::clone(&pool)));
-    Some(pool)
 }
 
 #[cfg(test)]
