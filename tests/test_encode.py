@@ -295,17 +295,21 @@ def test_a_batch_of_new_strs_equals_tiktoken(pair, corpus_docs):
     assert flat[offsets[k] : offsets[k + 1]].tolist() == fixed
 
 
-def test_a_loop_of_batches_of_new_strs_equals_tiktoken(pair, corpus_docs):
+@pytest.mark.parametrize("form", ["numpy", "lists"])
+def test_a_loop_of_batches_of_new_strs_equals_tiktoken(pair, corpus_docs, form):
     """A dataset read batch by batch: a call's new pieces are stored into the shared table
     after it returns, and the next call makes its strs UTF-8 while it waits for that (stopping
     as soon as the stores end, the rest made while its threads encode). Calls of fresh strs
-    after a fresh model's first batch (whose tables are always merged after it returns), in
-    both batch forms, many short strs and then longer ones, with a lone surrogate in one call,
-    give tiktoken's ids."""
+    after a fresh model's first batch (whose tables are always merged after it returns): many
+    short strs, then longer ones, with a lone surrogate among the short strs made while the
+    stores run (the batch stops, the strs are fixed and it is retried) and another in a later
+    call, give tiktoken's ids."""
     ours, theirs = pair  # a fresh model
     lines = [ln for text in corpus_docs.values() for ln in text.splitlines(keepends=True)]
     docs = ["".join(lines[i : i + 1 + i % 30]) for i in range(0, len(lines), 7)]
     docs[len(docs) // 3] += "\ud83d lone"
+    # and in the many short strs of the second call, early (made while the stores run)
+    lines[len(lines) // 8 | 1] += "\ud83d lone"
 
     def fresh(texts):  # equal strs, none with a UTF-8 form made yet
         return [t.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass") for t in texts]
@@ -316,15 +320,14 @@ def test_a_loop_of_batches_of_new_strs_equals_tiktoken(pair, corpus_docs):
         flat, offsets = out
         return [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
 
-    for form in ["numpy", "lists"]:
-        calls = [docs[0::2], lines[1::2]] + [docs[1::2][k : k + 50] for k in range(0, len(docs), 50)]
-        want = [theirs.encode_ordinary_batch(texts) for texts in calls]
-        # one call right after another, as a loop over a dataset makes them
-        strs = [fresh(texts) for texts in calls]
-        encode = ours.encode_batch if form == "lists" else ours.encode_batch_numpy
-        got = [encode(texts, disallowed_special=(), num_threads=2) for texts in strs]
-        for k in range(len(calls)):
-            assert ids(got[k]) == want[k], (form, k)
+    calls = [docs[0::2], lines[1::2]] + [docs[1::2][k : k + 50] for k in range(0, len(docs), 50)]
+    want = [theirs.encode_ordinary_batch(texts) for texts in calls]
+    # one call right after another, as a loop over a dataset makes them
+    strs = [fresh(texts) for texts in calls]
+    encode = ours.encode_batch if form == "lists" else ours.encode_batch_numpy
+    got = [encode(texts, disallowed_special=(), num_threads=2) for texts in strs]
+    for k in range(len(calls)):
+        assert ids(got[k]) == want[k], k
 
 
 def test_disallowed_special_text_raises_in_every_encode_form(pair):

@@ -6,7 +6,9 @@
 //! serial pass (about a third of a warm one-thread encode of the same text). The thread that
 //! starts the batch makes each text arrive, in order ([`BatchTexts::arrive`], from
 //! [`crate::model::Caller::feed`]), while the others encode those that have arrived; a thread
-//! that takes a text still on its way waits for it ([`BatchTexts::wait_for`]).
+//! that takes a text still on its way waits for it ([`BatchTexts::wait_for`]). A batch that
+//! must first wait for the call before's table stores makes texts arrive meanwhile, and
+//! stops as soon as the stores end ([`crate::model::fed_until`]).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;

@@ -133,7 +133,11 @@ pub fn fed(texts: &BatchTexts<'_>, caller: &mut dyn Caller) -> bool {
 
 /// [`fed`], stopping early once `until()` holds: whether the feed has not failed (then more
 /// texts may still be to come); when it has, `texts` is closed, and every later feed fails.
-pub fn fed_until(texts: &BatchTexts<'_>, caller: &mut dyn Caller, until: &dyn Fn() -> bool) -> bool {
+pub fn fed_until(
+    texts: &BatchTexts<'_>,
+    caller: &mut dyn Caller,
+    until: &dyn Fn() -> bool,
+) -> bool {
     if texts.closed() {
         return false;
     }
