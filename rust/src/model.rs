@@ -1130,9 +1130,13 @@ mod tests {
         fn done(&self) -> bool {
             self.rx.is_some() && self.got.iter().all(Option::is_some)
         }
-        fn feed(&mut self, _: &dyn Fn() -> bool) -> bool {
+        fn feed(&mut self, until: &dyn Fn() -> bool) -> bool {
             self.feeds += 1;
-            for (k, t) in self.all.iter().enumerate() {
+            let from = self.texts.count_arrived();
+            for (k, t) in self.all.iter().enumerate().skip(from) {
+                if k > from && until() {
+                    return true;
+                }
                 if k == self.fail_at {
                     return false;
                 }
@@ -1143,6 +1147,39 @@ mod tests {
             }
             true
         }
+    }
+
+    /// A feed told to stop early leaves the texts after it to come, and the next feed goes on
+    /// from there; a feed that fails closes the texts, and no later feed is asked for.
+    #[test]
+    fn a_feed_stops_when_told_and_goes_on_from_there() {
+        let all: Vec<&str> = (0..30).map(|k| ["a", "bb", "ccc"][k % 3]).collect();
+        let texts = BatchTexts::coming(all.len(), 60);
+        let mut caller = Feeding {
+            all: &all,
+            texts: &texts,
+            fail_at: usize::MAX,
+            feeds: 0,
+            rx: None,
+            got: Vec::new(),
+        };
+        assert!(fed_until(&texts, &mut caller, &|| texts.count_arrived() >= 12));
+        assert_eq!(texts.count_arrived(), 12);
+        assert!(!texts.all_there() && !texts.closed());
+        assert!(fed(&texts, &mut caller));
+        assert_eq!(texts.all(), Some(all.clone()));
+        assert_eq!(caller.feeds, 2);
+        // all there: no feed asked for
+        assert!(fed_until(&texts, &mut caller, &|| false) && fed(&texts, &mut caller));
+        assert_eq!(caller.feeds, 2);
+
+        let texts = BatchTexts::coming(all.len(), 60);
+        caller.texts = &texts;
+        caller.fail_at = 7;
+        assert!(!fed_until(&texts, &mut caller, &|| false));
+        assert!(texts.closed() && texts.count_arrived() == 7);
+        assert!(!fed(&texts, &mut caller) && !fed_until(&texts, &mut caller, &|| false));
+        assert_eq!(caller.feeds, 3);
     }
 
     /// Texts that arrive while the batch runs (the calling thread makes them arrive as the
