@@ -683,11 +683,14 @@ impl Bpe {
         let room = room.div_ceil(threads);
         let done = Mutex::new(Vec::new());
         let shared = &main.t.table;
+        let size = self.cache.own_size();
         batch.launch(crew, threads, || PieceEncoder {
             bpe: self,
-            t: Shared::new(shared, room, &done),
+            t: Shared::new(shared, room, size, &done),
         });
         let tables = done.into_inner().unwrap_or_default();
+        self.cache
+            .note_own_size(tables.iter().map(|t| t.len()).max().unwrap_or(0));
         // after the call returns when there is much to store
         self.cache
             .absorb_and_give_back(main.t.into_table(), tables, threads);
