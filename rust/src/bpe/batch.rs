@@ -689,7 +689,8 @@ impl Bpe {
             t: Shared::new(shared, room, size, &done),
         });
         let tables = done.into_inner().unwrap_or_default();
-        self.cache.note_own_size(&tables);
+        self.cache
+            .note_own_size(tables.iter().map(|t| t.len()).max().unwrap_or(0));
         // after the call returns when there is much to store
         self.cache
             .absorb_and_give_back(main.t.into_table(), tables, threads);

@@ -115,18 +115,17 @@ pub struct Shared<'a> {
 
 impl<'a> Shared<'a> {
     /// `main` shared, with a table of its own of at most `room` short entries, made for `size`
-    /// short and 16..=31-byte ones ([`PieceTable::with_sizes`]).
+    /// of them.
     pub(super) fn new(
         main: &'a PieceTable,
         room: usize,
-        size: (usize, usize),
+        size: usize,
         done: &'a Mutex<Vec<PieceTable>>,
     ) -> Self {
-        // in the shared table's layout, so its values are stored there as they are
-        let own = PieceTable::with_sizes(size.0.min(room), size.1, room, main.narrow());
         Self {
             main,
-            own: ManuallyDrop::new(own),
+            // in the shared table's layout, so its values are stored there as they are
+            own: ManuallyDrop::new(PieceTable::with_layout(size.min(room), room, main.narrow())),
             done,
         }
     }
@@ -1199,18 +1198,15 @@ mod tests {
             assert_eq!(bpe.piece_cache().info(), info, "{threads} threads");
             // the next batch's own tables are made for what one thread's took (a quarter more);
             // a batch that borrows the table (one thread) has none
-            let (short, mid) = bpe.piece_cache().own_size();
+            let learnt = bpe.piece_cache().own_size();
             let new = info.entries - before;
             if threads == 1 {
-                assert_eq!((short, mid), (0, 0));
+                assert_eq!(learnt, 0);
             } else {
-                assert!(
-                    short > 0 && mid > 0 && short + mid <= new + new / 4,
-                    "{short} {mid} {new}"
-                );
+                assert!(learnt > 0 && learnt <= new + new / 4, "{learnt} {new}");
                 // a batch that learns nothing leaves small tables for the next
                 pool.install(|| bpe.encode_batch(&texts, None)).unwrap();
-                assert_eq!(bpe.piece_cache().own_size(), (0, 0));
+                assert_eq!(bpe.piece_cache().own_size(), 0);
             }
         }
     }

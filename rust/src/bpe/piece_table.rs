@@ -310,20 +310,15 @@ struct MidTable {
 }
 
 impl MidTable {
-    /// An empty table of slots for `n` entries without growing (16 at least), with room
-    /// reserved (not touched) for `room`, so that it grows in place up to that size
-    /// ([`MidTable::grow`]).
-    fn with_room(room: usize, n: usize) -> Self {
-        let mut size = 16usize;
-        while n.saturating_mul(2) > size {
-            size *= 2;
-        }
-        let mut slots = Vec::with_capacity(room.max(size));
+    /// An empty table of 16 slots with room reserved (not touched) for `room`, so that it
+    /// grows in place up to that size ([`MidTable::grow`]).
+    fn with_room(room: usize) -> Self {
+        let mut slots = Vec::with_capacity(room.max(16));
         crate::huge_pages::advise(&slots);
-        slots.resize(size, MidEntry::default());
+        slots.resize(16, MidEntry::default());
         Self {
             slots,
-            shift: 64 - size.trailing_zeros(),
+            shift: 60,
             len: 0,
         }
     }
@@ -586,16 +581,6 @@ impl PieceTable {
         Self::sized(n, limit, narrow, 0, 0)
     }
 
-    /// [`PieceTable::with_layout`] sized for `n` short entries and `mid` of 16..=31 bytes (as
-    /// many as its bound lets the 16..=31-byte table start with).
-    pub fn with_sizes(n: usize, mid: usize, limit: usize, narrow: bool) -> Self {
-        let mut t = Self::with_layout(n, limit, narrow);
-        // the bound on the 16..=31-byte table's bytes (`insert_long`), with room to insert
-        let most = limit.saturating_mul(16) / std::mem::size_of::<MidEntry>() / 4;
-        t.mid = MidTable::with_room(0, mid.min(most));
-        t
-    }
-
     /// [`PieceTable::with_layout`] with `room` buckets and `mid_room` 16..=31-byte slots
     /// reserved.
     fn sized(n: usize, limit: usize, narrow: bool, room: usize, mid_room: usize) -> Self {
@@ -609,7 +594,7 @@ impl PieceTable {
             len: 0,
             limit,
             arena: Vec::new(),
-            mid: MidTable::with_room(mid_room, 0),
+            mid: MidTable::with_room(mid_room),
             long: LongTable::default(),
             seeded: false,
             narrow,
@@ -1261,9 +1246,9 @@ pub struct CacheInfo {
 /// The tables of one model: a lazily built seed and a pool of tables lent to encoding calls.
 pub struct PieceCache {
     seed: OnceLock<Seed>,
-    /// The most short pieces, and 16..=31-byte ones, a batch thread's own table took in the
-    /// last batch that shared a table ([`PieceCache::own_size`]).
-    own_size: [AtomicUsize; 2],
+    /// The most short pieces a batch thread's own table took in the last batch that shared a
+    /// table ([`PieceCache::own_size`]).
+    own_size: AtomicUsize,
     /// Shared with a merge of the pool that runs after the batch that asked for it
     /// ([`PieceCache::merge_pool`]).
     pool: Arc<Pool>,
@@ -1341,7 +1326,7 @@ impl Default for PieceCache {
     fn default() -> Self {
         Self {
             seed: OnceLock::new(),
-            own_size: Default::default(),
+            own_size: AtomicUsize::new(0),
             pool: Arc::default(),
             limit: AtomicUsize::new(DEFAULT_LIMIT),
         }
@@ -1368,22 +1353,19 @@ impl PieceCache {
         self.limit.load(Ordering::Relaxed)
     }
 
-    /// The short and 16..=31-byte pieces a batch thread's own table is made for: a quarter
-    /// more than the most one took in the last batch that shared a table. A loop of calls of
-    /// new text learns about as many each call, and a table made for them does not grow from
-    /// 4 buckets (and 16 slots) in ten rehashes every call; a batch of text the table knows
-    /// learns none, and its threads make small tables.
-    pub fn own_size(&self) -> (usize, usize) {
-        let [n, mid] = self.own_size.each_ref().map(|a| a.load(Ordering::Relaxed));
-        (n.saturating_add(n / 4), mid.saturating_add(mid / 4))
+    /// The short pieces a batch thread's own table is made for: a quarter more than the most
+    /// one took in the last batch that shared a table. A loop of calls of new text learns about
+    /// as many each call, and a table made for them does not grow from 4 buckets in ten
+    /// rehashes every call; a batch of text the table knows learns none, and its threads
+    /// make small tables.
+    pub fn own_size(&self) -> usize {
+        let n = self.own_size.load(Ordering::Relaxed);
+        n.saturating_add(n / 4)
     }
 
-    /// The most short and 16..=31-byte pieces a thread's own table took in a batch that shared
-    /// a table.
-    pub fn note_own_size(&self, tables: &[PieceTable]) {
-        let most = |f: fn(&PieceTable) -> usize| tables.iter().map(f).max().unwrap_or(0);
-        self.own_size[0].store(most(|t| t.len), Ordering::Relaxed);
-        self.own_size[1].store(most(|t| t.mid.len), Ordering::Relaxed);
+    /// The most short pieces a thread's own table took in a batch that shared a table.
+    pub fn note_own_size(&self, n: usize) {
+        self.own_size.store(n, Ordering::Relaxed);
     }
 
     /// Whether this process is storing a batch's tables into the pool's (the next call that
@@ -1555,29 +1537,6 @@ impl PieceCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A table made for `n` short and `mid` 16..=31-byte pieces takes them without a growth
-    /// (the sizes a batch thread's own table is made with); under a small bound its
-    /// 16..=31-byte table starts within it and still takes pieces.
-    #[test]
-    fn a_table_made_for_its_sizes_takes_them_without_growing() {
-        for narrow in [false, true] {
-            let mut t = PieceTable::with_sizes(1000, 300, 100_000, narrow);
-            let (buckets, mid) = (t.slots(), t.mid.slots.len());
-            for k in 0..1000u32 {
-                t.insert(pack(format!("k{k}").as_bytes()), &[k]);
-            }
-            for k in 0..300u32 {
-                t.insert_long(format!("a 16+ byte piece {k:04}").as_bytes(), &[k, k + 1]);
-            }
-            assert_eq!((t.slots(), t.mid.slots.len()), (buckets, mid));
-            assert_eq!((t.len(), t.mid.len, t.entries()), (1000, 300, 1300));
-            let mut small = PieceTable::with_sizes(10, 1_000_000, 256, narrow);
-            small.insert_long(b"a piece of 20 bytes!", &[1]);
-            assert_eq!(small.entries(), 1);
-            assert_eq!(small.get_long(b"a piece of 20 bytes!"), Some(&[1u32][..]));
-        }
-    }
 
     #[test]
     fn pack_at_equals_pack_and_keys_differ_by_length() {
