@@ -298,17 +298,16 @@ def test_a_batch_of_new_strs_equals_tiktoken(pair, corpus_docs):
 @pytest.mark.parametrize("form", ["numpy", "lists"])
 def test_a_loop_of_batches_of_new_strs_equals_tiktoken(pair, corpus_docs, form):
     """A dataset read batch by batch: a call's new pieces are stored into the shared table
-    after it returns, and the next call makes its strs UTF-8 while it waits for that (stopping
-    as soon as the stores end, the rest made while its threads encode). Calls of fresh strs
-    after a fresh model's first batch (whose tables are always merged after it returns): many
-    short strs, then longer ones, with a lone surrogate among the short strs made while the
-    stores run (the batch stops, the strs are fixed and it is retried) and another in a later
-    call, give tiktoken's ids."""
+    after it returns, and the next call waits for that, while its strs (fresh, their UTF-8
+    form not made yet) are made UTF-8 by the calling thread. Calls right after a fresh model's
+    first batch (whose tables are always merged after it returns): many short strs, with a
+    lone surrogate among them (the batch stops, the strs are fixed and it is retried), then
+    longer ones with another in a later call, give tiktoken's ids."""
     ours, theirs = pair  # a fresh model
     lines = [ln for text in corpus_docs.values() for ln in text.splitlines(keepends=True)]
     docs = ["".join(lines[i : i + 1 + i % 30]) for i in range(0, len(lines), 7)]
     docs[len(docs) // 3] += "\ud83d lone"
-    # and in the many short strs of the second call, early (made while the stores run)
+    # and in the many short strs of the second call, early
     lines[len(lines) // 8 | 1] += "\ud83d lone"
 
     def fresh(texts):  # equal strs, none with a UTF-8 form made yet

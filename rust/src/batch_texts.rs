@@ -6,9 +6,7 @@
 //! serial pass (about a third of a warm one-thread encode of the same text). The thread that
 //! starts the batch makes each text arrive, in order ([`BatchTexts::arrive`], from
 //! [`crate::model::Caller::feed`]), while the others encode those that have arrived; a thread
-//! that takes a text still on its way waits for it ([`BatchTexts::wait_for`]). A batch that
-//! must first wait for the call before's table stores makes texts arrive meanwhile, and
-//! stops as soon as the stores end ([`crate::model::fed_until`]).
+//! that takes a text still on its way waits for it ([`BatchTexts::wait_for`]).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -101,16 +99,6 @@ impl<'a> BatchTexts<'a> {
         } else {
             self.least
         }
-    }
-
-    /// How many texts have arrived (the first ones).
-    pub fn count_arrived(&self) -> usize {
-        self.arrived.load(Ordering::Acquire)
-    }
-
-    /// Whether no more texts will arrive ([`BatchTexts::close`]).
-    pub fn closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
     }
 
     /// Whether every text has arrived.

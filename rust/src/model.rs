@@ -93,12 +93,11 @@ pub trait Caller {
     fn between(&mut self, wait: bool) -> bool;
     /// Every text is taken care of, or the batch failed.
     fn done(&self) -> bool;
-    /// Make the texts of the batch still to come arrive ([`BatchTexts::arrive`]), in order from
-    /// the first that has not, while the other threads encode those that have; it may stop
-    /// early, between two texts, once `until()` holds (and is called again for the rest).
+    /// Make every text of the batch arrive ([`BatchTexts::arrive`]), in order, while the other
+    /// threads encode those that have; called once, first, when some are still to come.
     /// `false` stops the batch (the texts it could not make are closed off). The default: a
     /// caller whose texts were all there.
-    fn feed(&mut self, _until: &dyn Fn() -> bool) -> bool {
+    fn feed(&mut self) -> bool {
         true
     }
 }
@@ -124,27 +123,10 @@ pub fn all_arrived<'a>(texts: &BatchTexts<'a>, caller: &mut dyn Caller) -> Resul
 /// Whether every text of `texts` has arrived, `caller` first making those still to come
 /// arrive ([`Caller::feed`]); when they have not, `texts` is closed (no thread waits for one).
 pub fn fed(texts: &BatchTexts<'_>, caller: &mut dyn Caller) -> bool {
-    let ok = fed_until(texts, caller, &|| false) && texts.all_there();
-    if !ok {
-        texts.close();
-    }
-    ok
-}
-
-/// [`fed`], stopping early once `until()` holds: whether the feed has not failed (then more
-/// texts may still be to come); when it has, `texts` is closed, and every later feed fails.
-pub fn fed_until(
-    texts: &BatchTexts<'_>,
-    caller: &mut dyn Caller,
-    until: &dyn Fn() -> bool,
-) -> bool {
-    if texts.closed() {
-        return false;
-    }
     if texts.all_there() {
         return true;
     }
-    let ok = caller.feed(until);
+    let ok = caller.feed() && texts.all_there();
     if !ok {
         texts.close();
     }
@@ -1130,13 +1112,9 @@ mod tests {
         fn done(&self) -> bool {
             self.rx.is_some() && self.got.iter().all(Option::is_some)
         }
-        fn feed(&mut self, until: &dyn Fn() -> bool) -> bool {
+        fn feed(&mut self) -> bool {
             self.feeds += 1;
-            let from = self.texts.count_arrived();
-            for (k, t) in self.all.iter().enumerate().skip(from) {
-                if k > from && until() {
-                    return true;
-                }
+            for (k, t) in self.all.iter().enumerate() {
                 if k == self.fail_at {
                     return false;
                 }
@@ -1147,39 +1125,6 @@ mod tests {
             }
             true
         }
-    }
-
-    /// A feed told to stop early leaves the texts after it to come, and the next feed goes on
-    /// from there; a feed that fails closes the texts, and no later feed is asked for.
-    #[test]
-    fn a_feed_stops_when_told_and_goes_on_from_there() {
-        let all: Vec<&str> = (0..30).map(|k| ["a", "bb", "ccc"][k % 3]).collect();
-        let texts = BatchTexts::coming(all.len(), 60);
-        let mut caller = Feeding {
-            all: &all,
-            texts: &texts,
-            fail_at: usize::MAX,
-            feeds: 0,
-            rx: None,
-            got: Vec::new(),
-        };
-        assert!(fed_until(&texts, &mut caller, &|| texts.count_arrived() >= 12));
-        assert_eq!(texts.count_arrived(), 12);
-        assert!(!texts.all_there() && !texts.closed());
-        assert!(fed(&texts, &mut caller));
-        assert_eq!(texts.all(), Some(all.clone()));
-        assert_eq!(caller.feeds, 2);
-        // all there: no feed asked for
-        assert!(fed_until(&texts, &mut caller, &|| false) && fed(&texts, &mut caller));
-        assert_eq!(caller.feeds, 2);
-
-        let texts = BatchTexts::coming(all.len(), 60);
-        caller.texts = &texts;
-        caller.fail_at = 7;
-        assert!(!fed_until(&texts, &mut caller, &|| false));
-        assert!(texts.closed() && texts.count_arrived() == 7);
-        assert!(!fed(&texts, &mut caller) && !fed_until(&texts, &mut caller, &|| false));
-        assert_eq!(caller.feeds, 3);
     }
 
     /// Texts that arrive while the batch runs (the calling thread makes them arrive as the

@@ -45,9 +45,6 @@ pub(crate) trait Texts: Sync {
     fn least(&self) -> usize;
     /// Whether every text has arrived, `caller` first making those still to come arrive.
     fn feed(&self, caller: &mut dyn Caller) -> bool;
-    /// `caller` making texts still to come arrive until `until()` holds: whether it has not
-    /// failed.
-    fn feed_until(&self, caller: &mut dyn Caller, until: &dyn Fn() -> bool) -> bool;
 }
 
 impl<S: AsRef<str> + Sync> Texts for [S] {
@@ -64,9 +61,6 @@ impl<S: AsRef<str> + Sync> Texts for [S] {
         self.bytes()
     }
     fn feed(&self, _: &mut dyn Caller) -> bool {
-        true
-    }
-    fn feed_until(&self, _: &mut dyn Caller, _: &dyn Fn() -> bool) -> bool {
         true
     }
 }
@@ -86,9 +80,6 @@ impl Texts for BatchTexts<'_> {
     }
     fn feed(&self, caller: &mut dyn Caller) -> bool {
         crate::model::fed(self, caller)
-    }
-    fn feed_until(&self, caller: &mut dyn Caller, until: &dyn Fn() -> bool) -> bool {
-        crate::model::fed_until(self, caller, until)
     }
 }
 
@@ -279,8 +270,8 @@ impl Caller for UntilWritten<'_, '_> {
     fn done(&self) -> bool {
         self.caller.done() || self.sink.written.load(Ordering::Acquire) == self.sink.texts
     }
-    fn feed(&mut self, until: &dyn Fn() -> bool) -> bool {
-        self.caller.feed(until)
+    fn feed(&mut self) -> bool {
+        self.caller.feed()
     }
 }
 
@@ -653,15 +644,6 @@ impl Bpe {
             batch.launch(crew, threads, || self.piece_encoder());
             return;
         }
-        let mut crew = crew;
-        if let Crew::Here { caller, .. } = &mut crew {
-            // the call before's stores are under way (this call waits for them to lend the
-            // shared table): its texts are made to arrive meanwhile. A feed that fails closes
-            // them, and the batch then stops as it starts
-            if self.cache.merging() {
-                texts.feed_until(&mut **caller, &|| !self.cache.merging());
-            }
-        }
         let Some(table) = self.cache.lend_learnt() else {
             // no table has learnt anything yet (a model's first call): each thread borrows a
             // table as a single call does (promoting what it finds past its home bucket as it
@@ -683,14 +665,11 @@ impl Bpe {
         let room = room.div_ceil(threads);
         let done = Mutex::new(Vec::new());
         let shared = &main.t.table;
-        let size = self.cache.own_size();
         batch.launch(crew, threads, || PieceEncoder {
             bpe: self,
-            t: Shared::new(shared, room, size, &done),
+            t: Shared::new(shared, room, &done),
         });
         let tables = done.into_inner().unwrap_or_default();
-        self.cache
-            .note_own_size(tables.iter().map(|t| t.len()).max().unwrap_or(0));
         // after the call returns when there is much to store
         self.cache
             .absorb_and_give_back(main.t.into_table(), tables, threads);

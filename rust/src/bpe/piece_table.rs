@@ -1246,9 +1246,6 @@ pub struct CacheInfo {
 /// The tables of one model: a lazily built seed and a pool of tables lent to encoding calls.
 pub struct PieceCache {
     seed: OnceLock<Seed>,
-    /// The most short pieces a batch thread's own table took in the last batch that shared a
-    /// table ([`PieceCache::own_size`]).
-    own_size: AtomicUsize,
     /// Shared with a merge of the pool that runs after the batch that asked for it
     /// ([`PieceCache::merge_pool`]).
     pool: Arc<Pool>,
@@ -1326,7 +1323,6 @@ impl Default for PieceCache {
     fn default() -> Self {
         Self {
             seed: OnceLock::new(),
-            own_size: AtomicUsize::new(0),
             pool: Arc::default(),
             limit: AtomicUsize::new(DEFAULT_LIMIT),
         }
@@ -1351,31 +1347,6 @@ impl PieceCache {
 
     pub fn limit(&self) -> usize {
         self.limit.load(Ordering::Relaxed)
-    }
-
-    /// The short pieces a batch thread's own table is made for: a quarter more than the most
-    /// one took in the last batch that shared a table. A loop of calls of new text learns about
-    /// as many each call, and a table made for them does not grow from 4 buckets in ten
-    /// rehashes every call; a batch of text the table knows learns none, and its threads
-    /// make small tables.
-    pub fn own_size(&self) -> usize {
-        let n = self.own_size.load(Ordering::Relaxed);
-        n.saturating_add(n / 4)
-    }
-
-    /// The most short pieces a thread's own table took in a batch that shared a table.
-    pub fn note_own_size(&self, n: usize) {
-        self.own_size.store(n, Ordering::Relaxed);
-    }
-
-    /// Whether this process is storing a batch's tables into the pool's (the next call that
-    /// needs a table waits for it: [`PieceCache::merge_pool`]).
-    pub fn merging(&self) -> bool {
-        let pid = std::process::id();
-        self.pool
-            .state
-            .lock()
-            .is_ok_and(|s| s.merging.is_some_and(|p| p == pid))
     }
 
     /// The tables' sizes (once a merge under way has ended).

@@ -958,8 +958,8 @@ impl Caller for SignalChecks<'_> {
         self.error.is_some()
     }
 
-    fn feed(&mut self, until: &dyn Fn() -> bool) -> bool {
-        self.feed.run(self.stop, &mut self.error, until)
+    fn feed(&mut self) -> bool {
+        self.feed.run(self.stop, &mut self.error)
     }
 }
 
@@ -1005,8 +1005,8 @@ impl Caller for ListBuilder<'_> {
         self.done == self.lists.len() || self.error.is_some()
     }
 
-    fn feed(&mut self, until: &dyn Fn() -> bool) -> bool {
-        self.feed.run(self.stop, &mut self.error, until)
+    fn feed(&mut self) -> bool {
+        self.feed.run(self.stop, &mut self.error)
     }
 }
 
@@ -1037,17 +1037,12 @@ impl<'a> StrFeed<'a> {
         Ok(BatchTexts::coming(strs.len(), chars))
     }
 
-    /// Every str not yet arrived made to arrive, in order (stopping early once `until()`
-    /// holds), Ctrl-C checked every [`super::POLL`]. On an error (a str with a lone surrogate,
-    /// Ctrl-C) the batch is stopped and the first error kept.
-    fn run(&self, stop: &Cancel, error: &mut Option<PyErr>, until: &dyn Fn() -> bool) -> bool {
+    /// Every str made to arrive, Ctrl-C checked every [`super::POLL`]. On an error (a str with
+    /// a lone surrogate, Ctrl-C) the batch is stopped and the first error kept.
+    fn run(&self, stop: &Cancel, error: &mut Option<PyErr>) -> bool {
         Python::attach(|py| {
             let mut last = std::time::Instant::now();
-            let from = self.texts.count_arrived();
-            for (i, s) in self.strs.iter().enumerate().skip(from) {
-                if i > from && until() {
-                    return true;
-                }
+            for (i, s) in self.strs.iter().enumerate() {
                 match str_utf8(s) {
                     Ok(t) => self.texts.arrive(t),
                     Err(e) => return go_on(Err(e), stop, error),
