@@ -306,8 +306,9 @@ def test_a_loop_of_batches_of_new_strs_equals_tiktoken(pair, corpus_docs, form):
     ours, theirs = pair  # a fresh model
     lines = [ln for text in corpus_docs.values() for ln in text.splitlines(keepends=True)]
     docs = ["".join(lines[i : i + 1 + i % 30]) for i in range(0, len(lines), 7)]
-    docs[len(docs) // 3] += "\ud83d lone"
-    # and in the many short strs of the second call, early
+    # a lone surrogate in one of the later calls' documents (odd), and one early among the
+    # short strs of the second call (odd lines)
+    docs[len(docs) // 3 | 1] += "\ud83d lone"
     lines[len(lines) // 8 | 1] += "\ud83d lone"
 
     def fresh(texts):  # equal strs, none with a UTF-8 form made yet
@@ -319,7 +320,8 @@ def test_a_loop_of_batches_of_new_strs_equals_tiktoken(pair, corpus_docs, form):
         flat, offsets = out
         return [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
 
-    calls = [docs[0::2], lines[1::2]] + [docs[1::2][k : k + 50] for k in range(0, len(docs), 50)]
+    later = docs[1::2]
+    calls = [docs[0::2], lines[1::2]] + [later[k : k + 50] for k in range(0, len(later), 50)]
     want = [theirs.encode_ordinary_batch(texts) for texts in calls]
     # one call right after another, as a loop over a dataset makes them
     strs = [fresh(texts) for texts in calls]
