@@ -195,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
                 "unseen": args.unseen,
             }
             warm_x, cold_x, per_core, one_mbs, many_mbs = [], [], [], [], []
+            # the batch child's CPU over wall, warm and first pass: near 1 when it ran on one
+            # core (a core missing from a shared machine shows here, not only in the ratios)
+            busy_warm, busy_first = [], []
             ref, same = None, True
             for k in range(args.rounds):
                 got = {}
@@ -211,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                 per_core.append(timed_mb / statistics.median(many["cpus"][1:]))
                 one_mbs.append(timed_mb / w1)
                 many_mbs.append(timed_mb / wb)
+                busy_warm.append(statistics.median(many["cpus"][1:]) / wb)
+                busy_first.append(many["cpus"][0] / many["walls"][0])
             x = statistics.median(warm_x)
             rows.append(
                 [
@@ -221,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                     _range(warm_x),
                     round(statistics.median(per_core), 1),
                     _range(cold_x),
+                    f"{statistics.median(busy_warm):.2f} / {statistics.median(busy_first):.2f}",
                     "=" if same else "DIFFER",
                 ]
             )
@@ -237,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         "warm x (range)",
         "batch MB/cpu-s",
         "unseen x (range)" if args.unseen else "cold x (range)",
+        f"batch cpu/wall (warm / {first})",
         "ids",
     ]
     print(format_table(headers, rows))
@@ -257,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         + "; "
         f"MB/s: medians of the rounds; batch MB/cpu-s: MB per CPU-second of the batch's warm "
-        f"passes (per core). machine: {mi['cpu']}, {mi['cores']} cores, Python {mi['python']}"
+        f"passes (per core); batch cpu/wall: the batch child's process CPU time over wall time, "
+        f"warm and first pass, medians of the rounds (near 1: it had one core). "
+        f"machine: {mi['cpu']}, {mi['cores']} cores, Python {mi['python']}"
     )
     return 0
 
