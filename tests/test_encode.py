@@ -46,6 +46,11 @@ def test_openai_rank_files_load_with_tiktokens_pattern_and_special_tokens(pair):
     assert ours.pattern == theirs._pat_str
 
 
+def _per_text(flat, offsets):
+    """The id lists of a flat batch (``encode_batch_numpy``'s ids and offsets)."""
+    return [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+
+
 @pytest.fixture(scope="session")
 def gpt2(gpt2_file):
     return Tokenizer.from_file(gpt2_file)
@@ -259,7 +264,7 @@ def test_batches_of_odd_texts_equal_single_calls(pair):
             assert ours.encode_batch(texts, **kw) == want
             flat, offsets = ours.encode_batch_numpy(texts, **kw)
             assert offsets[0] == 0 and offsets[-1] == len(flat) == sum(map(len, want))
-            got = [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+            got = _per_text(flat, offsets)
             assert got == want
 
 
@@ -315,10 +320,7 @@ def test_a_loop_of_batches_of_new_strs_equals_tiktoken(pair, corpus_docs, form):
         return [t.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass") for t in texts]
 
     def ids(out):
-        if isinstance(out, list):
-            return out
-        flat, offsets = out
-        return [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+        return out if isinstance(out, list) else _per_text(*out)
 
     later = docs[1::2]
     calls = [docs[0::2], lines[1::2]] + [later[k : k + 50] for k in range(0, len(later), 50)]
@@ -766,7 +768,7 @@ def test_a_batch_shares_one_piece_table_and_changes_no_id(limited, corpus_docs):
             tok.set_cache_limit(limit)
         for k in range(2):
             flat, offsets = tok.encode_batch_numpy(docs, disallowed_special=(), num_threads=2)
-            got = [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+            got = _per_text(flat, offsets)
             assert got == want, limit
             if k == 0:
                 # the threads' tables made one (tables that hold nothing learn nothing, and
@@ -798,7 +800,7 @@ def test_a_batch_that_learns_nothing_keeps_its_tables_and_a_small_batch_runs_alo
 
     def batch(texts):
         flat, offsets = tok.encode_batch_numpy(texts, disallowed_special=(), num_threads=2)
-        got = [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+        got = _per_text(flat, offsets)
         assert got == theirs.encode_ordinary_batch(texts)
         assert tok.encode_batch(texts, disallowed_special=(), num_threads=2) == got
         return tok.cache_info()
@@ -840,12 +842,12 @@ def test_a_first_batch_merges_its_tables_after_the_call_and_a_fork_does_not_wait
                 again = tok.encode_batch(docs, disallowed_special=(), num_threads=2)
                 ok = ok and again == theirs.encode_ordinary_batch(docs)
                 f, o = tok.encode_batch_numpy(docs, disallowed_special=(), num_threads=2)
-                ok = ok and [f[a:b].tolist() for a, b in zip(o[:-1], o[1:])] == again
+                ok = ok and _per_text(f, o) == again
             ok = ok and tok.cache_info()["tables"] == 1
             os._exit(0 if ok else 1)
         info = tok.cache_info()
         assert info["tables"] == 1 and info["entries"] > info["seed"], info
-        got = [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+        got = _per_text(flat, offsets)
         assert got == theirs.encode_ordinary_batch(docs)
         deadline = time.monotonic() + 60
         while (status := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
@@ -874,7 +876,7 @@ def test_a_later_batch_of_new_text_leaves_one_table_with_every_piece(cl100k_file
     before = tok.cache_info()
     flat, offsets = tok.encode_batch_numpy(later, disallowed_special=(), num_threads=2)
     info = tok.cache_info()
-    got = [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+    got = _per_text(flat, offsets)
     assert got == theirs.encode_ordinary_batch(later)
     assert info["tables"] == 1, info
     # enough new pieces that they were stored apart (ABSORB_APART is 4096)

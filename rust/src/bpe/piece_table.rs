@@ -213,6 +213,12 @@ const ARENA: u32 = 0x80;
 /// Bits of lane 3 below the tag.
 const LANE3: u32 = (1 << 24) - 1;
 
+/// Whether a value (of either layout) keeps its ids in the arena.
+#[inline(always)]
+fn in_arena(val: [u32; 4]) -> bool {
+    val[3] >> 24 == ARENA
+}
+
 /// The value holding `ids` inline, `None` when they do not fit (they go to the arena).
 /// The 32-bit layout: the ids in lanes 0..=3 (unused lanes 0) and `4 - count` in the top byte
 /// of lane 3, so at most [`INLINE`] ids and a fourth id below 2^24. The narrow layout: the value
@@ -249,10 +255,10 @@ fn inline_value(ids: &[u32], narrow: bool) -> Option<[u32; 4]> {
 /// lanes, zero past the count) or the arena's `offset..offset + len`.
 #[inline(always)]
 fn unpack_value(val: [u32; 4], narrow: bool) -> Result<(u32, [u32; MAX_INLINE]), (usize, usize)> {
-    let tag = val[3] >> 24;
-    if tag == ARENA {
+    if in_arena(val) {
         return Err((val[0] as usize, val[1] as usize));
     }
+    let tag = val[3] >> 24;
     if narrow {
         let count = val[3] >> 16;
         debug_assert!((1..=INLINE16 as u32).contains(&count));
@@ -627,16 +633,28 @@ impl PieceTable {
     pub fn get_long(&self, piece: &[u8]) -> Option<&[u32]> {
         if piece.len() <= MID_KEY_LEN {
             let key = pack_mid(piece);
-            let v = self.mid.get(key, hash_mid(key))?;
-            let c = v[0] as usize;
-            return if c <= MID_INLINE {
-                v.get(1..1 + c)
-            } else {
-                let s = v[1] as usize;
-                self.arena.get(s..s + c)
-            };
+            return self.mid_ids(self.mid.get(key, hash_mid(key))?);
         }
         self.long.get(piece, hash_long(piece))
+    }
+
+    /// The ids of a value of this table's 16..=31-byte table: inline, or in its arena.
+    #[inline]
+    fn mid_ids<'a>(&'a self, v: &'a [u32; 8]) -> Option<&'a [u32]> {
+        let c = v[0] as usize;
+        if c <= MID_INLINE {
+            v.get(1..1 + c)
+        } else {
+            let s = v[1] as usize;
+            self.arena.get(s..s + c)
+        }
+    }
+
+    /// Whether the pieces longer than [`MAX_KEY_LEN`] fit the bound with `long_bytes` in the
+    /// long table and the 16..=31-byte table counted as after one more insert (its growth).
+    fn longer_fit(&self, long_bytes: usize) -> bool {
+        let mid_bytes = self.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
+        long_bytes + mid_bytes <= self.limit.saturating_mul(16)
     }
 
     /// The ids stored for a piece longer than [`MID_KEY_LEN`] whose hash is `h`
@@ -654,8 +672,7 @@ impl PieceTable {
             return;
         }
         // the mid table counts as allocated after the growth this insert may cause
-        let mid_bytes = self.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
-        if self.long.bytes() + mid_bytes > self.limit.saturating_mul(16) {
+        if !self.longer_fit(self.long.bytes()) {
             return;
         }
         self.insert_mid(pack_mid(piece), ids);
@@ -664,9 +681,7 @@ impl PieceTable {
     /// [`PieceTable::insert_long`] of a piece longer than [`MID_KEY_LEN`] with hash `h`: its
     /// slots and arena after the insert, with the 16..=31-byte table's slots, within the bound.
     fn insert_long_hashed(&mut self, piece: &[u8], h: u64, ids: &[u32]) {
-        let mid_bytes = self.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
-        if self.long.bytes_after(piece.len(), ids.len()) + mid_bytes > self.limit.saturating_mul(16)
-        {
+        if !self.longer_fit(self.long.bytes_after(piece.len(), ids.len())) {
             return;
         }
         if self.long.insert(piece, h, ids) {
@@ -783,15 +798,10 @@ impl PieceTable {
                 if !absent && t.mid.get(e.key, h).is_some() {
                     return true;
                 }
-                let mid_bytes = t.mid.slots_after_insert() * std::mem::size_of::<MidEntry>();
-                if t.long.bytes() + mid_bytes > t.limit.saturating_mul(16) {
+                if !t.longer_fit(t.long.bytes()) {
                     return false;
                 }
-                let c = e.val[0] as usize;
-                if c <= MID_INLINE {
-                    t.insert_mid(e.key, &e.val[1..1 + c]);
-                } else if let Some(ids) = other.arena.get(e.val[1] as usize..e.val[1] as usize + c)
-                {
+                if let Some(ids) = other.mid_ids(&e.val) {
                     t.insert_mid(e.key, ids);
                 }
                 true

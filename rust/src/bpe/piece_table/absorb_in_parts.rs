@@ -16,7 +16,7 @@
 //! The growth up front first touches its new memory on every thread (the kernel clears each
 //! new page at its first touch), then moves the entries on one.
 
-use super::{hash, prefetch_bucket, Bucket, Entry, PieceTable, ABSORB_AHEAD, ARENA};
+use super::{hash, in_arena, prefetch_bucket, Bucket, Entry, PieceTable, ABSORB_AHEAD};
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
@@ -226,7 +226,7 @@ fn fill_part(
             }
             for &(at, piece) in &group[..n] {
                 // a value is copied as it is: in the table's layout and inline
-                if t.narrow != layout.narrow || piece.val[3] >> 24 == ARENA {
+                if t.narrow != layout.narrow || in_arena(piece.val) {
                     done.left.push(piece);
                     continue;
                 }
@@ -412,7 +412,8 @@ mod tests {
                     } else {
                         // within the bounds (which pieces fit depends on the order of stores)
                         assert!(parts.len() <= limit && parts.arena.len() <= 2 * limit);
-                        let longer = parts.long.bytes() + parts.mid.slots.len() * 64;
+                        let longer = parts.long.bytes()
+                            + parts.mid.slots.len() * std::mem::size_of::<MidEntry>();
                         assert!(longer <= 16 * limit, "case {case} {threads}");
                         assert!(parts.len() + 64 >= in_turn.len(), "case {case} {threads}");
                     }
