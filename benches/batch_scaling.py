@@ -19,6 +19,13 @@ laid it out (1.91-1.94x).
     .venv/bin/python benches/batch_scaling.py                   # gpt2, cl100k, o200k; numpy, lists
     .venv/bin/python benches/batch_scaling.py --vocabs cl100k --forms numpy --rounds 6
     .venv/bin/python benches/batch_scaling.py --batch-docs 100 --new-strs   # a dataset's loop
+    .venv/bin/python benches/batch_scaling.py --unseen --batch-docs 100 --independent
+
+``--independent`` adds a third child to every round: ``--threads`` models of their own, one per
+Python thread, each encoding its share of the calls on one thread, nothing shared. Its speed-up
+over the single-call child is what this machine gives that many encoders at once (two cores
+share caches and memory), the ceiling a batch is measured against. With lists it is held by the
+GIL, under which each model builds its lists.
 
 The sample is benches/encode.py's (the same documents); MB = 10^6 bytes of UTF-8 input.
 """
@@ -54,6 +61,49 @@ TARGET = 1.8  # issue 15: >= 1.8x on 2 cores
 
 
 # ---- the child: one model, one kind of call ------------------------------------------------
+def _independent(spec: dict):
+    """``--threads`` models of their own on as many Python threads, each encoding its share of
+    the calls (every ``--threads``-th call of ``--batch-docs`` documents; one call for the
+    sample: every ``--threads``-th document) in one-thread batches: no table, pool or call is
+    shared, so their speed-up over one thread is what this machine gives two encoders at once.
+    Returns the timed function (its output: the calls' outputs in call order), and the function
+    that shows every model the same documents first (``--unseen``)."""
+    import threading
+
+    import tokforge
+
+    t, per, numpy = spec["threads"], spec["batch_docs"], spec["form"] == "numpy"
+    toks = [tokforge.Tokenizer.from_file(spec["vocab_path"]) for _ in range(t)]
+    calls = [(tok.encode_batch_numpy if numpy else tok.encode_batch) for tok in toks]
+
+    def parts(docs):
+        if per:
+            return [docs[i : i + per] for i in range(0, len(docs), per)]
+        return [docs[k::t] for k in range(t)]
+
+    def run(docs):
+        ps = parts(docs)
+        outs: list = [None] * len(ps)
+
+        def work(k: int) -> None:
+            for j in range(k, len(ps), t):
+                outs[j] = calls[k](ps[j], disallowed_special=(), num_threads=1)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(t)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        return outs
+
+    def prime(docs):
+        for call in calls:
+            for p in parts(docs) if per else [docs]:
+                call(p, disallowed_special=(), num_threads=1)
+
+    return run, prime
+
+
 def _encoder(spec: dict):
     """The timed function of the documents and the kind of its output."""
     import tokforge
@@ -80,8 +130,12 @@ def _encoder(spec: dict):
     return batch, "flat" if numpy else "lists"
 
 
-def _ids(out, kind: str, per: int) -> list[str]:
-    """Per-document hashes of a pass's ids (``per``: the output is one part per call)."""
+def _ids(out, kind: str, per: int, dealt: int = 0) -> list[str]:
+    """Per-document hashes of a pass's ids (``per``: the output is one part per call;
+    ``dealt``: one part per model, which took every ``dealt``-th document)."""
+    if dealt:
+        parts = [digests(part, kind)[0] for part in out]
+        return [parts[i % dealt][i // dealt] for i in range(sum(map(len, parts)))]
     if per:
         return [d for part in out for d in digests(part, kind)[0]]
     return digests(out, kind)[0]
@@ -89,15 +143,21 @@ def _ids(out, kind: str, per: int) -> list[str]:
 
 def child(spec: dict) -> None:
     docs = load_docs(spec)
-    fn, kind = _encoder(spec)
+    if spec["side"] == "independent":
+        fn, prime = _independent(spec)
+        kind = "flat" if spec["form"] == "numpy" else "lists"
+    else:
+        fn, kind = _encoder(spec)
+        prime = fn
     if spec["unseen"]:
         # the model meets the even documents first, untimed, in the same kind of call (a
         # batch's table merge is waited for by the next call, so it is finished here too);
         # the timed passes are over the odd ones, whose new pieces it has not seen
-        fn(docs[0::2])
-        fn(docs[:1])
+        prime(docs[0::2])
+        prime(docs[:1])
         docs = docs[1::2]
-    per = spec["batch_docs"] if spec["side"] == "batch" else 0
+    per = spec["batch_docs"] if spec["side"] != "single" else 0
+    dealt = spec["threads"] if spec["side"] == "independent" and not per else 0
     walls, cpus, first, agree = [], [], None, True
     for k in range(1 + spec["passes"]):
         if k and spec["new_strs"]:
@@ -107,7 +167,7 @@ def child(spec: dict) -> None:
         out = fn(docs)
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
-        ids = _ids(out, kind, per)
+        ids = _ids(out, kind, per, dealt)
         del out
         first = ids if first is None else first
         agree = agree and ids == first
@@ -140,6 +200,13 @@ def main(argv: list[str] | None = None) -> int:
         help="each child first encodes the even documents (untimed), then times the odd "
         "ones: the first pass is text the model has not seen, as in a long dataset's later "
         "batches, not a fresh model",
+    )
+    ap.add_argument(
+        "--independent",
+        action="store_true",
+        help="each round also runs a child of --threads models of their own, one per Python "
+        "thread, each encoding its share of the calls on one thread (nothing shared): what "
+        "this machine gives that many encoders at once, the batch's ceiling",
     )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -182,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     first = "unseen" if args.unseen else "cold"
     for v in vocabs:
         for form in forms:
-            log(f"{v} {form}: {args.rounds} rounds of a single-call child and a batch child ...")
+            kinds = "a single-call child and a batch child" + (
+                " and an independent-models child" if args.independent else ""
+            )
+            log(f"{v} {form}: {args.rounds} rounds of {kinds} ...")
             spec = {
                 "vocab_path": paths[v],
                 "text": sample["text"],
@@ -195,13 +265,23 @@ def main(argv: list[str] | None = None) -> int:
                 "unseen": args.unseen,
             }
             warm_x, cold_x, per_core, one_mbs, many_mbs = [], [], [], [], []
+            # --independent: the independent models' speed-up over one thread, warm and first
+            # pass, and the batch's wall over theirs (warm)
+            ind_warm, ind_first, of_ind, of_ind_first = [], [], [], []
             # the batch child's CPU over wall, warm and first pass: near 1 when it ran on one
             # core (a core missing from a shared machine shows here, not only in the ratios)
             busy_warm, busy_first = [], []
             ref, same = None, True
             for k in range(args.rounds):
                 got = {}
-                for side in ("single", "batch") if k % 2 == 0 else ("batch", "single"):
+                sides = ["single", "batch"] if k % 2 == 0 else ["batch", "single"]
+                if args.independent:
+                    # each of the three kinds first in turn, every order over six rounds
+                    sides = ["single", "batch", "independent"]
+                    sides = sides[k % 3 :] + sides[: k % 3]
+                    if (k // 3) % 2:
+                        sides.reverse()
+                for side in sides:
                     got[side] = r = run({**spec, "side": side})
                     ref = ref if ref is not None else r["ids"]
                     same = same and r["agree"] and r["ids"] == ref
@@ -216,6 +296,13 @@ def main(argv: list[str] | None = None) -> int:
                 many_mbs.append(timed_mb / wb)
                 busy_warm.append(statistics.median(many["cpus"][1:]) / wb)
                 busy_first.append(many["cpus"][0] / many["walls"][0])
+                if args.independent:
+                    ind = got["independent"]
+                    wi = statistics.median(ind["walls"][1:])
+                    ind_warm.append(w1 / wi)
+                    ind_first.append(one["walls"][0] / ind["walls"][0])
+                    of_ind.append(wi / wb)
+                    of_ind_first.append(ind["walls"][0] / many["walls"][0])
             x = statistics.median(warm_x)
             rows.append(
                 [
@@ -227,8 +314,17 @@ def main(argv: list[str] | None = None) -> int:
                     round(statistics.median(per_core), 1),
                     _range(cold_x),
                     f"{statistics.median(busy_warm):.2f} / {statistics.median(busy_first):.2f}",
-                    "=" if same else "DIFFER",
                 ]
+                + (
+                    [
+                        _range(ind_warm),
+                        _range(ind_first),
+                        f"{statistics.median(of_ind):.2f} / {statistics.median(of_ind_first):.2f}",
+                    ]
+                    if args.independent
+                    else []
+                )
+                + ["=" if same else "DIFFER"]
             )
             targets.append(
                 f"target {v} {form}: batch on {args.threads} threads / single calls = {x:.2f}x "
@@ -244,8 +340,10 @@ def main(argv: list[str] | None = None) -> int:
         "batch MB/cpu-s",
         "unseen x (range)" if args.unseen else "cold x (range)",
         f"batch cpu/wall (warm / {first})",
-        "ids",
     ]
+    if args.independent:
+        headers += ["indep. warm x", f"indep. {first} x", f"batch / indep. (warm / {first})"]
+    headers += ["ids"]
     print(format_table(headers, rows))
     print()
     print("\n".join(targets))
@@ -254,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nsample: {sample['bytes'] / MB:.2f} MB, {sample['documents']} documents; batch: {calls}"
         f"{', new strs every warm pass' if args.new_strs else ''}. Each round: a single-call "
-        f"child and a batch child (fresh processes, one model each); warm x: the single "
+        f"child and a batch child, fresh processes of one model each"
+        f"{' (and an independent-models child, below)' if args.independent else ''}; "
+        f"warm x: the single "
         f"child's median warm pass wall over the batch child's ({args.passes} passes each), "
         f"median over {args.rounds} rounds (range); {first} x: the same for their first passes"
         + (
@@ -263,10 +363,19 @@ def main(argv: list[str] | None = None) -> int:
             else ""
         )
         + "; "
-        f"MB/s: medians of the rounds; batch MB/cpu-s: MB per CPU-second of the batch's warm "
-        f"passes (per core); batch cpu/wall: the batch child's process CPU time over wall time, "
-        f"warm and first pass, medians of the rounds (near 1: it had one core). "
-        f"machine: {mi['cpu']}, {mi['cores']} cores, Python {mi['python']}"
+        "MB/s: medians of the rounds; batch MB/cpu-s: MB per CPU-second of the batch's warm "
+        "passes (per core); batch cpu/wall: the batch child's process CPU time over wall time, "
+        "warm and first pass, medians of the rounds (near 1: it had one core). "
+        + (
+            f"indep.: a child of {args.threads} models of their own on as many Python threads, "
+            f"the calls dealt to them in turn (one call for the sample: the documents dealt in "
+            f"turn), each model's calls on one thread: its speed-up over the single child, "
+            f"warm and {first}, and the batch's over it (the wall of theirs over the batch's, "
+            f"medians of the rounds; above 1: the batch beats independent encoders). "
+            if args.independent
+            else ""
+        )
+        + f"machine: {mi['cpu']}, {mi['cores']} cores, Python {mi['python']}"
     )
     return 0
 
