@@ -65,7 +65,8 @@ def _independent(spec: dict):
     """``--threads`` models of their own on as many Python threads, each encoding its share of
     the calls (every ``--threads``-th call of ``--batch-docs`` documents; one call for the
     sample: every ``--threads``-th document) in one-thread batches: no table, pool or call is
-    shared, so their speed-up over one thread is what this machine gives two encoders at once.
+    shared, so their speed-up over one thread is what this machine gives that many encoders at
+    once.
     Returns the timed function (its output: the calls' outputs in call order), and the function
     that shows every model the same documents first (``--unseen``)."""
     import threading
@@ -265,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                 "unseen": args.unseen,
             }
             warm_x, cold_x, per_core, one_mbs, many_mbs = [], [], [], [], []
-            # --independent: the independent models' speed-up over one thread, warm and first
-            # pass, and the batch's wall over theirs (warm)
+            # --independent: the independent models' speed-up over one thread, and their wall
+            # over the batch's, warm and first pass
             ind_warm, ind_first, of_ind, of_ind_first = [], [], [], []
             # the batch child's CPU over wall, warm and first pass: near 1 when it ran on one
             # core (a core missing from a shared machine shows here, not only in the ratios)
