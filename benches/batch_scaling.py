@@ -61,14 +61,20 @@ TARGET = 1.8  # issue 15: >= 1.8x on 2 cores
 
 
 # ---- the child: one model, one kind of call ------------------------------------------------
+def _calls(docs: list, per: int) -> list:
+    """The documents cut into calls of ``per`` (``--batch-docs``)."""
+    return [docs[i : i + per] for i in range(0, len(docs), per)]
+
+
 def _independent(spec: dict):
     """``--threads`` models of their own on as many Python threads, each encoding its share of
     the calls (every ``--threads``-th call of ``--batch-docs`` documents; one call for the
     sample: every ``--threads``-th document) in one-thread batches: no table, pool or call is
     shared, so their speed-up over one thread is what this machine gives that many encoders at
     once.
-    Returns the timed function (its output: the calls' outputs in call order), and the function
-    that shows every model the same documents first (``--unseen``)."""
+    Returns the timed function (its output: the calls' outputs in call order), the kind of a
+    call's output, and the function that shows every model the same documents first
+    (``--unseen``)."""
     import threading
 
     import tokforge
@@ -78,9 +84,7 @@ def _independent(spec: dict):
     calls = [(tok.encode_batch_numpy if numpy else tok.encode_batch) for tok in toks]
 
     def parts(docs):
-        if per:
-            return [docs[i : i + per] for i in range(0, len(docs), per)]
-        return [docs[k::t] for k in range(t)]
+        return _calls(docs, per) if per else [docs[k::t] for k in range(t)]
 
     def run(docs):
         ps = parts(docs)
@@ -99,10 +103,10 @@ def _independent(spec: dict):
 
     def prime(docs):
         for call in calls:
-            for p in parts(docs) if per else [docs]:
+            for p in _calls(docs, per) if per else [docs]:
                 call(p, disallowed_special=(), num_threads=1)
 
-    return run, prime
+    return run, "flat" if numpy else "lists", prime
 
 
 def _encoder(spec: dict):
@@ -126,7 +130,7 @@ def _encoder(spec: dict):
     def batch(docs):
         if not per:
             return whole(docs)
-        return [whole(docs[i : i + per]) for i in range(0, len(docs), per)]
+        return [whole(c) for c in _calls(docs, per)]
 
     return batch, "flat" if numpy else "lists"
 
@@ -145,8 +149,7 @@ def _ids(out, kind: str, per: int, dealt: int = 0) -> list[str]:
 def child(spec: dict) -> None:
     docs = load_docs(spec)
     if spec["side"] == "independent":
-        fn, prime = _independent(spec)
-        kind = "flat" if spec["form"] == "numpy" else "lists"
+        fn, kind, prime = _independent(spec)
     else:
         fn, kind = _encoder(spec)
         prime = fn
